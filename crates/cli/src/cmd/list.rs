@@ -1,0 +1,137 @@
+//! `racklet-flash list`: the boot ROMs attached now.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use racklet_link::nusb_backend::NusbBus;
+use racklet_link::serial_backend::SystemSerial;
+use racklet_link::{SerialBus, SerialInfo, UsbBus, UsbInfo};
+use serde::Serialize;
+
+use crate::boards::{Boards, Transport};
+use crate::cli::{GlobalArgs, ListArgs};
+use crate::output::{Mode, Output};
+
+/// One row of `list`.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub transport: &'static str,
+    pub port_path: Option<String>,
+    pub id: Option<String>,
+    pub tty: Option<String>,
+    pub product: Option<String>,
+    pub serial: Option<String>,
+    /// SoCs whose ROM (or later stage) uses these ids.
+    pub socs: Vec<String>,
+    /// Stages these ids are seen in ("rom", "loader", ...).
+    pub stages: Vec<String>,
+    pub boards: Vec<String>,
+}
+
+fn matches_usb(boards: &Boards, vid: u16, pid: u16) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut socs = Vec::new();
+    let mut stages = Vec::new();
+    let mut names = Vec::new();
+    for b in &boards.boards {
+        for s in b.usb.iter().filter(|s| s.vid == vid && s.pid == pid) {
+            if !socs.contains(&b.soc) {
+                socs.push(b.soc.clone());
+            }
+            if !stages.contains(&s.stage) {
+                stages.push(s.stage.clone());
+            }
+            if !names.contains(&b.name) {
+                names.push(b.name.clone());
+            }
+        }
+    }
+    (socs, stages, names)
+}
+
+/// The rows for what the buses show now.
+pub fn rows(boards: &Boards, usb: &dyn UsbBus, serial: &dyn SerialBus, all: bool) -> Vec<Row> {
+    let mut rows = Vec::new();
+    // A machine without a USB subsystem has no devices: that is an empty list, not an error.
+    let devices: Vec<UsbInfo> = usb.devices().unwrap_or_default();
+    let ports: Vec<SerialInfo> = serial.ports().unwrap_or_default();
+    for d in devices {
+        let (socs, stages, names) = matches_usb(boards, d.vid, d.pid);
+        // USB ROMs that present as serial ports (CDC-ACM) are listed with their tty below.
+        let serial_rom =
+            names.iter().any(|n| boards.find(n).is_some_and(|b| b.transport == Transport::Serial));
+        if (names.is_empty() && !all) || serial_rom {
+            continue;
+        }
+        rows.push(Row {
+            transport: "usb",
+            port_path: Some(d.port_path.clone()),
+            id: Some(d.id()),
+            tty: None,
+            product: d.product.clone(),
+            serial: d.serial.clone(),
+            socs,
+            stages,
+            boards: names,
+        });
+    }
+    for p in ports {
+        let (socs, stages, names) = match (p.vid, p.pid) {
+            (Some(v), Some(pi)) => matches_usb(boards, v, pi),
+            _ => Default::default(),
+        };
+        if names.is_empty() && !all {
+            continue;
+        }
+        rows.push(Row {
+            transport: "serial",
+            port_path: p.port_path.clone(),
+            id: p.vid.zip(p.pid).map(|(v, pi)| format!("{v:04x}:{pi:04x}")),
+            tty: Some(p.path.clone()),
+            product: p.product.clone(),
+            serial: p.serial.clone(),
+            socs,
+            stages,
+            boards: names,
+        });
+    }
+    rows
+}
+
+pub fn run(g: &GlobalArgs, a: &ListArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    let boards = super::load_boards(g)?;
+    let rows = rows(&boards, &NusbBus, &SystemSerial, a.all);
+    if out.mode == Mode::Json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        eprintln!(
+            "no boot ROM found on USB or serial{}. Put the board in its boot ROM mode (`racklet-flash boards` says how), or use --all to see every device.",
+            if a.all { " (and no other device)" } else { "" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "{:<10} {:<10} {:<10} {:<14} {:<12} {:<10} boards",
+        "transport",
+        "port",
+        "id",
+        "tty",
+        "soc",
+        "stage"
+    );
+    for r in rows {
+        outln!(
+            "{:<10} {:<10} {:<10} {:<14} {:<12} {:<10} {}",
+            r.transport,
+            r.port_path.as_deref().unwrap_or("-"),
+            r.id.as_deref().unwrap_or("-"),
+            r.tty.as_deref().unwrap_or("-"),
+            if r.socs.is_empty() { "-".into() } else { r.socs.join(",") },
+            if r.stages.is_empty() { "-".into() } else { r.stages.join("/") },
+            if r.boards.is_empty() { r.product.clone().unwrap_or_default() } else { r.boards.join(", ") },
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

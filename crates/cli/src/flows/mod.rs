@@ -1,0 +1,369 @@
+//! Per-protocol flows and the context they run in.
+//!
+//! Every protocol module offers the same five entry points:
+//! - `maskrom(ctx)`: find the ROM, load, start; returns an [`Outcome`].
+//! - `attach_sim(sim)`: put the board's virtual ROM on the simulated buses.
+//! - `image(board, args, payload)`: the storage boot image the ROM expects.
+//! - `info(path, bytes)`: decode the protocol's own file formats.
+//! - `serve(board, args, out)`: `racklet-flash sim`, the ROM outside the process.
+//!
+//! The flow code is the same for hardware and simulation: only the buses in
+//! the [`Ctx`] differ.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use racklet_link::transcript::{Recorder, TranscriptWriter};
+use racklet_link::{
+    FailureClass, LinkError, ProgressSink, Selector, SerialBus, SerialInfo, SerialLink, UsbBus, UsbInfo,
+    UsbLink,
+};
+use racklet_sim::serial::SimSerialBus;
+use racklet_sim::usb::SimUsbBus;
+
+use crate::boards::{Board, Protocol};
+use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
+use crate::error::{bad_input, fail};
+use crate::output::Output;
+
+pub mod canaan;
+pub mod fastboot;
+pub mod rockchip;
+pub mod sophgo;
+pub mod starfive;
+
+/// What a finished flow reports (chip info, what ran where).
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// Key/value facts for the summary and the JSON `done` event.
+    pub facts: Vec<(String, String)>,
+}
+
+impl Outcome {
+    pub fn fact(&mut self, k: &str, v: impl Into<String>) {
+        self.facts.push((k.to_string(), v.into()));
+    }
+}
+
+/// Everything one job (one board) needs.
+pub struct Ctx<'a> {
+    pub board: &'a Board,
+    pub args: &'a MaskromArgs,
+    pub usb: Arc<dyn UsbBus>,
+    pub serial: Arc<dyn SerialBus>,
+    /// The device selector of this job, if any.
+    pub selector: Option<Selector>,
+    pub progress: &'a mut dyn ProgressSink,
+    pub transcript: Option<TranscriptWriter>,
+    pub simulate: bool,
+}
+
+/// Lines describing candidates, for "several devices match" errors.
+fn usb_candidates(found: &[UsbInfo]) -> String {
+    found
+        .iter()
+        .map(|d| format!("  --port {:<10} {} {}", d.port_path, d.id(), d.product.clone().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Ctx<'_> {
+    /// How long to wait for the first device.
+    pub fn wait(&self) -> Option<Duration> {
+        self.args.connect.wait
+    }
+
+    /// How long a board may take to come back between stages.
+    pub fn stage_timeout(&self) -> Duration {
+        self.args.connect.stage_timeout
+    }
+
+    fn cancel_fn(&self) -> impl Fn() -> bool + '_ {
+        || self.progress.cancelled()
+    }
+
+    /// Finds the board's USB device whose ids are one of `ids`, honouring
+    /// the selector and `--wait`. More than one match without a selector is
+    /// an error that lists the candidates and the flag to add.
+    pub fn find_usb(&mut self, ids: &[(u16, u16)], what: &str) -> Result<UsbInfo> {
+        if let Some(Selector::Tty(p)) = &self.selector {
+            return Err(bad_input(format!(
+                "--port {}: {} is reached over USB, not a tty; give its USB port path (see `racklet-flash list`)",
+                p.display(),
+                self.board.name
+            )));
+        }
+        let sel = self.selector.clone();
+        let pred = |d: &UsbInfo| {
+            ids.iter().any(|(v, p)| d.vid == *v && d.pid == *p)
+                && sel.as_ref().is_none_or(|s| s.matches_usb(d))
+        };
+        let mut found: Vec<UsbInfo> = self.usb.devices()?.into_iter().filter(|d| pred(d)).collect();
+        if found.is_empty() {
+            if let Some(w) = self.wait() {
+                self.progress.say(format!("waiting up to {}s for {what}...", w.as_secs_f64()));
+                let cancel = self.cancel_fn();
+                found = racklet_link::wait_for_usb(&*self.usb, &pred, w, &cancel).map_err(|e| match e {
+                    LinkError::Timeout { .. } => not_found(self.board, what, &self.selector, Some(w)),
+                    e => e.into(),
+                })?;
+            } else {
+                return Err(not_found(self.board, what, &self.selector, None));
+            }
+        }
+        if found.len() > 1 {
+            return Err(fail(
+                FailureClass::Ambiguous,
+                format!(
+                    "{} devices look like {what}; choose one with --port:\n{}",
+                    found.len(),
+                    usb_candidates(&found)
+                ),
+            ));
+        }
+        Ok(found.remove(0))
+    }
+
+    /// Opens a USB device, recording the transcript when asked.
+    pub fn open_usb(&self, info: &UsbInfo) -> Result<Box<dyn UsbLink>> {
+        let link = self.usb.open(info)?;
+        Ok(match &self.transcript {
+            Some(w) => Box::new(Recorder::usb(link, w.clone())),
+            None => link,
+        })
+    }
+
+    /// Follows the board to its next stage at the same USB port path.
+    pub fn follow_usb(
+        &mut self,
+        port_path: &str,
+        ids: &[(u16, u16)],
+        previous_address: Option<u8>,
+        what: &str,
+    ) -> Result<UsbInfo> {
+        self.progress.say(format!("waiting for {what} at USB port {port_path}..."));
+        let t = self.stage_timeout();
+        let cancel = self.cancel_fn();
+        let pred = |d: &UsbInfo| ids.iter().any(|(v, p)| d.vid == *v && d.pid == *p);
+        racklet_link::discover::follow_usb(&*self.usb, port_path, &pred, previous_address, t, &cancel).map_err(|e| match e {
+            LinkError::Timeout { after, .. } => fail(
+                FailureClass::Timeout,
+                format!(
+                    "{what} did not appear at USB port {port_path} within {}s (raise --stage-timeout if the board needs longer)",
+                    after.as_secs_f64()
+                ),
+            ),
+            e => e.into(),
+        })
+    }
+
+    /// Finds the serial port of the board. `ids` restricts to USB serial
+    /// devices with these ids (a CDC-ACM ROM); `None` accepts any USB serial
+    /// port (a UART adapter).
+    pub fn find_serial(&mut self, ids: Option<&[(u16, u16)]>, what: &str) -> Result<SerialInfo> {
+        let sel = self.selector.clone();
+        let pred = |p: &SerialInfo| {
+            let id_ok = match ids {
+                Some(ids) => ids.iter().any(|(v, pi)| p.vid == Some(*v) && p.pid == Some(*pi)),
+                None => true,
+            };
+            id_ok && sel.as_ref().is_none_or(|s| s.matches_serial(p))
+        };
+        // A tty path given explicitly is used as is, even when it is not in
+        // the port list (a pty, a symlink, a port sysfs does not describe).
+        if let Some(Selector::Tty(path)) = &self.selector {
+            let listed = self.serial.ports()?.into_iter().find(|p| pred(p));
+            let path_s = path.display().to_string();
+            if listed.is_none() && !path.exists() {
+                if let Some(w) = self.wait() {
+                    let cancel = self.cancel_fn();
+                    let start = std::time::Instant::now();
+                    while !path.exists() {
+                        if cancel() {
+                            return Err(LinkError::Interrupted.into());
+                        }
+                        if start.elapsed() >= w {
+                            return Err(not_found(self.board, what, &self.selector, Some(w)));
+                        }
+                        std::thread::sleep(racklet_link::discover::POLL_INTERVAL);
+                    }
+                } else {
+                    return Err(not_found(self.board, what, &self.selector, None));
+                }
+            }
+            return Ok(listed.unwrap_or(SerialInfo { path: path_s, ..Default::default() }));
+        }
+        let mut found: Vec<SerialInfo> = self.serial.ports()?.into_iter().filter(|p| pred(p)).collect();
+        if found.is_empty() {
+            if let Some(w) = self.wait() {
+                self.progress.say(format!("waiting up to {}s for {what}...", w.as_secs_f64()));
+                let cancel = self.cancel_fn();
+                found =
+                    racklet_link::wait_for_serial(&*self.serial, &pred, w, &cancel).map_err(|e| match e {
+                        LinkError::Timeout { .. } => not_found(self.board, what, &self.selector, Some(w)),
+                        e => e.into(),
+                    })?;
+            } else {
+                return Err(not_found(self.board, what, &self.selector, None));
+            }
+        }
+        if found.len() > 1 {
+            let list = found
+                .iter()
+                .map(|p| {
+                    format!(
+                        "  --port {:<14} {} {}",
+                        p.path,
+                        p.port_path.clone().map(|x| format!("(USB {x})")).unwrap_or_default(),
+                        p.product.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(fail(
+                FailureClass::Ambiguous,
+                format!("{} serial ports could be {what}; choose one with --port:\n{list}", found.len()),
+            ));
+        }
+        Ok(found.remove(0))
+    }
+
+    /// Opens a serial port, recording the transcript when asked.
+    pub fn open_serial(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>> {
+        let link = self.serial.open(info, baud)?;
+        Ok(match &self.transcript {
+            Some(w) => {
+                w.record(serde_json::json!({"t":"baud","rate":baud}));
+                Box::new(Recorder::serial(link, w.clone()))
+            }
+            None => link,
+        })
+    }
+}
+
+/// "Not found" with what to do about it.
+pub fn not_found(
+    board: &Board,
+    what: &str,
+    sel: &Option<Selector>,
+    waited: Option<Duration>,
+) -> anyhow::Error {
+    let at = sel.as_ref().map(|s| format!(" at {s}")).unwrap_or_default();
+    let waited = match waited {
+        Some(w) => format!(" (waited {}s)", w.as_secs_f64()),
+        None => String::new(),
+    };
+    let wait_hint = if waited.is_empty() { " Add --wait 30s to wait for it." } else { "" };
+    fail(
+        FailureClass::NotFound,
+        format!(
+            "no {what}{at} found{waited}. To put {} ({}) in its boot ROM mode: {}{wait_hint} `racklet-flash list` shows what is attached; --simulate runs against a virtual ROM.",
+            board.name, board.title, board.enter
+        ),
+    )
+}
+
+/// The simulated world of one job: the buses the virtual ROM sits on.
+pub struct SimCtx<'a> {
+    pub board: &'a Board,
+    pub args: &'a MaskromArgs,
+    /// USB port path the virtual board is plugged into.
+    pub port_path: String,
+    pub usb: SimUsbBus,
+    pub serial: SimSerialBus,
+}
+
+/// A running virtual ROM; after the flow, its verdict says what it received.
+pub trait SimSession: Send {
+    /// What the virtual ROM saw, once the flow is over (e.g. "loaded 4096
+    /// bytes at 0x80360000, jumped to 0x80360000"); an error when it did not
+    /// end in a started payload.
+    fn verdict(&mut self) -> Result<String, String>;
+}
+
+/// Runs the board's flow.
+pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
+    match ctx.board.protocol {
+        Protocol::Rockchip => rockchip::maskrom(ctx),
+        Protocol::Canaan => canaan::maskrom(ctx),
+        Protocol::Sophgo => sophgo::maskrom(ctx),
+        Protocol::Starfive => starfive::maskrom(ctx),
+        Protocol::Fastboot => fastboot::maskrom(ctx),
+    }
+}
+
+/// Attaches the board's virtual ROM.
+pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
+    match sim.board.protocol {
+        Protocol::Rockchip => rockchip::attach_sim(sim),
+        Protocol::Canaan => canaan::attach_sim(sim),
+        Protocol::Sophgo => sophgo::attach_sim(sim),
+        Protocol::Starfive => starfive::attach_sim(sim),
+        Protocol::Fastboot => fastboot::attach_sim(sim),
+    }
+}
+
+/// Builds the storage boot image.
+pub fn image(board: &Board, args: &ImageArgs, payload: &racklet_image::Payload) -> Result<Vec<u8>> {
+    match board.protocol {
+        Protocol::Rockchip => rockchip::image(board, args, payload),
+        Protocol::Canaan => canaan::image(board, args, payload),
+        Protocol::Sophgo => sophgo::image(board, args, payload),
+        Protocol::Starfive => starfive::image(board, args, payload),
+        Protocol::Fastboot => fastboot::image(board, args, payload),
+    }
+}
+
+/// Serves the board's virtual ROM (`racklet-flash sim`).
+pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
+    match board.protocol {
+        Protocol::Rockchip => rockchip::serve(board, args, out),
+        Protocol::Canaan => canaan::serve(board, args, out),
+        Protocol::Sophgo => sophgo::serve(board, args, out),
+        Protocol::Starfive => starfive::serve(board, args, out),
+        Protocol::Fastboot => fastboot::serve(board, args, out),
+    }
+}
+
+/// A decoded file for `racklet-flash info`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct InfoReport {
+    /// What the file is ("RKBOOT loader", "JH7110 SPL image", ...).
+    pub kind: String,
+    /// Decoded fields, in order.
+    pub fields: Vec<(String, String)>,
+    /// Integrity checks (name, passed).
+    pub checks: Vec<(String, bool)>,
+    /// Protocol of the boards this format is for.
+    #[serde(skip)]
+    pub protocol: Option<Protocol>,
+    /// SoCs this file is for, when the format says.
+    pub socs: Vec<String>,
+    /// Payload inside the file (load address, bytes), for fit checks.
+    #[serde(skip)]
+    pub payload: Option<(u64, u64)>,
+}
+
+/// Tries every protocol's decoder on a file.
+pub fn info(path: &std::path::Path, bytes: &[u8]) -> Option<InfoReport> {
+    rockchip::info(path, bytes)
+        .or_else(|| starfive::info(path, bytes))
+        .or_else(|| sophgo::info(path, bytes))
+        .or_else(|| canaan::info(path, bytes))
+        .or_else(|| fastboot::info(path, bytes))
+}
+
+/// The error of a protocol whose support has not landed yet.
+pub fn not_built(protocol: &str, issue: u32) -> anyhow::Error {
+    fail(FailureClass::Other, format!("{protocol} support is not built yet (tracked in issue #{issue})"))
+}
+
+/// Loads an ELF or raw payload for `board` and checks that it fits the
+/// board's load window, before any device is touched.
+pub fn load_payload(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
+    let p = racklet_image::load(path, board.arch())?;
+    let at = p.load_address.unwrap_or(board.load_address);
+    racklet_image::check_fit(path, at, p.bytes.len() as u64, &board.window())?;
+    Ok(p)
+}

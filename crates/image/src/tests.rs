@@ -1,0 +1,131 @@
+//! Tests build their ELF files by hand from the ELF specification, so the
+//! expected flat images do not come from the code under test.
+
+use super::*;
+
+/// (paddr, data, memsz)
+fn elf64(machine: u16, entry: u64, segs: &[(u64, &[u8], u64)]) -> Vec<u8> {
+    let phoff = 64u64;
+    let phnum = segs.len() as u64;
+    let mut data_off = phoff + 56 * phnum;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x7fELF");
+    out.extend_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, version 1, SysV
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    out.extend_from_slice(&machine.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&entry.to_le_bytes());
+    out.extend_from_slice(&phoff.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    out.extend_from_slice(&0u32.to_le_bytes()); // flags
+    out.extend_from_slice(&64u16.to_le_bytes()); // ehsize
+    out.extend_from_slice(&56u16.to_le_bytes()); // phentsize
+    out.extend_from_slice(&(phnum as u16).to_le_bytes());
+    out.extend_from_slice(&64u16.to_le_bytes()); // shentsize
+    out.extend_from_slice(&0u16.to_le_bytes()); // shnum
+    out.extend_from_slice(&0u16.to_le_bytes()); // shstrndx
+    assert_eq!(out.len(), 64);
+    for (addr, bytes, memsz) in segs {
+        out.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        out.extend_from_slice(&5u32.to_le_bytes()); // R+X
+        out.extend_from_slice(&data_off.to_le_bytes());
+        out.extend_from_slice(&addr.to_le_bytes()); // vaddr
+        out.extend_from_slice(&addr.to_le_bytes()); // paddr
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&memsz.to_le_bytes());
+        out.extend_from_slice(&8u64.to_le_bytes());
+        data_off += bytes.len() as u64;
+    }
+    for (_, bytes, _) in segs {
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+const RISCV: u16 = 243;
+const AARCH64: u16 = 183;
+
+fn p() -> PathBuf {
+    PathBuf::from("payload.elf")
+}
+
+#[test]
+fn two_segments_with_a_small_gap_flatten_with_zero_fill() {
+    let elf = elf64(RISCV, 0x8000_0000, &[(0x8000_0000, &[1, 2, 3, 4], 4), (0x8000_0008, &[9, 9], 0x100)]);
+    let pl = load_bytes(&p(), elf, Some(Arch::Riscv64)).unwrap();
+    assert_eq!(pl.bytes, vec![1, 2, 3, 4, 0, 0, 0, 0, 9, 9]);
+    assert_eq!(pl.load_address, Some(0x8000_0000));
+    assert_eq!(pl.entry, Some(0x8000_0000));
+    assert!(matches!(pl.source, Source::Elf { arch: Arch::Riscv64, .. }));
+}
+
+#[test]
+fn segment_order_in_the_file_does_not_matter() {
+    let elf = elf64(RISCV, 0x100, &[(0x104, &[5], 1), (0x100, &[1, 2, 3, 4], 4)]);
+    let pl = load_bytes(&p(), elf, None).unwrap();
+    assert_eq!(pl.bytes, vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn wrong_architecture_is_refused_by_name() {
+    let elf = elf64(AARCH64, 0x100, &[(0x100, &[1], 1)]);
+    let e = load_bytes(&p(), elf, Some(Arch::Riscv64)).unwrap_err();
+    assert!(matches!(e, ImageError::WrongArch { found: Arch::Aarch64, expected: Arch::Riscv64, .. }));
+    assert!(e.to_string().contains("payload.elf"));
+}
+
+#[test]
+fn overlap_gap_entry_and_empty_are_refused() {
+    let overlap = elf64(RISCV, 0x100, &[(0x100, &[1, 2, 3, 4], 4), (0x102, &[5], 1)]);
+    assert!(matches!(load_bytes(&p(), overlap, None), Err(ImageError::Overlap { .. })));
+    let gap = elf64(RISCV, 0x100, &[(0x100, &[1], 1), (0x100 + 1 + MAX_GAP + 1, &[2], 1)]);
+    assert!(matches!(load_bytes(&p(), gap, None), Err(ImageError::Gap { .. })));
+    let just_fits = elf64(RISCV, 0x100, &[(0x100, &[1], 1), (0x100 + 1 + MAX_GAP, &[2], 1)]);
+    assert_eq!(load_bytes(&p(), just_fits, None).unwrap().bytes.len() as u64, MAX_GAP + 2);
+    let entry = elf64(RISCV, 0x200, &[(0x100, &[1], 1)]);
+    assert!(matches!(load_bytes(&p(), entry, None), Err(ImageError::EntryOutside { .. })));
+    let bss_only = elf64(RISCV, 0x100, &[(0x100, &[], 0x100)]);
+    assert!(matches!(load_bytes(&p(), bss_only, None), Err(ImageError::NoSegments { .. })));
+}
+
+#[test]
+fn truncated_elf_is_a_clear_error_not_a_panic() {
+    let elf = elf64(RISCV, 0x100, &[(0x100, &[1, 2, 3, 4, 5, 6, 7, 8], 8)]);
+    for cut in [5, 20, 63, 64, 100, elf.len() - 1] {
+        let r = load_bytes(&p(), elf[..cut].to_vec(), None);
+        assert!(matches!(r, Err(ImageError::BadElf { .. })), "cut at {cut}: {r:?}");
+    }
+}
+
+#[test]
+fn raw_files_pass_through() {
+    let pl = load_bytes(&p(), vec![0x13, 0, 0, 0], Some(Arch::Riscv64)).unwrap();
+    assert_eq!(pl.source, Source::Raw);
+    assert_eq!(pl.load_address, None);
+    // sha256("") style check with a known vector: sha256 of the 3 bytes "abc".
+    assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+#[test]
+fn files_that_are_missing_empty_or_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(read_input(dir.path()), Err(ImageError::IsDirectory { .. })));
+    let empty = dir.path().join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(read_input(&empty), Err(ImageError::Empty { .. })));
+    assert!(matches!(read_input(&dir.path().join("nope")), Err(ImageError::Read { .. })));
+}
+
+#[test]
+fn window_checks() {
+    let w = Window { board: "b".into(), base: 0x1000, size: 0x100, max_payload: None };
+    check_fit(&p(), 0x1000, 0x100, &w).unwrap();
+    assert!(matches!(check_fit(&p(), 0x1000, 0x101, &w), Err(ImageError::TooLarge { limit: 0x100, .. })));
+    assert!(matches!(check_fit(&p(), 0x1080, 0x81, &w), Err(ImageError::TooLarge { limit: 0x80, .. })));
+    assert!(matches!(check_fit(&p(), 0x800, 0x10, &w), Err(ImageError::OutsideWindow { .. })));
+    assert!(matches!(check_fit(&p(), 0x1100, 0x1, &w), Err(ImageError::OutsideWindow { .. })));
+    let strict = Window { max_payload: Some((0x20, "spl_tool's buffer".into())), ..w };
+    let e = check_fit(&p(), 0x1000, 0x21, &strict).unwrap_err();
+    assert!(e.to_string().contains("spl_tool's buffer"), "{e}");
+}

@@ -1,0 +1,314 @@
+//! Real USB devices through nusb (blocking, via `MaybeFuture::wait`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use nusb::transfer::{Buffer, Bulk, ControlIn, ControlOut, ControlType, In, Out, Recipient, TransferError};
+use nusb::{Endpoint, Interface, MaybeFuture};
+
+use crate::error::PERMISSION_HINT;
+use crate::usb::EndpointKind;
+use crate::{ControlSetup, EndpointInfo, InterfaceInfo, LinkError, UsbBus, UsbInfo, UsbLink};
+
+/// Size of one bulk OUT transfer; several are kept in flight.
+const BULK_CHUNK: usize = 64 * 1024;
+/// Bulk OUT transfers kept in flight at once, so the host controller never
+/// waits for user space between transfers.
+const BULK_IN_FLIGHT: usize = 4;
+
+/// The system's USB bus.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NusbBus;
+
+fn speed_name(s: Option<nusb::Speed>) -> Option<String> {
+    s.map(|s| {
+        match s {
+            nusb::Speed::Low => "low",
+            nusb::Speed::Full => "full",
+            nusb::Speed::High => "high",
+            nusb::Speed::Super => "super",
+            nusb::Speed::SuperPlus => "super+",
+            _ => "unknown",
+        }
+        .to_string()
+    })
+}
+
+fn bus_number(d: &nusb::DeviceInfo) -> u8 {
+    #[cfg(target_os = "linux")]
+    {
+        d.busnum()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        d.bus_id().trim_start_matches('0').parse().unwrap_or(0)
+    }
+}
+
+/// `bus-port.port…` as Linux sysfs writes it.
+pub fn port_path(bus: u8, chain: &[u8]) -> String {
+    let ports: Vec<String> = chain.iter().map(|p| p.to_string()).collect();
+    format!("{bus}-{}", ports.join("."))
+}
+
+fn info_from(d: &nusb::DeviceInfo) -> UsbInfo {
+    let bus = bus_number(d);
+    UsbInfo {
+        vid: d.vendor_id(),
+        pid: d.product_id(),
+        bcd_usb: d.usb_version(),
+        bcd_device: d.device_version(),
+        manufacturer: d.manufacturer_string().map(str::to_string),
+        product: d.product_string().map(str::to_string),
+        serial: d.serial_number().map(str::to_string),
+        bus,
+        address: d.device_address(),
+        port_path: port_path(bus, d.port_chain()),
+        speed: speed_name(d.speed()),
+        interfaces: d
+            .interfaces()
+            .map(|i| InterfaceInfo {
+                number: i.interface_number(),
+                class: i.class(),
+                subclass: i.subclass(),
+                protocol: i.protocol(),
+                endpoints: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+fn map_err(op: &str, device: &str, e: nusb::Error) -> LinkError {
+    match e.kind() {
+        nusb::ErrorKind::PermissionDenied => {
+            LinkError::PermissionDenied { device: device.to_string(), hint: PERMISSION_HINT.to_string() }
+        }
+        nusb::ErrorKind::Disconnected => LinkError::Disconnected { op: op.to_string() },
+        nusb::ErrorKind::Busy => LinkError::Busy { device: device.to_string() },
+        nusb::ErrorKind::NotFound => LinkError::NotFound { what: format!("{op} on {device}") },
+        _ => LinkError::io(op, e),
+    }
+}
+
+fn map_transfer(op: &str, timeout: Duration, e: TransferError) -> LinkError {
+    match e {
+        TransferError::Cancelled => LinkError::Timeout { op: op.to_string(), after: timeout },
+        TransferError::Stall => LinkError::Stall { op: op.to_string() },
+        TransferError::Disconnected => LinkError::Disconnected { op: op.to_string() },
+        e => LinkError::io(op, e),
+    }
+}
+
+impl UsbBus for NusbBus {
+    fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
+        let list =
+            nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
+        Ok(list.map(|d| info_from(&d)).collect())
+    }
+
+    fn open(&self, want: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError> {
+        let name = format!("USB device {} at port {}", want.id(), want.port_path);
+        let list =
+            nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
+        let dev_info = list
+            .into_iter()
+            .find(|d| bus_number(d) == want.bus && d.device_address() == want.address)
+            .ok_or_else(|| LinkError::Disconnected { op: format!("opening {name}") })?;
+        let device = dev_info.open().wait().map_err(|e| map_err("opening", &name, e))?;
+        let mut info = info_from(&dev_info);
+        if let Ok(cfg) = device.active_configuration() {
+            info.interfaces = cfg
+                .interfaces()
+                .map(|i| {
+                    let alt = i.first_alt_setting();
+                    InterfaceInfo {
+                        number: alt.interface_number(),
+                        class: alt.class(),
+                        subclass: alt.subclass(),
+                        protocol: alt.protocol(),
+                        endpoints: alt
+                            .endpoints()
+                            .map(|e| EndpointInfo {
+                                address: e.address(),
+                                kind: match e.transfer_type() {
+                                    nusb::descriptors::TransferType::Control => EndpointKind::Control,
+                                    nusb::descriptors::TransferType::Isochronous => EndpointKind::Isochronous,
+                                    nusb::descriptors::TransferType::Bulk => EndpointKind::Bulk,
+                                    nusb::descriptors::TransferType::Interrupt => EndpointKind::Interrupt,
+                                },
+                                max_packet_size: e.max_packet_size() as u16,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+        }
+        Ok(Box::new(NusbLink {
+            device,
+            info,
+            name,
+            interfaces: HashMap::new(),
+            outs: HashMap::new(),
+            ins: HashMap::new(),
+        }))
+    }
+}
+
+/// An open nusb device. Interfaces are claimed on first use of one of
+/// their endpoints.
+pub struct NusbLink {
+    device: nusb::Device,
+    info: UsbInfo,
+    name: String,
+    interfaces: HashMap<u8, Interface>,
+    outs: HashMap<u8, Endpoint<Bulk, Out>>,
+    ins: HashMap<u8, Endpoint<Bulk, In>>,
+}
+
+impl NusbLink {
+    fn interface_for(&mut self, ep: u8) -> Result<Interface, LinkError> {
+        let number = self
+            .info
+            .interfaces
+            .iter()
+            .find(|i| i.endpoints.iter().any(|e| e.address == ep))
+            .map(|i| i.number)
+            .ok_or_else(|| LinkError::NotFound { what: format!("endpoint 0x{ep:02x} on {}", self.name) })?;
+        if let Some(i) = self.interfaces.get(&number) {
+            return Ok(i.clone());
+        }
+        let intf = self
+            .device
+            .detach_and_claim_interface(number)
+            .wait()
+            .map_err(|e| map_err(&format!("claiming interface {number}"), &self.name, e))?;
+        self.interfaces.insert(number, intf.clone());
+        Ok(intf)
+    }
+
+    fn split(setup: ControlSetup) -> (ControlType, Recipient) {
+        let ct = match (setup.request_type >> 5) & 3 {
+            0 => ControlType::Standard,
+            1 => ControlType::Class,
+            _ => ControlType::Vendor,
+        };
+        let rc = match setup.request_type & 0x1f {
+            0 => Recipient::Device,
+            1 => Recipient::Interface,
+            2 => Recipient::Endpoint,
+            _ => Recipient::Other,
+        };
+        (ct, rc)
+    }
+}
+
+impl UsbLink for NusbLink {
+    fn info(&self) -> &UsbInfo {
+        &self.info
+    }
+
+    fn control_out(&mut self, setup: ControlSetup, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        let (control_type, recipient) = Self::split(setup);
+        let op = format!(
+            "control OUT request 0x{:02x} index 0x{:04x} ({} bytes)",
+            setup.request,
+            setup.index,
+            data.len()
+        );
+        self.device
+            .control_out(
+                ControlOut {
+                    control_type,
+                    recipient,
+                    request: setup.request,
+                    value: setup.value,
+                    index: setup.index,
+                    data,
+                },
+                timeout,
+            )
+            .wait()
+            .map_err(|e| map_transfer(&op, timeout, e))
+    }
+
+    fn control_in(&mut self, setup: ControlSetup, len: u16, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        let (control_type, recipient) = Self::split(setup);
+        let op = format!("control IN request 0x{:02x}", setup.request);
+        self.device
+            .control_in(
+                ControlIn {
+                    control_type,
+                    recipient,
+                    request: setup.request,
+                    value: setup.value,
+                    index: setup.index,
+                    length: len,
+                },
+                timeout,
+            )
+            .wait()
+            .map_err(|e| map_transfer(&op, timeout, e))
+    }
+
+    fn bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        let op = format!("bulk OUT to endpoint 0x{ep:02x}");
+        if !self.outs.contains_key(&ep) {
+            let intf = self.interface_for(ep)?;
+            let e = intf.endpoint::<Bulk, Out>(ep).map_err(|e| map_err(&op, &self.name, e))?;
+            self.outs.insert(ep, e);
+        }
+        let endpoint = self.outs.get_mut(&ep).expect("inserted above");
+        let mut chunks = data.chunks(BULK_CHUNK);
+        if data.is_empty() {
+            endpoint.submit(Buffer::new(0));
+        }
+        for c in chunks.by_ref().take(BULK_IN_FLIGHT) {
+            endpoint.submit(Buffer::from(c));
+        }
+        while endpoint.pending() > 0 {
+            let Some(done) = endpoint.wait_next_complete(timeout) else {
+                endpoint.cancel_all();
+                while endpoint.pending() > 0 {
+                    let _ = endpoint.wait_next_complete(Duration::from_millis(100));
+                }
+                return Err(LinkError::Timeout { op, after: timeout });
+            };
+            if let Err(e) = done.status {
+                endpoint.cancel_all();
+                while endpoint.pending() > 0 {
+                    let _ = endpoint.wait_next_complete(Duration::from_millis(100));
+                }
+                return Err(map_transfer(&op, timeout, e));
+            }
+            if let Some(c) = chunks.next() {
+                endpoint.submit(Buffer::from(c));
+            }
+        }
+        Ok(())
+    }
+
+    fn bulk_in(&mut self, ep: u8, max_len: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        let op = format!("bulk IN from endpoint 0x{ep:02x}");
+        if !self.ins.contains_key(&ep) {
+            let intf = self.interface_for(ep)?;
+            let e = intf.endpoint::<Bulk, In>(ep).map_err(|e| map_err(&op, &self.name, e))?;
+            self.ins.insert(ep, e);
+        }
+        let endpoint = self.ins.get_mut(&ep).expect("inserted above");
+        // nusb wants IN lengths in whole packets.
+        let mps = endpoint.max_packet_size().max(1);
+        let len = max_len.max(1).div_ceil(mps) * mps;
+        let done = endpoint.transfer_blocking(Buffer::new(len), timeout);
+        let buf = done.into_result().map_err(|e| map_transfer(&op, timeout, e))?;
+        Ok(buf.into_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_path_is_sysfs_form() {
+        assert_eq!(super::port_path(1, &[3, 2]), "1-3.2");
+        assert_eq!(super::port_path(2, &[1]), "2-1");
+    }
+}

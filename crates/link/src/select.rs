@@ -1,0 +1,166 @@
+//! The one selector syntax for every transport: `--port SEL`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// How the user chose a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// A physical USB location as Linux sysfs writes it: `1-3.2`
+    /// (an interface suffix such as `:1.0` is accepted and ignored).
+    UsbPath(String),
+    /// A tty path; symlinks (`/dev/serial/by-path/...`) are canonicalised.
+    Tty(PathBuf),
+    /// `vid:pid` with an optional `:serial`.
+    UsbId { vid: u16, pid: u16, serial: Option<String> },
+}
+
+/// A selector that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid --port selector '{input}': {why}. Use a USB port path (1-3.2), a tty path (/dev/ttyUSB0) or vid:pid[:serial] (2207:350a)"
+)]
+pub struct SelectorError {
+    pub input: String,
+    pub why: String,
+}
+
+impl Selector {
+    /// Parses a selector. Accepted forms: `usb:1-3.2` or `1-3.2`,
+    /// `tty:/dev/ttyUSB0` or any path starting with `/` or `.`, `COM3`,
+    /// `2207:350a` and `2207:350a:SERIAL`.
+    pub fn parse(input: &str) -> Result<Selector, SelectorError> {
+        let err = |why: &str| SelectorError { input: input.to_string(), why: why.to_string() };
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(err("it is empty"));
+        }
+        if let Some(rest) = s.strip_prefix("tty:") {
+            return Ok(Selector::Tty(canonical_tty(rest)));
+        }
+        if s.starts_with('/') || s.starts_with('.') || s.to_ascii_uppercase().starts_with("COM") {
+            return Ok(Selector::Tty(canonical_tty(s)));
+        }
+        let s = s.strip_prefix("usb:").unwrap_or(s);
+        if let Some(path) = parse_usb_path(s) {
+            return Ok(Selector::UsbPath(path));
+        }
+        let parts: Vec<&str> = s.splitn(3, ':').collect();
+        if parts.len() >= 2 {
+            let vid =
+                u16::from_str_radix(parts[0], 16).map_err(|_| err("the vendor id is not 4 hex digits"))?;
+            let pid =
+                u16::from_str_radix(parts[1], 16).map_err(|_| err("the product id is not 4 hex digits"))?;
+            if parts[0].len() > 4 || parts[1].len() > 4 {
+                return Err(err("a USB id has at most 4 hex digits"));
+            }
+            let serial = parts.get(2).map(|s| s.to_string()).filter(|s| !s.is_empty());
+            return Ok(Selector::UsbId { vid, pid, serial });
+        }
+        Err(err("it is not a port path, a tty path or vid:pid"))
+    }
+
+    /// True when the selector names this USB device.
+    pub fn matches_usb(&self, info: &crate::UsbInfo) -> bool {
+        match self {
+            Selector::UsbPath(p) => &info.port_path == p,
+            Selector::UsbId { vid, pid, serial } => {
+                info.vid == *vid
+                    && info.pid == *pid
+                    && serial.as_ref().is_none_or(|s| info.serial.as_deref() == Some(s))
+            }
+            Selector::Tty(_) => false,
+        }
+    }
+
+    /// True when the selector names this serial port (by tty path, by the
+    /// USB port path of its adapter, or by the adapter's ids).
+    pub fn matches_serial(&self, info: &crate::SerialInfo) -> bool {
+        match self {
+            Selector::Tty(p) => canonical_tty(&info.path) == *p,
+            Selector::UsbPath(p) => info.port_path.as_deref() == Some(p.as_str()),
+            Selector::UsbId { vid, pid, serial } => {
+                info.vid == Some(*vid)
+                    && info.pid == Some(*pid)
+                    && serial.as_ref().is_none_or(|s| info.serial.as_deref() == Some(s))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::UsbPath(p) => write!(f, "{p}"),
+            Selector::Tty(p) => write!(f, "{}", p.display()),
+            Selector::UsbId { vid, pid, serial: None } => write!(f, "{vid:04x}:{pid:04x}"),
+            Selector::UsbId { vid, pid, serial: Some(s) } => write!(f, "{vid:04x}:{pid:04x}:{s}"),
+        }
+    }
+}
+
+/// `1-3.2`, `1-3.2:1.0`, `3-1` → the port path without interface suffix.
+fn parse_usb_path(s: &str) -> Option<String> {
+    let s = s.split(':').next().filter(|_| {
+        // An interface suffix looks like ":1.0"; vid:pid has hex on both sides and no '-'.
+        s.contains('-')
+    })?;
+    let (bus, ports) = s.split_once('-')?;
+    if bus.is_empty() || !bus.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if ports.is_empty() || !ports.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    Some(s.to_string())
+}
+
+/// Resolves symlinks of a tty path; leaves it alone when it does not exist.
+pub fn canonical_tty(path: &str) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(Selector::parse("1-3.2").unwrap(), Selector::UsbPath("1-3.2".into()));
+        assert_eq!(Selector::parse("usb:2-1").unwrap(), Selector::UsbPath("2-1".into()));
+        assert_eq!(Selector::parse("1-3.2:1.0").unwrap(), Selector::UsbPath("1-3.2".into()));
+        assert_eq!(
+            Selector::parse("2207:350a").unwrap(),
+            Selector::UsbId { vid: 0x2207, pid: 0x350a, serial: None }
+        );
+        assert_eq!(
+            Selector::parse("2207:350A:abc").unwrap(),
+            Selector::UsbId { vid: 0x2207, pid: 0x350a, serial: Some("abc".into()) }
+        );
+        assert_eq!(
+            Selector::parse("/dev/does-not-exist-ttyX").unwrap(),
+            Selector::Tty("/dev/does-not-exist-ttyX".into())
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "  ", "banana", "1-", "-3", "1-3..2", "x-3", "zzzz:0001", "12345:1"] {
+            let e = Selector::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("invalid --port selector"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn symlinks_are_canonicalised() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("ttyFAKE0");
+        std::fs::write(&target, b"").unwrap();
+        let link = dir.path().join("by-path-link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let sel = Selector::parse(link.to_str().unwrap()).unwrap();
+        assert_eq!(sel, Selector::Tty(std::fs::canonicalize(&target).unwrap()));
+        let info = crate::SerialInfo { path: target.to_str().unwrap().into(), ..Default::default() };
+        assert!(sel.matches_serial(&info));
+    }
+}

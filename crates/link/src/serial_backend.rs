@@ -1,0 +1,212 @@
+//! Real serial ports through serialport, and port discovery through sysfs.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::SERIAL_PERMISSION_HINT;
+use crate::{LinkError, SerialBus, SerialInfo, SerialLink};
+
+/// The system's serial ports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemSerial;
+
+/// An open serial port.
+pub struct SerialPortLink {
+    port: Box<dyn serialport::SerialPort>,
+    info: SerialInfo,
+}
+
+impl SerialPortLink {
+    /// Opens `info.path` at `baud`, 8N1, no flow control.
+    pub fn open(info: SerialInfo, baud: u32) -> Result<Self, LinkError> {
+        let port = serialport::new(&info.path, baud)
+            .timeout(Duration::from_millis(100))
+            .data_bits(serialport::DataBits::Eight)
+            .parity(serialport::Parity::None)
+            .stop_bits(serialport::StopBits::One)
+            .flow_control(serialport::FlowControl::None)
+            .open()
+            .map_err(|e| map_err(&info.path, "opening", e))?;
+        Ok(SerialPortLink { port, info })
+    }
+}
+
+fn map_err(path: &str, op: &str, e: serialport::Error) -> LinkError {
+    match e.kind() {
+        serialport::ErrorKind::NoDevice => LinkError::Disconnected { op: format!("{op} {path}") },
+        serialport::ErrorKind::Io(std::io::ErrorKind::NotFound) => {
+            LinkError::NotFound { what: format!("serial port {path}") }
+        }
+        serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied) => {
+            LinkError::PermissionDenied { device: path.to_string(), hint: SERIAL_PERMISSION_HINT.to_string() }
+        }
+        _ => LinkError::io(format!("{op} {path}"), e),
+    }
+}
+
+fn map_io(path: &str, op: &str, timeout: Duration, e: std::io::Error) -> LinkError {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            LinkError::Timeout { op: format!("{op} {path}"), after: timeout }
+        }
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::NotConnected => {
+            LinkError::Disconnected { op: format!("{op} {path}") }
+        }
+        _ if e.raw_os_error() == Some(5) || e.raw_os_error() == Some(19) => {
+            // EIO / ENODEV: the USB serial device went away.
+            LinkError::Disconnected { op: format!("{op} {path}") }
+        }
+        _ => LinkError::io(format!("{op} {path}"), e),
+    }
+}
+
+impl SerialLink for SerialPortLink {
+    fn info(&self) -> &SerialInfo {
+        &self.info
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
+        let t = self.port.timeout();
+        self.port.write_all(data).map_err(|e| map_io(&self.info.path, "writing to", t, e))?;
+        self.port.flush().map_err(|e| map_io(&self.info.path, "flushing", t, e))
+    }
+
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.port.set_timeout(timeout).map_err(|e| map_err(&self.info.path, "configuring", e))?;
+        match self.port.read(buf) {
+            Ok(0) => Err(LinkError::Disconnected { op: format!("reading {}", self.info.path) }),
+            Ok(n) => Ok(n),
+            Err(e) => Err(map_io(&self.info.path, "reading", timeout, e)),
+        }
+    }
+
+    fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        self.port.set_baud_rate(baud).map_err(|e| map_err(&self.info.path, "setting the baud rate of", e))
+    }
+
+    fn clear_input(&mut self) -> Result<(), LinkError> {
+        self.port
+            .clear(serialport::ClearBuffer::Input)
+            .map_err(|e| map_err(&self.info.path, "clearing the input of", e))
+    }
+}
+
+impl SerialBus for SystemSerial {
+    fn ports(&self) -> Result<Vec<SerialInfo>, LinkError> {
+        if Path::new("/sys/class/tty").is_dir() {
+            return Ok(sysfs_ports(Path::new("/sys/class/tty")));
+        }
+        let ports = serialport::available_ports().map_err(|e| LinkError::io("listing serial ports", e))?;
+        Ok(ports
+            .into_iter()
+            .map(|p| {
+                let mut info = SerialInfo { path: p.port_name, ..Default::default() };
+                if let serialport::SerialPortType::UsbPort(u) = p.port_type {
+                    info.vid = Some(u.vid);
+                    info.pid = Some(u.pid);
+                    info.serial = u.serial_number;
+                    info.manufacturer = u.manufacturer;
+                    info.product = u.product;
+                }
+                info
+            })
+            .collect())
+    }
+
+    fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError> {
+        Ok(Box::new(SerialPortLink::open(info.clone(), baud)?))
+    }
+}
+
+fn read_attr(dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(name)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Is this a USB device directory name such as `1-3.2` (not `1-3.2:1.0`, not `usb1`)?
+fn is_usb_port_dir(name: &str) -> bool {
+    match name.split_once('-') {
+        Some((bus, ports)) => {
+            !bus.is_empty()
+                && bus.chars().all(|c| c.is_ascii_digit())
+                && !ports.is_empty()
+                && ports.chars().all(|c| c.is_ascii_digit() || c == '.')
+        }
+        None => false,
+    }
+}
+
+/// Lists USB serial ports (ttyUSB*, ttyACM*) from a sysfs tty class
+/// directory, with the facts of the USB device they belong to.
+pub fn sysfs_ports(class_dir: &Path) -> Vec<SerialInfo> {
+    let Ok(entries) = std::fs::read_dir(class_dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !(name.starts_with("ttyUSB") || name.starts_with("ttyACM")) {
+            continue;
+        }
+        let mut info = SerialInfo { path: format!("/dev/{name}"), ..Default::default() };
+        if let Ok(dev) = std::fs::canonicalize(e.path().join("device")) {
+            // Walk up to the USB device directory (named like 1-3.2).
+            let usb_dir = dev
+                .ancestors()
+                .find(|a| a.file_name().map(|n| is_usb_port_dir(&n.to_string_lossy())).unwrap_or(false));
+            if let Some(d) = usb_dir {
+                info.port_path = d.file_name().map(|n| n.to_string_lossy().to_string());
+                info.vid = read_attr(d, "idVendor").and_then(|v| u16::from_str_radix(&v, 16).ok());
+                info.pid = read_attr(d, "idProduct").and_then(|v| u16::from_str_radix(&v, 16).ok());
+                info.serial = read_attr(d, "serial");
+                info.manufacturer = read_attr(d, "manufacturer");
+                info.product = read_attr(d, "product");
+            }
+        }
+        out.push(info);
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The FTDI latency timer of a ttyUSB port in milliseconds, when the
+/// adapter has one (`/sys/bus/usb-serial/devices/ttyUSBn/latency_timer`).
+pub fn ftdi_latency_timer(tty_path: &str) -> Option<u32> {
+    let name = Path::new(tty_path).file_name()?.to_string_lossy().to_string();
+    read_attr(&Path::new("/sys/bus/usb-serial/devices").join(name), "latency_timer")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_scan_finds_usb_serial_with_port_path() {
+        let root = tempfile::tempdir().unwrap();
+        let usbdev = root.path().join("devices/pci0000:00/usb1/1-3/1-3.2");
+        let intf = usbdev.join("1-3.2:1.0/tty/ttyACM0");
+        std::fs::create_dir_all(&intf).unwrap();
+        std::fs::write(usbdev.join("idVendor"), "3346\n").unwrap();
+        std::fs::write(usbdev.join("idProduct"), "1000\n").unwrap();
+        std::fs::write(usbdev.join("product"), "USB Com Port\n").unwrap();
+        let class = root.path().join("class/tty/ttyACM0");
+        std::fs::create_dir_all(&class).unwrap();
+        std::os::unix::fs::symlink(usbdev.join("1-3.2:1.0"), class.join("device")).unwrap();
+        // A non-USB tty is ignored.
+        std::fs::create_dir_all(root.path().join("class/tty/ttyS0")).unwrap();
+
+        let ports = sysfs_ports(&root.path().join("class/tty"));
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].path, "/dev/ttyACM0");
+        assert_eq!(ports[0].port_path.as_deref(), Some("1-3.2"));
+        assert_eq!(ports[0].vid, Some(0x3346));
+        assert_eq!(ports[0].pid, Some(0x1000));
+        assert_eq!(ports[0].product.as_deref(), Some("USB Com Port"));
+    }
+
+    #[test]
+    fn usb_dir_names() {
+        assert!(is_usb_port_dir("1-3.2"));
+        assert!(is_usb_port_dir("3-1"));
+        assert!(!is_usb_port_dir("1-3.2:1.0"));
+        assert!(!is_usb_port_dir("usb1"));
+    }
+}

@@ -1,0 +1,18 @@
+//! racklet-sim: virtual boot ROMs, the device side of every protocol.
+//!
+//! Each virtual ROM is written from the vendor fact sheets in
+//! `shared/protocols/`, never from the client code in `protocols/`: this
+//! crate must not depend on a protocol crate. A ROM checks what the real ROM
+//! checks (CRCs, headers, sizes, order of steps) and answers as it answers,
+//! errors included.
+//!
+//! - USB ROMs implement the event-driven [`usb::UsbDevice`] trait (a control
+//!   request arrives, bulk OUT data arrives, the host asks for bulk IN). The
+//!   [`usb::SimUsbBus`] makes them appear on a virtual bus and opens them as
+//!   ordinary [`racklet_link::UsbLink`]s, with re-enumeration and port paths.
+//! - Serial ROMs run on a thread at the master side of a pseudo-terminal
+//!   ([`serial::PtyPair`]); the client opens the slave path with the real
+//!   serialport backend.
+
+pub mod serial;
+pub mod usb;

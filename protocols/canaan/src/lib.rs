@@ -1,0 +1,1 @@
+//! racklet-canaan: filled by its protocol issue.

@@ -1,0 +1,1 @@
+//! racklet-fastboot: filled by its protocol issue.

@@ -1,0 +1,1 @@
+//! racklet-rockchip: filled by its protocol issue.

@@ -1,0 +1,1 @@
+//! racklet-sophgo: filled by its protocol issue.

@@ -1,0 +1,1 @@
+//! racklet-starfive: filled by its protocol issue.
