@@ -226,6 +226,7 @@ pub struct InfoArgs {
 
 /// `racklet-flash image <board> <in> -o <out>`
 #[derive(Debug, Args, Clone)]
+#[command(disable_version_flag = true)]
 pub struct ImageArgs {
     /// Board name.
     pub board: String,
@@ -238,7 +239,7 @@ pub struct ImageArgs {
     #[arg(long)]
     pub force: bool,
     /// StarFive: the header's version field.
-    #[arg(long, value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
+    #[arg(long = "version", id = "spl_version", value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
     pub version: Option<u64>,
     /// StarFive: the header's backup offset field.
     #[arg(long, value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
@@ -272,6 +273,9 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        // Building every subcommand catches clashes the root check misses.
+        let mut c = Cli::command();
+        c.build();
     }
 
     #[test]

@@ -1,0 +1,144 @@
+//! End-to-end tests of the built binary: the commands that need no device.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use racklet_tests::{elf64, file};
+
+fn rf() -> Command {
+    let mut c = Command::cargo_bin("racklet-flash").unwrap();
+    // Tests must not depend on the caller's environment.
+    for v in ["RACKLET_PORT", "RACKLET_WAIT", "RACKLET_SIMULATE", "RACKLET_JSON", "RACKLET_BOARDS"] {
+        c.env_remove(v);
+    }
+    c.env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// Bad input: exit 2, a message naming the problem, never a panic.
+fn bad(args: &[&str], needle: &str) {
+    let out = rf().args(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+}
+
+#[test]
+fn help_lists_every_command() {
+    let a = rf().arg("--help").assert().success();
+    let s = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    for c in ["maskrom", "list", "boards", "info", "image", "udev-rules", "completions", "man", "sim"] {
+        assert!(s.contains(c), "help lacks {c}");
+    }
+    rf().args(["maskrom", "--help"]).assert().success().stdout(predicate::str::contains("--port"));
+}
+
+#[test]
+fn boards_lists_the_seed_boards_as_text_and_json() {
+    let seed = [
+        "rock-3a",
+        "okdo-rock-3c",
+        "quartz64-a",
+        "rock-5b",
+        "rockpro64",
+        "canmv-k230",
+        "bpi-canmv-k230d-zero",
+        "milkv-duo",
+        "milkv-duo-256m",
+        "milkv-duo-s",
+        "licheerv-nano",
+        "visionfive2",
+        "milkv-mars",
+        "milkv-mars-cm",
+        "star64",
+        "bpi-f3",
+        "musebook",
+        "lichee-pi-4a",
+    ];
+    let a = rf().arg("boards").assert().success();
+    let s = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    for b in seed {
+        assert!(s.contains(b), "boards lacks {b}");
+    }
+    let a = rf().args(["boards", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    for b in seed {
+        assert!(names.contains(&b));
+    }
+}
+
+#[test]
+fn list_on_a_machine_without_devices() {
+    // This machine (and CI) has no USB subsystem and no USB serial ports.
+    rf().args(["list", "--json"]).assert().success().stdout(predicate::str::diff("[]\n"));
+    rf().arg("list").assert().success();
+}
+
+#[test]
+fn info_on_elf_raw_and_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = [0x13u8, 0, 0, 0, 0x6f, 0, 0, 0];
+    let elf = file(dir.path(), "hello.elf", &elf64(243, 0x8036_0000, &[(0x8036_0000, &code, 8)]));
+    let a = rf().arg("info").arg(&elf).assert().success();
+    let s = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(s.contains("ELF (riscv64)"), "{s}");
+    assert!(s.contains("0x80360000"), "{s}");
+    assert!(s.contains("canmv-k230"), "a K230-linked ELF fits the K230 board: {s}");
+    assert!(!s.contains("rock-3a"), "a RISC-V ELF does not fit an Arm board: {s}");
+
+    let a = rf().args(["info", "--json"]).arg(&elf).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v["kind"], "ELF (riscv64)");
+    let k230 = v["boards"].as_array().unwrap().iter().find(|b| b["board"] == "canmv-k230").unwrap();
+    assert_eq!(k230["fits"], true);
+
+    let raw = file(dir.path(), "blob.bin", &[0xAA; 100]);
+    rf().arg("info").arg(&raw).assert().success().stdout(predicate::str::contains("raw binary"));
+
+    // Garbage that claims to be an ELF.
+    let garbage = file(dir.path(), "garbage.elf", b"\x7fELF\x02\x01\x01 this is not really an ELF file");
+    bad(&["info", garbage.to_str().unwrap()], "not a valid ELF");
+}
+
+#[test]
+fn info_for_one_board_says_why_it_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![0u8; 0x30_0000];
+    let elf = file(dir.path(), "big.elf", &elf64(243, 0x8036_0000, &[(0x8036_0000, &big, big.len() as u64)]));
+    bad(&["info", elf.to_str().unwrap(), "--board", "canmv-k230"], "do not fit canmv-k230");
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_named_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    bad(&["maskrom", "rock3-a", "x.bin"], "did you mean 'rock-3a'");
+    bad(&["maskrom", "rock-3a", "/definitely/not/here.bin"], "/definitely/not/here.bin");
+    bad(&["maskrom", "rock-3a", &d], "is a directory");
+    let empty = file(dir.path(), "empty.bin", b"");
+    bad(&["maskrom", "canmv-k230", empty.to_str().unwrap()], "empty");
+    bad(&["maskrom", "canmv-k230", "--port", "banana", "--simulate"], "invalid --port selector");
+    bad(&["maskrom", "canmv-k230", "--wait", "soon"], "not a valid duration");
+    bad(&["info", "/definitely/not/here.bin"], "cannot read");
+    let boards = file(dir.path(), "boards.toml", b"[[board]]\nname = 7\n");
+    bad(&["boards", "--boards", boards.to_str().unwrap()], "boards.toml");
+}
+
+#[test]
+fn wrong_architecture_and_too_large_are_refused_before_any_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let arm = file(dir.path(), "arm.elf", &elf64(183, 0x8036_0000, &[(0x8036_0000, &[0; 16], 16)]));
+    bad(&["image", "canmv-k230", arm.to_str().unwrap(), "-o", "/dev/null"], "ELF for aarch64");
+    let big = vec![0u8; 0x30_0000];
+    let big = file(dir.path(), "big.elf", &elf64(243, 0x8036_0000, &[(0x8036_0000, &big, big.len() as u64)]));
+    bad(&["info", big.to_str().unwrap(), "--board", "canmv-k230"], "at most");
+}
+
+#[test]
+fn udev_rules_completions_and_man() {
+    rf().arg("udev-rules").assert().success().stdout(predicate::str::contains(
+        r#"ATTR{idVendor}=="2207", ATTR{idProduct}=="350a", MODE="0660", GROUP="plugdev", TAG+="uaccess""#,
+    ));
+    rf().args(["completions", "bash"]).assert().success().stdout(predicate::str::contains("racklet-flash"));
+    rf().arg("man").assert().success().stdout(predicate::str::contains(".TH"));
+}
