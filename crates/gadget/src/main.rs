@@ -1,0 +1,170 @@
+//! `racklet-gadget`: serves a virtual boot ROM (or the rig's own test
+//! models) as a real USB gadget. Runs inside the rig's Linux guest.
+//!
+//! ```text
+//! racklet-gadget usb --model loop --udc dummy_udc.0 --name loop [--delay SECS]
+//!                [--unplug-after BYTES] [--stop-file PATH] [--max-time SECS]
+//! racklet-gadget acm --model echo --udc dummy_udc.1 --name acm --id 1209:0002
+//!                [--stop-file PATH] [--max-time SECS]
+//! ```
+//!
+//! It logs what happens on stderr and ends with one line on stdout:
+//! `VERDICT <name> ok|fail <what the model received>`; exit 0 for ok.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use racklet_gadget::acm::{self, AcmGadget};
+use racklet_gadget::configfs::GADGET_ROOT;
+use racklet_gadget::serve::{self, ServeOptions};
+use racklet_gadget::testdev::LoopDevice;
+use racklet_link::UsbInfo;
+use racklet_sim::usb::SharedDevice;
+
+struct Args {
+    mode: String,
+    model: String,
+    udc: String,
+    name: String,
+    delay: Duration,
+    unplug_after: Option<u64>,
+    stop_file: Option<PathBuf>,
+    max_time: Duration,
+    id: (u16, u16),
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{s}' is not a number of seconds"))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mode = it.next().ok_or("usage: racklet-gadget usb|acm --model NAME --udc UDC --name NAME ...")?;
+    let mut a = Args {
+        mode,
+        model: String::new(),
+        udc: "dummy_udc.0".into(),
+        name: "rig".into(),
+        delay: Duration::ZERO,
+        unplug_after: None,
+        stop_file: None,
+        max_time: Duration::from_secs(120),
+        id: (0x1209, 0x0002),
+    };
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => a.model = val()?,
+            "--udc" => a.udc = val()?,
+            "--name" => a.name = val()?,
+            "--delay" => a.delay = secs(&val()?)?,
+            "--max-time" => a.max_time = secs(&val()?)?,
+            "--unplug-after" => {
+                a.unplug_after = Some(val()?.parse().map_err(|e| format!("--unplug-after: {e}"))?)
+            }
+            "--stop-file" => a.stop_file = Some(val()?.into()),
+            "--id" => {
+                let v = val()?;
+                let (x, y) = v.split_once(':').ok_or("--id wants vid:pid")?;
+                let h = |s: &str| u16::from_str_radix(s, 16).map_err(|e| format!("--id {v}: {e}"));
+                a.id = (h(x)?, h(y)?);
+            }
+            f => return Err(format!("unknown option {f}")),
+        }
+    }
+    Ok(a)
+}
+
+type Verdict = Box<dyn FnMut() -> Result<String, String>>;
+
+/// The USB models this program can serve, by name.
+fn usb_model(name: &str) -> Result<(SharedDevice, Verdict), String> {
+    match name {
+        "loop" => {
+            let d = Arc::new(Mutex::new(LoopDevice::default()));
+            let v = d.clone();
+            let verdict: Verdict =
+                Box::new(move || Ok(v.lock().unwrap_or_else(|e| e.into_inner()).verdict()));
+            Ok((d, verdict))
+        }
+        other => Err(format!("unknown USB model '{other}' (known: loop)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("racklet-gadget: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = a.name.clone();
+    let log: serve::Log = Arc::new(move |s| eprintln!("gadget[{name}]: {s}"));
+    let result = match a.mode.as_str() {
+        "usb" => run_usb(&a, log),
+        "acm" => run_acm(&a, log),
+        m => Err(format!("unknown mode '{m}' (usb or acm)")),
+    };
+    match result {
+        Ok(v) => {
+            println!("VERDICT {} ok {v}", a.name);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("VERDICT {} fail {e}", a.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
+    let (dev, mut verdict) = usb_model(&a.model)?;
+    let opts = ServeOptions {
+        name: a.name.clone(),
+        udc: a.udc.clone(),
+        configfs_root: GADGET_ROOT.into(),
+        ffs_root: "/dev/usb-ffs".into(),
+        bind_delay: a.delay,
+        unplug_after: a.unplug_after,
+        stop_file: a.stop_file.clone(),
+        max_time: a.max_time,
+    };
+    let report = serve::serve(dev, &opts, log.clone()).map_err(|e| e.to_string())?;
+    log(format!(
+        "served: {} bytes received, {} binds, unplugged: {}",
+        report.received, report.binds, report.unplugged
+    ));
+    verdict()
+}
+
+fn run_acm(a: &Args, log: serve::Log) -> Result<String, String> {
+    if a.model != "echo" {
+        return Err(format!("unknown ACM model '{}' (known: echo)", a.model));
+    }
+    let info = UsbInfo {
+        vid: a.id.0,
+        pid: a.id.1,
+        bcd_usb: 0x0200,
+        bcd_device: 0x0100,
+        manufacturer: Some("racklet".into()),
+        product: Some("usbrig echo".into()),
+        serial: Some("ECHO0001".into()),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let g = AcmGadget::create(GADGET_ROOT.as_ref(), &a.name, &a.udc, &info).map_err(|e| e.to_string())?;
+    log(format!("bound {} to {}; serving {}", info.id(), a.udc, g.tty.display()));
+    let mut port = g.open(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let stop = || a.stop_file.as_ref().is_some_and(|p| p.exists()) || start.elapsed() >= a.max_time;
+    let n = acm::echo(&mut port, &stop);
+    drop(port);
+    g.gadget.remove();
+    Ok(format!("echoed {n} bytes"))
+}
