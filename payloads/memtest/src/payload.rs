@@ -1,17 +1,13 @@
-//! `memtest`: a short RAM test for use after DRAM init. Tests one window
-//! (the board's default in racklet_bsp::BOARDS, or RACKLET_MEMTEST_BASE /
-//! RACKLET_MEMTEST_SIZE at build time) and prints one line:
-//! `racklet: memtest <board> (<soc>) 0x<start>..0x<end> pass`, or
-//! `... FAIL at 0x<addr> wrote 0x<w> read 0x<r>`.
-//!
-//! Passes: walking ones on the first word, then every 64-bit word holding
-//! its own address (xor a pattern), then the complement of that.
-#![no_std]
-#![no_main]
+// `memtest`: a short RAM test for use after DRAM init. Tests one window
+// (the board's default in racklet_bsp::BOARDS, or RACKLET_MEMTEST_BASE /
+// RACKLET_MEMTEST_SIZE at build time) and prints one line:
+// `racklet: memtest <board> (<soc>) 0x<start>..0x<end> pass`, or
+// `... FAIL at 0x<addr> wrote 0x<w> read 0x<r>`.
+//
+// Passes: walking ones on the first word, then every 64-bit word holding
+// its own address (xor a pattern), then the complement of that.
 
 use racklet_bsp::{parse_usize, Ctx, MemRange, Status};
-
-racklet_bsp::payload!(main);
 
 const PATTERN: u64 = 0xA5C3_5A3C_0FF0_F00F;
 
