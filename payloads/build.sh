@@ -35,6 +35,13 @@ boards_for() { # arch (Riscv64|Aarch64) -> board names from the board table
     ' bsp/src/boards.rs
 }
 
+# The payloads' compiler flags are fixed by this workspace and build.sh:
+# flags meant for the host crates (coverage, -D warnings, wrappers, another
+# target dir) must not leak into a no_std cross build.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER \
+    CARGO_BUILD_RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CARGO_BUILD_TARGET \
+    CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR
+
 # --- toolchain route -------------------------------------------------------
 route=debian
 if command -v rustup >/dev/null 2>&1; then
