@@ -20,12 +20,9 @@
 #   RACKLET_PAYLOADS_NO_README=1   do not rewrite README.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-here=$(pwd)
 # shellcheck source=lib.sh
 . ./lib.sh
 
-rv_target=riscv64imac-unknown-none-elf
-arm_target=aarch64-unknown-none-softfloat
 max_hello=4096
 
 boards_for() { # arch (Riscv64|Aarch64) -> board names from the board table
@@ -35,50 +32,7 @@ boards_for() { # arch (Riscv64|Aarch64) -> board names from the board table
     ' bsp/src/boards.rs
 }
 
-# The payloads' compiler flags are fixed by this workspace and build.sh:
-# flags meant for the host crates (coverage, -D warnings, wrappers, another
-# target dir) must not leak into a no_std cross build.
-unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER \
-    CARGO_BUILD_RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CARGO_BUILD_TARGET \
-    CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR
-
-# --- toolchain route -------------------------------------------------------
-route=debian
-if command -v rustup >/dev/null 2>&1; then
-    installed=$(rustup target list --installed 2>/dev/null || true)
-    if grep -qx "$rv_target" <<<"$installed" && grep -qx "$arm_target" <<<"$installed"; then
-        route=rustup
-    fi
-fi
-
-need=()
-if [ "$route" = debian ]; then
-    [ -x /usr/bin/rustc ] || need+=(rustc-web)
-    [ -x /usr/bin/cargo ] || need+=(cargo-web)
-    [ -d /usr/lib/rustlib/src/rust/library/core ] || need+=(rust-web-src)
-    command -v ld.lld >/dev/null 2>&1 || need+=(lld)
-fi
-objcopy_tool=$(find_objcopy || true)
-[ -n "$objcopy_tool" ] || need+=(llvm)
-ensure_packages "${need[@]}"
-objcopy_tool=${objcopy_tool:-$(find_objcopy)}
-
-cargo_build() { # target bins...
-    local target=$1; shift
-    local args=(build --release --target "$target" --target-dir "$here/target")
-    local b
-    for b in "$@"; do args+=(--bin "$b"); done
-    if [ "$route" = rustup ]; then
-        cargo "${args[@]}"
-    else
-        local linker_var
-        linker_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_LINKER"
-        env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 "$linker_var=ld.lld" \
-            /usr/bin/cargo "${args[@]}" \
-            -Zbuild-std=core,compiler_builtins \
-            -Zbuild-std-features=compiler-builtins-mem
-    fi
-}
+setup_toolchain
 
 echo "build.sh: toolchain route: $route; objcopy: $objcopy_tool"
 

@@ -94,14 +94,18 @@ done
 
 # --- QEMU --------------------------------------------------------------------
 run_qemu() { # name line-regex count qemu-args...
-    local name=$1 want=$2 count=$3
-    shift 3
+    run_qemu_rc 0 30 "$@"
+}
+
+run_qemu_rc() { # want-exit-status timeout name line-regex count qemu-args...
+    local want_rc=$1 secs=$2 name=$3 want=$4 count=$5
+    shift 5
     local out rc got
-    out=$(timeout 30 "$@" </dev/null 2>&1)
+    out=$(timeout "$secs" "$@" </dev/null 2>&1)
     rc=$?
     out=${out//$'\r'/}
     got=$(grep -cE "$want" <<<"$out")
-    if [ "$rc" -eq 0 ] && [ "$got" -eq "$count" ]; then
+    if [ "$rc" -eq "$want_rc" ] && [ "$got" -eq "$count" ]; then
         ok "qemu $name: $(grep -E "$want" <<<"$out" | head -1)"
     else
         bad "qemu $name: exit $rc, $got matching lines (want $count); output:"
@@ -124,5 +128,35 @@ run_qemu "aarch64 hello" '^racklet: hello from qemu-virt-aarch64 \(qemu-virt\) c
     "${armq[@]}" -kernel "$arm/hello.elf"
 run_qemu "aarch64 memtest" '^racklet: memtest qemu-virt-aarch64 \(qemu-virt\) 0x[0-9a-f]+\.\.0x[0-9a-f]+ pass$' 1 \
     "${armq[@]}" -kernel "$arm/memtest.elf"
+
+# --- panic and trap handlers --------------------------------------------------
+# memtest for qemu-virt-riscv64 built with a bad window: a size that is not a
+# multiple of 8 panics; a window in unmapped space (0x200) traps. Both print,
+# then power QEMU off through the SiFive test device with status 1 (on real
+# boards they park). The next build.sh
+# rebuilds the normal memtest (the window is a tracked build variable).
+setup_toolchain >/dev/null
+mkdir -p out/selftest
+selftest() { # name env-assignments...
+    local name=$1
+    shift
+    if env "$@" bash -c '. ./lib.sh; setup_toolchain >/dev/null; cargo_build "$rv_target" memtest-qemu-virt-riscv64' \
+        >"out/selftest/$name.log" 2>&1; then
+        cp "target/$rv_target/release/memtest-qemu-virt-riscv64" "out/selftest/$name.elf"
+    else
+        bad "build $name self-test (out/selftest/$name.log)"
+        return 1
+    fi
+}
+if selftest panic RACKLET_MEMTEST_SIZE=0x3; then
+    run_qemu_rc 1 30 "riscv64 panic handler" \
+        '^racklet: panic at [^ ]*payload\.rs:[0-9]+: memtest window must be 8-byte aligned$' 1 \
+        "${rvq[@]}" -kernel out/selftest/panic.elf
+fi
+if selftest trap RACKLET_MEMTEST_BASE=0x200 RACKLET_MEMTEST_SIZE=0x100; then
+    run_qemu_rc 1 30 "riscv64 trap handler" \
+        '^racklet: trap mcause=0x7 mepc=0x8[0-9a-f]+ mtval=0x200$' 1 \
+        "${rvq[@]}" -kernel out/selftest/trap.elf
+fi
 
 finish

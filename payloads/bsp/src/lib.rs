@@ -184,6 +184,21 @@ fn finish(board: &Board, status: Status) {
         Exit::Return => {}
         Exit::Jump(addr) => arch::jump(addr),
         Exit::Park => arch::park(),
+        Exit::SifiveTest(_) | Exit::PsciHvc => power_off(board, status),
+    }
+}
+
+/// After a panic or trap: on QEMU, power off (with a failure status where
+/// the machine has one) so a test does not hang; elsewhere, park.
+fn stop(board: &Board) -> ! {
+    match board.exit {
+        Exit::SifiveTest(_) | Exit::PsciHvc => power_off(board, Status::Fail),
+        _ => arch::park(),
+    }
+}
+
+fn power_off(board: &Board, status: Status) -> ! {
+    match board.exit {
         Exit::SifiveTest(addr) => {
             // FINISHER_PASS, or FINISHER_FAIL with exit code 1.
             let code = match status {
@@ -191,13 +206,15 @@ fn finish(board: &Board, status: Status) {
                 Status::Fail => (1 << 16) | 0x3333,
             };
             uart::mmio_write32(addr, code);
-            arch::park();
+            arch::park()
         }
         Exit::PsciHvc => arch::psci_system_off(),
+        _ => arch::park(),
     }
 }
 
-/// The panic handler body: prints the location and message, then parks.
+/// The panic handler body: prints the location and message, then stops
+/// (parks; powers QEMU off with a failure status).
 pub fn panic(board: &Board, info: &core::panic::PanicInfo) -> ! {
     let c = &board.console;
     c.write_str("\nracklet: panic");
@@ -212,10 +229,10 @@ pub fn panic(board: &Board, info: &core::panic::PanicInfo) -> ! {
         c.write_str(msg);
     }
     c.write_str("\n");
-    arch::park()
+    stop(board)
 }
 
-/// An unexpected trap (RISC-V): prints the cause and parks.
+/// An unexpected trap (RISC-V): prints the cause, then stops as a panic does.
 pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
     let c = &board.console;
     c.write_str("\nracklet: trap mcause=");
@@ -225,7 +242,7 @@ pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
     c.write_str(" mtval=");
     c.write_hex(tval as u64);
     c.write_str("\n");
-    arch::park()
+    stop(board)
 }
 
 /// Glue for a payload binary: picks the board from the binary's name and
