@@ -14,6 +14,7 @@ macro_rules! outln {
 mod boards;
 mod cli;
 mod cmd;
+mod console;
 #[allow(dead_code)] // `classify` is used by the protocol flows as they land.
 mod error;
 #[allow(dead_code)] // The Ctx helpers are used by the protocol flows as they land.
