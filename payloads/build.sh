@@ -18,6 +18,9 @@
 #   RACKLET_MEMTEST_BASE / RACKLET_MEMTEST_SIZE   memtest window (hex or
 #       decimal) instead of each board's default.
 #   RACKLET_PAYLOADS_NO_README=1   do not rewrite README.md.
+#
+# Option --update-prebuilt: copy every hello.{elf,bin} into prebuilt/<board>/
+# (the copies the README's main-job command uses; test.sh checks them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=lib.sh
@@ -91,6 +94,19 @@ if [ -n "${RACKLET_FLASH:-}" ]; then
             status=1
         fi
     done
+fi
+
+if [ "${1:-}" = "--update-prebuilt" ]; then
+    for d in out/*/; do
+        b=$(basename "$d")
+        [ -s "out/$b/hello.elf" ] || continue
+        mkdir -p "prebuilt/$b"
+        cp "out/$b/hello.elf" "out/$b/hello.bin" "prebuilt/$b/"
+    done
+    rustc_cmd=$(command -v rustc)
+    [ "$route" = debian ] && rustc_cmd=/usr/bin/rustc
+    "$rustc_cmd" --version >prebuilt/RUSTC_VERSION
+    echo "build.sh: prebuilt/ updated"
 fi
 
 exit "$status"

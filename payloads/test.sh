@@ -130,6 +130,19 @@ run_qemu "aarch64 memtest" '^racklet: memtest qemu-virt-aarch64 \(qemu-virt\) 0x
     "${armq[@]}" -kernel "$arm/memtest.elf"
 
 # --- panic and trap handlers --------------------------------------------------
+# --- prebuilt copies (the README's main job uses them) ------------------------
+# The build is reproducible, so the shipped copies must equal a fresh build.
+for d in prebuilt/*/; do
+    b=$(basename "$d")
+    for f in hello.elf hello.bin; do
+        if cmp -s "prebuilt/$b/$f" "out/$b/$f"; then
+            ok "prebuilt $b/$f equals a fresh build"
+        else
+            bad "prebuilt $b/$f differs from a fresh build (toolchain $(cat prebuilt/RUSTC_VERSION) was used for it); run ./build.sh --update-prebuilt"
+        fi
+    done
+done
+
 # memtest for qemu-virt-riscv64 built with a bad window: a size that is not a
 # multiple of 8 panics; a window in unmapped space (0x200) traps. Both print,
 # then power QEMU off through the SiFive test device with status 1 (on real
