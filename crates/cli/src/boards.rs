@@ -146,6 +146,11 @@ fn parse(path: &str, text: &str) -> Result<Vec<Board>, BoardFileError> {
 }
 
 impl Boards {
+    /// Parses a board file's text (for fuzzing and tools); `path` names it in errors.
+    pub fn parse_str(path: &str, text: &str) -> Result<Boards, BoardFileError> {
+        Ok(Boards { boards: parse(path, text)? })
+    }
+
     /// The built-in table, plus the boards of `extra` (which replace
     /// built-in boards of the same name).
     pub fn load(extra: Option<&Path>) -> Result<Boards, BoardFileError> {

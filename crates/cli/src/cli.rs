@@ -147,9 +147,10 @@ pub struct MaskromArgs {
     pub dram: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// After the payload starts, stream the board's console from this tty.
-    #[arg(long, value_name = "TTY", help_heading = "Console")]
-    pub monitor: Option<String>,
+    /// After the payload starts, stream the board's console from this tty
+    /// (one per --port, in the same order, when flashing several boards).
+    #[arg(long, value_name = "TTY", value_delimiter = ',', help_heading = "Console")]
+    pub monitor: Vec<String>,
     /// Console baud rate.
     #[arg(long, default_value_t = 115200, help_heading = "Console")]
     pub baud: u32,

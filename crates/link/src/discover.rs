@@ -25,6 +25,9 @@ pub struct FoundDevice {
 /// download window (Sophgo: about a second) well within it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Longest wait between two listings while waiting for a USB device.
+pub const HOTPLUG_RESCAN: Duration = Duration::from_millis(250);
+
 /// Waits until at least one USB device satisfies `pred`, and returns all that
 /// do. `cancel` is checked between polls.
 pub fn wait_for_usb(
@@ -34,6 +37,7 @@ pub fn wait_for_usb(
     cancel: &dyn Fn() -> bool,
 ) -> Result<Vec<UsbInfo>, LinkError> {
     let start = Instant::now();
+    let mut watcher = bus.watch();
     loop {
         let found: Vec<UsbInfo> = bus.devices()?.into_iter().filter(|d| pred(d)).collect();
         if !found.is_empty() {
@@ -45,8 +49,10 @@ pub fn wait_for_usb(
         if start.elapsed() >= timeout {
             return Err(LinkError::Timeout { op: "waiting for the USB device".into(), after: timeout });
         }
-        // Poll interval: see POLL_INTERVAL.
-        std::thread::sleep(POLL_INTERVAL.min(timeout.saturating_sub(start.elapsed())));
+        // Hotplug where the bus has it; a short poll otherwise. Never longer
+        // than HOTPLUG_RESCAN, so a device whose event came before it was
+        // ready to open (udev still setting permissions) is seen anyway.
+        watcher.wait(HOTPLUG_RESCAN.min(timeout.saturating_sub(start.elapsed())));
     }
 }
 

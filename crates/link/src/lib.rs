@@ -24,4 +24,4 @@ pub use error::{Classify, FailureClass, LinkError};
 pub use progress::{NoProgress, ProgressEvent, ProgressSink};
 pub use select::Selector;
 pub use serial::{SerialBus, SerialInfo, SerialLink};
-pub use usb::{ControlSetup, EndpointInfo, InterfaceInfo, UsbBus, UsbInfo, UsbLink};
+pub use usb::{ControlSetup, EndpointInfo, InterfaceInfo, UsbBus, UsbInfo, UsbLink, Watcher};

@@ -99,7 +99,50 @@ fn map_transfer(op: &str, timeout: Duration, e: TransferError) -> LinkError {
     }
 }
 
+/// Wakes the waiting thread when the hotplug stream has news.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Waits on nusb's hotplug stream (udev netlink on Linux) without an async
+/// runtime: poll the stream with a waker that unparks this thread.
+struct HotplugWatcher(nusb::hotplug::HotplugWatch);
+
+impl crate::usb::Watcher for HotplugWatcher {
+    fn wait(&mut self, timeout: Duration) {
+        use futures_core::Stream;
+        let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match std::pin::Pin::new(&mut self.0).poll_next(&mut cx) {
+                // Any event: let the caller list again.
+                std::task::Poll::Ready(_) => return,
+                std::task::Poll::Pending => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    std::thread::park_timeout(left);
+                }
+            }
+        }
+    }
+}
+
 impl UsbBus for NusbBus {
+    fn watch(&self) -> Box<dyn crate::usb::Watcher> {
+        match nusb::watch_devices() {
+            Ok(w) => Box::new(HotplugWatcher(w)),
+            // No hotplug support (no udev netlink in a container, say): poll.
+            Err(_) => Box::new(crate::usb::PollWatcher),
+        }
+    }
+
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
         let list =
             nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;

@@ -163,4 +163,28 @@ pub trait UsbBus: Send + Sync {
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError>;
     /// Opens a device found by [`UsbBus::devices`].
     fn open(&self, info: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError>;
+
+    /// Starts watching for devices coming and going. Waiting code creates
+    /// the watcher first, then lists, then waits on it, so no arrival is
+    /// missed. The default polls.
+    fn watch(&self) -> Box<dyn Watcher> {
+        Box::new(PollWatcher)
+    }
+}
+
+/// Blocks until the set of devices may have changed.
+pub trait Watcher: Send {
+    /// Returns after a change was seen or `timeout` passed.
+    fn wait(&mut self, timeout: Duration);
+}
+
+/// A watcher that only sleeps: the caller lists again after each wait.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PollWatcher;
+
+impl Watcher for PollWatcher {
+    fn wait(&mut self, timeout: Duration) {
+        // Polling: see discover::POLL_INTERVAL for why this interval.
+        std::thread::sleep(timeout.min(crate::discover::POLL_INTERVAL));
+    }
 }

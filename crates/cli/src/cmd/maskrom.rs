@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs};
+use crate::console::{self, Console};
 use crate::error::{bad_input, class_of, fail};
 use crate::flows::{self, Ctx, Outcome, SimCtx};
 use crate::output::{JobReporter, Mode, Output};
@@ -91,6 +92,21 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         job_selectors.push(None);
     }
     let parallel = job_selectors.len() > 1;
+    if !a.monitor.is_empty() && a.monitor.len() != job_selectors.len() {
+        return Err(bad_input(format!(
+            "{} --monitor ttys for {} boards: give one console per --port, in the same order",
+            a.monitor.len(),
+            job_selectors.len()
+        )));
+    }
+    let expect = match &a.expect {
+        Some(re) => Some(
+            regex::Regex::new(re)
+                .map_err(|e| bad_input(format!("--expect '{re}' is not a valid regular expression: {e}")))?,
+        ),
+        None => None,
+    };
+    let expect = expect.as_ref();
 
     if out.mode == Mode::Json {
         out.json(json!({"event":"start","board":board.name,"soc":board.soc,"protocol":board.protocol.name(),"simulate":a.connect.simulate,"jobs":job_selectors.len()}));
@@ -101,11 +117,13 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let results: Vec<JobResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = job_selectors
             .iter()
-            .map(|sel| {
+            .enumerate()
+            .map(|(i, sel)| {
                 let usb = usb.clone();
                 let serial = serial.clone();
                 let transcript = transcript.clone();
                 let out = out.clone();
+                let out2 = out.clone();
                 scope.spawn(move || {
                     let label = sel.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
                     let mut rep = JobReporter::new(out, parallel.then(|| label.clone()));
@@ -129,6 +147,25 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                             Ok(o)
                         }
                     });
+                    // The payload runs: watch its console when asked.
+                    let outcome = match (outcome, a.monitor.get(i)) {
+                        (Ok(mut o), Some(tty)) => {
+                            let c = Console {
+                                tty,
+                                baud: a.baud,
+                                expect,
+                                timeout: a.expect_timeout,
+                                label: parallel.then_some(label.as_str()),
+                            };
+                            console::run(&c, &out2).map(|m| {
+                                if let Some(m) = m {
+                                    o.fact("console matched", m);
+                                }
+                                o
+                            })
+                        }
+                        (r, _) => r,
+                    };
                     JobResult { label, outcome, elapsed: rep.elapsed() }
                 })
             })

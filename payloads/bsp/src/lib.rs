@@ -1,0 +1,280 @@
+//! Board support for the racklet-flash payloads.
+//!
+//! One module per architecture (`riscv64`, `aarch64`) holds the entry
+//! assembly: park the non-boot harts, save the ROM's registers, set the
+//! stack, clear `.bss`, call Rust, and (where the board allows it) return
+//! to the ROM. `boards` is the per-SoC table (UART, how to finish, a default
+//! DRAM window for memtest); the linker scripts in `ld/` give each board its
+//! load address and SRAM length.
+//!
+//! A payload binary is named `<payload>-<board>` and says
+//! `racklet_bsp::payload!(main);`: the board is chosen at compile time from
+//! the binary's name.
+#![no_std]
+
+mod boards;
+pub mod uart;
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
+#[cfg(target_arch = "riscv64")]
+pub mod riscv64;
+
+#[cfg(target_arch = "aarch64")]
+use aarch64 as arch;
+#[cfg(target_arch = "riscv64")]
+use riscv64 as arch;
+
+pub use boards::BOARDS;
+pub use uart::Console;
+
+/// Instruction set a board's payload is built for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Riscv64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture this crate is being compiled for.
+    pub const TARGET: Arch = if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::Riscv64
+    };
+}
+
+/// What a payload does once it is finished.
+#[derive(Clone, Copy)]
+pub enum Exit {
+    /// Return to the caller (the ROM) with the ROM's registers restored.
+    Return,
+    /// Jump to a ROM address that re-enters the download loop.
+    Jump(usize),
+    /// Sleep forever (`wfi` / `wfe`).
+    Park,
+    /// QEMU's SiFive test device at this address: power off with a status.
+    SifiveTest(usize),
+    /// PSCI SYSTEM_OFF through `hvc` (QEMU virt without EL2/EL3).
+    PsciHvc,
+}
+
+/// A RAM window (for memtest).
+#[derive(Clone, Copy)]
+pub struct MemRange {
+    pub base: usize,
+    pub size: usize,
+}
+
+/// One board.
+#[derive(Clone, Copy)]
+pub struct Board {
+    pub name: &'static str,
+    pub soc: &'static str,
+    pub arch: Arch,
+    pub console: Console,
+    pub exit: Exit,
+    /// Default memtest window (overridden at build time by
+    /// RACKLET_MEMTEST_BASE / RACKLET_MEMTEST_SIZE).
+    pub memtest: MemRange,
+}
+
+/// How a payload's `main` ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+}
+
+const fn bytes_eq_at(hay: &[u8], at: usize, needle: &[u8]) -> bool {
+    if hay.len() - at != needle.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < needle.len() {
+        if hay[at + i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The board for a binary called `<payload>-<board>`; a compile-time error
+/// when there is no such board.
+pub const fn board_for_bin(bin: &str) -> Board {
+    let b = bin.as_bytes();
+    let mut dash = 0;
+    while dash < b.len() && b[dash] != b'-' {
+        dash += 1;
+    }
+    if dash == b.len() {
+        panic!("payload binaries are named <payload>-<board>");
+    }
+    let mut i = 0;
+    while i < BOARDS.len() {
+        if bytes_eq_at(b, dash + 1, BOARDS[i].name.as_bytes()) {
+            return BOARDS[i];
+        }
+        i += 1;
+    }
+    panic!("no such board in racklet_bsp::BOARDS")
+}
+
+/// Parses a build-time number: `0x` hex or decimal, `_` allowed.
+pub const fn parse_usize(s: &str) -> usize {
+    let b = s.as_bytes();
+    let (mut i, radix) = if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
+        (2, 16)
+    } else {
+        (0, 10)
+    };
+    let mut v: usize = 0;
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        let d = match c {
+            b'0'..=b'9' => (c - b'0') as usize,
+            b'a'..=b'f' if radix == 16 => (c - b'a' + 10) as usize,
+            b'A'..=b'F' if radix == 16 => (c - b'A' + 10) as usize,
+            b'_' => continue,
+            _ => panic!("bad number in a RACKLET_* build variable"),
+        };
+        v = v * radix + d;
+    }
+    v
+}
+
+/// The console of a board, with its boot-hart id: what `main` gets.
+pub struct Ctx {
+    pub board: &'static Board,
+    /// RISC-V `mhartid`, or the AArch64 core number from MPIDR_EL1.
+    pub id: usize,
+}
+
+impl Ctx {
+    pub fn print(&self, s: &str) {
+        self.board.console.write_str(s);
+    }
+    pub fn hex(&self, v: u64) {
+        self.board.console.write_hex(v);
+    }
+    pub fn dec(&self, v: u64) {
+        self.board.console.write_dec(v);
+    }
+    /// "hart" on RISC-V, "core" on AArch64.
+    pub fn id_word(&self) -> &'static str {
+        match self.board.arch {
+            Arch::Riscv64 => "hart",
+            Arch::Aarch64 => "core",
+        }
+    }
+}
+
+/// Called by the entry assembly (through `payload!`) on the boot hart with
+/// a fresh stack and a zeroed `.bss`. Returns only for `Exit::Return`.
+pub fn run(board: &'static Board, raw_id: usize, main: fn(&Ctx) -> Status) {
+    let ctx = Ctx { board, id: arch::core_id(raw_id) };
+    let status = main(&ctx);
+    finish(board, status);
+}
+
+fn finish(board: &Board, status: Status) {
+    match board.exit {
+        Exit::Return => {}
+        Exit::Jump(addr) => arch::jump(addr),
+        Exit::Park => arch::park(),
+        Exit::SifiveTest(_) | Exit::PsciHvc => power_off(board, status),
+    }
+}
+
+/// After a panic or trap: on QEMU, power off (with a failure status where
+/// the machine has one) so a test does not hang; elsewhere, park.
+fn stop(board: &Board) -> ! {
+    match board.exit {
+        Exit::SifiveTest(_) | Exit::PsciHvc => power_off(board, Status::Fail),
+        _ => arch::park(),
+    }
+}
+
+fn power_off(board: &Board, status: Status) -> ! {
+    match board.exit {
+        Exit::SifiveTest(addr) => {
+            // FINISHER_PASS, or FINISHER_FAIL with exit code 1.
+            let code = match status {
+                Status::Pass => 0x5555,
+                Status::Fail => (1 << 16) | 0x3333,
+            };
+            uart::mmio_write32(addr, code);
+            arch::park()
+        }
+        Exit::PsciHvc => arch::psci_system_off(),
+        _ => arch::park(),
+    }
+}
+
+/// The panic handler body: prints the location and message, then stops
+/// (parks; powers QEMU off with a failure status).
+pub fn panic(board: &Board, info: &core::panic::PanicInfo) -> ! {
+    let c = &board.console;
+    c.write_str("\nracklet: panic");
+    if let Some(loc) = info.location() {
+        c.write_str(" at ");
+        c.write_str(loc.file());
+        c.write_str(":");
+        c.write_dec(loc.line() as u64);
+    }
+    if let Some(msg) = info.message().as_str() {
+        c.write_str(": ");
+        c.write_str(msg);
+    }
+    c.write_str("\n");
+    stop(board)
+}
+
+/// An unexpected trap (RISC-V): prints the cause, then stops as a panic does.
+pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
+    let c = &board.console;
+    c.write_str("\nracklet: trap mcause=");
+    c.write_hex(cause as u64);
+    c.write_str(" mepc=");
+    c.write_hex(epc as u64);
+    c.write_str(" mtval=");
+    c.write_hex(tval as u64);
+    c.write_str("\n");
+    stop(board)
+}
+
+/// Glue for a payload binary: picks the board from the binary's name and
+/// defines the Rust entry, the panic handler and the trap handler.
+///
+/// `main` is a `fn(&racklet_bsp::Ctx) -> racklet_bsp::Status`.
+#[macro_export]
+macro_rules! payload {
+    ($main:path) => {
+        static BOARD: $crate::Board = $crate::board_for_bin(env!("CARGO_BIN_NAME"));
+        const _: () = assert!(
+            matches!(
+                ($crate::board_for_bin(env!("CARGO_BIN_NAME")).arch, $crate::Arch::TARGET),
+                ($crate::Arch::Riscv64, $crate::Arch::Riscv64)
+                    | ($crate::Arch::Aarch64, $crate::Arch::Aarch64)
+            ),
+            "this board is built for the other architecture"
+        );
+
+        #[no_mangle]
+        extern "C" fn racklet_rust_entry(raw_id: usize) {
+            $crate::run(&BOARD, raw_id, $main);
+        }
+
+        #[no_mangle]
+        extern "C" fn racklet_trap_rust(cause: usize, epc: usize, tval: usize) -> ! {
+            $crate::trap(&BOARD, cause, epc, tval)
+        }
+
+        #[panic_handler]
+        fn racklet_panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::panic(&BOARD, info)
+        }
+    };
+}

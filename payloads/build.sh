@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds hello and memtest for every board into out/<board>/:
+#   hello.elf hello.bin memtest.elf memtest.bin
+# checks that every hello.bin is at most 4 KiB, and writes the sizes into
+# README.md (section "Sizes").
+#
+# Toolchain: rustup targets riscv64imac-unknown-none-elf and
+# aarch64-unknown-none-softfloat when both are installed; otherwise Debian's
+# rustc-web, cargo-web, rust-web-src and lld, with RUSTC_BOOTSTRAP=1,
+# -Zbuild-std=core,compiler_builtins (compiler-builtins-mem) and ld.lld.
+# Missing Debian packages are installed (as root) with apt-get.
+#
+# Environment:
+#   RACKLET_FLASH=/path/to/racklet-flash   also make out/<board>/hello.img
+#       with `racklet-flash image <board> out/<board>/hello.bin -o ...`
+#       (the image the ROM wants: headed JH7110 image, Sophgo fip.bin, ...);
+#       skipped for the qemu-virt boards.
+#   RACKLET_MEMTEST_BASE / RACKLET_MEMTEST_SIZE   memtest window (hex or
+#       decimal) instead of each board's default.
+#   RACKLET_PAYLOADS_NO_README=1   do not rewrite README.md.
+#
+# Option --update-prebuilt: copy every hello.{elf,bin} into prebuilt/<board>/
+# (the copies the README's main-job command uses; test.sh checks them).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=lib.sh
+. ./lib.sh
+
+max_hello=4096
+
+boards_for() { # arch (Riscv64|Aarch64) -> board names from the board table
+    awk -v want="Arch::$1," '
+        /name: "/ { split($0, a, "\""); name = a[2] }
+        /arch: Arch::/ { if ($2 == want) print name }
+    ' bsp/src/boards.rs
+}
+
+setup_toolchain
+
+echo "build.sh: toolchain route: $route; objcopy: $objcopy_tool"
+
+# --- build: one cargo invocation per architecture ---------------------------
+mkdir -p out
+status=0
+for arch in Riscv64 Aarch64; do
+    case $arch in Riscv64) target=$rv_target ;; Aarch64) target=$arm_target ;; esac
+    mapfile -t boards < <(boards_for "$arch")
+    bins=()
+    for b in "${boards[@]}"; do bins+=("hello-$b" "memtest-$b"); done
+    echo "build.sh: $target: ${boards[*]}"
+    cargo_build "$target" "${bins[@]}"
+    for b in "${boards[@]}"; do
+        mkdir -p "out/$b"
+        for p in hello memtest; do
+            cp "target/$target/release/$p-$b" "out/$b/$p.elf"
+            "$objcopy_tool" -O binary "out/$b/$p.elf" "out/$b/$p.bin"
+        done
+    done
+done
+
+# --- sizes ------------------------------------------------------------------
+table=$'| board | SoC | hello.bin | memtest.bin | hello <= 4 KiB |\n|---|---|---:|---:|---|'
+for arch in Riscv64 Aarch64; do
+    for b in $(boards_for "$arch"); do
+        soc=$(awk -v b="$b" '/name: "/ { split($0, a, "\""); n = a[2] }
+                             /soc: "/ { split($0, a, "\""); if (n == b) print a[2] }' bsp/src/boards.rs)
+        hs=$(stat -c %s "out/$b/hello.bin")
+        ms=$(stat -c %s "out/$b/memtest.bin")
+        ok=yes
+        if [ "$hs" -gt "$max_hello" ]; then
+            ok=NO
+            status=1
+            echo "build.sh: out/$b/hello.bin is $hs bytes, over $max_hello" >&2
+        fi
+        table+=$'\n'"| $b | $soc | $hs | $ms | $ok |"
+    done
+done
+printf '%s\n' "$table" > out/sizes.md
+echo "$table"
+if [ "${RACKLET_PAYLOADS_NO_README:-}" != 1 ]; then
+    replace_section README.md sizes out/sizes.md
+fi
+
+# --- ROM images through racklet-flash (optional) -----------------------------
+if [ -n "${RACKLET_FLASH:-}" ]; then
+    if [ ! -x "$RACKLET_FLASH" ]; then
+        echo "build.sh: RACKLET_FLASH=$RACKLET_FLASH is not an executable" >&2
+        exit 1
+    fi
+    for b in $(boards_for Riscv64) $(boards_for Aarch64); do
+        case $b in qemu-virt-*) continue ;; esac
+        if ! "$RACKLET_FLASH" image "$b" "out/$b/hello.bin" -o "out/$b/hello.img"; then
+            echo "build.sh: racklet-flash image $b failed" >&2
+            status=1
+        fi
+    done
+fi
+
+if [ "${1:-}" = "--update-prebuilt" ]; then
+    for d in out/*/; do
+        b=$(basename "$d")
+        [ -s "out/$b/hello.elf" ] || continue
+        mkdir -p "prebuilt/$b"
+        cp "out/$b/hello.elf" "out/$b/hello.bin" "prebuilt/$b/"
+    done
+    rustc_cmd=$(command -v rustc)
+    [ "$route" = debian ] && rustc_cmd=/usr/bin/rustc
+    "$rustc_cmd" --version >prebuilt/RUSTC_VERSION
+    echo "build.sh: prebuilt/ updated"
+fi
+
+exit "$status"

@@ -1,0 +1,7 @@
+//! `hello` for bpi-f3.
+#![no_std]
+#![no_main]
+
+include!("../payload.rs");
+
+racklet_bsp::payload!(main);

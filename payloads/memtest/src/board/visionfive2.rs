@@ -1,0 +1,7 @@
+//! `memtest` for visionfive2.
+#![no_std]
+#![no_main]
+
+include!("../payload.rs");
+
+racklet_bsp::payload!(main);

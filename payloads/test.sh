@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Tests for the payloads (called by the main CI):
+#   - build.sh builds hello and memtest for every board;
+#   - every hello.bin is at most 4 KiB;
+#   - every ELF has one loadable image segment at the board's load address
+#     and its entry where the ROM jumps (load, or load + 0x20 after the
+#     Sophgo BL2 header, whose first word must jump to +0x20);
+#   - under qemu-system-riscv64 / qemu-system-aarch64 (-M virt) hello prints
+#     its line (also with 4 harts: only the boot hart speaks) and memtest
+#     passes, and QEMU powers off by itself.
+# Installs missing Debian packages (qemu-system-misc, qemu-system-arm, and
+# what build.sh needs). Ends with "N passed, M failed"; exits 1 on any
+# failure.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=lib.sh
+. ./lib.sh
+
+passed=0
+failed=0
+ok() { echo "ok - $*"; passed=$((passed + 1)); }
+bad() { echo "FAIL - $*"; failed=$((failed + 1)); }
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+}
+
+need=()
+command -v qemu-system-riscv64 >/dev/null 2>&1 || need+=(qemu-system-misc)
+command -v qemu-system-aarch64 >/dev/null 2>&1 || need+=(qemu-system-arm)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+(ensure_packages "${need[@]}") || { bad "install ${need[*]}"; finish; }
+
+# --- build -------------------------------------------------------------------
+start=$(date +%s)
+if ./build.sh; then
+    ok "build.sh ($(($(date +%s) - start)) s)"
+else
+    bad "build.sh"
+fi
+
+boards=$(awk '/name: "/ { split($0, a, "\""); print a[2] }' bsp/src/boards.rs)
+[ -n "$boards" ] || { bad "board table is empty"; finish; }
+
+for b in $boards; do
+    missing=""
+    for f in hello.elf hello.bin memtest.elf memtest.bin; do
+        [ -s "out/$b/$f" ] || missing+=" $f"
+    done
+    if [ -z "$missing" ]; then ok "build $b"; else bad "build $b: missing$missing"; continue; fi
+
+    size=$(stat -c %s "out/$b/hello.bin")
+    if [ "$size" -le 4096 ]; then ok "size $b hello.bin $size <= 4096"; else bad "size $b hello.bin $size > 4096"; fi
+
+    origin=$(sed -n 's/.*ORIGIN = \(0x[0-9A-Fa-f]*\).*/\1/p' "bsp/ld/$b.ld")
+    if grep -q '^ *\.head' "bsp/ld/$b.ld"; then head=1; else head=0; fi
+    for p in hello memtest; do
+        if msg=$(python3 - "out/$b/$p.elf" "out/$b/$p.bin" "$origin" "$head" 2>&1 <<'EOF'
+import struct, sys
+elf, binf, origin, head = sys.argv[1], sys.argv[2], int(sys.argv[3], 16), sys.argv[4] == "1"
+d = open(elf, "rb").read()
+assert d[:4] == b"\x7fELF" and d[4] == 2, "not ELF64"
+machine = struct.unpack_from("<H", d, 18)[0]
+entry, phoff = struct.unpack_from("<QQ", d, 24)
+phentsize, phnum = struct.unpack_from("<HH", d, 54)
+loads = []
+for i in range(phnum):
+    p_type, _, _, vaddr, _, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", d, phoff + i * phentsize)
+    if p_type == 1 and filesz:
+        loads.append((vaddr, filesz))
+assert len(loads) == 1, f"want one loadable image segment, got {[(hex(a), n) for a, n in loads]}"
+vaddr, filesz = loads[0]
+assert vaddr == origin, f"image at {vaddr:#x}, linker script origin {origin:#x}"
+want = origin + (0x20 if head else 0)
+assert entry == want, f"entry {entry:#x}, want {want:#x}"
+img = open(binf, "rb").read()
+assert len(img) == filesz, f".bin is {len(img)} bytes, segment {filesz}"
+if head:
+    word = struct.unpack_from("<I", img, 0)[0]
+    jump = {243: 0x0200006F, 183: 0x14000008}[machine]  # RISC-V j +32, AArch64 b +32
+    assert word == jump, f"header word 0 is {word:#010x}, want {jump:#010x}"
+    assert img[4:0x20] == bytes(0x1C), "header bytes 4..0x20 not zero"
+print(f"load {vaddr:#x} entry {entry:#x}" + (" after BL2 header" if head else ""))
+EOF
+        ); then
+            ok "layout $b $p: $msg"
+        else
+            bad "layout $b $p: ${msg##*$'\n'}"
+        fi
+    done
+done
+
+# --- QEMU --------------------------------------------------------------------
+run_qemu() { # name line-regex count qemu-args...
+    run_qemu_rc 0 30 "$@"
+}
+
+run_qemu_rc() { # want-exit-status timeout name line-regex count qemu-args...
+    local want_rc=$1 secs=$2 name=$3 want=$4 count=$5
+    shift 5
+    local out rc got
+    out=$(timeout "$secs" "$@" </dev/null 2>&1)
+    rc=$?
+    out=${out//$'\r'/}
+    got=$(grep -cE "$want" <<<"$out")
+    if [ "$rc" -eq "$want_rc" ] && [ "$got" -eq "$count" ]; then
+        ok "qemu $name: $(grep -E "$want" <<<"$out" | head -1)"
+    else
+        bad "qemu $name: exit $rc, $got matching lines (want $count); output:"
+        sed 's/^/    /' <<<"$out"
+    fi
+}
+
+rv=out/qemu-virt-riscv64
+arm=out/qemu-virt-aarch64
+rvq=(qemu-system-riscv64 -M virt -bios none -nographic -monitor none)
+armq=(qemu-system-aarch64 -M virt -cpu cortex-a53 -nographic -monitor none)
+
+run_qemu "riscv64 hello" '^racklet: hello from qemu-virt-riscv64 \(qemu-virt\) hart 0$' 1 \
+    "${rvq[@]}" -kernel "$rv/hello.elf"
+run_qemu "riscv64 hello, 4 harts" '^racklet: hello from qemu-virt-riscv64 \(qemu-virt\) hart [0-9]+$' 1 \
+    "${rvq[@]}" -smp 4 -kernel "$rv/hello.elf"
+run_qemu "riscv64 memtest" '^racklet: memtest qemu-virt-riscv64 \(qemu-virt\) 0x[0-9a-f]+\.\.0x[0-9a-f]+ pass$' 1 \
+    "${rvq[@]}" -kernel "$rv/memtest.elf"
+run_qemu "aarch64 hello" '^racklet: hello from qemu-virt-aarch64 \(qemu-virt\) core 0$' 1 \
+    "${armq[@]}" -kernel "$arm/hello.elf"
+run_qemu "aarch64 memtest" '^racklet: memtest qemu-virt-aarch64 \(qemu-virt\) 0x[0-9a-f]+\.\.0x[0-9a-f]+ pass$' 1 \
+    "${armq[@]}" -kernel "$arm/memtest.elf"
+
+# --- panic and trap handlers --------------------------------------------------
+# --- prebuilt copies (the README's main job uses them) ------------------------
+# The build is reproducible, so the shipped copies must equal a fresh build.
+for d in prebuilt/*/; do
+    b=$(basename "$d")
+    for f in hello.elf hello.bin; do
+        if cmp -s "prebuilt/$b/$f" "out/$b/$f"; then
+            ok "prebuilt $b/$f equals a fresh build"
+        else
+            bad "prebuilt $b/$f differs from a fresh build (toolchain $(cat prebuilt/RUSTC_VERSION) was used for it); run ./build.sh --update-prebuilt"
+        fi
+    done
+done
+
+# memtest for qemu-virt-riscv64 built with a bad window: a size that is not a
+# multiple of 8 panics; a window in unmapped space (0x200) traps. Both print,
+# then power QEMU off through the SiFive test device with status 1 (on real
+# boards they park). The next build.sh
+# rebuilds the normal memtest (the window is a tracked build variable).
+setup_toolchain >/dev/null
+mkdir -p out/selftest
+selftest() { # name env-assignments...
+    local name=$1
+    shift
+    if env "$@" bash -c '. ./lib.sh; setup_toolchain >/dev/null; cargo_build "$rv_target" memtest-qemu-virt-riscv64' \
+        >"out/selftest/$name.log" 2>&1; then
+        cp "target/$rv_target/release/memtest-qemu-virt-riscv64" "out/selftest/$name.elf"
+    else
+        bad "build $name self-test (out/selftest/$name.log)"
+        return 1
+    fi
+}
+if selftest panic RACKLET_MEMTEST_SIZE=0x3; then
+    run_qemu_rc 1 30 "riscv64 panic handler" \
+        '^racklet: panic at [^ ]*payload\.rs:[0-9]+: memtest window must be 8-byte aligned$' 1 \
+        "${rvq[@]}" -kernel out/selftest/panic.elf
+fi
+if selftest trap RACKLET_MEMTEST_BASE=0x200 RACKLET_MEMTEST_SIZE=0x100; then
+    run_qemu_rc 1 30 "riscv64 trap handler" \
+        '^racklet: trap mcause=0x7 mepc=0x8[0-9a-f]+ mtval=0x200$' 1 \
+        "${rvq[@]}" -kernel out/selftest/trap.elf
+fi
+
+finish
