@@ -57,6 +57,13 @@ P=$(port_of)
 step cut-stream 40 racklet-usbrig-probe stream "$P" 1048576
 gadget_stop cut
 
+# ... and in the middle of a control download (4096-byte control OUT transfers).
+gadget_start cutc usb --model loop --udc dummy_udc.0 --unplug-after 50000
+step cutc-wait 20 racklet-usbrig-probe wait 1209:0001 15
+P=$(port_of)
+step cutc-xfer 40 racklet-usbrig-probe xfer "$P" 100000
+gadget_stop cutc
+
 # 3. The ACM function: a cdc-acm tty with a port path, bytes both ways.
 gadget_start acm acm --model echo --udc dummy_udc.2 --id 1209:0002
 step acm-tty 20 sh -c 'while [ ! -e /dev/ttyACM0 ]; do sleep 0.1; done; d=$(readlink -f /sys/class/tty/ttyACM0/device); basename "$(dirname "$d")"'

@@ -99,6 +99,37 @@ fn map_transfer(op: &str, timeout: Duration, e: TransferError) -> LinkError {
     }
 }
 
+/// How long a failed transfer waits to learn whether its device was
+/// unplugged (see [`map_transfer_on`]).
+const UNPLUG_SETTLE: Duration = Duration::from_millis(500);
+
+/// [`map_transfer`] for a transfer on the device at `bus`/`address`. A
+/// device unplugged in the middle of a transfer often fails it as a fault
+/// (EPROTO: the host controller sees the broken transaction before the hub
+/// reports the port change; the USB rig's dummy_hcd does the same). When
+/// the device is gone from the bus shortly after, that failure is a
+/// disconnect, not an I/O error.
+fn map_transfer_on(bus: u8, address: u8, op: &str, timeout: Duration, e: TransferError) -> LinkError {
+    let fault = matches!(e, TransferError::Fault | TransferError::Unknown(_));
+    let err = map_transfer(op, timeout, e);
+    if !fault {
+        return err;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < UNPLUG_SETTLE {
+        let present = nusb::list_devices()
+            .wait()
+            .map(|mut l| l.any(|d| bus_number(&d) == bus && d.device_address() == address))
+            .unwrap_or(true);
+        if !present {
+            return LinkError::Disconnected { op: op.to_string() };
+        }
+        // The hub driver notices the port change within milliseconds; look again.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    err
+}
+
 /// Wakes the waiting thread when the hotplug stream has news.
 struct Unpark(std::thread::Thread);
 
@@ -271,7 +302,7 @@ impl UsbLink for NusbLink {
                 timeout,
             )
             .wait()
-            .map_err(|e| map_transfer(&op, timeout, e))
+            .map_err(|e| map_transfer_on(self.info.bus, self.info.address, &op, timeout, e))
     }
 
     fn control_in(&mut self, setup: ControlSetup, len: u16, timeout: Duration) -> Result<Vec<u8>, LinkError> {
@@ -290,7 +321,7 @@ impl UsbLink for NusbLink {
                 timeout,
             )
             .wait()
-            .map_err(|e| map_transfer(&op, timeout, e))
+            .map_err(|e| map_transfer_on(self.info.bus, self.info.address, &op, timeout, e))
     }
 
     fn bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
@@ -321,7 +352,7 @@ impl UsbLink for NusbLink {
                 while endpoint.pending() > 0 {
                     let _ = endpoint.wait_next_complete(Duration::from_millis(100));
                 }
-                return Err(map_transfer(&op, timeout, e));
+                return Err(map_transfer_on(self.info.bus, self.info.address, &op, timeout, e));
             }
             if let Some(c) = chunks.next() {
                 endpoint.submit(Buffer::from(c));
@@ -342,7 +373,8 @@ impl UsbLink for NusbLink {
         let mps = endpoint.max_packet_size().max(1);
         let len = max_len.max(1).div_ceil(mps) * mps;
         let done = endpoint.transfer_blocking(Buffer::new(len), timeout);
-        let buf = done.into_result().map_err(|e| map_transfer(&op, timeout, e))?;
+        let (bus, address) = (self.info.bus, self.info.address);
+        let buf = done.into_result().map_err(|e| map_transfer_on(bus, address, &op, timeout, e))?;
         Ok(buf.into_vec())
     }
 }
