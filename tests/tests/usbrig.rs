@@ -265,7 +265,7 @@ fn usb_rig_in_a_qemu_guest() {
     let x = rig.expect("xfer", 0);
     assert!(x.starts_with("ok ") && x.contains(&format!("port={port} ")), "{x}");
     let s = rig.expect("stall", 0);
-    assert!(s.contains("refused as rejected"), "{s}");
+    assert!(s.contains("refused as rejected") && s.contains("late refusal as rejected"), "{s}");
     // Re-enumeration: new address and bcdDevice, found again at the same port path.
     let r = rig.expect("reenum", 0);
     assert!(r.contains(&format!("port={port} ")) && r.contains("bcdDevice 0100 -> 0101"), "{r}");

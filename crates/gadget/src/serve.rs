@@ -159,6 +159,8 @@ fn stall_out(ep0: &mut File) {
 
 fn ep0_loop(mut ep0: File, sh: Arc<Shared>, generation: u64) {
     let mut buf = [0u8; EVENT_SIZE * 4];
+    // A refusal the model made after a data stage, not yet told to the host.
+    let mut late_refusal = false;
     while sh.generation.load(Ordering::SeqCst) == generation {
         let n = match ep0.read(&mut buf) {
             Ok(n) => n,
@@ -180,15 +182,39 @@ fn ep0_loop(mut ep0: File, sh: Arc<Shared>, generation: u64) {
                     sh.enabled.store(false, Ordering::SeqCst);
                     sh.log(format!("ep0: {ev:?}"));
                 }
-                Event::Setup { setup, length } => setup_request(&mut ep0, &sh, setup, length),
+                Event::Setup { setup, length } => {
+                    late_refusal = setup_request(&mut ep0, &sh, setup, length, late_refusal)
+                }
                 other => sh.log(format!("ep0: {other:?}")),
             }
         }
     }
 }
 
-fn setup_request(ep0: &mut File, sh: &Shared, setup: racklet_link::ControlSetup, length: u16) {
+/// Answers one control request. Returns true when the model refused a
+/// control OUT after its data stage: FunctionFS has acknowledged that
+/// transfer already, so the refusal is told to the host by stalling the
+/// next control request (`late_refusal`).
+fn setup_request(
+    ep0: &mut File,
+    sh: &Shared,
+    setup: racklet_link::ControlSetup,
+    length: u16,
+    late_refusal: bool,
+) -> bool {
     let attached = sh.attached();
+    if late_refusal {
+        sh.log(format!(
+            "ep0: request 0x{:02x} stalled: the model refused the previous data stage",
+            setup.request
+        ));
+        if setup.is_in() {
+            stall_in(ep0);
+        } else {
+            stall_out(ep0);
+        }
+        return false;
+    }
     if setup.is_in() {
         let r = if attached {
             let mut d = lock(&sh.dev);
@@ -213,11 +239,11 @@ fn setup_request(ep0: &mut File, sh: &Shared, setup: racklet_link::ControlSetup,
                 stall_in(ep0);
             }
         }
-        return;
+        return false;
     }
     if !attached {
         stall_out(ep0);
-        return;
+        return false;
     }
     let mut data = vec![0u8; length as usize];
     let mut got = 0;
@@ -226,7 +252,7 @@ fn setup_request(ep0: &mut File, sh: &Shared, setup: racklet_link::ControlSetup,
             Ok(n) => got = n,
             Err(e) => {
                 sh.log(format!("ep0: data stage of request 0x{:02x}: {e}", setup.request));
-                return;
+                return false;
             }
         }
     }
@@ -235,6 +261,7 @@ fn setup_request(ep0: &mut File, sh: &Shared, setup: racklet_link::ControlSetup,
         d.tick();
         d.control_out(setup, &data[..got])
     };
+    sh.count(got);
     if length == 0 {
         match r {
             // A zero-length read is the status stage: acknowledge.
@@ -247,15 +274,18 @@ fn setup_request(ep0: &mut File, sh: &Shared, setup: racklet_link::ControlSetup,
             }
             Err(_) => stall_out(ep0),
         }
+        false
     } else if let Err(e) = r {
         // FunctionFS completes the status stage of a control OUT with data
-        // itself; a refusal after seeing the data cannot reach the host.
+        // itself; the refusal reaches the host on its next control request.
         sh.log(format!(
-            "ep0: the model refused control OUT 0x{:02x} after its data stage ({e:?}); FunctionFS already acknowledged it",
+            "ep0: the model refused control OUT 0x{:02x} after its data stage ({e:?}); the next control request will stall",
             setup.request
         ));
+        true
+    } else {
+        false
     }
-    sh.count(got);
 }
 
 fn bulk_out_loop(mut f: File, ep: EpFile, sh: Arc<Shared>, generation: u64) {

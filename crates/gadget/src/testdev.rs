@@ -9,6 +9,8 @@
 //! - Control OUT, request 0x10, no data: detach now and come back 300 ms
 //!   later with a new address and bcdDevice + 1 (a re-enumeration).
 //! - Control OUT, request 0x11, no data: always refused (stall).
+//! - Control OUT, request 0x12, with data: refused after the data stage
+//!   (what a ROM does when a CRC does not match).
 //! - Bulk OUT 0x01: every byte is queued for bulk IN 0x81 (an echo).
 
 use std::collections::VecDeque;
@@ -100,6 +102,7 @@ impl UsbDevice for LoopDevice {
                 }
                 Ok(())
             }
+            (0x40, 0x12, _) if !data.is_empty() => Err(DeviceError::Stall),
             (0x40, 0x10, _) => {
                 self.away_until = Some(Instant::now() + REENUM_GAP);
                 Ok(())

@@ -152,7 +152,18 @@ fn stall(port: &str) -> Result<String, LinkError> {
         Err(e @ LinkError::Stall { .. }) => {
             // The device must still answer afterwards.
             status(&mut *link)?;
-            Ok(format!("refused as {}: {e}", e.class().name()))
+            // A refusal after a data stage: FunctionFS has acknowledged the
+            // transfer, so the gadget stalls the next request instead.
+            link.control_out(ControlSetup::vendor_out(0x12, 0, 0), &[0xa5; 16], T)?;
+            let late = match status(&mut *link) {
+                Err(l @ LinkError::Stall { .. }) => l,
+                Err(other) => return Err(other),
+                Ok(_) => {
+                    return Err(LinkError::io("request 0x12", "the refusal after the data stage was lost"));
+                }
+            };
+            status(&mut *link)?;
+            Ok(format!("refused as {}: {e}; late refusal as {}", e.class().name(), late.class().name()))
         }
         Err(e) => Err(e),
         Ok(()) => Err(LinkError::io("request 0x11", "accepted, but the device refuses it")),
