@@ -306,7 +306,14 @@ fn usb_rig_in_a_qemu_guest() {
     assert_eq!(tty["port_path"], acm_port.as_str());
     let a = rig.expect("acm", 0);
     assert!(a.contains("echo=20000B") && a.contains(&format!("port={acm_port}")), "{a}");
-    assert!(rig.expect("acm-verdict", 0).contains("VERDICT acm ok echoed 20000 bytes"));
+    let ar = rig.expect("acm-reenum", 0);
+    assert!(ar.contains("echo=4096B") && ar.contains(&format!("port={acm_port}")), "{ar}");
+    assert!(rig.expect("acm-verdict", 0).contains("VERDICT acm ok echoed 24104 bytes in 2 sessions"));
+    // Unplugged mid-write: the serial backend's disconnected class, exit 8.
+    rig.expect("acmcut-tty", 0);
+    let ac = rig.expect("acmcut", racklet_link::FailureClass::Disconnected.exit_code());
+    assert!(ac.starts_with("error disconnected:"), "{ac}");
+    assert!(rig.expect("acmcut-verdict", 0).contains("unplugged: true"));
 }
 
 #[test]

@@ -65,12 +65,22 @@ step cutc-xfer 40 racklet-usbrig-probe xfer "$P" 100000
 gadget_stop cutc
 
 # 3. The ACM function: a cdc-acm tty with a port path, bytes both ways.
-gadget_start acm acm --model echo --udc dummy_udc.2 --id 1209:0002
+#    The echo model runs on a pty, as every serial ROM in racklet-sim; the
+#    gadget relays it to /dev/ttyGS0.
+gadget_start acm acm --model echo --udc dummy_udc.2
 step acm-tty 20 sh -c 'while [ ! -e /dev/ttyACM0 ]; do sleep 0.1; done; d=$(readlink -f /sys/class/tty/ttyACM0/device); basename "$(dirname "$d")"'
 A=$(tail -n 1 /tmp/step.out)
 step acm-list 20 racklet-flash list --json --all
 step acm 40 racklet-usbrig-probe acm "$A" 20000
+step acm-reenum 40 racklet-usbrig-probe acm-reenum "$A"
 gadget_stop acm
+
+#    ... and unplugged in the middle of a write.
+gadget_start acmcut acm --model echo --udc dummy_udc.2 --unplug-after 10000
+step acmcut-tty 20 sh -c 'while [ ! -e /dev/ttyACM0 ]; do sleep 0.1; done; d=$(readlink -f /sys/class/tty/ttyACM0/device); basename "$(dirname "$d")"'
+A=$(tail -n 1 /tmp/step.out)
+step acmcut 40 racklet-usbrig-probe acm "$A" 100000
+gadget_stop acmcut
 
 # 4. Protocol checks added by the test for the protocols that have landed.
 [ -f /etc/extra.sh ] && . /etc/extra.sh

@@ -4,8 +4,8 @@
 //! ```text
 //! racklet-gadget usb --model loop --udc dummy_udc.0 --name loop [--delay SECS]
 //!                [--unplug-after BYTES] [--stop-file PATH] [--max-time SECS]
-//! racklet-gadget acm --model echo --udc dummy_udc.1 --name acm --id 1209:0002
-//!                [--stop-file PATH] [--max-time SECS]
+//! racklet-gadget acm --model echo --udc dummy_udc.1 --name acm [--delay SECS]
+//!                [--unplug-after BYTES] [--stop-file PATH] [--max-time SECS]
 //! ```
 //!
 //! It logs what happens on stderr and ends with one line on stdout:
@@ -16,11 +16,11 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use racklet_gadget::acm::{self, AcmGadget};
+use racklet_gadget::acm;
 use racklet_gadget::configfs::GADGET_ROOT;
 use racklet_gadget::serve::{self, ServeOptions};
-use racklet_gadget::testdev::LoopDevice;
-use racklet_link::UsbInfo;
+use racklet_gadget::testdev::{EchoRom, LoopDevice};
+use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SharedDevice;
 
 struct Args {
@@ -32,7 +32,6 @@ struct Args {
     unplug_after: Option<u64>,
     stop_file: Option<PathBuf>,
     max_time: Duration,
-    id: (u16, u16),
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -55,7 +54,6 @@ fn parse_args() -> Result<Args, String> {
         unplug_after: None,
         stop_file: None,
         max_time: Duration::from_secs(120),
-        id: (0x1209, 0x0002),
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -69,12 +67,6 @@ fn parse_args() -> Result<Args, String> {
                 a.unplug_after = Some(val()?.parse().map_err(|e| format!("--unplug-after: {e}"))?)
             }
             "--stop-file" => a.stop_file = Some(val()?.into()),
-            "--id" => {
-                let v = val()?;
-                let (x, y) = v.split_once(':').ok_or("--id wants vid:pid")?;
-                let h = |s: &str| u16::from_str_radix(s, 16).map_err(|e| format!("--id {v}: {e}"));
-                a.id = (h(x)?, h(y)?);
-            }
             f => return Err(format!("unknown option {f}")),
         }
     }
@@ -124,9 +116,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
-    let (dev, mut verdict) = usb_model(&a.model)?;
-    let opts = ServeOptions {
+fn options(a: &Args) -> ServeOptions {
+    ServeOptions {
         name: a.name.clone(),
         udc: a.udc.clone(),
         configfs_root: GADGET_ROOT.into(),
@@ -135,8 +126,12 @@ fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
         unplug_after: a.unplug_after,
         stop_file: a.stop_file.clone(),
         max_time: a.max_time,
-    };
-    let report = serve::serve(dev, &opts, log.clone()).map_err(|e| e.to_string())?;
+    }
+}
+
+fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
+    let (dev, mut verdict) = usb_model(&a.model)?;
+    let report = serve::serve(dev, &options(a), log.clone()).map_err(|e| e.to_string())?;
     log(format!(
         "served: {} bytes received, {} binds, unplugged: {}",
         report.received, report.binds, report.unplugged
@@ -144,27 +139,25 @@ fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
     verdict()
 }
 
-fn run_acm(a: &Args, log: serve::Log) -> Result<String, String> {
-    if a.model != "echo" {
-        return Err(format!("unknown ACM model '{}' (known: echo)", a.model));
+/// The serial models this program can serve over ACM, by name: the
+/// bus they publish their pty on, and their verdict.
+fn serial_model(name: &str) -> Result<(SimSerialBus, Verdict), String> {
+    let bus = SimSerialBus::new();
+    match name {
+        "echo" => {
+            let mut rom = EchoRom::spawn(bus.clone(), "gadget").map_err(|e| e.to_string())?;
+            Ok((bus, Box::new(move || Ok(rom.verdict()))))
+        }
+        other => Err(format!("unknown serial model '{other}' (known: echo)")),
     }
-    let info = UsbInfo {
-        vid: a.id.0,
-        pid: a.id.1,
-        bcd_usb: 0x0200,
-        bcd_device: 0x0100,
-        manufacturer: Some("racklet".into()),
-        product: Some("usbrig echo".into()),
-        serial: Some("ECHO0001".into()),
-        ..Default::default()
-    };
-    let start = std::time::Instant::now();
-    let g = AcmGadget::create(GADGET_ROOT.as_ref(), &a.name, &a.udc, &info).map_err(|e| e.to_string())?;
-    log(format!("bound {} to {}; serving {}", info.id(), a.udc, g.tty.display()));
-    let mut port = g.open(Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let stop = || a.stop_file.as_ref().is_some_and(|p| p.exists()) || start.elapsed() >= a.max_time;
-    let n = acm::echo(&mut port, &stop);
-    drop(port);
-    g.gadget.remove();
-    Ok(format!("echoed {n} bytes"))
+}
+
+fn run_acm(a: &Args, log: serve::Log) -> Result<String, String> {
+    let (bus, mut verdict) = serial_model(&a.model)?;
+    let report = acm::serve_serial(bus, &options(a), log.clone()).map_err(|e| e.to_string())?;
+    log(format!(
+        "served: {} bytes received, {} binds, unplugged: {}",
+        report.received, report.binds, report.unplugged
+    ));
+    verdict()
 }

@@ -14,10 +14,13 @@
 //! - Bulk OUT 0x01: every byte is queued for bulk IN 0x81 (an echo).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use racklet_link::usb::EndpointKind;
-use racklet_link::{ControlSetup, EndpointInfo, InterfaceInfo, UsbInfo};
+use racklet_link::{ControlSetup, EndpointInfo, InterfaceInfo, LinkError, SerialInfo, UsbInfo};
+use racklet_sim::serial::{PtyPair, SimSerialBus};
 use racklet_sim::usb::{DeviceError, UsbDevice};
 
 /// pid.codes test VID:PID.
@@ -156,6 +159,107 @@ impl UsbDevice for LoopDevice {
     }
 }
 
+/// The rig's serial test model: a CDC-ACM "ROM" on a pseudo-terminal,
+/// published on a [`SimSerialBus`] like every serial ROM in racklet-sim.
+/// It echoes every byte; after the sequence [`ECHO_REENUM`] it
+/// re-enumerates: it withdraws its port and publishes a new one
+/// [`REENUM_GAP`] later.
+pub struct EchoRom {
+    state: Arc<Mutex<EchoState>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the echo model did.
+#[derive(Debug, Clone, Default)]
+pub struct EchoState {
+    pub echoed: u64,
+    pub sessions: u32,
+}
+
+/// The echo model's ids.
+pub const ECHO_VID: u16 = 0x1209;
+pub const ECHO_PID: u16 = 0x0002;
+/// The sequence that makes the echo model re-enumerate (DC2 "REENUM" DC2).
+pub const ECHO_REENUM: &[u8] = b"\x12REENUM\x12";
+
+impl EchoRom {
+    /// Powers the model on: its first port is published before this returns.
+    pub fn spawn(bus: SimSerialBus, port_path: &str) -> Result<EchoRom, LinkError> {
+        let state = Arc::new(Mutex::new(EchoState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let first = PtyPair::new()?;
+        let (st, sp, pp) = (state.clone(), stop.clone(), port_path.to_string());
+        let publish = move |bus: &SimSerialBus, pair: &PtyPair| {
+            bus.publish(SerialInfo {
+                path: pair.path.clone(),
+                vid: Some(ECHO_VID),
+                pid: Some(ECHO_PID),
+                serial: Some("ECHO0001".into()),
+                manufacturer: Some("racklet".into()),
+                product: Some("usbrig echo".into()),
+                port_path: Some(pp.clone()),
+            })
+        };
+        publish(&bus, &first);
+        let thread = std::thread::spawn(move || {
+            let mut pair = Some(first);
+            while !sp.load(Ordering::SeqCst) {
+                let Some(p) = pair.as_mut() else { break };
+                st.lock().unwrap_or_else(|e| e.into_inner()).sessions += 1;
+                let again = echo_session(p, &st, &sp);
+                bus.withdraw(&p.path);
+                if !again {
+                    break;
+                }
+                std::thread::sleep(REENUM_GAP);
+                pair = PtyPair::new().ok();
+                if let Some(p) = &pair {
+                    publish(&bus, p);
+                }
+            }
+        });
+        Ok(EchoRom { state, stop, thread: Some(thread) })
+    }
+
+    /// Stops the model and says what it did.
+    pub fn verdict(&mut self) -> String {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        format!("echoed {} bytes in {} sessions", s.echoed, s.sessions)
+    }
+}
+
+/// Echoes until stopped (false) or asked to re-enumerate (true).
+fn echo_session(p: &mut PtyPair, st: &Mutex<EchoState>, stop: &AtomicBool) -> bool {
+    use serialport::SerialPort;
+    use std::io::{Read, Write};
+    let _ = p.device.set_timeout(Duration::from_millis(20));
+    let mut buf = [0u8; 4096];
+    // The last bytes seen, to spot the trigger across reads.
+    let mut tail: Vec<u8> = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let n = match p.device.read(&mut buf) {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        let data = &buf[..n];
+        if p.device.write_all(data).is_ok() {
+            st.lock().unwrap_or_else(|e| e.into_inner()).echoed += n as u64;
+        }
+        tail.extend_from_slice(data);
+        if tail.windows(ECHO_REENUM.len()).any(|w| w == ECHO_REENUM) {
+            return true;
+        }
+        let keep = tail.len().saturating_sub(ECHO_REENUM.len() - 1);
+        tail.drain(..keep);
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use racklet_link::{UsbBus, UsbLink};
@@ -187,5 +291,45 @@ mod tests {
         assert_eq!(again.address, info.address + 1);
         assert_eq!(again.bcd_device, 0x0101);
         assert_eq!(dev.lock().unwrap().reenumerations, 1);
+    }
+
+    /// The echo model through racklet-sim's serial bus and the real
+    /// serialport backend, re-enumeration included.
+    #[test]
+    fn echo_rom_echoes_and_reenumerates_on_dc2() {
+        use racklet_link::SerialBus;
+        let bus = SimSerialBus::new();
+        let mut rom = EchoRom::spawn(bus.clone(), "9-1").unwrap();
+        let t = Duration::from_secs(2);
+        let first = bus.ports().unwrap().remove(0);
+        assert_eq!(first.port_path.as_deref(), Some("9-1"));
+        let mut link = bus.open(&first, 115200).unwrap();
+        link.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        link.read_exact(&mut got, t).unwrap();
+        assert_eq!(&got, b"ping");
+        // The trigger split over two writes still counts.
+        link.write_all(&ECHO_REENUM[..3]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        link.write_all(&ECHO_REENUM[3..]).unwrap();
+        let mut x = [0u8; 8];
+        link.read_exact(&mut x, t).unwrap();
+        assert_eq!(&x, ECHO_REENUM);
+        drop(link);
+        let start = Instant::now();
+        let second = loop {
+            if let Some(p) = bus.ports().unwrap().into_iter().find(|p| p.path != first.path) {
+                break p;
+            }
+            assert!(start.elapsed() < Duration::from_secs(3), "no second port");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut link = bus.open(&second, 115200).unwrap();
+        link.write_all(b"again").unwrap();
+        let mut got = [0u8; 5];
+        link.read_exact(&mut got, t).unwrap();
+        assert_eq!(&got, b"again");
+        drop(link);
+        assert_eq!(rom.verdict(), "echoed 17 bytes in 2 sessions");
     }
 }

@@ -10,6 +10,7 @@
 //! racklet-usbrig-probe stream PORT BYTES   one long bulk write (for the unplug fault)
 //! racklet-usbrig-probe wait   VID:PID SECS wait for a device that appears late
 //! racklet-usbrig-probe acm    PORT BYTES   echo through the cdc-acm tty at PORT
+//! racklet-usbrig-probe acm-reenum PORT     the ACM model re-enumerates; found again by port path
 //! ```
 //!
 //! Prints `ok <facts>` and exits 0, or prints `error <class>: <message>` and
@@ -226,6 +227,43 @@ fn acm(port: &str, bytes: usize) -> Result<String, LinkError> {
     ))
 }
 
+fn serial_at(port: &str) -> Result<Option<racklet_link::SerialInfo>, LinkError> {
+    Ok(SystemSerial.ports()?.into_iter().find(|p| p.port_path.as_deref() == Some(port)))
+}
+
+fn acm_reenum(port: &str) -> Result<String, LinkError> {
+    let info =
+        serial_at(port)?.ok_or_else(|| LinkError::NotFound { what: format!("serial port at {port}") })?;
+    let mut link = SystemSerial.open(&info, 115200)?;
+    // This sequence asks the echo model to re-enumerate (racklet_gadget::testdev::ECHO_REENUM).
+    link.write_all(b"\x12REENUM\x12")?;
+    drop(link);
+    let t0 = Instant::now();
+    while serial_at(port)?.is_some() {
+        if t0.elapsed() > Duration::from_secs(5) {
+            return Err(LinkError::Timeout {
+                op: format!("waiting for {port} to go away"),
+                after: Duration::from_secs(5),
+            });
+        }
+        // Polling sysfs: the tty goes when the host has seen the unplug.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let gone = t0.elapsed();
+    while serial_at(port)?.is_none() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            return Err(LinkError::Timeout {
+                op: format!("waiting for {port} to come back"),
+                after: Duration::from_secs(10),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let back = t0.elapsed();
+    let echo = acm(port, 4096)?;
+    Ok(format!("gone after {}ms, back after {}ms; {echo}", gone.as_millis(), back.as_millis()))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
@@ -237,6 +275,7 @@ fn main() -> ExitCode {
         "stream" => stream(&arg(1), num(2)),
         "wait" => wait(&arg(1), arg(2).parse().unwrap_or(10.0)),
         "acm" => acm(&arg(1), num(2)),
+        "acm-reenum" => acm_reenum(&arg(1)),
         other => {
             eprintln!("unknown check '{other}'");
             return ExitCode::from(2);
