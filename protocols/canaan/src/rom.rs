@@ -85,6 +85,9 @@ pub struct RomOptions {
     /// Ask GET_CPU_INFO again after the data, before PROG_START, as the
     /// vendor BurningTool does; it proves the ROM is still listening.
     pub regreet: bool,
+    /// Go on when GET_CPU_INFO answers something other than "K230" (never
+    /// when it answers as the loader).
+    pub accept_unknown_cpu: bool,
 }
 
 impl Default for RomOptions {
@@ -96,6 +99,7 @@ impl Default for RomOptions {
             control_timeout: Duration::from_secs(1),
             bulk_timeout: Duration::from_secs(5),
             regreet: true,
+            accept_unknown_cpu: false,
         }
     }
 }
@@ -248,6 +252,7 @@ pub fn run_stage<L: UsbLink + ?Sized>(
         })? {
             DeviceStage::BootRom => {}
             DeviceStage::Loader(reply) => return Err(CanaanError::LoaderStage { reply }),
+            DeviceStage::Unknown(_) if opts.accept_unknown_cpu => {}
             DeviceStage::Unknown(reply) => return Err(CanaanError::UnknownDevice { reply }),
         }
     }

@@ -87,7 +87,7 @@ pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
 pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     let stages = plan(ctx.board, ctx.args)?;
     let ids = ids(ctx.board);
-    let opts = RomOptions::default();
+    let opts = RomOptions { accept_unknown_cpu: ctx.args.connect.force, ..RomOptions::default() };
     let info = ctx.find_usb(&ids, "K230 boot ROM")?;
     let port = info.port_path.clone();
     let mut address = info.address;
