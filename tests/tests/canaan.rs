@@ -42,11 +42,7 @@ fn text(o: &Output) -> String {
 }
 
 fn transcript(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(p).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn bulk_sizes(t: &[Value]) -> Vec<usize> {
@@ -87,13 +83,17 @@ fn raw_payload_wire_and_verdict() {
     assert_eq!(t[0]["t"], "open");
     assert_eq!((t[0]["vid"].as_u64(), t[0]["pid"].as_u64()), (Some(0x29f1), Some(0x0230)));
     // GET_CPU_INFO: C0 00 00 00 00 00 20 00, reply "K230".
-    assert_eq!((t[1]["t"].as_str(), t[1]["rt"].as_u64(), t[1]["req"].as_u64()), (Some("ctrl_in"), Some(0xc0), Some(0)));
+    assert_eq!(
+        (t[1]["t"].as_str(), t[1]["rt"].as_u64(), t[1]["req"].as_u64()),
+        (Some("ctrl_in"), Some(0xc0), Some(0))
+    );
     assert_eq!(t[1]["len"], 32);
     assert_eq!(t[1]["data"], "4b323330");
     assert_eq!(requests(&t, 1), [(0x8036, 0x0000)]);
     assert_eq!(bulk_sizes(&t), [1000, 1000, 500]);
     assert_eq!(requests(&t, 4), [(0x8036, 0x0000)]);
-    let sent: String = t.iter().filter(|r| r["t"] == "bulk_out").map(|r| r["data"].as_str().unwrap()).collect();
+    let sent: String =
+        t.iter().filter(|r| r["t"] == "bulk_out").map(|r| r["data"].as_str().unwrap()).collect();
     assert_eq!(sent, pattern(2500).iter().map(|b| format!("{b:02x}")).collect::<String>());
     // PROG_START is the last request.
     let last = t.iter().rev().find(|r| r["t"] != "open").unwrap();
@@ -216,7 +216,7 @@ fn dram_init_then_main_stage() {
         "0x08000000",
         "--simulate",
         "--stage-timeout",
-        "2s",
+        "500ms",
         "--record",
         rec.to_str().unwrap(),
     ]);
@@ -335,7 +335,8 @@ fn next_stage_is_reported() {
     let mut code_bytes = pattern(5000);
     code_bytes.extend_from_slice(b"Uboot Stage for K230");
     let p = write(d.path(), "loader.bin", &code_bytes);
-    let o = run(&["maskrom", "canmv-k230", p.to_str().unwrap(), "--simulate", "--stage-timeout", "2s", "--json"]);
+    let o =
+        run(&["maskrom", "canmv-k230", p.to_str().unwrap(), "--simulate", "--stage-timeout", "2s", "--json"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let done = String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -402,10 +403,12 @@ fn signed_image_types_are_named() {
 fn image_refuses_payloads_that_cannot_boot_from_sram() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "big.bin", &pattern(0x20_0001));
-    let o = run(&["image", "canmv-k230", p.to_str().unwrap(), "-o", d.path().join("x.img").to_str().unwrap()]);
+    let o =
+        run(&["image", "canmv-k230", p.to_str().unwrap(), "-o", d.path().join("x.img").to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     let e = write(d.path(), "dram.elf", &elf(0x0800_0000, 0x0800_0000, &pattern(16)));
-    let o = run(&["image", "canmv-k230", e.to_str().unwrap(), "-o", d.path().join("y.img").to_str().unwrap()]);
+    let o =
+        run(&["image", "canmv-k230", e.to_str().unwrap(), "-o", d.path().join("y.img").to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(!d.path().join("y.img").exists());
 }

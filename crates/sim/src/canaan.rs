@@ -271,7 +271,8 @@ impl K230Rom {
         let end = p + data.len() as u64;
         let in_sram = p >= SRAM.0 && end <= SRAM.1;
         let in_dram = p >= DRAM.0 && end <= DRAM.1;
-        if !in_sram && !(in_dram && self.dram_ready) {
+        let writable = in_sram || (in_dram && self.dram_ready);
+        if !writable {
             let why = if in_dram { "DRAM is not initialised" } else { "outside SRAM and DRAM" };
             return self.refuse(format!("{} bytes at 0x{p:08x} ({why})", data.len()));
         }

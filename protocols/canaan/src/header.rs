@@ -102,7 +102,8 @@ pub fn build_plain(payload: &[u8], version: u32) -> Result<Vec<u8>, HeaderError>
     if payload.is_empty() {
         return Err(HeaderError::EmptyPayload);
     }
-    let length = u32::try_from(payload.len() + 4).map_err(|_| HeaderError::TooLarge { len: payload.len() })?;
+    let length =
+        u32::try_from(payload.len() + 4).map_err(|_| HeaderError::TooLarge { len: payload.len() })?;
     let mut out = Vec::with_capacity(PAYLOAD_OFFSET + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&length.to_le_bytes());
@@ -169,12 +170,19 @@ impl ImageHeader {
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let short = |b: &[u8]| {
             let h = hex(b);
-            if h.len() > 32 { format!("{}…{} ({} bytes)", &h[..16], &h[h.len() - 16..], b.len()) } else { h }
+            if h.len() > 32 {
+                format!("{}…{} ({} bytes)", &h[..16], &h[h.len() - 16..], b.len())
+            } else {
+                h
+            }
         };
         match self.crypto {
             CryptoType::None => vec![
                 ("sha256 (stored)".into(), hex(&u[..32])),
-                ("union tail".into(), if u[32..].iter().all(|&b| b == 0) { "zero" } else { "NOT zero" }.into()),
+                (
+                    "union tail".into(),
+                    if u[32..].iter().all(|&b| b == 0) { "zero" } else { "NOT zero" }.into(),
+                ),
             ],
             CryptoType::Sm4Sm2 => {
                 let id_len = u32_at(u, 0) as usize;
@@ -214,10 +222,7 @@ mod tests {
         ];
         assert_eq!(&img[..0x2c], &expect_head);
         assert!(img[0x2c..0x210].iter().all(|&b| b == 0));
-        assert_eq!(
-            &img[0x210..],
-            &[0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
-        );
+        assert_eq!(&img[0x210..], &[0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
         // "The resulting 548-byte image has SHA-256 024c49b6…302c."
         let h = Sha256::digest(&img);
         assert_eq!(&h[..4], &[0x02, 0x4c, 0x49, 0xb6]);

@@ -74,7 +74,9 @@ pub enum CanaanError {
     )]
     NotBackInRom { stage: usize, found: String },
     /// PROG_START was refused and the ROM is still there: the jump did not happen.
-    #[error("PROG_START 0x{entry:08x} was refused (STALL) and the boot ROM is still waiting: the payload did not start")]
+    #[error(
+        "PROG_START 0x{entry:08x} was refused (STALL) and the boot ROM is still waiting: the payload did not start"
+    )]
     StartRefused { entry: u32 },
     /// The loads or the entry point cannot be sent.
     #[error("{0}")]

@@ -221,9 +221,9 @@ pub fn prog_start<L: UsbLink + ?Sized>(
             }
         }
         Err(LinkError::Interrupted) => Err(CanaanError::link("PROG_START", LinkError::Interrupted)),
-        Err(e @ (LinkError::PermissionDenied { .. } | LinkError::Busy { .. } | LinkError::NotFound { .. })) => {
-            Err(CanaanError::link(format!("PROG_START 0x{entry:08x}"), e))
-        }
+        Err(
+            e @ (LinkError::PermissionDenied { .. } | LinkError::Busy { .. } | LinkError::NotFound { .. }),
+        ) => Err(CanaanError::link(format!("PROG_START 0x{entry:08x}"), e)),
         Err(e) => Ok(StartStatus::IoError(e.to_string())),
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use racklet_canaan::rom::{self, RomOptions, StartStatus};
 use racklet_canaan::{CanaanError, Load, plan_stages};
-use racklet_link::transcript::{Recorder, TranscriptWriter};
 use racklet_link::progress::CollectProgress;
+use racklet_link::transcript::{Recorder, TranscriptWriter};
 use racklet_link::{Classify, FailureClass, UsbBus, UsbLink};
 use racklet_sim::canaan::{Fault, K230Rom, Mode};
 use racklet_sim::usb::SimUsbBus;
@@ -70,7 +70,12 @@ fn setup_fields(wire: [u8; 8]) -> (u64, u64, u64, u64) {
 }
 
 fn fields(r: &Value) -> (u64, u64, u64, u64) {
-    (r["rt"].as_u64().unwrap(), r["req"].as_u64().unwrap(), r["val"].as_u64().unwrap(), r["idx"].as_u64().unwrap())
+    (
+        r["rt"].as_u64().unwrap(),
+        r["req"].as_u64().unwrap(),
+        r["val"].as_u64().unwrap(),
+        r["idx"].as_u64().unwrap(),
+    )
 }
 
 fn bulk_sizes(recs: &[Value]) -> Vec<usize> {

@@ -35,7 +35,8 @@ fn ids(board: &Board) -> Vec<(u16, u16)> {
 }
 
 fn addr32(what: &str, a: u64) -> Result<u32> {
-    u32::try_from(a).map_err(|_| bad_input(format!("{what}: 0x{a:x} does not fit the ROM's 32-bit addresses")))
+    u32::try_from(a)
+        .map_err(|_| bad_input(format!("{what}: 0x{a:x} does not fit the ROM's 32-bit addresses")))
 }
 
 fn name_of(p: &std::path::Path) -> String {
@@ -73,7 +74,12 @@ pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
             )));
         }
         let entry = p.entry.map(|e| addr32(&name_of(file), e)).transpose()?;
-        loads.push(Load { name: name_of(file), address: addr32(&name_of(file), *addr)?, bytes: p.bytes, entry });
+        loads.push(Load {
+            name: name_of(file),
+            address: addr32(&name_of(file), *addr)?,
+            bytes: p.bytes,
+            entry,
+        });
     }
     if loads.is_empty() {
         return Err(bad_input(format!(
@@ -122,13 +128,21 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
         );
         drop(link);
         if stage.returns_to_rom {
-            let next = ctx.follow_usb(&port, &ids, Some(address), "the K230 boot ROM back from the DRAM-init stage")?;
+            let next = ctx.follow_usb(
+                &port,
+                &ids,
+                Some(address),
+                "the K230 boot ROM back from the DRAM-init stage",
+            )?;
             address = next.address;
             link = ctx.open_usb(&next)?;
             match rom::identify(&mut *link, &opts).map_err(classify)? {
                 DeviceStage::BootRom => ctx.progress.say("the boot ROM is back; DRAM is up"),
                 other => {
-                    return Err(classify(CanaanError::NotBackInRom { stage: i + 1, found: other.describe() }));
+                    return Err(classify(CanaanError::NotBackInRom {
+                        stage: i + 1,
+                        found: other.describe(),
+                    }));
                 }
             }
             continue;
@@ -228,14 +242,21 @@ pub fn info(_path: &std::path::Path, bytes: &[u8]) -> Option<InfoReport> {
     r.fields.push(("crypto type".into(), h.crypto.name()));
     r.fields.extend(h.fields());
     r.fields.push(("version".into(), h.version.to_string()));
-    r.fields.push(("payload".into(), format!("{} bytes at offset 0x{:x}", h.payload_len(), header::PAYLOAD_OFFSET)));
-    r.fields.push(("ROM copies it to".into(), format!("0x{STORAGE_LOAD:x} (inferred from the SPL link address)")));
+    r.fields.push((
+        "payload".into(),
+        format!("{} bytes at offset 0x{:x}", h.payload_len(), header::PAYLOAD_OFFSET),
+    ));
+    r.fields.push((
+        "ROM copies it to".into(),
+        format!("0x{STORAGE_LOAD:x} (inferred from the SPL link address)"),
+    ));
     r.checks.push(("length".into(), h.length_matches()));
     match h.verify(bytes) {
         Some(ok) => r.checks.push(("sha256".into(), ok)),
         None => r.fields.push((
             "signature".into(),
-            "not checked (the key hash lives in the chip's OTP; signed images are decoded, not verified)".into(),
+            "not checked (the key hash lives in the chip's OTP; signed images are decoded, not verified)"
+                .into(),
         )),
     }
     r.payload = Some((STORAGE_LOAD, h.payload_len()));
