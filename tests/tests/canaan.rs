@@ -95,9 +95,13 @@ fn raw_payload_wire_and_verdict() {
     let sent: String =
         t.iter().filter(|r| r["t"] == "bulk_out").map(|r| r["data"].as_str().unwrap()).collect();
     assert_eq!(sent, pattern(2500).iter().map(|b| format!("{b:02x}")).collect::<String>());
-    // PROG_START is the last request.
-    let last = t.iter().rev().find(|r| r["t"] != "open").unwrap();
-    assert_eq!((last["t"].as_str(), last["req"].as_u64()), (Some("ctrl_out"), Some(4)));
+    // PROG_START is the last request that reached the ROM: after it only the
+    // "is the ROM still there?" probe, which finds the device gone.
+    let start = t.iter().rposition(|r| r["t"] == "ctrl_out" && r["req"] == 4).unwrap();
+    let after = &t[start + 1..];
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!((after[0]["t"].as_str(), after[0]["req"].as_u64()), (Some("ctrl_in"), Some(0)));
+    assert!(after[0]["err"].as_str().unwrap().contains("disconnected"), "{after:?}");
 }
 
 /// The SRAM ends at 0x80400000: a payload at 0x80360000 may hold exactly
@@ -161,6 +165,7 @@ fn faults_end_cleanly_with_the_right_exit_code() {
         ("hang-bulk", 6, "timed out"),
         ("stall-start", 7, "PROG_START 0x80360000 was refused"),
         ("wrong-cpu", 7, "K210"),
+        ("no-jump", 7, "did not start"),
         ("no-status", 0, "no status stage"),
     ] {
         let o = run(&[
@@ -253,6 +258,22 @@ fn dram_stage_that_never_returns_times_out() {
     ]);
     assert_eq!(code(&o), 6, "{}", text(&o));
     assert!(text(&o).contains("did not appear at USB port 1-1"), "{}", text(&o));
+    // A ROM that acknowledges PROG_START but stays put: the stage never ran.
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        "--load",
+        &format!("0x80360000={}", bt0.display()),
+        "--load",
+        &format!("0x08000000={}", main.display()),
+        "--simulate",
+        "--fault",
+        "no-jump",
+        "--stage-timeout",
+        "300ms",
+    ]);
+    assert_eq!(code(&o), 7, "{}", text(&o));
+    assert!(text(&o).contains("PROG_START 0x80360000 went through"), "{}", text(&o));
 }
 
 #[test]

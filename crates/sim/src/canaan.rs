@@ -53,6 +53,8 @@ pub enum Fault {
     WrongCpu,
     /// The DRAM-init stage never returns to the ROM.
     NoReturn,
+    /// PROG_START is acknowledged, but the ROM does not jump.
+    NoJump,
 }
 
 impl Fault {
@@ -65,6 +67,7 @@ impl Fault {
         ("loader", Fault::Loader, "the board is in the kburn loader stage"),
         ("wrong-cpu", Fault::WrongCpu, "GET_CPU_INFO answers \"K210\""),
         ("no-return", Fault::NoReturn, "the DRAM-init stage never comes back to the ROM"),
+        ("no-jump", Fault::NoJump, "PROG_START is acknowledged but nothing jumps"),
     ];
 
     /// Parses a fault name.
@@ -226,6 +229,10 @@ impl K230Rom {
     fn prog_start(&mut self, entry: u64) -> Result<(), DeviceError> {
         if self.fault == Some(Fault::StallStart) {
             return self.refuse(format!("PROG_START 0x{entry:08x}"));
+        }
+        if self.fault == Some(Fault::NoJump) {
+            self.log.push(format!("PROG_START 0x{entry:08x} acknowledged, ignored"));
+            return Ok(());
         }
         let n = self.jumps.len();
         let (result, next) = if entry == ROM_ENTRY {

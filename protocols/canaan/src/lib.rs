@@ -78,6 +78,11 @@ pub enum CanaanError {
         "PROG_START 0x{entry:08x} was refused (STALL) and the boot ROM is still waiting: the payload did not start"
     )]
     StartRefused { entry: u32 },
+    /// PROG_START went through, but the ROM still answers at the same address.
+    #[error(
+        "PROG_START 0x{entry:08x} went through, but the boot ROM still answers at the same USB address: the payload did not start"
+    )]
+    NoJump { entry: u32 },
     /// The loads or the entry point cannot be sent.
     #[error("{0}")]
     BadLoad(String),
@@ -101,6 +106,7 @@ impl Classify for CanaanError {
             CanaanError::UnknownDevice { .. } => FailureClass::Rejected,
             CanaanError::NotBackInRom { .. } => FailureClass::Rejected,
             CanaanError::StartRefused { .. } => FailureClass::Rejected,
+            CanaanError::NoJump { .. } => FailureClass::Rejected,
             CanaanError::BadLoad(_) => FailureClass::BadInput,
             CanaanError::Header(_) => FailureClass::BadInput,
         }

@@ -228,6 +228,14 @@ pub fn prog_start<L: UsbLink + ?Sized>(
     }
 }
 
+/// True when the device behind `link` (the link used for PROG_START) still
+/// answers GET_CPU_INFO as the boot ROM: the jump did not happen. After a
+/// real jump the ROM no longer serves EP0 (timeout) or the device left the
+/// bus (disconnected); both count as "not in the ROM".
+pub fn still_in_rom<L: UsbLink + ?Sized>(link: &mut L, opts: &RomOptions) -> bool {
+    matches!(identify(link, opts), Ok(DeviceStage::BootRom))
+}
+
 /// One stage on the wire: every load, the optional re-greet, PROG_START.
 /// The caller has already checked that the device is the ROM.
 pub fn run_stage<L: UsbLink + ?Sized>(

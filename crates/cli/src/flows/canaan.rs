@@ -126,14 +126,28 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
                 status.describe()
             ),
         );
-        drop(link);
+        // The old link stays open until the next stage is found: if nothing
+        // new comes up, it tells whether the ROM is still sitting there.
+        let no_jump = |link: &mut Box<dyn UsbLink>| {
+            if rom::still_in_rom(&mut **link, &opts) {
+                Some(classify(CanaanError::NoJump { entry: stage.entry }))
+            } else {
+                None
+            }
+        };
         if stage.returns_to_rom {
-            let next = ctx.follow_usb(
+            let next = match ctx.follow_usb(
                 &port,
                 &ids,
                 Some(address),
                 "the K230 boot ROM back from the DRAM-init stage",
-            )?;
+            ) {
+                Ok(next) => next,
+                Err(e) if class_of(&e) == FailureClass::Timeout => {
+                    return Err(no_jump(&mut link).unwrap_or(e));
+                }
+                Err(e) => return Err(e),
+            };
             address = next.address;
             link = ctx.open_usb(&next)?;
             match rom::identify(&mut *link, &opts).map_err(classify)? {
@@ -158,13 +172,18 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
                     .unwrap_or_else(|e| format!("a device that did not answer GET_CPU_INFO ({e:#})"));
                 out.fact("next stage", format!("{found} at USB port {port}"));
             }
-            Err(e) if class_of(&e) == FailureClass::Timeout => out.fact(
-                "next stage",
-                format!(
-                    "none on USB within {}s (normal for a payload that does not use USB)",
-                    waited.as_secs_f64()
-                ),
-            ),
+            Err(e) if class_of(&e) == FailureClass::Timeout => {
+                if let Some(e) = no_jump(&mut link) {
+                    return Err(e);
+                }
+                out.fact(
+                    "next stage",
+                    format!(
+                        "none on USB within {}s (normal for a payload that does not use USB)",
+                        waited.as_secs_f64()
+                    ),
+                )
+            }
             Err(e) => return Err(e),
         }
         return Ok(out);
