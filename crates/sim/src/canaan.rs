@@ -122,6 +122,8 @@ pub struct K230Rom {
     /// How many of the first jumps act as DRAM-init stages that return to the ROM.
     returns_to_rom: usize,
     fault: Option<Fault>,
+    /// A PROG_START acknowledged without a jump (fault `no-jump`).
+    ignored_start: Option<u64>,
     /// Everything written, in order.
     pub regions: Vec<Region>,
     /// Every PROG_START.
@@ -146,6 +148,7 @@ impl K230Rom {
             dram_ready: false,
             returns_to_rom: 0,
             fault: None,
+            ignored_start: None,
             regions: Vec::new(),
             jumps: Vec::new(),
             bulk_sizes: Vec::new(),
@@ -206,6 +209,9 @@ impl K230Rom {
         if let Some(r) = self.refusals.first() {
             return Err(format!("refused {r} ({summary})"));
         }
+        if let Some(e) = self.ignored_start {
+            return Err(format!("PROG_START 0x{e:08x} was acknowledged but nothing jumped ({summary})"));
+        }
         match (self.jumps.last(), self.mode()) {
             (None, _) => Err(format!("no PROG_START received ({summary})")),
             (Some(_), Mode::Crashed(e)) => Err(format!("jumped to 0x{e:08x}, where nothing was loaded")),
@@ -232,6 +238,7 @@ impl K230Rom {
         }
         if self.fault == Some(Fault::NoJump) {
             self.log.push(format!("PROG_START 0x{entry:08x} acknowledged, ignored"));
+            self.ignored_start = Some(entry);
             return Ok(());
         }
         let n = self.jumps.len();
