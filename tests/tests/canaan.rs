@@ -295,35 +295,10 @@ fn bad_load_plans_are_bad_input() {
     assert_eq!(code(&o), 2, "{}", text(&o));
 }
 
-/// A minimal little-endian RISC-V ELF64 with one PT_LOAD of `code` at
-/// `addr` and entry `entry`, laid out by hand from the ELF specification.
+/// A RISC-V ELF64 with one PT_LOAD of `code` at `addr` (the shared helper,
+/// laid out by hand from the ELF specification).
 fn elf(addr: u64, entry: u64, code: &[u8]) -> Vec<u8> {
-    let mut e = Vec::new();
-    e.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
-    e.extend_from_slice(&[0; 8]);
-    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    e.extend_from_slice(&243u16.to_le_bytes()); // EM_RISCV
-    e.extend_from_slice(&1u32.to_le_bytes());
-    e.extend_from_slice(&entry.to_le_bytes());
-    e.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
-    e.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    e.extend_from_slice(&0u32.to_le_bytes()); // flags
-    e.extend_from_slice(&64u16.to_le_bytes()); // ehsize
-    e.extend_from_slice(&56u16.to_le_bytes()); // phentsize
-    e.extend_from_slice(&1u16.to_le_bytes()); // phnum
-    e.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
-    assert_eq!(e.len(), 64);
-    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    e.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    e.extend_from_slice(&120u64.to_le_bytes()); // p_offset
-    e.extend_from_slice(&addr.to_le_bytes()); // p_vaddr
-    e.extend_from_slice(&addr.to_le_bytes()); // p_paddr
-    e.extend_from_slice(&(code.len() as u64).to_le_bytes());
-    e.extend_from_slice(&(code.len() as u64).to_le_bytes());
-    e.extend_from_slice(&8u64.to_le_bytes());
-    assert_eq!(e.len(), 120);
-    e.extend_from_slice(code);
-    e
+    racklet_tests::elf64(243, entry, &[(addr, code, code.len() as u64)])
 }
 
 #[test]
