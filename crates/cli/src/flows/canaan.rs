@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use racklet_canaan::rom::{self, DeviceStage, RomOptions};
 use racklet_canaan::{CanaanError, ImageHeader, Load, Stage, header, in_sram, plan_stages};
-use racklet_link::{FailureClass, UsbLink};
+use racklet_link::{Classify, FailureClass, UsbLink};
 use racklet_sim::canaan::{Fault, K230Rom};
 
 use super::{Ctx, InfoReport, Outcome, SimCtx, SimSession, load_payload};
@@ -108,8 +108,8 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
             out.fact("chip", format!("unknown (GET_CPU_INFO {reply:?}, forced)"));
         }
         DeviceStage::Unknown(reply) => {
-            return Err(classify(CanaanError::UnknownDevice { reply })
-                .context("add --force to send ROM commands anyway"));
+            let e = CanaanError::UnknownDevice { reply };
+            return Err(fail(e.class(), format!("{e}; add --force to send ROM commands anyway")));
         }
     }
     let n = stages.len();
