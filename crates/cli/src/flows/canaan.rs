@@ -161,9 +161,11 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
             }
             continue;
         }
-        // The last stage: report what comes up next, if anything does.
-        let waited = ctx.stage_timeout();
-        match ctx.follow_usb(&port, &ids, Some(address), "the next stage on USB") {
+        // The last stage: report what comes up next, if anything does. This
+        // is a report, not a step that can fail, so it waits only briefly
+        // (the ROM and the vendor loader enumerate well within it).
+        let waited = ctx.stage_timeout().min(FINAL_REPORT_WAIT);
+        match ctx.follow_usb_within(&port, &ids, Some(address), "the next stage on USB", waited) {
             Ok(next) => {
                 let found = ctx
                     .open_usb(&next)
@@ -190,6 +192,9 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     }
     Err(fail(FailureClass::Other, "internal error: no stage ran"))
 }
+
+/// How long to look for a USB device after the last stage started.
+const FINAL_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The virtual K230 of a simulated run.
 struct Session {
