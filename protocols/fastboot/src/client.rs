@@ -111,6 +111,10 @@ impl<T: Transport> Fastboot<T> {
         loop {
             let raw = self.transport.recv(RESPONSE_READ, timeout).map_err(|e| match e {
                 Error::ResponseTooLong { len, .. } => Error::ResponseTooLong { command: cmd.into(), len },
+                Error::Link(LinkError::Timeout { op, after }) => Error::Link(LinkError::Timeout {
+                    op: format!("waiting for the answer to {cmd:?}: {op}"),
+                    after,
+                }),
                 e => e,
             })?;
             let r = parse_response(&raw).map_err(|e| match e {
