@@ -15,5 +15,6 @@
 //!   serialport backend.
 
 pub mod canaan;
+pub mod fastboot;
 pub mod serial;
 pub mod usb;
