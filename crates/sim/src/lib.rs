@@ -14,5 +14,7 @@
 //!   ([`serial::PtyPair`]); the client opens the slave path with the real
 //!   serialport backend.
 
+pub mod canaan;
+pub mod fastboot;
 pub mod serial;
 pub mod usb;

@@ -142,8 +142,20 @@ impl Ctx<'_> {
         previous_address: Option<u8>,
         what: &str,
     ) -> Result<UsbInfo> {
-        self.progress.say(format!("waiting for {what} at USB port {port_path}..."));
         let t = self.stage_timeout();
+        self.follow_usb_within(port_path, ids, previous_address, what, t)
+    }
+
+    /// Like [`Ctx::follow_usb`], with its own time limit.
+    pub fn follow_usb_within(
+        &mut self,
+        port_path: &str,
+        ids: &[(u16, u16)],
+        previous_address: Option<u8>,
+        what: &str,
+        t: Duration,
+    ) -> Result<UsbInfo> {
+        self.progress.say(format!("waiting for {what} at USB port {port_path}..."));
         let cancel = self.cancel_fn();
         let pred = |d: &UsbInfo| ids.iter().any(|(v, p)| d.vid == *v && d.pid == *p);
         racklet_link::discover::follow_usb(&*self.usb, port_path, &pred, previous_address, t, &cancel).map_err(|e| match e {

@@ -1,0 +1,758 @@
+//! Virtual fastboot boot ROMs: SpacemiT K1 and T-Head TH1520.
+//!
+//! Written from `shared/protocols/fastboot.md`, not from the client crate.
+//! One device model, [`FastbootDevice`], walks through the stages of a
+//! board (K1: ROM, FSBL, vendor U-Boot; TH1520: ROM, vendor U-Boot). It is
+//! event driven: a host packet arrives ([`FastbootDevice::host_packet`]),
+//! the host asks for the next answer ([`FastbootDevice::next_response`]).
+//! The same model is served in-process as a [`UsbDevice`] and over TCP
+//! ([`serve_tcp_connection`]: `FB01` handshake, u64 big-endian frames).
+//!
+//! What each ROM does here (sheet §3.3, §4.3, §4.5, §7):
+//! - K1 ROM (361c:1001, serial `dfu-device`): answers `getvar:version-brom`
+//!   with `1.0`, every other variable with FAIL; every response is
+//!   NUL-terminated text followed by garbage up to 64 bytes; `download`
+//!   then `continue` runs the FSBL (this model also checks both `AIHD`
+//!   magics, which the real ROM is expected to need), then the board
+//!   re-enumerates with the same VID:PID as the FSBL.
+//! - K1 FSBL: `download` + `continue` of a FIT (FDT magic checked, as the
+//!   SPL checks the FIT), then vendor U-Boot re-enumerates.
+//! - TH1520 ROM (2345:7654, no serial): accepts `flash:<any name>` with
+//!   OKAY but loads only `ram`; `reboot` (and `continue`, uncertain) jumps
+//!   to it; vendor U-Boot comes back as 1234:8888.
+//! - Vendor U-Boot (both): `getvar` of the usual variables (version 0.4,
+//!   max-download-size 0x10000000), `getvar:all` as INFO lines, `download`,
+//!   `flash`/`erase` of any partition, `reboot`.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use racklet_link::usb::EndpointKind;
+use racklet_link::{ControlSetup, EndpointInfo, InterfaceInfo, UsbInfo};
+
+use crate::usb::{DeviceError, UsbDevice};
+
+/// Which SoC's ROM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Soc {
+    K1,
+    Th1520,
+}
+
+/// The stage the board is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The boot ROM's download mode.
+    Rom,
+    /// K1 only: the FSBL (U-Boot SPL) in SRAM, with fastboot.
+    Fsbl,
+    /// Vendor U-Boot's fastboot.
+    UBoot,
+}
+
+impl Stage {
+    /// Short name, used in file names and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rom => "rom",
+            Stage::Fsbl => "fsbl",
+            Stage::UBoot => "uboot",
+        }
+    }
+}
+
+/// Misbehaviour to inject, chosen by name (`--fault NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// FAIL to every `download`.
+    FailDownload,
+    /// No answer to `download` (the host times out).
+    Silent,
+    /// An answer with no known status to the first command.
+    BadStatus,
+    /// A 300-byte answer without NUL to the first command.
+    LongResponse,
+    /// `DATA` with one byte less than announced.
+    DataSize,
+    /// The device disappears when the data phase starts.
+    Unplug,
+    /// FAIL to `continue`, `reboot` and `flash:ram`.
+    FailBoot,
+    /// After `continue`/`reboot`, the next stage never appears.
+    NoReenumerate,
+}
+
+/// Every fault: name and what it does.
+pub const FAULTS: &[(&str, Fault, &str)] = &[
+    ("fail-download", Fault::FailDownload, "answer FAIL to every download"),
+    ("silent", Fault::Silent, "never answer a download (the host times out)"),
+    ("bad-status", Fault::BadStatus, "answer the first command with an unknown status"),
+    ("long-response", Fault::LongResponse, "answer the first command with 300 bytes and no NUL"),
+    ("data-size", Fault::DataSize, "answer DATA with one byte less than announced"),
+    ("unplug", Fault::Unplug, "disappear when the data phase starts"),
+    ("fail-boot", Fault::FailBoot, "answer FAIL to continue, reboot and flash:ram"),
+    ("no-reenumerate", Fault::NoReenumerate, "never come back after continue/reboot"),
+];
+
+impl Fault {
+    /// The fault named `name`.
+    pub fn parse(name: &str) -> Option<Fault> {
+        FAULTS.iter().find(|f| f.0 == name).map(|f| f.1)
+    }
+
+    /// All names, comma separated, for error messages.
+    pub fn names() -> String {
+        FAULTS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// One completed download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub stage: Stage,
+    pub bytes: Vec<u8>,
+}
+
+/// An image the board ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The stage that started it.
+    pub by: Stage,
+    /// What it is ("FSBL", "u-boot.itb", "ram image").
+    pub what: String,
+    pub len: usize,
+    /// CRC-32 (zlib) of the image.
+    pub crc32: u32,
+}
+
+/// What happens once the pending answers are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// Re-enumerate as this stage.
+    To(Stage),
+    /// Gone for good (the OS boots).
+    Away,
+}
+
+/// How many bus scans or transfers a re-enumeration takes (the host polls
+/// every 20 ms: about 100 ms, K1 needs "under 1 s").
+const REENUM_TICKS: u32 = 5;
+/// The longest command the ROMs' 64-byte buffers hold.
+const COMMAND_MAX: usize = 64;
+/// K1 ROM answers are padded to this length with garbage after the NUL.
+const K1_ROM_ANSWER_LEN: usize = 64;
+/// Bulk endpoints of the fastboot interface.
+const EP_OUT: u8 = 0x01;
+const EP_IN: u8 = 0x81;
+
+fn crc32(b: &[u8]) -> u32 {
+    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(b)
+}
+
+/// A virtual fastboot board.
+pub struct FastbootDevice {
+    soc: Soc,
+    stage: Stage,
+    fault: Option<Fault>,
+    fault_used: bool,
+    port_path: String,
+    address: u8,
+    present: bool,
+    detach_ticks: u32,
+    next: Option<Stage>,
+    expecting: Option<(usize, Vec<u8>)>,
+    last_download: Option<Vec<u8>>,
+    ram: Option<Vec<u8>>,
+    out: VecDeque<Vec<u8>>,
+    leave: Option<Leave>,
+    /// Every command received, with the stage that got it.
+    pub log: Vec<(Stage, String)>,
+    /// Every completed download.
+    pub downloads: Vec<Received>,
+    /// Every image the board ran.
+    pub started: Vec<Started>,
+    /// Every `flash:` accepted: stage, partition, bytes.
+    pub flashed: Vec<(Stage, String, usize)>,
+}
+
+impl FastbootDevice {
+    /// A board in its boot ROM, plugged in at `port_path`.
+    pub fn new(soc: Soc, port_path: &str) -> Self {
+        FastbootDevice {
+            soc,
+            stage: Stage::Rom,
+            fault: None,
+            fault_used: false,
+            port_path: port_path.into(),
+            address: 7,
+            present: true,
+            detach_ticks: 0,
+            next: None,
+            expecting: None,
+            last_download: None,
+            ram: None,
+            out: VecDeque::new(),
+            leave: None,
+            log: Vec::new(),
+            downloads: Vec::new(),
+            started: Vec::new(),
+            flashed: Vec::new(),
+        }
+    }
+
+    /// Injects a fault.
+    pub fn with_fault(mut self, fault: Option<Fault>) -> Self {
+        self.fault = fault;
+        self
+    }
+
+    /// The stage now.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// The SoC.
+    pub fn soc(&self) -> Soc {
+        self.soc
+    }
+
+    /// True while the host is sending download data.
+    pub fn in_data_phase(&self) -> bool {
+        self.expecting.is_some()
+    }
+
+    /// True when a host can reach the device now or after it re-enumerates.
+    pub fn reachable(&self) -> bool {
+        self.present || self.next.is_some()
+    }
+
+    fn ids(&self) -> (u16, u16) {
+        match (self.soc, self.stage) {
+            (Soc::K1, _) => (0x361c, 0x1001),
+            (Soc::Th1520, Stage::Rom) => (0x2345, 0x7654),
+            (Soc::Th1520, _) => (0x1234, 0x8888),
+        }
+    }
+
+    /// Queues an answer. K1 ROM answers are NUL-terminated and followed by
+    /// garbage (sheet §1.3).
+    fn reply(&mut self, status: &str, text: &str) {
+        let mut b = format!("{status}{text}").into_bytes();
+        if self.soc == Soc::K1 && self.stage == Stage::Rom {
+            b.push(0);
+            let mut x = 0x5au8;
+            while b.len() < K1_ROM_ANSWER_LEN {
+                x = x.wrapping_mul(37).wrapping_add(11);
+                b.push(x);
+            }
+        }
+        self.out.push_back(b);
+    }
+
+    fn fail(&mut self, text: &str) {
+        self.reply("FAIL", text);
+    }
+
+    fn first_fault(&mut self, f: Fault) -> bool {
+        if self.fault == Some(f) && !self.fault_used {
+            self.fault_used = true;
+            return true;
+        }
+        false
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        let v = match (self.soc, self.stage, name) {
+            (Soc::K1, Stage::Rom, "version-brom") => "1.0",
+            // Assumption: the sheet says the TH1520 ROM answers the stock
+            // client's pre-flight getvars "well enough"; version is one.
+            (Soc::Th1520, Stage::Rom, "version") => "0.4",
+            (_, Stage::Fsbl | Stage::UBoot, "version") => "0.4",
+            (_, Stage::Fsbl | Stage::UBoot, "max-download-size") => "0x10000000",
+            (Soc::K1, Stage::UBoot, "product") => "k1-x",
+            (Soc::Th1520, Stage::UBoot, "product") => "light-lpi4a",
+            (_, Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
+            (_, Stage::UBoot, "serialno") => "racklet-sim",
+            _ => return None,
+        };
+        Some(v.into())
+    }
+
+    fn all_vars(&self) -> Vec<(&'static str, String)> {
+        ["version-brom", "version", "version-bootloader", "product", "serialno", "max-download-size"]
+            .into_iter()
+            .filter_map(|n| self.var(n).map(|v| (n, v)))
+            .collect()
+    }
+
+    /// The largest download each stage takes. K1 ROM: its 256 KiB SRAM (the
+    /// real cap is unknown); TH1520 ROM: the board table's 2 MiB window
+    /// (unknown too); U-Boot stages: their 256 MiB buffer.
+    fn download_limit(&self) -> usize {
+        match (self.soc, self.stage) {
+            (Soc::K1, Stage::Rom) => 0x4_0000,
+            (Soc::Th1520, Stage::Rom) => 0x20_0000,
+            _ => 0x1000_0000,
+        }
+    }
+
+    fn start(&mut self, what: &str, image: &[u8]) {
+        self.started.push(Started {
+            by: self.stage,
+            what: what.into(),
+            len: image.len(),
+            crc32: crc32(image),
+        });
+    }
+
+    /// A host packet arrived (a command, or a piece of download data).
+    pub fn host_packet(&mut self, data: &[u8]) -> Result<(), DeviceError> {
+        if let Some((total, buf)) = &mut self.expecting {
+            if self.fault == Some(Fault::Unplug) {
+                self.present = false;
+                self.next = None;
+                self.expecting = None;
+                return Err(DeviceError::Disconnected);
+            }
+            if data.len() > *total - buf.len() {
+                self.expecting = None;
+                self.fail("more data than announced");
+                return Ok(());
+            }
+            buf.extend_from_slice(data);
+            if buf.len() == *total {
+                let (_, bytes) = self.expecting.take().expect("in data phase");
+                self.downloads.push(Received { stage: self.stage, bytes: bytes.clone() });
+                self.last_download = Some(bytes);
+                self.reply("OKAY", "");
+            }
+            return Ok(());
+        }
+        let cmd = String::from_utf8_lossy(data).into_owned();
+        self.log.push((self.stage, cmd.clone()));
+        if self.first_fault(Fault::BadStatus) {
+            self.out.push_back(b"WHAT?".to_vec());
+            return Ok(());
+        }
+        if self.first_fault(Fault::LongResponse) {
+            self.out.push_back([b"OKAY".as_slice(), &[b'x'; 296]].concat());
+            return Ok(());
+        }
+        if data.len() > COMMAND_MAX {
+            self.fail("command too long");
+            return Ok(());
+        }
+        self.command(&cmd);
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: &str) {
+        let (verb, arg) = match cmd.split_once(':') {
+            Some((v, a)) => (v, Some(a)),
+            None => (cmd, None),
+        };
+        let uboot = self.stage == Stage::UBoot;
+        match (verb, arg) {
+            ("getvar", Some("all")) if self.stage != Stage::Rom => {
+                for (n, v) in self.all_vars() {
+                    self.reply("INFO", &format!("{n}: {v}"));
+                }
+                self.reply("OKAY", "");
+            }
+            ("getvar", Some(name)) => match self.var(name) {
+                Some(v) => self.reply("OKAY", &v),
+                None => self.fail("Variable not implemented"),
+            },
+            ("download", Some(size)) => self.download(size),
+            ("flash", Some(part)) => self.flash(part),
+            ("erase", Some(part)) if uboot && !part.is_empty() => {
+                self.flashed.push((self.stage, format!("erase {part}"), 0));
+                self.reply("OKAY", "");
+            }
+            ("continue", None) => self.continue_boot(),
+            ("reboot", None) => self.reboot(),
+            ("reboot-bootloader", None) if uboot => {
+                self.reply("OKAY", "");
+                self.leave = Some(Leave::To(Stage::UBoot));
+            }
+            _ => self.fail("unknown command"),
+        }
+    }
+
+    fn download(&mut self, size: &str) {
+        let n = match (size.len(), usize::from_str_radix(size, 16)) {
+            (8, Ok(n)) => n,
+            _ => return self.fail("invalid download size"),
+        };
+        if self.fault == Some(Fault::FailDownload) {
+            return self.fail("download refused (injected fault)");
+        }
+        if self.fault == Some(Fault::Silent) {
+            return;
+        }
+        if n == 0 {
+            return self.fail("invalid download size");
+        }
+        if n > self.download_limit() {
+            return self.fail("data too large");
+        }
+        let offer = if self.fault == Some(Fault::DataSize) { n - 1 } else { n };
+        self.reply("DATA", &format!("{offer:08x}"));
+        self.expecting = Some((offer, Vec::with_capacity(offer.min(1 << 20))));
+    }
+
+    fn flash(&mut self, part: &str) {
+        match (self.soc, self.stage) {
+            (_, Stage::UBoot) if !part.is_empty() => {
+                let Some(len) = self.last_download.as_ref().map(Vec::len) else {
+                    return self.fail("no image downloaded");
+                };
+                self.flashed.push((self.stage, part.into(), len));
+                self.reply("OKAY", "");
+            }
+            (Soc::Th1520, Stage::Rom) if !part.is_empty() => {
+                let Some(img) = self.last_download.clone() else {
+                    return self.fail("no image downloaded");
+                };
+                if part == "ram" && self.fault == Some(Fault::FailBoot) {
+                    return self.fail("flash ram failed (injected fault)");
+                }
+                self.flashed.push((self.stage, part.into(), img.len()));
+                // Any name gets OKAY; only "ram" does something (sheet §4.5).
+                if part == "ram" {
+                    self.ram = Some(img);
+                }
+                self.reply("OKAY", "");
+            }
+            _ => self.fail("unknown command"),
+        }
+    }
+
+    fn continue_boot(&mut self) {
+        if self.fault == Some(Fault::FailBoot) && self.stage != Stage::UBoot {
+            return self.fail("continue failed (injected fault)");
+        }
+        match (self.soc, self.stage) {
+            (Soc::K1, Stage::Rom) => {
+                let Some(img) = self.last_download.clone() else { return self.fail("no image downloaded") };
+                if img.len() < 0x1000 || &img[0x100..0x104] != b"AIHD" || &img[0xfe0..0xfe4] != b"AIHD" {
+                    return self.fail("invalid image header");
+                }
+                self.start("FSBL", &img);
+                self.reply("OKAY", "");
+                self.leave = Some(Leave::To(Stage::Fsbl));
+            }
+            (Soc::K1, Stage::Fsbl) => {
+                let Some(img) = self.last_download.clone() else { return self.fail("no image downloaded") };
+                if img.len() < 4 || img[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+                    return self.fail("bad FIT image");
+                }
+                self.start("u-boot.itb", &img);
+                self.reply("OKAY", "");
+                self.leave = Some(Leave::To(Stage::UBoot));
+            }
+            // Whether the TH1520 ROM treats continue as reboot is unknown;
+            // this model does.
+            (Soc::Th1520, Stage::Rom) => self.reboot(),
+            (_, _) => {
+                self.reply("OKAY", "");
+                self.leave = Some(Leave::Away);
+            }
+        }
+    }
+
+    fn reboot(&mut self) {
+        if self.fault == Some(Fault::FailBoot) && self.stage == Stage::Rom {
+            return self.fail("reboot failed (injected fault)");
+        }
+        self.reply("OKAY", "");
+        self.leave = Some(match (self.soc, self.stage, self.ram.take()) {
+            (Soc::Th1520, Stage::Rom, Some(img)) => {
+                self.start("ram image", &img);
+                Leave::To(Stage::UBoot)
+            }
+            // A reset with nothing bootable falls back to the ROM's download mode.
+            _ => Leave::To(Stage::Rom),
+        });
+    }
+
+    /// The next answer for the host, if any. Once the last answer after
+    /// `continue`/`reboot` is taken, the device leaves the bus.
+    pub fn next_response(&mut self) -> Option<Vec<u8>> {
+        let r = self.out.pop_front();
+        if self.out.is_empty()
+            && let Some(l) = self.leave.take()
+        {
+            self.present = false;
+            self.expecting = None;
+            self.last_download = None;
+            self.next = match l {
+                _ if self.fault == Some(Fault::NoReenumerate) => None,
+                Leave::To(s) => Some(s),
+                Leave::Away => None,
+            };
+            self.detach_ticks = REENUM_TICKS;
+        }
+        r
+    }
+
+    /// Finishes a re-enumeration at once (TCP has no bus to poll).
+    pub fn reattach_now(&mut self) {
+        if !self.present && self.next.is_some() {
+            self.detach_ticks = 1;
+            self.tick_once();
+        }
+    }
+
+    fn tick_once(&mut self) {
+        if self.present || self.next.is_none() {
+            return;
+        }
+        self.detach_ticks = self.detach_ticks.saturating_sub(1);
+        if self.detach_ticks == 0 {
+            self.stage = self.next.take().expect("checked");
+            self.address = self.address.wrapping_add(1).max(1);
+            self.present = true;
+        }
+    }
+
+    /// One line on what the board received and ran.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .started
+            .iter()
+            .map(|s| format!("{} started {} ({} bytes, crc32 {:08x})", s.by.name(), s.what, s.len, s.crc32))
+            .collect();
+        if parts.is_empty() {
+            parts.push(format!("nothing started; {} downloads received", self.downloads.len()));
+        }
+        parts.join("; ")
+    }
+}
+
+impl UsbDevice for FastbootDevice {
+    fn info(&self) -> Option<UsbInfo> {
+        if !self.present {
+            return None;
+        }
+        let (vid, pid) = self.ids();
+        let (manufacturer, product, serial) = match (self.soc, self.stage) {
+            (Soc::K1, Stage::Rom) => ("SpacemiT", "DFU USB download gadget", Some("dfu-device")),
+            (Soc::K1, _) => ("SpacemiT", "U-Boot USB download gadget", None),
+            (Soc::Th1520, Stage::Rom) => ("T-HEAD", "USB download gadget", None),
+            (Soc::Th1520, _) => ("U-Boot-THEAD", "USB download gadget", None),
+        };
+        Some(UsbInfo {
+            vid,
+            pid,
+            bcd_usb: 0x0200,
+            bcd_device: if self.soc == Soc::Th1520 && self.stage == Stage::Rom { 0x0223 } else { 0x0100 },
+            manufacturer: Some(manufacturer.into()),
+            product: Some(product.into()),
+            serial: serial.map(Into::into),
+            bus: 1,
+            address: self.address,
+            port_path: self.port_path.clone(),
+            speed: Some("high".into()),
+            interfaces: vec![InterfaceInfo {
+                number: 0,
+                class: 0xff,
+                subclass: 0x42,
+                protocol: 0x03,
+                endpoints: vec![
+                    EndpointInfo { address: EP_IN, kind: EndpointKind::Bulk, max_packet_size: 512 },
+                    EndpointInfo { address: EP_OUT, kind: EndpointKind::Bulk, max_packet_size: 512 },
+                ],
+            }],
+        })
+    }
+
+    fn control_out(&mut self, _: ControlSetup, _: &[u8]) -> Result<(), DeviceError> {
+        Err(DeviceError::Stall)
+    }
+
+    fn control_in(&mut self, _: ControlSetup, _: u16) -> Result<Vec<u8>, DeviceError> {
+        Err(DeviceError::Stall)
+    }
+
+    fn bulk_out(&mut self, ep: u8, data: &[u8]) -> Result<(), DeviceError> {
+        if ep != EP_OUT {
+            return Err(DeviceError::Stall);
+        }
+        self.host_packet(data)
+    }
+
+    fn bulk_in(&mut self, ep: u8, max_len: usize) -> Result<Vec<u8>, DeviceError> {
+        if ep != EP_IN {
+            return Err(DeviceError::Stall);
+        }
+        match self.next_response() {
+            Some(mut r) => {
+                r.truncate(max_len);
+                Ok(r)
+            }
+            None => Err(DeviceError::NoAnswer),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.tick_once();
+    }
+}
+
+/// The largest command frame accepted over TCP (the current spec's 4096).
+const TCP_COMMAND_FRAME_MAX: u64 = 4096;
+/// Data frames are read in pieces of at most this size.
+const TCP_PIECE: usize = 1 << 20;
+
+fn lock(dev: &Mutex<FastbootDevice>) -> std::sync::MutexGuard<'_, FastbootDevice> {
+    dev.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Serves one TCP connection: handshake, then frames until the host
+/// closes, the device leaves (`continue`/`reboot`), or nothing arrives for
+/// `idle`. State stays in `dev` across connections (the Debian client
+/// opens one per invocation).
+pub fn serve_tcp_connection(
+    dev: &Mutex<FastbootDevice>,
+    mut stream: TcpStream,
+    idle: Duration,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    // Without NODELAY an INFO then OKAY costs ~40 ms (sheet §2).
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(idle))?;
+    stream.set_write_timeout(Some(idle))?;
+    if !lock(dev).reachable() {
+        return Ok(());
+    }
+    let mut hello = [0u8; 4];
+    stream.read_exact(&mut hello)?;
+    if &hello[..2] != b"FB" || !hello[2..].iter().all(u8::is_ascii_digit) {
+        return Err(Error::new(ErrorKind::InvalidData, "bad handshake"));
+    }
+    stream.write_all(b"FB01")?;
+    loop {
+        let mut len = [0u8; 8];
+        match stream.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let len = u64::from_be_bytes(len);
+        let data_phase = lock(dev).in_data_phase();
+        if data_phase {
+            // Frames are arbitrary: count bytes, never assume one frame per download.
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(TCP_PIECE as u64) as usize;
+                let mut buf = vec![0u8; n];
+                stream.read_exact(&mut buf)?;
+                left -= n as u64;
+                if lock(dev).host_packet(&buf).is_err() {
+                    return Ok(()); // The device "unplugged": drop the connection.
+                }
+            }
+        } else {
+            if len > TCP_COMMAND_FRAME_MAX {
+                return Err(Error::new(ErrorKind::InvalidData, "command frame too long"));
+            }
+            let mut buf = vec![0u8; len as usize];
+            stream.read_exact(&mut buf)?;
+            if lock(dev).host_packet(&buf).is_err() {
+                return Ok(());
+            }
+        }
+        loop {
+            let mut d = lock(dev);
+            let Some(r) = d.next_response() else {
+                if !d.present {
+                    d.reattach_now();
+                    return Ok(());
+                }
+                break;
+            };
+            drop(d);
+            stream.write_all(&(r.len() as u64).to_be_bytes())?;
+            stream.write_all(&r)?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fsbl() -> Vec<u8> {
+        let mut b = vec![0u8; 0x1000 + 64 + 256];
+        b[0x100..0x104].copy_from_slice(b"AIHD");
+        b[0xfe0..0xfe4].copy_from_slice(b"AIHD");
+        b
+    }
+
+    fn run(d: &mut FastbootDevice, pkt: &[u8]) -> Vec<Vec<u8>> {
+        d.host_packet(pkt).unwrap();
+        std::iter::from_fn(|| d.next_response()).collect()
+    }
+
+    #[test]
+    fn k1_rom_answers_with_nul_and_garbage() {
+        let mut d = FastbootDevice::new(Soc::K1, "1-1");
+        let r = run(&mut d, b"getvar:version-brom");
+        assert_eq!(r.len(), 1);
+        assert_eq!(&r[0][..8], b"OKAY1.0\0");
+        assert_eq!(r[0].len(), 64);
+        assert!(r[0][8..].iter().any(|&b| b != 0));
+        assert!(run(&mut d, b"getvar:version")[0].starts_with(b"FAILVariable not implemented\0"));
+    }
+
+    #[test]
+    fn k1_walks_rom_fsbl_uboot() {
+        let mut d = FastbootDevice::new(Soc::K1, "1-1");
+        let f = fsbl();
+        assert!(
+            run(&mut d, format!("download:{:08x}", f.len()).as_bytes())[0].starts_with(b"DATA00001140\0")
+        );
+        d.host_packet(&f[..100]).unwrap();
+        assert!(d.next_response().is_none());
+        assert!(run(&mut d, &f[100..])[0].starts_with(b"OKAY\0"));
+        assert!(run(&mut d, b"continue")[0].starts_with(b"OKAY\0"));
+        assert!(d.info().is_none(), "gone while re-enumerating");
+        for _ in 0..REENUM_TICKS {
+            d.tick();
+        }
+        let i = d.info().unwrap();
+        assert_eq!((i.vid, i.pid, i.address), (0x361c, 0x1001, 8));
+        assert_eq!(d.stage(), Stage::Fsbl);
+        // Not a FIT: the SPL refuses it.
+        run(&mut d, b"download:00000004");
+        run(&mut d, b"abcd");
+        assert_eq!(run(&mut d, b"continue"), vec![b"FAILbad FIT image".to_vec()]);
+        assert_eq!(d.started.len(), 1);
+    }
+
+    #[test]
+    fn th1520_fakes_other_partitions() {
+        let mut d = FastbootDevice::new(Soc::Th1520, "1-1");
+        run(&mut d, b"download:00000003");
+        run(&mut d, b"abc");
+        assert_eq!(run(&mut d, b"flash:root"), vec![b"OKAY".to_vec()]);
+        // reboot without flash:ram: the ROM comes back as the ROM.
+        run(&mut d, b"reboot");
+        d.reattach_now();
+        assert_eq!(d.stage(), Stage::Rom);
+        assert!(d.started.is_empty());
+        assert_eq!(d.flashed, vec![(Stage::Rom, "root".to_string(), 3)]);
+    }
+
+    #[test]
+    fn faults_by_name() {
+        for (name, f, _) in FAULTS {
+            assert_eq!(Fault::parse(name), Some(*f));
+        }
+        assert_eq!(Fault::parse("nope"), None);
+    }
+}

@@ -1,0 +1,417 @@
+//! End-to-end: the built binary against the virtual K230 (`--simulate`).
+//!
+//! Expected wire values are written out from the fact sheet
+//! (shared/protocols/canaan-k230.md §2, §3, §7), not taken from the client.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const SRAM_END: u64 = 0x8040_0000;
+const LOAD: u64 = 0x8036_0000;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("racklet-flash").unwrap();
+    c.env_remove("RACKLET_PORT").env_remove("RACKLET_JSON").env_remove("RACKLET_SIMULATE");
+    c.timeout(std::time::Duration::from_secs(30));
+    c
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn transcript(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn bulk_sizes(t: &[Value]) -> Vec<usize> {
+    t.iter().filter(|r| r["t"] == "bulk_out").map(|r| r["data"].as_str().unwrap().len() / 2).collect()
+}
+
+/// (wValue, wIndex) of every control OUT with bRequest `req`.
+fn requests(t: &[Value], req: u64) -> Vec<(u64, u64)> {
+    t.iter()
+        .filter(|r| r["t"] == "ctrl_out" && r["req"] == req && r["rt"] == 0x40)
+        .map(|r| (r["val"].as_u64().unwrap(), r["idx"].as_u64().unwrap()))
+        .collect()
+}
+
+/// Sheet §2, case s2: a 2500-byte payload goes out as 1000 + 1000 + 500
+/// after one SET_DATA_ADDRESS(0x80360000) = `40 01 36 80 00 00 00 00`,
+/// then PROG_START(0x80360000) = `40 04 36 80 00 00 00 00`.
+#[test]
+fn raw_payload_wire_and_verdict() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.bin", &pattern(2500));
+    let rec = d.path().join("t.jsonl");
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--stage-timeout",
+        "100ms",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("virtual ROM: loaded 2500 bytes at 0x80360000; jumped to 0x80360000"), "{out}");
+    assert!(out.contains("next stage: none on USB"), "{out}");
+    let t = transcript(&rec);
+    assert_eq!(t[0]["t"], "open");
+    assert_eq!((t[0]["vid"].as_u64(), t[0]["pid"].as_u64()), (Some(0x29f1), Some(0x0230)));
+    // GET_CPU_INFO: C0 00 00 00 00 00 20 00, reply "K230".
+    assert_eq!(
+        (t[1]["t"].as_str(), t[1]["rt"].as_u64(), t[1]["req"].as_u64()),
+        (Some("ctrl_in"), Some(0xc0), Some(0))
+    );
+    assert_eq!(t[1]["len"], 32);
+    assert_eq!(t[1]["data"], "4b323330");
+    assert_eq!(requests(&t, 1), [(0x8036, 0x0000)]);
+    assert_eq!(bulk_sizes(&t), [1000, 1000, 500]);
+    assert_eq!(requests(&t, 4), [(0x8036, 0x0000)]);
+    let sent: String =
+        t.iter().filter(|r| r["t"] == "bulk_out").map(|r| r["data"].as_str().unwrap()).collect();
+    assert_eq!(sent, pattern(2500).iter().map(|b| format!("{b:02x}")).collect::<String>());
+    // PROG_START is the last request that reached the ROM: after it only the
+    // "is the ROM still there?" probe, which finds the device gone.
+    let start = t.iter().rposition(|r| r["t"] == "ctrl_out" && r["req"] == 4).unwrap();
+    let after = &t[start + 1..];
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!((after[0]["t"].as_str(), after[0]["req"].as_u64()), (Some("ctrl_in"), Some(0)));
+    assert!(after[0]["err"].as_str().unwrap().contains("disconnected"), "{after:?}");
+}
+
+/// The SRAM ends at 0x80400000: a payload at 0x80360000 may hold exactly
+/// 0x80400000 - 0x80360000 bytes. One more is bad input (exit 2) and no
+/// USB transfer happens at all.
+#[test]
+fn sram_fit_boundary() {
+    let d = tempfile::tempdir().unwrap();
+    let fit = (SRAM_END - LOAD) as usize;
+    let ok = write(d.path(), "fit.bin", &pattern(fit));
+    let o = run(&["maskrom", "canmv-k230", ok.to_str().unwrap(), "--simulate", "--stage-timeout", "0"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains(&format!("loaded {fit} bytes at 0x80360000")));
+
+    let big = write(d.path(), "big.bin", &pattern(fit + 1));
+    let rec = d.path().join("t.jsonl");
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        big.to_str().unwrap(),
+        "--simulate",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("do not fit"), "{}", text(&o));
+    assert!(transcript(&rec).is_empty(), "no USB traffic before the input is checked");
+}
+
+#[test]
+fn loader_stage_is_recognised_and_gets_no_rom_commands() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.bin", &pattern(64));
+    let rec = d.path().join("t.jsonl");
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--fault",
+        "loader",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(text(&o).contains("Uboot Stage for K230"), "{}", text(&o));
+    assert!(text(&o).contains("kburn loader"), "{}", text(&o));
+    let t = transcript(&rec);
+    let kinds: Vec<&str> = t.iter().map(|r| r["t"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["open", "ctrl_in"]);
+}
+
+/// Every fault of the virtual ROM ends with the right exit code, or, for
+/// the tolerated ones, with a payload that really started.
+#[test]
+fn faults_end_cleanly_with_the_right_exit_code() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.bin", &pattern(3000));
+    for (fault, want, needle) in [
+        ("stall-bulk", 7, "stalled"),
+        ("hang-bulk", 6, "timed out"),
+        ("stall-start", 7, "PROG_START 0x80360000 was refused"),
+        ("wrong-cpu", 7, "K210"),
+        ("no-jump", 7, "did not start"),
+        ("no-status", 0, "no status stage"),
+    ] {
+        let o = run(&[
+            "maskrom",
+            "canmv-k230",
+            p.to_str().unwrap(),
+            "--simulate",
+            "--fault",
+            fault,
+            "--stage-timeout",
+            "100ms",
+        ]);
+        assert_eq!(code(&o), want, "{fault}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{fault}: {}", text(&o));
+        if want != 0 {
+            assert!(!text(&o).contains("done:"), "{fault}: false success");
+        }
+    }
+    // --force sends ROM commands to a chip that does not say "K230".
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--fault",
+        "wrong-cpu",
+        "--force",
+        "--stage-timeout",
+        "0",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = run(&["maskrom", "canmv-k230", p.to_str().unwrap(), "--simulate", "--fault", "nonsense"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("stall-bulk"), "{}", text(&o));
+}
+
+/// oreboot's flow: bt0 into SRAM, run, it comes back as the ROM, the main
+/// stage into DRAM at 0x08000000, run there.
+#[test]
+fn dram_init_then_main_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let bt0 = write(d.path(), "bt0.bin", &pattern(1500));
+    let main = write(d.path(), "main.bin", &pattern(4096));
+    let rec = d.path().join("t.jsonl");
+    let o = run(&[
+        "maskrom",
+        "k230",
+        "--load",
+        &format!("0x80360000={}", bt0.display()),
+        "--load",
+        &format!("0x08000000={}", main.display()),
+        "--run",
+        "0x08000000",
+        "--simulate",
+        "--stage-timeout",
+        "500ms",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("stage 1: 1500 bytes"), "{out}");
+    assert!(out.contains("stage 2: 4096 bytes"), "{out}");
+    assert!(out.contains("DRAM init, back into the ROM"), "{out}");
+    assert!(out.contains("jumped to 0x08000000"), "{out}");
+    let t = transcript(&rec);
+    assert_eq!(t.iter().filter(|r| r["t"] == "open").count(), 2, "re-opened after re-enumeration");
+    assert_eq!(requests(&t, 1), [(0x8036, 0), (0x0800, 0)]);
+    assert_eq!(requests(&t, 4), [(0x8036, 0), (0x0800, 0)]);
+    assert_eq!(bulk_sizes(&t), [1000, 500, 1000, 1000, 1000, 1000, 96]);
+}
+
+#[test]
+fn dram_stage_that_never_returns_times_out() {
+    let d = tempfile::tempdir().unwrap();
+    let bt0 = write(d.path(), "bt0.bin", &pattern(100));
+    let main = write(d.path(), "main.bin", &pattern(100));
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        "--load",
+        &format!("0x80360000={}", bt0.display()),
+        "--load",
+        &format!("0x08000000={}", main.display()),
+        "--simulate",
+        "--fault",
+        "no-return",
+        "--stage-timeout",
+        "300ms",
+    ]);
+    assert_eq!(code(&o), 6, "{}", text(&o));
+    assert!(text(&o).contains("did not appear at USB port 1-1"), "{}", text(&o));
+    // A ROM that acknowledges PROG_START but stays put: the stage never ran.
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        "--load",
+        &format!("0x80360000={}", bt0.display()),
+        "--load",
+        &format!("0x08000000={}", main.display()),
+        "--simulate",
+        "--fault",
+        "no-jump",
+        "--stage-timeout",
+        "300ms",
+    ]);
+    assert_eq!(code(&o), 7, "{}", text(&o));
+    assert!(text(&o).contains("PROG_START 0x80360000 went through"), "{}", text(&o));
+}
+
+#[test]
+fn bad_load_plans_are_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let m = write(d.path(), "m.bin", &pattern(100));
+    let p = m.to_str().unwrap();
+    // DRAM before any DRAM-init stage.
+    let o = run(&["maskrom", "canmv-k230", "--load", &format!("0x08000000={p}"), "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("DRAM-init stage"), "{}", text(&o));
+    // Crossing the end of SRAM.
+    let o = run(&["maskrom", "canmv-k230", "--load", &format!("0x803fffc0={p}"), "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    // Nothing at all, and a Rockchip option.
+    let o = run(&["maskrom", "canmv-k230", "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let o = run(&["maskrom", "canmv-k230", p, "--dram", p, "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+}
+
+/// A RISC-V ELF64 with one PT_LOAD of `code` at `addr` (the shared helper,
+/// laid out by hand from the ELF specification).
+fn elf(addr: u64, entry: u64, code: &[u8]) -> Vec<u8> {
+    racklet_tests::elf64(243, entry, &[(addr, code, code.len() as u64)])
+}
+
+#[test]
+fn elf_load_address_and_entry_are_honoured() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.elf", &elf(0x8030_0000, 0x8030_0010, &pattern(64)));
+    let rec = d.path().join("t.jsonl");
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--stage-timeout",
+        "0",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let t = transcript(&rec);
+    assert_eq!(requests(&t, 1), [(0x8030, 0x0000)]);
+    assert_eq!(requests(&t, 4), [(0x8030, 0x0010)]);
+    assert_eq!(bulk_sizes(&t), [64]);
+}
+
+/// A payload that is the kburn loader re-enumerates as the loader; the
+/// flow reports that stage.
+#[test]
+fn next_stage_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let mut code_bytes = pattern(5000);
+    code_bytes.extend_from_slice(b"Uboot Stage for K230");
+    let p = write(d.path(), "loader.bin", &code_bytes);
+    let o =
+        run(&["maskrom", "canmv-k230", p.to_str().unwrap(), "--simulate", "--stage-timeout", "2s", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let done = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .expect("a done event");
+    let next = done["facts"]["next stage"].as_str().unwrap();
+    assert!(next.contains("kburn loader") && next.contains("Uboot Stage for K230"), "{next}");
+}
+
+/// Sheet §3 worked example: 16-byte payload 00..0f gives these 548 bytes.
+#[test]
+fn image_matches_the_worked_example_and_info_verifies_it() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.bin", &(0u8..16).collect::<Vec<_>>());
+    let img = d.path().join("fw.img");
+    let o = run(&["image", "canmv-k230", p.to_str().unwrap(), "-o", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let got = std::fs::read(&img).unwrap();
+    let mut want = Vec::new();
+    want.extend_from_slice(&[0x4B, 0x32, 0x33, 0x30, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    want.extend_from_slice(&[
+        0xD1, 0x43, 0xDB, 0x28, 0x5B, 0xF2, 0x50, 0x3E, 0xA8, 0xBE, 0xBD, 0xC9, 0xE2, 0x50, 0x27, 0x81, 0x48,
+        0x11, 0xEC, 0xAF, 0xB5, 0x31, 0x6B, 0xED, 0x53, 0x54, 0xBD, 0x65, 0xF9, 0x50, 0x95, 0xFB,
+    ]);
+    want.resize(0x210, 0);
+    want.extend_from_slice(&[0, 0, 0, 0]);
+    want.extend(0u8..16);
+    assert_eq!(got, want);
+
+    let o = run(&["info", img.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["kind"].as_str().unwrap().contains("K230 firmware image"));
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["name"] == "sha256" && c["ok"] == true), "{v}");
+
+    // One payload byte changed: the hash check fails, exit 2.
+    let mut bad = got.clone();
+    bad[0x214 + 3] ^= 0xff;
+    let b = write(d.path(), "bad.img", &bad);
+    let o = run(&["info", b.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("sha256"), "{}", text(&o));
+}
+
+#[test]
+fn signed_image_types_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let mut img = vec![0u8; 0x214 + 32];
+    img[..4].copy_from_slice(b"K230");
+    img[4..8].copy_from_slice(&(4u32 + 32 + 16).to_le_bytes());
+    img[8] = 2;
+    img[0x0C + 256..0x0C + 260].copy_from_slice(&65537u32.to_le_bytes());
+    let p = write(d.path(), "signed.img", &img);
+    let o = run(&["info", p.to_str().unwrap()]);
+    let out = text(&o);
+    assert!(out.contains("AES-256-GCM + RSA-2048"), "{out}");
+    assert!(out.contains("65537"), "{out}");
+    assert!(out.contains("not checked"), "{out}");
+}
+
+#[test]
+fn image_refuses_payloads_that_cannot_boot_from_sram() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "big.bin", &pattern(0x20_0001));
+    let o =
+        run(&["image", "canmv-k230", p.to_str().unwrap(), "-o", d.path().join("x.img").to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let e = write(d.path(), "dram.elf", &elf(0x0800_0000, 0x0800_0000, &pattern(16)));
+    let o =
+        run(&["image", "canmv-k230", e.to_str().unwrap(), "-o", d.path().join("y.img").to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(!d.path().join("y.img").exists());
+}
+
+#[test]
+fn sim_command_explains_that_usb_cannot_be_served_yet() {
+    let o = run(&["sim", "canmv-k230"]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("--simulate"), "{}", text(&o));
+}

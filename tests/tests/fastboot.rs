@@ -1,0 +1,337 @@
+//! End-to-end runs of racklet-flash against the virtual fastboot ROMs
+//! (K1: bpi-f3, musebook; TH1520: lichee-pi-4a), and of Debian's
+//! `fastboot` client against `racklet-flash sim --tcp`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("racklet-flash").unwrap();
+    c.env_remove("RACKLET_PORT").env_remove("RACKLET_WAIT").env_remove("RACKLET_SIMULATE");
+    c.timeout(Duration::from_secs(30));
+    c
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn noise(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed)).collect()
+}
+
+/// A K1 FSBL.bin written out from the sheet's appendix offsets, independently
+/// of the crate's builder: AIHD at 0x100 and 0xFE0, SPL at 0x1000, 256-byte
+/// signature at the end.
+fn fsbl(spl: &[u8]) -> Vec<u8> {
+    let padded = spl.len().div_ceil(32) * 32;
+    let mut b = vec![0u8; 0x1000 + padded + 0x100];
+    for at in [0x100, 0xfe0] {
+        b[at..at + 4].copy_from_slice(b"AIHD");
+        b[at + 4] = 1;
+        b[at + 24..at + 32].fill(0xa5);
+    }
+    b[0x108] = 0x00;
+    b[0x109] = 0x10; // header0.imgsize = 0x1000, u64 LE
+    b[0xfe8..0xff0].copy_from_slice(&(padded as u64).to_le_bytes());
+    b[0x1000..0x1000 + spl.len()].copy_from_slice(spl);
+    b
+}
+
+fn fit(n: usize) -> Vec<u8> {
+    let mut b = noise(n, 3);
+    b[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
+    b
+}
+
+#[test]
+fn k1_rom_fsbl_then_uboot_simulated() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(190_000, 1)));
+    let itb = write(d.path(), "u-boot.itb", &fit(1_936_000));
+    for board in ["bpi-f3", "musebook"] {
+        bin()
+            .args(["maskrom", board])
+            .arg(&f)
+            .arg("--then")
+            .arg(&itb)
+            .arg("--simulate")
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("version-brom 1.0"))
+            .stderr(predicate::str::contains("rom started FSBL (194368 bytes"))
+            .stderr(predicate::str::contains("fsbl started u-boot.itb (1936000 bytes"))
+            .stderr(predicate::str::contains("u-boot: fastboot at USB 1-1"));
+    }
+}
+
+#[test]
+fn k1_fsbl_alone_and_at_a_port_path() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(1000, 2)));
+    bin()
+        .args(["maskrom", "bpi-f3", "--simulate", "--port", "3-1.2"])
+        .arg(&f)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("fsbl came back: USB 3-1.2"));
+    // Without waiting for the next stage.
+    bin()
+        .args(["maskrom", "bpi-f3", "--simulate", "--stage-timeout", "0"])
+        .arg(&f)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("not awaited"));
+}
+
+#[test]
+fn th1520_ram_then_uboot_simulated_json() {
+    let d = tempfile::tempdir().unwrap();
+    let img = write(d.path(), "u-boot-with-spl.bin", &noise(1_030_952, 5));
+    let out = bin()
+        .args(["--json", "maskrom", "lichee-pi-4a", "--simulate"])
+        .arg(&img)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let done: serde_json::Value = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["event"] == "done")
+        .expect("a done event");
+    assert_eq!(done["ok"], true);
+    let facts = &done["facts"];
+    assert!(facts["u-boot"].as_str().unwrap().contains("1234:8888"), "{facts}");
+    assert!(facts["virtual ROM"].as_str().unwrap().contains("started ram image (1030952 bytes"), "{facts}");
+}
+
+#[test]
+fn bad_inputs_exit_2_before_any_device() {
+    let d = tempfile::tempdir().unwrap();
+    let raw = write(d.path(), "spl.bin", &noise(8192, 0));
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(100, 1)));
+    let big = write(d.path(), "big.bin", &fsbl(&noise(0x40000, 1)));
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (vec!["bpi-f3".as_ref(), raw.as_os_str()], "AIHD"),
+        (vec!["bpi-f3".as_ref(), f.as_os_str(), "--then".as_ref(), raw.as_os_str()], "not a FIT"),
+        (vec!["bpi-f3".as_ref(), big.as_os_str()], ""),
+        (vec!["bpi-f3".as_ref()], "FSBL.bin"),
+        (vec!["lichee-pi-4a".as_ref(), raw.as_os_str(), "--then".as_ref(), raw.as_os_str()], "--then"),
+        (vec!["lichee-pi-4a".as_ref(), raw.as_os_str(), "--dram".as_ref(), raw.as_os_str()], "--dram"),
+        (vec!["lichee-pi-4a".as_ref(), raw.as_os_str(), "--fault".as_ref(), "nope".as_ref()], "silent"),
+    ];
+    for (args, needle) in cases {
+        bin()
+            .arg("maskrom")
+            .args(&args)
+            .arg("--simulate")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle));
+    }
+}
+
+#[test]
+fn every_fault_fails_cleanly_with_its_exit_code() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(4000, 1)));
+    let img = write(d.path(), "u-boot-with-spl.bin", &noise(70_000, 5));
+    let cases = [
+        ("fail-download", 7, "download refused"),
+        ("silent", 6, "timed out"),
+        ("bad-status", 9, "no known status"),
+        ("long-response", 9, "at most 256 bytes"),
+        ("data-size", 7, "offered to take"),
+        ("unplug", 8, "disconnected"),
+        ("fail-boot", 7, "injected fault"),
+        ("no-reenumerate", 6, "did not appear"),
+    ];
+    for (board, file) in [("bpi-f3", &f), ("lichee-pi-4a", &img)] {
+        for (fault, code, needle) in cases {
+            bin()
+                .args(["maskrom", board, "--simulate", "--stage-timeout", "300ms", "--fault", fault])
+                .arg(file)
+                .assert()
+                .code(code)
+                .stderr(predicate::str::contains(needle))
+                .stderr(predicate::str::contains("done:").not());
+        }
+    }
+}
+
+#[test]
+fn info_decodes_fsbl_and_refuses_a_damaged_one() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(100, 1)));
+    bin()
+        .arg("info")
+        .arg(&f)
+        .assert()
+        .code(2) // The ROTPK hash field of this hand-made file is zero, not SHA-256 of the key.
+        .stdout(predicate::str::contains("K1 FSBL.bin"))
+        .stdout(predicate::str::contains("imgsize 0x80"))
+        .stdout(predicate::str::is_match("check ROTPK SHA-256 +FAILED").unwrap());
+    let mut broken = fsbl(&noise(100, 1));
+    broken[0xfe0] = b'x';
+    let b = write(d.path(), "broken.bin", &broken);
+    bin().arg("info").arg(&b).assert().code(2).stdout(predicate::str::contains("damaged"));
+}
+
+#[test]
+fn image_wraps_an_spl_that_info_and_maskrom_accept() {
+    let d = tempfile::tempdir().unwrap();
+    let spl = write(d.path(), "u-boot-spl.bin", &noise(60_000, 9));
+    let out = d.path().join("FSBL.bin");
+    bin().args(["image", "bpi-f3"]).arg(&spl).arg("-o").arg(&out).assert().success();
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[0x100..0x104], b"AIHD");
+    assert_eq!(&bytes[0xfe0..0xfe4], b"AIHD");
+    assert_eq!(&bytes[0x1000..0x1000 + 60_000], noise(60_000, 9).as_slice());
+    assert_eq!(bytes.len(), 0x1000 + 60_000 + 0x100); // 60000 is a multiple of 32
+    bin().arg("info").arg(&out).assert().success().stdout(predicate::str::contains("fits bpi-f3, musebook"));
+    bin().args(["maskrom", "bpi-f3", "--simulate"]).arg(&out).assert().success();
+    bin()
+        .args(["image", "lichee-pi-4a"])
+        .arg(&spl)
+        .arg("-o")
+        .arg(d.path().join("x"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("as it is"));
+}
+
+/// `racklet-flash sim BOARD --tcp 127.0.0.1:0`, with its address.
+struct Sim {
+    child: Child,
+    addr: String,
+}
+
+impl Sim {
+    fn start(board: &str, extra: &[&str]) -> Sim {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("racklet-flash"))
+            .args(["sim", board, "--tcp", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().to_string();
+        assert!(addr.starts_with("tcp:127.0.0.1:"), "sim printed {addr:?}");
+        Sim { child, addr }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's client, always under `timeout`: it reconnects forever when the
+/// handshake fails.
+fn fastboot(addr: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .args(["20", "fastboot", "-s", addr])
+        .args(args)
+        .output()
+        .expect("run timeout fastboot (Debian package fastboot)")
+}
+
+fn have_fastboot() -> bool {
+    let ok =
+        std::process::Command::new("fastboot").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok && std::env::var_os("RACKLET_SKIP_REAL_PEERS").is_none() {
+        panic!(
+            "Debian's fastboot client is missing: apt-get install fastboot (or set RACKLET_SKIP_REAL_PEERS=1)"
+        );
+    }
+    ok
+}
+
+#[test]
+fn debian_fastboot_against_the_th1520_tcp_device() {
+    if !have_fastboot() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let save = d.path().join("save");
+    let file = write(d.path(), "u-boot-with-spl.bin", &noise(1_030_952, 77));
+    let sim = Sim::start("lichee-pi-4a", &["--keep", "--save", save.to_str().unwrap()]);
+    let steps: Vec<Vec<&std::ffi::OsStr>> = vec![
+        vec!["getvar".as_ref(), "version".as_ref()],
+        vec!["stage".as_ref(), file.as_os_str()],
+        vec!["flash".as_ref(), "ram".as_ref(), file.as_os_str()],
+        vec!["continue".as_ref()],
+        vec!["reboot".as_ref()],
+    ];
+    for s in &steps {
+        let o = fastboot(&sim.addr, s);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "fastboot {s:?}: {err}");
+        assert!(err.contains("OKAY") || err.contains("version: 0.4"), "fastboot {s:?}: {err}");
+    }
+    let want = std::fs::read(&file).unwrap();
+    // stage and flash each downloaded the file once.
+    assert_eq!(std::fs::read(save.join("00-rom.bin")).unwrap(), want);
+    assert_eq!(std::fs::read(save.join("01-rom.bin")).unwrap(), want);
+    assert!(!save.join("02-rom.bin").exists());
+}
+
+#[test]
+fn debian_fastboot_against_the_k1_tcp_device() {
+    if !have_fastboot() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let save = d.path().join("save");
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(197_000, 1)));
+    let itb = write(d.path(), "u-boot.itb", &fit(500_000));
+    let sim = Sim::start("bpi-f3", &["--keep", "--save", save.to_str().unwrap()]);
+    // version-brom's answer is "1.0", a NUL and garbage: the stock client copes.
+    let o = fastboot(&sim.addr, &["getvar".as_ref(), "version-brom".as_ref()]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("version-brom: 1.0"));
+    for s in [
+        vec!["stage".as_ref(), f.as_os_str()],
+        vec!["continue".as_ref()],
+        vec!["stage".as_ref(), itb.as_os_str()],
+        vec!["continue".as_ref()],
+    ] {
+        let o = fastboot(&sim.addr, &s);
+        assert!(o.status.success(), "fastboot {s:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(save.join("00-rom.bin")).unwrap(), std::fs::read(&f).unwrap());
+    assert_eq!(std::fs::read(save.join("01-fsbl.bin")).unwrap(), std::fs::read(&itb).unwrap());
+}
+
+#[test]
+fn sim_without_keep_ends_after_one_session() {
+    if !have_fastboot() {
+        return;
+    }
+    let mut sim = Sim::start("lichee-pi-4a", &[]);
+    let o = fastboot(&sim.addr, &["getvar".as_ref(), "version".as_ref()]);
+    assert!(o.status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(st) = sim.child.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "sim did not exit after one session");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
