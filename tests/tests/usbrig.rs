@@ -206,6 +206,28 @@ fn run_guest(vmlinuz: &Path, initrd: &Path, log: &Path) -> String {
     }
 }
 
+/// The payloads the guest loads: the prebuilt hello payloads, a K1 FSBL
+/// made from one by `racklet-flash image`, and a 400 KB K230 payload for
+/// the unplug check.
+fn prepare_payloads(racklet_flash: &Path, data: &Path) {
+    std::fs::create_dir_all(data).expect("data dir");
+    let pre = workspace().join("payloads/prebuilt");
+    for (board, name) in [("canmv-k230", "k230.bin"), ("lichee-pi-4a", "th1520.bin")] {
+        std::fs::copy(pre.join(board).join("hello.bin"), data.join(name))
+            .unwrap_or_else(|e| panic!("payloads/prebuilt/{board}/hello.bin: {e}"));
+    }
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(data.join("k230-big.bin"), big).expect("k230-big.bin");
+    let out = Command::new(racklet_flash)
+        .args(["image", "bpi-f3"])
+        .arg(pre.join("bpi-f3/hello.bin"))
+        .arg("-o")
+        .arg(data.join("FSBL.bin"))
+        .output()
+        .expect("racklet-flash image");
+    assert!(out.status.success(), "racklet-flash image bpi-f3: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn usb_rig_in_a_qemu_guest() {
     need(on_path("qemu-system-x86_64"), "qemu-system-x86_64", "qemu-system-x86");
@@ -218,6 +240,7 @@ fn usb_rig_in_a_qemu_guest() {
 
     let bin = build_static();
     let work = tempfile::tempdir().expect("temp dir");
+    prepare_payloads(&bin.join("racklet-flash"), &work.path().join("data"));
     let out = Command::new("bash")
         .arg(workspace().join("tests/usbrig/build-initramfs.sh"))
         .arg(work.path())
@@ -264,6 +287,8 @@ fn usb_rig_in_a_qemu_guest() {
     // Control download and bulk echo through nusb, checked byte for byte by the probe.
     let x = rig.expect("xfer", 0);
     assert!(x.starts_with("ok ") && x.contains(&format!("port={port} ")), "{x}");
+    // The host sees the model's own endpoint numbers.
+    assert!(x.contains("eps=0x01/0x81"), "{x}");
     let s = rig.expect("stall", 0);
     assert!(s.contains("refused as rejected") && s.contains("late refusal as rejected"), "{s}");
     // Re-enumeration: new address and bcdDevice, found again at the same port path.
@@ -314,6 +339,41 @@ fn usb_rig_in_a_qemu_guest() {
     let ac = rig.expect("acmcut", racklet_link::FailureClass::Disconnected.exit_code());
     assert!(ac.starts_with("error disconnected:"), "{ac}");
     assert!(rig.expect("acmcut-verdict", 0).contains("unplugged: true"));
+
+    // Canaan K230 as a gadget with the ROM's ids, flashed by port path.
+    let kp = port_of(rig.expect("k230-wait", 0));
+    let rows = rig.json("k230-list");
+    let k = rows.iter().find(|r| r["id"] == "29f1:0230").expect("K230 ROM listed");
+    assert_eq!(k["port_path"], kp.as_str());
+    assert!(k["boards"].as_array().is_some_and(|b| b.iter().any(|x| x == "canmv-k230")), "{k}");
+    let m = rig.expect("k230-maskrom", 0);
+    assert!(m.contains("done: canmv-k230 started"), "{m}");
+    let v = rig.expect("k230-verdict", 0);
+    assert!(v.contains("VERDICT k230 ok loaded 1278 bytes at 0x80360000; jumped to 0x80360000"), "{v}");
+    // Refused bulk data: rejected (7); the ROM never jumps.
+    rig.expect("k230r-wait", 0);
+    rig.expect("k230r-maskrom", racklet_link::FailureClass::Rejected.exit_code());
+    assert!(rig.expect("k230r-verdict", 1).contains("VERDICT k230r fail"));
+    // Unplugged mid-download: disconnected (8).
+    rig.expect("k230cut-wait", 0);
+    let c = rig.expect("k230cut-maskrom", racklet_link::FailureClass::Disconnected.exit_code());
+    assert!(c.contains("disconnected"), "{c}");
+    assert!(rig.expect("k230cut-verdict", 1).contains("unplugged: true"));
+
+    // TH1520 plugged in late: racklet-flash --wait; ROM stage then U-Boot at the same port.
+    let t = rig.expect("th1520-maskrom", 0);
+    assert!(t.contains("waiting up to 20s") && t.contains("done: lichee-pi-4a started"), "{t}");
+    let v = rig.expect("th1520-verdict", 0);
+    assert!(v.contains("VERDICT th1520 ok rom started ram image (1258 bytes"), "{v}");
+
+    // SpacemiT K1: FSBL through the ROM's fastboot.
+    rig.expect("k1-wait", 0);
+    let k1 = rig.expect("k1-maskrom", 0);
+    assert!(k1.contains("done: bpi-f3 started"), "{k1}");
+    assert!(rig.expect("k1-verdict", 0).contains("VERDICT k1 ok rom started FSBL (5632 bytes"));
+    rig.expect("k1r-wait", 0);
+    rig.expect("k1r-maskrom", racklet_link::FailureClass::Rejected.exit_code());
+    assert!(rig.expect("k1r-verdict", 1).contains("VERDICT k1r fail"));
 }
 
 #[test]

@@ -5,7 +5,8 @@
 #
 #   build-initramfs.sh OUT_DIR KERNEL_VERSION PROGRAM...
 #
-# Writes OUT_DIR/initrd.gz. Fails loudly when anything is missing.
+# Files in OUT_DIR/data go to /data in the guest. Writes OUT_DIR/initrd.gz.
+# Fails loudly when anything is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?OUT_DIR}; kver=${2:?KERNEL_VERSION}; shift 2
@@ -66,7 +67,8 @@ done
 cp "$here/init.sh" "$root/init"
 chmod +x "$root/init"
 cp "$here/checks.sh" "$root/etc/checks.sh"
-[[ -f $out/extra.sh ]] && cp "$out/extra.sh" "$root/etc/extra.sh"
+# Payloads the checks load (prepared by the test).
+if [[ -d $out/data ]]; then cp -r "$out/data" "$root/data"; fi
 
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$out/initrd.gz"
 echo "initramfs: $out/initrd.gz ($(du -h "$out/initrd.gz" | cut -f1)), modules: ${order[*]##*/}"

@@ -82,5 +82,47 @@ A=$(tail -n 1 /tmp/step.out)
 step acmcut 40 racklet-usbrig-probe acm "$A" 100000
 gadget_stop acmcut
 
-# 4. Protocol checks added by the test for the protocols that have landed.
-[ -f /etc/extra.sh ] && . /etc/extra.sh
+# 4. The protocols' virtual ROMs (racklet-sim) as gadgets with the real
+#    ROMs' ids, flashed by racklet-flash selected by USB port path.
+
+# Canaan K230: a payload loaded and started.
+gadget_start k230 usb --model k230 --udc dummy_udc.0
+step k230-wait 20 racklet-usbrig-probe wait 29f1:0230 15
+P=$(port_of)
+step k230-list 20 racklet-flash list --json
+step k230-maskrom 60 racklet-flash maskrom canmv-k230 /data/k230.bin --port "$P" --stage-timeout 1s
+gadget_stop k230
+
+# K230 refusing the bulk data (fault stall-bulk): the rejected class.
+gadget_start k230r usb --model k230 --udc dummy_udc.0 --fault stall-bulk
+step k230r-wait 20 racklet-usbrig-probe wait 29f1:0230 15
+P=$(port_of)
+step k230r-maskrom 60 racklet-flash maskrom canmv-k230 /data/k230.bin --port "$P"
+gadget_stop k230r
+
+# K230 unplugged in the middle of a 400 KB download: the disconnected class.
+gadget_start k230cut usb --model k230 --udc dummy_udc.0 --unplug-after 100000
+step k230cut-wait 20 racklet-usbrig-probe wait 29f1:0230 15
+P=$(port_of)
+step k230cut-maskrom 60 racklet-flash maskrom canmv-k230 /data/k230-big.bin --port "$P"
+gadget_stop k230cut
+
+# T-Head TH1520 plugged in 3 s late: racklet-flash --wait finds it; the ROM
+# stage re-enumerates as U-Boot fastboot (1234:8888) at the same port.
+gadget_start th1520 usb --model th1520 --udc dummy_udc.1 --delay 3
+step th1520-maskrom 60 racklet-flash maskrom lichee-pi-4a /data/th1520.bin --wait 20s
+gadget_stop th1520
+
+# SpacemiT K1: FSBL.bin through the ROM's fastboot; the FSBL comes back at the same port.
+gadget_start k1 usb --model k1 --udc dummy_udc.2
+step k1-wait 20 racklet-usbrig-probe wait 361c:1001 15
+P=$(port_of)
+step k1-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
+gadget_stop k1
+
+# K1 answering FAIL to the download (fault fail-download): the rejected class.
+gadget_start k1r usb --model k1 --udc dummy_udc.2 --fault fail-download
+step k1r-wait 20 racklet-usbrig-probe wait 361c:1001 15
+P=$(port_of)
+step k1r-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
+gadget_stop k1r

@@ -2,8 +2,9 @@
 //! models) as a real USB gadget. Runs inside the rig's Linux guest.
 //!
 //! ```text
-//! racklet-gadget usb --model loop --udc dummy_udc.0 --name loop [--delay SECS]
-//!                [--unplug-after BYTES] [--stop-file PATH] [--max-time SECS]
+//! racklet-gadget usb --model loop|k230|k1|th1520 --udc dummy_udc.0 --name NAME
+//!                [--fault NAME] [--delay SECS] [--unplug-after BYTES]
+//!                [--stop-file PATH] [--max-time SECS]
 //! racklet-gadget acm --model echo --udc dummy_udc.1 --name acm [--delay SECS]
 //!                [--unplug-after BYTES] [--stop-file PATH] [--max-time SECS]
 //! ```
@@ -32,6 +33,7 @@ struct Args {
     unplug_after: Option<u64>,
     stop_file: Option<PathBuf>,
     max_time: Duration,
+    fault: Option<String>,
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -54,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         unplug_after: None,
         stop_file: None,
         max_time: Duration::from_secs(120),
+        fault: None,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -67,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
                 a.unplug_after = Some(val()?.parse().map_err(|e| format!("--unplug-after: {e}"))?)
             }
             "--stop-file" => a.stop_file = Some(val()?.into()),
+            "--fault" => a.fault = Some(val()?),
             f => return Err(format!("unknown option {f}")),
         }
     }
@@ -75,17 +79,62 @@ fn parse_args() -> Result<Args, String> {
 
 type Verdict = Box<dyn FnMut() -> Result<String, String>>;
 
-/// The USB models this program can serve, by name.
-fn usb_model(name: &str) -> Result<(SharedDevice, Verdict), String> {
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The USB models this program can serve, by name, with their fault by
+/// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
+fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
+    use racklet_sim::{canaan, fastboot};
+    let no_fault = |model: &str| match fault {
+        Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
+        None => Ok(()),
+    };
     match name {
+        // Canaan K230/K230D boot ROM.
+        "k230" => {
+            let f =
+                match fault {
+                    Some(n) => Some(canaan::Fault::parse(n).ok_or_else(|| {
+                        format!("unknown k230 fault '{n}'; known: {}", canaan::Fault::names())
+                    })?),
+                    None => None,
+                };
+            let d = Arc::new(Mutex::new(canaan::K230Rom::new("gadget").with_fault(f)));
+            let v = d.clone();
+            Ok((d, Box::new(move || lock(&v).verdict())))
+        }
+        // SpacemiT K1 and T-Head TH1520 fastboot ROMs: done once the ROM
+        // started its image (what racklet-flash's --simulate session checks).
+        "k1" | "th1520" => {
+            let (soc, wants) =
+                if name == "k1" { (fastboot::Soc::K1, "FSBL") } else { (fastboot::Soc::Th1520, "ram image") };
+            let f = match fault {
+                Some(n) => Some(fastboot::Fault::parse(n).ok_or_else(|| {
+                    format!("unknown fastboot fault '{n}'; known: {}", fastboot::Fault::names())
+                })?),
+                None => None,
+            };
+            let d = Arc::new(Mutex::new(fastboot::FastbootDevice::new(soc, "gadget").with_fault(f)));
+            let v = d.clone();
+            Ok((
+                d,
+                Box::new(move || {
+                    let d = lock(&v);
+                    if d.started.iter().any(|s| s.what == wants) { Ok(d.summary()) } else { Err(d.summary()) }
+                }),
+            ))
+        }
         "loop" => {
+            no_fault("loop")?;
             let d = Arc::new(Mutex::new(LoopDevice::default()));
             let v = d.clone();
             let verdict: Verdict =
                 Box::new(move || Ok(v.lock().unwrap_or_else(|e| e.into_inner()).verdict()));
             Ok((d, verdict))
         }
-        other => Err(format!("unknown USB model '{other}' (known: loop)")),
+        other => Err(format!("unknown USB model '{other}' (known: loop, k230, k1, th1520)")),
     }
 }
 
@@ -130,7 +179,7 @@ fn options(a: &Args) -> ServeOptions {
 }
 
 fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
-    let (dev, mut verdict) = usb_model(&a.model)?;
+    let (dev, mut verdict) = usb_model(&a.model, a.fault.as_deref())?;
     let report = serve::serve(dev, &options(a), log.clone()).map_err(|e| e.to_string())?;
     log(format!(
         "served: {} bytes received, {} binds, unplugged: {}",

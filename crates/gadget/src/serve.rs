@@ -305,9 +305,15 @@ fn bulk_out_loop(mut f: File, ep: EpFile, sh: Arc<Shared>, generation: u64) {
                 sh.count(n);
                 if let Err(e) = r {
                     sh.log(format!("bulk OUT 0x{:02x}: the model refused {n} bytes ({e:?})", ep.address));
-                    if e == DeviceError::Stall {
+                    match e {
                         // Writing an OUT endpoint file halts the endpoint.
-                        let _ = f.write(&[0]);
+                        DeviceError::Stall => {
+                            let _ = f.write(&[0]);
+                        }
+                        // A model that does not take data NAKs: read nothing for a while,
+                        // so the host's transfer times out.
+                        DeviceError::NoAnswer => std::thread::sleep(NO_ANSWER_HOLD),
+                        DeviceError::Disconnected => {}
                     }
                 }
             }
@@ -394,7 +400,7 @@ fn start_instance(
             sh.log(format!("endpoint 0x{:02x} ({:?}) is described but not served", ep.address, ep.kind));
             continue;
         }
-        let p = mnt.join(format!("ep{}", ep.file));
+        let p = mnt.join(ep.name());
         let f = OpenOptions::new().read(true).write(true).open(&p).map_err(io_err("opening", &p))?;
         let s = sh.clone();
         if ep.address & 0x80 != 0 {
