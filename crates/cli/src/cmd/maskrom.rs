@@ -70,6 +70,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 board,
                 args: a,
                 port_path: p.clone(),
+                fault: flows::fault_for(a.fault.as_deref(), p),
                 usb: su.clone(),
                 serial: ss.clone(),
             })?;
