@@ -14,5 +14,6 @@
 //!   ([`serial::PtyPair`]); the client opens the slave path with the real
 //!   serialport backend.
 
+pub mod rockchip;
 pub mod serial;
 pub mod usb;
