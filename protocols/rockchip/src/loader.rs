@@ -141,6 +141,16 @@ fn u32le(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
+/// True when `bytes` have the shape of an RKBOOT header (header size 0x66
+/// and 57-byte entry records) whatever the tag says: a loader whose magic
+/// was damaged, rather than a raw blob.
+pub fn looks_like_rkboot(b: &[u8]) -> bool {
+    b.len() >= HEADER_SIZE
+        && u16le(b, 4) as usize == HEADER_SIZE
+        && b[0x1e] as usize == ENTRY_SIZE
+        && (b[0x1f] == 0 || b[0x24] as usize == ENTRY_SIZE)
+}
+
 /// True when `bytes` start with an RKBOOT tag.
 pub fn is_rkboot(bytes: &[u8]) -> bool {
     bytes.starts_with(b"BOOT") || bytes.starts_with(b"LDR ")

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use racklet_link::{FailureClass, UsbInfo, UsbLink};
 use racklet_rockchip::chips::{self, Chip};
 use racklet_rockchip::frame::FrameOptions;
-use racklet_rockchip::loader::{EntryKind, Loader, is_rkboot};
+use racklet_rockchip::loader::{EntryKind, Loader, is_rkboot, looks_like_rkboot};
 use racklet_rockchip::maskrom::{INDEX_471, INDEX_472, Timeouts, download_loader, download_stage};
 use racklet_rockchip::{RockchipError, Rockusb, looks_like_loader, rockusb};
 use racklet_sim::rockchip::{RockchipFault, RockchipRom, chip_model};
@@ -118,7 +118,7 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
         None => None,
     };
     if let Some((path, bytes)) = &bin
-        && is_rkboot(bytes)
+        && (is_rkboot(bytes) || looks_like_rkboot(bytes))
     {
         let loader = Loader::parse(bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
         if a.dram.is_some() || a.rkbin.is_some() {
@@ -430,7 +430,7 @@ fn version_str(v: u32) -> String {
 }
 
 pub fn info(_path: &Path, bytes: &[u8]) -> Option<InfoReport> {
-    if !is_rkboot(bytes) {
+    if !is_rkboot(bytes) && !looks_like_rkboot(bytes) {
         return None;
     }
     let mut r = InfoReport { protocol: Some(Protocol::Rockchip), ..Default::default() };
