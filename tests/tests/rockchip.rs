@@ -363,7 +363,7 @@ enter = "maskrom button"
     assert!(out.contains("crc 0000"), "{out}");
     let t = std::fs::read_to_string(&rec).unwrap();
     // 5000 bytes: [4096, 906]; the last transfer ends in the zero CRC.
-    let last471 = t.lines().filter(|l| l.contains("\"idx\":1137")).last().unwrap();
+    let last471 = t.lines().rfind(|l| l.contains("\"idx\":1137")).unwrap();
     let v: serde_json::Value = serde_json::from_str(last471).unwrap();
     assert!(v["data"].as_str().unwrap().ends_with("0000"));
     assert_eq!(v["data"].as_str().unwrap().len(), 2 * (5000 - 4096 + 2));
@@ -421,7 +421,6 @@ fn sim_serves_the_rom_over_tcp() {
     assert_eq!(ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2e"}"#)["ok"], true);
     let bad = ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2f"}"#);
     assert_eq!(bad["err"], "stall");
-    drop(ask);
     w.shutdown(std::net::Shutdown::Both).unwrap();
     drop(r);
     // One session, then the server exits and logs its verdict.
