@@ -108,23 +108,91 @@ impl Framed {
     }
 }
 
-/// Frames a stage payload as the ROM expects it (fact sheet §1.2).
-pub fn frame(payload: &[u8], opts: FrameOptions) -> Framed {
+/// Bytes of the 4095-rule pad for an `n`-byte payload (0 or 1).
+pub fn pad_len(n: usize) -> usize {
+    usize::from(n % CHUNK == CHUNK - 1)
+}
+
+/// True when the 4094 rule adds the 1-byte `00` trailer transfer.
+pub fn has_trailer(n: usize) -> bool {
+    n % CHUNK == CHUNK - 2
+}
+
+/// Bytes on the wire for an `n`-byte payload: body, pad, CRC, trailer.
+pub fn wire_len(n: usize) -> usize {
+    n + pad_len(n) + 2 + usize::from(has_trailer(n))
+}
+
+/// Control transfers for an `n`-byte payload.
+pub fn transfer_count(n: usize) -> usize {
+    (n + pad_len(n) + 2).div_ceil(CHUNK) + usize::from(has_trailer(n))
+}
+
+/// Frames a stage as the ROM expects it (fact sheet §1.2) and hands each
+/// control transfer's data stage to `send`, in order, without building the
+/// whole wire image: whole 4096-byte chunks of a plain payload are passed
+/// straight from `payload`, RC4 runs chunk by chunk into one 4 KiB buffer
+/// (one keystream across the stage), and the CRC is updated as chunks go
+/// out, so only the tail (rest, pad, CRC) and the trailer are built.
+/// Returns the CRC field that was sent.
+pub fn stream<E>(
+    payload: &[u8],
+    opts: FrameOptions,
+    mut send: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u16, E> {
     let n = payload.len();
-    let pad = usize::from(n % CHUNK == CHUNK - 1);
-    let mut wire = Vec::with_capacity(n + pad + 2);
-    wire.extend_from_slice(payload);
-    if opts.rc4 {
-        rc4_stage(&mut wire);
+    let whole = n / CHUNK;
+    let mut digest = CRC16.digest();
+    let mut rc4 = opts.rc4.then(Rc4::default);
+    let mut buf = [0u8; CHUNK];
+    for chunk in payload[..whole * CHUNK].chunks_exact(CHUNK) {
+        let out: &[u8] = match rc4.as_mut() {
+            Some(k) => {
+                buf.copy_from_slice(chunk);
+                k.apply(&mut buf);
+                &buf
+            }
+            None => chunk,
+        };
+        digest.update(out);
+        send(out)?;
     }
-    // 4095 rule: one plain zero, covered by the CRC, so that the CRC never
-    // ends in a 1-byte transfer (that shape is the terminator's).
-    wire.resize(n + pad, 0);
-    let crc = if opts.zero_crc { 0 } else { crc16(&wire) };
-    wire.extend_from_slice(&crc.to_be_bytes());
-    // 4094 rule: body+CRC is a whole number of chunks; a short transfer
-    // must still end the stage.
-    let trailer = n % CHUNK == CHUNK - 2;
+    // The tail: the rest of the payload, the 4095-rule zero (plain, under
+    // the CRC, so the CRC never ends in a 1-byte transfer: that shape is the
+    // terminator's), then the CRC high byte first.
+    let mut tail = Vec::with_capacity(CHUNK + 3);
+    tail.extend_from_slice(&payload[whole * CHUNK..]);
+    if let Some(k) = rc4.as_mut() {
+        k.apply(&mut tail);
+    }
+    tail.resize(tail.len() + pad_len(n), 0);
+    digest.update(&tail);
+    let crc = if opts.zero_crc { 0 } else { digest.finalize() };
+    tail.extend_from_slice(&crc.to_be_bytes());
+    for chunk in tail.chunks(CHUNK) {
+        send(chunk)?;
+    }
+    // 4094 rule: body+CRC filled the last chunk; a short transfer must
+    // still end the stage.
+    if has_trailer(n) {
+        send(&[0])?;
+    }
+    Ok(crc)
+}
+
+/// Frames a whole stage into memory (tests, tools); [`stream`] is what the
+/// download uses.
+pub fn frame(payload: &[u8], opts: FrameOptions) -> Framed {
+    let mut wire = Vec::with_capacity(wire_len(payload.len()));
+    let crc = stream(payload, opts, |c: &[u8]| -> Result<(), ()> {
+        wire.extend_from_slice(c);
+        Ok(())
+    })
+    .unwrap_or_default();
+    let trailer = has_trailer(payload.len());
+    if trailer {
+        wire.pop();
+    }
     debug_assert_eq!(trailer, wire.len().is_multiple_of(CHUNK));
     Framed { wire, crc, trailer }
 }
@@ -158,6 +226,15 @@ mod tests {
             k.apply(c);
         }
         assert_eq!(whole, parts);
+    }
+
+    #[test]
+    fn counts_agree_with_the_framed_image() {
+        for n in [0, 1, 4093, 4094, 4095, 4096, 4097, 8190, 8191, 8192, 10000] {
+            let f = frame(&vec![7u8; n], FrameOptions { rc4: true, zero_crc: false });
+            assert_eq!(f.transfer_count(), transfer_count(n), "n={n}");
+            assert_eq!(f.wire.len() + usize::from(f.trailer), wire_len(n), "n={n}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use racklet_link::{ControlSetup, LinkError, ProgressSink, UsbInfo, UsbLink};
 
 use crate::RockchipError;
-use crate::frame::{FrameOptions, frame};
+use crate::frame::{self, FrameOptions};
 use crate::loader::{EntryKind, Loader};
 
 /// bRequest of both stages.
@@ -77,24 +77,13 @@ pub fn download_stage<L: UsbLink + ?Sized>(
     t: &Timeouts,
     progress: &mut dyn ProgressSink,
 ) -> Result<StageReport, RockchipError> {
-    let framed = frame(payload, opts);
-    send_framed(link, index, name, payload.len(), &framed, t, progress)
-}
-
-fn send_framed<L: UsbLink + ?Sized>(
-    link: &mut L,
-    index: u16,
-    name: &str,
-    payload_len: usize,
-    framed: &crate::Framed,
-    t: &Timeouts,
-    progress: &mut dyn ProgressSink,
-) -> Result<StageReport, RockchipError> {
-    let total = framed.transfer_count();
+    let n = payload.len();
+    let total = frame::transfer_count(n);
     let setup = ControlSetup::vendor_out(REQUEST, 0, index);
-    progress.stage(name, Some(framed.wire.len() as u64 + u64::from(framed.trailer)));
-    let last_timeout = t.last_for(framed.wire.len());
-    for (k, chunk) in framed.transfers().enumerate() {
+    progress.stage(name, Some(frame::wire_len(n) as u64));
+    let last_timeout = t.last_for(n);
+    let mut k = 0;
+    let crc = frame::stream(payload, opts, |chunk| -> Result<(), RockchipError> {
         progress.check_cancel().map_err(|_| RockchipError::Interrupted)?;
         // The first transfer may wait for the previous stage's DDR init,
         // the last for the ROM's CRC check: both get the long timeout.
@@ -108,10 +97,12 @@ fn send_framed<L: UsbLink + ?Sized>(
                 RockchipError::Transfer { stage: name.to_string(), index, transfer: k + 1, total, source }
             }
         })?;
+        k += 1;
         progress.advance(chunk.len() as u64);
-    }
+        Ok(())
+    })?;
     progress.done(name);
-    Ok(StageReport { name: name.to_string(), index, payload: payload_len, transfers: total, crc: framed.crc })
+    Ok(StageReport { name: name.to_string(), index, payload: n, transfers: total, crc })
 }
 
 /// Sends an RKBOOT loader the way rkdeveloptool's `db` does: every 0x471
