@@ -16,5 +16,6 @@
 
 pub mod canaan;
 pub mod fastboot;
+pub mod rockchip;
 pub mod serial;
 pub mod usb;
