@@ -16,3 +16,4 @@
 
 pub mod serial;
 pub mod usb;
+pub mod starfive;

@@ -53,11 +53,12 @@ pub struct BootReport {
 fn watch<L: SerialLink + ?Sized>(
     link: &mut L,
     window: Duration,
+    already: &[u8],
     progress: &mut dyn ProgressSink,
 ) -> Result<String, StarfiveError> {
     let start = Instant::now();
     let mut det = PollDetector::new();
-    let mut polls = 0;
+    let mut polls = already.iter().filter(|&&b| det.feed(b)).count();
     let mut buf = [0u8; 256];
     while start.elapsed() < window {
         progress.check_cancel()?;
@@ -95,7 +96,7 @@ pub fn boot_uart<L: SerialLink + ?Sized>(
     progress: &mut dyn ProgressSink,
 ) -> Result<BootReport, StarfiveError> {
     let cancel = || progress.check_cancel();
-    wait_for_poll(link, opts.poll_timeout, opts.poll_grace, false, &cancel)?;
+    wait_for_poll(link, opts.poll_timeout, opts.poll_grace, false, &[], &cancel)?;
     // Polls that piled up while we decided would read as answers to block 1.
     link.clear_input()?;
     let name = if opts.xmodem.block == xmodem::BlockSize::K1 { "xmodem-1k" } else { "xmodem" };
@@ -105,16 +106,18 @@ pub fn boot_uart<L: SerialLink + ?Sized>(
     let console = if opts.verdict_window.is_zero() {
         String::new()
     } else {
-        watch(link, opts.verdict_window, progress)?
+        watch(link, opts.verdict_window, &stats.trailing, progress)?
     };
     Ok(BootReport { stats, console })
 }
 
 /// After a boot, waits up to `wait` for the SPL to ask for its next stage
 /// (YMODEM polls) and sends `data` as `name`. A `CRC Error` or the ROM
-/// banner while waiting means the ROM refused the image.
+/// banner while waiting means the ROM refused the image. `boot` is the
+/// report of the boot (the console bytes that came with the last ACK).
 pub fn send_next_stage<L: SerialLink + ?Sized>(
     link: &mut L,
+    boot: &BootReport,
     name: &str,
     data: &[u8],
     wait: Duration,
@@ -122,7 +125,7 @@ pub fn send_next_stage<L: SerialLink + ?Sized>(
     progress: &mut dyn ProgressSink,
 ) -> Result<(SendStats, String), StarfiveError> {
     let cancel = || progress.check_cancel();
-    let det = wait_for_poll(link, wait, opts.poll_grace, true, &cancel)?;
+    let det = wait_for_poll(link, wait, opts.poll_grace, true, &boot.stats.trailing, &cancel)?;
     link.clear_input()?;
     progress.stage("ymodem", Some(data.len() as u64));
     let mut cfg = opts.xmodem.clone();

@@ -101,18 +101,29 @@ pub fn crc_error_line(text: &str) -> String {
     }
 }
 
-/// Waits for a poll. With `strict`, seeing `CRC Error` or the ROM banner
+/// Waits for a poll, starting with the bytes `already` read. With `strict`, seeing `CRC Error` or the ROM banner
 /// fails (used after an image was sent: the ROM refused or restarted).
 pub fn wait_for_poll<L: SerialLink + ?Sized>(
     link: &mut L,
     timeout: Duration,
     grace: Duration,
     strict: bool,
+    already: &[u8],
     cancel: &dyn Fn() -> Result<(), LinkError>,
 ) -> Result<PollDetector, StarfiveError> {
     let start = Instant::now();
     let mut det = PollDetector::new();
     let mut buf = [0u8; 256];
+    let mut confirmed = false;
+    for &b in already {
+        confirmed |= det.feed(b);
+    }
+    if strict {
+        check_refusal(&det)?;
+    }
+    if confirmed {
+        return Ok(det);
+    }
     loop {
         cancel()?;
         let left = timeout.saturating_sub(start.elapsed());

@@ -228,7 +228,7 @@ mod tests {
         assert!(Header::parse(&[0u8; 0x400]).is_none());
         let mut img = build_image(b"abc", &HeaderOptions::default()).unwrap();
         assert!(Header::parse(&img).is_some());
-        img[0x28C] = 0;
+        img[0x28D] = 0;
         assert!(Header::parse(&img).is_none());
     }
 

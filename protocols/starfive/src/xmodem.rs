@@ -151,6 +151,8 @@ pub struct SendStats {
     pub elapsed: Duration,
     /// Data bytes delivered.
     pub data_bytes: u64,
+    /// Bytes that arrived right after the last ACK (console text).
+    pub trailing: Vec<u8>,
 }
 
 impl SendStats {
@@ -192,12 +194,20 @@ fn read_answer<L: SerialLink + ?Sized>(
         }
         match link.read(&mut buf, left) {
             Ok(n) => {
-                for &b in &buf[..n] {
+                for (i, &b) in buf[..n].iter().enumerate() {
                     match b {
                         ACK => {
                             if nak_at.is_some() {
                                 stats.stale_naks += 1;
                             }
+                            // What came with the ACK is console text (after
+                            // EOT: the ROM's verdict).
+                            let rest = &buf[i + 1..n];
+                            stats.trailing = rest.to_vec();
+                            for &t in rest {
+                                det.feed(t);
+                            }
+                            check_refusal(det)?;
                             return Ok(Answer::Ack);
                         }
                         NAK => {
