@@ -307,6 +307,8 @@ pub struct StarfiveRom {
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<RomReport>>,
     handle: Option<JoinHandle<()>>,
+    /// The client side of the ROM's pty, kept open while the ROM lives.
+    _client: Option<TTYPort>,
 }
 
 impl StarfiveRom {
@@ -322,7 +324,16 @@ impl StarfiveRom {
         let handle = std::thread::spawn(move || {
             let _ = rom.run();
         });
-        StarfiveRom { stop, report, handle: Some(handle) }
+        StarfiveRom { stop, report, handle: Some(handle), _client: None }
+    }
+
+    /// Starts the ROM on a new pseudo-terminal; returns it and the path a
+    /// client opens.
+    pub fn spawn_pty(cfg: RomConfig) -> Result<(StarfiveRom, String), racklet_link::LinkError> {
+        let crate::serial::PtyPair { device, client, path } = crate::serial::PtyPair::new()?;
+        let mut rom = StarfiveRom::spawn(device, cfg);
+        rom._client = Some(client);
+        Ok((rom, path))
     }
 
     /// What happened so far.

@@ -77,6 +77,17 @@ fn watch<L: SerialLink + ?Sized>(
                     polls += 1;
                 }
             }
+            // The receiver acknowledged the image and then the port went
+            // away (a test peer that exits, an adapter unplugged): nothing
+            // refused the image, but nothing more can be read either.
+            Err(LinkError::Disconnected { .. }) => {
+                let text = det.text();
+                return Ok(if text.is_empty() {
+                    "(the port closed after the transfer)".into()
+                } else {
+                    format!("{text} (then the port closed)")
+                });
+            }
             Err(e) => return Err(e.into()),
         }
     }
