@@ -23,6 +23,8 @@ use crate::output::{Mode, Output};
 
 /// The line rate of the ROM's UART, in bytes per second (8N1: 10 bits a byte).
 const LINE_RATE: f64 = 115_200.0 / 10.0;
+/// How long `sim` keeps the pty open after its one session.
+const SERVE_LINGER: Duration = Duration::from_secs(2);
 /// How long to wait for the ROM's first poll when --wait is not given.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(10);
 
@@ -342,6 +344,11 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             last = Some(rep);
             break;
         }
+    }
+    if last.is_some() {
+        // The client still reads the last ACK and watches the console for a
+        // second: closing the pty now would cut it off.
+        std::thread::sleep(SERVE_LINGER);
     }
     drop(rom.stop());
     match last.as_ref().map(|r| r.verdict(false)) {
