@@ -87,7 +87,8 @@ fn image_options_and_the_worked_example() {
     let b = std::fs::read(dir.path().join("b.img")).unwrap();
     assert_eq!(&b[0x290..0x294], &[0x88, 0xe2, 0xce, 0xce]);
     // A version that does not fit 32 bits is bad input.
-    let (code, _, err) = run(&["image", "vf2", "p.bin", "-o", "c.img", "--version", "0x100000000"], dir.path());
+    let (code, _, err) =
+        run(&["image", "vf2", "p.bin", "-o", "c.img", "--version", "0x100000000"], dir.path());
     assert_eq!(code, 2, "{err}");
 }
 
@@ -115,7 +116,10 @@ fn image_refuses_what_cannot_boot() {
     file(dir.path(), "ok.elf", &elf64(243, 0x0800_0000, &[(0x0800_0000, &code_bytes, 64)]));
     let (code, _, err) = run(&["image", "vf2", "ok.elf", "-o", "ok.img"], dir.path());
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read(dir.path().join("ok.img")).unwrap(), headed(&code_bytes, 0x0101_0101, 0x20_0000));
+    assert_eq!(
+        std::fs::read(dir.path().join("ok.img")).unwrap(),
+        headed(&code_bytes, 0x0101_0101, 0x20_0000)
+    );
     // A headed input is not headed twice.
     let (code, _, err) = run(&["image", "vf2", "ok.img", "-o", "twice.img"], dir.path());
     assert_eq!(code, 2, "{err}");

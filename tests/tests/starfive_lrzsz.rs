@@ -12,7 +12,11 @@ use assert_cmd::Command;
 use racklet_tests::{file, pattern};
 
 fn need(tool: &str) {
-    let ok = Proc::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let ok = Proc::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "{tool} is needed for the real-peer test: apt-get install -y lrzsz socat");
 }
 
@@ -105,7 +109,7 @@ fn xmodem_to_rx_then_ymodem_to_rb_deliver_the_files_intact() {
     want[0x28C..0x290].copy_from_slice(&0x400u32.to_le_bytes());
     want[0x290..0x294].copy_from_slice(&crc32(&payload).to_le_bytes());
     want.extend_from_slice(&payload);
-    assert!(got.len() >= want.len() && got.len() % 128 == 0, "rx wrote {} bytes", got.len());
+    assert!(got.len() >= want.len() && got.len().is_multiple_of(128), "rx wrote {} bytes", got.len());
     assert!(got[..want.len()] == want[..], "rx received something else than header ‖ payload");
     // rb stores the YMODEM file under its name, at its exact length.
     let y = std::fs::read(ydir.join("u-boot.itb")).expect("rb stored u-boot.itb");

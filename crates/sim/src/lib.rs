@@ -15,5 +15,5 @@
 //!   serialport backend.
 
 pub mod serial;
-pub mod usb;
 pub mod starfive;
+pub mod usb;

@@ -141,7 +141,9 @@ impl Wire for TTYPort {
         self.set_timeout(timeout.max(Duration::from_millis(1)))?;
         match self.read(buf) {
             Ok(n) => Ok(n),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => Ok(0),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                Ok(0)
+            }
             Err(e) => Err(e),
         }
     }
@@ -205,7 +207,9 @@ impl<W: Wire> Wire for Throttled<W> {
             let until_next = self.pending.front().map(|p| p.1.saturating_duration_since(now));
             match until_next {
                 // Read more while the first pending byte is still on the wire.
-                Some(d) => self.pull(d.min(left).max(Duration::from_micros(1)).min(Duration::from_millis(1)))?,
+                Some(d) => {
+                    self.pull(d.min(left).max(Duration::from_micros(1)).min(Duration::from_millis(1)))?
+                }
                 None => self.pull(left)?,
             }
         }
@@ -316,7 +320,9 @@ impl StarfiveRom {
     pub fn spawn<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(RomReport::default()));
-        let mut rom = Rom { rx: Rx { wire, buf: VecDeque::new() }, cfg,
+        let mut rom = Rom {
+            rx: Rx { wire, buf: VecDeque::new() },
+            cfg,
             stop: stop.clone(),
             report: report.clone(),
             corrupted: false,
@@ -400,7 +406,10 @@ impl From<std::io::Error> for Stop {
 
 /// How a frame ended.
 enum Got {
-    Block { n: u8, data: Vec<u8> },
+    Block {
+        n: u8,
+        data: Vec<u8>,
+    },
     Eot,
     /// A bad frame (NAK sent).
     Bad,
@@ -647,18 +656,17 @@ impl<W: Wire> Rom<W> {
 
     /// U-Boot SPL asking for u-boot.itb with YMODEM (sheet §3.3).
     fn spl_ymodem(&mut self) -> Result<Result<YmodemFile, String>, Stop> {
-        self.send(b"\r\nU-Boot SPL 2025.10 (racklet-sim)\r\nDDR version: virtual\r\nTrying to boot from UART\r\n")?;
+        self.send(
+            b"\r\nU-Boot SPL 2025.10 (racklet-sim)\r\nDDR version: virtual\r\nTrying to boot from UART\r\n",
+        )?;
         // Header block: polls until it comes.
         let header = loop {
             self.send(b"C")?;
-            match self.byte(self.cfg.poll_interval)? {
-                Some(b @ (SOH | STX)) => match self.frame(b)? {
+            if let Some(b @ (SOH | STX)) = self.byte(self.cfg.poll_interval)? {
+                match self.frame(b)? {
                     Got::Block { n: 0, data } => break data,
-                    _ => {
-                        self.send(&[NAK])?;
-                    }
-                },
-                _ => {}
+                    _ => self.send(&[NAK])?,
+                }
             }
         };
         let name_end = header.iter().position(|&b| b == 0).unwrap_or(header.len());

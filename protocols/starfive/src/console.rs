@@ -81,10 +81,8 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Console bytes as one line of text: control bytes become spaces, runs of
 /// polls are kept short.
 pub fn printable(b: &[u8]) -> String {
-    let s: String = b
-        .iter()
-        .map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { ' ' })
-        .collect();
+    let s: String =
+        b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { ' ' }).collect();
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.len() > 200 { format!("…{}", &s[s.len() - 200..]) } else { s }
 }

@@ -55,7 +55,9 @@ pub enum StarfiveError {
     #[error("{what}: no answer from the receiver after {tries} tries of {} each", racklet_link::error::fmt_duration(*.each))]
     NoAnswer { what: String, tries: u32, each: Duration },
     /// The receiver refused a block too many times.
-    #[error("block {block} was refused with {naks} NAKs in a row; the adapter or cable corrupts data (PL2303 and clone FT232 adapters are known to fail; genuine FTDI and CP2102N work)")]
+    #[error(
+        "block {block} was refused with {naks} NAKs in a row; the adapter or cable corrupts data (PL2303 and clone FT232 adapters are known to fail; genuine FTDI and CP2102N work)"
+    )]
     TooManyNaks { block: u64, naks: u32 },
     /// The receiver cancelled the transfer (CAN CAN).
     #[error("the receiver cancelled the transfer (CAN) at block {block}")]

@@ -45,7 +45,7 @@ pub enum BlockSize {
 }
 
 impl BlockSize {
-    pub fn len(self) -> usize {
+    pub fn bytes(self) -> usize {
         match self {
             BlockSize::B128 => 128,
             BlockSize::K1 => 1024,
@@ -125,7 +125,7 @@ pub fn block_lengths(total: usize, size: BlockSize) -> Vec<usize> {
     let mut v = Vec::new();
     let mut left = total;
     while left > 0 {
-        let len = if size == BlockSize::K1 && left <= 128 { 128 } else { size.len() };
+        let len = if size == BlockSize::K1 && left <= 128 { 128 } else { size.bytes() };
         v.push(len);
         left = left.saturating_sub(len);
     }
@@ -268,7 +268,11 @@ fn send_frame<L: SerialLink + ?Sized>(
                 timeouts += 1;
                 if timeouts >= cfg.max_timeouts {
                     return Err(StarfiveError::NoAnswer {
-                        what: if block == 0 { "the YMODEM header block".into() } else { format!("block {block}") },
+                        what: if block == 0 {
+                            "the YMODEM header block".into()
+                        } else {
+                            format!("block {block}")
+                        },
                         tries: timeouts,
                         each: timeout,
                     });

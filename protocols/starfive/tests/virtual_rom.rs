@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use racklet_link::serial_backend::SerialPortLink;
 use racklet_link::progress::CollectProgress;
+use racklet_link::serial_backend::SerialPortLink;
 use racklet_link::{Classify, FailureClass, SerialInfo};
 use racklet_sim::serial::PtyPair;
 use racklet_sim::starfive::{Fault, RomConfig, RomReport, StarfiveRom};
@@ -42,7 +42,11 @@ fn image(n: usize) -> Vec<u8> {
     header::build_image(&p, &HeaderOptions::default()).unwrap()
 }
 
-fn run(fault: Fault, block: BlockSize, n: usize) -> (Result<racklet_starfive::BootReport, StarfiveError>, RomReport, Vec<u8>) {
+fn run(
+    fault: Fault,
+    block: BlockSize,
+    n: usize,
+) -> (Result<racklet_starfive::BootReport, StarfiveError>, RomReport, Vec<u8>) {
     let mut r = rig(RomConfig { fault, ..Default::default() });
     let img = image(n);
     let mut prog = CollectProgress::default();

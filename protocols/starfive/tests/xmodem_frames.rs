@@ -60,7 +60,7 @@ fn block_lengths_at_the_edges() {
         for s in [K1, B128] {
             let l = xmodem::block_lengths(n, s);
             let sum: usize = l.iter().sum();
-            assert!(sum >= n && sum - n < s.len(), "{n} {s:?}");
+            assert!(sum >= n && sum - n < s.bytes(), "{n} {s:?}");
         }
     }
 }

@@ -35,7 +35,8 @@ fn headed_image(board: &Board, path: &Path) -> Result<(Vec<u8>, String)> {
     let bytes = read_input(path)?;
     if let Some(h) = Header::parse(&bytes) {
         h.verify(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-        header::check_size(h.payload_len as u64).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        header::check_size(h.payload_len as u64)
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
         let end = header::HEADER_LEN + h.payload_len as usize;
         let what = format!(
             "headed image (version 0x{:08x}, {}-byte payload, CRC-32 0x{:08x} ok), sent as it is",
@@ -108,7 +109,8 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     let (image, what) = headed_image(board, bin)?;
     let next = match &args.then_ymodem {
         Some(p) => {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "u-boot.itb".into());
+            let name =
+                p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "u-boot.itb".into());
             Some((name, read_input(p)?))
         }
         None => None,
@@ -147,7 +149,7 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
         format!(
             "{} blocks of {} bytes, {} frames sent, {} NAKs ({} stale), {} timeouts, EOT {}",
             s.blocks,
-            opts.xmodem.block.len(),
+            opts.xmodem.block.bytes(),
             s.frames_sent,
             s.naks,
             s.stale_naks,
@@ -158,10 +160,11 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     o.fact(
         "throughput",
         format!(
-            "{:.0} B/s, {:.1}% of the {:.0} B/s line rate of 115200 8N1",
+            "{:.0} B/s, {:.1}% of the {:.0} B/s line rate of 115200 8N1{}",
             s.throughput(),
             100.0 * s.throughput() / LINE_RATE,
-            LINE_RATE
+            LINE_RATE,
+            if ctx.simulate { " (a pseudo-terminal has no line rate)" } else { "" }
         ),
     );
     if let Some((name, data)) = next {
@@ -178,7 +181,10 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
         if !text.is_empty() {
             o.fact("SPL said", text);
         }
-        o.fact("ymodem", format!("{name}: {} bytes in {} blocks, {:.0} B/s", ys.data_bytes, ys.blocks, ys.throughput()));
+        o.fact(
+            "ymodem",
+            format!("{name}: {} bytes in {} blocks, {:.0} B/s", ys.data_bytes, ys.blocks, ys.throughput()),
+        );
     } else {
         o.fact(
             "ROM",
