@@ -18,4 +18,5 @@ pub mod canaan;
 pub mod fastboot;
 pub mod rockchip;
 pub mod serial;
+pub mod starfive;
 pub mod usb;
