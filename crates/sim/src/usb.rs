@@ -90,6 +90,9 @@ impl LinkModel {
     }
 }
 
+/// The last stretch of a modelled wait that is spun, not slept.
+const SPIN: Duration = Duration::from_micros(200);
+
 /// The modelled clock of one link: transfers are scheduled back to back on
 /// a virtual timeline and the caller sleeps until each one's end, so sleep
 /// overshoot does not add up over many transfers.
@@ -101,14 +104,22 @@ struct ModelClock {
 }
 
 impl ModelClock {
-    fn wait(&mut self, cost: Duration) {
-        let now = self.start.elapsed();
+    /// Waits for the end of a transfer the host issued at `asked` (time
+    /// since `start`). The virtual device's own processing happened in
+    /// between and overlaps the bus time, as a real device's does.
+    fn wait(&mut self, asked: Duration, cost: Duration) {
         // The bus cannot start before it is free, nor before the host asks.
-        self.busy_until = self.busy_until.max(now) + cost;
+        self.busy_until = self.busy_until.max(asked) + cost;
+        // Modelled bus time: this is the point of the model. Sleep most of
+        // it, then spin the rest: a sleep overshoots by tens of
+        // microseconds, which would add up over thousands of short
+        // synchronous transfers and be charged to the client.
         let left = self.busy_until.saturating_sub(self.start.elapsed());
-        if !left.is_zero() {
-            // Modelled bus time: this is the point of the model.
-            std::thread::sleep(left);
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        }
+        while self.start.elapsed() < self.busy_until {
+            std::hint::spin_loop();
         }
     }
 }
@@ -187,11 +198,17 @@ impl SimUsbLink {
         Ok(SimUsbLink { dev, info, clock: None })
     }
 
-    /// Spends the modelled bus time of a transfer, when the bus has a model.
-    fn spend(&mut self, cost: impl Fn(&LinkModel) -> Duration) {
+    /// When the host issued the current transfer, on the model's clock.
+    fn asked(&self) -> Duration {
+        self.clock.as_ref().map(|c| c.start.elapsed()).unwrap_or_default()
+    }
+
+    /// Spends the modelled bus time of a transfer issued at `asked`, when
+    /// the bus has a model.
+    fn spend(&mut self, asked: Duration, cost: impl Fn(&LinkModel) -> Duration) {
         if let Some(c) = &mut self.clock {
             let d = cost(&c.model);
-            c.wait(d);
+            c.wait(asked, d);
         }
     }
 
@@ -221,29 +238,35 @@ impl UsbLink for SimUsbLink {
     }
 
     fn control_out(&mut self, setup: ControlSetup, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
-        self.spend(|m| m.control_time(data.len()));
+        let asked = self.asked();
         let op = format!("control OUT request 0x{:02x} index 0x{:04x}", setup.request, setup.index);
-        self.call(op, timeout, |d| d.control_out(setup, data))
+        let r = self.call(op, timeout, |d| d.control_out(setup, data));
+        self.spend(asked, |m| m.control_time(data.len()));
+        r
     }
 
     fn control_in(&mut self, setup: ControlSetup, len: u16, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        let asked = self.asked();
         let op = format!("control IN request 0x{:02x}", setup.request);
         let r = self.call(op, timeout, |d| d.control_in(setup, len)).map(|mut v| {
             v.truncate(len as usize);
             v
         });
-        self.spend(|m| m.control_time(r.as_ref().map(Vec::len).unwrap_or(0)));
+        self.spend(asked, |m| m.control_time(r.as_ref().map(Vec::len).unwrap_or(0)));
         r
     }
 
     fn bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
-        self.spend(|m| m.bulk_time(data.len()));
-        self.call(format!("bulk OUT to endpoint 0x{ep:02x}"), timeout, |d| d.bulk_out(ep, data))
+        let asked = self.asked();
+        let r = self.call(format!("bulk OUT to endpoint 0x{ep:02x}"), timeout, |d| d.bulk_out(ep, data));
+        self.spend(asked, |m| m.bulk_time(data.len()));
+        r
     }
 
     fn bulk_in(&mut self, ep: u8, max_len: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        let asked = self.asked();
         let r = self.call(format!("bulk IN from endpoint 0x{ep:02x}"), timeout, |d| d.bulk_in(ep, max_len));
-        self.spend(|m| m.bulk_time(r.as_ref().map(Vec::len).unwrap_or(0)));
+        self.spend(asked, |m| m.bulk_time(r.as_ref().map(Vec::len).unwrap_or(0)));
         r
     }
 }
