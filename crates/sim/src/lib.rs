@@ -15,4 +15,5 @@
 //!   serialport backend.
 
 pub mod serial;
+pub mod sophgo;
 pub mod usb;
