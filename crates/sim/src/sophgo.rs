@@ -137,6 +137,9 @@ pub struct SophgoRomConfig {
     pub boots: u32,
     pub vid: u16,
     pub pid: u16,
+    /// Instead of a cold boot: a BL2 is already running and calls the ROM
+    /// API `load_image(buf, offset, size)` with this (offset, size) (`--main`).
+    pub bl2_load: Option<(u32, u32)>,
 }
 
 impl SophgoRomConfig {
@@ -152,6 +155,7 @@ impl SophgoRomConfig {
             boots: 1,
             vid: VID,
             pid: PID,
+            bl2_load: None,
         }
     }
 }
@@ -179,6 +183,8 @@ pub struct RomState {
     pub bl2: Option<Vec<u8>>,
     /// Where the ROM jumped.
     pub jumped_to: Option<u64>,
+    /// What a running BL2's load_image call received (`bl2_load`).
+    pub loaded: Option<Vec<u8>>,
     /// Why the boot did not end in a jump (window missed, fell back to flash...).
     pub error: Option<String>,
     /// The ROM thread has ended.
@@ -265,6 +271,13 @@ impl SophgoRom {
             .map(|x| format!("0x{:x}+0x{:x}", x.offset, x.size))
             .collect::<Vec<_>>()
             .join(", ");
+        if let (Some(l), None) = (&s.loaded, &s.error) {
+            return Ok(format!(
+                "load_image received {} bytes (crc16 {:04x}) in session {sessions}",
+                l.len(),
+                crc16(l)
+            ));
+        }
         match (s.jumped_to, &s.error) {
             (Some(at), None) => Ok(format!(
                 "sessions {sessions}; BL2 of {} bytes checked, jumped to 0x{at:x}; log {}",
@@ -289,6 +302,8 @@ enum Kind {
     Probe,
     Param1,
     Bl2,
+    /// A running BL2's load_image call.
+    Load,
 }
 
 enum End {
@@ -351,6 +366,12 @@ impl Rom {
             }
             self.log("C.SCS/0/0.WD.URPL.USBI.");
             let mut req = (Kind::Probe, 0u32, 0u32);
+            if let Some((off, size)) = self.cfg.bl2_load {
+                // BL2 was loaded over USB, so flagEnterDL is already set.
+                self.flag_dl = true;
+                self.log("BE.J.");
+                req = (Kind::Load, off, size);
+            }
             let mut tries = 0u32;
             loop {
                 if self.stop.load(Ordering::SeqCst) {
@@ -400,6 +421,12 @@ impl Rom {
                                 tries += 1;
                             }
                         },
+                        Kind::Load => {
+                            self.log("USBL.");
+                            self.say(&format!("ROM: load_image received {} bytes", buf.len()));
+                            self.st().loaded = Some(buf);
+                            break;
+                        }
                         Kind::Bl2 => match self.check_bl2(&buf) {
                             Ok(()) => {
                                 let entry = self.cfg.bl2_base + 0x20;

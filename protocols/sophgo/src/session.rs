@@ -239,16 +239,36 @@ impl Loader {
     ) -> Result<Ack, SophgoError> {
         let what = packet::describe(pkt);
         let mut tries = 0;
+        // The last ACK whose CRC did not match: when a resend then fails on
+        // the link, that mismatch is the better explanation.
+        let mut mismatch: Option<[u8; ACK_LEN]> = None;
+        let crc_err = |buf: &[u8; ACK_LEN], tries: u32| {
+            let ack = Ack::parse(buf);
+            SophgoError::AckCrc {
+                what: what.clone(),
+                want: packet::crc16(pkt),
+                got: ack.crc,
+                got2: ack.crc2,
+                tries,
+                hint: text_hint(buf),
+            }
+        };
         loop {
             tries += 1;
-            link.write_all(pkt).map_err(link_err(format!("sending the {what} packet")))?;
             let mut buf = [0u8; ACK_LEN];
-            match link.read_exact(&mut buf, self.opts.ack_timeout) {
+            let r = link.write_all(pkt).map_err(|e| (e, "sending")).and_then(|()| {
+                link.read_exact(&mut buf, self.opts.ack_timeout).map_err(|e| (e, "reading the ACK of"))
+            });
+            match r {
                 Ok(()) => {}
-                Err(source) if first && !matches!(source, LinkError::Interrupted) => {
-                    return Err(SophgoError::NoAnswer { source });
+                Err((LinkError::Interrupted, _)) => {
+                    return Err(link_err("waiting for the ROM")(LinkError::Interrupted));
                 }
-                Err(e) => return Err(link_err(format!("reading the ACK of the {what} packet"))(e)),
+                Err((_, _)) if mismatch.is_some() => {
+                    return Err(crc_err(&mismatch.unwrap_or_default(), tries - 1));
+                }
+                Err((source, _)) if first => return Err(SophgoError::NoAnswer { source }),
+                Err((e, op)) => return Err(link_err(format!("{op} the {what} packet"))(e)),
             }
             let ack = Ack::parse(&buf);
             if ack.echoes(pkt) {
@@ -258,15 +278,9 @@ impl Loader {
                 return Ok(ack);
             }
             if tries > self.opts.resends {
-                return Err(SophgoError::AckCrc {
-                    what,
-                    want: packet::crc16(pkt),
-                    got: ack.crc,
-                    got2: ack.crc2,
-                    tries,
-                    hint: text_hint(&buf),
-                });
+                return Err(crc_err(&buf, tries));
             }
+            mismatch = Some(buf);
             // Drop whatever else arrived, then send the same packet again
             // (as the vendor tool does): DATA carries its own address, so a
             // resend rewrites the same bytes.

@@ -407,6 +407,14 @@ pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
         cfg.vid = *v;
         cfg.pid = *p;
     }
+    if sim.args.main_session {
+        // --main: a BL2 is already running and loads as many bytes as the file has.
+        let len = match &sim.args.bin {
+            Some(p) => racklet_image::read_input(p)?.len() as u32,
+            None => 0,
+        };
+        cfg.bl2_load = Some((0, len));
+    }
     let rom = SophgoRom::spawn(sim.serial.clone(), cfg, None).map_err(classify)?;
     Ok(Box::new(SimRom(rom)))
 }
