@@ -214,8 +214,10 @@ impl SophgoRom {
     ) -> Result<SophgoRom, LinkError> {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(RomState::default()));
-        // Create the first port before returning, so that it is listed at once.
+        // Create and publish the first port before returning, so that it is
+        // listed at once (power-on enumeration).
         let first = PtyPair::new()?;
+        bus.publish(port_info(&cfg, &first.path));
         let mut rom = Rom {
             bus,
             cfg,
@@ -293,6 +295,19 @@ impl SophgoRom {
 impl Drop for SophgoRom {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The port as the host sees it: the ROM's descriptors.
+fn port_info(cfg: &SophgoRomConfig, path: &str) -> SerialInfo {
+    SerialInfo {
+        path: path.to_string(),
+        vid: Some(cfg.vid),
+        pid: Some(cfg.pid),
+        serial: Some("123456789ABC".into()),
+        manufacturer: Some("CVITEK".into()),
+        product: Some("USB Com Port".into()),
+        port_path: Some(cfg.port_path.clone()),
     }
 }
 
@@ -502,16 +517,7 @@ impl Rom {
     /// Serves one enumeration.
     fn session(&mut self, pair: PtyPair, req: (Kind, u32, u32)) -> End {
         let PtyPair { mut device, client, path } = pair;
-        let info = SerialInfo {
-            path: path.clone(),
-            vid: Some(self.cfg.vid),
-            pid: Some(self.cfg.pid),
-            serial: Some("123456789ABC".into()),
-            manufacturer: Some("CVITEK".into()),
-            product: Some("USB Com Port".into()),
-            port_path: Some(self.cfg.port_path.clone()),
-        };
-        self.bus.publish(info);
+        self.bus.publish(port_info(&self.cfg, &path));
         self.st().tty = Some(path.clone());
         self.say(&format!("tty {path}"));
         let end = self.serve(&mut device, req, &path);

@@ -402,6 +402,9 @@ pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
         chip.max_bl2() as u32,
     );
     cfg.fault = fault(sim.args.fault.as_deref())?;
+    // The ROM's long window (USB_ID low: 10 s): the in-process client is
+    // quick, but a loaded machine must not turn a slow start into a failure.
+    cfg.window = Duration::from_secs(10);
     // A simulated board whose efuses changed the VID answers to --usb-id.
     if let Some((v, p)) = rom_ids(sim.board, sim.args)?.first() {
         cfg.vid = *v;
