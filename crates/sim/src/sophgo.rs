@@ -193,6 +193,8 @@ pub struct RomState {
     pub boots_done: u32,
     /// The tty of the current enumeration, if any.
     pub tty: Option<String>,
+    /// When the ROM last received a packet or ended a session.
+    pub last_activity: Option<Instant>,
 }
 
 /// Callback for each line the ROM wants the operator to see (serve mode).
@@ -264,8 +266,16 @@ impl SophgoRom {
 
     /// Ok with a summary when the ROM jumped to BL2, Err with the reason otherwise.
     pub fn verdict(&mut self) -> Result<String, String> {
-        // The ROM checks BL2 right after BREAK; give it a moment to finish.
-        self.wait(Duration::from_secs(2));
+        // The ROM checks BL2 right after BREAK; give it a moment to finish,
+        // unless it has gone quiet (waiting for a host that left).
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            let s = self.state();
+            if s.finished || s.last_activity.is_none_or(|t| t.elapsed() > Duration::from_millis(300)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let s = self.stop();
         let sessions = s
             .sessions
@@ -522,7 +532,11 @@ impl Rom {
         self.say(&format!("tty {path}"));
         let end = self.serve(&mut device, req, &path);
         self.bus.withdraw(&path);
-        self.st().tty = None;
+        {
+            let mut s = self.st();
+            s.tty = None;
+            s.last_activity = Some(Instant::now());
+        }
         self.say(&format!("gone {path}"));
         drop(client);
         drop(device);
@@ -594,6 +608,7 @@ impl Rom {
                     };
                 }
             }
+            self.st().last_activity = Some(Instant::now());
             let crc = crc16(&pkt[..length.min(pkt.len())]);
             let data = &pkt[8.min(pkt.len())..];
             log.packets += 1;
@@ -692,6 +707,12 @@ impl Rom {
         };
         if !matches!(end, End::Stopped) {
             self.st().sessions.push(log);
+        }
+        if matches!(end, End::Vanished(_) | End::Window) {
+            // The host's last write has been read; let its flush finish
+            // before the port disappears under it (a USB device leaves the
+            // bus between transfers, not in the middle of one).
+            std::thread::sleep(LINGER);
         }
         end
     }

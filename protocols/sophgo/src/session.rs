@@ -71,10 +71,13 @@ impl Classify for SophgoError {
     fn class(&self) -> FailureClass {
         match self {
             SophgoError::Link { source, .. } => source.class(),
+            // No answer in time: timeout. The port failing under our hands
+            // (a write or flush error, a hang-up): the ROM left the bus.
             SophgoError::NoAnswer { source } => match source {
                 LinkError::Interrupted => FailureClass::Interrupted,
-                LinkError::Disconnected { .. } => FailureClass::Disconnected,
-                _ => FailureClass::Timeout,
+                LinkError::Timeout { .. } => FailureClass::Timeout,
+                LinkError::PermissionDenied { .. } => FailureClass::Permission,
+                _ => FailureClass::Disconnected,
             },
             SophgoError::AckCrc { .. } | SophgoError::AckToken { .. } => FailureClass::Io,
             SophgoError::OutOfImage { .. } | SophgoError::RequestChanged { .. } => FailureClass::Io,

@@ -30,6 +30,8 @@ const GONE_GRACE: Duration = Duration::from_millis(1000);
 /// After BL2 was sent, how long to watch for the ROM coming back asking for
 /// it again (it does so when it refuses BL2).
 const CONFIRM: Duration = Duration::from_millis(1500);
+/// The same, against the virtual ROM (which re-enumerates in about 80 ms).
+const SIM_CONFIRM: Duration = Duration::from_millis(400);
 /// How long to keep retrying to open a port that just appeared (udev may
 /// not have set its permissions yet; a stale node fails to open).
 const OPEN_RETRY: Duration = Duration::from_millis(1000);
@@ -236,7 +238,10 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
                 break;
             }
             // The ROM comes back for BL2 when it refused it; otherwise BL2 runs.
-            match follow(ctx, &follow_key, &info.path, &ids, CONFIRM, false)? {
+            // The virtual ROM re-enumerates within 0.1 s, so a simulated run
+            // need not wait as long as real hardware might take.
+            let confirm = if ctx.simulate { SIM_CONFIRM } else { CONFIRM };
+            match follow(ctx, &follow_key, &info.path, &ids, confirm, false)? {
                 Some(next) => {
                     info = next;
                     continue;
