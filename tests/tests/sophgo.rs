@@ -444,3 +444,18 @@ fn sim_serves_the_rom_outside_the_process() {
     assert!(got[900..].iter().all(|b| *b == 0));
     assert_eq!(std::fs::read(save.join("param1.bin")).unwrap(), fip_by_the_sheet(&payload)[..4096]);
 }
+
+#[test]
+fn udev_rules_keep_modemmanager_off_the_rom() {
+    let o = rf().arg("udev-rules").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(r#"SUBSYSTEM=="tty", ATTRS{idVendor}=="3346", ATTRS{idProduct}=="1000""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ATTRS{idVendor}=="3346", ATTRS{idProduct}=="1000", ENV{ID_MM_DEVICE_IGNORE}="1""#),
+        "{text}"
+    );
+}
