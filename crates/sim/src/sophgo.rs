@@ -384,9 +384,10 @@ impl Rom {
                 self.ack_idx = 0;
                 self.flag_dl = false;
                 self.flag_word = [0; 4];
+                // What the previous boot loaded stays visible (jumped_to,
+                // bl2) until this one gets further.
                 let mut s = self.st();
                 s.error = None;
-                s.jumped_to = None;
                 s.log.clear();
             }
             self.log("C.SCS/0/0.WD.URPL.USBI.");

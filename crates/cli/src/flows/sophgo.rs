@@ -615,6 +615,14 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             out.line(&line);
         }
     }
+    if args.keep {
+        let line = format!("{} boot(s) ended in a jump to BL2", state.boots_done);
+        if out.mode == Mode::Json {
+            out.json(serde_json::json!({"event":"sim_boots","count":state.boots_done}));
+        } else {
+            out.line(&line);
+        }
+    }
     match verdict {
         Ok(v) => {
             if out.mode == Mode::Json {
