@@ -459,3 +459,42 @@ fn udev_rules_keep_modemmanager_off_the_rom() {
         "{text}"
     );
 }
+
+#[test]
+fn several_boards_in_parallel_each_followed_by_its_port_path() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(2000));
+    // Three virtual boards re-enumerate at the same time; their ptys are
+    // reused among them, so only the USB port path tells them apart.
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--json",
+        "--port",
+        "1-1,1-2,3-1.4",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dones: Vec<&Value> = r.events.iter().filter(|e| e["event"] == "done").collect();
+    assert_eq!(dones.len(), 3);
+    for d in dones {
+        let port = d["port"].as_str().unwrap();
+        assert!(d["facts"]["port"].as_str().unwrap().ends_with(&format!("(USB port {port})")), "{d}");
+        assert!(d["facts"]["virtual ROM"].as_str().unwrap().contains("jumped to 0xc000020"), "{d}");
+    }
+    // One board failing does not hide the others' results.
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--json",
+        "--port",
+        "1-1,1-2",
+        "--fault",
+        "reject-bl2",
+    ]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert_eq!(r.events.iter().filter(|e| e["event"] == "error" && e["class"] == "rejected").count(), 2);
+}
