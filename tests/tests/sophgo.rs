@@ -37,35 +37,12 @@ fn bl2(len: usize) -> Vec<u8> {
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
+    racklet_tests::file(dir, name, bytes)
 }
 
-/// A minimal ELF64 little-endian executable with one PT_LOAD segment.
+/// A minimal ELF64 with one PT_LOAD segment (the shared helper).
 fn elf(machine: u16, addr: u64, entry: u64, body: &[u8]) -> Vec<u8> {
-    let mut e = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    e.extend_from_slice(&machine.to_le_bytes());
-    e.extend_from_slice(&1u32.to_le_bytes());
-    e.extend_from_slice(&entry.to_le_bytes());
-    e.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
-    e.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    e.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    for v in [64u16, 56, 1, 64, 0, 0] {
-        e.extend_from_slice(&v.to_le_bytes());
-    }
-    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    e.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    e.extend_from_slice(&120u64.to_le_bytes()); // p_offset
-    e.extend_from_slice(&addr.to_le_bytes()); // p_vaddr
-    e.extend_from_slice(&addr.to_le_bytes()); // p_paddr
-    e.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    e.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    e.extend_from_slice(&4u64.to_le_bytes());
-    assert_eq!(e.len(), 120);
-    e.extend_from_slice(body);
-    e
+    racklet_tests::elf64(machine, entry, &[(addr, body, body.len() as u64)])
 }
 
 /// fip.bin written out from the sheet's tables (§3.1) for a BL2, in the
