@@ -19,4 +19,5 @@ pub mod fastboot;
 pub mod rockchip;
 pub mod serial;
 pub mod starfive;
+pub mod sophgo;
 pub mod usb;

@@ -114,6 +114,11 @@ pub fn udev_rules(g: &GlobalArgs) -> Result<ExitCode> {
                 o,
                 "SUBSYSTEM==\"tty\", ATTRS{{idVendor}}==\"{vid:04x}\", ATTRS{{idProduct}}==\"{pid:04x}\", MODE=\"0660\", GROUP=\"plugdev\", TAG+=\"uaccess\""
             )?;
+            // A CDC-ACM boot ROM looks like a modem: keep ModemManager from probing it.
+            writeln!(
+                o,
+                "ATTRS{{idVendor}}==\"{vid:04x}\", ATTRS{{idProduct}}==\"{pid:04x}\", ENV{{ID_MM_DEVICE_IGNORE}}=\"1\""
+            )?;
         }
     }
     let _ = std::io::stdout().write_all(&o);
