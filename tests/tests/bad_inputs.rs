@@ -41,7 +41,8 @@ fn every_bad_input_exits_2_with_a_named_problem() {
             .timeout(std::time::Duration::from_secs(30))
             .output()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
         n += 1;
         let mut why = Vec::new();
         if out.status.code() != Some(2) {

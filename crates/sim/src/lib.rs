@@ -18,6 +18,6 @@ pub mod canaan;
 pub mod fastboot;
 pub mod rockchip;
 pub mod serial;
-pub mod starfive;
 pub mod sophgo;
+pub mod starfive;
 pub mod usb;
