@@ -128,7 +128,9 @@ fn bad_usage_exits_2_with_a_named_problem() {
 fn wrong_architecture_and_too_large_are_refused_before_any_device() {
     let dir = tempfile::tempdir().unwrap();
     let arm = file(dir.path(), "arm.elf", &elf64(183, 0x8036_0000, &[(0x8036_0000, &[0; 16], 16)]));
-    bad(&["image", "canmv-k230", arm.to_str().unwrap(), "-o", "/dev/null"], "ELF for aarch64");
+    let out = dir.path().join("out.img");
+    bad(&["image", "canmv-k230", arm.to_str().unwrap(), "-o", out.to_str().unwrap()], "ELF for aarch64");
+    assert!(!out.exists(), "a failed image command writes nothing");
     let big = vec![0u8; 0x30_0000];
     let big = file(dir.path(), "big.elf", &elf64(243, 0x8036_0000, &[(0x8036_0000, &big, big.len() as u64)]));
     bad(&["info", big.to_str().unwrap(), "--board", "canmv-k230"], "at most");

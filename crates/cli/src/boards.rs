@@ -106,8 +106,8 @@ struct File {
 /// A board file that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BoardFileError {
-    #[error("{path}: cannot read the board file: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("{path}: cannot read the board file: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path}: invalid board file: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: board '{name}': {message}")]
@@ -158,7 +158,7 @@ impl Boards {
         if let Some(p) = extra {
             let shown = p.display().to_string();
             let text = std::fs::read_to_string(p)
-                .map_err(|e| BoardFileError::Read { path: shown.clone(), source: e })?;
+                .map_err(|e| BoardFileError::Read { path: shown.clone(), error: e })?;
             for b in parse(&shown, &text)? {
                 boards.retain(|x| x.name != b.name);
                 boards.push(b);

@@ -103,6 +103,14 @@ pub enum OnOff {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimSpeed {
+    /// USB 2.0 high speed (480 Mb/s).
+    High,
+    /// USB 2.0 full speed (12 Mb/s).
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Core {
     Riscv,
     Arm,
@@ -201,6 +209,12 @@ pub struct MaskromArgs {
     /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
     #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
     pub then: Option<PathBuf>,
+
+    /// Simulation: give virtual USB links the timing of a real bus
+    /// (USB 2.0 high or full speed), e.g. to see how close to the bus
+    /// ceiling a download comes.
+    #[arg(long, value_enum, value_name = "SPEED", requires = "simulate", help_heading = "Simulation")]
+    pub sim_speed: Option<SimSpeed>,
 
     /// Simulation: make the virtual ROM misbehave (see `racklet-flash sim --help`).
     #[arg(long, value_name = "FAULT", requires = "simulate", help_heading = "Simulation")]

@@ -100,8 +100,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Why an input file cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: cannot read: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{}: is a directory, not a file", path.display())]
     IsDirectory { path: PathBuf },
     #[error("{}: the file is empty", path.display())]
@@ -126,11 +126,11 @@ pub enum ImageError {
 
 /// Reads a file that must exist, be a regular file and not be empty.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, ImageError> {
-    let meta = std::fs::metadata(path).map_err(|e| ImageError::Read { path: path.into(), source: e })?;
+    let meta = std::fs::metadata(path).map_err(|e| ImageError::Read { path: path.into(), error: e })?;
     if meta.is_dir() {
         return Err(ImageError::IsDirectory { path: path.into() });
     }
-    let bytes = std::fs::read(path).map_err(|e| ImageError::Read { path: path.into(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| ImageError::Read { path: path.into(), error: e })?;
     if bytes.is_empty() {
         return Err(ImageError::Empty { path: path.into() });
     }

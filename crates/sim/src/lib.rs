@@ -16,5 +16,8 @@
 
 pub mod canaan;
 pub mod fastboot;
+pub mod rockchip;
 pub mod serial;
+pub mod sophgo;
+pub mod starfive;
 pub mod usb;

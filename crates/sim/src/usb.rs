@@ -50,12 +50,89 @@ pub fn lock(dev: &SharedDevice) -> MutexGuard<'_, dyn UsbDevice + 'static> {
 #[derive(Clone, Default)]
 pub struct SimUsbBus {
     devices: Arc<Mutex<Vec<SharedDevice>>>,
+    model: Option<LinkModel>,
+}
+
+/// A timing model of a USB link, so simulated runs take the time a real bus
+/// would (for benchmarks: how close does the client come to the ceiling?).
+///
+/// USB 2.0 chapter 5 transaction limits (shared/prior-art.md §7): high
+/// speed carries at most 13 bulk packets of 512 bytes per 125 µs
+/// microframe (6,656 B) and, for a control transfer's data stage, about 63
+/// packets of 64 bytes (4,032 B) after one microframe for SETUP; full speed
+/// carries 19 bulk packets of 64 bytes per 1 ms frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkModel {
+    /// Length of one (micro)frame.
+    pub frame: Duration,
+    /// Bulk bytes per frame.
+    pub bulk_per_frame: usize,
+    /// Control data-stage bytes per frame.
+    pub control_per_frame: usize,
+}
+
+impl LinkModel {
+    /// USB 2.0 high speed.
+    pub const HIGH_SPEED: LinkModel =
+        LinkModel { frame: Duration::from_micros(125), bulk_per_frame: 6656, control_per_frame: 4032 };
+    /// USB 2.0 full speed.
+    pub const FULL_SPEED: LinkModel =
+        LinkModel { frame: Duration::from_millis(1), bulk_per_frame: 1216, control_per_frame: 832 };
+
+    /// Bus time of one bulk transfer: whole frames, at least one.
+    pub fn bulk_time(&self, len: usize) -> Duration {
+        self.frame * len.div_ceil(self.bulk_per_frame).max(1) as u32
+    }
+
+    /// Bus time of one control transfer: the SETUP frame plus its data stage.
+    pub fn control_time(&self, len: usize) -> Duration {
+        self.frame * (1 + len.div_ceil(self.control_per_frame)) as u32
+    }
+}
+
+/// The last stretch of a modelled wait that is spun, not slept.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// The modelled clock of one link: transfers are scheduled back to back on
+/// a virtual timeline and the caller sleeps until each one's end, so sleep
+/// overshoot does not add up over many transfers.
+struct ModelClock {
+    model: LinkModel,
+    start: std::time::Instant,
+    /// Modelled time at which the bus is free again.
+    busy_until: Duration,
+}
+
+impl ModelClock {
+    /// Waits for the end of a transfer the host issued at `asked` (time
+    /// since `start`). The virtual device's own processing happened in
+    /// between and overlaps the bus time, as a real device's does.
+    fn wait(&mut self, asked: Duration, cost: Duration) {
+        // The bus cannot start before it is free, nor before the host asks.
+        self.busy_until = self.busy_until.max(asked) + cost;
+        // Modelled bus time: this is the point of the model. Sleep most of
+        // it, then spin the rest: a sleep overshoots by tens of
+        // microseconds, which would add up over thousands of short
+        // synchronous transfers and be charged to the client.
+        let left = self.busy_until.saturating_sub(self.start.elapsed());
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        }
+        while self.start.elapsed() < self.busy_until {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 impl SimUsbBus {
     /// An empty bus.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty bus whose links take the time `model` says.
+    pub fn with_model(model: LinkModel) -> Self {
+        SimUsbBus { model: Some(model), ..Self::default() }
     }
 
     /// Plugs a device in and returns the shared handle to it.
@@ -92,7 +169,12 @@ impl UsbBus for SimUsbBus {
                 && info.port_path == want.port_path
                 && info.address == want.address
             {
-                return Ok(Box::new(SimUsbLink { dev: d, info }));
+                let clock = self.model.map(|model| ModelClock {
+                    model,
+                    start: std::time::Instant::now(),
+                    busy_until: Duration::ZERO,
+                });
+                return Ok(Box::new(SimUsbLink { dev: d, info, clock }));
             }
         }
         Err(LinkError::Disconnected { op: format!("opening virtual device at {}", want.port_path) })
@@ -104,6 +186,7 @@ impl UsbBus for SimUsbBus {
 pub struct SimUsbLink {
     dev: SharedDevice,
     info: UsbInfo,
+    clock: Option<ModelClock>,
 }
 
 impl SimUsbLink {
@@ -112,7 +195,21 @@ impl SimUsbLink {
         let info = lock(&dev)
             .info()
             .ok_or_else(|| LinkError::NotFound { what: "virtual device (detached)".into() })?;
-        Ok(SimUsbLink { dev, info })
+        Ok(SimUsbLink { dev, info, clock: None })
+    }
+
+    /// When the host issued the current transfer, on the model's clock.
+    fn asked(&self) -> Duration {
+        self.clock.as_ref().map(|c| c.start.elapsed()).unwrap_or_default()
+    }
+
+    /// Spends the modelled bus time of a transfer issued at `asked`, when
+    /// the bus has a model.
+    fn spend(&mut self, asked: Duration, cost: impl Fn(&LinkModel) -> Duration) {
+        if let Some(c) = &mut self.clock {
+            let d = cost(&c.model);
+            c.wait(asked, d);
+        }
     }
 
     fn call<T>(
@@ -141,30 +238,56 @@ impl UsbLink for SimUsbLink {
     }
 
     fn control_out(&mut self, setup: ControlSetup, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        let asked = self.asked();
         let op = format!("control OUT request 0x{:02x} index 0x{:04x}", setup.request, setup.index);
-        self.call(op, timeout, |d| d.control_out(setup, data))
+        let r = self.call(op, timeout, |d| d.control_out(setup, data));
+        self.spend(asked, |m| m.control_time(data.len()));
+        r
     }
 
     fn control_in(&mut self, setup: ControlSetup, len: u16, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        let asked = self.asked();
         let op = format!("control IN request 0x{:02x}", setup.request);
-        self.call(op, timeout, |d| d.control_in(setup, len)).map(|mut v| {
+        let r = self.call(op, timeout, |d| d.control_in(setup, len)).map(|mut v| {
             v.truncate(len as usize);
             v
-        })
+        });
+        self.spend(asked, |m| m.control_time(r.as_ref().map(Vec::len).unwrap_or(0)));
+        r
     }
 
     fn bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
-        self.call(format!("bulk OUT to endpoint 0x{ep:02x}"), timeout, |d| d.bulk_out(ep, data))
+        let asked = self.asked();
+        let r = self.call(format!("bulk OUT to endpoint 0x{ep:02x}"), timeout, |d| d.bulk_out(ep, data));
+        self.spend(asked, |m| m.bulk_time(data.len()));
+        r
     }
 
     fn bulk_in(&mut self, ep: u8, max_len: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {
-        self.call(format!("bulk IN from endpoint 0x{ep:02x}"), timeout, |d| d.bulk_in(ep, max_len))
+        let asked = self.asked();
+        let r = self.call(format!("bulk IN from endpoint 0x{ep:02x}"), timeout, |d| d.bulk_in(ep, max_len));
+        self.spend(asked, |m| m.bulk_time(r.as_ref().map(Vec::len).unwrap_or(0)));
+        r
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_model_frames() {
+        let hs = LinkModel::HIGH_SPEED;
+        // 13 × 512 B per 125 µs microframe.
+        assert_eq!(hs.bulk_time(6656), Duration::from_micros(125));
+        assert_eq!(hs.bulk_time(6657), Duration::from_micros(250));
+        assert_eq!(hs.bulk_time(0), Duration::from_micros(125));
+        // A 4096-byte control OUT: SETUP frame + two data frames (4032 + 64).
+        assert_eq!(hs.control_time(4096), Duration::from_micros(375));
+        // 1 MiB of bulk at the ceiling: 53,248,000 B/s.
+        let t = hs.bulk_time(1 << 20).as_secs_f64();
+        assert!((((1 << 20) as f64 / t) - 53_248_000.0).abs() / 53_248_000.0 < 0.01);
+    }
 
     /// A device that re-enumerates with a new address after one bulk write.
     struct Flip {

@@ -102,7 +102,9 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
             outln!("  check {k:<20} {}", if *ok { "ok" } else { "FAILED" });
         }
         let good: Vec<&str> = fit_rows.iter().filter(|r| r.1.is_ok()).map(|r| r.0.as_str()).collect();
-        if good.is_empty() {
+        if !ok_checks {
+            outln!("  fits no board: the file is damaged");
+        } else if good.is_empty() {
             outln!("  fits no board");
         } else {
             outln!("  fits {}", good.join(", "));

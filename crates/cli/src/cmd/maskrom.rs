@@ -9,11 +9,11 @@ use racklet_link::serial_backend::SystemSerial;
 use racklet_link::transcript::TranscriptWriter;
 use racklet_link::{FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
 use racklet_sim::serial::SimSerialBus;
-use racklet_sim::usb::SimUsbBus;
+use racklet_sim::usb::{LinkModel, SimUsbBus};
 use serde_json::json;
 
 use crate::boards::{Board, Transport};
-use crate::cli::{GlobalArgs, MaskromArgs};
+use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
 use crate::error::{bad_input, class_of, fail};
 use crate::flows::{self, Ctx, Outcome, SimCtx};
@@ -51,7 +51,11 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
 
     // The buses: real, or simulated with one virtual board per job.
     let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, Sims) = if a.connect.simulate {
-        let su = SimUsbBus::new();
+        let su = match a.sim_speed {
+            None => SimUsbBus::new(),
+            Some(SimSpeed::High) => SimUsbBus::with_model(LinkModel::HIGH_SPEED),
+            Some(SimSpeed::Full) => SimUsbBus::with_model(LinkModel::FULL_SPEED),
+        };
         let ss = SimSerialBus::new();
         let mut paths: Vec<String> = selectors
             .iter()
@@ -70,6 +74,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 board,
                 args: a,
                 port_path: p.clone(),
+                fault: flows::fault_for(a.fault.as_deref(), p),
                 usb: su.clone(),
                 serial: ss.clone(),
             })?;

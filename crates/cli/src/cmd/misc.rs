@@ -51,8 +51,6 @@ pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
 pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    let input = racklet_image::read_input(&a.input)?;
-    let payload = racklet_image::load_bytes(&a.input, input, board.arch())?;
     if a.output.exists() {
         if std::fs::canonicalize(&a.output).ok() == std::fs::canonicalize(&a.input).ok() {
             return Err(bad_input(format!("{}: the output would overwrite the input", a.output.display())));
@@ -61,6 +59,8 @@ pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCod
             return Err(bad_input(format!("{}: exists; add --force to overwrite it", a.output.display())));
         }
     }
+    let input = racklet_image::read_input(&a.input)?;
+    let payload = racklet_image::load_bytes(&a.input, input, board.arch())?;
     let bytes = flows::image(board, a, &payload)?;
     // Write next to the target, then rename: a failed run never leaves half a file.
     let dir = a.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
@@ -113,6 +113,11 @@ pub fn udev_rules(g: &GlobalArgs) -> Result<ExitCode> {
             writeln!(
                 o,
                 "SUBSYSTEM==\"tty\", ATTRS{{idVendor}}==\"{vid:04x}\", ATTRS{{idProduct}}==\"{pid:04x}\", MODE=\"0660\", GROUP=\"plugdev\", TAG+=\"uaccess\""
+            )?;
+            // A CDC-ACM boot ROM looks like a modem: keep ModemManager from probing it.
+            writeln!(
+                o,
+                "ATTRS{{idVendor}}==\"{vid:04x}\", ATTRS{{idProduct}}==\"{pid:04x}\", ENV{{ID_MM_DEVICE_IGNORE}}=\"1\""
             )?;
         }
     }

@@ -217,7 +217,7 @@ fn parse_fault(name: Option<&String>) -> Result<Option<Fault>> {
 }
 
 pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
-    let fault = parse_fault(sim.args.fault.as_ref())?;
+    let fault = parse_fault(sim.fault.as_ref())?;
     // The virtual board's first stage behaves as a DRAM-init stage (returns
     // to the ROM) when the command line loads something outside SRAM.
     let dram_init = sim.args.loads.iter().any(|(a, _)| !in_sram(*a, 1));

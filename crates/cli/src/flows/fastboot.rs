@@ -266,7 +266,7 @@ impl SimSession for Session {
 /// Puts the board's virtual fastboot ROM on the simulated USB bus.
 pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
     let soc = soc(sim.board)?;
-    let fault = parse_fault(sim.args.fault.as_deref())?;
+    let fault = parse_fault(sim.fault.as_deref())?;
     let dev = sim.usb.attach(FastbootDevice::new(soc, &sim.port_path).with_fault(fault));
     Ok(Box::new(Session { dev, want_next: soc == Soc::K1 && sim.args.then.is_some() }))
 }

@@ -282,8 +282,26 @@ pub struct SimCtx<'a> {
     pub args: &'a MaskromArgs,
     /// USB port path the virtual board is plugged into.
     pub port_path: String,
+    /// The fault this virtual board injects (`--fault NAME` for every
+    /// board, `--fault PORT=NAME` for the one at PORT).
+    pub fault: Option<String>,
     pub usb: SimUsbBus,
     pub serial: SimSerialBus,
+}
+
+/// The fault for the virtual board at `port` from a `--fault` value:
+/// comma-separated `NAME` (every board) or `PORT=NAME` (that board).
+pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
+    let spec = spec?;
+    let mut all = None;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((p, name)) if p == port => return Some(name.to_string()),
+            Some(_) => {}
+            None => all = Some(part.to_string()),
+        }
+    }
+    all
 }
 
 /// A running virtual ROM; after the flow, its verdict says what it received.

@@ -1,0 +1,659 @@
+//! A virtual Rockchip maskrom, written from the fact sheet
+//! (shared/protocols/rockchip.md), not from the client crate.
+//!
+//! Maskrom state: accepts vendor control OUT transfers (0x40, 0x0C, wValue
+//! 0, wIndex 0x471/0x472) of at most 4096 bytes, reassembles each stage up
+//! to the first short transfer, checks the 1-byte-terminator rule and the
+//! CRC-16/CCITT-FALSE (whole image incl. CRC must give 0), removes RC4 when
+//! the chip uses it, checks legacy DDR blob tags, and stalls on anything
+//! wrong. After a 0x472 stage it drops off the bus and comes back at the
+//! same port path with a new address as the usbplug: bcdUSB 0x0200 (the
+//! trap of §5), answering rockusb CBW/CSW on bulk endpoints 0x01/0x81.
+
+use std::collections::VecDeque;
+
+use racklet_link::usb::{EndpointKind, InterfaceInfo};
+use racklet_link::{ControlSetup, EndpointInfo, UsbInfo};
+
+use crate::usb::{DeviceError, UsbDevice};
+
+/// Rockchip's USB vendor id.
+pub const VID: u16 = 0x2207;
+const KEY: [u8; 16] =
+    [0x7c, 0x4e, 0x03, 0x04, 0x55, 0x05, 0x09, 0x07, 0x2d, 0x2c, 0x7b, 0x38, 0x17, 0x0d, 0x17, 0x11];
+const MAX_TRANSFER: usize = 4096;
+/// Bus scans the device stays away after starting the usbplug.
+const DETACH_TICKS: u32 = 3;
+
+/// What the model knows about one chip (fact sheet §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChipModel {
+    pub soc: &'static str,
+    pub pid: u16,
+    /// The ROM removes RC4 from what it receives.
+    pub rc4: bool,
+    /// Tag a legacy DDR blob must start with (after RC4 removal).
+    pub tag: Option<&'static [u8; 4]>,
+    /// ASCII code reported by READ CHIP INFO ("3568").
+    pub code: &'static str,
+    /// Bytes of SRAM a 0x471 stage may use (u-boot rkcommon.c sizes).
+    pub sram: Option<usize>,
+    /// The ROM skips its check when the CRC field is 0x0000.
+    pub zero_crc: bool,
+}
+
+const MODELS: &[ChipModel] = &[
+    ChipModel {
+        soc: "rk3568",
+        pid: 0x350a,
+        rc4: false,
+        tag: None,
+        code: "3568",
+        sram: Some(0x10000 - 0x1000),
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rk3566",
+        pid: 0x350a,
+        rc4: false,
+        tag: None,
+        code: "3566",
+        sram: Some(0x10000 - 0x1000),
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rk3588",
+        pid: 0x350b,
+        rc4: false,
+        tag: None,
+        code: "3588",
+        sram: Some(0x100000 - 0x1000),
+        zero_crc: false,
+    },
+    ChipModel { soc: "rk3576", pid: 0x350e, rc4: false, tag: None, code: "3576", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3528", pid: 0x350c, rc4: false, tag: None, code: "3528", sram: None, zero_crc: true },
+    ChipModel {
+        soc: "rk3562",
+        pid: 0x350d,
+        rc4: false,
+        tag: None,
+        code: "3562",
+        sram: None,
+        zero_crc: false,
+    },
+    ChipModel { soc: "rk3506", pid: 0x350f, rc4: false, tag: None, code: "350F", sram: None, zero_crc: true },
+    ChipModel { soc: "rv1106", pid: 0x110c, rc4: false, tag: None, code: "1106", sram: None, zero_crc: true },
+    ChipModel {
+        soc: "rk3399",
+        pid: 0x330c,
+        rc4: true,
+        tag: Some(b"RK33"),
+        code: "330C",
+        sram: Some(0x30000 - 0x2000),
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rk3368",
+        pid: 0x330a,
+        rc4: true,
+        tag: Some(b"RK33"),
+        code: "330A",
+        sram: None,
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rk3328",
+        pid: 0x320c,
+        rc4: true,
+        tag: Some(b"RK32"),
+        code: "322H",
+        sram: None,
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rk3288",
+        pid: 0x320a,
+        rc4: true,
+        tag: Some(b"RK32"),
+        code: "320A",
+        sram: None,
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rk3308",
+        pid: 0x330e,
+        rc4: true,
+        tag: Some(b"RK33"),
+        code: "3308",
+        sram: None,
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "px30",
+        pid: 0x330d,
+        rc4: true,
+        tag: Some(b"RK33"),
+        code: "PX30",
+        sram: None,
+        zero_crc: false,
+    },
+    ChipModel {
+        soc: "rv1126",
+        pid: 0x110b,
+        rc4: true,
+        tag: Some(b"110B"),
+        code: "1126",
+        sram: None,
+        zero_crc: false,
+    },
+];
+
+/// The model of a SoC, by the board table's name.
+pub fn chip_model(soc: &str) -> Option<ChipModel> {
+    MODELS.iter().find(|m| m.soc.eq_ignore_ascii_case(soc)).copied()
+}
+
+/// Ways to make the virtual ROM misbehave (`--fault NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RockchipFault {
+    #[default]
+    None,
+    /// One bit of the first transfer is flipped on the way in: the CRC
+    /// check fails and the ROM stalls.
+    Corrupt,
+    /// The ROM stalls every 0x472 transfer.
+    RejectUsbplug,
+    /// The DDR blob never returns (wrong blob or RC4 choice): no answers.
+    Hang,
+    /// After 0x472 the board never comes back on the bus.
+    NoReturn,
+    /// The usbplug enumerates but never answers rockusb commands.
+    DeadUsbplug,
+    /// The usbplug answers with a CSW whose tag does not match.
+    BadCsw,
+    /// The board already runs a usbplug (bcdUSB 0x0200, looks like maskrom).
+    AlreadyLoader,
+}
+
+impl RockchipFault {
+    /// Every fault, by name.
+    pub const ALL: &[(&'static str, RockchipFault)] = &[
+        ("none", RockchipFault::None),
+        ("corrupt", RockchipFault::Corrupt),
+        ("reject-usbplug", RockchipFault::RejectUsbplug),
+        ("hang", RockchipFault::Hang),
+        ("no-return", RockchipFault::NoReturn),
+        ("dead-usbplug", RockchipFault::DeadUsbplug),
+        ("bad-csw", RockchipFault::BadCsw),
+        ("already-loader", RockchipFault::AlreadyLoader),
+    ];
+
+    /// Parses a fault name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f).ok_or_else(|| {
+            format!(
+                "unknown rockchip fault '{name}'; known: {}",
+                Self::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+/// CRC-16/CCITT-FALSE, bit by bit, as the ROM computes it.
+pub fn crc16_ccitt_false(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0xffff;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// Removes (or applies) RC4 with the ROM's key, one stream from byte 0.
+pub fn rc4_xor(data: &mut [u8]) {
+    let mut s: Vec<u8> = (0..=255u8).collect();
+    let mut j = 0usize;
+    for i in 0..256 {
+        j = (j + s[i] as usize + KEY[i % KEY.len()] as usize) % 256;
+        s.swap(i, j);
+    }
+    let (mut i, mut j) = (0usize, 0usize);
+    for b in data.iter_mut() {
+        i = (i + 1) % 256;
+        j = (j + s[i] as usize) % 256;
+        s.swap(i, j);
+        *b ^= s[(s[i] as usize + s[j] as usize) % 256];
+    }
+}
+
+/// One stage the ROM accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// 0x471 or 0x472.
+    pub index: u16,
+    /// The payload after CRC and RC4 removal.
+    pub body: Vec<u8>,
+    /// Control transfers it took.
+    pub transfers: usize,
+    /// CRC field as received.
+    pub crc: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Maskrom,
+    Hung,
+    Detached(u32),
+    Gone,
+    Usbplug,
+}
+
+/// The virtual Rockchip ROM.
+pub struct RockchipRom {
+    chip: ChipModel,
+    port_path: String,
+    address: u8,
+    state: State,
+    fault: RockchipFault,
+    /// The stage being reassembled: wIndex, bytes, transfers.
+    current: Option<(u16, Vec<u8>, usize)>,
+    transfers_seen: usize,
+    /// Stages accepted, in order.
+    pub received: Vec<Received>,
+    /// Why the ROM stalled, hung or refused, in order.
+    pub refusals: Vec<String>,
+    /// rockusb opcodes the usbplug answered.
+    pub commands: Vec<u8>,
+    pending_in: VecDeque<Vec<u8>>,
+}
+
+impl RockchipRom {
+    /// A board in maskrom at `port_path`.
+    pub fn new(chip: ChipModel, port_path: &str, fault: RockchipFault) -> Self {
+        let state = if fault == RockchipFault::AlreadyLoader { State::Usbplug } else { State::Maskrom };
+        RockchipRom {
+            chip,
+            port_path: port_path.to_string(),
+            address: 7,
+            state,
+            fault,
+            current: None,
+            transfers_seen: 0,
+            received: Vec::new(),
+            refusals: Vec::new(),
+            commands: Vec::new(),
+            pending_in: VecDeque::new(),
+        }
+    }
+
+    /// True once the usbplug runs and answers rockusb.
+    pub fn usbplug_running(&self) -> bool {
+        self.state == State::Usbplug
+    }
+
+    fn refuse(&mut self, why: String) -> DeviceError {
+        self.refusals.push(why);
+        self.current = None;
+        DeviceError::Stall
+    }
+
+    /// What the ROM saw: `Ok` once a DRAM-init stage ran (and, if one was
+    /// sent, the usbplug started) without any refusal.
+    pub fn verdict(&self) -> Result<String, String> {
+        let ddr: Vec<&Received> = self.received.iter().filter(|r| r.index == 0x471).collect();
+        let plug: Vec<&Received> = self.received.iter().filter(|r| r.index == 0x472).collect();
+        let desc = |v: &[&Received]| {
+            v.iter()
+                .map(|r| format!("{} B in {} transfers, crc {:04x}", r.body.len(), r.transfers, r.crc))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let mut s = format!(
+            "{} ({}): 0x471 [{}]",
+            self.chip.soc,
+            if self.chip.rc4 { "RC4" } else { "plain" },
+            desc(&ddr)
+        );
+        if !plug.is_empty() {
+            s.push_str(&format!(", 0x472 [{}]", desc(&plug)));
+        }
+        if !self.commands.is_empty() {
+            s.push_str(&format!(", usbplug answered {} rockusb commands", self.commands.len()));
+        }
+        if !self.refusals.is_empty() {
+            return Err(format!("{s}; refused: {}", self.refusals.join("; ")));
+        }
+        if self.state == State::Hung {
+            return Err(format!("{s}; the DRAM-init stage never returned"));
+        }
+        if self.current.is_some() {
+            return Err(format!("{s}; a stage was left unfinished"));
+        }
+        if ddr.is_empty() {
+            return Err(format!("{s}; no stage was received"));
+        }
+        if !plug.is_empty() {
+            if self.state != State::Usbplug {
+                return Err(format!("{s}; the usbplug never came back on the bus"));
+            }
+            s.push_str("; usbplug started");
+        } else {
+            s.push_str("; DRAM initialised, no usbplug sent");
+        }
+        Ok(s)
+    }
+
+    fn finish_stage(&mut self, index: u16, image: Vec<u8>, transfers: usize) -> Result<(), DeviceError> {
+        if image.len() < 2 {
+            return Err(self.refuse(format!("0x{index:x}: a {}-byte stage has no CRC", image.len())));
+        }
+        let crc = u16::from_be_bytes([image[image.len() - 2], image[image.len() - 1]]);
+        let ok = crc16_ccitt_false(&image) == 0 || (crc == 0 && self.chip.zero_crc);
+        if !ok {
+            let want = crc16_ccitt_false(&image[..image.len() - 2]);
+            return Err(
+                self.refuse(format!("0x{index:x}: CRC mismatch (received {crc:04x}, computed {want:04x})"))
+            );
+        }
+        let mut body = image[..image.len() - 2].to_vec();
+        if self.chip.rc4 {
+            rc4_xor(&mut body);
+        }
+        if index == 0x471 {
+            if let Some(max) = self.chip.sram
+                && body.len() > max
+            {
+                return Err(
+                    self.refuse(format!("0x471: {} bytes do not fit the {max}-byte SRAM", body.len()))
+                );
+            }
+            let header = body.starts_with(b"RKNS");
+            if let Some(tag) = self.chip.tag
+                && !header
+                && !body.starts_with(tag)
+            {
+                // The real ROM jumps into garbage and is never heard from again.
+                self.refusals.push(format!(
+                    "0x471: the DDR blob does not start with the {} tag (wrong RC4 choice or blob)",
+                    String::from_utf8_lossy(tag)
+                ));
+                self.state = State::Hung;
+            } else if self.fault == RockchipFault::Hang && !header {
+                self.state = State::Hung;
+            }
+        } else {
+            self.state = if self.fault == RockchipFault::NoReturn {
+                State::Gone
+            } else {
+                State::Detached(DETACH_TICKS)
+            };
+        }
+        self.received.push(Received { index, body, transfers, crc });
+        Ok(())
+    }
+
+    fn rockusb_command(&mut self, cbw: &[u8]) -> Result<(), DeviceError> {
+        if cbw.len() != 31 || &cbw[0..4] != b"USBC" {
+            self.refusals.push(format!("rockusb: {}-byte bulk OUT is not a CBW", cbw.len()));
+            return Err(DeviceError::Stall);
+        }
+        if self.fault == RockchipFault::DeadUsbplug {
+            return Err(DeviceError::NoAnswer);
+        }
+        let mut tag = [cbw[4], cbw[5], cbw[6], cbw[7]];
+        let want = u32::from_le_bytes([cbw[8], cbw[9], cbw[10], cbw[11]]) as usize;
+        let opcode = cbw[15];
+        let code: Vec<u8> = self.chip.code.bytes().rev().collect();
+        let (data, status): (Vec<u8>, u8) = match opcode {
+            0x00 => (vec![], 0),
+            0x01 => (b"EMMC ".to_vec(), 0),
+            0x1a => {
+                let mut d = (30_535_680u32).to_le_bytes().to_vec(); // a 16 GB eMMC
+                d.extend_from_slice(&1024u16.to_le_bytes());
+                d.extend_from_slice(&[4, 0, 0, 0, 1]);
+                (d, 0)
+            }
+            0x1b => {
+                let mut d = code;
+                d.resize(16, 0);
+                (d, 0)
+            }
+            0xaa => (vec![0x01, 0x00, 0, 0, 0, 0, 0, 0], 0),
+            _ => (vec![], 1),
+        };
+        self.commands.push(opcode);
+        let sent = data.len().min(want);
+        if sent > 0 {
+            self.pending_in.push_back(data[..sent].to_vec());
+        }
+        if self.fault == RockchipFault::BadCsw {
+            tag[0] ^= 0xff;
+        }
+        let mut csw = b"USBS".to_vec();
+        csw.extend_from_slice(&tag);
+        csw.extend_from_slice(&((want - sent) as u32).to_le_bytes());
+        csw.push(status);
+        self.pending_in.push_back(csw);
+        Ok(())
+    }
+}
+
+impl UsbDevice for RockchipRom {
+    fn info(&self) -> Option<UsbInfo> {
+        if matches!(self.state, State::Detached(_) | State::Gone) {
+            return None;
+        }
+        Some(UsbInfo {
+            vid: VID,
+            pid: self.chip.pid,
+            // Maskrom and Rockchip's usbplug both say 0x0200 (fact sheet §5).
+            bcd_usb: 0x0200,
+            bcd_device: 0x0100,
+            manufacturer: None,
+            product: None,
+            serial: None,
+            bus: 1,
+            address: self.address,
+            port_path: self.port_path.clone(),
+            speed: Some("high".into()),
+            interfaces: vec![InterfaceInfo {
+                number: 0,
+                class: 0xff,
+                subclass: 0x06,
+                protocol: 0x05,
+                endpoints: vec![
+                    EndpointInfo { address: 0x81, kind: EndpointKind::Bulk, max_packet_size: 512 },
+                    EndpointInfo { address: 0x01, kind: EndpointKind::Bulk, max_packet_size: 512 },
+                ],
+            }],
+        })
+    }
+
+    fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<(), DeviceError> {
+        match self.state {
+            State::Hung => return Err(DeviceError::NoAnswer),
+            State::Detached(_) | State::Gone => return Err(DeviceError::Disconnected),
+            State::Usbplug => {
+                self.refusals.push("control request to the usbplug (it is not the maskrom)".into());
+                return Err(DeviceError::Stall);
+            }
+            State::Maskrom => {}
+        }
+        let index = setup.index;
+        if setup.request_type != 0x40
+            || setup.request != 0x0c
+            || setup.value != 0
+            || !matches!(index, 0x471 | 0x472)
+        {
+            return Err(self.refuse(format!("unknown control request {setup:?}")));
+        }
+        if data.is_empty() || data.len() > MAX_TRANSFER {
+            return Err(self.refuse(format!("0x{index:x}: {}-byte transfer", data.len())));
+        }
+        if index == 0x472 && !self.received.iter().any(|r| r.index == 0x471) {
+            return Err(self.refuse("0x472 before any 0x471 stage: DRAM is not initialised".into()));
+        }
+        if index == 0x472 && self.fault == RockchipFault::RejectUsbplug {
+            return Err(self.refuse("0x472: refused (fault reject-usbplug)".into()));
+        }
+        let mut data = data.to_vec();
+        self.transfers_seen += 1;
+        if self.fault == RockchipFault::Corrupt && self.transfers_seen == 1 {
+            data[0] ^= 0x01;
+        }
+        let (cur_index, mut bytes, transfers) = self.current.take().unwrap_or((index, Vec::new(), 0));
+        if cur_index != index {
+            return Err(self.refuse(format!(
+                "0x{index:x} transfer in the middle of an unfinished 0x{cur_index:x} stage"
+            )));
+        }
+        let transfers = transfers + 1;
+        if data.len() == MAX_TRANSFER {
+            bytes.extend_from_slice(&data);
+            self.current = Some((index, bytes, transfers));
+            return Ok(());
+        }
+        // A short transfer ends the image. A 1-byte one is only the
+        // terminator: a single 00 after a whole number of 4096-byte chunks.
+        if data.len() == 1 {
+            if bytes.is_empty() || !bytes.len().is_multiple_of(MAX_TRANSFER) || data[0] != 0 {
+                return Err(self.refuse(format!(
+                    "0x{index:x}: 1-byte final transfer {:02x} after {} bytes is not the terminator (4095 rule broken?)",
+                    data[0],
+                    bytes.len()
+                )));
+            }
+        } else {
+            bytes.extend_from_slice(&data);
+        }
+        self.finish_stage(index, bytes, transfers)
+    }
+
+    fn control_in(&mut self, setup: ControlSetup, _len: u16) -> Result<Vec<u8>, DeviceError> {
+        // The maskrom phase uses no IN requests (fact sheet §1.1).
+        self.refusals.push(format!("control IN {setup:?}"));
+        Err(DeviceError::Stall)
+    }
+
+    fn bulk_out(&mut self, ep: u8, data: &[u8]) -> Result<(), DeviceError> {
+        match self.state {
+            State::Usbplug if ep == 0x01 => self.rockusb_command(data),
+            State::Hung => Err(DeviceError::NoAnswer),
+            State::Detached(_) | State::Gone => Err(DeviceError::Disconnected),
+            // Bulk commands fail in pure maskrom (fact sheet §6).
+            _ => Err(DeviceError::Stall),
+        }
+    }
+
+    fn bulk_in(&mut self, ep: u8, max_len: usize) -> Result<Vec<u8>, DeviceError> {
+        match self.state {
+            State::Usbplug if ep == 0x81 => {
+                let mut d = self.pending_in.pop_front().ok_or(DeviceError::NoAnswer)?;
+                if d.len() > max_len {
+                    let rest = d.split_off(max_len);
+                    self.pending_in.push_front(rest);
+                }
+                Ok(d)
+            }
+            State::Hung => Err(DeviceError::NoAnswer),
+            State::Detached(_) | State::Gone => Err(DeviceError::Disconnected),
+            _ => Err(DeviceError::Stall),
+        }
+    }
+
+    fn tick(&mut self) {
+        if let State::Detached(n) = self.state {
+            if n <= 1 {
+                self.state = State::Usbplug;
+                self.address = self.address.wrapping_add(1).max(1);
+            } else {
+                self.state = State::Detached(n - 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usb::SimUsbBus;
+    use racklet_link::{LinkError, UsbBus};
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_millis(50);
+
+    fn out(idx: u16) -> ControlSetup {
+        ControlSetup { request_type: 0x40, request: 0x0c, value: 0, index: idx }
+    }
+
+    #[test]
+    fn primitives_match_the_sheet() {
+        assert_eq!(crc16_ccitt_false(b"123456789"), 0x29b1);
+        assert_eq!(crc16_ccitt_false(b""), 0xffff);
+        let mut z = [0u8; 8];
+        rc4_xor(&mut z);
+        assert_eq!(z, [0x6e, 0x26, 0x2c, 0xf3, 0xbe, 0x9f, 0x9d, 0x51]);
+    }
+
+    #[test]
+    fn accepts_the_worked_example_and_stalls_a_flipped_bit() {
+        let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::None);
+        rom.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e]).unwrap();
+        assert_eq!(rom.received[0].body, vec![0, 1]);
+        assert_eq!(rom.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2f]), Err(DeviceError::Stall));
+        assert!(rom.refusals[0].contains("CRC mismatch"), "{:?}", rom.refusals);
+    }
+
+    #[test]
+    fn rc4_chip_decrypts_and_checks_the_tag() {
+        // Worked example: 00 01 RC4'd is 6e 27, CRC 61af. Not an RK33 blob: the chip hangs.
+        let mut rom = RockchipRom::new(chip_model("rk3399").unwrap(), "1-1", RockchipFault::None);
+        rom.control_out(out(0x471), &[0x6e, 0x27, 0x61, 0xaf]).unwrap();
+        assert_eq!(rom.received[0].body, vec![0, 1]);
+        assert_eq!(rom.control_out(out(0x471), &[0, 0xe1, 0xf0]), Err(DeviceError::NoAnswer));
+        assert!(rom.verdict().is_err());
+    }
+
+    #[test]
+    fn one_byte_final_transfer_must_be_the_terminator() {
+        let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::None);
+        rom.control_out(out(0x471), &[0u8; 4096]).unwrap();
+        assert_eq!(rom.control_out(out(0x471), &[1]), Err(DeviceError::Stall));
+        // 472 before any accepted 471.
+        assert_eq!(rom.control_out(out(0x472), &[0, 0xe1, 0xf0]), Err(DeviceError::Stall));
+    }
+
+    #[test]
+    fn usbplug_comes_back_and_speaks_rockusb() {
+        let bus = SimUsbBus::new();
+        let rom = bus.attach(RockchipRom::new(chip_model("rk3568").unwrap(), "3-2", RockchipFault::None));
+        let first = bus.devices().unwrap().remove(0);
+        let mut link = bus.open(&first).unwrap();
+        link.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e], T).unwrap();
+        link.control_out(out(0x472), &[0x00, 0xe1, 0xf0], T).unwrap();
+        assert!(matches!(link.control_out(out(0x472), &[0], T), Err(LinkError::Disconnected { .. })));
+        let mut again = bus.devices().unwrap();
+        for _ in 0..DETACH_TICKS {
+            again = bus.devices().unwrap();
+        }
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].port_path, "3-2");
+        assert_ne!(again[0].address, first.address);
+        let mut plug = bus.open(&again[0]).unwrap();
+        let mut cbw = [0u8; 31];
+        cbw[..4].copy_from_slice(b"USBC");
+        cbw[4..8].copy_from_slice(&[1, 2, 3, 4]);
+        cbw[8] = 16;
+        cbw[12] = 0x80;
+        cbw[14] = 6;
+        cbw[15] = 0x1b;
+        plug.bulk_out(1, &cbw, T).unwrap();
+        assert_eq!(&plug.bulk_in(0x81, 512, T).unwrap()[..4], b"8653");
+        let csw = plug.bulk_in(0x81, 512, T).unwrap();
+        assert_eq!(csw, [b'U', b'S', b'B', b'S', 1, 2, 3, 4, 0, 0, 0, 0, 0]);
+        let rom = rom.lock().unwrap();
+        assert!(rom.verdict().unwrap().contains("usbplug started"), "{:?}", rom.verdict());
+    }
+}

@@ -1,0 +1,752 @@
+//! Virtual StarFive JH7110 boot ROM on UART0, written from
+//! shared/protocols/starfive.md §1 (never from the client crate).
+//!
+//! It prints `\r\n(C)StarFive\r\n`, polls with `C`, receives XMODEM-CRC in
+//! 128-byte (SOH) and 1K (STX) frames, checks each frame's CRC-16 and block
+//! number (NAK on a bad frame, ACK again on a duplicate, CAN CAN on a
+//! sequence error), ACKs EOT, then checks the image as the ROM does: the
+//! CRC-32 at 0x290 over the payload of the length at 0x288 that follows the
+//! 0x400-byte header. A bad image gets `CRC Error, Try again` and more polls;
+//! a good one is "loaded to 0x08000000 and started". With `spl`, the started
+//! payload behaves like U-Boot SPL: it prints its banner and asks for
+//! u-boot.itb with YMODEM (sheet §3.3).
+//!
+//! The real ROM's timings are undocumented (sheet §9.1): the poll interval
+//! here is [`POLL_INTERVAL`], a guess of the right order.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serialport::{SerialPort, TTYPort};
+
+const SOH: u8 = 0x01;
+const STX: u8 = 0x02;
+const EOT: u8 = 0x04;
+const ACK: u8 = 0x06;
+const NAK: u8 = 0x15;
+const CAN: u8 = 0x18;
+
+/// What the ROM prints after reset.
+pub const BANNER: &[u8] = b"\r\n(C)StarFive\r\n";
+/// Its answer to an image whose CRC-32 does not match.
+pub const CRC_ERROR: &[u8] = b"CRC Error, Try again\r\n";
+/// Time between two `C` polls (undocumented; "a second or less").
+pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
+/// Where the payload is loaded and started.
+pub const SRAM_BASE: u32 = 0x0800_0000;
+/// The SRAM the payload must fit (256 KiB).
+pub const SRAM_SIZE: usize = 0x4_0000;
+/// The polls after which the ROM prints its banner again (it restarts its
+/// loader now and then, sheet §1.2).
+const POLLS_PER_BANNER: u32 = 40;
+/// Longest silence inside a frame before the ROM gives up on it.
+const BYTE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for the next block before the ROM restarts.
+const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// CRC-32 exactly as spl_tool's loop computes it: MSB first with the
+/// polynomial 0x04C11DB7 and init 0xFFFFFFFF, each input byte bit-reversed,
+/// the result bit-reversed and inverted (sheet §2.1).
+pub fn spl_crc32(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0xFFFF_FFFF;
+    for &b in data {
+        crc ^= (b.reverse_bits() as u32) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_1DB7 } else { crc << 1 };
+        }
+    }
+    crc.reverse_bits() ^ 0xFFFF_FFFF
+}
+
+/// CRC-16/XMODEM, bit by bit: polynomial 0x1021, init 0, MSB first.
+pub fn xmodem_crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// Ways to make the virtual ROM misbehave (`--fault NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// A spurious NAK for the first copy of every 4th block (good data).
+    Nak,
+    /// 12 NAKs in a row for block 2: more than the XMODEM spec's 10, as
+    /// the real ROM does (sheet §1.3).
+    NakStorm,
+    /// The ACK of block 2 is lost once.
+    DropAck,
+    /// One byte of block 3 is corrupted on the wire once (the frame CRC
+    /// catches it: NAK).
+    CorruptFrame,
+    /// One payload byte is corrupted past the frame CRC (a bad adapter with
+    /// a NAK-ignoring sender): the image fails its CRC-32.
+    CorruptImage,
+    /// The ROM stops answering after the first block.
+    Silent,
+    /// The ROM prints its banner but never polls.
+    NoPoll,
+}
+
+impl Fault {
+    /// Every fault: name and what it does.
+    pub const ALL: &[(&str, &str)] = &[
+        ("nak", "a spurious NAK for the first copy of every 4th block"),
+        ("nak-storm", "12 NAKs in a row for block 2 (more than XMODEM's 10)"),
+        ("drop-ack", "the ACK of block 2 is lost once"),
+        ("corrupt-frame", "one byte of block 3 is corrupted on the wire once (frame CRC catches it)"),
+        ("corrupt-image", "one payload byte is corrupted past the frame CRC: the ROM answers CRC Error"),
+        ("silent", "the ROM stops answering after the first block"),
+        ("no-poll", "the ROM prints its banner but never polls with C"),
+    ];
+
+    /// Parses a fault name.
+    pub fn parse(name: &str) -> Result<Fault, String> {
+        Ok(match name {
+            "none" | "" => Fault::None,
+            "nak" => Fault::Nak,
+            "nak-storm" => Fault::NakStorm,
+            "drop-ack" => Fault::DropAck,
+            "corrupt-frame" => Fault::CorruptFrame,
+            "corrupt-image" => Fault::CorruptImage,
+            "silent" => Fault::Silent,
+            "no-poll" => Fault::NoPoll,
+            _ => {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.0).collect();
+                return Err(format!("unknown StarFive fault '{name}'; known: {}", names.join(", ")));
+            }
+        })
+    }
+}
+
+/// The device side of the UART.
+pub trait Wire: Send {
+    /// Reads at least one byte; `Ok(0)` when nothing came within `timeout`.
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize>;
+    /// Writes every byte.
+    fn send(&mut self, data: &[u8]) -> std::io::Result<()>;
+}
+
+impl Wire for TTYPort {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        self.set_timeout(timeout.max(Duration::from_millis(1)))?;
+        match self.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.write_all(data)?;
+        self.flush()
+    }
+}
+
+/// A wire paced to a line rate: received bytes are handed over no faster
+/// than `baud` allows (10 bits a byte, 8N1), and sent bytes take their wire
+/// time before they leave. A pty alone has no line rate.
+pub struct Throttled<W: Wire> {
+    inner: W,
+    byte_time: Duration,
+    pending: VecDeque<(u8, Instant)>,
+    next_free: Instant,
+}
+
+impl<W: Wire> Throttled<W> {
+    pub fn new(inner: W, baud: u32) -> Self {
+        Throttled {
+            inner,
+            byte_time: Duration::from_secs_f64(10.0 / baud.max(1) as f64),
+            pending: VecDeque::new(),
+            next_free: Instant::now(),
+        }
+    }
+
+    fn pull(&mut self, timeout: Duration) -> std::io::Result<()> {
+        let mut tmp = [0u8; 4096];
+        let n = self.inner.recv(&mut tmp, timeout)?;
+        let now = Instant::now();
+        for &b in &tmp[..n] {
+            // A byte arrives one byte time after the line is free or after
+            // it was written, whichever is later.
+            self.next_free = self.next_free.max(now) + self.byte_time;
+            self.pending.push_back((b, self.next_free));
+        }
+        Ok(())
+    }
+}
+
+impl<W: Wire> Wire for Throttled<W> {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            let mut n = 0;
+            while n < buf.len() && self.pending.front().is_some_and(|p| p.1 <= now) {
+                buf[n] = self.pending.pop_front().map(|p| p.0).unwrap_or_default();
+                n += 1;
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() {
+                return Ok(0);
+            }
+            let until_next = self.pending.front().map(|p| p.1.saturating_duration_since(now));
+            match until_next {
+                // Read more while the first pending byte is still on the wire.
+                Some(d) => {
+                    self.pull(d.min(left).max(Duration::from_micros(1)).min(Duration::from_millis(1)))?
+                }
+                None => self.pull(left)?,
+            }
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        // The bytes' time on the wire, before the host can see them.
+        std::thread::sleep(self.byte_time * data.len() as u32);
+        self.inner.send(data)
+    }
+}
+
+/// Settings of one virtual ROM.
+#[derive(Debug, Clone)]
+pub struct RomConfig {
+    pub fault: Fault,
+    pub poll_interval: Duration,
+    /// After a good image, act as U-Boot SPL and take u-boot.itb by YMODEM.
+    pub spl: bool,
+}
+
+impl Default for RomConfig {
+    fn default() -> Self {
+        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL, spl: false }
+    }
+}
+
+/// One XMODEM session as the ROM saw it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Everything received (padding included).
+    pub received: Vec<u8>,
+    pub frames_128: u64,
+    pub frames_1k: u64,
+    pub naks_sent: u64,
+    pub duplicates: u64,
+    /// `Ok(description)` when the payload was started; `Err(why)` otherwise.
+    pub verdict: Result<String, String>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            received: Vec::new(),
+            frames_128: 0,
+            frames_1k: 0,
+            naks_sent: 0,
+            duplicates: 0,
+            verdict: Err("incomplete".into()),
+        }
+    }
+}
+
+/// What the SPL stage received by YMODEM.
+#[derive(Debug, Clone, Default)]
+pub struct YmodemFile {
+    pub name: String,
+    pub data: Vec<u8>,
+    pub ended_batch: bool,
+}
+
+/// Everything the ROM did so far.
+#[derive(Debug, Clone, Default)]
+pub struct RomReport {
+    pub sessions: Vec<Session>,
+    pub ymodem: Option<Result<YmodemFile, String>>,
+}
+
+impl RomReport {
+    /// The summary a test or the CLI reports: Ok when the last session
+    /// started a payload (and, when an SPL stage was asked for, it got its
+    /// file).
+    pub fn verdict(&self, want_ymodem: bool) -> Result<String, String> {
+        let s = self.sessions.last().ok_or("the virtual ROM received no image")?;
+        let mut v = s.verdict.clone()?;
+        v = format!(
+            "{v} ({} bytes in {} 1K + {} 128-byte frames, {} NAKs sent)",
+            s.received.len(),
+            s.frames_1k,
+            s.frames_128,
+            s.naks_sent
+        );
+        if want_ymodem {
+            match &self.ymodem {
+                Some(Ok(f)) if f.ended_batch => {
+                    v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()))
+                }
+                Some(Ok(f)) => return Err(format!("{v}; the YMODEM batch of {} was not ended", f.name)),
+                Some(Err(e)) => return Err(format!("{v}; the SPL's YMODEM receive failed: {e}")),
+                None => return Err(format!("{v}; the SPL received nothing by YMODEM")),
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// A running virtual ROM.
+pub struct StarfiveRom {
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<RomReport>>,
+    handle: Option<JoinHandle<()>>,
+    /// The client side of the ROM's pty, kept open while the ROM lives.
+    _client: Option<TTYPort>,
+}
+
+impl StarfiveRom {
+    /// Starts the ROM on `wire`, as at power-on.
+    pub fn spawn<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
+        let stop = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(Mutex::new(RomReport::default()));
+        let mut rom = Rom {
+            rx: Rx { wire, buf: VecDeque::new() },
+            cfg,
+            stop: stop.clone(),
+            report: report.clone(),
+            corrupted: false,
+        };
+        let handle = std::thread::spawn(move || {
+            let _ = rom.run();
+        });
+        StarfiveRom { stop, report, handle: Some(handle), _client: None }
+    }
+
+    /// Starts the ROM on a new pseudo-terminal; returns it and the path a
+    /// client opens.
+    pub fn spawn_pty(cfg: RomConfig) -> Result<(StarfiveRom, String), racklet_link::LinkError> {
+        let crate::serial::PtyPair { device, client, path } = crate::serial::PtyPair::new()?;
+        let mut rom = StarfiveRom::spawn(device, cfg);
+        rom._client = Some(client);
+        Ok((rom, path))
+    }
+
+    /// What happened so far.
+    pub fn report(&self) -> RomReport {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until `n` sessions ended (or `timeout`).
+    pub fn wait_sessions(&self, n: usize, timeout: Duration) -> RomReport {
+        let start = Instant::now();
+        loop {
+            let r = self.report();
+            if r.sessions.len() >= n || start.elapsed() >= timeout {
+                return r;
+            }
+            // Polling a mutex-held report; the ROM thread updates it.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the ROM and returns what it did.
+    pub fn stop(mut self) -> RomReport {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.report()
+    }
+}
+
+impl Drop for StarfiveRom {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Rx<W: Wire> {
+    wire: W,
+    buf: VecDeque<u8>,
+}
+
+impl<W: Wire> Rx<W> {
+    fn byte(&mut self, timeout: Duration) -> std::io::Result<Option<u8>> {
+        if let Some(b) = self.buf.pop_front() {
+            return Ok(Some(b));
+        }
+        let mut tmp = [0u8; 2048];
+        let n = self.wire.recv(&mut tmp, timeout)?;
+        self.buf.extend(&tmp[..n]);
+        Ok(self.buf.pop_front())
+    }
+}
+
+enum Stop {
+    Stopped,
+    Io,
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(_: std::io::Error) -> Self {
+        Stop::Io
+    }
+}
+
+/// How a frame ended.
+enum Got {
+    Block {
+        n: u8,
+        data: Vec<u8>,
+    },
+    Eot,
+    /// A bad frame (NAK sent).
+    Bad,
+    /// Nothing for the block timeout.
+    Nothing,
+    Cancelled,
+}
+
+struct Rom<W: Wire> {
+    rx: Rx<W>,
+    cfg: RomConfig,
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<RomReport>>,
+    corrupted: bool,
+}
+
+impl<W: Wire> Rom<W> {
+    fn stopped(&self) -> Result<(), Stop> {
+        if self.stop.load(Ordering::SeqCst) { Err(Stop::Stopped) } else { Ok(()) }
+    }
+
+    fn send(&mut self, b: &[u8]) -> Result<(), Stop> {
+        Ok(self.rx.wire.send(b)?)
+    }
+
+    /// Waits for a byte in slices, so a stop request is seen.
+    fn byte(&mut self, timeout: Duration) -> Result<Option<u8>, Stop> {
+        let start = Instant::now();
+        loop {
+            self.stopped()?;
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            if let Some(b) = self.rx.byte(left.min(Duration::from_millis(50)))? {
+                return Ok(Some(b));
+            }
+        }
+    }
+
+    fn run(&mut self) -> Result<(), Stop> {
+        let mut banner = true;
+        loop {
+            if banner {
+                self.send(BANNER)?;
+            }
+            banner = true;
+            let first = self.poll()?;
+            let session = self.receive(first)?;
+            let Some(mut session) = session else {
+                continue;
+            };
+            let started = session.verdict.is_ok();
+            if !started {
+                self.send(CRC_ERROR)?;
+            }
+            self.report.lock().unwrap_or_else(|e| e.into_inner()).sessions.push(std::mem::take(&mut session));
+            if started {
+                if self.cfg.spl {
+                    let y = self.spl_ymodem()?;
+                    self.report.lock().unwrap_or_else(|e| e.into_inner()).ymodem = Some(y);
+                }
+                // The payload runs; the ROM is gone until the next reset.
+                loop {
+                    self.byte(Duration::from_secs(3600))?;
+                }
+            }
+            // After a CRC error the ROM polls again, without a new banner.
+            banner = false;
+        }
+    }
+
+    /// Polls with `C` until a frame starts; returns its first byte.
+    fn poll(&mut self) -> Result<u8, Stop> {
+        let mut polls = 0u32;
+        loop {
+            if self.cfg.fault != Fault::NoPoll {
+                self.send(b"C")?;
+            }
+            polls += 1;
+            let until = Instant::now() + self.cfg.poll_interval;
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match self.byte(left)? {
+                    Some(b @ (SOH | STX)) if self.cfg.fault != Fault::NoPoll => return Ok(b),
+                    // Anything else before a transfer is line noise.
+                    _ => {}
+                }
+            }
+            if polls.is_multiple_of(POLLS_PER_BANNER) {
+                self.send(BANNER)?;
+            }
+        }
+    }
+
+    fn frame(&mut self, first: u8) -> Result<Got, Stop> {
+        let len = if first == STX { 1024 } else { 128 };
+        let mut f = Vec::with_capacity(len + 4);
+        while f.len() < len + 4 {
+            match self.byte(BYTE_TIMEOUT)? {
+                Some(b) => f.push(b),
+                None => {
+                    self.send(&[NAK])?;
+                    return Ok(Got::Bad);
+                }
+            }
+        }
+        if self.cfg.fault == Fault::CorruptFrame && !self.corrupted && f[0] == 3 {
+            // A flipped bit on the wire, once: the frame CRC must catch it.
+            self.corrupted = true;
+            f[7] ^= 0x10;
+        }
+        let (n, nn) = (f[0], f[1]);
+        let data = f[2..2 + len].to_vec();
+        let crc = u16::from_be_bytes([f[2 + len], f[3 + len]]);
+        if n != 255 - nn || xmodem_crc16(&data) != crc {
+            return Ok(Got::Bad);
+        }
+        Ok(Got::Block { n, data })
+    }
+
+    fn next(&mut self) -> Result<Got, Stop> {
+        loop {
+            match self.byte(BLOCK_TIMEOUT)? {
+                None => return Ok(Got::Nothing),
+                Some(b @ (SOH | STX)) => return self.frame(b),
+                Some(EOT) => return Ok(Got::Eot),
+                Some(CAN) => return Ok(Got::Cancelled),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Receives one XMODEM transfer whose first byte was `first`. `None`
+    /// when the transfer broke off (the ROM restarts).
+    fn receive(&mut self, first: u8) -> Result<Option<Session>, Stop> {
+        let mut s = Session::default();
+        let mut expected: u8 = 1;
+        let mut block: u64 = 0;
+        let mut pending = Some(first);
+        let mut storm = 0;
+        let mut dropped = false;
+        let mut seen_first_copy: Vec<u8> = Vec::new();
+        loop {
+            let got = match pending.take() {
+                Some(b) => self.frame(b)?,
+                None => self.next()?,
+            };
+            match got {
+                Got::Block { n, data } => {
+                    if data.len() == 1024 {
+                        s.frames_1k += 1;
+                    } else {
+                        s.frames_128 += 1;
+                    }
+                    if n == expected {
+                        let this = block + 1;
+                        let first_copy = !seen_first_copy.contains(&n);
+                        seen_first_copy.push(n);
+                        if seen_first_copy.len() > 8 {
+                            seen_first_copy.remove(0);
+                        }
+                        let nak = match self.cfg.fault {
+                            Fault::Nak => first_copy && this.is_multiple_of(4),
+                            Fault::NakStorm if this == 2 && storm < 12 => {
+                                storm += 1;
+                                true
+                            }
+                            _ => false,
+                        };
+                        if nak {
+                            s.naks_sent += 1;
+                            self.send(&[NAK])?;
+                            continue;
+                        }
+                        s.received.extend_from_slice(&data);
+                        expected = expected.wrapping_add(1);
+                        block = this;
+                        if self.cfg.fault == Fault::Silent {
+                            // Gone quiet: read and drop everything from now on.
+                            loop {
+                                self.byte(Duration::from_secs(3600))?;
+                            }
+                        }
+                        if self.cfg.fault == Fault::DropAck && this == 2 && !dropped {
+                            dropped = true;
+                            continue;
+                        }
+                        self.send(&[ACK])?;
+                    } else if n == expected.wrapping_sub(1) {
+                        // The sender missed our ACK and sent the block again.
+                        s.duplicates += 1;
+                        self.send(&[ACK])?;
+                    } else {
+                        self.send(&[CAN, CAN])?;
+                        s.verdict = Err(format!("block number {n} where {expected} was expected"));
+                        return Ok(Some(s));
+                    }
+                }
+                Got::Bad => {
+                    s.naks_sent += 1;
+                    self.send(&[NAK])?;
+                }
+                Got::Eot => {
+                    self.send(&[ACK])?;
+                    s.verdict = self.check(&mut s.received);
+                    return Ok(Some(s));
+                }
+                Got::Nothing | Got::Cancelled => return Ok(None),
+            }
+        }
+    }
+
+    /// The ROM's image check (sheet §1.4, §2.1).
+    fn check(&self, img: &mut [u8]) -> Result<String, String> {
+        if img.len() < 0x400 {
+            return Err(format!("{} bytes received, less than the 0x400-byte header", img.len()));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([img[o], img[o + 1], img[o + 2], img[o + 3]]);
+        let (size, hdr, crc) = (u32_at(0x288) as usize, u32_at(0x28C) as usize, u32_at(0x290));
+        if hdr != 0x400 {
+            return Err(format!("header size field 0x{hdr:x}, not 0x400"));
+        }
+        if size > SRAM_SIZE {
+            return Err(format!("payload of {size} bytes does not fit the 256 KiB SRAM"));
+        }
+        if hdr + size > img.len() {
+            return Err(format!("the header announces {size} bytes, {} arrived", img.len() - hdr));
+        }
+        if self.cfg.fault == Fault::CorruptImage && size > 0 {
+            img[hdr + size / 2] ^= 0x01;
+        }
+        let actual = spl_crc32(&img[hdr..hdr + size]);
+        if actual != crc {
+            return Err(format!("CRC-32 of the payload 0x{actual:08x}, header says 0x{crc:08x}"));
+        }
+        Ok(format!(
+            "loaded {size} bytes at 0x{SRAM_BASE:08x} (CRC-32 0x{crc:08x} ok), jumped to 0x{SRAM_BASE:08x}"
+        ))
+    }
+
+    /// U-Boot SPL asking for u-boot.itb with YMODEM (sheet §3.3).
+    fn spl_ymodem(&mut self) -> Result<Result<YmodemFile, String>, Stop> {
+        self.send(
+            b"\r\nU-Boot SPL 2025.10 (racklet-sim)\r\nDDR version: virtual\r\nTrying to boot from UART\r\n",
+        )?;
+        // Header block: polls until it comes.
+        let header = loop {
+            self.send(b"C")?;
+            if let Some(b @ (SOH | STX)) = self.byte(self.cfg.poll_interval)? {
+                match self.frame(b)? {
+                    Got::Block { n: 0, data } => break data,
+                    _ => self.send(&[NAK])?,
+                }
+            }
+        };
+        let name_end = header.iter().position(|&b| b == 0).unwrap_or(header.len());
+        let name = String::from_utf8_lossy(&header[..name_end]).to_string();
+        let size_txt: String =
+            header[name_end + 1..].iter().take_while(|b| b.is_ascii_digit()).map(|&b| b as char).collect();
+        let Ok(size) = size_txt.parse::<usize>() else {
+            self.send(&[CAN, CAN])?;
+            return Ok(Err(format!("the header block of '{name}' has no size")));
+        };
+        self.send(&[ACK])?;
+        self.send(b"C")?;
+        let mut file = YmodemFile { name, ..Default::default() };
+        let mut expected: u8 = 1;
+        let mut eots = 0;
+        loop {
+            match self.next()? {
+                Got::Block { n, data } if n == expected => {
+                    file.data.extend_from_slice(&data);
+                    expected = expected.wrapping_add(1);
+                    self.send(&[ACK])?;
+                }
+                Got::Block { n, .. } if n == expected.wrapping_sub(1) => self.send(&[ACK])?,
+                Got::Block { .. } => {
+                    self.send(&[CAN, CAN])?;
+                    return Ok(Err("YMODEM block out of sequence".into()));
+                }
+                Got::Bad => self.send(&[NAK])?,
+                Got::Eot => {
+                    // YMODEM: NAK the first EOT, ACK the second.
+                    eots += 1;
+                    if eots == 1 {
+                        self.send(&[NAK])?;
+                        continue;
+                    }
+                    self.send(&[ACK])?;
+                    break;
+                }
+                Got::Nothing | Got::Cancelled => return Ok(Err("the YMODEM transfer broke off".into())),
+            }
+        }
+        if file.data.len() < size {
+            return Ok(Err(format!("{} bytes received, the header announced {size}", file.data.len())));
+        }
+        file.data.truncate(size);
+        // End of batch: an empty header block.
+        self.send(b"C")?;
+        match self.next()? {
+            Got::Block { n: 0, data } if data.first() == Some(&0) => {
+                self.send(&[ACK])?;
+                file.ended_batch = true;
+            }
+            _ => {}
+        }
+        self.send(format!("Loaded {} bytes\r\n", file.data.len()).as_bytes())?;
+        Ok(Ok(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crcs_match_the_sheet() {
+        // spl_tool on "123456789" writes 0xCBF43926 (sheet §2.1).
+        assert_eq!(spl_crc32(b"123456789"), 0xCBF4_3926);
+        // The 16-byte worked example's CRC-32 (sheet §2.2).
+        let p: Vec<u8> = (0u8..16).collect();
+        assert_eq!(spl_crc32(&p), 0xCECE_E288);
+        // CRC-16/XMODEM check value.
+        assert_eq!(xmodem_crc16(b"123456789"), 0x31C3);
+        assert_eq!(xmodem_crc16(&[0u8; 128]), 0);
+    }
+
+    #[test]
+    fn fault_names_round_trip() {
+        for (name, _) in Fault::ALL {
+            assert_ne!(Fault::parse(name).unwrap(), Fault::None);
+        }
+        assert!(Fault::parse("bogus").unwrap_err().contains("nak-storm"));
+    }
+}

@@ -1,0 +1,172 @@
+//! rockusb: USB mass-storage Bulk-Only framing (31-byte CBW, 13-byte CSW)
+//! with Rockchip opcodes, spoken by the usbplug (fact sheet §3).
+
+use std::time::Duration;
+
+use racklet_link::{UsbInfo, UsbLink};
+
+use crate::RockchipError;
+
+/// The interface class triple of a rockusb function.
+pub const CLASS: (u8, u8, u8) = (0xff, 0x06, 0x05);
+
+pub const OP_TEST_UNIT_READY: u8 = 0x00;
+pub const OP_READ_FLASH_ID: u8 = 0x01;
+pub const OP_READ_FLASH_INFO: u8 = 0x1a;
+pub const OP_READ_CHIP_INFO: u8 = 0x1b;
+pub const OP_READ_CAPABILITY: u8 = 0xaa;
+
+const CBW_SIGNATURE: &[u8; 4] = b"USBC";
+const CSW_SIGNATURE: &[u8; 4] = b"USBS";
+
+/// Builds a 31-byte CBW. `cdb` is opcode, subcode, BE32 address, reserved,
+/// BE16 length; `cdb_len` 6 or 10.
+pub fn cbw(tag: u32, data_len: u32, dir_in: bool, cdb_len: u8, opcode: u8) -> [u8; 31] {
+    let mut c = [0u8; 31];
+    c[0..4].copy_from_slice(CBW_SIGNATURE);
+    c[4..8].copy_from_slice(&tag.to_le_bytes());
+    c[8..12].copy_from_slice(&data_len.to_le_bytes());
+    c[12] = if dir_in { 0x80 } else { 0 };
+    c[13] = 0;
+    c[14] = cdb_len;
+    c[15] = opcode;
+    c
+}
+
+/// READ FLASH INFO (11 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlashInfo {
+    pub sectors: u32,
+    pub block_sectors: u16,
+    pub page_size: u8,
+    pub ecc_bits: u8,
+    pub access_time: u8,
+    pub manufacturer: u8,
+    pub cs_mask: u8,
+}
+
+impl FlashInfo {
+    /// Decodes the first 11 bytes.
+    pub fn parse(b: &[u8]) -> Option<FlashInfo> {
+        (b.len() >= 11).then(|| FlashInfo {
+            sectors: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            block_sectors: u16::from_le_bytes([b[4], b[5]]),
+            page_size: b[6],
+            ecc_bits: b[7],
+            access_time: b[8],
+            manufacturer: b[9],
+            cs_mask: b[10],
+        })
+    }
+
+    /// Capacity in bytes (512-byte sectors).
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.sectors) * 512
+    }
+}
+
+/// The chip code in READ CHIP INFO: the first LE u32 is the ASCII code
+/// reversed (`38 36 35 33` → "3568").
+pub fn chip_code(info: &[u8]) -> Option<String> {
+    let b = info.get(..4)?;
+    let s: Vec<u8> = b.iter().rev().copied().collect();
+    s.iter().all(|c| c.is_ascii_alphanumeric()).then(|| String::from_utf8_lossy(&s).into_owned())
+}
+
+/// A rockusb session on an open link.
+pub struct Rockusb<'a, L: UsbLink + ?Sized> {
+    link: &'a mut L,
+    ep_in: u8,
+    ep_out: u8,
+    tag: u32,
+    /// Timeout of every bulk transfer (rockusb uses 5 s, xrock 2 s).
+    pub timeout: Duration,
+}
+
+impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
+    /// Finds the rockusb bulk pair (class ff/06/05, else the first bulk pair).
+    pub fn new(link: &'a mut L) -> Result<Self, RockchipError> {
+        let (ep_in, ep_out) = endpoints(link.info())?;
+        Ok(Rockusb { link, ep_in, ep_out, tag: 0x5243_4b00, timeout: Duration::from_secs(5) })
+    }
+
+    /// One command: CBW out, optional IN data phase of `data_len` bytes, CSW in.
+    pub fn command(&mut self, op: &'static str, opcode: u8, data_len: u32) -> Result<Vec<u8>, RockchipError> {
+        self.tag = self.tag.wrapping_add(1);
+        let tag = self.tag;
+        // TEST UNIT READY has no data phase, yet xrock and rkdeveloptool set
+        // the IN flag (fact sheet §3.4): do the same.
+        let c = cbw(tag, data_len, true, 6, opcode);
+        let t = self.timeout;
+        self.link.bulk_out(self.ep_out, &c, t).map_err(|source| RockchipError::Usb { op, source })?;
+        let mut data = Vec::new();
+        if data_len > 0 {
+            // nusb wants IN lengths in whole max-size packets (512 at high speed).
+            let want = (data_len as usize).div_ceil(512) * 512;
+            data =
+                self.link.bulk_in(self.ep_in, want, t).map_err(|source| RockchipError::Usb { op, source })?;
+            if data.len() >= 13 && data.starts_with(CSW_SIGNATURE) && data.len() < data_len as usize {
+                // The device skipped the data phase and sent its CSW.
+                check_csw(op, tag, &data)?;
+                return Err(RockchipError::BadCsw { op, why: "no data phase".into() });
+            }
+        }
+        let csw =
+            self.link.bulk_in(self.ep_in, 512, t).map_err(|source| RockchipError::Usb { op, source })?;
+        check_csw(op, tag, &csw)?;
+        data.truncate(data_len as usize);
+        Ok(data)
+    }
+
+    /// TEST UNIT READY: a valid CSW means a rockusb loader is running.
+    pub fn test_unit_ready(&mut self) -> Result<(), RockchipError> {
+        self.command("TEST UNIT READY", OP_TEST_UNIT_READY, 0).map(|_| ())
+    }
+
+    /// READ CHIP INFO (16 bytes).
+    pub fn read_chip_info(&mut self) -> Result<Vec<u8>, RockchipError> {
+        self.command("READ CHIP INFO", OP_READ_CHIP_INFO, 16)
+    }
+
+    /// READ FLASH ID (5 ASCII bytes: "EMMC ", "SNAND", ...).
+    pub fn read_flash_id(&mut self) -> Result<String, RockchipError> {
+        let d = self.command("READ FLASH ID", OP_READ_FLASH_ID, 5)?;
+        Ok(String::from_utf8_lossy(&d).trim_end().to_string())
+    }
+
+    /// READ FLASH INFO (11 bytes).
+    pub fn read_flash_info(&mut self) -> Result<FlashInfo, RockchipError> {
+        let d = self.command("READ FLASH INFO", OP_READ_FLASH_INFO, 11)?;
+        FlashInfo::parse(&d).ok_or(RockchipError::BadCsw {
+            op: "READ FLASH INFO",
+            why: format!("{} data bytes, need 11", d.len()),
+        })
+    }
+}
+
+fn endpoints(info: &UsbInfo) -> Result<(u8, u8), RockchipError> {
+    info.find_bulk_interface(Some(CLASS))
+        .or_else(|| info.find_bulk_interface(None))
+        .map(|(_, i, o)| (i, o & 0x7f))
+        .ok_or_else(|| RockchipError::NoBulkEndpoints { port: info.port_path.clone() })
+}
+
+fn check_csw(op: &'static str, tag: u32, csw: &[u8]) -> Result<(), RockchipError> {
+    if csw.len() != 13 {
+        return Err(RockchipError::BadCsw { op, why: format!("{} bytes, expected 13", csw.len()) });
+    }
+    if &csw[0..4] != CSW_SIGNATURE {
+        return Err(RockchipError::BadCsw {
+            op,
+            why: format!("signature {:02x?}, expected \"USBS\"", &csw[0..4]),
+        });
+    }
+    let got = u32::from_le_bytes([csw[4], csw[5], csw[6], csw[7]]);
+    if got != tag {
+        return Err(RockchipError::BadCsw { op, why: format!("tag 0x{got:08x}, sent 0x{tag:08x}") });
+    }
+    match csw[12] {
+        0 => Ok(()),
+        status => Err(RockchipError::CommandFailed { op, status }),
+    }
+}

@@ -1,0 +1,415 @@
+//! `fip.bin`: the 4 KiB "param1" header followed by BL2 (and optionally
+//! BLCP before it), as the vendor `fiptool.py genfip` lays it out.
+//!
+//! All integers are little-endian. Checksums are `0xCAFE0000 | crc16`,
+//! stored as `[crc_lo, crc_hi, 0xFE, 0xCA]`; PARAM_CKSUM covers param1
+//! bytes 0x010..0x800.
+
+use crate::packet::crc16;
+
+/// "CVBL01\n\0".
+pub const MAGIC1: [u8; 8] = *b"CVBL01\n\0";
+/// Size of param1.
+pub const PARAM1_SIZE: usize = 0x1000;
+/// PARAM_CKSUM covers param1[0x10..0x800] (the signatures follow).
+pub const PARAM1_CKSUM_RANGE: std::ops::Range<usize> = 0x10..0x800;
+/// Images in fip.bin are padded to this.
+pub const IMAGE_ALIGN: usize = 512;
+/// CHIP_CONF is padded to this many bytes, and CHIP_CONF_SIZE says so.
+pub const CHIP_CONF_LEN: usize = 760;
+/// CHIP_CONF end marker ("CHIP_CONF_SCAN_START_1").
+pub const CHIP_CONF_END: u32 = 0xFFFF_FFA0;
+/// The vendor `chip_conf.py` list: two writes to ATF_DBG_REG, then the end marker.
+pub const VENDOR_CHIP_CONF: [(u32, u32); 3] =
+    [(0x0E00_000C, 0xA000_0001), (0x0E00_000C, 0xA000_0002), (CHIP_CONF_END, 0xFFFF_FFFF)];
+
+/// Field offsets in param1.
+pub mod off {
+    pub const MAGIC1: usize = 0x000;
+    pub const MAGIC2: usize = 0x008;
+    pub const PARAM_CKSUM: usize = 0x00C;
+    pub const NAND_INFO: usize = 0x010;
+    pub const NOR_INFO: usize = 0x090;
+    pub const FIP_FLAGS: usize = 0x0B4;
+    pub const CHIP_CONF_SIZE: usize = 0x0BC;
+    pub const BLCP_IMG_CKSUM: usize = 0x0C0;
+    pub const BLCP_IMG_SIZE: usize = 0x0C4;
+    pub const BLCP_IMG_RUNADDR: usize = 0x0C8;
+    pub const BLCP_PARAM_LOADADDR: usize = 0x0CC;
+    pub const BLCP_PARAM_SIZE: usize = 0x0D0;
+    pub const BL2_IMG_CKSUM: usize = 0x0D4;
+    pub const BL2_IMG_SIZE: usize = 0x0D8;
+    pub const BLD_IMG_SIZE: usize = 0x0DC;
+    pub const PARAM2_LOADADDR: usize = 0x0E0;
+    pub const RESERVED1: usize = 0x0E4;
+    pub const CHIP_CONF: usize = 0x0E8;
+    pub const BL_EK: usize = 0x3E0;
+    pub const ROOT_PK: usize = 0x400;
+    pub const BL_PK: usize = 0x600;
+    pub const BL_PK_SIG: usize = 0x800;
+}
+
+/// `0xCAFE0000 | crc16(data)`: the form of every checksum in fip.bin.
+pub fn image_cksum(data: &[u8]) -> u32 {
+    0xCAFE_0000 | crc16(data) as u32
+}
+
+/// Why a fip.bin cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FipError {
+    #[error("BL2 is empty")]
+    EmptyBl2,
+    #[error("BL2 of {size} bytes is larger than the {max} bytes the ROM loads")]
+    Bl2TooLarge { size: usize, max: usize },
+    #[error("fip.bin is {len} bytes, shorter than its 4096-byte param1 header")]
+    TooShort { len: usize },
+    #[error("param1 magic is {found:02x?}, not \"CVBL01\\n\\0\"")]
+    BadMagic { found: Vec<u8> },
+    #[error("param1 checksum is 0x{stored:08x}, but param1 bytes 0x10..0x800 give 0x{computed:08x}")]
+    ParamCksum { stored: u32, computed: u32 },
+    #[error("BL2_IMG_SIZE is 0: the image has no BL2")]
+    NoBl2,
+    #[error("BL2 is said to span 0x{offset:x}..0x{end:x}, but the file has only {len} bytes", end = offset + size)]
+    Bl2Truncated { offset: usize, size: usize, len: usize },
+    #[error("BL2 checksum is 0x{stored:08x}, but its bytes give 0x{computed:08x}")]
+    Bl2Cksum { stored: u32, computed: u32 },
+    #[error("BLCP checksum is 0x{stored:08x}, but its bytes give 0x{computed:08x}")]
+    BlcpCksum { stored: u32, computed: u32 },
+}
+
+impl racklet_link::Classify for FipError {
+    fn class(&self) -> racklet_link::FailureClass {
+        racklet_link::FailureClass::BadInput
+    }
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Pads to [`IMAGE_ALIGN`] with zeros, as fiptool does.
+pub fn pad(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    v.resize(data.len().div_ceil(IMAGE_ALIGN) * IMAGE_ALIGN, 0);
+    v
+}
+
+/// The param1 header for a BL2 of `bl2_size` bytes (already padded) whose
+/// checksum is `bl2_cksum`, in the vendor's simple shape: no BLCP, no
+/// param2, NAND_INFO `00000000`, NOR_INFO 36 × 0xFF, the vendor CHIP_CONF.
+pub fn param1(bl2_cksum: u32, bl2_size: u32) -> [u8; PARAM1_SIZE] {
+    let mut p = [0u8; PARAM1_SIZE];
+    p[off::MAGIC1..off::MAGIC1 + 8].copy_from_slice(&MAGIC1);
+    // NAND_INFO: the vendor passes 00000000, zero-padded: nothing to write.
+    p[off::NOR_INFO..off::NOR_INFO + 36].fill(0xFF);
+    put32(&mut p, off::CHIP_CONF_SIZE, CHIP_CONF_LEN as u32);
+    put32(&mut p, off::BLCP_IMG_CKSUM, image_cksum(&[]));
+    put32(&mut p, off::BL2_IMG_CKSUM, bl2_cksum);
+    put32(&mut p, off::BL2_IMG_SIZE, bl2_size);
+    for (i, (reg, val)) in VENDOR_CHIP_CONF.iter().enumerate() {
+        put32(&mut p, off::CHIP_CONF + 8 * i, *reg);
+        put32(&mut p, off::CHIP_CONF + 8 * i + 4, *val);
+    }
+    let ck = image_cksum(&p[PARAM1_CKSUM_RANGE]);
+    put32(&mut p, off::PARAM_CKSUM, ck);
+    p
+}
+
+/// Builds fip.bin from a BL2: param1, then BL2 padded to 512 bytes.
+/// `max` is the largest BL2 the chip's ROM loads.
+pub fn build(bl2: &[u8], max: usize) -> Result<Vec<u8>, FipError> {
+    if bl2.is_empty() {
+        return Err(FipError::EmptyBl2);
+    }
+    let body = pad(bl2);
+    if body.len() > max {
+        return Err(FipError::Bl2TooLarge { size: body.len(), max });
+    }
+    let mut out = param1(image_cksum(&body), body.len() as u32).to_vec();
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// True when `bytes` start with the param1 magic.
+pub fn is_fip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&MAGIC1)
+}
+
+/// Everything param1 says, and what the bytes that follow give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FipInfo {
+    pub len: usize,
+    pub magic2: u32,
+    pub param_cksum: u32,
+    pub param_cksum_computed: u32,
+    pub nand_info: Vec<u8>,
+    pub nor_info: Vec<u8>,
+    pub fip_flags: u64,
+    pub chip_conf_size: u32,
+    pub blcp_cksum: u32,
+    pub blcp_size: u32,
+    pub blcp_runaddr: u32,
+    pub blcp_param_loadaddr: u32,
+    pub blcp_param_size: u32,
+    pub bl2_cksum: u32,
+    pub bl2_size: u32,
+    pub bld_size: u32,
+    pub param2_loadaddr: u32,
+    /// (register, value) pairs up to and including the end marker.
+    pub chip_conf: Vec<(u32, u32)>,
+    /// Checksum of the BLCP bytes, when the file holds them.
+    pub blcp_cksum_computed: Option<u32>,
+    /// Checksum of the BL2 bytes, when the file holds them.
+    pub bl2_cksum_computed: Option<u32>,
+}
+
+impl FipInfo {
+    /// fip.bin offset of BL2: after param1 and BLCP.
+    pub fn bl2_offset(&self) -> usize {
+        PARAM1_SIZE + self.blcp_size as usize
+    }
+
+    /// Signed or encrypted (FIP_FLAGS scs / encrypted bits set).
+    pub fn secure(&self) -> bool {
+        self.fip_flags & 0x3C != 0
+    }
+
+    /// The integrity checks, named for `racklet-flash info`.
+    pub fn checks(&self) -> Vec<(String, bool)> {
+        let mut c = vec![("param1 checksum".to_string(), self.param_cksum == self.param_cksum_computed)];
+        if self.blcp_size > 0 {
+            c.push(("BLCP checksum".into(), self.blcp_cksum_computed == Some(self.blcp_cksum)));
+        }
+        c.push(("BL2 present".into(), self.bl2_size > 0 && self.bl2_cksum_computed.is_some()));
+        c.push(("BL2 checksum".into(), self.bl2_cksum_computed == Some(self.bl2_cksum)));
+        c
+    }
+
+    /// The first failed check as an error.
+    pub fn verify(&self) -> Result<(), FipError> {
+        if self.param_cksum != self.param_cksum_computed {
+            return Err(FipError::ParamCksum {
+                stored: self.param_cksum,
+                computed: self.param_cksum_computed,
+            });
+        }
+        if self.blcp_size > 0 {
+            match self.blcp_cksum_computed {
+                Some(c) if c == self.blcp_cksum => {}
+                Some(c) => return Err(FipError::BlcpCksum { stored: self.blcp_cksum, computed: c }),
+                None => {
+                    return Err(FipError::Bl2Truncated {
+                        offset: PARAM1_SIZE,
+                        size: self.blcp_size as usize,
+                        len: self.len,
+                    });
+                }
+            }
+        }
+        if self.bl2_size == 0 {
+            return Err(FipError::NoBl2);
+        }
+        match self.bl2_cksum_computed {
+            Some(c) if c == self.bl2_cksum => Ok(()),
+            Some(c) => Err(FipError::Bl2Cksum { stored: self.bl2_cksum, computed: c }),
+            None => Err(FipError::Bl2Truncated {
+                offset: self.bl2_offset(),
+                size: self.bl2_size as usize,
+                len: self.len,
+            }),
+        }
+    }
+}
+
+/// Decodes param1 and computes the checksums of what follows. Fails only
+/// when the file is not a fip.bin at all (short, wrong magic); use
+/// [`FipInfo::verify`] or [`validate`] to require the checks.
+pub fn parse(bytes: &[u8]) -> Result<FipInfo, FipError> {
+    if !is_fip(bytes) {
+        return Err(FipError::BadMagic { found: bytes.iter().take(8).copied().collect() });
+    }
+    if bytes.len() < PARAM1_SIZE {
+        return Err(FipError::TooShort { len: bytes.len() });
+    }
+    let p = &bytes[..PARAM1_SIZE];
+    let blcp_size = get32(p, off::BLCP_IMG_SIZE);
+    let bl2_size = get32(p, off::BL2_IMG_SIZE);
+    let slice = |from: usize, size: u32| -> Option<&[u8]> {
+        let end = from.checked_add(size as usize)?;
+        bytes.get(from..end)
+    };
+    let chip_conf_size = get32(p, off::CHIP_CONF_SIZE);
+    let mut chip_conf = Vec::new();
+    let n = (chip_conf_size as usize).min(CHIP_CONF_LEN) / 8;
+    for i in 0..n {
+        let reg = get32(p, off::CHIP_CONF + 8 * i);
+        let val = get32(p, off::CHIP_CONF + 8 * i + 4);
+        chip_conf.push((reg, val));
+        if reg == CHIP_CONF_END {
+            break;
+        }
+    }
+    let bl2_offset = PARAM1_SIZE + blcp_size as usize;
+    Ok(FipInfo {
+        len: bytes.len(),
+        magic2: get32(p, off::MAGIC2),
+        param_cksum: get32(p, off::PARAM_CKSUM),
+        param_cksum_computed: image_cksum(&p[PARAM1_CKSUM_RANGE]),
+        nand_info: p[off::NAND_INFO..off::NOR_INFO].to_vec(),
+        nor_info: p[off::NOR_INFO..off::FIP_FLAGS].to_vec(),
+        fip_flags: u64::from_le_bytes(p[off::FIP_FLAGS..off::FIP_FLAGS + 8].try_into().expect("8 bytes")),
+        chip_conf_size,
+        blcp_cksum: get32(p, off::BLCP_IMG_CKSUM),
+        blcp_size,
+        blcp_runaddr: get32(p, off::BLCP_IMG_RUNADDR),
+        blcp_param_loadaddr: get32(p, off::BLCP_PARAM_LOADADDR),
+        blcp_param_size: get32(p, off::BLCP_PARAM_SIZE),
+        bl2_cksum: get32(p, off::BL2_IMG_CKSUM),
+        bl2_size,
+        bld_size: get32(p, off::BLD_IMG_SIZE),
+        param2_loadaddr: get32(p, off::PARAM2_LOADADDR),
+        chip_conf,
+        blcp_cksum_computed: if blcp_size > 0 {
+            slice(PARAM1_SIZE, blcp_size).map(image_cksum)
+        } else {
+            None
+        },
+        bl2_cksum_computed: if bl2_size > 0 { slice(bl2_offset, bl2_size).map(image_cksum) } else { None },
+    })
+}
+
+/// Parses and requires every check to pass.
+pub fn validate(bytes: &[u8]) -> Result<FipInfo, FipError> {
+    let info = parse(bytes)?;
+    info.verify()?;
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CRC-16/XMODEM from its definition, independent of the crate under test.
+    fn crc_ref(data: &[u8]) -> u16 {
+        let mut crc: u16 = 0;
+        for &b in data {
+            crc ^= (b as u16) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            }
+        }
+        crc
+    }
+
+    /// param1 written out from the sheet's table (§3.1), field by field, for
+    /// the vendor's simple shape.
+    fn param1_by_the_sheet(bl2_cksum: u32, bl2_size: u32) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(b"CVBL01\n\0"); // 0x000 MAGIC1
+        p.extend_from_slice(&[0; 4]); // 0x008 MAGIC2
+        p.extend_from_slice(&[0; 4]); // 0x00C PARAM_CKSUM, filled below
+        p.extend_from_slice(&[0; 128]); // 0x010 NAND_INFO "00000000" zero-padded
+        p.extend_from_slice(&[0xFF; 36]); // 0x090 NOR_INFO
+        p.extend_from_slice(&[0; 8]); // 0x0B4 FIP_FLAGS
+        p.extend_from_slice(&760u32.to_le_bytes()); // 0x0BC CHIP_CONF_SIZE
+        p.extend_from_slice(&[0x00, 0x00, 0xFE, 0xCA]); // 0x0C0 BLCP_IMG_CKSUM (crc of nothing)
+        p.extend_from_slice(&[0; 4 * 4]); // 0x0C4 BLCP size, runaddr, param loadaddr, param size
+        p.extend_from_slice(&bl2_cksum.to_le_bytes()); // 0x0D4
+        p.extend_from_slice(&bl2_size.to_le_bytes()); // 0x0D8
+        p.extend_from_slice(&[0; 12]); // 0x0DC BLD size, PARAM2_LOADADDR, RESERVED1
+        assert_eq!(p.len(), 0xE8);
+        for w in [0x0E00000Cu32, 0xA0000001, 0x0E00000C, 0xA0000002, 0xFFFFFFA0, 0xFFFFFFFF] {
+            p.extend_from_slice(&w.to_le_bytes());
+        }
+        p.resize(0x1000, 0);
+        let crc = crc_ref(&p[0x10..0x800]);
+        p[0x0C..0x10].copy_from_slice(&[crc as u8, (crc >> 8) as u8, 0xFE, 0xCA]);
+        p
+    }
+
+    #[test]
+    fn param1_matches_the_vendor_fiptool_worked_example() {
+        // Sheet §4: fiptool on a 99-byte BL2 gave BL2_IMG_CKSUM 0xCAFED8F2,
+        // BL2_IMG_SIZE 512 and PARAM_CKSUM 0xCAFEA4BF (stored bf a4 fe ca).
+        let p = param1(0xCAFE_D8F2, 512);
+        assert_eq!(&p[0x0C..0x10], &[0xbf, 0xa4, 0xfe, 0xca]);
+        assert_eq!(&p[0x0D4..0x0DC], &[0xf2, 0xd8, 0xfe, 0xca, 0x00, 0x02, 0x00, 0x00]);
+        assert_eq!(&p[0x0BC..0x0C4], &[0xf8, 0x02, 0x00, 0x00, 0x00, 0x00, 0xfe, 0xca]);
+        assert_eq!(
+            &p[0x0E8..0x100],
+            &[
+                0x0c, 0x00, 0x00, 0x0e, 0x01, 0x00, 0x00, 0xa0, 0x0c, 0x00, 0x00, 0x0e, 0x02, 0x00, 0x00,
+                0xa0, 0xa0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]
+        );
+        assert_eq!(p.to_vec(), param1_by_the_sheet(0xCAFE_D8F2, 512));
+    }
+
+    #[test]
+    fn build_pads_bl2_like_fiptool() {
+        for (len, padded) in [(1usize, 512usize), (99, 512), (511, 512), (512, 512), (513, 1024)] {
+            let bl2: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            let fip = build(&bl2, 0x37000).unwrap();
+            assert_eq!(fip.len(), 4096 + padded, "len {len}");
+            let mut body = bl2.clone();
+            body.resize(padded, 0);
+            assert_eq!(&fip[4096..], &body[..]);
+            let ck = 0xCAFE_0000 | crc_ref(&body) as u32;
+            assert_eq!(fip[..4096].to_vec(), param1_by_the_sheet(ck, padded as u32), "len {len}");
+            let info = validate(&fip).unwrap();
+            assert_eq!(info.bl2_size as usize, padded);
+            assert_eq!(info.bl2_offset(), 4096);
+            assert!(info.checks().iter().all(|c| c.1));
+        }
+    }
+
+    #[test]
+    fn build_refuses_empty_and_oversized() {
+        assert_eq!(build(&[], 0x19000), Err(FipError::EmptyBl2));
+        assert!(build(&vec![1; 0x19000], 0x19000).is_ok());
+        assert_eq!(
+            build(&vec![1; 0x19001], 0x19000),
+            Err(FipError::Bl2TooLarge { size: 0x19200, max: 0x19000 })
+        );
+    }
+
+    #[test]
+    fn parse_decodes_every_field() {
+        let fip = build(&[0x6f, 0, 0, 2], 0x37000).unwrap();
+        let i = parse(&fip).unwrap();
+        assert_eq!(i.magic2, 0);
+        assert_eq!(i.nor_info, vec![0xFF; 36]);
+        assert_eq!(i.nand_info, vec![0; 128]);
+        assert_eq!(i.chip_conf_size, 760);
+        assert_eq!(i.chip_conf, VENDOR_CHIP_CONF.to_vec());
+        assert_eq!(i.blcp_cksum, 0xCAFE0000);
+        assert_eq!(i.blcp_size, 0);
+        assert_eq!(i.param2_loadaddr, 0);
+        assert_eq!(i.fip_flags, 0);
+        assert!(!i.secure());
+    }
+
+    #[test]
+    fn validate_catches_every_corruption() {
+        let good = build(&[0x13; 600], 0x37000).unwrap();
+        let mut bad = good.clone();
+        bad[0x200] ^= 1; // inside the checksummed part of param1
+        assert!(matches!(validate(&bad), Err(FipError::ParamCksum { .. })));
+        let mut sig = good.clone();
+        sig[0x900] ^= 1; // signatures are outside the checksum
+        assert!(validate(&sig).is_ok());
+        let mut bl2 = good.clone();
+        bl2[4096 + 5] ^= 0x80;
+        assert!(matches!(validate(&bl2), Err(FipError::Bl2Cksum { .. })));
+        assert!(matches!(validate(&good[..good.len() - 1]), Err(FipError::Bl2Truncated { .. })));
+        assert!(matches!(validate(&good[..4095]), Err(FipError::TooShort { len: 4095 })));
+        assert!(matches!(validate(b"CVLD02\n\0"), Err(FipError::BadMagic { .. })));
+        let mut magic = good.clone();
+        magic[5] = b'2';
+        assert!(matches!(parse(&magic), Err(FipError::BadMagic { .. })));
+    }
+}

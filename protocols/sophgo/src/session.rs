@@ -1,0 +1,424 @@
+//! The host side of the ROM's device-driven sessions.
+//!
+//! Each USB enumeration of the ROM serves one `load_image(buf, offset,
+//! size)` call. The host sends the magic packet; its ACK names the fip.bin
+//! `offset` and `size` wanted; the host sends that slice as DATA packets
+//! (addresses relative to the session's buffer, from 0), then FLAG and
+//! BREAK. The device then re-enumerates for the next request. This module
+//! serves one session per call of [`Loader::session`]; the caller finds
+//! and opens the port for each one.
+
+use std::time::Duration;
+
+use racklet_link::{Classify, FailureClass, LinkError, ProgressSink, SerialLink};
+
+use crate::fip::{self, FipError, FipInfo, PARAM1_SIZE};
+use crate::packet::{self, ACK_LEN, Ack, DEFAULT_CHUNK, HEADER_LEN, MAX_PACKET, TOKEN_DATA};
+
+/// What went wrong while talking to the ROM.
+#[derive(Debug, thiserror::Error)]
+pub enum SophgoError {
+    /// The link failed (timeout, disconnect, I/O).
+    #[error("{what}: {source}")]
+    Link {
+        what: String,
+        #[source]
+        source: LinkError,
+    },
+    /// The ROM did not answer the first magic packet of the first session.
+    #[error(
+        "the ROM did not answer the magic packet ({source}): it has probably closed its USB download window (about 1 s after power-up) before the port was opened. Start racklet-flash with --wait 60s first, then power the board on"
+    )]
+    NoAnswer {
+        #[source]
+        source: LinkError,
+    },
+    /// An ACK's CRC does not echo the packet sent.
+    #[error(
+        "the ACK of the {what} packet echoes CRC {got:04x}/{got2:04x}, expected {want:04x} (after {tries} tries){hint}"
+    )]
+    AckCrc { what: String, want: u16, got: u16, got2: u16, tries: u32, hint: String },
+    /// An ACK names another token than the packet's.
+    #[error("the ACK of the {what} packet names token {got}, not {want}")]
+    AckToken { what: String, want: u8, got: u8 },
+    /// The ROM asked for bytes the image does not have.
+    #[error(
+        "the ROM asks for fip.bin bytes 0x{offset:x}..0x{end:x}, but the image has {len} bytes",
+        end = *offset as u64 + *size as u64
+    )]
+    OutOfImage { offset: u32, size: u32, len: usize },
+    /// The ROM asked for something else in the middle of a session.
+    #[error(
+        "the ROM changed its request within a session: 0x{offset:x}+0x{size:x}, then 0x{now_offset:x}+0x{now_size:x}"
+    )]
+    RequestChanged { offset: u32, size: u32, now_offset: u32, now_size: u32 },
+    /// The ROM asked for the same bytes again and again: it refused them.
+    #[error(
+        "the ROM asked for fip.bin 0x{offset:x}+0x{size:x} ({what}) {count} times: it does not accept what it receives{hint}"
+    )]
+    Refused { offset: u32, size: u32, what: String, count: u32, hint: String },
+    /// --main against a ROM that is in its probe session.
+    #[error(
+        "the device is the boot ROM in its first (probe) session, not a running BL2 calling load_image; run without --main to boot a payload"
+    )]
+    NotALoadRequest,
+    /// The fip.bin given is not usable.
+    #[error("fip.bin: {0}")]
+    Image(#[from] FipError),
+}
+
+impl Classify for SophgoError {
+    fn class(&self) -> FailureClass {
+        match self {
+            SophgoError::Link { source, .. } => source.class(),
+            // No answer in time: timeout. The port failing under our hands
+            // (a write or flush error, a hang-up): the ROM left the bus.
+            SophgoError::NoAnswer { source } => match source {
+                LinkError::Interrupted => FailureClass::Interrupted,
+                LinkError::Timeout { .. } => FailureClass::Timeout,
+                LinkError::PermissionDenied { .. } => FailureClass::Permission,
+                _ => FailureClass::Disconnected,
+            },
+            SophgoError::AckCrc { .. } | SophgoError::AckToken { .. } => FailureClass::Io,
+            SophgoError::OutOfImage { .. } | SophgoError::RequestChanged { .. } => FailureClass::Io,
+            SophgoError::Refused { .. } => FailureClass::Rejected,
+            SophgoError::NotALoadRequest => FailureClass::BadInput,
+            SophgoError::Image(_) => FailureClass::BadInput,
+        }
+    }
+}
+
+/// Tunables. The defaults follow the sheet's recommendations.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Data bytes per DATA packet (packet = 8 + chunk, at most 512). The
+    /// vendor sends 248 (256-byte packets).
+    pub chunk: usize,
+    /// How long to wait for an ACK. The ROM answers at once; the tools
+    /// wait 10 s (sg_boot) or longer.
+    pub ack_timeout: Duration,
+    /// How long to wait for the optional BREAK ACK (the ROM may drop off
+    /// the bus before it is read).
+    pub break_ack_timeout: Duration,
+    /// How often a packet is resent when its ACK does not echo its CRC.
+    pub resends: u32,
+    /// How often the same request is served before the ROM is taken to
+    /// refuse it.
+    pub max_serves: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            chunk: DEFAULT_CHUNK,
+            ack_timeout: Duration::from_secs(3),
+            break_ack_timeout: Duration::from_millis(300),
+            resends: 3,
+            max_serves: 3,
+        }
+    }
+}
+
+/// What the loader sends.
+#[derive(Debug, Clone)]
+enum Plan {
+    /// Boot a fip.bin: serve whatever slices the ROM asks for, until BL2.
+    Boot { fip: Vec<u8>, info: FipInfo },
+    /// One session for a running BL2's load_image: `data` from address 0
+    /// (or, when `data` is a fip.bin, the slice the device asks for).
+    Main { data: Vec<u8>, is_fip: bool },
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOutcome {
+    /// The ROM's probe session (size 0): only the magic was sent.
+    Probe,
+    /// A slice was sent, then FLAG and BREAK.
+    Served {
+        /// "param1", "BL2" or "fip.bin 0x...".
+        what: String,
+        offset: u32,
+        size: u32,
+        bytes: u64,
+        /// Whether the ROM's ACK of BREAK arrived (it may not: the ROM drops off the bus).
+        break_acked: bool,
+    },
+    /// After BL2 was served, the device came back asking for something
+    /// else: BL2 is running and loading its next stage. Nothing was sent.
+    NextStage { offset: u32, size: u32 },
+}
+
+/// Serves the ROM's sessions for one image.
+#[derive(Debug)]
+pub struct Loader {
+    plan: Plan,
+    opts: Options,
+    served: Vec<(u32, u32)>,
+    sessions: u32,
+    bytes: u64,
+    bl2_served: bool,
+    main_done: bool,
+}
+
+fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> SophgoError {
+    let what = what.into();
+    move |source| SophgoError::Link { what, source }
+}
+
+/// When the 16 bytes read back look like text, the port is a UART console.
+fn text_hint(b: &[u8]) -> String {
+    let printable =
+        b.iter().filter(|c| c.is_ascii_graphic() || **c == b' ' || **c == b'\r' || **c == b'\n').count();
+    if printable * 4 >= b.len() * 3 {
+        format!(
+            ". The answer is text ({:?}): this port looks like the board's UART console (a USB-UART adapter on its serial pins), not the ROM's USB download port. The ROM's UART download is a different protocol; connect the board's USB port to the host instead",
+            String::from_utf8_lossy(b)
+        )
+    } else {
+        String::new()
+    }
+}
+
+impl Loader {
+    /// A loader that boots `fip` (checked first).
+    pub fn boot(fip_bytes: Vec<u8>, opts: Options) -> Result<Loader, SophgoError> {
+        let info = fip::validate(&fip_bytes)?;
+        Ok(Loader::new(Plan::Boot { fip: fip_bytes, info }, opts))
+    }
+
+    /// A loader that serves one load_image session of an already running
+    /// BL2 (`--main`) with `data`.
+    pub fn main(data: Vec<u8>, opts: Options) -> Loader {
+        let is_fip = fip::is_fip(&data);
+        Loader::new(Plan::Main { data, is_fip }, opts)
+    }
+
+    fn new(plan: Plan, mut opts: Options) -> Loader {
+        opts.chunk = opts.chunk.clamp(1, MAX_PACKET - HEADER_LEN);
+        Loader { plan, opts, served: Vec::new(), sessions: 0, bytes: 0, bl2_served: false, main_done: false }
+    }
+
+    /// BL2 was sent and the ROM took FLAG and BREAK (boot), or the one
+    /// session is over (--main).
+    pub fn finished(&self) -> bool {
+        match self.plan {
+            Plan::Boot { .. } => self.bl2_served,
+            Plan::Main { .. } => self.main_done,
+        }
+    }
+
+    /// True once BL2 was served at least once (the device may still come
+    /// back asking for it again if it refused it).
+    pub fn bl2_served(&self) -> bool {
+        self.bl2_served
+    }
+
+    /// Sessions served so far.
+    pub fn sessions(&self) -> u32 {
+        self.sessions
+    }
+
+    /// Payload bytes sent so far (DATA packets only).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The decoded fip.bin being booted.
+    pub fn fip_info(&self) -> Option<&FipInfo> {
+        match &self.plan {
+            Plan::Boot { info, .. } => Some(info),
+            Plan::Main { .. } => None,
+        }
+    }
+
+    /// Sends one packet and reads its ACK, resending when the ACK does not
+    /// echo the packet's CRC. `first` marks the very first packet to the ROM.
+    fn exchange<L: SerialLink + ?Sized>(
+        &self,
+        link: &mut L,
+        pkt: &[u8],
+        first: bool,
+    ) -> Result<Ack, SophgoError> {
+        let what = packet::describe(pkt);
+        let mut tries = 0;
+        // The last ACK whose CRC did not match: when a resend then fails on
+        // the link, that mismatch is the better explanation.
+        let mut mismatch: Option<[u8; ACK_LEN]> = None;
+        let crc_err = |buf: &[u8; ACK_LEN], tries: u32| {
+            let ack = Ack::parse(buf);
+            SophgoError::AckCrc {
+                what: what.clone(),
+                want: packet::crc16(pkt),
+                got: ack.crc,
+                got2: ack.crc2,
+                tries,
+                hint: text_hint(buf),
+            }
+        };
+        loop {
+            tries += 1;
+            let mut buf = [0u8; ACK_LEN];
+            let r = link.write_all(pkt).map_err(|e| (e, "sending")).and_then(|()| {
+                link.read_exact(&mut buf, self.opts.ack_timeout).map_err(|e| (e, "reading the ACK of"))
+            });
+            match r {
+                Ok(()) => {}
+                Err((LinkError::Interrupted, _)) => {
+                    return Err(link_err("waiting for the ROM")(LinkError::Interrupted));
+                }
+                Err((_, _)) if mismatch.is_some() => {
+                    return Err(crc_err(&mismatch.unwrap_or_default(), tries - 1));
+                }
+                Err((source, _)) if first => return Err(SophgoError::NoAnswer { source }),
+                Err((e, op)) => return Err(link_err(format!("{op} the {what} packet"))(e)),
+            }
+            let ack = Ack::parse(&buf);
+            if ack.echoes(pkt) {
+                if ack.token != pkt[0] {
+                    return Err(SophgoError::AckToken { what, want: pkt[0], got: ack.token });
+                }
+                return Ok(ack);
+            }
+            if tries > self.opts.resends {
+                return Err(crc_err(&buf, tries));
+            }
+            mismatch = Some(buf);
+            // Drop whatever else arrived, then send the same packet again
+            // (as the vendor tool does): DATA carries its own address, so a
+            // resend rewrites the same bytes.
+            link.clear_input().map_err(link_err("clearing the input"))?;
+        }
+    }
+
+    /// Serves one session on a freshly opened port.
+    pub fn session<L: SerialLink + ?Sized>(
+        &mut self,
+        link: &mut L,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<SessionOutcome, SophgoError> {
+        progress.check_cancel().map_err(link_err("starting a session"))?;
+        // Stale bytes from an earlier enumeration are not ACKs of ours.
+        link.clear_input().map_err(link_err("clearing the input"))?;
+        let first = self.sessions == 0;
+        let magic = packet::magic();
+        let ack = self.exchange(link, &magic, first)?;
+        self.sessions += 1;
+        let (offset, size) = (ack.offset, ack.size);
+
+        // Decide what this request is and which bytes answer it.
+        let (what, data): (String, Vec<u8>) = match &self.plan {
+            Plan::Boot { fip, info } => {
+                if size == 0 {
+                    progress.say("ROM probe session: magic accepted, the ROM re-enumerates".to_string());
+                    return Ok(SessionOutcome::Probe);
+                }
+                let is_bl2 = offset as usize == info.bl2_offset() && size == info.bl2_size;
+                if self.bl2_served && !is_bl2 {
+                    progress.say(format!(
+                        "BL2 is running and asks for fip.bin 0x{offset:x}+0x{size:x}; racklet-flash stops here"
+                    ));
+                    return Ok(SessionOutcome::NextStage { offset, size });
+                }
+                let end = offset as u64 + size as u64;
+                if end > fip.len() as u64 {
+                    return Err(SophgoError::OutOfImage { offset, size, len: fip.len() });
+                }
+                let what = if offset == 0 && size as usize == PARAM1_SIZE {
+                    "param1".to_string()
+                } else if is_bl2 {
+                    "BL2".to_string()
+                } else {
+                    format!("fip.bin 0x{offset:x}+0x{size:x}")
+                };
+                let count = self.served.iter().filter(|r| **r == (offset, size)).count() as u32;
+                if count >= self.opts.max_serves {
+                    let hint = match what.as_str() {
+                        "param1" => {
+                            ": the ROM rejects the param1 header (magic, checksum, or secure-boot fields)"
+                        }
+                        "BL2" => ": the ROM rejects BL2 (checksum or secure-boot signature)",
+                        _ => "",
+                    };
+                    return Err(SophgoError::Refused {
+                        offset,
+                        size,
+                        what,
+                        count: count + 1,
+                        hint: hint.into(),
+                    });
+                }
+                if count > 0 {
+                    progress.say(format!("the ROM asks for {what} again (try {})", count + 1));
+                }
+                (what, fip[offset as usize..end as usize].to_vec())
+            }
+            Plan::Main { data, is_fip } => {
+                if size == 0 {
+                    return Err(SophgoError::NotALoadRequest);
+                }
+                if *is_fip {
+                    let end = offset as u64 + size as u64;
+                    if end > data.len() as u64 {
+                        return Err(SophgoError::OutOfImage { offset, size, len: data.len() });
+                    }
+                    (format!("fip.bin 0x{offset:x}+0x{size:x}"), data[offset as usize..end as usize].to_vec())
+                } else {
+                    let n = (size as usize).min(data.len());
+                    if (size as usize) > data.len() {
+                        progress.say(format!(
+                            "the running BL2 asks for {size} bytes; the file has {}: sending all of it",
+                            data.len()
+                        ));
+                    } else if (size as usize) < data.len() {
+                        progress.say(format!(
+                            "the running BL2 asks for {size} bytes; sending the first {size} of {}",
+                            data.len()
+                        ));
+                    }
+                    ("payload".to_string(), data[..n].to_vec())
+                }
+            }
+        };
+        self.served.push((offset, size));
+
+        progress.stage(&what, Some(data.len() as u64));
+        let mut addr = 0u64;
+        for chunk in data.chunks(self.opts.chunk) {
+            progress.check_cancel().map_err(link_err(format!("sending {what}")))?;
+            let pkt = packet::packet(TOKEN_DATA, addr, chunk);
+            let a = self.exchange(link, &pkt, false)?;
+            if (a.offset, a.size) != (offset, size) {
+                return Err(SophgoError::RequestChanged {
+                    offset,
+                    size,
+                    now_offset: a.offset,
+                    now_size: a.size,
+                });
+            }
+            addr += chunk.len() as u64;
+            self.bytes += chunk.len() as u64;
+            progress.advance(chunk.len() as u64);
+        }
+        progress.check_cancel().map_err(link_err(format!("finishing {what}")))?;
+        self.exchange(link, &packet::flag(), false)?;
+        // BREAK ends the session; the ROM may drop off the bus before its
+        // ACK is read, so the ACK is optional.
+        let brk = packet::brk();
+        link.write_all(&brk).map_err(link_err("sending the BREAK packet"))?;
+        let mut buf = [0u8; ACK_LEN];
+        let break_acked =
+            link.read_exact(&mut buf, self.opts.break_ack_timeout).is_ok() && Ack::parse(&buf).echoes(&brk);
+        progress.done(&what);
+
+        match &self.plan {
+            Plan::Boot { info, .. } => {
+                if offset as usize == info.bl2_offset() && size == info.bl2_size {
+                    self.bl2_served = true;
+                }
+            }
+            Plan::Main { .. } => self.main_done = true,
+        }
+        Ok(SessionOutcome::Served { what, offset, size, bytes: data.len() as u64, break_acked })
+    }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Benchmarks of racklet-flash, measured side by side in one run on this
+# machine, reported as medians and ratios (docs/benchmarks.md explains each).
+#
+#   bash scripts/bench.sh            # everything but the criterion suites
+#   bash scripts/bench.sh --criterion  # also the per-protocol criterion benches
+#
+# Needs hyperfine (Debian package; installed when missing and root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null 2>&1 || apt-get install -y -qq hyperfine >/dev/null
+cargo build -q --release -p racklet-flash
+B=$PWD/target/release/racklet-flash
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "== CLI cold start (hyperfine, warm page cache)"
+hyperfine -N --warmup 20 --runs 200 --export-json "$work/cold.json" "$B --version" "$B boards" >/dev/null
+python3 - "$work/cold.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"  {r['command'].split('/')[-1]:<32} median {r['median']*1000:.2f} ms")
+PY
+
+echo "== Virtual USB 2.0 high-speed link: client throughput against the modelled ceiling"
+# 16 MiB U-Boot FIT through the K1 fastboot flow (bulk, 512-byte packets:
+# ceiling 53,248,000 B/s), 7 runs.
+head -c 100000 /dev/urandom >"$work/spl.bin"
+"$B" -q image bpi-f3 "$work/spl.bin" -o "$work/FSBL.bin"
+{ printf '\xd0\x0d\xfe\xed'; head -c $((16 * 1024 * 1024 - 4)) /dev/urandom; } >"$work/u-boot.itb"
+for _ in 1 2 3 4 5 6 7; do
+    "$B" maskrom bpi-f3 "$work/FSBL.bin" --then "$work/u-boot.itb" --simulate --sim-speed high --json --stage-timeout 2s |
+        python3 -c 'import json,sys; print([e["ms"] for e in map(json.loads, sys.stdin) if e.get("event")=="stage_done" and e["name"]=="u-boot.itb"][0])'
+done >"$work/fb.ms"
+fb=$(median <"$work/fb.ms")
+python3 -c "ideal=16*1024*1024/53248000*1000; m=$fb; print(f'  fastboot 16 MiB: median {m:.0f} ms, ceiling {ideal:.1f} ms, ratio {ideal/m:.3f} (goal >= 0.98)')"
+# Rockchip usbplug through 4096-byte control transfers (SETUP + 4,032 B per
+# microframe: 375 us per full transfer), 7 runs.
+head -c 200000 /dev/urandom >"$work/ddr.bin"
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$work/usbplug.bin"
+for _ in 1 2 3 4 5 6 7; do
+    "$B" maskrom rock-5b --dram "$work/ddr.bin" "$work/usbplug.bin" --simulate --sim-speed high --json 2>/dev/null |
+        python3 -c 'import json,sys; print([e["ms"] for e in map(json.loads, sys.stdin) if e.get("event")=="stage_done"][1])'
+done >"$work/rk.ms"
+rk=$(median <"$work/rk.ms")
+python3 -c "
+n=4*1024*1024; full=n//4096; rest=n%4096
+import math
+# every 4096-byte transfer is SETUP + 2 microframes; the CRC adds 2 bytes to the last one
+frames=full*(1+math.ceil(4096/4032)) + (1+math.ceil((rest+2)/4032) if rest else 1+1)
+ideal=frames*0.125; m=$rk
+print(f'  rockchip 4 MiB usbplug: median {m:.0f} ms, ceiling {ideal:.1f} ms, ratio {ideal/m:.3f}')"
+
+echo "== Parallel boards: 8 virtual K230 boards against 1 (high-speed model, 600 kB each)"
+head -c 600000 /dev/urandom >"$work/k230.bin"
+ports=""
+for i in 1 2 3 4 5 6 7 8; do ports="$ports --port 1-$i"; done
+hyperfine -N --warmup 3 --runs 30 --export-json "$work/par.json" \
+    "$B -q maskrom canmv-k230 $work/k230.bin --simulate --sim-speed high --stage-timeout 0" \
+    "$B -q maskrom canmv-k230 $work/k230.bin --simulate --sim-speed high --stage-timeout 0 $ports" >/dev/null
+python3 - "$work/par.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+one, eight = r[0]["median"], r[1]["median"]
+print(f"  1 board median {one*1000:.1f} ms, 8 boards median {eight*1000:.1f} ms, ratio {eight/one:.3f} (goal <= 1.1)")
+PY
+
+if [ "${1:-}" = "--criterion" ]; then
+    echo "== criterion suites (medians in each crate's README)"
+    cargo bench -q -p racklet-rockchip -p racklet-canaan -p racklet-fastboot -p racklet-starfive 2>&1 |
+        grep -E "^[a-zA-Z].*time:|thrpt:" || true
+fi

@@ -1,0 +1,477 @@
+//! End-to-end: the built racklet-flash against the Sophgo virtual ROM.
+//!
+//! Expected bytes are derived here from the fact sheet
+//! (shared/protocols/sophgo.md), with a CRC written out in this file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn rf() -> Command {
+    let mut c = Command::cargo_bin("racklet-flash").unwrap();
+    c.timeout(Duration::from_secs(60));
+    c.env_remove("RACKLET_PORT").env_remove("RACKLET_WAIT").env_remove("RACKLET_SIMULATE");
+    c
+}
+
+fn crc_ref(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// A BL2: `j +32` (RISC-V `6f 00 00 02`), then a body.
+fn bl2(len: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+    v[..4].copy_from_slice(&[0x6f, 0x00, 0x00, 0x02]);
+    v
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    racklet_tests::file(dir, name, bytes)
+}
+
+/// A minimal ELF64 with one PT_LOAD segment (the shared helper).
+fn elf(machine: u16, addr: u64, entry: u64, body: &[u8]) -> Vec<u8> {
+    racklet_tests::elf64(machine, entry, &[(addr, body, body.len() as u64)])
+}
+
+/// fip.bin written out from the sheet's tables (§3.1) for a BL2, in the
+/// vendor's simple shape.
+fn fip_by_the_sheet(bl2: &[u8]) -> Vec<u8> {
+    let mut body = bl2.to_vec();
+    body.resize(bl2.len().div_ceil(512) * 512, 0);
+    let ck = crc_ref(&body);
+    let mut p = vec![0u8; 4096];
+    p[..8].copy_from_slice(b"CVBL01\n\0");
+    p[0x90..0x90 + 36].fill(0xFF);
+    p[0xBC..0xC0].copy_from_slice(&760u32.to_le_bytes());
+    p[0xC0..0xC4].copy_from_slice(&[0, 0, 0xFE, 0xCA]);
+    p[0xD4..0xD8].copy_from_slice(&[ck as u8, (ck >> 8) as u8, 0xFE, 0xCA]);
+    p[0xD8..0xDC].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    let conf = [0x0E00000Cu32, 0xA0000001, 0x0E00000C, 0xA0000002, 0xFFFFFFA0, 0xFFFFFFFF];
+    for (i, w) in conf.iter().enumerate() {
+        p[0xE8 + 4 * i..0xEC + 4 * i].copy_from_slice(&w.to_le_bytes());
+    }
+    let pc = crc_ref(&p[0x10..0x800]);
+    p[0x0C..0x10].copy_from_slice(&[pc as u8, (pc >> 8) as u8, 0xFE, 0xCA]);
+    p.extend_from_slice(&body);
+    p
+}
+
+struct Run {
+    code: i32,
+    events: Vec<Value>,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let o = rf().args(args).output().unwrap();
+    let events = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    Run { code: o.status.code().unwrap_or(-1), events, stderr: String::from_utf8_lossy(&o.stderr).into() }
+}
+
+impl Run {
+    fn event(&self, name: &str) -> Option<&Value> {
+        self.events.iter().find(|e| e["event"] == name)
+    }
+    fn fact(&self, k: &str) -> String {
+        self.event("done").map(|d| d["facts"][k].as_str().unwrap_or("").to_string()).unwrap_or_default()
+    }
+    fn error(&self) -> String {
+        self.event("error").map(|e| e["message"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+    }
+}
+
+#[test]
+fn image_is_the_vendor_layout_and_info_decodes_it() {
+    let d = tempfile::tempdir().unwrap();
+    for len in [1usize, 99, 512, 513] {
+        let payload = bl2(len.max(4))[..len.max(4)].to_vec();
+        let input = write(d.path(), "bl2.bin", &payload);
+        let out = d.path().join(format!("fip{len}.bin"));
+        rf().args(["image", "milkv-duo-256m"]).arg(&input).arg("-o").arg(&out).assert().success();
+        let fip = std::fs::read(&out).unwrap();
+        assert_eq!(fip, fip_by_the_sheet(&payload), "BL2 of {len} bytes");
+
+        let o = rf().args(["info", "--json"]).arg(&out).output().unwrap();
+        assert!(o.status.success());
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let field = |n: &str| {
+            v["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let pc = 0xCAFE_0000u32 | crc_ref(&fip[0x10..0x800]) as u32;
+        assert!(field("PARAM_CKSUM").starts_with(&format!("0x{pc:08x}")));
+        assert_eq!(field("BL2_IMG_SIZE"), (len.max(4).div_ceil(512) * 512).to_string());
+        assert_eq!(field("CHIP_CONF_SIZE"), "760");
+        assert_eq!(field("BL2 word 0"), "jumps to +0x20");
+        assert!(v["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
+        assert!(v["boards"].as_array().unwrap().iter().any(|b| b["board"] == "milkv-duo"));
+    }
+}
+
+#[test]
+fn an_existing_fip_is_checked_not_wrapped_and_a_corrupt_one_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let fip = fip_by_the_sheet(&bl2(300));
+    let input = write(d.path(), "in.bin", &fip);
+    let out = d.path().join("out.bin");
+    rf().args(["image", "milkv-duo-s"]).arg(&input).arg("-o").arg(&out).assert().success();
+    assert_eq!(std::fs::read(&out).unwrap(), fip);
+
+    let mut bad = fip.clone();
+    bad[0x1000 + 40] ^= 0xFF; // BL2 byte: BL2 checksum fails
+    let badp = write(d.path(), "bad.bin", &bad);
+    let o = d.path().join("o2.bin");
+    rf().args(["image", "milkv-duo-s"]).arg(&badp).arg("-o").arg(&o).assert().code(2);
+    assert!(!o.exists());
+    let r = rf().args(["info"]).arg(&badp).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&r.stdout).to_string();
+    assert!(text.lines().any(|l| l.contains("check BL2 checksum") && l.ends_with("FAILED")), "{text}");
+    assert!(text.lines().any(|l| l.contains("check param1 checksum") && l.ends_with("ok")), "{text}");
+    let r = run(&["maskrom", "milkv-duo-s", badp.to_str().unwrap(), "--simulate", "--json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error().contains("BL2 checksum"), "{}", r.error());
+
+    let mut bad = fip;
+    bad[0x100] ^= 1; // inside param1's checksummed range
+    let badp = write(d.path(), "bad2.bin", &bad);
+    let r = run(&["maskrom", "milkv-duo-s", badp.to_str().unwrap(), "--simulate", "--json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.error().contains("param1 checksum"), "{}", r.error());
+}
+
+#[test]
+fn simulated_boot_of_every_board() {
+    let d = tempfile::tempdir().unwrap();
+    let payload = write(d.path(), "bl2.bin", &bl2(5000));
+    let fip = write(d.path(), "fip.bin", &fip_by_the_sheet(&bl2(5000)));
+    let cases = [
+        ("milkv-duo", 0x3BC0_0020u64, payload.clone()),
+        ("milkv-duo-256m", 0x0C00_0020, payload.clone()),
+        ("milkv-duo-s", 0x0C00_0020, fip.clone()),
+        ("licheerv-nano", 0x0C00_0020, fip.clone()),
+    ];
+    std::thread::scope(|s| {
+        for (board, entry, file) in &cases {
+            s.spawn(move || {
+                let r = run(&["maskrom", board, file.to_str().unwrap(), "--simulate", "--json"]);
+                assert_eq!(r.code, 0, "{board}: {} {}", r.stderr, r.error());
+                let v = r.fact("virtual ROM");
+                assert!(v.contains(&format!("jumped to 0x{entry:x}")), "{board}: {v}");
+                assert!(v.contains("0x0+0x0, 0x0+0x1000, 0x1000+0x1400"), "{board}: {v}");
+                assert_eq!(r.fact("sessions"), "3");
+                assert_eq!(r.fact("bytes sent"), (4096 + 5120).to_string());
+            });
+        }
+    });
+}
+
+#[test]
+fn the_core_decides_the_load_address_and_the_architecture() {
+    let d = tempfile::tempdir().unwrap();
+    let arm_body = {
+        let mut b = bl2(200);
+        b[..4].copy_from_slice(&[0x08, 0x00, 0x00, 0x14]); // b +32
+        b
+    };
+    let arm = write(d.path(), "arm.elf", &elf(183, 0x4010_0000, 0x4010_0020, &arm_body));
+    let rv = write(d.path(), "rv.elf", &elf(243, 0x0C00_0000, 0x0C00_0020, &bl2(200)));
+    let rv_wrong = write(d.path(), "rv-wrong.elf", &elf(243, 0x8000_0000, 0x8000_0000, &bl2(200)));
+    let rv_entry = write(d.path(), "rv-entry.elf", &elf(243, 0x0C00_0000, 0x0C00_0040, &bl2(200)));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let r = run(&[
+                "maskrom",
+                "milkv-duo-256m",
+                arm.to_str().unwrap(),
+                "--core",
+                "arm",
+                "--simulate",
+                "--json",
+            ]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert!(r.fact("virtual ROM").contains("jumped to 0x40100020"));
+        });
+        s.spawn(|| {
+            let r = run(&["maskrom", "milkv-duo-s", rv.to_str().unwrap(), "--simulate", "--json"]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert!(r.fact("virtual ROM").contains("jumped to 0xc000020"));
+        });
+    });
+    // Refused before any device is touched (no --simulate: nothing is attached either).
+    for (args, needle) in [
+        (vec!["maskrom", "milkv-duo", rv.to_str().unwrap(), "--core", "arm"], "RISC-V core only"),
+        (vec!["maskrom", "milkv-duo-256m", arm.to_str().unwrap()], "aarch64"),
+        (vec!["maskrom", "milkv-duo-256m", rv.to_str().unwrap(), "--core", "arm"], "riscv64"),
+        (vec!["maskrom", "milkv-duo-256m", rv_wrong.to_str().unwrap()], "0xc000000"),
+        (vec!["maskrom", "milkv-duo-256m", rv_entry.to_str().unwrap()], "0xc000020"),
+    ] {
+        let mut a = args.clone();
+        a.push("--json");
+        let r = run(&a);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.error().contains(needle), "{args:?}: {}", r.error());
+    }
+}
+
+#[test]
+fn every_fault_ends_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let payload = write(d.path(), "bl2.bin", &bl2(1500));
+    // (fault, exit code, text the error must contain)
+    let cases = [
+        ("bad-ack-crc", 0, ""),
+        ("no-break-ack", 0, ""),
+        ("bad-ack-crc-always", 9, "echoes CRC"),
+        ("wrong-offset", 9, "0x1000000"),
+        ("vanish", 8, "disconnected"),
+        ("reject-bl2", 7, "BL2"),
+        ("window-missed", 8, "window"),
+    ];
+    std::thread::scope(|s| {
+        for (fault, code, needle) in cases {
+            let payload = &payload;
+            s.spawn(move || {
+                let r = run(&[
+                    "maskrom",
+                    "milkv-duo-256m",
+                    payload.to_str().unwrap(),
+                    "--simulate",
+                    "--fault",
+                    fault,
+                    "--json",
+                ]);
+                assert_eq!(r.code, code, "{fault}: {}", r.stderr);
+                if code == 0 {
+                    assert!(r.fact("virtual ROM").contains("jumped to 0xc000020"), "{fault}");
+                } else {
+                    assert!(r.event("done").is_none(), "{fault}: no success event on failure");
+                    assert!(r.error().contains(needle), "{fault}: {}", r.error());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn bad_inputs_are_refused_before_any_device() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = write(d.path(), "bl2.bin", &bl2(100));
+    let empty = write(d.path(), "empty.bin", &[]);
+    let big = write(d.path(), "big.bin", &bl2(0x37001));
+    let duo_max = write(d.path(), "duo.bin", &bl2(0x19001));
+    let ok = ok.to_str().unwrap();
+    for args in [
+        vec!["maskrom", "milkv-duo-256m"],
+        vec!["maskrom", "milkv-duo-256m", "/nonexistent/bl2.bin"],
+        vec!["maskrom", "milkv-duo-256m", empty.to_str().unwrap()],
+        vec!["maskrom", "milkv-duo-256m", big.to_str().unwrap()],
+        vec!["maskrom", "milkv-duo", duo_max.to_str().unwrap()],
+        vec!["maskrom", "milkv-duo-256m", ok, "--dram", ok],
+        vec!["maskrom", "milkv-duo-256m", ok, "--usb-id", "nope"],
+        vec!["maskrom", "milkv-duo-256m", ok, "--simulate", "--fault", "no-such-fault"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    // A raw BL2 of exactly the SRAM size fits.
+    let fits = write(d.path(), "fits.bin", &bl2(0x37000));
+    let r = run(&["maskrom", "milkv-duo-s", fits.to_str().unwrap(), "--simulate", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn no_rom_attached_says_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = write(d.path(), "bl2.bin", &bl2(100));
+    let r = run(&["maskrom", "milkv-duo", ok.to_str().unwrap(), "--usb-id", "3346:1fff", "--json"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let e = r.error();
+    assert!(e.contains("3346:1fff"), "{e}");
+    assert!(e.contains("pin 32"), "board-specific entry hint: {e}");
+    assert!(e.contains("--wait"), "{e}");
+    assert!(e.contains("about 1 s"), "{e}");
+}
+
+#[test]
+fn a_changed_vid_and_the_main_session() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(777));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let r = run(&[
+                "maskrom",
+                "milkv-duo-256m",
+                p.to_str().unwrap(),
+                "--usb-id",
+                "1234:abcd",
+                "--simulate",
+                "--json",
+            ]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        });
+        s.spawn(|| {
+            let r =
+                run(&["maskrom", "milkv-duo-256m", p.to_str().unwrap(), "--main", "--simulate", "--json"]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert_eq!(r.fact("bytes sent"), "777");
+            let v = r.fact("virtual ROM");
+            assert!(v.contains(&format!("received 777 bytes (crc16 {:04x})", crc_ref(&bl2(777)))), "{v}");
+        });
+    });
+}
+
+#[test]
+fn the_transcript_holds_the_sheet_packets() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(600));
+    let t = d.path().join("t.jsonl");
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--json",
+        "--record",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let outs: Vec<String> = std::fs::read_to_string(&t)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["t"] == "serial_out")
+        .map(|v| v["data"].as_str().unwrap().to_string())
+        .collect();
+    // Sheet §4 (sg_boot transcript): magic, FLAG, BREAK.
+    let magic = "03000a00000000002c08";
+    let flag = "01000c000e000004314e474d";
+    let brk = "0200080000000000";
+    assert_eq!(outs[0], magic, "probe session: the magic only");
+    assert_eq!(outs[1], magic);
+    // param1: 17 DATA packets at 0, 0xf8, ... then FLAG, BREAK.
+    assert!(outs[2].starts_with("0001000000000000"));
+    assert!(outs[3].starts_with("00010000000000f8"));
+    assert_eq!(outs[19], flag);
+    assert_eq!(outs[20], brk);
+    // BL2 session: magic, 1024 bytes as 248+248+248+248+32, FLAG, BREAK.
+    assert_eq!(outs[21], magic);
+    assert!(outs[26].starts_with("00002800000003e0"), "{}", &outs[26][..20]);
+    assert_eq!(outs[27], flag);
+    assert_eq!(outs[28], brk);
+    assert_eq!(outs.len(), 29);
+}
+
+/// Waits for a child with a bound; kills it on timeout.
+fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sim_serves_the_rom_outside_the_process() {
+    let d = tempfile::tempdir().unwrap();
+    let payload = bl2(900);
+    let p = write(d.path(), "bl2.bin", &payload);
+    let save = d.path().join("saved");
+    let exe = assert_cmd::cargo::cargo_bin("racklet-flash");
+    let mut sim = StdCommand::new(&exe)
+        .args(["sim", "milkv-duo-256m", "--save"])
+        .arg(&save)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(sim.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let tty = first.trim().to_string();
+    assert!(Path::new(&tty).exists(), "sim printed {tty:?}");
+    let r = run(&["maskrom", "milkv-duo-256m", p.to_str().unwrap(), "--port", &tty, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(wait_bounded(&mut sim, Duration::from_secs(20)), Some(0), "the sim ends after one boot");
+    let got = std::fs::read(save.join("bl2.bin")).unwrap();
+    assert_eq!(&got[..900], &payload[..]);
+    assert!(got[900..].iter().all(|b| *b == 0));
+    assert_eq!(std::fs::read(save.join("param1.bin")).unwrap(), fip_by_the_sheet(&payload)[..4096]);
+}
+
+#[test]
+fn udev_rules_keep_modemmanager_off_the_rom() {
+    let o = rf().arg("udev-rules").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(r#"SUBSYSTEM=="tty", ATTRS{idVendor}=="3346", ATTRS{idProduct}=="1000""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ATTRS{idVendor}=="3346", ATTRS{idProduct}=="1000", ENV{ID_MM_DEVICE_IGNORE}="1""#),
+        "{text}"
+    );
+}
+
+#[test]
+fn several_boards_in_parallel_each_followed_by_its_port_path() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(2000));
+    // Three virtual boards re-enumerate at the same time; their ptys are
+    // reused among them, so only the USB port path tells them apart.
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--json",
+        "--port",
+        "1-1,1-2,3-1.4",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dones: Vec<&Value> = r.events.iter().filter(|e| e["event"] == "done").collect();
+    assert_eq!(dones.len(), 3);
+    for d in dones {
+        let port = d["port"].as_str().unwrap();
+        assert!(d["facts"]["port"].as_str().unwrap().ends_with(&format!("(USB port {port})")), "{d}");
+        assert!(d["facts"]["virtual ROM"].as_str().unwrap().contains("jumped to 0xc000020"), "{d}");
+    }
+    // One board failing does not hide the others' results.
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--json",
+        "--port",
+        "1-1,1-2",
+        "--fault",
+        "reject-bl2",
+    ]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert_eq!(r.events.iter().filter(|e| e["event"] == "error" && e["class"] == "rejected").count(), 2);
+}

@@ -1,0 +1,292 @@
+//! End-to-end tests of `racklet-flash` for the StarFive JH7110 boards:
+//! `image`, `info`, `maskrom --simulate` against the virtual ROM with every
+//! fault, and `sim` serving the ROM to a second process. Expected header
+//! bytes are built here from the sheet's rules (shared/protocols/starfive.md
+//! §2.1) with a CRC-32 written out in the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command as Proc, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use racklet_tests::{elf64, file, pattern};
+
+/// CRC-32/ISO-HDLC (zlib), reflected bitwise form.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+fn headed(p: &[u8], version: u32, bofs: u32) -> Vec<u8> {
+    let mut h = vec![0u8; 0x400];
+    let mut put = |o: usize, v: u32| h[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    put(0x000, 0x240);
+    put(0x004, bofs);
+    put(0x284, version);
+    put(0x288, p.len() as u32);
+    put(0x28C, 0x400);
+    put(0x290, crc32(p));
+    h.extend_from_slice(p);
+    h
+}
+
+fn rf() -> Command {
+    let mut c = Command::cargo_bin("racklet-flash").unwrap();
+    c.timeout(Duration::from_secs(30));
+    c
+}
+
+/// Runs racklet-flash; returns the status, stdout followed by stderr (human
+/// lines go to stderr), and stderr.
+fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let o = rf().current_dir(dir).args(args).output().unwrap();
+    if o.status.code().is_none() {
+        eprintln!("racklet-flash {args:?} ended with {:?}", o.status);
+    }
+    (
+        o.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+#[test]
+fn image_writes_the_spl_tool_layout_for_boundary_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in [1usize, 16, 129, 4096, 100_000] {
+        let p = pattern(n, n as u32);
+        file(dir.path(), "p.bin", &p);
+        let (code, _, err) = run(&["image", "visionfive2", "p.bin", "-o", "p.img", "--force"], dir.path());
+        assert_eq!(code, 0, "{err}");
+        let got = std::fs::read(dir.path().join("p.img")).unwrap();
+        assert!(got == headed(&p, 0x0101_0101, 0x20_0000), "image of {n} bytes");
+    }
+}
+
+#[test]
+fn image_options_and_the_worked_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let p: Vec<u8> = (0u8..16).collect();
+    file(dir.path(), "p.bin", &p);
+    let (code, _, err) = run(
+        &["image", "vf2", "p.bin", "-o", "a.img", "--version", "0x01010001", "--backup-offset", "0x100000"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(dir.path().join("a.img")).unwrap(), headed(&p, 0x0101_0001, 0x10_0000));
+    // The sheet's worked example: CRC bytes 88 e2 ce ce at 0x290.
+    let (code, _, err) = run(&["image", "vf2", "p.bin", "-o", "b.img"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    let b = std::fs::read(dir.path().join("b.img")).unwrap();
+    assert_eq!(&b[0x290..0x294], &[0x88, 0xe2, 0xce, 0xce]);
+    // A version that does not fit 32 bits is bad input.
+    let (code, _, err) =
+        run(&["image", "vf2", "p.bin", "-o", "c.img", "--version", "0x100000000"], dir.path());
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn image_refuses_what_cannot_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    // One byte more than the 256 KiB SRAM: refused, with the limit named.
+    file(dir.path(), "big.bin", &vec![0x13; 0x4_0001]);
+    let (code, _, err) = run(&["image", "vf2", "big.bin", "-o", "big.img"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("262144"), "{err}");
+    assert!(!dir.path().join("big.img").exists());
+    // Exactly 256 KiB is accepted (with warnings about other tools' limits).
+    file(dir.path(), "max.bin", &vec![0x13; 0x4_0000]);
+    let (code, _, err) = run(&["image", "vf2", "max.bin", "-o", "max.img"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("180048"), "{err}");
+    // An ELF linked away from 0x08000000 would run at the wrong address.
+    let code_bytes = pattern(64, 3);
+    file(dir.path(), "off.elf", &elf64(243, 0x0800_1000, &[(0x0800_1000, &code_bytes, 64)]));
+    let (code, _, err) = run(&["image", "vf2", "off.elf", "-o", "off.img"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("0x8000000"), "{err}");
+    // An ELF at the right address is flattened and headed.
+    file(dir.path(), "ok.elf", &elf64(243, 0x0800_0000, &[(0x0800_0000, &code_bytes, 64)]));
+    let (code, _, err) = run(&["image", "vf2", "ok.elf", "-o", "ok.img"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("ok.img")).unwrap(),
+        headed(&code_bytes, 0x0101_0101, 0x20_0000)
+    );
+    // A headed input is not headed twice.
+    let (code, _, err) = run(&["image", "vf2", "ok.img", "-o", "twice.img"], dir.path());
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn info_decodes_the_header_and_checks_its_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pattern(5000, 5);
+    let mut img = headed(&p, 0x0101_0001, 0x20_0000);
+    file(dir.path(), "good.img", &img);
+    let (code, out, err) = run(&["info", "good.img"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("JH7110 SPL image"), "{out}");
+    assert!(out.contains("5000 bytes"), "{out}");
+    assert!(out.contains("0x01010001 (StarFive recovery images)"), "{out}");
+    assert!(out.contains(&format!("0x{:08x}", crc32(&p))), "{out}");
+    assert!(out.contains("check payload CRC-32       ok"), "{out}");
+    img[0x400 + 100] ^= 0xFF;
+    file(dir.path(), "bad.img", &img);
+    let (code, out, err) = run(&["info", "bad.img"], dir.path());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("FAILED"), "{out}");
+}
+
+fn sim(args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "p.bin", &pattern(9000, 11));
+    file(dir.path(), "u-boot.itb", &pattern(3000, 12));
+    let mut a = vec!["maskrom", "visionfive2", "p.bin", "--simulate"];
+    a.extend_from_slice(args);
+    run(&a, dir.path())
+}
+
+#[test]
+fn simulated_boot_with_1k_and_128_byte_blocks() {
+    let (code, out, err) = sim(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("virtual ROM: loaded 9000 bytes at 0x08000000"), "{out}");
+    assert!(out.contains("in 10 1K + 0 128-byte frames"), "{out}");
+    assert!(out.contains("of the 11520 B/s line rate"), "{out}");
+    let (code, out, err) = sim(&["--xmodem-128"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // 10024 bytes = 78.3 blocks of 128: 79 frames.
+    assert!(out.contains("in 0 1K + 79 128-byte frames"), "{out}");
+}
+
+#[test]
+fn simulated_boot_of_a_headed_image_sends_it_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pattern(2000, 4);
+    file(dir.path(), "spl.normal.out", &headed(&p, 0x0101_0001, 0x20_0000));
+    let (code, out, err) = run(&["maskrom", "vf2", "spl.normal.out", "--simulate"], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("loaded 2000 bytes"), "{out}");
+    assert!(out.contains("3024 bytes (headed image"), "{out}");
+    // A headed image whose CRC does not match is refused before any port is opened.
+    let mut bad = headed(&p, 0x0101_0101, 0x20_0000);
+    bad[0x500] ^= 1;
+    file(dir.path(), "bad.img", &bad);
+    let (code, out, err) = run(&["maskrom", "vf2", "bad.img", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("CRC-32"), "{err}");
+}
+
+#[test]
+fn faults_that_a_tolerant_sender_recovers_from() {
+    for f in ["nak", "nak-storm", "drop-ack", "corrupt-frame"] {
+        let (code, out, err) = sim(&["--fault", f]);
+        assert_eq!(code, 0, "fault {f}: code {code} {out}{err}");
+        assert!(out.contains("virtual ROM: loaded 9000 bytes"), "fault {f}: {out}");
+    }
+}
+
+#[test]
+fn a_corrupted_image_ends_as_rejected_by_the_rom() {
+    let (code, out, err) = sim(&["--fault", "corrupt-image"]);
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(err.contains("CRC Error, Try again"), "{err}");
+    assert!(!out.contains("started in"), "{out}");
+}
+
+#[test]
+fn a_silent_rom_ends_as_a_timeout() {
+    let (code, out, err) = sim(&["--fault", "silent"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("no answer"), "{err}");
+}
+
+#[test]
+fn a_rom_that_never_polls_ends_as_a_timeout() {
+    let (code, out, err) = sim(&["--fault", "no-poll", "--wait", "1s"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("(C)StarFive"), "{err}");
+}
+
+#[test]
+fn unknown_fault_is_bad_usage() {
+    let (code, _, err) = sim(&["--fault", "gremlins"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nak-storm"), "{err}");
+}
+
+#[test]
+fn simulated_spl_takes_the_next_stage_by_ymodem() {
+    let (code, out, err) = sim(&["--then-ymodem", "u-boot.itb", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SPL loaded u-boot.itb (3000 bytes) by YMODEM"), "{out}");
+    assert!(out.contains("\"event\":\"done\""), "{out}");
+}
+
+#[test]
+fn a_payload_is_required_and_checked_before_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&["maskrom", "vf2", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    file(dir.path(), "big.bin", &vec![1; 0x4_0001]);
+    let (code, _, err) = run(&["maskrom", "vf2", "big.bin", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("262144"), "{err}");
+}
+
+#[test]
+fn the_transcript_shows_the_frames_on_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "p.bin", &pattern(100, 1));
+    let (code, out, err) = run(&["maskrom", "vf2", "p.bin", "--simulate", "--record", "t.jsonl"], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let t = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
+    let outs: Vec<serde_json::Value> = t
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["t"] == "serial_out")
+        .collect();
+    // 1124 bytes: one STX frame (1029 bytes) and one SOH tail (133), then EOT.
+    let frame1 = outs[0]["data"].as_str().unwrap();
+    assert_eq!(frame1.len(), 2 * 1029);
+    assert!(frame1.starts_with("0201fe40020000"), "{}", &frame1[..16]);
+    assert!(outs[1]["data"].as_str().unwrap().starts_with("0102fd"));
+    assert_eq!(outs[1]["data"].as_str().unwrap().len(), 2 * 133);
+    assert_eq!(outs.last().unwrap()["data"], "04");
+    assert!(t.contains("\"rate\":115200"));
+}
+
+#[test]
+fn sim_serves_the_rom_to_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "p.bin", &pattern(3000, 2));
+    let bin = assert_cmd::cargo::cargo_bin("racklet-flash");
+    let mut server = Proc::new(&bin)
+        .args(["sim", "visionfive2", "--save"])
+        .arg(dir.path().join("saved"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let tty = line.trim().to_string();
+    assert!(tty.starts_with("/dev/"), "{line}");
+    let (code, out, err) = run(&["maskrom", "vf2", "p.bin", "--port", &tty], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    // The server ends after one session, with its log and a zero status.
+    let o = server.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("session 1: received") && log.contains("loaded 3000 bytes"), "{log}");
+    let saved = std::fs::read(dir.path().join("saved/starfive-session-1.img")).unwrap();
+    assert_eq!(&saved[..4024], &headed(&pattern(3000, 2), 0x0101_0101, 0x20_0000)[..]);
+}
