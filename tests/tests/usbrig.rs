@@ -212,7 +212,12 @@ fn run_guest(vmlinuz: &Path, initrd: &Path, log: &Path) -> String {
 fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     std::fs::create_dir_all(data).expect("data dir");
     let pre = workspace().join("payloads/prebuilt");
-    for (board, name) in [("canmv-k230", "k230.bin"), ("lichee-pi-4a", "th1520.bin")] {
+    for (board, name) in [
+        ("canmv-k230", "k230.bin"),
+        ("lichee-pi-4a", "th1520.bin"),
+        ("rock-3a", "rk.bin"),
+        ("milkv-duo-s", "duo.bin"),
+    ] {
         std::fs::copy(pre.join(board).join("hello.bin"), data.join(name))
             .unwrap_or_else(|e| panic!("payloads/prebuilt/{board}/hello.bin: {e}"));
     }
@@ -339,6 +344,26 @@ fn usb_rig_in_a_qemu_guest() {
     let ac = rig.expect("acmcut", racklet_link::FailureClass::Disconnected.exit_code());
     assert!(ac.starts_with("error disconnected:"), "{ac}");
     assert!(rig.expect("acmcut-verdict", 0).contains("unplugged: true"));
+
+    // Rockchip RK3568: maskrom then usbplug, by port path.
+    rig.expect("rk-wait", 0);
+    let m = rig.expect("rk-maskrom", 0);
+    assert!(m.contains("done: rock-3a started"), "{m}");
+    let v = rig.expect("rk-verdict", 0);
+    assert!(v.contains("VERDICT rk ok rk3568 (plain): 0x471 [") && v.contains("usbplug started"), "{v}");
+    rig.expect("rkc-wait", 0);
+    rig.expect("rkc-maskrom", racklet_link::FailureClass::Rejected.exit_code());
+    assert!(rig.expect("rkc-verdict", 1).contains("VERDICT rkc fail"));
+
+    // Sophgo SG2000 over CDC-ACM: three sessions, each a re-enumeration.
+    let m = rig.expect("duo-maskrom", 0);
+    assert!(m.contains("done: milkv-duo-s started"), "{m}");
+    let v = rig.expect("duo-verdict", 0);
+    assert!(
+        v.contains("VERDICT duo ok sessions 0x0+0x0, 0x0+0x1000, 0x1000+0x600")
+            && v.contains("jumped to 0xc000020"),
+        "{v}"
+    );
 
     // Canaan K230 as a gadget with the ROM's ids, flashed by port path.
     let kp = port_of(rig.expect("k230-wait", 0));

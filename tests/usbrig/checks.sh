@@ -85,6 +85,28 @@ gadget_stop acmcut
 # 4. The protocols' virtual ROMs (racklet-sim) as gadgets with the real
 #    ROMs' ids, flashed by racklet-flash selected by USB port path.
 
+# Rockchip RK3568: DRAM init (0x471) and usbplug (0x472) as 4096-byte vendor
+# control transfers to the device, then the usbplug re-enumerates and
+# answers rockusb over bulk.
+gadget_start rk usb --model rk3568 --udc dummy_udc.0
+step rk-wait 20 racklet-usbrig-probe wait 2207:350a 15
+P=$(port_of)
+step rk-maskrom 60 racklet-flash maskrom rock-3a /data/rk.bin --dram /data/rk.bin --port "$P"
+gadget_stop rk
+
+# ... with one bit flipped on the way in (fault corrupt): the CRC check fails, the ROM refuses.
+gadget_start rkc usb --model rk3568 --udc dummy_udc.0 --fault corrupt
+step rkc-wait 20 racklet-usbrig-probe wait 2207:350a 15
+P=$(port_of)
+step rkc-maskrom 60 racklet-flash maskrom rock-3a /data/rk.bin --dram /data/rk.bin --port "$P"
+gadget_stop rkc
+
+# Sophgo SG2000 (CDC-ACM): three sessions, each a new enumeration at the same
+# port path (the one the ACM checks found for dummy_udc.2).
+gadget_start duo acm --model sg2000 --udc dummy_udc.2
+step duo-maskrom 60 racklet-flash maskrom milkv-duo-s /data/duo.bin --port "$A" --wait 20s
+gadget_stop duo
+
 # Canaan K230: a payload loaded and started.
 gadget_start k230 usb --model k230 --udc dummy_udc.0
 step k230-wait 20 racklet-usbrig-probe wait 29f1:0230 15

@@ -2,10 +2,11 @@
 //! models) as a real USB gadget. Runs inside the rig's Linux guest.
 //!
 //! ```text
-//! racklet-gadget usb --model loop|k230|k1|th1520 --udc dummy_udc.0 --name NAME
+//! racklet-gadget usb --model loop|rk3568|...|k230|k1|th1520 --udc dummy_udc.0 --name NAME
 //!                [--fault NAME] [--delay SECS] [--unplug-after BYTES]
 //!                [--stop-file PATH] [--max-time SECS]
-//! racklet-gadget acm --model echo --udc dummy_udc.1 --name acm [--delay SECS]
+//! racklet-gadget acm --model echo|sg2000|sg2002|cv1800b --udc dummy_udc.1 --name NAME
+//!                [--fault NAME] [--delay SECS]
 //!                [--unplug-after BYTES] [--stop-file PATH] [--max-time SECS]
 //! ```
 //!
@@ -86,12 +87,20 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::{canaan, fastboot};
+    use racklet_sim::{canaan, fastboot, rockchip};
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
     };
     match name {
+        // Rockchip maskrom (and its usbplug stage), by SoC: rk3568, rk3588, ...
+        soc if soc.starts_with("rk") || soc.starts_with("rv") => {
+            let chip = rockchip::chip_model(soc).ok_or_else(|| format!("no Rockchip model for '{soc}'"))?;
+            let f = rockchip::RockchipFault::parse(fault.unwrap_or("none"))?;
+            let d = Arc::new(Mutex::new(rockchip::RockchipRom::new(chip, "gadget", f)));
+            let v = d.clone();
+            Ok((d, Box::new(move || lock(&v).verdict())))
+        }
         // Canaan K230/K230D boot ROM.
         "k230" => {
             let f =
@@ -134,7 +143,9 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
                 Box::new(move || Ok(v.lock().unwrap_or_else(|e| e.into_inner()).verdict()));
             Ok((d, verdict))
         }
-        other => Err(format!("unknown USB model '{other}' (known: loop, k230, k1, th1520)")),
+        other => Err(format!(
+            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k1, th1520)"
+        )),
     }
 }
 
@@ -190,19 +201,38 @@ fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
 
 /// The serial models this program can serve over ACM, by name: the
 /// bus they publish their pty on, and their verdict.
-fn serial_model(name: &str) -> Result<(SimSerialBus, Verdict), String> {
+fn serial_model(name: &str, fault: Option<&str>) -> Result<(SimSerialBus, Verdict), String> {
+    use racklet_sim::sophgo;
     let bus = SimSerialBus::new();
     match name {
+        // Sophgo CV18xx/SG200x USB ROMs (CDC-ACM), RISC-V core. BL2 base and
+        // SRAM window from the board table (0x0C000000 + 0x37000 for SG2000/SG2002,
+        // 0x3BC00000 + 0x19000 for CV1800B).
+        "sg2000" | "sg2002" | "cv1800b" => {
+            let (base, max) = if name == "cv1800b" { (0x3BC0_0000, 0x19000) } else { (0x0C00_0000, 0x37000) };
+            let mut cfg = sophgo::SophgoRomConfig::new("gadget", base, max);
+            cfg.fault = match fault {
+                Some(n) => Some(sophgo::SophgoFault::from_name(n).ok_or_else(|| {
+                    format!("unknown sophgo fault '{n}'; known: {}", sophgo::SophgoFault::list())
+                })?),
+                None => None,
+            };
+            let mut rom = sophgo::SophgoRom::spawn(bus.clone(), cfg, None).map_err(|e| e.to_string())?;
+            Ok((bus, Box::new(move || rom.verdict())))
+        }
         "echo" => {
+            if let Some(f) = fault {
+                return Err(format!("the echo model has no faults (got '{f}')"));
+            }
             let mut rom = EchoRom::spawn(bus.clone(), "gadget").map_err(|e| e.to_string())?;
             Ok((bus, Box::new(move || Ok(rom.verdict()))))
         }
-        other => Err(format!("unknown serial model '{other}' (known: echo)")),
+        other => Err(format!("unknown serial model '{other}' (known: echo, sg2000, sg2002, cv1800b)")),
     }
 }
 
 fn run_acm(a: &Args, log: serve::Log) -> Result<String, String> {
-    let (bus, mut verdict) = serial_model(&a.model)?;
+    let (bus, mut verdict) = serial_model(&a.model, a.fault.as_deref())?;
     let report = acm::serve_serial(bus, &options(a), log.clone()).map_err(|e| e.to_string())?;
     log(format!(
         "served: {} bytes received, {} binds, unplugged: {}",
