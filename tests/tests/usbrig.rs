@@ -7,6 +7,8 @@
 //! dummy_hcd, and racklet-flash reaches them through usbfs (nusb) and
 //! cdc-acm, selected by USB port path.
 //!
+//! `RACKLET_RIG_CONSOLE=FILE` keeps the guest's console output.
+//!
 //! It never skips: a missing QEMU, kernel, busybox-static or cpio fails
 //! the test with the package to install. Every step is bounded (a timeout
 //! per guest step, a deadline on the whole guest, `poweroff -f` at the end).
@@ -259,6 +261,9 @@ fn usb_rig_in_a_qemu_guest() {
     let t = Instant::now();
     let console = run_guest(&vmlinuz, &work.path().join("initrd.gz"), &work.path().join("console.log"));
     eprintln!("usbrig: guest ran in {:.1}s", t.elapsed().as_secs_f64());
+    if let Some(keep) = std::env::var_os("RACKLET_RIG_CONSOLE") {
+        std::fs::write(&keep, &console).expect("writing RACKLET_RIG_CONSOLE");
+    }
     let rig = Rig { steps: parse_steps(&console), console };
     let mut names: Vec<_> = rig.steps.keys().cloned().collect();
     names.sort();
