@@ -135,6 +135,10 @@ pub struct ConnectArgs {
     /// Run against the board's virtual ROM instead of a device.
     #[arg(long, env = "RACKLET_SIMULATE")]
     pub simulate: bool,
+    /// Run against the real board when one is attached, otherwise against
+    /// its virtual ROM (and say so).
+    #[arg(long, conflicts_with = "simulate")]
+    pub auto_simulate: bool,
     /// Write a JSON Lines transcript of everything that crossed the link.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

@@ -55,6 +55,8 @@ pub enum Fault {
     NoReturn,
     /// PROG_START is acknowledged, but the ROM does not jump.
     NoJump,
+    /// The cable is pulled during the second bulk OUT chunk.
+    Unplug,
 }
 
 impl Fault {
@@ -68,6 +70,7 @@ impl Fault {
         ("wrong-cpu", Fault::WrongCpu, "GET_CPU_INFO answers \"K210\""),
         ("no-return", Fault::NoReturn, "the DRAM-init stage never comes back to the ROM"),
         ("no-jump", Fault::NoJump, "PROG_START is acknowledged but nothing jumps"),
+        ("unplug", Fault::Unplug, "the cable is pulled during the second bulk OUT chunk"),
     ];
 
     /// Parses a fault name.
@@ -92,6 +95,8 @@ pub enum Mode {
     Running(u64),
     /// Jumped somewhere nothing was loaded.
     Crashed(u64),
+    /// Gone from the bus (the cable was pulled).
+    Unplugged,
 }
 
 /// One contiguous run of bytes written by the host.
@@ -345,7 +350,7 @@ impl UsbDevice for K230Rom {
                 }],
                 ..base
             }),
-            Mode::Running(_) | Mode::Crashed(_) => None,
+            Mode::Running(_) | Mode::Crashed(_) | Mode::Unplugged => None,
         }
     }
 
@@ -414,6 +419,10 @@ impl UsbDevice for K230Rom {
         match self.fault {
             Some(Fault::StallBulk) => return self.refuse(format!("{} bytes of bulk OUT data", data.len())),
             Some(Fault::HangBulk) => return Err(DeviceError::NoAnswer),
+            Some(Fault::Unplug) if self.bulk_sizes.len() == 1 => {
+                self.mode = Mode::Unplugged;
+                return Err(DeviceError::Disconnected);
+            }
             _ => {}
         }
         self.bulk_sizes.push(data.len());

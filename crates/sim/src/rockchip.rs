@@ -173,6 +173,8 @@ pub enum RockchipFault {
     BadCsw,
     /// The board already runs a usbplug (bcdUSB 0x0200, looks like maskrom).
     AlreadyLoader,
+    /// The cable is pulled during the second transfer of the first stage.
+    Unplug,
 }
 
 impl RockchipFault {
@@ -186,6 +188,7 @@ impl RockchipFault {
         ("dead-usbplug", RockchipFault::DeadUsbplug),
         ("bad-csw", RockchipFault::BadCsw),
         ("already-loader", RockchipFault::AlreadyLoader),
+        ("unplug", RockchipFault::Unplug),
     ];
 
     /// Parses a fault name.
@@ -500,6 +503,10 @@ impl UsbDevice for RockchipRom {
         }
         let mut data = data.to_vec();
         self.transfers_seen += 1;
+        if self.fault == RockchipFault::Unplug && self.transfers_seen == 2 {
+            self.state = State::Gone;
+            return Err(DeviceError::Disconnected);
+        }
         if self.fault == RockchipFault::Corrupt && self.transfers_seen == 1 {
             data[0] ^= 0x01;
         }

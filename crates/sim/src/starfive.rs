@@ -95,6 +95,8 @@ pub enum Fault {
     Silent,
     /// The ROM prints its banner but never polls.
     NoPoll,
+    /// The adapter is unplugged after block 3: the port hangs up.
+    Hangup,
 }
 
 impl Fault {
@@ -107,6 +109,7 @@ impl Fault {
         ("corrupt-image", "one payload byte is corrupted past the frame CRC: the ROM answers CRC Error"),
         ("silent", "the ROM stops answering after the first block"),
         ("no-poll", "the ROM prints its banner but never polls with C"),
+        ("hangup", "the adapter is unplugged after block 3 (the port hangs up)"),
     ];
 
     /// Parses a fault name.
@@ -120,6 +123,7 @@ impl Fault {
             "corrupt-image" => Fault::CorruptImage,
             "silent" => Fault::Silent,
             "no-poll" => Fault::NoPoll,
+            "hangup" => Fault::Hangup,
             _ => {
                 let names: Vec<&str> = Fault::ALL.iter().map(|f| f.0).collect();
                 return Err(format!("unknown StarFive fault '{name}'; known: {}", names.join(", ")));
@@ -596,6 +600,10 @@ impl<W: Wire> Rom<W> {
                             loop {
                                 self.byte(Duration::from_secs(3600))?;
                             }
+                        }
+                        if self.cfg.fault == Fault::Hangup && this == 3 {
+                            // Unplugged: the ROM thread ends and closes the pty master.
+                            return Err(Stop::Io);
                         }
                         if self.cfg.fault == Fault::DropAck && this == 2 && !dropped {
                             dropped = true;

@@ -111,7 +111,7 @@ impl ModelClock {
         // The bus cannot start before it is free, nor before the host asks.
         self.busy_until = self.busy_until.max(asked) + cost;
         // Modelled bus time: this is the point of the model. Sleep most of
-        // it, then spin the rest: a sleep overshoots by tens of
+        // it, then poll the rest: a sleep overshoots by tens of
         // microseconds, which would add up over thousands of short
         // synchronous transfers and be charged to the client.
         let left = self.busy_until.saturating_sub(self.start.elapsed());
@@ -119,7 +119,9 @@ impl ModelClock {
             std::thread::sleep(left - SPIN);
         }
         while self.start.elapsed() < self.busy_until {
-            std::hint::spin_loop();
+            // Yield rather than spin hard, so many boards simulated in
+            // parallel on few cores still get their turns.
+            std::thread::yield_now();
         }
     }
 }

@@ -41,6 +41,20 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     }
     let selectors: Vec<Selector> =
         a.connect.port.iter().map(|s| Selector::parse(s)).collect::<Result<_, _>>()?;
+    // --auto-simulate: the real board when one is attached, its virtual ROM otherwise.
+    let auto;
+    let a = if a.connect.auto_simulate && !board_attached(board, &selectors) {
+        let mut sim = a.clone();
+        sim.connect.simulate = true;
+        auto = sim;
+        out.line(&format!(
+            "no {} attached: running against its virtual boot ROM (--auto-simulate)",
+            board.name
+        ));
+        &auto
+    } else {
+        a
+    };
     let transcript = match &a.connect.record {
         Some(p) => Some(
             TranscriptWriter::create(p)
@@ -206,6 +220,29 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     }
 
     report(board, results, out, parallel)
+}
+
+/// Is a device attached that this run would use? Serial boards whose ROM
+/// sits behind an ordinary USB-UART (no ids in the table) count as attached
+/// only when a --port names one.
+fn board_attached(board: &Board, selectors: &[Selector]) -> bool {
+    let ids: Vec<(u16, u16)> = board.usb.iter().map(|s| (s.vid, s.pid)).collect();
+    let sel_ok = |f: &dyn Fn(&Selector) -> bool| selectors.is_empty() || selectors.iter().any(f);
+    match board.transport {
+        Transport::Usb => NusbBus
+            .devices()
+            .unwrap_or_default()
+            .iter()
+            .any(|d| ids.contains(&(d.vid, d.pid)) && sel_ok(&|s: &Selector| s.matches_usb(d))),
+        Transport::Serial if ids.is_empty() => selectors.iter().any(|s| match s {
+            Selector::Tty(p) => p.exists(),
+            _ => SystemSerial.ports().unwrap_or_default().iter().any(|p| s.matches_serial(p)),
+        }),
+        Transport::Serial => SystemSerial.ports().unwrap_or_default().iter().any(|p| {
+            p.vid.zip(p.pid).is_some_and(|id| ids.contains(&id))
+                && sel_ok(&|s: &Selector| s.matches_serial(p))
+        }),
+    }
 }
 
 /// Every port where one of the board's boot ROMs is attached now.
