@@ -404,6 +404,10 @@ fn usb_rig_in_a_qemu_guest() {
     rig.expect("k1r-wait", 0);
     rig.expect("k1r-maskrom", racklet_link::FailureClass::Rejected.exit_code());
     assert!(rig.expect("k1r-verdict", 1).contains("VERDICT k1r fail"));
+    rig.expect("k1u-wait", 0);
+    let u = rig.expect("k1u-maskrom", racklet_link::FailureClass::Disconnected.exit_code());
+    assert!(u.contains("disconnected"), "{u}");
+    assert!(rig.expect("k1u-verdict", 1).contains("VERDICT k1u fail"));
 }
 
 #[test]

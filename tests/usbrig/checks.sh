@@ -148,3 +148,11 @@ step k1r-wait 20 racklet-usbrig-probe wait 361c:1001 15
 P=$(port_of)
 step k1r-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
 gadget_stop k1r
+
+# K1 vanishing when the data phase starts (fault unplug: the model detaches,
+# the gadget unbinds): the disconnected class.
+gadget_start k1u usb --model k1 --udc dummy_udc.2 --fault unplug
+step k1u-wait 20 racklet-usbrig-probe wait 361c:1001 15
+P=$(port_of)
+step k1u-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
+gadget_stop k1u

@@ -135,6 +135,7 @@ pub fn serve_serial(bus: SimSerialBus, opts: &ServeOptions, log: Log) -> Result<
     let start = Instant::now();
     let mut report = ServeReport::default();
     let mut current: Option<String> = None;
+    let mut relays: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let result = loop {
         if opts.stop_file.as_ref().is_some_and(|p| p.exists()) || start.elapsed() >= opts.max_time {
             break Ok(());
@@ -167,6 +168,11 @@ pub fn serve_serial(bus: SimSerialBus, opts: &ServeOptions, log: Log) -> Result<
             let mine = relay.generation.fetch_add(1, Ordering::SeqCst) + 1;
             let step = (|| -> Result<(), GadgetError> {
                 g.gadget.unbind()?;
+                // The last enumeration's relays stop within one read timeout;
+                // none may take bytes meant for the next one.
+                for r in relays.drain(..) {
+                    let _ = r.join();
+                }
                 let Some(p) = &port else {
                     log("the model withdrew its port: UDC unbound".into());
                     return Ok(());
@@ -174,6 +180,9 @@ pub fn serve_serial(bus: SimSerialBus, opts: &ServeOptions, log: Log) -> Result<
                 let id = identity(p);
                 g.gadget.set_identity(&id)?;
                 let model = open_raw(Path::new(&p.path))?;
+                // A fresh open per enumeration: u_serial hangs the tty up on
+                // disconnect. The old relays are joined above, so the
+                // exclusive lock serialport takes is free again.
                 let gs = g.open(Duration::from_secs(5))?;
                 // Whatever the last enumeration left in the gadget's buffers is gone with it.
                 let _ = gs.clear(ClearBuffer::All);
@@ -190,8 +199,8 @@ pub fn serve_serial(bus: SimSerialBus, opts: &ServeOptions, log: Log) -> Result<
                     })?,
                 );
                 let (r1, r2, l1, l2) = (relay.clone(), relay.clone(), log.clone(), log.clone());
-                std::thread::spawn(move || pump(gs, model, r1, mine, true, l1));
-                std::thread::spawn(move || pump(m2, g2, r2, mine, false, l2));
+                relays.push(std::thread::spawn(move || pump(gs, model, r1, mine, true, l1)));
+                relays.push(std::thread::spawn(move || pump(m2, g2, r2, mine, false, l2)));
                 g.gadget.bind()?;
                 log(format!(
                     "bound {} to {} for {} (gadget side {})",
