@@ -149,7 +149,7 @@ fn ctrl_c_stops_between_transfers_and_exits_130() {
     fit.extend(pattern(16 << 20, 5));
     let itb = file(dir.path(), "u-boot.itb", &fit);
     let bin = assert_cmd::cargo::cargo_bin("racklet-flash");
-    let mut child = std::process::Command::new(bin)
+    let child = std::process::Command::new(bin)
         .args(["maskrom", "bpi-f3"])
         .arg(&fsbl)
         .arg("--then")
