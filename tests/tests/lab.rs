@@ -136,3 +136,38 @@ fn bad_console_options_are_bad_input() {
         .code(2)
         .stderr(predicates::str::contains("one console per --port"));
 }
+
+#[test]
+fn ctrl_c_stops_between_transfers_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let spl = file(dir.path(), "spl.bin", &pattern(5000, 4));
+    let fsbl = dir.path().join("FSBL.bin");
+    rf().args(["image", "bpi-f3"]).arg(&spl).arg("-o").arg(&fsbl).assert().success();
+    // A 16 MiB FIT over a full-speed virtual link takes ~14 s: plenty of
+    // transfers to interrupt.
+    let mut fit = vec![0xd0, 0x0d, 0xfe, 0xed];
+    fit.extend(pattern(16 << 20, 5));
+    let itb = file(dir.path(), "u-boot.itb", &fit);
+    let bin = assert_cmd::cargo::cargo_bin("racklet-flash");
+    let child = std::process::Command::new(bin)
+        .args(["maskrom", "bpi-f3"])
+        .arg(&fsbl)
+        .arg("--then")
+        .arg(&itb)
+        .args(["--simulate", "--sim-speed", "full", "--json"])
+        .env_remove("RACKLET_PORT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = std::time::Instant::now();
+    let ok = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(5), "stopped between transfers, not at the end");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("\"event\":\"done\""), "an interrupted flash never reports done");
+    assert!(stdout.contains("\"class\":\"interrupted\""), "{stdout}");
+}

@@ -1,47 +1,10 @@
-//! Tests build their ELF files by hand from the ELF specification, so the
-//! expected flat images do not come from the code under test.
+//! Tests build their ELF files by hand from the ELF specification
+//! (`racklet_tests::elf64`), so the expected flat images do not come from
+//! the code under test.
 
 use super::*;
 
-/// (paddr, data, memsz)
-fn elf64(machine: u16, entry: u64, segs: &[(u64, &[u8], u64)]) -> Vec<u8> {
-    let phoff = 64u64;
-    let phnum = segs.len() as u64;
-    let mut data_off = phoff + 56 * phnum;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"\x7fELF");
-    out.extend_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, version 1, SysV
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    out.extend_from_slice(&machine.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&entry.to_le_bytes());
-    out.extend_from_slice(&phoff.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes()); // shoff
-    out.extend_from_slice(&0u32.to_le_bytes()); // flags
-    out.extend_from_slice(&64u16.to_le_bytes()); // ehsize
-    out.extend_from_slice(&56u16.to_le_bytes()); // phentsize
-    out.extend_from_slice(&(phnum as u16).to_le_bytes());
-    out.extend_from_slice(&64u16.to_le_bytes()); // shentsize
-    out.extend_from_slice(&0u16.to_le_bytes()); // shnum
-    out.extend_from_slice(&0u16.to_le_bytes()); // shstrndx
-    assert_eq!(out.len(), 64);
-    for (addr, bytes, memsz) in segs {
-        out.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-        out.extend_from_slice(&5u32.to_le_bytes()); // R+X
-        out.extend_from_slice(&data_off.to_le_bytes());
-        out.extend_from_slice(&addr.to_le_bytes()); // vaddr
-        out.extend_from_slice(&addr.to_le_bytes()); // paddr
-        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(&memsz.to_le_bytes());
-        out.extend_from_slice(&8u64.to_le_bytes());
-        data_off += bytes.len() as u64;
-    }
-    for (_, bytes, _) in segs {
-        out.extend_from_slice(bytes);
-    }
-    out
-}
+use racklet_tests::elf64;
 
 const RISCV: u16 = 243;
 const AARCH64: u16 = 183;

@@ -91,7 +91,7 @@ impl LinkModel {
 }
 
 /// The last stretch of a modelled wait that is spun, not slept.
-const SPIN: Duration = Duration::from_micros(200);
+const SPIN: Duration = Duration::from_micros(80);
 
 /// The modelled clock of one link: transfers are scheduled back to back on
 /// a virtual timeline and the caller sleeps until each one's end, so sleep

@@ -32,6 +32,12 @@ fn bench(c: &mut Criterion) {
         let mut buf = payload.clone();
         b.iter(|| racklet_rockchip::frame::rc4_stage(std::hint::black_box(&mut buf)))
     });
+    // The keystream generator itself: what the first stage of a process
+    // pays once (the keystream is cached afterwards).
+    g.bench_function("rc4_generator_cold", |b| {
+        let mut buf = payload.clone();
+        b.iter(|| racklet_rockchip::frame::Rc4::default().apply(std::hint::black_box(&mut buf)))
+    });
     g.finish();
 }
 

@@ -66,9 +66,74 @@ impl Rc4 {
     }
 }
 
+/// How much of the fixed key's keystream is kept once computed.
+/// (Small in unit tests, so they cross the end of the cache cheaply.)
+const KEYSTREAM_CACHE_MAX: usize = if cfg!(test) { 1 << 16 } else { 64 << 20 };
+
+/// The fixed key's keystream, computed once per process: the key never
+/// changes, so neither does the keystream. RC4 is byte-serial (each byte
+/// depends on the state the previous one left) and runs at a few hundred
+/// MB/s; XOR with a cached keystream runs at memory speed, and every later
+/// stage and every board of a parallel run reuses it.
+struct KeystreamCache {
+    /// The generator, positioned at `bytes.len()`.
+    rc4: Rc4,
+    bytes: Vec<u8>,
+}
+
+static KEYSTREAM: std::sync::Mutex<Option<KeystreamCache>> = std::sync::Mutex::new(None);
+
+/// RC4 with the fixed key over one stage, from byte 0, chunk by chunk.
+#[derive(Clone, Default)]
+pub struct StageCipher {
+    offset: usize,
+    /// Past the cached prefix: a generator positioned at `offset`.
+    beyond: Option<Rc4>,
+}
+
+impl StageCipher {
+    /// A cipher at byte 0 of a stage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// XORs `data` with the next bytes of the stage's keystream.
+    pub fn apply(&mut self, data: &mut [u8]) {
+        let mut done = 0;
+        if self.beyond.is_none() && self.offset < KEYSTREAM_CACHE_MAX {
+            let n = data.len().min(KEYSTREAM_CACHE_MAX - self.offset);
+            let need = self.offset + n;
+            let mut guard = KEYSTREAM.lock().unwrap_or_else(|e| e.into_inner());
+            let cache =
+                guard.get_or_insert_with(|| KeystreamCache { rc4: Rc4::default(), bytes: Vec::new() });
+            if cache.bytes.len() < need {
+                let old = cache.bytes.len();
+                let grown = need.next_multiple_of(1 << 20).min(KEYSTREAM_CACHE_MAX);
+                cache.bytes.resize(grown, 0);
+                // RC4 over zeros is the keystream itself.
+                cache.rc4.apply(&mut cache.bytes[old..]);
+            }
+            for (b, k) in data[..n].iter_mut().zip(&cache.bytes[self.offset..need]) {
+                *b ^= k;
+            }
+            self.offset = need;
+            done = n;
+            if self.offset == KEYSTREAM_CACHE_MAX {
+                // The cache is full, so its generator sits exactly here.
+                self.beyond = Some(cache.rc4.clone());
+            }
+        }
+        if done < data.len() {
+            let rest = &mut data[done..];
+            self.beyond.get_or_insert_with(Rc4::default).apply(rest);
+            self.offset += rest.len();
+        }
+    }
+}
+
 /// RC4 over a whole stage, one stream from byte 0 (fact sheet §1.2 step 1).
 pub fn rc4_stage(data: &mut [u8]) {
-    Rc4::default().apply(data);
+    StageCipher::new().apply(data);
 }
 
 /// How a stage is framed.
@@ -143,7 +208,7 @@ pub fn stream<E>(
     let n = payload.len();
     let whole = n / CHUNK;
     let mut digest = CRC16.digest();
-    let mut rc4 = opts.rc4.then(Rc4::default);
+    let mut rc4 = opts.rc4.then(StageCipher::new);
     let mut buf = [0u8; CHUNK];
     for chunk in payload[..whole * CHUNK].chunks_exact(CHUNK) {
         let out: &[u8] = match rc4.as_mut() {
@@ -199,6 +264,31 @@ pub fn frame(payload: &[u8], opts: FrameOptions) -> Framed {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn stage_cipher_equals_one_rc4_stream_across_the_cache_end() {
+        // Plain RC4 over 3x the cache size in one go...
+        let n = 3 * super::KEYSTREAM_CACHE_MAX + 123;
+        let mut want = vec![0xA5u8; n];
+        Rc4::default().apply(&mut want);
+        // ...equals the cached cipher fed in odd chunk sizes, twice (the
+        // second time from a warm cache).
+        for _ in 0..2 {
+            let mut got = vec![0xA5u8; n];
+            let mut c = StageCipher::new();
+            let mut at = 0;
+            for step in [1usize, 4095, 4096, 4097, 65535, 7].iter().cycle() {
+                if at >= n {
+                    break;
+                }
+                let end = (at + step).min(n);
+                c.apply(&mut got[at..end]);
+                at = end;
+            }
+            assert!(got == want, "keystream differs");
+        }
+    }
+
     use super::*;
 
     #[test]
