@@ -14,6 +14,7 @@
 //! per guest step, a deadline on the whole guest, `poweroff -f` at the end).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +30,12 @@ fn workspace() -> PathBuf {
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Writes to the real stderr, past the test harness's output capture, so
+/// the versions and the step summary show in every run's log.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn need(ok: bool, what: &str, package: &str) {
@@ -104,7 +111,7 @@ fn build_static() -> PathBuf {
         "USB rig: building the static binaries failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    eprintln!("usbrig: static binaries built in {:.1}s", t.elapsed().as_secs_f64());
+    report(&format!("usbrig: static binaries built in {:.1}s", t.elapsed().as_secs_f64()));
     dir.join("x86_64-unknown-linux-gnu/debug")
 }
 
@@ -243,7 +250,7 @@ fn usb_rig_in_a_qemu_guest() {
     let (kver, vmlinuz) = kernel();
     let qemu = Command::new("qemu-system-x86_64").arg("--version").output().expect("qemu --version");
     let qemu_version = String::from_utf8_lossy(&qemu.stdout).lines().next().unwrap_or("?").to_string();
-    eprintln!("usbrig: kernel {kver} ({}), {qemu_version}", vmlinuz.display());
+    report(&format!("usbrig: kernel {kver} ({}), {qemu_version}", vmlinuz.display()));
 
     let bin = build_static();
     let work = tempfile::tempdir().expect("temp dir");
@@ -256,11 +263,11 @@ fn usb_rig_in_a_qemu_guest() {
         .output()
         .expect("running build-initramfs.sh");
     assert!(out.status.success(), "build-initramfs.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    eprint!("usbrig: {}", String::from_utf8_lossy(&out.stdout));
+    report(&format!("usbrig: {}", String::from_utf8_lossy(&out.stdout).trim_end()));
 
     let t = Instant::now();
     let console = run_guest(&vmlinuz, &work.path().join("initrd.gz"), &work.path().join("console.log"));
-    eprintln!("usbrig: guest ran in {:.1}s", t.elapsed().as_secs_f64());
+    report(&format!("usbrig: guest ran in {:.1}s", t.elapsed().as_secs_f64()));
     if let Some(keep) = std::env::var_os("RACKLET_RIG_CONSOLE") {
         std::fs::write(&keep, &console).expect("writing RACKLET_RIG_CONSOLE");
     }
@@ -269,7 +276,7 @@ fn usb_rig_in_a_qemu_guest() {
     names.sort();
     for n in names {
         let st = &rig.steps[&n];
-        eprintln!("usbrig: step {n:<20} exit {:>3}  {}", st.exit, st.out.lines().next().unwrap_or(""));
+        report(&format!("usbrig: step {n:<20} exit {:>3}  {}", st.exit, st.out.lines().next().unwrap_or("")));
     }
     assert!(rig.console.contains("RIG-DONE"), "the guest did not finish its checks:\n{}", rig.console);
     let guest_kernel = rig
@@ -277,7 +284,7 @@ fn usb_rig_in_a_qemu_guest() {
         .lines()
         .find_map(|l| l.split_once("RIG-INFO kernel ").map(|(_, v)| v.trim()))
         .unwrap_or("?");
-    eprintln!("usbrig: guest kernel {guest_kernel}");
+    report(&format!("usbrig: guest kernel {guest_kernel}"));
     assert_eq!(guest_kernel, kver);
 
     // A gadget bound 3 s late: absent at first, then seen by the wait.

@@ -45,8 +45,6 @@ pub enum GadgetError {
     },
     #[error("mounting functionfs {instance} on {path}: {message}")]
     Mount { instance: String, path: PathBuf, message: String },
-    #[error("the device model is detached and never attached within {0:?}")]
-    NeverAttached(Duration),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> GadgetError + 'a {
@@ -494,9 +492,6 @@ pub fn serve(dev: SharedDevice, opts: &ServeOptions, log: Log) -> Result<ServeRe
                     break Err(e);
                 }
                 report.binds += 1;
-            }
-            None if current.is_none() && start.elapsed() >= opts.max_time => {
-                break Err(GadgetError::NeverAttached(opts.max_time));
             }
             _ => {}
         }
