@@ -400,6 +400,7 @@ fn usb_rig_in_a_qemu_guest() {
     // TH1520 plugged in late: racklet-flash --wait; ROM stage then U-Boot at the same port.
     let t = rig.expect("th1520-maskrom", 0);
     assert!(t.contains("waiting up to 20s") && t.contains("done: lichee-pi-4a started"), "{t}");
+    assert!(t.contains(&format!("USB port {cut_port}")) || t.contains(&format!("USB {cut_port}")), "{t}");
     let v = rig.expect("th1520-verdict", 0);
     assert!(v.contains("VERDICT th1520 ok rom started ram image (1258 bytes"), "{v}");
 

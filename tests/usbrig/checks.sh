@@ -54,6 +54,7 @@ gadget_stop loop
 gadget_start cut usb --model loop --udc dummy_udc.1 --unplug-after 200000
 step cut-wait 20 racklet-usbrig-probe wait 1209:0001 15
 P=$(port_of)
+UDC1_PORT=$P
 step cut-stream 40 racklet-usbrig-probe stream "$P" 1048576
 gadget_stop cut
 
@@ -129,10 +130,11 @@ P=$(port_of)
 step k230cut-maskrom 60 racklet-flash maskrom canmv-k230 /data/k230-big.bin --port "$P"
 gadget_stop k230cut
 
-# T-Head TH1520 plugged in 3 s late: racklet-flash --wait finds it; the ROM
+# T-Head TH1520 plugged in 3 s late into dummy_udc.1 (whose port path the
+# cut checks found): racklet-flash --port --wait finds it; the ROM
 # stage re-enumerates as U-Boot fastboot (1234:8888) at the same port.
 gadget_start th1520 usb --model th1520 --udc dummy_udc.1 --delay 3
-step th1520-maskrom 60 racklet-flash maskrom lichee-pi-4a /data/th1520.bin --wait 20s
+step th1520-maskrom 60 racklet-flash maskrom lichee-pi-4a /data/th1520.bin --port "$UDC1_PORT" --wait 20s
 gadget_stop th1520
 
 # SpacemiT K1: FSBL.bin through the ROM's fastboot; the FSBL comes back at the same port.
