@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # labgrid end-to-end test of docs/labgrid/racklet_labgrid.py.
 #
-# On 127.0.0.1 only: starts two virtual StarFive UART ROMs
+# On 127.0.0.1 only: starts three virtual StarFive UART ROMs
 # (`racklet-flash sim visionfive2`, one with --fault corrupt-image), a
 # labgrid-coordinator on a free port and a labgrid-exporter exporting them
 # as RawSerialPorts (plus a NetworkRKUSBLoader record for USB port 1-3.2);
-# creates and acquires three places with labgrid-client; then
+# creates and acquires four places with labgrid-client; then
 # test_flash.py drives racklet-flash through RemotePlace and
 # RackletFlashDriver (serial: through the exporter's ser2net; USB: by the
 # resource's USB path against the virtual ROM).
@@ -94,11 +94,14 @@ export LG_COORDINATOR=127.0.0.1:$("$py" -c 'import socket; s=socket.socket(); s.
 
 start sim-vf2 "$RACKLET_FLASH" sim visionfive2 --keep
 start sim-vf2-bad "$RACKLET_FLASH" sim visionfive2 --keep --fault corrupt-image
+start sim-vf2-strategy "$RACKLET_FLASH" sim visionfive2 --keep
 wait_for 10 "the virtual ROMs' ttys" first_line "$work/sim-vf2.log"
 wait_for 10 "the faulty virtual ROM's tty" first_line "$work/sim-vf2-bad.log"
+wait_for 10 "the third virtual ROM's tty" first_line "$work/sim-vf2-strategy.log"
 export RACKLET_LG_VF2_TTY=$(head -1 "$work/sim-vf2.log")
 export RACKLET_LG_VF2_BAD_TTY=$(head -1 "$work/sim-vf2-bad.log")
-log "virtual ROMs on $RACKLET_LG_VF2_TTY and $RACKLET_LG_VF2_BAD_TTY"
+export RACKLET_LG_VF2_STRATEGY_TTY=$(head -1 "$work/sim-vf2-strategy.log")
+log "virtual ROMs on $RACKLET_LG_VF2_TTY, $RACKLET_LG_VF2_BAD_TTY and $RACKLET_LG_VF2_STRATEGY_TTY"
 
 # the coordinator keeps its state (places.yaml) in its working directory
 start coordinator bash -c 'cd "$1" && exec "$2" --listen "$3"' _ "$work" "$venv/bin/labgrid-coordinator" "$LG_COORDINATOR"
@@ -108,11 +111,11 @@ log "coordinator on $LG_COORDINATOR"
 # tests/labgrid/bin/ser2net keeps the exporter's ser2net on 127.0.0.1
 start exporter env PATH="$root/tests/labgrid/bin:$PATH" RACKLET_REAL_SER2NET="$real_ser2net" \
   "$venv/bin/labgrid-exporter" --name racklet-test --hostname 127.0.0.1 tests/labgrid/exporter.yaml
-has_resources() { [[ $(lgc resources | grep -c '^racklet-test/') -ge 3 ]]; }
-wait_for 30 "the exporter's three resources" has_resources
+has_resources() { [[ $(lgc resources | grep -c '^racklet-test/') -ge 4 ]]; }
+wait_for 30 "the exporter's four resources" has_resources
 log "exporter resources: $(lgc resources | tr '\n' ' ')"
 
-for p in vf2 vf2-bad rock3a; do
+for p in vf2 vf2-bad vf2-strategy rock3a; do
   lgc -p "racklet-$p" create
   lgc -p "racklet-$p" add-match "racklet-test/$p/*"
   lgc -p "racklet-$p" acquire
@@ -123,5 +126,13 @@ lgc -p racklet-vf2 show | sed 's/^/    /'
 log "running test_flash.py"
 timeout 120 "$py" tests/labgrid/test_flash.py || die "test_flash.py exited $?"
 
-for p in vf2 vf2-bad rock3a; do lgc -p "racklet-$p" release; done
+# the virtual ROMs' own account: the payload arrived through ser2net
+grep -q "session 1: .*CRC-32 0x[0-9a-f]* ok), jumped to" "$work/sim-vf2.log" \
+  || die "the vf2 ROM did not report a good load"
+grep -q "session 1: .*CRC-32 0x[0-9a-f]* ok), jumped to" "$work/sim-vf2-strategy.log" \
+  || die "the vf2-strategy ROM did not report a good load"
+grep -q "session 1: .*answered CRC Error" "$work/sim-vf2-bad.log" \
+  || die "the faulty ROM did not report its CRC error"
+log "virtual ROMs confirm: $(sed -n 3p "$work/sim-vf2.log")"
+for p in vf2 vf2-bad vf2-strategy rock3a; do lgc -p "racklet-$p" release; done
 log "passed"

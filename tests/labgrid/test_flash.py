@@ -7,6 +7,7 @@ labgrid's RemotePlace and the example RackletFlashDriver, and checks:
   rock3a   NetworkRKUSBLoader: racklet-flash selects the board by the
            resource's USB path (1-3.2) on the virtual ROM (--simulate),
            then a --fault via extra_args gives "rejected" again
+  vf2-strategy  docs/labgrid/strategy.py: transition("loaded") loads hello.elf
 """
 
 import os
@@ -74,6 +75,16 @@ try:
     check("rock3a fault", False, "succeeded with --fault corrupt")
 except RackletFlashError as e:
     check("rock3a fault", e.failure_class == "rejected", f"class {e.failure_class}: {e.message}")
+
+# 4. the example strategy: off -> loaded, through the same driver
+t0 = time.monotonic()
+target = env.get_target("vf2-strategy")
+strategy = target.get_driver("RackletStrategy")
+strategy.transition("loaded")
+flash = target.get_driver("RackletFlashDriver")
+last = flash.events[-1] if flash.events else {}
+check("strategy loaded", strategy.status.name == "loaded" and last.get("event") == "done",
+      f"status {strategy.status.name}, last event {last.get('event')} [{time.monotonic() - t0:.1f}s]")
 
 env.cleanup()
 if failures:
