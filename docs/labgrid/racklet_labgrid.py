@@ -261,4 +261,5 @@ class RackletFlashDriver(Driver, BootstrapProtocol):
             return next((e for e in reversed(self.events) if e.get("event") == "done"), {})
         err = next((e for e in reversed(self.events) if e.get("event") == "error"), {})
         raise RackletFlashError(err.get("class", EXIT_CLASSES.get(proc.returncode, "failed")),
-                                err.get("message", proc.stderr.strip()), self.events)
+                                err.get("message") or proc.stderr.strip()
+                                or f"exit status {proc.returncode}", self.events)

@@ -17,8 +17,7 @@ import time
 from labgrid import Environment
 
 env = Environment(os.path.join(os.path.dirname(os.path.abspath(__file__)), "env.yaml"))
-import racklet_labgrid  # noqa: E402  the module env.yaml imported
-from racklet_labgrid import RackletFlashError  # noqa: E402
+from racklet_labgrid import RackletFlashError  # noqa: E402  the module env.yaml imported
 
 failures = []
 
