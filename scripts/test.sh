@@ -54,6 +54,7 @@ cargo test --workspace --doc 2>&1 | tail -3
 # (installs labgrid from PyPI into target/labgrid-venv on the first run)
 bash tests/labgrid/run.sh
 
-if [[ -x payloads/test.sh ]]; then
-  bash payloads/test.sh
-fi
+# The payload workspace: cross builds, QEMU runs, and each board's hello
+# through racklet-flash (`info` fit checks, `image`, `maskrom --simulate`).
+cargo build -q -p racklet-flash
+RACKLET_FLASH="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/racklet-flash" bash payloads/test.sh
