@@ -4,7 +4,8 @@
 # 1. Installs the system packages the tests need, when they are missing
 #    (idempotent: apt-get runs only if something is absent).
 # 2. Runs every Rust test of the workspace.
-# 3. Runs the payload workspace's tests (cross builds + QEMU), when present.
+# 3. Runs the labgrid test (tests/labgrid/run.sh).
+# 4. Runs the payload workspace's tests (cross builds + QEMU), when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,7 @@ need=(
   "ld.lld:lld"
   "/bin/busybox:busybox-static"
   "cpio:cpio"
+  "/usr/sbin/ser2net:ser2net"   # labgrid exporter's serial server (tests/labgrid)
 )
 missing=()
 for n in "${need[@]}"; do
@@ -48,6 +50,11 @@ export CARGO_TERM_COLOR=never
 cargo test --workspace --all-targets 2>&1 | tee /tmp/racklet-cargo-test.log
 cargo test --workspace --doc 2>&1 | tail -3
 
-if [[ -x payloads/test.sh ]]; then
-  bash payloads/test.sh
-fi
+# labgrid: coordinator + exporter on 127.0.0.1 driving racklet-flash
+# (installs labgrid from PyPI into target/labgrid-venv on the first run)
+bash tests/labgrid/run.sh
+
+# The payload workspace: cross builds, QEMU runs, and each board's hello
+# through racklet-flash (`info` fit checks, `image`, `maskrom --simulate`).
+cargo build -q -p racklet-flash
+RACKLET_FLASH="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/racklet-flash" bash payloads/test.sh
