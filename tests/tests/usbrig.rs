@@ -357,6 +357,23 @@ fn usb_rig_in_a_qemu_guest() {
     assert!(ac.starts_with("error disconnected:"), "{ac}");
     assert!(rig.expect("acmcut-verdict", 0).contains("unplugged: true"));
 
+    // Three ROMs at once: each listed with its own port path and its boards.
+    rig.expect("list-three-wait", 0);
+    let rows = rig.json("list-three");
+    let mut ports = Vec::new();
+    for (id, board) in [("2207:350a", "rock-3a"), ("2345:7654", "lichee-pi-4a"), ("361c:1001", "bpi-f3")] {
+        let r = rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {rows:?}"));
+        assert_eq!(r["transport"], "usb");
+        assert!(r["boards"].as_array().is_some_and(|b| b.iter().any(|x| x == board)), "{r}");
+        ports.push(r["port_path"].as_str().expect("port path").to_string());
+    }
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "three ports: {ports:?}");
+    for g in ["lrk", "lth", "lk1"] {
+        rig.expect(&format!("{g}-verdict"), 1); // nothing was flashed
+    }
+
     // Rockchip RK3568: maskrom then usbplug, by port path.
     rig.expect("rk-wait", 0);
     let m = rig.expect("rk-maskrom", 0);

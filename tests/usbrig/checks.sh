@@ -86,6 +86,16 @@ gadget_stop acmcut
 # 4. The protocols' virtual ROMs (racklet-sim) as gadgets with the real
 #    ROMs' ids, flashed by racklet-flash selected by USB port path.
 
+# Three ROMs at once, one per UDC: `list --json` shows each with its own port path.
+gadget_start lrk usb --model rk3568 --udc dummy_udc.0
+gadget_start lth usb --model th1520 --udc dummy_udc.1
+gadget_start lk1 usb --model k1 --udc dummy_udc.2
+step list-three-wait 20 sh -c 'for id in 2207:350a 2345:7654 361c:1001; do racklet-usbrig-probe wait $id 15 || exit 1; done'
+step list-three 20 racklet-flash list --json
+gadget_stop lrk
+gadget_stop lth
+gadget_stop lk1
+
 # Rockchip RK3568: DRAM init (0x471) and usbplug (0x472) as 4096-byte vendor
 # control transfers to the device, then the usbplug re-enumerates and
 # answers rockusb over bulk.
