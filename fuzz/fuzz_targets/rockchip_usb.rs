@@ -54,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
             Ok(mut u) => match op % 5 {
                 0 => u.test_unit_ready().map(|()| (0, Vec::new())),
                 1 => u.read_chip_info().map(|d| (16, d)),
-                2 => u.read_flash_id().map(|s| (5, s.into_bytes())),
+                // Lossy UTF-8: count characters, not bytes.
+                2 => u.read_flash_id().map(|s| (5, s.chars().map(|_| 0).collect())),
                 3 => u.read_flash_info().map(|_| (11, vec![0; 11])),
                 _ => {
                     let len = (ops.u16() % 2048) as u32;
