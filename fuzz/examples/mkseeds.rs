@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use racklet_fuzz::{fb_answer, put_chunk, serial_raw, usb_in, SER_ECHO};
+use racklet_fuzz::{SER_ECHO, fb_answer, put_chunk, serial_raw, usb_in};
 
 fn write(target: &str, name: &str, data: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);

@@ -57,7 +57,8 @@ fn starfive(b: Bytes<'_>, strict: bool) {
     let _ = (det.text(), console::crc_error_line(&det.text()));
 
     let mut link = FakeSerial::new(b);
-    let r = console::wait_for_poll(&mut link, Duration::from_secs(60), Duration::ZERO, strict, b"", &|| Ok(()));
+    let r =
+        console::wait_for_poll(&mut link, Duration::from_secs(60), Duration::ZERO, strict, b"", &|| Ok(()));
     match r {
         Ok(d) => {
             if strict {
@@ -145,8 +146,10 @@ fn serve(loader: &mut Loader, link: &mut FakeSerial<'_>, image: &[u8], boot: boo
             Err(e) => {
                 let _ = e.to_string();
                 let _ = racklet_link::Classify::class(&e);
-                if matches!(e, racklet_sophgo::SophgoError::Link { source: LinkError::Disconnected { .. }, .. })
-                    || link.input.is_empty()
+                if matches!(
+                    e,
+                    racklet_sophgo::SophgoError::Link { source: LinkError::Disconnected { .. }, .. }
+                ) || link.input.is_empty()
                 {
                     break;
                 }

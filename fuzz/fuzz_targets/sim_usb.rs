@@ -30,14 +30,19 @@ fuzz_target!(|data: &[u8]| {
             let chips = ["rk3568", "rk3399", "rk3588", "rk3328", "px30", "rv1126", "rk3288", "rk3506"];
             let chip = rockchip::chip_model(chips[(sel as usize >> 2) % chips.len()]).expect("known chip");
             let faults = rockchip::RockchipFault::ALL;
-            let f = if fault < 0x80 { rockchip::RockchipFault::None } else { faults[fault as usize % faults.len()].1 };
+            let f = if fault < 0x80 {
+                rockchip::RockchipFault::None
+            } else {
+                faults[fault as usize % faults.len()].1
+            };
             let mut d = rockchip::RockchipRom::new(chip, "fuzz-1", f);
             run(&mut d, &mut b, None);
             let _ = (d.verdict(), d.usbplug_running());
         }
         1 => {
             let f = (fault >= 0x80).then(|| canaan::Fault::ALL[fault as usize % canaan::Fault::ALL.len()].1);
-            let mut d = canaan::K230Rom::new("fuzz-1").with_dram_init_stages((sel >> 2) as usize % 3).with_fault(f);
+            let mut d =
+                canaan::K230Rom::new("fuzz-1").with_dram_init_stages((sel >> 2) as usize % 3).with_fault(f);
             run(&mut d, &mut b, None);
             let _ = (d.verdict(), d.mode(), d.dram_ready(), d.read(0x8030_0000, 16));
         }
@@ -66,11 +71,7 @@ fn setup(b: &mut Bytes<'_>) -> ControlSetup {
 /// u16 length), 4 tick, 5 `n` ticks, 6 device-specific packet (fastboot's
 /// host_packet; a bulk OUT on the device's own endpoint otherwise), 7 a
 /// control OUT with `n` zero-filled 4096-byte chunks (large images cheaply).
-fn run<D: UsbDevice>(
-    d: &mut D,
-    b: &mut Bytes<'_>,
-    mut host_packet: Option<&mut dyn FnMut(&mut D, &[u8])>,
-) {
+fn run<D: UsbDevice>(d: &mut D, b: &mut Bytes<'_>, mut host_packet: Option<&mut dyn FnMut(&mut D, &[u8])>) {
     let port = d.info().map(|i| i.port_path);
     let mut steps = 0;
     while !b.is_empty() && steps < 512 {

@@ -109,7 +109,13 @@ pub fn usb_info(class: (u8, u8, u8), bulk: bool) -> UsbInfo {
         pid: 0x350a,
         bcd_usb: 0x0200,
         port_path: "fuzz-1".into(),
-        interfaces: vec![InterfaceInfo { number: 0, class: class.0, subclass: class.1, protocol: class.2, endpoints }],
+        interfaces: vec![InterfaceInfo {
+            number: 0,
+            class: class.0,
+            subclass: class.1,
+            protocol: class.2,
+            endpoints,
+        }],
         ..Default::default()
     }
 }
