@@ -165,7 +165,7 @@ fn spacemit(b: &[u8]) {
     assert_eq!(&built[k1::SPL_OFFSET..k1::SPL_OFFSET + b.len()], b);
     assert_eq!(f.keys.len(), 4);
     if let Some(bi) = k1::parse_bootinfo(b) {
-        assert_eq!(bi.flash_type.is_empty(), false);
+        assert!(!bi.flash_type.is_empty());
         let crc = crc32fast(&b[..0x40]);
         assert_eq!(bi.crc_ok, crc == u32::from_le_bytes(b[0x40..0x44].try_into().unwrap()));
     }

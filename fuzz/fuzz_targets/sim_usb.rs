@@ -71,7 +71,9 @@ fn setup(b: &mut Bytes<'_>) -> ControlSetup {
 /// u16 length), 4 tick, 5 `n` ticks, 6 device-specific packet (fastboot's
 /// host_packet; a bulk OUT on the device's own endpoint otherwise), 7 a
 /// control OUT with `n` zero-filled 4096-byte chunks (large images cheaply).
-fn run<D: UsbDevice>(d: &mut D, b: &mut Bytes<'_>, mut host_packet: Option<&mut dyn FnMut(&mut D, &[u8])>) {
+type HostPacket<'f, D> = &'f mut dyn FnMut(&mut D, &[u8]);
+
+fn run<D: UsbDevice>(d: &mut D, b: &mut Bytes<'_>, mut host_packet: Option<HostPacket<'_, D>>) {
     let port = d.info().map(|i| i.port_path);
     let mut steps = 0;
     while !b.is_empty() && steps < 512 {

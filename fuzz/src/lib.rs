@@ -182,8 +182,11 @@ pub struct FakeSerial<'a> {
     pending: std::collections::VecDeque<u8>,
     /// Everything written, one entry per `write_all`.
     pub written: Vec<Vec<u8>>,
-    pub echo: Option<fn(&[u8], &mut Bytes<'a>) -> Vec<u8>>,
+    pub echo: Option<Echo<'a>>,
 }
+
+/// Builds a smart answer from the last packet written and the input.
+pub type Echo<'a> = fn(&[u8], &mut Bytes<'a>) -> Vec<u8>;
 
 /// Control byte (mod 16) asking [`FakeSerial`] for its smart answer.
 pub const SER_ECHO: u8 = 5;
