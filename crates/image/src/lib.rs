@@ -205,7 +205,17 @@ fn elf_loads<'a, E: FileHeader<Endian = Endianness>>(
             reason: "a PT_LOAD segment points past the end of the file".into(),
         })?;
         // Physical address: where the ROM puts the bytes.
-        loads.push((ph.p_paddr(endian).into(), bytes, memsz.max(filesz)));
+        let paddr: u64 = ph.p_paddr(endian).into();
+        if paddr.checked_add(bytes.len() as u64).is_none() {
+            return Err(ImageError::BadElf {
+                path: path.into(),
+                reason: format!(
+                    "a PT_LOAD segment at 0x{paddr:x} of {} bytes runs past the end of the 64-bit address space",
+                    bytes.len()
+                ),
+            });
+        }
+        loads.push((paddr, bytes, memsz.max(filesz)));
     }
     Ok((loads, header.e_entry(endian).into(), header.e_machine(endian).0))
 }

@@ -92,3 +92,18 @@ fn window_checks() {
     let e = check_fit(&p(), 0x1000, 0x21, &strict).unwrap_err();
     assert!(e.to_string().contains("spl_tool's buffer"), "{e}");
 }
+
+/// Found by the `elf` fuzz target: a segment whose end passes 2^64 made the
+/// flattening arithmetic overflow (a panic in debug builds).
+#[test]
+fn segment_past_the_end_of_the_address_space_is_refused() {
+    for addr in [u64::MAX, u64::MAX - 3] {
+        let elf = elf64(RISCV, addr, &[(addr, &[1, 2, 3, 4], 4)]);
+        let r = load_bytes(&p(), elf, None);
+        assert!(matches!(r, Err(ImageError::BadElf { .. })), "0x{addr:x}: {r:?}");
+    }
+    let ends_at_the_top = elf64(RISCV, u64::MAX - 4, &[(u64::MAX - 4, &[1, 2, 3, 4], 4)]);
+    assert_eq!(load_bytes(&p(), ends_at_the_top, None).unwrap().bytes, vec![1, 2, 3, 4]);
+    let two = elf64(RISCV, 0x100, &[(0x100, &[1], 1), (u64::MAX - 1, &[2, 3], 2)]);
+    assert!(matches!(load_bytes(&p(), two, None), Err(ImageError::BadElf { .. })));
+}

@@ -240,7 +240,9 @@ impl<T: Transport> Fastboot<T> {
             r => return Err(Error::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
         };
         progress.stage("upload", Some(n as u64));
-        let mut out = Vec::with_capacity(n);
+        // The size comes from the device: reserve at most one chunk ahead
+        // rather than up to 4 GiB before a byte arrived.
+        let mut out = Vec::with_capacity(n.min(DATA_CHUNK));
         while out.len() < n {
             progress.check_cancel()?;
             let want = (n - out.len()).min(DATA_CHUNK);

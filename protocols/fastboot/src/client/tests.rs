@@ -215,6 +215,26 @@ fn upload_reads_exactly_the_announced_bytes() {
     assert!(matches!(e, Error::Failed { .. }));
 }
 
+/// Found by the `fastboot` fuzz target: `DATAffffffff` in answer to
+/// `upload` made the client reserve 4 GiB before the first byte arrived.
+/// The reservation is invisible under overcommit, so on Linux the test
+/// checks the process's peak virtual size did not jump by gigabytes.
+#[test]
+fn upload_does_not_reserve_what_the_device_announces() {
+    fn vm_peak_kib() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = s.lines().find(|l| l.starts_with("VmPeak:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+    let before = vm_peak_kib();
+    let mut f = fb(&[b"DATAffffffff", b"abc"]);
+    let e = f.upload(&mut CollectProgress::default()).unwrap_err();
+    assert!(matches!(e, Error::Link(LinkError::Timeout { .. })), "{e:?}");
+    if let (Some(a), Some(b)) = (before, vm_peak_kib()) {
+        assert!(b.saturating_sub(a) < 1024 * 1024, "peak virtual size grew by {} KiB", b - a);
+    }
+}
+
 #[test]
 fn oem_joins_words_into_one_packet() {
     // Capture s08: `fastboot oem hello world` is one packet "oem hello world".
