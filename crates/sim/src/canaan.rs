@@ -403,13 +403,16 @@ impl UsbDevice for K230Rom {
         if setup.request_type != 0xC0 || setup.request != 0 {
             return Err(DeviceError::Stall);
         }
-        match self.mode {
-            Mode::Rom if self.fault == Some(Fault::WrongCpu) => Ok(b"K210".to_vec()),
-            Mode::Rom => Ok(ROM_REPLY.to_vec()),
-            Mode::Loader if setup.value == 1 => Ok(1u32.to_le_bytes().to_vec()),
-            Mode::Loader => Ok(LOADER_REPLY.to_vec()),
-            _ => Err(DeviceError::Disconnected),
-        }
+        let mut reply = match self.mode {
+            Mode::Rom if self.fault == Some(Fault::WrongCpu) => b"K210".to_vec(),
+            Mode::Rom => ROM_REPLY.to_vec(),
+            Mode::Loader if setup.value == 1 => 1u32.to_le_bytes().to_vec(),
+            Mode::Loader => LOADER_REPLY.to_vec(),
+            _ => return Err(DeviceError::Disconnected),
+        };
+        // A device answers at most wLength bytes.
+        reply.truncate(len as usize);
+        Ok(reply)
     }
 
     fn bulk_out(&mut self, ep: u8, data: &[u8]) -> Result<(), DeviceError> {

@@ -34,6 +34,9 @@ impl Default for Timeouts {
 /// Ctrl-C are checked between packets.
 pub const DATA_CHUNK: usize = 1024 * 1024;
 
+/// Empty packets in a row that end an upload's data phase.
+const MAX_EMPTY_PACKETS: u32 = 16;
+
 /// What happened after `continue` or `reboot`: the device may vanish
 /// before the host reads its OKAY (sheet §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,11 +246,22 @@ impl<T: Transport> Fastboot<T> {
         // The size comes from the device: reserve at most one chunk ahead
         // rather than up to 4 GiB before a byte arrived.
         let mut out = Vec::with_capacity(n.min(DATA_CHUNK));
+        // A device that answers the data phase with empty packets forever
+        // would keep this loop spinning: a few in a row end it.
+        let mut empty = 0;
         while out.len() < n {
             progress.check_cancel()?;
             let want = (n - out.len()).min(DATA_CHUNK);
             let t = self.data_timeout(want);
             let piece = self.transport.recv(want, t)?;
+            empty = if piece.is_empty() { empty + 1 } else { 0 };
+            if empty > MAX_EMPTY_PACKETS {
+                return Err(Error::DataSizeMismatch {
+                    command: cmd.into(),
+                    wanted: n as u32,
+                    accepted: out.len() as u32,
+                });
+            }
             if piece.len() > n - out.len() {
                 return Err(Error::DataSizeMismatch {
                     command: cmd.into(),

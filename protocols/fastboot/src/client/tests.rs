@@ -236,6 +236,15 @@ fn upload_does_not_reserve_what_the_device_announces() {
 }
 
 #[test]
+fn upload_ends_when_the_device_sends_only_empty_packets() {
+    let mut answers: Vec<&[u8]> = vec![b"DATA00000010", b"abc"];
+    answers.extend(std::iter::repeat_n(&b""[..], 40));
+    let mut f = fb(&answers);
+    let e = f.upload(&mut CollectProgress::default()).unwrap_err();
+    assert!(matches!(e, Error::DataSizeMismatch { accepted: 3, .. }), "{e:?}");
+}
+
+#[test]
 fn oem_joins_words_into_one_packet() {
     // Capture s08: `fastboot oem hello world` is one packet "oem hello world".
     let mut f = fb(&[b"OKAY"]);
