@@ -68,10 +68,11 @@ pub struct InterfaceInfo {
 pub struct UsbInfo {
     pub vid: u16,
     pub pid: u16,
-    /// bcdUSB of the device descriptor (e.g. 0x0200).
+    /// bcdUSB of the device descriptor (e.g. 0x0200). Rockchip tools read
+    /// its low bit as "loader mode", which Rockchip's own usbplug breaks
+    /// (shared/protocols/rockchip.md §5).
     pub bcd_usb: u16,
-    /// bcdDevice of the device descriptor. Rockchip uses its low bit to tell
-    /// maskrom from loader mode.
+    /// bcdDevice of the device descriptor.
     pub bcd_device: u16,
     pub manufacturer: Option<String>,
     pub product: Option<String>,
