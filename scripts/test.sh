@@ -47,6 +47,9 @@ if ((${#missing[@]})); then
 fi
 
 export CARGO_TERM_COLOR=never
+# The end-to-end tests (package racklet-tests) run the built binaries, which
+# `cargo test` alone does not build for another package: build them first.
+cargo build --workspace --bins
 cargo test --workspace --all-targets 2>&1 | tee /tmp/racklet-cargo-test.log
 cargo test --workspace --doc 2>&1 | tail -3
 

@@ -1,4 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`.
+//!
+//! The tests run the built `racklet-flash` binary, which `cargo test` does
+//! not build for this package: run `cargo build --workspace --bins` first
+//! (`scripts/test.sh` does).
 
 use std::path::{Path, PathBuf};
 
