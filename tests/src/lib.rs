@@ -5,6 +5,30 @@
 //! (`scripts/test.sh` does).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The environment variables of racklet-flash's connection options: a test
+/// must not pick up the caller's.
+pub const RACKLET_ENV: &[&str] = &[
+    "RACKLET_PORT",
+    "RACKLET_WAIT",
+    "RACKLET_STAGE_TIMEOUT",
+    "RACKLET_SIMULATE",
+    "RACKLET_JSON",
+    "RACKLET_BOARDS",
+];
+
+/// The built `racklet-flash`, with the caller's RACKLET_* variables removed,
+/// no backtraces, and a 60 s limit so a hang fails instead of blocking.
+pub fn racklet_flash() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("racklet-flash").expect("racklet-flash is built");
+    for v in RACKLET_ENV {
+        c.env_remove(v);
+    }
+    c.env("RUST_BACKTRACE", "0");
+    c.timeout(Duration::from_secs(60));
+    c
+}
 
 /// Builds a minimal little-endian ELF64 executable by hand, from the ELF
 /// specification: `segs` are (physical address, bytes, memory size) of

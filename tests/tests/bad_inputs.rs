@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-
 #[test]
 fn every_bad_input_exits_2_with_a_named_problem() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bad-inputs");
@@ -32,15 +30,8 @@ fn every_bad_input_exits_2_with_a_named_problem() {
                 }
             })
             .collect();
-        let out = Command::cargo_bin("racklet-flash")
-            .unwrap()
-            .args(&argv)
-            .env("RUST_BACKTRACE", "1")
-            .env_remove("RACKLET_PORT")
-            .env_remove("RACKLET_WAIT")
-            .timeout(std::time::Duration::from_secs(30))
-            .output()
-            .unwrap();
+        // With backtraces on, so a panic would show one.
+        let out = racklet_tests::racklet_flash().args(&argv).env("RUST_BACKTRACE", "1").output().unwrap();
         let text =
             format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
         n += 1;

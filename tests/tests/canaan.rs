@@ -13,10 +13,7 @@ const SRAM_END: u64 = 0x8040_0000;
 const LOAD: u64 = 0x8036_0000;
 
 fn bin() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    c.env_remove("RACKLET_PORT").env_remove("RACKLET_JSON").env_remove("RACKLET_SIMULATE");
-    c.timeout(std::time::Duration::from_secs(30));
-    c
+    racklet_tests::racklet_flash()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

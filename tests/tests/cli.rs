@@ -5,13 +5,7 @@ use predicates::prelude::*;
 use racklet_tests::{elf64, file};
 
 fn rf() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    // Tests must not depend on the caller's environment.
-    for v in ["RACKLET_PORT", "RACKLET_WAIT", "RACKLET_SIMULATE", "RACKLET_JSON", "RACKLET_BOARDS"] {
-        c.env_remove(v);
-    }
-    c.env("RUST_BACKTRACE", "0");
-    c
+    racklet_tests::racklet_flash()
 }
 
 /// Bad input: exit 2, a message naming the problem, never a panic.

@@ -11,10 +11,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 
 fn bin() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    c.env_remove("RACKLET_PORT").env_remove("RACKLET_WAIT").env_remove("RACKLET_SIMULATE");
-    c.timeout(Duration::from_secs(30));
-    c
+    racklet_tests::racklet_flash()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

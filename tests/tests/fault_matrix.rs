@@ -56,12 +56,7 @@ const MATRIX: &[(&str, &str, &str, i32, &str)] = &[
 ];
 
 fn rf() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    for v in ["RACKLET_PORT", "RACKLET_WAIT", "RACKLET_SIMULATE", "RACKLET_JSON", "RACKLET_BOARDS"] {
-        c.env_remove(v);
-    }
-    c.env("RUST_BACKTRACE", "0");
-    c
+    racklet_tests::racklet_flash()
 }
 
 fn payload_args(dir: &Path, kind: &str) -> Vec<String> {

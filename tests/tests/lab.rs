@@ -7,12 +7,7 @@ use assert_cmd::Command;
 use racklet_tests::{file, pattern};
 
 fn rf() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    for v in ["RACKLET_PORT", "RACKLET_WAIT", "RACKLET_SIMULATE", "RACKLET_JSON", "RACKLET_BOARDS"] {
-        c.env_remove(v);
-    }
-    c.env("RUST_BACKTRACE", "0");
-    c
+    racklet_tests::racklet_flash()
 }
 
 fn ports(n: usize) -> Vec<String> {

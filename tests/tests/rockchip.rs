@@ -9,20 +9,7 @@ use assert_cmd::Command;
 use racklet_tests::{file, pattern};
 
 fn rf() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    for v in [
-        "RACKLET_PORT",
-        "RACKLET_WAIT",
-        "RACKLET_SIMULATE",
-        "RACKLET_JSON",
-        "RACKLET_BOARDS",
-        "RACKLET_STAGE_TIMEOUT",
-    ] {
-        c.env_remove(v);
-    }
-    c.env("RUST_BACKTRACE", "0");
-    c.timeout(Duration::from_secs(30));
-    c
+    racklet_tests::racklet_flash()
 }
 
 /// Runs and returns (exit code, stdout, stderr).

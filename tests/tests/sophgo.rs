@@ -12,10 +12,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn rf() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    c.timeout(Duration::from_secs(60));
-    c.env_remove("RACKLET_PORT").env_remove("RACKLET_WAIT").env_remove("RACKLET_SIMULATE");
-    c
+    racklet_tests::racklet_flash()
 }
 
 fn crc_ref(data: &[u8]) -> u16 {

@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command as Proc, Stdio};
-use std::time::Duration;
 
 use assert_cmd::Command;
 use racklet_tests::{elf64, file, pattern};
@@ -38,9 +37,7 @@ fn headed(p: &[u8], version: u32, bofs: u32) -> Vec<u8> {
 }
 
 fn rf() -> Command {
-    let mut c = Command::cargo_bin("racklet-flash").unwrap();
-    c.timeout(Duration::from_secs(30));
-    c
+    racklet_tests::racklet_flash()
 }
 
 /// Runs racklet-flash; returns the status, stdout followed by stderr (human
