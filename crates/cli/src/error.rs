@@ -8,16 +8,28 @@ use racklet_link::{Classify, FailureClass};
 pub struct Classified {
     pub class: FailureClass,
     pub message: String,
+    /// The fix, printed apart from the message.
+    pub hint: Option<String>,
 }
 
 /// Makes an error of a given class.
 pub fn fail(class: FailureClass, message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Classified { class, message: message.into() })
+    anyhow::Error::new(Classified { class, message: message.into(), hint: None })
 }
 
 /// Wraps any classified library error.
 pub fn classify<E: Classify + std::fmt::Display>(e: E) -> anyhow::Error {
-    fail(e.class(), e.to_string())
+    anyhow::Error::new(Classified { class: e.class(), message: e.to_string(), hint: e.hint() })
+}
+
+/// The fix for an error chain: the first hint in it.
+pub fn hint_of(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|cause| {
+        if let Some(c) = cause.downcast_ref::<Classified>() {
+            return c.hint.clone();
+        }
+        cause.downcast_ref::<racklet_link::LinkError>().and_then(Classify::hint)
+    })
 }
 
 /// Bad input (exit 2).

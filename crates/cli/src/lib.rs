@@ -66,10 +66,14 @@ pub fn main_entry() -> ExitCode {
         Err(e) => {
             let class = if out.cancelled() { FailureClass::Interrupted } else { error::class_of(&e) };
             let message = format!("{e:#}");
+            let hint = error::hint_of(&e);
             if out.mode == output::Mode::Json {
-                out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message}));
+                out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message,"hint":hint}));
             } else {
                 eprintln!("error: {message}");
+                if let Some(h) = hint {
+                    eprintln!("hint: {h}");
+                }
             }
             ExitCode::from(class.exit_code() as u8)
         }

@@ -68,6 +68,11 @@ impl FailureClass {
 pub trait Classify {
     /// The failure class of this error.
     fn class(&self) -> FailureClass;
+    /// The fix, kept apart from the message (shown as `hint:` and in the
+    /// JSON `error` event), when the error knows one.
+    fn hint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An error on a USB or serial link.
@@ -91,6 +96,10 @@ pub enum LinkError {
     /// No such device, interface or endpoint.
     #[error("{what} not found")]
     NotFound { what: String },
+    /// The machine shows no USB bus at all (a container without `/sys` or
+    /// `/dev/bus/usb`, say): there is simply no device to find.
+    #[error("no USB bus is visible on this machine ({missing} does not exist)")]
+    NoUsbBus { missing: String },
     /// The user interrupted the run between two transfers.
     #[error("interrupted")]
     Interrupted,
@@ -114,12 +123,22 @@ impl Classify for LinkError {
             LinkError::Disconnected { .. } => FailureClass::Disconnected,
             LinkError::PermissionDenied { .. } => FailureClass::Permission,
             LinkError::Busy { .. } => FailureClass::Io,
-            LinkError::NotFound { .. } => FailureClass::NotFound,
+            LinkError::NotFound { .. } | LinkError::NoUsbBus { .. } => FailureClass::NotFound,
             LinkError::Interrupted => FailureClass::Interrupted,
             LinkError::Io { .. } => FailureClass::Io,
         }
     }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            LinkError::NoUsbBus { .. } => Some(NO_USB_BUS_HINT.to_string()),
+            _ => None,
+        }
+    }
 }
+
+/// The fix when no USB bus is visible.
+pub const NO_USB_BUS_HINT: &str = "in a container, pass the host's USB through (`-v /sys:/sys:ro --device /dev/bus/usb` for docker or podman); without a board, run against the virtual ROM with --simulate";
 
 /// Formats a duration the way users write it (`500ms`, `5s`).
 pub fn fmt_duration(d: Duration) -> String {

@@ -165,6 +165,24 @@ impl crate::usb::Watcher for HotplugWatcher {
     }
 }
 
+/// Linux lists USB devices from sysfs; without it (a container, a CI
+/// sandbox) nusb fails with an I/O error, but for the user there is simply
+/// no device on this machine.
+fn no_usb_bus() -> Result<(), LinkError> {
+    #[cfg(target_os = "linux")]
+    {
+        let sysfs = std::path::Path::new(USB_SYSFS);
+        if !sysfs.is_dir() {
+            return Err(LinkError::NoUsbBus { missing: USB_SYSFS.to_string() });
+        }
+    }
+    Ok(())
+}
+
+/// Where Linux lists USB devices.
+#[cfg(target_os = "linux")]
+const USB_SYSFS: &str = "/sys/bus/usb/devices";
+
 impl UsbBus for NusbBus {
     fn watch(&self) -> Box<dyn crate::usb::Watcher> {
         match nusb::watch_devices() {
@@ -175,6 +193,7 @@ impl UsbBus for NusbBus {
     }
 
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
+        no_usb_bus()?;
         let list =
             nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
         Ok(list.map(|d| info_from(&d)).collect())
@@ -182,6 +201,7 @@ impl UsbBus for NusbBus {
 
     fn open(&self, want: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError> {
         let name = format!("USB device {} at port {}", want.id(), want.port_path);
+        no_usb_bus()?;
         let list =
             nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
         let dev_info = list
