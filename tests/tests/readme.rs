@@ -60,8 +60,9 @@ fn readme_main_job_runs_verbatim_from_a_clean_clone() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "`{cmd}` failed ({}):\n{stdout}\n{stderr}", o.status);
+    // Human output goes to stderr (stdout is for JSON and listings).
     assert!(
-        stdout.lines().any(|l| l.starts_with("done: canmv-k230 started")),
+        stdout.lines().chain(stderr.lines()).any(|l| l.starts_with("done: canmv-k230 started")),
         "no done line:\n{stdout}\n{stderr}"
     );
 }
