@@ -52,6 +52,8 @@ export CARGO_TERM_COLOR=never
 cargo build --workspace --bins
 cargo test --workspace --all-targets 2>&1 | tee /tmp/racklet-cargo-test.log
 cargo test --workspace --doc 2>&1 | tail -3
+# The slow tier: the README's main job, verbatim, from a clean clone.
+cargo test -p racklet-tests --test readme -- --ignored
 
 # labgrid: coordinator + exporter on 127.0.0.1 driving racklet-flash
 # (installs labgrid from PyPI into target/labgrid-venv on the first run)

@@ -30,6 +30,7 @@ fn block_after(readme: &str, lead: &str) -> String {
 }
 
 #[test]
+#[ignore = "slow (a release build from a clean clone): scripts/test.sh runs it"]
 fn readme_main_job_runs_verbatim_from_a_clean_clone() {
     let root = workspace();
     let git = |args: &[&str], dir: &Path| {

@@ -170,13 +170,14 @@ impl crate::usb::Watcher for HotplugWatcher {
 /// no device on this machine.
 fn no_usb_bus() -> Result<(), LinkError> {
     #[cfg(target_os = "linux")]
-    {
-        let sysfs = std::path::Path::new(USB_SYSFS);
-        if !sysfs.is_dir() {
-            return Err(LinkError::NoUsbBus { missing: USB_SYSFS.to_string() });
-        }
-    }
+    usb_sysfs_at(std::path::Path::new(USB_SYSFS))?;
     Ok(())
+}
+
+/// `Err(NoUsbBus)` when the sysfs directory that lists USB devices is absent.
+#[cfg(target_os = "linux")]
+fn usb_sysfs_at(dir: &std::path::Path) -> Result<(), LinkError> {
+    if dir.is_dir() { Ok(()) } else { Err(LinkError::NoUsbBus { missing: dir.display().to_string() }) }
 }
 
 /// Where Linux lists USB devices.
@@ -405,5 +406,22 @@ mod tests {
     fn port_path_is_sysfs_form() {
         assert_eq!(super::port_path(1, &[3, 2]), "1-3.2");
         assert_eq!(super::port_path(2, &[1]), "2-1");
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod sysfs_tests {
+    use super::usb_sysfs_at;
+    use crate::{Classify, FailureClass, LinkError};
+
+    #[test]
+    fn a_missing_usb_sysfs_is_no_device_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(usb_sysfs_at(dir.path()).is_ok());
+        let e = usb_sysfs_at(&dir.path().join("usb/devices")).unwrap_err();
+        assert!(matches!(e, LinkError::NoUsbBus { .. }), "{e:?}");
+        assert_eq!(e.class(), FailureClass::NotFound);
+        assert!(e.to_string().contains("no USB bus is visible"), "{e}");
+        assert!(e.hint().is_some_and(|h| h.contains("/dev/bus/usb") && h.contains("--simulate")));
     }
 }

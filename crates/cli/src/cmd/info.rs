@@ -45,7 +45,12 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
                         ));
                     }
                 }
-                Source::Raw => r.kind = "raw binary".into(),
+                Source::Raw => {
+                    r.kind = "raw binary".into();
+                    if let Some(what) = flows::near_miss(&bytes) {
+                        r.kind = format!("raw binary (looks like {what})");
+                    }
+                }
             }
             r.fields.push(("image size".into(), format!("{} bytes", p.bytes.len())));
             r.payload = Some((p.load_address.unwrap_or(u64::MAX), p.bytes.len() as u64));

@@ -32,12 +32,20 @@ struct JobResult {
 pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    // Check every input file before anything is touched.
-    for p in a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter()) {
-        racklet_image::read_input(p)?;
-    }
-    for (_, p) in &a.loads {
-        racklet_image::read_input(p)?;
+    // Check every input file before anything is touched. A file that almost
+    // has a known header is damaged, not a raw binary: refuse it unless
+    // --force says to send it raw.
+    let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
+    for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
+        let bytes = racklet_image::read_input(p)?;
+        if let Some(what) = flows::near_miss(&bytes)
+            && !a.connect.force
+        {
+            return Err(bad_input(format!(
+                "{}: looks like {what}; fix or rebuild the file, or add --force to send it as a raw binary",
+                p.display()
+            )));
+        }
     }
     let selectors: Vec<Selector> =
         a.connect.port.iter().map(|s| Selector::parse(s)).collect::<Result<_, _>>()?;

@@ -384,6 +384,16 @@ pub fn info(path: &std::path::Path, bytes: &[u8]) -> Option<InfoReport> {
         .or_else(|| fastboot::info(path, bytes))
 }
 
+/// What a file that almost has a known header got wrong, asked of every
+/// protocol's formats (fip.bin, RKBOOT, K230, spl_tool, AIHD).
+pub fn near_miss(bytes: &[u8]) -> Option<String> {
+    racklet_sophgo::fip::near_miss(bytes)
+        .or_else(|| racklet_rockchip::loader::near_miss(bytes))
+        .or_else(|| racklet_canaan::header::near_miss(bytes))
+        .or_else(|| racklet_starfive::header::near_miss(bytes))
+        .or_else(|| racklet_fastboot::k1::near_miss(bytes))
+}
+
 /// The error of a protocol whose support has not landed yet.
 pub fn not_built(protocol: &str, issue: u32) -> anyhow::Error {
     fail(FailureClass::Other, format!("{protocol} support is not built yet (tracked in issue #{issue})"))
