@@ -18,9 +18,8 @@ pub mod boards;
 mod cli;
 mod cmd;
 mod console;
-#[allow(dead_code)] // `classify` is used by the protocol flows as they land.
+mod drivers;
 mod error;
-#[allow(dead_code)] // The Ctx helpers are used by the protocol flows as they land.
 mod flows;
 mod output;
 

@@ -6,6 +6,12 @@
 //! any device is touched, [`check_fit`] checks the image against the board's
 //! load window.
 
+pub mod describe;
+pub mod target;
+
+pub use describe::Description;
+pub use target::Target;
+
 use std::path::{Path, PathBuf};
 
 use object::elf::{EM_AARCH64, EM_ARM, EM_RISCV, PT_LOAD};

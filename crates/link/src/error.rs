@@ -88,14 +88,24 @@ pub enum LinkError {
     #[error("{op}: the device disconnected")]
     Disconnected { op: String },
     /// The OS denied access.
-    #[error("permission denied opening {device}; {hint}")]
+    #[error("permission denied opening {device}")]
     PermissionDenied { device: String, hint: String },
     /// The device is claimed by another program or driver.
     #[error("{device} is busy (claimed by another program or kernel driver)")]
     Busy { device: String },
-    /// No such device, interface or endpoint.
-    #[error("{what} not found")]
-    NotFound { what: String },
+    /// No such device, interface or endpoint: `what` (at the user's
+    /// selector `at`, after waiting `waited`).
+    #[error("no {what}{} found{}", at.as_ref().map(|a| format!(" at {a}")).unwrap_or_default(), waited.map(|w| format!(" (waited {})", fmt_duration(w))).unwrap_or_default())]
+    NotFound { what: String, at: Option<String>, waited: Option<Duration> },
+    /// Several devices match and nothing chose one.
+    #[error("{} devices look like {what}; choose one with --port:\n  {}", candidates.len(), candidates.join("\n  "))]
+    Ambiguous { what: String, candidates: Vec<String> },
+    /// The selector names a device of the other transport (a tty for a USB ROM).
+    #[error("--port {given}: {what} is not reached through it; give {want}")]
+    WrongTransport { what: String, given: String, want: &'static str },
+    /// The device is there but its configuration is not set yet.
+    #[error("{device} is not configured yet")]
+    NotConfigured { device: String },
     /// The machine shows no USB bus at all (a container without `/sys` or
     /// `/dev/bus/usb`, say): there is simply no device to find.
     #[error("no USB bus is visible on this machine ({missing} does not exist)")]
@@ -109,6 +119,11 @@ pub enum LinkError {
 }
 
 impl LinkError {
+    /// `what` is not there (no selector, no wait).
+    pub fn not_found(what: impl Into<String>) -> Self {
+        LinkError::NotFound { what: what.into(), at: None, waited: None }
+    }
+
     /// A generic I/O error for operation `op`.
     pub fn io(op: impl Into<String>, message: impl std::fmt::Display) -> Self {
         LinkError::Io { op: op.into(), message: message.to_string() }
@@ -124,6 +139,9 @@ impl Classify for LinkError {
             LinkError::PermissionDenied { .. } => FailureClass::Permission,
             LinkError::Busy { .. } => FailureClass::Io,
             LinkError::NotFound { .. } | LinkError::NoUsbBus { .. } => FailureClass::NotFound,
+            LinkError::Ambiguous { .. } => FailureClass::Ambiguous,
+            LinkError::WrongTransport { .. } => FailureClass::BadInput,
+            LinkError::NotConfigured { .. } => FailureClass::Io,
             LinkError::Interrupted => FailureClass::Interrupted,
             LinkError::Io { .. } => FailureClass::Io,
         }
@@ -132,6 +150,10 @@ impl Classify for LinkError {
     fn hint(&self) -> Option<String> {
         match self {
             LinkError::NoUsbBus { .. } => Some(NO_USB_BUS_HINT.to_string()),
+            LinkError::NotFound { waited: None, .. } => {
+                Some("add --wait 30s to wait for it; `racklet-flash list` shows what is attached".into())
+            }
+            LinkError::PermissionDenied { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

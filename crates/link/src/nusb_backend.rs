@@ -85,7 +85,7 @@ fn map_err(op: &str, device: &str, e: nusb::Error) -> LinkError {
         }
         nusb::ErrorKind::Disconnected => LinkError::Disconnected { op: op.to_string() },
         nusb::ErrorKind::Busy => LinkError::Busy { device: device.to_string() },
-        nusb::ErrorKind::NotFound => LinkError::NotFound { what: format!("{op} on {device}") },
+        nusb::ErrorKind::NotFound => LinkError::not_found(device.to_string()),
         _ => LinkError::io(op, e),
     }
 }
@@ -268,7 +268,7 @@ impl NusbLink {
             .iter()
             .find(|i| i.endpoints.iter().any(|e| e.address == ep))
             .map(|i| i.number)
-            .ok_or_else(|| LinkError::NotFound { what: format!("endpoint 0x{ep:02x} on {}", self.name) })?;
+            .ok_or_else(|| LinkError::not_found(format!("endpoint 0x{ep:02x} on {}", self.name)))?;
         if let Some(i) = self.interfaces.get(&number) {
             return Ok(i.clone());
         }

@@ -7,7 +7,8 @@ use anyhow::Result;
 use racklet_link::nusb_backend::NusbBus;
 use racklet_link::serial_backend::SystemSerial;
 use racklet_link::transcript::TranscriptWriter;
-use racklet_link::{FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
+use racklet_link::{Connector, FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
+use racklet_sim::rom::Verdict;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{LinkModel, SimUsbBus};
 use serde_json::json;
@@ -15,12 +16,13 @@ use serde_json::json;
 use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
+use crate::drivers::{self, Job};
 use crate::error::{bad_input, class_of, fail};
-use crate::flows::{self, Ctx, Outcome, SimCtx};
+use crate::flows::{self, Outcome, SimCtx};
 use crate::output::{JobReporter, Mode, Output};
 
 /// The virtual ROMs of a simulated run, by USB port path.
-type Sims = Vec<(String, Box<dyn flows::SimSession>)>;
+type Sims = Vec<(String, Box<dyn racklet_sim::rom::VirtualRom>)>;
 
 /// Result of one job.
 struct JobResult {
@@ -38,7 +40,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
     for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p)?;
-        if let Some(what) = flows::near_miss(&bytes)
+        if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
         {
             return Err(bad_input(format!(
@@ -92,7 +94,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         }
         let mut sims = Vec::new();
         for p in &paths {
-            let s = flows::attach_sim(&SimCtx {
+            let s = drivers::of(board).attach_sim(&SimCtx {
                 board,
                 args: a,
                 port_path: p.clone(),
@@ -155,17 +157,13 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                     let label = sel.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
                     let mut rep = JobReporter::new(out, parallel.then(|| label.clone()));
                     let outcome = {
-                        let mut ctx = Ctx {
-                            board,
-                            args: a,
-                            usb,
-                            serial,
-                            selector: sel.clone(),
-                            progress: &mut rep,
-                            transcript,
-                            simulate: a.connect.simulate,
-                        };
-                        flows::maskrom(&mut ctx)
+                        let mut conn = Connector::new(usb, serial, &mut rep);
+                        conn.selector = sel.clone();
+                        conn.wait = a.connect.wait;
+                        conn.stage_timeout = a.connect.stage_timeout;
+                        conn.recorder = transcript;
+                        let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
+                        drivers::of(board).maskrom(&mut job)
                     };
                     let outcome = outcome.and_then(|o| {
                         if rep.cancelled() {
@@ -212,7 +210,10 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // In simulation, the virtual ROM's verdict must agree that the payload started.
     let mut results = results;
     for (path, mut sim) in sims {
-        let verdict = sim.verdict();
+        let verdict = match sim.verdict() {
+            Verdict::Started { summary } => Ok(summary),
+            Verdict::NotStarted { why } => Err(why),
+        };
         if let Some(r) = results.iter_mut().find(|r| r.label == path || (r.label == "-" && path == "1-1")) {
             match (&mut r.outcome, verdict) {
                 (Ok(o), Ok(v)) => o.fact("virtual ROM", v),

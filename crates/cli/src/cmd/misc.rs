@@ -12,7 +12,6 @@ use serde_json::json;
 use crate::boards::Transport;
 use crate::cli::{Cli, GlobalArgs, ImageArgs, SimArgs};
 use crate::error::bad_input;
-use crate::flows;
 use crate::output::{Mode, Output};
 
 pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
@@ -61,7 +60,7 @@ pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCod
     }
     let input = racklet_image::read_input(&a.input)?;
     let payload = racklet_image::load_bytes(&a.input, input, board.arch())?;
-    let bytes = flows::image(board, a, &payload)?;
+    let bytes = crate::drivers::of(board).image(board, a, &payload)?;
     // Write next to the target, then rename: a failed run never leaves half a file.
     let dir = a.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(format!(
@@ -142,6 +141,6 @@ pub fn man() -> Result<ExitCode> {
 pub fn sim(g: &GlobalArgs, a: &SimArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    flows::serve(board, a, out)?;
+    crate::drivers::of(board).serve(board, a, out)?;
     Ok(ExitCode::SUCCESS)
 }
