@@ -50,7 +50,7 @@ export CARGO_TERM_COLOR=never
 # The end-to-end tests (package racklet-tests) run the built binaries, which
 # `cargo test` alone does not build for another package: build them first.
 cargo build --workspace --bins
-cargo test --workspace --all-targets 2>&1 | tee /tmp/racklet-cargo-test.log
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee /tmp/racklet-cargo-test.log
 cargo test --workspace --doc 2>&1 | tail -3
 # The slow tier: the README's main job, verbatim, from a clean clone.
 cargo test -p racklet-tests --test readme -- --ignored

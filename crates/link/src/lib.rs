@@ -17,6 +17,8 @@ pub mod progress;
 pub mod select;
 pub mod serial;
 pub mod serial_backend;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transcript;
 pub mod usb;
 
