@@ -505,7 +505,10 @@ mod tests {
         let mut c = conn(Bus::new(vec![]), &mut p);
         c.selector = Some(Selector::UsbPath("1-3".into()));
         let e = c.find_usb(&[ID], "RK3568 maskrom").unwrap_err();
-        assert!(matches!(&e, LinkError::NotFound { what, at: Some(a), waited: None } if what == "RK3568 maskrom" && a.contains("1-3")), "{e:?}");
+        assert!(
+            matches!(&e, LinkError::NotFound { what, at: Some(a), waited: None } if what == "RK3568 maskrom" && a.contains("1-3")),
+            "{e:?}"
+        );
         assert_eq!(e.class(), FailureClass::NotFound);
         assert!(e.hint().unwrap().contains("--wait"), "{:?}", e.hint());
         c.wait = Some(MS(60));
@@ -521,10 +524,15 @@ mod tests {
         c.wait = Some(Duration::from_secs(5));
         assert_eq!(c.find_usb(&[ID], "maskrom").unwrap().port_path, "1-2");
         drop(c);
-        assert!(p.messages().iter().any(|m| m.starts_with("waiting up to 5s for maskrom")), "{:?}", p.messages());
+        assert!(
+            p.messages().iter().any(|m| m.starts_with("waiting up to 5s for maskrom")),
+            "{:?}",
+            p.messages()
+        );
 
         let mut p = CollectProgress::default();
-        let two = vec![(MS(0), None, dev("1-2", 5, 0x2207, 0x350a)), (MS(0), None, dev("1-3", 6, 0x2207, 0x350a))];
+        let two =
+            vec![(MS(0), None, dev("1-2", 5, 0x2207, 0x350a)), (MS(0), None, dev("1-3", 6, 0x2207, 0x350a))];
         let mut c = conn(Bus::new(two), &mut p);
         let e = c.find_usb(&[ID], "maskrom").unwrap_err();
         assert_eq!(e.class(), FailureClass::Ambiguous);
