@@ -1,7 +1,9 @@
-// `hello`: `racklet: hello from <board> (<soc>) hart <n>` (or `core <n>`
-// on AArch64), then the board's exit: return to the ROM where the protocol
-// allows it (Rockchip), jump back into the ROM's download loop (K230),
-// power QEMU off, or park the core.
+//! `hello`: `racklet: hello from <board> (<soc>) hart <n>` (or `core <n>`
+//! on AArch64), then the board's exit: return to the ROM where the protocol
+//! allows it (Rockchip), jump back into the ROM's download loop (K230),
+//! power QEMU off, or park the core.
+#![no_std]
+#![no_main]
 
 use racklet_bsp::{Ctx, Exit, Status};
 
@@ -23,3 +25,5 @@ fn main(c: &Ctx) -> Status {
     });
     Status::Pass
 }
+
+racklet_bsp::payload!(main);

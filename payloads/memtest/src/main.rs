@@ -1,11 +1,13 @@
-// `memtest`: a short RAM test for use after DRAM init. Tests one window
-// (the board's default in racklet_bsp::BOARDS, or RACKLET_MEMTEST_BASE /
-// RACKLET_MEMTEST_SIZE at build time) and prints one line:
-// `racklet: memtest <board> (<soc>) 0x<start>..0x<end> pass`, or
-// `... FAIL at 0x<addr> wrote 0x<w> read 0x<r>`.
-//
-// Passes: walking ones on the first word, then every 64-bit word holding
-// its own address (xor a pattern), then the complement of that.
+//! `memtest`: a short RAM test for use after DRAM init. Tests one window
+//! (the board's default in payloads/boards.toml, or RACKLET_MEMTEST_BASE /
+//! RACKLET_MEMTEST_SIZE at build time) and prints one line:
+//! `racklet: memtest <board> (<soc>) 0x<start>..0x<end> pass`, or
+//! `... FAIL at 0x<addr> wrote 0x<w> read 0x<r>`.
+//!
+//! Passes: walking ones on the first word, then every 64-bit word holding
+//! its own address (xor a pattern), then the complement of that.
+#![no_std]
+#![no_main]
 
 use racklet_bsp::{parse_usize, Ctx, MemRange, Status};
 
@@ -95,3 +97,5 @@ fn main(c: &Ctx) -> Status {
         }
     }
 }
+
+racklet_bsp::payload!(main);
