@@ -16,6 +16,7 @@
 
 pub mod canaan;
 pub mod fastboot;
+pub mod fastload;
 pub mod rockchip;
 pub mod serial;
 pub mod sophgo;
