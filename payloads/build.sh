@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds hello and memtest for every board of boards.toml into out/<board>/:
 #   hello.elf hello.bin memtest.elf memtest.bin
-# (one cargo invocation per board: RACKLET_BOARD=<board>, see bsp/build.rs)
+# (one cargo invocation per board: RACKLET_BOARD=<board>, see bsp/build.rs),
+# and for the boards with a fastload record fastload.elf and fastload.bin
+# (RACKLET_LAYOUT=fastload; also at most 4 KiB)
 # checks that every hello.bin is at most 4 KiB, and writes the sizes into
 # README.md (section "Sizes").
 #
@@ -20,7 +22,8 @@
 #       decimal) instead of each board's default.
 #   RACKLET_PAYLOADS_NO_README=1   do not rewrite README.md.
 #
-# Option --update-prebuilt: copy every hello.{elf,bin} into prebuilt/<board>/
+# Option --update-prebuilt: copy every hello.{elf,bin} (and fastload.elf)
+# into prebuilt/<board>/
 # (the copies the README's main-job command uses; test.sh checks them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -41,8 +44,9 @@ mapfile -t lines < <(board_lines)
 mkdir -p out
 status=0
 table=$'| board | SoC | hello.bin | memtest.bin | hello <= 4 KiB |\n|---|---|---:|---:|---|'
+fastload_sizes=$'\n| board | fastload.bin (at most 4096) |\n|---|---:|'
 for line in "${lines[@]}"; do
-    read -r b arch soc _load _header _fastload <<<"$line"
+    read -r b arch soc _load _header fastload <<<"$line"
     target=$(target_for "$arch")
     echo "build.sh: $b ($target)"
     cargo_build "$b" "$target" hello memtest
@@ -51,6 +55,21 @@ for line in "${lines[@]}"; do
         cp "target/$target/release/$p" "out/$b/$p.elf"
         "$objcopy_tool" -O binary "out/$b/$p.elf" "out/$b/$p.bin"
     done
+    if [ "$fastload" != - ]; then
+        # The loader: its own layout (RACKLET_LAYOUT=fastload, bsp/build.rs).
+        RACKLET_LAYOUT=fastload cargo_build "$b" "$target" fastload
+        cp "target/$target/release/fastload" "out/$b/fastload.elf"
+        "$objcopy_tool" -O binary "out/$b/fastload.elf" "out/$b/fastload.bin"
+        fs=$(stat -c %s "out/$b/fastload.bin")
+        echo "build.sh: $b fastload.bin $fs bytes"
+        if [ "$fs" -gt "$max_hello" ]; then
+            status=1
+            echo "build.sh: out/$b/fastload.bin is $fs bytes, over $max_hello" >&2
+        fi
+        fastload_sizes+=$'\n'"| $b | $fs |"
+    else
+        rm -f "out/$b/fastload.elf" "out/$b/fastload.bin"
+    fi
     hs=$(stat -c %s "out/$b/hello.bin")
     ms=$(stat -c %s "out/$b/memtest.bin")
     ok=yes
@@ -63,7 +82,7 @@ for line in "${lines[@]}"; do
 done
 
 # --- sizes ------------------------------------------------------------------
-printf '%s\n' "$table" > out/sizes.md
+printf '%s\n%s\n' "$table" "$fastload_sizes" > out/sizes.md
 echo "$table"
 if [ "${RACKLET_PAYLOADS_NO_README:-}" != 1 ]; then
     replace_section README.md sizes out/sizes.md
@@ -95,6 +114,7 @@ if [ "${1:-}" = "--update-prebuilt" ]; then
         [ -s "out/$b/hello.elf" ] || continue
         mkdir -p "prebuilt/$b"
         cp "out/$b/hello.elf" "out/$b/hello.bin" "prebuilt/$b/"
+        if [ -s "out/$b/fastload.elf" ]; then cp "out/$b/fastload.elf" "prebuilt/$b/"; fi
     done
     rustc_cmd=$(command -v rustc)
     [ "$route" = debian ] && rustc_cmd=/usr/bin/rustc

@@ -6,7 +6,8 @@ arm_target=aarch64-unknown-none-softfloat
 
 # Prints one line per board of boards.toml, in table order:
 #   name arch soc load header fastload
-# (arch riscv64|aarch64; load in hex; header "-" when none; fastload yes|no).
+# (arch riscv64|aarch64; load in hex; header "-" when none; fastload: the
+# fastload loader's address in hex, "-" for a board without one).
 # python3's tomllib reads the table, so no script parses it by hand.
 board_lines() {
     python3 - boards.toml <<'PY'
@@ -15,7 +16,7 @@ with open(sys.argv[1], "rb") as f:
     table = tomllib.load(f)
 for b in table["board"]:
     print(b["name"], b["arch"], b["soc"], hex(b["load"]), b.get("header", "-"),
-          "yes" if b.get("fastload") else "no")
+          hex(b["fastload"]["load"]) if "fastload" in b else "-")
 PY
 }
 

@@ -47,7 +47,7 @@ mapfile -t lines < <(board_lines)
 boards=$(for l in "${lines[@]}"; do echo "${l%% *}"; done)
 
 for line in "${lines[@]}"; do
-    read -r b _arch _soc origin header _fastload <<<"$line"
+    read -r b _arch _soc origin header fastload <<<"$line"
     missing=""
     for f in hello.elf hello.bin memtest.elf memtest.bin; do
         [ -s "out/$b/$f" ] || missing+=" $f"
@@ -57,6 +57,31 @@ for line in "${lines[@]}"; do
     size=$(stat -c %s "out/$b/hello.bin")
     if [ "$size" -le 4096 ]; then ok "size $b hello.bin $size <= 4096"; else bad "size $b hello.bin $size > 4096"; fi
 
+    if [ "$fastload" != - ]; then
+        if [ -s "out/$b/fastload.bin" ]; then
+            fs=$(stat -c %s "out/$b/fastload.bin")
+            if [ "$fs" -le 4096 ]; then ok "size $b fastload.bin $fs <= 4096"; else bad "size $b fastload.bin $fs > 4096"; fi
+            # The ROM (or QEMU) puts the loader at its load address.
+            if msg=$(python3 - "out/$b/fastload.elf" "$fastload" 2>&1 <<'EOF'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+want = int(sys.argv[2], 16)
+phoff = struct.unpack_from("<Q", d, 32)[0]
+phentsize, phnum = struct.unpack_from("<HH", d, 54)
+loads = []
+for i in range(phnum):
+    p_type, _, _, vaddr, paddr, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", d, phoff + i * phentsize)
+    if p_type == 1 and filesz:
+        loads.append((paddr, vaddr))
+assert len(loads) == 1, f"want one loadable image segment, got {loads}"
+assert loads[0][0] == want, f"loaded at {loads[0][0]:#x}, boards.toml fastload.load {want:#x}"
+print(f"loaded at {loads[0][0]:#x}, runs at {loads[0][1]:#x}")
+EOF
+            ); then ok "layout $b fastload: $msg"; else bad "layout $b fastload: ${msg##*$'\n'}"; fi
+        else
+            bad "build $b: missing fastload.bin"
+        fi
+    fi
     if [ "$header" = sophgo-bl2 ]; then head=1; else head=0; fi
     for p in hello memtest; do
         if msg=$(python3 - "out/$b/$p.elf" "out/$b/$p.bin" "$origin" "$head" 2>&1 <<'EOF'
@@ -174,7 +199,8 @@ run_qemu "aarch64 memtest" '^racklet: memtest qemu-virt-aarch64 \(qemu-virt\) 0x
 # The build is reproducible, so the shipped copies must equal a fresh build.
 for d in prebuilt/*/; do
     b=$(basename "$d")
-    for f in hello.elf hello.bin; do
+    for f in hello.elf hello.bin fastload.elf; do
+        [ "$f" != fastload.elf ] || [ -e "prebuilt/$b/$f" ] || [ -e "out/$b/$f" ] || continue
         if cmp -s "prebuilt/$b/$f" "out/$b/$f"; then
             ok "prebuilt $b/$f equals a fresh build"
         else

@@ -55,6 +55,42 @@ pub enum Exit {
     PsciHvc,
 }
 
+/// A timer the fastload loader measures its timeouts with.
+#[derive(Clone, Copy)]
+pub enum Timer {
+    /// A free-running 64-bit MMIO counter (RISC-V CLINT `mtime`) at `hz`.
+    Mmio64 { address: usize, hz: u64 },
+    /// The AArch64 generic timer (`CNTPCT_EL0` at `CNTFRQ_EL0`).
+    Cntpct,
+    /// None known.
+    None,
+}
+
+impl Timer {
+    /// The current count.
+    pub fn ticks(&self) -> u64 {
+        arch::timer_ticks(self)
+    }
+
+    /// Counts per second (0 when there is no timer).
+    pub fn hz(&self) -> u64 {
+        match *self {
+            Timer::Mmio64 { hz, .. } => hz,
+            #[cfg(target_arch = "aarch64")]
+            Timer::Cntpct => aarch64::cntfrq(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Timer::Cntpct => 0,
+            Timer::None => 0,
+        }
+    }
+}
+
+/// Jumps to an image just written to memory: makes it visible to
+/// instruction fetch, then branches with the hart/core number in a0/x0.
+pub fn enter(entry: usize, id: usize) -> ! {
+    arch::enter(entry, id)
+}
+
 /// A RAM window (for memtest).
 #[derive(Clone, Copy)]
 pub struct MemRange {
@@ -190,6 +226,12 @@ pub fn panic(board: &Board, info: &core::panic::PanicInfo) -> ! {
     stop(board)
 }
 
+/// After a trap, without a word: powers QEMU off with a failure status, or
+/// parks.
+pub fn stop_quietly(board: &Board) -> ! {
+    stop(board)
+}
+
 /// An unexpected trap (RISC-V): prints the cause, then stops as a panic does.
 pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
     let c = &board.console;
@@ -209,6 +251,26 @@ pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
 /// `main` is a `fn(&racklet_bsp::Ctx) -> racklet_bsp::Status`.
 #[macro_export]
 macro_rules! payload {
+    // The fastload loader's variant: a trap parks without printing (the
+    // printing code would not fit its 4 KiB); panics still print.
+    ($main:path, quiet_traps) => {
+        static BOARD: $crate::Board = $crate::BOARD;
+
+        #[no_mangle]
+        extern "C" fn racklet_rust_entry(raw_id: usize) {
+            $crate::run(&BOARD, raw_id, $main);
+        }
+
+        #[no_mangle]
+        extern "C" fn racklet_trap_rust(_cause: usize, _epc: usize, _tval: usize) -> ! {
+            $crate::stop_quietly(&BOARD)
+        }
+
+        #[panic_handler]
+        fn racklet_panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::panic(&BOARD, info)
+        }
+    };
     ($main:path) => {
         static BOARD: $crate::Board = $crate::BOARD;
 
