@@ -126,6 +126,12 @@ impl Decoder {
         self.buf.extend(bytes);
     }
 
+    /// Takes the bytes buffered after the last frame (the payload's first
+    /// words, after GO_OK).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        self.buf.drain(..).collect()
+    }
+
     /// Forgets everything buffered (after a rate change).
     pub fn clear(&mut self) {
         self.buf.clear();

@@ -53,10 +53,11 @@ impl Default for Options {
 /// The image to load.
 #[derive(Debug, Clone, Copy)]
 pub struct Image<'a> {
-    /// Where its first byte goes.
-    pub load: u64,
-    /// Where the loader jumps.
-    pub entry: u64,
+    /// Where its first byte goes; `None`: the base of the loader's image
+    /// window (a raw file).
+    pub load: Option<u64>,
+    /// Where the loader jumps; `None`: the load address.
+    pub entry: Option<u64>,
     pub bytes: &'a [u8],
 }
 
@@ -125,6 +126,9 @@ pub struct Report {
     /// A rate change was asked for and did not sync: the image went at the
     /// base rate.
     pub fell_back: Option<u32>,
+    /// Where the image went and where it started.
+    pub load: u64,
+    pub entry: u64,
     pub blocks: u32,
     /// DATA frames sent more than once.
     pub resent: u64,
@@ -133,6 +137,9 @@ pub struct Report {
     /// From the first DATA frame to DONE.
     pub data_time: Duration,
     pub crc: u32,
+    /// Bytes that came after GO_OK in the same read: the payload's first
+    /// output, for the console.
+    pub after_go: Vec<u8>,
 }
 
 struct Conn<'l, L: SerialLink + ?Sized> {
@@ -255,7 +262,9 @@ pub fn send_image<L: SerialLink + ?Sized>(
         "fastload loader on {} ({}): image window 0x{:x} + 0x{:x}, UART clock {} Hz",
         port, info.board, info.image_base, info.image_size, info.uart_clock
     ));
-    check_fit(&image, &info)?;
+    let load = image.load.unwrap_or(info.image_base);
+    let entry = image.entry.unwrap_or(load);
+    check_fit(load, image.bytes.len() as u64, &info)?;
 
     // §3: rate change.
     let want = match opts.baud {
@@ -281,8 +290,8 @@ pub fn send_image<L: SerialLink + ?Sized>(
     let window = opts.window.min(info.window).max(1) as usize;
     let crc = frame::crc32(image.bytes);
     let mut start = Vec::with_capacity(28);
-    start.extend_from_slice(&image.load.to_le_bytes());
-    start.extend_from_slice(&image.entry.to_le_bytes());
+    start.extend_from_slice(&load.to_le_bytes());
+    start.extend_from_slice(&entry.to_le_bytes());
     start.extend_from_slice(&(image.bytes.len() as u32).to_le_bytes());
     start.extend_from_slice(&(block as u32).to_le_bytes());
     start.extend_from_slice(&crc.to_le_bytes());
@@ -324,25 +333,35 @@ pub fn send_image<L: SerialLink + ?Sized>(
 
     // §4.6: GO.
     let f = c.ask("GO", Kind::Go, &[], &[Kind::GoOk], 5, Duration::from_millis(500))?;
-    let entry = f.payload.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
-    if entry != Some(image.entry) {
-        return Err(FastloadError::Protocol {
-            what: format!("GO_OK with entry {entry:x?}, not 0x{:x}", image.entry),
-        });
+    let said = f.payload.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    if said != Some(entry) {
+        return Err(FastloadError::Protocol { what: format!("GO_OK with entry {said:x?}, not 0x{entry:x}") });
     }
     c.link.set_baud(opts.base_baud)?;
-    progress.say(format!("fastload: started at 0x{:x}", image.entry));
-    Ok(Report { info, baud, fell_back, blocks, resent: w.resent, bad_frames: c.dec.bad, data_time, crc })
+    progress.say(format!("fastload: started at 0x{entry:x}"));
+    let after_go = c.dec.take_rest();
+    Ok(Report {
+        info,
+        baud,
+        fell_back,
+        load,
+        entry,
+        blocks,
+        resent: w.resent,
+        bad_frames: c.dec.bad,
+        data_time,
+        crc,
+        after_go,
+    })
 }
 
-fn check_fit(image: &Image<'_>, info: &Info) -> Result<(), FastloadError> {
-    let len = image.bytes.len() as u64;
-    let end = image.load.checked_add(len);
-    let inside = end.is_some_and(|e| image.load >= info.image_base && e <= info.image_base + info.image_size);
-    let overlaps = end.is_some_and(|e| image.load < info.loader_end && e > info.loader_start);
+fn check_fit(load: u64, len: u64, info: &Info) -> Result<(), FastloadError> {
+    let end = load.checked_add(len);
+    let inside = end.is_some_and(|e| load >= info.image_base && e <= info.image_base + info.image_size);
+    let overlaps = end.is_some_and(|e| load < info.loader_end && e > info.loader_start);
     if !inside || overlaps || len > u32::MAX as u64 {
         return Err(FastloadError::DoesNotFit {
-            load: image.load,
+            load,
             len,
             base: info.image_base,
             size: info.image_size,

@@ -37,7 +37,7 @@ fn an_image_goes_at_the_fastest_exact_rate_and_starts_at_its_entry() {
     let mut p = CollectProgress::default();
     let r = send_image(
         &mut link,
-        Image { load: 0x4000_0000, entry: 0x4000_0100, bytes: &img },
+        Image { load: Some(0x4000_0000), entry: Some(0x4000_0100), bytes: &img },
         &Options::default(),
         &mut p,
     )
@@ -62,7 +62,7 @@ fn corrupted_frames_are_resent_and_never_run() {
     let (loader, mut link, _keep) = spawn(|d| Noisy::new(d, 9_001), Line::new(115_200, false), cfg());
     let r = send_image(
         &mut link,
-        Image { load: 0x4010_0000, entry: 0x4010_0000, bytes: &img },
+        Image { load: Some(0x4010_0000), entry: Some(0x4010_0000), bytes: &img },
         &Options::default(),
         &mut CollectProgress::default(),
     )
@@ -84,7 +84,7 @@ fn a_rate_the_adapter_cannot_carry_falls_back_to_115200() {
     let opts = Options { baud: Some(1_500_000), ..Options::default() };
     let r = send_image(
         &mut link,
-        Image { load: 0x4000_0000, entry: 0x4000_0000, bytes: &img },
+        Image { load: Some(0x4000_0000), entry: Some(0x4000_0000), bytes: &img },
         &opts,
         &mut CollectProgress::default(),
     )
@@ -103,7 +103,7 @@ fn a_rate_the_clock_cannot_make_is_refused_by_the_loader() {
     let opts = Options { baud: Some(921_600), ..Options::default() };
     let e = send_image(
         &mut link,
-        Image { load: 0x4000_0000, entry: 0x4000_0000, bytes: &img },
+        Image { load: Some(0x4000_0000), entry: Some(0x4000_0000), bytes: &img },
         &opts,
         &mut CollectProgress::default(),
     )
@@ -119,7 +119,7 @@ fn an_image_over_the_loader_is_refused_before_anything_is_sent() {
     // The ROM's load address: where the loader itself runs.
     let e = send_image(
         &mut link,
-        Image { load: 0x0800_0000, entry: 0x0800_0000, bytes: &img },
+        Image { load: Some(0x0800_0000), entry: Some(0x0800_0000), bytes: &img },
         &Options::default(),
         &mut CollectProgress::default(),
     )
@@ -138,7 +138,7 @@ fn no_loader_is_a_timeout_that_names_the_port() {
     let opts = Options { connect_timeout: Duration::from_millis(300), ..Options::default() };
     let e = send_image(
         &mut link,
-        Image { load: 0, entry: 0, bytes: &[1] },
+        Image { load: Some(0), entry: Some(0), bytes: &[1] },
         &opts,
         &mut CollectProgress::default(),
     )
@@ -169,7 +169,7 @@ fn ctrl_c_stops_the_transfer_and_nothing_runs() {
     let (loader, mut link, _keep) = spawn(|d| d, Line::new(115_200, false), cfg());
     let e = send_image(
         &mut link,
-        Image { load: 0x4000_0000, entry: 0x4000_0000, bytes: &img },
+        Image { load: Some(0x4000_0000), entry: Some(0x4000_0000), bytes: &img },
         &Options::default(),
         &mut CancelAfterFirst { advanced: false },
     )
