@@ -17,6 +17,7 @@
 pub mod canaan;
 pub mod fastboot;
 pub mod fastload;
+pub mod relay;
 pub mod rockchip;
 pub mod serial;
 pub mod sophgo;
