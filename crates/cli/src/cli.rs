@@ -61,6 +61,8 @@ pub enum Command {
     Man,
     /// Serve a board's virtual boot ROM outside this process (pty for serial ROMs, TCP for fastboot).
     Sim(SimArgs),
+    /// Load an image through a fastload loader already running on a serial port, and start it.
+    Fastload(Box<crate::cmd::fastload::FastloadArgs>),
 }
 
 /// A duration such as `500ms`, `10s`, `2m`.

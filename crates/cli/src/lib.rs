@@ -59,6 +59,7 @@ pub fn main_entry() -> ExitCode {
         Command::Completions { shell } => cmd::misc::completions(*shell),
         Command::Man => cmd::misc::man(),
         Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
+        Command::Fastload(a) => cmd::fastload::run(a, &out),
     };
     match result {
         Ok(code) => code,

@@ -23,7 +23,9 @@
 pub mod canaan;
 pub mod crc;
 pub mod fastboot;
+pub mod fastload;
 pub mod models;
+pub mod relay;
 pub mod rockchip;
 pub mod rom;
 pub mod serial;
