@@ -139,7 +139,13 @@ fn oversized_inputs_are_refused_by_their_size() {
     for args in [
         vec![os("maskrom"), os("visionfive2"), big.as_os_str(), os("--simulate")],
         vec![os("info"), big.as_os_str()],
-        vec![os("image"), os("visionfive2"), big.as_os_str(), os("-o"), dir.path().join("o").into_os_string().leak()],
+        vec![
+            os("image"),
+            os("visionfive2"),
+            big.as_os_str(),
+            os("-o"),
+            dir.path().join("o").into_os_string().leak(),
+        ],
     ] {
         let o = quick(&args);
         let t = text(&o);
@@ -169,7 +175,14 @@ fn image_output_never_replaces_what_is_not_a_regular_file() {
     std::os::unix::fs::symlink("/dev/null", &to_null).unwrap();
     std::fs::create_dir(d.join("a-dir")).unwrap();
     for target in [&fifo, &to_null, &d.join("a-dir")] {
-        let o = rf().args(["image", "visionfive2"]).arg(&code).arg("-o").arg(target).arg("--force").output().unwrap();
+        let o = rf()
+            .args(["image", "visionfive2"])
+            .arg(&code)
+            .arg("-o")
+            .arg(target)
+            .arg("--force")
+            .output()
+            .unwrap();
         let t = text(&o);
         assert_eq!(o.status.code(), Some(2), "{}: {t}", target.display());
         assert!(t.contains("not a regular file"), "{}: {t}", target.display());
@@ -198,7 +211,13 @@ fn planted_temporary_file_symlinks_redirect_nothing() {
     let d = dir.path();
     let victim = file(d, "victim.txt", b"precious");
     std::os::unix::fs::symlink(&victim, d.join(".y.img.racklet-tmp")).unwrap();
-    let o = rf().args(["image", "visionfive2"]).arg(corpus("code.bin")).arg("-o").arg(d.join("y.img")).output().unwrap();
+    let o = rf()
+        .args(["image", "visionfive2"])
+        .arg(corpus("code.bin"))
+        .arg("-o")
+        .arg(d.join("y.img"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     let m = std::fs::symlink_metadata(d.join("y.img")).unwrap();
@@ -223,20 +242,37 @@ fn concurrent_image_writers_do_not_trip_over_each_other() {
         let hs: Vec<_> = (0..8)
             .map(|_| {
                 s.spawn(|| {
-                    rf().args(["image", "visionfive2"]).arg(&code).arg("-o").arg(&out).arg("--force").output().unwrap()
+                    rf().args(["image", "visionfive2"])
+                        .arg(&code)
+                        .arg("-o")
+                        .arg(&out)
+                        .arg("--force")
+                        .output()
+                        .unwrap()
                 })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap().status.code()).collect()
     });
     assert!(codes.iter().all(|c| *c == Some(0)), "{codes:?}");
-    let one = rf().args(["image", "visionfive2"]).arg(&code).arg("-o").arg(dir.path().join("one.img")).output().unwrap();
+    let one = rf()
+        .args(["image", "visionfive2"])
+        .arg(&code)
+        .arg("-o")
+        .arg(dir.path().join("one.img"))
+        .output()
+        .unwrap();
     assert_eq!(one.status.code(), Some(0));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(dir.path().join("one.img")).unwrap());
 }
 
 fn sim_k230(extra: &[&std::ffi::OsStr]) -> std::process::Output {
-    rf().args(["maskrom", "canmv-k230"]).arg(corpus("code.bin")).arg("--simulate").args(extra).output().unwrap()
+    rf().args(["maskrom", "canmv-k230"])
+        .arg(corpus("code.bin"))
+        .arg("--simulate")
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -260,7 +296,10 @@ fn record_is_treated_like_an_output_file() {
     let o = sim_k230(&[os("--record"), existing.as_os_str(), os("--force")]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let t = std::fs::read_to_string(&existing).unwrap();
-    assert!(t.lines().count() > 2 && t.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{t}");
+    assert!(
+        t.lines().count() > 2 && t.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{t}"
+    );
 }
 
 #[test]
@@ -316,7 +355,13 @@ fn board_names_are_looked_up_whatever_their_case() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = rf().args(["info", "--board", "MYBOARD"]).arg(corpus("code.bin")).arg("--boards").arg(corpus("boards-upper-case.toml")).output().unwrap();
+    let o = rf()
+        .args(["info", "--board", "MYBOARD"])
+        .arg(corpus("code.bin"))
+        .arg("--boards")
+        .arg(corpus("boards-upper-case.toml"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
@@ -440,7 +485,12 @@ fn sim_save_does_not_follow_a_planted_symlink() {
 fn sophgo_sim_does_not_create_a_missing_tmpdir() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no").join("such").join("tmp");
-    let o = rf().args(["sim", "milkv-duo"]).env("TMPDIR", &missing).timeout(Duration::from_secs(20)).output().unwrap();
+    let o = rf()
+        .args(["sim", "milkv-duo"])
+        .env("TMPDIR", &missing)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!dir.path().join("no").exists(), "the sim created {}", missing.display());
 }

@@ -4,6 +4,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// The largest stage bound for DRAM that racklet-flash reads: 256 MiB.
+pub const MAX_DRAM_STAGE: u64 = 256 << 20;
+
+/// The largest board file read: the built-in table is 15 KiB.
+pub const MAX_BOARD_FILE: u64 = 1 << 20;
+
 /// The built-in board table.
 pub const BUILTIN: &str = include_str!("../boards.toml");
 
@@ -83,6 +89,16 @@ impl Board {
         racklet_image::Arch::from_name(&self.arch)
     }
 
+    /// The largest file one stage of this board may be. Every protocol here
+    /// has a stage bound for DRAM (Rockchip's usbplug, K230 `--load`, the
+    /// fastboot FSBL's next image, StarFive YMODEM, the Sophgo fip's later
+    /// images), whose size the board table does not know: they are bounded
+    /// by [`MAX_DRAM_STAGE`], far above any boot stage and far below what
+    /// would strain the host.
+    pub fn largest_stage(&self) -> u64 {
+        MAX_DRAM_STAGE
+    }
+
     /// The load window for fit checks.
     pub fn window(&self) -> racklet_image::Window {
         racklet_image::Window {
@@ -108,6 +124,8 @@ struct File {
 pub enum BoardFileError {
     #[error("{path}: cannot read the board file: {error}")]
     Read { path: String, error: std::io::Error },
+    #[error(transparent)]
+    File(#[from] racklet_image::ImageError),
     #[error("{path}: invalid board file: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: board '{name}': {message}")]
@@ -157,8 +175,11 @@ impl Boards {
         let mut boards = parse("built-in boards.toml", BUILTIN)?;
         if let Some(p) = extra {
             let shown = p.display().to_string();
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| BoardFileError::Read { path: shown.clone(), error: e })?;
+            let bytes = racklet_image::read_input(p, MAX_BOARD_FILE, "a board file can be")?;
+            let text = String::from_utf8(bytes).map_err(|e| BoardFileError::Read {
+                path: shown.clone(),
+                error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
             for b in parse(&shown, &text)? {
                 boards.retain(|x| x.name != b.name);
                 boards.push(b);

@@ -7,7 +7,7 @@ use anyhow::Result;
 use racklet_image::{Source, check_fit, load_bytes, read_input, sha256_hex};
 use serde_json::json;
 
-use crate::boards::Board;
+use crate::boards::{Board, MAX_DRAM_STAGE};
 use crate::cli::{GlobalArgs, InfoArgs};
 use crate::flows::{self, InfoReport};
 use crate::output::{Mode, Output};
@@ -23,11 +23,17 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
         Some(n) => Some(super::find_board(&boards, n)?),
         None => None,
     };
-    let bytes = read_input(&a.file)?;
+    // No board is known yet: the largest stage any board takes bounds the read.
+    let bytes = read_input(&a.file, MAX_DRAM_STAGE, "any stage racklet-flash sends can be")?;
     let mut report = match flows::info(&a.file, &bytes) {
         Some(r) => r,
         None => {
-            let p = load_bytes(&a.file, bytes.clone(), None)?;
+            let any = racklet_image::Window::anywhere(
+                "any board",
+                MAX_DRAM_STAGE,
+                "the largest stage racklet-flash sends",
+            );
+            let p = load_bytes(&a.file, bytes.clone(), None, &any)?;
             let mut r = InfoReport::default();
             match &p.source {
                 Source::Elf { arch, segments } => {
@@ -48,7 +54,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
                 Source::Raw => r.kind = "raw binary".into(),
             }
             r.fields.push(("image size".into(), format!("{} bytes", p.bytes.len())));
-            r.payload = Some((p.load_address.unwrap_or(u64::MAX), p.bytes.len() as u64));
+            r.payload = Some((p.load_address.unwrap_or(u64::MAX), p.mem_size));
             if let Source::Elf { arch, .. } = p.source {
                 r.socs =
                     boards.boards.iter().filter(|b| b.arch() == Some(arch)).map(|b| b.soc.clone()).collect();

@@ -32,12 +32,14 @@ struct JobResult {
 pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    // Check every input file before anything is touched.
+    // Check every input file before anything is touched: by its type and
+    // size, without reading it (the flow reads it once).
+    let what = format!("a stage of {} can be", board.name);
     for p in a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter()) {
-        racklet_image::read_input(p)?;
+        racklet_image::check_input(p, board.largest_stage(), &what)?;
     }
     for (_, p) in &a.loads {
-        racklet_image::read_input(p)?;
+        racklet_image::check_input(p, board.largest_stage(), &what)?;
     }
     let selectors: Vec<Selector> =
         a.connect.port.iter().map(|s| Selector::parse(s)).collect::<Result<_, _>>()?;

@@ -63,7 +63,7 @@ pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
         loads.push(Load { name: name_of(bin), address: addr32(&name_of(bin), at)?, bytes: p.bytes, entry });
     }
     for (addr, file) in &args.loads {
-        let p = racklet_image::load(file, board.arch())?;
+        let p = super::load_dram_stage(board, file)?;
         if let Some(la) = p.load_address
             && la != *addr
         {
@@ -227,7 +227,7 @@ pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
 }
 
 pub fn image(board: &Board, _args: &ImageArgs, payload: &racklet_image::Payload) -> Result<Vec<u8>> {
-    let len = payload.bytes.len() as u64;
+    let len = payload.mem_size;
     if let Some(at) = payload.load_address
         && !in_sram(at, len)
     {

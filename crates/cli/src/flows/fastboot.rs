@@ -79,12 +79,12 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     let follow = !ctx.stage_timeout().is_zero();
     match soc {
         Soc::K1 => {
-            let fsbl = racklet_image::read_input(bin)?;
+            let fsbl = super::read_stage(board, bin)?;
             k1::parse_fsbl(&fsbl).map_err(|r| bad_input(format!("{}: {r}", bin.display())))?;
             racklet_image::check_fit(bin, board.load_address, fsbl.len() as u64, &board.window())?;
             let then = match &a.then {
                 Some(p) => {
-                    let b = racklet_image::read_input(p)?;
+                    let b = super::read_stage(board, p)?;
                     if b.len() < 4 || b[..4] != FIT_MAGIC {
                         return Err(bad_input(format!(
                             "{}: not a FIT image (no d00dfeed magic); the K1 FSBL loads u-boot.itb, a FIT with OpenSBI and U-Boot",

@@ -389,11 +389,39 @@ pub fn not_built(protocol: &str, issue: u32) -> anyhow::Error {
     fail(FailureClass::Other, format!("{protocol} support is not built yet (tracked in issue #{issue})"))
 }
 
+/// Reads one stage's file for `board`: a regular file no larger than the
+/// board's largest stage, judged before it is read.
+pub fn read_stage(board: &Board, path: &std::path::Path) -> Result<Vec<u8>, racklet_image::ImageError> {
+    racklet_image::read_input(path, board.largest_stage(), &format!("a stage of {} can be", board.name))
+}
+
 /// Loads an ELF or raw payload for `board` and checks that it fits the
 /// board's load window, before any device is touched.
 pub fn load_payload(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
-    let p = racklet_image::load(path, board.arch())?;
+    let bytes = read_stage(board, path)?;
+    payload_from(board, path, bytes)
+}
+
+/// [`load_payload`] with the bytes already read.
+pub fn payload_from(board: &Board, path: &std::path::Path, bytes: Vec<u8>) -> Result<racklet_image::Payload> {
+    let p = racklet_image::load_bytes(path, bytes, board.arch(), &board.window())?;
     let at = p.load_address.unwrap_or(board.load_address);
-    racklet_image::check_fit(path, at, p.bytes.len() as u64, &board.window())?;
+    racklet_image::check_fit(path, at, p.mem_size, &board.window())?;
     Ok(p)
+}
+
+/// Where a stage bound for DRAM may go: anywhere, up to the board's
+/// largest stage (the protocol checks the addresses).
+pub fn dram_window(board: &Board) -> racklet_image::Window {
+    racklet_image::Window::anywhere(
+        &board.name,
+        board.largest_stage(),
+        &format!("the largest stage racklet-flash sends to {}", board.name),
+    )
+}
+
+/// Loads an ELF or raw stage bound for DRAM.
+pub fn load_dram_stage(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
+    let bytes = read_stage(board, path)?;
+    Ok(racklet_image::load_bytes(path, bytes, board.arch(), &dram_window(board))?)
 }

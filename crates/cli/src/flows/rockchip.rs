@@ -105,7 +105,7 @@ pub fn find_rkbin(dir: &Path, wanted: &str) -> Result<PathBuf> {
 }
 
 fn read_blob(path: &Path, board: &Board) -> Result<Blob> {
-    let p = racklet_image::load(path, board.arch())?;
+    let p = super::load_dram_stage(board, path)?;
     Ok(Blob { from: path.display().to_string(), bytes: p.bytes })
 }
 
@@ -114,7 +114,7 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
     let a = ctx.args;
     let board = ctx.board;
     let bin = match &a.bin {
-        Some(p) => Some((p.clone(), racklet_image::read_input(p)?)),
+        Some(p) => Some((p.clone(), super::read_stage(board, p)?)),
         None => None,
     };
     if let Some((path, bytes)) = &bin
@@ -164,7 +164,8 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
     let mut usbplug = match &bin {
         Some((p, bytes)) => Some(Blob {
             from: p.display().to_string(),
-            bytes: racklet_image::load_bytes(p, bytes.clone(), board.arch())?.bytes,
+            bytes: racklet_image::load_bytes(p, bytes.clone(), board.arch(), &super::dram_window(board))?
+                .bytes,
         }),
         None => None,
     };
