@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use racklet_canaan::rom::{self, DeviceStage, RomOptions};
-use racklet_canaan::{CanaanError, ImageHeader, Load, Stage, header, in_sram, plan_stages};
+use racklet_canaan::{CanaanError, ImageHeader, Load, Stage, check_entries, header, in_sram, plan_stages};
 use racklet_link::{Classify, FailureClass, UsbLink};
 use racklet_sim::canaan::{Fault, K230Rom};
 
@@ -87,7 +87,11 @@ pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
             board.name
         )));
     }
-    plan_stages(loads, args.run).map_err(classify)
+    let stages = plan_stages(loads, args.run).map_err(classify)?;
+    if !args.connect.force {
+        check_entries(&stages, args.run).map_err(classify)?;
+    }
+    Ok(stages)
 }
 
 pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {

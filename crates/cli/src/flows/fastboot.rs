@@ -80,7 +80,7 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     match soc {
         Soc::K1 => {
             let fsbl = super::read_stage(board, bin)?;
-            k1::parse_fsbl(&fsbl).map_err(|r| bad_input(format!("{}: {r}", bin.display())))?;
+            k1::check_fsbl(&fsbl).map_err(|r| bad_input(format!("{}: {r}", bin.display())))?;
             racklet_image::check_fit(bin, board.load_address, fsbl.len() as u64, &board.window())?;
             let then = match &a.then {
                 Some(p) => {
@@ -324,9 +324,7 @@ pub fn info(_path: &Path, bytes: &[u8]) -> Option<InfoReport> {
                 ));
                 r.fields.push(("SPL + signature".into(), format!("{} bytes at offset 0x1000", f.spl_len)));
                 r.fields.push(("runs at".into(), format!("0x{:x} (code at +0x1000)", k1::LOAD_ADDRESS)));
-                r.checks.push(("header1 AIHD magic".into(), true));
-                r.checks.push(("ROTPK SHA-256".into(), f.rotpk_hash_ok));
-                r.checks.push(("size = 0x1000 + header1.imgsize + 256".into(), f.size_ok));
+                r.checks = f.checks();
             }
             Err(why) => {
                 r.kind = "SpacemiT K1 FSBL.bin (damaged)".into();

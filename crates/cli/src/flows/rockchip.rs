@@ -149,6 +149,7 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
         if loader.of(EntryKind::Code471).next().is_none() {
             return Err(bad_input(format!("{}: the loader has no 0x471 (DRAM init) entry", path.display())));
         }
+        loader.check_stages(board.sram_size).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
         if a.zero_crc && !(loader.crc_disabled || chip.zero_crc_allowed()) {
             return Err(zero_crc_refused(board));
         }
