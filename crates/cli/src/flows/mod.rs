@@ -57,6 +57,10 @@ pub struct Ctx<'a> {
     pub progress: &'a mut dyn ProgressSink,
     pub transcript: Option<TranscriptWriter>,
     pub simulate: bool,
+    /// The device this job found: its USB port path (or tty path), set by
+    /// [`Ctx::find_usb`] / [`Ctx::find_serial`]. A simulated run pairs the
+    /// virtual ROM's verdict with the job by it.
+    pub resolved: Option<String>,
 }
 
 /// Lines describing candidates, for "several devices match" errors.
@@ -122,6 +126,7 @@ impl Ctx<'_> {
                 ),
             ));
         }
+        self.resolved = Some(found[0].port_path.clone());
         Ok(found.remove(0))
     }
 
@@ -204,7 +209,9 @@ impl Ctx<'_> {
                     return Err(not_found(self.board, what, &self.selector, None));
                 }
             }
-            return Ok(listed.unwrap_or(SerialInfo { path: path_s, ..Default::default() }));
+            let info = listed.unwrap_or(SerialInfo { path: path_s, ..Default::default() });
+            self.resolved = Some(serial_identity(&info));
+            return Ok(info);
         }
         let mut found: Vec<SerialInfo> = self.serial.ports()?.into_iter().filter(|p| pred(p)).collect();
         if found.is_empty() {
@@ -238,6 +245,7 @@ impl Ctx<'_> {
                 format!("{} serial ports could be {what}; choose one with --port:\n{list}", found.len()),
             ));
         }
+        self.resolved = Some(serial_identity(&found[0]));
         Ok(found.remove(0))
     }
 
@@ -252,6 +260,12 @@ impl Ctx<'_> {
             None => link,
         })
     }
+}
+
+/// Which board a serial port is: its USB port path when it has one (it
+/// survives re-enumeration), its tty path otherwise.
+pub fn serial_identity(p: &SerialInfo) -> String {
+    p.port_path.clone().unwrap_or_else(|| p.path.clone())
 }
 
 /// "Not found" with what to do about it.
