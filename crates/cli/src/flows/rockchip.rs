@@ -508,6 +508,9 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     let addr = args.tcp.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = std::net::TcpListener::bind(&addr).map_err(|e| bad_input(format!("--tcp {addr}: {e}")))?;
     let local = listener.local_addr()?;
+    if let Some(w) = racklet_sim::exposure_warning(&local) {
+        eprintln!("{w}");
+    }
     // Validate the board and the fault name before announcing the address.
     sim_rom(board, "1-1", args.fault.as_deref())?;
     outln!("tcp://{local}");
@@ -516,8 +519,11 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
         board.soc.to_uppercase(),
         board.name
     ));
-    loop {
-        let (stream, peer) = listener.accept()?;
+    // Stages are numbered across sessions, so --save never reuses a name.
+    let saved = std::sync::atomic::AtomicUsize::new(0);
+    // One session: its own virtual board, on its own thread with --keep, so
+    // a client that idles does not hold up the next.
+    let session = |stream: std::net::TcpStream, peer: std::net::SocketAddr| -> Result<()> {
         out.line(&format!("session from {peer}"));
         let mut rom = sim_rom(board, "1-1", args.fault.as_deref())?;
         let mut w = stream.try_clone()?;
@@ -538,8 +544,9 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
                     r.crc
                 ));
                 if let Some(dir) = &args.save {
-                    let p = dir.join(format!("stage{seen}-{:x}.bin", r.index));
-                    std::fs::write(&p, &r.body).with_context(|| format!("writing {}", p.display()))?;
+                    let n = saved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let p = dir.join(format!("stage{n}-{:x}.bin", r.index));
+                    racklet_image::output::write_file(&p, &r.body, false)?;
                 }
                 seen += 1;
             }
@@ -551,10 +558,23 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             Ok(v) => out.line(&format!("verdict: ok: {v}")),
             Err(v) => out.line(&format!("verdict: failed: {v}")),
         }
-        if !args.keep {
-            return Ok(());
-        }
+        Ok(())
+    };
+    if !args.keep {
+        let (stream, peer) = listener.accept()?;
+        return session(stream, peer);
     }
+    std::thread::scope(|scope| {
+        loop {
+            let (stream, peer) = listener.accept()?;
+            let session = &session;
+            scope.spawn(move || {
+                if let Err(e) = session(stream, peer) {
+                    out.line(&format!("session from {peer}: {e:#}"));
+                }
+            });
+        }
+    })
 }
 
 fn serve_one(rom: &mut RockchipRom, line: &str) -> serde_json::Value {

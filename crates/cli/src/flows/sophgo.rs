@@ -542,10 +542,17 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     // A person starts the client by hand: give the first session a long window.
     cfg.window = Duration::from_secs(60);
 
-    // The pty changes at every re-enumeration; a symlink follows it.
-    let dir = std::env::temp_dir().join(format!("racklet-sim-sophgo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| fail(FailureClass::Io, format!("{}: {e}", dir.display())))?;
-    let link = dir.join("ttyACM");
+    // The pty changes at every re-enumeration; a symlink follows it. Its
+    // directory has a random name, is made only inside an existing $TMPDIR,
+    // and goes when the server ends, by Ctrl-C or by SIGTERM.
+    let tmp = std::env::temp_dir();
+    let dir = tempfile::Builder::new().prefix("racklet-sim-sophgo-").tempdir_in(&tmp).map_err(|e| {
+        fail(FailureClass::Io, format!("{}: cannot make the sim's directory there: {e}", tmp.display()))
+    })?;
+    let terminated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())
+        .map_err(|e| fail(FailureClass::Io, format!("cannot watch for SIGTERM: {e}")))?;
+    let link = dir.path().join("ttyACM");
     let bus = racklet_sim::serial::SimSerialBus::new();
     let o = out.clone();
     let l2 = link.clone();
@@ -590,18 +597,21 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             link.display()
         ));
     }
-    while !rom.state().finished && !out.cancelled() {
+    while !rom.state().finished && !out.cancelled() && !terminated.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let state = rom.state();
     let verdict = rom.verdict();
     let _ = std::fs::remove_file(&link);
-    let _ = std::fs::remove_dir(&dir);
+    drop(dir);
+    if terminated.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(fail(FailureClass::Interrupted, "terminated (SIGTERM)"));
+    }
     if let Some(d) = &args.save {
         std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: {e}", d.display())))?;
         for (name, data) in [("param1.bin", &state.param1), ("bl2.bin", &state.bl2)] {
             if let Some(b) = data {
-                std::fs::write(d.join(name), b).map_err(|e| bad_input(format!("{}: {e}", d.display())))?;
+                racklet_image::output::write_file(&d.join(name), b, false)?;
             }
         }
     }

@@ -343,7 +343,7 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             }
             if let Some(d) = &args.save {
                 let f = d.join(format!("starfive-session-{seen}.img"));
-                std::fs::write(&f, &s.received).map_err(|e| bad_input(format!("{}: {e}", f.display())))?;
+                racklet_image::output::write_file(&f, &s.received, false)?;
             }
         }
         if seen > 0 && !args.keep {
