@@ -315,6 +315,11 @@ fn describe(n: usize, s: &racklet_sim::starfive::Session) -> String {
 
 pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     let fault = parse_fault(args.fault.as_ref())?;
+    if args.tcp.is_some() {
+        return Err(bad_input(
+            "--tcp: the StarFive ROM is reached over a UART; its virtual ROM is served on a pseudo-terminal",
+        ));
+    }
     if let Some(d) = &args.save {
         std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
     }
