@@ -138,3 +138,29 @@ fn udev_rules_completions_and_man() {
     rf().args(["completions", "bash"]).assert().success().stdout(predicate::str::contains("racklet-flash"));
     rf().arg("man").assert().success().stdout(predicate::str::contains(".TH"));
 }
+
+/// With no board attached, a real-device run is "not found" (exit 3) — on a
+/// machine without a USB subsystem too (a container), where it names the
+/// missing bus and says what to do instead of failing as an I/O error.
+#[test]
+fn no_board_is_not_found_even_without_a_usb_bus() {
+    let d = tempfile::tempdir().unwrap();
+    let p = racklet_tests::file(d.path(), "p.bin", &racklet_tests::pattern(100, 1));
+    for args in [vec!["maskrom", "canmv-k230"], vec!["maskrom", "canmv-k230", "--wait", "300ms"]] {
+        let o = rf().args(&args).arg(&p).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+        if !std::path::Path::new("/sys/bus/usb/devices").is_dir() {
+            assert!(err.contains("no USB bus is visible"), "{err}");
+            assert!(err.contains("hint: ") && err.contains("--simulate"), "{err}");
+        }
+    }
+    let o = rf().args(["maskrom", "canmv-k230"]).arg(&p).arg("--json").output().unwrap();
+    let ev: serde_json::Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["event"] == "error")
+        .expect("an error event");
+    assert_eq!(ev["exit_code"], 3, "{ev}");
+    assert!(ev.get("hint").is_some(), "{ev}");
+}

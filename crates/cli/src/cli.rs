@@ -149,6 +149,11 @@ pub struct ConnectArgs {
     /// (or, K230, when --run points outside every load); overwrite --record's FILE.
     #[arg(long)]
     pub force: bool,
+    /// After the last stage, follow the board to what comes up next on USB
+    /// and report it (bounded by --stage-timeout; nothing coming up is then a
+    /// timeout). Without it, the run ends once the ROM took the start.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// `racklet-flash maskrom <board> [<bin>]`

@@ -18,9 +18,8 @@ pub mod boards;
 mod cli;
 mod cmd;
 mod console;
-#[allow(dead_code)] // `classify` is used by the protocol flows as they land.
+mod drivers;
 mod error;
-#[allow(dead_code)] // The Ctx helpers are used by the protocol flows as they land.
 mod flows;
 mod output;
 
@@ -66,11 +65,15 @@ pub fn main_entry() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let class = if out.cancelled() { FailureClass::Interrupted } else { error::class_of(&e) };
-            let message = format!("{e:#}");
+            let message = error::message_of(&e);
+            let hint = error::hint_of(&e);
             if out.mode == output::Mode::Json {
-                out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message}));
+                out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message,"hint":hint}));
             } else {
                 eprintln!("error: {message}");
+                if let Some(h) = hint {
+                    eprintln!("hint: {h}");
+                }
             }
             ExitCode::from(class.exit_code() as u8)
         }

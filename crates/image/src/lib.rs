@@ -6,6 +6,12 @@
 //! any device is touched, [`check_fit`] checks the image against the board's
 //! load window.
 
+pub mod describe;
+pub mod target;
+
+pub use describe::Description;
+pub use target::Target;
+
 use std::path::{Path, PathBuf};
 
 use object::elf::{EM_AARCH64, EM_ARM, EM_RISCV, PT_LOAD};
@@ -523,3 +529,39 @@ pub fn check_fit(path: &Path, load: u64, len: u64, w: &Window) -> Result<(), Ima
 
 #[cfg(test)]
 mod tests;
+
+/// True when `bytes` almost hold `magic` at `offset`: between one byte and a
+/// quarter of the magic's bytes (at least one) differ. A file like that is a
+/// damaged or mistyped header of a known format, not a raw binary that
+/// happens to start that way (a random file matches 3 of 4 given bytes once
+/// in about 4 million).
+pub fn near_magic(bytes: &[u8], offset: usize, magic: &[u8]) -> bool {
+    let Some(have) = offset.checked_add(magic.len()).and_then(|end| bytes.get(offset..end)) else {
+        return false;
+    };
+    let differ = have.iter().zip(magic).filter(|(a, b)| a != b).count();
+    (1..=(magic.len() / 4).max(1)).contains(&differ)
+}
+
+/// Bytes shown the way a header field is written: printable ASCII as is,
+/// the rest escaped (`CVBL02\n\0`).
+pub fn escaped(bytes: &[u8]) -> String {
+    bytes.iter().flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect()
+}
+
+#[cfg(test)]
+mod near_magic_tests {
+    use super::{escaped, near_magic};
+
+    #[test]
+    fn one_byte_off_is_near_exact_and_far_are_not() {
+        assert!(near_magic(b"CVBL02\n\0rest", 0, b"CVBL01\n\0"));
+        assert!(near_magic(b"CVBX02\n\0", 0, b"CVBL01\n\0"), "two of eight bytes");
+        assert!(!near_magic(b"CVXX02\n\0", 0, b"CVBL01\n\0"), "three of eight bytes");
+        assert!(!near_magic(b"CVBL01\n\0", 0, b"CVBL01\n\0"), "exact is not near");
+        assert!(near_magic(b"K231", 0, b"K230"));
+        assert!(!near_magic(b"K2", 0, b"K230"), "too short");
+        assert!(!near_magic(b"xxxxK231", usize::MAX, b"K230"), "offset overflow");
+        assert_eq!(escaped(b"CVBL02\n\0"), "CVBL02\\n\\x00");
+    }
+}

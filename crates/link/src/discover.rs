@@ -2,23 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::{LinkError, SerialBus, SerialInfo, UsbBus, UsbInfo};
-
-/// A device found on some transport.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "transport", rename_all = "snake_case")]
-pub enum DeviceKind {
-    Usb(UsbInfo),
-    Serial(SerialInfo),
-}
-
-/// A device matched against the board table.
-#[derive(Debug, Clone, Serialize)]
-pub struct FoundDevice {
-    pub device: DeviceKind,
-}
 
 /// How often to look again while waiting. USB enumeration takes tens of
 /// milliseconds; polling at this rate costs nothing and opens a ROM's short

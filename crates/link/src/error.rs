@@ -68,6 +68,11 @@ impl FailureClass {
 pub trait Classify {
     /// The failure class of this error.
     fn class(&self) -> FailureClass;
+    /// The fix, kept apart from the message (shown as `hint:` and in the
+    /// JSON `error` event), when the error knows one.
+    fn hint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An error on a USB or serial link.
@@ -83,14 +88,28 @@ pub enum LinkError {
     #[error("{op}: the device disconnected")]
     Disconnected { op: String },
     /// The OS denied access.
-    #[error("permission denied opening {device}; {hint}")]
+    #[error("permission denied opening {device}")]
     PermissionDenied { device: String, hint: String },
     /// The device is claimed by another program or driver.
     #[error("{device} is busy (claimed by another program or kernel driver)")]
     Busy { device: String },
-    /// No such device, interface or endpoint.
-    #[error("{what} not found")]
-    NotFound { what: String },
+    /// No such device, interface or endpoint: `what` (at the user's
+    /// selector `at`, after waiting `waited`).
+    #[error("no {what}{} found{}", at.as_ref().map(|a| format!(" at {a}")).unwrap_or_default(), waited.map(|w| format!(" (waited {})", fmt_duration(w))).unwrap_or_default())]
+    NotFound { what: String, at: Option<String>, waited: Option<Duration> },
+    /// Several devices match and nothing chose one.
+    #[error("{} devices look like {what}; choose one with --port:\n  {}", candidates.len(), candidates.join("\n  "))]
+    Ambiguous { what: String, candidates: Vec<String> },
+    /// The selector names a device of the other transport (a tty for a USB ROM).
+    #[error("--port {given}: {what} is not reached through it; give {want}")]
+    WrongTransport { what: String, given: String, want: &'static str },
+    /// The device is there but its configuration is not set yet.
+    #[error("{device} is not configured yet")]
+    NotConfigured { device: String },
+    /// The machine shows no USB bus at all (a container without `/sys` or
+    /// `/dev/bus/usb`, say): there is simply no device to find.
+    #[error("no USB bus is visible on this machine ({missing} does not exist)")]
+    NoUsbBus { missing: String },
     /// The user interrupted the run between two transfers.
     #[error("interrupted")]
     Interrupted,
@@ -100,6 +119,11 @@ pub enum LinkError {
 }
 
 impl LinkError {
+    /// `what` is not there (no selector, no wait).
+    pub fn not_found(what: impl Into<String>) -> Self {
+        LinkError::NotFound { what: what.into(), at: None, waited: None }
+    }
+
     /// A generic I/O error for operation `op`.
     pub fn io(op: impl Into<String>, message: impl std::fmt::Display) -> Self {
         LinkError::Io { op: op.into(), message: message.to_string() }
@@ -114,12 +138,29 @@ impl Classify for LinkError {
             LinkError::Disconnected { .. } => FailureClass::Disconnected,
             LinkError::PermissionDenied { .. } => FailureClass::Permission,
             LinkError::Busy { .. } => FailureClass::Io,
-            LinkError::NotFound { .. } => FailureClass::NotFound,
+            LinkError::NotFound { .. } | LinkError::NoUsbBus { .. } => FailureClass::NotFound,
+            LinkError::Ambiguous { .. } => FailureClass::Ambiguous,
+            LinkError::WrongTransport { .. } => FailureClass::BadInput,
+            LinkError::NotConfigured { .. } => FailureClass::Io,
             LinkError::Interrupted => FailureClass::Interrupted,
             LinkError::Io { .. } => FailureClass::Io,
         }
     }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            LinkError::NoUsbBus { .. } => Some(NO_USB_BUS_HINT.to_string()),
+            LinkError::NotFound { waited: None, .. } => {
+                Some("add --wait 30s to wait for it; `racklet-flash list` shows what is attached".into())
+            }
+            LinkError::PermissionDenied { hint, .. } => Some(hint.clone()),
+            _ => None,
+        }
+    }
 }
+
+/// The fix when no USB bus is visible.
+pub const NO_USB_BUS_HINT: &str = "in a container, pass the host's USB through (`-v /sys:/sys:ro --device /dev/bus/usb` for docker or podman); without a board, run against the virtual ROM with --simulate";
 
 /// Formats a duration the way users write it (`500ms`, `5s`).
 pub fn fmt_duration(d: Duration) -> String {

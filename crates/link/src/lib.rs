@@ -9,6 +9,7 @@
 //! selection by USB port path, waiting for a device and following a board
 //! across re-enumeration work the same against hardware and simulation.
 
+pub mod connect;
 pub mod discover;
 pub mod error;
 pub mod nusb_backend;
@@ -16,10 +17,13 @@ pub mod progress;
 pub mod select;
 pub mod serial;
 pub mod serial_backend;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transcript;
 pub mod usb;
 
-pub use discover::{DeviceKind, FoundDevice, wait_for_serial, wait_for_usb};
+pub use connect::{Connector, SerialKey, UsbId};
+pub use discover::{wait_for_serial, wait_for_usb};
 pub use error::{Classify, FailureClass, LinkError};
 pub use progress::{NoProgress, ProgressEvent, ProgressSink};
 pub use select::Selector;

@@ -85,7 +85,7 @@ fn map_err(op: &str, device: &str, e: nusb::Error) -> LinkError {
         }
         nusb::ErrorKind::Disconnected => LinkError::Disconnected { op: op.to_string() },
         nusb::ErrorKind::Busy => LinkError::Busy { device: device.to_string() },
-        nusb::ErrorKind::NotFound => LinkError::NotFound { what: format!("{op} on {device}") },
+        nusb::ErrorKind::NotFound => LinkError::not_found(device.to_string()),
         _ => LinkError::io(op, e),
     }
 }
@@ -165,6 +165,25 @@ impl crate::usb::Watcher for HotplugWatcher {
     }
 }
 
+/// Linux lists USB devices from sysfs; without it (a container, a CI
+/// sandbox) nusb fails with an I/O error, but for the user there is simply
+/// no device on this machine.
+fn no_usb_bus() -> Result<(), LinkError> {
+    #[cfg(target_os = "linux")]
+    usb_sysfs_at(std::path::Path::new(USB_SYSFS))?;
+    Ok(())
+}
+
+/// `Err(NoUsbBus)` when the sysfs directory that lists USB devices is absent.
+#[cfg(target_os = "linux")]
+fn usb_sysfs_at(dir: &std::path::Path) -> Result<(), LinkError> {
+    if dir.is_dir() { Ok(()) } else { Err(LinkError::NoUsbBus { missing: dir.display().to_string() }) }
+}
+
+/// Where Linux lists USB devices.
+#[cfg(target_os = "linux")]
+const USB_SYSFS: &str = "/sys/bus/usb/devices";
+
 impl UsbBus for NusbBus {
     fn watch(&self) -> Box<dyn crate::usb::Watcher> {
         match nusb::watch_devices() {
@@ -175,6 +194,7 @@ impl UsbBus for NusbBus {
     }
 
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
+        no_usb_bus()?;
         let list =
             nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
         Ok(list.map(|d| info_from(&d)).collect())
@@ -182,6 +202,7 @@ impl UsbBus for NusbBus {
 
     fn open(&self, want: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError> {
         let name = format!("USB device {} at port {}", want.id(), want.port_path);
+        no_usb_bus()?;
         let list =
             nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
         let dev_info = list
@@ -247,7 +268,7 @@ impl NusbLink {
             .iter()
             .find(|i| i.endpoints.iter().any(|e| e.address == ep))
             .map(|i| i.number)
-            .ok_or_else(|| LinkError::NotFound { what: format!("endpoint 0x{ep:02x} on {}", self.name) })?;
+            .ok_or_else(|| LinkError::not_found(format!("endpoint 0x{ep:02x} on {}", self.name)))?;
         if let Some(i) = self.interfaces.get(&number) {
             return Ok(i.clone());
         }
@@ -385,5 +406,22 @@ mod tests {
     fn port_path_is_sysfs_form() {
         assert_eq!(super::port_path(1, &[3, 2]), "1-3.2");
         assert_eq!(super::port_path(2, &[1]), "2-1");
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod sysfs_tests {
+    use super::usb_sysfs_at;
+    use crate::{Classify, FailureClass, LinkError};
+
+    #[test]
+    fn a_missing_usb_sysfs_is_no_device_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(usb_sysfs_at(dir.path()).is_ok());
+        let e = usb_sysfs_at(&dir.path().join("usb/devices")).unwrap_err();
+        assert!(matches!(e, LinkError::NoUsbBus { .. }), "{e:?}");
+        assert_eq!(e.class(), FailureClass::NotFound);
+        assert!(e.to_string().contains("no USB bus is visible"), "{e}");
+        assert!(e.hint().is_some_and(|h| h.contains("/dev/bus/usb") && h.contains("--simulate")));
     }
 }

@@ -36,7 +36,7 @@ fn map_err(path: &str, op: &str, e: serialport::Error) -> LinkError {
     match e.kind() {
         serialport::ErrorKind::NoDevice => LinkError::Disconnected { op: format!("{op} {path}") },
         serialport::ErrorKind::Io(std::io::ErrorKind::NotFound) => {
-            LinkError::NotFound { what: format!("serial port {path}") }
+            LinkError::not_found(format!("serial port {path}"))
         }
         serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied) => {
             LinkError::PermissionDenied { device: path.to_string(), hint: SERIAL_PERMISSION_HINT.to_string() }

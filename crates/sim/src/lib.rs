@@ -13,10 +13,19 @@
 //! - Serial ROMs run on a thread at the master side of a pseudo-terminal
 //!   ([`serial::PtyPair`]); the client opens the slave path with the real
 //!   serialport backend.
+//! - Every ROM implements [`rom::VirtualRom`] (its typed [`rom::Verdict`])
+//!   and names its faults through [`rom::Faults`]; [`models`] is the
+//!   registry by SoC that `--simulate`, `racklet-flash sim` and the USB
+//!   gadget use.
+//! - [`crc`] holds the reference CRCs, written bit by bit from their
+//!   definitions: the ROMs' own and the tests' oracle.
 
 pub mod canaan;
+pub mod crc;
 pub mod fastboot;
+pub mod models;
 pub mod rockchip;
+pub mod rom;
 pub mod serial;
 pub mod sophgo;
 pub mod starfive;

@@ -194,9 +194,7 @@ pub struct SimUsbLink {
 impl SimUsbLink {
     /// Opens a device directly, without a bus.
     pub fn open(dev: SharedDevice) -> Result<Self, LinkError> {
-        let info = lock(&dev)
-            .info()
-            .ok_or_else(|| LinkError::NotFound { what: "virtual device (detached)".into() })?;
+        let info = lock(&dev).info().ok_or_else(|| LinkError::not_found("virtual device (detached)"))?;
         Ok(SimUsbLink { dev, info, clock: None })
     }
 

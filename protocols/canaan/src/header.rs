@@ -21,6 +21,17 @@ pub const MAGIC: &[u8; 4] = b"K230";
 pub const HEADER_LEN: usize = 0x210;
 /// Offset of the payload (after the version word).
 pub const PAYLOAD_OFFSET: usize = 0x214;
+
+/// What a file that is almost a "K230" storage image got wrong (a damaged
+/// magic), so it is not sent as a raw payload by mistake.
+pub fn near_miss(bytes: &[u8]) -> Option<String> {
+    (bytes.len() >= PAYLOAD_OFFSET && racklet_image::near_magic(bytes, 0, MAGIC)).then(|| {
+        format!(
+            "a damaged K230 firmware header: the magic is \"{}\", the header has \"K230\"",
+            racklet_image::escaped(&bytes[..MAGIC.len()])
+        )
+    })
+}
 /// Offset and size of the union.
 const UNION_OFFSET: usize = 0x0C;
 const UNION_LEN: usize = 516;

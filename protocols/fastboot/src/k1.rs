@@ -88,6 +88,17 @@ pub fn stage_and_continue<T: Transport>(
 
 /// Magic of both FSBL headers.
 pub const AIHD: &[u8; 4] = b"AIHD";
+
+/// What a file that is almost a K1 FSBL.bin got wrong (a damaged AIHD magic
+/// of header0 at 0x100), so it is not sent as a raw image by mistake.
+pub fn near_miss(bytes: &[u8]) -> Option<String> {
+    (bytes.len() >= SPL_OFFSET && racklet_image::near_magic(bytes, HEADER0, AIHD)).then(|| {
+        format!(
+            "a damaged K1 FSBL.bin: header0's magic at 0x100 is \"{}\", FSBL.bin has \"AIHD\"",
+            racklet_image::escaped(&bytes[HEADER0..HEADER0 + AIHD.len()])
+        )
+    })
+}
 /// Offset of header0 (after the 256-byte ROTPK).
 pub const HEADER0: usize = 0x100;
 /// Offset of header1 (the SPL's own header, last 32 bytes of the 4 KiB).

@@ -162,6 +162,21 @@ pub fn is_rkboot(bytes: &[u8]) -> bool {
     bytes.starts_with(b"BOOT") || bytes.starts_with(b"LDR ")
 }
 
+/// What a file that is almost an RKBOOT loader got wrong: a tag one byte
+/// off "BOOT"/"LDR ", or a loader's header layout under another tag.
+pub fn near_miss(bytes: &[u8]) -> Option<String> {
+    if is_rkboot(bytes) || bytes.len() < 4 {
+        return None;
+    }
+    let near = racklet_image::near_magic(bytes, 0, b"BOOT") || racklet_image::near_magic(bytes, 0, b"LDR ");
+    (near || looks_like_rkboot(bytes)).then(|| {
+        format!(
+            "a damaged RKBOOT loader: the tag is \"{}\", a loader has \"BOOT\" or \"LDR \"",
+            racklet_image::escaped(&bytes[..4])
+        )
+    })
+}
+
 impl Loader {
     /// Parses the structure without judging the CRC32 or the file length
     /// (so `info` can show a damaged file); [`Loader::parse`] checks both.

@@ -139,6 +139,18 @@ pub fn is_fip(bytes: &[u8]) -> bool {
     bytes.starts_with(&MAGIC1)
 }
 
+/// What a file that is almost a fip.bin got wrong (a damaged or other
+/// version's MAGIC1), so it is not sent as a raw BL2 by mistake.
+pub fn near_miss(bytes: &[u8]) -> Option<String> {
+    racklet_image::near_magic(bytes, 0, &MAGIC1).then(|| {
+        format!(
+            "a damaged fip.bin: MAGIC1 is \"{}\", a fip.bin has \"{}\"",
+            racklet_image::escaped(&bytes[..MAGIC1.len()]),
+            racklet_image::escaped(&MAGIC1)
+        )
+    })
+}
+
 /// Everything param1 says, and what the bytes that follow give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FipInfo {

@@ -29,6 +29,33 @@ pub const DEFAULT_VERSION: u32 = 0x0101_0101;
 /// The version StarFive's own prebuilt recovery images carry.
 pub const VENDOR_VERSION: u32 = 0x0101_0001;
 
+/// What a file that is almost an spl_tool-headed image got wrong: two of
+/// the header's three fixed fields (common header size 0x240 at 0x000,
+/// version at 0x284, header size 0x400 at 0x28C) are right and one is not.
+pub fn near_miss(bytes: &[u8]) -> Option<String> {
+    if bytes.len() < HEADER_LEN {
+        return None;
+    }
+    let sofs = get(bytes, OFF_SOFS);
+    let vers = get(bytes, OFF_VERS);
+    let res1 = get(bytes, OFF_RES1);
+    let fields = [
+        ("common header size at 0x000", sofs, sofs == COMMON_HEADER_SIZE, COMMON_HEADER_SIZE),
+        ("version at 0x284", vers, vers == DEFAULT_VERSION || vers == VENDOR_VERSION, DEFAULT_VERSION),
+        ("header size at 0x28c", res1, res1 as usize == HEADER_LEN, HEADER_LEN as u32),
+    ];
+    let good = fields.iter().filter(|f| f.2).count();
+    // Both size fields right is a header (whatever its version says).
+    if good != 2 || (fields[0].2 && fields[2].2) {
+        return None;
+    }
+    let bad = fields.iter().find(|f| !f.2)?;
+    Some(format!(
+        "a damaged JH7110 SPL header (spl_tool): the {} is 0x{:x}, the header has 0x{:x}",
+        bad.0, bad.1, bad.3
+    ))
+}
+
 const OFF_SOFS: usize = 0x000;
 const OFF_BOFS: usize = 0x004;
 const OFF_VERS: usize = 0x284;

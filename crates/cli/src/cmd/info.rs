@@ -4,12 +4,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use racklet_image::{Source, check_fit, load_bytes, read_input, sha256_hex};
+use racklet_image::describe::Contained;
+use racklet_image::{Description, Source, check_fit, load_bytes, read_input, sha256_hex};
 use serde_json::json;
 
 use crate::boards::{Board, MAX_DRAM_STAGE};
 use crate::cli::{GlobalArgs, InfoArgs};
-use crate::flows::{self, InfoReport};
+use crate::drivers;
 use crate::output::{Mode, Output};
 
 fn fits(board: &Board, path: &std::path::Path, load: Option<u64>, len: u64) -> Result<(), String> {
@@ -25,7 +26,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
     };
     // No board is known yet: the largest stage any board takes bounds the read.
     let bytes = read_input(&a.file, MAX_DRAM_STAGE, "any stage racklet-flash sends can be")?;
-    let mut report = match flows::info(&a.file, &bytes) {
+    let mut report = match drivers::describe(&bytes) {
         Some(r) => r,
         None => {
             let any = racklet_image::Window::anywhere(
@@ -34,38 +35,43 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
                 "the largest stage racklet-flash sends",
             );
             let p = load_bytes(&a.file, bytes.clone(), None, &any)?;
-            let mut r = InfoReport::default();
+            let mut r = Description::default();
             match &p.source {
                 Source::Elf { arch, segments } => {
                     r.kind = format!("ELF ({arch})");
-                    r.fields.push(("architecture".into(), arch.to_string()));
-                    r.fields.push(("load address".into(), format!("0x{:x}", p.load_address.unwrap_or(0))));
-                    r.fields.push(("entry".into(), format!("0x{:x}", p.entry.unwrap_or(0))));
+                    r.field("architecture", arch.to_string());
+                    r.field("load address", format!("0x{:x}", p.load_address.unwrap_or(0)));
+                    r.field("entry", format!("0x{:x}", p.entry.unwrap_or(0)));
                     for (i, s) in segments.iter().enumerate() {
-                        r.fields.push((
+                        r.field(
                             format!("segment {i}"),
                             format!(
                                 "0x{:x}, {} bytes in file, {} in memory",
                                 s.address, s.file_size, s.mem_size
                             ),
-                        ));
+                        );
                     }
                 }
-                Source::Raw => r.kind = "raw binary".into(),
+                Source::Raw => {
+                    r.kind = "raw binary".into();
+                    if let Some(what) = drivers::near_miss(&bytes) {
+                        r.kind = format!("raw binary (looks like {what})");
+                    }
+                }
             }
-            r.fields.push(("image size".into(), format!("{} bytes", p.bytes.len())));
-            r.payload = Some((p.load_address.unwrap_or(u64::MAX), p.mem_size));
+            r.field("image size", format!("{} bytes", p.bytes.len()));
+            r.payload = Some(Contained { load_address: p.load_address, len: p.mem_size });
             if let Source::Elf { arch, .. } = p.source {
                 r.socs =
                     boards.boards.iter().filter(|b| b.arch() == Some(arch)).map(|b| b.soc.clone()).collect();
                 r.socs.dedup();
-                r.fields.push(("sha256 of the flat image".into(), sha256_hex(&p.bytes)));
+                r.field("sha256 of the flat image", sha256_hex(&p.bytes));
             }
             r
         }
     };
-    report.fields.push(("file size".into(), format!("{} bytes", bytes.len())));
-    report.fields.push(("sha256".into(), sha256_hex(&bytes)));
+    report.field("file size", format!("{} bytes", bytes.len()));
+    report.field("sha256", sha256_hex(&bytes));
 
     // Which boards could take it.
     let mut fit_rows: Vec<(String, Result<(), String>)> = Vec::new();
@@ -74,38 +80,37 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
             continue;
         }
         if let Some(proto) = report.protocol
-            && proto != b.protocol
+            && proto != b.protocol.name()
         {
             continue;
         }
         if !report.socs.is_empty() && !report.socs.contains(&b.soc) && only.is_none() {
             continue;
         }
-        if let Some((load, len)) = report.payload {
-            let load = if load == u64::MAX { None } else { Some(load) };
-            fit_rows.push((b.name.clone(), fits(b, &a.file, load, len)));
+        if let Some(c) = report.payload {
+            fit_rows.push((b.name.clone(), fits(b, &a.file, c.load_address, c.len)));
         } else {
             fit_rows.push((b.name.clone(), Ok(())));
         }
     }
-    let ok_checks = report.checks.iter().all(|c| c.1);
+    let ok_checks = report.intact();
 
     if out.mode == Mode::Json {
         let v = json!({
             "file": a.file.display().to_string(),
             "kind": report.kind,
-            "fields": report.fields.iter().map(|(k, v)| json!({"name":k,"value":v})).collect::<Vec<_>>(),
-            "checks": report.checks.iter().map(|(k, ok)| json!({"name":k,"ok":ok})).collect::<Vec<_>>(),
+            "fields": report.fields,
+            "checks": report.checks,
             "boards": fit_rows.iter().map(|(n, r)| json!({"board":n,"fits":r.is_ok(),"why":r.as_ref().err()})).collect::<Vec<_>>(),
         });
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         outln!("{}: {}", a.file.display(), report.kind);
-        for (k, v) in &report.fields {
-            outln!("  {k:<26} {v}");
+        for f in &report.fields {
+            outln!("  {:<26} {}", f.name, f.value);
         }
-        for (k, ok) in &report.checks {
-            outln!("  check {k:<20} {}", if *ok { "ok" } else { "FAILED" });
+        for c in &report.checks {
+            outln!("  check {:<20} {}", c.name, if c.ok { "ok" } else { "FAILED" });
         }
         let good: Vec<&str> = fit_rows.iter().filter(|r| r.1.is_ok()).map(|r| r.0.as_str()).collect();
         if !ok_checks {
@@ -127,7 +132,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
         return Err(crate::error::bad_input(format!(
             "{}: integrity check failed: {}",
             a.file.display(),
-            report.checks.iter().filter(|c| !c.1).map(|c| c.0.clone()).collect::<Vec<_>>().join(", ")
+            report.checks.iter().filter(|c| !c.ok).map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")
         )));
     }
     if let Some(o) = only

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_link::nusb_backend::NusbBus;
 use racklet_link::serial_backend::SystemSerial;
-use racklet_link::{SerialBus, SerialInfo, UsbBus, UsbInfo};
+use racklet_link::{Classify, LinkError, SerialBus, SerialInfo, UsbBus, UsbInfo};
 use serde::Serialize;
 
 use crate::boards::{Boards, Transport};
@@ -49,11 +49,20 @@ fn matches_usb(boards: &Boards, vid: u16, pid: u16) -> (Vec<String>, Vec<String>
     (socs, stages, names)
 }
 
-/// The rows for what the buses show now.
-pub fn rows(boards: &Boards, usb: &dyn UsbBus, serial: &dyn SerialBus, all: bool) -> Vec<Row> {
+/// The rows for what the buses show now, and why the USB bus could not be
+/// listed when it could not (a machine without a USB subsystem has no
+/// devices: that is an empty list, not an error).
+pub fn rows(
+    boards: &Boards,
+    usb: &dyn UsbBus,
+    serial: &dyn SerialBus,
+    all: bool,
+) -> (Vec<Row>, Option<LinkError>) {
     let mut rows = Vec::new();
-    // A machine without a USB subsystem has no devices: that is an empty list, not an error.
-    let devices: Vec<UsbInfo> = usb.devices().unwrap_or_default();
+    let (devices, usb_error): (Vec<UsbInfo>, _) = match usb.devices() {
+        Ok(d) => (d, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let ports: Vec<SerialInfo> = serial.ports().unwrap_or_default();
     for d in devices {
         let (socs, stages, names) = matches_usb(boards, d.vid, d.pid);
@@ -95,12 +104,20 @@ pub fn rows(boards: &Boards, usb: &dyn UsbBus, serial: &dyn SerialBus, all: bool
             boards: names,
         });
     }
-    rows
+    (rows, usb_error)
 }
 
 pub fn run(g: &GlobalArgs, a: &ListArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
-    let rows = rows(&boards, &NusbBus, &SystemSerial, a.all);
+    let (rows, usb_error) = rows(&boards, &NusbBus, &SystemSerial, a.all);
+    if let Some(e) = &usb_error
+        && out.mode != Mode::Json
+    {
+        eprintln!("note: USB devices not listed: {e}");
+        if let Some(h) = e.hint() {
+            eprintln!("hint: {h}");
+        }
+    }
     if out.mode == Mode::Json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);

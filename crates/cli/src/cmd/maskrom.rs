@@ -8,7 +8,8 @@ use racklet_image::output::SafeFile;
 use racklet_link::nusb_backend::NusbBus;
 use racklet_link::serial_backend::SystemSerial;
 use racklet_link::transcript::TranscriptWriter;
-use racklet_link::{FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
+use racklet_link::{Connector, FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
+use racklet_sim::rom::Verdict;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{LinkModel, SimUsbBus};
 use serde_json::json;
@@ -16,12 +17,13 @@ use serde_json::json;
 use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
+use crate::drivers::{self, Job};
 use crate::error::{bad_input, class_of, fail};
-use crate::flows::{self, Ctx, Outcome, SimCtx};
+use crate::flows::{self, Outcome, SimCtx};
 use crate::output::{JobReporter, Mode, Output};
 
 /// The virtual ROMs of a simulated run, by USB port path.
-type Sims = Vec<(String, Box<dyn flows::SimSession>)>;
+type Sims = Vec<(String, Box<dyn racklet_sim::rom::VirtualRom>)>;
 
 /// Result of one job.
 struct JobResult {
@@ -35,14 +37,22 @@ struct JobResult {
 pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    // Check every input file before anything is touched: by its type and
-    // size, without reading it (the flow reads it once).
+    // Check every input file before anything is touched: a regular file no
+    // larger than the board's largest stage (judged before reading), and
+    // not a near-miss of a known header, which is damaged, not a raw
+    // binary: refused unless --force says to send it raw.
     let what = format!("a stage of {} can be", board.name);
-    for p in a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter()) {
-        racklet_image::check_input(p, board.largest_stage(), &what)?;
-    }
-    for (_, p) in &a.loads {
-        racklet_image::check_input(p, board.largest_stage(), &what)?;
+    let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
+    for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
+        let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
+        if let Some(what) = drivers::near_miss(&bytes)
+            && !a.connect.force
+        {
+            return Err(bad_input(format!(
+                "{}: looks like {what}; fix or rebuild the file, or add --force to send it as a raw binary",
+                p.display()
+            )));
+        }
     }
     let mut selectors: Vec<Selector> = Vec::new();
     for s in &a.connect.port {
@@ -110,7 +120,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         }
         let mut sims = Vec::new();
         for p in &paths {
-            let s = flows::attach_sim(&SimCtx {
+            let s = drivers::of(board).attach_sim(&SimCtx {
                 board,
                 args: a,
                 port_path: p.clone(),
@@ -175,19 +185,14 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                     let transcript = transcript.map(|t| if parallel { t.with_port(&label) } else { t });
                     let mut rep = JobReporter::new(out, parallel.then(|| label.clone()));
                     let (outcome, device) = {
-                        let mut ctx = Ctx {
-                            board,
-                            args: a,
-                            usb,
-                            serial,
-                            selector: sel.clone(),
-                            progress: &mut rep,
-                            transcript,
-                            simulate: a.connect.simulate,
-                            resolved: None,
-                        };
-                        let r = flows::maskrom(&mut ctx);
-                        (r, ctx.resolved.take())
+                        let mut conn = Connector::new(usb, serial, &mut rep);
+                        conn.selector = sel.clone();
+                        conn.wait = a.connect.wait;
+                        conn.stage_timeout = a.connect.stage_timeout;
+                        conn.recorder = transcript;
+                        let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
+                        let r = drivers::of(board).maskrom(&mut job);
+                        (r, job.conn.resolved.take())
                     };
                     let outcome = outcome.and_then(|o| {
                         if rep.cancelled() {
@@ -238,7 +243,10 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let mut results = results;
     let mut judged = vec![false; results.len()];
     for (path, mut sim) in sims {
-        let verdict = sim.verdict();
+        let verdict = match sim.verdict() {
+            Verdict::Started { summary } => Ok(summary),
+            Verdict::NotStarted { why } => Err(why),
+        };
         let mine: Vec<usize> =
             (0..results.len()).filter(|&i| results[i].device.as_deref() == Some(path.as_str())).collect();
         for &i in &mine {
@@ -451,7 +459,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
     }
     if out.mode == Mode::Json {
         for (r, class, e) in &failures {
-            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":format!("{e:#}")}));
+            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":crate::error::message_of(e)}));
         }
         out.json(json!({"event":"summary","ok":results.len() - failures.len(),"failed":failures.len()}));
     } else {
@@ -460,7 +468,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
         for r in &results {
             let (res, detail) = match &r.outcome {
                 Ok(_) => ("ok".to_string(), String::new()),
-                Err(e) => (class_of(e).name().to_string(), format!("{e:#}")),
+                Err(e) => (class_of(e).name().to_string(), crate::error::message_of(e)),
             };
             out.line(&format!("{:<20} {:<12} {:>7.2}s  {}", r.label, res, r.elapsed.as_secs_f64(), detail));
         }

@@ -12,7 +12,6 @@ use serde_json::json;
 use crate::boards::Transport;
 use crate::cli::{Cli, GlobalArgs, ImageArgs, SimArgs};
 use crate::error::bad_input;
-use crate::flows;
 use crate::output::{Mode, Output};
 
 pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
@@ -56,9 +55,10 @@ pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCod
     }
     // Refused before any work: a device, FIFO or directory, or an existing file without --force.
     racklet_image::output::check_target(&a.output, a.force)?;
-    let input = flows::read_stage(board, &a.input)?;
-    let payload = racklet_image::load_bytes(&a.input, input, board.arch(), &flows::dram_window(board))?;
-    let bytes = flows::image(board, a, &payload)?;
+    let input = crate::flows::read_stage(board, &a.input)?;
+    let payload =
+        racklet_image::load_bytes(&a.input, input, board.arch(), &crate::flows::dram_window(board))?;
+    let bytes = crate::drivers::of(board).image(board, a, &payload)?;
     // A random temporary file beside the target, renamed over it: a failed
     // run never leaves half a file, and nothing planted there is followed.
     racklet_image::output::write_file(&a.output, &bytes, a.force)?;
@@ -131,6 +131,6 @@ pub fn man() -> Result<ExitCode> {
 pub fn sim(g: &GlobalArgs, a: &SimArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    flows::serve(board, a, out)?;
+    crate::drivers::of(board).serve(board, a, out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -165,10 +165,13 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
             }
             continue;
         }
-        // The last stage: report what comes up next, if anything does. This
-        // is a report, not a step that can fail, so it waits only briefly
-        // (the ROM and the vendor loader enumerate well within it).
-        let waited = ctx.stage_timeout().min(FINAL_REPORT_WAIT);
+        // The last stage. The ROM took PROG_START: unless the user asked to
+        // follow the board, that is the end of the run (no flow idles after
+        // its last stage).
+        if !ctx.args.connect.follow {
+            return Ok(out);
+        }
+        let waited = ctx.stage_timeout();
         match ctx.follow_usb_within(&port, &ids, Some(address), "the next stage on USB", waited) {
             Ok(next) => {
                 let found = ctx
@@ -179,16 +182,7 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
                 out.fact("next stage", format!("{found} at USB port {port}"));
             }
             Err(e) if class_of(&e) == FailureClass::Timeout => {
-                if let Some(e) = no_jump(&mut link) {
-                    return Err(e);
-                }
-                out.fact(
-                    "next stage",
-                    format!(
-                        "none on USB within {}s (normal for a payload that does not use USB)",
-                        waited.as_secs_f64()
-                    ),
-                )
+                return Err(no_jump(&mut link).unwrap_or(e));
             }
             Err(e) => return Err(e),
         }
@@ -196,9 +190,6 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     }
     Err(fail(FailureClass::Other, "internal error: no stage ran"))
 }
-
-/// How long to look for a USB device after the last stage started.
-const FINAL_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The virtual K230 of a simulated run.
 struct Session {

@@ -23,9 +23,8 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
 use crate::boards::{Board, Protocol};
-use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
+use crate::cli::MaskromArgs;
 use crate::error::{bad_input, fail};
-use crate::output::Output;
 
 pub mod canaan;
 pub mod fastboot;
@@ -326,47 +325,30 @@ pub trait SimSession: Send {
     fn verdict(&mut self) -> Result<String, String>;
 }
 
-/// Runs the board's flow.
-pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
-    match ctx.board.protocol {
-        Protocol::Rockchip => rockchip::maskrom(ctx),
-        Protocol::Canaan => canaan::maskrom(ctx),
-        Protocol::Sophgo => sophgo::maskrom(ctx),
-        Protocol::Starfive => starfive::maskrom(ctx),
-        Protocol::Fastboot => fastboot::maskrom(ctx),
-    }
+/// Runs an old-style flow (`fn(&mut Ctx)`) for a driver's job.
+pub fn run_legacy(job: &mut crate::drivers::Job, flow: fn(&mut Ctx) -> Result<Outcome>) -> Result<Outcome> {
+    let mut ctx = Ctx {
+        board: job.board,
+        args: job.args,
+        usb: job.conn.usb.clone(),
+        serial: job.conn.serial.clone(),
+        selector: job.conn.selector.clone(),
+        progress: &mut *job.conn.progress,
+        transcript: job.conn.recorder.clone(),
+        simulate: job.simulate,
+        resolved: None,
+    };
+    let r = flow(&mut ctx);
+    job.conn.resolved = ctx.resolved.take();
+    r
 }
 
-/// Attaches the board's virtual ROM.
-pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
-    match sim.board.protocol {
-        Protocol::Rockchip => rockchip::attach_sim(sim),
-        Protocol::Canaan => canaan::attach_sim(sim),
-        Protocol::Sophgo => sophgo::attach_sim(sim),
-        Protocol::Starfive => starfive::attach_sim(sim),
-        Protocol::Fastboot => fastboot::attach_sim(sim),
-    }
-}
+/// An old-style simulated session as a [`racklet_sim::rom::VirtualRom`].
+pub struct Legacy(pub Box<dyn SimSession>);
 
-/// Builds the storage boot image.
-pub fn image(board: &Board, args: &ImageArgs, payload: &racklet_image::Payload) -> Result<Vec<u8>> {
-    match board.protocol {
-        Protocol::Rockchip => rockchip::image(board, args, payload),
-        Protocol::Canaan => canaan::image(board, args, payload),
-        Protocol::Sophgo => sophgo::image(board, args, payload),
-        Protocol::Starfive => starfive::image(board, args, payload),
-        Protocol::Fastboot => fastboot::image(board, args, payload),
-    }
-}
-
-/// Serves the board's virtual ROM (`racklet-flash sim`).
-pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-    match board.protocol {
-        Protocol::Rockchip => rockchip::serve(board, args, out),
-        Protocol::Canaan => canaan::serve(board, args, out),
-        Protocol::Sophgo => sophgo::serve(board, args, out),
-        Protocol::Starfive => starfive::serve(board, args, out),
-        Protocol::Fastboot => fastboot::serve(board, args, out),
+impl racklet_sim::rom::VirtualRom for Legacy {
+    fn verdict(&mut self) -> racklet_sim::rom::Verdict {
+        racklet_sim::rom::Verdict::from_result(self.0.verdict())
     }
 }
 
@@ -389,18 +371,26 @@ pub struct InfoReport {
     pub payload: Option<(u64, u64)>,
 }
 
-/// Tries every protocol's decoder on a file.
-pub fn info(path: &std::path::Path, bytes: &[u8]) -> Option<InfoReport> {
-    rockchip::info(path, bytes)
-        .or_else(|| starfive::info(path, bytes))
-        .or_else(|| sophgo::info(path, bytes))
-        .or_else(|| canaan::info(path, bytes))
-        .or_else(|| fastboot::info(path, bytes))
-}
-
-/// The error of a protocol whose support has not landed yet.
-pub fn not_built(protocol: &str, issue: u32) -> anyhow::Error {
-    fail(FailureClass::Other, format!("{protocol} support is not built yet (tracked in issue #{issue})"))
+impl From<InfoReport> for racklet_image::Description {
+    fn from(r: InfoReport) -> Self {
+        let mut d = racklet_image::Description {
+            kind: r.kind,
+            protocol: r.protocol.map(Protocol::name),
+            socs: r.socs,
+            payload: r.payload.map(|(load, len)| racklet_image::describe::Contained {
+                load_address: (load != u64::MAX).then_some(load),
+                len,
+            }),
+            ..Default::default()
+        };
+        for (k, v) in r.fields {
+            d.field(k, v);
+        }
+        for (k, ok) in r.checks {
+            d.check(k, ok);
+        }
+        d
+    }
 }
 
 /// Reads one stage's file for `board`: a regular file no larger than the

@@ -46,7 +46,7 @@ fn at_port(port: &str) -> Result<UsbInfo, LinkError> {
         .devices()?
         .into_iter()
         .find(|d| d.port_path == port && (d.vid, d.pid) == LOOP)
-        .ok_or_else(|| LinkError::NotFound { what: format!("loop device at USB port {port}") })
+        .ok_or_else(|| LinkError::not_found(format!("loop device at USB port {port}")))
 }
 
 fn status(link: &mut dyn UsbLink) -> Result<[u32; 4], LinkError> {
@@ -61,7 +61,7 @@ fn status(link: &mut dyn UsbLink) -> Result<[u32; 4], LinkError> {
 fn bulk_eps(info: &UsbInfo) -> Result<(u8, u8), LinkError> {
     info.find_bulk_interface(Some((0xff, 0, 0)))
         .map(|(_, i, o)| (i, o))
-        .ok_or_else(|| LinkError::NotFound { what: "bulk interface ff/00/00".into() })
+        .ok_or_else(|| LinkError::not_found("bulk interface ff/00/00"))
 }
 
 fn xfer(port: &str, bytes: usize) -> Result<String, LinkError> {
@@ -201,7 +201,7 @@ fn acm(port: &str, bytes: usize) -> Result<String, LinkError> {
         .ports()?
         .into_iter()
         .find(|p| p.port_path.as_deref() == Some(port))
-        .ok_or_else(|| LinkError::NotFound { what: format!("serial port at USB port {port}") })?;
+        .ok_or_else(|| LinkError::not_found(format!("serial port at USB port {port}")))?;
     let mut link = SystemSerial.open(&info, 115200)?;
     let data = pattern(bytes, 99);
     let t0 = Instant::now();
@@ -232,8 +232,7 @@ fn serial_at(port: &str) -> Result<Option<racklet_link::SerialInfo>, LinkError> 
 }
 
 fn acm_reenum(port: &str) -> Result<String, LinkError> {
-    let info =
-        serial_at(port)?.ok_or_else(|| LinkError::NotFound { what: format!("serial port at {port}") })?;
+    let info = serial_at(port)?.ok_or_else(|| LinkError::not_found(format!("serial port at {port}")))?;
     let mut link = SystemSerial.open(&info, 115200)?;
     // This sequence asks the echo model to re-enumerate (racklet_gadget::testdev::ECHO_REENUM).
     // The device may be gone before the write's drain completes: that is the point.

@@ -1,0 +1,47 @@
+//! The sophgo driver (adapter over the flow in `crate::flows::sophgo`, which
+//! moves into the protocol crate).
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use racklet_image::{Description, Payload};
+
+use super::{Driver, Job};
+use crate::boards::Board;
+use crate::cli::{ImageArgs, SimArgs};
+use crate::flows::{self, Outcome, SimCtx};
+use crate::output::Output;
+
+pub struct Sophgo;
+
+pub static DRIVER: Sophgo = Sophgo;
+
+impl Driver for Sophgo {
+    fn name(&self) -> &'static str {
+        "sophgo"
+    }
+
+    fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
+        flows::run_legacy(job, flows::sophgo::maskrom)
+    }
+
+    fn describe(&self, bytes: &[u8]) -> Option<Description> {
+        flows::sophgo::info(std::path::Path::new(""), bytes).map(Into::into)
+    }
+
+    fn near_miss(&self, bytes: &[u8]) -> Option<String> {
+        racklet_sophgo::fip::near_miss(bytes)
+    }
+
+    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
+        flows::sophgo::image(board, args, payload)
+    }
+
+    fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+        Ok(Box::new(flows::Legacy(flows::sophgo::attach_sim(sim)?)))
+    }
+
+    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
+        flows::sophgo::serve(board, args, out)
+    }
+}

@@ -1,0 +1,83 @@
+//! The registry of virtual boards by SoC: what `--simulate`, `racklet-flash
+//! sim` and `racklet-gadget` attach. Each entry builds the vendor's virtual
+//! ROM from the sim's own chip model for that SoC — never from a protocol
+//! crate's constants.
+
+use crate::rom::{UnknownFault, VirtualRom};
+use crate::serial::SimSerialBus;
+use crate::usb::SimUsbBus;
+
+/// What the virtual board is asked to be, beyond its SoC.
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    /// The USB port path the board is plugged into ("1-1").
+    pub port_path: String,
+    /// A fault to inject (`--fault NAME`), by the ROM's own names.
+    pub fault: Option<String>,
+}
+
+impl Scenario {
+    /// A board at `port_path` without a fault.
+    pub fn at(port_path: &str) -> Self {
+        Scenario { port_path: port_path.to_string(), ..Default::default() }
+    }
+}
+
+/// A virtual board that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("there is no virtual ROM for SoC '{soc}'")]
+    UnknownSoc { soc: String },
+    #[error(transparent)]
+    UnknownFault(#[from] UnknownFault),
+    #[error("starting the virtual {what}: {source}")]
+    Start { what: &'static str, source: racklet_link::LinkError },
+}
+
+impl racklet_link::Classify for SimError {
+    fn class(&self) -> racklet_link::FailureClass {
+        match self {
+            SimError::UnknownSoc { .. } | SimError::UnknownFault(_) => racklet_link::FailureClass::BadInput,
+            SimError::Start { source, .. } => source.class(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            SimError::UnknownFault(f) => Some(format!("known faults: {}", f.known)),
+            _ => None,
+        }
+    }
+}
+
+/// Puts a board of a SoC on the simulated buses.
+pub type AttachFn = fn(&str, &Scenario, &SimUsbBus, &SimSerialBus) -> Result<Box<dyn VirtualRom>, SimError>;
+
+/// One family of virtual boards.
+pub struct Model {
+    /// The SoCs it models, as the board table names them.
+    pub socs: &'static [&'static str],
+    /// Its faults: name and what each does.
+    pub faults: fn() -> Vec<(&'static str, &'static str)>,
+    /// Puts a board of `soc` on the simulated buses.
+    pub attach: AttachFn,
+}
+
+/// Every model, one line each.
+pub static MODELS: &[&Model] = &[];
+
+/// The model of `soc`.
+pub fn model(soc: &str) -> Option<&'static Model> {
+    MODELS.iter().copied().find(|m| m.socs.contains(&soc))
+}
+
+/// Attaches a virtual board of `soc` to the simulated buses.
+pub fn attach(
+    soc: &str,
+    scenario: &Scenario,
+    usb: &SimUsbBus,
+    serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let m = model(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
+    (m.attach)(soc, scenario, usb, serial)
+}
