@@ -32,3 +32,14 @@ pub mod serial;
 pub mod sophgo;
 pub mod starfive;
 pub mod usb;
+
+/// The warning a server should print when it listens on `addr`: anything
+/// but a loopback address makes the virtual device reachable from the
+/// network, and any client there decides what it receives and saves.
+pub fn exposure_warning(addr: &std::net::SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: listening on {addr}: the virtual device is reachable from the network, and any client there chooses what it receives (and what --save writes); use 127.0.0.1 to keep it on this machine"
+        )
+    })
+}
