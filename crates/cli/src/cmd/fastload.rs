@@ -56,7 +56,12 @@ pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let payload = racklet_image::load(&a.file, None)?;
+    // No board table here: the loader itself says where images may go (it
+    // refuses an image over itself or outside its RAM), so only the size is
+    // bounded before reading.
+    let max = crate::boards::MAX_DRAM_STAGE;
+    let window = racklet_image::Window::anywhere("the fast loader", max, "a fastload image");
+    let payload = racklet_image::load(&a.file, None, max, &window)?;
     let (load, entry) = match (payload.load_address, a.load) {
         (Some(_), Some(_)) => {
             return Err(bad_input(format!(
