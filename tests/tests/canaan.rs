@@ -352,16 +352,21 @@ fn next_stage_is_reported() {
     assert!(next.contains("kburn loader") && next.contains("Uboot Stage for K230"), "{next}");
 }
 
-/// `--follow` asks for a next stage: a payload that never comes up on USB
-/// is then a timeout, not a success.
+/// `--follow` asks for a next stage: a main stage in DRAM, which never comes
+/// up on USB, is then a timeout, not a success. (An SRAM payload comes back
+/// as the ROM, as real SRAM stages do: see the next test.)
 #[test]
 fn follow_without_a_next_stage_is_a_timeout() {
     let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "p.bin", &pattern(700));
+    let bt0 = write(d.path(), "bt0.bin", &pattern(700));
+    let main = write(d.path(), "main.bin", &pattern(700));
     let o = run(&[
         "maskrom",
         "canmv-k230",
-        p.to_str().unwrap(),
+        "--load",
+        &format!("0x80360000={}", bt0.display()),
+        "--load",
+        &format!("0x08000000={}", main.display()),
         "--simulate",
         "--stage-timeout",
         "200ms",
@@ -370,6 +375,34 @@ fn follow_without_a_next_stage_is_a_timeout() {
     assert_eq!(code(&o), 6, "{}", text(&o));
     assert!(text(&o).contains("did not appear at USB port 1-1"), "{}", text(&o));
     assert!(!text(&o).contains("done:"), "{}", text(&o));
+}
+
+/// A payload started in SRAM ends as the real SRAM stages do (oreboot's
+/// bt0, this repo's payloads/bsp: a jump back to the mask ROM at
+/// 0x91200000): the board comes back as the boot ROM, and `--follow`
+/// reports it as the next stage.
+#[test]
+fn an_sram_payload_comes_back_as_the_rom() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "hello.bin", &pattern(1278));
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--stage-timeout",
+        "2s",
+        "--follow",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let done = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .expect("a done event");
+    let next = done["facts"]["next stage"].as_str().unwrap();
+    assert!(next.contains("the K230 boot ROM"), "{next}");
 }
 
 /// Sheet §3 worked example: 16-byte payload 00..0f gives these 548 bytes.

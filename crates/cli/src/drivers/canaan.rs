@@ -38,7 +38,11 @@ impl Driver for Canaan {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        Ok(Box::new(flows::Legacy(flows::canaan::attach_sim(sim)?)))
+        // The sim's own model of the board's SoC decides what a started stage does.
+        let scenario =
+            racklet_sim::models::Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
+        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial)
+            .map_err(crate::error::classify)
     }
 
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {

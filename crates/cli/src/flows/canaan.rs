@@ -6,15 +6,14 @@
 //! re-enumeration by its USB port path. A DRAM-init stage (`--load` into
 //! SRAM followed by a `--load` into DRAM) must come back as the ROM.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_canaan::rom::{self, DeviceStage, RomOptions};
 use racklet_canaan::{CanaanError, ImageHeader, Load, Stage, header, in_sram, plan_stages};
 use racklet_link::{Classify, FailureClass, UsbLink};
-use racklet_sim::canaan::{Fault, K230Rom};
 
-use super::{Ctx, InfoReport, Outcome, SimCtx, SimSession, load_payload};
+use super::{Ctx, InfoReport, Outcome, load_payload};
 use crate::boards::{Board, Protocol};
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, class_of, classify, fail};
@@ -187,36 +186,6 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     Err(fail(FailureClass::Other, "internal error: no stage ran"))
 }
 
-/// The virtual K230 of a simulated run.
-struct Session {
-    dev: Arc<Mutex<K230Rom>>,
-}
-
-impl SimSession for Session {
-    fn verdict(&mut self) -> Result<String, String> {
-        self.dev.lock().unwrap_or_else(|e| e.into_inner()).verdict()
-    }
-}
-
-fn parse_fault(name: Option<&String>) -> Result<Option<Fault>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Fault::parse(n).map(Some).ok_or_else(|| {
-            bad_input(format!("unknown fault '{n}' for the K230 virtual ROM; known: {}", Fault::names()))
-        }),
-    }
-}
-
-pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
-    let fault = parse_fault(sim.fault.as_ref())?;
-    // The virtual board's first stage behaves as a DRAM-init stage (returns
-    // to the ROM) when the command line loads something outside SRAM.
-    let dram_init = sim.args.loads.iter().any(|(a, _)| !in_sram(*a, 1));
-    let rom = K230Rom::new(&sim.port_path).with_fault(fault).with_dram_init_stages(usize::from(dram_init));
-    let dev = sim.usb.attach(rom);
-    Ok(Box::new(Session { dev }))
-}
-
 pub fn image(board: &Board, _args: &ImageArgs, payload: &racklet_image::Payload) -> Result<Vec<u8>> {
     let len = payload.bytes.len() as u64;
     if let Some(at) = payload.load_address
@@ -279,7 +248,9 @@ pub fn info(_path: &std::path::Path, bytes: &[u8]) -> Option<InfoReport> {
 }
 
 pub fn serve(board: &Board, args: &SimArgs, _out: &Arc<Output>) -> Result<()> {
-    parse_fault(args.fault.as_ref())?;
+    if let Some(f) = &args.fault {
+        f.parse::<racklet_sim::canaan::Fault>().map_err(|e| bad_input(e.to_string()))?;
+    }
     Err(fail(
         FailureClass::Other,
         format!(
