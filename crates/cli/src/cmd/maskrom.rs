@@ -38,7 +38,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // has a known header is damaged, not a raw binary: refuse it unless
     // --force says to send it raw.
     let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
-    for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
+    for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p)?;
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
