@@ -23,19 +23,16 @@ pub static DRIVER: Canaan = Canaan;
 
 /// A boot error; "not found" also says how to put the board in its ROM.
 fn boot_error(board: &Board, e: racklet_canaan::CanaanError) -> anyhow::Error {
-    let (class, hint) = (e.class(), e.hint());
-    let hint = match class {
-        FailureClass::NotFound => {
-            let enter =
-                format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
-            Some(match hint {
-                Some(h) => format!("{h}; {enter}"),
-                None => enter,
-            })
-        }
-        _ => hint,
-    };
-    anyhow::Error::new(Classified { class, message: e.to_string(), hint })
+    let not_found = e.class() == FailureClass::NotFound;
+    let mut err = classify(e);
+    if not_found && let Some(c) = err.downcast_mut::<Classified>() {
+        let enter = format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
+        c.hint = Some(match c.hint.take() {
+            Some(h) => format!("{h}; {enter}"),
+            None => enter,
+        });
+    }
+    err
 }
 
 impl Driver for Canaan {
