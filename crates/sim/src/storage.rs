@@ -168,7 +168,7 @@ impl Medium {
             let fill = vec![self.erased; n as usize];
             // Whole untouched chunks in memory stay unallocated.
             if let Store::Memory(chunks) = &mut self.store
-                && at % CHUNK == 0
+                && at.is_multiple_of(CHUNK)
                 && n == CHUNK
             {
                 chunks.remove(&at);
