@@ -123,9 +123,8 @@ fn ms(t0: Instant) -> u64 {
 /// device (a USB-UART adapter on the board's console, most often) is
 /// refused before anything is sent to it.
 fn refuse_other_devices(conn: &Connector, ids: &[UsbId]) -> Result<(), SophgoError> {
-    let Some(Selector::Tty(p)) = &conn.selector else { return Ok(()) };
+    let Some(sel @ Selector::Tty(p)) = &conn.selector else { return Ok(()) };
     let ports = conn.serial.ports().map_err(link_err("listing serial ports"))?;
-    let sel = Selector::Tty(p.clone());
     if let Some(port) = ports.into_iter().find(|x| sel.matches_serial(x))
         && let (Some(vid), Some(pid)) = (port.vid, port.pid)
         && !ids.iter().any(|id| id.matches_serial(&port))
