@@ -239,7 +239,11 @@ fn no_rom_attached_says_what_to_do() {
     // The same in text.
     let o = rf().args(["maskrom", "milkv-duo"]).arg(&ok).args(["--usb-id", "3346:1fff"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("error: no Sophgo boot ROM") && err.contains("hint: To put milkv-duo (Milk-V Duo) in its boot ROM mode"), "{err}");
+    assert!(
+        err.contains("error: no Sophgo boot ROM")
+            && err.contains("hint: To put milkv-duo (Milk-V Duo) in its boot ROM mode"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -76,15 +76,20 @@ pub fn by_name(name: &str) -> Option<&'static dyn Driver> {
 /// A protocol crate's error for the CLI: its class and hint, and, when no
 /// device was found, how to put the board in its boot ROM mode (the board
 /// table's `enter`).
-pub fn with_entry_hint<E: racklet_link::Classify + std::fmt::Display>(board: &Board, e: E) -> anyhow::Error {
-    let class = e.class();
-    let entry = (class == racklet_link::FailureClass::NotFound)
+pub fn with_entry_hint<E>(board: &Board, e: E) -> anyhow::Error
+where
+    E: racklet_link::Classify + std::error::Error + Send + Sync + 'static,
+{
+    let entry = (e.class() == racklet_link::FailureClass::NotFound)
         .then(|| format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter));
-    let hint = match (entry, e.hint()) {
-        (Some(a), Some(b)) => Some(format!("{} {}", sentence(&a), sentence(&b))),
-        (a, b) => a.or(b),
-    };
-    anyhow::Error::new(crate::error::Classified { class, message: e.to_string(), hint })
+    let mut err = crate::error::classify(e);
+    if let Some(c) = err.downcast_mut::<crate::error::Classified>() {
+        c.hint = match (entry, c.hint.take()) {
+            (Some(a), Some(b)) => Some(format!("{} {}", sentence(&a), sentence(&b))),
+            (a, b) => a.or(b),
+        };
+    }
+    err
 }
 
 /// `s` with a capital first letter and a full stop at the end.
