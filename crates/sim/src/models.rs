@@ -51,7 +51,7 @@ pub enum SimError {
     },
     /// The scenario asks for a board this SoC cannot be (an Arm boot on a
     /// chip without an Arm core).
-    #[error("a virtual {soc} cannot be {why}")]
+    #[error("a virtual {soc} cannot {why}")]
     Impossible { soc: String, why: String },
 }
 

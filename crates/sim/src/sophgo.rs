@@ -834,10 +834,12 @@ fn attach_model(
     let model = self::soc(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let core = match scenario.core.as_deref() {
         None => Core::Riscv,
-        Some(c) => c.parse().map_err(|why| SimError::Impossible { soc: soc.to_string(), why })?,
+        Some(c) => c
+            .parse()
+            .map_err(|why| SimError::Impossible { soc: soc.to_string(), why: format!("boot: {why}") })?,
     };
-    let mut cfg = SophgoRomConfig::new(model, core, &scenario.port_path).map_err(|e| {
-        SimError::Impossible { soc: soc.to_string(), why: format!("booted on {core:?}: {e}") }
+    let mut cfg = SophgoRomConfig::new(model, core, &scenario.port_path).map_err(|_| {
+        SimError::Impossible { soc: soc.to_string(), why: format!("boot on its {core:?} core: it has none") }
     })?;
     cfg.fault = scenario.fault.as_deref().map(str::parse).transpose()?;
     cfg.window = DOWNLOAD_WINDOW;

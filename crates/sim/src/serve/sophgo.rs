@@ -104,7 +104,7 @@ pub fn serve(
     }
     let soc = crate::sophgo::soc(&opts.soc).ok_or_else(|| SimError::UnknownSoc { soc: opts.soc.clone() })?;
     let mut cfg = SophgoRomConfig::new(soc, Core::Riscv, "sim-1")
-        .map_err(|e| SimError::Impossible { soc: opts.soc.clone(), why: e.to_string() })?;
+        .map_err(|_| SimError::Impossible { soc: opts.soc.clone(), why: "boot its RISC-V core".into() })?;
     cfg.fault = opts.fault.as_deref().map(str::parse).transpose().map_err(SimError::from)?;
     cfg.boots = if opts.keep { u32::MAX } else { 1 };
     cfg.window = FIRST_WINDOW;
