@@ -395,7 +395,7 @@ impl Drop for SophgoRom {
     }
 }
 
-/// The port as the host sees it: the ROM's descriptors.
+/// The port as the host sees it: the ROM's descriptors (sheet §1.1).
 fn port_info(cfg: &SophgoRomConfig, path: &str) -> SerialInfo {
     SerialInfo {
         path: path.to_string(),
