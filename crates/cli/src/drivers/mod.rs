@@ -73,34 +73,6 @@ pub fn by_name(name: &str) -> Option<&'static dyn Driver> {
     DRIVERS.iter().copied().find(|d| d.name() == name)
 }
 
-/// A protocol crate's error for the CLI: its class and hint, and, when no
-/// device was found, how to put the board in its boot ROM mode (the board
-/// table's `enter`).
-pub fn with_entry_hint<E>(board: &Board, e: E) -> anyhow::Error
-where
-    E: racklet_link::Classify + std::error::Error + Send + Sync + 'static,
-{
-    let entry = (e.class() == racklet_link::FailureClass::NotFound)
-        .then(|| format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter));
-    let mut err = crate::error::classify(e);
-    if let Some(c) = err.downcast_mut::<crate::error::Classified>() {
-        c.hint = match (entry, c.hint.take()) {
-            (Some(a), Some(b)) => Some(format!("{} {}", sentence(&a), sentence(&b))),
-            (a, b) => a.or(b),
-        };
-    }
-    err
-}
-
-/// `s` with a capital first letter and a full stop at the end.
-fn sentence(s: &str) -> String {
-    let s = s.trim_end();
-    let mut c = s.chars();
-    let first: String = c.next().map(|f| f.to_uppercase().collect()).unwrap_or_default();
-    let stop = if s.ends_with('.') { "" } else { "." };
-    format!("{first}{}{stop}", c.as_str())
-}
-
 /// The first driver that recognises `bytes` as one of its formats.
 pub fn describe(bytes: &[u8]) -> Option<Description> {
     DRIVERS.iter().find_map(|d| d.describe(bytes))

@@ -48,7 +48,7 @@ impl Driver for Sophgo {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
         let report = racklet_sophgo::boot(&mut job.conn, &plan, &target, &racklet_sophgo::Options::default())
-            .map_err(|e| super::with_entry_hint(job.board, e))?;
+            .map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 
