@@ -4,14 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
-use racklet_image::{ImageError, Payload, Target};
+use racklet_image::{ImageError, Payload, Target, Window};
 use racklet_link::{Classify, FailureClass, UsbId};
 
 use crate::chip::{self, BL2_ENTRY_OFFSET, Chip, Core};
 use crate::fip::{self, FipError, FipInfo};
 
+/// The largest file read as a stage when the caller names no bound (the
+/// CLI gives its own, the board's largest stage).
+pub const DEFAULT_MAX_STAGE: u64 = 256 << 20;
+
 /// The user's choices that matter to a Sophgo boot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inputs {
     /// The payload: a BL2 (ELF or raw) or a whole fip.bin.
     pub bin: Option<PathBuf>,
@@ -23,6 +27,14 @@ pub struct Inputs {
     pub main: bool,
     /// The ROM's USB id when efuses changed it (`--usb-id`).
     pub usb_id: Option<UsbId>,
+    /// The largest file read for a stage (judged before it is read).
+    pub max_stage: u64,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs { bin: None, dram: None, core: None, main: false, usb_id: None, max_stage: DEFAULT_MAX_STAGE }
+    }
 }
 
 /// What the loader sends.
@@ -158,16 +170,23 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         return Err(PlanError::Dram);
     }
     let bin = inputs.bin.as_ref().ok_or_else(|| PlanError::NoPayload { board: target.board.clone() })?;
-    let bytes = racklet_image::read_input(bin)?;
+    let bytes =
+        racklet_image::read_input(bin, inputs.max_stage, &format!("a stage of {} can be", target.board))?;
     let mut warnings = Vec::new();
     let image = if inputs.main {
-        let p = racklet_image::load_bytes(bin, bytes, ct.arch)?;
+        // A running BL2 loads it where it likes (DRAM is up by then).
+        let anywhere = Window::anywhere(
+            &target.board,
+            inputs.max_stage,
+            &format!("the largest stage racklet-flash sends to {}", target.board),
+        );
+        let p = racklet_image::load_bytes(bin, bytes, ct.arch, &anywhere)?;
         Image::Main { bytes: p.bytes }
     } else if fip::is_fip(&bytes) {
         let info = checked_fip(bin, &bytes, chip)?;
         Image::Fip { bytes, info, built_from: None }
     } else {
-        let p = racklet_image::load_bytes(bin, bytes, ct.arch)?;
+        let p = racklet_image::load_bytes(bin, bytes, ct.arch, &ct.window)?;
         warnings.extend(check_bl2(&ct, chip, core, &p)?);
         let f = fip::build(&p.bytes, chip.max_bl2() as usize)
             .map_err(|source| PlanError::Build { path: bin.clone(), source })?;
@@ -223,7 +242,7 @@ fn check_bl2(ct: &Target, chip: Chip, core: Core, p: &Payload) -> Result<Option<
     {
         return Err(PlanError::Entry { path: p.path.clone(), entry: e, want: entry });
     }
-    racklet_image::check_fit(&p.path, base, p.bytes.len() as u64, &ct.window)?;
+    racklet_image::check_fit(&p.path, base, p.mem_size, &ct.window)?;
     Ok((!chip::jumps_to_entry(&p.bytes)).then(|| {
         format!(
             "{}: the first word is not a jump to +0x20; the ROM enters BL2 at 0x{entry:x}, so the first 32 bytes must be the BL2 header",

@@ -140,6 +140,7 @@ fn a_bl2_that_does_not_jump_over_its_header_is_warned_about() {
 fn the_storage_image_keeps_a_fip_and_wraps_a_bl2() {
     let raw = |bytes: Vec<u8>| Payload {
         path: "in.bin".into(),
+        mem_size: bytes.len() as u64,
         bytes,
         load_address: None,
         entry: None,

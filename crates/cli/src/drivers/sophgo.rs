@@ -3,6 +3,7 @@
 //! `sim` prints what `racklet_sim::serve::sophgo` reports.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
@@ -16,7 +17,7 @@ use super::{Driver, Job};
 use crate::args::sophgo::Core;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
-use crate::error::{classify, fail};
+use crate::error::{bad_input, classify, fail};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
@@ -24,13 +25,14 @@ pub struct Sophgo;
 
 pub static DRIVER: Sophgo = Sophgo;
 
-fn inputs(a: &MaskromArgs) -> Inputs {
+fn inputs(board: &Board, a: &MaskromArgs) -> Inputs {
     Inputs {
         bin: a.bin.clone(),
         dram: a.dram.clone(),
         core: a.sophgo.core.map(Into::into),
         main: a.sophgo.main_session,
         usb_id: a.sophgo.usb_id,
+        max_stage: board.largest_stage(),
     }
 }
 
@@ -46,7 +48,7 @@ impl Driver for Sophgo {
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
-        let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
+        let plan = racklet_sophgo::plan(&inputs(job.board, job.args), &target).map_err(classify)?;
         let report = racklet_sophgo::boot(&mut job.conn, &plan, &target, &racklet_sophgo::Options::default())
             .map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
@@ -72,7 +74,8 @@ impl Driver for Sophgo {
         sc.usb_id = a.usb_id;
         if let (true, Some(p)) = (a.main_session, &sim.args.bin) {
             // A running BL2 asks for as many bytes as the file has.
-            sc.running_load = Some(racklet_image::read_input(p)?.len() as u32);
+            let what = format!("a stage of {} can be", sim.board.name);
+            sc.running_load = Some(racklet_image::check_input(p, sim.board.largest_stage(), &what)? as u32);
         }
         racklet_sim::models::attach(&sim.board.soc, &sc, &sim.usb, &sim.serial).map_err(classify)
     }
@@ -103,12 +106,20 @@ impl Driver for Sophgo {
             }
             Event::Log { text } => say(&o, json!({"event":"sim_log","text":text}), &text),
         });
-        let served = server::serve(&opts, &|| out.cancelled(), on).map_err(classify)?;
+        // The server's directory goes when it ends, by Ctrl-C or by SIGTERM.
+        let terminated = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())
+            .map_err(|e| fail(FailureClass::Io, format!("cannot watch for SIGTERM: {e}")))?;
+        let stop = || out.cancelled() || terminated.load(Ordering::SeqCst);
+        let served = server::serve(&opts, &stop, on).map_err(classify)?;
+        if terminated.load(Ordering::SeqCst) {
+            return Err(fail(FailureClass::Interrupted, "terminated (SIGTERM)"));
+        }
         if let Some(d) = &args.save {
-            let io = |e: std::io::Error| fail(FailureClass::Io, format!("{}: {e}", d.display()));
-            std::fs::create_dir_all(d).map_err(io)?;
+            std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: {e}", d.display())))?;
             for (file, bytes) in &served.received {
-                std::fs::write(d.join(file), bytes).map_err(io)?;
+                // Never through a link planted in the directory.
+                racklet_image::output::write_file(&d.join(file), bytes, false)?;
             }
         }
         for s in &served.sessions {
