@@ -146,6 +146,7 @@ mod tests {
             window: Window { board: "duo-256m".into(), base: 0x0C00_0000, size: 0x37000, max_payload: None },
             usb: vec![("rom".into(), 0x3346, 0x1000)],
             baud: None,
+            max_stage: 256 << 20,
         };
         let arm = Chip::Sg2002.bl2_target(Core::Arm, &board).unwrap();
         assert_eq!(arm.arch, Some(Arch::Aarch64));

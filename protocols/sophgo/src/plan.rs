@@ -4,18 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use racklet_image::{ImageError, Payload, Target, Window};
+use racklet_image::{ImageError, Payload, Target};
 use racklet_link::{Classify, FailureClass, UsbId};
 
 use crate::chip::{self, BL2_ENTRY_OFFSET, Chip, Core};
 use crate::fip::{self, FipError, FipInfo};
 
-/// The largest file read as a stage when the caller names no bound (the
-/// CLI gives its own, the board's largest stage).
-pub const DEFAULT_MAX_STAGE: u64 = 256 << 20;
-
 /// The user's choices that matter to a Sophgo boot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Inputs {
     /// The payload: a BL2 (ELF or raw) or a whole fip.bin.
     pub bin: Option<PathBuf>,
@@ -27,14 +23,6 @@ pub struct Inputs {
     pub main: bool,
     /// The ROM's USB id when efuses changed it (`--usb-id`).
     pub usb_id: Option<UsbId>,
-    /// The largest file read for a stage (judged before it is read).
-    pub max_stage: u64,
-}
-
-impl Default for Inputs {
-    fn default() -> Self {
-        Inputs { bin: None, dram: None, core: None, main: false, usb_id: None, max_stage: DEFAULT_MAX_STAGE }
-    }
 }
 
 /// What the loader sends.
@@ -170,17 +158,12 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         return Err(PlanError::Dram);
     }
     let bin = inputs.bin.as_ref().ok_or_else(|| PlanError::NoPayload { board: target.board.clone() })?;
-    let bytes =
-        racklet_image::read_input(bin, inputs.max_stage, &format!("a stage of {} can be", target.board))?;
+    // Bounded by the board's largest stage, judged before reading.
+    let bytes = target.read_stage(bin)?;
     let mut warnings = Vec::new();
     let image = if inputs.main {
         // A running BL2 loads it where it likes (DRAM is up by then).
-        let anywhere = Window::anywhere(
-            &target.board,
-            inputs.max_stage,
-            &format!("the largest stage racklet-flash sends to {}", target.board),
-        );
-        let p = racklet_image::load_bytes(bin, bytes, ct.arch, &anywhere)?;
+        let p = racklet_image::load_bytes(bin, bytes, ct.arch, &target.dram_window())?;
         Image::Main { bytes: p.bytes }
     } else if fip::is_fip(&bytes) {
         let info = checked_fip(bin, &bytes, chip)?;

@@ -42,6 +42,7 @@ fn target(board: &str, soc: &str) -> Target {
         window: Window { board: board.into(), base, size, max_payload: None },
         usb: vec![("rom".into(), 0x3346, 0x1000)],
         baud: None,
+        max_stage: 256 << 20,
     }
 }
 

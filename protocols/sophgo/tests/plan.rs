@@ -24,6 +24,7 @@ fn target(soc: &str) -> Target {
         window: Window { board: "the-board".into(), base, size, max_payload: None },
         usb: vec![("rom".into(), 0x3346, 0x1000)],
         baud: None,
+        max_stage: 256 << 20,
     }
 }
 
@@ -87,6 +88,13 @@ fn every_bad_input_is_refused_with_what_to_do() {
     assert!(matches!(refused(&with(&big), "sg2002"), PlanError::Image(ImageError::TooLarge { .. })));
     let duo = file(d.path(), "duo.bin", &bl2(0x19001));
     assert!(matches!(refused(&with(&duo), "cv1800b"), PlanError::Image(ImageError::TooLarge { .. })));
+    // A file over the board's largest stage is refused by its size, unread.
+    let mut small = target("sg2002");
+    small.max_stage = 50;
+    let e = plan(&with(&ok), &small).unwrap_err();
+    assert!(e.to_string().contains("a stage of the-board can be"), "{e}");
+    let e = plan(&Inputs { main: true, ..with(&ok) }, &small).unwrap_err();
+    assert!(matches!(e, PlanError::Image(_)), "{e}");
 }
 
 #[test]

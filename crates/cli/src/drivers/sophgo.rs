@@ -25,14 +25,13 @@ pub struct Sophgo;
 
 pub static DRIVER: Sophgo = Sophgo;
 
-fn inputs(board: &Board, a: &MaskromArgs) -> Inputs {
+fn inputs(a: &MaskromArgs) -> Inputs {
     Inputs {
         bin: a.bin.clone(),
         dram: a.dram.clone(),
         core: a.sophgo.core.map(Into::into),
         main: a.sophgo.main_session,
         usb_id: a.sophgo.usb_id,
-        max_stage: board.largest_stage(),
     }
 }
 
@@ -48,7 +47,7 @@ impl Driver for Sophgo {
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
-        let plan = racklet_sophgo::plan(&inputs(job.board, job.args), &target).map_err(classify)?;
+        let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
         let report = racklet_sophgo::boot(&mut job.conn, &plan, &target, &racklet_sophgo::Options::default())
             .map_err(classify)?;
         Ok(Outcome { facts: report.facts() })

@@ -1,5 +1,7 @@
-//! The servers behind `racklet-flash sim <board>`: a virtual ROM outside
-//! the client's process, on a pseudo-terminal or a socket. Each takes typed
-//! options and reports what happens through a callback; the CLI prints.
+//! The servers behind `racklet-flash sim <board>`: each serves one vendor's
+//! virtual ROM outside the process (a pty for serial ROMs, TCP for
+//! fastboot), takes typed options and reports what happens to its caller;
+//! the CLI only prints.
 
+pub mod canaan;
 pub mod sophgo;
