@@ -2,3 +2,4 @@
 //! [`crate::cli::MaskromArgs`] under its own help heading.
 
 pub mod canaan;
+pub mod sophgo;

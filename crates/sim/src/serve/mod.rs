@@ -4,3 +4,4 @@
 //! the CLI only prints.
 
 pub mod canaan;
+pub mod sophgo;
