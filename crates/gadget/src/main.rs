@@ -22,8 +22,10 @@ use racklet_gadget::acm;
 use racklet_gadget::configfs::GADGET_ROOT;
 use racklet_gadget::serve::{self, ServeOptions};
 use racklet_gadget::testdev::{EchoRom, LoopDevice};
+use racklet_sim::models::{self, Scenario};
+use racklet_sim::rom::Verdict as RomVerdict;
 use racklet_sim::serial::SimSerialBus;
-use racklet_sim::usb::SharedDevice;
+use racklet_sim::usb::{SharedDevice, SimUsbBus};
 
 struct Args {
     mode: String,
@@ -87,20 +89,15 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::{canaan, fastboot, rockchip};
+    use racklet_sim::{canaan, fastboot};
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
     };
     match name {
-        // Rockchip maskrom (and its usbplug stage), by SoC: rk3568, rk3588, ...
-        soc if soc.starts_with("rk") || soc.starts_with("rv") => {
-            let chip = rockchip::chip_model(soc).ok_or_else(|| format!("no Rockchip model for '{soc}'"))?;
-            let f = rockchip::RockchipFault::parse(fault.unwrap_or("none"))?;
-            let d = Arc::new(Mutex::new(rockchip::RockchipRom::new(chip, "gadget", f)));
-            let v = d.clone();
-            Ok((d, Box::new(move || lock(&v).verdict())))
-        }
+        // A virtual ROM of the sim's registry, by SoC (rk3568, rk3588, ...):
+        // the same model and verdict as `racklet-flash maskrom --simulate`.
+        soc if models::model(soc).is_some() => registry_model(soc, fault),
         // Canaan K230/K230D boot ROM.
         "k230" => {
             let f =
@@ -144,9 +141,26 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             Ok((d, verdict))
         }
         other => Err(format!(
-            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k1, th1520)"
+            "unknown USB model '{other}' (known: loop, k230, k1, th1520, and the SoCs of the sim registry: {})",
+            models::MODELS.iter().flat_map(|m| m.socs.iter().copied()).collect::<Vec<_>>().join(", ")
         )),
     }
+}
+
+/// A USB model of racklet_sim's registry: attached to a private simulated
+/// bus, from which the gadget takes the device to serve.
+fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
+    let usb = SimUsbBus::new();
+    let scenario = Scenario { port_path: "gadget".into(), fault: fault.map(str::to_string) };
+    let mut rom = models::attach(soc, &scenario, &usb, &SimSerialBus::new()).map_err(|e| e.to_string())?;
+    let dev = usb.attached().into_iter().next().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
+    Ok((
+        dev,
+        Box::new(move || match rom.verdict() {
+            RomVerdict::Started { summary } => Ok(summary),
+            RomVerdict::NotStarted { why } => Err(why),
+        }),
+    ))
 }
 
 fn main() -> ExitCode {

@@ -148,6 +148,12 @@ impl SimUsbBus {
     pub fn attach_shared(&self, dev: SharedDevice) {
         self.devices.lock().unwrap_or_else(|e| e.into_inner()).push(dev);
     }
+
+    /// The devices attached to this bus, in order (the USB gadget serves
+    /// them outside the process).
+    pub fn attached(&self) -> Vec<SharedDevice> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl UsbBus for SimUsbBus {

@@ -45,7 +45,7 @@ fn name_of(p: &std::path::Path) -> String {
 
 /// Every input file loaded and checked, cut into stages. Touches no device.
 pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
-    if args.dram.is_some() {
+    if args.rockchip.dram.is_some() {
         return Err(bad_input(
             "--dram is a Rockchip option; on the K230 load a DRAM-init stage with --load 0x80360000=bt0.bin",
         ));

@@ -28,7 +28,6 @@ use crate::error::{bad_input, fail};
 
 pub mod canaan;
 pub mod fastboot;
-pub mod rockchip;
 pub mod sophgo;
 pub mod starfive;
 

@@ -151,7 +151,7 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     let chip = chip(board)?;
     let core = core(board, chip, a.core)?;
     let ids = rom_ids(board, a)?;
-    if a.dram.is_some() {
+    if a.rockchip.dram.is_some() {
         return Err(bad_input("--dram: the Sophgo ROM takes no DRAM blob; BL2 brings DRAM up itself"));
     }
     let Some(bin) = a.bin.as_ref() else {
