@@ -153,7 +153,8 @@ fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdi
     let usb = SimUsbBus::new();
     let scenario = Scenario { port_path: "gadget".into(), fault: fault.map(str::to_string) };
     let mut rom = models::attach(soc, &scenario, &usb, &SimSerialBus::new()).map_err(|e| e.to_string())?;
-    let dev = usb.attached().into_iter().next().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
+    let dev =
+        usb.attached().into_iter().next().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
     Ok((
         dev,
         Box::new(move || match rom.verdict() {

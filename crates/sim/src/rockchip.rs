@@ -225,14 +225,26 @@ pub enum RockchipFault {
 impl Faults for RockchipFault {
     const ALL: &'static [(&'static str, RockchipFault, &'static str)] = &[
         ("none", RockchipFault::None, "no fault"),
-        ("corrupt", RockchipFault::Corrupt, "a bit of the first transfer flips: the CRC check fails, the ROM stalls"),
+        (
+            "corrupt",
+            RockchipFault::Corrupt,
+            "a bit of the first transfer flips: the CRC check fails, the ROM stalls",
+        ),
         ("reject-usbplug", RockchipFault::RejectUsbplug, "the ROM stalls every 0x472 transfer"),
         ("hang", RockchipFault::Hang, "the DDR blob never returns: no more answers"),
         ("no-return", RockchipFault::NoReturn, "after 0x472 the board never comes back on the bus"),
         ("dead-usbplug", RockchipFault::DeadUsbplug, "the usbplug enumerates but never answers rockusb"),
         ("bad-csw", RockchipFault::BadCsw, "the usbplug answers with a CSW whose tag does not match"),
-        ("already-loader", RockchipFault::AlreadyLoader, "the board already runs a usbplug (looks like maskrom)"),
-        ("unplug", RockchipFault::Unplug, "the cable is pulled during the second transfer of the first stage"),
+        (
+            "already-loader",
+            RockchipFault::AlreadyLoader,
+            "the board already runs a usbplug (looks like maskrom)",
+        ),
+        (
+            "unplug",
+            RockchipFault::Unplug,
+            "the cable is pulled during the second transfer of the first stage",
+        ),
     ];
 }
 
@@ -680,7 +692,8 @@ mod tests {
     fn the_registry_attaches_every_chip_with_its_faults() {
         for soc in SOCS {
             let bus = SimUsbBus::new();
-            let mut rom = crate::models::attach(soc, &Scenario::at("2-3"), &bus, &SimSerialBus::new()).unwrap();
+            let mut rom =
+                crate::models::attach(soc, &Scenario::at("2-3"), &bus, &SimSerialBus::new()).unwrap();
             let d = racklet_link::UsbBus::devices(&bus).unwrap();
             assert_eq!((d.len(), d[0].vid, d[0].port_path.as_str()), (1, VID, "2-3"), "{soc}");
             assert_eq!(d[0].pid, chip_model(soc).unwrap().pid);

@@ -32,7 +32,12 @@ pub struct Options {
 }
 
 /// Runs the plan on the board's maskrom and reports what happened.
-pub fn boot(conn: &mut Connector, plan: &Plan, target: &Target, opts: &Options) -> Result<Report, RockchipError> {
+pub fn boot(
+    conn: &mut Connector,
+    plan: &Plan,
+    target: &Target,
+    opts: &Options,
+) -> Result<Report, RockchipError> {
     let ids: Vec<UsbId> = target.usb_ids(None).into_iter().map(|(v, p)| UsbId::new(v, p)).collect();
     let info = conn.find_usb(&ids, "Rockchip maskrom device")?;
     let soc = target.soc.to_uppercase();
@@ -58,7 +63,11 @@ pub fn boot(conn: &mut Connector, plan: &Plan, target: &Target, opts: &Options) 
             if let Some(u) = usbplug {
                 conn.progress.say(format!("usbplug (0x472): {}", u.from.display()));
             }
-            Source::Raw { ddr: ddr.from.clone(), usbplug: usbplug.as_ref().map(|u| u.from.clone()), rc4: *rc4 }
+            Source::Raw {
+                ddr: ddr.from.clone(),
+                usbplug: usbplug.as_ref().map(|u| u.from.clone()),
+                rc4: *rc4,
+            }
         }
     };
     let started = Instant::now();
@@ -98,7 +107,9 @@ fn send(
     progress: &mut dyn ProgressSink,
 ) -> Result<Vec<StageReport>, RockchipError> {
     match &plan.stages {
-        Stages::Loader { file, loader, .. } => download_loader(link, loader, file, plan.zero_crc, t, progress),
+        Stages::Loader { file, loader, .. } => {
+            download_loader(link, loader, file, plan.zero_crc, t, progress)
+        }
         Stages::Raw { ddr, usbplug, rc4 } => {
             let opts = FrameOptions { rc4: *rc4, zero_crc: plan.zero_crc };
             let mut r = vec![download_stage(link, INDEX_471, "ddr", &ddr.bytes, opts, t, progress)?];
@@ -139,7 +150,10 @@ fn usbplug(
                     && e.class() == FailureClass::Timeout
                     && !conn.progress.cancelled() => {}
             Err(e) => {
-                return Err(RockchipError::UsbplugSilent { port: plug.port_path.clone(), source: Box::new(e) });
+                return Err(RockchipError::UsbplugSilent {
+                    port: plug.port_path.clone(),
+                    source: Box::new(e),
+                });
             }
         }
     }

@@ -334,7 +334,11 @@ pub const CHIPS: &[Chip] = &[
         ini_name: "RK3588",
         new_idb: true,
         ddr_tag: None,
-        ddr_blobs: &["rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin", "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin", "rk3583_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin"],
+        ddr_blobs: &[
+            "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin",
+            "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin",
+            "rk3583_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin",
+        ],
         usbplug_blobs: &["rk3588_usbplug_v1.11.bin"],
         pid_unverified: false,
         zero_crc: ZeroCrc::Unknown,

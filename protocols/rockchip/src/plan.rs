@@ -116,15 +116,25 @@ impl Classify for PlanError {
     fn hint(&self) -> Option<String> {
         Some(
             match self {
-                PlanError::UnknownSoc { .. } => "fix the board's `soc` in the board table (see `racklet-flash boards`)",
+                PlanError::UnknownSoc { .. } => {
+                    "fix the board's `soc` in the board table (see `racklet-flash boards`)"
+                }
                 PlanError::Image(_) | PlanError::Loader { .. } => return None,
-                PlanError::LoaderWithBlobs { .. } => "drop --dram/--rkbin, or give raw blobs instead of the loader",
+                PlanError::LoaderWithBlobs { .. } => {
+                    "drop --dram/--rkbin, or give raw blobs instead of the loader"
+                }
                 PlanError::Rc4WithLoader { .. } => "drop --rc4",
-                PlanError::WrongChip { .. } => "use the loader for the board's SoC, or add --force to send it anyway",
-                PlanError::NoDramEntry { .. } => "rebuild the loader with boot_merger from an ini that has a [CODE471_OPTION]",
+                PlanError::WrongChip { .. } => {
+                    "use the loader for the board's SoC, or add --force to send it anyway"
+                }
+                PlanError::NoDramEntry { .. } => {
+                    "rebuild the loader with boot_merger from an ini that has a [CODE471_OPTION]"
+                }
                 PlanError::ZeroCrcRefused { .. } => "drop --zero-crc (the CRC is then computed and sent)",
                 PlanError::RkbinNotADirectory { .. } => "give the top directory of an rkbin checkout",
-                PlanError::RkbinMissing { .. } => "update the rkbin checkout, or give the blobs with --dram DDR.bin [USBPLUG.bin]",
+                PlanError::RkbinMissing { .. } => {
+                    "update the rkbin checkout, or give the blobs with --dram DDR.bin [USBPLUG.bin]"
+                }
                 PlanError::UsbplugWithoutDram { .. } => "add --dram DDR.bin or --rkbin DIR",
                 PlanError::NothingToSend { .. } => {
                     "give an RKBOOT loader, --dram DDR.bin [USBPLUG.bin], or --rkbin DIR"

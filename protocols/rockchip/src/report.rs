@@ -20,7 +20,12 @@ pub struct Device {
 
 impl From<&UsbInfo> for Device {
     fn from(i: &UsbInfo) -> Self {
-        Device { id: UsbId::new(i.vid, i.pid), port: i.port_path.clone(), address: i.address, bcd_usb: i.bcd_usb }
+        Device {
+            id: UsbId::new(i.vid, i.pid),
+            port: i.port_path.clone(),
+            address: i.address,
+            bcd_usb: i.bcd_usb,
+        }
     }
 }
 
@@ -66,9 +71,14 @@ impl From<&StageReport> for Stage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Flash {
-    Info { sectors: u32, block_sectors: u16 },
+    Info {
+        sectors: u32,
+        block_sectors: u16,
+    },
     /// The usbplug did not answer it (some have no storage attached).
-    Unavailable { why: String },
+    Unavailable {
+        why: String,
+    },
 }
 
 impl From<FlashInfo> for Flash {

@@ -45,9 +45,17 @@ fn bad_usage_is_refused_with_the_fix_apart() {
         (raw(None, Some(&plug)), "sent as the 0x472 stage", "--dram"),
         (raw(None, None), "nothing to send to rock-3a", "--rkbin DIR"),
         (raw(Some(&big), None), "61441 bytes do not fit rock-3a's SRAM", "DRAM-init blob"),
-        (Inputs { zero_crc: true, ..raw(Some(&plug), Some(&plug)) }, "not known to accept a zero CRC", "--zero-crc"),
+        (
+            Inputs { zero_crc: true, ..raw(Some(&plug), Some(&plug)) },
+            "not known to accept a zero CRC",
+            "--zero-crc",
+        ),
         (Inputs { rc4: Some(true), ..raw(None, Some(&l)) }, "--rc4 applies to raw blobs", "drop --rc4"),
-        (Inputs { dram: Some(plug.clone()), ..raw(None, Some(&l)) }, "already holds the DRAM-init", "drop --dram"),
+        (
+            Inputs { dram: Some(plug.clone()), ..raw(None, Some(&l)) },
+            "already holds the DRAM-init",
+            "drop --dram",
+        ),
     ];
     for (inputs, message, hint) in cases {
         let e = plan(&inputs, &t).unwrap_err();

@@ -94,10 +94,12 @@ pub fn serve(opts: &Options, on: &mut dyn FnMut(Event)) -> Result<(), ServeError
     rom(opts)?;
     on(Event::Listening { addr });
     loop {
-        let (stream, peer) = listener.accept().map_err(|source| ServeError::Io { op: "accepting", source })?;
+        let (stream, peer) =
+            listener.accept().map_err(|source| ServeError::Io { op: "accepting", source })?;
         on(Event::Session { peer });
         let mut rom = rom(opts)?;
-        let mut w = stream.try_clone().map_err(|source| ServeError::Io { op: "cloning the socket", source })?;
+        let mut w =
+            stream.try_clone().map_err(|source| ServeError::Io { op: "cloning the socket", source })?;
         let mut seen = 0;
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -107,7 +109,12 @@ pub fn serve(opts: &Options, on: &mut dyn FnMut(Event)) -> Result<(), ServeError
             let reply = serve_one(&mut rom, &line);
             while seen < rom.received.len() {
                 let r = &rom.received[seen];
-                on(Event::Received { index: r.index, bytes: r.body.len(), transfers: r.transfers, crc: r.crc });
+                on(Event::Received {
+                    index: r.index,
+                    bytes: r.body.len(),
+                    transfers: r.transfers,
+                    crc: r.crc,
+                });
                 if let Some(dir) = &opts.save {
                     let path = dir.join(format!("stage{seen}-{:x}.bin", r.index));
                     std::fs::write(&path, &r.body).map_err(|source| ServeError::Save { path, source })?;
@@ -177,7 +184,9 @@ mod tests {
         let o = opts(Some(dir.path().to_path_buf()));
         let (tx, rx) = mpsc::channel();
         let server = std::thread::spawn(move || serve(&o, &mut |e| tx.send(e).unwrap()));
-        let Ok(Event::Listening { addr }) = rx.recv_timeout(Duration::from_secs(10)) else { panic!("not listening") };
+        let Ok(Event::Listening { addr }) = rx.recv_timeout(Duration::from_secs(10)) else {
+            panic!("not listening")
+        };
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut w = s.try_clone().unwrap();
@@ -190,9 +199,15 @@ mod tests {
         };
         // The fact sheet's RK3568 maskrom: Rockchip's VID, PID 0x350a.
         let info = ask(r#"{"t":"info"}"#);
-        assert_eq!((info["info"]["vid"].as_u64(), info["info"]["pid"].as_u64()), (Some(0x2207), Some(0x350a)));
+        assert_eq!(
+            (info["info"]["vid"].as_u64(), info["info"]["pid"].as_u64()),
+            (Some(0x2207), Some(0x350a))
+        );
         // Sheet §1.2's worked example: 00 01 with CRC 0d 2e; then a flipped bit.
-        assert_eq!(ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2e"}"#)["ok"], true);
+        assert_eq!(
+            ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2e"}"#)["ok"],
+            true
+        );
         let bad = ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2f"}"#);
         assert_eq!(bad["err"], "stall");
         assert!(ask("{")["err"].as_str().unwrap().starts_with("bad request"));
