@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::{Classify, FailureClass};
+use racklet_link::{Classify, FailureClass, LinkError};
+use racklet_rockchip::RockchipError;
 use racklet_sim::models::Scenario;
 use racklet_sim::rom::Verdict;
 use racklet_sim::serve::rockchip::{self as server, Event};
@@ -91,14 +92,14 @@ impl Driver for Rockchip {
 
 /// A boot error; when no board was found, the hint also says how to put
 /// this board in maskrom.
-fn with_board(e: racklet_rockchip::RockchipError, board: &Board) -> anyhow::Error {
-    if e.class() != FailureClass::NotFound {
+fn with_board(e: RockchipError, board: &Board) -> anyhow::Error {
+    if !matches!(e, RockchipError::Link(LinkError::NotFound { .. })) {
         return classify(e);
     }
-    let enter = format!("to put {} ({}) in maskrom: {}", board.name, board.title, board.enter);
-    let hint = match e.hint() {
-        Some(h) => format!("{enter}; {h}; --simulate runs against a virtual ROM"),
-        None => format!("{enter}; --simulate runs against a virtual ROM"),
-    };
+    let mut hint = e.hint().map(|h| format!("{h}. ")).unwrap_or_default();
+    hint.push_str(&format!(
+        "To put {} ({}) in maskrom: {} Without a board, --simulate runs against a virtual ROM.",
+        board.name, board.title, board.enter
+    ));
     anyhow::Error::new(Classified { class: e.class(), message: e.to_string(), hint: Some(hint) })
 }
