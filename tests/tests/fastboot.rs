@@ -247,18 +247,17 @@ fn fastboot(addr: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
         .expect("run timeout fastboot (Debian package fastboot)")
 }
 
+/// The real-peer tests never skip: a missing client fails them with the
+/// package to install (scripts/test.sh installs it).
 fn have_fastboot() -> bool {
     let ok =
         std::process::Command::new("fastboot").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ok && std::env::var_os("RACKLET_SKIP_REAL_PEERS").is_none() {
-        panic!(
-            "Debian's fastboot client is missing: apt-get install fastboot (or set RACKLET_SKIP_REAL_PEERS=1)"
-        );
-    }
+    assert!(ok, "Debian's fastboot client is missing: apt-get install fastboot");
     ok
 }
 
 #[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
 fn debian_fastboot_against_the_th1520_tcp_device() {
     if !have_fastboot() {
         return;
@@ -288,6 +287,7 @@ fn debian_fastboot_against_the_th1520_tcp_device() {
 }
 
 #[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
 fn debian_fastboot_against_the_k1_tcp_device() {
     if !have_fastboot() {
         return;

@@ -65,7 +65,7 @@ pub fn main_entry() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let class = if out.cancelled() { FailureClass::Interrupted } else { error::class_of(&e) };
-            let message = format!("{e:#}");
+            let message = error::message_of(&e);
             let hint = error::hint_of(&e);
             if out.mode == output::Mode::Json {
                 out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message,"hint":hint}));

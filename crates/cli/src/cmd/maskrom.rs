@@ -314,7 +314,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
     }
     if out.mode == Mode::Json {
         for (r, class, e) in &failures {
-            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":format!("{e:#}")}));
+            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":crate::error::message_of(e)}));
         }
         out.json(json!({"event":"summary","ok":results.len() - failures.len(),"failed":failures.len()}));
     } else {
@@ -323,7 +323,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
         for r in &results {
             let (res, detail) = match &r.outcome {
                 Ok(_) => ("ok".to_string(), String::new()),
-                Err(e) => (class_of(e).name().to_string(), format!("{e:#}")),
+                Err(e) => (class_of(e).name().to_string(), crate::error::message_of(e)),
             };
             out.line(&format!("{:<20} {:<12} {:>7.2}s  {}", r.label, res, r.elapsed.as_secs_f64(), detail));
         }
