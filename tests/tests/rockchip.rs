@@ -322,3 +322,20 @@ fn sim_serves_the_rom_over_tcp() {
     assert!(err.contains("received 0x471 stage: 2 B"), "{err}");
     assert!(err.contains("verdict: failed") && err.contains("CRC mismatch"), "{err}");
 }
+
+#[test]
+fn no_board_says_how_to_enter_maskrom() {
+    let d = tempfile::tempdir().unwrap();
+    let ddr = file(d.path(), "ddr.bin", &pattern(100, 1));
+    // The virtual board has no USB serial number, so this selector finds nothing.
+    let (_, err) = expect(
+        &["maskrom", "rock-3a", "--dram", ddr.to_str().unwrap(), "--simulate", "--port", "2207:350a:NOPE"],
+        3,
+        "no Rockchip maskrom device at 2207:350a:NOPE found",
+    );
+    assert!(err.contains("hint: add --wait 30s"), "{err}");
+    assert!(
+        err.contains("To put rock-3a (Radxa ROCK 3A) in its boot ROM mode: Hold the maskrom button"),
+        "{err}"
+    );
+}

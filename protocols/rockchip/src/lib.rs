@@ -62,8 +62,9 @@ pub enum RockchipError {
     /// The device has no bulk IN/OUT pair to speak rockusb on.
     #[error("the device at {port} has no bulk endpoints for rockusb")]
     NoBulkEndpoints { port: String },
-    /// Finding or opening the device failed.
-    #[error(transparent)]
+    /// Finding or opening the device failed (the link error stays in the
+    /// source chain, so the CLI can tell "not found" apart).
+    #[error("{0}")]
     Link(#[from] LinkError),
     /// A rockusb loader (usbplug or U-Boot) answers where the maskrom
     /// should be.

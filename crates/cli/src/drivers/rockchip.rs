@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::{Classify, FailureClass, LinkError};
-use racklet_rockchip::RockchipError;
+use racklet_link::FailureClass;
 use racklet_sim::models::Scenario;
 use racklet_sim::rom::Verdict;
 use racklet_sim::serve::rockchip::{self as server, Event};
@@ -15,7 +14,7 @@ use racklet_sim::serve::rockchip::{self as server, Event};
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{Classified, classify, fail};
+use crate::error::{classify, fail};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
@@ -34,8 +33,7 @@ impl Driver for Rockchip {
         let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
         let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
         let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
-        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts)
-            .map_err(|e| with_board(e, job.board))?;
+        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 
@@ -88,18 +86,4 @@ impl Driver for Rockchip {
         })
         .map_err(classify)
     }
-}
-
-/// A boot error; when no board was found, the hint also says how to put
-/// this board in maskrom.
-fn with_board(e: RockchipError, board: &Board) -> anyhow::Error {
-    if !matches!(e, RockchipError::Link(LinkError::NotFound { .. })) {
-        return classify(e);
-    }
-    let mut hint = e.hint().map(|h| format!("{h}. ")).unwrap_or_default();
-    hint.push_str(&format!(
-        "To put {} ({}) in maskrom: {} Without a board, --simulate runs against a virtual ROM.",
-        board.name, board.title, board.enter
-    ));
-    anyhow::Error::new(Classified { class: e.class(), message: e.to_string(), hint: Some(hint) })
 }
