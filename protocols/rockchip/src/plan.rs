@@ -8,14 +8,19 @@
 
 use std::path::{Path, PathBuf};
 
-use racklet_image::{ImageError, Target};
+use racklet_image::{ImageError, Target, Window};
 use racklet_link::{Classify, FailureClass};
 
 use crate::chips::{self, Chip};
 use crate::loader::{EntryKind, Loader, LoaderError, is_rkboot, looks_like_rkboot};
 
+/// The largest file read for one stage by default: 256 MiB, far above any
+/// boot stage and far below what would strain the host (the CLI passes its
+/// board's `largest_stage`).
+pub const MAX_STAGE: u64 = 256 << 20;
+
 /// The user's files and choices that decide what is sent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inputs {
     /// The payload: an RKBOOT loader, or a raw usbplug (0x472 stage).
     pub bin: Option<PathBuf>,
@@ -29,6 +34,22 @@ pub struct Inputs {
     pub zero_crc: bool,
     /// Send a loader built for another chip anyway.
     pub force: bool,
+    /// The largest file read for one stage, judged before reading.
+    pub max_stage: u64,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            bin: None,
+            dram: None,
+            rkbin: None,
+            rc4: None,
+            zero_crc: false,
+            force: false,
+            max_stage: MAX_STAGE,
+        }
+    }
 }
 
 /// A blob to send, with the file it came from.
@@ -156,8 +177,17 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         known: chips::zero_crc_summary(),
         loader: loader.map(Path::to_path_buf),
     };
+    let what = format!("a stage of {} can be", target.board);
+    let read = |p: &Path| racklet_image::read_input(p, inputs.max_stage, &what);
+    // Raw stages go to SRAM (0x471, checked below) or DRAM (0x472): bounded
+    // by the stage limit only; the ROM decides the addresses.
+    let dram = Window::anywhere(
+        &target.board,
+        inputs.max_stage,
+        &format!("the largest stage racklet-flash sends to {}", target.board),
+    );
     let bin = match &inputs.bin {
-        Some(p) => Some((p.clone(), racklet_image::read_input(p)?)),
+        Some(p) => Some((p.clone(), read(p)?)),
         None => None,
     };
     if let Some((path, bytes)) = &bin
@@ -183,6 +213,9 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         if loader.of(EntryKind::Code471).next().is_none() {
             return Err(PlanError::NoDramEntry { path: path.clone() });
         }
+        loader
+            .check_stages(target.window.size)
+            .map_err(|source| PlanError::Loader { path: path.clone(), source })?;
         if inputs.zero_crc && !(loader.crc_disabled || chip.zero_crc_allowed()) {
             return Err(zero_crc_refused(Some(path)));
         }
@@ -196,13 +229,13 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         return Err(zero_crc_refused(None));
     }
     let read_blob = |path: &Path| -> Result<Blob, PlanError> {
-        let p = racklet_image::load(path, target.arch)?;
+        let p = racklet_image::load_bytes(path, read(path)?, target.arch, &dram)?;
         Ok(Blob { from: path.to_path_buf(), bytes: p.bytes })
     };
     let mut ddr = inputs.dram.as_deref().map(read_blob).transpose()?;
     let mut usbplug = match bin {
         Some((p, bytes)) => {
-            let bytes = racklet_image::load_bytes(&p, bytes, target.arch)?.bytes;
+            let bytes = racklet_image::load_bytes(&p, bytes, target.arch, &dram)?.bytes;
             Some(Blob { from: p, bytes })
         }
         None => None,

@@ -30,7 +30,7 @@ impl Driver for Rockchip {
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();
-        let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
+        let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force, job.board.largest_stage());
         let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
         let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
         let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
@@ -65,25 +65,46 @@ impl Driver for Rockchip {
             soc: board.soc.clone(),
             addr: args.tcp.clone().unwrap_or_else(|| "127.0.0.1:0".into()),
             keep: args.keep,
-            save: args.save.clone(),
             fault: args.fault.clone(),
         };
         let soc = board.soc.to_uppercase();
-        server::serve(&opts, &mut |e| match e {
-            Event::Listening { addr } => {
-                outln!("tcp://{addr}");
-                out.line(&format!(
-                    "virtual {soc} maskrom ({}) serving JSON Lines USB transfers on {addr}",
-                    board.name
-                ));
+        let on = |e: Event<'_>| -> Result<(), server::HandlerError> {
+            match e {
+                Event::Listening { addr } => {
+                    if let Some(w) = racklet_sim::exposure_warning(&addr) {
+                        eprintln!("{w}");
+                    }
+                    outln!("tcp://{addr}");
+                    out.line(&format!(
+                        "virtual {soc} maskrom ({}) serving JSON Lines USB transfers on {addr}",
+                        board.name
+                    ));
+                }
+                Event::Session { peer } => out.line(&format!("session from {peer}")),
+                Event::Received { number, index, body, transfers, crc, .. } => {
+                    out.line(&format!(
+                        "received 0x{index:x} stage: {} B in {transfers} transfers, crc {crc:04x}",
+                        body.len()
+                    ));
+                    if let Some(dir) = &args.save {
+                        let p = dir.join(format!("stage{number}-{index:x}.bin"));
+                        racklet_image::output::write_file(&p, body, false)?;
+                    }
+                }
+                Event::Verdict { verdict: Verdict::Started { summary }, .. } => {
+                    out.line(&format!("verdict: ok: {summary}"))
+                }
+                Event::Verdict { verdict: Verdict::NotStarted { why }, .. } => {
+                    out.line(&format!("verdict: failed: {why}"))
+                }
+                Event::SessionFailed { peer, error } => out.line(&format!("session from {peer}: {error}")),
             }
-            Event::Session { peer } => out.line(&format!("session from {peer}")),
-            Event::Received { index, bytes, transfers, crc } => out.line(&format!(
-                "received 0x{index:x} stage: {bytes} B in {transfers} transfers, crc {crc:04x}"
-            )),
-            Event::Verdict(Verdict::Started { summary }) => out.line(&format!("verdict: ok: {summary}")),
-            Event::Verdict(Verdict::NotStarted { why }) => out.line(&format!("verdict: failed: {why}")),
+            Ok(())
+        };
+        server::serve(&opts, &on).map_err(|e| match e {
+            // A stage that could not be saved: the write's own error (and class).
+            server::ServeError::Handler(h) => anyhow::Error::from_boxed(h),
+            e => classify(e),
         })
-        .map_err(classify)
     }
 }

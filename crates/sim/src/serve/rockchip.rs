@@ -7,8 +7,8 @@
 //! `bad request: ...`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use racklet_link::{Classify, ControlSetup, FailureClass};
 use serde_json::{Value, json};
@@ -28,26 +28,31 @@ pub struct Options {
     pub soc: String,
     /// The TCP address to listen on ("127.0.0.1:0" picks a free port).
     pub addr: String,
-    /// Serve more than one session (a fresh ROM each).
+    /// Serve every client (each on its own thread, with a fresh ROM), not
+    /// only the first.
     pub keep: bool,
-    /// Write every stage received to `stage<N>-<index>.bin` here.
-    pub save: Option<PathBuf>,
     /// A fault to inject, by the ROM's own names.
     pub fault: Option<String>,
 }
 
-/// What happened, for the caller to print.
+/// What happened, for the caller to print (and to save: the caller writes
+/// received stages with its own safe file writer).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<'a> {
     /// The server listens (announced once the SoC and fault are known good).
     Listening { addr: SocketAddr },
     /// A client connected.
     Session { peer: SocketAddr },
-    /// The ROM accepted a stage.
-    Received { index: u16, bytes: usize, transfers: usize, crc: u16 },
+    /// The ROM accepted a stage; `number` counts stages across sessions.
+    Received { peer: SocketAddr, number: usize, index: u16, body: &'a [u8], transfers: usize, crc: u16 },
     /// The client left; the ROM's verdict on the session.
-    Verdict(Verdict),
+    Verdict { peer: SocketAddr, verdict: Verdict },
+    /// With `keep`, a session that failed (the server goes on).
+    SessionFailed { peer: SocketAddr, error: String },
 }
+
+/// What the caller's event handler may fail with (saving a stage).
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +63,9 @@ pub enum ServeError {
     Sim(#[from] SimError),
     #[error("{op}: {source}")]
     Io { op: &'static str, source: std::io::Error },
-    #[error("writing {}: {source}", path.display())]
-    Save { path: PathBuf, source: std::io::Error },
+    /// The caller's handler failed (e.g. writing a received stage).
+    #[error("{0}")]
+    Handler(HandlerError),
 }
 
 impl Classify for ServeError {
@@ -67,7 +73,7 @@ impl Classify for ServeError {
         match self {
             ServeError::Bind { .. } => FailureClass::BadInput,
             ServeError::Sim(e) => e.class(),
-            ServeError::Io { .. } | ServeError::Save { .. } => FailureClass::Io,
+            ServeError::Io { .. } | ServeError::Handler(_) => FailureClass::Io,
         }
     }
 
@@ -80,56 +86,80 @@ impl Classify for ServeError {
     }
 }
 
+/// The event handler: prints, saves; an error ends the session.
+pub type Handler<'h> = &'h (dyn Fn(Event<'_>) -> Result<(), HandlerError> + Sync);
+
 fn rom(opts: &Options) -> Result<RockchipRom, SimError> {
     RockchipRom::for_soc(&opts.soc, &Scenario { port_path: PORT_PATH.into(), fault: opts.fault.clone() })
 }
 
-/// Serves the virtual maskrom of `opts.soc` until the first session ends
-/// (every session with `keep`), reporting through `on`.
-pub fn serve(opts: &Options, on: &mut dyn FnMut(Event)) -> Result<(), ServeError> {
+/// Serves the virtual maskrom of `opts.soc`: the first session, or with
+/// `keep` every session at once (a client that idles does not hold up the
+/// next), reporting through `on`.
+pub fn serve(opts: &Options, on: Handler<'_>) -> Result<(), ServeError> {
     let listener = TcpListener::bind(&opts.addr)
         .map_err(|source| ServeError::Bind { addr: opts.addr.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Io { op: "local address", source })?;
     // Check the SoC and the fault name before announcing the address.
     rom(opts)?;
-    on(Event::Listening { addr });
-    loop {
-        let (stream, peer) =
-            listener.accept().map_err(|source| ServeError::Io { op: "accepting", source })?;
-        on(Event::Session { peer });
-        let mut rom = rom(opts)?;
-        let mut w =
-            stream.try_clone().map_err(|source| ServeError::Io { op: "cloning the socket", source })?;
-        let mut seen = 0;
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let reply = serve_one(&mut rom, &line);
-            while seen < rom.received.len() {
-                let r = &rom.received[seen];
-                on(Event::Received {
-                    index: r.index,
-                    bytes: r.body.len(),
-                    transfers: r.transfers,
-                    crc: r.crc,
-                });
-                if let Some(dir) = &opts.save {
-                    let path = dir.join(format!("stage{seen}-{:x}.bin", r.index));
-                    std::fs::write(&path, &r.body).map_err(|source| ServeError::Save { path, source })?;
+    on(Event::Listening { addr }).map_err(ServeError::Handler)?;
+    // Stages are numbered across sessions, so saved names never repeat.
+    let numbers = AtomicUsize::new(0);
+    let accept = || listener.accept().map_err(|source| ServeError::Io { op: "accepting", source });
+    if !opts.keep {
+        let (stream, peer) = accept()?;
+        return session(opts, stream, peer, &numbers, on);
+    }
+    std::thread::scope(|scope| {
+        loop {
+            let (stream, peer) = accept()?;
+            let numbers = &numbers;
+            scope.spawn(move || {
+                if let Err(e) = session(opts, stream, peer, numbers, on) {
+                    let _ = on(Event::SessionFailed { peer, error: e.to_string() });
                 }
-                seen += 1;
-            }
-            if writeln!(w, "{reply}").is_err() {
-                break;
-            }
+            });
         }
-        on(Event::Verdict(rom.verdict()));
-        if !opts.keep {
-            return Ok(());
+    })
+}
+
+/// One client, with its own virtual board.
+fn session(
+    opts: &Options,
+    stream: TcpStream,
+    peer: SocketAddr,
+    numbers: &AtomicUsize,
+    on: Handler<'_>,
+) -> Result<(), ServeError> {
+    on(Event::Session { peer }).map_err(ServeError::Handler)?;
+    let mut rom = rom(opts)?;
+    let mut w = stream.try_clone().map_err(|source| ServeError::Io { op: "cloning the socket", source })?;
+    let mut seen = 0;
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = serve_one(&mut rom, &line);
+        while seen < rom.received.len() {
+            let r = &rom.received[seen];
+            let number = numbers.fetch_add(1, Ordering::SeqCst);
+            on(Event::Received {
+                peer,
+                number,
+                index: r.index,
+                body: &r.body,
+                transfers: r.transfers,
+                crc: r.crc,
+            })
+            .map_err(ServeError::Handler)?;
+            seen += 1;
+        }
+        if writeln!(w, "{reply}").is_err() {
+            break;
         }
     }
+    on(Event::Verdict { peer, verdict: rom.verdict() }).map_err(ServeError::Handler)
 }
 
 /// One request line, one answer.
@@ -169,69 +199,158 @@ fn serve_one(rom: &mut RockchipRom, line: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::BufRead;
-    use std::net::TcpStream;
+    use std::sync::Mutex;
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn opts(save: Option<PathBuf>) -> Options {
-        Options { soc: "rk3568".into(), addr: "127.0.0.1:0".into(), keep: false, save, fault: None }
+    fn opts() -> Options {
+        Options { soc: "rk3568".into(), addr: "127.0.0.1:0".into(), keep: false, fault: None }
     }
 
-    #[test]
-    fn one_session_over_tcp_with_the_worked_example() {
-        let dir = tempfile::tempdir().unwrap();
-        let o = opts(Some(dir.path().to_path_buf()));
-        let (tx, rx) = mpsc::channel();
-        let server = std::thread::spawn(move || serve(&o, &mut |e| tx.send(e).unwrap()));
-        let Ok(Event::Listening { addr }) = rx.recv_timeout(Duration::from_secs(10)) else {
-            panic!("not listening")
-        };
+    /// What the handler saw, owned.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Session,
+        Received { number: usize, index: u16, body: Vec<u8>, transfers: usize, crc: u16 },
+        Verdict(Verdict),
+        Failed(String),
+    }
+
+    /// A client: sends a line, returns the answer line ("" once the server
+    /// closed the connection).
+    fn raw_client(addr: SocketAddr) -> impl FnMut(&str) -> String {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut w = s.try_clone().unwrap();
         let mut r = BufReader::new(s);
-        let mut ask = |line: &str| -> Value {
-            writeln!(w, "{line}").unwrap();
+        move |line: &str| {
+            let _ = writeln!(w, "{line}");
             let mut a = String::new();
-            r.read_line(&mut a).unwrap();
-            serde_json::from_str(&a).unwrap()
-        };
-        // The fact sheet's RK3568 maskrom: Rockchip's VID, PID 0x350a.
-        let info = ask(r#"{"t":"info"}"#);
+            let _ = r.read_line(&mut a);
+            a
+        }
+    }
+
+    fn client(addr: SocketAddr) -> impl FnMut(&str) -> Value {
+        let mut raw = raw_client(addr);
+        move |line: &str| serde_json::from_str(&raw(line)).unwrap()
+    }
+
+    const GOOD: &str = r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2e"}"#;
+
+    #[test]
+    fn one_session_over_tcp_with_the_worked_example() {
+        let (tx, rx) = mpsc::channel();
+        let seen = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            let server = s.spawn(|| {
+                serve(&opts(), &|e| {
+                    match e {
+                        Event::Listening { addr } => tx.send(addr).unwrap(),
+                        Event::Session { .. } => seen.lock().unwrap().push(Seen::Session),
+                        Event::Received { number, index, body, transfers, crc, .. } => seen
+                            .lock()
+                            .unwrap()
+                            .push(Seen::Received { number, index, body: body.to_vec(), transfers, crc }),
+                        Event::Verdict { verdict, .. } => seen.lock().unwrap().push(Seen::Verdict(verdict)),
+                        Event::SessionFailed { error, .. } => seen.lock().unwrap().push(Seen::Failed(error)),
+                    }
+                    Ok(())
+                })
+            });
+            let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let mut ask = client(addr);
+            // The fact sheet's RK3568 maskrom: Rockchip's VID, PID 0x350a.
+            let info = ask(r#"{"t":"info"}"#);
+            assert_eq!(
+                (info["info"]["vid"].as_u64(), info["info"]["pid"].as_u64()),
+                (Some(0x2207), Some(0x350a))
+            );
+            // Sheet §1.2's worked example: 00 01 with CRC 0d 2e; then a flipped bit.
+            assert_eq!(ask(GOOD)["ok"], true);
+            let bad = ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2f"}"#);
+            assert_eq!(bad["err"], "stall");
+            assert!(ask("{")["err"].as_str().unwrap().starts_with("bad request"));
+            assert!(ask(r#"{"t":"ctrl_out","data":"zz"}"#)["err"].as_str().unwrap().contains("not hex"));
+            drop(ask);
+            server.join().unwrap().unwrap();
+        });
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen[0], Seen::Session);
         assert_eq!(
-            (info["info"]["vid"].as_u64(), info["info"]["pid"].as_u64()),
-            (Some(0x2207), Some(0x350a))
+            seen[1],
+            Seen::Received { number: 0, index: 0x471, body: vec![0, 1], transfers: 1, crc: 0x0d2e }
         );
-        // Sheet §1.2's worked example: 00 01 with CRC 0d 2e; then a flipped bit.
-        assert_eq!(
-            ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2e"}"#)["ok"],
-            true
-        );
-        let bad = ask(r#"{"t":"ctrl_out","rt":64,"req":12,"val":0,"idx":1137,"data":"00010d2f"}"#);
-        assert_eq!(bad["err"], "stall");
-        assert!(ask("{")["err"].as_str().unwrap().starts_with("bad request"));
-        assert!(ask(r#"{"t":"ctrl_out","data":"zz"}"#)["err"].as_str().unwrap().contains("not hex"));
-        drop((w, r));
-        server.join().unwrap().unwrap();
-        let events: Vec<Event> = rx.try_iter().collect();
-        assert!(matches!(events[0], Event::Session { .. }), "{events:?}");
-        assert_eq!(events[1], Event::Received { index: 0x471, bytes: 2, transfers: 1, crc: 0x0d2e });
-        let Event::Verdict(v) = &events[2] else { panic!("{events:?}") };
+        let Seen::Verdict(v) = &seen[2] else { panic!("{seen:?}") };
         assert!(!v.started() && v.text().contains("CRC mismatch"), "{v:?}");
-        assert_eq!(std::fs::read(dir.path().join("stage0-471.bin")).unwrap(), [0, 1]);
     }
 
     #[test]
-    fn a_bad_soc_or_fault_is_refused_before_listening() {
-        let mut heard = Vec::new();
-        let e = serve(&Options { soc: "rk9999".into(), ..opts(None) }, &mut |e| heard.push(e)).unwrap_err();
+    fn keep_serves_clients_at_once_and_numbers_stages_across_them() {
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let (num_tx, num_rx) = mpsc::channel();
+        let o = Options { keep: true, ..opts() };
+        let (tx, done_tx, num_tx) = (Mutex::new(tx), Mutex::new(done_tx), Mutex::new(num_tx));
+        // A keep server never returns: it runs on a thread of its own until
+        // the test process ends.
+        std::thread::spawn(move || {
+            serve(&o, &|e| {
+                match e {
+                    Event::Listening { addr } => tx.lock().unwrap().send(addr).unwrap(),
+                    Event::Received { number, .. } => num_tx.lock().unwrap().send(number).unwrap(),
+                    Event::Verdict { .. } => done_tx.lock().unwrap().send(()).unwrap(),
+                    _ => {}
+                }
+                Ok(())
+            })
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The first client idles while the second is served.
+        let mut idle = client(addr);
+        assert_eq!(idle(r#"{"t":"info"}"#)["ok"], true);
+        let mut busy = client(addr);
+        assert_eq!(busy(GOOD)["ok"], true);
+        drop(busy);
+        done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // A fresh ROM for each session: the idle one still takes a first stage.
+        assert_eq!(idle(GOOD)["ok"], true);
+        drop(idle);
+        done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let numbers: Vec<usize> = num_rx.try_iter().collect();
+        assert_eq!(numbers, [0, 1]);
+    }
+
+    #[test]
+    fn a_bad_soc_or_fault_is_refused_before_listening_and_handler_errors_end_the_session() {
+        let heard = Mutex::new(0);
+        let count = |_: Event<'_>| -> Result<(), HandlerError> {
+            *heard.lock().unwrap() += 1;
+            Ok(())
+        };
+        let e = serve(&Options { soc: "rk9999".into(), ..opts() }, &count).unwrap_err();
         assert!(matches!(e, ServeError::Sim(SimError::UnknownSoc { .. })), "{e}");
-        let e = serve(&Options { fault: Some("gremlins".into()), ..opts(None) }, &mut |e| heard.push(e))
-            .unwrap_err();
+        let e = serve(&Options { fault: Some("gremlins".into()), ..opts() }, &count).unwrap_err();
         assert_eq!(e.class(), FailureClass::BadInput);
-        assert!(heard.is_empty());
-        let e = serve(&Options { addr: "no-such-host:x".into(), ..opts(None) }, &mut |_| {}).unwrap_err();
+        assert_eq!(*heard.lock().unwrap(), 0);
+        let e = serve(&Options { addr: "no-such-host:x".into(), ..opts() }, &count).unwrap_err();
         assert!(matches!(e, ServeError::Bind { .. }) && e.to_string().starts_with("--tcp no-such-host:x"));
+        // A handler that cannot save ends the (only) session with its error.
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        std::thread::scope(|s| {
+            let server = s.spawn(|| {
+                serve(&opts(), &|e| match e {
+                    Event::Listening { addr } => Ok(tx.lock().unwrap().send(addr).unwrap()),
+                    Event::Received { .. } => Err("disk full".into()),
+                    _ => Ok(()),
+                })
+            });
+            let mut ask = raw_client(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+            assert_eq!(ask(GOOD), "", "the session ended without an answer");
+            let e = server.join().unwrap().unwrap_err();
+            assert!(matches!(e, ServeError::Handler(_)) && e.to_string() == "disk full", "{e}");
+            assert_eq!(e.class(), FailureClass::Io);
+        });
     }
 }

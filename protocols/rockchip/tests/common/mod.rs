@@ -112,10 +112,10 @@ pub fn rk3568_loader() -> Vec<u8> {
 /// The board facts of `crates/cli/boards.toml` (and of a test RK3576 board).
 pub fn target(board: &str) -> Target {
     let (soc, base, size, pid) = match board {
-        "rock-3a" => ("rk3568", 0xfdcc_0000, 0xf000, 0x350a),
-        "quartz64-a" => ("rk3566", 0xfdcc_0000, 0xf000, 0x350a),
-        "rock-5b" => ("rk3588", 0xff00_0000, 0xff000, 0x350b),
-        "rockpro64" => ("rk3399", 0xff8c_0000, 0x2e000, 0x330c),
+        "rock-3a" => ("rk3568", 0xfdcc_1000, 0xf000, 0x350a),
+        "quartz64-a" => ("rk3566", 0xfdcc_1000, 0xf000, 0x350a),
+        "rock-5b" => ("rk3588", 0xff00_1000, 0xff000, 0x350b),
+        "rockpro64" => ("rk3399", 0xff8c_2000, 0x2e000, 0x330c),
         "test-3576" => ("rk3576", 0x3ff8_0000, 0x10000, 0x350e),
         b => panic!("no test board {b}"),
     };
