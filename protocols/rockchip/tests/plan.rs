@@ -158,3 +158,23 @@ fn rkbin_supplies_both_blobs_newest_version_per_soc() {
     let e = find_rkbin(&mine, "x_v1.0.bin").unwrap_err();
     assert!(matches!(e, PlanError::RkbinNotADirectory { .. }), "{e}");
 }
+
+#[test]
+fn files_are_bounded_before_they_are_read_and_loader_stages_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let ddr = file(d.path(), "ddr.bin", &pattern(2000, 1));
+    let small = Inputs { max_stage: 1000, ..raw(Some(&ddr), None) };
+    let e = plan(&small, &target("rock-3a")).unwrap_err();
+    assert!(matches!(e, PlanError::Image(_)) && e.to_string().contains("ddr.bin"), "{e}");
+    assert_eq!(e.class(), FailureClass::BadInput);
+    // A loader whose 0x471 entry cannot run from the board's SRAM.
+    let big = rkboot(
+        b"LDR ",
+        b"3568",
+        [0; 4],
+        &[(1, "ddr", pattern(0xf001, 1), 0), (2, "plug", pattern(64, 2), 0)],
+    );
+    let big = file(d.path(), "big-loader.bin", &big);
+    let e = plan(&raw(None, Some(&big)), &target("rock-3a")).unwrap_err();
+    assert!(e.to_string().contains("big-loader.bin") && e.to_string().contains("61441 bytes"), "{e}");
+}

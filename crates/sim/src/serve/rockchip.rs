@@ -341,7 +341,10 @@ mod tests {
         std::thread::scope(|s| {
             let server = s.spawn(|| {
                 serve(&opts(), &|e| match e {
-                    Event::Listening { addr } => Ok(tx.lock().unwrap().send(addr).unwrap()),
+                    Event::Listening { addr } => {
+                        tx.lock().unwrap().send(addr).unwrap();
+                        Ok(())
+                    }
                     Event::Received { .. } => Err("disk full".into()),
                     _ => Ok(()),
                 })
