@@ -8,19 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use racklet_image::{ImageError, Target, Window};
+use racklet_image::{ImageError, Target};
 use racklet_link::{Classify, FailureClass};
 
 use crate::chips::{self, Chip};
 use crate::loader::{EntryKind, Loader, LoaderError, is_rkboot, looks_like_rkboot};
 
-/// The largest file read for one stage by default: 256 MiB, far above any
-/// boot stage and far below what would strain the host (the CLI passes its
-/// board's `largest_stage`).
-pub const MAX_STAGE: u64 = 256 << 20;
-
 /// The user's files and choices that decide what is sent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Inputs {
     /// The payload: an RKBOOT loader, or a raw usbplug (0x472 stage).
     pub bin: Option<PathBuf>,
@@ -34,22 +29,6 @@ pub struct Inputs {
     pub zero_crc: bool,
     /// Send a loader built for another chip anyway.
     pub force: bool,
-    /// The largest file read for one stage, judged before reading.
-    pub max_stage: u64,
-}
-
-impl Default for Inputs {
-    fn default() -> Self {
-        Inputs {
-            bin: None,
-            dram: None,
-            rkbin: None,
-            rc4: None,
-            zero_crc: false,
-            force: false,
-            max_stage: MAX_STAGE,
-        }
-    }
 }
 
 /// A blob to send, with the file it came from.
@@ -177,17 +156,11 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         known: chips::zero_crc_summary(),
         loader: loader.map(Path::to_path_buf),
     };
-    let what = format!("a stage of {} can be", target.board);
-    let read = |p: &Path| racklet_image::read_input(p, inputs.max_stage, &what);
-    // Raw stages go to SRAM (0x471, checked below) or DRAM (0x472): bounded
-    // by the stage limit only; the ROM decides the addresses.
-    let dram = Window::anywhere(
-        &target.board,
-        inputs.max_stage,
-        &format!("the largest stage racklet-flash sends to {}", target.board),
-    );
+    // Every file is bounded by the board's largest stage before it is read.
+    // Raw stages go to SRAM (0x471, checked below) or DRAM (0x472): the ROM
+    // decides the addresses.
     let bin = match &inputs.bin {
-        Some(p) => Some((p.clone(), read(p)?)),
+        Some(p) => Some((p.clone(), target.read_stage(p)?)),
         None => None,
     };
     if let Some((path, bytes)) = &bin
@@ -229,13 +202,13 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         return Err(zero_crc_refused(None));
     }
     let read_blob = |path: &Path| -> Result<Blob, PlanError> {
-        let p = racklet_image::load_bytes(path, read(path)?, target.arch, &dram)?;
+        let p = target.load_dram_stage(path)?;
         Ok(Blob { from: path.to_path_buf(), bytes: p.bytes })
     };
     let mut ddr = inputs.dram.as_deref().map(read_blob).transpose()?;
     let mut usbplug = match bin {
         Some((p, bytes)) => {
-            let bytes = racklet_image::load_bytes(&p, bytes, target.arch, &dram)?.bytes;
+            let bytes = racklet_image::load_bytes(&p, bytes, target.arch, &target.dram_window())?.bytes;
             Some(Blob { from: p, bytes })
         }
         None => None,

@@ -163,8 +163,9 @@ fn rkbin_supplies_both_blobs_newest_version_per_soc() {
 fn files_are_bounded_before_they_are_read_and_loader_stages_checked() {
     let d = tempfile::tempdir().unwrap();
     let ddr = file(d.path(), "ddr.bin", &pattern(2000, 1));
-    let small = Inputs { max_stage: 1000, ..raw(Some(&ddr), None) };
-    let e = plan(&small, &target("rock-3a")).unwrap_err();
+    let mut small = target("rock-3a");
+    small.max_stage = 1000;
+    let e = plan(&raw(Some(&ddr), None), &small).unwrap_err();
     assert!(matches!(e, PlanError::Image(_)) && e.to_string().contains("ddr.bin"), "{e}");
     assert_eq!(e.class(), FailureClass::BadInput);
     // A loader whose 0x471 entry cannot run from the board's SRAM.

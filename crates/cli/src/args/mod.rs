@@ -1,4 +1,5 @@
-//! Per-protocol argument groups, flattened into `MaskromArgs` (each under
-//! its own help heading).
+//! The per-protocol argument groups of `maskrom`, each flattened into
+//! [`crate::cli::MaskromArgs`] under its own help heading.
 
+pub mod canaan;
 pub mod rockchip;

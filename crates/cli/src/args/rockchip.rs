@@ -29,9 +29,8 @@ pub struct RockchipArgs {
 }
 
 impl RockchipArgs {
-    /// The protocol crate's inputs: these flags, the payload, `--force` and
-    /// the largest stage file the board may have.
-    pub fn inputs(&self, bin: Option<&PathBuf>, force: bool, max_stage: u64) -> racklet_rockchip::Inputs {
+    /// The protocol crate's inputs: these flags, the payload and `--force`.
+    pub fn inputs(&self, bin: Option<&PathBuf>, force: bool) -> racklet_rockchip::Inputs {
         racklet_rockchip::Inputs {
             bin: bin.cloned(),
             dram: self.dram.clone(),
@@ -39,7 +38,6 @@ impl RockchipArgs {
             rc4: self.rc4.map(|v| v == OnOff::On),
             zero_crc: self.zero_crc,
             force,
-            max_stage,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
-use crate::error::{add_hint, bad_input, class_of, fail};
+use crate::error::{bad_input, class_of, fail};
 use crate::flows::{self, Outcome, SimCtx};
 use crate::output::{JobReporter, Mode, Output};
 
@@ -43,7 +43,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // binary: refused unless --force says to send it raw.
     let what = format!("a stage of {} can be", board.name);
     let inputs = a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
-    for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
+    for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
@@ -191,7 +191,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         conn.stage_timeout = a.connect.stage_timeout;
                         conn.recorder = transcript;
                         let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
-                        let r = drivers::of(board).maskrom(&mut job).map_err(|e| enter_hint(e, board));
+                        let r = drivers::of(board).maskrom(&mut job);
                         (r, job.conn.resolved.take())
                     };
                     let outcome = outcome.and_then(|o| {
@@ -374,21 +374,6 @@ fn one_job_per_board(
         kept.push((sel, at));
     }
     kept.into_iter().map(|(s, _)| s).collect()
-}
-
-/// When no board was found at all (not: no USB bus), the hint also says
-/// how to put this board in its boot ROM mode.
-fn enter_hint(e: anyhow::Error, board: &Board) -> anyhow::Error {
-    let not_found =
-        e.chain().any(|c| matches!(c.downcast_ref(), Some(racklet_link::LinkError::NotFound { .. })));
-    if !not_found {
-        return e;
-    }
-    let enter = format!(
-        "To put {} ({}) in its boot ROM mode: {} Without a board, --simulate runs against a virtual ROM.",
-        board.name, board.title, board.enter
-    );
-    add_hint(e, &enter)
 }
 
 /// Is a device attached that this run would use? Serial boards whose ROM

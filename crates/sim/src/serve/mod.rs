@@ -1,6 +1,7 @@
-//! The servers behind `racklet-flash sim <board>`: each vendor's virtual ROM
-//! outside the process (USB ROMs as JSON Lines over TCP, serial ROMs on a
-//! pty). They take typed options and report through a callback; the CLI
-//! only prints.
+//! The servers behind `racklet-flash sim <board>`: each serves one vendor's
+//! virtual ROM outside the process (a pty for serial ROMs, TCP for
+//! fastboot and the USB ROMs as JSON Lines), takes typed options and
+//! reports what happens to its caller; the CLI only prints.
 
+pub mod canaan;
 pub mod rockchip;

@@ -128,6 +128,7 @@ pub fn target(board: &str) -> Target {
         window: Window { board: board.into(), base, size, max_payload: None },
         usb: vec![("rom".into(), 0x2207, pid), ("loader".into(), 0x2207, pid)],
         baud: None,
+        max_stage: 256 << 20,
     }
 }
 
