@@ -101,12 +101,6 @@ pub fn parse_load(s: &str) -> Result<(u64, PathBuf), String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimSpeed {
     /// USB 2.0 high speed (480 Mb/s).
     High,
@@ -159,9 +153,6 @@ pub struct MaskromArgs {
     pub board: String,
     /// The payload: ELF, raw binary, or the board's own format (RKBOOT loader, headed image, fip.bin).
     pub bin: Option<PathBuf>,
-    /// DRAM-init blob sent before the payload (Rockchip 0x471 stage).
-    #[arg(long, value_name = "BLOB")]
-    pub dram: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// After the payload starts, stream the board's console from this tty
@@ -178,15 +169,8 @@ pub struct MaskromArgs {
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration, help_heading = "Console")]
     pub expect_timeout: Duration,
 
-    /// Rockchip: apply RC4 to raw stages (default: the chip table's choice).
-    #[arg(long, value_enum, help_heading = "Rockchip")]
-    pub rc4: Option<OnOff>,
-    /// Rockchip: send a zero CRC (only chips that accept it).
-    #[arg(long, help_heading = "Rockchip")]
-    pub zero_crc: bool,
-    /// Rockchip: take the DDR blob and usbplug from an rkbin checkout.
-    #[arg(long, value_name = "DIR", help_heading = "Rockchip")]
-    pub rkbin: Option<PathBuf>,
+    #[command(flatten)]
+    pub rockchip: crate::args::rockchip::RockchipArgs,
 
     /// StarFive: use 128-byte XMODEM blocks instead of 1K.
     #[arg(long, help_heading = "StarFive")]

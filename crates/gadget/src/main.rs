@@ -88,7 +88,7 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::{fastboot, rockchip};
+    use racklet_sim::fastboot;
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
@@ -96,14 +96,6 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
     match name {
         // Every SoC of the sim's registry: its own model, fault names and verdict.
         soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
-        // Rockchip maskrom (and its usbplug stage), by SoC: rk3568, rk3588, ...
-        soc if soc.starts_with("rk") || soc.starts_with("rv") => {
-            let chip = rockchip::chip_model(soc).ok_or_else(|| format!("no Rockchip model for '{soc}'"))?;
-            let f = rockchip::RockchipFault::parse(fault.unwrap_or("none"))?;
-            let d = Arc::new(Mutex::new(rockchip::RockchipRom::new(chip, "gadget", f)));
-            let v = d.clone();
-            Ok((d, Box::new(move || lock(&v).verdict())))
-        }
         // SpacemiT K1 and T-Head TH1520 fastboot ROMs: done once the ROM
         // started its image (what racklet-flash's --simulate session checks).
         "k1" | "th1520" => {
@@ -134,7 +126,12 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             Ok((d, verdict))
         }
         other => Err(format!(
-            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k230d, k1, th1520)"
+            "unknown USB model '{other}' (known: loop, k1, th1520, and the SoCs of the sim registry: {})",
+            racklet_sim::models::MODELS
+                .iter()
+                .flat_map(|m| m.socs.iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

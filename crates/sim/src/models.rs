@@ -90,6 +90,7 @@ pub struct Model {
 #[rustfmt::skip]
 pub static MODELS: &[&Model] = &[
     &crate::canaan::MODEL,
+    &crate::rockchip::MODEL,
     &crate::sophgo::MODEL,
 ];
 

@@ -47,7 +47,7 @@ impl Driver for Canaan {
             payload: a.bin.clone(),
             loads: a.canaan.loads.clone(),
             run: a.canaan.run,
-            dram: a.dram.clone(),
+            dram: a.rockchip.dram.clone(),
             force: a.connect.force,
         };
         let plan = racklet_canaan::plan(&inputs, &target).map_err(classify)?;
