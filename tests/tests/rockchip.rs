@@ -349,6 +349,8 @@ enter = "maskrom button"
             "--simulate",
             "--record",
             rec.to_str().unwrap(),
+            "--record-data",
+            "full",
         ],
         0,
         "done:",

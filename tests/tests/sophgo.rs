@@ -348,6 +348,8 @@ fn the_transcript_holds_the_sheet_packets() {
         "--json",
         "--record",
         t.to_str().unwrap(),
+        "--record-data",
+        "full",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let outs: Vec<String> = std::fs::read_to_string(&t)

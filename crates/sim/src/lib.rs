@@ -17,6 +17,9 @@
 //!   and names its faults through [`rom::Faults`]; [`models`] is the
 //!   registry by SoC that `--simulate`, `racklet-flash sim` and the USB
 //!   gadget use.
+//! - [`replay`] turns a recorded transcript into a virtual device that
+//!   answers as the recording did and stops at the first host transfer
+//!   that differs.
 //! - [`crc`] holds the reference CRCs, written bit by bit from their
 //!   definitions: the ROMs' own and the tests' oracle.
 
@@ -24,6 +27,7 @@ pub mod canaan;
 pub mod crc;
 pub mod fastboot;
 pub mod models;
+pub mod replay;
 pub mod rockchip;
 pub mod rom;
 pub mod serial;
