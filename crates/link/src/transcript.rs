@@ -195,9 +195,10 @@ impl TranscriptWriter {
         {
             m.insert("at".into(), json!(self.shared.start.elapsed().as_micros() as u64));
         }
+        let line = line_of(&value);
         let mut out = self.shared.out.lock().unwrap_or_else(|e| e.into_inner());
         // A transcript is a diagnostic aid: failing to write it must not fail the flash.
-        let _ = out.write_line(format!("{value}\n").as_bytes());
+        let _ = out.write_line(line.as_bytes());
     }
 
     /// Writes the `header` record: the first of a version 1 transcript.
@@ -351,6 +352,23 @@ impl TranscriptWriter {
         }
         self.record(Value::Object(m));
     }
+}
+
+/// One record as a line, `t` and `at` first (easier to read and grep).
+fn line_of(v: &Value) -> String {
+    let Value::Object(m) = v else { return format!("{v}\n") };
+    let mut parts = Vec::with_capacity(m.len());
+    for k in ["t", "at"] {
+        if let Some(x) = m.get(k) {
+            parts.push(format!("{}:{x}", Value::String(k.into())));
+        }
+    }
+    for (k, x) in m {
+        if k != "t" && k != "at" {
+            parts.push(format!("{}:{x}", Value::String(k.clone())));
+        }
+    }
+    format!("{{{}}}\n", parts.join(","))
 }
 
 /// Placeholder number `n` of length `len`.

@@ -274,7 +274,24 @@ impl State {
     /// Applies the bus events at the front: devices come and go; an `open`
     /// next means its device is there.
     fn settle(&mut self) {
+        self.settle_events(false);
+    }
+
+    /// [`State::settle`] for a bus listing: a device that went away is not
+    /// listed together with the one that came back, so a client watching
+    /// for the old node to leave sees it leave.
+    fn settle_listing(&mut self) {
+        self.settle_events(true);
+    }
+
+    fn settle_events(&mut self, listing: bool) {
+        let mut removed = false;
         while let Some(e) = self.entries.get(self.pos) {
+            let appears = matches!(e.record, Record::Attach(_) | Record::Open { .. });
+            if listing && removed && appears {
+                return;
+            }
+            removed |= matches!(e.record, Record::Detach(_));
             match &e.record {
                 Record::Attach(Device::Usb(i)) => {
                     let i = i.clone();
@@ -630,7 +647,7 @@ impl UsbBus for ReplayUsbBus {
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
         let mut s = self.0.lock();
         if s.divergence.is_none() {
-            s.settle();
+            s.settle_listing();
         }
         Ok(s.usb.clone())
     }
@@ -688,7 +705,7 @@ impl SerialBus for ReplaySerialBus {
     fn ports(&self) -> Result<Vec<SerialInfo>, LinkError> {
         let mut s = self.0.lock();
         if s.divergence.is_none() {
-            s.settle();
+            s.settle_listing();
         }
         Ok(s.serial.clone())
     }

@@ -13,6 +13,7 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{LinkModel, SimUsbBus};
 use serde_json::json;
 
+use super::transcript;
 use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
@@ -38,7 +39,8 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // has a known header is damaged, not a raw binary: refuse it unless
     // --force says to send it raw.
     let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
-    for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
+    let inputs: Vec<std::path::PathBuf> = inputs.chain(a.loads.iter().map(|(_, p)| p)).cloned().collect();
+    for p in &inputs {
         let bytes = racklet_image::read_input(p)?;
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
@@ -72,9 +74,17 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         ),
         None => None,
     };
+    let transcript =
+        transcript.map(|w| transcript::start(w, &a.connect, board, &selectors, &inputs)).transpose()?;
+    let replay = match &a.connect.replay {
+        Some(f) => Some(transcript::open_replay(f, &a.connect, board)?),
+        None => None,
+    };
 
-    // The buses: real, or simulated with one virtual board per job.
-    let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, Sims) = if a.connect.simulate {
+    // The buses: real, replayed, or simulated with one virtual board per job.
+    let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, Sims) = if let Some(r) = &replay {
+        (Arc::new(r.usb_bus()), Arc::new(r.serial_bus()), Vec::new())
+    } else if a.connect.simulate {
         let su = match a.sim_speed {
             None => SimUsbBus::new(),
             Some(SimSpeed::High) => SimUsbBus::with_model(LinkModel::HIGH_SPEED),
@@ -107,6 +117,10 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         (Arc::new(su), Arc::new(ss), sims)
     } else {
         (Arc::new(NusbBus), Arc::new(SystemSerial), Vec::new())
+    };
+    let (usb, serial) = match &transcript {
+        Some(w) => transcript::recording_buses(usb, serial, w, board),
+        None => (usb, serial),
     };
 
     // Which jobs: one per selector, or one per matching ROM with --all.
@@ -228,7 +242,32 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         }
     }
 
-    report(board, results, out, parallel)
+    // A replay must have gone exactly as recorded.
+    if let (Some(r), Some(job)) = (&replay, results.first_mut()) {
+        match (r.verdict(), &mut job.outcome) {
+            (Err(d), _) => job.outcome = Err(crate::error::classify(d)),
+            (Ok(v), Ok(o)) => o.fact("replay", v),
+            (Ok(_), Err(_)) => {}
+        }
+    }
+
+    let failed: Vec<FailureClass> =
+        results.iter().filter_map(|r| r.outcome.as_ref().err().map(class_of)).collect();
+    let code = report(board, results, out, parallel);
+    if let Some(w) = &transcript {
+        w.end(&transcript::end_of(&code, if parallel { exit_code(&failed) } else { 0 }));
+        w.finish().map_err(|e| fail(FailureClass::Io, format!("cannot write the transcript: {e}")))?;
+    }
+    code
+}
+
+/// The exit code of a parallel run: 0, the one class of every failure, or 1.
+fn exit_code(failed: &[FailureClass]) -> i32 {
+    match failed.first() {
+        None => 0,
+        Some(first) if failed.iter().all(|f| f == first) => first.exit_code(),
+        Some(_) => 1,
+    }
 }
 
 /// Is a device attached that this run would use? Serial boards whose ROM
@@ -331,11 +370,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
             eprintln!("{} of {} boards failed", failures.len(), results.len());
         }
     }
-    if failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
     // One class for all failures: its code. Mixed classes: 1.
-    let first = failures[0].1;
-    let code = if failures.iter().all(|f| f.1 == first) { first.exit_code() } else { 1 };
-    Ok(ExitCode::from(code as u8))
+    let classes: Vec<FailureClass> = failures.iter().map(|f| f.1).collect();
+    Ok(ExitCode::from(exit_code(&classes) as u8))
 }

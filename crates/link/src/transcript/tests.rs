@@ -384,3 +384,12 @@ fn the_recording_bus_writes_the_boards_devices_coming_and_going() {
     assert_eq!((lines[1]["t"].as_str(), lines[1]["address"].as_u64()), (Some("attach"), Some(8)));
     assert_eq!(lines[2], json!({"t":"detach","link":"usb","port_path":"1-3","address":7}));
 }
+
+#[test]
+fn records_start_with_their_type_and_time() {
+    let buf = Shared::default();
+    let w = TranscriptWriter::new(buf.clone());
+    w.record(json!({"rate": 9600, "t": "baud", "at": 5}));
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text, "{\"t\":\"baud\",\"at\":5,\"rate\":9600}\n");
+}
