@@ -261,7 +261,7 @@ fn the_transcript_shows_the_frames_on_the_wire() {
     assert!(outs[1]["data"].as_str().unwrap().starts_with("0102fd"));
     assert_eq!(outs[1]["data"].as_str().unwrap().len(), 2 * 133);
     assert_eq!(outs.last().unwrap()["data"], "04");
-    assert!(t.contains("\"rate\":115200"));
+    assert!(t.contains("\"baud\":115200"));
 }
 
 #[test]
