@@ -18,11 +18,11 @@ cd "$work"
 run=(maskrom canmv-k230 --load 0x80360000=k230.bin --load 0x1000000=big.bin --run 0x1000000)
 for v in full:t-full.jsonl hashed:t.jsonl hashed:t.jsonl.zst; do
   mode=${v%%:*}; file=${v#*:}
-  "$bin" "${run[@]}" --simulate --record "$file" --record-data "$mode" > /dev/null
+  "$bin" "${run[@]}" --simulate --record "$file" --record-data "$mode" > /dev/null 2>&1
   bytes=$(stat -c %s "$file")
   case $file in *.zst) lines=- ;; *) lines=$(wc -l < "$file") ;; esac
   start=$(date +%s.%N)
-  "$bin" "${run[@]}" --replay "$file" > /dev/null
+  "$bin" "${run[@]}" --replay "$file" > /dev/null 2>&1
   took=$(echo "$(date +%s.%N) - $start" | bc)
   printf '%-8s %-20s %12d bytes  %7.2f MiB  %6s records  %5.3f bytes/byte sent  replay %.1fs\n' \
     "$mode" "$file" "$bytes" "$(echo "$bytes / 1048576" | bc -l)" "$lines" \

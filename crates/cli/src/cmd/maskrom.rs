@@ -77,6 +77,12 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let transcript =
         transcript.map(|w| transcript::start(w, &a.connect, board, &selectors, &inputs)).transpose()?;
     let replay = match &a.connect.replay {
+        Some(f) if selectors.len() > 1 => {
+            return Err(bad_input(format!(
+                "--replay {}: a transcript is one board's run; give at most one --port",
+                f.display()
+            )));
+        }
         Some(f) => Some(transcript::open_replay(f, &a.connect, board)?),
         None => None,
     };
