@@ -20,6 +20,7 @@ need=(
   "/bin/busybox:busybox-static"
   "cpio:cpio"
   "/usr/sbin/ser2net:ser2net"   # labgrid exporter's serial server (tests/labgrid)
+  "/usr/bin/kill:procps"        # SIGTERM to a sim server (tests/hostile.rs)
 )
 missing=()
 for n in "${need[@]}"; do

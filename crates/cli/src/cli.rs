@@ -34,6 +34,8 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Add or replace boards from this TOML file (same format as the built-in table).
+    /// A board with a built-in board's name replaces it; any other name or alias
+    /// already taken is an error. Names are found whatever their case.
     #[arg(long, global = true, value_name = "FILE", env = "RACKLET_BOARDS")]
     pub boards: Option<PathBuf>,
 }
@@ -61,6 +63,8 @@ pub enum Command {
     Man,
     /// Serve a board's virtual boot ROM outside this process (pty for serial ROMs, TCP for fastboot).
     Sim(SimArgs),
+    /// Load an image through a fastload loader already running on a serial port, and start it.
+    Fastload(Box<crate::cmd::fastload::FastloadArgs>),
 }
 
 /// A duration such as `500ms`, `10s`, `2m`.
@@ -151,7 +155,8 @@ pub struct ConnectArgs {
     #[arg(long, conflicts_with = "simulate")]
     pub auto_simulate: bool,
     /// Write a JSON Lines transcript of everything that crossed the link
-    /// (docs/transcripts.md); FILE.jsonl.zst is written compressed.
+    /// (docs/transcripts.md); FILE.jsonl.zst is written compressed. An
+    /// existing FILE is kept unless --force is given.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// What --record keeps of the data the host sends: long writes as
@@ -169,7 +174,8 @@ pub struct ConnectArgs {
     /// With --replay: keep the recording's pace instead of answering at once.
     #[arg(long, requires = "replay")]
     pub replay_timing: bool,
-    /// Flash even when the ROM found does not identify as the board's SoC.
+    /// Flash even when the ROM found does not identify as the board's SoC
+    /// (or, K230, when --run points outside every load); overwrite --record's FILE.
     #[arg(long)]
     pub force: bool,
     /// After the last stage, follow the board to what comes up next on USB
@@ -235,12 +241,8 @@ pub struct MaskromArgs {
     #[arg(long, value_enum, help_heading = "Sophgo")]
     pub core: Option<Core>,
 
-    /// Canaan: load FILE at ADDR (repeatable), e.g. --load 0x80360000=ddr.bin.
-    #[arg(long = "load", value_name = "ADDR=FILE", value_parser = parse_load, help_heading = "Canaan")]
-    pub loads: Vec<(u64, PathBuf)>,
-    /// Canaan: start at ADDR after the loads.
-    #[arg(long, value_name = "ADDR", value_parser = parse_u64, help_heading = "Canaan")]
-    pub run: Option<u64>,
+    #[command(flatten)]
+    pub canaan: crate::args::canaan::CanaanArgs,
 
     /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
     #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
@@ -311,7 +313,7 @@ pub struct SimArgs {
     /// Make the virtual ROM misbehave.
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<String>,
-    /// Write received payloads to this directory.
+    /// Write received payloads to this directory (never over an existing file).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
 }

@@ -73,6 +73,12 @@ pub fn class_of(e: &anyhow::Error) -> FailureClass {
         if let Some(l) = cause.downcast_ref::<racklet_link::LinkError>() {
             return l.class();
         }
+        if let Some(racklet_image::ImageError::Interrupted { .. }) = cause.downcast_ref() {
+            return FailureClass::Interrupted;
+        }
+        if let Some(o) = cause.downcast_ref::<racklet_image::output::OutputError>() {
+            return if o.is_refusal() { FailureClass::BadInput } else { FailureClass::Io };
+        }
         if cause.downcast_ref::<racklet_image::ImageError>().is_some()
             || cause.downcast_ref::<crate::boards::BoardFileError>().is_some()
             || cause.downcast_ref::<racklet_link::select::SelectorError>().is_some()

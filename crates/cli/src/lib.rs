@@ -14,6 +14,7 @@ macro_rules! outln {
     }};
 }
 
+mod args;
 pub mod boards;
 mod cli;
 mod cmd;
@@ -48,6 +49,7 @@ pub fn main_entry() -> ExitCode {
             eprintln!("\ninterrupted: stopping after the current transfer (Ctrl-C again to quit now)");
         });
     }
+    racklet_image::stop_reads_on(cancel.clone());
     let out = Output::new(cli.global.json, cli.global.verbose, cli.global.quiet, cancel);
     let result = match &cli.command {
         Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, &out),
@@ -59,6 +61,7 @@ pub fn main_entry() -> ExitCode {
         Command::Completions { shell } => cmd::misc::completions(*shell),
         Command::Man => cmd::misc::man(),
         Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
+        Command::Fastload(a) => cmd::fastload::run(a, &out),
     };
     match result {
         Ok(code) => code,

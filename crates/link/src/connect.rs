@@ -132,6 +132,10 @@ pub struct Connector<'a> {
     pub open_patience: Duration,
     /// Where every transfer is recorded (`--record`).
     pub recorder: Option<TranscriptWriter>,
+    /// The board the last find settled on: its USB port path, or for a
+    /// serial port its USB port path or tty. A simulated run pairs the
+    /// virtual ROM's verdict with the job by it.
+    pub resolved: Option<String>,
     pub progress: &'a mut dyn ProgressSink,
 }
 
@@ -146,6 +150,7 @@ impl<'a> Connector<'a> {
             stage_timeout: Duration::from_secs(10),
             open_patience: OPEN_PATIENCE,
             recorder: None,
+            resolved: None,
             progress,
         }
     }
@@ -174,9 +179,11 @@ impl<'a> Connector<'a> {
             |d: &UsbInfo| ids.iter().any(|id| id.matches(d)) && sel.as_ref().is_none_or(|s| s.matches_usb(d));
         let found = self
             .poll(self.wait, what, true, &mut |c| Ok(c.usb.devices()?.into_iter().filter(&pred).collect()))?;
-        one(found, what, |d| {
+        let d = one(found, what, |d| {
             format!("--port {:<10} {} {}", d.port_path, d.id(), d.product.clone().unwrap_or_default())
-        })
+        })?;
+        self.resolved = Some(d.port_path.clone());
+        Ok(d)
     }
 
     /// Follows the board to its next stage at the same USB port path (a new
@@ -238,19 +245,23 @@ impl<'a> Connector<'a> {
                     Vec::new()
                 })
             })?;
-            return Ok(found.into_iter().next().expect("poll returns a non-empty list"));
+            let p = found.into_iter().next().expect("poll returns a non-empty list");
+            self.resolved = Some(p.port_path.clone().unwrap_or_else(|| p.path.clone()));
+            return Ok(p);
         }
         let found = self.poll(self.wait, what, false, &mut |c| {
             Ok(c.serial.ports()?.into_iter().filter(&pred).collect())
         })?;
-        one(found, what, |p| {
+        let p = one(found, what, |p| {
             format!(
                 "--port {:<14} {} {}",
                 p.path,
                 p.port_path.clone().map(|x| format!("(USB {x})")).unwrap_or_default(),
                 p.product.clone().unwrap_or_default()
             )
-        })
+        })?;
+        self.resolved = Some(p.port_path.clone().unwrap_or_else(|| p.path.clone()));
+        Ok(p)
     }
 
     /// How to find `info` again after its device re-enumerates.

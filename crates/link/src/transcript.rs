@@ -103,8 +103,14 @@ impl Out {
     }
 }
 
+/// Where the records go, and the first write that failed.
+struct Sink {
+    out: Out,
+    error: Option<std::io::Error>,
+}
+
 struct Shared {
-    out: Mutex<Out>,
+    sink: Mutex<Sink>,
     start: Instant,
     /// Serial numbers seen, in order: the n-th is replaced by placeholder n.
     serials: Mutex<Vec<String>>,
@@ -113,15 +119,17 @@ struct Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         // A writer dropped without `finish` still ends its zstd frame.
-        let _ = self.out.get_mut().unwrap_or_else(|e| e.into_inner()).finish();
+        let _ = self.sink.get_mut().unwrap_or_else(|e| e.into_inner()).out.finish();
     }
 }
 
-/// A shared, thread-safe transcript sink.
+/// A shared, thread-safe transcript sink. Clones write to the same sink;
+/// [`TranscriptWriter::with_port`] makes one whose records name the board.
 #[derive(Clone)]
 pub struct TranscriptWriter {
     shared: Arc<Shared>,
     opts: RecordOptions,
+    port: Option<String>,
 }
 
 impl std::fmt::Debug for TranscriptWriter {
@@ -144,15 +152,18 @@ impl TranscriptWriter {
     fn with_out(out: Out) -> Self {
         TranscriptWriter {
             shared: Arc::new(Shared {
-                out: Mutex::new(out),
+                sink: Mutex::new(Sink { out, error: None }),
                 start: Instant::now(),
                 serials: Mutex::new(Vec::new()),
             }),
             opts: RecordOptions::default(),
+            port: None,
         }
     }
 
-    /// Writes records to `out`, uncompressed.
+    /// Writes records to `out`, uncompressed (the caller opens the file:
+    /// see `racklet_image::output` for how racklet-flash does it, and
+    /// [`TranscriptWriter::for_path`] for compression by name).
     pub fn new(out: impl Write + Send + 'static) -> Self {
         Self::with_out(Out::Plain(Box::new(out)))
     }
@@ -182,23 +193,38 @@ impl TranscriptWriter {
         self
     }
 
+    /// A writer to the same sink whose records carry `"port": port`, so the
+    /// boards of a parallel run can be told apart.
+    pub fn with_port(&self, port: &str) -> Self {
+        TranscriptWriter { port: Some(port.into()), ..self.clone() }
+    }
+
     /// The options records are written with.
     pub fn options(&self) -> RecordOptions {
         self.opts
     }
 
-    /// Appends one record, stamped with `at` (microseconds since the
-    /// writer was made) unless it has one.
+    /// Appends one record (one whole line: records of parallel jobs never
+    /// interleave), stamped with `at` (microseconds since the writer was
+    /// made) unless it has one. After a failed write nothing more is
+    /// written, and [`TranscriptWriter::finish`] reports the failure.
     pub fn record(&self, mut value: Value) {
-        if let Value::Object(m) = &mut value
-            && !m.contains_key("at")
-        {
-            m.insert("at".into(), json!(self.shared.start.elapsed().as_micros() as u64));
+        if let Value::Object(m) = &mut value {
+            if !m.contains_key("at") {
+                m.insert("at".into(), json!(self.shared.start.elapsed().as_micros() as u64));
+            }
+            if let Some(p) = &self.port {
+                m.insert("port".into(), Value::String(p.clone()));
+            }
         }
         let line = line_of(&value);
-        let mut out = self.shared.out.lock().unwrap_or_else(|e| e.into_inner());
-        // A transcript is a diagnostic aid: failing to write it must not fail the flash.
-        let _ = out.write_line(line.as_bytes());
+        let mut s = self.shared.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if s.error.is_some() {
+            return;
+        }
+        if let Err(e) = s.out.write_line(line.as_bytes()) {
+            s.error = Some(e);
+        }
     }
 
     /// Writes the `header` record: the first of a version 1 transcript.
@@ -226,10 +252,15 @@ impl TranscriptWriter {
         self.record(v);
     }
 
-    /// Flushes and ends the file (the zstd frame of a compressed one).
-    /// Records written afterwards are dropped.
+    /// Flushes and ends the file (the zstd frame of a compressed one); the
+    /// first write error, if any write failed. Records written afterwards
+    /// are dropped.
     pub fn finish(&self) -> std::io::Result<()> {
-        self.shared.out.lock().unwrap_or_else(|e| e.into_inner()).finish()
+        let mut s = self.shared.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        s.out.finish()
     }
 
     /// Learns a serial number to redact (a `--port vid:pid:SERIAL` before

@@ -2,11 +2,11 @@
 //! transcript's header and end, the recording buses, and the replay's
 //! buses and verdict (docs/transcripts.md).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use racklet_link::transcript::reader::{self, End, Header, InputFile};
+use racklet_link::transcript::reader::{self, Header, InputFile};
 use racklet_link::transcript::{
     DataMode, Interest, RecordOptions, RecordingSerialBus, RecordingUsbBus, TranscriptWriter, sha256_hex,
 };
@@ -15,7 +15,7 @@ use racklet_sim::replay::{Replay, ReplayOptions};
 
 use crate::boards::Board;
 use crate::cli::{ConnectArgs, RecordData};
-use crate::error::{bad_input, class_of, classify, message_of};
+use crate::error::{bad_input, classify};
 
 /// The options `--record-data` and `--record-redact` ask for.
 pub fn options(c: &ConnectArgs) -> RecordOptions {
@@ -28,6 +28,11 @@ pub fn options(c: &ConnectArgs) -> RecordOptions {
     }
 }
 
+/// What the header says of an input file.
+pub fn input_file(path: &Path, bytes: &[u8]) -> InputFile {
+    InputFile { path: path.display().to_string(), len: bytes.len() as u64, sha256: sha256_hex(bytes) }
+}
+
 /// Starts a transcript on `w`: options, serial numbers the selectors name
 /// (so the command line is redacted too), and the header.
 pub fn start(
@@ -35,31 +40,22 @@ pub fn start(
     c: &ConnectArgs,
     board: &Board,
     selectors: &[Selector],
-    inputs: &[PathBuf],
-) -> Result<TranscriptWriter> {
+    inputs: Vec<InputFile>,
+) -> TranscriptWriter {
     let w = w.with_options(options(c));
     for s in selectors {
         if let Selector::UsbId { serial: Some(serial), .. } = s {
             w.learn_serial(serial);
         }
     }
-    let mut files = Vec::new();
-    for p in inputs {
-        let bytes = racklet_image::read_input(p)?;
-        files.push(InputFile {
-            path: p.display().to_string(),
-            len: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
-        });
-    }
     w.header(&Header {
         format: racklet_link::transcript::FORMAT,
         racklet_flash: env!("CARGO_PKG_VERSION").to_string(),
         board: Some(board.name.clone()),
         argv: argv(),
-        inputs: files,
+        inputs,
     });
-    Ok(w)
+    w
 }
 
 /// The command line, the program by its name only (where it was installed
@@ -105,19 +101,4 @@ pub fn open_replay(path: &Path, c: &ConnectArgs, board: &Board) -> Result<Replay
     }
     let file = path.display().to_string();
     Replay::new(t, &file, ReplayOptions { timing: c.replay_timing }).map_err(classify)
-}
-
-/// How a run ended, for the `end` record (the exit code `main` gives).
-pub fn end_of(r: &Result<std::process::ExitCode>, exit_ok: i32) -> End {
-    match r {
-        Ok(_) => End { exit: exit_ok, class: None, message: None },
-        Err(e) => {
-            let class = class_of(e);
-            End {
-                exit: class.exit_code(),
-                class: Some(class.name().to_string()),
-                message: Some(message_of(e)),
-            }
-        }
-    }
 }

@@ -393,3 +393,41 @@ fn records_start_with_their_type_and_time() {
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert_eq!(text, "{\"t\":\"baud\",\"at\":5,\"rate\":9600}\n");
 }
+
+/// A sink that fails once `room` bytes are written, like a full disk.
+struct Full(usize);
+impl Write for Full {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if b.len() > self.0 {
+            return Err(std::io::Error::other("no space left on device"));
+        }
+        self.0 -= b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_write_is_reported_by_finish() {
+    let w = TranscriptWriter::new(Full(40));
+    w.record(json!({"t":"baud","at":1,"rate":115200}));
+    w.record(json!({"t":"serial_out","at":2,"data":"00112233445566778899"}));
+    let e = w.finish().unwrap_err();
+    assert!(e.to_string().contains("no space"), "{e}");
+}
+
+#[test]
+fn port_writers_tag_their_records() {
+    let buf = Shared::default();
+    let w = TranscriptWriter::new(buf.clone());
+    let (a, b) = (w.with_port("1-1"), w.with_port("1-2"));
+    a.record(json!({"t":"open","vid":1,"pid":2}));
+    b.record(json!({"t":"open","vid":1,"pid":2}));
+    w.record(json!({"t":"baud","rate":9600}));
+    let lines = unstamped(buf.lines());
+    assert_eq!(lines[0], json!({"t":"open","vid":1,"pid":2,"port":"1-1"}));
+    assert_eq!(lines[1]["port"], "1-2");
+    assert!(lines[2].get("port").is_none());
+}

@@ -1,0 +1,4 @@
+//! The per-protocol argument groups of `maskrom`, each flattened into
+//! [`crate::cli::MaskromArgs`] under its own help heading.
+
+pub mod canaan;
