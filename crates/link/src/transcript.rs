@@ -45,7 +45,7 @@ pub const HEAD_LEN: usize = 16;
 const ZSTD_LEVEL: i32 = 3;
 
 /// A compressed transcript is flushed (a zstd block ended) at most this
-/// often, so a crashed run keeps all but its last moments and small records
+/// often: the data reaches the file as the run goes, and small records
 /// still compress well.
 const ZSTD_FLUSH_EVERY: Duration = Duration::from_millis(250);
 
