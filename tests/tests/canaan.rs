@@ -347,3 +347,76 @@ fn sim_command_explains_that_usb_cannot_be_served_yet() {
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(text(&o).contains("--simulate"), "{}", text(&o));
 }
+
+/// Review F3: a ROM that comes back at the same USB address after an SRAM
+/// payload (`--fault same-address`) is back, not "did not start".
+#[test]
+fn a_rom_back_at_the_same_address_is_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "hello.bin", &pattern(1278));
+    let o = run(&[
+        "maskrom",
+        "canmv-k230",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--fault",
+        "same-address",
+        "--stage-timeout",
+        "2s",
+        "--follow",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("next stage: the K230 boot ROM at USB port 1-1"), "{}", text(&o));
+}
+
+/// Review F4 and F6 through the binary: the ROM's own SRAM and loads past
+/// the K230D's 128 MiB are exit 2 before any transfer, saying why.
+#[test]
+fn rom_sram_and_k230d_dram_limits_are_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let m = write(d.path(), "m.bin", &pattern(100));
+    let p = m.to_str().unwrap();
+    let o = run(&["maskrom", "canmv-k230", "--load", &format!("0x80200000={p}"), "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("the boot ROM's own data and stack"), "{}", text(&o));
+    let bt0 = write(d.path(), "bt0.bin", &pattern(100));
+    let args = |board: &'static str| {
+        vec![
+            "maskrom".to_string(),
+            board.to_string(),
+            "--load".into(),
+            format!("0x80360000={}", bt0.display()),
+            "--load".into(),
+            format!("0x08000000={p}"),
+            "--simulate".into(),
+        ]
+    };
+    let o = bin().args(args("bpi-canmv-k230d-zero")).output().unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("128 MiB of DRAM"), "{}", text(&o));
+    let o = bin().args(args("canmv-k230")).output().unwrap();
+    assert_eq!(code(&o), 0, "the K230 board takes it: {}", text(&o));
+}
+
+/// Review F8: `image` refuses the prebuilt USB payload (linked at
+/// 0x80360000) and says where on the card an image goes.
+#[test]
+fn image_wants_a_payload_linked_for_storage_boot() {
+    let d = tempfile::tempdir().unwrap();
+    let usb = write(d.path(), "usb.elf", &elf(LOAD, LOAD, &pattern(16)));
+    let o =
+        run(&["image", "canmv-k230", usb.to_str().unwrap(), "-o", d.path().join("u.img").to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("runs it there (0x80360000 is the USB download address)"), "{}", text(&o));
+    let spl = write(d.path(), "spl.elf", &elf(0x8030_0000, 0x8030_0000, &pattern(16)));
+    let o =
+        run(&["image", "canmv-k230", spl.to_str().unwrap(), "-o", d.path().join("s.img").to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "note: the boot ROM reads this image from an SD card or eMMC at byte 0x100000 (sector 2048)"
+        ),
+        "{}",
+        text(&o)
+    );
+}

@@ -72,6 +72,10 @@ pub struct Board {
     pub sram_size: u64,
     #[serde(default)]
     pub max_payload: Option<u64>,
+    /// Bytes of DRAM on the board, when a protocol checks loads against it
+    /// (K230: the K230D carries 128 MiB in its package).
+    #[serde(default)]
+    pub dram_size: Option<u64>,
     #[serde(default)]
     pub usb: Vec<UsbStage>,
     #[serde(default)]

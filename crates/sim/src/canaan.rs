@@ -52,6 +52,13 @@ pub struct Chip {
     /// 0x80200000 (§2 "Addresses"; the K230 TRM memory map as a QEMU K230
     /// machine model writes it out: SRAM 0x80200000 + 0x200000).
     pub sram: (u64, u64),
+    /// The part of the SRAM the running ROM keeps its own data and stack in,
+    /// `[start, end)`: the first half, 0x80200000–0x802FFFFF (community
+    /// notes from the K230 TRM, review rockchip-k230.md F4: "the BootROM
+    /// uses the first half of SRAM 0x8020_0000 ~ 0x8030_0000"; the SDK's
+    /// SPL is linked at 0x80300000, just past it). A download that lands
+    /// there overwrites the live ROM, which stops answering.
+    pub rom_sram: (u64, u64),
     /// DRAM is mapped from address 0 (oreboot's canmv-k230 bt0
     /// `mem_map.rs`, `DRAM_BASE_ADDR = 0`); this many bytes of it exist.
     pub dram_size: u64,
@@ -73,6 +80,7 @@ pub struct Chip {
 pub static K230: Chip = Chip {
     soc: "k230",
     sram: (0x8020_0000, 0x8040_0000),
+    rom_sram: (0x8020_0000, 0x8030_0000),
     dram_size: 0x8000_0000,
     rom_entry: 0x9120_0000,
     rom_reply: b"K230",
@@ -86,6 +94,7 @@ pub static K230: Chip = Chip {
 pub static K230D: Chip = Chip {
     soc: "k230d",
     sram: (0x8020_0000, 0x8040_0000),
+    rom_sram: (0x8020_0000, 0x8030_0000),
     dram_size: 0x0800_0000,
     rom_entry: 0x9120_0000,
     rom_reply: b"K230",
@@ -122,6 +131,17 @@ pub enum Fault {
     NoJump,
     /// The cable is pulled during the second bulk OUT chunk.
     Unplug,
+    /// The ROM re-enters USB mode without leaving the bus: while started
+    /// code runs the controller keeps its address and answers nothing, and
+    /// back in the ROM it answers again at the same address (the second
+    /// plausible re-entry, review F3: no source says whether the ROM's USB
+    /// init soft-disconnects; on Windows the board even comes back at the
+    /// same address after the loader, sheet §5).
+    SameAddress,
+    /// The first two GET_CPU_INFO after each enumeration go unanswered (a
+    /// ROM not ready right after it enumerated, review F7; k230_flash
+    /// `probe_device.cpp` asks 5 times, 100 ms apart, for that reason).
+    SlowCpuInfo,
 }
 
 impl Faults for Fault {
@@ -135,6 +155,8 @@ impl Faults for Fault {
         ("no-return", Fault::NoReturn, "the DRAM-init stage never comes back to the ROM"),
         ("no-jump", Fault::NoJump, "PROG_START is acknowledged but nothing jumps"),
         ("unplug", Fault::Unplug, "the cable is pulled during the second bulk OUT chunk"),
+        ("same-address", Fault::SameAddress, "back in the ROM after a stage, it answers at the same address"),
+        ("slow-cpu-info", Fault::SlowCpuInfo, "the first two GET_CPU_INFO after enumerating go unanswered"),
     ];
 }
 
@@ -159,6 +181,9 @@ pub enum Mode {
     Crashed(u64),
     /// Gone from the bus (the cable was pulled).
     Unplugged,
+    /// Still enumerated, never answering again: a download overwrote the
+    /// ROM's own data in SRAM.
+    Hung,
 }
 
 /// What the code a PROG_START started does.
@@ -214,6 +239,11 @@ pub struct K230Rom {
     fault: Option<Fault>,
     /// A PROG_START acknowledged without a jump (fault `no-jump`).
     ignored_start: Option<u64>,
+    /// Transfers left during which the device keeps its address but answers
+    /// nothing (fault `same-address`: started code runs, then the ROM is back).
+    quiet: u32,
+    /// GET_CPU_INFO requests left to leave unanswered (fault `slow-cpu-info`).
+    cpu_info_misses: u32,
     /// Everything written, in order.
     pub regions: Vec<Region>,
     /// Every PROG_START.
@@ -239,6 +269,8 @@ impl K230Rom {
             dram_ready: false,
             fault: None,
             ignored_start: None,
+            quiet: 0,
+            cpu_info_misses: 0,
             regions: Vec::new(),
             jumps: Vec::new(),
             bulk_sizes: Vec::new(),
@@ -253,7 +285,29 @@ impl K230Rom {
         if fault == Some(Fault::Loader) {
             self.mode = Mode::Loader;
         }
+        self.enumerated();
         self
+    }
+
+    /// The board (re-)enumerated: what a fresh enumeration resets.
+    fn enumerated(&mut self) {
+        if self.fault == Some(Fault::SlowCpuInfo) {
+            self.cpu_info_misses = 2;
+        }
+    }
+
+    /// True while the device is enumerated but nothing serves its
+    /// controller: started code runs, or the ROM hung.
+    fn silent(&self) -> bool {
+        self.quiet > 0
+            || self.mode == Mode::Hung
+            || (matches!(self.mode, Mode::Running(_) | Mode::Crashed(_)) && self.keeps_address())
+    }
+
+    /// True when the board keeps its USB address across a jump (fault
+    /// `same-address`).
+    fn keeps_address(&self) -> bool {
+        self.fault == Some(Fault::SameAddress)
     }
 
     /// The chip it models.
@@ -343,6 +397,13 @@ impl K230Rom {
     }
 
     fn leave_bus(&mut self, next: Mode) {
+        if self.keeps_address() && next == Mode::Rom {
+            // The code runs with nobody serving the controller, then jumps
+            // back into the ROM, which takes the controller as it finds it.
+            self.quiet = REENUM_TICKS + 1;
+            self.mode = Mode::Rom;
+            return;
+        }
         self.pending = Some((REENUM_TICKS, next));
     }
 
@@ -401,6 +462,20 @@ impl K230Rom {
             return self.refuse("bulk OUT data before any SET_DATA_ADDRESS".into());
         };
         let end = p + data.len() as u64;
+        let rom = self.chip.rom_sram;
+        if p < rom.1 && end > rom.0 {
+            // The bytes land on the ROM's own data and stack: it stops.
+            let what = format!(
+                "{} bytes at 0x{p:08x}: they overwrote the boot ROM's own data in SRAM (0x{:08x}..0x{:08x}); the ROM hangs",
+                data.len(),
+                rom.0,
+                rom.1
+            );
+            self.log.push(what.clone());
+            self.refusals.push(what);
+            self.mode = Mode::Hung;
+            return Err(DeviceError::NoAnswer);
+        }
         let (sram, dram_end) = (self.chip.sram, self.chip.dram_size);
         let in_sram = p >= sram.0 && end <= sram.1;
         let in_dram = end <= dram_end;
@@ -471,6 +546,28 @@ impl UsbDevice for K230Rom {
             speed: Some("high".into()),
             ..Default::default()
         };
+        let rom_like = match self.mode {
+            Mode::Rom | Mode::Hung => true,
+            // Code that does not use USB runs; a controller nobody reset
+            // stays enumerated as it was.
+            Mode::Running(_) | Mode::Crashed(_) => self.keeps_address(),
+            Mode::Loader | Mode::Unplugged => false,
+        };
+        if rom_like {
+            return Some(UsbInfo {
+                manufacturer: Some(self.chip.manufacturer.into()),
+                product: Some(self.chip.product.into()),
+                // Class triple unconfirmed (§9.3); the endpoints are documented.
+                interfaces: vec![InterfaceInfo {
+                    number: 0,
+                    class: 0xff,
+                    subclass: 0,
+                    protocol: 0,
+                    endpoints: vec![bulk(0x01, 512), bulk(0x81, 512)],
+                }],
+                ..base
+            });
+        }
         match self.mode {
             Mode::Rom => Some(UsbInfo {
                 manufacturer: Some(self.chip.manufacturer.into()),
@@ -498,11 +595,19 @@ impl UsbDevice for K230Rom {
                 }],
                 ..base
             }),
-            Mode::Running(_) | Mode::Crashed(_) | Mode::Unplugged => None,
+            Mode::Running(_) | Mode::Crashed(_) | Mode::Unplugged | Mode::Hung => None,
         }
     }
 
     fn tick(&mut self) {
+        if self.quiet > 0 {
+            self.quiet -= 1;
+            if self.quiet == 0 {
+                self.log.push(format!("back in the ROM, answering again at address {}", self.address));
+                self.enumerated();
+            }
+            return;
+        }
         if let Some((left, _)) = &mut self.pending {
             if *left > 0 {
                 *left -= 1;
@@ -512,6 +617,7 @@ impl UsbDevice for K230Rom {
             self.mode = mode;
             self.address = self.address.wrapping_add(1).max(1);
             self.log.push(format!("re-enumerated as {:?} at address {}", self.mode, self.address));
+            self.enumerated();
         }
     }
 
@@ -525,6 +631,9 @@ impl UsbDevice for K230Rom {
             setup.index,
             data.len()
         ));
+        if self.silent() {
+            return Err(DeviceError::NoAnswer);
+        }
         if self.mode != Mode::Rom {
             return Err(DeviceError::Stall);
         }
@@ -548,8 +657,15 @@ impl UsbDevice for K230Rom {
             "ctrl IN rt=0x{:02x} req={} val=0x{:04x} len={len}",
             setup.request_type, setup.request, setup.value
         ));
+        if self.silent() {
+            return Err(DeviceError::NoAnswer);
+        }
         if setup.request_type != 0xC0 || setup.request != 0 {
             return Err(DeviceError::Stall);
+        }
+        if self.mode == Mode::Rom && self.cpu_info_misses > 0 {
+            self.cpu_info_misses -= 1;
+            return Err(DeviceError::NoAnswer);
         }
         let mut reply = match self.mode {
             Mode::Rom if self.fault == Some(Fault::WrongCpu) => b"K210".to_vec(),
@@ -564,6 +680,9 @@ impl UsbDevice for K230Rom {
     }
 
     fn bulk_out(&mut self, ep: u8, data: &[u8]) -> Result<(), DeviceError> {
+        if self.silent() {
+            return Err(DeviceError::NoAnswer);
+        }
         if self.mode != Mode::Rom || ep != 0x01 {
             return Err(DeviceError::Stall);
         }
@@ -713,6 +832,58 @@ mod tests {
         assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32).unwrap(), b"Uboot Stage for K230");
         assert_eq!(r.control_in(ControlSetup::vendor_in(0, 1, 0), 4).unwrap(), vec![1, 0, 0, 0]);
         assert_eq!(r.info().unwrap().interfaces[0].endpoints[1].address, 0x02);
+    }
+
+    /// A download into the ROM's own half of the SRAM overwrites the live
+    /// ROM (review F4): it hangs, stays enumerated and never answers again.
+    #[test]
+    fn a_write_into_the_roms_own_sram_hangs_the_rom() {
+        let mut r = K230Rom::new(&K230, "1-1");
+        assert_eq!(load(&mut r, 0x802f_fffc, &[0; 8]), Err(DeviceError::NoAnswer));
+        assert!(r.refusals[0].contains("overwrote the boot ROM's own data"), "{:?}", r.refusals);
+        assert!(r.info().is_some(), "still enumerated");
+        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32), Err(DeviceError::NoAnswer));
+        assert!(!r.verdict().started());
+        // Just past it is the download area.
+        let mut r = K230Rom::new(&K230, "1-1");
+        load(&mut r, 0x8030_0000, &[0; 8]).unwrap();
+    }
+
+    /// The other plausible re-entry (review F3): the board keeps its
+    /// address; while the payload runs EP0 goes unanswered, then the ROM
+    /// answers "K230" again at the same address.
+    #[test]
+    fn same_address_reentry_goes_quiet_then_answers_again() {
+        let mut r = K230Rom::new(&K230, "1-1").with_fault(Some(Fault::SameAddress));
+        load(&mut r, 0x8036_0000, &[0x13; 8]).unwrap();
+        r.control_out(out(4, 0x8036_0000), &[]).unwrap();
+        assert_eq!(r.info().unwrap().address, 10, "no new enumeration");
+        r.tick();
+        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32), Err(DeviceError::NoAnswer));
+        reenumerate(&mut r);
+        assert_eq!(r.info().unwrap().address, 10);
+        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32).unwrap(), b"K230");
+        assert!(r.dram_ready());
+        // A main stage in DRAM runs; the controller stays as it was, silent.
+        load(&mut r, 0x0800_0000, &[5; 4]).unwrap();
+        r.control_out(out(4, 0x0800_0000), &[]).unwrap();
+        reenumerate(&mut r);
+        assert_eq!(r.info().unwrap().address, 10);
+        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32), Err(DeviceError::NoAnswer));
+        assert!(r.verdict().started());
+    }
+
+    #[test]
+    fn slow_cpu_info_misses_twice_after_each_enumeration() {
+        let mut r = K230Rom::new(&K230, "1-1").with_fault(Some(Fault::SlowCpuInfo));
+        let ask = |r: &mut K230Rom| r.control_in(ControlSetup::vendor_in(0, 0, 0), 32);
+        assert_eq!(ask(&mut r), Err(DeviceError::NoAnswer));
+        assert_eq!(ask(&mut r), Err(DeviceError::NoAnswer));
+        assert_eq!(ask(&mut r).unwrap(), b"K230");
+        load(&mut r, 0x8036_0000, &[0x13; 8]).unwrap();
+        r.control_out(out(4, 0x8036_0000), &[]).unwrap();
+        reenumerate(&mut r);
+        assert_eq!(ask(&mut r), Err(DeviceError::NoAnswer), "again after re-enumerating");
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub const PID: u16 = 0x0230;
 
 /// Start of the 2 MiB on-chip SRAM.
 pub const SRAM_BASE: u32 = 0x8020_0000;
+/// End of the part of the SRAM the running ROM keeps its own data and stack
+/// in (`SRAM_BASE..ROM_SRAM_END`, community notes from the K230 TRM: "the
+/// BootROM uses the first half of SRAM"; the SDK's SPL is linked at
+/// 0x80300000). A download there overwrites the live ROM.
+pub const ROM_SRAM_END: u32 = 0x8030_0000;
 /// One past the end of the SRAM.
 pub const SRAM_END: u32 = 0x8040_0000;
 /// Default load and entry address of a ROM download.
@@ -56,6 +61,15 @@ pub const DRAM_END: u32 = 0x8000_0000;
 /// Where the ROM copies a storage-boot payload (the SPL link address;
 /// inferred, see the README).
 pub const STORAGE_LOAD: u64 = 0x8030_0000;
+/// The most a storage-boot payload can hold: from [`STORAGE_LOAD`] to the
+/// end of the SRAM.
+pub const STORAGE_MAX: u64 = SRAM_END as u64 - STORAGE_LOAD;
+/// Where the ROM reads the storage-boot image on an SD card or eMMC (byte
+/// offset; sheet §3). Community images keep a second copy at
+/// [`STORAGE_BACKUP_OFFSET`].
+pub const STORAGE_OFFSET: u64 = 0x10_0000;
+/// The second copy's offset in community SD images (GPT "uboot_spl_2").
+pub const STORAGE_BACKUP_OFFSET: u64 = 0x18_0000;
 
 /// True when `[addr, addr+len)` lies inside the SRAM.
 pub fn in_sram(addr: u64, len: u64) -> bool {
@@ -65,6 +79,11 @@ pub fn in_sram(addr: u64, len: u64) -> bool {
 /// True when `[addr, addr+len)` lies inside the DRAM window.
 pub fn in_dram(addr: u64, len: u64) -> bool {
     addr.saturating_add(len) <= DRAM_END as u64
+}
+
+/// True when `[addr, addr+len)` touches the ROM's own part of the SRAM.
+pub fn in_rom_sram(addr: u64, len: u64) -> bool {
+    addr < ROM_SRAM_END as u64 && addr.saturating_add(len) > SRAM_BASE as u64
 }
 
 /// What went wrong on the wire or with the board.

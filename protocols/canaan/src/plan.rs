@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use racklet_image::{ImageError, Target};
 use racklet_link::{Classify, FailureClass};
 
-use crate::{DRAM_END, SRAM_BASE, SRAM_END, in_dram, in_sram};
+use crate::{DRAM_END, ROM_SRAM_END, SRAM_BASE, SRAM_END, in_dram, in_rom_sram, in_sram};
 
 /// What the user asked to load, as the command line gave it.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +32,9 @@ pub struct Inputs {
     pub dram: Option<PathBuf>,
     /// `--force`: jump where nothing was loaded if the user says so.
     pub force: bool,
+    /// The board's DRAM, from its row in the board table (`dram_size`):
+    /// loads past it are refused. `None`: the SoC's 2 GiB window.
+    pub dram_size: Option<u64>,
 }
 
 /// Every stage, checked, in the order they run.
@@ -70,6 +73,17 @@ pub enum PlanError {
         *address as u64 + *len
     )]
     OutsideMemory { name: String, address: u32, len: u64 },
+    /// A load into the ROM's own part of the SRAM.
+    #[error(
+        "{name}: {len} bytes at 0x{address:08x} land in 0x{SRAM_BASE:08x}..0x{ROM_SRAM_END:08x}, the boot ROM's own data and stack: the download would overwrite the ROM while it runs"
+    )]
+    RomSram { name: String, address: u32, len: u64 },
+    /// A load past the end of the board's DRAM.
+    #[error(
+        "{name}: {len} bytes at 0x{address:08x} run past the end of {board}'s {} MiB of DRAM (0x00000000..0x{dram_size:08x})",
+        dram_size >> 20
+    )]
+    PastDram { name: String, address: u32, len: u64, board: String, dram_size: u64 },
     /// The first load targets DRAM, which does not work yet.
     #[error(
         "{name} loads into DRAM at 0x{address:08x}, but DRAM does not work until a DRAM-init stage has run"
@@ -88,9 +102,19 @@ pub enum PlanError {
         path.display()
     )]
     ImageOutsideSram { path: PathBuf, start: u64, end: u64, board: String, sram_base: u64, sram_end: u64 },
-    /// A storage image of a payload larger than the SRAM.
-    #[error("{}: {len} bytes do not fit {board}'s {sram_size} bytes of SRAM", path.display())]
-    ImageTooLarge { path: PathBuf, len: u64, board: String, sram_size: u64 },
+    /// A storage image of a payload linked for another address than the one
+    /// the ROM runs it at.
+    #[error(
+        "{}: linked at 0x{start:x}, but on storage boot the ROM copies the payload to 0x{:x} and runs it there (0x80360000 is the USB download address)",
+        path.display(), crate::STORAGE_LOAD
+    )]
+    ImageLinkedElsewhere { path: PathBuf, start: u64 },
+    /// A storage image of a payload larger than the storage-boot area.
+    #[error(
+        "{}: {len} bytes do not fit the {max} bytes the ROM runs on storage boot (0x{:x}..0x{:x})",
+        path.display(), crate::STORAGE_LOAD, crate::STORAGE_LOAD + *max
+    )]
+    ImageTooLarge { path: PathBuf, len: u64, board: String, max: u64 },
     /// The firmware header cannot be made.
     #[error("{}: {source}", path.display())]
     Header {
@@ -119,7 +143,13 @@ impl Classify for PlanError {
             PlanError::DramFirst { .. } => {
                 Some("load that stage into SRAM first (--load 0x80360000=bt0.bin)".into())
             }
-            PlanError::ImageOutsideSram { .. } => Some(format!("link it for 0x{:x}", crate::STORAGE_LOAD)),
+            PlanError::ImageOutsideSram { .. } | PlanError::ImageLinkedElsewhere { .. } => Some(format!(
+                "link it for 0x{:x} (the SDK's SPL is: CONFIG_SPL_TEXT_BASE=0x80300000)",
+                crate::STORAGE_LOAD
+            )),
+            PlanError::RomSram { .. } => Some(format!(
+                "load at 0x{ROM_SRAM_END:08x} or above (the vendor tools use 0x80360000; k230_flash: \"between 0x80300000 and 0x80400000\")"
+            )),
             PlanError::EntryOutsideLoads { .. } => {
                 Some("give an address inside a load, or add --force to jump there anyway".into())
             }
@@ -169,7 +199,7 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
     if loads.is_empty() {
         return Err(PlanError::NothingToLoad { board: target.board.clone() });
     }
-    let stages = plan_stages(loads, inputs.run)?;
+    let stages = plan_stages_for(loads, inputs.run, &target.board, inputs.dram_size)?;
     if !inputs.force {
         check_entries(&stages, inputs.run)?;
     }
@@ -238,16 +268,42 @@ impl Stage {
 /// Checks the loads and cuts them into stages. `run` is the entry of the
 /// last stage (default: the entry of its first load, or its address).
 pub fn plan_stages(loads: Vec<Load>, run: Option<u64>) -> Result<Vec<Stage>, PlanError> {
+    plan_stages_for(loads, run, "the board", None)
+}
+
+/// [`plan_stages`] for `board`, whose DRAM holds `dram_size` bytes (`None`:
+/// the SoC's whole DRAM window).
+pub fn plan_stages_for(
+    loads: Vec<Load>,
+    run: Option<u64>,
+    board: &str,
+    dram_size: Option<u64>,
+) -> Result<Vec<Stage>, PlanError> {
     if loads.is_empty() {
-        return Err(PlanError::NothingToLoad { board: "the board".into() });
+        return Err(PlanError::NothingToLoad { board: board.into() });
     }
     for l in &loads {
         let (a, n) = (l.address as u64, l.bytes.len() as u64);
         if n == 0 {
             return Err(PlanError::Empty { name: l.name.clone() });
         }
+        if in_rom_sram(a, n) {
+            return Err(PlanError::RomSram { name: l.name.clone(), address: l.address, len: n });
+        }
         if !in_sram(a, n) && !in_dram(a, n) {
             return Err(PlanError::OutsideMemory { name: l.name.clone(), address: l.address, len: n });
+        }
+        if let Some(size) = dram_size
+            && !in_sram(a, n)
+            && a.saturating_add(n) > size
+        {
+            return Err(PlanError::PastDram {
+                name: l.name.clone(),
+                address: l.address,
+                len: n,
+                board: board.into(),
+                dram_size: size,
+            });
         }
     }
     let run = match run {
@@ -339,7 +395,10 @@ mod tests {
         assert!(plan_stages(vec![load("a", 0x8036_0000, top)], None).is_ok());
         let e = plan_stages(vec![load("a", 0x8036_0000, top + 1)], None).unwrap_err();
         assert!(matches!(e, PlanError::OutsideMemory { .. }), "{e}");
-        assert!(plan_stages(vec![load("a", 0x8020_0000, 0x20_0000)], None).is_ok());
+        assert!(plan_stages(vec![load("a", 0x8030_0000, 0x10_0000)], None).is_ok());
+        // The ROM's own half of the SRAM is not a load target.
+        let e = plan_stages(vec![load("a", 0x8020_0000, 0x20_0000)], None).unwrap_err();
+        assert!(matches!(e, PlanError::RomSram { .. }), "{e}");
         assert!(plan_stages(vec![load("a", 0x801f_ffff, 1)], None).is_err());
     }
 

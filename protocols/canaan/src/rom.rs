@@ -89,6 +89,18 @@ pub struct RomOptions {
     /// Go on when GET_CPU_INFO answers something other than "K230" (never
     /// when it answers as the loader).
     pub accept_unknown_cpu: bool,
+    /// How often GET_CPU_INFO is asked before a failure counts, and the
+    /// pause between tries (k230_flash `probe_device.cpp`: 5 tries, 100 ms
+    /// apart; BurningTool `handshake.k230.c` retries too).
+    pub cpu_info_tries: u32,
+    pub cpu_info_retry: Duration,
+    /// The vendor's pauses around the data (BurningTool
+    /// `K230BurnISP_RunProgram`): before SET_DATA_ADDRESS, between the data
+    /// and the re-greet, and before PROG_START. No source says the ROM needs
+    /// them; they cost 120 ms a stage and are what the vendor tool does.
+    pub pause_before_address: Duration,
+    pub pause_before_regreet: Duration,
+    pub pause_before_start: Duration,
 }
 
 impl Default for RomOptions {
@@ -101,6 +113,11 @@ impl Default for RomOptions {
             bulk_timeout: Duration::from_secs(5),
             regreet: true,
             accept_unknown_cpu: false,
+            cpu_info_tries: 5,
+            cpu_info_retry: Duration::from_millis(100),
+            pause_before_address: Duration::from_millis(10),
+            pause_before_regreet: Duration::from_millis(100),
+            pause_before_start: Duration::from_millis(10),
         }
     }
 }
@@ -128,6 +145,37 @@ pub fn identify<L: UsbLink + ?Sized>(link: &mut L, opts: &RomOptions) -> Result<
     Ok(DeviceStage::from_reply(&reply))
 }
 
+/// Asks GET_CPU_INFO up to `opts.cpu_info_tries` times, `cpu_info_retry`
+/// apart, as k230_flash does for a device that has just enumerated. A
+/// device that left the bus or a Ctrl-C ends the tries at once.
+pub fn identify_patiently<L: UsbLink + ?Sized>(
+    link: &mut L,
+    opts: &RomOptions,
+    progress: &mut dyn ProgressSink,
+) -> Result<DeviceStage, CanaanError> {
+    let tries = opts.cpu_info_tries.max(1);
+    let mut n = 1;
+    loop {
+        match identify(link, opts) {
+            Ok(stage) => return Ok(stage),
+            Err(CanaanError::Link { source, .. })
+                if n < tries
+                    && !matches!(source, LinkError::Disconnected { .. } | LinkError::Interrupted) =>
+            {
+                progress.check_cancel().map_err(|e| CanaanError::link("GET_CPU_INFO", e))?;
+                // k230_flash's pause between tries: the ROM may not serve
+                // EP0 yet right after it enumerated.
+                std::thread::sleep(opts.cpu_info_retry);
+                n += 1;
+            }
+            Err(CanaanError::Link { step, source }) if n > 1 => {
+                return Err(CanaanError::link(format!("{step} (asked {n} times)"), source));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Asks GET_CPU_INFO and fails unless the boot ROM answered.
 pub fn expect_rom<L: UsbLink + ?Sized>(link: &mut L, opts: &RomOptions) -> Result<(), CanaanError> {
     match identify(link, opts)? {
@@ -152,6 +200,8 @@ pub fn write_memory<L: UsbLink + ?Sized>(
     }
     let chunk = opts.chunk.max(1);
     progress.check_cancel().map_err(|e| CanaanError::link("before SET_DATA_ADDRESS", e))?;
+    // BurningTool's pause before SET_DATA_ADDRESS (see RomOptions).
+    std::thread::sleep(opts.pause_before_address);
     link.control_out(set_data_address_setup(addr), &[], opts.control_timeout)
         .map_err(|e| CanaanError::link(format!("SET_DATA_ADDRESS 0x{addr:08x}"), e))?;
     let mut off = 0usize;
@@ -251,6 +301,8 @@ pub fn run_stage<L: UsbLink + ?Sized>(
     }
     if opts.regreet {
         progress.check_cancel().map_err(|e| CanaanError::link("before PROG_START", e))?;
+        // BurningTool's pause between the data and the re-greet.
+        std::thread::sleep(opts.pause_before_regreet);
         match identify(link, opts).map_err(|e| match e {
             CanaanError::Link { source, .. } => {
                 CanaanError::link("GET_CPU_INFO after the data (is the ROM still listening?)", source)
@@ -264,6 +316,8 @@ pub fn run_stage<L: UsbLink + ?Sized>(
         }
     }
     progress.check_cancel().map_err(|e| CanaanError::link("before PROG_START", e))?;
+    // BurningTool's pause before PROG_START.
+    std::thread::sleep(opts.pause_before_start);
     prog_start(link, stage.entry, opts)
 }
 

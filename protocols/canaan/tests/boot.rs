@@ -93,7 +93,13 @@ impl Rig {
         // Every byte (not the hashes of long writes): the tests read them.
         let full = RecordOptions { data: DataMode::Full, redact: false };
         conn.recorder = Some(TranscriptWriter::new(file).with_options(full));
-        let r = racklet_canaan::boot(&mut conn, &plan, &target(), opts);
+        // The flow's own next-stage wait (15 s) cut to the tests' pace,
+        // unless the test sets one.
+        let mut opts = opts.clone();
+        if opts.next_stage_wait == Options::default().next_stage_wait {
+            opts.next_stage_wait = Duration::from_millis(300);
+        }
+        let r = racklet_canaan::boot(&mut conn, &plan, &target(), &opts);
         (r, progress)
     }
 
@@ -229,8 +235,10 @@ fn faults_end_with_their_class() {
     assert!(r.board(0).verdict().started());
     // --force sends ROM commands to a chip that does not say "K230".
     let r = Rig::new(Some(Fault::WrongCpu));
-    let opts =
-        Options { rom: RomOptions { accept_unknown_cpu: true, ..RomOptions::default() }, follow: false };
+    let opts = Options {
+        rom: RomOptions { accept_unknown_cpu: true, ..RomOptions::default() },
+        ..Options::default()
+    };
     let report = r.run(&payload(r.file("p.bin", &pattern(3000))), &opts).unwrap();
     assert_eq!(report.chip, Chip::Unknown { reply: "K210".into() });
     assert!(r.board(0).verdict().started());
@@ -357,4 +365,76 @@ fn no_board_is_not_found_and_two_are_ambiguous() {
     let e = r.run(&inputs, &Options::default()).unwrap_err();
     assert_eq!(e.class(), FailureClass::Ambiguous, "{e}");
     assert!(e.to_string().contains("1-1") && e.to_string().contains("1-2"), "{e}");
+}
+
+/// The other plausible ROM re-entry (review F3): the board keeps its USB
+/// address, GET_CPU_INFO goes unanswered while the stage runs, then the ROM
+/// answers "K230" again at the same address. That is a return, not "the
+/// payload did not start".
+#[test]
+fn a_rom_that_comes_back_at_the_same_address_is_back() {
+    let r = Rig::new(Some(Fault::SameAddress));
+    let inputs = bt0_and_main(&r, &pattern(1500), &pattern(4096));
+    let (report, progress) = r.run_at(None, &inputs, &Options::default());
+    let report = report.unwrap();
+    assert!(fact(&report, "stage 2").starts_with("4096 bytes in 1 file(s), started at 0x08000000"));
+    assert!(progress.messages().contains(&"the boot ROM is back; DRAM is up"), "{:?}", progress.messages());
+    let v = r.board(0).verdict();
+    assert!(v.started() && v.text().ends_with("jumped to 0x08000000"), "{v:?}");
+    // A single SRAM payload, followed: the ROM again, at the same address.
+    let r = Rig::new(Some(Fault::SameAddress));
+    let report = r.run(&payload(r.file("hello.bin", &pattern(1278))), &follow()).unwrap();
+    assert_eq!(report.next, Some(NextStage::Answered { stage: DeviceStage::BootRom }));
+}
+
+/// GET_CPU_INFO is asked up to 5 times, 100 ms apart, as k230_flash's
+/// `probe_device.cpp` does: a ROM that misses the first two answers.
+#[test]
+fn get_cpu_info_is_retried_as_k230_flash_does() {
+    let r = Rig::new(Some(Fault::SlowCpuInfo));
+    let report = r.run(&payload(r.file("p.bin", &pattern(2500))), &Options::default()).unwrap();
+    assert_eq!(report.chip, Chip::BootRom);
+    let t = r.transcript();
+    let asks: Vec<&Value> = t.iter().filter(|x| x["t"] == "ctrl_in").collect();
+    assert!(asks.len() >= 3, "{asks:?}");
+    // 100 ms between the tries.
+    let at = |x: &Value| x["at"].as_u64().unwrap();
+    assert!(at(asks[2]) - at(asks[0]) >= 200_000, "{asks:?}");
+    assert!(r.board(0).verdict().started());
+}
+
+/// BurningTool's pauses (`K230BurnISP_RunProgram`): 10 ms before
+/// SET_DATA_ADDRESS, 100 ms between the data and the re-greet, 10 ms before
+/// PROG_START.
+#[test]
+fn the_vendors_pauses_are_kept() {
+    let r = Rig::new(None);
+    r.run(&payload(r.file("p.bin", &pattern(2500))), &Options::default()).unwrap();
+    let t = r.transcript();
+    let at = |i: usize| t[i]["at"].as_u64().unwrap();
+    let pos = |f: &dyn Fn(&Value) -> bool| t.iter().position(f).unwrap();
+    let greet = pos(&|x| x["t"] == "ctrl_in");
+    let addr = pos(&|x| x["t"] == "ctrl_out" && x["req"] == 1);
+    let last_bulk = t.iter().rposition(|x| x["t"] == "bulk_out").unwrap();
+    let regreet = t.iter().rposition(|x| x["t"] == "ctrl_in").unwrap();
+    let start = pos(&|x| x["t"] == "ctrl_out" && x["req"] == 4);
+    assert!(regreet > last_bulk && start > regreet, "{t:?}");
+    assert!(at(addr) - at(greet) >= 10_000, "{t:?}");
+    assert!(at(regreet) - at(last_bulk) >= 100_000, "{t:?}");
+    assert!(at(start) - at(regreet) >= 10_000, "{t:?}");
+}
+
+/// When a next stage is expected, the wait is the flow's own bound (15 s
+/// by default, k230-flash's `LOADER_ENUMERATION_TIMEOUT`), not the
+/// connector's general stage timeout.
+#[test]
+fn the_next_stage_wait_is_its_own_bound() {
+    assert_eq!(Options::default().next_stage_wait, Duration::from_secs(15));
+    let r = Rig::new(Some(Fault::NoReturn));
+    let opts = Options { next_stage_wait: Duration::from_millis(450), ..Options::default() };
+    let e = r.run(&bt0_and_main(&r, &pattern(100), &pattern(100)), &opts).unwrap_err();
+    assert!(
+        matches!(e, CanaanError::NoNextStage { waited, .. } if waited == Duration::from_millis(450)),
+        "{e}"
+    );
 }

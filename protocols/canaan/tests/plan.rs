@@ -135,3 +135,68 @@ fn the_storage_image_needs_a_payload_that_runs_from_sram() {
     assert_eq!(e.class(), FailureClass::BadInput);
     assert!(e.hint().unwrap().contains("0x80300000"));
 }
+
+/// The first half of the SRAM, 0x80200000–0x802FFFFF, is the running ROM's
+/// own data and stack (review F4; the virtual ROM hangs when a download
+/// lands there): a payload or `--load` there is refused before any USB
+/// transfer, and the message says why.
+#[test]
+fn the_roms_own_sram_is_not_a_load_target() {
+    let d = tempfile::tempdir().unwrap();
+    let m = write(d.path(), "m.bin", &[0; 100]);
+    for at in [0x8020_0000u64, 0x802f_ff00] {
+        let e = bad(Inputs { loads: vec![(at, m.clone())], ..Inputs::default() });
+        assert!(matches!(e, PlanError::RomSram { .. }), "0x{at:x}: {e}");
+        let text = e.to_string();
+        assert!(text.contains("m.bin") && text.contains("the boot ROM's own"), "{text}");
+        assert!(e.hint().unwrap().contains("0x80300000"), "{:?}", e.hint());
+    }
+    // An ELF linked there, given as the payload.
+    let elf = racklet_tests::elf64(243, 0x8020_0000, &[(0x8020_0000, &[7; 64], 64)]);
+    let e = bad(Inputs { payload: Some(write(d.path(), "low.elf", &elf)), ..Inputs::default() });
+    assert!(matches!(e, PlanError::RomSram { .. }), "{e}");
+    // Right after it is fine.
+    assert!(plan(Inputs { loads: vec![(0x8030_0000, m)], ..Inputs::default() }).is_ok());
+}
+
+/// The K230D has 128 MiB of DRAM (its board facts say so): oreboot's main
+/// stage address 0x08000000 is the first byte past it.
+#[test]
+fn loads_past_the_k230ds_dram_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let bt0 = write(d.path(), "bt0.bin", &[0; 100]);
+    let main = write(d.path(), "main.bin", &[0; 100]);
+    let k230d =
+        |loads: Vec<(u64, PathBuf)>| Inputs { loads, dram_size: Some(128 << 20), ..Inputs::default() };
+    let e = bad(k230d(vec![(0x8036_0000, bt0.clone()), (0x0800_0000, main.clone())]));
+    assert!(matches!(e, PlanError::PastDram { dram_size: 0x0800_0000, .. }), "{e}");
+    assert!(e.to_string().contains("main.bin") && e.to_string().contains("128 MiB"), "{e}");
+    // The last 100 bytes of it are fine.
+    assert!(plan(k230d(vec![(0x8036_0000, bt0.clone()), (0x0800_0000 - 100, main.clone())])).is_ok());
+    // The K230 board (no size in its row) keeps the 2 GiB window.
+    assert!(
+        plan(Inputs { loads: vec![(0x8036_0000, bt0), (0x0800_0000, main)], ..Inputs::default() }).is_ok()
+    );
+}
+
+/// `image`: the ROM copies a storage-boot payload to 0x80300000 and runs it
+/// there, with at most 1 MiB (to the end of SRAM; review F8): an ELF linked
+/// for the USB address 0x80360000 is refused, and so is a raw payload over
+/// 1 MiB; the error says where the image goes on the card.
+#[test]
+fn the_storage_image_runs_at_0x80300000_with_1_mib() {
+    let d = tempfile::tempdir().unwrap();
+    let load = |name: &str, bytes: &[u8]| target().load_dram_stage(&write(d.path(), name, bytes)).unwrap();
+    let usb = racklet_tests::elf64(243, 0x8036_0000, &[(0x8036_0000, &[7; 16], 16)]);
+    let e = racklet_canaan::image::image(&load("hello.elf", &usb), &target()).unwrap_err();
+    assert!(matches!(e, PlanError::ImageLinkedElsewhere { start: 0x8036_0000, .. }), "{e}");
+    assert!(e.to_string().contains("0x80300000"), "{e}");
+    assert_eq!(e.class(), FailureClass::BadInput);
+    let e = racklet_canaan::image::image(&load("big.bin", &vec![0; 0x10_0001]), &target()).unwrap_err();
+    assert!(matches!(e, PlanError::ImageTooLarge { len: 0x10_0001, .. }), "{e}");
+    let spl = racklet_tests::elf64(243, 0x8030_0000, &[(0x8030_0000, &[7; 16], 16)]);
+    assert!(racklet_canaan::image::image(&load("spl.elf", &spl), &target()).is_ok());
+    assert!(racklet_canaan::image::image(&load("spl.bin", &vec![0; 0x10_0000]), &target()).is_ok());
+    let notes = racklet_canaan::image::notes();
+    assert!(notes.iter().any(|n| n.contains("0x100000") && n.contains("sector 2048")), "{notes:?}");
+}

@@ -58,17 +58,22 @@ pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCod
     let input = crate::flows::read_stage(board, &a.input)?;
     let payload =
         racklet_image::load_bytes(&a.input, input, board.arch(), &crate::flows::dram_window(board))?;
-    let bytes = crate::drivers::of(board).image(board, a, &payload)?;
+    let driver = crate::drivers::of(board);
+    let bytes = driver.image(board, a, &payload)?;
+    let notes = driver.image_notes(board);
     // A random temporary file beside the target, renamed over it: a failed
     // run never leaves half a file, and nothing planted there is followed.
     racklet_image::output::write_file(&a.output, &bytes, a.force)?;
     if out.mode == Mode::Json {
         outln!(
             "{}",
-            json!({"output": a.output.display().to_string(), "bytes": bytes.len(), "sha256": racklet_image::sha256_hex(&bytes)})
+            json!({"output": a.output.display().to_string(), "bytes": bytes.len(), "sha256": racklet_image::sha256_hex(&bytes), "notes": notes})
         );
     } else if !g.quiet {
         eprintln!("wrote {} ({} bytes) for {}", a.output.display(), bytes.len(), board.name);
+        for n in &notes {
+            eprintln!("note: {n}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,11 +34,13 @@ impl Driver for Canaan {
             run: a.canaan.run,
             dram: a.rockchip.dram.clone(),
             force: a.connect.force,
+            dram_size: board.dram_size,
         };
         let plan = racklet_canaan::plan(&inputs, &target).map_err(classify)?;
         let opts = Options {
             rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
             follow: a.connect.follow,
+            next_stage_wait: a.canaan.loader_wait,
         };
         let report = racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
@@ -54,6 +56,10 @@ impl Driver for Canaan {
 
     fn image(&self, board: &Board, _args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
         racklet_canaan::image::image(payload, &board.target()).map_err(classify)
+    }
+
+    fn image_notes(&self, _board: &Board) -> Vec<String> {
+        racklet_canaan::image::notes()
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {

@@ -52,6 +52,12 @@ pub trait Driver: Sync {
     /// The storage boot image of `payload` (`racklet-flash image`).
     fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>>;
 
+    /// What the user should know about an image `image` wrote (where it
+    /// goes on the card), one line each.
+    fn image_notes(&self, _board: &Board) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Puts the board's virtual ROM on the simulated buses of `sim`.
     fn attach_sim(&self, sim: &crate::flows::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
 
