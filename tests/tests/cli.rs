@@ -164,3 +164,31 @@ fn no_board_is_not_found_even_without_a_usb_bus() {
     assert_eq!(ev["exit_code"], 3, "{ev}");
     assert!(ev.get("hint").is_some(), "{ev}");
 }
+
+/// A storage verb on a board whose boot ROM leads to no storage stage is
+/// bad usage, refused before any device (or virtual device) is touched.
+#[test]
+fn storage_verbs_refuse_boards_without_a_storage_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let img = racklet_tests::file(d.path(), "os.img", &racklet_tests::pattern(4096, 3));
+    for args in [
+        vec!["write", "milkv-duo", img.to_str().unwrap(), "--simulate"],
+        vec!["read", "milkv-duo", "--at", "0", "--size", "4K", "-o", "out.bin", "--simulate"],
+        vec!["erase", "milkv-duo", "--whole", "--simulate"],
+        vec!["reset", "milkv-duo", "--simulate"],
+        vec!["partitions", "milkv-duo", "--simulate"],
+    ] {
+        let o = rf().args(&args).current_dir(d.path()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("`racklet-flash {}` is not available for milkv-duo", args[0])),
+            "{err}"
+        );
+        assert!(!d.path().join("out.bin").exists(), "nothing is written on a refusal");
+    }
+    // Sizes take 0x…, K, M, G; anything else is a usage error.
+    let o = rf().args(["read", "milkv-duo", "--at", "12Q", "--size", "4K", "-o", "x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a size or address"));
+}

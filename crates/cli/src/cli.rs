@@ -65,6 +65,16 @@ pub enum Command {
     Sim(SimArgs),
     /// Load an image through a fastload loader already running on a serial port, and start it.
     Fastload(Box<crate::cmd::fastload::FastloadArgs>),
+    /// Write an image to the board's storage (bringing the board up from its ROM when needed) and verify it.
+    Write(Box<crate::args::storage::WriteArgs>),
+    /// Read the board's storage into a file.
+    Read(Box<crate::args::storage::ReadArgs>),
+    /// Erase part or all of the board's storage.
+    Erase(Box<crate::args::storage::EraseArgs>),
+    /// Reset the board (to boot, or back into its boot ROM's download mode).
+    Reset(Box<crate::args::storage::ResetArgs>),
+    /// List the partitions of the board's storage.
+    Partitions(Box<crate::args::storage::PartitionsArgs>),
 }
 
 /// A duration such as `500ms`, `10s`, `2m`.

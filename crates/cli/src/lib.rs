@@ -62,6 +62,11 @@ pub fn main_entry() -> ExitCode {
         Command::Man => cmd::misc::man(),
         Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
         Command::Fastload(a) => cmd::fastload::run(a, &out),
+        Command::Write(a) => cmd::storage::write(&cli.global, a, &out),
+        Command::Read(a) => cmd::storage::read(&cli.global, a, &out),
+        Command::Erase(a) => cmd::storage::erase(&cli.global, a, &out),
+        Command::Reset(a) => cmd::storage::reset(&cli.global, a, &out),
+        Command::Partitions(a) => cmd::storage::partitions(&cli.global, a, &out),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ pub mod list;
 pub mod maskrom;
 pub mod misc;
 pub mod run;
+pub mod storage;
 pub mod transcript;
 
 use crate::boards::{Board, Boards};

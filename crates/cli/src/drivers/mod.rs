@@ -12,9 +12,15 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_link::Connector;
+use racklet_sim::models::Scenario;
+use racklet_sim::rom::VirtualRom;
+use racklet_sim::serial::SimSerialBus;
+use racklet_sim::usb::SimUsbBus;
 
+use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
+use crate::error::classify;
 use crate::flows::Outcome;
 use crate::output::Output;
 
@@ -40,6 +46,11 @@ pub trait Driver: Sync {
     /// The protocol's name in the board table (`protocol = "rockchip"`).
     fn name(&self) -> &'static str;
 
+    /// The storage verbs this driver implements (`["write", "read", ...]`).
+    fn storage_verbs(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Loads and starts the payload (`racklet-flash maskrom`).
     fn maskrom(&self, job: &mut Job) -> Result<Outcome>;
 
@@ -57,6 +68,75 @@ pub trait Driver: Sync {
 
     /// Serves the board's virtual ROM outside the process (`racklet-flash sim`).
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()>;
+
+    /// Puts the board's virtual device for a storage verb on the simulated
+    /// buses: by default the SoC's model from the sim registry with its
+    /// storage where `--sim-storage` says.
+    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn VirtualRom>> {
+        let scenario = Scenario {
+            fault: sim.fault.clone(),
+            storage: sim.target.sim.sim_storage.clone(),
+            ..Scenario::at(&sim.port_path)
+        };
+        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+    }
+
+    /// Writes an image to the board's storage (`racklet-flash write`).
+    fn write(&self, job: &mut StorageJob, _args: &WriteArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "write"))
+    }
+
+    /// Reads the board's storage into a file (`racklet-flash read`).
+    fn read(&self, job: &mut StorageJob, _args: &ReadArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "read"))
+    }
+
+    /// Erases part or all of the board's storage (`racklet-flash erase`).
+    fn erase(&self, job: &mut StorageJob, _args: &EraseArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "erase"))
+    }
+
+    /// Resets the board (`racklet-flash reset`).
+    fn reset(&self, job: &mut StorageJob, _args: &ResetArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "reset"))
+    }
+
+    /// Lists the partitions of the board's storage (`racklet-flash partitions`).
+    fn partitions(&self, job: &mut StorageJob, _args: &PartitionsArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "partitions"))
+    }
+}
+
+/// One board's run of a storage verb.
+#[allow(dead_code)] // Read by the storage drivers as they land (issues 18–20); remove then.
+pub struct StorageJob<'a, 'c> {
+    pub board: &'a Board,
+    pub target: &'a StorageTarget,
+    pub conn: &'a mut Connector<'c>,
+    /// True when the buses are simulated (for messages only).
+    pub simulate: bool,
+}
+
+/// The simulated world a storage verb's virtual device is put in.
+pub struct StorageSim<'a> {
+    pub board: &'a Board,
+    pub target: &'a StorageTarget,
+    pub port_path: String,
+    pub fault: Option<String>,
+    pub usb: SimUsbBus,
+    pub serial: SimSerialBus,
+}
+
+/// A verb this board's protocol does not offer (yet): bad usage, exit 2.
+pub fn unsupported(board: &Board, verb: &str) -> anyhow::Error {
+    let can: Vec<&str> =
+        DRIVERS.iter().filter(|d| d.storage_verbs().contains(&verb)).map(|d| d.name()).collect();
+    let also = if can.is_empty() { String::new() } else { format!(" (it is for {} boards)", can.join(", ")) };
+    crate::error::bad_input(format!(
+        "`racklet-flash {verb}` is not available for {} ({} boot ROM){also}",
+        board.name,
+        board.protocol.name()
+    ))
 }
 
 /// Every driver.
