@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Bring up bare boards through their SoC's boot ROM.
@@ -24,8 +25,9 @@ pub struct Cli {
 /// Options for every command.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Print machine-readable JSON (events on stdout, one per line).
-    #[arg(long, global = true, env = "RACKLET_JSON")]
+    /// Print machine-readable JSON: one event object per line on stdout
+    /// (docs/json-events.md). RACKLET_JSON takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, global = true, env = "RACKLET_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
     /// More detail (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -46,8 +48,8 @@ pub enum Command {
     Maskrom(Box<MaskromArgs>),
     /// Show every boot ROM on USB and serial now.
     List(ListArgs),
-    /// Show the board table.
-    Boards,
+    /// Show the board table: each board's aliases and how to put it in its boot ROM mode.
+    Boards(BoardsArgs),
     /// Tell what a file holds (ELF, raw, RKBOOT loader, boot image) and which boards it fits.
     Info(InfoArgs),
     /// Write the storage boot image the board's ROM expects.
@@ -91,13 +93,29 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
     r.map_err(|_| format!("'{s}' is not a number (write 0x80360000 or 2148925440)"))
 }
 
+/// A memory address: hex with `0x`. A bare number is refused as
+/// ambiguous: addresses are written in hex everywhere (`80360000` in a
+/// datasheet is 0x80360000), so reading it as decimal would load elsewhere.
+pub fn parse_address(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.starts_with("0x") || t.starts_with("0X") || t == "0" {
+        return parse_u64(t);
+    }
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit() || c == '_') {
+        return Err(format!(
+            "'{s}' is ambiguous: write the address in hex with 0x (0x{t}), or convert a decimal address to hex"
+        ));
+    }
+    Err(format!("'{s}' is not an address (write it in hex, e.g. 0x80360000)"))
+}
+
 /// `ADDR=FILE`.
 pub fn parse_load(s: &str) -> Result<(u64, PathBuf), String> {
     let (a, f) = s.split_once('=').ok_or_else(|| format!("'{s}' is not ADDR=FILE"))?;
     if f.is_empty() {
         return Err(format!("'{s}' names no file"));
     }
-    Ok((parse_u64(a)?, PathBuf::from(f)))
+    Ok((parse_address(a)?, PathBuf::from(f)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,7 +142,7 @@ pub enum Core {
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
     /// The device: USB port path (1-3.2), tty (/dev/ttyUSB0, /dev/serial/by-path/...) or vid:pid[:serial].
-    /// Repeat to flash several boards at once.
+    /// Repeat (or separate with commas, as RACKLET_PORT does) to flash several boards at once.
     #[arg(long, short = 'p', value_name = "SEL", env = "RACKLET_PORT", value_delimiter = ',')]
     pub port: Vec<String>,
     /// Flash every matching boot ROM found, in parallel.
@@ -137,7 +155,8 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "DUR", env = "RACKLET_STAGE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub stage_timeout: Duration,
     /// Run against the board's virtual ROM instead of a device.
-    #[arg(long, env = "RACKLET_SIMULATE")]
+    /// RACKLET_SIMULATE takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, env = "RACKLET_SIMULATE", value_parser = BoolishValueParser::new())]
     pub simulate: bool,
     /// Run against the real board when one is attached, otherwise against
     /// its virtual ROM (and say so).
@@ -240,6 +259,13 @@ pub struct ListArgs {
     pub all: bool,
 }
 
+/// `racklet-flash boards [<board>]`
+#[derive(Debug, Args, Clone)]
+pub struct BoardsArgs {
+    /// Show this board only, with every fact of its row.
+    pub board: Option<String>,
+}
+
 /// `racklet-flash info <file>`
 #[derive(Debug, Args, Clone)]
 pub struct InfoArgs {
@@ -258,7 +284,7 @@ pub struct ImageArgs {
     pub board: String,
     /// The payload (ELF or raw binary).
     pub input: PathBuf,
-    /// Where to write the image.
+    /// Where to write the image (`-` for standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// Overwrite the output file if it exists.
@@ -317,5 +343,10 @@ mod tests {
         assert_eq!(parse_load("0x10=a.bin").unwrap(), (0x10, PathBuf::from("a.bin")));
         assert!(parse_load("0x10").is_err());
         assert!(parse_load("0x10=").is_err());
+        // A bare number is ambiguous for an address: refused, not read as decimal.
+        let e = parse_load("80360000=a.bin").unwrap_err();
+        assert!(e.contains("ambiguous") && e.contains("0x80360000"), "{e}");
+        assert!(parse_address("2148925440").unwrap_err().contains("ambiguous"));
+        assert_eq!(parse_address("0x8036_0000").unwrap(), 0x8036_0000);
     }
 }

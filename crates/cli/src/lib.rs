@@ -23,6 +23,7 @@ mod drivers;
 mod error;
 mod flows;
 mod output;
+mod usage;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,14 +31,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use racklet_link::FailureClass;
-use serde_json::json;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 
 /// Runs the command line and returns the process exit code.
 pub fn main_entry() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage::error(e),
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let c = cancel.clone();
@@ -54,7 +57,7 @@ pub fn main_entry() -> ExitCode {
     let result = match &cli.command {
         Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, &out),
         Command::List(a) => cmd::list::run(&cli.global, a, &out),
-        Command::Boards => cmd::misc::boards(&cli.global, &out),
+        Command::Boards(a) => cmd::misc::boards(&cli.global, a, &out),
         Command::Info(a) => cmd::info::run(&cli.global, a, &out),
         Command::Image(a) => cmd::misc::image(&cli.global, a, &out),
         Command::UdevRules => cmd::misc::udev_rules(&cli.global),
@@ -67,16 +70,7 @@ pub fn main_entry() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let class = if out.cancelled() { FailureClass::Interrupted } else { error::class_of(&e) };
-            let message = error::message_of(&e);
-            let hint = error::hint_of(&e);
-            if out.mode == output::Mode::Json {
-                out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message,"hint":hint}));
-            } else {
-                eprintln!("error: {message}");
-                if let Some(h) = hint {
-                    eprintln!("hint: {h}");
-                }
-            }
+            out.error(&e, &output::ErrorAt::default());
             ExitCode::from(class.exit_code() as u8)
         }
     }

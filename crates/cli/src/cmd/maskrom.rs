@@ -20,7 +20,7 @@ use crate::console::{self, Console};
 use crate::drivers::{self, Job};
 use crate::error::{bad_input, class_of, fail};
 use crate::flows::{self, Outcome, SimCtx};
-use crate::output::{JobReporter, Mode, Output};
+use crate::output::{ErrorAt, JobReporter, Mode, Output};
 
 /// The virtual ROMs of a simulated run, by USB port path.
 type Sims = Vec<(String, Box<dyn racklet_sim::rom::VirtualRom>)>;
@@ -32,11 +32,24 @@ struct JobResult {
     elapsed: std::time::Duration,
     /// The device the job found (USB port path or tty), when it found one.
     device: Option<String>,
+    /// The port given for the job (its selector), if any.
+    port: Option<String>,
+    /// The stage that ran last (where a failure happened).
+    stage: Option<String>,
+    /// Every stage that finished: name, bytes, time.
+    stages: Vec<(String, u64, std::time::Duration)>,
+    /// What the virtual ROM said it ran (simulated runs).
+    verdict: Option<String>,
+    /// What the console matched (--expect).
+    matched: Option<String>,
+    /// The failure was already shown as it happened.
+    shown: bool,
 }
 
 pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
+    out.set_board(&board.name);
     // Check every input file before anything is touched: a regular file no
     // larger than the board's largest stage (judged before reading), and
     // not a near-miss of a known header, which is damaged, not a raw
@@ -57,6 +70,9 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let mut selectors: Vec<Selector> = Vec::new();
     for s in &a.connect.port {
         let s = Selector::parse(s)?;
+        if let Selector::Tty(p) = &s {
+            not_a_tty("--port", p)?;
+        }
         // The same selector twice is one board.
         if selectors.contains(&s) {
             out.line(&format!("--port {s} and --port {s} name the same board: flashing it once"));
@@ -155,6 +171,19 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
             job_selectors.len()
         )));
     }
+    // A console that cannot be opened is found before anything is sent.
+    if !a.connect.simulate {
+        for tty in &a.monitor {
+            let p = std::path::Path::new(tty);
+            if !p.exists() {
+                return Err(fail(
+                    FailureClass::NotFound,
+                    format!("--monitor {tty}: no such serial port; nothing was sent to the board"),
+                ));
+            }
+            not_a_tty("--monitor", p)?;
+        }
+    }
     let expect = match &a.expect {
         Some(re) => Some(
             regex::Regex::new(re)
@@ -181,9 +210,10 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 let out = out.clone();
                 let out2 = out.clone();
                 scope.spawn(move || {
-                    let label = sel.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                    let port = sel.as_ref().map(|s| s.to_string());
+                    let label = port.clone().unwrap_or_else(|| "-".into());
                     let transcript = transcript.map(|t| if parallel { t.with_port(&label) } else { t });
-                    let mut rep = JobReporter::new(out, parallel.then(|| label.clone()));
+                    let mut rep = JobReporter::with_port(out, parallel.then(|| label.clone()), port.clone());
                     let (outcome, device) = {
                         let mut conn = Connector::new(usb, serial, &mut rep);
                         conn.selector = sel.clone();
@@ -202,8 +232,9 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         }
                     });
                     // The payload runs: watch its console when asked.
+                    let mut matched = None;
                     let outcome = match (outcome, a.monitor.get(i)) {
-                        (Ok(mut o), Some(tty)) => {
+                        (Ok(o), Some(tty)) => {
                             let c = Console {
                                 tty,
                                 baud: a.baud,
@@ -212,15 +243,38 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                                 label: parallel.then_some(label.as_str()),
                             };
                             console::run(&c, &out2).map(|m| {
-                                if let Some(m) = m {
-                                    o.fact("console matched", m);
-                                }
+                                matched = m;
                                 o
                             })
                         }
                         (r, _) => r,
                     };
-                    JobResult { label, outcome, elapsed: rep.elapsed(), device }
+                    // In a parallel run, a board's failure is shown when it happens.
+                    let mut shown = false;
+                    if parallel && let Err(e) = &outcome {
+                        out2.error(
+                            e,
+                            &ErrorAt {
+                                board: Some(board.name.clone()),
+                                port: device.clone().or_else(|| port.clone()),
+                                stage: rep.stage(),
+                                prefix: Some(label.clone()),
+                            },
+                        );
+                        shown = true;
+                    }
+                    JobResult {
+                        label,
+                        outcome,
+                        elapsed: rep.elapsed(),
+                        device,
+                        port,
+                        stage: rep.stage(),
+                        stages: rep.stages.clone(),
+                        verdict: None,
+                        matched,
+                        shown,
+                    }
                 })
             })
             .collect();
@@ -232,6 +286,12 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                     outcome: Err(fail(FailureClass::Other, "internal error: a job panicked")),
                     elapsed: Default::default(),
                     device: None,
+                    port: None,
+                    stage: None,
+                    stages: Vec::new(),
+                    verdict: None,
+                    matched: None,
+                    shown: false,
                 })
             })
             .collect()
@@ -262,7 +322,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 continue;
             }
             match (&mut r.outcome, &verdict) {
-                (Ok(o), Ok(v)) => o.fact("virtual ROM", v.clone()),
+                (Ok(_), Ok(v)) => r.verdict = Some(v.clone()),
                 (Ok(_), Err(v)) => {
                     r.outcome = Err(fail(
                         FailureClass::Rejected,
@@ -296,6 +356,19 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     }
 
     report(board, results, out, parallel)
+}
+
+/// A path given as a serial port that is a regular file or a directory is
+/// bad input (opening it would fail with "Not a typewriter").
+fn not_a_tty(flag: &str, p: &std::path::Path) -> Result<()> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() || m.is_dir() => Err(bad_input(format!(
+            "{flag} {}: a {}, not a serial port; give the tty (e.g. /dev/ttyUSB0, see `racklet-flash list`)",
+            p.display(),
+            if m.is_file() { "regular file" } else { "directory" }
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `--fault PORT=NAME` must name a virtual board of the run.
@@ -421,25 +494,72 @@ fn all_ports(board: &Board, usb: &dyn UsbBus, serial: &dyn SerialBus) -> Result<
     })
 }
 
+/// The `done` event's facts: the same keys for every board (docs/json-events.md).
+fn done_facts(board: &Board, r: &JobResult, o: &Outcome) -> serde_json::Value {
+    json!({
+        "chip": o.chip.clone().unwrap_or_else(|| board.soc.clone()),
+        "rom": o.rom,
+        "port": r.device.clone().or_else(|| r.port.clone()),
+        "stages": r.stages.iter().map(|(name, bytes, d)| json!({"name":name,"bytes":bytes,"ms":d.as_millis() as u64})).collect::<Vec<_>>(),
+        "virtual_rom": r.verdict,
+        "console_matched": r.matched,
+    })
+}
+
 fn print_done(board: &Board, r: &JobResult, o: &Outcome, out: &Arc<Output>, parallel: bool) {
     if out.mode == Mode::Json {
-        let facts: serde_json::Map<String, serde_json::Value> =
-            o.facts.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let mut ev = json!({"event":"done","ok":true,"board":board.name,"ms":r.elapsed.as_millis() as u64,"facts":facts});
-        if parallel {
-            ev["port"] = json!(r.label);
-        }
-        out.json(ev);
-    } else {
-        let pre = if parallel { format!("[{}] ", r.label) } else { String::new() };
+        let details: Vec<serde_json::Value> =
+            o.facts.iter().map(|(k, v)| json!({"key":k,"value":v})).collect();
+        out.json(json!({"event":"done","ok":true,"board":board.name,"port":r.device.clone().or_else(|| r.port.clone()),
+            "ms":r.elapsed.as_millis() as u64,"facts":done_facts(board, r, o),"details":details}));
+        return;
+    }
+    let pre = if parallel { format!("[{}] ", r.label) } else { String::new() };
+    // A parallel run keeps one line per board (the facts with -v).
+    if !parallel || out.verbose > 0 {
         for (k, v) in &o.facts {
             out.line(&format!("{pre}{k}: {v}"));
         }
-        out.line(&format!("{pre}done: {} started in {:.2}s", board.name, r.elapsed.as_secs_f64()));
+        if let Some(v) = &r.verdict {
+            out.line(&format!("{pre}virtual ROM: {v}"));
+        }
+    }
+    if let Some(m) = &r.matched {
+        out.line(&format!("{pre}console matched: {m}"));
+    }
+    let sent: u64 = r.stages.iter().map(|s| s.1).sum();
+    out.line(&format!(
+        "{pre}done: {} started in {:.2} s ({} stage{}, {} bytes)",
+        board.name,
+        r.elapsed.as_secs_f64(),
+        r.stages.len(),
+        if r.stages.len() == 1 { "" } else { "s" },
+        sent
+    ));
+}
+
+/// The first sentence of a message, at most `max` characters: a table cell.
+fn cell(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = match first.find(". ") {
+        Some(i) => &first[..i + 1],
+        None => first,
+    };
+    if first.chars().count() <= max {
+        first.to_string()
+    } else {
+        let cut: String = first.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
     }
 }
 
 fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: bool) -> Result<ExitCode> {
+    let at = |r: &JobResult| ErrorAt {
+        board: Some(board.name.clone()),
+        port: r.device.clone().or_else(|| r.port.clone()),
+        stage: r.stage.clone(),
+        prefix: parallel.then(|| r.label.clone()),
+    };
     if !parallel {
         let r = results.into_iter().next().expect("one job");
         return match &r.outcome {
@@ -447,30 +567,53 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
                 print_done(board, &r, o, out, false);
                 Ok(ExitCode::SUCCESS)
             }
-            Err(_) => Err(r.outcome.expect_err("matched Err")),
+            Err(e) => {
+                out.error(e, &at(&r));
+                let class = if out.cancelled() { FailureClass::Interrupted } else { class_of(e) };
+                Ok(ExitCode::from(class.exit_code() as u8))
+            }
         };
     }
     let mut failures = Vec::new();
     for r in &results {
         match &r.outcome {
             Ok(o) => print_done(board, r, o, out, true),
-            Err(e) => failures.push((r, class_of(e), e)),
+            Err(e) => {
+                // Failures found after the jobs (the virtual ROM's verdict) are shown now.
+                if !r.shown {
+                    out.error(e, &at(r));
+                }
+                failures.push((r, class_of(e)));
+            }
         }
     }
     if out.mode == Mode::Json {
-        for (r, class, e) in &failures {
-            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":crate::error::message_of(e)}));
-        }
-        out.json(json!({"event":"summary","ok":results.len() - failures.len(),"failed":failures.len()}));
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                let class = r.outcome.as_ref().err().map(class_of);
+                json!({"port":r.device.clone().or_else(|| r.port.clone()),"ok":r.outcome.is_ok(),
+                    "class":class.map(|c| c.name()),"exit_code":class.map_or(0, |c| c.exit_code()),
+                    "stage":r.stage,"ms":r.elapsed.as_millis() as u64})
+            })
+            .collect();
+        out.json(json!({"event":"summary","port":null,"ok":results.len() - failures.len(),"failed":failures.len(),"boards":rows}));
     } else {
         out.line("");
-        out.line(&format!("{:<20} {:<12} {:>8}  detail", "port", "result", "time"));
+        out.line(&format!("{:<14} {:<12} {:>8}  {:<16} detail", "port", "result", "time", "stage"));
         for r in &results {
             let (res, detail) = match &r.outcome {
                 Ok(_) => ("ok".to_string(), String::new()),
-                Err(e) => (class_of(e).name().to_string(), crate::error::message_of(e)),
+                Err(e) => (class_of(e).name().to_string(), cell(&crate::error::message_of(e), 60)),
             };
-            out.line(&format!("{:<20} {:<12} {:>7.2}s  {}", r.label, res, r.elapsed.as_secs_f64(), detail));
+            out.line(&format!(
+                "{:<14} {:<12} {:>6.2} s  {:<16} {}",
+                r.label,
+                res,
+                r.elapsed.as_secs_f64(),
+                cell(r.stage.as_deref().unwrap_or("-"), 16),
+                detail
+            ));
         }
         if !failures.is_empty() {
             eprintln!("{} of {} boards failed", failures.len(), results.len());

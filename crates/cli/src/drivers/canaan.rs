@@ -57,7 +57,11 @@ impl Driver for Canaan {
         };
         let report =
             racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(|e| boot_error(board, e))?;
-        Ok(Outcome { facts: report.facts() })
+        let rom = match &report.chip {
+            racklet_canaan::report::Chip::BootRom => "K230 boot ROM".to_string(),
+            racklet_canaan::report::Chip::Unknown { reply } => format!("unknown ({reply:?}, forced)"),
+        };
+        Ok(Outcome { facts: report.facts(), chip: Some(board.soc.clone()), rom: Some(rom) })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
