@@ -227,7 +227,7 @@ fn next_stage_is_reported() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["event"] == "done")
         .expect("a done event");
-    let next = done["facts"]["next stage"].as_str().unwrap();
+    let next = racklet_tests::detail(&done, "next stage").unwrap();
     assert!(next.contains("kburn loader") && next.contains("Uboot Stage for K230"), "{next}");
 }
 

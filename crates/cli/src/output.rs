@@ -10,6 +10,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use racklet_link::{FailureClass, ProgressEvent, ProgressSink};
 use serde_json::{Value, json};
 
+/// The version of the JSON events (`v` in each; docs/json-events.md).
+pub const JSON_VERSION: u32 = 1;
+
 /// How output is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -48,7 +51,15 @@ impl Output {
         } else {
             ProgressDrawTarget::hidden()
         });
-        Arc::new(Output { mode, verbose, quiet, multi, lock: Mutex::new(()), cancel, board: Mutex::new(None) })
+        Arc::new(Output {
+            mode,
+            verbose,
+            quiet,
+            multi,
+            lock: Mutex::new(()),
+            cancel,
+            board: Mutex::new(None),
+        })
     }
 
     /// Names the board the command is about: events without a `board` get it.
@@ -64,6 +75,7 @@ impl Output {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Value::Object(m) = &mut v {
             debug_assert!(m.contains_key("event"), "a JSON event without `event`: {m:?}");
+            m.insert("v".into(), json!(JSON_VERSION));
             m.entry("board").or_insert_with(|| json!(board));
             m.entry("port").or_insert(Value::Null);
             m.entry("ts_ms").or_insert_with(|| {
@@ -225,7 +237,9 @@ fn terminal_width() -> usize {
 pub fn bar_template(width: usize, sized: bool) -> &'static str {
     match (sized, width) {
         (false, _) => "{prefix}{msg:24!} {spinner} {bytes} {bytes_per_sec}",
-        (true, 90..) => "{prefix}{msg:20!} [{wide_bar}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} ETA {eta}",
+        (true, 90..) => {
+            "{prefix}{msg:20!} [{wide_bar}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} ETA {eta}"
+        }
         (true, 60..) => "{prefix}{msg:14!} [{wide_bar}] {percent:>3}% {bytes_per_sec:>12}",
         (true, _) => "{prefix}{msg:10!} [{wide_bar}] {percent:>3}%",
     }
@@ -326,5 +340,79 @@ impl ProgressSink for JobReporter {
 impl Drop for JobReporter {
     fn drop(&mut self) {
         self.finish_bar();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+
+    use super::bar_template;
+
+    /// A terminal of a given width that keeps what was drawn on it.
+    #[derive(Debug)]
+    struct Narrow {
+        width: u16,
+        text: Arc<Mutex<String>>,
+    }
+
+    impl TermLike for Narrow {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            let mut t = self.text.lock().unwrap();
+            t.push_str(s);
+            t.push('\n');
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.text.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            // Each redraw starts on a cleared line.
+            self.text.lock().unwrap().push('\n');
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_bar_fits_narrow_terminals() {
+        for width in [40u16, 60, 80, 100, 120] {
+            let text = Arc::new(Mutex::new(String::new()));
+            let term = Narrow { width, text: text.clone() };
+            let bar =
+                ProgressBar::with_draw_target(Some(1 << 20), ProgressDrawTarget::term_like(Box::new(term)));
+            bar.set_style(ProgressStyle::with_template(bar_template(width as usize, true)).unwrap());
+            bar.set_prefix("[1-3.4] ");
+            bar.set_message("payloads/prebuilt/canmv-k230/hello.elf at 0x80360000");
+            bar.set_position(300_000);
+            bar.tick();
+            bar.abandon();
+            let drawn = text.lock().unwrap().clone();
+            assert!(!drawn.trim().is_empty(), "{width}: nothing drawn");
+            for line in drawn.lines() {
+                let cols = console::measure_text_width(line);
+                assert!(cols <= width as usize, "{width} columns: a line of {cols}: {line:?}");
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ pub fn report(e: clap::Error, argv: &[OsString], env: &dyn Fn(&str) -> Option<Os
     let (message, hint) = render(&e, argv, env);
     let class = FailureClass::BadInput;
     if json_asked(argv, env) {
-        let ev = json!({"event":"error","board":null,"port":null,"stage":null,"class":class.name(),
+        let ev = json!({"event":"error","v":crate::output::JSON_VERSION,"board":null,"port":null,"stage":null,"class":class.name(),
             "exit_code":class.exit_code(),"message":message,"hint":hint,"ts_ms":now_ms()});
         println!("{ev}");
     } else {
@@ -41,7 +41,10 @@ pub fn report(e: clap::Error, argv: &[OsString], env: &dyn Fn(&str) -> Option<Os
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The arguments before a `--`.
@@ -53,13 +56,20 @@ fn options(argv: &[OsString]) -> impl Iterator<Item = &str> {
 fn json_asked(argv: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> bool {
     options(argv).any(|a| a == "--json")
         || env("RACKLET_JSON").is_some_and(|v| {
-            matches!(v.to_str().map(|s| s.trim().to_ascii_lowercase()).as_deref(), Some("1" | "y" | "yes" | "on" | "true"))
+            matches!(
+                v.to_str().map(|s| s.trim().to_ascii_lowercase()).as_deref(),
+                Some("1" | "y" | "yes" | "on" | "true")
+            )
         })
 }
 
 /// The message, and the rest of clap's text (tips, usage) as the hint. A
 /// value that came from an environment variable is said to have come from it.
-fn render(e: &clap::Error, argv: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> (String, Option<String>) {
+fn render(
+    e: &clap::Error,
+    argv: &[OsString],
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> (String, Option<String>) {
     let text = e.render().to_string();
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
@@ -75,7 +85,10 @@ fn render(e: &clap::Error, argv: &[OsString], env: &dyn Fn(&str) -> Option<OsStr
         && !given(arg, argv)
     {
         let quoted = format!("'{arg}'");
-        message = message.replace(&format!("for {quoted}"), &format!("in the environment variable {var} (read for {quoted})"));
+        message = message.replace(
+            &format!("for {quoted}"),
+            &format!("in the environment variable {var} (read for {quoted})"),
+        );
         if !message.contains(&var) {
             message = format!("{message} (the value came from the environment variable {var})");
         }
@@ -113,7 +126,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_from_the_environment_names_the_variable() {
-        let argv: Vec<OsString> = ["racklet-flash", "maskrom", "canmv-k230", "x.bin"].iter().map(Into::into).collect();
+        let argv: Vec<OsString> =
+            ["racklet-flash", "maskrom", "canmv-k230", "x.bin"].iter().map(Into::into).collect();
         let env = |v: &str| (v == "RACKLET_WAIT").then(|| OsString::from("bogus"));
         let e = Cli::command()
             .try_get_matches_from(["racklet-flash", "maskrom", "canmv-k230", "x.bin", "--wait", "bogus"])
@@ -122,8 +136,10 @@ mod tests {
         assert!(m.contains("RACKLET_WAIT"), "{m}");
         assert!(h.unwrap().contains("unset RACKLET_WAIT"));
         // Given on the command line, the flag is named, not the variable.
-        let argv: Vec<OsString> =
-            ["racklet-flash", "maskrom", "canmv-k230", "x.bin", "--wait", "bogus"].iter().map(Into::into).collect();
+        let argv: Vec<OsString> = ["racklet-flash", "maskrom", "canmv-k230", "x.bin", "--wait", "bogus"]
+            .iter()
+            .map(Into::into)
+            .collect();
         let (m, _) = render(&e, &argv, &env);
         assert!(!m.contains("RACKLET_WAIT"), "{m}");
     }

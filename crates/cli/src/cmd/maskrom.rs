@@ -194,7 +194,8 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let expect = expect.as_ref();
 
     if out.mode == Mode::Json {
-        out.json(json!({"event":"start","board":board.name,"soc":board.soc,"protocol":board.protocol.name(),"simulate":a.connect.simulate,"jobs":job_selectors.len()}));
+        out.json(json!({"event":"start","board":board.name,"soc":board.soc,"protocol":board.protocol.name(),"simulate":a.connect.simulate,"jobs":job_selectors.len(),
+            "ports":job_selectors.iter().map(|s| s.as_ref().map(|s| s.to_string())).collect::<Vec<_>>()}));
     } else if !board.tested && out.verbose > 0 {
         out.line(&format!("note: {} has not been tested on real hardware yet", board.name));
     }
@@ -553,6 +554,17 @@ fn cell(text: &str, max: usize) -> String {
     }
 }
 
+/// The end of a name, at most `max` characters (a stage named by its file).
+fn tail(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        text.to_string()
+    } else {
+        let end: String = text.chars().skip(n - max + 1).collect();
+        format!("…{end}")
+    }
+}
+
 fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: bool) -> Result<ExitCode> {
     let at = |r: &JobResult| ErrorAt {
         board: Some(board.name.clone()),
@@ -600,18 +612,18 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
         out.json(json!({"event":"summary","port":null,"ok":results.len() - failures.len(),"failed":failures.len(),"boards":rows}));
     } else {
         out.line("");
-        out.line(&format!("{:<14} {:<12} {:>8}  {:<16} detail", "port", "result", "time", "stage"));
+        out.line(&format!("{:<14} {:<12} {:>8}  {:<24} detail", "port", "result", "time", "stage"));
         for r in &results {
             let (res, detail) = match &r.outcome {
                 Ok(_) => ("ok".to_string(), String::new()),
                 Err(e) => (class_of(e).name().to_string(), cell(&crate::error::message_of(e), 60)),
             };
             out.line(&format!(
-                "{:<14} {:<12} {:>6.2} s  {:<16} {}",
+                "{:<14} {:<12} {:>6.2} s  {:<24} {}",
                 r.label,
                 res,
                 r.elapsed.as_secs_f64(),
-                cell(r.stage.as_deref().unwrap_or("-"), 16),
+                tail(r.stage.as_deref().unwrap_or("-"), 24),
                 detail
             ));
         }

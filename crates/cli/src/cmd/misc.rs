@@ -62,7 +62,15 @@ pub fn boards(g: &GlobalArgs, a: &BoardsArgs, out: &Arc<Output>) -> Result<ExitC
         outln!("  {:<15} {}", "boot ROM mode", b.enter);
         return Ok(ExitCode::SUCCESS);
     }
-    outln!("{:<22} {:<8} {:<9} {:<7} {:<12} {:<7} title", "board", "soc", "protocol", "via", "load", "tested");
+    outln!(
+        "{:<22} {:<8} {:<9} {:<7} {:<12} {:<7} title",
+        "board",
+        "soc",
+        "protocol",
+        "via",
+        "load",
+        "tested"
+    );
     for b in shown {
         outln!(
             "{:<22} {:<8} {:<9} {:<7} 0x{:<10x} {:<7} {}",
@@ -112,7 +120,10 @@ pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCod
     if to_stdout {
         let mut o = std::io::stdout().lock();
         o.write_all(&bytes).and_then(|_| o.flush()).map_err(|e| {
-            crate::error::fail(racklet_link::FailureClass::Io, format!("writing the image to standard output: {e}"))
+            crate::error::fail(
+                racklet_link::FailureClass::Io,
+                format!("writing the image to standard output: {e}"),
+            )
         })?;
         if !g.quiet {
             eprintln!("wrote {} bytes for {} to standard output", bytes.len(), board.name);
