@@ -56,7 +56,11 @@ pub enum Command {
     Image(ImageArgs),
     /// Print udev rules that give the plugdev group access to every boot ROM in the table.
     UdevRules,
-    /// Print shell completions.
+    /// Print the shell's completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// The script asks racklet-flash what to complete as you type, so
+    /// subcommands, options and board names (the built-in ones and those
+    /// of RACKLET_BOARDS) complete. Regenerate it after an upgrade.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -67,6 +71,22 @@ pub enum Command {
     Sim(SimArgs),
     /// Load an image through a fastload loader already running on a serial port, and start it.
     Fastload(Box<crate::cmd::fastload::FastloadArgs>),
+}
+
+/// Board names for shell completion: the built-in table and the boards of
+/// RACKLET_BOARDS (the shell cannot know a --boards FILE on the line).
+fn board_names() -> clap_complete::ArgValueCandidates {
+    clap_complete::ArgValueCandidates::new(|| {
+        let extra = std::env::var_os("RACKLET_BOARDS").map(PathBuf::from);
+        let boards = crate::boards::Boards::load(extra.as_deref())
+            .or_else(|_| crate::boards::Boards::load(None))
+            .map(|b| b.boards)
+            .unwrap_or_default();
+        boards
+            .into_iter()
+            .map(|b| clap_complete::CompletionCandidate::new(b.name).help(Some(b.title.into())))
+            .collect()
+    })
 }
 
 /// A duration such as `500ms`, `10s`, `2m`.
@@ -181,6 +201,7 @@ pub struct ConnectArgs {
 #[derive(Debug, Args, Clone)]
 pub struct MaskromArgs {
     /// Board name (see `racklet-flash boards`).
+    #[arg(add = board_names())]
     pub board: String,
     /// The payload: ELF, raw binary, or the board's own format (RKBOOT loader, headed image, fip.bin).
     pub bin: Option<PathBuf>,
@@ -263,6 +284,7 @@ pub struct ListArgs {
 #[derive(Debug, Args, Clone)]
 pub struct BoardsArgs {
     /// Show this board only, with every fact of its row.
+    #[arg(add = board_names())]
     pub board: Option<String>,
 }
 
@@ -272,7 +294,7 @@ pub struct InfoArgs {
     /// The file to inspect.
     pub file: PathBuf,
     /// Check the fit against this board only.
-    #[arg(long)]
+    #[arg(long, add = board_names())]
     pub board: Option<String>,
 }
 
@@ -281,6 +303,7 @@ pub struct InfoArgs {
 #[command(disable_version_flag = true)]
 pub struct ImageArgs {
     /// Board name.
+    #[arg(add = board_names())]
     pub board: String,
     /// The payload (ELF or raw binary).
     pub input: PathBuf,
@@ -302,6 +325,7 @@ pub struct ImageArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SimArgs {
     /// Board whose ROM to serve.
+    #[arg(add = board_names())]
     pub board: String,
     /// Fastboot ROMs: listen on this TCP address (e.g. 127.0.0.1:5554).
     #[arg(long, value_name = "ADDR")]

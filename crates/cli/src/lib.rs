@@ -37,6 +37,11 @@ use crate::output::Output;
 
 /// Runs the command line and returns the process exit code.
 pub fn main_entry() -> ExitCode {
+    // A shell asking what to complete (the script of `completions`) gets
+    // its answer and the process ends here.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var(cmd::misc::COMPLETE_VAR)
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage::error(e),
