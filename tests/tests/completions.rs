@@ -28,11 +28,7 @@ enter = "press BOOT"
 /// `racklet-flash` by name, as an installed one is called).
 fn shell(sh: &str, script: &str, boards: &Path) -> String {
     let bin = racklet_flash_path();
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     let o = Command::new(sh)
         .arg("-c")
         .arg(script)
@@ -41,7 +37,12 @@ fn shell(sh: &str, script: &str, boards: &Path) -> String {
         .env_remove("RACKLET_COMPLETE")
         .output()
         .unwrap_or_else(|e| panic!("{sh}: {e} (scripts/provision.sh installs it)"));
-    assert!(o.status.success(), "{sh}: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{sh}: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

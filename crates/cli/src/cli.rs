@@ -22,6 +22,23 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line with each command's examples after its options in
+/// `--help` (the same examples as the man pages and the README).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut c = Cli::command();
+    if let Some(ex) = crate::cmd::man::help_examples("") {
+        c = c.after_long_help(ex);
+    }
+    let names: Vec<String> = c.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for n in names {
+        if let Some(ex) = crate::cmd::man::help_examples(&n) {
+            c = c.mut_subcommand(n, |s| s.after_long_help(ex));
+        }
+    }
+    c
+}
+
 /// Options for every command.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
@@ -65,8 +82,8 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the manual page of racklet-flash or of one command (roff), or write them all.
+    Man(crate::cmd::man::ManArgs),
     /// Serve a board's virtual boot ROM outside this process (pty for serial ROMs, TCP for fastboot).
     Sim(SimArgs),
     /// Load an image through a fastload loader already running on a serial port, and start it.

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
+use clap::FromArgMatches;
 use racklet_link::FailureClass;
 
 use crate::cli::{Cli, Command};
@@ -39,11 +39,10 @@ use crate::output::Output;
 pub fn main_entry() -> ExitCode {
     // A shell asking what to complete (the script of `completions`) gets
     // its answer and the process ends here.
-    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
-        .var(cmd::misc::COMPLETE_VAR)
-        .complete();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    clap_complete::CompleteEnv::with_factory(cli::command).var(cmd::misc::COMPLETE_VAR).complete();
+    let parsed = cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, _matches) = match parsed {
+        Ok(p) => p,
         Err(e) => return usage::error(e),
     };
     let cancel = Arc::new(AtomicBool::new(false));
@@ -67,7 +66,7 @@ pub fn main_entry() -> ExitCode {
         Command::Image(a) => cmd::misc::image(&cli.global, a, &out),
         Command::UdevRules => cmd::misc::udev_rules(&cli.global),
         Command::Completions { shell } => cmd::misc::completions(*shell),
-        Command::Man => cmd::misc::man(),
+        Command::Man(a) => cmd::man::run(cli::command(), a),
         Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
         Command::Fastload(a) => cmd::fastload::run(a, &out),
     };
