@@ -2,3 +2,5 @@
 //! [`crate::cli::MaskromArgs`] under its own help heading.
 
 pub mod canaan;
+pub mod rockchip;
+pub mod sophgo;

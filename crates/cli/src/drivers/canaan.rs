@@ -6,34 +6,19 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_canaan::{Inputs, Options, RomOptions};
 use racklet_image::{Description, Payload};
-use racklet_link::{Classify, FailureClass};
 use racklet_sim::models::{self, Scenario};
 use racklet_sim::serve::canaan as server;
 
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{Classified, classify};
+use crate::error::classify;
 use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;
 
 pub static DRIVER: Canaan = Canaan;
-
-/// A boot error; "not found" also says how to put the board in its ROM.
-fn boot_error(board: &Board, e: racklet_canaan::CanaanError) -> anyhow::Error {
-    let not_found = e.class() == FailureClass::NotFound;
-    let mut err = classify(e);
-    if not_found && let Some(c) = err.downcast_mut::<Classified>() {
-        let enter = format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
-        c.hint = Some(match c.hint.take() {
-            Some(h) => format!("{h}; {enter}"),
-            None => enter,
-        });
-    }
-    err
-}
 
 impl Driver for Canaan {
     fn name(&self) -> &'static str {
@@ -47,7 +32,7 @@ impl Driver for Canaan {
             payload: a.bin.clone(),
             loads: a.canaan.loads.clone(),
             run: a.canaan.run,
-            dram: a.dram.clone(),
+            dram: a.rockchip.dram.clone(),
             force: a.connect.force,
         };
         let plan = racklet_canaan::plan(&inputs, &target).map_err(classify)?;
@@ -55,13 +40,12 @@ impl Driver for Canaan {
             rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
             follow: a.connect.follow,
         };
-        let report =
-            racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(|e| boot_error(board, e))?;
+        let report = racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
         let rom = match &report.chip {
             racklet_canaan::report::Chip::BootRom => "K230 boot ROM".to_string(),
             racklet_canaan::report::Chip::Unknown { reply } => format!("unknown ({reply:?}, forced)"),
         };
-        Ok(Outcome { facts: report.facts(), chip: Some(board.soc.clone()), rom: Some(rom) })
+        Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), rom: Some(rom) })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
@@ -77,7 +61,7 @@ impl Driver for Canaan {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
+        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 

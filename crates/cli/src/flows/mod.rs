@@ -27,8 +27,6 @@ use crate::cli::MaskromArgs;
 use crate::error::{bad_input, fail};
 
 pub mod fastboot;
-pub mod rockchip;
-pub mod sophgo;
 pub mod starfive;
 
 /// What a finished flow reports (chip info, what ran where).
@@ -425,10 +423,4 @@ pub fn dram_window(board: &Board) -> racklet_image::Window {
         board.largest_stage(),
         &format!("the largest stage racklet-flash sends to {}", board.name),
     )
-}
-
-/// Loads an ELF or raw stage bound for DRAM.
-pub fn load_dram_stage(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
-    let bytes = read_stage(board, path)?;
-    Ok(racklet_image::load_bytes(path, bytes, board.arch(), &dram_window(board))?)
 }
