@@ -264,3 +264,70 @@ fn stage_lines_use_one_unit_system() {
         "decimal units beside the bar's binary ones: {err}"
     );
 }
+
+#[test]
+fn another_protocol_s_flag_is_refused_naming_what_applies() {
+    let d = tempfile::tempdir().unwrap();
+    let raw = file(d.path(), "x.bin", &pattern(2048, 5));
+    let raw = raw.to_str().unwrap();
+    let k230 = k230_hello();
+    let vf2 = prebuilt_hello("visionfive2", "jh7110").unwrap();
+    let vf2 = vf2.to_str().unwrap();
+    let duo = prebuilt_hello("milkv-duo-s", "sg2000").unwrap();
+    let duo = duo.to_str().unwrap();
+    for (args, flag, applies) in [
+        (vec!["maskrom", "visionfive2", vf2, "--dram", raw], "--dram", "drop --dram"),
+        (vec!["maskrom", "canmv-k230", &k230, "--core", "arm"], "--core", "--load"),
+        (vec!["maskrom", "milkv-duo-s", duo, "--zero-crc"], "--zero-crc", "--core"),
+        (vec!["maskrom", "rock-5b", "--dram", raw, "--load", &format!("0x0={raw}")], "--load", "--rkbin"),
+        (vec!["maskrom", "canmv-k230", &k230, "--usb-id", "3346:1000"], "--usb-id", "--run"),
+    ] {
+        let o = racklet_flash().args(&args).arg("--simulate").output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let t = text(&o);
+        assert!(t.contains(&format!("{flag} is a ")), "{args:?}: names {flag}: {t}");
+        assert!(t.contains("hint:") && t.contains(applies), "{args:?}: names what applies ({applies}): {t}");
+    }
+    // From the environment counts too... a flag's own board takes it.
+    racklet_flash().args(["maskrom", "milkv-duo-s", duo, "--core", "riscv", "--simulate"]).assert().success();
+}
+
+#[test]
+fn a_file_in_another_board_s_format_is_refused_unless_forced() {
+    let d = tempfile::tempdir().unwrap();
+    let vf2 = prebuilt_hello("visionfive2", "jh7110").unwrap();
+    let img = d.path().join("vf2.img");
+    racklet_flash().args(["image", "visionfive2"]).arg(&vf2).arg("-o").arg(&img).assert().success();
+    let rkboot =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bad-inputs/rkboot-for-rk3399.bin");
+    let fsbl = file(d.path(), "FSBL.bin", &racklet_tests::k1_fsbl(&pattern(4000, 2)));
+    for (board, f, what) in [
+        ("milkv-duo", &img, "JH7110"),
+        ("canmv-k230", &rkboot, "RKBOOT"),
+        ("lichee-pi-4a", &rkboot, "RKBOOT"),
+        ("visionfive2", &fsbl, "starfive"),
+    ] {
+        let o = racklet_flash().args(["maskrom", board]).arg(f).arg("--simulate").output().unwrap();
+        let t = text(&o);
+        if what == "starfive" {
+            // A K1 FSBL to a StarFive board: refused as the K1's own format.
+            assert_eq!(o.status.code(), Some(2), "{board}: {t}");
+            assert!(t.contains("fastboot boards"), "{board}: {t}");
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(2), "{board} {}: {t}", f.display());
+        assert!(
+            t.contains(what) && t.contains("--force"),
+            "{board}: says what the file is and how to send it anyway: {t}"
+        );
+    }
+    // --force sends it raw.
+    racklet_flash()
+        .args(["maskrom", "milkv-duo"])
+        .arg(&img)
+        .args(["--simulate", "--force"])
+        .assert()
+        .success();
+    // The board's own format still goes.
+    racklet_flash().args(["maskrom", "visionfive2"]).arg(&img).arg("--simulate").assert().success();
+}

@@ -35,13 +35,18 @@ use racklet_link::FailureClass;
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 
+/// The matches of the subcommand given.
+fn sub_matches(m: &clap::ArgMatches) -> &clap::ArgMatches {
+    m.subcommand().map(|(_, s)| s).unwrap_or(m)
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main_entry() -> ExitCode {
     // A shell asking what to complete (the script of `completions`) gets
     // its answer and the process ends here.
     clap_complete::CompleteEnv::with_factory(cli::command).var(cmd::misc::COMPLETE_VAR).complete();
     let parsed = cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
-    let (cli, _matches) = match parsed {
+    let (cli, matches) = match parsed {
         Ok(p) => p,
         Err(e) => return usage::error(e),
     };
@@ -59,11 +64,11 @@ pub fn main_entry() -> ExitCode {
     racklet_image::stop_reads_on(cancel.clone());
     let out = Output::new(cli.global.json, cli.global.verbose, cli.global.quiet, cancel);
     let result = match &cli.command {
-        Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, &out),
+        Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, sub_matches(&matches), &out),
         Command::List(a) => cmd::list::run(&cli.global, a, &out),
         Command::Boards(a) => cmd::misc::boards(&cli.global, a, &out),
         Command::Info(a) => cmd::info::run(&cli.global, a, &out),
-        Command::Image(a) => cmd::misc::image(&cli.global, a, &out),
+        Command::Image(a) => cmd::misc::image(&cli.global, a, sub_matches(&matches), &out),
         Command::UdevRules => cmd::misc::udev_rules(&cli.global),
         Command::Completions { shell } => cmd::misc::completions(*shell),
         Command::Man(a) => cmd::man::run(cli::command(), a),

@@ -310,17 +310,17 @@ impl ProgressSink for JobReporter {
                 match self.out.mode {
                     Mode::Json => self.json(json!({"event":"stage_done","name":name,"bytes":self.done_bytes,"ms":d.as_millis() as u64})),
                     _ => {
-                        let rate = if self.done_bytes > 0 {
+                        let text = if self.done_bytes > 0 {
                             format!(
-                                ": {} bytes in {:.2} s, {}",
+                                "{name}: sent {} bytes in {:.2} s ({})",
                                 self.done_bytes,
                                 d.as_secs_f64(),
                                 human_rate(self.done_bytes, d)
                             )
                         } else {
-                            String::new()
+                            format!("{name}: done")
                         };
-                        self.out.line(&format!("{}{name} done{rate}", self.prefix()));
+                        self.out.line(&format!("{}{text}", self.prefix()));
                     }
                 }
                 self.stage = None;

@@ -46,10 +46,15 @@ struct JobResult {
     shown: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
+pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
     out.set_board(&board.name);
+    // Another protocol's flag would be ignored: refused, naming the one that applies.
+    let cmd = crate::cli::command();
+    let cmd = cmd.find_subcommand("maskrom").expect("maskrom is a command");
+    let driver = drivers::of(board);
+    drivers::refuse_foreign_flags(cmd, m, board, &boards.boards, driver.flags(), |d| d.flags())?;
     // Check every input file before anything is touched: a regular file no
     // larger than the board's largest stage (judged before reading), and
     // not a near-miss of a known header, which is damaged, not a raw
@@ -58,6 +63,29 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let inputs = a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
+        // A file in another protocol's own format is not a raw payload for
+        // this board (the recognition `info` uses).
+        if !a.connect.force
+            && let Some((other, d)) = drivers::DRIVERS
+                .iter()
+                .filter(|d| d.name() != driver.name())
+                .find_map(|d| d.describe(&bytes).map(|desc| (d.name(), desc)))
+        {
+            let socs = if d.socs.is_empty() { String::new() } else { format!(", {}", d.socs.join("/")) };
+            return Err(crate::error::bad_input_with_hint(
+                format!(
+                    "{}: {} (a file for {other} boards{socs}); {} ({}) would take it as a raw payload",
+                    p.display(),
+                    d.kind,
+                    board.name,
+                    board.protocol.name()
+                ),
+                format!(
+                    "give {} an ELF or raw binary, or its own format (`racklet-flash info FILE --board {}` checks one); --force sends it raw anyway",
+                    board.name, board.name
+                ),
+            ));
+        }
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
         {

@@ -93,10 +93,16 @@ pub fn boards(g: &GlobalArgs, a: &BoardsArgs, out: &Arc<Output>) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCode> {
+pub fn image(g: &GlobalArgs, a: &ImageArgs, m: &clap::ArgMatches, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
     out.set_board(&board.name);
+    let cmd = crate::cli::command();
+    let cmd = cmd.find_subcommand("image").expect("image is a command");
+    let driver = crate::drivers::of(board);
+    crate::drivers::refuse_foreign_flags(cmd, m, board, &boards.boards, driver.image_flags(), |d| {
+        d.image_flags()
+    })?;
     let to_stdout = a.output.as_os_str() == "-";
     if to_stdout && out.mode == Mode::Json {
         return Err(bad_input(

@@ -25,6 +25,10 @@ impl Driver for Canaan {
         "canaan"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::canaan::CanaanArgs as clap::Args>::group_id()
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let (board, a) = (job.board, job.args);
         let target = board.target();

@@ -27,6 +27,10 @@ impl Driver for Rockchip {
         "rockchip"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::rockchip::RockchipArgs as clap::Args>::group_id()
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();

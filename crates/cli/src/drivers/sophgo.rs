@@ -45,6 +45,10 @@ impl Driver for Sophgo {
         "sophgo"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::sophgo::SophgoArgs as clap::Args>::group_id()
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
