@@ -6,6 +6,7 @@ pub mod list;
 pub mod man;
 pub mod maskrom;
 pub mod misc;
+pub mod transcript;
 
 use crate::boards::{Board, Boards};
 use crate::cli::GlobalArgs;

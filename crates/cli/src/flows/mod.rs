@@ -253,10 +253,7 @@ impl Ctx<'_> {
     pub fn open_serial(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>> {
         let link = self.serial.open(info, baud)?;
         Ok(match &self.transcript {
-            Some(w) => {
-                w.record(serde_json::json!({"t":"baud","rate":baud}));
-                Box::new(Recorder::serial(link, w.clone()))
-            }
+            Some(w) => Box::new(Recorder::serial_open(link, w.clone(), baud)),
             None => link,
         })
     }
