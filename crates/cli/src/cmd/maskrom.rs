@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use racklet_link::Connector;
+use racklet_link::{Connector, FailureClass};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
@@ -13,13 +13,19 @@ use super::{run, transcript};
 use crate::cli::{GlobalArgs, MaskromArgs};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
-use crate::error::bad_input;
+use crate::error::{bad_input, fail};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
-pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
+pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
+    out.set_board(&board.name);
+    // Another protocol's flag would be ignored: refused, naming the one that applies.
+    let cmd = crate::cli::command();
+    let cmd = cmd.find_subcommand("maskrom").expect("maskrom is a command");
+    let driver = drivers::of(board);
+    drivers::refuse_foreign_flags(cmd, m, board, &boards.boards, driver.flags(), |d| d.flags())?;
     // Check every input file before anything is touched: a regular file no
     // larger than the board's largest stage (judged before reading), and
     // not a near-miss of a known header, which is damaged, not a raw
@@ -31,6 +37,29 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
         input_files.push(transcript::input_file(p, &bytes));
+        // A file in another protocol's own format is not a raw payload for
+        // this board (the recognition `info` uses).
+        if !a.connect.force
+            && let Some((other, d)) = drivers::DRIVERS
+                .iter()
+                .filter(|d| d.name() != driver.name())
+                .find_map(|d| d.describe(&bytes).map(|desc| (d.name(), desc)))
+        {
+            let socs = if d.socs.is_empty() { String::new() } else { format!(", {}", d.socs.join("/")) };
+            return Err(crate::error::bad_input_with_hint(
+                format!(
+                    "{}: {} (a file for {other} boards{socs}); {} ({}) would take it as a raw payload",
+                    p.display(),
+                    d.kind,
+                    board.name,
+                    board.protocol.name()
+                ),
+                format!(
+                    "give {} an ELF or raw binary, or its own format (`racklet-flash info FILE --board {}` checks one); --force sends it raw anyway",
+                    board.name, board.name
+                ),
+            ));
+        }
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
         {
@@ -38,6 +67,19 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 "{}: looks like {what}; fix or rebuild the file, or add --force to send it as a raw binary",
                 p.display()
             )));
+        }
+    }
+    // A console that cannot be opened is found before anything is sent.
+    if !a.connect.simulate {
+        for tty in &a.monitor {
+            let p = std::path::Path::new(tty);
+            if !p.exists() {
+                return Err(fail(
+                    FailureClass::NotFound,
+                    format!("--monitor {tty}: no such serial port; nothing was sent to the board"),
+                ));
+            }
+            run::not_a_tty("--monitor", p)?;
         }
     }
     let expect = match &a.expect {
@@ -48,7 +90,6 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         None => None,
     };
     let expect = expect.as_ref();
-    let driver = drivers::of(board);
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
         driver.attach_sim(&SimCtx {
             board,
@@ -83,9 +124,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                     label: parallel.then_some(label),
                 };
                 let mut o = o;
-                if let Some(m) = console::run(&c, out)? {
-                    o.fact("console matched", m);
-                }
+                o.console_matched = console::run(&c, out)?;
                 Ok(o)
             }
             None => Ok(o),

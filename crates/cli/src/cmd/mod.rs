@@ -3,6 +3,7 @@
 pub mod fastload;
 pub mod info;
 pub mod list;
+pub mod man;
 pub mod maskrom;
 pub mod misc;
 pub mod run;

@@ -23,7 +23,7 @@ use crate::boards::{Board, Transport};
 use crate::cli::{ConnectArgs, SimSpeed, SimulationArgs};
 use crate::error::{add_hint, bad_input, class_of, fail};
 use crate::flows::{self, Outcome};
-use crate::output::{JobReporter, Mode, Output};
+use crate::output::{ErrorAt, JobReporter, Mode, Output};
 
 /// The virtual devices of a simulated run, by USB port path.
 type Sims = Vec<(String, Box<dyn VirtualRom>)>;
@@ -59,6 +59,16 @@ pub struct JobResult {
     pub elapsed: std::time::Duration,
     /// The device the job found (USB port path or tty), when it found one.
     pub device: Option<String>,
+    /// The port given for the job (its selector), if any.
+    pub port: Option<String>,
+    /// The stage that ran last (where a failure happened).
+    pub stage: Option<String>,
+    /// Every stage that finished: name, bytes, time.
+    pub stages: Vec<(String, u64, std::time::Duration)>,
+    /// What the virtual device said it did (simulated runs).
+    pub verdict: Option<String>,
+    /// The failure was already shown as it happened.
+    pub shown: bool,
 }
 
 /// Runs `op` for every board of the run and reports.
@@ -67,6 +77,9 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     let mut selectors: Vec<Selector> = Vec::new();
     for s in &spec.connect.port {
         let s = Selector::parse(s)?;
+        if let Selector::Tty(p) = &s {
+            not_a_tty("--port", p)?;
+        }
         // The same selector twice is one board.
         if selectors.contains(&s) {
             out.line(&format!("--port {s} and --port {s} name the same board: using it once"));
@@ -170,7 +183,8 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     };
 
     if out.mode == Mode::Json {
-        out.json(json!({"event":"start","board":board.name,"soc":board.soc,"protocol":board.protocol.name(),"simulate":c.simulate,"jobs":job_selectors.len()}));
+        out.json(json!({"event":"start","board":board.name,"soc":board.soc,"protocol":board.protocol.name(),"simulate":c.simulate,"jobs":job_selectors.len(),
+            "ports":job_selectors.iter().map(|s| s.as_ref().map(|s| s.to_string())).collect::<Vec<_>>()}));
     } else if !board.tested && out.verbose > 0 {
         out.line(&format!("note: {} has not been tested on real hardware yet", board.name));
     }
@@ -184,10 +198,12 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
                 let serial = serial.clone();
                 let transcript = transcript.clone();
                 let out = out.clone();
+                let out2 = out.clone();
                 scope.spawn(move || {
-                    let label = sel.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                    let port = sel.as_ref().map(|s| s.to_string());
+                    let label = port.clone().unwrap_or_else(|| "-".into());
                     let transcript = transcript.map(|t| if parallel { t.with_port(&label) } else { t });
-                    let mut rep = JobReporter::new(out, parallel.then(|| label.clone()));
+                    let mut rep = JobReporter::with_port(out, parallel.then(|| label.clone()), port.clone());
                     let (outcome, device) = {
                         let mut conn = Connector::new(usb, serial, &mut rep);
                         conn.selector = sel.clone();
@@ -204,7 +220,31 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
                             Ok(o)
                         }
                     });
-                    JobResult { label, outcome, elapsed: rep.elapsed(), device }
+                    // In a parallel run, a board's failure is shown when it happens.
+                    let mut shown = false;
+                    if parallel && let Err(e) = &outcome {
+                        out2.error(
+                            e,
+                            &ErrorAt {
+                                board: Some(board.name.clone()),
+                                port: device.clone().or_else(|| port.clone()),
+                                stage: rep.stage(),
+                                prefix: Some(label.clone()),
+                            },
+                        );
+                        shown = true;
+                    }
+                    JobResult {
+                        label,
+                        outcome,
+                        elapsed: rep.elapsed(),
+                        device,
+                        port,
+                        stage: rep.stage(),
+                        stages: rep.stages.clone(),
+                        verdict: None,
+                        shown,
+                    }
                 })
             })
             .collect();
@@ -216,6 +256,11 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
                     outcome: Err(fail(FailureClass::Other, "internal error: a job panicked")),
                     elapsed: Default::default(),
                     device: None,
+                    port: None,
+                    stage: None,
+                    stages: Vec::new(),
+                    verdict: None,
+                    shown: false,
                 })
             })
             .collect()
@@ -285,7 +330,7 @@ fn judge(results: &mut [JobResult], sims: Sims, simulate: bool) {
                 continue;
             }
             match (&mut r.outcome, &verdict) {
-                (Ok(o), Ok(v)) => o.fact("virtual ROM", v.clone()),
+                (Ok(_), Ok(v)) => r.verdict = Some(v.clone()),
                 (Ok(_), Err(v)) => {
                     r.outcome = Err(fail(
                         FailureClass::Rejected,
@@ -463,21 +508,86 @@ fn all_ports(board: &Board, usb: &dyn UsbBus, serial: &dyn SerialBus) -> Result<
     })
 }
 
+/// A path given as a serial port that is a regular file or a directory is
+/// bad input (opening it would fail with "Not a typewriter").
+pub fn not_a_tty(flag: &str, p: &std::path::Path) -> Result<()> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() || m.is_dir() => Err(bad_input(format!(
+            "{flag} {}: a {}, not a serial port; give the tty (e.g. /dev/ttyUSB0, see `racklet-flash list`)",
+            p.display(),
+            if m.is_file() { "regular file" } else { "directory" }
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The `done` event's facts: the same keys for every board (docs/json-events.md).
+fn done_facts(board: &Board, r: &JobResult, o: &Outcome) -> serde_json::Value {
+    json!({
+        "chip": o.chip.clone().unwrap_or_else(|| board.soc.clone()),
+        "rom": o.rom,
+        "port": r.device.clone().or_else(|| r.port.clone()),
+        "stages": r.stages.iter().map(|(name, bytes, d)| json!({"name":name,"bytes":bytes,"ms":d.as_millis() as u64})).collect::<Vec<_>>(),
+        "virtual_rom": r.verdict,
+        "console_matched": o.console_matched,
+    })
+}
+
 fn print_done(board: &Board, r: &JobResult, o: &Outcome, out: &Arc<Output>, parallel: bool, done: &str) {
     if out.mode == Mode::Json {
-        let facts: serde_json::Map<String, serde_json::Value> =
-            o.facts.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let mut ev = json!({"event":"done","ok":true,"board":board.name,"ms":r.elapsed.as_millis() as u64,"facts":facts});
-        if parallel {
-            ev["port"] = json!(r.label);
-        }
-        out.json(ev);
-    } else {
-        let pre = if parallel { format!("[{}] ", r.label) } else { String::new() };
+        let details: Vec<serde_json::Value> =
+            o.facts.iter().map(|(k, v)| json!({"key":k,"value":v})).collect();
+        out.json(json!({"event":"done","ok":true,"board":board.name,"port":r.device.clone().or_else(|| r.port.clone()),
+            "ms":r.elapsed.as_millis() as u64,"facts":done_facts(board, r, o),"details":details}));
+        return;
+    }
+    let pre = if parallel { format!("[{}] ", r.label) } else { String::new() };
+    // A parallel run keeps one line per board (the facts with -v).
+    if !parallel || out.verbose > 0 {
         for (k, v) in &o.facts {
             out.line(&format!("{pre}{k}: {v}"));
         }
-        out.line(&format!("{pre}done: {} {done} in {:.2}s", board.name, r.elapsed.as_secs_f64()));
+        if let Some(v) = &r.verdict {
+            out.line(&format!("{pre}virtual ROM: {v}"));
+        }
+    }
+    if let Some(m) = &o.console_matched {
+        out.line(&format!("{pre}console matched: {m}"));
+    }
+    let sent: u64 = r.stages.iter().map(|s| s.1).sum();
+    out.line(&format!(
+        "{pre}done: {} {done} in {:.2} s ({} stage{}, {} bytes)",
+        board.name,
+        r.elapsed.as_secs_f64(),
+        r.stages.len(),
+        if r.stages.len() == 1 { "" } else { "s" },
+        sent
+    ));
+}
+
+/// The first sentence of a message, at most `max` characters: a table cell.
+fn cell(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = match first.find(". ") {
+        Some(i) => &first[..i + 1],
+        None => first,
+    };
+    if first.chars().count() <= max {
+        first.to_string()
+    } else {
+        let cut: String = first.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+/// The end of a name, at most `max` characters (a stage named by its file).
+fn tail(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        text.to_string()
+    } else {
+        let end: String = text.chars().skip(n - max + 1).collect();
+        format!("…{end}")
     }
 }
 
@@ -488,6 +598,12 @@ fn report(
     parallel: bool,
     done: &str,
 ) -> Result<ExitCode> {
+    let at = |r: &JobResult| ErrorAt {
+        board: Some(board.name.clone()),
+        port: r.device.clone().or_else(|| r.port.clone()),
+        stage: r.stage.clone(),
+        prefix: parallel.then(|| r.label.clone()),
+    };
     if !parallel {
         let r = results.into_iter().next().expect("one job");
         return match &r.outcome {
@@ -495,30 +611,53 @@ fn report(
                 print_done(board, &r, o, out, false, done);
                 Ok(ExitCode::SUCCESS)
             }
-            Err(_) => Err(r.outcome.expect_err("matched Err")),
+            Err(e) => {
+                out.error(e, &at(&r));
+                let class = if out.cancelled() { FailureClass::Interrupted } else { class_of(e) };
+                Ok(ExitCode::from(class.exit_code() as u8))
+            }
         };
     }
     let mut failures = Vec::new();
     for r in &results {
         match &r.outcome {
             Ok(o) => print_done(board, r, o, out, true, done),
-            Err(e) => failures.push((r, class_of(e), e)),
+            Err(e) => {
+                // Failures found after the jobs (the virtual ROM's verdict) are shown now.
+                if !r.shown {
+                    out.error(e, &at(r));
+                }
+                failures.push((r, class_of(e)));
+            }
         }
     }
     if out.mode == Mode::Json {
-        for (r, class, e) in &failures {
-            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":crate::error::message_of(e)}));
-        }
-        out.json(json!({"event":"summary","ok":results.len() - failures.len(),"failed":failures.len()}));
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                let class = r.outcome.as_ref().err().map(class_of);
+                json!({"port":r.device.clone().or_else(|| r.port.clone()),"ok":r.outcome.is_ok(),
+                    "class":class.map(|c| c.name()),"exit_code":class.map_or(0, |c| c.exit_code()),
+                    "stage":r.stage,"ms":r.elapsed.as_millis() as u64})
+            })
+            .collect();
+        out.json(json!({"event":"summary","port":null,"ok":results.len() - failures.len(),"failed":failures.len(),"boards":rows}));
     } else {
         out.line("");
-        out.line(&format!("{:<20} {:<12} {:>8}  detail", "port", "result", "time"));
+        out.line(&format!("{:<14} {:<12} {:>8}  {:<24} detail", "port", "result", "time", "stage"));
         for r in &results {
             let (res, detail) = match &r.outcome {
                 Ok(_) => ("ok".to_string(), String::new()),
-                Err(e) => (class_of(e).name().to_string(), crate::error::message_of(e)),
+                Err(e) => (class_of(e).name().to_string(), cell(&crate::error::message_of(e), 60)),
             };
-            out.line(&format!("{:<20} {:<12} {:>7.2}s  {}", r.label, res, r.elapsed.as_secs_f64(), detail));
+            out.line(&format!(
+                "{:<14} {:<12} {:>6.2} s  {:<24} {}",
+                r.label,
+                res,
+                r.elapsed.as_secs_f64(),
+                tail(r.stage.as_deref().unwrap_or("-"), 24),
+                detail
+            ));
         }
         if !failures.is_empty() {
             eprintln!("{} of {} boards failed", failures.len(), results.len());

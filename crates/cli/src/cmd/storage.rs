@@ -31,6 +31,7 @@ fn verb(
 ) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board: &Board = super::find_board(&boards, &target.board)?;
+    out.set_board(&board.name);
     let driver = drivers::of(board);
     if !driver.storage_verbs().contains(&name) {
         return Err(drivers::unsupported(board, name));

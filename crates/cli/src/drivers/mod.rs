@@ -54,6 +54,18 @@ pub trait Driver: Sync {
     /// Loads and starts the payload (`racklet-flash maskrom`).
     fn maskrom(&self, job: &mut Job) -> Result<Outcome>;
 
+    /// The id of the protocol's flag group of `maskrom` (its `clap::Args`
+    /// struct under crate::args, flattened into `MaskromArgs`). A flag of
+    /// another driver's group given for this protocol's board is refused.
+    fn flags(&self) -> Option<clap::Id> {
+        None
+    }
+
+    /// The same for `racklet-flash image`.
+    fn image_flags(&self) -> Option<clap::Id> {
+        None
+    }
+
     /// Decodes a file in one of the protocol's own formats (`info`).
     fn describe(&self, bytes: &[u8]) -> Option<Description>;
 
@@ -161,4 +173,65 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
 /// The first driver whose format `bytes` almost have.
 pub fn near_miss(bytes: &[u8]) -> Option<String> {
     DRIVERS.iter().find_map(|d| d.near_miss(bytes))
+}
+
+/// Refuses the flags of other protocols' groups that were given (on the
+/// command line or through the environment) for a board of `mine`: each
+/// would be ignored. The error names the flag, the boards it is for, and
+/// the flag of this board's group that does the same when one looks alike.
+pub fn refuse_foreign_flags(
+    cmd: &clap::Command,
+    m: &clap::ArgMatches,
+    board: &Board,
+    boards: &[Board],
+    mine: Option<clap::Id>,
+    group_of: fn(&dyn Driver) -> Option<clap::Id>,
+) -> Result<()> {
+    use clap::parser::ValueSource;
+    let group_args = |id: &clap::Id| -> Vec<&clap::Arg> {
+        cmd.get_groups()
+            .filter(|g| g.get_id() == id)
+            .flat_map(|g| g.get_args())
+            .filter_map(|a| cmd.get_arguments().find(|x| x.get_id() == a))
+            .collect()
+    };
+    let flag =
+        |a: &clap::Arg| a.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| a.get_id().to_string());
+    let own: Vec<String> =
+        mine.as_ref().map(|g| group_args(g).into_iter().map(flag).collect()).unwrap_or_default();
+    for d in DRIVERS.iter().copied().filter(|d| d.name() != board.protocol.name()) {
+        let Some(g) = group_of(d) else { continue };
+        for a in group_args(&g) {
+            let given = matches!(
+                m.value_source(a.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if !given {
+                continue;
+            }
+            let f = flag(a);
+            let theirs: Vec<&str> =
+                boards.iter().filter(|b| b.protocol.name() == d.name()).map(|b| b.name.as_str()).collect();
+            let like = own
+                .iter()
+                .map(|o| (o.chars().zip(f.chars()).take_while(|(x, y)| x == y).count(), o))
+                .filter(|(n, _)| *n >= 6)
+                .max_by_key(|(n, _)| *n)
+                .map(|(_, o)| o.clone());
+            let msg = format!(
+                "{f} is a {} option (for {}); {} is a {} board, where it would be ignored",
+                d.name(),
+                theirs.join(", "),
+                board.name,
+                board.protocol.name()
+            );
+            let hint = match (&like, own.is_empty()) {
+                (Some(o), _) => format!("use {o}"),
+                (None, false) => format!("drop {f}; {}'s own options are {}", board.name, own.join(", ")),
+                (None, true) => format!("drop {f}; {} takes no options of its own", board.name),
+            };
+            return Err(crate::error::bad_input_with_hint(msg, hint));
+        }
+    }
+    Ok(())
 }
