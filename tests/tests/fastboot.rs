@@ -114,8 +114,8 @@ fn th1520_ram_then_uboot_simulated_json() {
         .expect("a done event");
     assert_eq!(done["ok"], true);
     let facts = &done["facts"];
-    assert!(facts["u-boot"].as_str().unwrap().contains("1234:8888"), "{facts}");
-    assert!(facts["virtual ROM"].as_str().unwrap().contains("started ram image (1030952 bytes"), "{facts}");
+    assert!(racklet_tests::detail(&done, "u-boot").unwrap().contains("1234:8888"), "{done}");
+    assert!(facts["virtual_rom"].as_str().unwrap().contains("started ram image (1030952 bytes"), "{facts}");
 }
 
 #[test]

@@ -27,6 +27,11 @@ pub struct Scenario {
     /// `load_image(buf, 0, size)`, sophgo.md §2.6). What a running program
     /// asks for is that program's choice, not the ROM's.
     pub running_load: Option<u32>,
+    /// Where the board's storage (eMMC, SD, flash) is kept between runs
+    /// (`--sim-storage FILE`, see [`crate::storage::Medium::in_file`]);
+    /// `None`: a fresh, blank medium in memory. A board's storage outlives
+    /// a run, so the virtual board must be told where it is.
+    pub storage: Option<std::path::PathBuf>,
 }
 
 impl Scenario {

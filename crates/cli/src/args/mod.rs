@@ -4,3 +4,4 @@
 pub mod canaan;
 pub mod rockchip;
 pub mod sophgo;
+pub mod storage;

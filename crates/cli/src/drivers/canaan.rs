@@ -25,6 +25,10 @@ impl Driver for Canaan {
         "canaan"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::canaan::CanaanArgs as clap::Args>::group_id()
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let (board, a) = (job.board, job.args);
         let target = board.target();
@@ -42,8 +46,17 @@ impl Driver for Canaan {
             follow: a.connect.follow,
             next_stage_wait: a.canaan.loader_wait,
         };
-        let report = racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
-        Ok(Outcome { facts: report.facts() })
+        let report = racklet_canaan::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
+        let rom = match &report.chip {
+            racklet_canaan::report::Chip::BootRom => "K230 boot ROM".to_string(),
+            racklet_canaan::report::Chip::Unknown { reply } => format!("unknown ({reply:?}, forced)"),
+        };
+        Ok(Outcome {
+            facts: report.facts(),
+            chip: Some(job.board.soc.clone()),
+            rom: Some(rom),
+            ..Outcome::default()
+        })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

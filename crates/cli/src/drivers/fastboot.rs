@@ -22,7 +22,9 @@ impl Driver for Fastboot {
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
-        flows::run_legacy(job, flows::fastboot::maskrom)
+        let mut o = flows::run_legacy(job, flows::fastboot::maskrom)?;
+        o.rom = o.facts.iter().find(|(k, _)| k == "boot ROM").map(|(_, v)| v.clone());
+        Ok(o)
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

@@ -45,12 +45,22 @@ impl Driver for Sophgo {
         "sophgo"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::sophgo::SophgoArgs as clap::Args>::group_id()
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
-        let report = racklet_sophgo::boot(&mut job.conn, &plan, &target, &racklet_sophgo::Options::default())
+        let report = racklet_sophgo::boot(job.conn, &plan, &target, &racklet_sophgo::Options::default())
             .map_err(classify)?;
-        Ok(Outcome { facts: report.facts() })
+        let chip = report.chip.name().to_string();
+        Ok(Outcome {
+            facts: report.facts(),
+            chip: Some(job.board.soc.clone()),
+            rom: Some(format!("{chip} boot ROM")),
+            ..Outcome::default()
+        })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

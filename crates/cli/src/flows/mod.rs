@@ -32,8 +32,14 @@ pub mod starfive;
 /// What a finished flow reports (chip info, what ran where).
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {
-    /// Key/value facts for the summary and the JSON `done` event.
+    /// Key/value facts for the summary and the JSON `done` event's `details`.
     pub facts: Vec<(String, String)>,
+    /// The chip the ROM identified (the board table's SoC when it says nothing).
+    pub chip: Option<String>,
+    /// What the boot ROM said of itself, when it identifies itself.
+    pub rom: Option<String>,
+    /// What `--expect` matched on the console.
+    pub console_matched: Option<String>,
 }
 
 impl Outcome {
