@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use racklet_link::usb::{EndpointInfo, EndpointKind, InterfaceInfo};
 use racklet_link::{ControlSetup, UsbInfo};
 
+use crate::kburn::{self, Kburn};
 use crate::models::{Model, Scenario, SimError};
 use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
 use crate::serial::SimSerialBus;
@@ -244,6 +245,11 @@ pub struct K230Rom {
     quiet: u32,
     /// GET_CPU_INFO requests left to leave unanswered (fault `slow-cpu-info`).
     cpu_info_misses: u32,
+    /// The board's storage and the kburn gadget that writes it, once a
+    /// loader runs.
+    pub kburn: Kburn,
+    /// Code started in SRAM is the kburn loader (Scenario `storage_loader`).
+    storage_loader: bool,
     /// Everything written, in order.
     pub regions: Vec<Region>,
     /// Every PROG_START.
@@ -271,6 +277,8 @@ impl K230Rom {
             ignored_start: None,
             quiet: 0,
             cpu_info_misses: 0,
+            kburn: Kburn::new(None).expect("media in memory"),
+            storage_loader: false,
             regions: Vec::new(),
             jumps: Vec::new(),
             bulk_sizes: Vec::new(),
@@ -286,6 +294,23 @@ impl K230Rom {
             self.mode = Mode::Loader;
         }
         self.enumerated();
+        self
+    }
+
+    /// The board's storage: `file` keeps one medium in a file
+    /// (`--sim-storage`), the rest are blank and in memory.
+    pub fn with_storage(
+        mut self,
+        file: Option<(kburn::Kind, &std::path::Path)>,
+    ) -> Result<Self, crate::storage::MediumFileError> {
+        self.kburn = Kburn::new(file)?;
+        Ok(self)
+    }
+
+    /// Whatever the host starts in SRAM is the kburn loader (the sim cannot
+    /// run the loader it is given: `--loader` files become the device).
+    pub fn with_storage_loader(mut self, yes: bool) -> Self {
+        self.storage_loader = yes;
         self
     }
 
@@ -381,6 +406,14 @@ impl K230Rom {
         if let Some(e) = self.ignored_start {
             return not(format!("PROG_START 0x{e:08x} was acknowledged but nothing jumped ({summary})"));
         }
+        let summary = if self.jumps.iter().any(|j| j.started == Started::Loader) {
+            match self.kburn.summary() {
+                Ok(k) => format!("{summary}; {k}"),
+                Err(why) => return not(format!("{why} ({summary})")),
+            }
+        } else {
+            summary
+        };
         match self.jumps.last() {
             None => not(format!("no PROG_START received ({summary})")),
             Some(Jump { started: Started::Crashes, entry, .. }) => {
@@ -415,7 +448,9 @@ impl K230Rom {
         let Some(r) = self.region_at(entry) else {
             return Started::Crashes;
         };
-        if r.data.windows(LOADER_REPLY.len()).any(|w| w == LOADER_REPLY) {
+        if r.data.windows(LOADER_REPLY.len()).any(|w| w == LOADER_REPLY)
+            || (self.storage_loader && self.in_sram(entry))
+        {
             Started::Loader
         } else if !self.in_sram(entry) {
             Started::Runs
@@ -442,7 +477,10 @@ impl K230Rom {
         self.pointer = None;
         match started {
             Started::Rom => self.leave_bus(Mode::Rom),
-            Started::Loader => self.leave_bus(Mode::Loader),
+            Started::Loader => {
+                self.kburn.restart();
+                self.leave_bus(Mode::Loader);
+            }
             Started::ReturnsToRom => {
                 self.dram_ready = true;
                 self.leave_bus(Mode::Rom);
@@ -520,7 +558,24 @@ fn attach(
 ) -> Result<Box<dyn VirtualRom>, SimError> {
     let chip = chip(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let fault = scenario.fault.as_deref().map(Fault::from_str).transpose()?;
-    let dev = usb.attach(K230Rom::new(chip, &scenario.port_path).with_fault(fault));
+    let rom = K230Rom::new(chip, &scenario.port_path)
+        .with_fault(fault)
+        .with_storage_loader(scenario.storage_loader);
+    let rom = match &scenario.storage {
+        Some(path) => {
+            let name = scenario.storage_medium.as_deref().unwrap_or("sd");
+            let kind = kburn::Kind::from_name(name).ok_or_else(|| SimError::Impossible {
+                soc: soc.to_string(),
+                why: format!("keep a medium named '{name}' (it has emmc, sd, spi-nand, spi-nor, otp)"),
+            })?;
+            rom.with_storage(Some((kind, path))).map_err(|e| SimError::Impossible {
+                soc: soc.to_string(),
+                why: format!("keep its {name} in {e}"),
+            })?
+        }
+        None => rom,
+    };
+    let dev = usb.attach(rom);
     Ok(Box::new(Attached(dev)))
 }
 
@@ -670,8 +725,9 @@ impl UsbDevice for K230Rom {
         let mut reply = match self.mode {
             Mode::Rom if self.fault == Some(Fault::WrongCpu) => b"K210".to_vec(),
             Mode::Rom => self.chip.rom_reply.to_vec(),
-            Mode::Loader if setup.value == 1 => 1u32.to_le_bytes().to_vec(),
-            Mode::Loader => LOADER_REPLY.to_vec(),
+            Mode::Loader if self.kburn.crashed => return Err(DeviceError::NoAnswer),
+            // f_kburn.c `kburn_handle_setup`.
+            Mode::Loader => self.kburn.setup(setup.value, setup.index, len),
             _ => return Err(DeviceError::Disconnected),
         };
         // A device answers at most wLength bytes.
@@ -682,6 +738,21 @@ impl UsbDevice for K230Rom {
     fn bulk_out(&mut self, ep: u8, data: &[u8]) -> Result<(), DeviceError> {
         if self.silent() {
             return Err(DeviceError::NoAnswer);
+        }
+        if self.mode == Mode::Loader {
+            if ep != kburn::EP_OUT {
+                return Err(DeviceError::Stall);
+            }
+            let r = self.kburn.bulk_out(data).map_err(|_| DeviceError::NoAnswer);
+            if self.kburn.rebooted {
+                // The chip resets: the ROM finds nothing to boot on USB's
+                // behalf and enters USB download mode again.
+                self.log.push("kburn REBOOT: the chip resets".into());
+                self.dram_ready = false;
+                self.pointer = None;
+                self.leave_bus(Mode::Rom);
+            }
+            return r;
         }
         if self.mode != Mode::Rom || ep != 0x01 {
             return Err(DeviceError::Stall);
@@ -699,7 +770,13 @@ impl UsbDevice for K230Rom {
         self.write(data)
     }
 
-    fn bulk_in(&mut self, _ep: u8, _max_len: usize) -> Result<Vec<u8>, DeviceError> {
+    fn bulk_in(&mut self, ep: u8, max_len: usize) -> Result<Vec<u8>, DeviceError> {
+        if self.mode == Mode::Loader && !self.silent() {
+            if ep != kburn::EP_IN {
+                return Err(DeviceError::Stall);
+            }
+            return self.kburn.bulk_in(max_len).ok_or(DeviceError::NoAnswer);
+        }
         // No host reads EP 0x81 of the ROM; nothing is ever queued there.
         Err(DeviceError::NoAnswer)
     }
@@ -830,7 +907,9 @@ mod tests {
         r.control_out(out(4, 0x8036_0000), &[]).unwrap();
         reenumerate(&mut r);
         assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32).unwrap(), b"Uboot Stage for K230");
-        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 1, 0), 4).unwrap(), vec![1, 0, 0, 0]);
+        // f_kburn.c answers the mark only for wValue = wIndex = 0: a
+        // version probe (wValue 1) gets a zero-length data stage.
+        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 1, 0), 4).unwrap(), Vec::<u8>::new());
         assert_eq!(r.info().unwrap().interfaces[0].endpoints[1].address, 0x02);
     }
 

@@ -28,6 +28,7 @@ pub mod canaan;
 pub mod crc;
 pub mod fastboot;
 pub mod fastload;
+pub mod kburn;
 pub mod models;
 pub mod relay;
 pub mod replay;

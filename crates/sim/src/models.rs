@@ -32,6 +32,14 @@ pub struct Scenario {
     /// `None`: a fresh, blank medium in memory. A board's storage outlives
     /// a run, so the virtual board must be told where it is.
     pub storage: Option<std::path::PathBuf>,
+    /// Which of the board's media `storage` holds, by the name `--medium`
+    /// takes (K230: emmc, sd, spi-nand, spi-nor, otp); `None`: the SoC's
+    /// default.
+    pub storage_medium: Option<String>,
+    /// The code the host starts in SRAM is the board's storage loader (the
+    /// K230's kburn loader, uploaded with `--loader`): the sim cannot run
+    /// what it is given, so the board must be told what it is.
+    pub storage_loader: bool,
 }
 
 impl Scenario {
