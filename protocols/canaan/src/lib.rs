@@ -10,6 +10,8 @@
 //!   [`report::Report`].
 //! - [`rom`]: the mask-ROM requests (GET_CPU_INFO, SET_DATA_ADDRESS, raw
 //!   bulk OUT on EP 0x01, PROG_START), generic over any [`racklet_link::UsbLink`].
+//! - [`storage`]: `write`, `read`, `erase`, `reset` through the kburn
+//!   loader ([`kburn`], k230-flash's wire), `.kdimg` images ([`kdimg`]).
 //! - [`header`]: the 528-byte "K230" header the ROM checks on storage boot;
 //!   [`image`] builds the storage image, [`describe`] decodes one for `info`.
 //!
@@ -19,9 +21,12 @@ pub mod boot;
 pub mod describe;
 pub mod header;
 pub mod image;
+pub mod kburn;
+pub mod kdimg;
 pub mod plan;
 pub mod report;
 pub mod rom;
+pub mod storage;
 
 use std::time::Duration;
 
