@@ -149,3 +149,45 @@ pub fn prebuilt_hello(board: &str, soc: &str) -> Option<PathBuf> {
 pub fn detail<'a>(done: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     done["details"].as_array()?.iter().find(|d| d["key"] == key)?["value"].as_str()
 }
+
+/// A Kendryte `.kdimg` (header version 2) of `parts` — (name, medium
+/// offset, part size, content) — laid out by hand from the vendor's format
+/// page (PyPI k230-flash 1.4.0 `kdimage.md`; sheet §4.3): a 512-byte header
+/// (magic 0x27CB8F93, CRC-32 of the header with that field zeroed, flag,
+/// version, part count, CRC-32 of the table, info strings), 256-byte part
+/// entries (magic 0x91DF6DA4, offset, size, erase size, max size, 4 bytes of
+/// padding, u64 flag, content offset, content size, SHA-256, name), then
+/// the contents. The CRC is the sim's reference CRC-32 (zlib's).
+pub fn kdimg_v2(parts: &[(&str, u64, u64, &[u8])]) -> Vec<u8> {
+    use sha2::Digest;
+    let le = |v: u32| v.to_le_bytes();
+    let mut table = Vec::new();
+    let mut at = 512 + 256 * parts.len();
+    let mut contents = Vec::new();
+    for (name, offset, size, content) in parts {
+        let mut e = vec![0u8; 256];
+        e[0..4].copy_from_slice(&le(0x91DF_6DA4));
+        e[4..8].copy_from_slice(&le(*offset as u32));
+        e[8..12].copy_from_slice(&le(*size as u32));
+        e[12..16].copy_from_slice(&le(0x1000));
+        e[16..20].copy_from_slice(&le(*size as u32));
+        // 20..24: padding; 24..32: the u64 flag, 0.
+        e[32..36].copy_from_slice(&le(at as u32));
+        e[36..40].copy_from_slice(&le(content.len() as u32));
+        e[40..72].copy_from_slice(&sha2::Sha256::digest(content));
+        e[72..72 + name.len()].copy_from_slice(name.as_bytes());
+        table.extend_from_slice(&e);
+        contents.extend_from_slice(content);
+        at += content.len();
+    }
+    let mut h = vec![0u8; 512];
+    h[0..4].copy_from_slice(&le(0x27CB_8F93));
+    h[12..16].copy_from_slice(&le(2));
+    h[16..20].copy_from_slice(&le(parts.len() as u32));
+    h[20..24].copy_from_slice(&le(racklet_sim::crc::crc32_iso_hdlc(&table)));
+    h[24..31].copy_from_slice(b"racklet");
+    h[56..60].copy_from_slice(b"k230");
+    let crc = racklet_sim::crc::crc32_iso_hdlc(&h);
+    h[4..8].copy_from_slice(&le(crc));
+    [h, table, contents].concat()
+}

@@ -330,42 +330,10 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
     Some(d)
 }
 
-/// A `.kdimg` of `parts` (name, medium offset, part size, content), version
-/// 2, as the vendor's format documents it: for tests and fixtures.
-pub fn build(parts: &[(&str, u64, u64, &[u8])]) -> Vec<u8> {
-    let mut table = Vec::new();
-    let mut content_at = HEADER + parts.len() * ENTRY;
-    let mut contents = Vec::new();
-    for (name, offset, size, content) in parts {
-        let mut e = vec![0u8; ENTRY];
-        e[0..4].copy_from_slice(&PART_MAGIC.to_le_bytes());
-        e[4..8].copy_from_slice(&(*offset as u32).to_le_bytes());
-        e[8..12].copy_from_slice(&(*size as u32).to_le_bytes());
-        e[12..16].copy_from_slice(&0x1000u32.to_le_bytes());
-        e[16..20].copy_from_slice(&(*size as u32).to_le_bytes());
-        e[32..36].copy_from_slice(&(content_at as u32).to_le_bytes());
-        e[36..40].copy_from_slice(&(content.len() as u32).to_le_bytes());
-        e[40..72].copy_from_slice(&Sha256::digest(content));
-        e[72..72 + name.len()].copy_from_slice(name.as_bytes());
-        table.extend_from_slice(&e);
-        contents.extend_from_slice(content);
-        content_at += content.len();
-    }
-    let mut h = vec![0u8; HEADER];
-    h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-    h[12..16].copy_from_slice(&2u32.to_le_bytes());
-    h[16..20].copy_from_slice(&(parts.len() as u32).to_le_bytes());
-    h[20..24].copy_from_slice(&CRC32.checksum(&table).to_le_bytes());
-    h[24..31].copy_from_slice(b"racklet");
-    h[56..60].copy_from_slice(b"k230");
-    let crc = CRC32.checksum(&h);
-    h[4..8].copy_from_slice(&crc.to_le_bytes());
-    [h, table, contents].concat()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use racklet_tests::kdimg_v2 as build;
 
     /// The CRC-32 the vendor parser uses is zlib's: check value of "123456789".
     #[test]

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use racklet_canaan::boot::Options;
-use racklet_canaan::kdimg;
 use racklet_canaan::storage::{self, Inputs, StorageError, StoragePlanError, Verb};
 use racklet_image::{Target, Window};
 use racklet_link::testing::{CancelAfter, CollectProgress};
@@ -163,7 +162,7 @@ fn a_raw_image_on_sd_as_k230_flash_sends_it() {
 #[test]
 fn a_kdimg_writes_every_part_with_ff_padding() {
     let r = Rig::new(None);
-    let img = kdimg::build(&[
+    let img = racklet_tests::kdimg_v2(&[
         ("uboot_spl_a", 0x10_0000, 0x8_0000, &pattern(1000, 1)),
         ("uboot_a", 0x20_0000, 0x1000, &pattern(3000, 2)),
     ]);
@@ -185,7 +184,7 @@ fn a_kdimg_writes_every_part_with_ff_padding() {
 #[test]
 fn bad_input_is_refused_before_anything_is_sent() {
     let r = Rig::new(None);
-    let good = kdimg::build(&[("a", 0x10_0000, 0x1000, b"abc")]);
+    let good = racklet_tests::kdimg_v2(&[("a", 0x10_0000, 0x1000, b"abc")]);
     let mut magic = good.clone();
     magic[0] ^= 0xff;
     let mut crc = good.clone();

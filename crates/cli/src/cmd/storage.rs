@@ -20,10 +20,12 @@ use crate::flows::Outcome;
 use crate::output::Output;
 
 /// One storage verb for the board of `target`: `act` is the driver's method.
+#[allow(clippy::too_many_arguments)]
 fn verb(
     g: &GlobalArgs,
     name: &str,
     target: &StorageTarget,
+    medium: Option<String>,
     inputs: &[&std::path::Path],
     done: &str,
     out: &Arc<Output>,
@@ -47,6 +49,7 @@ fn verb(
         driver.attach_storage_sim(&StorageSim {
             board,
             target,
+            medium: medium.clone(),
             port_path: port.to_string(),
             fault,
             usb: usb.clone(),
@@ -73,23 +76,29 @@ pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCod
     let mut inputs: Vec<&std::path::Path> = a.image.iter().map(|p| p.as_path()).collect();
     inputs.extend(a.target.bring_up.loader.iter().map(|p| p.as_path()));
     inputs.extend(a.target.bring_up.then.iter().map(|p| p.as_path()));
-    verb(g, "write", &a.target, &inputs, "written", out, &|d, job| d.write(job, a))
+    verb(g, "write", &a.target, a.place.medium.clone(), &inputs, "written", out, &|d, job| d.write(job, a))
 }
 
 pub fn read(g: &GlobalArgs, a: &ReadArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "read", &a.target, &loaders(&a.target), "read", out, &|d, job| d.read(job, a))
+    verb(g, "read", &a.target, a.place.medium.clone(), &loaders(&a.target), "read", out, &|d, job| {
+        d.read(job, a)
+    })
 }
 
 pub fn erase(g: &GlobalArgs, a: &EraseArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "erase", &a.target, &loaders(&a.target), "erased", out, &|d, job| d.erase(job, a))
+    verb(g, "erase", &a.target, a.place.medium.clone(), &loaders(&a.target), "erased", out, &|d, job| {
+        d.erase(job, a)
+    })
 }
 
 pub fn reset(g: &GlobalArgs, a: &ResetArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "reset", &a.target, &loaders(&a.target), "reset", out, &|d, job| d.reset(job, a))
+    verb(g, "reset", &a.target, None, &loaders(&a.target), "reset", out, &|d, job| d.reset(job, a))
 }
 
 pub fn partitions(g: &GlobalArgs, a: &PartitionsArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "partitions", &a.target, &loaders(&a.target), "listed", out, &|d, job| d.partitions(job, a))
+    verb(g, "partitions", &a.target, a.place.medium.clone(), &loaders(&a.target), "listed", out, &|d, job| {
+        d.partitions(job, a)
+    })
 }
 
 fn loaders(t: &StorageTarget) -> Vec<&std::path::Path> {

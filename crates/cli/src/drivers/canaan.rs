@@ -9,7 +9,8 @@ use racklet_image::{Description, Payload};
 use racklet_sim::models::{self, Scenario};
 use racklet_sim::serve::canaan as server;
 
-use super::{Driver, Job};
+use super::{Driver, Job, StorageJob, StorageSim};
+use crate::args::storage::{EraseArgs, ReadArgs, ResetArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::classify;
@@ -60,7 +61,7 @@ impl Driver for Canaan {
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
-        racklet_canaan::describe(bytes)
+        racklet_canaan::describe(bytes).or_else(|| racklet_canaan::kdimg::describe(bytes))
     }
 
     fn near_miss(&self, bytes: &[u8]) -> Option<String> {
@@ -90,4 +91,126 @@ impl Driver for Canaan {
         let opts = server::Options { board: board.name.clone(), soc: board.soc.clone(), fault };
         server::serve(&opts).map_err(classify)
     }
+
+    fn storage_verbs(&self) -> &'static [&'static str] {
+        &["write", "read", "erase", "reset"]
+    }
+
+    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+        // A medium the loader does not know is the client's bad input, said
+        // before the virtual board is made of it.
+        if let Some(m) = &sim.medium
+            && racklet_canaan::kburn::Medium::from_name(m).is_none()
+        {
+            return Err(classify(racklet_canaan::storage::StoragePlanError::UnknownMedium {
+                given: m.clone(),
+            }));
+        }
+        // Whatever --loader uploads becomes the virtual kburn loader (the
+        // sim cannot run it); --sim-storage keeps the --medium written.
+        let scenario = Scenario {
+            fault: sim.fault.clone(),
+            storage: sim.target.sim.sim_storage.clone(),
+            storage_medium: sim.medium.clone(),
+            storage_loader: true,
+            ..Scenario::at(&sim.port_path)
+        };
+        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+    }
+
+    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
+        let Some(image) = a.image.clone() else {
+            return Err(crate::error::bad_input(format!(
+                "give the image to write: `racklet-flash write {} IMAGE --medium sd --loader loader_mmc.bin`",
+                job.board.name
+            )));
+        };
+        if !a.place.partition.is_empty() {
+            return Err(crate::error::bad_input(
+                "--partition: the K230's kburn loader writes by offset (--at) or a .kdimg's own parts"
+                    .to_string(),
+            ));
+        }
+        let verb = racklet_canaan::storage::Verb::Write {
+            image,
+            at: a.place.at,
+            verify: !a.no_verify,
+            reboot: a.reboot,
+        };
+        storage(job, a.place.medium.clone(), &verb, None)
+    }
+
+    fn read(&self, job: &mut StorageJob, a: &ReadArgs) -> Result<Outcome> {
+        let (Some(at), Some(size)) = (a.place.at, a.size) else {
+            return Err(crate::error::bad_input("read needs --at and --size on K230 boards".to_string()));
+        };
+        let verb = racklet_canaan::storage::Verb::Read { at, size };
+        storage(job, a.place.medium.clone(), &verb, Some(&a.output))
+    }
+
+    fn erase(&self, job: &mut StorageJob, a: &EraseArgs) -> Result<Outcome> {
+        let at = a.place.at.unwrap_or(0);
+        let size = match (a.size, a.whole) {
+            (Some(n), _) => Some(n),
+            (None, true) => None,
+            (None, false) => {
+                return Err(crate::error::bad_input("erase needs --size N (or --whole)".to_string()));
+            }
+        };
+        storage(job, a.place.medium.clone(), &racklet_canaan::storage::Verb::Erase { at, size }, None)
+    }
+
+    fn reset(&self, job: &mut StorageJob, a: &ResetArgs) -> Result<Outcome> {
+        if a.maskrom {
+            return Err(crate::error::bad_input(
+                "--maskrom: the kburn loader's REBOOT resets the chip; it enters its boot ROM when it finds nothing to boot (or with BOOT held)".to_string(),
+            ));
+        }
+        // REBOOT needs no medium, but the session probes one first (as
+        // k230-flash's does): the SD card's, which every board has.
+        storage(job, Some("sd".into()), &racklet_canaan::storage::Verb::Reset, None)
+    }
+}
+
+/// Plans and runs one storage verb.
+fn storage(
+    job: &mut StorageJob,
+    medium: Option<String>,
+    verb: &racklet_canaan::storage::Verb,
+    output: Option<&std::path::Path>,
+) -> Result<Outcome> {
+    let t = job.target;
+    let inputs = racklet_canaan::storage::Inputs {
+        loader: t.bring_up.loader.clone(),
+        loader_address: t.bring_up.loader_address,
+        medium,
+    };
+    let target = job.board.target();
+    let plan = racklet_canaan::storage::plan(&inputs, verb, &target).map_err(classify)?;
+    let opts = Options {
+        rom: RomOptions { accept_unknown_cpu: t.connect.force, ..RomOptions::default() },
+        follow: false,
+        next_stage_wait: t.connect.stage_timeout.max(racklet_canaan::boot::NEXT_STAGE_WAIT),
+    };
+    // What `read` brings goes to a temporary file beside the target, renamed
+    // over it only when the device said READ DONE.
+    let mut file = match output {
+        Some(p) if p.as_os_str() != "-" => Some(racklet_image::output::SafeFile::create(p, t.connect.force)?),
+        _ => None,
+    };
+    let stdout = output.is_some_and(|p| p.as_os_str() == "-");
+    let mut sink = |b: &[u8]| -> std::io::Result<()> {
+        use std::io::Write;
+        match &mut file {
+            Some(f) => f.file().write_all(b),
+            None if stdout => std::io::stdout().lock().write_all(b),
+            None => Ok(()),
+        }
+    };
+    let report =
+        racklet_canaan::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
+    if let Some(f) = file {
+        f.commit()?;
+    }
+    Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }

@@ -94,6 +94,7 @@ pub trait Driver: Sync {
         let scenario = Scenario {
             fault: sim.fault.clone(),
             storage: sim.target.sim.sim_storage.clone(),
+            storage_medium: sim.medium.clone(),
             ..Scenario::at(&sim.port_path)
         };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
@@ -139,6 +140,8 @@ pub struct StorageJob<'a, 'c> {
 pub struct StorageSim<'a> {
     pub board: &'a Board,
     pub target: &'a StorageTarget,
+    /// The verb's `--medium`, which `--sim-storage` keeps.
+    pub medium: Option<String>,
     pub port_path: String,
     pub fault: Option<String>,
     pub usb: SimUsbBus,
