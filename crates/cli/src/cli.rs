@@ -377,6 +377,14 @@ pub struct SimArgs {
     /// Write received payloads to this directory (never over an existing file).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// Keep the virtual board's storage in FILE (created when missing), so
+    /// another tool's writes can be compared with racklet-flash's.
+    #[arg(long, value_name = "FILE")]
+    pub sim_storage: Option<PathBuf>,
+    /// With --sim-storage, the medium FILE holds (K230: emmc, sd, spi-nand,
+    /// spi-nor, otp; default sd).
+    #[arg(long, value_name = "MEDIUM", requires = "sim_storage")]
+    pub medium: Option<String>,
 }
 
 #[cfg(test)]

@@ -81,15 +81,41 @@ impl Driver for Canaan {
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
-    fn serve(&self, board: &Board, args: &SimArgs, _out: &Arc<Output>) -> Result<()> {
+    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
         let fault = args
             .fault
             .as_deref()
             .map(str::parse)
             .transpose()
             .map_err(|e| classify(models::SimError::from(e)))?;
-        let opts = server::Options { board: board.name.clone(), soc: board.soc.clone(), fault };
-        server::serve(&opts).map_err(classify)
+        let opts = server::Options {
+            board: board.name.clone(),
+            soc: board.soc.clone(),
+            addr: args.tcp.clone(),
+            fault,
+            storage: args.sim_storage.clone(),
+            medium: args.medium.clone(),
+            keep: args.keep,
+        };
+        let on = |e: server::Event| match e {
+            server::Event::Listening { addr } => {
+                if let Some(w) = racklet_sim::exposure_warning(&addr) {
+                    eprintln!("{w}");
+                }
+                outln!("tcp://{addr}");
+                out.line(&format!(
+                    "virtual {} ({}) serving JSON Lines USB transfers on {addr}",
+                    board.soc.to_uppercase(),
+                    board.name
+                ));
+            }
+            server::Event::Session { peer } => out.line(&format!("session from {peer}")),
+            server::Event::Verdict { verdict, .. } => out.line(&match verdict {
+                racklet_sim::rom::Verdict::Started { summary } => format!("verdict: ok: {summary}"),
+                racklet_sim::rom::Verdict::NotStarted { why } => format!("verdict: failed: {why}"),
+            }),
+        };
+        server::serve(&opts, &on).map_err(classify)
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {
