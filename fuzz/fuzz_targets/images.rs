@@ -141,6 +141,19 @@ fn sophgo(b: &[u8]) {
 }
 
 fn canaan(b: &[u8]) {
+    // The .kdimg container: parsing never panics, a parsed image's parts
+    // lie in the file and do not overlap, and `info` describes every input
+    // with its magic.
+    if let Ok(k) = racklet_canaan::kdimg::parse(b, b.len() as u64) {
+        for p in &k.parts {
+            assert!(p.content_offset + p.content_size <= b.len() as u64);
+            assert!(p.write_size() >= p.content_size);
+        }
+        for w in k.parts.windows(2) {
+            assert!(w[0].offset + w[0].write_size() <= w[1].offset);
+        }
+    }
+    assert_eq!(racklet_canaan::kdimg::describe(b).is_some(), racklet_canaan::kdimg::is_kdimg(b));
     let described = racklet_canaan::describe(b);
     if let Some(d) = &described {
         let h = ImageHeader::parse(b).expect("a described image parses");
