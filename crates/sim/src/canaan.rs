@@ -21,7 +21,15 @@
 //!
 //! What the real ROM does in the unconfirmed corners (§9) is modelled the
 //! strict way: a write before SET_DATA_ADDRESS, or one that crosses out of
-//! the SRAM, is a STALL.
+//! the SRAM, is a STALL; a write into the ROM's own half of the SRAM
+//! (0x80200000–0x802FFFFF) overwrites the running ROM, which hangs. How the
+//! ROM comes back after a stage is one of two plausible ways (review F3):
+//! re-enumerating at a new address (default) or, with fault `same-address`,
+//! answering again at the old one after going quiet.
+//!
+//! Once a kburn loader runs (code carrying its identity string, or anything
+//! started in SRAM when the Scenario says `storage_loader`) the board is the
+//! vendor gadget of [`crate::kburn`], over media of real sizes.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
