@@ -18,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 
 use racklet_fuzz::Bytes;
 use racklet_link::ControlSetup;
+use racklet_sim::rom::Faults;
 use racklet_sim::usb::UsbDevice;
 use racklet_sim::{canaan, fastboot, rockchip};
 
@@ -48,7 +49,8 @@ fuzz_target!(|data: &[u8]| {
         }
         s => {
             let soc = if s == 2 { fastboot::Soc::K1 } else { fastboot::Soc::Th1520 };
-            let f = (fault >= 0x80).then(|| fastboot::FAULTS[fault as usize % fastboot::FAULTS.len()].1);
+            let all = <fastboot::Fault as Faults>::ALL;
+            let f = (fault >= 0x80).then(|| all[fault as usize % all.len()].1);
             let mut d = fastboot::FastbootDevice::new(soc, "fuzz-1").with_fault(f);
             let mut hp = |d: &mut fastboot::FastbootDevice, data: &[u8]| {
                 let _ = d.host_packet(data);

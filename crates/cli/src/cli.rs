@@ -215,9 +215,8 @@ pub struct MaskromArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_u64, help_heading = "Canaan")]
     pub run: Option<u64>,
 
-    /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
-    #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
-    pub then: Option<PathBuf>,
+    #[command(flatten)]
+    pub fastboot: crate::args::fastboot::FastbootArgs,
 
     /// Simulation: give virtual USB links the timing of a real bus
     /// (USB 2.0 high or full speed), e.g. to see how close to the bus

@@ -22,8 +22,9 @@ use racklet_gadget::acm;
 use racklet_gadget::configfs::GADGET_ROOT;
 use racklet_gadget::serve::{self, ServeOptions};
 use racklet_gadget::testdev::{EchoRom, LoopDevice};
+use racklet_sim::models::Scenario;
 use racklet_sim::serial::SimSerialBus;
-use racklet_sim::usb::SharedDevice;
+use racklet_sim::usb::{SharedDevice, SimUsbBus};
 
 struct Args {
     mode: String,
@@ -87,7 +88,7 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::{canaan, fastboot, rockchip};
+    use racklet_sim::{canaan, rockchip};
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
@@ -114,24 +115,20 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             let v = d.clone();
             Ok((d, Box::new(move || lock(&v).verdict())))
         }
-        // SpacemiT K1 and T-Head TH1520 fastboot ROMs: done once the ROM
-        // started its image (what racklet-flash's --simulate session checks).
-        "k1" | "th1520" => {
-            let (soc, wants) =
-                if name == "k1" { (fastboot::Soc::K1, "FSBL") } else { (fastboot::Soc::Th1520, "ram image") };
-            let f = match fault {
-                Some(n) => Some(fastboot::Fault::parse(n).ok_or_else(|| {
-                    format!("unknown fastboot fault '{n}'; known: {}", fastboot::Fault::names())
-                })?),
-                None => None,
-            };
-            let d = Arc::new(Mutex::new(fastboot::FastbootDevice::new(soc, "gadget").with_fault(f)));
-            let v = d.clone();
+        // Every model of the sim's registry (SpacemiT K1, T-Head TH1520, ...),
+        // by SoC, with the registry's fault names and the model's own verdict.
+        soc if racklet_sim::models::model(soc).is_some() => {
+            let scenario =
+                Scenario { port_path: "gadget".into(), fault: fault.map(Into::into), ..Default::default() };
+            let bus = SimUsbBus::new();
+            let mut rom = racklet_sim::models::attach(soc, &scenario, &bus, &SimSerialBus::new())
+                .map_err(|e| e.to_string())?;
+            let dev = bus.attached().pop().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
             Ok((
-                d,
-                Box::new(move || {
-                    let d = lock(&v);
-                    if d.started.iter().any(|s| s.what == wants) { Ok(d.summary()) } else { Err(d.summary()) }
+                dev,
+                Box::new(move || match rom.verdict() {
+                    racklet_sim::rom::Verdict::Started { summary } => Ok(summary),
+                    racklet_sim::rom::Verdict::NotStarted { why } => Err(why),
                 }),
             ))
         }

@@ -14,6 +14,14 @@ pub struct Scenario {
     pub port_path: String,
     /// A fault to inject (`--fault NAME`), by the ROM's own names.
     pub fault: Option<String>,
+    /// How many images the user sends after the one the boot ROM takes (K1
+    /// `--then u-boot.itb`: 1). Device-side knowledge, like the port the
+    /// board is plugged into: a real board cannot tell from the wire whether
+    /// another image is still to come, yet whether its run succeeded
+    /// depends on the last image the user meant it to start. The virtual
+    /// board is told the scenario it stands for, so its verdict ("every
+    /// image I was to get was started") is its own, not the client's.
+    pub next_stages: usize,
 }
 
 impl Scenario {
@@ -64,7 +72,7 @@ pub struct Model {
 }
 
 /// Every model, one line each.
-pub static MODELS: &[&Model] = &[];
+pub static MODELS: &[&Model] = &[&crate::fastboot::MODEL];
 
 /// The model of `soc`.
 pub fn model(soc: &str) -> Option<&'static Model> {
