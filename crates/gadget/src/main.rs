@@ -237,3 +237,23 @@ fn run_acm(a: &Args, log: serve::Log) -> Result<String, String> {
     ));
     verdict()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fastboot models come from the sim's registry, with its verdict:
+    /// nothing started is a failure, and fault names are the registry's.
+    #[test]
+    fn fastboot_models_come_from_the_registry() {
+        for (name, id) in [("k1", (0x361c, 0x1001)), ("th1520", (0x2345, 0x7654))] {
+            let (dev, mut verdict) = usb_model(name, None).unwrap();
+            let info = racklet_sim::usb::lock(&dev).info().unwrap();
+            assert_eq!((info.vid, info.pid), id);
+            assert!(verdict().unwrap_err().contains("nothing started"));
+        }
+        assert!(usb_model("k1", Some("silent")).is_ok());
+        let e = usb_model("th1520", Some("nope")).err().unwrap();
+        assert!(e.contains("unknown fault 'nope'") && e.contains("no-reenumerate"), "{e}");
+    }
+}

@@ -26,8 +26,9 @@
 //!
 //! The chip facts (USB identities, the ROMs' variables and size limits) are
 //! this model's own, in [`Chip`], [`K1`] and [`TH1520`], each cited.
-//! Whether a run succeeded is the board's own [`Verdict`]: the image the
-//! user's last stage sent was started ([`FastbootDevice::verdict`]).
+//! Whether a run succeeded is the board's own [`Verdict`]: every image the
+//! user meant it to run was started ([`FastbootDevice::verdict`], with the
+//! number of images from [`Scenario::next_stages`]).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
