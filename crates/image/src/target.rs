@@ -27,6 +27,9 @@ pub struct Target {
     pub usb: Vec<(String, u16, u16)>,
     /// The ROM's serial rate, for serial ROMs.
     pub baud: Option<u32>,
+    /// The largest file one stage may be: inputs larger than this are
+    /// refused by their size, before they are read.
+    pub largest_stage: u64,
 }
 
 impl Target {

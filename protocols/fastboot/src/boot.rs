@@ -51,13 +51,7 @@ fn follow(
 ) -> Result<UsbInfo, FastbootError> {
     let within = conn.stage_timeout;
     conn.follow_usb(from, &plan.next_ids, what, within).map_err(|e| match e {
-        LinkError::Timeout { .. } => FastbootError::NotBack {
-            after,
-            what: what.to_string(),
-            port: from.port_path.clone(),
-            waited: within,
-            source: Box::new(e),
-        },
+        LinkError::Timeout { .. } => FastbootError::NotBack { after, source: Box::new(e) },
         e => FastbootError::Link(e),
     })
 }

@@ -48,9 +48,9 @@ fn fsbl(bytes: &[u8]) -> Description {
             );
             d.field("SPL + signature", format!("{} bytes at offset 0x1000", f.spl_len));
             d.field("runs at", format!("0x{:x} (code at +0x1000)", k1::LOAD_ADDRESS));
-            d.check("header1 AIHD magic", true);
-            d.check("ROTPK SHA-256", f.rotpk_hash_ok);
-            d.check("size = 0x1000 + header1.imgsize + 256", f.size_ok);
+            for (name, ok) in f.checks() {
+                d.check(name, ok);
+            }
         }
         Err(why) => {
             d.kind = "SpacemiT K1 FSBL.bin (damaged)".into();

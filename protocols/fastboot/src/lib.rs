@@ -31,9 +31,6 @@ pub mod response;
 pub mod th1520;
 pub mod transport;
 
-use std::time::Duration;
-
-use racklet_link::error::fmt_duration;
 use racklet_link::{Classify, FailureClass, LinkError};
 
 pub use boot::{Options, boot};
@@ -125,19 +122,12 @@ pub enum FastbootError {
     #[error("{what}: {reason}")]
     BadImage { what: String, reason: k1::FsblError },
     /// A stage was started, but the board's next stage did not appear at
-    /// the same USB port path within the stage timeout.
-    #[error(
-        "{} was started, but {what} did not appear at USB port {port} within {}",
-        after.started(),
-        fmt_duration(*waited)
-    )]
+    /// the same USB port path within the stage timeout (`source` says what
+    /// was awaited where, and for how long).
+    #[error("{} was started, but the board did not come back on USB", after.started())]
     NotBack {
         /// The stage whose start should have brought the next one up.
         after: StageKind,
-        /// What was awaited ("the K1 FSBL (U-Boot SPL)").
-        what: String,
-        port: String,
-        waited: Duration,
         #[source]
         source: Box<LinkError>,
     },

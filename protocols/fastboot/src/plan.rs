@@ -220,9 +220,11 @@ fn fits_a_download(path: &Path, bytes: &[u8]) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// Reads and checks every input against the board: the right format for
-/// the SoC's ROM (FSBL.bin for the K1, a FIT for its `--then`), the fit in
-/// the board's load window, flags that do not apply. Nothing is sent.
+/// Reads and checks every input against the board: files no larger than
+/// the board's largest stage (judged before reading), the right format for
+/// the SoC's ROM (an FSBL.bin that passes its integrity checks for the K1,
+/// a FIT for its `--then`), the fit in the board's load window, flags that
+/// do not apply. Nothing is sent.
 pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
     let soc = soc_of(target)?;
     let path =
@@ -231,14 +233,17 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         return Err(PlanError::DramNotTaken { path: d.clone() });
     }
     let rom_ids = required_ids(target, "rom")?;
+    let read = |p: &Path| {
+        racklet_image::read_input(p, target.largest_stage, &format!("a stage of {} can be", target.board))
+    };
     match soc {
         Soc::K1 => {
-            let bytes = racklet_image::read_input(path)?;
-            k1::parse_fsbl(&bytes).map_err(|reason| PlanError::NotFsbl { path: path.clone(), reason })?;
+            let bytes = read(path)?;
+            k1::check_fsbl(&bytes).map_err(|reason| PlanError::NotFsbl { path: path.clone(), reason })?;
             racklet_image::check_fit(path, target.load_address, bytes.len() as u64, &target.window)?;
             let then = match &inputs.then {
                 Some(p) => {
-                    let b = racklet_image::read_input(p)?;
+                    let b = read(p)?;
                     if b.len() < 4 || b[..4] != FIT_MAGIC {
                         return Err(PlanError::NotFit { path: p.clone() });
                     }
@@ -269,9 +274,9 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
             if inputs.then.is_some() {
                 return Err(PlanError::ThenOnTh1520 { board: target.board.clone() });
             }
-            let p = racklet_image::load(path, target.arch)?;
+            let p = racklet_image::load_bytes(path, read(path)?, target.arch, &target.window)?;
             let at = p.load_address.unwrap_or(target.load_address);
-            racklet_image::check_fit(path, at, p.bytes.len() as u64, &target.window)?;
+            racklet_image::check_fit(path, at, p.mem_size, &target.window)?;
             fits_a_download(path, &p.bytes)?;
             let next_ids = if inputs.await_next { required_ids(target, "uboot")? } else { Vec::new() };
             Ok(Plan {

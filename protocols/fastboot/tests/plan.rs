@@ -23,6 +23,7 @@ fn target(soc: &str, usb: &[(&str, u16, u16)]) -> Target {
         window: Window { board: board.into(), base: load, size, max_payload: None },
         usb: usb.iter().map(|(s, v, p)| (s.to_string(), *v, *p)).collect(),
         baud: None,
+        largest_stage: 256 << 20,
     }
 }
 
@@ -138,7 +139,8 @@ fn unknown_soc() {
 }
 
 fn payload(path: &Path, bytes: Vec<u8>, load_address: Option<u64>) -> Payload {
-    Payload { path: path.into(), bytes, load_address, entry: load_address, source: Source::Raw }
+    let mem_size = bytes.len() as u64;
+    Payload { path: path.into(), bytes, load_address, entry: load_address, mem_size, source: Source::Raw }
 }
 
 #[test]

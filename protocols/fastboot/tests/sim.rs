@@ -373,55 +373,81 @@ fn sim_counts_download_bytes_across_arbitrary_frames() {
     assert_eq!(dev.lock().unwrap().downloads[0].bytes, data);
 }
 
-/// `racklet-flash sim`'s server: one session, the events in order, and
-/// every download saved byte for byte.
+/// `racklet-flash sim`'s server: one session, its events in order (each
+/// download whole, before the client hears OKAY), and a caller that
+/// refuses an event (a save that failed) stops it.
 #[test]
-fn the_tcp_server_reports_and_saves_one_session() {
+fn the_tcp_server_reports_one_session_in_order() {
+    use racklet_link::Classify;
     use racklet_sim::serve::fastboot::{Event, Options, serve};
-    let dir = tempfile::tempdir().unwrap();
-    let save = dir.path().join("save");
-    let opts = Options {
-        soc: Soc::Th1520,
-        address: "127.0.0.1:0".into(),
-        keep: false,
-        save: Some(save.clone()),
-        fault: None,
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = thread::spawn(move || {
-        let mut seen = Vec::new();
-        let r = serve(&opts, &mut |e| {
-            match &e {
-                Event::Listening { address } => tx.send(address.to_string()).unwrap(),
-                Event::Command { stage, command } => seen.push(format!("{stage} {command}")),
-                Event::Received { stage, bytes, saved } => {
-                    seen.push(format!("{stage} received {} saved {}", bytes.len(), saved.is_some()))
-                }
-                Event::Started { what, .. } => seen.push(format!("started {what}")),
-                Event::Verdict { summary } => seen.push(format!("verdict {summary}")),
-                Event::ConnectionError { message, .. } => seen.push(format!("error {message}")),
-            };
+    for refuse in [false, true] {
+        let mut opts = Options::new("th1520", "127.0.0.1:0", None).unwrap();
+        opts.keep = false;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seen = Mutex::new(Vec::new());
+        let got = Mutex::new(Vec::new());
+        let img = spl(40_000);
+        let r = thread::scope(|scope| {
+            let server = scope.spawn(|| {
+                serve(&opts, &|e| {
+                    let line = match e {
+                        Event::Listening { address } => {
+                            tx.send(address.to_string()).unwrap();
+                            return Ok(());
+                        }
+                        Event::Command { stage, command } => format!("{stage} {command}"),
+                        Event::Received { index, stage, bytes } => {
+                            got.lock().unwrap().extend_from_slice(bytes);
+                            if refuse {
+                                return Err("no space left on the save disk".into());
+                            }
+                            format!("{stage} received #{index} {}", bytes.len())
+                        }
+                        Event::Started { what, bytes, .. } => format!("started {what} {bytes}"),
+                        Event::Verdict { summary } => format!("verdict {summary}"),
+                        Event::ConnectionError { message, .. } => format!("error {message}"),
+                    };
+                    seen.lock().unwrap().push(line);
+                    Ok(())
+                })
+            });
+            let addr = rx.recv_timeout(T).unwrap();
+            let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+            let r = th1520::boot_ram(&mut fb, &img, &mut CollectProgress::default());
+            drop(fb);
+            assert_eq!(r.is_err(), refuse, "{r:?}");
+            server.join().unwrap()
         });
-        (r, seen)
-    });
-    let addr = rx.recv_timeout(T).unwrap();
-    let img = spl(40_000);
-    let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
-    th1520::boot_ram(&mut fb, &img, &mut CollectProgress::default()).unwrap();
-    drop(fb);
-    let (r, seen) = h.join().unwrap();
-    r.unwrap();
-    assert_eq!(
-        seen[..5],
-        [
-            "rom getvar:max-download-size",
-            "rom download:00009c40",
-            "rom flash:ram",
-            "rom reboot",
-            "rom received 40000 saved true",
-        ]
-    );
-    assert_eq!(seen[5], "started ram image");
-    assert!(seen[6].starts_with("verdict rom started ram image (40000 bytes"), "{seen:?}");
-    assert_eq!(std::fs::read(save.join("00-rom.bin")).unwrap(), img);
+        assert_eq!(*got.lock().unwrap(), img);
+        let seen = seen.into_inner().unwrap();
+        if refuse {
+            let e = r.unwrap_err();
+            assert_eq!(e.class(), FailureClass::Io);
+            assert!(e.to_string().contains("no space left"), "{e}");
+            // The session ends there, and says why.
+            assert_eq!(
+                seen[..3],
+                [
+                    "rom getvar:max-download-size",
+                    "rom download:00009c40",
+                    "error no space left on the save disk"
+                ]
+            );
+            continue;
+        }
+        r.unwrap();
+        assert_eq!(
+            seen[..6],
+            [
+                "rom getvar:max-download-size",
+                "rom download:00009c40",
+                "rom received #0 40000",
+                "rom flash:ram",
+                "rom reboot",
+                "started ram image 40000",
+            ]
+        );
+        assert!(seen[6].starts_with("verdict rom started ram image (40000 bytes"), "{seen:?}");
+        assert_eq!(seen.len(), 7, "{seen:?}");
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::classify;
+use crate::error::{bad_input, classify};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
@@ -67,48 +67,61 @@ impl Driver for Fastboot {
         let address = args.tcp.as_deref().unwrap_or("127.0.0.1:5554");
         let mut opts = server::Options::new(&board.soc, address, args.fault.as_deref()).map_err(classify)?;
         opts.keep = args.keep;
-        opts.save = args.save.clone();
+        if let Some(d) = &args.save {
+            std::fs::create_dir_all(d)
+                .map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
+        }
         let json = out.mode == Mode::Json;
         let log = |text: String, ev: serde_json::Value| if json { out.json(ev) } else { out.line(&text) };
-        server::serve(&opts, &mut |e| match e {
-            Event::Listening { address } if json => {
-                out.json(json!({"event":"listening","board":board.name,"address":format!("tcp:{address}")}))
+        let on = |e: Event| -> Result<(), String> {
+            match e {
+                Event::Listening { address } => {
+                    if let Some(w) = racklet_sim::exposure_warning(&address) {
+                        eprintln!("{w}");
+                    }
+                    if json {
+                        out.json(json!({"event":"listening","board":board.name,"address":format!("tcp:{address}")}));
+                    } else {
+                        outln!("tcp:{address}");
+                        out.line(&format!(
+                            "serving the virtual {} boot ROM of {} on tcp:{address}; try `fastboot -s tcp:{address} getvar version`",
+                            board.soc, board.name
+                        ));
+                    }
+                }
+                Event::ConnectionError { peer, message } => log(
+                    format!("connection from {peer}: {message}"),
+                    json!({"event":"connection_error","peer":peer.to_string(),"message":message}),
+                ),
+                Event::Command { stage, command } => log(
+                    format!("[{stage}] {command}"),
+                    json!({"event":"command","stage":stage,"command":command}),
+                ),
+                Event::Received { index, stage, bytes } => {
+                    let sha = racklet_image::sha256_hex(bytes);
+                    let mut saved = None;
+                    if let Some(dir) = &args.save {
+                        let p = dir.join(format!("{index:02}-{stage}.bin"));
+                        // Never through a planted symlink, never over an existing file.
+                        racklet_image::output::write_file(&p, bytes, false).map_err(|e| e.to_string())?;
+                        saved = Some(p.display().to_string());
+                    }
+                    let at = saved.as_ref().map(|p| format!(", saved to {p}")).unwrap_or_default();
+                    log(
+                        format!("[{stage}] received {} bytes, sha256 {sha}{at}", bytes.len()),
+                        json!({"event":"received","stage":stage,"bytes":bytes.len(),"sha256":sha,"saved":saved}),
+                    )
+                }
+                Event::Started { stage, what, bytes } => log(
+                    format!("[{stage}] started {what} ({bytes} bytes)"),
+                    json!({"event":"started","stage":stage,"what":what,"bytes":bytes}),
+                ),
+                Event::Verdict { summary } => {
+                    log(format!("verdict: {summary}"), json!({"event":"verdict","summary":summary}))
+                }
             }
-            Event::Listening { address } => {
-                outln!("tcp:{address}");
-                out.line(&format!(
-                    "serving the virtual {} boot ROM of {} on tcp:{address}; try `fastboot -s tcp:{address} getvar version`",
-                    board.soc, board.name
-                ));
-            }
-            Event::ConnectionError { peer, message } => log(
-                format!("connection from {peer}: {message}"),
-                json!({"event":"connection_error","peer":peer.to_string(),"message":message}),
-            ),
-            Event::Command { stage, command } => log(
-                format!("[{stage}] {command}"),
-                json!({"event":"command","stage":stage,"command":command}),
-            ),
-            Event::Received { stage, bytes, saved } => {
-                let sha = racklet_image::sha256_hex(bytes);
-                let saved = saved.map(|p| p.display().to_string());
-                log(
-                    format!(
-                        "[{stage}] received {} bytes, sha256 {sha}{}",
-                        bytes.len(),
-                        saved.as_ref().map(|p| format!(", saved to {p}")).unwrap_or_default()
-                    ),
-                    json!({"event":"received","stage":stage,"bytes":bytes.len(),"sha256":sha,"saved":saved}),
-                )
-            }
-            Event::Started { stage, what, bytes } => log(
-                format!("[{stage}] started {what} ({bytes} bytes)"),
-                json!({"event":"started","stage":stage,"what":what,"bytes":bytes}),
-            ),
-            Event::Verdict { summary } => {
-                log(format!("verdict: {summary}"), json!({"event":"verdict","summary":summary}))
-            }
-        })
-        .map_err(classify)
+            Ok(())
+        };
+        server::serve(&opts, &on).map_err(classify)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use racklet_image::{Payload, Source, check_fit, read_input};
+use racklet_image::{Payload, Source, check_fit};
 use racklet_link::{FailureClass, SerialInfo};
 use racklet_sim::starfive::{Fault, RomConfig, RomReport, StarfiveRom};
 use racklet_starfive::header::{self, Header, HeaderOptions};
@@ -15,7 +15,7 @@ use racklet_starfive::xmodem::BlockSize;
 use racklet_starfive::{BootOptions, boot_uart, send_next_stage};
 use serde_json::json;
 
-use super::{Ctx, InfoReport, Outcome, SimCtx, SimSession, load_payload};
+use super::{Ctx, InfoReport, Outcome, SimCtx, SimSession, payload_from, read_stage};
 use crate::boards::{Board, Protocol};
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{bad_input, classify, fail};
@@ -32,7 +32,7 @@ const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(10);
 /// (after checking its CRC), anything else is loaded (ELF or raw), checked
 /// against the SRAM and wrapped.
 fn headed_image(board: &Board, path: &Path) -> Result<(Vec<u8>, String)> {
-    let bytes = read_input(path)?;
+    let bytes = read_stage(board, path)?;
     if let Some(h) = Header::parse(&bytes) {
         h.verify(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
         header::check_size(h.payload_len as u64)
@@ -44,7 +44,7 @@ fn headed_image(board: &Board, path: &Path) -> Result<(Vec<u8>, String)> {
         );
         return Ok((bytes[..end].to_vec(), what));
     }
-    let p = load_payload(board, path)?;
+    let p = payload_from(board, path, bytes)?;
     check_load_address(board, &p)?;
     let img = header::build_image(&p.bytes, &HeaderOptions::default())
         .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
@@ -111,7 +111,7 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
         Some(p) => {
             let name =
                 p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "u-boot.itb".into());
-            Some((name, read_input(p)?))
+            Some((name, read_stage(board, p)?))
         }
         None => None,
     };
@@ -247,7 +247,7 @@ pub fn image(board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u
     }
     check_load_address(board, payload)?;
     let at = payload.load_address.unwrap_or(board.load_address);
-    check_fit(&payload.path, at, payload.bytes.len() as u64, &board.window())?;
+    check_fit(&payload.path, at, payload.mem_size, &board.window())?;
     let opts = HeaderOptions::from_user(args.version, args.backup_offset).map_err(classify)?;
     for note in header::size_notes(payload.bytes.len() as u64) {
         eprintln!("warning: {note}");
@@ -315,6 +315,11 @@ fn describe(n: usize, s: &racklet_sim::starfive::Session) -> String {
 
 pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     let fault = parse_fault(args.fault.as_ref())?;
+    if args.tcp.is_some() {
+        return Err(bad_input(
+            "--tcp: the StarFive ROM is reached over a UART; its virtual ROM is served on a pseudo-terminal",
+        ));
+    }
     if let Some(d) = &args.save {
         std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
     }
@@ -343,7 +348,7 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             }
             if let Some(d) = &args.save {
                 let f = d.join(format!("starfive-session-{seen}.img"));
-                std::fs::write(&f, &s.received).map_err(|e| bad_input(format!("{}: {e}", f.display())))?;
+                racklet_image::output::write_file(&f, &s.received, false)?;
             }
         }
         if seen > 0 && !args.keep {

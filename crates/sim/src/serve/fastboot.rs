@@ -1,15 +1,20 @@
 //! `racklet-flash sim <board> --tcp ADDR`: the virtual fastboot ROM as a
-//! TCP fastboot device. One connection is one session (the Debian client
-//! opens one per invocation); the board's state carries over between them.
+//! TCP fastboot device. Every connection is a session (the Debian client
+//! opens one per invocation), served on its own thread; the board's state
+//! carries over between them ([`crate::fastboot::serve_tcp`]).
+//!
+//! Saving what arrived (`--save`) is the caller's: it hears every download
+//! as an [`Event::Received`] before the client gets its OKAY, and writes it
+//! with racklet-image's safe output files (the sim does not depend on
+//! racklet-image).
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use racklet_link::{Classify, FailureClass};
 
-use crate::fastboot::{FastbootDevice, Fault, Soc, serve_tcp_connection};
+use crate::fastboot::{FastbootDevice, Fault, Soc, TcpSession, serve_tcp};
 use crate::models::SimError;
 
 /// How long one TCP connection may stay idle before the server drops it.
@@ -23,8 +28,6 @@ pub struct Options {
     pub address: String,
     /// Serve session after session; without it the server ends after one.
     pub keep: bool,
-    /// Write each received download to this directory.
-    pub save: Option<PathBuf>,
     pub fault: Option<Fault>,
 }
 
@@ -34,11 +37,11 @@ impl Options {
     pub fn new(soc: &str, address: &str, fault: Option<&str>) -> Result<Options, SimError> {
         let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
         let fault = fault.map(str::parse::<Fault>).transpose()?;
-        Ok(Options { soc, address: address.to_string(), keep: false, save: None, fault })
+        Ok(Options { soc, address: address.to_string(), keep: false, fault })
     }
 }
 
-/// What happened, in order, for the caller to show.
+/// What happened, in order within a session, for the caller to show.
 #[derive(Debug)]
 pub enum Event<'a> {
     /// The server listens at `address`.
@@ -47,12 +50,12 @@ pub enum Event<'a> {
     ConnectionError { peer: SocketAddr, message: String },
     /// A command arrived in `stage`.
     Command { stage: &'static str, command: &'a str },
-    /// A download completed (`saved`: where it was written).
-    Received { stage: &'static str, bytes: &'a [u8], saved: Option<PathBuf> },
+    /// A download completed: the `index`-th since the server started.
+    Received { index: usize, stage: &'static str, bytes: &'a [u8] },
     /// The board started an image.
     Started { stage: &'static str, what: &'a str, bytes: usize },
-    /// The board's summary after a session.
-    Verdict { summary: String },
+    /// The board's summary when a session ends.
+    Verdict { summary: &'a str },
 }
 
 /// Why the server stopped.
@@ -60,71 +63,55 @@ pub enum Event<'a> {
 pub enum ServeError {
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
-    #[error("accepting a connection: {0}")]
-    Accept(std::io::Error),
-    #[error("{}: cannot create the --save directory: {source}", path.display())]
-    CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("{}: cannot write: {source}", path.display())]
-    Save { path: PathBuf, source: std::io::Error },
+    /// Accepting a connection failed, or the caller refused an event (a
+    /// download it could not save).
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl Classify for ServeError {
     fn class(&self) -> FailureClass {
         match self {
             ServeError::Listen { .. } => FailureClass::BadInput,
-            ServeError::Accept(_) | ServeError::CreateDir { .. } | ServeError::Save { .. } => {
-                FailureClass::Io
-            }
+            ServeError::Stopped(_) => FailureClass::Io,
         }
     }
 
     fn hint(&self) -> Option<String> {
         match self {
             ServeError::Listen { .. } => Some("give another --tcp ADDRESS (port 0 picks a free one)".into()),
-            _ => None,
+            ServeError::Stopped(_) => None,
         }
     }
 }
 
+/// The events of one report of the server, in order.
+fn tell(s: &TcpSession, on: &(dyn Fn(Event) -> Result<(), String> + Sync)) -> Result<(), String> {
+    if let Some(e) = &s.error {
+        on(Event::ConnectionError { peer: s.peer, message: e.to_string() })?;
+    }
+    for (stage, command) in &s.commands {
+        on(Event::Command { stage: stage.name(), command })?;
+    }
+    for (index, r) in &s.downloads {
+        on(Event::Received { index: *index, stage: r.stage.name(), bytes: &r.bytes })?;
+    }
+    for st in &s.started {
+        on(Event::Started { stage: st.by.name(), what: &st.what, bytes: st.len })?;
+    }
+    if s.ended {
+        on(Event::Verdict { summary: &s.summary })?;
+    }
+    Ok(())
+}
+
 /// Serves the board until one session is over (or forever with `keep`),
-/// telling `on` what happens.
-pub fn serve(opts: &Options, on: &mut dyn FnMut(Event)) -> Result<(), ServeError> {
-    let l = TcpListener::bind(&opts.address)
-        .map_err(|source| ServeError::Listen { address: opts.address.clone(), source })?;
-    let local =
-        l.local_addr().map_err(|source| ServeError::Listen { address: opts.address.clone(), source })?;
-    if let Some(d) = &opts.save {
-        std::fs::create_dir_all(d).map_err(|source| ServeError::CreateDir { path: d.clone(), source })?;
-    }
-    on(Event::Listening { address: local });
+/// telling `on` what happens; an error from `on` stops the server.
+pub fn serve(opts: &Options, on: &(dyn Fn(Event) -> Result<(), String> + Sync)) -> Result<(), ServeError> {
+    let listen = |source| ServeError::Listen { address: opts.address.clone(), source };
+    let l = TcpListener::bind(&opts.address).map_err(listen)?;
+    let local = l.local_addr().map_err(listen)?;
+    on(Event::Listening { address: local }).map_err(ServeError::Stopped)?;
     let dev = Mutex::new(FastbootDevice::new(opts.soc, "tcp").with_fault(opts.fault));
-    let (mut seen_cmd, mut seen_dl, mut seen_run) = (0, 0, 0);
-    loop {
-        let (stream, peer) = l.accept().map_err(ServeError::Accept)?;
-        if let Err(e) = serve_tcp_connection(&dev, stream, IDLE) {
-            on(Event::ConnectionError { peer, message: e.to_string() });
-        }
-        let d = dev.lock().unwrap_or_else(|e| e.into_inner());
-        for (stage, cmd) in &d.log[seen_cmd..] {
-            on(Event::Command { stage: stage.name(), command: cmd });
-        }
-        for (i, r) in d.downloads.iter().enumerate().skip(seen_dl) {
-            let mut saved = None;
-            if let Some(dir) = &opts.save {
-                let p = dir.join(format!("{i:02}-{}.bin", r.stage.name()));
-                std::fs::write(&p, &r.bytes)
-                    .map_err(|source| ServeError::Save { path: p.clone(), source })?;
-                saved = Some(p);
-            }
-            on(Event::Received { stage: r.stage.name(), bytes: &r.bytes, saved });
-        }
-        for s in &d.started[seen_run..] {
-            on(Event::Started { stage: s.by.name(), what: &s.what, bytes: s.len });
-        }
-        (seen_cmd, seen_dl, seen_run) = (d.log.len(), d.downloads.len(), d.started.len());
-        on(Event::Verdict { summary: d.summary() });
-        if !opts.keep {
-            return Ok(());
-        }
-    }
+    serve_tcp(&l, &dev, IDLE, opts.keep, &|s| tell(&s, on)).map_err(ServeError::Stopped)
 }
