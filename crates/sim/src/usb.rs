@@ -149,8 +149,8 @@ impl SimUsbBus {
         self.devices.lock().unwrap_or_else(|e| e.into_inner()).push(dev);
     }
 
-    /// Every device plugged in, in order (the USB gadget serves a model
-    /// attached through [`crate::models`] this way).
+    /// Every device plugged in, in order: what the USB gadget serves after
+    /// attaching a model from the registry to a bus of its own.
     pub fn attached(&self) -> Vec<SharedDevice> {
         self.devices.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -233,17 +233,14 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         return Err(PlanError::DramNotTaken { path: d.clone() });
     }
     let rom_ids = required_ids(target, "rom")?;
-    let read = |p: &Path| {
-        racklet_image::read_input(p, target.largest_stage, &format!("a stage of {} can be", target.board))
-    };
     match soc {
         Soc::K1 => {
-            let bytes = read(path)?;
+            let bytes = target.read_stage(path)?;
             k1::check_fsbl(&bytes).map_err(|reason| PlanError::NotFsbl { path: path.clone(), reason })?;
             racklet_image::check_fit(path, target.load_address, bytes.len() as u64, &target.window)?;
             let then = match &inputs.then {
                 Some(p) => {
-                    let b = read(p)?;
+                    let b = target.read_stage(p)?;
                     if b.len() < 4 || b[..4] != FIT_MAGIC {
                         return Err(PlanError::NotFit { path: p.clone() });
                     }
@@ -274,9 +271,7 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
             if inputs.then.is_some() {
                 return Err(PlanError::ThenOnTh1520 { board: target.board.clone() });
             }
-            let p = racklet_image::load_bytes(path, read(path)?, target.arch, &target.window)?;
-            let at = p.load_address.unwrap_or(target.load_address);
-            racklet_image::check_fit(path, at, p.mem_size, &target.window)?;
+            let p = target.load_payload(path)?;
             fits_a_download(path, &p.bytes)?;
             let next_ids = if inputs.await_next { required_ids(target, "uboot")? } else { Vec::new() };
             Ok(Plan {

@@ -36,7 +36,7 @@ fn target(soc: &str) -> Target {
         window: Window { board: board.into(), base: load, size, max_payload: None },
         usb: usb.into_iter().map(|(s, v, p)| (s.to_string(), v, p)).collect(),
         baud: None,
-        largest_stage: 256 << 20,
+        max_stage: 256 << 20,
     }
 }
 

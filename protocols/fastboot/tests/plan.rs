@@ -23,7 +23,7 @@ fn target(soc: &str, usb: &[(&str, u16, u16)]) -> Target {
         window: Window { board: board.into(), base: load, size, max_payload: None },
         usb: usb.iter().map(|(s, v, p)| (s.to_string(), *v, *p)).collect(),
         baud: None,
-        largest_stage: 256 << 20,
+        max_stage: 256 << 20,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The flags of each protocol, one `clap::Args` group per protocol,
-//! flattened into `maskrom`'s arguments (`crate::cli::MaskromArgs`).
+//! The per-protocol argument groups of `maskrom`, each flattened into
+//! [`crate::cli::MaskromArgs`] under its own help heading.
 
+pub mod canaan;
 pub mod fastboot;

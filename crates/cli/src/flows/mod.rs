@@ -26,7 +26,6 @@ use crate::boards::{Board, Protocol};
 use crate::cli::MaskromArgs;
 use crate::error::{bad_input, fail};
 
-pub mod canaan;
 pub mod rockchip;
 pub mod sophgo;
 pub mod starfive;
@@ -398,14 +397,8 @@ pub fn read_stage(board: &Board, path: &std::path::Path) -> Result<Vec<u8>, rack
     racklet_image::read_input(path, board.largest_stage(), &format!("a stage of {} can be", board.name))
 }
 
-/// Loads an ELF or raw payload for `board` and checks that it fits the
-/// board's load window, before any device is touched.
-pub fn load_payload(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
-    let bytes = read_stage(board, path)?;
-    payload_from(board, path, bytes)
-}
-
-/// [`load_payload`] with the bytes already read.
+/// Loads an ELF or raw payload for `board` from bytes already read, and
+/// checks that it fits the board's load window, before any device is touched.
 pub fn payload_from(board: &Board, path: &std::path::Path, bytes: Vec<u8>) -> Result<racklet_image::Payload> {
     let p = racklet_image::load_bytes(path, bytes, board.arch(), &board.window())?;
     let at = p.load_address.unwrap_or(board.load_address);
