@@ -55,11 +55,9 @@ impl Driver for Fastboot {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario {
-            port_path: sim.port_path.clone(),
-            fault: sim.fault.clone(),
-            next_stages: usize::from(sim.args.fastboot.then.is_some()),
-        };
+        // The user sends one more image with --then (K1: u-boot.itb).
+        let next_stages = usize::from(sim.args.fastboot.then.is_some());
+        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone(), next_stages };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
@@ -98,19 +96,16 @@ impl Driver for Fastboot {
                     json!({"event":"command","stage":stage,"command":command}),
                 ),
                 Event::Received { index, stage, bytes } => {
-                    let sha = racklet_image::sha256_hex(bytes);
-                    let mut saved = None;
-                    if let Some(dir) = &args.save {
-                        let p = dir.join(format!("{index:02}-{stage}.bin"));
-                        // Never through a planted symlink, never over an existing file.
-                        racklet_image::output::write_file(&p, bytes, false).map_err(|e| e.to_string())?;
-                        saved = Some(p.display().to_string());
+                    let (sha, path) = (racklet_image::sha256_hex(bytes), format!("{index:02}-{stage}.bin"));
+                    // Never through a planted symlink, never over an existing file.
+                    let saved = args.save.as_ref().map(|d| d.join(path));
+                    if let Some(p) = &saved {
+                        racklet_image::output::write_file(p, bytes, false).map_err(|e| e.to_string())?;
                     }
+                    let saved = saved.map(|p| p.display().to_string());
                     let at = saved.as_ref().map(|p| format!(", saved to {p}")).unwrap_or_default();
-                    log(
-                        format!("[{stage}] received {} bytes, sha256 {sha}{at}", bytes.len()),
-                        json!({"event":"received","stage":stage,"bytes":bytes.len(),"sha256":sha,"saved":saved}),
-                    )
+                    let ev = json!({"event":"received","stage":stage,"bytes":bytes.len(),"sha256":sha,"saved":saved});
+                    log(format!("[{stage}] received {} bytes, sha256 {sha}{at}", bytes.len()), ev)
                 }
                 Event::Started { stage, what, bytes } => log(
                     format!("[{stage}] started {what} ({bytes} bytes)"),
