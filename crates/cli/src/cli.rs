@@ -114,12 +114,6 @@ pub enum SimSpeed {
     Full,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Core {
-    Riscv,
-    Arm,
-}
-
 /// Connection options shared by commands that open a device.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
@@ -204,15 +198,8 @@ pub struct MaskromArgs {
     #[arg(long, help_heading = "StarFive")]
     pub low_latency: bool,
 
-    /// Sophgo: the ROM's USB id when efuses changed it (vid:pid).
-    #[arg(long, value_name = "VID:PID", help_heading = "Sophgo")]
-    pub usb_id: Option<String>,
-    /// Sophgo: serve one load_image session for an already running BL2.
-    #[arg(long = "main", help_heading = "Sophgo")]
-    pub main_session: bool,
-    /// Sophgo SG2000/SG2002: the core the board is strapped to boot.
-    #[arg(long, value_enum, help_heading = "Sophgo")]
-    pub core: Option<Core>,
+    #[command(flatten)]
+    pub sophgo: crate::args::sophgo::SophgoArgs,
 
     #[command(flatten)]
     pub canaan: crate::args::canaan::CanaanArgs,

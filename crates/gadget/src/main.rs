@@ -124,8 +124,7 @@ fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdi
     use racklet_sim::models::{Scenario, attach};
     use racklet_sim::rom::Verdict as RomVerdict;
     let usb = SimUsbBus::new();
-    let scenario =
-        Scenario { port_path: "gadget".into(), fault: fault.map(str::to_string), ..Default::default() };
+    let scenario = Scenario { fault: fault.map(str::to_string), ..Scenario::at("gadget") };
     let mut rom = attach(soc, &scenario, &usb, &SimSerialBus::new()).map_err(|e| match e.hint() {
         Some(h) => format!("{e} ({h})"),
         None => e.to_string(),
@@ -193,23 +192,22 @@ fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
 /// The serial models this program can serve over ACM, by name: the
 /// bus they publish their pty on, and their verdict.
 fn serial_model(name: &str, fault: Option<&str>) -> Result<(SimSerialBus, Verdict), String> {
-    use racklet_sim::sophgo;
     let bus = SimSerialBus::new();
     match name {
-        // Sophgo CV18xx/SG200x USB ROMs (CDC-ACM), RISC-V core. BL2 base and
-        // SRAM window from the board table (0x0C000000 + 0x37000 for SG2000/SG2002,
-        // 0x3BC00000 + 0x19000 for CV1800B).
+        // Sophgo CV18xx/SG200x USB ROMs (CDC-ACM), RISC-V core, from the
+        // sim's own chip table (racklet_sim::models).
         "sg2000" | "sg2002" | "cv1800b" => {
-            let (base, max) = if name == "cv1800b" { (0x3BC0_0000, 0x19000) } else { (0x0C00_0000, 0x37000) };
-            let mut cfg = sophgo::SophgoRomConfig::new("gadget", base, max);
-            cfg.fault = match fault {
-                Some(n) => Some(sophgo::SophgoFault::from_name(n).ok_or_else(|| {
-                    format!("unknown sophgo fault '{n}'; known: {}", sophgo::SophgoFault::list())
-                })?),
-                None => None,
-            };
-            let mut rom = sophgo::SophgoRom::spawn(bus.clone(), cfg, None).map_err(|e| e.to_string())?;
-            Ok((bus, Box::new(move || rom.verdict())))
+            let mut sc = racklet_sim::models::Scenario::at("gadget");
+            sc.fault = fault.map(str::to_string);
+            let mut rom = racklet_sim::models::attach(name, &sc, &racklet_sim::usb::SimUsbBus::new(), &bus)
+                .map_err(|e| e.to_string())?;
+            Ok((
+                bus,
+                Box::new(move || match rom.verdict() {
+                    racklet_sim::rom::Verdict::Started { summary } => Ok(summary),
+                    racklet_sim::rom::Verdict::NotStarted { why } => Err(why),
+                }),
+            ))
         }
         "echo" => {
             if let Some(f) = fault {

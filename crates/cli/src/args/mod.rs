@@ -3,3 +3,4 @@
 
 pub mod canaan;
 pub mod fastboot;
+pub mod sophgo;

@@ -18,7 +18,7 @@ use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
-use crate::error::{bad_input, class_of, fail};
+use crate::error::{add_hint, bad_input, class_of, fail};
 use crate::flows::{self, Outcome, SimCtx};
 use crate::output::{JobReporter, Mode, Output};
 
@@ -191,7 +191,20 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         conn.stage_timeout = a.connect.stage_timeout;
                         conn.recorder = transcript;
                         let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
-                        let r = drivers::of(board).maskrom(&mut job);
+                        let r = drivers::of(board).maskrom(&mut job).map_err(|e| {
+                            // No board at all (not: no USB bus): say how to put it in its ROM mode.
+                            let not_found = e.chain().any(|c| {
+                                matches!(c.downcast_ref(), Some(racklet_link::LinkError::NotFound { .. }))
+                            });
+                            if !not_found {
+                                return e;
+                            }
+                            let enter = format!(
+                                "To put {} ({}) in its boot ROM mode: {} Without a board, --simulate runs against a virtual ROM.",
+                                board.name, board.title, board.enter
+                            );
+                            add_hint(e, &enter)
+                        });
                         (r, job.conn.resolved.take())
                     };
                     let outcome = outcome.and_then(|o| {

@@ -57,7 +57,7 @@ impl Driver for Fastboot {
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         // The user sends one more image with --then (K1: u-boot.itb).
         let next_stages = usize::from(sim.args.fastboot.then.is_some());
-        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone(), next_stages };
+        let scenario = Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 

@@ -27,7 +27,6 @@ use crate::cli::MaskromArgs;
 use crate::error::{bad_input, fail};
 
 pub mod rockchip;
-pub mod sophgo;
 pub mod starfive;
 
 /// What a finished flow reports (chip info, what ran where).

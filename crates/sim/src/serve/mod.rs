@@ -5,3 +5,4 @@
 
 pub mod canaan;
 pub mod fastboot;
+pub mod sophgo;
