@@ -243,7 +243,10 @@ fn a_payload_is_required_and_checked_before_the_port() {
 fn the_transcript_shows_the_frames_on_the_wire() {
     let dir = tempfile::tempdir().unwrap();
     file(dir.path(), "p.bin", &pattern(100, 1));
-    let (code, out, err) = run(&["maskrom", "vf2", "p.bin", "--simulate", "--record", "t.jsonl"], dir.path());
+    let (code, out, err) = run(
+        &["maskrom", "vf2", "p.bin", "--simulate", "--record", "t.jsonl", "--record-data", "full"],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{out}{err}");
     let t = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
     let outs: Vec<serde_json::Value> = t
@@ -258,7 +261,7 @@ fn the_transcript_shows_the_frames_on_the_wire() {
     assert!(outs[1]["data"].as_str().unwrap().starts_with("0102fd"));
     assert_eq!(outs[1]["data"].as_str().unwrap().len(), 2 * 133);
     assert_eq!(outs.last().unwrap()["data"], "04");
-    assert!(t.contains("\"rate\":115200"));
+    assert!(t.contains("\"baud\":115200"));
 }
 
 #[test]

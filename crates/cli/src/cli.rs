@@ -101,16 +101,21 @@ pub fn parse_load(s: &str) -> Result<(u64, PathBuf), String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimSpeed {
     /// USB 2.0 high speed (480 Mb/s).
     High,
     /// USB 2.0 full speed (12 Mb/s).
+    Full,
+}
+
+/// How `--record` stores the data the host sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RecordData {
+    /// Long writes (over 256 bytes) as SHA-256 and length: enough to
+    /// replay, a fraction of the size.
+    #[default]
+    Hashed,
+    /// Every byte.
     Full,
 }
 
@@ -138,9 +143,25 @@ pub struct ConnectArgs {
     #[arg(long, conflicts_with = "simulate")]
     pub auto_simulate: bool,
     /// Write a JSON Lines transcript of everything that crossed the link
-    /// (an existing FILE is kept unless --force is given).
+    /// (docs/transcripts.md); FILE.jsonl.zst is written compressed. An
+    /// existing FILE is kept unless --force is given.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// What --record keeps of the data the host sends: long writes as
+    /// SHA-256 and length (hashed), or every byte (full).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t, requires = "record")]
+    pub record_data: RecordData,
+    /// Replace USB serial numbers in the --record transcript with stable
+    /// placeholders (before you share it).
+    #[arg(long, requires = "record")]
+    pub record_redact: bool,
+    /// Run against a recorded transcript instead of a device: it answers as
+    /// the board did, and the run fails at the first transfer that differs.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["simulate", "auto_simulate", "all"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: keep the recording's pace instead of answering at once.
+    #[arg(long, requires = "replay")]
+    pub replay_timing: bool,
     /// Flash even when the ROM found does not identify as the board's SoC
     /// (or, K230, when --run points outside every load); overwrite --record's FILE.
     #[arg(long)]
@@ -159,9 +180,6 @@ pub struct MaskromArgs {
     pub board: String,
     /// The payload: ELF, raw binary, or the board's own format (RKBOOT loader, headed image, fip.bin).
     pub bin: Option<PathBuf>,
-    /// DRAM-init blob sent before the payload (Rockchip 0x471 stage).
-    #[arg(long, value_name = "BLOB")]
-    pub dram: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// After the payload starts, stream the board's console from this tty
@@ -178,15 +196,8 @@ pub struct MaskromArgs {
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration, help_heading = "Console")]
     pub expect_timeout: Duration,
 
-    /// Rockchip: apply RC4 to raw stages (default: the chip table's choice).
-    #[arg(long, value_enum, help_heading = "Rockchip")]
-    pub rc4: Option<OnOff>,
-    /// Rockchip: send a zero CRC (only chips that accept it).
-    #[arg(long, help_heading = "Rockchip")]
-    pub zero_crc: bool,
-    /// Rockchip: take the DDR blob and usbplug from an rkbin checkout.
-    #[arg(long, value_name = "DIR", help_heading = "Rockchip")]
-    pub rkbin: Option<PathBuf>,
+    #[command(flatten)]
+    pub rockchip: crate::args::rockchip::RockchipArgs,
 
     /// StarFive: use 128-byte XMODEM blocks instead of 1K.
     #[arg(long, help_heading = "StarFive")]

@@ -81,14 +81,9 @@ fn parse_args() -> Result<Args, String> {
 
 type Verdict = Box<dyn FnMut() -> Result<String, String>>;
 
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::rockchip;
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
@@ -96,14 +91,6 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
     match name {
         // Every SoC of the sim's registry: its own model, fault names and verdict.
         soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
-        // Rockchip maskrom (and its usbplug stage), by SoC: rk3568, rk3588, ...
-        soc if soc.starts_with("rk") || soc.starts_with("rv") => {
-            let chip = rockchip::chip_model(soc).ok_or_else(|| format!("no Rockchip model for '{soc}'"))?;
-            let f = rockchip::RockchipFault::parse(fault.unwrap_or("none"))?;
-            let d = Arc::new(Mutex::new(rockchip::RockchipRom::new(chip, "gadget", f)));
-            let v = d.clone();
-            Ok((d, Box::new(move || lock(&v).verdict())))
-        }
         "loop" => {
             no_fault("loop")?;
             let d = Arc::new(Mutex::new(LoopDevice::default()));
@@ -113,7 +100,12 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             Ok((d, verdict))
         }
         other => Err(format!(
-            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k230d, k1, th1520)"
+            "unknown USB model '{other}' (known: loop, and the SoCs of the sim registry: {})",
+            racklet_sim::models::MODELS
+                .iter()
+                .flat_map(|m| m.socs.iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

@@ -98,6 +98,7 @@ pub struct Model {
 #[rustfmt::skip]
 pub static MODELS: &[&Model] = &[
     &crate::canaan::MODEL,
+    &crate::rockchip::MODEL,
     &crate::sophgo::MODEL,
     &crate::fastboot::MODEL,
 ];

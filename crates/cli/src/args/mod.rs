@@ -3,4 +3,5 @@
 
 pub mod canaan;
 pub mod fastboot;
+pub mod rockchip;
 pub mod sophgo;

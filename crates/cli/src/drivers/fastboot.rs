@@ -32,7 +32,7 @@ impl Driver for Fastboot {
         let inputs = Inputs {
             image: a.bin.clone(),
             then: a.fastboot.then.clone(),
-            dram: a.dram.clone(),
+            dram: a.rockchip.dram.clone(),
             // --stage-timeout 0: the run ends once the ROM took the start.
             await_next: !a.connect.stage_timeout.is_zero(),
         };

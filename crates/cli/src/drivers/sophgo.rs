@@ -28,7 +28,7 @@ pub static DRIVER: Sophgo = Sophgo;
 fn inputs(a: &MaskromArgs) -> Inputs {
     Inputs {
         bin: a.bin.clone(),
-        dram: a.dram.clone(),
+        dram: a.rockchip.dram.clone(),
         core: a.sophgo.core.map(Into::into),
         main: a.sophgo.main_session,
         usb_id: a.sophgo.usb_id,
