@@ -29,7 +29,7 @@ mod starfive;
 pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
-    pub conn: Connector<'c>,
+    pub conn: &'a mut Connector<'c>,
     /// True when the buses are simulated (for messages only: a driver must
     /// not behave differently).
     pub simulate: bool,
