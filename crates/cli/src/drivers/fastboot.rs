@@ -38,7 +38,7 @@ impl Driver for Fastboot {
         };
         let plan = racklet_fastboot::plan(&inputs, &target).map_err(classify)?;
         let opts = Options { force: a.connect.force, ..Default::default() };
-        let report = racklet_fastboot::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
+        let report = racklet_fastboot::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 
