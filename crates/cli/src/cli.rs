@@ -282,9 +282,8 @@ pub struct MaskromArgs {
     #[command(flatten)]
     pub canaan: crate::args::canaan::CanaanArgs,
 
-    /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
-    #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
-    pub then: Option<PathBuf>,
+    #[command(flatten)]
+    pub fastboot: crate::args::fastboot::FastbootArgs,
 
     #[command(flatten)]
     pub sim: SimulationArgs,

@@ -31,7 +31,8 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     // not a near-miss of a known header, which is damaged, not a raw
     // binary: refused unless --force says to send it raw.
     let what = format!("a stage of {} can be", board.name);
-    let inputs = a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
+    let inputs =
+        a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.fastboot.then.iter()).chain(a.then_ymodem.iter());
     // What the transcript's header says of them.
     let mut input_files = Vec::new();
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {

@@ -15,18 +15,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use racklet_link::transcript::{Recorder, TranscriptWriter};
-use racklet_link::{
-    FailureClass, LinkError, ProgressSink, Selector, SerialBus, SerialInfo, SerialLink, UsbBus, UsbInfo,
-    UsbLink,
-};
+use racklet_link::{FailureClass, LinkError, ProgressSink, Selector, SerialBus, SerialInfo, SerialLink};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
 use crate::boards::{Board, Protocol};
 use crate::cli::MaskromArgs;
-use crate::error::{bad_input, fail};
+use crate::error::fail;
 
-pub mod fastboot;
 pub mod starfive;
 
 /// What a finished flow reports (chip info, what ran where).
@@ -52,7 +48,6 @@ impl Outcome {
 pub struct Ctx<'a> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
-    pub usb: Arc<dyn UsbBus>,
     pub serial: Arc<dyn SerialBus>,
     /// The device selector of this job, if any.
     pub selector: Option<Selector>,
@@ -60,18 +55,9 @@ pub struct Ctx<'a> {
     pub transcript: Option<TranscriptWriter>,
     pub simulate: bool,
     /// The device this job found: its USB port path (or tty path), set by
-    /// [`Ctx::find_usb`] / [`Ctx::find_serial`]. A simulated run pairs the
+    /// [`Ctx::find_serial`]. A simulated run pairs the
     /// virtual ROM's verdict with the job by it.
     pub resolved: Option<String>,
-}
-
-/// Lines describing candidates, for "several devices match" errors.
-fn usb_candidates(found: &[UsbInfo]) -> String {
-    found
-        .iter()
-        .map(|d| format!("  --port {:<10} {} {}", d.port_path, d.id(), d.product.clone().unwrap_or_default()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 impl Ctx<'_> {
@@ -87,94 +73,6 @@ impl Ctx<'_> {
 
     fn cancel_fn(&self) -> impl Fn() -> bool + '_ {
         || self.progress.cancelled()
-    }
-
-    /// Finds the board's USB device whose ids are one of `ids`, honouring
-    /// the selector and `--wait`. More than one match without a selector is
-    /// an error that lists the candidates and the flag to add.
-    pub fn find_usb(&mut self, ids: &[(u16, u16)], what: &str) -> Result<UsbInfo> {
-        if let Some(Selector::Tty(p)) = &self.selector {
-            return Err(bad_input(format!(
-                "--port {}: {} is reached over USB, not a tty; give its USB port path (see `racklet-flash list`)",
-                p.display(),
-                self.board.name
-            )));
-        }
-        let sel = self.selector.clone();
-        let pred = |d: &UsbInfo| {
-            ids.iter().any(|(v, p)| d.vid == *v && d.pid == *p)
-                && sel.as_ref().is_none_or(|s| s.matches_usb(d))
-        };
-        let mut found: Vec<UsbInfo> = self.usb.devices()?.into_iter().filter(|d| pred(d)).collect();
-        if found.is_empty() {
-            if let Some(w) = self.wait() {
-                self.progress.say(format!("waiting up to {}s for {what}...", w.as_secs_f64()));
-                let cancel = self.cancel_fn();
-                found = racklet_link::wait_for_usb(&*self.usb, &pred, w, &cancel).map_err(|e| match e {
-                    LinkError::Timeout { .. } => not_found(self.board, what, &self.selector, Some(w)),
-                    e => e.into(),
-                })?;
-            } else {
-                return Err(not_found(self.board, what, &self.selector, None));
-            }
-        }
-        if found.len() > 1 {
-            return Err(fail(
-                FailureClass::Ambiguous,
-                format!(
-                    "{} devices look like {what}; choose one with --port:\n{}",
-                    found.len(),
-                    usb_candidates(&found)
-                ),
-            ));
-        }
-        self.resolved = Some(found[0].port_path.clone());
-        Ok(found.remove(0))
-    }
-
-    /// Opens a USB device, recording the transcript when asked.
-    pub fn open_usb(&self, info: &UsbInfo) -> Result<Box<dyn UsbLink>> {
-        let link = self.usb.open(info)?;
-        Ok(match &self.transcript {
-            Some(w) => Box::new(Recorder::usb(link, w.clone())),
-            None => link,
-        })
-    }
-
-    /// Follows the board to its next stage at the same USB port path.
-    pub fn follow_usb(
-        &mut self,
-        port_path: &str,
-        ids: &[(u16, u16)],
-        previous_address: Option<u8>,
-        what: &str,
-    ) -> Result<UsbInfo> {
-        let t = self.stage_timeout();
-        self.follow_usb_within(port_path, ids, previous_address, what, t)
-    }
-
-    /// Like [`Ctx::follow_usb`], with its own time limit.
-    pub fn follow_usb_within(
-        &mut self,
-        port_path: &str,
-        ids: &[(u16, u16)],
-        previous_address: Option<u8>,
-        what: &str,
-        t: Duration,
-    ) -> Result<UsbInfo> {
-        self.progress.say(format!("waiting for {what} at USB port {port_path}..."));
-        let cancel = self.cancel_fn();
-        let pred = |d: &UsbInfo| ids.iter().any(|(v, p)| d.vid == *v && d.pid == *p);
-        racklet_link::discover::follow_usb(&*self.usb, port_path, &pred, previous_address, t, &cancel).map_err(|e| match e {
-            LinkError::Timeout { after, .. } => fail(
-                FailureClass::Timeout,
-                format!(
-                    "{what} did not appear at USB port {port_path} within {}s (raise --stage-timeout if the board needs longer)",
-                    after.as_secs_f64()
-                ),
-            ),
-            e => e.into(),
-        })
     }
 
     /// Finds the serial port of the board. `ids` restricts to USB serial
@@ -330,7 +228,6 @@ pub fn run_legacy(job: &mut crate::drivers::Job, flow: fn(&mut Ctx) -> Result<Ou
     let mut ctx = Ctx {
         board: job.board,
         args: job.args,
-        usb: job.conn.usb.clone(),
         serial: job.conn.serial.clone(),
         selector: job.conn.selector.clone(),
         progress: &mut *job.conn.progress,
@@ -399,14 +296,8 @@ pub fn read_stage(board: &Board, path: &std::path::Path) -> Result<Vec<u8>, rack
     racklet_image::read_input(path, board.largest_stage(), &format!("a stage of {} can be", board.name))
 }
 
-/// Loads an ELF or raw payload for `board` and checks that it fits the
-/// board's load window, before any device is touched.
-pub fn load_payload(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
-    let bytes = read_stage(board, path)?;
-    payload_from(board, path, bytes)
-}
-
-/// [`load_payload`] with the bytes already read.
+/// Loads an ELF or raw payload for `board` from bytes already read, and
+/// checks that it fits the board's load window, before any device is touched.
 pub fn payload_from(board: &Board, path: &std::path::Path, bytes: Vec<u8>) -> Result<racklet_image::Payload> {
     let p = racklet_image::load_bytes(path, bytes, board.arch(), &board.window())?;
     let at = p.load_address.unwrap_or(board.load_address);
