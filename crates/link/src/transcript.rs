@@ -149,6 +149,14 @@ impl<L: SerialLink> SerialLink for Recorder<L> {
     fn clear_input(&mut self) -> Result<(), LinkError> {
         self.inner.clear_input()
     }
+
+    fn latency_timer(&self) -> Option<Duration> {
+        self.inner.latency_timer()
+    }
+
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        self.inner.set_latency_timer(to)
+    }
 }
 
 #[cfg(test)]
