@@ -83,6 +83,20 @@ impl Board {
         racklet_image::Arch::from_name(&self.arch)
     }
 
+    /// The board facts a protocol crate is given.
+    pub fn target(&self) -> racklet_image::Target {
+        racklet_image::Target {
+            board: self.name.clone(),
+            soc: self.soc.clone(),
+            arch: self.arch(),
+            load_address: self.load_address,
+            entry: self.entry,
+            window: self.window(),
+            usb: self.usb.iter().map(|s| (s.stage.clone(), s.vid, s.pid)).collect(),
+            baud: self.baud,
+        }
+    }
+
     /// The load window for fit checks.
     pub fn window(&self) -> racklet_image::Window {
         racklet_image::Window {

@@ -14,6 +14,7 @@ macro_rules! outln {
     }};
 }
 
+mod args;
 pub mod boards;
 mod cli;
 mod cmd;

@@ -17,6 +17,7 @@
 //!   and names its faults through [`rom::Faults`]; [`models`] is the
 //!   registry by SoC that `--simulate`, `racklet-flash sim` and the USB
 //!   gadget use.
+//! - [`serve`] holds the servers behind `racklet-flash sim`.
 //! - [`crc`] holds the reference CRCs, written bit by bit from their
 //!   definitions: the ROMs' own and the tests' oracle.
 
@@ -27,6 +28,7 @@ pub mod models;
 pub mod rockchip;
 pub mod rom;
 pub mod serial;
+pub mod serve;
 pub mod sophgo;
 pub mod starfive;
 pub mod usb;

@@ -64,7 +64,7 @@ pub struct Model {
 }
 
 /// Every model, one line each.
-pub static MODELS: &[&Model] = &[];
+pub static MODELS: &[&Model] = &[&crate::starfive::MODEL];
 
 /// The model of `soc`.
 pub fn model(soc: &str) -> Option<&'static Model> {

@@ -37,7 +37,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // Check every input file before anything is touched. A file that almost
     // has a known header is damaged, not a raw binary: refuse it unless
     // --force says to send it raw.
-    let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
+    let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.starfive.then_ymodem.iter());
     for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p)?;
         if let Some(what) = drivers::near_miss(&bytes)

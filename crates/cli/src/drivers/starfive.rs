@@ -1,20 +1,42 @@
-//! The starfive driver (adapter over the flow in `crate::flows::starfive`, which
-//! moves into the protocol crate).
+//! The StarFive JH7110 driver: the command line to `racklet_starfive`'s
+//! plan and boot, its report to an outcome; `sim` through the sim's server.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
+use racklet_link::FailureClass;
+use racklet_sim::models::{self, Scenario, SimError};
+use racklet_sim::serve::starfive::{self as server, Event};
+use racklet_sim::starfive::Fault;
+use racklet_starfive::storage::{self, ImageOptions};
+use racklet_starfive::{BlockSize, Inputs, Options};
+use serde_json::json;
 
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::flows::{self, Outcome, SimCtx};
-use crate::output::Output;
+use crate::error::{Typed, typed};
+use crate::flows::{Outcome, SimCtx};
+use crate::output::{Mode, Output};
 
 pub struct Starfive;
 
 pub static DRIVER: Starfive = Starfive;
+
+/// A boot error, with how to put the board in its UART boot mode when
+/// nothing was found.
+fn boot_error(board: &Board, e: racklet_starfive::StarfiveError) -> anyhow::Error {
+    let mut t = Typed::new(e);
+    if t.class == FailureClass::NotFound {
+        let then = t.hint.take().map(|h| format!(" Then {h}.")).unwrap_or_default();
+        t.hint = Some(format!(
+            "to put {} ({}) in its boot ROM mode: {}{then} Without a board, --simulate runs against its virtual ROM.",
+            board.name, board.title, board.enter
+        ));
+    }
+    anyhow::Error::new(t)
+}
 
 impl Driver for Starfive {
     fn name(&self) -> &'static str {
@@ -22,26 +44,62 @@ impl Driver for Starfive {
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
-        flows::run_legacy(job, flows::starfive::maskrom)
+        let args = &job.args.starfive;
+        let target = job.board.target();
+        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
+        let plan = racklet_starfive::plan(&inputs, &target).map_err(typed)?;
+        let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
+        opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
+        let report = racklet_starfive::boot(&mut job.conn, &plan, &target, &opts)
+            .map_err(|e| boot_error(job.board, e))?;
+        Ok(Outcome { facts: report.facts() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
-        flows::starfive::info(std::path::Path::new(""), bytes).map(Into::into)
+        racklet_starfive::describe(bytes)
     }
 
     fn near_miss(&self, bytes: &[u8]) -> Option<String> {
-        racklet_starfive::header::near_miss(bytes)
+        racklet_starfive::near_miss(bytes)
     }
 
     fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
-        flows::starfive::image(board, args, payload)
+        let opts =
+            ImageOptions { version: args.starfive.version, backup_offset: args.starfive.backup_offset };
+        let s = storage::image(payload, &board.target(), &opts).map_err(typed)?;
+        for note in &s.notes {
+            eprintln!("warning: {note}");
+        }
+        Ok(s.bytes)
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        Ok(Box::new(flows::Legacy(flows::starfive::attach_sim(sim)?)))
+        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
+        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(typed)
     }
 
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        flows::starfive::serve(board, args, out)
+        let fault: Fault =
+            args.fault.as_deref().unwrap_or("none").parse().map_err(|e| typed(SimError::from(e)))?;
+        let opts = server::Options { fault, keep: args.keep, save: args.save.clone() };
+        let json = out.mode == Mode::Json;
+        server::serve(&opts, &|| out.cancelled(), &mut |ev| match (ev, json) {
+            (Event::Serving { tty }, true) => {
+                out.json(json!({"event":"serving","board":board.name,"tty":tty,"fault":args.fault}))
+            }
+            (Event::Serving { tty }, false) => {
+                outln!("{tty}");
+                eprintln!(
+                    "virtual {} boot ROM ({}) on {tty}: racklet-flash maskrom {} FILE --port {tty}",
+                    board.soc, board.name, board.name
+                );
+            }
+            (Event::Session { n, session, line }, true) => out.json(
+                json!({"event":"session","n":n,"bytes":session.received.len(),"ok":session.verdict.is_ok(),"text":line}),
+            ),
+            (Event::NextStage { line }, true) => out.json(json!({"event":"next_stage","text":line})),
+            (Event::Session { line, .. } | Event::NextStage { line }, false) => eprintln!("{line}"),
+        })
+        .map_err(typed)
     }
 }

@@ -30,7 +30,6 @@ pub mod canaan;
 pub mod fastboot;
 pub mod rockchip;
 pub mod sophgo;
-pub mod starfive;
 
 /// What a finished flow reports (chip info, what ran where).
 #[derive(Debug, Default, Clone)]

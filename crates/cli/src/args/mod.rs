@@ -1,0 +1,4 @@
+//! The command-line flags of each protocol, one `clap::Args` group per
+//! protocol, flattened into the commands that take them.
+
+pub mod starfive;
