@@ -69,7 +69,15 @@ impl SerialLink for SerialPortLink {
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
         let t = self.port.timeout();
         self.port.write_all(data).map_err(|e| map_io(&self.info.path, "writing to", t, e))?;
-        self.port.flush().map_err(|e| map_io(&self.info.path, "flushing", t, e))
+        self.port.flush().map_err(|e| match e.kind() {
+            // serialport reports a failed tcdrain() as "flush failed" and drops
+            // the errno; on an open tty that is EIO: the device hung up (an
+            // adapter unplugged, a pty's other side closed) after the write.
+            std::io::ErrorKind::Other => {
+                LinkError::Disconnected { op: format!("flushing {}", self.info.path) }
+            }
+            _ => map_io(&self.info.path, "flushing", t, e),
+        })
     }
 
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
