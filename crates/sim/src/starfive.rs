@@ -66,8 +66,9 @@ const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// (`"\nU-Boot " SPL_TPL_NAME " " PLAIN_VERSION " (" ...`, u-boot
 /// common/spl/spl.c, compiled in with the default SPL_BANNER_PRINT), and the
 /// report of `spl_ymodem_load_image()` (`"Loaded %lu bytes\n"`, u-boot
-/// common/spl/spl_ymodem.c, built only with CONFIG_SPL_YMODEM_SUPPORT, which
-/// starfive_visionfive2_defconfig sets: sheet §3.3).
+/// common/spl/spl_ymodem.c @03de305, built only with
+/// CONFIG_SPL_YMODEM_SUPPORT, which starfive_visionfive2_defconfig sets:
+/// sheet §3.3).
 pub const SPL_SIGNATURES: [&[u8]; 2] = [b"U-Boot SPL ", b"Loaded %lu bytes"];
 
 /// True when `payload` is U-Boot SPL that takes its next stage by YMODEM
