@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds hello and memtest for every board into out/<board>/:
+# Builds hello and memtest for every board of boards.toml into out/<board>/:
 #   hello.elf hello.bin memtest.elf memtest.bin
+# (one cargo invocation per board: RACKLET_BOARD=<board>, see bsp/build.rs),
+# and for the boards with a fastload record fastload.elf and fastload.bin
+# (RACKLET_LAYOUT=fastload; also at most 4 KiB)
 # checks that every hello.bin is at most 4 KiB, and writes the sizes into
 # README.md (section "Sizes").
 #
@@ -19,7 +22,8 @@
 #       decimal) instead of each board's default.
 #   RACKLET_PAYLOADS_NO_README=1   do not rewrite README.md.
 #
-# Option --update-prebuilt: copy every hello.{elf,bin} into prebuilt/<board>/
+# Option --update-prebuilt: copy every hello.{elf,bin} (and fastload.elf)
+# into prebuilt/<board>/
 # (the copies the README's main-job command uses; test.sh checks them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -28,54 +32,57 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 max_hello=4096
 
-boards_for() { # arch (Riscv64|Aarch64) -> board names from the board table
-    awk -v want="Arch::$1," '
-        /name: "/ { split($0, a, "\""); name = a[2] }
-        /arch: Arch::/ { if ($2 == want) print name }
-    ' bsp/src/boards.rs
-}
-
 setup_toolchain
 
 echo "build.sh: toolchain route: $route; objcopy: $objcopy_tool"
 
-# --- build: one cargo invocation per architecture ---------------------------
+# --- build: one cargo invocation per board ----------------------------------
+# The board table (boards.toml) names the boards; racklet-bsp's build.rs
+# turns RACKLET_BOARD into the memory map and the board const.
+mapfile -t lines < <(board_lines)
+[ "${#lines[@]}" -gt 0 ] || { echo "build.sh: no boards in boards.toml" >&2; exit 1; }
 mkdir -p out
 status=0
-for arch in Riscv64 Aarch64; do
-    case $arch in Riscv64) target=$rv_target ;; Aarch64) target=$arm_target ;; esac
-    mapfile -t boards < <(boards_for "$arch")
-    bins=()
-    for b in "${boards[@]}"; do bins+=("hello-$b" "memtest-$b"); done
-    echo "build.sh: $target: ${boards[*]}"
-    cargo_build "$target" "${bins[@]}"
-    for b in "${boards[@]}"; do
-        mkdir -p "out/$b"
-        for p in hello memtest; do
-            cp "target/$target/release/$p-$b" "out/$b/$p.elf"
-            "$objcopy_tool" -O binary "out/$b/$p.elf" "out/$b/$p.bin"
-        done
+table=$'| board | SoC | hello.bin | memtest.bin | hello <= 4 KiB |\n|---|---|---:|---:|---|'
+fastload_sizes=$'\n| board | fastload.bin (at most 4096) |\n|---|---:|'
+for line in "${lines[@]}"; do
+    read -r b arch soc _load _header fastload <<<"$line"
+    target=$(target_for "$arch")
+    echo "build.sh: $b ($target)"
+    cargo_build "$b" "$target" hello memtest
+    mkdir -p "out/$b"
+    for p in hello memtest; do
+        cp "target/$target/release/$p" "out/$b/$p.elf"
+        "$objcopy_tool" -O binary "out/$b/$p.elf" "out/$b/$p.bin"
     done
+    if [ "$fastload" != - ]; then
+        # The loader: its own layout (RACKLET_LAYOUT=fastload, bsp/build.rs).
+        RACKLET_LAYOUT=fastload cargo_build "$b" "$target" fastload
+        cp "target/$target/release/fastload" "out/$b/fastload.elf"
+        "$objcopy_tool" -O binary "out/$b/fastload.elf" "out/$b/fastload.bin"
+        fs=$(stat -c %s "out/$b/fastload.bin")
+        echo "build.sh: $b fastload.bin $fs bytes"
+        if [ "$fs" -gt "$max_hello" ]; then
+            status=1
+            echo "build.sh: out/$b/fastload.bin is $fs bytes, over $max_hello" >&2
+        fi
+        fastload_sizes+=$'\n'"| $b | $fs |"
+    else
+        rm -f "out/$b/fastload.elf" "out/$b/fastload.bin"
+    fi
+    hs=$(stat -c %s "out/$b/hello.bin")
+    ms=$(stat -c %s "out/$b/memtest.bin")
+    ok=yes
+    if [ "$hs" -gt "$max_hello" ]; then
+        ok=NO
+        status=1
+        echo "build.sh: out/$b/hello.bin is $hs bytes, over $max_hello" >&2
+    fi
+    table+=$'\n'"| $b | $soc | $hs | $ms | $ok |"
 done
 
 # --- sizes ------------------------------------------------------------------
-table=$'| board | SoC | hello.bin | memtest.bin | hello <= 4 KiB |\n|---|---|---:|---:|---|'
-for arch in Riscv64 Aarch64; do
-    for b in $(boards_for "$arch"); do
-        soc=$(awk -v b="$b" '/name: "/ { split($0, a, "\""); n = a[2] }
-                             /soc: "/ { split($0, a, "\""); if (n == b) print a[2] }' bsp/src/boards.rs)
-        hs=$(stat -c %s "out/$b/hello.bin")
-        ms=$(stat -c %s "out/$b/memtest.bin")
-        ok=yes
-        if [ "$hs" -gt "$max_hello" ]; then
-            ok=NO
-            status=1
-            echo "build.sh: out/$b/hello.bin is $hs bytes, over $max_hello" >&2
-        fi
-        table+=$'\n'"| $b | $soc | $hs | $ms | $ok |"
-    done
-done
-printf '%s\n' "$table" > out/sizes.md
+printf '%s\n%s\n' "$table" "$fastload_sizes" > out/sizes.md
 echo "$table"
 if [ "${RACKLET_PAYLOADS_NO_README:-}" != 1 ]; then
     replace_section README.md sizes out/sizes.md
@@ -87,7 +94,8 @@ if [ -n "${RACKLET_FLASH:-}" ]; then
         echo "build.sh: RACKLET_FLASH=$RACKLET_FLASH is not an executable" >&2
         exit 1
     fi
-    for b in $(boards_for Riscv64) $(boards_for Aarch64); do
+    for line in "${lines[@]}"; do
+        read -r b _ <<<"$line"
         # Only ROMs that want a wrapped image: JH7110 (spl_tool header),
         # Sophgo (fip.bin), K1 (FSBL.bin), K230 (storage header). Rockchip
         # and TH1520 ROMs load the raw binary; the Arm side of the Duo S is
@@ -106,6 +114,7 @@ if [ "${1:-}" = "--update-prebuilt" ]; then
         [ -s "out/$b/hello.elf" ] || continue
         mkdir -p "prebuilt/$b"
         cp "out/$b/hello.elf" "out/$b/hello.bin" "prebuilt/$b/"
+        if [ -s "out/$b/fastload.elf" ]; then cp "out/$b/fastload.elf" "prebuilt/$b/"; fi
     done
     rustc_cmd=$(command -v rustc)
     [ "$route" = debian ] && rustc_cmd=/usr/bin/rustc

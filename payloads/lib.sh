@@ -4,6 +4,31 @@
 rv_target=riscv64imac-unknown-none-elf
 arm_target=aarch64-unknown-none-softfloat
 
+# Prints one line per board of boards.toml, in table order:
+#   name arch soc load header fastload
+# (arch riscv64|aarch64; load in hex; header "-" when none; fastload: the
+# fastload loader's address in hex, "-" for a board without one).
+# python3's tomllib reads the table, so no script parses it by hand.
+board_lines() {
+    python3 - boards.toml <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    table = tomllib.load(f)
+for b in table["board"]:
+    print(b["name"], b["arch"], b["soc"], hex(b["load"]), b.get("header", "-"),
+          hex(b["fastload"]["load"]) if "fastload" in b else "-")
+PY
+}
+
+# The cross target of an architecture from boards.toml.
+target_for() { # arch
+    case $1 in
+        riscv64) echo "$rv_target" ;;
+        aarch64) echo "$arm_target" ;;
+        *) echo "payloads: unknown arch $1 in boards.toml" >&2; return 1 ;;
+    esac
+}
+
 # Prints the first objcopy that can write a flat binary for both RISC-V and
 # AArch64 ELF files: rust-objcopy, llvm-objcopy, llvm-objcopy-NN.
 find_objcopy() {
@@ -84,17 +109,21 @@ setup_toolchain() {
         [ -d /usr/lib/rustlib/src/rust/library/core ] || need+=(rust-web-src)
         command -v ld.lld >/dev/null 2>&1 || need+=(lld)
     fi
+    if ! python3 -c "import tomllib" >/dev/null 2>&1; then
+        need+=(python3) # 3.11 or newer: tomllib reads boards.toml
+    fi
     objcopy_tool=$(find_objcopy || true)
     [ -n "$objcopy_tool" ] || need+=(llvm)
     ensure_packages "${need[@]}"
     objcopy_tool=${objcopy_tool:-$(find_objcopy)}
 }
 
-# Builds the named binaries for one target, in one cargo invocation, into
-# payloads/target. Call setup_toolchain first.
-cargo_build() { # target bins...
-    local target=$1
-    shift
+# Builds the named binaries for one board and target, in one cargo
+# invocation, into payloads/target. Call setup_toolchain first.
+cargo_build() { # board target bins...
+    local board=$1 target=$2
+    shift 2
+    export RACKLET_BOARD=$board
     local args=(build --release --target "$target" --target-dir "$PWD/target")
     local b
     for b in "$@"; do args+=(--bin "$b"); done

@@ -3,6 +3,7 @@
 #   - build.sh builds hello and memtest for every board;
 #   - every hello.bin is at most 4 KiB;
 #   - every ELF has one loadable image segment at the board's load address
+#     (boards.toml)
 #     and its entry where the ROM jumps (load, or load + 0x20 after the
 #     Sophgo BL2 header, whose first word must jump to +0x20);
 #   - under qemu-system-riscv64 / qemu-system-aarch64 (-M virt) hello prints
@@ -41,10 +42,12 @@ else
     bad "build.sh"
 fi
 
-boards=$(awk '/name: "/ { split($0, a, "\""); print a[2] }' bsp/src/boards.rs)
-[ -n "$boards" ] || { bad "board table is empty"; finish; }
+mapfile -t lines < <(board_lines)
+[ "${#lines[@]}" -gt 0 ] || { bad "board table boards.toml is empty"; finish; }
+boards=$(for l in "${lines[@]}"; do echo "${l%% *}"; done)
 
-for b in $boards; do
+for line in "${lines[@]}"; do
+    read -r b _arch _soc origin header fastload <<<"$line"
     missing=""
     for f in hello.elf hello.bin memtest.elf memtest.bin; do
         [ -s "out/$b/$f" ] || missing+=" $f"
@@ -54,8 +57,32 @@ for b in $boards; do
     size=$(stat -c %s "out/$b/hello.bin")
     if [ "$size" -le 4096 ]; then ok "size $b hello.bin $size <= 4096"; else bad "size $b hello.bin $size > 4096"; fi
 
-    origin=$(sed -n 's/.*ORIGIN = \(0x[0-9A-Fa-f]*\).*/\1/p' "bsp/ld/$b.ld")
-    if grep -q '^ *\.head' "bsp/ld/$b.ld"; then head=1; else head=0; fi
+    if [ "$fastload" != - ]; then
+        if [ -s "out/$b/fastload.bin" ]; then
+            fs=$(stat -c %s "out/$b/fastload.bin")
+            if [ "$fs" -le 4096 ]; then ok "size $b fastload.bin $fs <= 4096"; else bad "size $b fastload.bin $fs > 4096"; fi
+            # The ROM (or QEMU) puts the loader at its load address.
+            if msg=$(python3 - "out/$b/fastload.elf" "$fastload" 2>&1 <<'EOF'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+want = int(sys.argv[2], 16)
+phoff = struct.unpack_from("<Q", d, 32)[0]
+phentsize, phnum = struct.unpack_from("<HH", d, 54)
+loads = []
+for i in range(phnum):
+    p_type, _, _, vaddr, paddr, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", d, phoff + i * phentsize)
+    if p_type == 1 and filesz:
+        loads.append((paddr, vaddr))
+assert len(loads) == 1, f"want one loadable image segment, got {loads}"
+assert loads[0][0] == want, f"loaded at {loads[0][0]:#x}, boards.toml fastload.load {want:#x}"
+print(f"loaded at {loads[0][0]:#x}, runs at {loads[0][1]:#x}")
+EOF
+            ); then ok "layout $b fastload: $msg"; else bad "layout $b fastload: ${msg##*$'\n'}"; fi
+        else
+            bad "build $b: missing fastload.bin"
+        fi
+    fi
+    if [ "$header" = sophgo-bl2 ]; then head=1; else head=0; fi
     for p in hello memtest; do
         if msg=$(python3 - "out/$b/$p.elf" "out/$b/$p.bin" "$origin" "$head" 2>&1 <<'EOF'
 import struct, sys
@@ -72,7 +99,7 @@ for i in range(phnum):
         loads.append((vaddr, filesz))
 assert len(loads) == 1, f"want one loadable image segment, got {[(hex(a), n) for a, n in loads]}"
 vaddr, filesz = loads[0]
-assert vaddr == origin, f"image at {vaddr:#x}, linker script origin {origin:#x}"
+assert vaddr == origin, f"image at {vaddr:#x}, boards.toml load {origin:#x}"
 want = origin + (0x20 if head else 0)
 assert entry == want, f"entry {entry:#x}, want {want:#x}"
 img = open(binf, "rb").read()
@@ -151,8 +178,10 @@ run_qemu_rc() { # want-exit-status timeout name line-regex count qemu-args...
 
 rv=out/qemu-virt-riscv64
 arm=out/qemu-virt-aarch64
-rvq=(qemu-system-riscv64 -M virt -bios none -nographic -monitor none)
-armq=(qemu-system-aarch64 -M virt -cpu cortex-a53 -nographic -monitor none)
+# -nic none: no default NIC, so no network option ROM (efi-virtio.rom, from
+# ipxe-qemu, which --no-install-recommends leaves out) is needed.
+rvq=(qemu-system-riscv64 -M virt -bios none -nographic -monitor none -nic none)
+armq=(qemu-system-aarch64 -M virt -cpu cortex-a53 -nographic -monitor none -nic none)
 
 run_qemu "riscv64 hello" '^racklet: hello from qemu-virt-riscv64 \(qemu-virt\) hart 0$' 1 \
     "${rvq[@]}" -kernel "$rv/hello.elf"
@@ -170,7 +199,8 @@ run_qemu "aarch64 memtest" '^racklet: memtest qemu-virt-aarch64 \(qemu-virt\) 0x
 # The build is reproducible, so the shipped copies must equal a fresh build.
 for d in prebuilt/*/; do
     b=$(basename "$d")
-    for f in hello.elf hello.bin; do
+    for f in hello.elf hello.bin fastload.elf; do
+        [ "$f" != fastload.elf ] || [ -e "prebuilt/$b/$f" ] || [ -e "out/$b/$f" ] || continue
         if cmp -s "prebuilt/$b/$f" "out/$b/$f"; then
             ok "prebuilt $b/$f equals a fresh build"
         else
@@ -189,17 +219,34 @@ mkdir -p out/selftest
 selftest() { # name env-assignments...
     local name=$1
     shift
-    if env "$@" bash -c '. ./lib.sh; setup_toolchain >/dev/null; cargo_build "$rv_target" memtest-qemu-virt-riscv64' \
+    if env "$@" bash -c '. ./lib.sh; setup_toolchain >/dev/null; cargo_build qemu-virt-riscv64 "$rv_target" memtest' \
         >"out/selftest/$name.log" 2>&1; then
-        cp "target/$rv_target/release/memtest-qemu-virt-riscv64" "out/selftest/$name.elf"
+        cp "target/$rv_target/release/memtest" "out/selftest/$name.elf"
     else
         bad "build $name self-test (out/selftest/$name.log)"
         return 1
     fi
 }
+# The board comes from boards.toml through RACKLET_BOARD: a board of the other
+# architecture, or none, is a build error that says what to do.
+if msg=$(bash -c '. ./lib.sh; setup_toolchain >/dev/null; cargo_build rock-3a "$rv_target" hello' 2>&1); then
+    bad "rock-3a (aarch64) built for $rv_target"
+elif grep -q "board rock-3a is aarch64, but this build targets riscv64" <<<"$msg"; then
+    ok "a board built for the other architecture is refused"
+else
+    bad "rock-3a for $rv_target failed without the arch message: ${msg##*$'\n'}"
+fi
+if msg=$(bash -c '. ./lib.sh; setup_toolchain >/dev/null; cargo_build no-such-board "$rv_target" hello' 2>&1); then
+    bad "an unknown RACKLET_BOARD built"
+elif grep -q "RACKLET_BOARD=no-such-board: no such board" <<<"$msg"; then
+    ok "an unknown RACKLET_BOARD is refused"
+else
+    bad "unknown RACKLET_BOARD failed without the message: ${msg##*$'\n'}"
+fi
+
 if selftest panic RACKLET_MEMTEST_SIZE=0x3; then
     run_qemu_rc 1 30 "riscv64 panic handler" \
-        '^racklet: panic at [^ ]*payload\.rs:[0-9]+: memtest window must be 8-byte aligned$' 1 \
+        '^racklet: panic at [^ ]*memtest/src/main\.rs:[0-9]+: memtest window must be 8-byte aligned$' 1 \
         "${rvq[@]}" -kernel out/selftest/panic.elf
 fi
 if selftest trap RACKLET_MEMTEST_BASE=0x200 RACKLET_MEMTEST_SIZE=0x100; then

@@ -4,6 +4,7 @@
 #
 #   bash scripts/bench.sh            # everything but the criterion suites
 #   bash scripts/bench.sh --criterion  # also the per-protocol criterion benches
+#   bash scripts/bench.sh --fastload   # also issue 21's fastload vs XMODEM-1K (1 MiB, ~12 min)
 #
 # Needs hyperfine (Debian package; installed when missing and root).
 set -euo pipefail
@@ -86,4 +87,10 @@ if [ "${1:-}" = "--criterion" ]; then
     echo "== criterion suites (medians in each crate's README)"
     cargo bench -q -p racklet-rockchip -p racklet-canaan -p racklet-fastboot -p racklet-starfive 2>&1 |
         grep -E "^[a-zA-Z].*time:|thrpt:" || true
+fi
+
+if [ "${1:-}" = "--fastload" ]; then
+    echo "== fastload vs XMODEM-1K, 1 MiB through a paced pty relay (0 and 16 ms turnaround)"
+    FASTLOAD_BENCH_RUNS=${FASTLOAD_BENCH_RUNS:-3} cargo bench -q -p racklet-fastload --bench fastload_vs_xmodem 2>&1 |
+        grep -E "^(fastload|  latency)" || true
 fi

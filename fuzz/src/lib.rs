@@ -303,3 +303,38 @@ pub fn fb_answer(out: &mut Vec<u8>, packet: &[u8]) {
     out.push(0x10);
     put_chunk(out, packet);
 }
+
+/// A little-endian ELF64 executable (ELF specification): `segs` are
+/// (physical address, file offset into `data`, file size, memory size) of
+/// PT_LOAD segments, which may share or overrun `data`; `data` follows the
+/// program headers.
+pub fn elf64_raw(machine: u16, entry: u64, segs: &[(u64, u64, u64, u64)], data: &[u8]) -> Vec<u8> {
+    let phoff = 64u64;
+    let data_off = phoff + 56 * segs.len() as u64;
+    let mut out = Vec::with_capacity(data_off as usize + data.len());
+    out.extend_from_slice(b"\x7fELF");
+    out.extend_from_slice(&[2, 1, 1, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&machine.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&entry.to_le_bytes());
+    out.extend_from_slice(&phoff.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, segs.len() as u16, 64, 0, 0] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for (addr, offset, filesz, memsz) in segs {
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&5u32.to_le_bytes());
+        out.extend_from_slice(&(data_off + offset).to_le_bytes());
+        out.extend_from_slice(&addr.to_le_bytes());
+        out.extend_from_slice(&addr.to_le_bytes());
+        out.extend_from_slice(&filesz.to_le_bytes());
+        out.extend_from_slice(&memsz.to_le_bytes());
+        out.extend_from_slice(&8u64.to_le_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}

@@ -159,6 +159,83 @@ sram_size = 0x1000
 enter = "x"
 """)
 
+# --- hostile inputs (issue 24) ------------------------------------------------
+put("code.bin", code)
+# 200 PT_LOAD segments that all point at the same 4 KiB of file data, 4 KiB
+# apart: a small file whose flat image would be 800 KiB.
+nseg = 200
+shared = bytes([0x13, 0, 0, 0]) * 1024
+data_off = 64 + 56 * nseg
+h = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+h += struct.pack("<HHIQQQIHHHHHH", 2, RISCV, 1, k230, 64, 0, 0, 64, 56, nseg, 64, 0, 0)
+ph = b"".join(
+    struct.pack("<IIQQQQQQ", 1, 5, data_off, k230 + i * 0x1000, k230 + i * 0x1000, len(shared), len(shared), 8)
+    for i in range(nseg)
+)
+put("elf-many-segments.elf", h + ph + shared)
+# Memory size (.bss) is part of the footprint: 16 bytes of code, 256 MiB of memory.
+put("elf-memsz-huge.elf", elf64(RISCV, k230, [(k230, code, 0x10000000)]))
+put("elf-memsz-wraps.elf", elf64(RISCV, k230, [(k230, code, 0xFFFFFFFFFFFFFFFF)]))
+# The first segment's .bss runs into the second segment.
+put("elf-bss-overlap.elf", elf64(RISCV, k230, [(k230, code, 0x100), (k230 + 0x20, code, 16)]))
+
+
+# K1 FSBL.bin (fastboot.md, appendix "FSBL.bin"), then six lies in its headers.
+def fsbl(spl=bytes(range(64)), secure=0, table_num=4, imgsize=None):
+    padded = spl + bytes(-len(spl) % 32)
+    b = bytearray(0x1000 + len(padded) + 256)
+    def aihd(at, size):
+        b[at:at + 4] = b"AIHD"
+        b[at + 4] = 1
+        b[at + 5] = secure
+        struct.pack_into("<QQ", b, at + 8, size, 0)
+        b[at + 24:at + 32] = b"\xa5" * 8
+    aihd(0x100, 0x1000)
+    struct.pack_into("<II", b, 0x120, 0, table_num)
+    for i, name in enumerate([b"spl", b"uboot", b"kernel", b"rootfs"]):
+        b[0x128 + i * 20:0x128 + i * 20 + len(name)] = name
+        struct.pack_into("<I", b, 0x128 + i * 20 + 16, i)
+    b[0x2b8:0x2d8] = hashlib.sha256(bytes(b[:0x100])).digest()
+    aihd(0xfe0, len(padded) if imgsize is None else imgsize)
+    b[0x1000:0x1000 + len(spl)] = spl
+    return bytes(b)
+
+
+put("fsbl-imgsize-max.bin", fsbl(imgsize=0xFFFFFFFFFFFFFFFF))
+put("fsbl-imgsize-big.bin", fsbl(imgsize=0x100000))
+bad_rotpk = bytearray(fsbl())
+bad_rotpk[0x2b8] ^= 1
+put("fsbl-bad-rotpk.bin", bytes(bad_rotpk))
+put("fsbl-header-only.bin", fsbl()[:0x1000])
+put("fsbl-table-num.bin", fsbl(table_num=0xFFFFFFFF))
+put("fsbl-secure.bin", fsbl(secure=1))
+
+# RKBOOT loaders whose DRAM-init entry cannot run: larger than rock-3a's
+# 60 KiB SRAM, or empty.
+put("rkboot-ddr-too-large.bin", rkboot(entries=((1, "ddr", 0xF001), (2, "usbplug", 2048))))
+put("rkboot-ddr-empty.bin", rkboot(entries=((1, "ddr", 0), (2, "usbplug", 2048))))
+
+
+def board(name="my-k230", title="x", protocol="canaan", transport="usb", extra=""):
+    usb = 'usb = [{ stage = "rom", vid = 0x29f1, pid = 0x0230 }]\n' if transport == "usb" else ""
+    return (
+        f'[[board]]\nname = "{name}"\ntitle = "{title}"\nsoc = "k230"\narch = "riscv64"\n'
+        f'protocol = "{protocol}"\ntransport = "{transport}"\nload_address = 0x80360000\n'
+        f'sram_base = 0x80300000\nsram_size = 0x100000\n{usb}enter = "x"\n{extra}'
+    ).encode()
+
+
+put("boards-alias-collision.toml", board(name="vf2"))
+put("boards-duplicate.toml", board() + b"\n" + board())
+put("boards-alias-duplicate.toml", board(extra='aliases = ["k2"]\n') + b"\n" + board(name="other", extra='aliases = ["K2"]\n'))
+put("boards-baud-zero.toml", board(protocol="starfive", transport="serial", extra="baud = 0\n"))
+put("boards-transport-mismatch.toml", board(transport="serial"))
+put("boards-name-newline.toml", board(name="x\\ndone: canmv-k230 started in 0.01s"))
+put("boards-title-escape.toml", board(title="\\u001b]0;owned\\u0007\\u001b[2J"))
+put("boards-blank-name.toml", board(name=" "))
+put("boards-entry-outside.toml", board(extra="entry = 0x1\n"))
+put("boards-upper-case.toml", board(name="MyBoard"))
+
 # A symlink loop cannot be read, even by root (CI runs as root, so file
 # permissions would not make a file unreadable).
 loop = os.path.join(here, "unreadable-loop.bin")

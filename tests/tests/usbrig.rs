@@ -243,6 +243,7 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
 }
 
 #[test]
+#[ignore = "USB rig tier (QEMU guest, ~3 min): scripts/test.sh runs it"]
 fn usb_rig_in_a_qemu_guest() {
     need(on_path("qemu-system-x86_64"), "qemu-system-x86_64", "qemu-system-x86");
     need(on_path("cpio"), "cpio", "cpio");

@@ -4,6 +4,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// The largest stage bound for DRAM that racklet-flash reads: 256 MiB.
+pub const MAX_DRAM_STAGE: u64 = 256 << 20;
+
+/// The largest board file read: the built-in table is 15 KiB.
+pub const MAX_BOARD_FILE: u64 = 1 << 20;
+
 /// The built-in board table.
 pub const BUILTIN: &str = include_str!("../boards.toml");
 
@@ -97,6 +103,16 @@ impl Board {
         }
     }
 
+    /// The largest file one stage of this board may be. Every protocol here
+    /// has a stage bound for DRAM (Rockchip's usbplug, K230 `--load`, the
+    /// fastboot FSBL's next image, StarFive YMODEM, the Sophgo fip's later
+    /// images), whose size the board table does not know: they are bounded
+    /// by [`MAX_DRAM_STAGE`], far above any boot stage and far below what
+    /// would strain the host.
+    pub fn largest_stage(&self) -> u64 {
+        MAX_DRAM_STAGE
+    }
+
     /// The load window for fit checks.
     pub fn window(&self) -> racklet_image::Window {
         racklet_image::Window {
@@ -122,6 +138,8 @@ struct File {
 pub enum BoardFileError {
     #[error("{path}: cannot read the board file: {error}")]
     Read { path: String, error: std::io::Error },
+    #[error(transparent)]
+    File(#[from] racklet_image::ImageError),
     #[error("{path}: invalid board file: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: board '{name}': {message}")]
@@ -143,6 +161,44 @@ fn parse(path: &str, text: &str) -> Result<Vec<Board>, BoardFileError> {
         if b.name.is_empty() {
             return Err(invalid("the name is empty"));
         }
+        // Names are printed and typed: printable, no spaces, so no name can
+        // forge a line of output or send an escape sequence to a terminal.
+        for n in std::iter::once(&b.name).chain(&b.aliases) {
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(BoardFileError::Invalid {
+                    path: path.into(),
+                    name: b.name.escape_debug().to_string(),
+                    message: format!(
+                        "the name or alias {:?} must be printable characters without spaces (letters, digits, '-', '_', '.')",
+                        n
+                    ),
+                });
+            }
+        }
+        let mut texts: Vec<(&str, &str)> =
+            vec![("title", &b.title), ("soc", &b.soc), ("arch", &b.arch), ("enter", &b.enter)];
+        texts.extend(b.usb.iter().map(|s| ("usb stage", s.stage.as_str())));
+        texts.extend(b.blobs.iter().map(|s| ("blobs", s.as_str())));
+        if let Some((field, _)) = texts.iter().find(|(_, t)| t.chars().any(char::is_control)) {
+            return Err(invalid(&format!(
+                "{field} contains a control character (an escape sequence or a line break)"
+            )));
+        }
+        let want = match b.protocol {
+            Protocol::Rockchip | Protocol::Canaan | Protocol::Fastboot => Transport::Usb,
+            Protocol::Sophgo | Protocol::Starfive => Transport::Serial,
+        };
+        if b.transport != want {
+            return Err(invalid(&format!(
+                "protocol = \"{}\" is reached over transport = \"{}\", not \"{}\"",
+                b.protocol.name(),
+                transport_name(want),
+                transport_name(b.transport)
+            )));
+        }
+        if b.baud == Some(0) {
+            return Err(invalid("baud is 0; give the ROM's baud rate (e.g. 115200) or leave it out"));
+        }
         if b.arch().is_none() {
             return Err(invalid("arch must be riscv64, riscv32, aarch64 or arm"));
         }
@@ -155,8 +211,44 @@ fn parse(path: &str, text: &str) -> Result<Vec<Board>, BoardFileError> {
         if b.transport == Transport::Usb && b.usb.is_empty() {
             return Err(invalid("a USB board needs at least one [[usb]] stage"));
         }
+        if let Some(e) = b.entry
+            && (e < b.sram_base || e >= b.sram_base.saturating_add(b.sram_size))
+        {
+            return Err(invalid(&format!(
+                "entry 0x{e:x} lies outside sram_base..sram_base+sram_size, where the payload is loaded"
+            )));
+        }
+    }
+    // Within one file, every name and alias names one board.
+    for (i, a) in f.board.iter().enumerate() {
+        for b in &f.board[i + 1..] {
+            if let Some(n) = shared_name(a, b) {
+                return Err(BoardFileError::Invalid {
+                    path: path.into(),
+                    name: b.name.clone(),
+                    message: format!("'{n}' also names board '{}' in the same file", a.name),
+                });
+            }
+        }
     }
     Ok(f.board)
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Usb => "usb",
+        Transport::Serial => "serial",
+    }
+}
+
+/// Every name a board answers to.
+fn names(b: &Board) -> impl Iterator<Item = &String> {
+    std::iter::once(&b.name).chain(&b.aliases)
+}
+
+/// A name (or alias) two boards share, case-insensitively.
+fn shared_name<'a>(a: &'a Board, b: &Board) -> Option<&'a str> {
+    names(a).find(|n| names(b).any(|m| m.eq_ignore_ascii_case(n))).map(String::as_str)
 }
 
 impl Boards {
@@ -171,10 +263,27 @@ impl Boards {
         let mut boards = parse("built-in boards.toml", BUILTIN)?;
         if let Some(p) = extra {
             let shown = p.display().to_string();
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| BoardFileError::Read { path: shown.clone(), error: e })?;
+            let bytes = racklet_image::read_input(p, MAX_BOARD_FILE, "a board file can be")?;
+            let text = String::from_utf8(bytes).map_err(|e| BoardFileError::Read {
+                path: shown.clone(),
+                error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
             for b in parse(&shown, &text)? {
-                boards.retain(|x| x.name != b.name);
+                // A user board of a built-in board's name replaces it (the
+                // documented override); any other shared name or alias
+                // would make one of the two unreachable.
+                boards.retain(|x| !x.name.eq_ignore_ascii_case(&b.name));
+                if let Some(other) = boards.iter().find(|x| shared_name(&b, x).is_some()) {
+                    let n = shared_name(&b, other).unwrap_or_default();
+                    return Err(BoardFileError::Invalid {
+                        path: shown.clone(),
+                        name: b.name.clone(),
+                        message: format!(
+                            "'{n}' already names the built-in board '{}'; choose another name or alias (a board of the same name as a built-in one replaces it)",
+                            other.name
+                        ),
+                    });
+                }
                 boards.push(b);
             }
         }
@@ -183,8 +292,7 @@ impl Boards {
 
     /// Finds a board by name or alias (case-insensitive).
     pub fn find(&self, name: &str) -> Option<&Board> {
-        let n = name.to_ascii_lowercase();
-        self.boards.iter().find(|b| b.name == n || b.aliases.iter().any(|a| a.to_ascii_lowercase() == n))
+        self.boards.iter().find(|b| names(b).any(|a| a.eq_ignore_ascii_case(name)))
     }
 
     /// The closest board names, for "did you mean".
@@ -194,7 +302,7 @@ impl Boards {
             .boards
             .iter()
             .flat_map(|b| std::iter::once(&b.name).chain(b.aliases.iter()).map(move |a| (a, b.name.as_str())))
-            .map(|(alias, name)| (levenshtein(&n, alias), name))
+            .map(|(alias, name)| (levenshtein(&n, &alias.to_ascii_lowercase()), name))
             .filter(|(d, _)| *d <= 3.max(n.len() / 3))
             .collect();
         scored.sort();
@@ -354,5 +462,57 @@ mod readme {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod user_boards {
+    use super::*;
+
+    const ONE: &str = r#"
+[[board]]
+name = "MyBoard"
+aliases = ["mb"]
+title = "Mine"
+soc = "k230"
+arch = "riscv64"
+protocol = "canaan"
+transport = "usb"
+load_address = 0x80360000
+sram_base = 0x80300000
+sram_size = 0x100000
+usb = [{ stage = "rom", vid = 0x29f1, pid = 0x0230 }]
+enter = "x"
+"#;
+
+    fn load(text: &str) -> Result<Boards, BoardFileError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("u.toml");
+        std::fs::write(&p, text).unwrap();
+        Boards::load(Some(&p))
+    }
+
+    #[test]
+    fn names_are_found_whatever_their_case() {
+        let b = load(ONE).unwrap();
+        for n in ["MyBoard", "myboard", "MYBOARD", "MB"] {
+            assert_eq!(b.find(n).map(|b| b.name.as_str()), Some("MyBoard"), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_built_in_name_is_replaced_but_an_alias_collides() {
+        let b = load(&ONE.replace("\"MyBoard\"", "\"VisionFive2\"")).unwrap();
+        assert_eq!(b.find("visionfive2").unwrap().soc, "k230");
+        assert_eq!(b.boards.iter().filter(|x| x.name.eq_ignore_ascii_case("visionfive2")).count(), 1);
+        let e = load(&ONE.replace("\"MyBoard\"", "\"vf2\"")).unwrap_err().to_string();
+        assert!(e.contains("'vf2' already names the built-in board 'visionfive2'"), "{e}");
+        let e = load(&ONE.replace("[\"mb\"]", "[\"Rock3A\"]")).unwrap_err().to_string();
+        assert!(e.contains("rock-3a"), "{e}");
+        let e =
+            load(&format!("{ONE}\n{}", ONE.replace("\"MyBoard\"", "\"other\"").replace("\"mb\"", "\"MB\"")))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("same file"), "{e}");
     }
 }

@@ -34,6 +34,8 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Add or replace boards from this TOML file (same format as the built-in table).
+    /// A board with a built-in board's name replaces it; any other name or alias
+    /// already taken is an error. Names are found whatever their case.
     #[arg(long, global = true, value_name = "FILE", env = "RACKLET_BOARDS")]
     pub boards: Option<PathBuf>,
 }
@@ -61,6 +63,8 @@ pub enum Command {
     Man,
     /// Serve a board's virtual boot ROM outside this process (pty for serial ROMs, TCP for fastboot).
     Sim(SimArgs),
+    /// Load an image through a fastload loader already running on a serial port, and start it.
+    Fastload(Box<crate::cmd::fastload::FastloadArgs>),
 }
 
 /// A duration such as `500ms`, `10s`, `2m`.
@@ -139,10 +143,12 @@ pub struct ConnectArgs {
     /// its virtual ROM (and say so).
     #[arg(long, conflicts_with = "simulate")]
     pub auto_simulate: bool,
-    /// Write a JSON Lines transcript of everything that crossed the link.
+    /// Write a JSON Lines transcript of everything that crossed the link
+    /// (an existing FILE is kept unless --force is given).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
-    /// Flash even when the ROM found does not identify as the board's SoC.
+    /// Flash even when the ROM found does not identify as the board's SoC
+    /// (or, K230, when --run points outside every load); overwrite --record's FILE.
     #[arg(long)]
     pub force: bool,
     /// After the last stage, follow the board to what comes up next on USB
@@ -273,7 +279,7 @@ pub struct SimArgs {
     /// Make the virtual ROM misbehave.
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<String>,
-    /// Write received payloads to this directory.
+    /// Write received payloads to this directory (never over an existing file).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
 }

@@ -30,7 +30,19 @@ const KEEP: usize = 64 * 1024;
 pub fn run(c: &Console, out: &Arc<Output>) -> Result<Option<String>> {
     let info = SerialInfo { path: c.tty.to_string(), ..Default::default() };
     let mut link = SerialPortLink::open(info, c.baud)?;
+    run_on(&mut link, c, out, &[])
+}
+
+/// [`run`] on a port that is already open (the boot UART of a serial board,
+/// which is also its console); `already` is console text read before.
+pub fn run_on(
+    link: &mut dyn SerialLink,
+    c: &Console,
+    out: &Arc<Output>,
+    already: &[u8],
+) -> Result<Option<String>> {
     let start = Instant::now();
+    let mut pending = already.to_vec();
     let mut text = String::new();
     let mut line = Vec::new();
     let mut buf = [0u8; 4096];
@@ -65,7 +77,15 @@ pub fn run(c: &Console, out: &Arc<Output>) -> Result<Option<String>> {
                 ),
             ));
         }
-        match link.read(&mut buf, Duration::from_millis(100)) {
+        let got = if pending.is_empty() {
+            link.read(&mut buf, Duration::from_millis(100))
+        } else {
+            let n = pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&pending[..n]);
+            pending.drain(..n);
+            Ok(n)
+        };
+        match got {
             Ok(n) => {
                 for &b in &buf[..n] {
                     line.push(b);

@@ -49,6 +49,7 @@ pub fn main_entry() -> ExitCode {
             eprintln!("\ninterrupted: stopping after the current transfer (Ctrl-C again to quit now)");
         });
     }
+    racklet_image::stop_reads_on(cancel.clone());
     let out = Output::new(cli.global.json, cli.global.verbose, cli.global.quiet, cancel);
     let result = match &cli.command {
         Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, &out),
@@ -60,12 +61,13 @@ pub fn main_entry() -> ExitCode {
         Command::Completions { shell } => cmd::misc::completions(*shell),
         Command::Man => cmd::misc::man(),
         Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
+        Command::Fastload(a) => cmd::fastload::run(a, &out),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             let class = if out.cancelled() { FailureClass::Interrupted } else { error::class_of(&e) };
-            let message = format!("{e:#}");
+            let message = error::message_of(&e);
             let hint = error::hint_of(&e);
             if out.mode == output::Mode::Json {
                 out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message,"hint":hint}));

@@ -19,6 +19,8 @@ use object::read::elf::{ElfFile32, ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 use sha2::{Digest, Sha256};
 
+pub mod output;
+
 /// The largest hole between two PT_LOAD segments that is filled with zeros.
 /// Payloads for these ROMs are a few hundred KiB of contiguous SRAM; a larger
 /// hole means segments meant for different memories (SRAM and DRAM), which
@@ -88,6 +90,9 @@ pub struct Payload {
     pub load_address: Option<u64>,
     /// Entry point, when the file says (ELF).
     pub entry: Option<u64>,
+    /// Memory the payload occupies from its load address: its bytes and the
+    /// .bss after them (an ELF's memory sizes).
+    pub mem_size: u64,
     pub source: Source,
 }
 
@@ -128,15 +133,149 @@ pub enum ImageError {
     TooLarge { path: PathBuf, size: u64, limit: u64, board: String, why: String },
     #[error("{}: loads at 0x{start:x}..0x{end:x}, outside {board}'s load window 0x{base:x}..0x{wend:x}; link the payload for 0x{base:x}", path.display())]
     OutsideWindow { path: PathBuf, start: u64, end: u64, base: u64, wend: u64, board: String },
+    #[error("{}: is {kind}, not a regular file; give the file itself", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{}: {size} bytes, larger than the {limit} bytes {what}", path.display())]
+    InputTooLarge { path: PathBuf, size: u64, limit: u64, what: String },
+    #[error("{}: {count} PT_LOAD segments, more than the {MAX_SEGMENTS} a boot payload has; link it into fewer segments", path.display())]
+    TooManySegments { path: PathBuf, count: usize },
+    #[error("{}: reading stopped (interrupted)", path.display())]
+    Interrupted { path: PathBuf },
 }
 
-/// Reads a file that must exist, be a regular file and not be empty.
-pub fn read_input(path: &Path) -> Result<Vec<u8>, ImageError> {
+/// The most PT_LOAD segments an ELF payload may have. Boot payloads have a
+/// handful (text, data, perhaps a second memory); each segment may point at
+/// the same file data, so the count bounds what a small file can claim.
+pub const MAX_SEGMENTS: usize = 64;
+
+/// Bytes read between two looks at the cancel flag.
+const READ_PIECE: usize = 1 << 20;
+
+static CANCEL: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+/// Makes [`read_input`] stop between two pieces once `flag` is set (the
+/// program's Ctrl-C flag). Set once per process; later calls are ignored.
+pub fn stop_reads_on(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let _ = CANCEL.set(flag);
+}
+
+fn cancelled() -> bool {
+    CANCEL.get().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// What a file is, for "not a regular file" messages.
+fn kind_of(ft: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if ft.is_char_device() {
+            return "a character device";
+        }
+        if ft.is_block_device() {
+            return "a block device";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+    }
+    if ft.is_dir() {
+        return "a directory";
+    }
+    "not a plain file"
+}
+
+/// Checks, without reading, that `path` is a regular, non-empty file of at
+/// most `max` bytes; returns its size. `what` ends the "larger than" message
+/// ("a stage of canmv-k230 can be").
+pub fn check_input(path: &Path, max: u64, what: &str) -> Result<u64, ImageError> {
     let meta = std::fs::metadata(path).map_err(|e| ImageError::Read { path: path.into(), error: e })?;
+    check_meta(path, &meta, max, what)
+}
+
+fn check_meta(path: &Path, meta: &std::fs::Metadata, max: u64, what: &str) -> Result<u64, ImageError> {
     if meta.is_dir() {
         return Err(ImageError::IsDirectory { path: path.into() });
     }
-    let bytes = std::fs::read(path).map_err(|e| ImageError::Read { path: path.into(), error: e })?;
+    if !meta.is_file() {
+        return Err(ImageError::NotRegular { path: path.into(), kind: kind_of(meta.file_type()) });
+    }
+    if meta.len() > max {
+        return Err(ImageError::InputTooLarge {
+            path: path.into(),
+            size: meta.len(),
+            limit: max,
+            what: what.into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(ImageError::Empty { path: path.into() });
+    }
+    Ok(meta.len())
+}
+
+/// Opens `path` for reading without blocking on a FIFO (whose open waits
+/// for a writer): the type is checked on the opened file.
+fn open_no_block(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    o.open(path)
+}
+
+/// Reads a file that must exist, be a regular file, not be empty and hold
+/// at most `max` bytes (`what` ends the "larger than" message: "a stage of
+/// canmv-k230 can be"). The size is judged before anything is read, a FIFO
+/// or device is refused without being opened for blocking reads, and the
+/// read goes in pieces that Ctrl-C stops (see [`stop_reads_on`]).
+pub fn read_input(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, ImageError> {
+    read_input_until(path, max, what, &cancelled)
+}
+
+/// [`read_input`] with its own cancel test, asked between pieces.
+pub fn read_input_until(
+    path: &Path,
+    max: u64,
+    what: &str,
+    cancel: &dyn Fn() -> bool,
+) -> Result<Vec<u8>, ImageError> {
+    use std::io::Read;
+    let read_err = |e| ImageError::Read { path: path.into(), error: e };
+    check_input(path, max, what)?;
+    let f = open_no_block(path).map_err(read_err)?;
+    // The file may have been swapped between the two looks: judge what was opened.
+    let size = check_meta(path, &f.metadata().map_err(read_err)?, max, what)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    // One byte more than allowed tells a file that grew past the limit.
+    let mut r = f.take(max.saturating_add(1));
+    let mut piece = vec![0u8; READ_PIECE.min(size as usize + 1)];
+    loop {
+        if cancel() {
+            return Err(ImageError::Interrupted { path: path.into() });
+        }
+        let n = match r.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        bytes.extend_from_slice(&piece[..n]);
+    }
+    if bytes.len() as u64 > max {
+        return Err(ImageError::InputTooLarge {
+            path: path.into(),
+            size: bytes.len() as u64,
+            limit: max,
+            what: what.into(),
+        });
+    }
     if bytes.is_empty() {
         return Err(ImageError::Empty { path: path.into() });
     }
@@ -148,30 +287,39 @@ pub fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
 }
 
-/// Loads a payload from a file: ELF or raw. `expected` is the board's
-/// architecture; an ELF for another one is refused.
-pub fn load(path: &Path, expected: Option<Arch>) -> Result<Payload, ImageError> {
-    let bytes = read_input(path)?;
-    load_bytes(path, bytes, expected)
+/// Loads a payload from a file of at most `max_file` bytes: ELF or raw.
+/// `expected` is the board's architecture; an ELF for another one is
+/// refused. An ELF's memory footprint is checked against `window` before
+/// its flat image is built.
+pub fn load(
+    path: &Path,
+    expected: Option<Arch>,
+    max_file: u64,
+    window: &Window,
+) -> Result<Payload, ImageError> {
+    let bytes = read_input(path, max_file, &format!("a stage of {} can be", window.board))?;
+    load_bytes(path, bytes, expected, window)
 }
 
 /// Like [`load`], with the bytes already read.
-pub fn load_bytes(path: &Path, bytes: Vec<u8>, expected: Option<Arch>) -> Result<Payload, ImageError> {
+pub fn load_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+    expected: Option<Arch>,
+    window: &Window,
+) -> Result<Payload, ImageError> {
     if !is_elf(&bytes) {
+        let mem_size = bytes.len() as u64;
         return Ok(Payload {
             path: path.into(),
             bytes,
             load_address: None,
             entry: None,
+            mem_size,
             source: Source::Raw,
         });
     }
-    let p = flatten_elf(path, &bytes)?;
-    if let (Some(want), Source::Elf { arch, .. }) = (expected, &p.source)
-        && *arch != want
-    {
-        return Err(ImageError::WrongArch { path: path.into(), found: *arch, expected: want });
-    }
+    let p = flatten_elf(path, &bytes, expected, window)?;
     Ok(p)
 }
 
@@ -185,26 +333,44 @@ fn arch_of(machine: u16, is_64: bool) -> Arch {
     }
 }
 
-/// Collected (address, file bytes, mem size) of each PT_LOAD segment.
-type Loads<'a> = Vec<(u64, &'a [u8], u64)>;
+/// One PT_LOAD segment: physical address, file bytes, memory size.
+struct Load<'a> {
+    address: u64,
+    bytes: &'a [u8],
+    mem_size: u64,
+}
+
+impl Load<'_> {
+    fn mem_end(&self) -> u64 {
+        self.address + self.mem_size
+    }
+    fn file_end(&self) -> u64 {
+        self.address + self.bytes.len() as u64
+    }
+}
 
 fn elf_loads<'a, E: FileHeader<Endian = Endianness>>(
     path: &Path,
     data: &'a [u8],
     elf: &object::read::elf::ElfFile<'a, E>,
-) -> Result<(Loads<'a>, u64, u16), ImageError> {
+) -> Result<(Vec<Load<'a>>, u64, u16), ImageError> {
     let bad = |e: object::Error| ImageError::BadElf { path: path.into(), reason: e.to_string() };
     let endian = elf.endian();
     let header = elf.elf_header();
+    let phs = header.program_headers(endian, data).map_err(bad)?;
+    let count = phs.iter().filter(|ph| ph.p_type(endian) == PT_LOAD).count();
+    if count > MAX_SEGMENTS {
+        return Err(ImageError::TooManySegments { path: path.into(), count });
+    }
     let mut loads = Vec::new();
-    for ph in header.program_headers(endian, data).map_err(bad)? {
+    for ph in phs {
         if ph.p_type(endian) != PT_LOAD {
             continue;
         }
         let filesz: u64 = ph.p_filesz(endian).into();
         let memsz: u64 = ph.p_memsz(endian).into();
-        if filesz == 0 {
-            continue; // .bss only: the payload clears it itself
+        if filesz == 0 && memsz == 0 {
+            continue;
         }
         let bytes = ph.data(endian, data).map_err(|()| ImageError::BadElf {
             path: path.into(),
@@ -212,21 +378,26 @@ fn elf_loads<'a, E: FileHeader<Endian = Endianness>>(
         })?;
         // Physical address: where the ROM puts the bytes.
         let paddr: u64 = ph.p_paddr(endian).into();
-        if paddr.checked_add(bytes.len() as u64).is_none() {
+        let mem_size = memsz.max(filesz);
+        if paddr.checked_add(mem_size).is_none() {
             return Err(ImageError::BadElf {
                 path: path.into(),
                 reason: format!(
-                    "a PT_LOAD segment at 0x{paddr:x} of {} bytes runs past the end of the 64-bit address space",
-                    bytes.len()
+                    "a PT_LOAD segment at 0x{paddr:x} of {mem_size} bytes in memory runs past the end of the 64-bit address space"
                 ),
             });
         }
-        loads.push((paddr, bytes, memsz.max(filesz)));
+        loads.push(Load { address: paddr, bytes, mem_size });
     }
     Ok((loads, header.e_entry(endian).into(), header.e_machine(endian).0))
 }
 
-fn flatten_elf(path: &Path, data: &[u8]) -> Result<Payload, ImageError> {
+fn flatten_elf(
+    path: &Path,
+    data: &[u8],
+    expected: Option<Arch>,
+    window: &Window,
+) -> Result<Payload, ImageError> {
     let bad = |e: object::Error| ImageError::BadElf { path: path.into(), reason: e.to_string() };
     let (mut loads, entry, machine, is_64) = match FileKind::parse(data).map_err(bad)? {
         FileKind::Elf32 => {
@@ -241,44 +412,60 @@ fn flatten_elf(path: &Path, data: &[u8]) -> Result<Payload, ImageError> {
         }
         _ => return Err(ImageError::BadElf { path: path.into(), reason: "unknown ELF class".into() }),
     };
-    if loads.is_empty() {
+    let arch = arch_of(machine, is_64);
+    if let Some(want) = expected
+        && arch != want
+    {
+        return Err(ImageError::WrongArch { path: path.into(), found: arch, expected: want });
+    }
+    if !loads.iter().any(|l| !l.bytes.is_empty()) {
         return Err(ImageError::NoSegments { path: path.into() });
     }
-    loads.sort_by_key(|l| l.0);
+    loads.sort_by_key(|l| l.address);
+    // Memory, .bss included: segments may not overlap, nor leave a hole
+    // larger than MAX_GAP between them.
+    for w in loads.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if b.address < a.mem_end() {
+            return Err(ImageError::Overlap { path: path.into(), a: a.address, b: b.address });
+        }
+        if b.address - a.mem_end() > MAX_GAP {
+            return Err(ImageError::Gap {
+                path: path.into(),
+                a: a.address,
+                b: b.address,
+                gap: b.address - a.mem_end(),
+            });
+        }
+    }
     let segments: Vec<Segment> = loads
         .iter()
-        .map(|(a, b, m)| Segment { address: *a, file_size: b.len() as u64, mem_size: *m })
+        .map(|l| Segment { address: l.address, file_size: l.bytes.len() as u64, mem_size: l.mem_size })
         .collect();
-    let start = loads[0].0;
-    let mut end = start;
-    for w in loads.windows(2) {
-        let (a, ab, _) = w[0];
-        let (b, _, _) = w[1];
-        let a_end = a + ab.len() as u64;
-        if b < a_end {
-            return Err(ImageError::Overlap { path: path.into(), a, b });
-        }
-        if b - a_end > MAX_GAP {
-            return Err(ImageError::Gap { path: path.into(), a, b, gap: b - a_end });
-        }
-    }
-    for (a, b, _) in &loads {
-        end = end.max(a + b.len() as u64);
-    }
-    let mut flat = vec![0u8; (end - start) as usize];
-    for (a, b, _) in &loads {
-        let off = (a - start) as usize;
-        flat[off..off + b.len()].copy_from_slice(b);
-    }
+    // The bytes sent run from the first segment with data to the end of the
+    // last one; the footprint runs to the end of the last .bss.
+    let with_data: Vec<&Load> = loads.iter().filter(|l| !l.bytes.is_empty()).collect();
+    let start = with_data[0].address;
+    let end = with_data.iter().map(|l| l.file_end()).max().unwrap_or(start);
+    let mem_end = loads.iter().map(Load::mem_end).max().unwrap_or(end);
+    let mem_start = loads[0].address.min(start);
+    // Judge the footprint before the flat image is allocated.
+    check_fit(path, mem_start, mem_end - mem_start, window)?;
     if entry < start || entry >= end {
         return Err(ImageError::EntryOutside { path: path.into(), entry, start, end });
+    }
+    let mut flat = vec![0u8; (end - start) as usize];
+    for l in &with_data {
+        let off = (l.address - start) as usize;
+        flat[off..off + l.bytes.len()].copy_from_slice(l.bytes);
     }
     Ok(Payload {
         path: path.into(),
         bytes: flat,
         load_address: Some(start),
         entry: Some(entry),
-        source: Source::Elf { arch: arch_of(machine, is_64), segments },
+        mem_size: mem_end - start,
+        source: Source::Elf { arch, segments },
     })
 }
 
@@ -293,6 +480,14 @@ pub struct Window {
     pub size: u64,
     /// A stricter limit on the payload size, with the reason.
     pub max_payload: Option<(u64, String)>,
+}
+
+impl Window {
+    /// Anywhere in the address space, at most `max` bytes (`why` says
+    /// whose limit it is): for stages bound for DRAM, or for `info`.
+    pub fn anywhere(board: &str, max: u64, why: &str) -> Window {
+        Window { board: board.into(), base: 0, size: u64::MAX, max_payload: Some((max, why.into())) }
+    }
 }
 
 /// Checks that `len` bytes at `load` fit the window. `path` names the file.

@@ -13,6 +13,19 @@ fn p() -> PathBuf {
     PathBuf::from("payload.elf")
 }
 
+/// Anywhere, any size: the tests of the ELF rules themselves.
+fn any() -> Window {
+    Window::anywhere("test", u64::MAX, "test")
+}
+
+fn load_bytes(path: &Path, bytes: Vec<u8>, arch: Option<Arch>) -> Result<Payload, ImageError> {
+    super::load_bytes(path, bytes, arch, &any())
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, ImageError> {
+    super::read_input(path, 1 << 20, "a test input can be")
+}
+
 #[test]
 fn two_segments_with_a_small_gap_flatten_with_zero_fill() {
     let elf = elf64(RISCV, 0x8000_0000, &[(0x8000_0000, &[1, 2, 3, 4], 4), (0x8000_0008, &[9, 9], 0x100)]);
@@ -106,4 +119,76 @@ fn segment_past_the_end_of_the_address_space_is_refused() {
     assert_eq!(load_bytes(&p(), ends_at_the_top, None).unwrap().bytes, vec![1, 2, 3, 4]);
     let two = elf64(RISCV, 0x100, &[(0x100, &[1], 1), (u64::MAX - 1, &[2, 3], 2)]);
     assert!(matches!(load_bytes(&p(), two, None), Err(ImageError::BadElf { .. })));
+}
+
+#[test]
+fn fifos_and_devices_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("f");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for path in [fifo.as_path(), Path::new("/dev/zero"), Path::new("/dev/null")] {
+        let e = read_input(path).unwrap_err();
+        assert!(matches!(e, ImageError::NotRegular { .. }), "{}: {e}", path.display());
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+}
+
+#[test]
+fn size_is_judged_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("sparse.bin");
+    std::fs::File::create(&big).unwrap().set_len(8 << 30).unwrap();
+    let e = super::read_input(&big, 1 << 20, "a stage of b can be").unwrap_err();
+    assert!(matches!(e, ImageError::InputTooLarge { size, limit: 0x10_0000, .. } if size == 8 << 30), "{e}");
+    assert!(e.to_string().contains("a stage of b can be"), "{e}");
+    let ok = dir.path().join("ok.bin");
+    std::fs::write(&ok, [7u8; 100]).unwrap();
+    assert_eq!(super::read_input(&ok, 100, "x").unwrap(), vec![7u8; 100]);
+    assert!(matches!(super::read_input(&ok, 99, "x"), Err(ImageError::InputTooLarge { size: 100, .. })));
+}
+
+#[test]
+fn a_read_stops_when_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f.bin");
+    std::fs::write(&f, vec![1u8; 3 << 20]).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let cancel = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 1
+    };
+    let e = read_input_until(&f, 8 << 20, "x", &cancel).unwrap_err();
+    assert!(matches!(e, ImageError::Interrupted { .. }), "{e}");
+}
+
+/// 3000 segments that share one piece of file data used to be flattened
+/// (gigabytes) before anything was checked.
+#[test]
+fn segment_count_and_footprint_are_checked_before_allocating() {
+    let data = [0x13u8, 0, 0, 0];
+    let segs: Vec<(u64, &[u8], u64)> =
+        (0..(MAX_SEGMENTS as u64 + 1)).map(|i| (0x1000 + i * 8, &data[..], 4)).collect();
+    let e = load_bytes(&p(), elf64(RISCV, 0x1000, &segs), None).unwrap_err();
+    assert!(matches!(e, ImageError::TooManySegments { count, .. } if count == MAX_SEGMENTS + 1), "{e}");
+    // The flat span is judged against the window before the image exists.
+    let w = Window { board: "b".into(), base: 0x1000, size: 0x100, max_payload: None };
+    let far = elf64(RISCV, 0x1000, &[(0x1000, &data, 4), (0x1000 + MAX_GAP, &data, 4)]);
+    let e = super::load_bytes(&p(), far, None, &w).unwrap_err();
+    assert!(matches!(e, ImageError::TooLarge { limit: 0x100, .. }), "{e}");
+}
+
+#[test]
+fn memory_size_counts_in_the_fit() {
+    let w = Window { board: "b".into(), base: 0x1000, size: 0x100, max_payload: None };
+    let bss = elf64(RISCV, 0x1000, &[(0x1000, &[1, 2, 3, 4], 0x101)]);
+    let e = super::load_bytes(&p(), bss, None, &w).unwrap_err();
+    assert!(matches!(e, ImageError::TooLarge { size: 0x101, .. }), "{e}");
+    let fits = elf64(RISCV, 0x1000, &[(0x1000, &[1, 2, 3, 4], 0x100)]);
+    let pl = super::load_bytes(&p(), fits, None, &w).unwrap();
+    assert_eq!((pl.bytes.len(), pl.mem_size), (4, 0x100));
+    let wraps = elf64(RISCV, 0x1000, &[(0x1000, &[1, 2, 3, 4], u64::MAX)]);
+    assert!(matches!(load_bytes(&p(), wraps, None), Err(ImageError::BadElf { .. })));
+    // A .bss that runs into the next segment overlaps it.
+    let overlap = elf64(RISCV, 0x1000, &[(0x1000, &[1, 2, 3, 4], 0x20), (0x1010, &[5], 1)]);
+    assert!(matches!(load_bytes(&p(), overlap, None), Err(ImageError::Overlap { .. })));
 }

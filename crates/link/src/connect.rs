@@ -132,6 +132,10 @@ pub struct Connector<'a> {
     pub open_patience: Duration,
     /// Where every transfer is recorded (`--record`).
     pub recorder: Option<TranscriptWriter>,
+    /// The board the last find settled on: its USB port path, or for a
+    /// serial port its USB port path or tty. A simulated run pairs the
+    /// virtual ROM's verdict with the job by it.
+    pub resolved: Option<String>,
     pub progress: &'a mut dyn ProgressSink,
 }
 
@@ -146,6 +150,7 @@ impl<'a> Connector<'a> {
             stage_timeout: Duration::from_secs(10),
             open_patience: OPEN_PATIENCE,
             recorder: None,
+            resolved: None,
             progress,
         }
     }
@@ -174,9 +179,11 @@ impl<'a> Connector<'a> {
             |d: &UsbInfo| ids.iter().any(|id| id.matches(d)) && sel.as_ref().is_none_or(|s| s.matches_usb(d));
         let found = self
             .poll(self.wait, what, true, &mut |c| Ok(c.usb.devices()?.into_iter().filter(&pred).collect()))?;
-        one(found, what, |d| {
+        let d = one(found, what, |d| {
             format!("--port {:<10} {} {}", d.port_path, d.id(), d.product.clone().unwrap_or_default())
-        })
+        })?;
+        self.resolved = Some(d.port_path.clone());
+        Ok(d)
     }
 
     /// Follows the board to its next stage at the same USB port path (a new
@@ -238,19 +245,23 @@ impl<'a> Connector<'a> {
                     Vec::new()
                 })
             })?;
-            return Ok(found.into_iter().next().expect("poll returns a non-empty list"));
+            let p = found.into_iter().next().expect("poll returns a non-empty list");
+            self.resolved = Some(p.port_path.clone().unwrap_or_else(|| p.path.clone()));
+            return Ok(p);
         }
         let found = self.poll(self.wait, what, false, &mut |c| {
             Ok(c.serial.ports()?.into_iter().filter(&pred).collect())
         })?;
-        one(found, what, |p| {
+        let p = one(found, what, |p| {
             format!(
                 "--port {:<14} {} {}",
                 p.path,
                 p.port_path.clone().map(|x| format!("(USB {x})")).unwrap_or_default(),
                 p.product.clone().unwrap_or_default()
             )
-        })
+        })?;
+        self.resolved = Some(p.port_path.clone().unwrap_or_else(|| p.path.clone()));
+        Ok(p)
     }
 
     /// How to find `info` again after its device re-enumerates.
@@ -416,4 +427,176 @@ fn one<T>(mut found: Vec<T>, what: &str, line: impl Fn(&T) -> String) -> Result<
         });
     }
     Ok(found.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::testing::{CollectProgress, ScriptedUsb};
+    use crate::{Classify, FailureClass};
+
+    /// A bus whose devices appear and leave at given times, and whose
+    /// `open` is refused with `refuse` until `ready_at` (udev not done yet).
+    struct Bus {
+        start: Instant,
+        devices: Vec<(Duration, Option<Duration>, UsbInfo)>,
+        ready_at: Duration,
+        refuse: fn() -> LinkError,
+        opens: Mutex<u32>,
+    }
+
+    impl Bus {
+        fn new(devices: Vec<(Duration, Option<Duration>, UsbInfo)>) -> Self {
+            Bus {
+                start: Instant::now(),
+                devices,
+                ready_at: Duration::ZERO,
+                refuse: || LinkError::PermissionDenied { device: "d".into(), hint: "h".into() },
+                opens: Mutex::new(0),
+            }
+        }
+    }
+
+    impl UsbBus for Bus {
+        fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
+            let t = self.start.elapsed();
+            Ok(self
+                .devices
+                .iter()
+                .filter(|(from, until, _)| t >= *from && until.is_none_or(|u| t < u))
+                .map(|d| d.2.clone())
+                .collect())
+        }
+
+        fn open(&self, info: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError> {
+            *self.opens.lock().unwrap() += 1;
+            if self.start.elapsed() < self.ready_at {
+                return Err((self.refuse)());
+            }
+            Ok(Box::new(ScriptedUsb { info: info.clone(), ..Default::default() }))
+        }
+    }
+
+    struct NoSerial;
+    impl SerialBus for NoSerial {
+        fn ports(&self) -> Result<Vec<SerialInfo>, LinkError> {
+            Ok(Vec::new())
+        }
+        fn open(&self, info: &SerialInfo, _: u32) -> Result<Box<dyn SerialLink>, LinkError> {
+            Err(LinkError::not_found(info.path.clone()))
+        }
+    }
+
+    fn dev(port: &str, address: u8, vid: u16, pid: u16) -> UsbInfo {
+        UsbInfo { vid, pid, bus: 1, address, port_path: port.into(), ..Default::default() }
+    }
+
+    const ID: UsbId = UsbId::new(0x2207, 0x350a);
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn conn<'a>(bus: Bus, p: &'a mut CollectProgress) -> Connector<'a> {
+        Connector::new(Arc::new(bus), Arc::new(NoSerial), p)
+    }
+
+    #[test]
+    fn usb_ids_parse_as_users_write_them() {
+        assert_eq!("2207:350a".parse::<UsbId>().unwrap(), UsbId::new(0x2207, 0x350a));
+        assert_eq!("0x3346:0X1000".parse::<UsbId>().unwrap(), UsbId::new(0x3346, 0x1000));
+        for bad in ["2207", "2207:", "12345:1", "xyz:1", ":1"] {
+            assert!(bad.parse::<UsbId>().is_err(), "{bad}");
+        }
+        assert_eq!(id_list(&[ID, UsbId::new(1, 2)]), "2207:350a, 0001:0002");
+    }
+
+    #[test]
+    fn nothing_there_is_not_found_with_what_and_where() {
+        let mut p = CollectProgress::default();
+        let mut c = conn(Bus::new(vec![]), &mut p);
+        c.selector = Some(Selector::UsbPath("1-3".into()));
+        let e = c.find_usb(&[ID], "RK3568 maskrom").unwrap_err();
+        assert!(
+            matches!(&e, LinkError::NotFound { what, at: Some(a), waited: None } if what == "RK3568 maskrom" && a.contains("1-3")),
+            "{e:?}"
+        );
+        assert_eq!(e.class(), FailureClass::NotFound);
+        assert!(e.hint().unwrap().contains("--wait"), "{:?}", e.hint());
+        c.wait = Some(MS(60));
+        let e = c.find_usb(&[ID], "RK3568 maskrom").unwrap_err();
+        assert!(matches!(e, LinkError::NotFound { waited: Some(_), .. }), "{e:?}");
+        assert!(e.to_string().contains("waited 60ms"), "{e}");
+    }
+
+    #[test]
+    fn a_late_device_is_found_while_waiting_and_two_are_ambiguous() {
+        let mut p = CollectProgress::default();
+        let mut c = conn(Bus::new(vec![(MS(80), None, dev("1-2", 5, 0x2207, 0x350a))]), &mut p);
+        c.wait = Some(Duration::from_secs(5));
+        assert_eq!(c.find_usb(&[ID], "maskrom").unwrap().port_path, "1-2");
+        drop(c);
+        assert!(
+            p.messages().iter().any(|m| m.starts_with("waiting up to 5s for maskrom")),
+            "{:?}",
+            p.messages()
+        );
+
+        let mut p = CollectProgress::default();
+        let two =
+            vec![(MS(0), None, dev("1-2", 5, 0x2207, 0x350a)), (MS(0), None, dev("1-3", 6, 0x2207, 0x350a))];
+        let mut c = conn(Bus::new(two), &mut p);
+        let e = c.find_usb(&[ID], "maskrom").unwrap_err();
+        assert_eq!(e.class(), FailureClass::Ambiguous);
+        let s = e.to_string();
+        assert!(s.contains("--port 1-2") && s.contains("--port 1-3"), "{s}");
+    }
+
+    #[test]
+    fn follow_takes_the_same_port_at_a_new_address_never_another_board() {
+        let mut p = CollectProgress::default();
+        let bus = Bus::new(vec![
+            // The old enumeration lingers for a while.
+            (MS(0), Some(MS(60)), dev("1-2", 5, 0x2207, 0x350a)),
+            // Another board with the same ids on another port: never taken.
+            (MS(0), None, dev("1-3", 9, 0x2207, 0x350a)),
+            // The board back at its port with a new address.
+            (MS(100), None, dev("1-2", 6, 0x2207, 0x350a)),
+        ]);
+        let mut c = conn(bus, &mut p);
+        let from = dev("1-2", 5, 0x2207, 0x350a);
+        let next = c.follow_usb(&from, &[ID], "the usbplug", Duration::from_secs(5)).unwrap();
+        assert_eq!((next.port_path.as_str(), next.address), ("1-2", 6));
+        let e = c.follow_usb(&next, &[ID], "the usbplug", MS(50)).unwrap_err();
+        assert_eq!(e.class(), FailureClass::Timeout);
+        assert!(e.to_string().contains("at USB port 1-2"), "{e}");
+    }
+
+    #[test]
+    fn opening_a_device_that_just_appeared_is_retried_then_fails_with_its_class() {
+        let mut p = CollectProgress::default();
+        let mut bus = Bus::new(vec![]);
+        bus.ready_at = MS(300);
+        let d = dev("1-2", 5, 0x2207, 0x350a);
+        let mut c = conn(bus, &mut p);
+        assert!(c.open_usb(&d).is_ok(), "permission came after 300 ms");
+
+        let mut p = CollectProgress::default();
+        let mut bus = Bus::new(vec![]);
+        bus.ready_at = Duration::from_secs(3600);
+        bus.refuse = || LinkError::Busy { device: "d".into() };
+        let mut c = conn(bus, &mut p);
+        c.open_patience = MS(200);
+        let e = c.open_usb(&d).err().expect("never ready");
+        assert!(matches!(e, LinkError::Busy { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_cancelled_wait_stops_with_interrupted() {
+        let mut p = crate::testing::CancelAfter::new(0);
+        let mut c = Connector::new(Arc::new(Bus::new(vec![])), Arc::new(NoSerial), &mut p);
+        c.wait = Some(Duration::from_secs(30));
+        let t = Instant::now();
+        assert!(matches!(c.find_usb(&[ID], "x"), Err(LinkError::Interrupted)));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
 }

@@ -45,6 +45,10 @@ fn map_err(path: &str, op: &str, e: serialport::Error) -> LinkError {
     }
 }
 
+/// How much longer than its wire time a write may take (a full adapter
+/// buffer, a busy peer).
+const WRITE_SLACK: Duration = Duration::from_secs(5);
+
 fn map_io(path: &str, op: &str, timeout: Duration, e: std::io::Error) -> LinkError {
     match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
@@ -67,7 +71,12 @@ impl SerialLink for SerialPortLink {
     }
 
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
-        let t = self.port.timeout();
+        // The port has one timeout for reads and writes: a write must not
+        // inherit a short read timeout (a poll with 0 ms), so it gets its
+        // bytes' wire time at the current rate plus WRITE_SLACK.
+        let baud = self.port.baud_rate().unwrap_or(9600).max(1);
+        let t = Duration::from_secs_f64(data.len() as f64 * 10.0 / baud as f64) + WRITE_SLACK;
+        self.port.set_timeout(t).map_err(|e| map_err(&self.info.path, "configuring", e))?;
         self.port.write_all(data).map_err(|e| map_io(&self.info.path, "writing to", t, e))?;
         self.port.flush().map_err(|e| match e.kind() {
             // serialport reports a failed tcdrain() as "flush failed" and drops

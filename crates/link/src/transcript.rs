@@ -11,10 +11,18 @@ use serde_json::{Value, json};
 
 use crate::{ControlSetup, LinkError, SerialInfo, SerialLink, UsbInfo, UsbLink};
 
-/// A shared, thread-safe transcript sink.
+/// Where the records go, and the first write that failed.
+struct Sink {
+    out: Box<dyn Write + Send>,
+    error: Option<std::io::Error>,
+}
+
+/// A shared, thread-safe transcript sink. Clones write to the same sink;
+/// [`TranscriptWriter::with_port`] makes one whose records name the board.
 #[derive(Clone)]
 pub struct TranscriptWriter {
-    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    sink: Arc<Mutex<Sink>>,
+    port: Option<String>,
 }
 
 impl std::fmt::Debug for TranscriptWriter {
@@ -24,23 +32,42 @@ impl std::fmt::Debug for TranscriptWriter {
 }
 
 impl TranscriptWriter {
-    /// Writes records to `out`.
+    /// Writes records to `out` (the caller opens the file: see
+    /// `racklet_image::output` for how racklet-flash does it).
     pub fn new(out: impl Write + Send + 'static) -> Self {
-        TranscriptWriter { out: Arc::new(Mutex::new(Box::new(out))) }
+        TranscriptWriter { sink: Arc::new(Mutex::new(Sink { out: Box::new(out), error: None })), port: None }
     }
 
-    /// Creates (truncates) `path` and writes records there.
-    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
-        let f = std::fs::File::create(path)?;
-        Ok(Self::new(std::io::BufWriter::new(f)))
+    /// A writer to the same sink whose records carry `"port": port`, so the
+    /// boards of a parallel run can be told apart.
+    pub fn with_port(&self, port: &str) -> Self {
+        TranscriptWriter { sink: self.sink.clone(), port: Some(port.into()) }
     }
 
-    /// Appends one record.
-    pub fn record(&self, value: Value) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        // A transcript is a diagnostic aid: failing to write it must not fail the flash.
-        let _ = writeln!(out, "{value}");
-        let _ = out.flush();
+    /// Appends one record (one whole line: records of parallel jobs never
+    /// interleave). After a failed write nothing more is written, and
+    /// [`TranscriptWriter::finish`] reports the failure.
+    pub fn record(&self, mut value: Value) {
+        if let (Some(p), Value::Object(m)) = (&self.port, &mut value) {
+            m.insert("port".into(), Value::String(p.clone()));
+        }
+        let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if s.error.is_some() {
+            return;
+        }
+        let line = format!("{value}\n");
+        if let Err(e) = s.out.write_all(line.as_bytes()).and_then(|()| s.out.flush()) {
+            s.error = Some(e);
+        }
+    }
+
+    /// Flushes the sink; the first write error, if any write failed.
+    pub fn finish(&self) -> std::io::Result<()> {
+        let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        s.out.flush()
     }
 }
 
@@ -267,5 +294,45 @@ mod tests {
         assert_eq!(lines[0], serde_json::json!({"t":"baud","rate":115200}));
         assert_eq!(lines[1], serde_json::json!({"t":"serial_out","data":"0102"}));
         assert_eq!(lines[2], serde_json::json!({"t":"serial_in","data":"43"}));
+    }
+
+    /// A sink that fails once `room` bytes are written, like a full disk.
+    struct Full(usize);
+    impl Write for Full {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if b.len() > self.0 {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_by_finish() {
+        let w = TranscriptWriter::new(Full(40));
+        w.record(serde_json::json!({"t":"baud","rate":115200}));
+        w.finish().unwrap();
+        w.record(serde_json::json!({"t":"serial_out","data":"00112233445566778899"}));
+        let e = w.finish().unwrap_err();
+        assert!(e.to_string().contains("no space"), "{e}");
+    }
+
+    #[test]
+    fn port_writers_tag_their_records() {
+        let buf = Shared::default();
+        let w = TranscriptWriter::new(buf.clone());
+        let (a, b) = (w.with_port("1-1"), w.with_port("1-2"));
+        a.record(serde_json::json!({"t":"open","vid":1,"pid":2}));
+        b.record(serde_json::json!({"t":"open","vid":1,"pid":2}));
+        w.record(serde_json::json!({"t":"baud","rate":9600}));
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0], serde_json::json!({"t":"open","vid":1,"pid":2,"port":"1-1"}));
+        assert_eq!(lines[1]["port"], "1-2");
+        assert!(lines[2].get("port").is_none());
     }
 }

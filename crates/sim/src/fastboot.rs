@@ -224,6 +224,14 @@ impl FastbootDevice {
         self.expecting.is_some()
     }
 
+    /// The host went away in the middle of a download: the device drops
+    /// the partial data and waits for a command again (a USB device sees a
+    /// reset; over TCP the next client must not have its commands taken
+    /// for data).
+    pub fn abort_download(&mut self) {
+        self.expecting = None;
+    }
+
     /// True when a host can reach the device now or after it re-enumerates.
     pub fn reachable(&self) -> bool {
         self.present || self.next.is_some()
@@ -618,8 +626,39 @@ fn lock(dev: &Mutex<FastbootDevice>) -> std::sync::MutexGuard<'_, FastbootDevice
 /// opens one per invocation).
 pub fn serve_tcp_connection(
     dev: &Mutex<FastbootDevice>,
+    stream: TcpStream,
+    idle: Duration,
+) -> std::io::Result<()> {
+    serve_connection_with(dev, stream, idle, &|_| Ok(()))
+}
+
+/// [`serve_tcp_connection`], calling `after` on the device after every host
+/// packet, before the answers go out (so what it records is done before the
+/// client hears OKAY).
+fn serve_connection_with(
+    dev: &Mutex<FastbootDevice>,
+    stream: TcpStream,
+    idle: Duration,
+    after: &Hook<'_>,
+) -> std::io::Result<()> {
+    let mut started_download = false;
+    let r = serve_frames(dev, stream, idle, &mut started_download, after);
+    // A client that vanished mid-download leaves no data phase behind.
+    let mut d = lock(dev);
+    if started_download && d.in_data_phase() {
+        d.abort_download();
+    }
+    r
+}
+
+type Hook<'a> = dyn Fn(&mut FastbootDevice) -> std::io::Result<()> + Sync + 'a;
+
+fn serve_frames(
+    dev: &Mutex<FastbootDevice>,
     mut stream: TcpStream,
     idle: Duration,
+    started_download: &mut bool,
+    after: &Hook<'_>,
 ) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind};
     // Without NODELAY an INFO then OKAY costs ~40 ms (sheet §2).
@@ -652,9 +691,11 @@ pub fn serve_tcp_connection(
                 let mut buf = vec![0u8; n];
                 stream.read_exact(&mut buf)?;
                 left -= n as u64;
-                if lock(dev).host_packet(&buf).is_err() {
+                let mut d = lock(dev);
+                if d.host_packet(&buf).is_err() {
                     return Ok(()); // The device "unplugged": drop the connection.
                 }
+                after(&mut d)?;
             }
         } else {
             if len > TCP_COMMAND_FRAME_MAX {
@@ -662,9 +703,12 @@ pub fn serve_tcp_connection(
             }
             let mut buf = vec![0u8; len as usize];
             stream.read_exact(&mut buf)?;
-            if lock(dev).host_packet(&buf).is_err() {
+            let mut d = lock(dev);
+            if d.host_packet(&buf).is_err() {
                 return Ok(());
             }
+            *started_download = d.in_data_phase();
+            after(&mut d)?;
         }
         loop {
             let mut d = lock(dev);
@@ -680,6 +724,108 @@ pub fn serve_tcp_connection(
             stream.write_all(&r)?;
         }
     }
+}
+
+/// What the TCP server has to tell: sent after every host packet (what
+/// arrived) and at the end of each session (with `ended` set).
+#[derive(Debug)]
+pub struct TcpSession {
+    pub peer: std::net::SocketAddr,
+    /// True for the report that closes a session.
+    pub ended: bool,
+    /// Why the connection ended badly, if it did.
+    pub error: Option<std::io::Error>,
+    /// Commands received since the last report.
+    pub commands: Vec<(Stage, String)>,
+    /// Downloads completed since the last report, numbered from the
+    /// server's start; the device keeps none of them afterwards.
+    pub downloads: Vec<(usize, Received)>,
+    /// Images started since the last report.
+    pub started: Vec<Started>,
+    /// The device's summary now.
+    pub summary: String,
+}
+
+/// How many TCP clients are served at once; more are turned away.
+pub const TCP_MAX_CLIENTS: usize = 64;
+
+/// Serves the virtual device on `listener`. Every connection runs on its
+/// own thread, so a client that idles does not hold up the next; they
+/// share the one device, as clients of one board do. `report` hears what
+/// arrived after every packet, before the client gets its answer (a
+/// download is moved out of the device then, so a long-running server
+/// keeps none), and once more when a session ends. A client that drops in
+/// the middle of a download leaves the device waiting for a command.
+/// Without `keep` the server ends after its first session; an error from
+/// `report` ends the session, and the server with it.
+pub fn serve_tcp(
+    listener: &std::net::TcpListener,
+    dev: &Mutex<FastbootDevice>,
+    idle: Duration,
+    keep: bool,
+    report: &(dyn Fn(TcpSession) -> Result<(), String> + Sync),
+) -> Result<(), String> {
+    struct Seen {
+        commands: usize,
+        downloads: usize,
+        started: usize,
+    }
+    let seen = Mutex::new(Seen { commands: 0, downloads: 0, started: 0 });
+    let news = |d: &mut FastbootDevice, peer, ended, error| {
+        let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let commands = d.log[s.commands.min(d.log.len())..].to_vec();
+        let started = d.started[s.started.min(d.started.len())..].to_vec();
+        let summary = d.summary();
+        let downloads: Vec<(usize, Received)> =
+            d.downloads.drain(..).enumerate().map(|(i, r)| (s.downloads + i, r)).collect();
+        s.commands = d.log.len();
+        s.started = d.started.len();
+        s.downloads += downloads.len();
+        TcpSession { peer, ended, error, commands, downloads, started, summary }
+    };
+    let failed: Mutex<Option<String>> = Mutex::new(None);
+    let session = |stream: TcpStream, peer: std::net::SocketAddr| {
+        let after = |d: &mut FastbootDevice| {
+            let n = news(d, peer, false, None);
+            if n.commands.is_empty() && n.downloads.is_empty() && n.started.is_empty() {
+                return Ok(());
+            }
+            report(n).map_err(|e| {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                std::io::Error::other(e)
+            })
+        };
+        let error = serve_connection_with(dev, stream, idle, &after).err();
+        let n = news(&mut lock(dev), peer, true, error);
+        if let Err(e) = report(n) {
+            *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+    };
+    let take_failure = || failed.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if !keep {
+        let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
+        session(stream, peer);
+        return take_failure().map_or(Ok(()), Err);
+    }
+    let active = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        loop {
+            let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
+            if let Some(e) = take_failure() {
+                return Err(e);
+            }
+            if active.load(std::sync::atomic::Ordering::SeqCst) >= TCP_MAX_CLIENTS {
+                drop(stream); // Turned away: too many at once.
+                continue;
+            }
+            active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (session, active) = (&session, &active);
+            scope.spawn(move || {
+                session(stream, peer);
+                active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    })
 }
 
 #[cfg(test)]
@@ -754,5 +900,58 @@ mod tests {
             assert_eq!(Fault::parse(name), Some(*f));
         }
         assert_eq!(Fault::parse("nope"), None);
+    }
+}
+
+#[cfg(test)]
+mod tcp_server {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn frame(s: &mut TcpStream, b: &[u8]) {
+        s.write_all(&(b.len() as u64).to_be_bytes()).unwrap();
+        s.write_all(b).unwrap();
+    }
+
+    fn answer(s: &mut TcpStream) -> String {
+        let mut n = [0u8; 8];
+        s.read_exact(&mut n).unwrap();
+        let mut b = vec![0u8; u64::from_be_bytes(n) as usize];
+        s.read_exact(&mut b).unwrap();
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    /// The server hands every download to its report and keeps none; a
+    /// client that drops mid-download leaves no data phase behind.
+    #[test]
+    fn downloads_leave_the_device_and_dropped_downloads_are_forgotten() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let dev = Mutex::new(FastbootDevice::new(Soc::Th1520, "tcp"));
+        let got: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let report = |s: TcpSession| {
+            got.lock().unwrap().extend(s.downloads.iter().map(|(_, r)| r.bytes.len()));
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.write_all(b"FB01").unwrap();
+                let mut h = [0u8; 4];
+                c.read_exact(&mut h).unwrap();
+                frame(&mut c, b"download:00000010");
+                assert!(answer(&mut c).starts_with("DATA"));
+                frame(&mut c, &[1u8; 16]);
+                assert_eq!(answer(&mut c), "OKAY");
+                frame(&mut c, b"download:00000100");
+                assert!(answer(&mut c).starts_with("DATA"));
+                frame(&mut c, &[2u8; 8]);
+            });
+            serve_tcp(&l, &dev, Duration::from_secs(5), false, &report).unwrap();
+        });
+        assert_eq!(*got.lock().unwrap(), vec![16]);
+        let d = dev.lock().unwrap();
+        assert!(d.downloads.is_empty());
+        assert!(!d.in_data_phase());
     }
 }

@@ -24,7 +24,9 @@
 pub mod canaan;
 pub mod crc;
 pub mod fastboot;
+pub mod fastload;
 pub mod models;
+pub mod relay;
 pub mod rockchip;
 pub mod rom;
 pub mod serial;
@@ -32,3 +34,14 @@ pub mod serve;
 pub mod sophgo;
 pub mod starfive;
 pub mod usb;
+
+/// The warning a server should print when it listens on `addr`: anything
+/// but a loopback address makes the virtual device reachable from the
+/// network, and any client there decides what it receives and saves.
+pub fn exposure_warning(addr: &std::net::SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: listening on {addr}: the virtual device is reachable from the network, and any client there chooses what it receives (and what --save writes); use 127.0.0.1 to keep it on this machine"
+        )
+    })
+}

@@ -90,3 +90,47 @@ pub fn psci_system_off() -> ! {
     }
     park()
 }
+
+/// Jumps to freshly written code at `entry` with x0 = `id`, after
+/// invalidating the instruction cache so that fetch sees what was written.
+pub fn enter(entry: usize, id: usize) -> ! {
+    // SAFETY: `entry` is where the fastload loader just wrote an image that
+    // passed its CRC-32 check; the image takes over the machine.
+    unsafe {
+        core::arch::asm!(
+            "dsb sy",
+            "ic iallu",
+            "dsb sy",
+            "isb",
+            "br {0}",
+            in(reg) entry,
+            in("x0") id,
+            options(noreturn)
+        )
+    }
+}
+
+/// The generic timer's count (`CNTPCT_EL0`), or an MMIO timer.
+pub fn timer_ticks(t: &crate::Timer) -> u64 {
+    match *t {
+        crate::Timer::Cntpct => {
+            let v: u64;
+            // SAFETY: reading the physical count register has no side effects.
+            unsafe { core::arch::asm!("isb", "mrs {0}, cntpct_el0", out(reg) v, options(nomem, nostack)) };
+            v
+        }
+        crate::Timer::Mmio64 { address, .. } => {
+            // SAFETY: a timer register from the board table.
+            unsafe { core::ptr::read_volatile(address as *const u64) }
+        }
+        crate::Timer::None => 0,
+    }
+}
+
+/// The generic timer's frequency (`CNTFRQ_EL0`).
+pub fn cntfrq() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {0}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}

@@ -3,16 +3,15 @@
 //! One module per architecture (`riscv64`, `aarch64`) holds the entry
 //! assembly: park the non-boot harts, save the ROM's registers, set the
 //! stack, clear `.bss`, call Rust, and (where the board allows it) return
-//! to the ROM. `boards` is the per-SoC table (UART, how to finish, a default
-//! DRAM window for memtest); the linker scripts in `ld/` give each board its
-//! load address and SRAM length.
+//! to the ROM.
 //!
-//! A payload binary is named `<payload>-<board>` and says
-//! `racklet_bsp::payload!(main);`: the board is chosen at compile time from
-//! the binary's name.
+//! The board is chosen at build time: `build.rs` reads `payloads/boards.toml`
+//! for the board named by `RACKLET_BOARD` and generates [`BOARD`] (UART, how
+//! to finish, a default DRAM window for memtest) and the linker script
+//! (load address, SRAM length, boot hart, header). A payload binary says
+//! `racklet_bsp::payload!(main);`; `build.sh` builds it once per board.
 #![no_std]
 
-mod boards;
 pub mod uart;
 
 #[cfg(target_arch = "aarch64")]
@@ -25,8 +24,9 @@ use aarch64 as arch;
 #[cfg(target_arch = "riscv64")]
 use riscv64 as arch;
 
-pub use boards::BOARDS;
 pub use uart::Console;
+
+include!(concat!(env!("OUT_DIR"), "/board.rs"));
 
 /// Instruction set a board's payload is built for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,11 +37,7 @@ pub enum Arch {
 
 impl Arch {
     /// The architecture this crate is being compiled for.
-    pub const TARGET: Arch = if cfg!(target_arch = "aarch64") {
-        Arch::Aarch64
-    } else {
-        Arch::Riscv64
-    };
+    pub const TARGET: Arch = if cfg!(target_arch = "aarch64") { Arch::Aarch64 } else { Arch::Riscv64 };
 }
 
 /// What a payload does once it is finished.
@@ -57,6 +53,42 @@ pub enum Exit {
     SifiveTest(usize),
     /// PSCI SYSTEM_OFF through `hvc` (QEMU virt without EL2/EL3).
     PsciHvc,
+}
+
+/// A timer the fastload loader measures its timeouts with.
+#[derive(Clone, Copy)]
+pub enum Timer {
+    /// A free-running 64-bit MMIO counter (RISC-V CLINT `mtime`) at `hz`.
+    Mmio64 { address: usize, hz: u64 },
+    /// The AArch64 generic timer (`CNTPCT_EL0` at `CNTFRQ_EL0`).
+    Cntpct,
+    /// None known.
+    None,
+}
+
+impl Timer {
+    /// The current count.
+    pub fn ticks(&self) -> u64 {
+        arch::timer_ticks(self)
+    }
+
+    /// Counts per second (0 when there is no timer).
+    pub fn hz(&self) -> u64 {
+        match *self {
+            Timer::Mmio64 { hz, .. } => hz,
+            #[cfg(target_arch = "aarch64")]
+            Timer::Cntpct => aarch64::cntfrq(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Timer::Cntpct => 0,
+            Timer::None => 0,
+        }
+    }
+}
+
+/// Jumps to an image just written to memory: makes it visible to
+/// instruction fetch, then branches with the hart/core number in a0/x0.
+pub fn enter(entry: usize, id: usize) -> ! {
+    arch::enter(entry, id)
 }
 
 /// A RAM window (for memtest).
@@ -86,49 +118,11 @@ pub enum Status {
     Fail,
 }
 
-const fn bytes_eq_at(hay: &[u8], at: usize, needle: &[u8]) -> bool {
-    if hay.len() - at != needle.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < needle.len() {
-        if hay[at + i] != needle[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// The board for a binary called `<payload>-<board>`; a compile-time error
-/// when there is no such board.
-pub const fn board_for_bin(bin: &str) -> Board {
-    let b = bin.as_bytes();
-    let mut dash = 0;
-    while dash < b.len() && b[dash] != b'-' {
-        dash += 1;
-    }
-    if dash == b.len() {
-        panic!("payload binaries are named <payload>-<board>");
-    }
-    let mut i = 0;
-    while i < BOARDS.len() {
-        if bytes_eq_at(b, dash + 1, BOARDS[i].name.as_bytes()) {
-            return BOARDS[i];
-        }
-        i += 1;
-    }
-    panic!("no such board in racklet_bsp::BOARDS")
-}
-
 /// Parses a build-time number: `0x` hex or decimal, `_` allowed.
 pub const fn parse_usize(s: &str) -> usize {
     let b = s.as_bytes();
-    let (mut i, radix) = if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
-        (2, 16)
-    } else {
-        (0, 10)
-    };
+    let (mut i, radix) =
+        if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') { (2, 16) } else { (0, 10) };
     let mut v: usize = 0;
     while i < b.len() {
         let c = b[i];
@@ -232,6 +226,12 @@ pub fn panic(board: &Board, info: &core::panic::PanicInfo) -> ! {
     stop(board)
 }
 
+/// After a trap, without a word: powers QEMU off with a failure status, or
+/// parks.
+pub fn stop_quietly(board: &Board) -> ! {
+    stop(board)
+}
+
 /// An unexpected trap (RISC-V): prints the cause, then stops as a panic does.
 pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
     let c = &board.console;
@@ -245,22 +245,34 @@ pub fn trap(board: &Board, cause: usize, epc: usize, tval: usize) -> ! {
     stop(board)
 }
 
-/// Glue for a payload binary: picks the board from the binary's name and
-/// defines the Rust entry, the panic handler and the trap handler.
+/// Glue for a payload binary: defines the Rust entry, the panic handler and
+/// the trap handler for the board it is built for ([`BOARD`]).
 ///
 /// `main` is a `fn(&racklet_bsp::Ctx) -> racklet_bsp::Status`.
 #[macro_export]
 macro_rules! payload {
+    // The fastload loader's variant: a trap parks without printing (the
+    // printing code would not fit its 4 KiB); panics still print.
+    ($main:path, quiet_traps) => {
+        static BOARD: $crate::Board = $crate::BOARD;
+
+        #[no_mangle]
+        extern "C" fn racklet_rust_entry(raw_id: usize) {
+            $crate::run(&BOARD, raw_id, $main);
+        }
+
+        #[no_mangle]
+        extern "C" fn racklet_trap_rust(_cause: usize, _epc: usize, _tval: usize) -> ! {
+            $crate::stop_quietly(&BOARD)
+        }
+
+        #[panic_handler]
+        fn racklet_panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::panic(&BOARD, info)
+        }
+    };
     ($main:path) => {
-        static BOARD: $crate::Board = $crate::board_for_bin(env!("CARGO_BIN_NAME"));
-        const _: () = assert!(
-            matches!(
-                ($crate::board_for_bin(env!("CARGO_BIN_NAME")).arch, $crate::Arch::TARGET),
-                ($crate::Arch::Riscv64, $crate::Arch::Riscv64)
-                    | ($crate::Arch::Aarch64, $crate::Arch::Aarch64)
-            ),
-            "this board is built for the other architecture"
-        );
+        static BOARD: $crate::Board = $crate::BOARD;
 
         #[no_mangle]
         extern "C" fn racklet_rust_entry(raw_id: usize) {

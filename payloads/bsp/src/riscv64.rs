@@ -9,7 +9,59 @@
 //! that prints, clears `.bss` and calls `racklet_rust_entry(mhartid)`. If
 //! that returns, the ROM's registers come back and `ret` returns to the ROM.
 
-core::arch::global_asm!(
+/// The fastload loader on a board where it is loaded elsewhere than it is
+/// linked to run (`run` in its fastload record; bsp/build.rs sets the cfg):
+/// the boot hart copies the image from where it is to where it is linked
+/// (up to `__racklet_image_end`), makes it visible to fetch, and jumps
+/// there. Only PC-relative loads of literals before the jump.
+#[cfg(racklet_relocate)]
+macro_rules! relocate {
+    () => {
+        r#"
+    .option push
+    .option norelax
+1:
+    auipc   t2, 0
+    ld      t3, .Lreloc_here
+    beq     t2, t3, .Lreloc_done
+    ld      t4, .Lreloc_delta
+    sub     t2, t2, t4
+    ld      t3, .Lreloc_start
+    ld      t4, .Lreloc_end
+2:
+    ld      t5, 0(t2)
+    sd      t5, 0(t3)
+    addi    t2, t2, 8
+    addi    t3, t3, 8
+    bltu    t3, t4, 2b
+    .4byte  0x0000100f
+    ld      t3, .Lreloc_target
+    jr      t3
+    .p2align 3
+.Lreloc_here:
+    .dword  1b
+.Lreloc_delta:
+    .dword  1b - _start
+.Lreloc_start:
+    .dword  _start
+.Lreloc_end:
+    .dword  __racklet_image_end
+.Lreloc_target:
+    .dword  .Lreloc_done
+.Lreloc_done:
+    .option pop
+"#
+    };
+}
+
+#[cfg(not(racklet_relocate))]
+macro_rules! relocate {
+    () => {
+        ""
+    };
+}
+
+core::arch::global_asm!(concat!(
     r#"
     .section .text.entry, "ax", @progbits
     .globl _start
@@ -18,7 +70,9 @@ _start:
     lui     t1, %hi(__racklet_boot_hart)
     addi    t1, t1, %lo(__racklet_boot_hart)
     bne     t0, t1, .Lracklet_park
-
+"#,
+    relocate!(),
+    r#"
     lla     t2, __racklet_rom_ctx
     sd      ra, 0(t2)
     sd      sp, 8(t2)
@@ -95,7 +149,7 @@ racklet_trap_entry:
     call    racklet_trap_rust
     j       racklet_trap_entry
 "#
-);
+));
 
 /// RISC-V reports `mhartid` as it is.
 pub fn core_id(raw: usize) -> usize {
@@ -120,4 +174,35 @@ pub fn jump(addr: usize) -> ! {
 /// No PSCI on RISC-V; parks instead.
 pub fn psci_system_off() -> ! {
     park()
+}
+
+/// Jumps to freshly written code at `entry` with a0 = `id` (the hart) and
+/// a1 = 0, after `fence.i` so that instruction fetch sees what was written.
+pub fn enter(entry: usize, id: usize) -> ! {
+    // SAFETY: `entry` is where the fastload loader just wrote an image that
+    // passed its CRC-32 check; the image takes over the machine.
+    unsafe {
+        core::arch::asm!(
+            // fence.i (Zifencei), spelled out: the imac target's assembler
+            // does not take the mnemonic.
+            ".4byte 0x0000100f",
+            "jr {0}",
+            in(reg) entry,
+            in("a0") id,
+            in("a1") 0usize,
+            options(noreturn)
+        )
+    }
+}
+
+/// The machine timer (`mtime`, a 64-bit MMIO register in the CLINT).
+pub fn timer_ticks(t: &crate::Timer) -> u64 {
+    match *t {
+        crate::Timer::Mmio64 { address, .. } => {
+            // SAFETY: the CLINT's mtime register from the board table,
+            // always mapped with the MMU off.
+            unsafe { core::ptr::read_volatile(address as *const u64) }
+        }
+        _ => 0,
+    }
 }

@@ -105,3 +105,126 @@ impl Console {
         }
     }
 }
+
+// Receive side and rate control, for the fastload loader. The DesignWare
+// APB UART is 16550-compatible here: LCR.DLAB (bit 7) opens DLL/DLM at
+// offsets 0/1; it ignores LCR writes while busy, so the divisor is changed
+// only with the transmitter empty (LSR.TEMT) after the RX FIFO is drained.
+const UART_DLL: usize = 0;
+const UART_DLM: usize = 1;
+const UART_LCR: usize = 3;
+const LCR_DLAB: u32 = 1 << 7;
+const LSR_DR: u32 = 1 << 0; // data ready
+const LSR_TEMT: u32 = 1 << 6; // transmitter empty
+
+const FR_RXFE: u32 = 1 << 4; // receive FIFO empty
+const FR_BUSY: u32 = 1 << 3;
+const PL011_IBRD: usize = 0x24;
+const PL011_FBRD: usize = 0x28;
+const PL011_LCR_H: usize = 0x2C;
+const PL011_CR: usize = 0x30;
+
+impl Console {
+    fn reg_read(&self, base: usize, stride: usize, reg: usize) -> u32 {
+        if stride == 1 {
+            mmio_read8(base + reg) as u32
+        } else {
+            mmio_read32(base + reg * stride)
+        }
+    }
+
+    fn reg_write(&self, base: usize, stride: usize, reg: usize, v: u32) {
+        if stride == 1 {
+            mmio_write8(base + reg, v as u8)
+        } else {
+            mmio_write32(base + reg * stride, v)
+        }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn try_getb(&self) -> Option<u8> {
+        match *self {
+            Console::Uart8250 { base, stride } => {
+                if self.reg_read(base, stride, UART_LSR) & LSR_DR != 0 {
+                    Some(self.reg_read(base, stride, UART_THR) as u8)
+                } else {
+                    None
+                }
+            }
+            Console::Pl011 { base } => {
+                if mmio_read32(base + PL011_FR) & FR_RXFE == 0 {
+                    Some(mmio_read32(base + PL011_DR) as u8)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// Whether one more byte can be written now without waiting.
+    pub fn tx_ready(&self) -> bool {
+        match *self {
+            Console::Uart8250 { base, stride } => self.reg_read(base, stride, UART_LSR) & LSR_THRE != 0,
+            Console::Pl011 { base } => mmio_read32(base + PL011_FR) & FR_TXFF == 0,
+        }
+    }
+
+    /// Writes one byte without waiting; call when [`Console::tx_ready`].
+    pub fn put_now(&self, b: u8) {
+        match *self {
+            Console::Uart8250 { base, stride } => self.reg_write(base, stride, UART_THR, b as u32),
+            Console::Pl011 { base } => mmio_write32(base + PL011_DR, b as u32),
+        }
+    }
+
+    /// Whether every written byte has left the transmitter.
+    pub fn tx_idle(&self) -> bool {
+        match *self {
+            Console::Uart8250 { base, stride } => self.reg_read(base, stride, UART_LSR) & LSR_TEMT != 0,
+            Console::Pl011 { base } => mmio_read32(base + PL011_FR) & FR_BUSY == 0,
+        }
+    }
+
+    /// The divisor now set: 8250 DLM:DLL; PL011 IBRD × 64 + FBRD.
+    pub fn divisor(&self) -> u32 {
+        match *self {
+            Console::Uart8250 { base, stride } => {
+                let lcr = self.reg_read(base, stride, UART_LCR);
+                self.reg_write(base, stride, UART_LCR, lcr | LCR_DLAB);
+                let d = self.reg_read(base, stride, UART_DLL) & 0xff
+                    | (self.reg_read(base, stride, UART_DLM) & 0xff) << 8;
+                self.reg_write(base, stride, UART_LCR, lcr);
+                d
+            }
+            Console::Pl011 { base } => {
+                (mmio_read32(base + PL011_IBRD) & 0xffff) << 6 | mmio_read32(base + PL011_FBRD) & 0x3f
+            }
+        }
+    }
+
+    /// Sets the divisor (as [`Console::divisor`] reads it), keeping the
+    /// frame format. Waits for the transmitter to be empty first.
+    pub fn set_divisor(&self, d: u32) {
+        while !self.tx_idle() {}
+        match *self {
+            Console::Uart8250 { base, stride } => {
+                let lcr = self.reg_read(base, stride, UART_LCR);
+                self.reg_write(base, stride, UART_LCR, lcr | LCR_DLAB);
+                self.reg_write(base, stride, UART_DLL, d & 0xff);
+                self.reg_write(base, stride, UART_DLM, (d >> 8) & 0xff);
+                self.reg_write(base, stride, UART_LCR, lcr);
+            }
+            Console::Pl011 { base } => {
+                // The PL011 takes new divisors with the UART off, latched by
+                // a write of LCR_H.
+                let cr = mmio_read32(base + PL011_CR);
+                mmio_write32(base + PL011_CR, cr & !1);
+                mmio_write32(base + PL011_IBRD, d >> 6);
+                mmio_write32(base + PL011_FBRD, d & 0x3f);
+                let lcr = mmio_read32(base + PL011_LCR_H);
+                mmio_write32(base + PL011_LCR_H, lcr);
+                mmio_write32(base + PL011_CR, cr);
+            }
+        }
+    }
+}

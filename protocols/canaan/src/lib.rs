@@ -17,7 +17,7 @@ pub mod rom;
 use racklet_link::{Classify, FailureClass, LinkError};
 
 pub use header::{CryptoType, HeaderError, ImageHeader};
-pub use plan::{Load, Stage, plan_stages};
+pub use plan::{Load, Stage, check_entries, plan_stages};
 pub use rom::{DeviceStage, RomOptions, StartStatus};
 
 /// USB vendor id of the K230 boot ROM and of the kburn loader.

@@ -98,6 +98,37 @@ pub fn plan_stages(loads: Vec<Load>, run: Option<u64>) -> Result<Vec<Stage>, Can
     Ok(stages)
 }
 
+/// Checks that every stage starts inside something that was loaded (by
+/// then): a jump anywhere else runs whatever the memory holds. `run` is the
+/// `--run` of the command line, named in the message when it is the culprit.
+pub fn check_entries(stages: &[Stage], run: Option<u64>) -> Result<(), CanaanError> {
+    let mut loaded: Vec<(u64, u64, &str)> = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        loaded.extend(
+            s.loads
+                .iter()
+                .map(|l| (l.address as u64, l.address as u64 + l.bytes.len() as u64, l.name.as_str())),
+        );
+        let e = s.entry as u64;
+        if loaded.iter().any(|(a, b, _)| *a <= e && e < *b) {
+            continue;
+        }
+        let list = loaded
+            .iter()
+            .map(|(a, b, n)| format!("{n} at 0x{a:08x}..0x{b:08x}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = match run {
+            Some(r) if i + 1 == stages.len() => format!("--run 0x{r:x}"),
+            _ => format!("stage {}'s entry 0x{e:08x}", i + 1),
+        };
+        return Err(CanaanError::BadLoad(format!(
+            "{what} points at nothing that was loaded ({list}); give an address inside a load, or add --force to jump there anyway"
+        )));
+    }
+    Ok(())
+}
+
 fn check_overlaps(loads: &[Load]) -> Result<(), CanaanError> {
     for (i, a) in loads.iter().enumerate() {
         for b in &loads[i + 1..] {
@@ -117,6 +148,29 @@ fn check_overlaps(loads: &[Load]) -> Result<(), CanaanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_must_point_into_a_load() {
+        let load = |address: u32, n: usize| Load {
+            name: format!("f{address:x}"),
+            address,
+            bytes: vec![1; n],
+            entry: None,
+        };
+        let ok = plan_stages(vec![load(0x8036_0000, 16)], Some(0x8036_0008)).unwrap();
+        check_entries(&ok, Some(0x8036_0008)).unwrap();
+        let bad = plan_stages(vec![load(0x8036_0000, 16)], Some(0x9000_0000)).unwrap();
+        let e = check_entries(&bad, Some(0x9000_0000)).unwrap_err().to_string();
+        assert!(e.contains("--run 0x90000000") && e.contains("0x80360000..0x80360010"), "{e}");
+        // One past the end is outside.
+        let edge = plan_stages(vec![load(0x8036_0000, 16)], Some(0x8036_0010)).unwrap();
+        assert!(check_entries(&edge, Some(0x8036_0010)).is_err());
+        // A board-table entry of 0x1 for a raw payload.
+        let mut raw = load(0x8036_0000, 16);
+        raw.entry = Some(1);
+        let e = check_entries(&plan_stages(vec![raw], None).unwrap(), None).unwrap_err().to_string();
+        assert!(e.contains("entry 0x00000001"), "{e}");
+    }
 
     fn load(name: &str, address: u32, len: usize) -> Load {
         Load { name: name.into(), address, bytes: vec![0xaa; len], entry: None }

@@ -58,7 +58,7 @@ pub fn boot_fsbl<T: Transport>(
     fsbl: &[u8],
     progress: &mut dyn ProgressSink,
 ) -> Result<(Identity, Departure), Error> {
-    parse_fsbl(fsbl).map_err(|reason| Error::BadImage { what: "FSBL".into(), reason })?;
+    check_fsbl(fsbl).map_err(|reason| Error::BadImage { what: "FSBL".into(), reason })?;
     let id = identify(fb, serial, progress)?;
     if !id.is_rom() {
         return Err(Error::WrongStage(format!(
@@ -125,6 +125,8 @@ pub struct Fsbl {
     pub header0: AihdHeader,
     pub header1: AihdHeader,
     pub key_default: u32,
+    /// keydata.table_num as stored.
+    pub table_num: u32,
     /// The key table: (name, id).
     pub keys: Vec<(String, u32)>,
     /// keydata.rotpk_hash equals SHA-256 of the ROTPK field.
@@ -183,11 +185,45 @@ pub fn parse_fsbl(b: &[u8]) -> Result<Fsbl, String> {
         header0: header(b, HEADER0),
         header1,
         key_default: u32le(b, 0x120),
+        table_num,
         keys,
         rotpk_hash_ok: Sha256::digest(&b[..0x100]).as_slice() == &b[0x2b8..0x2d8],
         size_ok,
         spl_len: b.len() - SPL_OFFSET,
     })
+}
+
+/// The most key slots keydata holds (sheet appendix: 4 named slots).
+pub const MAX_KEYS: u32 = 4;
+
+impl Fsbl {
+    /// The integrity checks of the headers, by name: what `info` shows and
+    /// what a load must pass.
+    pub fn checks(&self) -> Vec<(String, bool)> {
+        vec![
+            ("header1 AIHD magic".into(), true),
+            ("header0.imgsize = 0x1000".into(), self.header0.imgsize == SPL_OFFSET as u64),
+            ("size = 0x1000 + header1.imgsize + 256".into(), self.size_ok),
+            ("ROTPK SHA-256".into(), self.rotpk_hash_ok),
+            (format!("keydata.table_num <= {MAX_KEYS}"), self.table_num <= MAX_KEYS),
+            (
+                // A secure image needs its signatures checked, which racklet-flash cannot do.
+                "secure = 0 in both headers (signed images are not supported)".into(),
+                self.header0.secure == 0 && self.header1.secure == 0,
+            ),
+        ]
+    }
+}
+
+/// Decodes FSBL.bin and applies every integrity check; the reason, naming
+/// the failed checks, when it is not an FSBL a ROM could run.
+pub fn check_fsbl(b: &[u8]) -> Result<Fsbl, String> {
+    let f = parse_fsbl(b)?;
+    let failed: Vec<String> = f.checks().into_iter().filter(|c| !c.1).map(|c| c.0).collect();
+    if !failed.is_empty() {
+        return Err(format!("integrity check failed: {}", failed.join(", ")));
+    }
+    Ok(f)
 }
 
 /// Wraps a raw `u-boot-spl.bin` (or any SRAM payload linked at
@@ -301,6 +337,24 @@ mod tests {
         assert!(p.rotpk_hash_ok && p.size_ok);
         assert_eq!(p.keys[3], ("rootfs".to_string(), 3));
         assert_eq!(p.header1.imgsize, 128);
+    }
+
+    #[test]
+    fn lying_headers_fail_the_integrity_checks() {
+        let good = build_fsbl(&[1; 64]);
+        check_fsbl(&good).unwrap();
+        let lie = |at: usize, bytes: &[u8]| {
+            let mut f = good.clone();
+            f[at..at + bytes.len()].copy_from_slice(bytes);
+            check_fsbl(&f).unwrap_err()
+        };
+        assert!(lie(0xfe8, &u64::MAX.to_le_bytes()).contains("header1.imgsize"));
+        assert!(lie(0xfe8, &0x10_0000u64.to_le_bytes()).contains("header1.imgsize"));
+        assert!(lie(0x108, &0x2000u64.to_le_bytes()).contains("header0.imgsize"));
+        assert!(lie(0x2b8, &[0xff]).contains("ROTPK"));
+        assert!(lie(0x124, &u32::MAX.to_le_bytes()).contains("table_num"));
+        assert!(lie(0xfe5, &[1]).contains("secure"));
+        assert!(check_fsbl(&good[..0x1000]).unwrap_err().contains("integrity check failed"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::header::{self, HEADER_LEN, Header, HeaderError, HeaderOptions};
 
 /// The user's files.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inputs {
     /// The payload: an ELF, a raw binary or an already headed image
     /// (`u-boot-spl.bin.normal.out`).
@@ -19,6 +19,9 @@ pub struct Inputs {
     /// The next stage U-Boot SPL asks for by YMODEM (`--then-ymodem FILE`),
     /// sent under its file name.
     pub next_stage: Option<PathBuf>,
+    /// The largest file read for any stage (judged before reading): the
+    /// next stage goes to DRAM, whose size the board table does not know.
+    pub max_file: u64,
 }
 
 /// What the headed image was made from.
@@ -98,7 +101,11 @@ pub enum PlanError {
 
 impl Classify for PlanError {
     fn class(&self) -> FailureClass {
-        FailureClass::BadInput
+        match self {
+            // Ctrl-C while a file was read.
+            PlanError::Input(ImageError::Interrupted { .. }) => FailureClass::Interrupted,
+            _ => FailureClass::BadInput,
+        }
     }
 
     fn hint(&self) -> Option<String> {
@@ -135,8 +142,8 @@ pub fn check_load_address(target: &Target, p: &Payload) -> Result<(), PlanError>
 /// as it is after its CRC and size are checked, anything else is loaded
 /// (ELF or raw), checked against the board's SRAM and load address, and
 /// wrapped in spl_tool's default header.
-fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), PlanError> {
-    let bytes = read_input(path)?;
+fn headed_image(path: &Path, target: &Target, max_file: u64) -> Result<(Vec<u8>, ImageKind), PlanError> {
+    let bytes = read_input(path, max_file, &stage_of(target))?;
     let bad_header = |error| PlanError::Header { path: path.to_path_buf(), error };
     if let Some(h) = Header::parse(&bytes) {
         h.verify(&bytes).map_err(bad_header)?;
@@ -145,13 +152,18 @@ fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), Pl
         let kind = ImageKind::Headed { version: h.version, payload_len: h.payload_len, crc32: h.crc32 };
         return Ok((bytes[..end].to_vec(), kind));
     }
-    let p = load_bytes(path, bytes, target.arch)?;
+    let p = load_bytes(path, bytes, target.arch, &target.window)?;
     let at = p.load_address.unwrap_or(target.load_address);
-    check_fit(path, at, p.bytes.len() as u64, &target.window)?;
+    check_fit(path, at, p.mem_size, &target.window)?;
     check_load_address(target, &p)?;
     let image = header::build_image(&p.bytes, &HeaderOptions::default()).map_err(bad_header)?;
     let kind = ImageKind::Wrapped { elf: matches!(p.source, Source::Elf { .. }), payload_len: p.bytes.len() };
     Ok((image, kind))
+}
+
+/// The end of the "larger than" message of a file too large to read.
+fn stage_of(target: &Target) -> String {
+    format!("a stage of {} can be", target.board)
 }
 
 /// Plans a boot of `target` from the user's files. Every input is read and
@@ -159,7 +171,7 @@ fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), Pl
 pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
     let payload =
         inputs.payload.clone().ok_or_else(|| PlanError::NoPayload { board: target.board.clone() })?;
-    let (image, kind) = headed_image(&payload, target)?;
+    let (image, kind) = headed_image(&payload, target, inputs.max_file)?;
     let next = match &inputs.next_stage {
         Some(p) => Some(NextStage {
             path: p.clone(),
@@ -167,7 +179,7 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| "u-boot.itb".into()),
-            data: read_input(p)?,
+            data: read_input(p, inputs.max_file, &stage_of(target))?,
         }),
         None => None,
     };

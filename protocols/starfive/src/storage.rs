@@ -31,7 +31,7 @@ pub fn image(payload: &Payload, target: &Target, opts: &ImageOptions) -> Result<
     }
     check_load_address(target, payload)?;
     let at = payload.load_address.unwrap_or(target.load_address);
-    check_fit(&payload.path, at, payload.bytes.len() as u64, &target.window)?;
+    check_fit(&payload.path, at, payload.mem_size, &target.window)?;
     let hopts = HeaderOptions::from_user(opts.version, opts.backup_offset).map_err(PlanError::Field)?;
     let notes = header::size_notes(payload.bytes.len() as u64);
     let bytes = header::build_image(&payload.bytes, &hopts)

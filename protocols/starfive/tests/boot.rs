@@ -18,6 +18,9 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 use racklet_starfive::{BlockSize, ImageKind, Inputs, Options, Plan, Report, StarfiveError, boot, plan};
 
+/// The largest file a test reads.
+const MAX_FILE: u64 = 1 << 20;
+
 /// The VisionFive 2 as the board table describes it.
 fn vf2() -> Target {
     Target {
@@ -93,6 +96,7 @@ impl Board {
         let inputs = Inputs {
             payload: Some(self.file("payload.bin", payload)),
             next_stage: next.map(|d| self.file("u-boot.itb", d)),
+            max_file: MAX_FILE,
         };
         plan(&inputs, &vf2()).unwrap()
     }

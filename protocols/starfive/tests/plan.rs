@@ -11,6 +11,9 @@ use racklet_sim::crc::crc32_iso_hdlc;
 use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::{HeaderError, ImageKind, Inputs, PlanError, describe, plan};
 
+/// The largest file a test reads.
+const MAX_FILE: u64 = 1 << 20;
+
 fn vf2() -> Target {
     Target {
         board: "visionfive2".into(),
@@ -59,6 +62,7 @@ fn payload_of(path: &str, bytes: Vec<u8>, elf_at: Option<u64>) -> Payload {
             },
             None => Source::Raw,
         },
+        mem_size: bytes.len() as u64,
         bytes,
     }
 }
@@ -66,12 +70,12 @@ fn payload_of(path: &str, bytes: Vec<u8>, elf_at: Option<u64>) -> Payload {
 fn plan_of(bytes: &[u8]) -> Result<racklet_starfive::Plan, PlanError> {
     let dir = tempfile::tempdir().unwrap();
     let p = file(dir.path(), "p.bin", bytes);
-    plan(&Inputs { payload: Some(p), next_stage: None }, &vf2())
+    plan(&Inputs { payload: Some(p), next_stage: None, max_file: MAX_FILE }, &vf2())
 }
 
 #[test]
 fn no_payload_names_the_board_and_the_command() {
-    let e = plan(&Inputs::default(), &vf2()).unwrap_err();
+    let e = plan(&Inputs { payload: None, next_stage: None, max_file: MAX_FILE }, &vf2()).unwrap_err();
     assert!(matches!(&e, PlanError::NoPayload { board } if board == "visionfive2"), "{e}");
     assert_eq!(e.class(), FailureClass::BadInput);
     assert!(e.hint().unwrap().contains("racklet-flash maskrom visionfive2 payload.bin"), "{e:?}");
@@ -133,11 +137,21 @@ fn a_headed_input_is_checked_and_taken_as_it_is() {
 }
 
 #[test]
+fn files_above_the_limit_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(dir.path(), "huge.bin", &vec![0; 2000]);
+    let e = plan(&Inputs { payload: Some(p), next_stage: None, max_file: 1000 }, &vf2()).unwrap_err();
+    assert!(matches!(e, PlanError::Input(ImageError::InputTooLarge { limit: 1000, .. })), "{e}");
+    assert!(e.to_string().contains("a stage of visionfive2 can be"), "{e}");
+}
+
+#[test]
 fn the_next_stage_is_read_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = Inputs {
         payload: Some(file(dir.path(), "spl.bin", &[1; 100])),
         next_stage: Some(file(dir.path(), "u-boot.itb", &[2; 300])),
+        max_file: MAX_FILE,
     };
     let n = plan(&inputs, &vf2()).unwrap().next.unwrap();
     assert_eq!((n.name.as_str(), n.data.len()), ("u-boot.itb", 300));

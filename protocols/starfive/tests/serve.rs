@@ -1,8 +1,10 @@
 //! The client against the server behind `racklet-flash sim visionfive2`
 //! (racklet_sim::serve::starfive), in-process: the ROM on a pty the client
-//! reaches as a user would reach it with `--port`, one session, `--save`,
-//! the SPL's next stage, and the server's own verdict.
+//! reaches as a user would reach it with `--port`, one session and its
+//! bytes (what `--save` writes), the SPL's next stage, and the server's own
+//! verdict.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +46,8 @@ fn payload(n: usize, spl: bool) -> Vec<u8> {
 /// What the server said, and how it ended.
 struct Served {
     lines: Vec<String>,
+    /// The bytes of each session, as the server hands them out.
+    received: Vec<Vec<u8>>,
     result: Result<(), ServeError>,
 }
 
@@ -55,7 +59,11 @@ fn run(opts: server::Options, p: &[u8], next: Option<&[u8]>) -> (Result<Report, 
         std::fs::write(&f, b).unwrap();
         f
     };
-    let inputs = Inputs { payload: Some(file("p.bin", p)), next_stage: next.map(|n| file("u-boot.itb", n)) };
+    let inputs = Inputs {
+        payload: Some(file("p.bin", p)),
+        next_stage: next.map(|n| file("u-boot.itb", n)),
+        max_file: 1 << 20,
+    };
     let plan = plan(&inputs, &vf2()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
@@ -63,11 +71,19 @@ fn run(opts: server::Options, p: &[u8], next: Option<&[u8]>) -> (Result<Report, 
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut lines = Vec::new();
-            let result = server::serve(&opts, &|| stop.load(Ordering::SeqCst), &mut |ev| match ev {
-                Event::Serving { tty } => tx.send(tty.to_string()).unwrap(),
-                Event::Session { line, .. } | Event::NextStage { line } => lines.push(line),
+            let mut received = Vec::new();
+            let result = server::serve(&opts, &|| stop.load(Ordering::SeqCst), &mut |ev| {
+                match ev {
+                    Event::Serving { tty } => tx.send(tty.to_string()).unwrap(),
+                    Event::Session { line, session, .. } => {
+                        lines.push(line);
+                        received.push(session.received.clone());
+                    }
+                    Event::NextStage { line } => lines.push(line),
+                }
+                ControlFlow::Continue(())
             });
-            Served { lines, result }
+            Served { lines, received, result }
         })
     };
     let tty = rx.recv_timeout(Duration::from_secs(5)).expect("the server says where it serves");
@@ -95,11 +111,9 @@ fn run(opts: server::Options, p: &[u8], next: Option<&[u8]>) -> (Result<Report, 
 }
 
 #[test]
-fn one_session_is_served_logged_and_saved() {
-    let save = tempfile::tempdir().unwrap();
+fn one_session_is_served_logged_and_handed_out() {
     let p = payload(3000, false);
-    let opts = server::Options { save: Some(save.path().join("saved")), ..Default::default() };
-    let (r, served) = run(opts, &p, None);
+    let (r, served) = run(server::Options::default(), &p, None);
     r.unwrap();
     served.result.unwrap();
     assert_eq!(served.lines.len(), 1, "{:?}", served.lines);
@@ -109,10 +123,10 @@ fn one_session_is_served_logged_and_saved() {
         served.lines
     );
     assert!(served.lines[0].contains("loaded 3000 bytes at 0x08000000"), "{:?}", served.lines);
-    let saved = std::fs::read(save.path().join("saved/starfive-session-1.img")).unwrap();
-    assert_eq!(&saved[0x400..0x400 + 3000], &p[..]);
+    let got = &served.received[0];
+    assert_eq!(&got[0x400..0x400 + 3000], &p[..]);
     assert_eq!(
-        u32::from_le_bytes(saved[0x290..0x294].try_into().unwrap()),
+        u32::from_le_bytes(got[0x290..0x294].try_into().unwrap()),
         racklet_sim::crc::crc32_iso_hdlc(&p)
     );
 }
@@ -139,12 +153,15 @@ fn a_refused_image_ends_the_server_as_rejected() {
 }
 
 #[test]
-fn a_save_directory_that_cannot_be_made_is_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let blocker = dir.path().join("file");
-    std::fs::write(&blocker, b"").unwrap();
-    let opts = server::Options { save: Some(blocker.join("saved")), ..Default::default() };
-    let e = server::serve(&opts, &|| true, &mut |_| {}).unwrap_err();
-    assert!(matches!(e, ServeError::SaveDir { .. }), "{e}");
-    assert_eq!(e.class(), FailureClass::BadInput);
+fn a_caller_that_breaks_ends_the_server() {
+    let opts = server::Options { keep: true, ..Default::default() };
+    let start = std::time::Instant::now();
+    // A server that ignored the break would run until this gives up.
+    let give_up = || start.elapsed() > Duration::from_secs(5);
+    let r = server::serve(&opts, &give_up, &mut |ev| match ev {
+        Event::Serving { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    assert!(r.is_ok());
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 }

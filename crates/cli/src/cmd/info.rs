@@ -8,7 +8,7 @@ use racklet_image::describe::Contained;
 use racklet_image::{Description, Source, check_fit, load_bytes, read_input, sha256_hex};
 use serde_json::json;
 
-use crate::boards::Board;
+use crate::boards::{Board, MAX_DRAM_STAGE};
 use crate::cli::{GlobalArgs, InfoArgs};
 use crate::drivers;
 use crate::output::{Mode, Output};
@@ -24,11 +24,17 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
         Some(n) => Some(super::find_board(&boards, n)?),
         None => None,
     };
-    let bytes = read_input(&a.file)?;
+    // No board is known yet: the largest stage any board takes bounds the read.
+    let bytes = read_input(&a.file, MAX_DRAM_STAGE, "any stage racklet-flash sends can be")?;
     let mut report = match drivers::describe(&bytes) {
         Some(r) => r,
         None => {
-            let p = load_bytes(&a.file, bytes.clone(), None)?;
+            let any = racklet_image::Window::anywhere(
+                "any board",
+                MAX_DRAM_STAGE,
+                "the largest stage racklet-flash sends",
+            );
+            let p = load_bytes(&a.file, bytes.clone(), None, &any)?;
             let mut r = Description::default();
             match &p.source {
                 Source::Elf { arch, segments } => {
@@ -54,7 +60,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
                 }
             }
             r.field("image size", format!("{} bytes", p.bytes.len()));
-            r.payload = Some(Contained { load_address: p.load_address, len: p.bytes.len() as u64 });
+            r.payload = Some(Contained { load_address: p.load_address, len: p.mem_size });
             if let Source::Elf { arch, .. } = p.source {
                 r.socs =
                     boards.boards.iter().filter(|b| b.arch() == Some(arch)).map(|b| b.soc.clone()).collect();

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
+use racklet_image::output::SafeFile;
 use racklet_link::nusb_backend::NusbBus;
 use racklet_link::serial_backend::SystemSerial;
 use racklet_link::transcript::TranscriptWriter;
@@ -29,17 +30,21 @@ struct JobResult {
     label: String,
     outcome: Result<Outcome>,
     elapsed: std::time::Duration,
+    /// The device the job found (USB port path or tty), when it found one.
+    device: Option<String>,
 }
 
 pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    // Check every input file before anything is touched. A file that almost
-    // has a known header is damaged, not a raw binary: refuse it unless
-    // --force says to send it raw.
+    // Check every input file before anything is touched: a regular file no
+    // larger than the board's largest stage (judged before reading), and
+    // not a near-miss of a known header, which is damaged, not a raw
+    // binary: refused unless --force says to send it raw.
+    let what = format!("a stage of {} can be", board.name);
     let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.starfive.then_ymodem.iter());
     for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
-        let bytes = racklet_image::read_input(p)?;
+        let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
         {
@@ -49,8 +54,16 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
             )));
         }
     }
-    let selectors: Vec<Selector> =
-        a.connect.port.iter().map(|s| Selector::parse(s)).collect::<Result<_, _>>()?;
+    let mut selectors: Vec<Selector> = Vec::new();
+    for s in &a.connect.port {
+        let s = Selector::parse(s)?;
+        // The same selector twice is one board.
+        if selectors.contains(&s) {
+            out.line(&format!("--port {s} and --port {s} name the same board: flashing it once"));
+        } else {
+            selectors.push(s);
+        }
+    }
     // --auto-simulate: the real board when one is attached, its virtual ROM otherwise.
     let auto;
     let a = if a.connect.auto_simulate && !board_attached(board, &selectors) {
@@ -65,11 +78,21 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     } else {
         a
     };
-    let transcript = match &a.connect.record {
-        Some(p) => Some(
-            TranscriptWriter::create(p)
-                .map_err(|e| bad_input(format!("{}: cannot create the transcript file: {e}", p.display())))?,
-        ),
+    // The transcript is an output file like `image -o`: an existing one is
+    // kept without --force, and it is moved in place whole at the end.
+    let mut record = match &a.connect.record {
+        Some(p) => Some(SafeFile::create(p, a.connect.force)?),
+        None => None,
+    };
+    let transcript = match &mut record {
+        Some(f) => {
+            let path = f.path().display().to_string();
+            let file = f
+                .file()
+                .try_clone()
+                .map_err(|e| fail(FailureClass::Io, format!("{path}: cannot write the transcript: {e}")))?;
+            Some(TranscriptWriter::new(std::io::BufWriter::new(file)))
+        }
         None => None,
     };
 
@@ -91,6 +114,9 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
             .collect();
         if paths.is_empty() {
             paths.push("1-1".into());
+        }
+        if let Some(spec) = &a.fault {
+            check_fault_ports(spec, &paths)?;
         }
         let mut sims = Vec::new();
         for p in &paths {
@@ -120,6 +146,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     if job_selectors.is_empty() {
         job_selectors.push(None);
     }
+    let job_selectors = one_job_per_board(board, &*usb, &*serial, job_selectors, out);
     let parallel = job_selectors.len() > 1;
     if !a.monitor.is_empty() && a.monitor.len() != job_selectors.len() {
         return Err(bad_input(format!(
@@ -155,15 +182,17 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 let out2 = out.clone();
                 scope.spawn(move || {
                     let label = sel.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                    let transcript = transcript.map(|t| if parallel { t.with_port(&label) } else { t });
                     let mut rep = JobReporter::new(out, parallel.then(|| label.clone()));
-                    let outcome = {
+                    let (outcome, device) = {
                         let mut conn = Connector::new(usb, serial, &mut rep);
                         conn.selector = sel.clone();
                         conn.wait = a.connect.wait;
                         conn.stage_timeout = a.connect.stage_timeout;
                         conn.recorder = transcript;
                         let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
-                        drivers::of(board).maskrom(&mut job)
+                        let r = drivers::of(board).maskrom(&mut job);
+                        (r, job.conn.resolved.take())
                     };
                     let outcome = outcome.and_then(|o| {
                         if rep.cancelled() {
@@ -191,7 +220,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         }
                         (r, _) => r,
                     };
-                    JobResult { label, outcome, elapsed: rep.elapsed() }
+                    JobResult { label, outcome, elapsed: rep.elapsed(), device }
                 })
             })
             .collect();
@@ -202,21 +231,38 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                     label: "?".into(),
                     outcome: Err(fail(FailureClass::Other, "internal error: a job panicked")),
                     elapsed: Default::default(),
+                    device: None,
                 })
             })
             .collect()
     });
 
-    // In simulation, the virtual ROM's verdict must agree that the payload started.
+    // In simulation, the virtual ROM's verdict must agree that the payload
+    // started. It is paired with the job by the board the job found, and a
+    // job that claims success without a verdict has not shown one.
     let mut results = results;
+    let mut judged = vec![false; results.len()];
     for (path, mut sim) in sims {
         let verdict = match sim.verdict() {
             Verdict::Started { summary } => Ok(summary),
             Verdict::NotStarted { why } => Err(why),
         };
-        if let Some(r) = results.iter_mut().find(|r| r.label == path || (r.label == "-" && path == "1-1")) {
-            match (&mut r.outcome, verdict) {
-                (Ok(o), Ok(v)) => o.fact("virtual ROM", v),
+        let mine: Vec<usize> =
+            (0..results.len()).filter(|&i| results[i].device.as_deref() == Some(path.as_str())).collect();
+        for &i in &mine {
+            judged[i] = true;
+            let r = &mut results[i];
+            if mine.len() > 1 {
+                if r.outcome.is_ok() {
+                    r.outcome = Err(fail(
+                        FailureClass::Other,
+                        format!("{} jobs of this run used the one virtual board at {path}", mine.len()),
+                    ));
+                }
+                continue;
+            }
+            match (&mut r.outcome, &verdict) {
+                (Ok(o), Ok(v)) => o.fact("virtual ROM", v.clone()),
                 (Ok(_), Err(v)) => {
                     r.outcome = Err(fail(
                         FailureClass::Rejected,
@@ -227,8 +273,107 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
             }
         }
     }
+    if a.connect.simulate {
+        for (r, judged) in results.iter_mut().zip(judged) {
+            if r.outcome.is_ok() && !judged {
+                r.outcome = Err(fail(
+                    FailureClass::Other,
+                    format!(
+                        "no virtual ROM gave a verdict on this job (it reached {}), so its success is unproven",
+                        r.device.as_deref().unwrap_or("no device")
+                    ),
+                ));
+            }
+        }
+    }
+
+    // The transcript is part of the run: a failure to write it fails the run.
+    if let (Some(t), Some(f)) = (&transcript, record) {
+        let path = f.path().display().to_string();
+        t.finish()
+            .map_err(|e| fail(FailureClass::Io, format!("{path}: cannot write the transcript: {e}")))?;
+        f.commit()?;
+    }
 
     report(board, results, out, parallel)
+}
+
+/// `--fault PORT=NAME` must name a virtual board of the run.
+fn check_fault_ports(spec: &str, paths: &[String]) -> Result<()> {
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((port, _)) = part.split_once('=')
+            && !paths.iter().any(|p| p == port)
+        {
+            return Err(bad_input(format!(
+                "--fault {part}: no virtual board of this run is at {port} (they are at {}); give --port {port} too, or fix the port",
+                paths.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The board a selector names now, when it names exactly one.
+fn board_of(board: &Board, usb: &dyn UsbBus, serial: &dyn SerialBus, sel: &Selector) -> Option<String> {
+    let ids: Vec<(u16, u16)> = board.usb.iter().map(|s| (s.vid, s.pid)).collect();
+    let found: Vec<String> = match board.transport {
+        Transport::Usb => usb
+            .devices()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| ids.contains(&(d.vid, d.pid)) && sel.matches_usb(d))
+            .map(|d| d.port_path)
+            .collect(),
+        Transport::Serial => {
+            let listed: Vec<String> = serial
+                .ports()
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| {
+                    (ids.is_empty() || p.vid.zip(p.pid).is_some_and(|id| ids.contains(&id)))
+                        && sel.matches_serial(p)
+                })
+                .map(flows::serial_identity)
+                .collect();
+            match sel {
+                Selector::Tty(p) if listed.is_empty() => vec![p.display().to_string()],
+                _ => listed,
+            }
+        }
+    };
+    if found.len() == 1 { found.into_iter().next() } else { None }
+}
+
+/// Drops the selectors that name a board an earlier selector already names
+/// (`--port 29f1:0230 --port 1-2` for the one board at 1-2): two jobs on one
+/// board would fight over it.
+fn one_job_per_board(
+    board: &Board,
+    usb: &dyn UsbBus,
+    serial: &dyn SerialBus,
+    jobs: Vec<Option<Selector>>,
+    out: &Arc<Output>,
+) -> Vec<Option<Selector>> {
+    if jobs.len() < 2 {
+        return jobs;
+    }
+    let mut kept: Vec<(Option<Selector>, Option<String>)> = Vec::new();
+    for sel in jobs {
+        let at = sel.as_ref().and_then(|s| board_of(board, usb, serial, s));
+        if let Some(dev) = &at
+            && let Some((first, _)) = kept.iter().find(|(_, d)| d.as_ref() == Some(dev))
+        {
+            let name = |s: &Option<Selector>| s.as_ref().map(|s| s.to_string()).unwrap_or_default();
+            out.line(&format!(
+                "--port {} and --port {} name the same board ({dev}): flashing it once",
+                name(first),
+                name(&sel)
+            ));
+            continue;
+        }
+        kept.push((sel, at));
+    }
+    kept.into_iter().map(|(s, _)| s).collect()
 }
 
 /// Is a device attached that this run would use? Serial boards whose ROM
@@ -314,7 +459,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
     }
     if out.mode == Mode::Json {
         for (r, class, e) in &failures {
-            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":format!("{e:#}")}));
+            out.json(json!({"event":"error","port":r.label,"class":class.name(),"exit_code":class.exit_code(),"message":crate::error::message_of(e)}));
         }
         out.json(json!({"event":"summary","ok":results.len() - failures.len(),"failed":failures.len()}));
     } else {
@@ -323,7 +468,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
         for r in &results {
             let (res, detail) = match &r.outcome {
                 Ok(_) => ("ok".to_string(), String::new()),
-                Err(e) => (class_of(e).name().to_string(), format!("{e:#}")),
+                Err(e) => (class_of(e).name().to_string(), crate::error::message_of(e)),
             };
             out.line(&format!("{:<20} {:<12} {:>7.2}s  {}", r.label, res, r.elapsed.as_secs_f64(), detail));
         }

@@ -50,28 +50,18 @@ pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
 pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    if a.output.exists() {
-        if std::fs::canonicalize(&a.output).ok() == std::fs::canonicalize(&a.input).ok() {
-            return Err(bad_input(format!("{}: the output would overwrite the input", a.output.display())));
-        }
-        if !a.force {
-            return Err(bad_input(format!("{}: exists; add --force to overwrite it", a.output.display())));
-        }
+    if a.output.exists() && std::fs::canonicalize(&a.output).ok() == std::fs::canonicalize(&a.input).ok() {
+        return Err(bad_input(format!("{}: the output would overwrite the input", a.output.display())));
     }
-    let input = racklet_image::read_input(&a.input)?;
-    let payload = racklet_image::load_bytes(&a.input, input, board.arch())?;
+    // Refused before any work: a device, FIFO or directory, or an existing file without --force.
+    racklet_image::output::check_target(&a.output, a.force)?;
+    let input = crate::flows::read_stage(board, &a.input)?;
+    let payload =
+        racklet_image::load_bytes(&a.input, input, board.arch(), &crate::flows::dram_window(board))?;
     let bytes = crate::drivers::of(board).image(board, a, &payload)?;
-    // Write next to the target, then rename: a failed run never leaves half a file.
-    let dir = a.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.racklet-tmp",
-        a.output.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-    ));
-    std::fs::write(&tmp, &bytes).map_err(|e| bad_input(format!("{}: cannot write: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &a.output).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        bad_input(format!("{}: cannot write: {e}", a.output.display()))
-    })?;
+    // A random temporary file beside the target, renamed over it: a failed
+    // run never leaves half a file, and nothing planted there is followed.
+    racklet_image::output::write_file(&a.output, &bytes, a.force)?;
     if out.mode == Mode::Json {
         outln!(
             "{}",

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod fastload;
 pub mod info;
 pub mod list;
 pub mod maskrom;

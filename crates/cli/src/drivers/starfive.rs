@@ -1,6 +1,7 @@
 //! The StarFive JH7110 driver: the command line to `racklet_starfive`'s
 //! plan and boot, its report to an outcome; `sim` through the sim's server.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -16,7 +17,7 @@ use serde_json::json;
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{Typed, typed};
+use crate::error::{Classified, bad_input, classify};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
@@ -27,15 +28,17 @@ pub static DRIVER: Starfive = Starfive;
 /// A boot error, with how to put the board in its UART boot mode when
 /// nothing was found.
 fn boot_error(board: &Board, e: racklet_starfive::StarfiveError) -> anyhow::Error {
-    let mut t = Typed::new(e);
-    if t.class == FailureClass::NotFound {
-        let then = t.hint.take().map(|h| format!(" Then {h}.")).unwrap_or_default();
-        t.hint = Some(format!(
+    let mut e = classify(e);
+    if let Some(c) = e.downcast_mut::<Classified>()
+        && c.class == FailureClass::NotFound
+    {
+        let then = c.hint.take().map(|h| format!(" Then {h}.")).unwrap_or_default();
+        c.hint = Some(format!(
             "to put {} ({}) in its boot ROM mode: {}{then} Without a board, --simulate runs against its virtual ROM.",
             board.name, board.title, board.enter
         ));
     }
-    anyhow::Error::new(t)
+    e
 }
 
 impl Driver for Starfive {
@@ -46,8 +49,12 @@ impl Driver for Starfive {
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let args = &job.args.starfive;
         let target = job.board.target();
-        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
-        let plan = racklet_starfive::plan(&inputs, &target).map_err(typed)?;
+        let inputs = Inputs {
+            payload: job.args.bin.clone(),
+            next_stage: args.then_ymodem.clone(),
+            max_file: job.board.largest_stage(),
+        };
+        let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
         let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
         opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
         let report = racklet_starfive::boot(&mut job.conn, &plan, &target, &opts)
@@ -66,7 +73,7 @@ impl Driver for Starfive {
     fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
         let opts =
             ImageOptions { version: args.starfive.version, backup_offset: args.starfive.backup_offset };
-        let s = storage::image(payload, &board.target(), &opts).map_err(typed)?;
+        let s = storage::image(payload, &board.target(), &opts).map_err(classify)?;
         for note in &s.notes {
             eprintln!("warning: {note}");
         }
@@ -75,31 +82,58 @@ impl Driver for Starfive {
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
-        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(typed)
+        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
+        if args.tcp.is_some() {
+            return Err(bad_input(
+                "--tcp: the StarFive ROM is reached over a UART; its virtual ROM is served on a pseudo-terminal",
+            ));
+        }
         let fault: Fault =
-            args.fault.as_deref().unwrap_or("none").parse().map_err(|e| typed(SimError::from(e)))?;
-        let opts = server::Options { fault, keep: args.keep, save: args.save.clone() };
+            args.fault.as_deref().unwrap_or("none").parse().map_err(|e| classify(SimError::from(e)))?;
+        if let Some(d) = &args.save {
+            std::fs::create_dir_all(d)
+                .map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
+        }
+        let opts = server::Options { fault, keep: args.keep };
         let json = out.mode == Mode::Json;
-        server::serve(&opts, &|| out.cancelled(), &mut |ev| match (ev, json) {
-            (Event::Serving { tty }, true) => {
-                out.json(json!({"event":"serving","board":board.name,"tty":tty,"fault":args.fault}))
+        let mut failed = None;
+        let served = server::serve(&opts, &|| out.cancelled(), &mut |ev| {
+            match (ev, json) {
+                (Event::Serving { tty }, true) => {
+                    out.json(json!({"event":"serving","board":board.name,"tty":tty,"fault":args.fault}))
+                }
+                (Event::Serving { tty }, false) => {
+                    outln!("{tty}");
+                    eprintln!(
+                        "virtual {} boot ROM ({}) on {tty}: racklet-flash maskrom {} FILE --port {tty}",
+                        board.soc, board.name, board.name
+                    );
+                }
+                (Event::Session { n, session, line }, json) => {
+                    if json {
+                        out.json(json!({"event":"session","n":n,"bytes":session.received.len(),"ok":session.verdict.is_ok(),"text":line}));
+                    } else {
+                        eprintln!("{line}");
+                    }
+                    if let Some(d) = &args.save {
+                        let f = d.join(format!("starfive-session-{n}.img"));
+                        if let Err(e) = racklet_image::output::write_file(&f, &session.received, false) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+                (Event::NextStage { line }, true) => out.json(json!({"event":"next_stage","text":line})),
+                (Event::NextStage { line }, false) => eprintln!("{line}"),
             }
-            (Event::Serving { tty }, false) => {
-                outln!("{tty}");
-                eprintln!(
-                    "virtual {} boot ROM ({}) on {tty}: racklet-flash maskrom {} FILE --port {tty}",
-                    board.soc, board.name, board.name
-                );
-            }
-            (Event::Session { n, session, line }, true) => out.json(
-                json!({"event":"session","n":n,"bytes":session.received.len(),"ok":session.verdict.is_ok(),"text":line}),
-            ),
-            (Event::NextStage { line }, true) => out.json(json!({"event":"next_stage","text":line})),
-            (Event::Session { line, .. } | Event::NextStage { line }, false) => eprintln!("{line}"),
-        })
-        .map_err(typed)
+            ControlFlow::Continue(())
+        });
+        match failed {
+            Some(e) => Err(e.into()),
+            None => served.map_err(classify),
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use racklet_canaan::rom::{self, DeviceStage, RomOptions};
-use racklet_canaan::{CanaanError, ImageHeader, Load, Stage, header, in_sram, plan_stages};
+use racklet_canaan::{CanaanError, ImageHeader, Load, Stage, check_entries, header, in_sram, plan_stages};
 use racklet_link::{Classify, FailureClass, UsbLink};
 use racklet_sim::canaan::{Fault, K230Rom};
 
@@ -63,7 +63,7 @@ pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
         loads.push(Load { name: name_of(bin), address: addr32(&name_of(bin), at)?, bytes: p.bytes, entry });
     }
     for (addr, file) in &args.loads {
-        let p = racklet_image::load(file, board.arch())?;
+        let p = super::load_dram_stage(board, file)?;
         if let Some(la) = p.load_address
             && la != *addr
         {
@@ -87,7 +87,11 @@ pub fn plan(board: &Board, args: &MaskromArgs) -> Result<Vec<Stage>> {
             board.name
         )));
     }
-    plan_stages(loads, args.run).map_err(classify)
+    let stages = plan_stages(loads, args.run).map_err(classify)?;
+    if !args.connect.force {
+        check_entries(&stages, args.run).map_err(classify)?;
+    }
+    Ok(stages)
 }
 
 pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
@@ -218,7 +222,7 @@ pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
 }
 
 pub fn image(board: &Board, _args: &ImageArgs, payload: &racklet_image::Payload) -> Result<Vec<u8>> {
-    let len = payload.bytes.len() as u64;
+    let len = payload.mem_size;
     if let Some(at) = payload.load_address
         && !in_sram(at, len)
     {

@@ -13,13 +13,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use racklet_fastboot::client::{Departure, Fastboot};
 use racklet_fastboot::{UsbTransport, k1, th1520};
+use racklet_link::FailureClass;
 use racklet_sim::fastboot::{FastbootDevice, Fault, Soc};
 use serde_json::json;
 
 use super::{Ctx, InfoReport, Outcome, SimCtx, SimSession};
 use crate::boards::{Board, Protocol};
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{bad_input, classify};
+use crate::error::{bad_input, classify, fail};
 use crate::output::{Mode, Output};
 
 /// The SoC of a fastboot board.
@@ -79,12 +80,12 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     let follow = !ctx.stage_timeout().is_zero();
     match soc {
         Soc::K1 => {
-            let fsbl = racklet_image::read_input(bin)?;
-            k1::parse_fsbl(&fsbl).map_err(|r| bad_input(format!("{}: {r}", bin.display())))?;
+            let fsbl = super::read_stage(board, bin)?;
+            k1::check_fsbl(&fsbl).map_err(|r| bad_input(format!("{}: {r}", bin.display())))?;
             racklet_image::check_fit(bin, board.load_address, fsbl.len() as u64, &board.window())?;
             let then = match &a.then {
                 Some(p) => {
-                    let b = racklet_image::read_input(p)?;
+                    let b = super::read_stage(board, p)?;
                     if b.len() < 4 || b[..4] != FIT_MAGIC {
                         return Err(bad_input(format!(
                             "{}: not a FIT image (no d00dfeed magic); the K1 FSBL loads u-boot.itb, a FIT with OpenSBI and U-Boot",
@@ -324,9 +325,7 @@ pub fn info(_path: &Path, bytes: &[u8]) -> Option<InfoReport> {
                 ));
                 r.fields.push(("SPL + signature".into(), format!("{} bytes at offset 0x1000", f.spl_len)));
                 r.fields.push(("runs at".into(), format!("0x{:x} (code at +0x1000)", k1::LOAD_ADDRESS)));
-                r.checks.push(("header1 AIHD magic".into(), true));
-                r.checks.push(("ROTPK SHA-256".into(), f.rotpk_hash_ok));
-                r.checks.push(("size = 0x1000 + header1.imgsize + 256".into(), f.size_ok));
+                r.checks = f.checks();
             }
             Err(why) => {
                 r.kind = "SpacemiT K1 FSBL.bin (damaged)".into();
@@ -352,13 +351,16 @@ pub fn info(_path: &Path, bytes: &[u8]) -> Option<InfoReport> {
 const IDLE: Duration = Duration::from_secs(30);
 
 /// `racklet-flash sim <board> --tcp ADDR`: the virtual ROM as a TCP
-/// fastboot device (one connection is one session).
+/// fastboot device (one connection is one session; several may be open).
 pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     let soc = soc(board)?;
     let fault = parse_fault(args.fault.as_deref())?;
     let addr = args.tcp.as_deref().unwrap_or("127.0.0.1:5554");
     let l = TcpListener::bind(addr).map_err(|e| bad_input(format!("cannot listen on {addr}: {e}")))?;
     let local = l.local_addr()?;
+    if let Some(w) = racklet_sim::exposure_warning(&local) {
+        eprintln!("{w}");
+    }
     if let Some(d) = &args.save {
         std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
     }
@@ -379,28 +381,26 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
         ));
     }
     let dev = Mutex::new(FastbootDevice::new(soc, "tcp").with_fault(fault));
-    let (mut seen_cmd, mut seen_dl, mut seen_run) = (0, 0, 0);
-    loop {
-        let (stream, peer) = l.accept()?;
-        if let Err(e) = racklet_sim::fastboot::serve_tcp_connection(&dev, stream, IDLE) {
+    let report = |s: racklet_sim::fastboot::TcpSession| -> Result<(), String> {
+        if let Some(e) = &s.error {
             log(
-                format!("connection from {peer}: {e}"),
-                json!({"event":"connection_error","peer":peer.to_string(),"message":e.to_string()}),
+                format!("connection from {}: {e}", s.peer),
+                json!({"event":"connection_error","peer":s.peer.to_string(),"message":e.to_string()}),
             );
         }
-        let d = dev.lock().unwrap_or_else(|e| e.into_inner());
-        for (stage, cmd) in &d.log[seen_cmd..] {
+        for (stage, cmd) in &s.commands {
             log(
                 format!("[{}] {cmd}", stage.name()),
                 json!({"event":"command","stage":stage.name(),"command":cmd}),
             );
         }
-        for (i, r) in d.downloads.iter().enumerate().skip(seen_dl) {
+        for (i, r) in &s.downloads {
             let sha = racklet_image::sha256_hex(&r.bytes);
             let mut saved = None;
             if let Some(dir) = &args.save {
                 let p = dir.join(format!("{i:02}-{}.bin", r.stage.name()));
-                std::fs::write(&p, &r.bytes).with_context(|| format!("{}: cannot write", p.display()))?;
+                // Never through a planted symlink, never over an existing file.
+                racklet_image::output::write_file(&p, &r.bytes, false).map_err(|e| e.to_string())?;
                 saved = Some(p.display().to_string());
             }
             log(
@@ -413,16 +413,17 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
                 json!({"event":"received","stage":r.stage.name(),"bytes":r.bytes.len(),"sha256":sha,"saved":saved}),
             );
         }
-        for s in &d.started[seen_run..] {
+        for st in &s.started {
             log(
-                format!("[{}] started {} ({} bytes)", s.by.name(), s.what, s.len),
-                json!({"event":"started","stage":s.by.name(),"what":s.what,"bytes":s.len}),
+                format!("[{}] started {} ({} bytes)", st.by.name(), st.what, st.len),
+                json!({"event":"started","stage":st.by.name(),"what":st.what,"bytes":st.len}),
             );
         }
-        (seen_cmd, seen_dl, seen_run) = (d.log.len(), d.downloads.len(), d.started.len());
-        log(format!("verdict: {}", d.summary()), json!({"event":"verdict","summary":d.summary()}));
-        if !args.keep {
-            return Ok(());
+        if s.ended {
+            log(format!("verdict: {}", s.summary), json!({"event":"verdict","summary":s.summary}));
         }
-    }
+        Ok(())
+    };
+    racklet_sim::fastboot::serve_tcp(&l, &dev, IDLE, args.keep, &report)
+        .map_err(|e| fail(FailureClass::Io, e))
 }

@@ -55,6 +55,10 @@ pub struct Ctx<'a> {
     pub progress: &'a mut dyn ProgressSink,
     pub transcript: Option<TranscriptWriter>,
     pub simulate: bool,
+    /// The device this job found: its USB port path (or tty path), set by
+    /// [`Ctx::find_usb`] / [`Ctx::find_serial`]. A simulated run pairs the
+    /// virtual ROM's verdict with the job by it.
+    pub resolved: Option<String>,
 }
 
 /// Lines describing candidates, for "several devices match" errors.
@@ -120,6 +124,7 @@ impl Ctx<'_> {
                 ),
             ));
         }
+        self.resolved = Some(found[0].port_path.clone());
         Ok(found.remove(0))
     }
 
@@ -202,7 +207,9 @@ impl Ctx<'_> {
                     return Err(not_found(self.board, what, &self.selector, None));
                 }
             }
-            return Ok(listed.unwrap_or(SerialInfo { path: path_s, ..Default::default() }));
+            let info = listed.unwrap_or(SerialInfo { path: path_s, ..Default::default() });
+            self.resolved = Some(serial_identity(&info));
+            return Ok(info);
         }
         let mut found: Vec<SerialInfo> = self.serial.ports()?.into_iter().filter(|p| pred(p)).collect();
         if found.is_empty() {
@@ -236,6 +243,7 @@ impl Ctx<'_> {
                 format!("{} serial ports could be {what}; choose one with --port:\n{list}", found.len()),
             ));
         }
+        self.resolved = Some(serial_identity(&found[0]));
         Ok(found.remove(0))
     }
 
@@ -250,6 +258,12 @@ impl Ctx<'_> {
             None => link,
         })
     }
+}
+
+/// Which board a serial port is: its USB port path when it has one (it
+/// survives re-enumeration), its tty path otherwise.
+pub fn serial_identity(p: &SerialInfo) -> String {
+    p.port_path.clone().unwrap_or_else(|| p.path.clone())
 }
 
 /// "Not found" with what to do about it.
@@ -321,8 +335,11 @@ pub fn run_legacy(job: &mut crate::drivers::Job, flow: fn(&mut Ctx) -> Result<Ou
         progress: &mut *job.conn.progress,
         transcript: job.conn.recorder.clone(),
         simulate: job.simulate,
+        resolved: None,
     };
-    flow(&mut ctx)
+    let r = flow(&mut ctx);
+    job.conn.resolved = ctx.resolved.take();
+    r
 }
 
 /// An old-style simulated session as a [`racklet_sim::rom::VirtualRom`].
@@ -375,11 +392,39 @@ impl From<InfoReport> for racklet_image::Description {
     }
 }
 
+/// Reads one stage's file for `board`: a regular file no larger than the
+/// board's largest stage, judged before it is read.
+pub fn read_stage(board: &Board, path: &std::path::Path) -> Result<Vec<u8>, racklet_image::ImageError> {
+    racklet_image::read_input(path, board.largest_stage(), &format!("a stage of {} can be", board.name))
+}
+
 /// Loads an ELF or raw payload for `board` and checks that it fits the
 /// board's load window, before any device is touched.
 pub fn load_payload(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
-    let p = racklet_image::load(path, board.arch())?;
+    let bytes = read_stage(board, path)?;
+    payload_from(board, path, bytes)
+}
+
+/// [`load_payload`] with the bytes already read.
+pub fn payload_from(board: &Board, path: &std::path::Path, bytes: Vec<u8>) -> Result<racklet_image::Payload> {
+    let p = racklet_image::load_bytes(path, bytes, board.arch(), &board.window())?;
     let at = p.load_address.unwrap_or(board.load_address);
-    racklet_image::check_fit(path, at, p.bytes.len() as u64, &board.window())?;
+    racklet_image::check_fit(path, at, p.mem_size, &board.window())?;
     Ok(p)
+}
+
+/// Where a stage bound for DRAM may go: anywhere, up to the board's
+/// largest stage (the protocol checks the addresses).
+pub fn dram_window(board: &Board) -> racklet_image::Window {
+    racklet_image::Window::anywhere(
+        &board.name,
+        board.largest_stage(),
+        &format!("the largest stage racklet-flash sends to {}", board.name),
+    )
+}
+
+/// Loads an ELF or raw stage bound for DRAM.
+pub fn load_dram_stage(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
+    let bytes = read_stage(board, path)?;
+    Ok(racklet_image::load_bytes(path, bytes, board.arch(), &dram_window(board))?)
 }

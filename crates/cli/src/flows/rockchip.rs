@@ -105,7 +105,7 @@ pub fn find_rkbin(dir: &Path, wanted: &str) -> Result<PathBuf> {
 }
 
 fn read_blob(path: &Path, board: &Board) -> Result<Blob> {
-    let p = racklet_image::load(path, board.arch())?;
+    let p = super::load_dram_stage(board, path)?;
     Ok(Blob { from: path.display().to_string(), bytes: p.bytes })
 }
 
@@ -114,7 +114,7 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
     let a = ctx.args;
     let board = ctx.board;
     let bin = match &a.bin {
-        Some(p) => Some((p.clone(), racklet_image::read_input(p)?)),
+        Some(p) => Some((p.clone(), super::read_stage(board, p)?)),
         None => None,
     };
     if let Some((path, bytes)) = &bin
@@ -149,6 +149,7 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
         if loader.of(EntryKind::Code471).next().is_none() {
             return Err(bad_input(format!("{}: the loader has no 0x471 (DRAM init) entry", path.display())));
         }
+        loader.check_stages(board.sram_size).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
         if a.zero_crc && !(loader.crc_disabled || chip.zero_crc_allowed()) {
             return Err(zero_crc_refused(board));
         }
@@ -164,7 +165,8 @@ fn plan(ctx: &mut Ctx, chip: &Chip) -> Result<Plan> {
     let mut usbplug = match &bin {
         Some((p, bytes)) => Some(Blob {
             from: p.display().to_string(),
-            bytes: racklet_image::load_bytes(p, bytes.clone(), board.arch())?.bytes,
+            bytes: racklet_image::load_bytes(p, bytes.clone(), board.arch(), &super::dram_window(board))?
+                .bytes,
         }),
         None => None,
     };
@@ -506,6 +508,9 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     let addr = args.tcp.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = std::net::TcpListener::bind(&addr).map_err(|e| bad_input(format!("--tcp {addr}: {e}")))?;
     let local = listener.local_addr()?;
+    if let Some(w) = racklet_sim::exposure_warning(&local) {
+        eprintln!("{w}");
+    }
     // Validate the board and the fault name before announcing the address.
     sim_rom(board, "1-1", args.fault.as_deref())?;
     outln!("tcp://{local}");
@@ -514,8 +519,11 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
         board.soc.to_uppercase(),
         board.name
     ));
-    loop {
-        let (stream, peer) = listener.accept()?;
+    // Stages are numbered across sessions, so --save never reuses a name.
+    let saved = std::sync::atomic::AtomicUsize::new(0);
+    // One session: its own virtual board, on its own thread with --keep, so
+    // a client that idles does not hold up the next.
+    let session = |stream: std::net::TcpStream, peer: std::net::SocketAddr| -> Result<()> {
         out.line(&format!("session from {peer}"));
         let mut rom = sim_rom(board, "1-1", args.fault.as_deref())?;
         let mut w = stream.try_clone()?;
@@ -536,8 +544,9 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
                     r.crc
                 ));
                 if let Some(dir) = &args.save {
-                    let p = dir.join(format!("stage{seen}-{:x}.bin", r.index));
-                    std::fs::write(&p, &r.body).with_context(|| format!("writing {}", p.display()))?;
+                    let n = saved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let p = dir.join(format!("stage{n}-{:x}.bin", r.index));
+                    racklet_image::output::write_file(&p, &r.body, false)?;
                 }
                 seen += 1;
             }
@@ -549,10 +558,23 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             Ok(v) => out.line(&format!("verdict: ok: {v}")),
             Err(v) => out.line(&format!("verdict: failed: {v}")),
         }
-        if !args.keep {
-            return Ok(());
-        }
+        Ok(())
+    };
+    if !args.keep {
+        let (stream, peer) = listener.accept()?;
+        return session(stream, peer);
     }
+    std::thread::scope(|scope| {
+        loop {
+            let (stream, peer) = listener.accept()?;
+            let session = &session;
+            scope.spawn(move || {
+                if let Err(e) = session(stream, peer) {
+                    out.line(&format!("session from {peer}: {e:#}"));
+                }
+            });
+        }
+    })
 }
 
 fn serve_one(rom: &mut RockchipRom, line: &str) -> serde_json::Value {

@@ -136,7 +136,7 @@ fn check_bl2(board: &Board, chip: Chip, core: Core, p: &racklet_image::Payload) 
             p.path.display()
         )));
     }
-    racklet_image::check_fit(&p.path, base, p.bytes.len() as u64, &core_board(board, chip, core).window())?;
+    racklet_image::check_fit(&p.path, base, p.mem_size, &core_board(board, chip, core).window())?;
     Ok((!racklet_sophgo::chip::jumps_to_entry(&p.bytes)).then(|| {
         format!(
             "{}: the first word is not a jump to +0x20; the ROM enters BL2 at 0x{entry:x}, so the first 32 bytes must be the BL2 header",
@@ -162,12 +162,17 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
     };
 
     // Everything about the input is settled before a device is touched.
-    let bytes = racklet_image::read_input(bin)?;
+    let bytes = super::read_stage(board, bin)?;
     let base = chip.bl2_base(core).unwrap_or(board.load_address);
     let mut out = Outcome::default();
     out.fact("chip", format!("{} ({} core)", chip.name(), if core == Core::Arm { "Arm" } else { "RISC-V" }));
     let mut loader = if a.main_session {
-        let p = racklet_image::load_bytes(bin, bytes, core_board(board, chip, core).arch())?;
+        let p = racklet_image::load_bytes(
+            bin,
+            bytes,
+            core_board(board, chip, core).arch(),
+            &super::dram_window(board),
+        )?;
         out.fact("mode", "one load_image session for a running BL2 (--main)");
         Loader::main(p.bytes, Options::default())
     } else if fip::is_fip(&bytes) {
@@ -175,7 +180,8 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
         out.fact("image", format!("fip.bin as given ({} bytes, BL2 {} bytes)", bytes.len(), info.bl2_size));
         Loader::boot(bytes, Options::default()).map_err(classify)?
     } else {
-        let p = racklet_image::load_bytes(bin, bytes, core_board(board, chip, core).arch())?;
+        let cb = core_board(board, chip, core);
+        let p = racklet_image::load_bytes(bin, bytes, cb.arch(), &cb.window())?;
         if let Some(w) = check_bl2(board, chip, core, &p)? {
             ctx.progress.say(w);
         }
@@ -418,7 +424,7 @@ pub fn attach_sim(sim: &SimCtx) -> Result<Box<dyn SimSession>> {
     if sim.args.main_session {
         // --main: a BL2 is already running and loads as many bytes as the file has.
         let len = match &sim.args.bin {
-            Some(p) => racklet_image::read_input(p)?.len() as u32,
+            Some(p) => super::read_stage(sim.board, p)?.len() as u32,
             None => 0,
         };
         cfg.bl2_load = Some((0, len));
@@ -536,10 +542,17 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
     // A person starts the client by hand: give the first session a long window.
     cfg.window = Duration::from_secs(60);
 
-    // The pty changes at every re-enumeration; a symlink follows it.
-    let dir = std::env::temp_dir().join(format!("racklet-sim-sophgo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| fail(FailureClass::Io, format!("{}: {e}", dir.display())))?;
-    let link = dir.join("ttyACM");
+    // The pty changes at every re-enumeration; a symlink follows it. Its
+    // directory has a random name, is made only inside an existing $TMPDIR,
+    // and goes when the server ends, by Ctrl-C or by SIGTERM.
+    let tmp = std::env::temp_dir();
+    let dir = tempfile::Builder::new().prefix("racklet-sim-sophgo-").tempdir_in(&tmp).map_err(|e| {
+        fail(FailureClass::Io, format!("{}: cannot make the sim's directory there: {e}", tmp.display()))
+    })?;
+    let terminated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())
+        .map_err(|e| fail(FailureClass::Io, format!("cannot watch for SIGTERM: {e}")))?;
+    let link = dir.path().join("ttyACM");
     let bus = racklet_sim::serial::SimSerialBus::new();
     let o = out.clone();
     let l2 = link.clone();
@@ -584,18 +597,21 @@ pub fn serve(board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
             link.display()
         ));
     }
-    while !rom.state().finished && !out.cancelled() {
+    while !rom.state().finished && !out.cancelled() && !terminated.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let state = rom.state();
     let verdict = rom.verdict();
     let _ = std::fs::remove_file(&link);
-    let _ = std::fs::remove_dir(&dir);
+    drop(dir);
+    if terminated.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(fail(FailureClass::Interrupted, "terminated (SIGTERM)"));
+    }
     if let Some(d) = &args.save {
         std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: {e}", d.display())))?;
         for (name, data) in [("param1.bin", &state.param1), ("bl2.bin", &state.bl2)] {
             if let Some(b) = data {
-                std::fs::write(d.join(name), b).map_err(|e| bad_input(format!("{}: {e}", d.display())))?;
+                racklet_image::output::write_file(&d.join(name), b, false)?;
             }
         }
     }

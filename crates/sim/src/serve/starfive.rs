@@ -1,7 +1,11 @@
 //! `racklet-flash sim visionfive2`: the virtual JH7110 ROM on a
 //! pseudo-terminal that another process opens as its UART.
+//!
+//! The server writes no files: each session's bytes go to the caller with
+//! its event, and the caller saves them (`--save`) the way it writes every
+//! user file.
 
-use std::path::PathBuf;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use racklet_link::{Classify, FailureClass, LinkError};
@@ -21,8 +25,6 @@ pub struct Options {
     /// Serve more than one session (`--keep`); without it the server ends
     /// after the first.
     pub keep: bool,
-    /// Write each received image to `DIR/starfive-session-N.img` (`--save DIR`).
-    pub save: Option<PathBuf>,
 }
 
 /// What happened, as it happens.
@@ -30,7 +32,8 @@ pub struct Options {
 pub enum Event<'a> {
     /// The ROM is up; clients open `tty`.
     Serving { tty: &'a str },
-    /// Session `n` ended (`line` says how, for a log).
+    /// Session `n` ended (`line` says how, for a log); `session.received`
+    /// is everything the ROM got, padding included.
     Session { n: usize, session: &'a Session, line: String },
     /// The started U-Boot SPL's YMODEM stage ended (`line` says how).
     NextStage { line: String },
@@ -39,10 +42,6 @@ pub enum Event<'a> {
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{}: cannot create the directory for --save: {error}", dir.display())]
-    SaveDir { dir: PathBuf, error: std::io::Error },
-    #[error("{}: cannot write the received image: {error}", path.display())]
-    Save { path: PathBuf, error: std::io::Error },
     #[error("starting the virtual JH7110 ROM: {error}")]
     Start { error: LinkError },
     /// The last session did not start a payload.
@@ -53,8 +52,6 @@ pub enum ServeError {
 impl Classify for ServeError {
     fn class(&self) -> FailureClass {
         match self {
-            ServeError::SaveDir { .. } => FailureClass::BadInput,
-            ServeError::Save { .. } => FailureClass::Io,
             ServeError::Start { error } => error.class(),
             ServeError::Refused { .. } => FailureClass::Rejected,
         }
@@ -77,21 +74,21 @@ pub fn describe(n: usize, s: &Session) -> String {
     )
 }
 
-/// Serves the ROM until one session ended (every session with `keep`) or
-/// `cancelled` says so. A started U-Boot SPL that began receiving its next
+/// Serves the ROM until one session ended (every session with `keep`),
+/// `cancelled` says so, or `on` breaks (then it ends at once, with `Ok`: the
+/// caller knows why). A started U-Boot SPL that began receiving its next
 /// stage is waited for. Ends with an error when the last session did not
 /// start a payload.
 pub fn serve(
     opts: &Options,
     cancelled: &dyn Fn() -> bool,
-    on: &mut dyn FnMut(Event<'_>),
+    on: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> Result<(), ServeError> {
-    if let Some(d) = &opts.save {
-        std::fs::create_dir_all(d).map_err(|error| ServeError::SaveDir { dir: d.clone(), error })?;
-    }
     let (rom, path) = StarfiveRom::spawn_pty(RomConfig { fault: opts.fault, ..Default::default() })
         .map_err(|error| ServeError::Start { error })?;
-    on(Event::Serving { tty: &path });
+    if on(Event::Serving { tty: &path }).is_break() {
+        return Ok(());
+    }
     let mut seen = 0;
     let mut done = false;
     while !cancelled() {
@@ -99,10 +96,8 @@ pub fn serve(
         while seen < rep.sessions.len() {
             let s = &rep.sessions[seen];
             seen += 1;
-            on(Event::Session { n: seen, session: s, line: describe(seen, s) });
-            if let Some(d) = &opts.save {
-                let f = d.join(format!("starfive-session-{seen}.img"));
-                std::fs::write(&f, &s.received).map_err(|error| ServeError::Save { path: f, error })?;
+            if on(Event::Session { n: seen, session: s, line: describe(seen, s) }).is_break() {
+                return Ok(());
             }
         }
         if seen > 0 && !opts.keep {
@@ -117,7 +112,8 @@ pub fn serve(
                 Ok(f) => format!("U-Boot SPL received {} ({} bytes) by YMODEM", f.name, f.data.len()),
                 Err(e) => format!("U-Boot SPL's YMODEM receive failed: {e}"),
             };
-            on(Event::NextStage { line });
+            // The server ends here either way.
+            let _ = on(Event::NextStage { line });
         }
     }
     let rep = rom.stop();

@@ -1,7 +1,0 @@
-//! `hello` for qemu-virt-riscv64.
-#![no_std]
-#![no_main]
-
-include!("../payload.rs");
-
-racklet_bsp::payload!(main);

@@ -1,7 +1,0 @@
-//! `memtest` for rock-5b.
-#![no_std]
-#![no_main]
-
-include!("../payload.rs");
-
-racklet_bsp::payload!(main);
