@@ -11,6 +11,9 @@
 //!   Sophgo, Canaan, K1).
 //! - A header that verifies describes a payload inside the file, and
 //!   rebuilding the image from that payload gives the same header fields.
+//! - `racklet_canaan::describe` (what `info` prints) describes exactly the
+//!   files `ImageHeader::parse` accepts with the magic, and its checks are
+//!   the header's own.
 //! - StarFive's `describe` (what `info` prints) answers exactly for a
 //!   parsed header, and its checks pass exactly when the header verifies.
 #![no_main]
@@ -138,6 +141,15 @@ fn sophgo(b: &[u8]) {
 }
 
 fn canaan(b: &[u8]) {
+    let described = racklet_canaan::describe(b);
+    if let Some(d) = &described {
+        let h = ImageHeader::parse(b).expect("a described image parses");
+        assert_eq!(d.protocol, Some("canaan"));
+        assert_eq!(d.payload.map(|p| p.len), Some(h.payload_len()));
+        assert!(d.checks.iter().any(|c| c.name == "length" && c.ok == h.length_matches()));
+    } else {
+        assert!(!b.starts_with(k230::MAGIC) || ImageHeader::parse(b).is_err());
+    }
     if let Ok(h) = ImageHeader::parse(b) {
         assert_eq!(h.union.len(), 516);
         assert_eq!(h.available, b.len() - k230::HEADER_LEN);

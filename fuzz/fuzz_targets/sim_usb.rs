@@ -40,9 +40,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = (d.verdict(), d.usbplug_running());
         }
         1 => {
-            let f = (fault >= 0x80).then(|| canaan::Fault::ALL[fault as usize % canaan::Fault::ALL.len()].1);
-            let mut d =
-                canaan::K230Rom::new("fuzz-1").with_dram_init_stages((sel >> 2) as usize % 3).with_fault(f);
+            let all = <canaan::Fault as racklet_sim::rom::Faults>::ALL;
+            let f = (fault >= 0x80).then(|| all[fault as usize % all.len()].1);
+            let chip = canaan::CHIPS[(sel >> 2) as usize % canaan::CHIPS.len()];
+            let mut d = canaan::K230Rom::new(chip, "fuzz-1").with_fault(f);
             run(&mut d, &mut b, None);
             let _ = (d.verdict(), d.mode(), d.dram_ready(), d.read(0x8030_0000, 16));
         }

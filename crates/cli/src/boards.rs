@@ -89,7 +89,17 @@ impl Board {
         racklet_image::Arch::from_name(&self.arch)
     }
 
-    /// The board facts a protocol crate is given.
+    /// The largest file one stage of this board may be. Every protocol here
+    /// has a stage bound for DRAM (Rockchip's usbplug, K230 `--load`, the
+    /// fastboot FSBL's next image, StarFive YMODEM, the Sophgo fip's later
+    /// images), whose size the board table does not know: they are bounded
+    /// by [`MAX_DRAM_STAGE`], far above any boot stage and far below what
+    /// would strain the host.
+    pub fn largest_stage(&self) -> u64 {
+        MAX_DRAM_STAGE
+    }
+
+    /// The board's facts as a protocol crate takes them.
     pub fn target(&self) -> racklet_image::Target {
         racklet_image::Target {
             board: self.name.clone(),
@@ -100,17 +110,8 @@ impl Board {
             window: self.window(),
             usb: self.usb.iter().map(|s| (s.stage.clone(), s.vid, s.pid)).collect(),
             baud: self.baud,
+            max_stage: self.largest_stage(),
         }
-    }
-
-    /// The largest file one stage of this board may be. Every protocol here
-    /// has a stage bound for DRAM (Rockchip's usbplug, K230 `--load`, the
-    /// fastboot FSBL's next image, StarFive YMODEM, the Sophgo fip's later
-    /// images), whose size the board table does not know: they are bounded
-    /// by [`MAX_DRAM_STAGE`], far above any boot stage and far below what
-    /// would strain the host.
-    pub fn largest_stage(&self) -> u64 {
-        MAX_DRAM_STAGE
     }
 
     /// The load window for fit checks.

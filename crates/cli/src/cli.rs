@@ -207,12 +207,8 @@ pub struct MaskromArgs {
     #[arg(long, value_enum, help_heading = "Sophgo")]
     pub core: Option<Core>,
 
-    /// Canaan: load FILE at ADDR (repeatable), e.g. --load 0x80360000=ddr.bin.
-    #[arg(long = "load", value_name = "ADDR=FILE", value_parser = parse_load, help_heading = "Canaan")]
-    pub loads: Vec<(u64, PathBuf)>,
-    /// Canaan: start at ADDR after the loads.
-    #[arg(long, value_name = "ADDR", value_parser = parse_u64, help_heading = "Canaan")]
-    pub run: Option<u64>,
+    #[command(flatten)]
+    pub canaan: crate::args::canaan::CanaanArgs,
 
     /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
     #[arg(long, value_name = "FILE", help_heading = "Fastboot")]

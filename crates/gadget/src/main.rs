@@ -2,7 +2,7 @@
 //! models) as a real USB gadget. Runs inside the rig's Linux guest.
 //!
 //! ```text
-//! racklet-gadget usb --model loop|rk3568|...|k230|k1|th1520 --udc dummy_udc.0 --name NAME
+//! racklet-gadget usb --model loop|rk3568|...|k230|k230d|k1|th1520 --udc dummy_udc.0 --name NAME
 //!                [--fault NAME] [--delay SECS] [--unplug-after BYTES]
 //!                [--stop-file PATH] [--max-time SECS]
 //! racklet-gadget acm --model echo|sg2000|sg2002|cv1800b --udc dummy_udc.1 --name NAME
@@ -22,8 +22,9 @@ use racklet_gadget::acm;
 use racklet_gadget::configfs::GADGET_ROOT;
 use racklet_gadget::serve::{self, ServeOptions};
 use racklet_gadget::testdev::{EchoRom, LoopDevice};
+use racklet_link::Classify;
 use racklet_sim::serial::SimSerialBus;
-use racklet_sim::usb::SharedDevice;
+use racklet_sim::usb::{SharedDevice, SimUsbBus};
 
 struct Args {
     mode: String,
@@ -87,30 +88,19 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::{canaan, fastboot, rockchip};
+    use racklet_sim::{fastboot, rockchip};
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
     };
     match name {
+        // Every SoC of the sim's registry: its own model, fault names and verdict.
+        soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
         // Rockchip maskrom (and its usbplug stage), by SoC: rk3568, rk3588, ...
         soc if soc.starts_with("rk") || soc.starts_with("rv") => {
             let chip = rockchip::chip_model(soc).ok_or_else(|| format!("no Rockchip model for '{soc}'"))?;
             let f = rockchip::RockchipFault::parse(fault.unwrap_or("none"))?;
             let d = Arc::new(Mutex::new(rockchip::RockchipRom::new(chip, "gadget", f)));
-            let v = d.clone();
-            Ok((d, Box::new(move || lock(&v).verdict())))
-        }
-        // Canaan K230/K230D boot ROM.
-        "k230" => {
-            let f =
-                match fault {
-                    Some(n) => Some(canaan::Fault::parse(n).ok_or_else(|| {
-                        format!("unknown k230 fault '{n}'; known: {}", canaan::Fault::names())
-                    })?),
-                    None => None,
-                };
-            let d = Arc::new(Mutex::new(canaan::K230Rom::new("gadget").with_fault(f)));
             let v = d.clone();
             Ok((d, Box::new(move || lock(&v).verdict())))
         }
@@ -144,9 +134,30 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             Ok((d, verdict))
         }
         other => Err(format!(
-            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k1, th1520)"
+            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k230d, k1, th1520)"
         )),
     }
+}
+
+/// A USB model of the sim's registry, by SoC: attached to a bus of its own,
+/// from which the gadget takes the device to serve.
+fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
+    use racklet_sim::models::{Scenario, attach};
+    use racklet_sim::rom::Verdict as RomVerdict;
+    let usb = SimUsbBus::new();
+    let scenario = Scenario { port_path: "gadget".into(), fault: fault.map(str::to_string) };
+    let mut rom = attach(soc, &scenario, &usb, &SimSerialBus::new()).map_err(|e| match e.hint() {
+        Some(h) => format!("{e} ({h})"),
+        None => e.to_string(),
+    })?;
+    let dev = usb.attached().pop().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
+    Ok((
+        dev,
+        Box::new(move || match rom.verdict() {
+            RomVerdict::Started { summary } => Ok(summary),
+            RomVerdict::NotStarted { why } => Err(why),
+        }),
+    ))
 }
 
 fn main() -> ExitCode {

@@ -65,6 +65,20 @@ fn map_io(path: &str, op: &str, timeout: Duration, e: std::io::Error) -> LinkErr
     }
 }
 
+impl SerialPortLink {
+    /// serialport's flush (tcdrain) drops the errno ("flush failed"): ask
+    /// the port once more, and a hung-up tty (EIO: the adapter or the pty's
+    /// other end went away) is a disconnect.
+    fn flush_error(&self, t: Duration, e: std::io::Error) -> LinkError {
+        // serialport reports EIO as ErrorKind::Unknown: any failure of the
+        // probe right after a failed flush means the tty is gone.
+        match self.port.bytes_to_read() {
+            Err(_) => LinkError::Disconnected { op: format!("flushing {}", self.info.path) },
+            _ => map_io(&self.info.path, "flushing", t, e),
+        }
+    }
+}
+
 impl SerialLink for SerialPortLink {
     fn info(&self) -> &SerialInfo {
         &self.info
@@ -78,15 +92,7 @@ impl SerialLink for SerialPortLink {
         let t = Duration::from_secs_f64(data.len() as f64 * 10.0 / baud as f64) + WRITE_SLACK;
         self.port.set_timeout(t).map_err(|e| map_err(&self.info.path, "configuring", e))?;
         self.port.write_all(data).map_err(|e| map_io(&self.info.path, "writing to", t, e))?;
-        self.port.flush().map_err(|e| match e.kind() {
-            // serialport reports a failed tcdrain() as "flush failed" and drops
-            // the errno; on an open tty that is EIO: the device hung up (an
-            // adapter unplugged, a pty's other side closed) after the write.
-            std::io::ErrorKind::Other => {
-                LinkError::Disconnected { op: format!("flushing {}", self.info.path) }
-            }
-            _ => map_io(&self.info.path, "flushing", t, e),
-        })
+        self.port.flush().map_err(|e| self.flush_error(t, e))
     }
 
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
@@ -294,5 +300,25 @@ mod tests {
         assert!(is_usb_port_dir("3-1"));
         assert!(!is_usb_port_dir("1-3.2:1.0"));
         assert!(!is_usb_port_dir("usb1"));
+    }
+
+    /// The other end of the line goes away mid-run (an adapter unplugged; a
+    /// pty whose master closed): writing is a disconnect, not an I/O error,
+    /// even though serialport's flush drops the errno.
+    #[cfg(unix)]
+    #[test]
+    fn a_hung_up_tty_is_a_disconnect() {
+        use serialport::SerialPort as _;
+        let (master, slave) = serialport::TTYPort::pair().expect("a pty pair");
+        let path = slave.name().expect("the slave's name");
+        drop(slave);
+        let mut link = SerialPortLink::open(SerialInfo { path, ..Default::default() }, 115_200).unwrap();
+        drop(master);
+        // A flush that failed on a hung-up tty (serialport says only
+        // "flush failed") is a disconnect; so is the next write (EIO).
+        let e = link.flush_error(Duration::from_secs(1), std::io::Error::other("flush failed"));
+        assert!(matches!(e, LinkError::Disconnected { .. }), "{e:?}");
+        let e = link.write_all(&[0u8; 64]).unwrap_err();
+        assert!(matches!(e, LinkError::Disconnected { .. }), "{e:?}");
     }
 }

@@ -1,40 +1,105 @@
 //! A virtual Canaan K230 / K230D: the mask ROM's USB boot device and, after
 //! a jump into a kburn loader, the loader's identity.
 //!
-//! Written from `shared/protocols/canaan-k230.md` (§1, §2, §9), not from the
-//! client. The ROM:
+//! Written from `shared/protocols/canaan-k230.md` (§1, §2, §6, §9) and the
+//! device-side sources cited at each [`Chip`] field, not from the client.
+//! The ROM:
 //! - answers GET_CPU_INFO (vendor IN, bRequest 0) with `K230`;
 //! - keeps the write pointer set by SET_DATA_ADDRESS (bRequest 1,
 //!   wValue = address high half, wIndex = low half) and stores the bulk
 //!   OUT bytes of EP 0x01 there, auto-incrementing;
-//! - refuses (STALLs) data outside the SRAM 0x80200000..0x80400000 unless a
-//!   DRAM-init stage has run, and data before any SET_DATA_ADDRESS;
-//! - on PROG_START (bRequest 4) "jumps": the USB device leaves the bus, and
-//!   depending on what was loaded comes back as the ROM (a DRAM-init stage
-//!   that returns to 0x91200000, or PROG_START 0x91200000 itself), as the
-//!   kburn loader (the loaded code holds the loader's "Uboot Stage for
-//!   K230" string), or not at all (any other payload).
+//! - refuses (STALLs) data outside the SRAM unless DRAM has been set up,
+//!   data past the end of the chip's DRAM, and data before any
+//!   SET_DATA_ADDRESS;
+//! - on PROG_START (bRequest 4) "jumps" and the started code does what
+//!   real code there does ([`Started`]): PROG_START 0x91200000 re-enters
+//!   the ROM; code holding the kburn loader's `Uboot Stage for K230`
+//!   becomes the loader; code in SRAM ends as oreboot's bt0 and this
+//!   repo's payloads do, with a jump back into the ROM at 0x91200000 (bt0
+//!   after setting DRAM up); code in DRAM (a main stage) runs and never
+//!   comes back on USB.
 //!
 //! What the real ROM does in the unconfirmed corners (§9) is modelled the
 //! strict way: a write before SET_DATA_ADDRESS, or one that crosses out of
 //! the SRAM, is a STALL.
 
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
 use racklet_link::usb::{EndpointInfo, EndpointKind, InterfaceInfo};
 use racklet_link::{ControlSetup, UsbInfo};
 
-use crate::usb::{DeviceError, UsbDevice};
+use crate::models::{Model, Scenario, SimError};
+use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
+use crate::serial::SimSerialBus;
+use crate::usb::{DeviceError, SimUsbBus, UsbDevice};
 
 /// USB ids of the ROM and the loader (both the same, §1).
 pub const K230_VID: u16 = 0x29f1;
 pub const K230_PID: u16 = 0x0230;
-const SRAM: (u64, u64) = (0x8020_0000, 0x8040_0000);
-/// DRAM is mapped from 0; the window is 2 GiB.
-const DRAM: (u64, u64) = (0, 0x8000_0000);
-const ROM_ENTRY: u64 = 0x9120_0000;
-const ROM_REPLY: &[u8] = b"K230";
+/// The kburn loader's answer to GET_CPU_INFO (§1), and the string the
+/// loader binary carries.
 const LOADER_REPLY: &[u8] = b"Uboot Stage for K230";
 /// Bus scans the board stays off the bus after a jump before it comes back.
 const REENUM_TICKS: u32 = 3;
+
+/// One SoC of the family, as the virtual board models it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Chip {
+    /// The SoC as the board table names it.
+    pub soc: &'static str,
+    /// The on-chip SRAM the ROM loads into, `[start, end)`: 2 MiB at
+    /// 0x80200000 (§2 "Addresses"; the K230 TRM memory map as a QEMU K230
+    /// machine model writes it out: SRAM 0x80200000 + 0x200000).
+    pub sram: (u64, u64),
+    /// DRAM is mapped from address 0 (oreboot's canmv-k230 bt0
+    /// `mem_map.rs`, `DRAM_BASE_ADDR = 0`); this many bytes of it exist.
+    pub dram_size: u64,
+    /// The mask ROM's base: a jump here re-enters USB download mode
+    /// (§2; oreboot's bt0 `MASK_ROM_BASE = 0x9120_0000`).
+    pub rom_entry: u64,
+    /// What the ROM answers to GET_CPU_INFO (§1, §2: ASCII `K230`, four
+    /// bytes as the vendor simulator models it; §6: the K230D's ROM is the
+    /// same).
+    pub rom_reply: &'static [u8],
+    /// The ROM's USB strings (§1, as lsusb lists a K230 in USB boot mode).
+    pub manufacturer: &'static str,
+    pub product: &'static str,
+}
+
+/// The K230: external DRAM, up to the SoC's 2 GiB DDR window
+/// (0x00000000–0x7FFFFFFF in the TRM memory map; boards carry 512 MiB to
+/// 2 GiB, the model does not know which board it is on).
+pub static K230: Chip = Chip {
+    soc: "k230",
+    sram: (0x8020_0000, 0x8040_0000),
+    dram_size: 0x8000_0000,
+    rom_entry: 0x9120_0000,
+    rom_reply: b"K230",
+    manufacturer: "Canaan Creative Co., Ltd",
+    product: "K230 USB Boot Device",
+};
+
+/// The K230D: the same die and ROM with 128 MiB of LPDDR4 in the package
+/// (§6; orangecms/kendryte_boot README "D variant: 128MB DRAM in package";
+/// Linux's BPI-CanMV-K230D-Zero device tree: memory 0x0 + 0x8000000).
+pub static K230D: Chip = Chip {
+    soc: "k230d",
+    sram: (0x8020_0000, 0x8040_0000),
+    dram_size: 0x0800_0000,
+    rom_entry: 0x9120_0000,
+    rom_reply: b"K230",
+    manufacturer: "Canaan Creative Co., Ltd",
+    product: "K230 USB Boot Device",
+};
+
+/// Every chip of the family.
+pub static CHIPS: &[&Chip] = &[&K230, &K230D];
+
+/// The chip of `soc`, by the board table's name.
+pub fn chip(soc: &str) -> Option<&'static Chip> {
+    CHIPS.iter().copied().find(|c| c.soc.eq_ignore_ascii_case(soc))
+}
 
 /// Ways the virtual ROM can misbehave (`--fault NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +116,7 @@ pub enum Fault {
     Loader,
     /// GET_CPU_INFO answers "K210".
     WrongCpu,
-    /// The DRAM-init stage never returns to the ROM.
+    /// An SRAM stage (a DRAM-init stage) never returns to the ROM.
     NoReturn,
     /// PROG_START is acknowledged, but the ROM does not jump.
     NoJump,
@@ -59,9 +124,8 @@ pub enum Fault {
     Unplug,
 }
 
-impl Fault {
-    /// Every fault: name and what it does.
-    pub const ALL: &'static [(&'static str, Fault, &'static str)] = &[
+impl Faults for Fault {
+    const ALL: &'static [(&'static str, Fault, &'static str)] = &[
         ("stall-bulk", Fault::StallBulk, "bulk OUT data is STALLed"),
         ("hang-bulk", Fault::HangBulk, "bulk OUT data is never accepted (timeout)"),
         ("no-status", Fault::NoStatus, "PROG_START jumps without a status stage"),
@@ -72,15 +136,13 @@ impl Fault {
         ("no-jump", Fault::NoJump, "PROG_START is acknowledged but nothing jumps"),
         ("unplug", Fault::Unplug, "the cable is pulled during the second bulk OUT chunk"),
     ];
+}
 
-    /// Parses a fault name.
-    pub fn parse(name: &str) -> Option<Fault> {
-        Self::ALL.iter().find(|f| f.0 == name).map(|f| f.1)
-    }
+impl FromStr for Fault {
+    type Err = UnknownFault;
 
-    /// The names, for help and error messages.
-    pub fn names() -> String {
-        Self::ALL.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+    fn from_str(name: &str) -> Result<Fault, UnknownFault> {
+        parse_fault(name, "K230 virtual ROM")
     }
 }
 
@@ -99,6 +161,28 @@ pub enum Mode {
     Unplugged,
 }
 
+/// What the code a PROG_START started does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// PROG_START at the ROM's own entry: it re-enters USB mode (§2).
+    Rom,
+    /// The code holds the kburn loader's identity string: it is the
+    /// loader, which re-enumerates under the same ids (§1, §4.1).
+    Loader,
+    /// Code in SRAM: it ends as every known SRAM stage does, with a jump
+    /// back to the ROM (oreboot's bt0 after DRAM init, and the bsp
+    /// payloads' `Exit::Jump(0x9120_0000)`), and DRAM counts as set up —
+    /// the model cannot run the code to tell a DRAM-init stage from a
+    /// payload that only prints.
+    ReturnsToRom,
+    /// Code in SRAM that never comes back (fault `no-return`).
+    Hangs,
+    /// Code in DRAM (a main stage): it runs and does not use USB.
+    Runs,
+    /// Nothing was loaded at the entry.
+    Crashes,
+}
+
 /// One contiguous run of bytes written by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Region {
@@ -111,12 +195,15 @@ pub struct Region {
 pub struct Jump {
     pub entry: u64,
     /// What came of it.
-    pub result: String,
+    pub started: Started,
+    /// How many regions had been written before it.
+    pub after_regions: usize,
 }
 
 /// The virtual board.
 #[derive(Debug)]
 pub struct K230Rom {
+    chip: &'static Chip,
     port_path: String,
     address: u8,
     mode: Mode,
@@ -124,8 +211,6 @@ pub struct K230Rom {
     pending: Option<(u32, Mode)>,
     pointer: Option<u64>,
     dram_ready: bool,
-    /// How many of the first jumps act as DRAM-init stages that return to the ROM.
-    returns_to_rom: usize,
     fault: Option<Fault>,
     /// A PROG_START acknowledged without a jump (fault `no-jump`).
     ignored_start: Option<u64>,
@@ -142,16 +227,16 @@ pub struct K230Rom {
 }
 
 impl K230Rom {
-    /// A board in its boot ROM at USB port `port_path`.
-    pub fn new(port_path: &str) -> Self {
+    /// A board with `chip` in its boot ROM at USB port `port_path`.
+    pub fn new(chip: &'static Chip, port_path: &str) -> Self {
         K230Rom {
+            chip,
             port_path: port_path.into(),
             address: 10,
             mode: Mode::Rom,
             pending: None,
             pointer: None,
             dram_ready: false,
-            returns_to_rom: 0,
             fault: None,
             ignored_start: None,
             regions: Vec::new(),
@@ -160,13 +245,6 @@ impl K230Rom {
             refusals: Vec::new(),
             log: Vec::new(),
         }
-    }
-
-    /// The first `n` started stages initialise DRAM and jump back into the
-    /// ROM (as oreboot's bt0 does).
-    pub fn with_dram_init_stages(mut self, n: usize) -> Self {
-        self.returns_to_rom = n;
-        self
     }
 
     /// Injects a fault.
@@ -178,12 +256,17 @@ impl K230Rom {
         self
     }
 
+    /// The chip it models.
+    pub fn chip(&self) -> &'static Chip {
+        self.chip
+    }
+
     /// What the chip is doing now (a pending re-enumeration counts as done).
     pub fn mode(&self) -> &Mode {
         self.pending.as_ref().map(|p| &p.1).unwrap_or(&self.mode)
     }
 
-    /// True once a DRAM-init stage has run.
+    /// True once a stage has set DRAM up.
     pub fn dram_ready(&self) -> bool {
         self.dram_ready
     }
@@ -201,29 +284,55 @@ impl K230Rom {
         self.regions.iter().rev().find(|r| addr >= r.address && addr < r.address + r.data.len() as u64)
     }
 
-    /// What the ROM received and whether it ended with a payload started.
-    pub fn verdict(&self) -> Result<String, String> {
+    fn in_sram(&self, addr: u64) -> bool {
+        addr >= self.chip.sram.0 && addr < self.chip.sram.1
+    }
+
+    /// What a jump came to, in words.
+    fn describe(&self, j: &Jump) -> String {
+        let e = j.entry;
+        match j.started {
+            Started::Rom => format!("PROG_START 0x{e:08x}: back into the ROM"),
+            Started::Loader => format!("jumped to 0x{e:08x} (kburn loader)"),
+            Started::ReturnsToRom => {
+                // A stage whose return was followed by DRAM writes served as
+                // the DRAM-init stage.
+                let dram_used = self.regions[j.after_regions..].iter().any(|r| !self.in_sram(r.address));
+                if dram_used {
+                    format!("jumped to 0x{e:08x} (DRAM init, back into the ROM)")
+                } else {
+                    format!("jumped to 0x{e:08x} (back into the ROM)")
+                }
+            }
+            Started::Hangs => format!("jumped to 0x{e:08x} (an SRAM stage that never returns)"),
+            Started::Runs => format!("jumped to 0x{e:08x}"),
+            Started::Crashes => format!("jumped to 0x{e:08x} (nothing loaded there)"),
+        }
+    }
+
+    /// What the ROM received and whether it ended with code started.
+    pub fn verdict(&self) -> Verdict {
         let loads = self
             .regions
             .iter()
             .map(|r| format!("{} bytes at 0x{:08x}", r.data.len(), r.address))
             .collect::<Vec<_>>()
             .join(", ");
-        let jumps = self.jumps.iter().map(|j| j.result.clone()).collect::<Vec<_>>().join("; ");
+        let jumps = self.jumps.iter().map(|j| self.describe(j)).collect::<Vec<_>>().join("; ");
         let summary = format!("loaded {}; {}", if loads.is_empty() { "nothing" } else { &loads }, jumps);
+        let not = |why: String| Verdict::NotStarted { why };
         if let Some(r) = self.refusals.first() {
-            return Err(format!("refused {r} ({summary})"));
+            return not(format!("refused {r} ({summary})"));
         }
         if let Some(e) = self.ignored_start {
-            return Err(format!("PROG_START 0x{e:08x} was acknowledged but nothing jumped ({summary})"));
+            return not(format!("PROG_START 0x{e:08x} was acknowledged but nothing jumped ({summary})"));
         }
-        match (self.jumps.last(), self.mode()) {
-            (None, _) => Err(format!("no PROG_START received ({summary})")),
-            (Some(_), Mode::Crashed(e)) => Err(format!("jumped to 0x{e:08x}, where nothing was loaded")),
-            (Some(j), Mode::Rom) if j.entry != ROM_ENTRY => {
-                Err(format!("the last stage went back to the ROM and nothing else was started ({summary})"))
+        match self.jumps.last() {
+            None => not(format!("no PROG_START received ({summary})")),
+            Some(Jump { started: Started::Crashes, entry, .. }) => {
+                not(format!("jumped to 0x{entry:08x}, where nothing was loaded"))
             }
-            _ => Ok(summary),
+            Some(_) => Verdict::Started { summary },
         }
     }
 
@@ -237,6 +346,25 @@ impl K230Rom {
         self.pending = Some((REENUM_TICKS, next));
     }
 
+    /// What the code at `entry` does once started (see [`Started`]).
+    fn start(&self, entry: u64) -> Started {
+        if entry == self.chip.rom_entry {
+            return Started::Rom;
+        }
+        let Some(r) = self.region_at(entry) else {
+            return Started::Crashes;
+        };
+        if r.data.windows(LOADER_REPLY.len()).any(|w| w == LOADER_REPLY) {
+            Started::Loader
+        } else if !self.in_sram(entry) {
+            Started::Runs
+        } else if self.fault == Some(Fault::NoReturn) {
+            Started::Hangs
+        } else {
+            Started::ReturnsToRom
+        }
+    }
+
     fn prog_start(&mut self, entry: u64) -> Result<(), DeviceError> {
         if self.fault == Some(Fault::StallStart) {
             return self.refuse(format!("PROG_START 0x{entry:08x}"));
@@ -246,35 +374,20 @@ impl K230Rom {
             self.ignored_start = Some(entry);
             return Ok(());
         }
-        let n = self.jumps.len();
-        let (result, next) = if entry == ROM_ENTRY {
-            ("PROG_START 0x91200000: back into the ROM".to_string(), Some(Mode::Rom))
-        } else if let Some(r) = self.region_at(entry) {
-            let is_loader = r.data.windows(LOADER_REPLY.len()).any(|w| w == LOADER_REPLY);
-            if n < self.returns_to_rom {
-                if self.fault == Some(Fault::NoReturn) {
-                    (format!("jumped to 0x{entry:08x} (DRAM-init stage that hangs)"), None)
-                } else {
-                    self.dram_ready = true;
-                    (format!("jumped to 0x{entry:08x} (DRAM init, back into the ROM)"), Some(Mode::Rom))
-                }
-            } else if is_loader {
-                (format!("jumped to 0x{entry:08x} (kburn loader)"), Some(Mode::Loader))
-            } else {
-                (format!("jumped to 0x{entry:08x}"), None)
-            }
-        } else {
-            (format!("jumped to 0x{entry:08x} (nothing loaded there)"), None)
-        };
-        self.log.push(result.clone());
-        self.jumps.push(Jump { entry, result });
+        let started = self.start(entry);
+        let jump = Jump { entry, started, after_regions: self.regions.len() };
+        self.log.push(self.describe(&jump));
+        self.jumps.push(jump);
         self.pointer = None;
-        match next {
-            Some(m) => self.leave_bus(m),
-            None => {
-                let loaded = self.region_at(entry).is_some();
-                self.mode = if loaded { Mode::Running(entry) } else { Mode::Crashed(entry) };
+        match started {
+            Started::Rom => self.leave_bus(Mode::Rom),
+            Started::Loader => self.leave_bus(Mode::Loader),
+            Started::ReturnsToRom => {
+                self.dram_ready = true;
+                self.leave_bus(Mode::Rom);
             }
+            Started::Hangs | Started::Runs => self.mode = Mode::Running(entry),
+            Started::Crashes => self.mode = Mode::Crashed(entry),
         }
         if self.fault == Some(Fault::NoStatus) {
             // The ROM jumps before the status stage: the host sees no handshake.
@@ -288,11 +401,18 @@ impl K230Rom {
             return self.refuse("bulk OUT data before any SET_DATA_ADDRESS".into());
         };
         let end = p + data.len() as u64;
-        let in_sram = p >= SRAM.0 && end <= SRAM.1;
-        let in_dram = p >= DRAM.0 && end <= DRAM.1;
+        let (sram, dram_end) = (self.chip.sram, self.chip.dram_size);
+        let in_sram = p >= sram.0 && end <= sram.1;
+        let in_dram = end <= dram_end;
         let writable = in_sram || (in_dram && self.dram_ready);
         if !writable {
-            let why = if in_dram { "DRAM is not initialised" } else { "outside SRAM and DRAM" };
+            let why = if in_dram {
+                "DRAM is not initialised".to_string()
+            } else if p < sram.0 {
+                format!("past the end of the {}'s {} MiB of DRAM", self.chip.soc, dram_end >> 20)
+            } else {
+                "outside SRAM and DRAM".to_string()
+            };
             return self.refuse(format!("{} bytes at 0x{p:08x} ({why})", data.len()));
         }
         match self.regions.last_mut() {
@@ -303,6 +423,34 @@ impl K230Rom {
         Ok(())
     }
 }
+
+/// A virtual K230 attached to a simulated bus, as the registry hands it out.
+pub struct Attached(pub Arc<Mutex<K230Rom>>);
+
+impl VirtualRom for Attached {
+    fn verdict(&mut self) -> Verdict {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).verdict()
+    }
+}
+
+fn faults() -> Vec<(&'static str, &'static str)> {
+    Fault::ALL.iter().map(|f| (f.0, f.2)).collect()
+}
+
+fn attach(
+    soc: &str,
+    scenario: &Scenario,
+    usb: &SimUsbBus,
+    _serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let chip = chip(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
+    let fault = scenario.fault.as_deref().map(Fault::from_str).transpose()?;
+    let dev = usb.attach(K230Rom::new(chip, &scenario.port_path).with_fault(fault));
+    Ok(Box::new(Attached(dev)))
+}
+
+/// The K230 family in the registry.
+pub static MODEL: Model = Model { socs: &["k230", "k230d"], faults, attach };
 
 fn bulk(address: u8, mps: u16) -> EndpointInfo {
     EndpointInfo { address, kind: EndpointKind::Bulk, max_packet_size: mps }
@@ -325,8 +473,8 @@ impl UsbDevice for K230Rom {
         };
         match self.mode {
             Mode::Rom => Some(UsbInfo {
-                manufacturer: Some("Canaan Creative Co., Ltd".into()),
-                product: Some("K230 USB Boot Device".into()),
+                manufacturer: Some(self.chip.manufacturer.into()),
+                product: Some(self.chip.product.into()),
                 // Class triple unconfirmed (§9.3); the endpoints are documented.
                 interfaces: vec![InterfaceInfo {
                     number: 0,
@@ -405,7 +553,7 @@ impl UsbDevice for K230Rom {
         }
         let mut reply = match self.mode {
             Mode::Rom if self.fault == Some(Fault::WrongCpu) => b"K210".to_vec(),
-            Mode::Rom => ROM_REPLY.to_vec(),
+            Mode::Rom => self.chip.rom_reply.to_vec(),
             Mode::Loader if setup.value == 1 => 1u32.to_le_bytes().to_vec(),
             Mode::Loader => LOADER_REPLY.to_vec(),
             _ => return Err(DeviceError::Disconnected),
@@ -446,9 +594,20 @@ mod tests {
         ControlSetup::vendor_out(req, (addr >> 16) as u16, addr as u16)
     }
 
+    fn reenumerate(r: &mut K230Rom) {
+        for _ in 0..=REENUM_TICKS {
+            r.tick();
+        }
+    }
+
+    fn load(r: &mut K230Rom, addr: u32, data: &[u8]) -> Result<(), DeviceError> {
+        r.control_out(out(1, addr), &[])?;
+        r.bulk_out(1, data)
+    }
+
     #[test]
     fn rom_stores_data_and_jumps() {
-        let mut r = K230Rom::new("1-1");
+        let mut r = K230Rom::new(&K230, "1-1");
         assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32).unwrap(), b"K230");
         assert_eq!(r.bulk_out(1, b"x"), Err(DeviceError::Stall), "data before an address");
         r.refusals.clear();
@@ -457,53 +616,100 @@ mod tests {
         r.bulk_out(1, &[4]).unwrap();
         assert_eq!(r.read(0x8036_0000, 4).unwrap(), vec![1, 2, 3, 4]);
         r.control_out(out(4, 0x8036_0000), &[]).unwrap();
-        assert_eq!(r.mode(), &Mode::Running(0x8036_0000));
-        assert!(r.info().is_none());
-        assert!(r.verdict().is_ok());
+        assert_eq!(r.jumps[0].entry, 0x8036_0000);
+        assert!(r.info().is_none(), "the ROM left the bus for the payload");
+        assert!(r.verdict().started(), "{:?}", r.verdict());
+    }
+
+    /// The rule for started code: SRAM code comes back as the ROM (as
+    /// bt0 and the bsp payloads do) and leaves DRAM set up; DRAM code runs
+    /// and stays off the bus.
+    #[test]
+    fn sram_stages_return_to_the_rom_and_dram_stages_run() {
+        let mut r = K230Rom::new(&K230, "1-1");
+        load(&mut r, 0x0800_0000, &[0; 4]).unwrap_err();
+        assert!(r.refusals[0].contains("DRAM is not initialised"), "{:?}", r.refusals);
+        r.refusals.clear();
+        load(&mut r, 0x8036_0000, &[0x13; 8]).unwrap();
+        r.control_out(out(4, 0x8036_0000), &[]).unwrap();
+        assert_eq!(r.jumps[0].started, Started::ReturnsToRom);
+        assert!(r.info().is_none(), "off the bus while re-enumerating");
+        reenumerate(&mut r);
+        let info = r.info().unwrap();
+        assert_eq!(info.address, 11);
+        assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32).unwrap(), b"K230");
+        assert!(r.dram_ready());
+        load(&mut r, 0x0800_0000, &[5; 4]).unwrap();
+        r.control_out(out(4, 0x0800_0000), &[]).unwrap();
+        assert_eq!(r.mode(), &Mode::Running(0x0800_0000));
+        reenumerate(&mut r);
+        assert!(r.info().is_none(), "a main stage in DRAM does not come back on USB");
+        let v = r.verdict();
+        assert!(v.started(), "{v:?}");
+        assert!(v.text().contains("jumped to 0x80360000 (DRAM init, back into the ROM)"), "{v:?}");
+        assert!(v.text().ends_with("; jumped to 0x08000000"), "{v:?}");
     }
 
     #[test]
-    fn dram_needs_a_dram_init_stage() {
-        let mut r = K230Rom::new("1-1").with_dram_init_stages(1);
-        r.control_out(out(1, 0x0800_0000), &[]).unwrap();
-        assert_eq!(r.bulk_out(1, &[0; 4]), Err(DeviceError::Stall));
-        r.refusals.clear();
-        r.control_out(out(1, 0x8036_0000), &[]).unwrap();
-        r.bulk_out(1, &[0x13; 8]).unwrap();
+    fn an_sram_stage_alone_is_a_started_payload() {
+        let mut r = K230Rom::new(&K230, "1-1");
+        load(&mut r, 0x8036_0000, &[0x13; 1278]).unwrap();
         r.control_out(out(4, 0x8036_0000), &[]).unwrap();
-        assert!(r.info().is_none(), "off the bus while re-enumerating");
-        for _ in 0..=REENUM_TICKS {
-            r.tick();
+        reenumerate(&mut r);
+        assert_eq!(r.mode(), &Mode::Rom);
+        assert_eq!(
+            r.verdict(),
+            Verdict::Started {
+                summary: "loaded 1278 bytes at 0x80360000; jumped to 0x80360000 (back into the ROM)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn no_return_hangs_in_sram() {
+        let mut r = K230Rom::new(&K230, "1-1").with_fault(Some(Fault::NoReturn));
+        load(&mut r, 0x8036_0000, &[0x13; 8]).unwrap();
+        r.control_out(out(4, 0x8036_0000), &[]).unwrap();
+        reenumerate(&mut r);
+        assert!(r.info().is_none());
+        assert!(!r.dram_ready());
+        assert_eq!(r.jumps[0].started, Started::Hangs);
+    }
+
+    #[test]
+    fn k230d_has_128_mib_of_dram() {
+        for (chip, ok) in [(&K230, true), (&K230D, false)] {
+            let mut r = K230Rom::new(chip, "1-1");
+            load(&mut r, 0x8036_0000, &[0x13; 8]).unwrap();
+            r.control_out(out(4, 0x8036_0000), &[]).unwrap();
+            reenumerate(&mut r);
+            // oreboot's main stage address is the first byte past the K230D's DRAM.
+            assert_eq!(load(&mut r, 0x0800_0000, &[5; 4]).is_ok(), ok, "{}", chip.soc);
+            assert!(load(&mut r, 0x07ff_fffc, &[5; 4]).is_ok(), "{}", chip.soc);
         }
-        let info = r.info().unwrap();
-        assert_eq!(info.address, 11);
-        assert!(r.dram_ready());
-        r.control_out(out(1, 0x0800_0000), &[]).unwrap();
-        r.bulk_out(1, &[5; 4]).unwrap();
-        r.control_out(out(4, 0x0800_0000), &[]).unwrap();
-        assert!(r.verdict().is_ok(), "{:?}", r.verdict());
+        let mut r = K230Rom::new(&K230D, "1-1");
+        r.dram_ready = true;
+        load(&mut r, 0x07ff_fffc, &[0; 8]).unwrap_err();
+        assert!(r.refusals[0].contains("past the end of the k230d's 128 MiB of DRAM"), "{:?}", r.refusals);
     }
 
     #[test]
     fn writes_crossing_out_of_sram_are_refused() {
-        let mut r = K230Rom::new("1-1");
+        let mut r = K230Rom::new(&K230, "1-1");
         r.control_out(out(1, 0x803f_fffc), &[]).unwrap();
         r.bulk_out(1, &[0; 4]).unwrap();
         assert_eq!(r.bulk_out(1, &[0; 1]), Err(DeviceError::Stall));
-        assert!(r.verdict().is_err());
+        assert!(!r.verdict().started());
     }
 
     #[test]
     fn loader_code_comes_back_as_the_loader() {
-        let mut r = K230Rom::new("1-1");
-        r.control_out(out(1, 0x8036_0000), &[]).unwrap();
+        let mut r = K230Rom::new(&K230, "1-1");
         let mut code = vec![0u8; 64];
         code.extend_from_slice(b"Uboot Stage for K230");
-        r.bulk_out(1, &code).unwrap();
+        load(&mut r, 0x8036_0000, &code).unwrap();
         r.control_out(out(4, 0x8036_0000), &[]).unwrap();
-        for _ in 0..=REENUM_TICKS {
-            r.tick();
-        }
+        reenumerate(&mut r);
         assert_eq!(r.control_in(ControlSetup::vendor_in(0, 0, 0), 32).unwrap(), b"Uboot Stage for K230");
         assert_eq!(r.control_in(ControlSetup::vendor_in(0, 1, 0), 4).unwrap(), vec![1, 0, 0, 0]);
         assert_eq!(r.info().unwrap().interfaces[0].endpoints[1].address, 0x02);
@@ -512,8 +718,25 @@ mod tests {
     #[test]
     fn faults_parse_by_name() {
         for (name, f, _) in Fault::ALL {
-            assert_eq!(Fault::parse(name), Some(*f));
+            assert_eq!(name.parse::<Fault>(), Ok(*f));
         }
-        assert_eq!(Fault::parse("nope"), None);
+        let e = "nope".parse::<Fault>().unwrap_err();
+        assert!(e.known.contains("stall-bulk") && e.to_string().contains("K230"), "{e}");
+    }
+
+    #[test]
+    fn the_registry_attaches_both_socs_and_checks_faults() {
+        use racklet_link::UsbBus;
+        for soc in ["k230", "k230d"] {
+            let usb = SimUsbBus::new();
+            let scenario = Scenario { port_path: "1-2".into(), fault: Some("no-jump".into()) };
+            let mut rom = crate::models::attach(soc, &scenario, &usb, &SimSerialBus::new()).unwrap();
+            let d = usb.devices().unwrap();
+            assert_eq!((d.len(), d[0].vid, d[0].pid, d[0].port_path.as_str()), (1, 0x29f1, 0x0230, "1-2"));
+            assert!(!rom.verdict().started(), "nothing was sent");
+        }
+        let bad = Scenario { port_path: "1-1".into(), fault: Some("nonsense".into()) };
+        let e = crate::models::attach("k230", &bad, &SimUsbBus::new(), &SimSerialBus::new()).err().unwrap();
+        assert!(matches!(e, SimError::UnknownFault(_)), "{e}");
     }
 }

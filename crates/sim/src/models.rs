@@ -63,8 +63,12 @@ pub struct Model {
     pub attach: AttachFn,
 }
 
-/// Every model, one line each.
-pub static MODELS: &[&Model] = &[&crate::starfive::MODEL];
+/// Every model, one line each (kept so by rustfmt::skip, for merges).
+#[rustfmt::skip]
+pub static MODELS: &[&Model] = &[
+    &crate::canaan::MODEL,
+    &crate::starfive::MODEL,
+];
 
 /// The model of `soc`.
 pub fn model(soc: &str) -> Option<&'static Model> {

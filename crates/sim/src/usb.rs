@@ -148,6 +148,12 @@ impl SimUsbBus {
     pub fn attach_shared(&self, dev: SharedDevice) {
         self.devices.lock().unwrap_or_else(|e| e.into_inner()).push(dev);
     }
+
+    /// Every device plugged in, in order: what the USB gadget serves after
+    /// attaching a model from the registry to a bus of its own.
+    pub fn attached(&self) -> Vec<SharedDevice> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl UsbBus for SimUsbBus {

@@ -1,23 +1,37 @@
 //! racklet-canaan: the Canaan Kendryte K230 / K230D USB boot ROM and the
 //! "K230" firmware header.
 //!
-//! - [`rom`]: the mask-ROM download over USB (GET_CPU_INFO, SET_DATA_ADDRESS,
-//!   raw bulk OUT on EP 0x01, PROG_START), generic over any
-//!   [`racklet_link::UsbLink`].
-//! - [`plan`]: turns a list of loads (`--load ADDR=FILE`, `--run ADDR`) into
-//!   stages, splitting before the first DRAM load, as oreboot does.
-//! - [`header`]: the 528-byte "K230" header the ROM checks on storage boot.
+//! - [`plan`]: the user's files and options ([`plan::Inputs`]) checked and
+//!   cut into stages ([`plan::Plan`]), splitting before the first DRAM load
+//!   as oreboot does; touches no device.
+//! - [`boot`]: the whole run through a [`racklet_link::Connector`]: find the
+//!   ROM, identify it, run each stage, follow a stage that returns to the
+//!   ROM by its USB port path, and (asked) the next stage; a typed
+//!   [`report::Report`].
+//! - [`rom`]: the mask-ROM requests (GET_CPU_INFO, SET_DATA_ADDRESS, raw
+//!   bulk OUT on EP 0x01, PROG_START), generic over any [`racklet_link::UsbLink`].
+//! - [`header`]: the 528-byte "K230" header the ROM checks on storage boot;
+//!   [`image`] builds the storage image, [`describe`] decodes one for `info`.
 //!
 //! The facts and their sources are in the crate README.
 
+pub mod boot;
+pub mod describe;
 pub mod header;
+pub mod image;
 pub mod plan;
+pub mod report;
 pub mod rom;
+
+use std::time::Duration;
 
 use racklet_link::{Classify, FailureClass, LinkError};
 
+pub use boot::{Options, boot};
+pub use describe::{describe, near_miss};
 pub use header::{CryptoType, HeaderError, ImageHeader};
-pub use plan::{Load, Stage, check_entries, plan_stages};
+pub use plan::{Inputs, Load, Plan, PlanError, Stage, check_entries, plan, plan_stages};
+pub use report::Report;
 pub use rom::{DeviceStage, RomOptions, StartStatus};
 
 /// USB vendor id of the K230 boot ROM and of the kburn loader.
@@ -39,6 +53,9 @@ pub const DRAM_MAIN: u32 = 0x0800_0000;
 /// End of the DRAM window (DRAM is mapped from 0; boards carry 128 MiB to
 /// 2 GiB, the window is 2 GiB).
 pub const DRAM_END: u32 = 0x8000_0000;
+/// Where the ROM copies a storage-boot payload (the SPL link address;
+/// inferred, see the README).
+pub const STORAGE_LOAD: u64 = 0x8030_0000;
 
 /// True when `[addr, addr+len)` lies inside the SRAM.
 pub fn in_sram(addr: u64, len: u64) -> bool {
@@ -50,10 +67,14 @@ pub fn in_dram(addr: u64, len: u64) -> bool {
     addr.saturating_add(len) <= DRAM_END as u64
 }
 
-/// What went wrong, on the wire or in the input.
+/// What went wrong on the wire or with the board.
 #[derive(Debug, thiserror::Error)]
 pub enum CanaanError {
-    /// A transfer failed.
+    /// The board's boot ROM was not found (none, several, the wrong kind of
+    /// `--port`, no USB bus at all).
+    #[error(transparent)]
+    Find(LinkError),
+    /// A transfer, a wait or an open failed.
     #[error("{step}: {source}")]
     Link {
         step: String,
@@ -62,17 +83,18 @@ pub enum CanaanError {
     },
     /// The device is the kburn loader, not the boot ROM.
     #[error(
-        "the device answered GET_CPU_INFO with {reply:?}: it is the K230 kburn loader (vendor u-boot), not the boot ROM; power-cycle the board into its boot ROM (hold BOOT) to load code"
+        "the device answered GET_CPU_INFO with {reply:?}: it is the K230 kburn loader (vendor u-boot), not the boot ROM"
     )]
     LoaderStage { reply: String },
     /// GET_CPU_INFO answered something that is neither the ROM nor the loader.
     #[error("the device answered GET_CPU_INFO with {reply:?}, not \"K230\": it is not a K230 boot ROM")]
     UnknownDevice { reply: String },
     /// After a DRAM-init stage the board came back in another stage than the ROM.
-    #[error(
-        "after stage {stage} the board came back as {found}, not as the boot ROM; the stage must return to the ROM (jump to 0x91200000) so the next stage can be loaded"
-    )]
+    #[error("after stage {stage} the board came back as {found}, not as the boot ROM")]
     NotBackInRom { stage: usize, found: String },
+    /// Nothing came up at the board's USB port in time after a stage.
+    #[error("{what} did not appear at USB port {port} within {}", racklet_link::error::fmt_duration(*.waited))]
+    NoNextStage { what: String, port: String, waited: Duration },
     /// PROG_START was refused and the ROM is still there: the jump did not happen.
     #[error(
         "PROG_START 0x{entry:08x} was refused (STALL) and the boot ROM is still waiting: the payload did not start"
@@ -83,12 +105,9 @@ pub enum CanaanError {
         "PROG_START 0x{entry:08x} went through, but the boot ROM still answers at the same USB address: the payload did not start"
     )]
     NoJump { entry: u32 },
-    /// The loads or the entry point cannot be sent.
-    #[error("{0}")]
-    BadLoad(String),
-    /// A firmware image is malformed or too large.
-    #[error(transparent)]
-    Header(#[from] HeaderError),
+    /// A write that would run past the ROM's 32-bit address space.
+    #[error("{len} bytes at 0x{address:08x} run past the 32-bit address space")]
+    PastAddressSpace { address: u32, len: usize },
 }
 
 impl CanaanError {
@@ -100,15 +119,30 @@ impl CanaanError {
 impl Classify for CanaanError {
     fn class(&self) -> FailureClass {
         match self {
-            CanaanError::Link { source, .. } => source.class(),
+            CanaanError::Find(source) | CanaanError::Link { source, .. } => source.class(),
             // No boot ROM was found: the board is attached, but in another stage.
             CanaanError::LoaderStage { .. } => FailureClass::NotFound,
             CanaanError::UnknownDevice { .. } => FailureClass::Rejected,
             CanaanError::NotBackInRom { .. } => FailureClass::Rejected,
+            CanaanError::NoNextStage { .. } => FailureClass::Timeout,
             CanaanError::StartRefused { .. } => FailureClass::Rejected,
             CanaanError::NoJump { .. } => FailureClass::Rejected,
-            CanaanError::BadLoad(_) => FailureClass::BadInput,
-            CanaanError::Header(_) => FailureClass::BadInput,
+            CanaanError::PastAddressSpace { .. } => FailureClass::BadInput,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            CanaanError::Find(source) | CanaanError::Link { source, .. } => source.hint(),
+            CanaanError::LoaderStage { .. } => {
+                Some("power-cycle the board into its boot ROM (hold BOOT) to load code".into())
+            }
+            CanaanError::UnknownDevice { .. } => Some("add --force to send ROM commands anyway".into()),
+            CanaanError::NotBackInRom { .. } => Some(format!(
+                "the stage must return to the ROM (jump to 0x{ROM_REENTRY:08x}) so the next stage can be loaded"
+            )),
+            CanaanError::NoNextStage { .. } => Some("raise --stage-timeout if the board needs longer".into()),
+            _ => None,
         }
     }
 }

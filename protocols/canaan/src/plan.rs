@@ -1,4 +1,5 @@
-//! From loads to stages.
+//! From the user's files to stages: every file read and checked before any
+//! device is touched.
 //!
 //! The ROM can write anywhere, but DRAM only works once some code has
 //! initialised it. oreboot's flow is the model: a DRAM-init stage (`bt0`) is
@@ -9,7 +10,200 @@
 //! its first load's entry and expected to come back as the ROM; the rest
 //! form stage 2, started at `--run` (or its first load's entry).
 
-use crate::{CanaanError, DRAM_END, SRAM_BASE, SRAM_END, in_dram, in_sram};
+use std::path::{Path, PathBuf};
+
+use racklet_image::{ImageError, Target};
+use racklet_link::{Classify, FailureClass};
+
+use crate::{DRAM_END, SRAM_BASE, SRAM_END, in_dram, in_sram};
+
+/// What the user asked to load, as the command line gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The payload (positional): an ELF goes to its load address and starts
+    /// at its entry; a raw file goes to the board's load address.
+    pub payload: Option<PathBuf>,
+    /// `--load ADDR=FILE`, in order.
+    pub loads: Vec<(u64, PathBuf)>,
+    /// `--run ADDR`: the entry of the last stage.
+    pub run: Option<u64>,
+    /// `--dram BLOB` (a Rockchip option): refused, the K230 takes its
+    /// DRAM-init stage as a `--load`.
+    pub dram: Option<PathBuf>,
+    /// `--force`: jump where nothing was loaded if the user says so.
+    pub force: bool,
+}
+
+/// Every stage, checked, in the order they run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+}
+
+/// Why the inputs cannot be sent. Every variant names the file or option.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A file cannot be read, decoded or does not fit the board's window.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// `--dram` was given for a K230 board.
+    #[error("{}: --dram is a Rockchip option", path.display())]
+    DramBlob { path: PathBuf },
+    /// Neither a payload nor a `--load`.
+    #[error("nothing to load for {board}")]
+    NothingToLoad { board: String },
+    /// An address or entry wider than the ROM's 32 bits.
+    #[error("{name}: 0x{address:x} does not fit the ROM's 32-bit addresses")]
+    AddressTooWide { name: String, address: u64 },
+    /// `--run` wider than the ROM's 32 bits.
+    #[error("--run 0x{run:x} does not fit the ROM's 32-bit address")]
+    RunTooWide { run: u64 },
+    /// An ELF given with `--load` at another address than its own.
+    #[error("{}: the ELF loads at 0x{elf:x}, but --load says 0x{given:x}", path.display())]
+    ElfAddress { path: PathBuf, elf: u64, given: u64 },
+    /// A load with no bytes.
+    #[error("{name}: the file is empty")]
+    Empty { name: String },
+    /// A load neither in SRAM nor in DRAM.
+    #[error(
+        "{name}: {len} bytes at 0x{address:08x}..0x{:x} lie neither in the SRAM (0x{SRAM_BASE:08x}..0x{SRAM_END:08x}) nor in DRAM (0x00000000..0x{DRAM_END:08x})",
+        *address as u64 + *len
+    )]
+    OutsideMemory { name: String, address: u32, len: u64 },
+    /// The first load targets DRAM, which does not work yet.
+    #[error(
+        "{name} loads into DRAM at 0x{address:08x}, but DRAM does not work until a DRAM-init stage has run"
+    )]
+    DramFirst { name: String, address: u32 },
+    /// Two loads of one stage overlap.
+    #[error("{a} (0x{:08x}..0x{:08x}) and {b} (0x{:08x}..0x{:08x}) overlap", a_range.0, a_range.1, b_range.0, b_range.1)]
+    Overlap { a: String, a_range: (u64, u64), b: String, b_range: (u64, u64) },
+    /// A stage starts where nothing was loaded (by then): the jump would run
+    /// whatever the memory holds.
+    #[error("{what} points at nothing that was loaded ({loaded})")]
+    EntryOutsideLoads { what: String, loaded: String },
+    /// A storage image of a payload linked outside the SRAM.
+    #[error(
+        "{}: loads at 0x{start:x}..0x{end:x}, outside {board}'s SRAM 0x{sram_base:x}..0x{sram_end:x}; the ROM boots the payload from SRAM",
+        path.display()
+    )]
+    ImageOutsideSram { path: PathBuf, start: u64, end: u64, board: String, sram_base: u64, sram_end: u64 },
+    /// A storage image of a payload larger than the SRAM.
+    #[error("{}: {len} bytes do not fit {board}'s {sram_size} bytes of SRAM", path.display())]
+    ImageTooLarge { path: PathBuf, len: u64, board: String, sram_size: u64 },
+    /// The firmware header cannot be made.
+    #[error("{}: {source}", path.display())]
+    Header {
+        path: PathBuf,
+        #[source]
+        source: crate::HeaderError,
+    },
+}
+
+impl Classify for PlanError {
+    fn class(&self) -> FailureClass {
+        FailureClass::BadInput
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            PlanError::DramBlob { .. } => {
+                Some("on the K230 load a DRAM-init stage with --load 0x80360000=bt0.bin".into())
+            }
+            PlanError::NothingToLoad { board } => Some(format!(
+                "give a payload (`racklet-flash maskrom {board} payload.bin`) or --load ADDR=FILE"
+            )),
+            PlanError::ElfAddress { path, elf, .. } => {
+                Some(format!("give --load 0x{elf:x}={}", path.display()))
+            }
+            PlanError::DramFirst { .. } => {
+                Some("load that stage into SRAM first (--load 0x80360000=bt0.bin)".into())
+            }
+            PlanError::ImageOutsideSram { .. } => Some(format!("link it for 0x{:x}", crate::STORAGE_LOAD)),
+            PlanError::EntryOutsideLoads { .. } => {
+                Some("give an address inside a load, or add --force to jump there anyway".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn addr32(name: &str, address: u64) -> Result<u32, PlanError> {
+    u32::try_from(address).map_err(|_| PlanError::AddressTooWide { name: name.to_string(), address })
+}
+
+fn name_of(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Reads and checks every input file for `target` and cuts the loads into
+/// stages. Touches no device.
+pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
+    if let Some(path) = &inputs.dram {
+        return Err(PlanError::DramBlob { path: path.clone() });
+    }
+    let mut loads = Vec::new();
+    if let Some(path) = &inputs.payload {
+        // The payload goes into SRAM: check the fit against the board's window.
+        let p = target.load_payload(path)?;
+        let at = p.load_address.unwrap_or(target.load_address);
+        let name = name_of(path);
+        let entry = match p.entry {
+            Some(e) => Some(addr32(&name, e)?),
+            None if at == target.load_address => target.entry.map(|e| addr32("entry", e)).transpose()?,
+            None => None,
+        };
+        loads.push(Load { address: addr32(&name, at)?, name, bytes: p.bytes, entry });
+    }
+    for (addr, path) in &inputs.loads {
+        let p = target.load_dram_stage(path)?;
+        if let Some(la) = p.load_address
+            && la != *addr
+        {
+            return Err(PlanError::ElfAddress { path: path.clone(), elf: la, given: *addr });
+        }
+        let name = name_of(path);
+        let entry = p.entry.map(|e| addr32(&name, e)).transpose()?;
+        loads.push(Load { address: addr32(&name, *addr)?, name, bytes: p.bytes, entry });
+    }
+    if loads.is_empty() {
+        return Err(PlanError::NothingToLoad { board: target.board.clone() });
+    }
+    let stages = plan_stages(loads, inputs.run)?;
+    if !inputs.force {
+        check_entries(&stages, inputs.run)?;
+    }
+    Ok(Plan { stages })
+}
+
+/// Checks that every stage starts inside something that was loaded (by
+/// then): a jump anywhere else runs whatever the memory holds. `run` is the
+/// `--run` of the command line, named in the message when it is the culprit.
+pub fn check_entries(stages: &[Stage], run: Option<u64>) -> Result<(), PlanError> {
+    let mut loaded: Vec<(u64, u64, &str)> = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        loaded.extend(
+            s.loads
+                .iter()
+                .map(|l| (l.address as u64, l.address as u64 + l.bytes.len() as u64, l.name.as_str())),
+        );
+        let e = s.entry as u64;
+        if loaded.iter().any(|(a, b, _)| *a <= e && e < *b) {
+            continue;
+        }
+        let list = loaded
+            .iter()
+            .map(|(a, b, n)| format!("{n} at 0x{a:08x}..0x{b:08x}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = match run {
+            Some(r) if i + 1 == stages.len() => format!("--run 0x{r:x}"),
+            _ => format!("stage {}'s entry 0x{e:08x}", i + 1),
+        };
+        return Err(PlanError::EntryOutsideLoads { what, loaded: list });
+    }
+    Ok(())
+}
 
 /// One file to write to memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,36 +237,27 @@ impl Stage {
 
 /// Checks the loads and cuts them into stages. `run` is the entry of the
 /// last stage (default: the entry of its first load, or its address).
-pub fn plan_stages(loads: Vec<Load>, run: Option<u64>) -> Result<Vec<Stage>, CanaanError> {
+pub fn plan_stages(loads: Vec<Load>, run: Option<u64>) -> Result<Vec<Stage>, PlanError> {
     if loads.is_empty() {
-        return Err(CanaanError::BadLoad("nothing to load: give a payload or --load ADDR=FILE".into()));
+        return Err(PlanError::NothingToLoad { board: "the board".into() });
     }
     for l in &loads {
         let (a, n) = (l.address as u64, l.bytes.len() as u64);
         if n == 0 {
-            return Err(CanaanError::BadLoad(format!("{}: the file is empty", l.name)));
+            return Err(PlanError::Empty { name: l.name.clone() });
         }
         if !in_sram(a, n) && !in_dram(a, n) {
-            return Err(CanaanError::BadLoad(format!(
-                "{}: {n} bytes at 0x{a:08x}..0x{:x} lie neither in the SRAM (0x{SRAM_BASE:08x}..0x{SRAM_END:08x}) nor in DRAM (0x00000000..0x{DRAM_END:08x})",
-                l.name,
-                a + n
-            )));
+            return Err(PlanError::OutsideMemory { name: l.name.clone(), address: l.address, len: n });
         }
     }
     let run = match run {
-        Some(r) => Some(u32::try_from(r).map_err(|_| {
-            CanaanError::BadLoad(format!("--run 0x{r:x} does not fit the ROM's 32-bit address"))
-        })?),
+        Some(r) => Some(u32::try_from(r).map_err(|_| PlanError::RunTooWide { run: r })?),
         None => None,
     };
     let first_dram = loads.iter().position(|l| !in_sram(l.address as u64, l.bytes.len() as u64));
     let mut groups: Vec<Vec<Load>> = match first_dram {
         Some(0) => {
-            return Err(CanaanError::BadLoad(format!(
-                "{} loads into DRAM at 0x{:08x}, but DRAM does not work until a DRAM-init stage has run: load that stage into SRAM first (--load 0x80360000=bt0.bin)",
-                loads[0].name, loads[0].address
-            )));
+            return Err(PlanError::DramFirst { name: loads[0].name.clone(), address: loads[0].address });
         }
         Some(i) => {
             let mut loads = loads;
@@ -98,47 +283,18 @@ pub fn plan_stages(loads: Vec<Load>, run: Option<u64>) -> Result<Vec<Stage>, Can
     Ok(stages)
 }
 
-/// Checks that every stage starts inside something that was loaded (by
-/// then): a jump anywhere else runs whatever the memory holds. `run` is the
-/// `--run` of the command line, named in the message when it is the culprit.
-pub fn check_entries(stages: &[Stage], run: Option<u64>) -> Result<(), CanaanError> {
-    let mut loaded: Vec<(u64, u64, &str)> = Vec::new();
-    for (i, s) in stages.iter().enumerate() {
-        loaded.extend(
-            s.loads
-                .iter()
-                .map(|l| (l.address as u64, l.address as u64 + l.bytes.len() as u64, l.name.as_str())),
-        );
-        let e = s.entry as u64;
-        if loaded.iter().any(|(a, b, _)| *a <= e && e < *b) {
-            continue;
-        }
-        let list = loaded
-            .iter()
-            .map(|(a, b, n)| format!("{n} at 0x{a:08x}..0x{b:08x}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let what = match run {
-            Some(r) if i + 1 == stages.len() => format!("--run 0x{r:x}"),
-            _ => format!("stage {}'s entry 0x{e:08x}", i + 1),
-        };
-        return Err(CanaanError::BadLoad(format!(
-            "{what} points at nothing that was loaded ({list}); give an address inside a load, or add --force to jump there anyway"
-        )));
-    }
-    Ok(())
-}
-
-fn check_overlaps(loads: &[Load]) -> Result<(), CanaanError> {
+fn check_overlaps(loads: &[Load]) -> Result<(), PlanError> {
     for (i, a) in loads.iter().enumerate() {
         for b in &loads[i + 1..] {
             let (a0, a1) = (a.address as u64, a.address as u64 + a.bytes.len() as u64);
             let (b0, b1) = (b.address as u64, b.address as u64 + b.bytes.len() as u64);
             if a0 < b1 && b0 < a1 {
-                return Err(CanaanError::BadLoad(format!(
-                    "{} (0x{a0:08x}..0x{a1:08x}) and {} (0x{b0:08x}..0x{b1:08x}) overlap",
-                    a.name, b.name
-                )));
+                return Err(PlanError::Overlap {
+                    a: a.name.clone(),
+                    a_range: (a0, a1),
+                    b: b.name.clone(),
+                    b_range: (b0, b1),
+                });
             }
         }
     }
@@ -148,29 +304,6 @@ fn check_overlaps(loads: &[Load]) -> Result<(), CanaanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_must_point_into_a_load() {
-        let load = |address: u32, n: usize| Load {
-            name: format!("f{address:x}"),
-            address,
-            bytes: vec![1; n],
-            entry: None,
-        };
-        let ok = plan_stages(vec![load(0x8036_0000, 16)], Some(0x8036_0008)).unwrap();
-        check_entries(&ok, Some(0x8036_0008)).unwrap();
-        let bad = plan_stages(vec![load(0x8036_0000, 16)], Some(0x9000_0000)).unwrap();
-        let e = check_entries(&bad, Some(0x9000_0000)).unwrap_err().to_string();
-        assert!(e.contains("--run 0x90000000") && e.contains("0x80360000..0x80360010"), "{e}");
-        // One past the end is outside.
-        let edge = plan_stages(vec![load(0x8036_0000, 16)], Some(0x8036_0010)).unwrap();
-        assert!(check_entries(&edge, Some(0x8036_0010)).is_err());
-        // A board-table entry of 0x1 for a raw payload.
-        let mut raw = load(0x8036_0000, 16);
-        raw.entry = Some(1);
-        let e = check_entries(&plan_stages(vec![raw], None).unwrap(), None).unwrap_err().to_string();
-        assert!(e.contains("entry 0x00000001"), "{e}");
-    }
 
     fn load(name: &str, address: u32, len: usize) -> Load {
         Load { name: name.into(), address, bytes: vec![0xaa; len], entry: None }
@@ -205,7 +338,7 @@ mod tests {
         let top = 0x8040_0000 - 0x8036_0000;
         assert!(plan_stages(vec![load("a", 0x8036_0000, top)], None).is_ok());
         let e = plan_stages(vec![load("a", 0x8036_0000, top + 1)], None).unwrap_err();
-        assert!(matches!(e, CanaanError::BadLoad(_)), "{e}");
+        assert!(matches!(e, PlanError::OutsideMemory { .. }), "{e}");
         assert!(plan_stages(vec![load("a", 0x8020_0000, 0x20_0000)], None).is_ok());
         assert!(plan_stages(vec![load("a", 0x801f_ffff, 1)], None).is_err());
     }

@@ -31,7 +31,8 @@ pub const CPU_INFO_LEN: u16 = 32;
 pub const VENDOR_CHUNK: usize = 1000;
 
 /// Which stage answered GET_CPU_INFO.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "stage", content = "reply", rename_all = "snake_case")]
 pub enum DeviceStage {
     /// The mask ROM ("K230").
     BootRom,
@@ -147,10 +148,7 @@ pub fn write_memory<L: UsbLink + ?Sized>(
     progress: &mut dyn ProgressSink,
 ) -> Result<(), CanaanError> {
     if (addr as u64) + (data.len() as u64) > 1 << 32 {
-        return Err(CanaanError::BadLoad(format!(
-            "{} bytes at 0x{addr:08x} run past the 32-bit address space",
-            data.len()
-        )));
+        return Err(CanaanError::PastAddressSpace { address: addr, len: data.len() });
     }
     let chunk = opts.chunk.max(1);
     progress.check_cancel().map_err(|e| CanaanError::link("before SET_DATA_ADDRESS", e))?;
@@ -174,7 +172,8 @@ pub fn write_memory<L: UsbLink + ?Sized>(
 /// How the status stage of PROG_START ended. The hosts disagree about an
 /// error there (the ROM may jump before it completes the status stage), so
 /// every outcome but a refusal is accepted and re-enumeration tells the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", content = "error", rename_all = "snake_case")]
 pub enum StartStatus {
     /// The ROM completed the status stage.
     Acked,

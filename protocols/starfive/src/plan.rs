@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use racklet_image::{ImageError, Payload, Source, Target, check_fit, load_bytes, read_input};
+use racklet_image::{ImageError, Payload, Source, Target};
 use racklet_link::{Classify, FailureClass};
 use serde::Serialize;
 
 use crate::header::{self, HEADER_LEN, Header, HeaderError, HeaderOptions};
 
 /// The user's files.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Inputs {
     /// The payload: an ELF, a raw binary or an already headed image
     /// (`u-boot-spl.bin.normal.out`).
@@ -19,9 +19,6 @@ pub struct Inputs {
     /// The next stage U-Boot SPL asks for by YMODEM (`--then-ymodem FILE`),
     /// sent under its file name.
     pub next_stage: Option<PathBuf>,
-    /// The largest file read for any stage (judged before reading): the
-    /// next stage goes to DRAM, whose size the board table does not know.
-    pub max_file: u64,
 }
 
 /// What the headed image was made from.
@@ -141,9 +138,10 @@ pub fn check_load_address(target: &Target, p: &Payload) -> Result<(), PlanError>
 /// The payload file as the image the ROM receives: a headed input is taken
 /// as it is after its CRC and size are checked, anything else is loaded
 /// (ELF or raw), checked against the board's SRAM and load address, and
-/// wrapped in spl_tool's default header.
-fn headed_image(path: &Path, target: &Target, max_file: u64) -> Result<(Vec<u8>, ImageKind), PlanError> {
-    let bytes = read_input(path, max_file, &stage_of(target))?;
+/// wrapped in spl_tool's default header. Every file is bounded by the
+/// target's `max_stage` before it is read.
+fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), PlanError> {
+    let bytes = target.read_stage(path)?;
     let bad_header = |error| PlanError::Header { path: path.to_path_buf(), error };
     if let Some(h) = Header::parse(&bytes) {
         h.verify(&bytes).map_err(bad_header)?;
@@ -152,18 +150,11 @@ fn headed_image(path: &Path, target: &Target, max_file: u64) -> Result<(Vec<u8>,
         let kind = ImageKind::Headed { version: h.version, payload_len: h.payload_len, crc32: h.crc32 };
         return Ok((bytes[..end].to_vec(), kind));
     }
-    let p = load_bytes(path, bytes, target.arch, &target.window)?;
-    let at = p.load_address.unwrap_or(target.load_address);
-    check_fit(path, at, p.mem_size, &target.window)?;
+    let p = target.payload_from(path, bytes)?;
     check_load_address(target, &p)?;
     let image = header::build_image(&p.bytes, &HeaderOptions::default()).map_err(bad_header)?;
     let kind = ImageKind::Wrapped { elf: matches!(p.source, Source::Elf { .. }), payload_len: p.bytes.len() };
     Ok((image, kind))
-}
-
-/// The end of the "larger than" message of a file too large to read.
-fn stage_of(target: &Target) -> String {
-    format!("a stage of {} can be", target.board)
 }
 
 /// Plans a boot of `target` from the user's files. Every input is read and
@@ -171,7 +162,7 @@ fn stage_of(target: &Target) -> String {
 pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
     let payload =
         inputs.payload.clone().ok_or_else(|| PlanError::NoPayload { board: target.board.clone() })?;
-    let (image, kind) = headed_image(&payload, target, inputs.max_file)?;
+    let (image, kind) = headed_image(&payload, target)?;
     let next = match &inputs.next_stage {
         Some(p) => Some(NextStage {
             path: p.clone(),
@@ -179,7 +170,7 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| "u-boot.itb".into()),
-            data: read_input(p, inputs.max_file, &stage_of(target))?,
+            data: target.read_stage(p)?,
         }),
         None => None,
     };

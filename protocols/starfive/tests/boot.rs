@@ -32,6 +32,7 @@ fn vf2() -> Target {
         window: Window { board: "visionfive2".into(), base: 0x0800_0000, size: 0x4_0000, max_payload: None },
         usb: Vec::new(),
         baud: Some(115_200),
+        max_stage: MAX_FILE,
     }
 }
 
@@ -96,7 +97,6 @@ impl Board {
         let inputs = Inputs {
             payload: Some(self.file("payload.bin", payload)),
             next_stage: next.map(|d| self.file("u-boot.itb", d)),
-            max_file: MAX_FILE,
         };
         plan(&inputs, &vf2()).unwrap()
     }

@@ -24,6 +24,7 @@ fn vf2() -> Target {
         window: Window { board: "visionfive2".into(), base: 0x0800_0000, size: 0x4_0000, max_payload: None },
         usb: Vec::new(),
         baud: Some(115_200),
+        max_stage: MAX_FILE,
     }
 }
 
@@ -70,12 +71,12 @@ fn payload_of(path: &str, bytes: Vec<u8>, elf_at: Option<u64>) -> Payload {
 fn plan_of(bytes: &[u8]) -> Result<racklet_starfive::Plan, PlanError> {
     let dir = tempfile::tempdir().unwrap();
     let p = file(dir.path(), "p.bin", bytes);
-    plan(&Inputs { payload: Some(p), next_stage: None, max_file: MAX_FILE }, &vf2())
+    plan(&Inputs { payload: Some(p), next_stage: None }, &vf2())
 }
 
 #[test]
 fn no_payload_names_the_board_and_the_command() {
-    let e = plan(&Inputs { payload: None, next_stage: None, max_file: MAX_FILE }, &vf2()).unwrap_err();
+    let e = plan(&Inputs::default(), &vf2()).unwrap_err();
     assert!(matches!(&e, PlanError::NoPayload { board } if board == "visionfive2"), "{e}");
     assert_eq!(e.class(), FailureClass::BadInput);
     assert!(e.hint().unwrap().contains("racklet-flash maskrom visionfive2 payload.bin"), "{e:?}");
@@ -140,7 +141,8 @@ fn a_headed_input_is_checked_and_taken_as_it_is() {
 fn files_above_the_limit_are_refused_before_they_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let p = file(dir.path(), "huge.bin", &vec![0; 2000]);
-    let e = plan(&Inputs { payload: Some(p), next_stage: None, max_file: 1000 }, &vf2()).unwrap_err();
+    let t = Target { max_stage: 1000, ..vf2() };
+    let e = plan(&Inputs { payload: Some(p), next_stage: None }, &t).unwrap_err();
     assert!(matches!(e, PlanError::Input(ImageError::InputTooLarge { limit: 1000, .. })), "{e}");
     assert!(e.to_string().contains("a stage of visionfive2 can be"), "{e}");
 }
@@ -151,7 +153,6 @@ fn the_next_stage_is_read_with_its_name() {
     let inputs = Inputs {
         payload: Some(file(dir.path(), "spl.bin", &[1; 100])),
         next_stage: Some(file(dir.path(), "u-boot.itb", &[2; 300])),
-        max_file: MAX_FILE,
     };
     let n = plan(&inputs, &vf2()).unwrap().next.unwrap();
     assert_eq!((n.name.as_str(), n.data.len()), ("u-boot.itb", 300));

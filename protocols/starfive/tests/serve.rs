@@ -20,6 +20,9 @@ use racklet_sim::starfive::Fault;
 use racklet_sim::usb::SimUsbBus;
 use racklet_starfive::{Inputs, Options, Report, StarfiveError, boot, plan};
 
+/// The largest file a test reads.
+const MAX_FILE: u64 = 1 << 20;
+
 fn vf2() -> Target {
     Target {
         board: "visionfive2".into(),
@@ -30,6 +33,7 @@ fn vf2() -> Target {
         window: Window { board: "visionfive2".into(), base: 0x0800_0000, size: 0x4_0000, max_payload: None },
         usb: Vec::new(),
         baud: Some(115_200),
+        max_stage: MAX_FILE,
     }
 }
 
@@ -59,11 +63,7 @@ fn run(opts: server::Options, p: &[u8], next: Option<&[u8]>) -> (Result<Report, 
         std::fs::write(&f, b).unwrap();
         f
     };
-    let inputs = Inputs {
-        payload: Some(file("p.bin", p)),
-        next_stage: next.map(|n| file("u-boot.itb", n)),
-        max_file: 1 << 20,
-    };
+    let inputs = Inputs { payload: Some(file("p.bin", p)), next_stage: next.map(|n| file("u-boot.itb", n)) };
     let plan = plan(&inputs, &vf2()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();

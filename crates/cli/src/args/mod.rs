@@ -1,4 +1,5 @@
-//! The command-line flags of each protocol, one `clap::Args` group per
-//! protocol, flattened into the commands that take them.
+//! The per-protocol argument groups of `maskrom`, each flattened into
+//! [`crate::cli::MaskromArgs`] under its own help heading.
 
+pub mod canaan;
 pub mod starfive;

@@ -43,7 +43,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // binary: refused unless --force says to send it raw.
     let what = format!("a stage of {} can be", board.name);
     let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.starfive.then_ymodem.iter());
-    for p in inputs.chain(a.loads.iter().map(|(_, p)| p)) {
+    for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force

@@ -1,20 +1,39 @@
-//! The canaan driver (adapter over the flow in `crate::flows::canaan`, which
-//! moves into the protocol crate).
+//! The canaan driver: the command line to `racklet_canaan`'s plan and boot,
+//! its report to an [`Outcome`].
 
 use std::sync::Arc;
 
 use anyhow::Result;
+use racklet_canaan::{Inputs, Options, RomOptions};
 use racklet_image::{Description, Payload};
+use racklet_link::{Classify, FailureClass};
+use racklet_sim::models::{self, Scenario};
+use racklet_sim::serve::canaan as server;
 
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::flows::{self, Outcome, SimCtx};
+use crate::error::{Classified, classify};
+use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;
 
 pub static DRIVER: Canaan = Canaan;
+
+/// A boot error; "not found" also says how to put the board in its ROM.
+fn boot_error(board: &Board, e: racklet_canaan::CanaanError) -> anyhow::Error {
+    let not_found = e.class() == FailureClass::NotFound;
+    let mut err = classify(e);
+    if not_found && let Some(c) = err.downcast_mut::<Classified>() {
+        let enter = format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
+        c.hint = Some(match c.hint.take() {
+            Some(h) => format!("{h}; {enter}"),
+            None => enter,
+        });
+    }
+    err
+}
 
 impl Driver for Canaan {
     fn name(&self) -> &'static str {
@@ -22,26 +41,50 @@ impl Driver for Canaan {
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
-        flows::run_legacy(job, flows::canaan::maskrom)
+        let (board, a) = (job.board, job.args);
+        let target = board.target();
+        let inputs = Inputs {
+            payload: a.bin.clone(),
+            loads: a.canaan.loads.clone(),
+            run: a.canaan.run,
+            dram: a.dram.clone(),
+            force: a.connect.force,
+        };
+        let plan = racklet_canaan::plan(&inputs, &target).map_err(classify)?;
+        let opts = Options {
+            rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
+            follow: a.connect.follow,
+        };
+        let report =
+            racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(|e| boot_error(board, e))?;
+        Ok(Outcome { facts: report.facts() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
-        flows::canaan::info(std::path::Path::new(""), bytes).map(Into::into)
+        racklet_canaan::describe(bytes)
     }
 
     fn near_miss(&self, bytes: &[u8]) -> Option<String> {
-        racklet_canaan::header::near_miss(bytes)
+        racklet_canaan::near_miss(bytes)
     }
 
-    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
-        flows::canaan::image(board, args, payload)
+    fn image(&self, board: &Board, _args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
+        racklet_canaan::image::image(payload, &board.target()).map_err(classify)
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        Ok(Box::new(flows::Legacy(flows::canaan::attach_sim(sim)?)))
+        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
+        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        flows::canaan::serve(board, args, out)
+    fn serve(&self, board: &Board, args: &SimArgs, _out: &Arc<Output>) -> Result<()> {
+        let fault = args
+            .fault
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| classify(models::SimError::from(e)))?;
+        let opts = server::Options { board: board.name.clone(), soc: board.soc.clone(), fault };
+        server::serve(&opts).map_err(classify)
     }
 }

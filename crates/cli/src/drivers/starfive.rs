@@ -49,11 +49,7 @@ impl Driver for Starfive {
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let args = &job.args.starfive;
         let target = job.board.target();
-        let inputs = Inputs {
-            payload: job.args.bin.clone(),
-            next_stage: args.then_ymodem.clone(),
-            max_file: job.board.largest_stage(),
-        };
+        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
         let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
         let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
         opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };

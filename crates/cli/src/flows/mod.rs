@@ -26,7 +26,6 @@ use crate::boards::{Board, Protocol};
 use crate::cli::MaskromArgs;
 use crate::error::{bad_input, fail};
 
-pub mod canaan;
 pub mod fastboot;
 pub mod rockchip;
 pub mod sophgo;

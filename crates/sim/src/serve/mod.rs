@@ -1,6 +1,7 @@
-//! The servers behind `racklet-flash sim <board>`: a virtual ROM outside
-//! the client's process, for another program (or another racklet-flash) to
-//! talk to. Each takes typed options and reports what happens through a
-//! callback; the CLI only prints.
+//! The servers behind `racklet-flash sim <board>`: each serves one vendor's
+//! virtual ROM outside the process (a pty for serial ROMs, TCP for
+//! fastboot), takes typed options and reports what happens to its caller;
+//! the CLI only prints.
 
+pub mod canaan;
 pub mod starfive;
