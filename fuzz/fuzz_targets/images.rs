@@ -9,6 +9,8 @@
 //! - The builders round-trip: whatever payload the input is, the image built
 //!   from it parses and verifies, and gives the payload back (StarFive,
 //!   Sophgo, Canaan, K1).
+//! - Sophgo `describe` (what `info` prints) describes exactly the files that
+//!   start like a fip.bin, and calls one intact exactly when it validates.
 //! - A header that verifies describes a payload inside the file, and
 //!   rebuilding the image from that payload gives the same header fields.
 //! - `racklet_canaan::describe` (what `info` prints) describes exactly the
@@ -116,16 +118,27 @@ fn sophgo(b: &[u8]) {
             Ok(v) => {
                 assert_eq!(v, info);
                 assert!(all_ok, "validate passed but a check failed: {checks:?}");
-                let end = info.bl2_offset() + info.bl2_size as usize;
-                assert!(end <= b.len());
-                assert_eq!(fip::image_cksum(&b[info.bl2_offset()..end]), info.bl2_cksum);
+                let bl2 = info.bl2(b).expect("a valid fip.bin holds its BL2");
+                assert_eq!(bl2.len(), info.bl2_size as usize);
+                assert_eq!(fip::image_cksum(bl2), info.bl2_cksum);
             }
             Err(e) => {
                 assert!(!all_ok || info.bl2_size == 0, "every check passed but validate said {e}");
             }
         }
         let _ = info.secure();
+        assert_eq!(info.bl2(b).is_some(), info.bl2_cksum_computed.is_some());
     }
+    // `info`: a fip.bin is described (whole or not), anything else is not.
+    match racklet_sophgo::describe(b) {
+        Some(d) => {
+            assert!(fip::is_fip(b));
+            assert_eq!(d.protocol, Some("sophgo"));
+            assert_eq!(d.intact(), fip::validate(b).is_ok());
+        }
+        None => assert!(!fip::is_fip(b)),
+    }
+    let _ = racklet_sophgo::near_miss(b);
     // Round trip: the input as BL2.
     let max = 0x20000;
     match fip::build(b, max) {

@@ -13,15 +13,22 @@
 //!   asked for (16 for READ CHIP INFO, 5 for READ FLASH ID);
 //! - a stage download that succeeds sent exactly the framed bytes
 //!   (racklet_rockchip::frame) as control transfers of at most 4096 bytes
-//!   with wIndex 0x471/0x472, `transfers` of them.
+//!   with wIndex 0x471/0x472, `transfers` of them;
+//! - `describe` of the whole input (the `info` decoder for RKBOOT loaders)
+//!   never panics, and says "rockchip" when it recognises a loader.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 use racklet_fuzz::{Bytes, FakeUsb, usb_info};
 use racklet_link::NoProgress;
-use racklet_rockchip::{FrameOptions, RockchipError, Rockusb, Timeouts, download_stage, frame};
+use racklet_rockchip::{FrameOptions, RockchipError, Rockusb, Timeouts, describe, download_stage, frame, near_miss};
 
 fuzz_target!(|data: &[u8]| {
+    if let Some(d) = describe(data) {
+        assert_eq!(d.protocol, Some("rockchip"));
+        assert!(!d.kind.is_empty());
+    }
+    let _ = near_miss(data);
     let mut b = Bytes::new(data);
     let info = match b.u8() % 4 {
         0 => usb_info((0xff, 0x06, 0x05), true),

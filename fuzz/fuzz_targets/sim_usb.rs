@@ -18,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 
 use racklet_fuzz::Bytes;
 use racklet_link::ControlSetup;
+use racklet_sim::rom::Faults;
 use racklet_sim::usb::UsbDevice;
 use racklet_sim::{canaan, fastboot, rockchip};
 

@@ -101,23 +101,11 @@ pub fn parse_load(s: &str) -> Result<(u64, PathBuf), String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimSpeed {
     /// USB 2.0 high speed (480 Mb/s).
     High,
     /// USB 2.0 full speed (12 Mb/s).
     Full,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Core {
-    Riscv,
-    Arm,
 }
 
 /// Connection options shared by commands that open a device.
@@ -165,9 +153,6 @@ pub struct MaskromArgs {
     pub board: String,
     /// The payload: ELF, raw binary, or the board's own format (RKBOOT loader, headed image, fip.bin).
     pub bin: Option<PathBuf>,
-    /// DRAM-init blob sent before the payload (Rockchip 0x471 stage).
-    #[arg(long, value_name = "BLOB")]
-    pub dram: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// After the payload starts, stream the board's console from this tty
@@ -184,28 +169,14 @@ pub struct MaskromArgs {
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration, help_heading = "Console")]
     pub expect_timeout: Duration,
 
-    /// Rockchip: apply RC4 to raw stages (default: the chip table's choice).
-    #[arg(long, value_enum, help_heading = "Rockchip")]
-    pub rc4: Option<OnOff>,
-    /// Rockchip: send a zero CRC (only chips that accept it).
-    #[arg(long, help_heading = "Rockchip")]
-    pub zero_crc: bool,
-    /// Rockchip: take the DDR blob and usbplug from an rkbin checkout.
-    #[arg(long, value_name = "DIR", help_heading = "Rockchip")]
-    pub rkbin: Option<PathBuf>,
+    #[command(flatten)]
+    pub rockchip: crate::args::rockchip::RockchipArgs,
 
     #[command(flatten)]
     pub starfive: crate::args::starfive::StarfiveArgs,
 
-    /// Sophgo: the ROM's USB id when efuses changed it (vid:pid).
-    #[arg(long, value_name = "VID:PID", help_heading = "Sophgo")]
-    pub usb_id: Option<String>,
-    /// Sophgo: serve one load_image session for an already running BL2.
-    #[arg(long = "main", help_heading = "Sophgo")]
-    pub main_session: bool,
-    /// Sophgo SG2000/SG2002: the core the board is strapped to boot.
-    #[arg(long, value_enum, help_heading = "Sophgo")]
-    pub core: Option<Core>,
+    #[command(flatten)]
+    pub sophgo: crate::args::sophgo::SophgoArgs,
 
     #[command(flatten)]
     pub canaan: crate::args::canaan::CanaanArgs,

@@ -48,6 +48,17 @@ pub fn classify<E: Classify + std::error::Error + Send + Sync + 'static>(e: E) -
     anyhow::Error::new(Classified { class: e.class(), hint: e.hint(), inner: Inner::Error(Box::new(e)) })
 }
 
+/// `e` with `more` added to its hint (the CLI knows things a library does
+/// not, such as how to put the board in its boot ROM mode).
+pub fn add_hint(e: anyhow::Error, more: &str) -> anyhow::Error {
+    let class = class_of(&e);
+    let hint = match hint_of(&e) {
+        Some(h) => format!("{h}. {more}"),
+        None => more.to_string(),
+    };
+    anyhow::Error::new(Classified { class, hint: Some(hint), inner: Inner::Error(e.into()) })
+}
+
 /// The fix for an error chain: the first hint in it.
 pub fn hint_of(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(|cause| {

@@ -88,7 +88,7 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::{fastboot, rockchip};
+    use racklet_sim::fastboot;
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
@@ -96,14 +96,6 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
     match name {
         // Every SoC of the sim's registry: its own model, fault names and verdict.
         soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
-        // Rockchip maskrom (and its usbplug stage), by SoC: rk3568, rk3588, ...
-        soc if soc.starts_with("rk") || soc.starts_with("rv") => {
-            let chip = rockchip::chip_model(soc).ok_or_else(|| format!("no Rockchip model for '{soc}'"))?;
-            let f = rockchip::RockchipFault::parse(fault.unwrap_or("none"))?;
-            let d = Arc::new(Mutex::new(rockchip::RockchipRom::new(chip, "gadget", f)));
-            let v = d.clone();
-            Ok((d, Box::new(move || lock(&v).verdict())))
-        }
         // SpacemiT K1 and T-Head TH1520 fastboot ROMs: done once the ROM
         // started its image (what racklet-flash's --simulate session checks).
         "k1" | "th1520" => {
@@ -134,7 +126,12 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             Ok((d, verdict))
         }
         other => Err(format!(
-            "unknown USB model '{other}' (known: loop, rk3568 and the other Rockchip SoCs, k230, k230d, k1, th1520)"
+            "unknown USB model '{other}' (known: loop, k1, th1520, and the SoCs of the sim registry: {})",
+            racklet_sim::models::MODELS
+                .iter()
+                .flat_map(|m| m.socs.iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -145,7 +142,7 @@ fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdi
     use racklet_sim::models::{Scenario, attach};
     use racklet_sim::rom::Verdict as RomVerdict;
     let usb = SimUsbBus::new();
-    let scenario = Scenario { port_path: "gadget".into(), fault: fault.map(str::to_string) };
+    let scenario = Scenario { fault: fault.map(str::to_string), ..Scenario::at("gadget") };
     let mut rom = attach(soc, &scenario, &usb, &SimSerialBus::new()).map_err(|e| match e.hint() {
         Some(h) => format!("{e} ({h})"),
         None => e.to_string(),
@@ -213,23 +210,22 @@ fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
 /// The serial models this program can serve over ACM, by name: the
 /// bus they publish their pty on, and their verdict.
 fn serial_model(name: &str, fault: Option<&str>) -> Result<(SimSerialBus, Verdict), String> {
-    use racklet_sim::sophgo;
     let bus = SimSerialBus::new();
     match name {
-        // Sophgo CV18xx/SG200x USB ROMs (CDC-ACM), RISC-V core. BL2 base and
-        // SRAM window from the board table (0x0C000000 + 0x37000 for SG2000/SG2002,
-        // 0x3BC00000 + 0x19000 for CV1800B).
+        // Sophgo CV18xx/SG200x USB ROMs (CDC-ACM), RISC-V core, from the
+        // sim's own chip table (racklet_sim::models).
         "sg2000" | "sg2002" | "cv1800b" => {
-            let (base, max) = if name == "cv1800b" { (0x3BC0_0000, 0x19000) } else { (0x0C00_0000, 0x37000) };
-            let mut cfg = sophgo::SophgoRomConfig::new("gadget", base, max);
-            cfg.fault = match fault {
-                Some(n) => Some(sophgo::SophgoFault::from_name(n).ok_or_else(|| {
-                    format!("unknown sophgo fault '{n}'; known: {}", sophgo::SophgoFault::list())
-                })?),
-                None => None,
-            };
-            let mut rom = sophgo::SophgoRom::spawn(bus.clone(), cfg, None).map_err(|e| e.to_string())?;
-            Ok((bus, Box::new(move || rom.verdict())))
+            let mut sc = racklet_sim::models::Scenario::at("gadget");
+            sc.fault = fault.map(str::to_string);
+            let mut rom = racklet_sim::models::attach(name, &sc, &racklet_sim::usb::SimUsbBus::new(), &bus)
+                .map_err(|e| e.to_string())?;
+            Ok((
+                bus,
+                Box::new(move || match rom.verdict() {
+                    racklet_sim::rom::Verdict::Started { summary } => Ok(summary),
+                    racklet_sim::rom::Verdict::NotStarted { why } => Err(why),
+                }),
+            ))
         }
         "echo" => {
             if let Some(f) = fault {

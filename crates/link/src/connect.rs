@@ -240,7 +240,11 @@ impl<'a> Connector<'a> {
                 Ok(if !listed.is_empty() {
                     listed
                 } else if path.exists() {
-                    vec![SerialInfo { path: path.display().to_string(), ..Default::default() }]
+                    // The node it names now: following compares against it.
+                    vec![SerialInfo {
+                        path: canonical_tty(&path).display().to_string(),
+                        ..Default::default()
+                    }]
                 } else {
                     Vec::new()
                 })

@@ -1,7 +1,7 @@
 //! The one selector syntax for every transport: `--port SEL`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How the user chose a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +9,9 @@ pub enum Selector {
     /// A physical USB location as Linux sysfs writes it: `1-3.2`
     /// (an interface suffix such as `:1.0` is accepted and ignored).
     UsbPath(String),
-    /// A tty path; symlinks (`/dev/serial/by-path/...`) are canonicalised.
+    /// A tty path as the user wrote it. Symlinks (`/dev/serial/by-path/...`)
+    /// are resolved when matching, not here: a name that points at a new
+    /// node after a re-enumeration is followed by that name.
     Tty(PathBuf),
     /// `vid:pid` with an optional `:serial`.
     UsbId { vid: u16, pid: u16, serial: Option<String> },
@@ -36,10 +38,10 @@ impl Selector {
             return Err(err("it is empty"));
         }
         if let Some(rest) = s.strip_prefix("tty:") {
-            return Ok(Selector::Tty(canonical_tty(rest)));
+            return Ok(Selector::Tty(PathBuf::from(rest)));
         }
         if s.starts_with('/') || s.starts_with('.') || s.to_ascii_uppercase().starts_with("COM") {
-            return Ok(Selector::Tty(canonical_tty(s)));
+            return Ok(Selector::Tty(PathBuf::from(s)));
         }
         let s = s.strip_prefix("usb:").unwrap_or(s);
         if let Some(path) = parse_usb_path(s) {
@@ -77,7 +79,7 @@ impl Selector {
     /// USB port path of its adapter, or by the adapter's ids).
     pub fn matches_serial(&self, info: &crate::SerialInfo) -> bool {
         match self {
-            Selector::Tty(p) => canonical_tty(&info.path) == *p,
+            Selector::Tty(p) => canonical_tty(&info.path) == canonical_tty(p),
             Selector::UsbPath(p) => info.port_path.as_deref() == Some(p.as_str()),
             Selector::UsbId { vid, pid, serial } => {
                 info.vid == Some(*vid)
@@ -116,8 +118,9 @@ fn parse_usb_path(s: &str) -> Option<String> {
 }
 
 /// Resolves symlinks of a tty path; leaves it alone when it does not exist.
-pub fn canonical_tty(path: &str) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path))
+pub fn canonical_tty(path: impl AsRef<Path>) -> PathBuf {
+    let path = path.as_ref();
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]
@@ -152,15 +155,24 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_are_canonicalised() {
+    fn symlinks_are_resolved_when_matching() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("ttyFAKE0");
         std::fs::write(&target, b"").unwrap();
         let link = dir.path().join("by-path-link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let sel = Selector::parse(link.to_str().unwrap()).unwrap();
-        assert_eq!(sel, Selector::Tty(std::fs::canonicalize(&target).unwrap()));
+        assert_eq!(sel, Selector::Tty(link.clone()), "the name the user gave is kept");
         let info = crate::SerialInfo { path: target.to_str().unwrap().into(), ..Default::default() };
+        assert!(sel.matches_serial(&info));
+        // The link now points elsewhere (the device re-enumerated): the
+        // selector follows the name.
+        let other = dir.path().join("ttyFAKE1");
+        std::fs::write(&other, b"").unwrap();
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+        assert!(!sel.matches_serial(&info));
+        let info = crate::SerialInfo { path: other.to_str().unwrap().into(), ..Default::default() };
         assert!(sel.matches_serial(&info));
     }
 }

@@ -729,13 +729,13 @@ mod tests {
         use racklet_link::UsbBus;
         for soc in ["k230", "k230d"] {
             let usb = SimUsbBus::new();
-            let scenario = Scenario { port_path: "1-2".into(), fault: Some("no-jump".into()) };
+            let scenario = Scenario { fault: Some("no-jump".into()), ..Scenario::at("1-2") };
             let mut rom = crate::models::attach(soc, &scenario, &usb, &SimSerialBus::new()).unwrap();
             let d = usb.devices().unwrap();
             assert_eq!((d.len(), d[0].vid, d[0].pid, d[0].port_path.as_str()), (1, 0x29f1, 0x0230, "1-2"));
             assert!(!rom.verdict().started(), "nothing was sent");
         }
-        let bad = Scenario { port_path: "1-1".into(), fault: Some("nonsense".into()) };
+        let bad = Scenario { fault: Some("nonsense".into()), ..Scenario::at("1-1") };
         let e = crate::models::attach("k230", &bad, &SimUsbBus::new(), &SimSerialBus::new()).err().unwrap();
         assert!(matches!(e, SimError::UnknownFault(_)), "{e}");
     }

@@ -26,6 +26,20 @@ fn crc16_msb(data: &[u8], init: u16) -> u16 {
     crc
 }
 
+/// Rockchip's CRC-32 of RKBOOT files: polynomial 0x04C10DB7 (not IEEE's
+/// 0x04C11DB7), init 0, MSB first, no reflection, no final xor
+/// (rockchip.md §2.2; rkbin's boot_merger `CRC_32`).
+pub fn crc32_rockchip(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_0DB7 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
 /// CRC-32 exactly as spl_tool's loop computes it: MSB first with the
 /// polynomial 0x04C11DB7 and init 0xFFFFFFFF, each input byte bit-reversed,
 /// the result bit-reversed and inverted (starfive.md §2.1) — which is
@@ -51,6 +65,8 @@ mod tests {
         assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
         assert_eq!(crc16_ccitt_false(b"123456789"), 0x29B1);
         assert_eq!(crc32_iso_hdlc(b"123456789"), 0xCBF4_3926);
+        // The sheet's check value (rockchip.md §2.2).
+        assert_eq!(crc32_rockchip(b"123456789"), 0x889A_9615);
         assert_eq!(crc16_xmodem(&[0u8; 128]), 0);
         assert_eq!(crc16_ccitt_false(b""), 0xffff);
     }

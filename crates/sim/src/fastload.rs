@@ -47,9 +47,10 @@ const GO_OK: u8 = 0x88;
 const ABORT: u8 = 0x08;
 const ERROR: u8 = 0x8F;
 
-/// CRC-32/ISO-HDLC (§1).
+/// CRC-32/ISO-HDLC (§1), the sim's own bit-by-bit reference (the host
+/// crate uses the `crc` crate: the two are written apart).
 pub fn crc32(data: &[u8]) -> u32 {
-    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(data)
+    crate::crc::crc32_iso_hdlc(data)
 }
 
 /// Builds one frame (§1).

@@ -33,6 +33,7 @@ pub mod serial;
 pub mod serve;
 pub mod sophgo;
 pub mod starfive;
+pub mod storage;
 pub mod usb;
 
 /// The warning a server should print when it listens on `addr`: anything

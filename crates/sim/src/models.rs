@@ -14,6 +14,19 @@ pub struct Scenario {
     pub port_path: String,
     /// A fault to inject (`--fault NAME`), by the ROM's own names.
     pub fault: Option<String>,
+    /// The core the board is strapped to boot (Sophgo SG2000/SG2002: `riscv`
+    /// or `arm`). A switch or pin on the board decides it, not anything on
+    /// the wire, so the virtual board must be told.
+    pub core: Option<String>,
+    /// The ROM's USB id when the board's efuses changed it (Sophgo: efuse
+    /// `usb_vid`, sophgo.md §1.1). The fuses are in the chip, so the virtual
+    /// board must be told.
+    pub usb_id: Option<racklet_link::UsbId>,
+    /// The board already runs a program of its own that asks the host for
+    /// this many bytes (Sophgo `--main`: a BL2 calling the ROM API
+    /// `load_image(buf, 0, size)`, sophgo.md §2.6). What a running program
+    /// asks for is that program's choice, not the ROM's.
+    pub running_load: Option<u32>,
 }
 
 impl Scenario {
@@ -31,13 +44,23 @@ pub enum SimError {
     #[error(transparent)]
     UnknownFault(#[from] UnknownFault),
     #[error("starting the virtual {what}: {source}")]
-    Start { what: &'static str, source: racklet_link::LinkError },
+    Start {
+        what: &'static str,
+        #[source]
+        source: racklet_link::LinkError,
+    },
+    /// The scenario asks for a board this SoC cannot be (an Arm boot on a
+    /// chip without an Arm core).
+    #[error("a virtual {soc} cannot {why}")]
+    Impossible { soc: String, why: String },
 }
 
 impl racklet_link::Classify for SimError {
     fn class(&self) -> racklet_link::FailureClass {
         match self {
-            SimError::UnknownSoc { .. } | SimError::UnknownFault(_) => racklet_link::FailureClass::BadInput,
+            SimError::UnknownSoc { .. } | SimError::UnknownFault(_) | SimError::Impossible { .. } => {
+                racklet_link::FailureClass::BadInput
+            }
             SimError::Start { source, .. } => source.class(),
         }
     }
@@ -67,6 +90,8 @@ pub struct Model {
 #[rustfmt::skip]
 pub static MODELS: &[&Model] = &[
     &crate::canaan::MODEL,
+    &crate::rockchip::MODEL,
+    &crate::sophgo::MODEL,
     &crate::starfive::MODEL,
 ];
 

@@ -11,11 +11,16 @@
 //! trap of §5), answering rockusb CBW/CSW on bulk endpoints 0x01/0x81.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use racklet_link::usb::{EndpointKind, InterfaceInfo};
 use racklet_link::{ControlSetup, EndpointInfo, UsbInfo};
 
-use crate::usb::{DeviceError, UsbDevice};
+use crate::crc::crc16_ccitt_false;
+use crate::models::{Model, Scenario, SimError};
+use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
+use crate::serial::SimSerialBus;
+use crate::usb::{DeviceError, SimUsbBus, UsbDevice};
 
 /// Rockchip's USB vendor id.
 pub const VID: u16 = 0x2207;
@@ -25,7 +30,9 @@ const MAX_TRANSFER: usize = 4096;
 /// Bus scans the device stays away after starting the usbplug.
 const DETACH_TICKS: u32 = 3;
 
-/// What the model knows about one chip (fact sheet §4).
+/// What the model knows about one chip (fact sheet §4; SRAM sizes from
+/// U-Boot's `arch/arm/mach-rockchip/rkcommon.c`; zero-CRC behaviour from
+/// §1.3 and §8.6). Nothing here comes from the client's chip table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChipModel {
     pub soc: &'static str,
@@ -42,7 +49,7 @@ pub struct ChipModel {
     pub zero_crc: bool,
 }
 
-const MODELS: &[ChipModel] = &[
+const CHIPS: &[ChipModel] = &[
     ChipModel {
         soc: "rk3568",
         pid: 0x350a,
@@ -150,7 +157,45 @@ const MODELS: &[ChipModel] = &[
 
 /// The model of a SoC, by the board table's name.
 pub fn chip_model(soc: &str) -> Option<ChipModel> {
-    MODELS.iter().find(|m| m.soc.eq_ignore_ascii_case(soc)).copied()
+    CHIPS.iter().find(|m| m.soc.eq_ignore_ascii_case(soc)).copied()
+}
+
+/// The SoC names of [`CHIPS`], for the registry.
+const SOCS: [&str; CHIPS.len()] = {
+    let mut names = [""; CHIPS.len()];
+    let mut i = 0;
+    while i < CHIPS.len() {
+        names[i] = CHIPS[i].soc;
+        i += 1;
+    }
+    names
+};
+
+/// The registry entry: every chip above, on USB.
+pub static MODEL: Model = Model { socs: &SOCS, faults: fault_list, attach };
+
+fn fault_list() -> Vec<(&'static str, &'static str)> {
+    RockchipFault::ALL.iter().map(|(name, _, what)| (*name, *what)).collect()
+}
+
+/// The ROM as the registry hands it out: the bus holds the device, this
+/// handle gives its verdict.
+struct Attached(Arc<Mutex<RockchipRom>>);
+
+impl VirtualRom for Attached {
+    fn verdict(&mut self) -> Verdict {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).verdict()
+    }
+}
+
+fn attach(
+    soc: &str,
+    scenario: &Scenario,
+    usb: &SimUsbBus,
+    _serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let rom = RockchipRom::for_soc(soc, scenario)?;
+    Ok(Box::new(Attached(usb.attach(rom))))
 }
 
 /// Ways to make the virtual ROM misbehave (`--fault NAME`).
@@ -177,41 +222,38 @@ pub enum RockchipFault {
     Unplug,
 }
 
-impl RockchipFault {
-    /// Every fault, by name.
-    pub const ALL: &[(&'static str, RockchipFault)] = &[
-        ("none", RockchipFault::None),
-        ("corrupt", RockchipFault::Corrupt),
-        ("reject-usbplug", RockchipFault::RejectUsbplug),
-        ("hang", RockchipFault::Hang),
-        ("no-return", RockchipFault::NoReturn),
-        ("dead-usbplug", RockchipFault::DeadUsbplug),
-        ("bad-csw", RockchipFault::BadCsw),
-        ("already-loader", RockchipFault::AlreadyLoader),
-        ("unplug", RockchipFault::Unplug),
+impl Faults for RockchipFault {
+    const ALL: &'static [(&'static str, RockchipFault, &'static str)] = &[
+        ("none", RockchipFault::None, "no fault"),
+        (
+            "corrupt",
+            RockchipFault::Corrupt,
+            "a bit of the first transfer flips: the CRC check fails, the ROM stalls",
+        ),
+        ("reject-usbplug", RockchipFault::RejectUsbplug, "the ROM stalls every 0x472 transfer"),
+        ("hang", RockchipFault::Hang, "the DDR blob never returns: no more answers"),
+        ("no-return", RockchipFault::NoReturn, "after 0x472 the board never comes back on the bus"),
+        ("dead-usbplug", RockchipFault::DeadUsbplug, "the usbplug enumerates but never answers rockusb"),
+        ("bad-csw", RockchipFault::BadCsw, "the usbplug answers with a CSW whose tag does not match"),
+        (
+            "already-loader",
+            RockchipFault::AlreadyLoader,
+            "the board already runs a usbplug (looks like maskrom)",
+        ),
+        (
+            "unplug",
+            RockchipFault::Unplug,
+            "the cable is pulled during the second transfer of the first stage",
+        ),
     ];
-
-    /// Parses a fault name.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f).ok_or_else(|| {
-            format!(
-                "unknown rockchip fault '{name}'; known: {}",
-                Self::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-            )
-        })
-    }
 }
 
-/// CRC-16/CCITT-FALSE, bit by bit, as the ROM computes it.
-pub fn crc16_ccitt_false(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0xffff;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
+impl std::str::FromStr for RockchipFault {
+    type Err = UnknownFault;
+
+    fn from_str(name: &str) -> Result<Self, UnknownFault> {
+        parse_fault(name, "Rockchip maskrom")
     }
-    crc
 }
 
 /// Removes (or applies) RC4 with the ROM's key, one stream from byte 0.
@@ -291,6 +333,16 @@ impl RockchipRom {
         }
     }
 
+    /// A board of `soc` as the scenario asks (port path, fault).
+    pub fn for_soc(soc: &str, scenario: &Scenario) -> Result<Self, SimError> {
+        let chip = chip_model(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
+        let fault = match &scenario.fault {
+            Some(f) => f.parse()?,
+            None => RockchipFault::None,
+        };
+        Ok(RockchipRom::new(chip, &scenario.port_path, fault))
+    }
+
     /// True once the usbplug runs and answers rockusb.
     pub fn usbplug_running(&self) -> bool {
         self.state == State::Usbplug
@@ -302,9 +354,13 @@ impl RockchipRom {
         DeviceError::Stall
     }
 
-    /// What the ROM saw: `Ok` once a DRAM-init stage ran (and, if one was
-    /// sent, the usbplug started) without any refusal.
-    pub fn verdict(&self) -> Result<String, String> {
+    /// What the ROM saw: started once a DRAM-init stage ran (and, if one
+    /// was sent, the usbplug started) without any refusal.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::from_result(self.outcome())
+    }
+
+    fn outcome(&self) -> Result<String, String> {
         let ddr: Vec<&Received> = self.received.iter().filter(|r| r.index == 0x471).collect();
         let plug: Vec<&Received> = self.received.iter().filter(|r| r.index == 0x472).collect();
         let desc = |v: &[&Received]| {
@@ -620,7 +676,7 @@ mod tests {
         rom.control_out(out(0x471), &[0x6e, 0x27, 0x61, 0xaf]).unwrap();
         assert_eq!(rom.received[0].body, vec![0, 1]);
         assert_eq!(rom.control_out(out(0x471), &[0, 0xe1, 0xf0]), Err(DeviceError::NoAnswer));
-        assert!(rom.verdict().is_err());
+        assert!(!rom.verdict().started());
     }
 
     #[test]
@@ -630,6 +686,28 @@ mod tests {
         assert_eq!(rom.control_out(out(0x471), &[1]), Err(DeviceError::Stall));
         // 472 before any accepted 471.
         assert_eq!(rom.control_out(out(0x472), &[0, 0xe1, 0xf0]), Err(DeviceError::Stall));
+    }
+
+    #[test]
+    fn the_registry_attaches_every_chip_with_its_faults() {
+        for soc in SOCS {
+            let bus = SimUsbBus::new();
+            let mut rom =
+                crate::models::attach(soc, &Scenario::at("2-3"), &bus, &SimSerialBus::new()).unwrap();
+            let d = racklet_link::UsbBus::devices(&bus).unwrap();
+            assert_eq!((d.len(), d[0].vid, d[0].port_path.as_str()), (1, VID, "2-3"), "{soc}");
+            assert_eq!(d[0].pid, chip_model(soc).unwrap().pid);
+            // Nothing sent: not started.
+            assert!(!rom.verdict().started());
+        }
+        let bad = Scenario { fault: Some("gremlins".into()), ..Scenario::at("1-1") };
+        let e = crate::models::attach("rk3568", &bad, &SimUsbBus::new(), &SimSerialBus::new()).err().unwrap();
+        assert!(e.to_string().contains("unknown fault 'gremlins'"), "{e}");
+        assert!(matches!(
+            crate::models::attach("rk9999", &Scenario::at("1-1"), &SimUsbBus::new(), &SimSerialBus::new()),
+            Err(SimError::UnknownSoc { .. })
+        ));
+        assert_eq!("bad-csw".parse::<RockchipFault>().unwrap(), RockchipFault::BadCsw);
     }
 
     #[test]
@@ -661,6 +739,7 @@ mod tests {
         let csw = plug.bulk_in(0x81, 512, T).unwrap();
         assert_eq!(csw, [b'U', b'S', b'B', b'S', 1, 2, 3, 4, 0, 0, 0, 0, 0]);
         let rom = rom.lock().unwrap();
-        assert!(rom.verdict().unwrap().contains("usbplug started"), "{:?}", rom.verdict());
+        let v = rom.verdict();
+        assert!(v.started() && v.text().contains("usbplug started"), "{v:?}");
     }
 }

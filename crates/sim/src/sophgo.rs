@@ -3,9 +3,14 @@
 //!
 //! Written from `shared/protocols/sophgo.md` (the FSBL's copy of the ROM's
 //! `usb_tty.c`, the ROM strings and the reference-tool transcripts), not
-//! from racklet-sophgo: its own CRC, its own packet parser.
+//! from racklet-sophgo: its own chip table ([`SOCS`]), its own CRC (the
+//! reference in [`crate::crc`]), its own packet parser.
 //!
 //! What it models:
+//! - each SoC's ROM as the sheet's §3.2 table gives it: where BL2 is loaded
+//!   for the core the board is strapped to, the largest BL2, the entry at
+//!   BL2_BASE + 0x20; the descriptors of §1.1 (3346:1000 "CVITEK" "USB Com
+//!   Port", serial "123456789ABC"), and a VID changed by efuse;
 //! - each `load_image(buf, offset, size)` call is one USB session: the ROM
 //!   publishes a new pty (same USB port path, ids 3346:1000), serves it, and
 //!   withdraws it at the end (re-enumeration);
@@ -33,14 +38,93 @@ use std::time::{Duration, Instant};
 use racklet_link::{LinkError, SerialInfo};
 use serialport::{SerialPort, TTYPort};
 
+use crate::crc::crc16_xmodem;
+use crate::models::{Model, Scenario, SimError};
+use crate::rom::{Faults, Verdict, VirtualRom};
 use crate::serial::{PtyPair, SimSerialBus};
+use crate::usb::SimUsbBus;
 
-/// idVendor of the ROM ("CVITEK").
+/// idVendor of the ROM ("CVITEK"), sheet §1.1.
 pub const VID: u16 = 0x3346;
-/// idProduct of the ROM ("USB Com Port").
+/// idProduct of the ROM ("USB Com Port"), sheet §1.1.
 pub const PID: u16 = 0x1000;
-/// The ROM's default window (USB_ID != 0): 1000 ms, twice (open, then magic).
+/// The ROM's window when USB_ID != 0: 1000 ms, twice (open, then magic), sheet §1.3.
 pub const DEFAULT_WINDOW: Duration = Duration::from_millis(1000);
+/// The ROM's window when USB_ID == 0 (the board asks for a download) and
+/// the efuse `usb_polling_time` bit is clear: 10000 ms, sheet §1.3.
+pub const DOWNLOAD_WINDOW: Duration = Duration::from_millis(10_000);
+/// The ROM branches to BL2_BASE + 0x20 (sheet §3.2: seen in the CA53 ROM,
+/// inferred for the RISC-V ROMs).
+pub const BL2_ENTRY_OFFSET: u64 = 0x20;
+
+/// The core a CV18xx/SG200x boots on (a strap on the board, sheet §1.4),
+/// and so the ROM that runs and the core that runs BL2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Core {
+    /// The C906 (CV1800B) or C906B (SG200x) RISC-V core.
+    Riscv,
+    /// The Cortex-A53 of the SG200x, strapped to Arm.
+    Arm,
+}
+
+impl std::str::FromStr for Core {
+    type Err = String;
+
+    /// `riscv` or `arm`, as the board's strap is named.
+    fn from_str(s: &str) -> Result<Core, String> {
+        match s {
+            "riscv" => Ok(Core::Riscv),
+            "arm" => Ok(Core::Arm),
+            _ => Err(format!("'{s}' is not a boot core of these chips (riscv, arm)")),
+        }
+    }
+}
+
+/// One SoC's mask ROM as the device knows itself (sheet §3.2, from sophgo/fsbl
+/// `plat/cv18{0,1}x/include/{mmap.h,platform_def.h}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Soc {
+    /// The name the board table uses.
+    pub name: &'static str,
+    /// BL2_BASE of the RISC-V ROM.
+    pub riscv_bl2: u64,
+    /// BL2_BASE of the Arm ROM, when the chip has an Arm boot core.
+    pub arm_bl2: Option<u64>,
+    /// The largest BL2 the ROM loads (its SRAM).
+    pub max_bl2: u32,
+}
+
+/// Every SoC the virtual ROM models (sheet §3.2 table).
+pub static SOCS: [Soc; 3] = [
+    // CV1800B: C906 only; BL2 in the VC SRAM alias 0x3BC00000, 0x19000 (100 KiB).
+    Soc { name: "cv1800b", riscv_bl2: 0x3BC0_0000, arm_bl2: None, max_bl2: 0x19000 },
+    // SG2000 / SG2002 (cv181x): TPU SRAM 0x0C000000, mirrored at 0x40100000 for the A53; 0x37000.
+    Soc { name: "sg2000", riscv_bl2: 0x0C00_0000, arm_bl2: Some(0x4010_0000), max_bl2: 0x37000 },
+    Soc { name: "sg2002", riscv_bl2: 0x0C00_0000, arm_bl2: Some(0x4010_0000), max_bl2: 0x37000 },
+];
+
+/// The model of `soc` (as the board table names it, any case).
+pub fn soc(name: &str) -> Option<&'static Soc> {
+    SOCS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
+
+impl Soc {
+    /// Where this SoC's ROM for `core` loads BL2; `None` when it has no such core.
+    pub fn bl2_base(&self, core: Core) -> Option<u64> {
+        match core {
+            Core::Riscv => Some(self.riscv_bl2),
+            Core::Arm => self.arm_bl2,
+        }
+    }
+}
+
+/// A board strapped to a core its SoC does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {soc} has no {core:?} boot core")]
+pub struct NoSuchCore {
+    pub soc: &'static str,
+    pub core: Core,
+}
 
 const MAGIC_CRC: u16 = 0xC283;
 const BOOT_SOURCE_FLAG: u64 = 0x0E00_0004;
@@ -52,20 +136,8 @@ const REENUMERATE: Duration = Duration::from_millis(30);
 /// How long the port stays after the BREAK ACK is queued, so it can be read.
 const LINGER: Duration = Duration::from_millis(50);
 
-/// CRC-16/XMODEM, bit by bit, from its definition (poly 0x1021, init 0).
-pub fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
-}
-
 fn cksum(data: &[u8]) -> u32 {
-    0xCAFE_0000 | crc16(data) as u32
+    0xCAFE_0000 | crc16_xmodem(data) as u32
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
@@ -91,9 +163,8 @@ pub enum SophgoFault {
     WindowMissed,
 }
 
-impl SophgoFault {
-    /// Every fault: name and what it does.
-    pub const ALL: [(&'static str, SophgoFault, &'static str); 7] = [
+impl Faults for SophgoFault {
+    const ALL: &'static [(&'static str, SophgoFault, &'static str)] = &[
         ("bad-ack-crc", SophgoFault::BadAckCrc, "one ACK carries a wrong CRC (the host must resend)"),
         ("bad-ack-crc-always", SophgoFault::BadAckCrcAlways, "every ACK carries a wrong CRC"),
         ("wrong-offset", SophgoFault::WrongOffset, "the BL2 session asks for bytes past the end of fip.bin"),
@@ -102,20 +173,13 @@ impl SophgoFault {
         ("reject-bl2", SophgoFault::RejectBl2, "the ROM's BL2 checksum check fails every time"),
         ("window-missed", SophgoFault::WindowMissed, "the ROM's download window closes before the magic"),
     ];
+}
 
-    /// The fault with this name.
-    pub fn from_name(name: &str) -> Option<SophgoFault> {
-        Self::ALL.iter().find(|f| f.0 == name).map(|f| f.1)
-    }
+impl std::str::FromStr for SophgoFault {
+    type Err = crate::rom::UnknownFault;
 
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|f| f.1 == self).map(|f| f.0).unwrap_or("?")
-    }
-
-    /// "name (what), name (what), ..." for help texts.
-    pub fn list() -> String {
-        Self::ALL.iter().map(|f| format!("{} ({})", f.0, f.2)).collect::<Vec<_>>().join(", ")
+    fn from_str(name: &str) -> Result<SophgoFault, Self::Err> {
+        crate::rom::parse_fault(name, "Sophgo virtual ROM")
     }
 }
 
@@ -124,10 +188,12 @@ impl SophgoFault {
 pub struct SophgoRomConfig {
     /// USB port path the board is plugged into.
     pub port_path: String,
-    /// Where BL2 is loaded (0x0C000000, 0x40100000, 0x3BC00000).
-    pub bl2_base: u64,
-    /// The largest BL2 (SRAM).
-    pub max_bl2: u32,
+    /// The SoC (its own table, [`SOCS`]).
+    pub soc: &'static Soc,
+    /// The core the board is strapped to boot.
+    pub core: Core,
+    /// Where BL2 is loaded: the SoC's BL2_BASE for `core`.
+    bl2_base: u64,
     pub fault: Option<SophgoFault>,
     /// Each of the two first-session windows.
     pub window: Duration,
@@ -143,12 +209,15 @@ pub struct SophgoRomConfig {
 }
 
 impl SophgoRomConfig {
-    /// Defaults for a board at `port_path` loading BL2 at `bl2_base`.
-    pub fn new(port_path: &str, bl2_base: u64, max_bl2: u32) -> Self {
-        SophgoRomConfig {
+    /// The ROM of `soc` strapped to `core`, at `port_path`, with the
+    /// defaults of a board nobody holds in download mode (a 1 s window).
+    pub fn new(soc: &'static Soc, core: Core, port_path: &str) -> Result<Self, NoSuchCore> {
+        let bl2_base = soc.bl2_base(core).ok_or(NoSuchCore { soc: soc.name, core })?;
+        Ok(SophgoRomConfig {
             port_path: port_path.to_string(),
+            soc,
+            core,
             bl2_base,
-            max_bl2,
             fault: None,
             window: DEFAULT_WINDOW,
             retries: 3,
@@ -156,7 +225,12 @@ impl SophgoRomConfig {
             vid: VID,
             pid: PID,
             bl2_load: None,
-        }
+        })
+    }
+
+    /// Where the ROM enters BL2.
+    pub fn bl2_entry(&self) -> u64 {
+        self.bl2_base + BL2_ENTRY_OFFSET
     }
 }
 
@@ -264,8 +338,9 @@ impl SophgoRom {
         self.state()
     }
 
-    /// Ok with a summary when the ROM jumped to BL2, Err with the reason otherwise.
-    pub fn verdict(&mut self) -> Result<String, String> {
+    /// What the ROM concluded: a started BL2 (or a running BL2's load
+    /// received), or why not.
+    fn conclude(&mut self) -> Verdict {
         // The ROM checks BL2 right after BREAK; give it a moment to finish,
         // unless it has gone quiet (waiting for a host that left).
         let end = Instant::now() + Duration::from_secs(2);
@@ -284,21 +359,33 @@ impl SophgoRom {
             .collect::<Vec<_>>()
             .join(", ");
         if let (Some(l), None) = (&s.loaded, &s.error) {
-            return Ok(format!(
-                "load_image received {} bytes (crc16 {:04x}) in session {sessions}",
-                l.len(),
-                crc16(l)
-            ));
+            return Verdict::Started {
+                summary: format!(
+                    "load_image received {} bytes (crc16 {:04x}) in session {sessions}",
+                    l.len(),
+                    crc16_xmodem(l)
+                ),
+            };
         }
         match (s.jumped_to, &s.error) {
-            (Some(at), None) => Ok(format!(
-                "sessions {sessions}; BL2 of {} bytes checked, jumped to 0x{at:x}; log {}",
-                s.bl2.as_ref().map(|b| b.len()).unwrap_or(0),
-                s.log
-            )),
-            (_, Some(e)) => Err(format!("{e} (sessions {sessions}; log {})", s.log)),
-            (None, None) => Err(format!("the ROM never jumped to BL2 (sessions {sessions}; log {})", s.log)),
+            (Some(at), None) => Verdict::Started {
+                summary: format!(
+                    "sessions {sessions}; BL2 of {} bytes checked, jumped to 0x{at:x}; log {}",
+                    s.bl2.as_ref().map(|b| b.len()).unwrap_or(0),
+                    s.log
+                ),
+            },
+            (_, Some(e)) => Verdict::NotStarted { why: format!("{e} (sessions {sessions}; log {})", s.log) },
+            (None, None) => Verdict::NotStarted {
+                why: format!("the ROM never jumped to BL2 (sessions {sessions}; log {})", s.log),
+            },
         }
+    }
+}
+
+impl VirtualRom for SophgoRom {
+    fn verdict(&mut self) -> Verdict {
+        self.conclude()
     }
 }
 
@@ -308,7 +395,7 @@ impl Drop for SophgoRom {
     }
 }
 
-/// The port as the host sees it: the ROM's descriptors.
+/// The port as the host sees it: the ROM's descriptors (sheet §1.1).
 fn port_info(cfg: &SophgoRomConfig, path: &str) -> SerialInfo {
     SerialInfo {
         path: path.to_string(),
@@ -326,7 +413,10 @@ fn port_info(cfg: &SophgoRomConfig, path: &str) -> SerialInfo {
 enum Kind {
     Probe,
     Param1,
-    Bl2,
+    /// BL2, whose checksum the accepted param1 gave (BL2_IMG_CKSUM).
+    Bl2 {
+        cksum: u32,
+    },
     /// A running BL2's load_image call.
     Load,
 }
@@ -435,10 +525,10 @@ impl Rom {
                             tries += 1;
                         }
                         Kind::Param1 => match self.check_param1(&buf) {
-                            Ok((off, size)) => {
+                            Ok((off, size, cksum)) => {
                                 self.log("PS.");
                                 self.st().param1 = Some(buf);
-                                req = (Kind::Bl2, off, size);
+                                req = (Kind::Bl2 { cksum }, off, size);
                                 tries = 0;
                             }
                             Err(e) => {
@@ -453,9 +543,9 @@ impl Rom {
                             self.st().loaded = Some(buf);
                             break;
                         }
-                        Kind::Bl2 => match self.check_bl2(&buf) {
+                        Kind::Bl2 { cksum } => match self.check_bl2(&buf, cksum) {
                             Ok(()) => {
-                                let entry = self.cfg.bl2_base + 0x20;
+                                let entry = self.cfg.bl2_entry();
                                 self.log("BE.J.");
                                 self.say(&format!(
                                     "ROM: BL2 of {} bytes checked, jumping to 0x{entry:x}",
@@ -495,7 +585,9 @@ impl Rom {
         s.tty = None;
     }
 
-    fn check_param1(&self, p: &[u8]) -> Result<(u32, u32), String> {
+    /// The ROM's param1 checks; the BL2 request (offset, size) and the BL2
+    /// checksum param1 announces.
+    fn check_param1(&self, p: &[u8]) -> Result<(u32, u32, u32), String> {
         if p.len() < PARAM1_LEN as usize || &p[..8] != b"CVBL01\n\0" {
             return Err("magic is not CVBL01".into());
         }
@@ -505,16 +597,16 @@ impl Rom {
             return Err(format!("param1 checksum 0x{stored:08x}, computed 0x{computed:08x}"));
         }
         let blcp_size = le32(p, 0xC4);
+        let bl2_cksum = le32(p, 0xD4);
         let bl2_size = le32(p, 0xD8);
-        if bl2_size == 0 || bl2_size > self.cfg.max_bl2 {
+        if bl2_size == 0 || bl2_size > self.cfg.soc.max_bl2 {
             return Err(format!("BL2 size {bl2_size} out of range"));
         }
-        Ok((PARAM1_LEN + blcp_size, bl2_size))
+        Ok((PARAM1_LEN + blcp_size, bl2_size, bl2_cksum))
     }
 
-    fn check_bl2(&self, bl2: &[u8]) -> Result<(), String> {
-        let p = self.st().param1.clone().unwrap_or_default();
-        let stored = le32(&p, 0xD4);
+    /// The ROM's BL2 check against the checksum its param1 announced.
+    fn check_bl2(&self, bl2: &[u8], stored: u32) -> Result<(), String> {
         let computed = cksum(bl2);
         if self.cfg.fault == Some(SophgoFault::RejectBl2) {
             return Err(format!("BL2 checksum check failed (fault reject-bl2; stored 0x{stored:08x})"));
@@ -571,7 +663,7 @@ impl Rom {
     fn serve(&mut self, dev: &mut TTYPort, req: (Kind, u32, u32), path: &str) -> End {
         let _ = dev.set_timeout(Duration::from_millis(20));
         let (kind, mut offset, size) = req;
-        if kind == Kind::Bl2 && self.cfg.fault == Some(SophgoFault::WrongOffset) {
+        if matches!(kind, Kind::Bl2 { .. }) && self.cfg.fault == Some(SophgoFault::WrongOffset) {
             offset = 0x0100_0000;
         }
         // Before the first good magic, the ROM gives the host two windows.
@@ -610,7 +702,7 @@ impl Rom {
                 }
             }
             self.st().last_activity = Some(Instant::now());
-            let crc = crc16(&pkt[..length.min(pkt.len())]);
+            let crc = crc16_xmodem(&pkt[..length.min(pkt.len())]);
             let data = &pkt[8.min(pkt.len())..];
             log.packets += 1;
             let mut done = None;
@@ -619,7 +711,7 @@ impl Rom {
                     if self.cfg.fault == Some(SophgoFault::WindowMissed) {
                         break End::Window;
                     }
-                    if crc16(data) == MAGIC_CRC {
+                    if crc16_xmodem(data) == MAGIC_CRC {
                         self.ack_idx = 0;
                         self.flag_dl = true;
                         self.flag_word = [0; 4];
@@ -648,7 +740,10 @@ impl Rom {
                     buf[a..a + data.len()].copy_from_slice(data);
                     log.data_bytes += data.len() as u64;
                     data_packets += 1;
-                    if kind == Kind::Bl2 && data_packets == 2 && self.cfg.fault == Some(SophgoFault::Vanish) {
+                    if matches!(kind, Kind::Bl2 { .. })
+                        && data_packets == 2
+                        && self.cfg.fault == Some(SophgoFault::Vanish)
+                    {
                         break End::Vanished(
                             "the device left the bus in the middle of the BL2 session (fault vanish)".into(),
                         );
@@ -719,35 +814,107 @@ impl Rom {
     }
 }
 
+/// The Sophgo family in the registry ([`crate::models`]).
+pub static MODEL: Model =
+    Model { socs: &["cv1800b", "sg2000", "sg2002"], faults: fault_list, attach: attach_model };
+
+fn fault_list() -> Vec<(&'static str, &'static str)> {
+    SophgoFault::ALL.iter().map(|f| (f.0, f.2)).collect()
+}
+
+/// A virtual board of `soc` on `serial`, as `--simulate` wants it: someone
+/// holds it in download mode (USB_ID low), so the ROM's window is the long
+/// one (sheet §1.3).
+fn attach_model(
+    soc: &str,
+    scenario: &Scenario,
+    _usb: &SimUsbBus,
+    serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let model = self::soc(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
+    let core = match scenario.core.as_deref() {
+        None => Core::Riscv,
+        Some(c) => c
+            .parse()
+            .map_err(|why| SimError::Impossible { soc: soc.to_string(), why: format!("boot: {why}") })?,
+    };
+    let mut cfg = SophgoRomConfig::new(model, core, &scenario.port_path).map_err(|_| {
+        SimError::Impossible { soc: soc.to_string(), why: format!("boot on its {core:?} core: it has none") }
+    })?;
+    cfg.fault = scenario.fault.as_deref().map(str::parse).transpose()?;
+    cfg.window = DOWNLOAD_WINDOW;
+    if let Some(id) = scenario.usb_id {
+        (cfg.vid, cfg.pid) = (id.vid, id.pid);
+    }
+    if let Some(len) = scenario.running_load {
+        // A running BL2 calls load_image(buf, 0, len).
+        cfg.bl2_load = Some((0, len));
+    }
+    let rom = SophgoRom::spawn(serial.clone(), cfg, None)
+        .map_err(|source| SimError::Start { what: "Sophgo ROM", source })?;
+    Ok(Box::new(rom))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn crc_vectors_from_the_sheet() {
-        assert_eq!(crc16(b"123456789"), 0x31C3);
-        assert_eq!(crc16(&[0x2C, 0x08]), MAGIC_CRC);
-        assert_eq!(crc16(&[0x03, 0x00, 0x0a, 0, 0, 0, 0, 0, 0x2c, 0x08]), 0xe230);
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
+        assert_eq!(crc16_xmodem(&[0x2C, 0x08]), MAGIC_CRC);
+        assert_eq!(crc16_xmodem(&[0x03, 0x00, 0x0a, 0, 0, 0, 0, 0, 0x2c, 0x08]), 0xe230);
     }
 
     #[test]
     fn fault_names_round_trip() {
         for (name, f, _) in SophgoFault::ALL {
-            assert_eq!(SophgoFault::from_name(name), Some(f));
-            assert_eq!(f.name(), name);
+            assert_eq!(name.parse::<SophgoFault>(), Ok(*f));
         }
-        assert_eq!(SophgoFault::from_name("nope"), None);
+        let e = "nope".parse::<SophgoFault>().unwrap_err();
+        assert!(e.known.contains("reject-bl2"), "{e}");
     }
 
     #[test]
     fn window_passes_without_a_host() {
         let bus = SimSerialBus::new();
-        let mut cfg = SophgoRomConfig::new("1-1", 0x0C00_0000, 0x37000);
+        let mut cfg = SophgoRomConfig::new(soc("sg2002").unwrap(), Core::Riscv, "1-1").unwrap();
         cfg.window = Duration::from_millis(50);
         let mut rom = SophgoRom::spawn(bus.clone(), cfg, None).unwrap();
         assert!(rom.wait(Duration::from_secs(3)));
         assert!(racklet_link::SerialBus::ports(&bus).unwrap().is_empty());
-        let v = rom.verdict().unwrap_err();
-        assert!(v.contains("window"), "{v}");
+        let v = rom.verdict();
+        assert!(!v.started() && v.text().contains("window"), "{v:?}");
+    }
+
+    #[test]
+    fn the_strap_picks_the_rom_and_a_cv1800b_has_no_arm_rom() {
+        let arm = SophgoRomConfig::new(soc("SG2000").unwrap(), Core::Arm, "1-1").unwrap();
+        assert_eq!(arm.bl2_entry(), 0x4010_0020);
+        let rv = SophgoRomConfig::new(soc("cv1800b").unwrap(), Core::Riscv, "1-1").unwrap();
+        assert_eq!(rv.bl2_entry(), 0x3BC0_0020);
+        assert!(SophgoRomConfig::new(soc("cv1800b").unwrap(), Core::Arm, "1-1").is_err());
+        assert!(soc("rk3568").is_none());
+    }
+
+    #[test]
+    fn the_registry_builds_what_the_scenario_asks_or_says_why_not() {
+        let (usb, serial) = (SimUsbBus::new(), SimSerialBus::new());
+        let mut sc = Scenario::at("1-4");
+        sc.core = Some("arm".into());
+        let e = crate::models::attach("cv1800b", &sc, &usb, &serial).err().expect("no Arm core");
+        assert!(matches!(e, SimError::Impossible { .. }), "{e}");
+        sc.core = None;
+        sc.fault = Some("no-such".into());
+        let e = crate::models::attach("sg2002", &sc, &usb, &serial).err().expect("unknown fault");
+        assert!(matches!(e, SimError::UnknownFault(_)), "{e}");
+        sc.fault = None;
+        sc.usb_id = Some(racklet_link::UsbId::new(0x1234, 0xabcd));
+        let rom = crate::models::attach("sg2002", &sc, &usb, &serial).unwrap();
+        let ports = racklet_link::SerialBus::ports(&serial).unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!((ports[0].vid, ports[0].pid), (Some(0x1234), Some(0xabcd)));
+        assert_eq!(ports[0].port_path.as_deref(), Some("1-4"));
+        drop(rom);
     }
 }

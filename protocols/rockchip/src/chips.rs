@@ -44,8 +44,6 @@ pub struct Chip {
     pub ddr_blobs: &'static [&'static str],
     /// Current rkbin usbplug blobs (same convention).
     pub usbplug_blobs: &'static [&'static str],
-    /// SRAM base, when known.
-    pub sram_base: Option<u64>,
     /// Whether the PID is unconfirmed.
     pub pid_unverified: bool,
     /// Zero-CRC support.
@@ -72,330 +70,331 @@ impl Chip {
     }
 }
 
+/// The SoCs whose rows say `support`, as users write them ("RK3506/RK3506B"),
+/// sorted: the zero-CRC messages are made from the table, so they cannot
+/// drift from it.
+pub fn zero_crc_chips(support: ZeroCrc) -> Vec<String> {
+    let mut v: Vec<String> = CHIPS
+        .iter()
+        .filter(|c| c.zero_crc == support)
+        .map(|c| c.socs.iter().map(|s| s.to_uppercase()).collect::<Vec<_>>().join("/"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the table knows about zero-CRC support, in words: "confirmed on
+/// RK3576; reported on RK3506/RK3506B, RK3528 and RV1106/RV1103; refused by
+/// RK3308".
+pub fn zero_crc_summary() -> String {
+    let parts = [
+        (ZeroCrc::Confirmed, "confirmed on"),
+        (ZeroCrc::Reported, "reported on"),
+        (ZeroCrc::Unsupported, "refused by"),
+    ];
+    parts
+        .iter()
+        .filter_map(|(z, words)| {
+            let names = zero_crc_chips(*z);
+            (!names.is_empty()).then(|| format!("{words} {}", and_list(&names)))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 fn pick(socs: &[&str], names: &[&'static str], soc: &str) -> &'static str {
     let i = socs.iter().position(|s| *s == soc).unwrap_or(0);
     names.get(i).or(names.first()).copied().unwrap_or("")
 }
 
-macro_rules! chip {
-    ($socs:expr, $pid:expr, $arch:ident, $rc4:expr, $ini:expr, $new:expr, $tag:expr, $ddr:expr, $plug:expr, $sram:expr, $unv:expr, $z:ident) => {
-        Chip {
-            socs: $socs,
-            pid: $pid,
-            arch: BlobArch::$arch,
-            rc4: $rc4,
-            ini_name: $ini,
-            new_idb: $new,
-            ddr_tag: $tag,
-            ddr_blobs: $ddr,
-            usbplug_blobs: $plug,
-            sram_base: $sram,
-            pid_unverified: $unv,
-            zero_crc: ZeroCrc::$z,
-        }
-    };
-}
-
 /// Every chip of the fact sheet's table.
 pub const CHIPS: &[Chip] = &[
-    chip!(
-        &["rk3036"],
-        0x301a,
-        A32,
-        true,
-        "RK303A",
-        false,
-        Some(b"RK30"),
-        &["rk3036_ddr_396MHz_v1.11.bin"],
-        &["rk303x_usbplug_v2.57.bin"],
-        Some(0x1008_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3066"],
-        0x300a,
-        A32,
-        true,
-        "RK30",
-        false,
-        Some(b"RK30"),
-        &["30_LPDDR2_300MHz_DDR3_300MHz_20130517.bin"],
-        &["rk30usbplug.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3188"],
-        0x310b,
-        A32,
-        true,
-        "RK31",
-        false,
-        Some(b"RK31"),
-        &["rk3188_ddr_v2.00.bin"],
-        &["rk3188_usbplug_v2.00.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3128", "rk3126"],
-        0x310c,
-        A32,
-        true,
-        "RK312A",
-        false,
-        Some(b"RK31"),
-        &["rk3128_ddr_300MHz_v2.12.bin", "rk3126_ddr_300MHz_v2.09.bin"],
-        &["rk3128_usbplug_v2.63.bin", "rk3126_usbplug_v2.63.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3288"],
-        0x320a,
-        A32,
-        true,
-        "RK320A",
-        false,
-        Some(b"RK32"),
-        &["rk3288_ddr_400MHz_v1.12.bin"],
-        &["rk3288_usbplug_v2.63.bin"],
-        Some(0xff70_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3228", "rk3229"],
-        0x320b,
-        A32,
-        true,
-        "RK322A",
-        false,
-        Some(b"RK32"),
-        &["rk322x_ddr_300MHz_v1.10.bin"],
-        &["rk322x_usbplug_v2.56.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3328"],
-        0x320c,
-        A64,
-        true,
-        "RK322H",
-        false,
-        Some(b"RK32"),
-        &["rk3328_ddr_333MHz_v1.21.bin"],
-        &["rk322xh_usbplug_v2.50.bin"],
-        Some(0xff09_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3368"],
-        0x330a,
-        A64,
-        true,
-        "RK330A",
-        false,
-        Some(b"RK33"),
-        &["rk3368_ddr_600MHz_v2.06.bin"],
-        &["rk3368_usbplug_v2.68.bin"],
-        Some(0xff8c_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3399", "rk3399pro"],
-        0x330c,
-        A64,
-        true,
-        "RK330C",
-        false,
-        Some(b"RK33"),
-        &["rk3399_ddr_800MHz_v1.30.bin"],
-        &["rk3399_usbplug_v1.30.bin"],
-        Some(0xff8c_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["px30", "rk3326"],
-        0x330d,
-        A64,
-        true,
-        "RKPX30",
-        false,
-        Some(b"RK33"),
-        &["px30_ddr_333MHz_v2.11.bin", "rk3326_ddr_333MHz_v2.11.bin"],
-        &["px30_usbplug_v1.36.bin", "rk3326_usbplug_v1.36.bin"],
-        Some(0xff0e_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3308"],
-        0x330e,
-        A64,
-        true,
-        "RK3308",
-        false,
-        Some(b"RK33"),
-        &["rk3308_ddr_589MHz_uart2_m1_v2.10.bin"],
-        &["rk3308_usbplug_v1.43.bin"],
-        Some(0xfff8_0000),
-        false,
-        Unsupported
-    ),
-    chip!(
-        &["rk1808"],
-        0x180a,
-        A64,
-        true,
-        "RK180A",
-        false,
-        Some(b"RK18"),
-        &["rk1808_ddr_933MHz_v1.06.bin"],
-        &["rk1808_usbplug_v1.05.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rv1108"],
-        0x110a,
-        Unknown,
-        true,
-        "RK110A",
-        false,
-        None,
-        &["rv1108_ddr3_v1.12.bin"],
-        &["rv110x_usbplug_v1.26.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rv1126", "rv1109"],
-        0x110b,
-        A32,
-        true,
-        "RV1126",
-        false,
-        Some(b"110B"),
-        &["rv1126_ddr_924MHz_v1.13.bin"],
-        &["rv1126_usbplug_v1.24.bin"],
-        Some(0xff70_0000),
-        true,
-        Unknown
-    ),
-    chip!(
-        &["rv1106", "rv1103"],
-        0x110c,
-        A32,
-        false,
-        "RV1106",
-        true,
-        None,
-        &["rv1106_ddr_924MHz_v1.15.bin"],
-        &["rv1106_usbplug_v1.09.bin"],
-        None,
-        false,
-        Reported
-    ),
-    chip!(
-        &["rk3568", "rk3566"],
-        0x350a,
-        A64,
-        false,
-        "RK3568",
-        true,
-        None,
-        &["rk3568_ddr_1560MHz_v1.23.bin", "rk3566_ddr_1056MHz_v1.23.bin"],
-        &["rk356x_usbplug_v1.17.bin"],
-        Some(0xfdcc_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3588", "rk3588s", "rk3583"],
-        0x350b,
-        A64,
-        false,
-        "RK3588",
-        true,
-        None,
-        &[
+    Chip {
+        socs: &["rk3036"],
+        pid: 0x301a,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RK303A",
+        new_idb: false,
+        ddr_tag: Some(b"RK30"),
+        ddr_blobs: &["rk3036_ddr_396MHz_v1.11.bin"],
+        usbplug_blobs: &["rk303x_usbplug_v2.57.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3066"],
+        pid: 0x300a,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RK30",
+        new_idb: false,
+        ddr_tag: Some(b"RK30"),
+        ddr_blobs: &["30_LPDDR2_300MHz_DDR3_300MHz_20130517.bin"],
+        usbplug_blobs: &["rk30usbplug.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3188"],
+        pid: 0x310b,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RK31",
+        new_idb: false,
+        ddr_tag: Some(b"RK31"),
+        ddr_blobs: &["rk3188_ddr_v2.00.bin"],
+        usbplug_blobs: &["rk3188_usbplug_v2.00.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3128", "rk3126"],
+        pid: 0x310c,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RK312A",
+        new_idb: false,
+        ddr_tag: Some(b"RK31"),
+        ddr_blobs: &["rk3128_ddr_300MHz_v2.12.bin", "rk3126_ddr_300MHz_v2.09.bin"],
+        usbplug_blobs: &["rk3128_usbplug_v2.63.bin", "rk3126_usbplug_v2.63.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3288"],
+        pid: 0x320a,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RK320A",
+        new_idb: false,
+        ddr_tag: Some(b"RK32"),
+        ddr_blobs: &["rk3288_ddr_400MHz_v1.12.bin"],
+        usbplug_blobs: &["rk3288_usbplug_v2.63.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3228", "rk3229"],
+        pid: 0x320b,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RK322A",
+        new_idb: false,
+        ddr_tag: Some(b"RK32"),
+        ddr_blobs: &["rk322x_ddr_300MHz_v1.10.bin"],
+        usbplug_blobs: &["rk322x_usbplug_v2.56.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3328"],
+        pid: 0x320c,
+        rc4: true,
+        arch: BlobArch::A64,
+        ini_name: "RK322H",
+        new_idb: false,
+        ddr_tag: Some(b"RK32"),
+        ddr_blobs: &["rk3328_ddr_333MHz_v1.21.bin"],
+        usbplug_blobs: &["rk322xh_usbplug_v2.50.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3368"],
+        pid: 0x330a,
+        rc4: true,
+        arch: BlobArch::A64,
+        ini_name: "RK330A",
+        new_idb: false,
+        ddr_tag: Some(b"RK33"),
+        ddr_blobs: &["rk3368_ddr_600MHz_v2.06.bin"],
+        usbplug_blobs: &["rk3368_usbplug_v2.68.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3399", "rk3399pro"],
+        pid: 0x330c,
+        rc4: true,
+        arch: BlobArch::A64,
+        ini_name: "RK330C",
+        new_idb: false,
+        ddr_tag: Some(b"RK33"),
+        ddr_blobs: &["rk3399_ddr_800MHz_v1.30.bin"],
+        usbplug_blobs: &["rk3399_usbplug_v1.30.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["px30", "rk3326"],
+        pid: 0x330d,
+        rc4: true,
+        arch: BlobArch::A64,
+        ini_name: "RKPX30",
+        new_idb: false,
+        ddr_tag: Some(b"RK33"),
+        ddr_blobs: &["px30_ddr_333MHz_v2.11.bin", "rk3326_ddr_333MHz_v2.11.bin"],
+        usbplug_blobs: &["px30_usbplug_v1.36.bin", "rk3326_usbplug_v1.36.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3308"],
+        pid: 0x330e,
+        rc4: true,
+        arch: BlobArch::A64,
+        ini_name: "RK3308",
+        new_idb: false,
+        ddr_tag: Some(b"RK33"),
+        ddr_blobs: &["rk3308_ddr_589MHz_uart2_m1_v2.10.bin"],
+        usbplug_blobs: &["rk3308_usbplug_v1.43.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unsupported,
+    },
+    Chip {
+        socs: &["rk1808"],
+        pid: 0x180a,
+        rc4: true,
+        arch: BlobArch::A64,
+        ini_name: "RK180A",
+        new_idb: false,
+        ddr_tag: Some(b"RK18"),
+        ddr_blobs: &["rk1808_ddr_933MHz_v1.06.bin"],
+        usbplug_blobs: &["rk1808_usbplug_v1.05.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rv1108"],
+        pid: 0x110a,
+        rc4: true,
+        arch: BlobArch::Unknown,
+        ini_name: "RK110A",
+        new_idb: false,
+        ddr_tag: None,
+        ddr_blobs: &["rv1108_ddr3_v1.12.bin"],
+        usbplug_blobs: &["rv110x_usbplug_v1.26.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rv1126", "rv1109"],
+        pid: 0x110b,
+        rc4: true,
+        arch: BlobArch::A32,
+        ini_name: "RV1126",
+        new_idb: false,
+        ddr_tag: Some(b"110B"),
+        ddr_blobs: &["rv1126_ddr_924MHz_v1.13.bin"],
+        usbplug_blobs: &["rv1126_usbplug_v1.24.bin"],
+        pid_unverified: true,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rv1106", "rv1103"],
+        pid: 0x110c,
+        rc4: false,
+        arch: BlobArch::A32,
+        ini_name: "RV1106",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &["rv1106_ddr_924MHz_v1.15.bin"],
+        usbplug_blobs: &["rv1106_usbplug_v1.09.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Reported,
+    },
+    Chip {
+        socs: &["rk3568", "rk3566"],
+        pid: 0x350a,
+        rc4: false,
+        arch: BlobArch::A64,
+        ini_name: "RK3568",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &["rk3568_ddr_1560MHz_v1.23.bin", "rk3566_ddr_1056MHz_v1.23.bin"],
+        usbplug_blobs: &["rk356x_usbplug_v1.17.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3588", "rk3588s", "rk3583"],
+        pid: 0x350b,
+        rc4: false,
+        arch: BlobArch::A64,
+        ini_name: "RK3588",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &[
             "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin",
             "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin",
-            "rk3583_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin"
+            "rk3583_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin",
         ],
-        &["rk3588_usbplug_v1.11.bin"],
-        Some(0xff00_0000),
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3528"],
-        0x350c,
-        A64,
-        false,
-        "RK3528",
-        true,
-        None,
-        &["rk3528_ddr_1056MHz_v1.10.bin"],
-        &["rk3528_usbplug_v1.03.bin"],
-        None,
-        true,
-        Reported
-    ),
-    chip!(
-        &["rk3562"],
-        0x350d,
-        A64,
-        false,
-        "RK3562",
-        true,
-        None,
-        &["rk3562_ddr_1332MHz_v1.07.bin"],
-        &["rk3562_usbplug_v1.04.bin"],
-        None,
-        false,
-        Unknown
-    ),
-    chip!(
-        &["rk3576"],
-        0x350e,
-        A64,
-        false,
-        "RK3576",
-        true,
-        None,
-        &["rk3576_ddr_lp4_2112MHz_lp5_2736MHz_v1.09.bin"],
-        &["rk3576_usbplug_v1.04.bin"],
-        Some(0x3ff8_0000),
-        false,
-        Confirmed
-    ),
-    chip!(
-        &["rk3506", "rk3506b"],
-        0x350f,
-        A32,
-        false,
-        "RK350F",
-        true,
-        None,
-        &["rk3506_ddr_750MHz_v1.05.bin", "rk3506b_ddr_750MHz_v1.05.bin"],
-        &["rk3506_usbplug_v1.02.bin"],
-        None,
-        false,
-        Reported
-    ),
+        usbplug_blobs: &["rk3588_usbplug_v1.11.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3528"],
+        pid: 0x350c,
+        rc4: false,
+        arch: BlobArch::A64,
+        ini_name: "RK3528",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &["rk3528_ddr_1056MHz_v1.10.bin"],
+        usbplug_blobs: &["rk3528_usbplug_v1.03.bin"],
+        pid_unverified: true,
+        zero_crc: ZeroCrc::Reported,
+    },
+    Chip {
+        socs: &["rk3562"],
+        pid: 0x350d,
+        rc4: false,
+        arch: BlobArch::A64,
+        ini_name: "RK3562",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &["rk3562_ddr_1332MHz_v1.07.bin"],
+        usbplug_blobs: &["rk3562_usbplug_v1.04.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Unknown,
+    },
+    Chip {
+        socs: &["rk3576"],
+        pid: 0x350e,
+        rc4: false,
+        arch: BlobArch::A64,
+        ini_name: "RK3576",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &["rk3576_ddr_lp4_2112MHz_lp5_2736MHz_v1.09.bin"],
+        usbplug_blobs: &["rk3576_usbplug_v1.04.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Confirmed,
+    },
+    Chip {
+        socs: &["rk3506", "rk3506b"],
+        pid: 0x350f,
+        rc4: false,
+        arch: BlobArch::A32,
+        ini_name: "RK350F",
+        new_idb: true,
+        ddr_tag: None,
+        ddr_blobs: &["rk3506_ddr_750MHz_v1.05.bin", "rk3506b_ddr_750MHz_v1.05.bin"],
+        usbplug_blobs: &["rk3506_usbplug_v1.02.bin"],
+        pid_unverified: false,
+        zero_crc: ZeroCrc::Reported,
+    },
 ];
 
 /// The row for a SoC name (case-insensitive, e.g. "rk3566").
@@ -436,5 +435,15 @@ mod tests {
         assert_eq!(by_code("3568").unwrap().pid, 0x350a);
         assert!(by_soc("rk3308").is_some_and(|c| !c.zero_crc_allowed()));
         assert!(by_soc("rk3576").is_some_and(|c| c.zero_crc_allowed()));
+    }
+
+    #[test]
+    fn zero_crc_words_come_from_the_table() {
+        // Sheet §1.3/§8.6: confirmed on RK3576; reported on RK3506, RK3528
+        // and RV1106; RK3308 refuses it.
+        assert_eq!(
+            zero_crc_summary(),
+            "confirmed on RK3576; reported on RK3506/RK3506B, RK3528 and RV1106/RV1103; refused by RK3308"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The maskrom download: vendor control OUT transfers, bmRequestType 0x40,
 //! bRequest 0x0C, wValue 0, wIndex 0x471 / 0x472 (fact sheet §1).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use racklet_link::{ControlSetup, LinkError, ProgressSink, UsbInfo, UsbLink};
 
@@ -57,6 +57,8 @@ pub struct StageReport {
     pub transfers: usize,
     /// The CRC-16 sent.
     pub crc: u16,
+    /// From the first transfer to the end of the last.
+    pub elapsed: Duration,
 }
 
 /// The bcdUSB rule (bit 0 set ⇒ loader). Beware: Rockchip's usbplug
@@ -82,6 +84,7 @@ pub fn download_stage<L: UsbLink + ?Sized>(
     let setup = ControlSetup::vendor_out(REQUEST, 0, index);
     progress.stage(name, Some(frame::wire_len(n) as u64));
     let last_timeout = t.last_for(n);
+    let started = Instant::now();
     let mut k = 0;
     let crc = frame::stream(payload, opts, |chunk| -> Result<(), RockchipError> {
         progress.check_cancel().map_err(|_| RockchipError::Interrupted)?;
@@ -102,7 +105,14 @@ pub fn download_stage<L: UsbLink + ?Sized>(
         Ok(())
     })?;
     progress.done(name);
-    Ok(StageReport { name: name.to_string(), index, payload: n, transfers: total, crc })
+    Ok(StageReport {
+        name: name.to_string(),
+        index,
+        payload: n,
+        transfers: total,
+        crc,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Sends an RKBOOT loader the way rkdeveloptool's `db` does: every 0x471

@@ -2,68 +2,37 @@
 //! from the fact sheet's rules (not from the encoder), and against the
 //! virtual ROM in racklet-sim.
 
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use racklet_link::UsbBus;
+use common::pattern;
+use racklet_link::testing::{CancelAfter, CollectProgress, ScriptedUsb, Transfer};
 use racklet_link::{
-    Classify, ControlSetup, FailureClass, LinkError, NoProgress, ProgressSink, UsbInfo, UsbLink,
+    Classify, Connector, ControlSetup, FailureClass, LinkError, NoProgress, UsbInfo, UsbLink,
 };
 use racklet_rockchip::frame::FrameOptions;
 use racklet_rockchip::maskrom::{Timeouts, download_stage};
 use racklet_rockchip::{RockchipError, Rockusb};
-use racklet_sim::rockchip::{RockchipFault, RockchipRom, chip_model};
+use racklet_sim::crc::crc16_ccitt_false;
+use racklet_sim::rockchip::{RockchipFault, RockchipRom, chip_model, rc4_xor};
+use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{SimUsbBus, SimUsbLink};
 
-// ---- The sheet's rules, written out independently of the crate. ----
-
-/// RC4 keyed 124,78,3,4,85,5,9,7,45,44,123,56,23,13,23,17 (sheet §1.2).
-fn rc4_ref(data: &mut [u8]) {
-    let key = [124u8, 78, 3, 4, 85, 5, 9, 7, 45, 44, 123, 56, 23, 13, 23, 17];
-    let mut s = [0usize; 256];
-    for (i, v) in s.iter_mut().enumerate() {
-        *v = i;
-    }
-    let mut j = 0;
-    for i in 0..256 {
-        j = (j + s[i] + key[i % 16] as usize) & 255;
-        s.swap(i, j);
-    }
-    let (mut i, mut j) = (0, 0);
-    for b in data {
-        i = (i + 1) & 255;
-        j = (j + s[i]) & 255;
-        s.swap(i, j);
-        *b ^= s[(s[i] + s[j]) & 255] as u8;
-    }
-}
-
-/// CRC-16 poly 0x1021, init 0xFFFF, not reflected, no xorout.
-fn crc_ref(data: &[u8]) -> u16 {
-    let mut c: u32 = 0xffff;
-    for &b in data {
-        for bit in (0..8).rev() {
-            let top = (c >> 15) & 1;
-            let inb = u32::from(b >> bit) & 1;
-            c = (c << 1) & 0xffff;
-            if top ^ inb == 1 {
-                c ^= 0x1021;
-            }
-        }
-    }
-    c as u16
-}
+// ---- The sheet's rules, with the sim's reference RC4 and CRC. ----
 
 /// Sheet §1.2 steps 1-5: the data stage of every control transfer.
 fn expected(payload: &[u8], rc4: bool) -> Vec<Vec<u8>> {
     let n = payload.len();
     let mut body = payload.to_vec();
     if rc4 {
-        rc4_ref(&mut body);
+        rc4_xor(&mut body);
     }
     if n % 4096 == 4095 {
         body.push(0);
     }
-    let c = crc_ref(&body);
+    let c = crc16_ccitt_false(&body);
     body.push((c >> 8) as u8);
     body.push(c as u8);
     let mut t: Vec<Vec<u8>> = body.chunks(4096).map(|c| c.to_vec()).collect();
@@ -73,52 +42,34 @@ fn expected(payload: &[u8], rc4: bool) -> Vec<Vec<u8>> {
     t
 }
 
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+/// The data stage of every control OUT a scripted link saw.
+fn sent(link: &ScriptedUsb) -> Vec<Vec<u8>> {
+    link.sent().iter().map(|d| d.to_vec()).collect()
 }
 
-/// A link that records every transfer and can fail one.
-struct Rec {
-    info: UsbInfo,
-    sent: Vec<(ControlSetup, Vec<u8>, Duration)>,
-    fail_at: Option<(usize, fn() -> LinkError)>,
+/// A scripted link that also keeps the timeout of each transfer.
+#[derive(Default)]
+struct Timed {
+    inner: ScriptedUsb,
+    timeouts: Vec<Duration>,
 }
 
-impl Rec {
-    fn new() -> Self {
-        Rec { info: UsbInfo::default(), sent: Vec::new(), fail_at: None }
-    }
-}
-
-impl UsbLink for Rec {
+impl UsbLink for Timed {
     fn info(&self) -> &UsbInfo {
-        &self.info
+        self.inner.info()
     }
     fn control_out(&mut self, s: ControlSetup, d: &[u8], t: Duration) -> Result<(), LinkError> {
-        if let Some((k, e)) = self.fail_at
-            && k == self.sent.len()
-        {
-            return Err(e());
-        }
-        self.sent.push((s, d.to_vec(), t));
-        Ok(())
+        self.timeouts.push(t);
+        self.inner.control_out(s, d, t)
     }
-    fn control_in(&mut self, _: ControlSetup, _: u16, _: Duration) -> Result<Vec<u8>, LinkError> {
-        unreachable!("maskrom uses no IN requests")
+    fn control_in(&mut self, s: ControlSetup, len: u16, t: Duration) -> Result<Vec<u8>, LinkError> {
+        self.inner.control_in(s, len, t)
     }
-    fn bulk_out(&mut self, _: u8, _: &[u8], _: Duration) -> Result<(), LinkError> {
-        unreachable!()
+    fn bulk_out(&mut self, ep: u8, d: &[u8], t: Duration) -> Result<(), LinkError> {
+        self.inner.bulk_out(ep, d, t)
     }
-    fn bulk_in(&mut self, _: u8, _: usize, _: Duration) -> Result<Vec<u8>, LinkError> {
-        unreachable!()
+    fn bulk_in(&mut self, ep: u8, len: usize, t: Duration) -> Result<Vec<u8>, LinkError> {
+        self.inner.bulk_in(ep, len, t)
     }
 }
 
@@ -144,7 +95,7 @@ fn edge_sizes_match_the_sheet_rules_and_table() {
     for &(n, lens) in table {
         for rc4 in [false, true] {
             let payload = pattern(n, n as u32 + 7);
-            let mut link = Rec::new();
+            let mut link = ScriptedUsb::new();
             let r = download_stage(
                 &mut link,
                 0x471,
@@ -155,17 +106,18 @@ fn edge_sizes_match_the_sheet_rules_and_table() {
                 &mut NoProgress,
             )
             .unwrap();
-            let got: Vec<Vec<u8>> = link.sent.iter().map(|s| s.1.clone()).collect();
+            let got = sent(&link);
             let got_lens: Vec<usize> = got.iter().map(|d| d.len()).collect();
             assert_eq!(got_lens, lens, "n={n} rc4={rc4}");
             assert_eq!(got, expected(&payload, rc4), "n={n} rc4={rc4}");
             assert_eq!(r.transfers, lens.len());
-            for (s, _, _) in &link.sent {
+            for t in &link.log {
+                let Transfer::ControlOut { setup: s, .. } = t else { panic!("{t:?}") };
                 assert_eq!((s.request_type, s.request, s.value, s.index), (0x40, 0x0c, 0, 0x471));
             }
             // The whole stage (data + CRC, and the trailer) CRCs to zero.
             let all: Vec<u8> = got.concat();
-            assert_eq!(crc_ref(&all), 0, "n={n}");
+            assert_eq!(crc16_ccitt_false(&all), 0, "n={n}");
         }
     }
 }
@@ -178,7 +130,7 @@ fn worked_examples_on_the_wire() {
         (&[0], false, &[0x00, 0xe1, 0xf0]),
         (&[], false, &[0xff, 0xff]),
     ] {
-        let mut link = Rec::new();
+        let mut link = ScriptedUsb::new();
         download_stage(
             &mut link,
             0x472,
@@ -189,15 +141,14 @@ fn worked_examples_on_the_wire() {
             &mut NoProgress,
         )
         .unwrap();
-        assert_eq!(link.sent.len(), 1);
-        assert_eq!(link.sent[0].1, wire);
-        assert_eq!(link.sent[0].0.index, 0x472);
+        assert_eq!(sent(&link), [wire]);
+        assert!(matches!(&link.log[0], Transfer::ControlOut { setup, .. } if setup.index == 0x472));
     }
 }
 
 #[test]
 fn zero_crc_sends_zeros_in_the_crc_field() {
-    let mut link = Rec::new();
+    let mut link = ScriptedUsb::new();
     let p = pattern(4094, 3);
     download_stage(
         &mut link,
@@ -209,18 +160,18 @@ fn zero_crc_sends_zeros_in_the_crc_field() {
         &mut NoProgress,
     )
     .unwrap();
-    assert_eq!(&link.sent[0].1[4094..], &[0, 0]);
-    assert_eq!(link.sent[1].1, vec![0]);
+    let sent = sent(&link);
+    assert_eq!(&sent[0][4094..], &[0, 0]);
+    assert_eq!(sent[1], vec![0]);
 }
 
 #[test]
 fn last_transfer_gets_the_long_timeout() {
-    let mut link = Rec::new();
+    let mut link = Timed::default();
     let t = Timeouts { transfer: Duration::from_secs(5), last: Duration::from_secs(10) };
     download_stage(&mut link, 0x471, "ddr", &pattern(10000, 1), FrameOptions::default(), &t, &mut NoProgress)
         .unwrap();
-    let ts: Vec<Duration> = link.sent.iter().map(|s| s.2).collect();
-    assert_eq!(ts, [Duration::from_secs(10), Duration::from_secs(5), Duration::from_secs(10)]);
+    assert_eq!(link.timeouts, [Duration::from_secs(10), Duration::from_secs(5), Duration::from_secs(10)]);
 }
 
 #[test]
@@ -231,8 +182,7 @@ fn failures_have_the_right_class() {
         (|| LinkError::Disconnected { op: "x".into() }, FailureClass::Disconnected),
     ];
     for (e, class) in cases {
-        let mut link = Rec::new();
-        link.fail_at = Some((1, e));
+        let mut link = ScriptedUsb::new().then_out(Ok(())).then_out(Err(e()));
         let err = download_stage(
             &mut link,
             0x471,
@@ -251,17 +201,9 @@ fn failures_have_the_right_class() {
     }
 }
 
-struct Cancelled;
-impl ProgressSink for Cancelled {
-    fn event(&mut self, _: racklet_link::ProgressEvent) {}
-    fn cancelled(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn cancel_stops_before_the_first_transfer() {
-    let mut link = Rec::new();
+    let mut link = ScriptedUsb::new();
     let err = download_stage(
         &mut link,
         0x471,
@@ -269,12 +211,12 @@ fn cancel_stops_before_the_first_transfer() {
         &[1, 2, 3],
         FrameOptions::default(),
         &Timeouts::default(),
-        &mut Cancelled,
+        &mut CancelAfter::new(0),
     )
     .unwrap_err();
     assert!(matches!(err, RockchipError::Interrupted));
     assert_eq!(err.class(), FailureClass::Interrupted);
-    assert!(link.sent.is_empty());
+    assert!(link.log.is_empty());
 }
 
 // ---- Against the virtual ROM. ----
@@ -343,7 +285,7 @@ fn virtual_rom_rejects_a_missing_4095_pad() {
     // must not take the lone CRC byte for the terminator.
     let (_bus, rom, mut link) = rom_link("rk3568", RockchipFault::None);
     let mut wire = pattern(4095, 5);
-    let c = crc_ref(&wire);
+    let c = crc16_ccitt_false(&wire);
     wire.extend_from_slice(&c.to_be_bytes());
     let s = ControlSetup::vendor_out(0x0c, 0, 0x471);
     link.control_out(s, &wire[..4096], Duration::from_secs(1)).unwrap();
@@ -369,6 +311,17 @@ fn zero_crc_is_accepted_only_where_the_chip_skips_the_check() {
     }
 }
 
+/// Follows the board from `maskrom` to its next enumeration at the same
+/// port path, through a Connector, and opens it.
+fn reopen(bus: &SimUsbBus, maskrom: &UsbInfo) -> Box<dyn UsbLink> {
+    let mut progress = CollectProgress::default();
+    let mut conn = Connector::new(Arc::new(bus.clone()), Arc::new(SimSerialBus::new()), &mut progress);
+    let ids = [racklet_link::UsbId::new(0x2207, maskrom.pid)];
+    let info = conn.follow_usb(maskrom, &ids, "the usbplug", Duration::from_secs(2)).unwrap();
+    assert_eq!(info.port_path, maskrom.port_path);
+    conn.open_usb(&info).unwrap()
+}
+
 #[test]
 fn usbplug_answers_rockusb_after_reenumeration() {
     let (bus, rom, mut link) = rom_link("rk3568", RockchipFault::None);
@@ -385,23 +338,14 @@ fn usbplug_answers_rockusb_after_reenumeration() {
         &mut NoProgress,
     )
     .unwrap();
-    let cancel = || false;
-    let info = racklet_link::discover::follow_usb(
-        &bus,
-        "2-1",
-        &|d| d.vid == 0x2207,
-        Some(link.info().address),
-        Duration::from_secs(2),
-        &cancel,
-    )
-    .unwrap();
-    let mut plug = bus.open(&info).unwrap();
+    let mut plug = reopen(&bus, link.info());
     let mut r = Rockusb::new(&mut *plug).unwrap();
     r.test_unit_ready().unwrap();
     assert_eq!(racklet_rockchip::rockusb::chip_code(&r.read_chip_info().unwrap()).as_deref(), Some("3568"));
     assert_eq!(r.read_flash_id().unwrap(), "EMMC");
     assert!(r.read_flash_info().unwrap().sectors > 0);
-    assert!(rom.lock().unwrap().verdict().unwrap().contains("usbplug started"));
+    let v = rom.lock().unwrap().verdict();
+    assert!(v.started() && v.text().contains("usbplug started"), "{v:?}");
 }
 
 #[test]
@@ -415,17 +359,7 @@ fn bad_csw_and_dead_usbplug_fail_cleanly() {
             .unwrap();
         download_stage(&mut link, 0x472, "usbplug", &[2; 64], FrameOptions::default(), &t, &mut NoProgress)
             .unwrap();
-        let cancel = || false;
-        let info = racklet_link::discover::follow_usb(
-            &bus,
-            "2-1",
-            &|_| true,
-            Some(link.info().address),
-            Duration::from_secs(2),
-            &cancel,
-        )
-        .unwrap();
-        let mut plug = bus.open(&info).unwrap();
+        let mut plug = reopen(&bus, link.info());
         let e = Rockusb::new(&mut *plug).unwrap().test_unit_ready().unwrap_err();
         assert_eq!(e.class(), class, "{fault:?}: {e}");
     }

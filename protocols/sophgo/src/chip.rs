@@ -1,7 +1,10 @@
 //! Per-chip facts: where the ROM loads BL2 and where it enters it.
 
+use racklet_image::{Arch, Target, Window};
+
 /// The SoCs this crate knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Chip {
     /// CV1800B (cv180x family, Milk-V Duo 64M): RISC-V C906 only.
     Cv1800b,
@@ -12,10 +15,21 @@ pub enum Chip {
 }
 
 /// The core the ROM runs on (and so the core that runs BL2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Core {
     Riscv,
     Arm,
+}
+
+impl Core {
+    /// "RISC-V" or "Arm", for messages.
+    pub fn title(self) -> &'static str {
+        match self {
+            Core::Riscv => "RISC-V",
+            Core::Arm => "Arm",
+        }
+    }
 }
 
 /// Offset of the BL2 entry point from its load address: the ROM branches to
@@ -69,6 +83,26 @@ impl Chip {
     pub fn bl2_entry(self, core: Core) -> Option<u64> {
         self.bl2_base(core).map(|b| b + BL2_ENTRY_OFFSET)
     }
+
+    /// The board as its boot core sees it: BL2's load address, entry and
+    /// window for `core` (the Arm core sees the SRAM at another address and
+    /// runs AArch64), with the board's other facts. `None` when the chip
+    /// has no such boot core.
+    pub fn bl2_target(self, core: Core, board: &Target) -> Option<Target> {
+        let base = self.bl2_base(core)?;
+        Some(Target {
+            arch: if core == Core::Arm { Some(Arch::Aarch64) } else { board.arch },
+            load_address: base,
+            entry: Some(base + BL2_ENTRY_OFFSET),
+            window: Window {
+                board: board.window.board.clone(),
+                base,
+                size: self.max_bl2(),
+                max_payload: board.window.max_payload.clone(),
+            },
+            ..board.clone()
+        })
+    }
 }
 
 /// True when BL2's first word jumps over its 32-byte header to +0x20, in
@@ -99,6 +133,30 @@ mod tests {
         }
         assert_eq!(Chip::from_soc("SG2002"), Some(Chip::Sg2002));
         assert_eq!(Chip::from_soc("rk3568"), None);
+    }
+
+    #[test]
+    fn the_arm_core_sees_bl2_elsewhere_and_runs_aarch64() {
+        let board = Target {
+            board: "duo-256m".into(),
+            soc: "sg2002".into(),
+            arch: Some(Arch::Riscv64),
+            load_address: 0x0C00_0000,
+            entry: Some(0x0C00_0020),
+            window: Window { board: "duo-256m".into(), base: 0x0C00_0000, size: 0x37000, max_payload: None },
+            usb: vec![("rom".into(), 0x3346, 0x1000)],
+            baud: None,
+            max_stage: 256 << 20,
+        };
+        let arm = Chip::Sg2002.bl2_target(Core::Arm, &board).unwrap();
+        assert_eq!(arm.arch, Some(Arch::Aarch64));
+        assert_eq!((arm.load_address, arm.entry), (0x4010_0000, Some(0x4010_0020)));
+        assert_eq!((arm.window.base, arm.window.size), (0x4010_0000, 0x37000));
+        assert_eq!(arm.usb, board.usb);
+        let rv = Chip::Sg2002.bl2_target(Core::Riscv, &board).unwrap();
+        assert_eq!(rv.arch, Some(Arch::Riscv64));
+        assert_eq!(rv.window.base, 0x0C00_0000);
+        assert!(Chip::Cv1800b.bl2_target(Core::Arm, &board).is_none());
     }
 
     #[test]

@@ -185,6 +185,13 @@ impl FipInfo {
         PARAM1_SIZE + self.blcp_size as usize
     }
 
+    /// BL2's bytes in `bytes` (the file this was parsed from), when the
+    /// file holds all of them.
+    pub fn bl2<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let end = self.bl2_offset().checked_add(self.bl2_size as usize)?;
+        bytes.get(self.bl2_offset()..end).filter(|b| !b.is_empty())
+    }
+
     /// Signed or encrypted (FIP_FLAGS scs / encrypted bits set).
     pub fn secure(&self) -> bool {
         self.fip_flags & 0x3C != 0
@@ -305,18 +312,6 @@ pub fn validate(bytes: &[u8]) -> Result<FipInfo, FipError> {
 mod tests {
     use super::*;
 
-    /// CRC-16/XMODEM from its definition, independent of the crate under test.
-    fn crc_ref(data: &[u8]) -> u16 {
-        let mut crc: u16 = 0;
-        for &b in data {
-            crc ^= (b as u16) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-            }
-        }
-        crc
-    }
-
     /// param1 written out from the sheet's table (§3.1), field by field, for
     /// the vendor's simple shape.
     fn param1_by_the_sheet(bl2_cksum: u32, bl2_size: u32) -> Vec<u8> {
@@ -338,7 +333,7 @@ mod tests {
             p.extend_from_slice(&w.to_le_bytes());
         }
         p.resize(0x1000, 0);
-        let crc = crc_ref(&p[0x10..0x800]);
+        let crc = racklet_sim::crc::crc16_xmodem(&p[0x10..0x800]);
         p[0x0C..0x10].copy_from_slice(&[crc as u8, (crc >> 8) as u8, 0xFE, 0xCA]);
         p
     }
@@ -370,13 +365,28 @@ mod tests {
             let mut body = bl2.clone();
             body.resize(padded, 0);
             assert_eq!(&fip[4096..], &body[..]);
-            let ck = 0xCAFE_0000 | crc_ref(&body) as u32;
+            let ck = 0xCAFE_0000 | racklet_sim::crc::crc16_xmodem(&body) as u32;
             assert_eq!(fip[..4096].to_vec(), param1_by_the_sheet(ck, padded as u32), "len {len}");
             let info = validate(&fip).unwrap();
             assert_eq!(info.bl2_size as usize, padded);
             assert_eq!(info.bl2_offset(), 4096);
             assert!(info.checks().iter().all(|c| c.1));
         }
+    }
+
+    #[test]
+    fn bl2_is_the_slice_param1_names_or_nothing() {
+        let fip = build(&[0x6f, 0, 0, 2, 9], 0x37000).unwrap();
+        let info = parse(&fip).unwrap();
+        assert_eq!(info.bl2(&fip), Some(&fip[4096..4096 + 512]));
+        assert_eq!(info.bl2(&fip[..4096 + 511]), None, "one byte short");
+        let mut none = fip.clone();
+        none[off::BL2_IMG_SIZE..off::BL2_IMG_SIZE + 4].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(parse(&none).unwrap().bl2(&none), None);
+        let mut huge = fip;
+        huge[off::BLCP_IMG_SIZE..off::BLCP_IMG_SIZE + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge[off::BL2_IMG_SIZE..off::BL2_IMG_SIZE + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse(&huge).unwrap().bl2(&huge), None);
     }
 
     #[test]

@@ -4,24 +4,36 @@
 //! transfer itself: every ACK names the slice of `fip.bin` it wants next
 //! (see the crate README for the wire protocol and its sources).
 //!
+//! - [`plan`]: the user's inputs checked against the chip and boot core, and
+//!   the fip.bin to send (as given, or built from a BL2);
+//! - [`boot`]: the whole boot through a [`racklet_link::Connector`]: find the
+//!   ROM's port, serve each session, follow the board across its
+//!   re-enumerations by USB port path; a typed [`report::Report`];
+//! - [`describe`]: `info` for fip.bin;
 //! - [`packet`]: the 8-byte packet header, the tokens and the 16-byte ACK;
 //! - [`fip`]: the `fip.bin` image (param1 header + BL2), built and checked;
-//! - [`session`]: the host side of the device-driven sessions, generic over
+//! - [`session`]: the host side of one device-driven session, generic over
 //!   any [`racklet_link::SerialLink`];
 //! - [`chip`]: per-chip BL2 load addresses and entry points.
 //!
-//! The crate never prints and never finds or reopens ports: the caller
-//! follows the device across re-enumeration and hands each new link to
-//! [`session::Loader::session`].
+//! The crate never prints: messages go to the connector's progress sink.
 
+pub mod boot;
 pub mod chip;
+pub mod describe;
 pub mod fip;
 pub mod packet;
+pub mod plan;
+pub mod report;
 pub mod session;
 
+pub use boot::boot;
 pub use chip::{Chip, Core};
+pub use describe::{describe, near_miss};
 pub use fip::{FipError, FipInfo};
 pub use packet::{Ack, crc16};
+pub use plan::{Inputs, Plan, PlanError, plan};
+pub use report::Report;
 pub use session::{Loader, Options, SessionOutcome, SophgoError};
 
 /// USB vendor id of the ROM's CDC-ACM device ("CVITEK"); efuses may change it.

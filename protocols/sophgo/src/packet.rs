@@ -136,18 +136,7 @@ pub fn describe(p: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// CRC-16/XMODEM written out bit by bit from its definition, independent
-    /// of the `crc` crate used by the encoder.
-    fn crc_ref(data: &[u8]) -> u16 {
-        let mut crc: u16 = 0;
-        for &b in data {
-            crc ^= (b as u16) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-            }
-        }
-        crc
-    }
+    use racklet_sim::crc::crc16_xmodem as crc_ref;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

@@ -10,34 +10,49 @@
 
 use std::time::Duration;
 
-use racklet_link::{Classify, FailureClass, LinkError, ProgressSink, SerialLink};
+use racklet_link::{Classify, FailureClass, LinkError, ProgressSink, SerialLink, UsbId};
 
 use crate::fip::{self, FipError, FipInfo, PARAM1_SIZE};
 use crate::packet::{self, ACK_LEN, Ack, DEFAULT_CHUNK, HEADER_LEN, MAX_PACKET, TOKEN_DATA};
 
-/// What went wrong while talking to the ROM.
+/// What went wrong while finding or talking to the ROM.
 #[derive(Debug, thiserror::Error)]
 pub enum SophgoError {
-    /// The link failed (timeout, disconnect, I/O).
+    /// The link failed (timeout, disconnect, I/O) while doing `what`.
     #[error("{what}: {source}")]
     Link {
         what: String,
         #[source]
         source: LinkError,
     },
+    /// No port of the ROM appeared; `bridges` are USB-UART adapters that
+    /// were there instead (a common mistake: the board's console).
+    #[error("{source}")]
+    NoRom {
+        #[source]
+        source: LinkError,
+        bridges: Vec<(String, UsbId)>,
+    },
+    /// The tty given with `--port` is another USB device.
+    #[error("--port {port}: that is USB device {id} ({product}), not the Sophgo ROM ({want})")]
+    NotTheRom { port: String, id: UsbId, product: String, want: String, bridge: bool },
+    /// The ROM did not come back for its next session.
+    #[error("the ROM did not come back at {at} within {}s for its next session", within.as_secs_f64())]
+    NotBack { at: String, within: Duration },
     /// The ROM did not answer the first magic packet of the first session.
     #[error(
-        "the ROM did not answer the magic packet ({source}): it has probably closed its USB download window (about 1 s after power-up) before the port was opened. Start racklet-flash with --wait 60s first, then power the board on"
+        "the ROM did not answer the magic packet ({source}): it has probably closed its USB download window (about 1 s after power-up) before the port was opened"
     )]
     NoAnswer {
         #[source]
         source: LinkError,
     },
-    /// An ACK's CRC does not echo the packet sent.
+    /// An ACK's CRC does not echo the packet sent. `text` is the ACK as
+    /// text when it reads as text (a UART console's output).
     #[error(
-        "the ACK of the {what} packet echoes CRC {got:04x}/{got2:04x}, expected {want:04x} (after {tries} tries){hint}"
+        "the ACK of the {what} packet echoes CRC {got:04x}/{got2:04x}, expected {want:04x} (after {tries} tries)"
     )]
-    AckCrc { what: String, want: u16, got: u16, got2: u16, tries: u32, hint: String },
+    AckCrc { what: String, want: u16, got: u16, got2: u16, tries: u32, text: Option<String> },
     /// An ACK names another token than the packet's.
     #[error("the ACK of the {what} packet names token {got}, not {want}")]
     AckToken { what: String, want: u8, got: u8 },
@@ -54,23 +69,26 @@ pub enum SophgoError {
     RequestChanged { offset: u32, size: u32, now_offset: u32, now_size: u32 },
     /// The ROM asked for the same bytes again and again: it refused them.
     #[error(
-        "the ROM asked for fip.bin 0x{offset:x}+0x{size:x} ({what}) {count} times: it does not accept what it receives{hint}"
+        "the ROM asked for fip.bin 0x{offset:x}+0x{size:x} ({what}) {count} times: it does not accept what it receives"
     )]
-    Refused { offset: u32, size: u32, what: String, count: u32, hint: String },
+    Refused { offset: u32, size: u32, what: String, count: u32 },
     /// --main against a ROM that is in its probe session.
-    #[error(
-        "the device is the boot ROM in its first (probe) session, not a running BL2 calling load_image; run without --main to boot a payload"
-    )]
+    #[error("the device is the boot ROM in its first (probe) session, not a running BL2 calling load_image")]
     NotALoadRequest,
     /// The fip.bin given is not usable.
     #[error("fip.bin: {0}")]
     Image(#[from] FipError),
 }
 
+/// What a USB-UART adapter on the board's serial pins reaches, and what to do.
+pub const UART_HINT: &str = "a USB-UART adapter on the board's serial pins reaches the ROM's console (and its UART download, a different protocol), not its USB download: connect the board's USB port to the host instead";
+
 impl Classify for SophgoError {
     fn class(&self) -> FailureClass {
         match self {
-            SophgoError::Link { source, .. } => source.class(),
+            SophgoError::Link { source, .. } | SophgoError::NoRom { source, .. } => source.class(),
+            SophgoError::NotTheRom { .. } => FailureClass::BadInput,
+            SophgoError::NotBack { .. } => FailureClass::Timeout,
             // No answer in time: timeout. The port failing under our hands
             // (a write or flush error, a hang-up): the ROM left the bus.
             SophgoError::NoAnswer { source } => match source {
@@ -84,6 +102,41 @@ impl Classify for SophgoError {
             SophgoError::Refused { .. } => FailureClass::Rejected,
             SophgoError::NotALoadRequest => FailureClass::BadInput,
             SophgoError::Image(_) => FailureClass::BadInput,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            SophgoError::Link { source, .. } => source.hint(),
+            SophgoError::NoRom { bridges, .. } => {
+                let mut h = String::from(
+                    "the ROM offers USB for about 1 s after power-up: start racklet-flash with --wait 60s, then power the board on. If efuses changed the ROM's USB id, give it with --usb-id VID:PID. If ModemManager grabs the port, install `racklet-flash udev-rules`",
+                );
+                for (path, id) in bridges {
+                    h.push_str(&format!(". {path} is a USB-UART adapter ({id}): {UART_HINT}"));
+                }
+                Some(h)
+            }
+            SophgoError::NotTheRom { bridge: true, .. } => Some(UART_HINT.into()),
+            SophgoError::NotTheRom { .. } => {
+                Some("give the ROM's port, or --usb-id when efuses changed its id".into())
+            }
+            SophgoError::NotBack { .. } => Some("raise --stage-timeout if the board needs longer".into()),
+            SophgoError::NoAnswer { .. } => {
+                Some("start racklet-flash with --wait 60s first, then power the board on".into())
+            }
+            SophgoError::AckCrc { text: Some(t), .. } => Some(format!(
+                "the answer is text ({t:?}): this port looks like the board's UART console, not the ROM's USB download port; {UART_HINT}"
+            )),
+            SophgoError::Refused { what, .. } => match what.as_str() {
+                "param1" => {
+                    Some("the ROM rejects the param1 header (magic, checksum, or secure-boot fields)".into())
+                }
+                "BL2" => Some("the ROM rejects BL2 (checksum or secure-boot signature)".into()),
+                _ => None,
+            },
+            SophgoError::NotALoadRequest => Some("run without --main to boot a payload".into()),
+            _ => None,
         }
     }
 }
@@ -166,18 +219,11 @@ fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> SophgoError {
     move |source| SophgoError::Link { what, source }
 }
 
-/// When the 16 bytes read back look like text, the port is a UART console.
-fn text_hint(b: &[u8]) -> String {
+/// The 16 bytes read back as text, when they look like text (a UART console).
+fn as_text(b: &[u8]) -> Option<String> {
     let printable =
         b.iter().filter(|c| c.is_ascii_graphic() || **c == b' ' || **c == b'\r' || **c == b'\n').count();
-    if printable * 4 >= b.len() * 3 {
-        format!(
-            ". The answer is text ({:?}): this port looks like the board's UART console (a USB-UART adapter on its serial pins), not the ROM's USB download port. The ROM's UART download is a different protocol; connect the board's USB port to the host instead",
-            String::from_utf8_lossy(b)
-        )
-    } else {
-        String::new()
-    }
+    (printable * 4 >= b.len() * 3).then(|| String::from_utf8_lossy(b).into_owned())
 }
 
 impl Loader {
@@ -253,7 +299,7 @@ impl Loader {
                 got: ack.crc,
                 got2: ack.crc2,
                 tries,
-                hint: text_hint(buf),
+                text: as_text(buf),
             }
         };
         loop {
@@ -333,20 +379,7 @@ impl Loader {
                 };
                 let count = self.served.iter().filter(|r| **r == (offset, size)).count() as u32;
                 if count >= self.opts.max_serves {
-                    let hint = match what.as_str() {
-                        "param1" => {
-                            ": the ROM rejects the param1 header (magic, checksum, or secure-boot fields)"
-                        }
-                        "BL2" => ": the ROM rejects BL2 (checksum or secure-boot signature)",
-                        _ => "",
-                    };
-                    return Err(SophgoError::Refused {
-                        offset,
-                        size,
-                        what,
-                        count: count + 1,
-                        hint: hint.into(),
-                    });
+                    return Err(SophgoError::Refused { offset, size, what, count: count + 1 });
                 }
                 if count > 0 {
                     progress.say(format!("the ROM asks for {what} again (try {})", count + 1));

@@ -1,23 +1,16 @@
 //! The session logic against a scripted ROM written in this file from the
-//! fact sheet (its own CRC, its own packet parser), not from the crate.
+//! fact sheet (its own packet parser, the sim's reference CRC), not from the
+//! crate. It reacts to what it receives (each ACK echoes the CRC of the
+//! packet just sent), which the test kit's fixed-script `ScriptedSerial`
+//! cannot do; the kit's progress sinks are used.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use racklet_link::progress::CollectProgress;
-use racklet_link::{Classify, FailureClass, LinkError, ProgressSink, SerialInfo, SerialLink};
+use racklet_link::testing::{CancelAfter, CollectProgress};
+use racklet_link::{Classify, FailureClass, LinkError, SerialInfo, SerialLink};
+use racklet_sim::crc::crc16_xmodem as crc_ref;
 use racklet_sophgo::{Loader, Options, SessionOutcome, SophgoError, fip};
-
-fn crc_ref(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
-}
 
 /// What the scripted ROM does wrong.
 #[derive(Default, Clone)]
@@ -279,7 +272,8 @@ fn a_uart_console_by_mistake_is_named() {
     let (r, _) = run(&mut l, Script { text: Some(b"C.SCS/0/0.WD.URPL.USBI.USBEF."), ..Default::default() });
     let e = r.unwrap_err();
     assert_eq!(e.class(), FailureClass::Io);
-    assert!(e.to_string().contains("UART console"), "{e}");
+    let hint = e.hint().unwrap_or_default();
+    assert!(hint.contains("UART console") && hint.contains("C.SCS/0/0.WD"), "{e}: {hint}");
 }
 
 #[test]
@@ -315,6 +309,7 @@ fn the_same_request_too_often_is_a_refusal() {
     assert!(matches!(e, SophgoError::Refused { count: 4, .. }), "{e}");
     assert_eq!(e.class(), FailureClass::Rejected);
     assert!(e.to_string().contains("BL2"));
+    assert!(e.hint().unwrap_or_default().contains("rejects BL2"), "{e}");
     assert_eq!(rom.packets.len(), 1);
 }
 
@@ -334,6 +329,7 @@ fn silence_on_the_first_magic_names_the_window() {
     assert!(matches!(e, SophgoError::NoAnswer { .. }));
     assert_eq!(e.class(), FailureClass::Timeout);
     assert!(e.to_string().contains("window"));
+    assert!(e.hint().unwrap_or_default().contains("--wait"), "{e}");
     // Later sessions time out as plain link timeouts.
     let mut l = Loader::boot(fip::build(&bl2(300), 0x37000).unwrap(), fast()).unwrap();
     run(&mut l, Script { want: (0, 0), ..Default::default() }).0.unwrap();
@@ -357,19 +353,11 @@ fn a_bad_fip_is_refused_before_anything_is_sent() {
     assert_eq!(e.class(), FailureClass::BadInput);
 }
 
-struct Cancelled;
-impl ProgressSink for Cancelled {
-    fn event(&mut self, _e: racklet_link::ProgressEvent) {}
-    fn cancelled(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn cancel_stops_between_transfers() {
     let mut l = Loader::boot(fip::build(&bl2(300), 0x37000).unwrap(), fast()).unwrap();
     let mut rom = MockRom::new(Script { want: (0, 4096), ..Default::default() });
-    let e = l.session(&mut rom, &mut Cancelled).unwrap_err();
+    let e = l.session(&mut rom, &mut CancelAfter::new(0)).unwrap_err();
     assert_eq!(e.class(), FailureClass::Interrupted);
     assert!(rom.packets.is_empty());
 }

@@ -81,7 +81,7 @@ struct Board {
 
 fn board(fault: Option<&str>) -> Board {
     let serial = SimSerialBus::new();
-    let scenario = Scenario { port_path: "1-1".into(), fault: fault.map(str::to_string) };
+    let scenario = Scenario { fault: fault.map(str::to_string), ..Scenario::at("1-1") };
     let rom = models::attach("jh7110", &scenario, &SimUsbBus::new(), &serial).unwrap();
     Board { rom, serial, dir: tempfile::tempdir().unwrap() }
 }

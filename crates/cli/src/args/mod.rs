@@ -2,4 +2,6 @@
 //! [`crate::cli::MaskromArgs`] under its own help heading.
 
 pub mod canaan;
+pub mod rockchip;
+pub mod sophgo;
 pub mod starfive;

@@ -18,7 +18,7 @@ use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
-use crate::error::{bad_input, class_of, fail};
+use crate::error::{add_hint, bad_input, class_of, fail};
 use crate::flows::{self, Outcome, SimCtx};
 use crate::output::{JobReporter, Mode, Output};
 
@@ -42,7 +42,8 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     // not a near-miss of a known header, which is damaged, not a raw
     // binary: refused unless --force says to send it raw.
     let what = format!("a stage of {} can be", board.name);
-    let inputs = a.bin.iter().chain(a.dram.iter()).chain(a.then.iter()).chain(a.starfive.then_ymodem.iter());
+    let inputs =
+        a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.then.iter()).chain(a.starfive.then_ymodem.iter());
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
         if let Some(what) = drivers::near_miss(&bytes)
@@ -190,8 +191,21 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         conn.wait = a.connect.wait;
                         conn.stage_timeout = a.connect.stage_timeout;
                         conn.recorder = transcript;
-                        let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
-                        let r = drivers::of(board).maskrom(&mut job);
+                        let mut job = Job { board, args: a, conn };
+                        let r = drivers::of(board).maskrom(&mut job).map_err(|e| {
+                            // No board at all (not: no USB bus): say how to put it in its ROM mode.
+                            let not_found = e.chain().any(|c| {
+                                matches!(c.downcast_ref(), Some(racklet_link::LinkError::NotFound { .. }))
+                            });
+                            if !not_found {
+                                return e;
+                            }
+                            let enter = format!(
+                                "To put {} ({}) in its boot ROM mode: {} Without a board, --simulate runs against a virtual ROM.",
+                                board.name, board.title, board.enter
+                            );
+                            add_hint(e, &enter)
+                        });
                         (r, job.conn.resolved.take())
                     };
                     let outcome = outcome.and_then(|o| {

@@ -47,7 +47,7 @@ impl Driver for Canaan {
             payload: a.bin.clone(),
             loads: a.canaan.loads.clone(),
             run: a.canaan.run,
-            dram: a.dram.clone(),
+            dram: a.rockchip.dram.clone(),
             force: a.connect.force,
         };
         let plan = racklet_canaan::plan(&inputs, &target).map_err(classify)?;
@@ -73,7 +73,7 @@ impl Driver for Canaan {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
+        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 

@@ -30,9 +30,6 @@ pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
     pub conn: Connector<'c>,
-    /// True when the buses are simulated (for messages only: a driver must
-    /// not behave differently).
-    pub simulate: bool,
 }
 
 /// What the CLI needs from one protocol.

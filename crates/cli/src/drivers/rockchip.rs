@@ -1,18 +1,40 @@
-//! The rockchip driver (adapter over the flow in `crate::flows::rockchip`, which
-//! moves into the protocol crate).
+//! The Rockchip driver: the command line to `racklet_rockchip`'s plan and
+//! boot, its report to facts; `info`, `--simulate` and `sim` through the
+//! protocol crate and the sim registry.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
+use racklet_link::{FailureClass, LinkError};
+use racklet_rockchip::RockchipError;
+use racklet_sim::models::Scenario;
+use racklet_sim::rom::Verdict;
+use racklet_sim::serve::rockchip::{self as server, Event};
 
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::flows::{self, Outcome, SimCtx};
+use crate::error::{Classified, classify, fail};
+use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Rockchip;
+
+/// A boot error; when no board was found at all (not: no USB bus), the hint
+/// also says how to put this board in maskrom.
+fn boot_error(board: &Board, e: RockchipError) -> anyhow::Error {
+    let not_found = matches!(e, RockchipError::Link(LinkError::NotFound { .. }));
+    let mut err = classify(e);
+    if not_found && let Some(c) = err.downcast_mut::<Classified>() {
+        let enter = format!("To put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
+        c.hint = Some(match c.hint.take() {
+            Some(h) => format!("{h}. {enter}"),
+            None => enter,
+        });
+    }
+    err
+}
 
 pub static DRIVER: Rockchip = Rockchip;
 
@@ -22,26 +44,84 @@ impl Driver for Rockchip {
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
-        flows::run_legacy(job, flows::rockchip::maskrom)
+        let a = job.args;
+        let target = job.board.target();
+        let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
+        let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
+        let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
+        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts)
+            .map_err(|e| boot_error(job.board, e))?;
+        Ok(Outcome { facts: report.facts() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
-        flows::rockchip::info(std::path::Path::new(""), bytes).map(Into::into)
+        racklet_rockchip::describe(bytes)
     }
 
     fn near_miss(&self, bytes: &[u8]) -> Option<String> {
-        racklet_rockchip::loader::near_miss(bytes)
+        racklet_rockchip::near_miss(bytes)
     }
 
-    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
-        flows::rockchip::image(board, args, payload)
+    fn image(&self, board: &Board, _args: &ImageArgs, _payload: &Payload) -> Result<Vec<u8>> {
+        Err(fail(
+            FailureClass::Other,
+            format!(
+                "storage boot images (idbloader) for {} are not built by racklet-flash yet; use U-Boot's `mkimage -T rksd`",
+                board.name
+            ),
+        ))
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        Ok(Box::new(flows::Legacy(flows::rockchip::attach_sim(sim)?)))
+        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
+        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        flows::rockchip::serve(board, args, out)
+        let opts = server::Options {
+            soc: board.soc.clone(),
+            addr: args.tcp.clone().unwrap_or_else(|| "127.0.0.1:0".into()),
+            keep: args.keep,
+            fault: args.fault.clone(),
+        };
+        let soc = board.soc.to_uppercase();
+        let on = |e: Event<'_>| -> Result<(), server::HandlerError> {
+            match e {
+                Event::Listening { addr } => {
+                    if let Some(w) = racklet_sim::exposure_warning(&addr) {
+                        eprintln!("{w}");
+                    }
+                    outln!("tcp://{addr}");
+                    out.line(&format!(
+                        "virtual {soc} maskrom ({}) serving JSON Lines USB transfers on {addr}",
+                        board.name
+                    ));
+                }
+                Event::Session { peer } => out.line(&format!("session from {peer}")),
+                Event::Received { number, index, body, transfers, crc, .. } => {
+                    out.line(&format!(
+                        "received 0x{index:x} stage: {} B in {transfers} transfers, crc {crc:04x}",
+                        body.len()
+                    ));
+                    if let Some(dir) = &args.save {
+                        let p = dir.join(format!("stage{number}-{index:x}.bin"));
+                        racklet_image::output::write_file(&p, body, false)?;
+                    }
+                }
+                Event::Verdict { verdict: Verdict::Started { summary }, .. } => {
+                    out.line(&format!("verdict: ok: {summary}"))
+                }
+                Event::Verdict { verdict: Verdict::NotStarted { why }, .. } => {
+                    out.line(&format!("verdict: failed: {why}"))
+                }
+                Event::SessionFailed { peer, error } => out.line(&format!("session from {peer}: {error}")),
+            }
+            Ok(())
+        };
+        server::serve(&opts, &on).map_err(|e| match e {
+            // A stage that could not be saved: the write's own error (and class).
+            server::ServeError::Handler(h) => anyhow::Error::from_boxed(h),
+            e => classify(e),
+        })
     }
 }

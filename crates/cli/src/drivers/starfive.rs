@@ -77,7 +77,7 @@ impl Driver for Starfive {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { port_path: sim.port_path.clone(), fault: sim.fault.clone() };
+        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 

@@ -72,7 +72,7 @@ pub fn maskrom(ctx: &mut Ctx) -> Result<Outcome> {
             Soc::Th1520 => format!("maskrom {}: give the u-boot-with-spl.bin to load", board.name),
         })
     })?;
-    if a.dram.is_some() {
+    if a.rockchip.dram.is_some() {
         return Err(bad_input(
             "--dram is for Rockchip ROMs; fastboot ROMs take no DRAM blob (the FSBL/SPL trains DRAM)",
         ));

@@ -15,10 +15,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use racklet_link::transcript::{Recorder, TranscriptWriter};
-use racklet_link::{
-    FailureClass, LinkError, ProgressSink, Selector, SerialBus, SerialInfo, SerialLink, UsbBus, UsbInfo,
-    UsbLink,
-};
+use racklet_link::{FailureClass, LinkError, ProgressSink, Selector, SerialInfo, UsbBus, UsbInfo, UsbLink};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
@@ -27,8 +24,6 @@ use crate::cli::MaskromArgs;
 use crate::error::{bad_input, fail};
 
 pub mod fastboot;
-pub mod rockchip;
-pub mod sophgo;
 
 /// What a finished flow reports (chip info, what ran where).
 #[derive(Debug, Default, Clone)]
@@ -48,15 +43,13 @@ pub struct Ctx<'a> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
     pub usb: Arc<dyn UsbBus>,
-    pub serial: Arc<dyn SerialBus>,
     /// The device selector of this job, if any.
     pub selector: Option<Selector>,
     pub progress: &'a mut dyn ProgressSink,
     pub transcript: Option<TranscriptWriter>,
-    pub simulate: bool,
-    /// The device this job found: its USB port path (or tty path), set by
-    /// [`Ctx::find_usb`] / [`Ctx::find_serial`]. A simulated run pairs the
-    /// virtual ROM's verdict with the job by it.
+    /// The device this job found: its USB port path, set by
+    /// [`Ctx::find_usb`]. A simulated run pairs the virtual ROM's verdict
+    /// with the job by it.
     pub resolved: Option<String>,
 }
 
@@ -171,92 +164,6 @@ impl Ctx<'_> {
             e => e.into(),
         })
     }
-
-    /// Finds the serial port of the board. `ids` restricts to USB serial
-    /// devices with these ids (a CDC-ACM ROM); `None` accepts any USB serial
-    /// port (a UART adapter).
-    pub fn find_serial(&mut self, ids: Option<&[(u16, u16)]>, what: &str) -> Result<SerialInfo> {
-        let sel = self.selector.clone();
-        let pred = |p: &SerialInfo| {
-            let id_ok = match ids {
-                Some(ids) => ids.iter().any(|(v, pi)| p.vid == Some(*v) && p.pid == Some(*pi)),
-                None => true,
-            };
-            id_ok && sel.as_ref().is_none_or(|s| s.matches_serial(p))
-        };
-        // A tty path given explicitly is used as is, even when it is not in
-        // the port list (a pty, a symlink, a port sysfs does not describe).
-        if let Some(Selector::Tty(path)) = &self.selector {
-            let listed = self.serial.ports()?.into_iter().find(|p| pred(p));
-            let path_s = path.display().to_string();
-            if listed.is_none() && !path.exists() {
-                if let Some(w) = self.wait() {
-                    let cancel = self.cancel_fn();
-                    let start = std::time::Instant::now();
-                    while !path.exists() {
-                        if cancel() {
-                            return Err(LinkError::Interrupted.into());
-                        }
-                        if start.elapsed() >= w {
-                            return Err(not_found(self.board, what, &self.selector, Some(w)));
-                        }
-                        std::thread::sleep(racklet_link::discover::POLL_INTERVAL);
-                    }
-                } else {
-                    return Err(not_found(self.board, what, &self.selector, None));
-                }
-            }
-            let info = listed.unwrap_or(SerialInfo { path: path_s, ..Default::default() });
-            self.resolved = Some(serial_identity(&info));
-            return Ok(info);
-        }
-        let mut found: Vec<SerialInfo> = self.serial.ports()?.into_iter().filter(|p| pred(p)).collect();
-        if found.is_empty() {
-            if let Some(w) = self.wait() {
-                self.progress.say(format!("waiting up to {}s for {what}...", w.as_secs_f64()));
-                let cancel = self.cancel_fn();
-                found =
-                    racklet_link::wait_for_serial(&*self.serial, &pred, w, &cancel).map_err(|e| match e {
-                        LinkError::Timeout { .. } => not_found(self.board, what, &self.selector, Some(w)),
-                        e => e.into(),
-                    })?;
-            } else {
-                return Err(not_found(self.board, what, &self.selector, None));
-            }
-        }
-        if found.len() > 1 {
-            let list = found
-                .iter()
-                .map(|p| {
-                    format!(
-                        "  --port {:<14} {} {}",
-                        p.path,
-                        p.port_path.clone().map(|x| format!("(USB {x})")).unwrap_or_default(),
-                        p.product.clone().unwrap_or_default()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(fail(
-                FailureClass::Ambiguous,
-                format!("{} serial ports could be {what}; choose one with --port:\n{list}", found.len()),
-            ));
-        }
-        self.resolved = Some(serial_identity(&found[0]));
-        Ok(found.remove(0))
-    }
-
-    /// Opens a serial port, recording the transcript when asked.
-    pub fn open_serial(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>> {
-        let link = self.serial.open(info, baud)?;
-        Ok(match &self.transcript {
-            Some(w) => {
-                w.record(serde_json::json!({"t":"baud","rate":baud}));
-                Box::new(Recorder::serial(link, w.clone()))
-            }
-            None => link,
-        })
-    }
 }
 
 /// Which board a serial port is: its USB port path when it has one (it
@@ -329,11 +236,9 @@ pub fn run_legacy(job: &mut crate::drivers::Job, flow: fn(&mut Ctx) -> Result<Ou
         board: job.board,
         args: job.args,
         usb: job.conn.usb.clone(),
-        serial: job.conn.serial.clone(),
         selector: job.conn.selector.clone(),
         progress: &mut *job.conn.progress,
         transcript: job.conn.recorder.clone(),
-        simulate: job.simulate,
         resolved: None,
     };
     let r = flow(&mut ctx);
@@ -420,10 +325,4 @@ pub fn dram_window(board: &Board) -> racklet_image::Window {
         board.largest_stage(),
         &format!("the largest stage racklet-flash sends to {}", board.name),
     )
-}
-
-/// Loads an ELF or raw stage bound for DRAM.
-pub fn load_dram_stage(board: &Board, path: &std::path::Path) -> Result<racklet_image::Payload> {
-    let bytes = read_stage(board, path)?;
-    Ok(racklet_image::load_bytes(path, bytes, board.arch(), &dram_window(board))?)
 }

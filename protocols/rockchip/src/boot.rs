@@ -1,0 +1,189 @@
+//! The maskrom run: find the ROM, check that it is a maskrom, send the
+//! planned stages, follow the board to its usbplug by USB port path and
+//! ask the usbplug what it is.
+
+use std::time::{Duration, Instant};
+
+use racklet_image::Target;
+use racklet_link::{Classify, Connector, FailureClass, LinkError, ProgressSink, UsbId, UsbInfo, UsbLink};
+
+use crate::RockchipError;
+use crate::chips;
+use crate::frame::FrameOptions;
+use crate::maskrom::{INDEX_471, INDEX_472, StageReport, Timeouts, download_loader, download_stage};
+use crate::plan::{Plan, Stages};
+use crate::report::{Device, Next, Report, Source, Stage, Usbplug};
+use crate::rockusb::{self, Rockusb};
+use crate::{looks_like_loader, report};
+
+/// xrock's `maskrom` pauses this long after the DRAM-init stage before the
+/// usbplug's first transfer (which also gets the long timeout).
+pub const PAUSE_AFTER_DRAM_INIT: Duration = Duration::from_millis(10);
+
+/// How long the "is a loader already running?" probe waits for its CSW.
+pub const LOADER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How a run behaves beyond its plan.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Send even when a rockusb loader answers where the maskrom should be.
+    pub force: bool,
+    pub timeouts: Timeouts,
+}
+
+/// Runs the plan on the board's maskrom and reports what happened.
+pub fn boot(
+    conn: &mut Connector,
+    plan: &Plan,
+    target: &Target,
+    opts: &Options,
+) -> Result<Report, RockchipError> {
+    let ids: Vec<UsbId> = target.usb_ids(None).into_iter().map(|(v, p)| UsbId::new(v, p)).collect();
+    let info = conn.find_usb(&ids, "Rockchip maskrom device")?;
+    let soc = target.soc.to_uppercase();
+    conn.progress.say(format!(
+        "{soc} maskrom device {} at USB port {} (address {}, bcdUSB 0x{:04x})",
+        info.id(),
+        info.port_path,
+        info.address,
+        info.bcd_usb
+    ));
+    let mut link = conn.open_usb(&info)?;
+    // bcdUSB bit 0 is only a hint (the usbplug says 0x0200 like a maskrom):
+    // a loader is told apart by answering TEST UNIT READY.
+    if looks_like_loader(&info) && !opts.force && rockusb_answers(&mut *link) {
+        return Err(not_maskrom(&info));
+    }
+    let source = match &plan.stages {
+        Stages::Loader { from, loader, .. } => {
+            Source::Loader { file: from.clone(), tag: loader.tag_str(), chip_code: loader.chip_code.clone() }
+        }
+        Stages::Raw { ddr, usbplug, rc4 } => {
+            conn.progress.say(format!("DRAM init (0x471): {}", ddr.from.display()));
+            if let Some(u) = usbplug {
+                conn.progress.say(format!("usbplug (0x472): {}", u.from.display()));
+            }
+            Source::Raw {
+                ddr: ddr.from.clone(),
+                usbplug: usbplug.as_ref().map(|u| u.from.clone()),
+                rc4: *rc4,
+            }
+        }
+    };
+    let started = Instant::now();
+    let sent = match send(&mut *link, plan, &opts.timeouts, &mut *conn.progress) {
+        Ok(r) => r,
+        // A stall of the very first transfer: maybe a loader runs there.
+        Err(RockchipError::Rejected { transfer: 1, index: INDEX_471, .. })
+            if !opts.force && rockusb_answers(&mut *link) =>
+        {
+            return Err(not_maskrom(&info));
+        }
+        Err(e) => return Err(e),
+    };
+    let send_ms = started.elapsed().as_millis() as u64;
+    drop(link);
+    let mut report = Report {
+        board: target.board.clone(),
+        soc: target.soc.clone(),
+        maskrom: Device::from(&info),
+        chip_rc4: plan.chip.rc4,
+        source,
+        stages: sent.iter().map(Stage::from).collect(),
+        send_ms,
+        next: Next::DramOnly,
+    };
+    if plan.has_usbplug() {
+        report.next = Next::Usbplug(usbplug(conn, plan, &info, &ids)?);
+    }
+    Ok(report)
+}
+
+/// Sends the planned stages on an open maskrom link.
+fn send(
+    link: &mut dyn UsbLink,
+    plan: &Plan,
+    t: &Timeouts,
+    progress: &mut dyn ProgressSink,
+) -> Result<Vec<StageReport>, RockchipError> {
+    match &plan.stages {
+        Stages::Loader { file, loader, .. } => {
+            download_loader(link, loader, file, plan.zero_crc, t, progress)
+        }
+        Stages::Raw { ddr, usbplug, rc4 } => {
+            let opts = FrameOptions { rc4: *rc4, zero_crc: plan.zero_crc };
+            let mut r = vec![download_stage(link, INDEX_471, "ddr", &ddr.bytes, opts, t, progress)?];
+            if let Some(u) = usbplug {
+                std::thread::sleep(PAUSE_AFTER_DRAM_INIT);
+                r.push(download_stage(link, INDEX_472, "usbplug", &u.bytes, opts, t, progress)?);
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// The usbplug starts: the board drops off the bus and comes back at the
+/// same port path with a new address (and the same ids). Follow it, wait
+/// for TEST UNIT READY until the stage timeout, then ask what it is.
+fn usbplug(
+    conn: &mut Connector,
+    plan: &Plan,
+    maskrom: &UsbInfo,
+    ids: &[UsbId],
+) -> Result<report::Usbplug, RockchipError> {
+    let within = conn.stage_timeout;
+    let plug = conn.follow_usb(maskrom, ids, "the usbplug", within).map_err(|e| match e {
+        LinkError::Timeout { after, .. } => {
+            RockchipError::UsbplugMissing { port: maskrom.port_path.clone(), within: after }
+        }
+        e => e.into(),
+    })?;
+    let mut link = conn.open_usb(&plug)?;
+    let mut r = Rockusb::new(&mut *link)?;
+    // The usbplug may need a moment after enumeration before it answers.
+    let deadline = Instant::now() + within;
+    loop {
+        match r.test_unit_ready() {
+            Ok(()) => break,
+            Err(e)
+                if Instant::now() < deadline
+                    && e.class() == FailureClass::Timeout
+                    && !conn.progress.cancelled() => {}
+            Err(e) => {
+                return Err(RockchipError::UsbplugSilent {
+                    port: plug.port_path.clone(),
+                    source: Box::new(e),
+                });
+            }
+        }
+    }
+    let ci = r.read_chip_info()?;
+    let code = rockusb::chip_code(&ci).unwrap_or_else(|| format!("{:02x?}", &ci[..ci.len().min(4)]));
+    let flash_id = r.read_flash_id()?;
+    let flash = match r.read_flash_info() {
+        Ok(f) => f.into(),
+        Err(e) => report::Flash::Unavailable { why: e.to_string() },
+    };
+    Ok(Usbplug {
+        device: Device::from(&plug),
+        other_chip: chips::by_code(&code).is_some_and(|c| c != plan.chip),
+        chip_code: code,
+        flash_id,
+        flash,
+    })
+}
+
+/// A short rockusb probe: does a loader answer TEST UNIT READY?
+fn rockusb_answers(link: &mut dyn UsbLink) -> bool {
+    match Rockusb::new(link) {
+        Ok(mut r) => {
+            r.timeout = LOADER_PROBE_TIMEOUT;
+            r.test_unit_ready().is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+fn not_maskrom(info: &UsbInfo) -> RockchipError {
+    RockchipError::NotMaskrom { port: info.port_path.clone(), bcd_usb: info.bcd_usb }
+}
