@@ -193,11 +193,13 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         conn.recorder = transcript;
                         let mut job = Job { board, args: a, conn };
                         let r = drivers::of(board).maskrom(&mut job).map_err(|e| {
-                            // No board at all (not: no USB bus): say how to put it in its ROM mode.
-                            let not_found = e.chain().any(|c| {
-                                matches!(c.downcast_ref(), Some(racklet_link::LinkError::NotFound { .. }))
+                            // The board is not (yet) in its ROM — none found, or a later
+                            // stage answered — but a USB bus is there: say how to put
+                            // it in its ROM mode.
+                            let no_bus = e.chain().any(|c| {
+                                matches!(c.downcast_ref(), Some(racklet_link::LinkError::NoUsbBus { .. }))
                             });
-                            if !not_found {
+                            if class_of(&e) != FailureClass::NotFound || no_bus {
                                 return e;
                             }
                             let enter = format!(

@@ -6,34 +6,19 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_canaan::{Inputs, Options, RomOptions};
 use racklet_image::{Description, Payload};
-use racklet_link::{Classify, FailureClass};
 use racklet_sim::models::{self, Scenario};
 use racklet_sim::serve::canaan as server;
 
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{Classified, classify};
+use crate::error::classify;
 use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;
 
 pub static DRIVER: Canaan = Canaan;
-
-/// A boot error; "not found" also says how to put the board in its ROM.
-fn boot_error(board: &Board, e: racklet_canaan::CanaanError) -> anyhow::Error {
-    let not_found = e.class() == FailureClass::NotFound;
-    let mut err = classify(e);
-    if not_found && let Some(c) = err.downcast_mut::<Classified>() {
-        let enter = format!("to put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
-        c.hint = Some(match c.hint.take() {
-            Some(h) => format!("{h}; {enter}"),
-            None => enter,
-        });
-    }
-    err
-}
 
 impl Driver for Canaan {
     fn name(&self) -> &'static str {
@@ -55,8 +40,7 @@ impl Driver for Canaan {
             rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
             follow: a.connect.follow,
         };
-        let report =
-            racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(|e| boot_error(board, e))?;
+        let report = racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 

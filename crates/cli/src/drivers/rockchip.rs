@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::{FailureClass, LinkError};
-use racklet_rockchip::RockchipError;
+use racklet_link::FailureClass;
 use racklet_sim::models::Scenario;
 use racklet_sim::rom::Verdict;
 use racklet_sim::serve::rockchip::{self as server, Event};
@@ -15,26 +14,11 @@ use racklet_sim::serve::rockchip::{self as server, Event};
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{Classified, classify, fail};
+use crate::error::{classify, fail};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Rockchip;
-
-/// A boot error; when no board was found at all (not: no USB bus), the hint
-/// also says how to put this board in maskrom.
-fn boot_error(board: &Board, e: RockchipError) -> anyhow::Error {
-    let not_found = matches!(e, RockchipError::Link(LinkError::NotFound { .. }));
-    let mut err = classify(e);
-    if not_found && let Some(c) = err.downcast_mut::<Classified>() {
-        let enter = format!("To put {} ({}) in its boot ROM mode: {}", board.name, board.title, board.enter);
-        c.hint = Some(match c.hint.take() {
-            Some(h) => format!("{h}. {enter}"),
-            None => enter,
-        });
-    }
-    err
-}
 
 pub static DRIVER: Rockchip = Rockchip;
 
@@ -49,8 +33,7 @@ impl Driver for Rockchip {
         let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
         let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
         let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
-        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts)
-            .map_err(|e| boot_error(job.board, e))?;
+        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 
