@@ -242,7 +242,12 @@ fn no_uart_is_not_found_with_how_to_enter_uart_boot() {
     let (code, _, err) = run(&["maskrom", "vf2", "p.bin", "--port", missing.to_str().unwrap()], dir.path());
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no USB-UART adapter on the JH7110's UART0 at"), "{err}");
-    assert!(err.contains("hint: to put visionfive2 (StarFive VisionFive 2) in its boot ROM mode: Set the boot-mode DIP switch"), "{err}");
+    assert!(
+        err.contains(
+            "To put visionfive2 (StarFive VisionFive 2) in its boot ROM mode: Set the boot-mode DIP switch"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::FailureClass;
 use racklet_sim::models::{self, Scenario, SimError};
 use racklet_sim::serve::starfive::{self as server, Event};
 use racklet_sim::starfive::Fault;
@@ -17,29 +16,13 @@ use serde_json::json;
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{Classified, bad_input, classify};
+use crate::error::{bad_input, classify};
 use crate::flows::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
 pub struct Starfive;
 
 pub static DRIVER: Starfive = Starfive;
-
-/// A boot error, with how to put the board in its UART boot mode when
-/// nothing was found.
-fn boot_error(board: &Board, e: racklet_starfive::StarfiveError) -> anyhow::Error {
-    let mut e = classify(e);
-    if let Some(c) = e.downcast_mut::<Classified>()
-        && c.class == FailureClass::NotFound
-    {
-        let then = c.hint.take().map(|h| format!(" Then {h}.")).unwrap_or_default();
-        c.hint = Some(format!(
-            "to put {} ({}) in its boot ROM mode: {}{then} Without a board, --simulate runs against its virtual ROM.",
-            board.name, board.title, board.enter
-        ));
-    }
-    e
-}
 
 impl Driver for Starfive {
     fn name(&self) -> &'static str {
@@ -53,8 +36,7 @@ impl Driver for Starfive {
         let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
         let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
         opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
-        let report = racklet_starfive::boot(&mut job.conn, &plan, &target, &opts)
-            .map_err(|e| boot_error(job.board, e))?;
+        let report = racklet_starfive::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 
