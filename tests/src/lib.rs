@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod captures;
+
 /// The environment variables of racklet-flash's connection options: a test
 /// must not pick up the caller's.
 pub const RACKLET_ENV: &[&str] = &[

@@ -254,11 +254,25 @@ fn no_uart_is_not_found_with_how_to_enter_uart_boot() {
 fn record_writes_the_serial_transcript() {
     let dir = tempfile::tempdir().unwrap();
     file(dir.path(), "p.bin", &pattern(100, 1));
-    let (code, out, err) = run(&["maskrom", "vf2", "p.bin", "--simulate", "--record", "t.jsonl"], dir.path());
+    let (code, out, err) = run(
+        &["maskrom", "vf2", "p.bin", "--simulate", "--record", "t.jsonl", "--record-data", "full"],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{out}{err}");
     let t = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
-    assert!(t.contains("\"rate\":115200"), "{t}");
-    assert!(t.lines().any(|l| l.contains("\"t\":\"serial_out\"") && l.contains("\"data\":\"04\"")), "{t}");
+    let outs: Vec<serde_json::Value> = t
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["t"] == "serial_out")
+        .collect();
+    // 1124 bytes: one STX frame (1029 bytes) and one SOH tail (133), then EOT.
+    let frame1 = outs[0]["data"].as_str().unwrap();
+    assert_eq!(frame1.len(), 2 * 1029);
+    assert!(frame1.starts_with("0201fe40020000"), "{}", &frame1[..16]);
+    assert!(outs[1]["data"].as_str().unwrap().starts_with("0102fd"));
+    assert_eq!(outs[1]["data"].as_str().unwrap().len(), 2 * 133);
+    assert_eq!(outs.last().unwrap()["data"], "04");
+    assert!(t.contains("\"baud\":115200"));
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! dummy_hcd, and racklet-flash reaches them through usbfs (nusb) and
 //! cdc-acm, selected by USB port path.
 //!
-//! `RACKLET_RIG_CONSOLE=FILE` keeps the guest's console output.
+//! `RACKLET_RIG_CONSOLE=FILE` keeps the guest's console output;
+//! `RACKLET_RIG_CAPTURES=DIR` keeps the transcripts of its recorded runs
+//! (tests/vectors/captures came from there).
 //!
 //! It never skips: a missing QEMU, kernel, busybox-static or cpio fails
 //! the test with the package to install. Every step is bounded (a timeout
@@ -229,6 +231,11 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     ] {
         std::fs::copy(pre.join(board).join("hello.bin"), data.join(name))
             .unwrap_or_else(|e| panic!("payloads/prebuilt/{board}/hello.bin: {e}"));
+        // The recorded runs name them as the workspace does, so their
+        // transcripts replay from the workspace (tests/vectors/captures).
+        let dir = data.join("payloads/prebuilt").join(board);
+        std::fs::create_dir_all(&dir).expect("payload dir");
+        std::fs::copy(pre.join(board).join("hello.bin"), dir.join("hello.bin")).expect("payload copy");
     }
     let big: Vec<u8> = (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     std::fs::write(data.join("k230-big.bin"), big).expect("k230-big.bin");
@@ -434,6 +441,48 @@ fn usb_rig_in_a_qemu_guest() {
     let u = rig.expect("k1u-maskrom", racklet_link::FailureClass::Disconnected.exit_code());
     assert!(u.contains("disconnected"), "{u}");
     assert!(rig.expect("k1u-verdict", 1).contains("VERDICT k1u fail"));
+
+    check_captures(&rig, &bin.join("racklet-flash"), &work.path().join("data"));
+}
+
+/// The guest's transcripts (steps `cap-NAME`: their SHA-256, then the
+/// file): each came out whole and replays on the host as it ran in the
+/// guest. `RACKLET_RIG_CAPTURES=DIR` keeps them as
+/// `DIR/<board>/rig-NAME.jsonl` (how tests/vectors/captures got them).
+fn check_captures(rig: &Rig, racklet_flash: &Path, data: &Path) {
+    let keep = std::env::var_os("RACKLET_RIG_CAPTURES").map(PathBuf::from);
+    let mut names: Vec<&String> = rig.steps.keys().filter(|n| n.starts_with("cap-")).collect();
+    names.sort();
+    assert!(names.len() >= 8, "the guest printed {} transcripts: {names:?}", names.len());
+    for step in names {
+        let out = rig.expect(step, 0);
+        let (sha, body) = out.split_once('\n').unwrap_or_else(|| panic!("{step}: {out}"));
+        assert_eq!(
+            racklet_link::transcript::sha256_hex(body.as_bytes()),
+            sha.trim(),
+            "{step}: the transcript did not come through the console whole"
+        );
+        let name = step.trim_start_matches("cap-");
+        let file = data.join(format!("{name}.jsonl"));
+        std::fs::write(&file, body).expect("writing a capture");
+        let (args, t) = racklet_tests::captures::replay_args(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let board = t.header.as_ref().and_then(|h| h.board.clone()).expect("a header with the board");
+        let end = t.end().unwrap_or_else(|| panic!("{step}: no end record"));
+        let o = Command::new(racklet_flash)
+            .current_dir(data)
+            .args(&args)
+            .output()
+            .expect("racklet-flash --replay");
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.code(), Some(end.exit), "{step}: replay of the guest's run:\n{text}");
+        assert!(!text.contains("differs from the recording"), "{step}:\n{text}");
+        report(&format!("usbrig: {step} ({board}) replays as recorded, exit {}", end.exit));
+        if let Some(dir) = &keep {
+            let d = dir.join(&board);
+            std::fs::create_dir_all(&d).expect("captures dir");
+            std::fs::write(d.join(format!("rig-{name}.jsonl")), body).expect("keeping a capture");
+        }
+    }
 }
 
 #[test]

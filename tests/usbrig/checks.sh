@@ -38,6 +38,12 @@ gadget_stop() {
   echo "RIG-END $_n-verdict"
 }
 
+# The payloads, as the workspace names them (under /data).
+RK=payloads/prebuilt/rock-3a/hello.bin
+DUO=payloads/prebuilt/milkv-duo-s/hello.bin
+K230=payloads/prebuilt/canmv-k230/hello.bin
+TH1520=payloads/prebuilt/lichee-pi-4a/hello.bin
+
 # 1. The loop device: a late gadget, list, transfers, a refusal, re-enumeration.
 gadget_start loop usb --model loop --udc dummy_udc.0 --delay 3
 step list-before 20 racklet-flash list --json --all
@@ -84,7 +90,11 @@ step acmcut 40 racklet-usbrig-probe acm "$A" 100000
 gadget_stop acmcut
 
 # 4. The protocols' virtual ROMs (racklet-sim) as gadgets with the real
-#    ROMs' ids, flashed by racklet-flash selected by USB port path.
+#    ROMs' ids, flashed by racklet-flash selected by USB port path. The
+#    maskrom runs are recorded (--record, docs/transcripts.md) from /data,
+#    with the payloads named as in the workspace, so that the host can
+#    replay them and keep them as captures (tests/vectors/captures).
+mkdir -p /tmp/cap
 
 # Three ROMs at once, one per UDC: `list --json` shows each with its own port path.
 gadget_start lrk usb --model rk3568 --udc dummy_udc.0
@@ -102,20 +112,20 @@ gadget_stop lk1
 gadget_start rk usb --model rk3568 --udc dummy_udc.0
 step rk-wait 20 racklet-usbrig-probe wait 2207:350a 15
 P=$(port_of)
-step rk-maskrom 60 racklet-flash maskrom rock-3a /data/rk.bin --dram /data/rk.bin --port "$P"
+step rk-maskrom 60 sh -c "cd /data && racklet-flash maskrom rock-3a $RK --dram $RK --port $P --record /tmp/cap/rk-maskrom.jsonl"
 gadget_stop rk
 
 # ... with one bit flipped on the way in (fault corrupt): the CRC check fails, the ROM refuses.
 gadget_start rkc usb --model rk3568 --udc dummy_udc.0 --fault corrupt
 step rkc-wait 20 racklet-usbrig-probe wait 2207:350a 15
 P=$(port_of)
-step rkc-maskrom 60 racklet-flash maskrom rock-3a /data/rk.bin --dram /data/rk.bin --port "$P"
+step rkc-maskrom 60 sh -c "cd /data && racklet-flash maskrom rock-3a $RK --dram $RK --port $P --record /tmp/cap/rkc-maskrom.jsonl"
 gadget_stop rkc
 
 # Sophgo SG2000 (CDC-ACM): three sessions, each a new enumeration at the same
 # port path (the one the ACM checks found for dummy_udc.2).
 gadget_start duo acm --model sg2000 --udc dummy_udc.2
-step duo-maskrom 60 racklet-flash maskrom milkv-duo-s /data/duo.bin --port "$A" --wait 20s
+step duo-maskrom 60 sh -c "cd /data && racklet-flash maskrom milkv-duo-s $DUO --port $A --wait 20s --record /tmp/cap/duo-maskrom.jsonl"
 gadget_stop duo
 
 # Canaan K230: a payload loaded and started.
@@ -123,14 +133,14 @@ gadget_start k230 usb --model k230 --udc dummy_udc.0
 step k230-wait 20 racklet-usbrig-probe wait 29f1:0230 15
 P=$(port_of)
 step k230-list 20 racklet-flash list --json
-step k230-maskrom 60 racklet-flash maskrom canmv-k230 /data/k230.bin --port "$P" --stage-timeout 1s
+step k230-maskrom 60 sh -c "cd /data && racklet-flash maskrom canmv-k230 $K230 --port $P --stage-timeout 1s --record /tmp/cap/k230-maskrom.jsonl"
 gadget_stop k230
 
 # K230 refusing the bulk data (fault stall-bulk): the rejected class.
 gadget_start k230r usb --model k230 --udc dummy_udc.0 --fault stall-bulk
 step k230r-wait 20 racklet-usbrig-probe wait 29f1:0230 15
 P=$(port_of)
-step k230r-maskrom 60 racklet-flash maskrom canmv-k230 /data/k230.bin --port "$P"
+step k230r-maskrom 60 sh -c "cd /data && racklet-flash maskrom canmv-k230 $K230 --port $P --record /tmp/cap/k230r-maskrom.jsonl"
 gadget_stop k230r
 
 # K230 unplugged in the middle of a 400 KB download: the disconnected class.
@@ -144,21 +154,21 @@ gadget_stop k230cut
 # cut checks found): racklet-flash --port --wait finds it; the ROM
 # stage re-enumerates as U-Boot fastboot (1234:8888) at the same port.
 gadget_start th1520 usb --model th1520 --udc dummy_udc.1 --delay 3
-step th1520-maskrom 60 racklet-flash maskrom lichee-pi-4a /data/th1520.bin --port "$UDC1_PORT" --wait 20s
+step th1520-maskrom 60 sh -c "cd /data && racklet-flash maskrom lichee-pi-4a $TH1520 --port $UDC1_PORT --wait 20s --record /tmp/cap/th1520-maskrom.jsonl"
 gadget_stop th1520
 
 # SpacemiT K1: FSBL.bin through the ROM's fastboot; the FSBL comes back at the same port.
 gadget_start k1 usb --model k1 --udc dummy_udc.2
 step k1-wait 20 racklet-usbrig-probe wait 361c:1001 15
 P=$(port_of)
-step k1-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
+step k1-maskrom 60 sh -c "cd /data && racklet-flash maskrom bpi-f3 FSBL.bin --port $P --record /tmp/cap/k1-maskrom.jsonl"
 gadget_stop k1
 
 # K1 answering FAIL to the download (fault fail-download): the rejected class.
 gadget_start k1r usb --model k1 --udc dummy_udc.2 --fault fail-download
 step k1r-wait 20 racklet-usbrig-probe wait 361c:1001 15
 P=$(port_of)
-step k1r-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
+step k1r-maskrom 60 sh -c "cd /data && racklet-flash maskrom bpi-f3 FSBL.bin --port $P --record /tmp/cap/k1r-maskrom.jsonl"
 gadget_stop k1r
 
 # K1 vanishing when the data phase starts (fault unplug: the model detaches,
@@ -168,3 +178,9 @@ step k1u-wait 20 racklet-usbrig-probe wait 361c:1001 15
 P=$(port_of)
 step k1u-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
 gadget_stop k1u
+
+# 5. The transcripts, each as a step the host checks (sha256) and replays.
+for f in /tmp/cap/*.jsonl; do
+  n=$(basename "$f" .jsonl)
+  step "cap-$n" 20 sh -c "sha256sum $f | cut -d' ' -f1; cat $f"
+done

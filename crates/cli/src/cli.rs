@@ -108,6 +108,17 @@ pub enum SimSpeed {
     Full,
 }
 
+/// How `--record` stores the data the host sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RecordData {
+    /// Long writes (over 256 bytes) as SHA-256 and length: enough to
+    /// replay, a fraction of the size.
+    #[default]
+    Hashed,
+    /// Every byte.
+    Full,
+}
+
 /// Connection options shared by commands that open a device.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
@@ -132,9 +143,25 @@ pub struct ConnectArgs {
     #[arg(long, conflicts_with = "simulate")]
     pub auto_simulate: bool,
     /// Write a JSON Lines transcript of everything that crossed the link
-    /// (an existing FILE is kept unless --force is given).
+    /// (docs/transcripts.md); FILE.jsonl.zst is written compressed. An
+    /// existing FILE is kept unless --force is given.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// What --record keeps of the data the host sends: long writes as
+    /// SHA-256 and length (hashed), or every byte (full).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t, requires = "record")]
+    pub record_data: RecordData,
+    /// Replace USB serial numbers in the --record transcript with stable
+    /// placeholders (before you share it).
+    #[arg(long, requires = "record")]
+    pub record_redact: bool,
+    /// Run against a recorded transcript instead of a device: it answers as
+    /// the board did, and the run fails at the first transfer that differs.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["simulate", "auto_simulate", "all"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: keep the recording's pace instead of answering at once.
+    #[arg(long, requires = "replay")]
+    pub replay_timing: bool,
     /// Flash even when the ROM found does not identify as the board's SoC
     /// (or, K230, when --run points outside every load); overwrite --record's FILE.
     #[arg(long)]

@@ -326,10 +326,7 @@ impl<'a> Connector<'a> {
         let serial = self.serial.clone();
         let link = self.retry_open(&mut || serial.open(info, baud))?;
         Ok(match &self.recorder {
-            Some(w) => {
-                w.record(serde_json::json!({"t":"baud","rate":baud}));
-                Box::new(Recorder::serial(link, w.clone()))
-            }
+            Some(w) => Box::new(Recorder::serial_open(link, w.clone(), baud)),
             None => link,
         })
     }

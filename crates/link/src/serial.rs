@@ -2,13 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::LinkError;
 
 /// A serial port and, when it is a USB adapter or a USB CDC-ACM device,
 /// the USB facts of that device.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SerialInfo {
     /// The tty path (`/dev/ttyUSB0`, `/dev/ttyACM0`, `/dev/pts/3`).
     pub path: String,

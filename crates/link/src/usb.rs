@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::LinkError;
 
@@ -35,7 +35,7 @@ impl ControlSetup {
 }
 
 /// Transfer type of an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     Control,
@@ -45,7 +45,7 @@ pub enum EndpointKind {
 }
 
 /// One endpoint of an interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointInfo {
     /// Endpoint address, bit 7 set for IN.
     pub address: u8,
@@ -54,7 +54,7 @@ pub struct EndpointInfo {
 }
 
 /// One interface (first alternate setting) of the active configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceInfo {
     pub number: u8,
     pub class: u8,
@@ -64,7 +64,8 @@ pub struct InterfaceInfo {
 }
 
 /// What a USB device says about itself, and where it is plugged in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UsbInfo {
     pub vid: u16,
     pub pid: u16,

@@ -17,6 +17,9 @@
 //!   and names its faults through [`rom::Faults`]; [`models`] is the
 //!   registry by SoC that `--simulate`, `racklet-flash sim` and the USB
 //!   gadget use.
+//! - [`replay`] turns a recorded transcript into a virtual device that
+//!   answers as the recording did and stops at the first host transfer
+//!   that differs.
 //! - [`serve`] holds the servers behind `racklet-flash sim`.
 //! - [`crc`] holds the reference CRCs, written bit by bit from their
 //!   definitions: the ROMs' own and the tests' oracle.
@@ -27,6 +30,7 @@ pub mod fastboot;
 pub mod fastload;
 pub mod models;
 pub mod relay;
+pub mod replay;
 pub mod rockchip;
 pub mod rom;
 pub mod serial;

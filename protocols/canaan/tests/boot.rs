@@ -14,7 +14,7 @@ use racklet_canaan::report::{Chip, NextStage};
 use racklet_canaan::{CanaanError, DeviceStage, Inputs, Options, Report, RomOptions};
 use racklet_image::{Target, Window};
 use racklet_link::testing::CollectProgress;
-use racklet_link::transcript::TranscriptWriter;
+use racklet_link::transcript::{DataMode, RecordOptions, TranscriptWriter};
 use racklet_link::{Classify, Connector, FailureClass, Selector};
 use racklet_sim::canaan::{Fault, K230, K230Rom};
 use racklet_sim::serial::SimSerialBus;
@@ -90,7 +90,9 @@ impl Rig {
         conn.selector = sel.map(|s| Selector::parse(s).unwrap());
         conn.stage_timeout = Duration::from_millis(300);
         let file = std::fs::File::create(self.dir.path().join("t.jsonl")).unwrap();
-        conn.recorder = Some(TranscriptWriter::new(file));
+        // Every byte (not the hashes of long writes): the tests read them.
+        let full = RecordOptions { data: DataMode::Full, redact: false };
+        conn.recorder = Some(TranscriptWriter::new(file).with_options(full));
         let r = racklet_canaan::boot(&mut conn, &plan, &target(), opts);
         (r, progress)
     }

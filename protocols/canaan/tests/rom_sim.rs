@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use racklet_canaan::rom::{self, RomOptions, StartStatus};
 use racklet_canaan::{CanaanError, Load, plan_stages};
 use racklet_link::testing::{CancelAfter, CollectProgress};
-use racklet_link::transcript::{Recorder, TranscriptWriter};
+use racklet_link::transcript::{DataMode, RecordOptions, Recorder, TranscriptWriter};
 use racklet_link::{Classify, FailureClass, UsbBus, UsbLink};
 use racklet_sim::canaan::{Fault, K230, K230Rom, Started};
 use racklet_sim::usb::SimUsbBus;
@@ -45,7 +45,10 @@ fn rig(rom: K230Rom) -> Rig {
     let dev = bus.attach(rom);
     let info = bus.devices().unwrap().remove(0);
     let buf = Buf::default();
-    let link = Recorder::usb(bus.open(&info).unwrap(), TranscriptWriter::new(buf.clone()));
+    // Every byte in the records (not only hashes of the long ones): the tests read them.
+    let w = TranscriptWriter::new(buf.clone())
+        .with_options(RecordOptions { data: DataMode::Full, redact: false });
+    let link = Recorder::usb(bus.open(&info).unwrap(), w);
     Rig { dev, link, buf }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use racklet_image::{Arch, Target, Window};
 use racklet_link::testing::{CancelAfter, CollectProgress};
-use racklet_link::transcript::TranscriptWriter;
+use racklet_link::transcript::{DataMode, RecordOptions, TranscriptWriter};
 use racklet_link::{Classify, Connector, FailureClass, LinkError, ProgressSink, SerialBus};
 use racklet_sim::models::{self, Scenario};
 use racklet_sim::rom::{Verdict, VirtualRom};
@@ -292,7 +292,9 @@ fn the_transcript_shows_the_frames_on_the_wire() {
     let buf = Shared::default();
     let mut progress = CollectProgress::default();
     let mut conn = b.connector(&mut progress);
-    conn.recorder = Some(TranscriptWriter::new(buf.clone()));
+    // Every byte as hex (by default long writes are kept as their hash).
+    let full = RecordOptions { data: DataMode::Full, ..Default::default() };
+    conn.recorder = Some(TranscriptWriter::new(buf.clone()).with_options(full));
     boot(&mut conn, &plan, &vf2(), &fast()).unwrap();
     drop(conn);
     let t = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
@@ -308,7 +310,9 @@ fn the_transcript_shows_the_frames_on_the_wire() {
     assert!(outs[1]["data"].as_str().unwrap().starts_with("0102fd"));
     assert_eq!(outs[1]["data"].as_str().unwrap().len(), 2 * 133);
     assert_eq!(outs.last().unwrap()["data"], "04");
-    assert!(t.contains("\"rate\":115200"));
+    let open =
+        t.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|v| v["t"] == "open");
+    assert_eq!(open.unwrap()["baud"], 115_200, "{t}");
 }
 
 #[test]

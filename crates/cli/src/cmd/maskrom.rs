@@ -8,12 +8,14 @@ use racklet_image::output::SafeFile;
 use racklet_link::nusb_backend::NusbBus;
 use racklet_link::serial_backend::SystemSerial;
 use racklet_link::transcript::TranscriptWriter;
+use racklet_link::transcript::reader::End;
 use racklet_link::{Connector, FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
 use racklet_sim::rom::Verdict;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{LinkModel, SimUsbBus};
 use serde_json::json;
 
+use super::transcript;
 use crate::boards::{Board, Transport};
 use crate::cli::{GlobalArgs, MaskromArgs, SimSpeed};
 use crate::console::{self, Console};
@@ -44,8 +46,11 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     let what = format!("a stage of {} can be", board.name);
     let inputs =
         a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.then.iter()).chain(a.starfive.then_ymodem.iter());
+    // What the transcript's header says of them.
+    let mut input_files = Vec::new();
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
+        input_files.push(transcript::input_file(p, &bytes));
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
         {
@@ -92,13 +97,28 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                 .file()
                 .try_clone()
                 .map_err(|e| fail(FailureClass::Io, format!("{path}: cannot write the transcript: {e}")))?;
-            Some(TranscriptWriter::new(std::io::BufWriter::new(file)))
+            // Compressed when the name the user gave says so.
+            let w = TranscriptWriter::for_path(f.path(), std::io::BufWriter::new(file))
+                .map_err(|e| fail(FailureClass::Io, format!("{path}: cannot write the transcript: {e}")))?;
+            Some(transcript::start(w, &a.connect, board, &selectors, input_files))
         }
         None => None,
     };
+    let replay = match &a.connect.replay {
+        Some(f) if selectors.len() > 1 => {
+            return Err(bad_input(format!(
+                "--replay {}: a transcript is one board's run; give at most one --port",
+                f.display()
+            )));
+        }
+        Some(f) => Some(transcript::open_replay(f, &a.connect, board)?),
+        None => None,
+    };
 
-    // The buses: real, or simulated with one virtual board per job.
-    let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, Sims) = if a.connect.simulate {
+    // The buses: real, replayed, or simulated with one virtual board per job.
+    let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, Sims) = if let Some(r) = &replay {
+        (Arc::new(r.usb_bus()), Arc::new(r.serial_bus()), Vec::new())
+    } else if a.connect.simulate {
         let su = match a.sim_speed {
             None => SimUsbBus::new(),
             Some(SimSpeed::High) => SimUsbBus::with_model(LinkModel::HIGH_SPEED),
@@ -149,6 +169,12 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     }
     let job_selectors = one_job_per_board(board, &*usb, &*serial, job_selectors, out);
     let parallel = job_selectors.len() > 1;
+    // One board's recording also writes its devices coming and going (what
+    // a replay needs); a parallel run's records are each board's own.
+    let (usb, serial) = match &transcript {
+        Some(w) if !parallel => transcript::recording_buses(usb, serial, w, board),
+        _ => (usb, serial),
+    };
     if !a.monitor.is_empty() && a.monitor.len() != job_selectors.len() {
         return Err(bad_input(format!(
             "{} --monitor ttys for {} boards: give one console per --port, in the same order",
@@ -303,8 +329,18 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
         }
     }
 
+    // A replay must have gone exactly as recorded.
+    if let (Some(r), Some(job)) = (&replay, results.first_mut()) {
+        match (r.verdict(), &mut job.outcome) {
+            (Err(d), _) => job.outcome = Err(crate::error::classify(d)),
+            (Ok(v), Ok(o)) => o.fact("replay", v),
+            (Ok(_), Err(_)) => {}
+        }
+    }
+
     // The transcript is part of the run: a failure to write it fails the run.
     if let (Some(t), Some(f)) = (&transcript, record) {
+        t.end(&run_end(&results, parallel));
         let path = f.path().display().to_string();
         t.finish()
             .map_err(|e| fail(FailureClass::Io, format!("{path}: cannot write the transcript: {e}")))?;
@@ -312,6 +348,35 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
     }
 
     report(board, results, out, parallel)
+}
+
+/// How the run ends, for the transcript's `end` record: the exit code
+/// [`report`] and `main` give, and a single board's failure.
+fn run_end(results: &[JobResult], parallel: bool) -> End {
+    let failed: Vec<&anyhow::Error> = results.iter().filter_map(|r| r.outcome.as_ref().err()).collect();
+    let classes: Vec<FailureClass> = failed.iter().map(|e| class_of(e)).collect();
+    match failed.first() {
+        None => End { exit: 0, class: None, message: None },
+        Some(e) if !parallel => End {
+            exit: class_of(e).exit_code(),
+            class: Some(class_of(e).name().to_string()),
+            message: Some(crate::error::message_of(e)),
+        },
+        Some(_) => End {
+            exit: exit_code(&classes),
+            class: None,
+            message: Some(format!("{} of {} boards failed", failed.len(), results.len())),
+        },
+    }
+}
+
+/// The exit code of a parallel run: 0, the one class of every failure, or 1.
+fn exit_code(failed: &[FailureClass]) -> i32 {
+    match failed.first() {
+        None => 0,
+        Some(first) if failed.iter().all(|f| f == first) => first.exit_code(),
+        Some(_) => 1,
+    }
 }
 
 /// `--fault PORT=NAME` must name a virtual board of the run.
@@ -492,11 +557,7 @@ fn report(board: &Board, results: Vec<JobResult>, out: &Arc<Output>, parallel: b
             eprintln!("{} of {} boards failed", failures.len(), results.len());
         }
     }
-    if failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
     // One class for all failures: its code. Mixed classes: 1.
-    let first = failures[0].1;
-    let code = if failures.iter().all(|f| f.1 == first) { first.exit_code() } else { 1 };
-    Ok(ExitCode::from(code as u8))
+    let classes: Vec<FailureClass> = failures.iter().map(|f| f.1).collect();
+    Ok(ExitCode::from(exit_code(&classes) as u8))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use racklet_image::{Target, Window};
 use racklet_link::testing::CollectProgress;
-use racklet_link::transcript::TranscriptWriter;
+use racklet_link::transcript::{DataMode, RecordOptions, TranscriptWriter};
 use racklet_link::{Connector, ProgressEvent};
 use racklet_rockchip::{Inputs, Options, Report, RockchipError};
 use racklet_sim::models::Scenario;
@@ -197,7 +197,9 @@ pub fn run(s: &Setup, inputs: &Inputs) -> Run {
     let result = {
         let mut conn = Connector::new(Arc::new(usb), Arc::new(serial), &mut progress);
         conn.stage_timeout = s.stage_timeout;
-        conn.recorder = Some(TranscriptWriter::new(memory.clone()));
+        // Every byte: the tests read the payload back out of the transcript.
+        let full = RecordOptions { data: DataMode::Full, ..Default::default() };
+        conn.recorder = Some(TranscriptWriter::new(memory.clone()).with_options(full));
         let opts = Options { force: s.force, ..Default::default() };
         racklet_rockchip::boot(&mut conn, &plan, &target, &opts)
     };
