@@ -212,15 +212,28 @@ pub struct MaskromArgs {
     #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
     pub then: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub sim: SimulationArgs,
+}
+
+/// How the virtual board of a `--simulate` run behaves.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Simulation")]
+pub struct SimulationArgs {
     /// Simulation: give virtual USB links the timing of a real bus
     /// (USB 2.0 high or full speed), e.g. to see how close to the bus
     /// ceiling a download comes.
-    #[arg(long, value_enum, value_name = "SPEED", requires = "simulate", help_heading = "Simulation")]
+    #[arg(long, value_enum, value_name = "SPEED", requires = "simulate")]
     pub sim_speed: Option<SimSpeed>,
 
     /// Simulation: make the virtual ROM misbehave (see `racklet-flash sim --help`).
-    #[arg(long, value_name = "FAULT", requires = "simulate", help_heading = "Simulation")]
+    #[arg(long, value_name = "FAULT", requires = "simulate")]
     pub fault: Option<String>,
+
+    /// Simulation: keep the virtual board's storage in FILE (created when
+    /// missing), so a later run sees what this one wrote.
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub sim_storage: Option<PathBuf>,
 }
 
 /// `racklet-flash list`

@@ -5,6 +5,7 @@ pub mod info;
 pub mod list;
 pub mod maskrom;
 pub mod misc;
+pub mod run;
 pub mod transcript;
 
 use crate::boards::{Board, Boards};

@@ -40,7 +40,7 @@ impl Driver for Canaan {
             rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
             follow: a.connect.follow,
         };
-        let report = racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
+        let report = racklet_canaan::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 

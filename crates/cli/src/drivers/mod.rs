@@ -29,7 +29,7 @@ mod starfive;
 pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
-    pub conn: Connector<'c>,
+    pub conn: &'a mut Connector<'c>,
 }
 
 /// What the CLI needs from one protocol.

@@ -33,7 +33,7 @@ impl Driver for Rockchip {
         let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
         let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
         let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
-        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
+        let report = racklet_rockchip::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 

@@ -48,7 +48,7 @@ impl Driver for Sophgo {
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
-        let report = racklet_sophgo::boot(&mut job.conn, &plan, &target, &racklet_sophgo::Options::default())
+        let report = racklet_sophgo::boot(job.conn, &plan, &target, &racklet_sophgo::Options::default())
             .map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }

@@ -36,7 +36,7 @@ impl Driver for Starfive {
         let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
         let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
         opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
-        let report = racklet_starfive::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
+        let report = racklet_starfive::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts() })
     }
 
