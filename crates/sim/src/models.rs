@@ -106,6 +106,7 @@ pub static MODELS: &[&Model] = &[
     &crate::rockchip::MODEL,
     &crate::sophgo::MODEL,
     &crate::fastboot::MODEL,
+    &crate::starfive::MODEL,
 ];
 
 /// The model of `soc`.

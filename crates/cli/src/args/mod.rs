@@ -5,4 +5,5 @@ pub mod canaan;
 pub mod fastboot;
 pub mod rockchip;
 pub mod sophgo;
+pub mod starfive;
 pub mod storage;

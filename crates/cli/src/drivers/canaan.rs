@@ -13,7 +13,7 @@ use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::classify;
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;

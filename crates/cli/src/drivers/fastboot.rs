@@ -14,7 +14,7 @@ use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{bad_input, classify};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
 pub struct Fastboot;

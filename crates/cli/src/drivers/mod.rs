@@ -21,7 +21,7 @@ use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, Stora
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::classify;
-use crate::flows::Outcome;
+use crate::job::Outcome;
 use crate::output::Output;
 
 mod canaan;
@@ -36,9 +36,6 @@ pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
     pub conn: &'a mut Connector<'c>,
-    /// True when the buses are simulated (for messages only: a driver must
-    /// not behave differently).
-    pub simulate: bool,
 }
 
 /// What the CLI needs from one protocol.
@@ -76,7 +73,7 @@ pub trait Driver: Sync {
     fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>>;
 
     /// Puts the board's virtual ROM on the simulated buses of `sim`.
-    fn attach_sim(&self, sim: &crate::flows::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
+    fn attach_sim(&self, sim: &crate::job::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
 
     /// Serves the board's virtual ROM outside the process (`racklet-flash sim`).
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()>;

@@ -15,7 +15,7 @@ use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{classify, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Rockchip;

@@ -18,7 +18,7 @@ use crate::args::sophgo::Core;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, classify, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
 pub struct Sophgo;

@@ -7,3 +7,4 @@ pub mod canaan;
 pub mod fastboot;
 pub mod rockchip;
 pub mod sophgo;
+pub mod starfive;
