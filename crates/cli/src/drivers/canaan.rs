@@ -29,6 +29,14 @@ impl Driver for Canaan {
         <crate::args::canaan::CanaanArgs as clap::Args>::group_id()
     }
 
+    fn knows_soc(&self, soc: &str) -> bool {
+        matches!(soc, "k230" | "k230d")
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "loader"]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let (board, a) = (job.board, job.args);
         let target = board.target();

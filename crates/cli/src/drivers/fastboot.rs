@@ -30,6 +30,14 @@ impl Driver for Fastboot {
         <crate::args::fastboot::FastbootArgs as clap::Args>::group_id()
     }
 
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_fastboot::plan::Soc::from_name(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "fsbl", "uboot"]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();

@@ -31,6 +31,14 @@ impl Driver for Rockchip {
         <crate::args::rockchip::RockchipArgs as clap::Args>::group_id()
     }
 
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_rockchip::chips::by_soc(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "loader"]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();

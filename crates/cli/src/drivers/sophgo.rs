@@ -49,6 +49,14 @@ impl Driver for Sophgo {
         <crate::args::sophgo::SophgoArgs as clap::Args>::group_id()
     }
 
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_sophgo::Chip::from_soc(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom"]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;

@@ -37,6 +37,14 @@ impl Driver for Starfive {
         <crate::args::starfive::StarfiveImageArgs as clap::Args>::group_id()
     }
 
+    fn knows_soc(&self, soc: &str) -> bool {
+        soc == "jh7110"
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let args = &job.args.starfive;
         let target = job.board.target();
