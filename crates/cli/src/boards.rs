@@ -162,11 +162,6 @@ fn parse(path: &str, text: &str) -> Result<Vec<Board>, BoardFileError> {
         if b.name.is_empty() {
             return Err(invalid("the name is empty"));
         }
-        // The SoC and the USB stage names must be ones the board's driver
-        // knows: a typo fails here, not at `maskrom` time.
-        if let Err(m) = crate::drivers::check_board(b) {
-            return Err(invalid(&m));
-        }
         // Names are printed and typed: printable, no spaces, so no name can
         // forge a line of output or send an escape sequence to a terminal.
         for n in std::iter::once(&b.name).chain(&b.aliases) {
@@ -223,6 +218,11 @@ fn parse(path: &str, text: &str) -> Result<Vec<Board>, BoardFileError> {
             return Err(invalid(&format!(
                 "entry 0x{e:x} lies outside sram_base..sram_base+sram_size, where the payload is loaded"
             )));
+        }
+        // The SoC and the USB stage names must be ones the board's driver
+        // knows: a typo fails here, not at `maskrom` time.
+        if let Err(m) = crate::drivers::check_board(b) {
+            return Err(invalid(&m));
         }
     }
     // Within one file, every name and alias names one board.
