@@ -266,15 +266,8 @@ pub struct MaskromArgs {
     #[command(flatten)]
     pub rockchip: crate::args::rockchip::RockchipArgs,
 
-    /// StarFive: use 128-byte XMODEM blocks instead of 1K.
-    #[arg(long, help_heading = "StarFive")]
-    pub xmodem_128: bool,
-    /// StarFive: after the SPL starts, send this file with YMODEM when it asks.
-    #[arg(long, value_name = "FILE", help_heading = "StarFive")]
-    pub then_ymodem: Option<PathBuf>,
-    /// StarFive: set an FTDI adapter's latency timer to 1 ms (Linux sysfs).
-    #[arg(long, help_heading = "StarFive")]
-    pub low_latency: bool,
+    #[command(flatten)]
+    pub starfive: crate::args::starfive::StarfiveArgs,
 
     #[command(flatten)]
     pub sophgo: crate::args::sophgo::SophgoArgs,
@@ -282,9 +275,8 @@ pub struct MaskromArgs {
     #[command(flatten)]
     pub canaan: crate::args::canaan::CanaanArgs,
 
-    /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
-    #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
-    pub then: Option<PathBuf>,
+    #[command(flatten)]
+    pub fastboot: crate::args::fastboot::FastbootArgs,
 
     #[command(flatten)]
     pub sim: SimulationArgs,
@@ -351,12 +343,8 @@ pub struct ImageArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// StarFive: the header's version field.
-    #[arg(long = "version", id = "spl_version", value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
-    pub version: Option<u64>,
-    /// StarFive: the header's backup offset field.
-    #[arg(long, value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
-    pub backup_offset: Option<u64>,
+    #[command(flatten)]
+    pub starfive: crate::args::starfive::StarfiveImageArgs,
 }
 
 /// `racklet-flash sim <board>`

@@ -21,7 +21,7 @@ mod cmd;
 mod console;
 mod drivers;
 mod error;
-mod flows;
+mod job;
 mod output;
 mod usage;
 

@@ -36,6 +36,21 @@ pub trait SerialLink: Send {
     /// Drops whatever was received and not read yet.
     fn clear_input(&mut self) -> Result<(), LinkError>;
 
+    /// The USB-UART adapter's latency timer: how long it holds a short read
+    /// before passing it to the host (an FTDI chip waits 16 ms by default,
+    /// so every small answer, an XMODEM ACK say, arrives that late). `None`
+    /// when the link has no such timer or the backend cannot read it.
+    fn latency_timer(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Sets the adapter's latency timer (see
+    /// [`latency_timer`](Self::latency_timer)).
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        let _ = to;
+        Err(LinkError::io(format!("setting the latency timer of {}", self.info().path), "the link has none"))
+    }
+
     /// Reads exactly `buf.len()` bytes, or fails with a timeout after
     /// `timeout` in total.
     fn read_exact(&mut self, buf: &mut [u8], timeout: Duration) -> Result<(), LinkError> {
@@ -79,6 +94,12 @@ impl<T: SerialLink + ?Sized> SerialLink for Box<T> {
     }
     fn clear_input(&mut self) -> Result<(), LinkError> {
         (**self).clear_input()
+    }
+    fn latency_timer(&self) -> Option<Duration> {
+        (**self).latency_timer()
+    }
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        (**self).set_latency_timer(to)
     }
 }
 

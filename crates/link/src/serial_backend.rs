@@ -113,6 +113,21 @@ impl SerialLink for SerialPortLink {
             .clear(serialport::ClearBuffer::Input)
             .map_err(|e| map_err(&self.info.path, "clearing the input of", e))
     }
+
+    #[cfg(target_os = "linux")]
+    fn latency_timer(&self) -> Option<Duration> {
+        latency::read(&latency::attr(Path::new(latency::USB_SERIAL_DEVICES), &self.info.path)?)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        let attr = latency::attr(Path::new(latency::USB_SERIAL_DEVICES), &self.info.path)
+            .filter(|a| a.exists())
+            .ok_or_else(|| {
+                LinkError::io(format!("setting the latency timer of {}", self.info.path), "it has none")
+            })?;
+        latency::write(&attr, to)
+    }
 }
 
 impl SerialBus for SystemSerial {
@@ -190,11 +205,44 @@ pub fn sysfs_ports(class_dir: &Path) -> Vec<SerialInfo> {
     out
 }
 
-/// The FTDI latency timer of a ttyUSB port in milliseconds, when the
-/// adapter has one (`/sys/bus/usb-serial/devices/ttyUSBn/latency_timer`).
-pub fn ftdi_latency_timer(tty_path: &str) -> Option<u32> {
-    let name = Path::new(tty_path).file_name()?.to_string_lossy().to_string();
-    read_attr(&Path::new("/sys/bus/usb-serial/devices").join(name), "latency_timer")?.parse().ok()
+/// The latency timer of an FTDI adapter, as Linux's ftdi_sio driver shows
+/// it in sysfs: `/sys/bus/usb-serial/devices/ttyUSBn/latency_timer`, in
+/// milliseconds (1–255; 16 after plug-in). Other USB-UART drivers have no
+/// such attribute.
+#[cfg(target_os = "linux")]
+mod latency {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use crate::LinkError;
+
+    /// Where the usb-serial devices are, one directory per tty.
+    pub(crate) const USB_SERIAL_DEVICES: &str = "/sys/bus/usb-serial/devices";
+
+    /// The attribute of the tty at `tty_path` under `root`; a symlink
+    /// (`/dev/serial/by-id/...`) is resolved to the tty it names first.
+    pub(crate) fn attr(root: &Path, tty_path: &str) -> Option<PathBuf> {
+        let real = std::fs::canonicalize(tty_path).unwrap_or_else(|_| PathBuf::from(tty_path));
+        Some(root.join(real.file_name()?).join("latency_timer"))
+    }
+
+    pub(crate) fn read(attr: &Path) -> Option<Duration> {
+        let ms: u64 = std::fs::read_to_string(attr).ok()?.trim().parse().ok()?;
+        Some(Duration::from_millis(ms))
+    }
+
+    /// Writes the timer, rounded to whole milliseconds within 1–255 (what
+    /// the driver accepts).
+    pub(crate) fn write(attr: &Path, to: Duration) -> Result<(), LinkError> {
+        let ms = to.as_millis().clamp(1, 255);
+        std::fs::write(attr, ms.to_string()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => LinkError::PermissionDenied {
+                device: attr.display().to_string(),
+                hint: format!("run `echo {ms} | sudo tee {}`", attr.display()),
+            },
+            _ => LinkError::io(format!("writing {}", attr.display()), e),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +271,27 @@ mod tests {
         assert_eq!(ports[0].vid, Some(0x3346));
         assert_eq!(ports[0].pid, Some(0x1000));
         assert_eq!(ports[0].product.as_deref(), Some("USB Com Port"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_ftdi_latency_timer_is_found_through_a_symlink_read_and_written() {
+        let root = tempfile::tempdir().unwrap();
+        let sys = root.path().join("usb-serial");
+        std::fs::create_dir_all(sys.join("ttyUSB3")).unwrap();
+        std::fs::write(sys.join("ttyUSB3/latency_timer"), "16\n").unwrap();
+        let dev = root.path().join("ttyUSB3");
+        std::fs::write(&dev, "").unwrap();
+        let by_id = root.path().join("usb-FTDI_FT232R-if00-port0");
+        std::os::unix::fs::symlink(&dev, &by_id).unwrap();
+
+        let attr = latency::attr(&sys, &by_id.display().to_string()).unwrap();
+        assert_eq!(attr, sys.join("ttyUSB3/latency_timer"));
+        assert_eq!(latency::read(&attr), Some(Duration::from_millis(16)));
+        latency::write(&attr, Duration::from_millis(1)).unwrap();
+        assert_eq!(std::fs::read_to_string(&attr).unwrap(), "1");
+        // A pty has no such attribute.
+        assert_eq!(latency::read(&latency::attr(&sys, "/dev/pts/7").unwrap()), None);
     }
 
     #[test]

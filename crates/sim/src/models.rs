@@ -40,6 +40,14 @@ pub struct Scenario {
     /// K230's kburn loader, uploaded with `--loader`): the sim cannot run
     /// what it is given, so the board must be told what it is.
     pub storage_loader: bool,
+    /// How many images the user sends after the one the boot ROM takes (K1
+    /// `--then u-boot.itb`: 1). Device-side knowledge, like the port the
+    /// board is plugged into: a real board cannot tell from the wire whether
+    /// another image is still to come, yet whether its run succeeded
+    /// depends on the last image the user meant it to start. The virtual
+    /// board is told the scenario it stands for, so its verdict ("every
+    /// image I was to get was started") is its own, not the client's.
+    pub next_stages: usize,
 }
 
 impl Scenario {
@@ -105,6 +113,8 @@ pub static MODELS: &[&Model] = &[
     &crate::canaan::MODEL,
     &crate::rockchip::MODEL,
     &crate::sophgo::MODEL,
+    &crate::fastboot::MODEL,
+    &crate::starfive::MODEL,
 ];
 
 /// The model of `soc`.

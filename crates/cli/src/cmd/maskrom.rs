@@ -14,7 +14,7 @@ use crate::cli::{GlobalArgs, MaskromArgs};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
 use crate::error::{bad_input, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Output>) -> Result<ExitCode> {
@@ -31,7 +31,12 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     // not a near-miss of a known header, which is damaged, not a raw
     // binary: refused unless --force says to send it raw.
     let what = format!("a stage of {} can be", board.name);
-    let inputs = a.bin.iter().chain(a.rockchip.dram.iter()).chain(a.then.iter()).chain(a.then_ymodem.iter());
+    let inputs = a
+        .bin
+        .iter()
+        .chain(a.rockchip.dram.iter())
+        .chain(a.fastboot.then.iter())
+        .chain(a.starfive.then_ymodem.iter());
     // What the transcript's header says of them.
     let mut input_files = Vec::new();
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
@@ -111,7 +116,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     };
     let parallel = a.connect.port.len() > 1 || a.connect.all;
     let op = |i: usize, conn: &mut Connector, label: &str| -> Result<Outcome> {
-        let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
+        let mut job = Job { board, args: a, conn };
         let o = driver.maskrom(&mut job)?;
         // The payload runs: watch its console when asked.
         match a.monitor.get(i) {

@@ -119,9 +119,9 @@ pub fn image(g: &GlobalArgs, a: &ImageArgs, m: &clap::ArgMatches, out: &Arc<Outp
     if !to_stdout {
         racklet_image::output::check_target(&a.output, a.force)?;
     }
-    let input = crate::flows::read_stage(board, &a.input)?;
-    let payload =
-        racklet_image::load_bytes(&a.input, input, board.arch(), &crate::flows::dram_window(board))?;
+    let target = board.target();
+    let input = target.read_stage(&a.input)?;
+    let payload = racklet_image::load_bytes(&a.input, input, board.arch(), &target.dram_window())?;
     let driver = crate::drivers::of(board);
     let bytes = driver.image(board, a, &payload)?;
     let notes = driver.image_notes(board);

@@ -22,7 +22,7 @@ use super::transcript;
 use crate::boards::{Board, Transport};
 use crate::cli::{ConnectArgs, SimSpeed, SimulationArgs};
 use crate::error::{add_hint, bad_input, class_of, fail};
-use crate::flows::{self, Outcome};
+use crate::job::{self, Outcome};
 use crate::output::{ErrorAt, JobReporter, Mode, Output};
 
 /// The virtual devices of a simulated run, by USB port path.
@@ -153,7 +153,7 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
         }
         let mut sims = Vec::new();
         for p in &paths {
-            let s = (spec.attach)(p, flows::fault_for(spec.sim.fault.as_deref(), p), &su, &ss)?;
+            let s = (spec.attach)(p, job::fault_for(spec.sim.fault.as_deref(), p), &su, &ss)?;
             sims.push((p.clone(), s));
         }
         (Arc::new(su), Arc::new(ss), sims)
@@ -166,7 +166,7 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     if c.all {
         job_selectors = all_ports(board, &*usb, &*serial)?.into_iter().map(Some).collect();
         if job_selectors.is_empty() {
-            return Err(flows::not_found(board, "boot ROM", &None, None));
+            return Err(racklet_link::LinkError::not_found(format!("{} boot ROM", board.name)).into());
         }
     }
     if job_selectors.is_empty() {
@@ -420,7 +420,7 @@ fn board_of(board: &Board, usb: &dyn UsbBus, serial: &dyn SerialBus, sel: &Selec
                     (ids.is_empty() || p.vid.zip(p.pid).is_some_and(|id| ids.contains(&id)))
                         && sel.matches_serial(p)
                 })
-                .map(flows::serial_identity)
+                .map(job::serial_identity)
                 .collect();
             match sel {
                 Selector::Tty(p) if listed.is_empty() => vec![p.display().to_string()],

@@ -16,7 +16,7 @@ use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, Stora
 use crate::boards::Board;
 use crate::cli::GlobalArgs;
 use crate::drivers::{self, Driver, StorageJob, StorageSim};
-use crate::flows::Outcome;
+use crate::job::Outcome;
 use crate::output::Output;
 
 /// One storage verb for the board of `target`: `act` is the driver's method.

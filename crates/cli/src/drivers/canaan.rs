@@ -14,7 +14,7 @@ use crate::args::storage::{EraseArgs, ReadArgs, ResetArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::classify;
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;
@@ -28,6 +28,14 @@ impl Driver for Canaan {
 
     fn flags(&self) -> Option<clap::Id> {
         <crate::args::canaan::CanaanArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        matches!(soc, "k230" | "k230d")
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "loader"]
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

@@ -21,7 +21,7 @@ use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, Stora
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::classify;
-use crate::flows::Outcome;
+use crate::job::Outcome;
 use crate::output::Output;
 
 mod canaan;
@@ -36,15 +36,18 @@ pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
     pub conn: &'a mut Connector<'c>,
-    /// True when the buses are simulated (for messages only: a driver must
-    /// not behave differently).
-    pub simulate: bool,
 }
 
 /// What the CLI needs from one protocol.
 pub trait Driver: Sync {
     /// The protocol's name in the board table (`protocol = "rockchip"`).
     fn name(&self) -> &'static str;
+
+    /// True when this protocol's crate knows `soc` (the board table's name).
+    fn knows_soc(&self, soc: &str) -> bool;
+
+    /// The USB stage names its boards may list (`[[usb]] stage = ...`).
+    fn stages(&self) -> &'static [&'static str];
 
     /// The storage verbs this driver implements (`["write", "read", ...]`).
     fn storage_verbs(&self) -> &'static [&'static str] {
@@ -82,7 +85,7 @@ pub trait Driver: Sync {
     }
 
     /// Puts the board's virtual ROM on the simulated buses of `sim`.
-    fn attach_sim(&self, sim: &crate::flows::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
+    fn attach_sim(&self, sim: &crate::job::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
 
     /// Serves the board's virtual ROM outside the process (`racklet-flash sim`).
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()>;
@@ -172,6 +175,24 @@ pub fn of(board: &Board) -> &'static dyn Driver {
 /// The driver called `name`.
 pub fn by_name(name: &str) -> Option<&'static dyn Driver> {
     DRIVERS.iter().copied().find(|d| d.name() == name)
+}
+
+/// Checks a board-table row against its driver: a SoC and USB stages the
+/// protocol knows. The message says what is known.
+pub fn check_board(b: &Board) -> Result<(), String> {
+    let d = of(b);
+    if !d.knows_soc(&b.soc) {
+        return Err(format!("soc '{}' is not a {} SoC racklet-flash knows", b.soc, d.name()));
+    }
+    if let Some(s) = b.usb.iter().find(|s| !d.stages().contains(&s.stage.as_str())) {
+        return Err(format!(
+            "usb stage '{}' is not a stage of {} boards (known: {})",
+            s.stage,
+            d.name(),
+            d.stages().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The first driver that recognises `bytes` as one of its formats.

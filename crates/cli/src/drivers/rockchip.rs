@@ -15,7 +15,7 @@ use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{classify, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Rockchip;
@@ -29,6 +29,14 @@ impl Driver for Rockchip {
 
     fn flags(&self) -> Option<clap::Id> {
         <crate::args::rockchip::RockchipArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_rockchip::chips::by_soc(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "loader"]
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

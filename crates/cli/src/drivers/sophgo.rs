@@ -18,7 +18,7 @@ use crate::args::sophgo::Core;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, classify, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
 pub struct Sophgo;
@@ -47,6 +47,14 @@ impl Driver for Sophgo {
 
     fn flags(&self) -> Option<clap::Id> {
         <crate::args::sophgo::SophgoArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_sophgo::Chip::from_soc(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom"]
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
