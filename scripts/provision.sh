@@ -23,6 +23,7 @@ need=(
   "/usr/bin/kill:procps"        # SIGTERM to a sim server (tests/hostile.rs)
   "zsh:zsh"                     # the zsh completion script (tests/completions.rs)
   "fish:fish"                   # the fish completion script (tests/completions.rs)
+  "/usr/share/python-wheels:python3-venv"  # venvs for labgrid and k230-flash (tests/labgrid, tests/k230flash)
 )
 missing=()
 for n in "${need[@]}"; do

@@ -5,7 +5,8 @@
 #   fast        `cargo test --workspace`: unit tests, every protocol's flow
 #               against its virtual ROM, the binary's contracts (a few minutes)
 #   slow        what `cargo test` leaves out (#[ignore]d with the tier named):
-#               real peers (lrzsz, Debian's fastboot), the QEMU USB rig, the
+#               real peers (lrzsz, Debian's fastboot, PyPI k230-flash through
+#               tests/k230flash/run.sh), the QEMU USB rig, the
 #               README's main job from a clean clone
 #   labgrid     a real labgrid coordinator + exporter (tests/labgrid/run.sh)
 #   payloads    the payload cross builds, QEMU runs and each board's hello
