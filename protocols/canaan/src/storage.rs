@@ -116,6 +116,9 @@ pub enum StoragePlanError {
     },
     #[error("{}: a .kdimg carries its own offsets; --at {at:#x} does not apply", path.display())]
     AtWithKdimg { path: PathBuf, at: u64 },
+    /// A compressed or sparse image: it would be written as it is.
+    #[error("{}: a {kind} image; the K230 writer sends raw images and .kdimg only (it would land on the medium compressed)", path.display())]
+    Packed { path: PathBuf, kind: &'static str },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -134,6 +137,10 @@ impl Classify for StoragePlanError {
             StoragePlanError::NoMedium { .. } | StoragePlanError::UnknownMedium { .. } => {
                 Some("give --medium emmc, sd, spi-nand, spi-nor or otp".into())
             }
+            StoragePlanError::Packed { kind, .. } => Some(match *kind {
+                "Android sparse" => "expand it first (simg2img IMAGE raw.img)".to_string(),
+                _ => "decompress it first (e.g. gunzip, unxz, unzstd)".to_string(),
+            }),
             StoragePlanError::LoaderOutside { .. } => {
                 Some("the vendor loaders go to 0x80360000 (the default --loader-address)".into())
             }
@@ -183,9 +190,19 @@ fn pieces(image: &Path, at: Option<u64>) -> Result<Vec<Piece>, StoragePlanError>
     let io = |source| StoragePlanError::Io { path: image.to_path_buf(), source };
     let mut f = File::open(image).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
-    let mut magic = [0u8; 4];
+    let mut magic = [0u8; 6];
     let n = f.read(&mut magic).map_err(io)?;
-    if n == 4 && kdimg::is_kdimg(&magic) {
+    let packed = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Some("gzip"),
+        [0xfd, b'7', b'z', b'X', b'Z', 0] => Some("xz"),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
+        [0x3a, 0xff, 0x26, 0xed, ..] => Some("Android sparse"),
+        _ => None,
+    };
+    if let Some(kind) = packed {
+        return Err(StoragePlanError::Packed { path: image.to_path_buf(), kind });
+    }
+    if n >= 4 && kdimg::is_kdimg(&magic) {
         if let Some(at) = at {
             return Err(StoragePlanError::AtWithKdimg { path: image.to_path_buf(), at });
         }
