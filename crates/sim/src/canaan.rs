@@ -49,6 +49,10 @@ pub const K230_PID: u16 = 0x0230;
 /// The kburn loader's answer to GET_CPU_INFO (§1), and the string the
 /// loader binary carries.
 const LOADER_REPLY: &[u8] = b"Uboot Stage for K230";
+/// Where the ROM reads its storage-boot image on the SD card (sheet §3).
+const STORAGE_IMAGE: u64 = 0x10_0000;
+/// Where it runs the payload (the SDK's SPL link address, sheet §3).
+const STORAGE_RUN: u64 = 0x8030_0000;
 /// Bus scans the board stays off the bus after a jump before it comes back.
 const REENUM_TICKS: u32 = 3;
 
@@ -258,6 +262,8 @@ pub struct K230Rom {
     pub kburn: Kburn,
     /// Code started in SRAM is the kburn loader (Scenario `storage_loader`).
     storage_loader: bool,
+    /// After a reset, the ROM booted the SD card's image: its payload's size.
+    pub booted: Option<u64>,
     /// Everything written, in order.
     pub regions: Vec<Region>,
     /// Every PROG_START.
@@ -287,6 +293,7 @@ impl K230Rom {
             cpu_info_misses: 0,
             kburn: Kburn::new(None).expect("media in memory"),
             storage_loader: false,
+            booted: None,
             regions: Vec::new(),
             jumps: Vec::new(),
             bulk_sizes: Vec::new(),
@@ -327,6 +334,29 @@ impl K230Rom {
         if self.fault == Some(Fault::SlowCpuInfo) {
             self.cpu_info_misses = 2;
         }
+    }
+
+    /// What the ROM finds on its boot medium after a reset: the "K230" image
+    /// at byte 0x100000 of the SD card (the strap of the CanMV boards' TF
+    /// slot), checked as the sheet §3 says — magic, crypto type 0, a length
+    /// of version + payload, SHA-256 over them (u-boot `k230_img.c` checks
+    /// the same) — with a payload that fits from 0x80300000 to the end of
+    /// SRAM, where the ROM runs it (inferred from the SPL's link address).
+    /// `None`: nothing bootable, so the ROM enters USB download mode.
+    fn storage_boot(&self) -> Option<u64> {
+        use sha2::Digest;
+        let m = self.kburn.medium(kburn::Kind::Sd);
+        let h = m.read(STORAGE_IMAGE, 0x210).ok()?;
+        let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes")) as u64;
+        if &h[..4] != b"K230" || u32_at(8) != 0 {
+            return None;
+        }
+        let len = u32_at(4);
+        if len < 4 || len - 4 > self.chip.sram.1 - STORAGE_RUN {
+            return None;
+        }
+        let body = m.read(STORAGE_IMAGE + 0x210, len as usize).ok()?;
+        (sha2::Sha256::digest(&body)[..] == h[0x0c..0x2c]).then_some(len - 4)
     }
 
     /// True while the device is enumerated but nothing serves its
@@ -416,7 +446,12 @@ impl K230Rom {
         }
         let summary = if self.jumps.iter().any(|j| j.started == Started::Loader) {
             match self.kburn.summary() {
-                Ok(k) => format!("{summary}; {k}"),
+                Ok(k) => match self.booted {
+                    Some(n) => format!(
+                        "{summary}; {k}; the ROM booted the SD card's image at 0x{STORAGE_IMAGE:x} ({n}-byte payload run at 0x{STORAGE_RUN:x})"
+                    ),
+                    None => format!("{summary}; {k}"),
+                },
                 Err(why) => return not(format!("{why} ({summary})")),
             }
         } else {
@@ -758,7 +793,14 @@ impl UsbDevice for K230Rom {
                 self.log.push("kburn REBOOT: the chip resets".into());
                 self.dram_ready = false;
                 self.pointer = None;
-                self.leave_bus(Mode::Rom);
+                match self.storage_boot() {
+                    Some(n) => {
+                        self.log.push(format!("the ROM boots the SD card's image ({n}-byte payload)"));
+                        self.booted = Some(n);
+                        self.pending = Some((REENUM_TICKS, Mode::Running(STORAGE_RUN)));
+                    }
+                    None => self.leave_bus(Mode::Rom),
+                }
             }
             return r;
         }
