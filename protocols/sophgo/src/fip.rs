@@ -75,6 +75,21 @@ pub enum FipError {
     Bl2Cksum { stored: u32, computed: u32 },
     #[error("BLCP checksum is 0x{stored:08x}, but its bytes give 0x{computed:08x}")]
     BlcpCksum { stored: u32, computed: u32 },
+    /// fiptool writes param2 (and so every later part) only with a DDR parameter blob.
+    #[error("{part} needs a DDR parameter blob: fiptool writes param2, which names {part}, only with one")]
+    NeedsDdrParam { part: &'static str },
+    /// LOADER_2ND must start with fiptool's header (magic "BL33" at offset 4).
+    #[error("LOADER_2ND's magic (offset 4) is {found:02x?}, not \"BL33\" (the header U-Boot's build writes)")]
+    Loader2ndMagic { found: Vec<u8> },
+    /// An image part is empty.
+    #[error("{part} is empty")]
+    EmptyPart { part: &'static str },
+    /// The fip.bin would pass the 4 GiB its 32-bit offsets reach.
+    #[error("the fip.bin would be larger than its 32-bit offsets reach")]
+    TooLarge,
+    /// LZMA compression failed.
+    #[error("compressing LOADER_2ND: {0}")]
+    Compress(String),
 }
 
 impl racklet_link::Classify for FipError {
@@ -132,6 +147,205 @@ pub fn build(bl2: &[u8], max: usize) -> Result<Vec<u8>, FipError> {
     let mut out = param1(image_cksum(&body), body.len() as u32).to_vec();
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// "CVLD02\n\0": the magic of param2.
+pub const MAGIC_PARAM2: [u8; 8] = *b"CVLD02\n\0";
+/// Size of param2.
+pub const PARAM2_SIZE: usize = 0x1000;
+/// PARAM2_CKSUM covers param2[12..] (everything after the field).
+pub const PARAM2_CKSUM_FROM: usize = 12;
+/// BLCP_IMG_RUNADDR as the vendor's `make_helpers/fip.mk` passes it
+/// (`fip-all`, also with its empty `test/empty.bin` as BLCP).
+pub const VENDOR_BLCP_RUNADDR: u32 = 0x0520_0200;
+/// The LOADER_2ND header's size (struct `loader_2nd_header`, `bl2.h`).
+pub const LOADER_2ND_HEADER: usize = 32;
+/// LOADER_2ND magics: as U-Boot's build writes it, and as fiptool
+/// compresses it (fiptool.py `LOADER_2ND_MAGIC_*`).
+pub const LOADER_2ND_MAGIC_ORIG: [u8; 4] = *b"BL33";
+pub const LOADER_2ND_MAGIC_LZMA: [u8; 4] = *b"B3MA";
+pub const LOADER_2ND_MAGIC_LZ4: [u8; 4] = *b"B3Z4";
+
+/// Field offsets in param2 (fiptool.py `FIP.param2`, `bl2.h` `struct fip_param2`).
+pub mod off2 {
+    pub const MAGIC1: usize = 0x00;
+    pub const PARAM2_CKSUM: usize = 0x08;
+    pub const DDR_PARAM_CKSUM: usize = 0x10;
+    pub const DDR_PARAM_LOADADDR: usize = 0x14;
+    pub const DDR_PARAM_SIZE: usize = 0x18;
+    pub const BLCP_2ND_CKSUM: usize = 0x20;
+    pub const BLCP_2ND_LOADADDR: usize = 0x24;
+    pub const BLCP_2ND_SIZE: usize = 0x28;
+    pub const BLCP_2ND_RUNADDR: usize = 0x2C;
+    pub const MONITOR_CKSUM: usize = 0x30;
+    pub const MONITOR_LOADADDR: usize = 0x34;
+    pub const MONITOR_SIZE: usize = 0x38;
+    pub const MONITOR_RUNADDR: usize = 0x3C;
+    pub const LOADER_2ND_LOADADDR: usize = 0x44;
+    pub const ALIOS_BOOT_SIZE: usize = 0x50;
+}
+
+/// How LOADER_2ND is stored (fiptool.py `--compress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compress {
+    /// As given (fiptool's default).
+    #[default]
+    None,
+    /// LZMA "alone" format, preset 0 | extreme, as fiptool's `lzma_compress`.
+    Lzma,
+}
+
+/// The parts of a whole fip.bin, as `fiptool.py genfip` takes them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Parts<'a> {
+    pub bl2: &'a [u8],
+    /// The small core's first image (param1's BLCP, before BL2).
+    pub blcp: Option<&'a [u8]>,
+    /// The DDR parameter blob; param2 is written only with it.
+    pub ddr_param: Option<&'a [u8]>,
+    /// The small core's second image and where it runs.
+    pub blcp_2nd: Option<(&'a [u8], u32)>,
+    /// OpenSBI fw_dynamic or BL31, and where it runs.
+    pub monitor: Option<(&'a [u8], u32)>,
+    /// U-Boot with its "BL33" header.
+    pub loader_2nd: Option<&'a [u8]>,
+    pub compress: Compress,
+}
+
+/// Builds a whole fip.bin as `fiptool.py genfip` does with the arguments
+/// `make_helpers/fip.mk` passes: param1 and BLCP + BL2 (`make_fip1`), then,
+/// with a DDR parameter blob, param2 and DDR param, BLCP_2ND, MONITOR,
+/// LOADER_2ND, each padded to 512 (`append_fip2`). BLCP_IMG_RUNADDR is the
+/// vendor 0x05200200 when a BLCP or param2 is written (fip.mk's `fip-all`
+/// passes it, with its empty BLCP too), 0 for a BL2 alone (`fip-simple`).
+pub fn build_parts(parts: &Parts, max_bl2: usize) -> Result<Vec<u8>, FipError> {
+    if parts.bl2.is_empty() {
+        return Err(FipError::EmptyBl2);
+    }
+    if parts.ddr_param.is_none() {
+        for (part, given) in [
+            ("BLCP_2ND", parts.blcp_2nd.is_some()),
+            ("MONITOR", parts.monitor.is_some()),
+            ("LOADER_2ND", parts.loader_2nd.is_some()),
+        ] {
+            if given {
+                return Err(FipError::NeedsDdrParam { part });
+            }
+        }
+    }
+    let bl2 = pad(parts.bl2);
+    if bl2.len() > max_bl2 {
+        return Err(FipError::Bl2TooLarge { size: bl2.len(), max: max_bl2 });
+    }
+    let blcp = pad(parts.blcp.unwrap_or(&[]));
+    let mut p = param1(image_cksum(&bl2), bl2.len() as u32);
+    put32(&mut p, off::BLCP_IMG_CKSUM, image_cksum(&blcp));
+    put32(&mut p, off::BLCP_IMG_SIZE, blcp.len() as u32);
+    if parts.blcp.is_some() || parts.ddr_param.is_some() {
+        put32(&mut p, off::BLCP_IMG_RUNADDR, VENDOR_BLCP_RUNADDR);
+    }
+    let mut out = p.to_vec();
+    out.extend_from_slice(&blcp);
+    out.extend_from_slice(&bl2);
+    if let Some(ddr) = parts.ddr_param {
+        append_param2(&mut out, parts, ddr)?;
+    }
+    if u32::try_from(out.len()).is_err() {
+        return Err(FipError::TooLarge);
+    }
+    let ck = image_cksum(&out[PARAM1_CKSUM_RANGE]);
+    put32(&mut out, off::PARAM_CKSUM, ck);
+    Ok(out)
+}
+
+/// fiptool.py `append_fip2`: param2 right after BL2, then each part padded
+/// to 512 with its checksum, size and fip.bin offset in param2.
+fn append_param2(out: &mut Vec<u8>, parts: &Parts, ddr: &[u8]) -> Result<(), FipError> {
+    if ddr.is_empty() {
+        return Err(FipError::EmptyPart { part: "DDR_PARAM" });
+    }
+    let at = out.len();
+    put32(out, off::PARAM2_LOADADDR, at as u32);
+    out.resize(at + PARAM2_SIZE, 0);
+    let mut p2 = vec![0u8; PARAM2_SIZE];
+    p2[..8].copy_from_slice(&MAGIC_PARAM2);
+    // (data, cksum field, loadaddr field, size field, run address)
+    let push = |p2: &mut [u8], out: &mut Vec<u8>, data: &[u8], ck: usize, load: usize, size: usize| {
+        let body = pad(data);
+        put32(p2, ck, image_cksum(&body));
+        put32(p2, size, body.len() as u32);
+        put32(p2, load, out.len() as u32);
+        out.extend_from_slice(&body);
+    };
+    push(&mut p2, out, ddr, off2::DDR_PARAM_CKSUM, off2::DDR_PARAM_LOADADDR, off2::DDR_PARAM_SIZE);
+    if let Some((data, run)) = parts.blcp_2nd {
+        if data.is_empty() {
+            return Err(FipError::EmptyPart { part: "BLCP_2ND" });
+        }
+        push(&mut p2, out, data, off2::BLCP_2ND_CKSUM, off2::BLCP_2ND_LOADADDR, off2::BLCP_2ND_SIZE);
+        put32(&mut p2, off2::BLCP_2ND_RUNADDR, run);
+    }
+    if let Some((data, run)) = parts.monitor {
+        if data.is_empty() {
+            return Err(FipError::EmptyPart { part: "MONITOR" });
+        }
+        push(&mut p2, out, data, off2::MONITOR_CKSUM, off2::MONITOR_LOADADDR, off2::MONITOR_SIZE);
+        put32(&mut p2, off2::MONITOR_RUNADDR, run);
+    }
+    if let Some(ldr) = parts.loader_2nd {
+        put32(&mut p2, off2::LOADER_2ND_LOADADDR, out.len() as u32);
+        out.extend_from_slice(&loader_2nd(ldr, parts.compress)?);
+    }
+    let ck = image_cksum(&p2[PARAM2_CKSUM_FROM..]);
+    put32(&mut p2, off2::PARAM2_CKSUM, ck);
+    out[at..at + PARAM2_SIZE].copy_from_slice(&p2);
+    Ok(())
+}
+
+/// fiptool.py `pack_loader_2nd`: the body after the 32-byte header
+/// compressed when asked (the magic then says how), the whole padded to
+/// 512, SIZE = that padded length, CKSUM over everything after the CKSUM
+/// field (bytes 12..).
+pub fn loader_2nd(image: &[u8], compress: Compress) -> Result<Vec<u8>, FipError> {
+    if image.len() < LOADER_2ND_HEADER || image[4..8] != LOADER_2ND_MAGIC_ORIG {
+        return Err(FipError::Loader2ndMagic { found: image.iter().skip(4).take(4).copied().collect() });
+    }
+    let (hdr, body) = image.split_at(LOADER_2ND_HEADER);
+    let mut hdr = hdr.to_vec();
+    let body = match compress {
+        Compress::None => body.to_vec(),
+        Compress::Lzma => {
+            hdr[4..8].copy_from_slice(&LOADER_2ND_MAGIC_LZMA);
+            lzma_alone(body)?
+        }
+    };
+    let mut out = hdr;
+    out.extend_from_slice(&body);
+    let mut out = pad(&out);
+    let size = out.len() as u32;
+    out[12..16].copy_from_slice(&size.to_le_bytes());
+    let ck = image_cksum(&out[12..]);
+    out[8..12].copy_from_slice(&ck.to_le_bytes());
+    Ok(out)
+}
+
+/// What fiptool's `lzma_compress` writes: `lzma.LZMACompressor(FORMAT_ALONE,
+/// preset=PRESET_EXTREME)`, i.e. the .lzma ("alone") format at preset 0
+/// with the extreme flag, size unknown (end marker).
+fn lzma_alone(body: &[u8]) -> Result<Vec<u8>, FipError> {
+    use liblzma::stream::{Action, LzmaOptions, PRESET_EXTREME, Status, Stream};
+    let opts = LzmaOptions::new_preset(PRESET_EXTREME).map_err(|e| FipError::Compress(e.to_string()))?;
+    let mut s = Stream::new_lzma_encoder(&opts).map_err(|e| FipError::Compress(e.to_string()))?;
+    let mut out = Vec::with_capacity(body.len() / 2 + 64);
+    loop {
+        out.reserve(64 * 1024);
+        let read = s.total_in() as usize;
+        match s.process_vec(&body[read..], &mut out, Action::Finish) {
+            Ok(Status::StreamEnd) => return Ok(out),
+            Ok(_) => {}
+            Err(e) => return Err(FipError::Compress(e.to_string())),
+        }
+    }
 }
 
 /// True when `bytes` start with the param1 magic.
