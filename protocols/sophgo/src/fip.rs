@@ -81,6 +81,12 @@ pub enum FipError {
     /// LOADER_2ND must start with fiptool's header (magic "BL33" at offset 4).
     #[error("LOADER_2ND's magic (offset 4) is {found:02x?}, not \"BL33\" (the header U-Boot's build writes)")]
     Loader2ndMagic { found: Vec<u8> },
+    /// param2 does not start with "CVLD02\n\0".
+    #[error("param2 at 0x{offset:x} does not start with \"CVLD02\\n\\0\"")]
+    Param2Magic { offset: u32 },
+    /// A checksum param2 holds does not match its part.
+    #[error("{part} checksum is 0x{stored:08x}, but its bytes give 0x{computed:08x}")]
+    PartCksum { part: &'static str, stored: u32, computed: u32 },
     /// An image part is empty.
     #[error("{part} is empty")]
     EmptyPart { part: &'static str },
@@ -391,6 +397,83 @@ pub struct FipInfo {
     pub blcp_cksum_computed: Option<u32>,
     /// Checksum of the BL2 bytes, when the file holds them.
     pub bl2_cksum_computed: Option<u32>,
+    /// param2 and the parts it names, when PARAM2_LOADADDR is set.
+    pub param2: Option<Param2Info>,
+}
+
+/// One part param2 names: where it is in fip.bin, its checksum, and what
+/// the file's bytes there give (None when the file does not hold them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: &'static str,
+    pub offset: u32,
+    pub size: u32,
+    pub cksum: u32,
+    pub computed: Option<u32>,
+    /// Where it runs (BLCP_2ND, MONITOR); 0 = not loaded by the FSBL.
+    pub runaddr: u32,
+}
+
+impl Part {
+    /// The FSBL loads it (`bl2_opt.c`: BLCP_2ND and MONITOR only with a
+    /// run address; DDR param always).
+    pub fn loaded(&self) -> bool {
+        self.name == "DDR_PARAM" || self.runaddr != 0
+    }
+
+    /// The file holds every byte of it.
+    pub fn present(&self) -> bool {
+        self.computed.is_some()
+    }
+}
+
+/// The LOADER_2ND header (`bl2.h` `struct loader_2nd_header`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loader2nd {
+    pub offset: u32,
+    pub jump0: u32,
+    pub magic: [u8; 4],
+    pub cksum: u32,
+    /// Bytes the FSBL loads (rounded up to 512), header included.
+    pub size: u32,
+    pub runaddr: u64,
+    /// Checksum of bytes 12..size, when the file holds them.
+    pub computed: Option<u32>,
+}
+
+impl Loader2nd {
+    /// "none", "lzma" or "lz4", as the FSBL reads the magic.
+    pub fn compression(&self) -> &'static str {
+        match self.magic {
+            LOADER_2ND_MAGIC_LZMA => "lzma",
+            LOADER_2ND_MAGIC_LZ4 => "lz4",
+            _ => "none",
+        }
+    }
+}
+
+/// param2 ("CVLD02"): what the vendor FSBL loads after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param2Info {
+    pub offset: u32,
+    /// The file holds all 4096 bytes of param2.
+    pub present: bool,
+    pub magic_ok: bool,
+    pub cksum: u32,
+    pub cksum_computed: Option<u32>,
+    pub ddr_param: Part,
+    pub blcp_2nd: Part,
+    pub monitor: Part,
+    pub loader_2nd_offset: u32,
+    /// The LOADER_2ND header, when the file holds it.
+    pub loader_2nd: Option<Loader2nd>,
+}
+
+impl Param2Info {
+    /// The parts param2 names, in the order the FSBL loads them.
+    pub fn parts(&self) -> [&Part; 3] {
+        [&self.ddr_param, &self.blcp_2nd, &self.monitor]
+    }
 }
 
 impl FipInfo {
@@ -419,7 +502,45 @@ impl FipInfo {
         }
         c.push(("BL2 present".into(), self.bl2_size > 0 && self.bl2_cksum_computed.is_some()));
         c.push(("BL2 checksum".into(), self.bl2_cksum_computed == Some(self.bl2_cksum)));
+        if let Some(p2) = &self.param2 {
+            c.push(("param2 present".into(), p2.present));
+            if p2.present {
+                c.push(("param2 magic".into(), p2.magic_ok));
+                c.push(("param2 checksum".into(), p2.cksum_computed == Some(p2.cksum)));
+                for part in p2.parts() {
+                    if part.size > 0 && part.present() {
+                        c.push((format!("{} checksum", part.name), part.computed == Some(part.cksum)));
+                    }
+                }
+                if let Some(l) = &p2.loader_2nd
+                    && l.computed.is_some()
+                {
+                    c.push(("LOADER_2ND checksum".into(), l.computed == Some(l.cksum)));
+                }
+            }
+        }
         c
+    }
+
+    /// What the vendor FSBL will ask for that this file does not hold
+    /// (param2, or a part param2 names), as (name, offset, size).
+    pub fn missing(&self) -> Vec<(String, u32, u32)> {
+        let Some(p2) = &self.param2 else { return Vec::new() };
+        if !p2.present {
+            return vec![("param2".into(), p2.offset, PARAM2_SIZE as u32)];
+        }
+        let mut m: Vec<(String, u32, u32)> = p2
+            .parts()
+            .iter()
+            .filter(|p| p.loaded() && !p.present())
+            .map(|p| (p.name.to_string(), p.offset, p.size))
+            .collect();
+        match &p2.loader_2nd {
+            None => m.push(("LOADER_2ND header".into(), p2.loader_2nd_offset, LOADER_2ND_HEADER as u32)),
+            Some(l) if l.computed.is_none() => m.push(("LOADER_2ND".into(), l.offset, l.size)),
+            Some(_) => {}
+        }
+        m
     }
 
     /// The first failed check as an error.
@@ -445,6 +566,24 @@ impl FipInfo {
         }
         if self.bl2_size == 0 {
             return Err(FipError::NoBl2);
+        }
+        if let Some(p2) = &self.param2
+            && p2.present
+        {
+            if !p2.magic_ok {
+                return Err(FipError::Param2Magic { offset: p2.offset });
+            }
+            let bad = |what: &'static str, stored: u32, computed: Option<u32>| match computed {
+                Some(c) if c != stored => Err(FipError::PartCksum { part: what, stored, computed: c }),
+                _ => Ok(()),
+            };
+            bad("param2", p2.cksum, p2.cksum_computed)?;
+            for part in p2.parts() {
+                bad(part.name, part.cksum, part.computed)?;
+            }
+            if let Some(l) = &p2.loader_2nd {
+                bad("LOADER_2ND", l.cksum, l.computed)?;
+            }
         }
         match self.bl2_cksum_computed {
             Some(c) if c == self.bl2_cksum => Ok(()),
@@ -512,6 +651,77 @@ pub fn parse(bytes: &[u8]) -> Result<FipInfo, FipError> {
             None
         },
         bl2_cksum_computed: if bl2_size > 0 { slice(bl2_offset, bl2_size).map(image_cksum) } else { None },
+        param2: parse_param2(bytes, get32(p, off::PARAM2_LOADADDR)),
+    })
+}
+
+/// param2 at `at` and the parts it names (fiptool.py `read_fip2`).
+fn parse_param2(bytes: &[u8], at: u32) -> Option<Param2Info> {
+    if at == 0 {
+        return None;
+    }
+    let slice = |from: u32, size: u32| -> Option<&[u8]> {
+        let end = (from as usize).checked_add(size as usize)?;
+        bytes.get(from as usize..end)
+    };
+    let raw = slice(at, PARAM2_SIZE as u32);
+    let mut p2 = vec![0u8; PARAM2_SIZE];
+    if let Some(r) = raw {
+        p2.copy_from_slice(r);
+    }
+    let part = |name, ck, load, size, run: Option<usize>| {
+        let (offset, size) = (get32(&p2, load), get32(&p2, size));
+        Part {
+            name,
+            offset,
+            size,
+            cksum: get32(&p2, ck),
+            computed: raw.and(slice(offset, size)).map(image_cksum),
+            runaddr: run.map(|r| get32(&p2, r)).unwrap_or(0),
+        }
+    };
+    let loader_2nd_offset = get32(&p2, off2::LOADER_2ND_LOADADDR);
+    let loader_2nd = raw.and(slice(loader_2nd_offset, LOADER_2ND_HEADER as u32)).map(|h| {
+        let size = get32(h, 12);
+        Loader2nd {
+            offset: loader_2nd_offset,
+            jump0: get32(h, 0),
+            magic: h[4..8].try_into().expect("4 bytes"),
+            cksum: get32(h, 8),
+            size,
+            runaddr: u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
+            computed: size.checked_sub(12).and_then(|n| slice(loader_2nd_offset + 12, n)).map(image_cksum),
+        }
+    });
+    Some(Param2Info {
+        offset: at,
+        present: raw.is_some(),
+        magic_ok: raw.is_some_and(|r| r[..8] == MAGIC_PARAM2),
+        cksum: get32(&p2, off2::PARAM2_CKSUM),
+        cksum_computed: raw.map(|r| image_cksum(&r[PARAM2_CKSUM_FROM..])),
+        ddr_param: part(
+            "DDR_PARAM",
+            off2::DDR_PARAM_CKSUM,
+            off2::DDR_PARAM_LOADADDR,
+            off2::DDR_PARAM_SIZE,
+            None,
+        ),
+        blcp_2nd: part(
+            "BLCP_2ND",
+            off2::BLCP_2ND_CKSUM,
+            off2::BLCP_2ND_LOADADDR,
+            off2::BLCP_2ND_SIZE,
+            Some(off2::BLCP_2ND_RUNADDR),
+        ),
+        monitor: part(
+            "MONITOR",
+            off2::MONITOR_CKSUM,
+            off2::MONITOR_LOADADDR,
+            off2::MONITOR_SIZE,
+            Some(off2::MONITOR_RUNADDR),
+        ),
+        loader_2nd_offset,
+        loader_2nd,
     })
 }
 

@@ -66,3 +66,45 @@ fn every_vector_is_written_byte_for_byte() {
     // The simple shape is what `build` (a BL2 alone) writes.
     assert_eq!(fip::build(&bl2, 0x37000).unwrap(), read("fip-simple.bin"));
 }
+
+#[test]
+fn info_decodes_every_part_of_the_vendor_images() {
+    let full = read("fip-full.bin");
+    let i = fip::validate(&full).unwrap();
+    assert!(i.checks().iter().all(|c| c.1), "{:?}", i.checks());
+    assert!(i.missing().is_empty());
+    assert_eq!((i.blcp_size, i.blcp_runaddr), (0x400, 0x0520_0200));
+    let p2 = i.param2.as_ref().expect("param2");
+    assert_eq!(p2.offset, 0x2800);
+    assert!(p2.magic_ok);
+    // Where the vendor put each part (read from the vector itself, not from us).
+    let at = |o: usize| u32::from_le_bytes(full[o..o + 4].try_into().unwrap());
+    assert_eq!((p2.ddr_param.offset, p2.ddr_param.size), (at(0x2814), at(0x2818)));
+    assert_eq!((p2.blcp_2nd.offset, p2.blcp_2nd.runaddr), (at(0x2824), 0x83f4_0000));
+    assert_eq!(
+        (p2.monitor.offset, p2.monitor.size, p2.monitor.runaddr),
+        (at(0x2834), at(0x2838), 0x8000_0000)
+    );
+    let l = p2.loader_2nd.as_ref().unwrap();
+    assert_eq!((l.offset, &l.magic, l.runaddr), (at(0x2844), b"BL33", 0x8020_0000));
+    assert_eq!(l.offset + l.size, full.len() as u32, "LOADER_2ND ends the file");
+    let lz = fip::validate(&read("fip-full-lzma.bin")).unwrap();
+    assert_eq!(lz.param2.unwrap().loader_2nd.unwrap().compression(), "lzma");
+
+    let d = racklet_sophgo::describe(&full).unwrap();
+    assert!(d.intact(), "{:?}", d.checks);
+    for name in ["param2", "PARAM2_CKSUM", "DDR_PARAM", "BLCP_2ND", "MONITOR", "LOADER_2ND"] {
+        assert!(d.fields.iter().any(|f| f.name == name), "info names {name}");
+    }
+    let mon = d.fields.iter().find(|f| f.name == "MONITOR").unwrap();
+    assert!(mon.value.contains("runs at 0x80000000"), "{}", mon.value);
+
+    // Cut after MONITOR: every check of what is there passes, LOADER_2ND is missing.
+    let cut = &full[..(p2.monitor.offset + p2.monitor.size) as usize];
+    let c = fip::validate(cut).unwrap();
+    assert_eq!(c.missing(), vec![("LOADER_2ND header".to_string(), l.offset, 32)]);
+    // A flipped byte in MONITOR is named.
+    let mut bad = full.clone();
+    bad[p2.monitor.offset as usize + 7] ^= 1;
+    assert!(matches!(fip::validate(&bad), Err(fip::FipError::PartCksum { part: "MONITOR", .. })));
+}
