@@ -116,6 +116,118 @@ fn image_is_the_vendor_layout_and_info_decodes_it() {
     }
 }
 
+/// The vectors the vendor fiptool.py wrote (tests/vectors/sophgo/README.md).
+fn vector(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/sophgo").join(name)
+}
+
+#[test]
+fn image_writes_a_whole_fip_as_the_vendor_fiptool_does() {
+    let d = tempfile::tempdir().unwrap();
+    let v = |n: &str| vector(n).display().to_string();
+    let full: Vec<String> = [
+        "--blcp",
+        &v("blcp.bin"),
+        "--ddr-param",
+        &v("ddr_param.bin"),
+        "--blcp-2nd",
+        &v("blcp_2nd.bin"),
+        "--blcp-2nd-runaddr",
+        "0x83f40000",
+        "--monitor",
+        &v("monitor.bin"),
+        "--monitor-runaddr",
+        "0x80000000",
+        "--loader-2nd",
+        &v("loader_2nd.bin"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut lzma = full.clone();
+    lzma.extend(["--compress".into(), "lzma".into()]);
+    let uboot: Vec<String> = [
+        "--ddr-param",
+        &v("ddr_param.bin"),
+        "--monitor",
+        &v("monitor.bin"),
+        "--monitor-runaddr",
+        "0x80000000",
+        "--loader-2nd",
+        &v("loader_2nd.bin"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (name, args) in [("fip-full.bin", full), ("fip-full-lzma.bin", lzma), ("fip-uboot.bin", uboot)] {
+        let out = d.path().join(name);
+        rf().args(["image", "milkv-duo-256m"])
+            .arg(vector("bl2.bin"))
+            .args(&args)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(vector(name)).unwrap(),
+            "{name} differs from the vendor's"
+        );
+        let o = rf().args(["info", "--json"]).arg(&out).output().unwrap();
+        assert!(o.status.success());
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let names: Vec<&str> =
+            j["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        for n in ["param2", "DDR_PARAM", "MONITOR", "LOADER_2ND"] {
+            assert!(names.contains(&n), "{name}: info has no {n}: {names:?}");
+        }
+        assert!(j["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{name}");
+    }
+    // Bad combinations are bad input, named.
+    let out = d.path().join("x.bin");
+    let r = rf()
+        .args(["image", "milkv-duo-256m"])
+        .arg(vector("bl2.bin"))
+        .args(["--monitor", &v("monitor.bin"), "--monitor-runaddr", "0x80000000"])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("--ddr-param"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = rf()
+        .args(["image", "milkv-duo-256m"])
+        .arg(vector("bl2.bin"))
+        .args(["--ddr-param", &v("ddr_param.bin"), "--monitor", &v("monitor.bin")])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--monitor-runaddr"));
+    let r = rf()
+        .args(["image", "milkv-duo"])
+        .arg(vector("bl2.bin"))
+        .args([
+            "--ddr-param",
+            &v("ddr_param.bin"),
+            "--monitor",
+            &v("monitor.bin"),
+            "--monitor-runaddr",
+            "0x90000000",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "0x90000000 is past a CV1800B's 64 MiB of DRAM");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("DRAM"));
+    assert!(!out.exists());
+}
+
 #[test]
 fn an_existing_fip_is_checked_not_wrapped_and_a_corrupt_one_refused() {
     let d = tempfile::tempdir().unwrap();

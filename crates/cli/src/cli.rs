@@ -268,6 +268,8 @@ pub struct ImageArgs {
     /// StarFive: the header's backup offset field.
     #[arg(long, value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
     pub backup_offset: Option<u64>,
+    #[command(flatten)]
+    pub sophgo: crate::args::sophgo::SophgoImageArgs,
 }
 
 /// `racklet-flash sim <board>`

@@ -61,8 +61,8 @@ impl Driver for Sophgo {
         racklet_sophgo::near_miss(bytes)
     }
 
-    fn image(&self, board: &Board, _args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
-        racklet_sophgo::plan::image(payload, &board.target()).map_err(classify)
+    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
+        racklet_sophgo::plan::image_parts(payload, &args.sophgo.parts(), &board.target()).map_err(classify)
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
