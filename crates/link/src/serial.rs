@@ -20,6 +20,10 @@ pub struct SerialInfo {
     pub product: Option<String>,
     /// USB port path (`1-3.2`) of the adapter or device, when known.
     pub port_path: Option<String>,
+    /// The USB link speed of that device, when known: "low", "full",
+    /// "high", "super" (sysfs `speed` of the USB device: 1.5, 12, 480, 5000+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<String>,
 }
 
 /// A byte stream to a serial boot ROM.

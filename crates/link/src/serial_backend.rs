@@ -159,6 +159,17 @@ fn is_usb_port_dir(name: &str) -> bool {
     }
 }
 
+/// The name of a sysfs USB `speed` value (Mb/s): the names `UsbInfo` uses.
+pub fn speed_name(mbps: &str) -> String {
+    match mbps.trim() {
+        "1.5" => "low".into(),
+        "12" => "full".into(),
+        "480" => "high".into(),
+        "5000" | "10000" | "20000" => "super".into(),
+        other => format!("{other} Mb/s"),
+    }
+}
+
 /// Lists USB serial ports (ttyUSB*, ttyACM*) from a sysfs tty class
 /// directory, with the facts of the USB device they belong to.
 pub fn sysfs_ports(class_dir: &Path) -> Vec<SerialInfo> {
@@ -182,6 +193,7 @@ pub fn sysfs_ports(class_dir: &Path) -> Vec<SerialInfo> {
                 info.serial = read_attr(d, "serial");
                 info.manufacturer = read_attr(d, "manufacturer");
                 info.product = read_attr(d, "product");
+                info.speed = read_attr(d, "speed").map(|s| speed_name(&s));
             }
         }
         out.push(info);
@@ -210,6 +222,7 @@ mod tests {
         std::fs::write(usbdev.join("idVendor"), "3346\n").unwrap();
         std::fs::write(usbdev.join("idProduct"), "1000\n").unwrap();
         std::fs::write(usbdev.join("product"), "USB Com Port\n").unwrap();
+        std::fs::write(usbdev.join("speed"), "12\n").unwrap();
         let class = root.path().join("class/tty/ttyACM0");
         std::fs::create_dir_all(&class).unwrap();
         std::os::unix::fs::symlink(usbdev.join("1-3.2:1.0"), class.join("device")).unwrap();
@@ -223,6 +236,8 @@ mod tests {
         assert_eq!(ports[0].vid, Some(0x3346));
         assert_eq!(ports[0].pid, Some(0x1000));
         assert_eq!(ports[0].product.as_deref(), Some("USB Com Port"));
+        // Behind a USB 1.1 hub the ROM runs at full speed (64-byte packets).
+        assert_eq!(ports[0].speed.as_deref(), Some("full"));
     }
 
     #[test]

@@ -354,3 +354,128 @@ fn a_served_rom_is_followed_through_its_symlink() {
     let bl2_got = &served.received.iter().find(|(n, _)| *n == "bl2.bin").unwrap().1;
     assert_eq!(&bl2_got[..900], &bl2(900)[..]);
 }
+
+// ---- the chips as their sources say (issue 17) --------------------------
+
+/// A vector the vendor fiptool.py wrote (tests/vectors/sophgo/README.md).
+fn vector(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/sophgo").join(name)
+}
+
+#[test]
+fn a_vendor_fip_is_served_slice_by_slice_until_u_boot_appears() {
+    // bl2_opt.c: after BL2 the FSBL loads param2, the DDR parameters,
+    // BLCP_2ND, the monitor and LOADER_2ND (header, then body), each as its
+    // own load_image session; then U-Boot's gadget is 3346:1001.
+    let bus = SimSerialBus::new();
+    let mut rom = attach("sg2002", &Scenario::at("1-1"), &bus);
+    let inputs = Inputs { bin: Some(vector("fip-full.bin")), ..Default::default() };
+    let r = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap();
+    let v = started(rom.verdict());
+    assert!(v.contains("3346:1001 is up"), "{v}");
+    assert!(v.contains("DDR_PARAM, BLCP_2ND, MONITOR, LOADER_2ND"), "{v}");
+    let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "probe",
+            "param1",
+            "BLCP",
+            "BL2",
+            "param2",
+            "DDR_PARAM",
+            "BLCP_2ND",
+            "MONITOR",
+            "LOADER_2ND header",
+            "LOADER_2ND"
+        ]
+    );
+    let fip = std::fs::read(vector("fip-full.bin")).unwrap();
+    // LOADER_2ND's header session is one 512-byte block; the body is the rest of the file.
+    let l = &r.stages[9];
+    assert_eq!(l.offset as usize + l.size as usize, fip.len());
+}
+
+#[test]
+fn a_slice_outside_the_file_is_reported_as_such() {
+    // The vendor image cut after its monitor: the FSBL then asks for
+    // LOADER_2ND's header, which the file does not hold.
+    let d = tempfile::tempdir().unwrap();
+    let full = std::fs::read(vector("fip-full.bin")).unwrap();
+    let i = racklet_sophgo::fip::parse(&full).unwrap();
+    let mon = &i.param2.as_ref().unwrap().monitor;
+    let cut = file(d.path(), "cut.bin", &full[..(mon.offset + mon.size) as usize]);
+    let bus = SimSerialBus::new();
+    let mut rom = attach("sg2002", &Scenario::at("1-1"), &bus);
+    let inputs = Inputs { bin: Some(cut), ..Default::default() };
+    let e = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("LOADER_2ND") && text.contains("outside"), "{text}");
+    let v = rom.verdict();
+    assert!(!v.started() && v.text().contains("waits for fip.bin"), "{v:?}");
+}
+
+#[test]
+fn the_rom_tries_bl2_once_then_boots_flash_and_nothing_is_claimed() {
+    // get_number_of_retries() is 1 over USB: a rejected BL2 is not asked for
+    // again; the ROM prints "DL cancelled. Load flash." and boots flash.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(1500));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = Some("reject-bl2".into());
+    let mut rom = attach("sg2002", &sc, &bus);
+    let t0 = std::time::Instant::now();
+    let inputs = Inputs { bin: Some(p), ..Default::default() };
+    let r = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap();
+    let v = rom.verdict();
+    assert!(v.text().contains("DL cancelled") && v.text().contains("1 try"), "{v:?}");
+    // Without a console the client cannot know: it says so and claims nothing.
+    let facts = r.facts();
+    let get = |k: &str| facts.iter().find(|f| f.0 == k).map(|f| f.1.clone()).unwrap_or_default();
+    assert!(get("not confirmed").contains("BL2"), "{facts:?}");
+    assert!(!get("confirmed").contains("entered"), "{facts:?}");
+    // And no wait for a ROM that will not come back.
+    assert!(t0.elapsed() < Duration::from_millis(1400), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn full_speed_links_get_packets_of_64_bytes() {
+    // usb_tty.c: at full speed the ROM posts 64-byte OUT requests and parses
+    // each as a packet.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(3000));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.speed = Some(racklet_sim::usb::BusSpeed::Full);
+    let mut rom = attach("sg2002", &sc, &bus);
+    let out = Shared::default();
+    let inputs = Inputs { bin: Some(p), ..Default::default() };
+    run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, Some(TranscriptWriter::new(out.clone())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    started(rom.verdict());
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["t"] == "serial_out" {
+            let n = v["len"].as_u64().unwrap_or_else(|| v["data"].as_str().unwrap().len() as u64 / 2);
+            assert!(n <= 64, "a {n}-byte packet on a full-speed link");
+        }
+    }
+}
+
+#[test]
+fn a_part_without_usb_timeout_is_followed_past_its_magicless_probe() {
+    // usb_tty.c: efuses that disable the timeout set flagEnterDL before
+    // enumeration (USBC.), and the probe returns once the port is configured.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(700));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = Some("efuse-no-timeout".into());
+    let mut rom = attach("sg2002", &sc, &bus);
+    let inputs = Inputs { bin: Some(p), ..Default::default() };
+    run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap_or_else(|e| panic!("{e}"));
+    let v = started(rom.verdict());
+    assert!(v.contains("USBC.") && v.contains("jumped to 0xc000020"), "{v}");
+}

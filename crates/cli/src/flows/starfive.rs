@@ -227,6 +227,7 @@ fn virtual_adapter(path: &str, port_path: Option<String>) -> SerialInfo {
         manufacturer: Some("FTDI".into()),
         product: Some("FT232R USB UART (virtual JH7110 UART0)".into()),
         port_path,
+        speed: None,
     }
 }
 
