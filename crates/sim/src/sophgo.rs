@@ -1170,7 +1170,7 @@ impl Rom {
                 cmd[..HEADER].fill(0);
                 continue;
             }
-            if length > RX_BUF || length < HEADER {
+            if !(HEADER..=RX_BUF).contains(&length) {
                 // memcpy / crc16 over `length` bytes of a 512-byte buffer:
                 // the ROM's memory is overwritten.
                 break End::Vanished(format!(
@@ -1224,10 +1224,8 @@ impl Rom {
                         );
                     }
                 }
-                1 => {
-                    if addr == BOOT_SOURCE_FLAG && data.len() >= 4 {
-                        self.flag_word.copy_from_slice(&data[..4]);
-                    }
+                1 if addr == BOOT_SOURCE_FLAG && data.len() >= 4 => {
+                    self.flag_word.copy_from_slice(&data[..4]);
                 }
                 2 => {
                     self.ack_idx = 0;

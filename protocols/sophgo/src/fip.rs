@@ -398,7 +398,7 @@ pub struct FipInfo {
     /// Checksum of the BL2 bytes, when the file holds them.
     pub bl2_cksum_computed: Option<u32>,
     /// param2 and the parts it names, when PARAM2_LOADADDR is set.
-    pub param2: Option<Param2Info>,
+    pub param2: Option<Box<Param2Info>>,
 }
 
 /// One part param2 names: where it is in fip.bin, its checksum, and what
@@ -656,7 +656,7 @@ pub fn parse(bytes: &[u8]) -> Result<FipInfo, FipError> {
 }
 
 /// param2 at `at` and the parts it names (fiptool.py `read_fip2`).
-fn parse_param2(bytes: &[u8], at: u32) -> Option<Param2Info> {
+fn parse_param2(bytes: &[u8], at: u32) -> Option<Box<Param2Info>> {
     if at == 0 {
         return None;
     }
@@ -693,7 +693,7 @@ fn parse_param2(bytes: &[u8], at: u32) -> Option<Param2Info> {
             computed: size.checked_sub(12).and_then(|n| slice(loader_2nd_offset + 12, n)).map(image_cksum),
         }
     });
-    Some(Param2Info {
+    Some(Box::new(Param2Info {
         offset: at,
         present: raw.is_some(),
         magic_ok: raw.is_some_and(|r| r[..8] == MAGIC_PARAM2),
@@ -722,7 +722,7 @@ fn parse_param2(bytes: &[u8], at: u32) -> Option<Param2Info> {
         ),
         loader_2nd_offset,
         loader_2nd,
-    })
+    }))
 }
 
 /// Parses and requires every check to pass.

@@ -20,6 +20,7 @@
 
 pub mod boot;
 pub mod chip;
+pub mod console;
 pub mod describe;
 pub mod fip;
 pub mod packet;
@@ -27,7 +28,7 @@ pub mod plan;
 pub mod report;
 pub mod session;
 
-pub use boot::boot;
+pub use boot::{boot, boot_watching};
 pub use chip::{Chip, Core};
 pub use describe::{describe, near_miss};
 pub use fip::{FipError, FipInfo};

@@ -215,6 +215,13 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         Image::Main { bytes: p.bytes }
     } else if fip::is_fip(&bytes) {
         let info = checked_fip(bin, &bytes, chip)?;
+        for (part, offset, size) in info.missing() {
+            warnings.push(format!(
+                "{}: param2 names {part} at 0x{offset:x}+0x{size:x}, beyond the file's {} bytes: the vendor FSBL will ask for it, and it cannot be served",
+                bin.display(),
+                bytes.len()
+            ));
+        }
         Image::Fip { bytes, info, built_from: None }
     } else {
         let p = racklet_image::load_bytes(bin, bytes, ct.arch, &ct.window)?;
