@@ -203,6 +203,9 @@ pub enum SophgoFault {
     EfuseNoTimeout,
     /// The FSBL's monitor checksum check fails.
     RejectMonitor,
+    /// The ROM's param1 checksum check fails (as on a part whose efuses
+    /// want a signed image).
+    RejectParam1,
 }
 
 impl Faults for SophgoFault {
@@ -220,6 +223,7 @@ impl Faults for SophgoFault {
             "efuses disable the USB timeout: the probe session ends at enumeration, without a magic (USBC.)",
         ),
         ("reject-monitor", SophgoFault::RejectMonitor, "the vendor FSBL's monitor checksum check fails"),
+        ("reject-param1", SophgoFault::RejectParam1, "the ROM's param1 checksum check fails"),
     ];
 }
 
@@ -1005,7 +1009,10 @@ impl Rom {
             return Err((format!("E:PARAM1 magic (0x{magic:x})\n"), "magic is not CVBL01".into()));
         }
         let stored = le32(p, 0x0C);
-        let computed = cksum_of(&p[0x10..0x800]);
+        let mut computed = cksum_of(&p[0x10..0x800]);
+        if self.cfg.fault == Some(SophgoFault::RejectParam1) {
+            computed = stored ^ 0x0101;
+        }
         if stored != computed {
             return Err((
                 format!("E:param1_cksum (0x{computed:x}/0x{stored:x})\n"),

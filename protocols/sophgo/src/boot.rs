@@ -230,6 +230,13 @@ pub fn boot_watching(
                     continue;
                 }
                 None => {
+                    // The FSBL stopped asking: its console may say why.
+                    if let Some(c) = console.as_mut() {
+                        c.drain(Duration::from_millis(100)).map_err(link_err("reading the console"))?;
+                        if let Some(line) = c.failure() {
+                            return Err(SophgoError::Rejected { what: last, line });
+                        }
+                    }
                     r.unconfirmed.push(format!(
                         "U-Boot: nothing asked for more within {}s after {last}, and U-Boot's download gadget ({crate_vid:04x}:{UBOOT_PID:04x}) did not appear",
                         gap.as_secs_f64(),
@@ -256,6 +263,10 @@ pub fn boot_watching(
             }
             None => return Err(SophgoError::NotBack { at: key.to_string(), within }),
         };
+    }
+    if let Some(c) = console.as_mut() {
+        // What the board printed last (U-Boot's gadget comes up quickly).
+        c.drain(Duration::from_millis(100)).map_err(link_err("reading the console"))?;
     }
     if let Some(p) = r.bl2_pending.take() {
         r.unconfirmed.insert(0, p);

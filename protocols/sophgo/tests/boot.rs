@@ -487,3 +487,85 @@ fn a_part_without_usb_timeout_is_followed_past_its_magicless_probe() {
     let v = started(rom.verdict());
     assert!(v.contains("USBC.") && v.contains("jumped to 0xc000020"), "{v}");
 }
+
+/// A board with a UART console (`--monitor`), booted while reading it.
+fn run_watching(fault: Option<&str>, payload: &Path) -> (Result<Report, SophgoError>, Verdict) {
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = fault.map(Into::into);
+    sc.console = true;
+    let mut rom = attach("sg2002", &sc, &bus);
+    let tty = rom.console().expect("the board has a console");
+    let mut console = racklet_link::serial_backend::SerialPortLink::open(
+        SerialInfo { path: tty, ..Default::default() },
+        115_200,
+    )
+    .unwrap();
+    let t = target("milkv-duo-256m", "sg2002");
+    let plan = plan(&Inputs { bin: Some(payload.to_path_buf()), ..Default::default() }, &t).unwrap();
+    let mut progress = CollectProgress::default();
+    let mut conn = Connector::new(Arc::new(SimUsbBus::new()), Arc::new(bus.clone()), &mut progress);
+    conn.stage_timeout = Duration::from_secs(2);
+    let r = racklet_sophgo::boot_watching(&mut conn, &plan, &t, &Options::default(), Some(&mut console));
+    (r, rom.verdict())
+}
+
+#[test]
+fn the_console_tells_an_entered_bl2_from_a_rejected_one() {
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(900));
+    // Accepted: BE.J. on the ROM's UART.
+    let (r, v) = run_watching(None, &p);
+    let r = r.unwrap();
+    assert!(v.started());
+    assert!(r.confirmed.iter().any(|c| c.contains("BE.J.") && c.contains("0xc000020")), "{:?}", r.confirmed);
+    assert!(r.unconfirmed.is_empty(), "{:?}", r.unconfirmed);
+    assert!(r.console.contains("PE.") && r.console.contains("BE.J."), "{}", r.console);
+    // Rejected: the ROM's checksum line, then the fallback to flash.
+    let (r, v) = run_watching(Some("reject-bl2"), &p);
+    let e = r.unwrap_err();
+    assert_eq!(e.class(), FailureClass::Rejected, "{e}");
+    assert!(e.to_string().contains("BL2") && e.to_string().contains("bl2_cksum"), "{e}");
+    assert!(!v.started());
+}
+
+#[test]
+fn a_rejected_param1_is_named_not_blamed_on_the_stage_timeout() {
+    // The ROM tries param1 once, then boots its flash: it never asks for BL2.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(900));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = Some("reject-param1".into());
+    let mut rom = attach("sg2002", &sc, &bus);
+    let t = target("milkv-duo-256m", "sg2002");
+    let plan = plan(&Inputs { bin: Some(p.clone()), ..Default::default() }, &t).unwrap();
+    let mut progress = CollectProgress::default();
+    let mut conn = Connector::new(Arc::new(SimUsbBus::new()), Arc::new(bus.clone()), &mut progress);
+    conn.stage_timeout = Duration::from_secs(1);
+    let e = boot(&mut conn, &plan, &t, &Options::default()).unwrap_err();
+    assert!(matches!(e, SophgoError::NoBl2Request { .. }), "{e}");
+    assert_eq!(e.class(), FailureClass::Rejected);
+    assert!(e.to_string().contains("rejected param1"), "{e}");
+    assert!(!e.hint().unwrap_or_default().contains("stage-timeout"), "{e:?}");
+    assert!(rom.verdict().text().contains("DL cancelled"));
+    // With the console, the ROM's own line says why.
+    let (r, _) = run_watching(Some("reject-param1"), &p);
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("param1_cksum"), "{e}");
+}
+
+#[test]
+fn the_console_names_the_fsbl_stage_it_rejected() {
+    let (r, v) = run_watching(Some("reject-monitor"), &vector("fip-full.bin"));
+    let e = r.unwrap_err();
+    assert_eq!(e.class(), FailureClass::Rejected, "{e}");
+    assert!(e.to_string().contains("MONITOR") && e.to_string().contains("monitor_cksum"), "{e}");
+    assert!(!v.started() && v.text().contains("DL cancelled"), "{v:?}");
+    // And the whole vendor boot, confirmed step by step.
+    let (r, v) = run_watching(None, &vector("fip-full.bin"));
+    let r = r.unwrap();
+    assert!(v.started(), "{v:?}");
+    assert!(r.uboot.is_some() && r.unconfirmed.is_empty(), "{:?} / {:?}", r.confirmed, r.unconfirmed);
+    assert!(r.console.contains("Loader_2nd loaded.") && r.console.contains("Jump to monitor at 0x80000000"));
+}
