@@ -485,3 +485,60 @@ fn several_boards_in_parallel_each_followed_by_its_port_path() {
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert_eq!(r.events.iter().filter(|e| e["event"] == "error" && e["class"] == "rejected").count(), 2);
 }
+
+#[test]
+fn a_vendor_fip_boots_to_u_boot_in_simulation() {
+    let r =
+        run(&["maskrom", "milkv-duo-256m", vector("fip-full.bin").to_str().unwrap(), "--simulate", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.fact("served").contains("param2, DDR_PARAM, BLCP_2ND, MONITOR, LOADER_2ND header, LOADER_2ND"));
+    assert!(r.fact("confirmed").contains("3346:1001"), "{:?}", r.event("done"));
+    assert!(r.fact("virtual ROM").contains("3346:1001 is up"));
+    // A USB device has no line rate: the throughput is stated alone.
+    assert!(r.fact("throughput").contains("KiB/s over USB") && !r.fact("throughput").contains("line rate"));
+}
+
+#[test]
+fn a_rejected_bl2_fails_the_run_and_the_console_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(800));
+    let p = p.to_str().unwrap();
+    // Without a console the client cannot tell; the virtual board's verdict
+    // (it booted its flash) fails the simulated run.
+    let r = run(&["maskrom", "milkv-duo-256m", p, "--simulate", "--fault", "reject-bl2", "--json"]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.error().contains("DL cancelled"), "{}", r.error());
+    // With --monitor the ROM's own line is the error.
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p,
+        "--simulate",
+        "--fault",
+        "reject-bl2",
+        "--monitor",
+        "/dev/null",
+        "--json",
+    ]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.error().contains("bl2_cksum"), "{}", r.error());
+    // (An accepted BL2 confirmed by BE.J.: protocols/sophgo/tests/boot.rs;
+    // here --monitor would then stream the console until Ctrl-C.)
+}
+
+#[test]
+fn sim_speed_full_gives_a_full_speed_rom_and_small_packets() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(2000));
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--sim-speed",
+        "full",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.fact("virtual ROM").contains("jumped to 0xc000020"));
+}

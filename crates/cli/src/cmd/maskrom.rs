@@ -181,6 +181,22 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
             job_selectors.len()
         )));
     }
+    // The console of each job: the tty given, or in a simulated run the
+    // virtual board's own UART when it has one (the user's tty is not the
+    // virtual board's).
+    let consoles: Vec<Option<String>> = (0..job_selectors.len())
+        .map(|i| {
+            let given = a.monitor.get(i).cloned()?;
+            match sims.get(i).and_then(|(_, s)| s.console()) {
+                Some(virt) => {
+                    out.line(&format!("--simulate: --monitor reads the virtual board's UART ({virt})"));
+                    Some(virt)
+                }
+                None => Some(given),
+            }
+        })
+        .collect();
+    let consoles = &consoles;
     let expect = match &a.expect {
         Some(re) => Some(
             regex::Regex::new(re)
@@ -216,7 +232,13 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         conn.wait = a.connect.wait;
                         conn.stage_timeout = a.connect.stage_timeout;
                         conn.recorder = transcript;
-                        let mut job = Job { board, args: a, conn, simulate: a.connect.simulate };
+                        let mut job = Job {
+                            board,
+                            args: a,
+                            conn,
+                            simulate: a.connect.simulate,
+                            console: consoles[i].clone(),
+                        };
                         let r = drivers::of(board).maskrom(&mut job).map_err(|e| {
                             // The board is not (yet) in its ROM — none found, or a later
                             // stage answered — but a USB bus is there: say how to put
@@ -243,7 +265,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, out: &Arc<Output>) -> Result<ExitCod
                         }
                     });
                     // The payload runs: watch its console when asked.
-                    let outcome = match (outcome, a.monitor.get(i)) {
+                    let outcome = match (outcome, consoles[i].as_ref()) {
                         (Ok(mut o), Some(tty)) => {
                             let c = Console {
                                 tty,

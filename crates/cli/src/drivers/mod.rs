@@ -33,6 +33,9 @@ pub struct Job<'a, 'c> {
     /// True when the buses are simulated (for messages only: a driver must
     /// not behave differently).
     pub simulate: bool,
+    /// This board's console tty (`--monitor`, or the virtual board's own
+    /// UART in a simulated run), for drivers whose ROM reports on it.
+    pub console: Option<String>,
 }
 
 /// What the CLI needs from one protocol.
