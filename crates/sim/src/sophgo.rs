@@ -613,14 +613,29 @@ struct Pacer {
     busy: Duration,
 }
 
+/// The last stretch of a modelled wait that is yielded through, not slept
+/// (a sleep overshoots by tens of microseconds, which would add up over
+/// thousands of lock-step packets).
+const SPIN: Duration = Duration::from_micros(80);
+
 impl Pacer {
-    fn spend(&mut self, len: usize) {
+    /// One lock-step exchange: the OUT packet of `out` bytes, which arrived
+    /// at `at` (time since `start`), then the 16-byte ACK back; returns when
+    /// the ACK would have crossed the bus. The ROM's own work overlaps.
+    fn exchange(&mut self, at: Duration, out: usize) {
         let Some(m) = self.model else { return };
-        self.busy = self.busy.max(self.start.elapsed()) + m.bulk_time(len);
+        self.busy = self.busy.max(at) + m.bulk_time(out) + m.bulk_time(16);
         let left = self.busy.saturating_sub(self.start.elapsed());
-        if !left.is_zero() {
-            std::thread::sleep(left);
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
         }
+        while self.start.elapsed() < self.busy {
+            std::thread::yield_now();
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
     }
 }
 
@@ -1168,7 +1183,7 @@ impl Rom {
                 Ok(n) => n,
                 Err(e) => break e,
             };
-            self.pacer.spend(got);
+            let arrived = self.pacer.now();
             let token = cmd[0];
             let length = u16::from_be_bytes([cmd[1], cmd[2]]) as usize;
             let addr = u64::from_be_bytes([0, 0, 0, cmd[3], cmd[4], cmd[5], cmd[6], cmd[7]]);
@@ -1268,7 +1283,7 @@ impl Rom {
             // ack_idx++ after every ACK is built (usb_tty.c).
             self.ack_idx = self.ack_idx.wrapping_add(1);
             cmd[..HEADER].fill(0);
-            self.pacer.spend(ack.len());
+            self.pacer.exchange(arrived, got);
             if done == Some(false) {
                 // BREAK: the ROM queues the ACK and leaves the bus.
                 self.bus.withdraw(path);
