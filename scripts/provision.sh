@@ -21,6 +21,8 @@ need=(
   "cpio:cpio"
   "/usr/sbin/ser2net:ser2net"   # labgrid exporter's serial server (tests/labgrid)
   "/usr/bin/kill:procps"        # SIGTERM to a sim server (tests/hostile.rs)
+  "zsh:zsh"                     # the zsh completion script (tests/completions.rs)
+  "fish:fish"                   # the fish completion script (tests/completions.rs)
 )
 missing=()
 for n in "${need[@]}"; do

@@ -301,19 +301,39 @@ fn sim_starfive() {
     use racklet_starfive::xmodem;
     let payload: Vec<u8> = (0..700u32).map(|i| (i * 17) as u8).collect();
     let img = racklet_starfive::header::build_image(&payload, &Default::default()).unwrap();
-    for (name, sel, size) in [("xmodem-1k", 0u8, 1024usize), ("xmodem-128", 0, 128), ("nak-fault", 1, 1024)] {
+    let xmodem_wire = |img: &[u8], size: usize| {
         let mut wire = Vec::new();
         for (i, c) in img.chunks(size).enumerate() {
             wire.extend(xmodem::frame((i + 1) as u8, c, size, xmodem::PAD));
         }
         wire.push(xmodem::EOT);
+        wire
+    };
+    let chunked = |sel: u8, wire: &[u8]| {
         let mut s = vec![sel, 0];
         for c in wire.chunks(255) {
             s.push(c.len() as u8);
             s.extend_from_slice(c);
         }
-        write("sim_starfive", name, &s);
+        s
+    };
+    for (name, sel, size) in [("xmodem-1k", 0u8, 1024usize), ("xmodem-128", 0, 128), ("nak-fault", 1, 1024)] {
+        write("sim_starfive", name, &chunked(sel, &xmodem_wire(&img, size)));
     }
+    // U-Boot SPL (its banner and its YMODEM loader's report in the payload),
+    // then the YMODEM batch of a small u-boot.itb: header block, data, EOT
+    // twice (the first is NAKed), the empty block that ends the batch.
+    let mut spl = payload.clone();
+    spl[10..42].copy_from_slice(b"\nU-Boot SPL 2025.10 (Oct 06 2025");
+    spl[600..618].copy_from_slice(b"Loaded %lu bytes\n\0");
+    let img = racklet_starfive::header::build_image(&spl, &Default::default()).unwrap();
+    let mut wire = xmodem_wire(&img, 1024);
+    let itb = [0x5au8; 300];
+    wire.extend(xmodem::ymodem_header("u-boot.itb", itb.len() as u64));
+    wire.extend(xmodem::frame(1, &itb, 1024, xmodem::PAD));
+    wire.extend([xmodem::EOT, xmodem::EOT]);
+    wire.extend(xmodem::frame(0, &[], 128, 0));
+    write("sim_starfive", "spl-ymodem", &chunked(0, &wire));
 }
 
 fn main() {

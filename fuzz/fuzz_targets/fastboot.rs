@@ -6,6 +6,10 @@
 //! with parse_response; then one byte picking a client operation sequence;
 //! the rest feeds the fake transport (racklet_fuzz::FakeTransport).
 //!
+//! The whole input also goes to `describe` and `near_miss` (what `info`
+//! says about FSBL.bin and bootinfo): never a panic; a file described as an
+//! FSBL is not also a near miss of one.
+//!
 //! Invariants:
 //! - parse_response: the part before the first NUL is at most 256 bytes when
 //!   accepted; `DATA` gives exactly the 8 hex digits' value; for text
@@ -22,6 +26,7 @@ use racklet_fuzz::{Bytes, FakeTransport};
 use racklet_link::NoProgress;
 
 fuzz_target!(|data: &[u8]| {
+    describe(data);
     let mut b = Bytes::new(data);
     let n = b.u8() as usize;
     let packet = b.take(n);
@@ -85,6 +90,19 @@ fuzz_target!(|data: &[u8]| {
         i += 1;
     }
 });
+
+fn describe(data: &[u8]) {
+    let d = racklet_fastboot::describe::describe(data);
+    let near = racklet_fastboot::describe::near_miss(data);
+    if let Some(d) = &d {
+        assert_eq!(d.protocol, Some("fastboot"));
+        assert!(!d.kind.is_empty());
+        if d.kind.contains("FSBL") {
+            assert!(near.is_none(), "described as an FSBL and a near miss of one");
+            assert_eq!(d.payload.map(|p| p.len), Some(data.len() as u64));
+        }
+    }
+}
 
 fn is_command(p: &[u8]) -> bool {
     [&b"getvar:"[..], b"download:", b"upload", b"continue", b"oem "].iter().any(|c| p.starts_with(c))

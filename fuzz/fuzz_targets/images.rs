@@ -16,6 +16,8 @@
 //! - `racklet_canaan::describe` (what `info` prints) describes exactly the
 //!   files `ImageHeader::parse` accepts with the magic, and its checks are
 //!   the header's own.
+//! - StarFive's `describe` (what `info` prints) answers exactly for a
+//!   parsed header, and its checks pass exactly when the header verifies.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -66,6 +68,17 @@ fn rkboot(b: &[u8]) {
 }
 
 fn starfive(b: &[u8]) {
+    // `info`'s decoder: a description exactly when the header parses, whose
+    // checks all pass exactly when the header verifies (what the ROM checks).
+    match racklet_starfive::describe(b) {
+        Some(d) => {
+            let h = Header::parse(b).expect("a described file has a header");
+            assert_eq!(d.intact(), h.verify(b).is_ok());
+            assert_eq!(d.payload.map(|p| p.len), Some(u64::from(h.payload_len)));
+        }
+        None => assert!(Header::parse(b).is_none()),
+    }
+    let _ = racklet_starfive::near_miss(b);
     if let Some(h) = Header::parse(b) {
         assert_eq!(h.header_size as usize, sf::HEADER_LEN);
         match h.verify(b) {

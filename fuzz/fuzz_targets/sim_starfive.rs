@@ -6,9 +6,11 @@
 //! `TTYPort` it creates itself (sim::sophgo::Rom::serve), so it is only
 //! reachable through real pseudo-terminals and is not fuzzed here.
 //!
-//! Input: byte 0 picks the fault and the SPL stage; then chunks, each a
-//! length byte (0 = "nothing arrived in time") and that many bytes. When
-//! the input is used up the wire fails and the ROM thread ends.
+//! Input: byte 0 picks the fault; then chunks, each a length byte (0 =
+//! "nothing arrived in time") and that many bytes. When the input is used
+//! up the wire fails and the ROM thread ends. The SPL's YMODEM stage runs
+//! when the image the ROM accepts is U-Boot SPL (the sim recognises it by
+//! its bytes; the `spl-ymodem` seed carries one).
 //!
 //! Invariants:
 //! - the ROM thread does not panic (a panic aborts the fuzzer);
@@ -21,7 +23,7 @@ use libfuzzer_sys::fuzz_target;
 
 use std::time::Duration;
 
-use racklet_sim::starfive::{Fault, RomConfig, StarfiveRom, Wire};
+use racklet_sim::starfive::{Fault, RomConfig, SplStage, StarfiveRom, Wire, is_ymodem_spl};
 
 struct MemWire {
     input: Vec<u8>,
@@ -65,7 +67,7 @@ const FAULTS: &[Fault] = &[
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
     let fault = FAULTS[sel as usize % FAULTS.len()];
-    let cfg = RomConfig { fault, poll_interval: Duration::from_millis(300), spl: sel & 0x80 != 0 };
+    let cfg = RomConfig { fault, poll_interval: Duration::from_millis(300) };
     let (done, dry) = std::sync::mpsc::channel();
     let rom = StarfiveRom::spawn(MemWire { input: rest.to_vec(), at: 0, sent: 0, done }, cfg);
     // The thread ends by itself when the wire runs dry (or drops the sender
@@ -85,8 +87,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(racklet_starfive::header::CRC32.checksum(&img[0x400..0x400 + size]), at(0x290));
         }
     }
-    if let Some(Ok(f)) = &report.ymodem {
+    // The SPL runs only after an accepted image that is one.
+    if report.spl.is_some() {
+        let s = report.sessions.last().expect("a session started the SPL");
+        assert!(s.verdict.is_ok());
+        let size = u32::from_le_bytes(s.received[0x288..0x28c].try_into().unwrap()) as usize;
+        assert!(is_ymodem_spl(&s.received[0x400..0x400 + size]));
+    }
+    if let Some(SplStage::Done(Ok(f))) = &report.spl {
         assert!(f.name.len() < 1024);
     }
-    let _ = report.verdict(sel & 0x80 != 0);
+    let _ = report.verdict();
 });

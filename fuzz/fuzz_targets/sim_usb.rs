@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
         }
         s => {
             let soc = if s == 2 { fastboot::Soc::K1 } else { fastboot::Soc::Th1520 };
-            let f = (fault >= 0x80).then(|| fastboot::FAULTS[fault as usize % fastboot::FAULTS.len()].1);
+            let all = <fastboot::Fault as Faults>::ALL;
+            let f = (fault >= 0x80).then(|| all[fault as usize % all.len()].1);
             let mut d = fastboot::FastbootDevice::new(soc, "fuzz-1").with_fault(f);
             let mut hp = |d: &mut fastboot::FastbootDevice, data: &[u8]| {
                 let _ = d.host_packet(data);

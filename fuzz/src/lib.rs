@@ -281,12 +281,12 @@ impl<'a> FakeTransport<'a> {
 }
 
 impl racklet_fastboot::Transport for FakeTransport<'_> {
-    fn send(&mut self, data: &[u8], _: Duration) -> Result<(), racklet_fastboot::Error> {
+    fn send(&mut self, data: &[u8], _: Duration) -> Result<(), racklet_fastboot::FastbootError> {
         self.sent.push(data.to_vec());
         self.marks.push(self.recvd.len());
         Ok(outcome(&mut self.input, "send")?)
     }
-    fn recv(&mut self, max: usize, _: Duration) -> Result<Vec<u8>, racklet_fastboot::Error> {
+    fn recv(&mut self, max: usize, _: Duration) -> Result<Vec<u8>, racklet_fastboot::FastbootError> {
         outcome(&mut self.input, "recv")?;
         let n = (self.input.u16() as usize).min(max);
         let v = self.input.take(n).to_vec();

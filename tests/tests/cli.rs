@@ -54,8 +54,11 @@ fn boards_lists_the_seed_boards_as_text_and_json() {
         assert!(s.contains(b), "boards lacks {b}");
     }
     let a = rf().args(["boards", "--json"]).assert().success();
-    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
-    let names: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    let v: Vec<serde_json::Value> = String::from_utf8_lossy(&a.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let names: Vec<&str> = v.iter().map(|b| b["name"].as_str().unwrap()).collect();
     for b in seed {
         assert!(names.contains(&b));
     }
@@ -64,7 +67,9 @@ fn boards_lists_the_seed_boards_as_text_and_json() {
 #[test]
 fn list_on_a_machine_without_devices() {
     // This machine (and CI) has no USB subsystem and no USB serial ports.
-    rf().args(["list", "--json"]).assert().success().stdout(predicate::str::diff("[]\n"));
+    let a = rf().args(["list", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).expect("one event: listed");
+    assert_eq!((v["event"].as_str(), v["devices"].as_u64()), (Some("listed"), Some(0)), "{v}");
     rf().arg("list").assert().success();
 }
 
@@ -163,4 +168,32 @@ fn no_board_is_not_found_even_without_a_usb_bus() {
         .expect("an error event");
     assert_eq!(ev["exit_code"], 3, "{ev}");
     assert!(ev.get("hint").is_some(), "{ev}");
+}
+
+/// A storage verb on a board whose boot ROM leads to no storage stage is
+/// bad usage, refused before any device (or virtual device) is touched.
+#[test]
+fn storage_verbs_refuse_boards_without_a_storage_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let img = racklet_tests::file(d.path(), "os.img", &racklet_tests::pattern(4096, 3));
+    for args in [
+        vec!["write", "milkv-duo", img.to_str().unwrap(), "--simulate"],
+        vec!["read", "milkv-duo", "--at", "0", "--size", "4K", "-o", "out.bin", "--simulate"],
+        vec!["erase", "milkv-duo", "--whole", "--simulate"],
+        vec!["reset", "milkv-duo", "--simulate"],
+        vec!["partitions", "milkv-duo", "--simulate"],
+    ] {
+        let o = rf().args(&args).current_dir(d.path()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("`racklet-flash {}` is not available for milkv-duo", args[0])),
+            "{err}"
+        );
+        assert!(!d.path().join("out.bin").exists(), "nothing is written on a refusal");
+    }
+    // Sizes take 0x…, K, M, G; anything else is a usage error.
+    let o = rf().args(["read", "milkv-duo", "--at", "12Q", "--size", "4K", "-o", "x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a size or address"));
 }

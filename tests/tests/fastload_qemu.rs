@@ -2,22 +2,29 @@
 //! `-kernel` on the virt machines with its UART on a pty, and
 //! `racklet-flash fastload --port <pty> hello.elf --expect 'racklet: hello'`
 //! loads the prebuilt hello through it, which then prints on the same port.
-//! QEMU comes from scripts/test.sh (qemu-system-misc, qemu-system-arm); a
-//! machine without it skips these tests and says so.
+//! QEMU and socat come from scripts/provision.sh (qemu-system-misc,
+//! qemu-system-arm, socat); without them the tests fail and say what to
+//! install.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use racklet_tests::racklet_flash;
 
-struct Qemu(Child);
+/// QEMU and the relay that holds its serial line (killed in this order).
+struct Qemu {
+    qemu: Child,
+    relay: Child,
+    _dir: tempfile::TempDir,
+}
 
 impl Drop for Qemu {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for c in [&mut self.qemu, &mut self.relay] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -29,57 +36,60 @@ fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
-/// Starts QEMU with `fastload.elf` of `board` and returns it with its pty.
+/// Starts QEMU with `fastload.elf` of `board` and returns it with the tty
+/// of its UART.
+///
+/// The UART is not QEMU's own `-serial pty`: the riscv64 virt machine's
+/// test finisher (how hello powers off) ends the QEMU process at once, and
+/// a pty whose master goes away is hung up, its unread input dropped — so
+/// the payload's last words could be lost before racklet-flash reads them,
+/// and QEMU's pty drops output while it has not yet seen the other side
+/// connect. Instead QEMU serves the UART on a unix socket and waits for it
+/// to be connected before the guest starts; socat holds the pty and keeps
+/// it open after QEMU exits (`ignoreeof`), so every byte the guest sent
+/// stays readable.
 fn start(qemu: &str, machine: &[&str], board: &str) -> Option<(Qemu, String)> {
-    if !have(qemu) {
-        eprintln!("skipped: {qemu} is not installed (scripts/test.sh installs it)");
-        return None;
-    }
-    let mut child = Command::new(qemu)
+    assert!(
+        have(qemu),
+        "{qemu} is missing: scripts/provision.sh installs it (qemu-system-misc / qemu-system-arm)"
+    );
+    assert!(have("socat"), "socat is missing: scripts/provision.sh installs it");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("uart.sock");
+    let tty = dir.path().join("tty");
+    let mut q = Command::new(qemu)
         .args(machine)
-        // -no-shutdown: when hello powers the machine off, QEMU stops but
-        // keeps the pty, so its last words are not lost with it.
-        .args([
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-nic",
-            "none",
-            "-no-shutdown",
-            "-serial",
-            "pty",
-            "-kernel",
-        ])
+        .args(["-display", "none", "-monitor", "none", "-nic", "none", "-no-shutdown", "-serial"])
+        .arg(format!("unix:{},server=on,wait=on", sock.display()))
+        .arg("-kernel")
         .arg(prebuilt(board, "fastload.elf"))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("QEMU starts");
-    let out = child.stdout.take().expect("stdout");
-    let mut q = Qemu(child);
-    // "char device redirected to /dev/pts/N (label serial0)"
-    let mut line = String::new();
-    let mut r = BufReader::new(out);
-    loop {
-        line.clear();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = q.0.kill();
-            panic!("QEMU exited without naming its pty");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "QEMU did not open {}", sock.display());
+        if let Ok(Some(st)) = q.try_wait() {
+            panic!("QEMU exited ({st}) before serving its UART");
         }
-        if let Some(i) = line.find("/dev/pts/") {
-            let pty: String = line[i..].chars().take_while(|c| !c.is_whitespace()).collect();
-            // Keep reading QEMU's stdout so it never blocks on it.
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                while r.read_line(&mut sink).unwrap_or(0) > 0 {
-                    sink.clear();
-                }
-            });
-            return Some((q, pty));
-        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let relay = Command::new("socat")
+        .arg(format!("PTY,link={},raw,echo=0", tty.display()))
+        .arg(format!("UNIX-CONNECT:{},ignoreeof", sock.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat starts");
+    while !tty.exists() {
+        assert!(std::time::Instant::now() < deadline, "socat did not make {}", tty.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let path = tty.display().to_string();
+    Some((Qemu { qemu: q, relay, _dir: dir }, path))
 }
 
 fn load_hello(qemu: &str, machine: &[&str], board: &str, load: &str) {

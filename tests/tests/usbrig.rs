@@ -165,12 +165,20 @@ impl Rig {
         &s.out
     }
 
+    /// The `device` events of a `list --json` step (one JSON object per
+    /// line, ending with a `listed` event that counts them).
     fn json(&self, name: &str) -> Vec<Value> {
         let out = self.expect(name, 0);
-        match serde_json::from_str(out) {
-            Ok(Value::Array(rows)) => rows,
-            _ => panic!("guest step {name}: not a JSON array:\n{out}"),
-        }
+        let events: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("guest step {name}: {e}: {l}\n{out}")))
+            .collect();
+        let listed = events.iter().find(|e| e["event"] == "listed").unwrap_or_else(|| {
+            panic!("guest step {name}: no `listed` event:\n{out}");
+        });
+        let rows: Vec<Value> = events.iter().filter(|e| e["event"] == "device").cloned().collect();
+        assert_eq!(listed["devices"].as_u64(), Some(rows.len() as u64), "guest step {name}:\n{out}");
+        rows
     }
 }
 

@@ -219,6 +219,11 @@ fn parse(path: &str, text: &str) -> Result<Vec<Board>, BoardFileError> {
                 "entry 0x{e:x} lies outside sram_base..sram_base+sram_size, where the payload is loaded"
             )));
         }
+        // The SoC and the USB stage names must be ones the board's driver
+        // knows: a typo fails here, not at `maskrom` time.
+        if let Err(m) = crate::drivers::check_board(b) {
+            return Err(invalid(&m));
+        }
     }
     // Within one file, every name and alias names one board.
     for (i, a) in f.board.iter().enumerate() {
@@ -381,6 +386,20 @@ mod tests {
         assert_eq!(b.suggest("visionfive")[0], "visionfive2");
         assert!(b.suggest("zzzzzzzzzzzzzzzzzzzzz").is_empty());
         assert_eq!(b.find("VF2").unwrap().name, "visionfive2");
+    }
+
+    #[test]
+    fn soc_and_usb_stages_must_be_known_to_the_boards_driver() {
+        let row = |soc: &str, stage: &str| {
+            format!(
+                "[[board]]\nname='t'\ntitle='t'\nsoc='{soc}'\narch='aarch64'\nprotocol='rockchip'\ntransport='usb'\nload_address=0xfdcc1000\nsram_base=0xfdcc0000\nsram_size=0x10000\nusb=[{{stage='{stage}', vid=0x2207, pid=0x350a}}]\nenter='x'\n"
+            )
+        };
+        assert!(Boards::parse_str("t.toml", &row("rk3568", "rom")).is_ok());
+        let e = Boards::parse_str("t.toml", &row("rk3568x", "rom")).unwrap_err().to_string();
+        assert!(e.contains("t.toml") && e.contains("soc 'rk3568x' is not a rockchip SoC"), "{e}");
+        let e = Boards::parse_str("t.toml", &row("rk3568", "romm")).unwrap_err().to_string();
+        assert!(e.contains("usb stage 'romm'") && e.contains("known: rom, loader"), "{e}");
     }
 
     #[test]

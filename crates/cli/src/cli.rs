@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Bring up bare boards through their SoC's boot ROM.
@@ -21,11 +22,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line with each command's examples after its options in
+/// `--help` (the same examples as the man pages and the README).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut c = Cli::command();
+    if let Some(ex) = crate::cmd::man::help_examples("") {
+        c = c.after_long_help(ex);
+    }
+    let names: Vec<String> = c.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for n in names {
+        if let Some(ex) = crate::cmd::man::help_examples(&n) {
+            c = c.mut_subcommand(n, |s| s.after_long_help(ex));
+        }
+    }
+    c
+}
+
 /// Options for every command.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Print machine-readable JSON (events on stdout, one per line).
-    #[arg(long, global = true, env = "RACKLET_JSON")]
+    /// Print machine-readable JSON: one event object per line on stdout
+    /// (docs/json-events.md). RACKLET_JSON takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, global = true, env = "RACKLET_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
     /// More detail (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -46,25 +65,55 @@ pub enum Command {
     Maskrom(Box<MaskromArgs>),
     /// Show every boot ROM on USB and serial now.
     List(ListArgs),
-    /// Show the board table.
-    Boards,
+    /// Show the board table: each board's aliases and how to put it in its boot ROM mode.
+    Boards(BoardsArgs),
     /// Tell what a file holds (ELF, raw, RKBOOT loader, boot image) and which boards it fits.
     Info(InfoArgs),
     /// Write the storage boot image the board's ROM expects.
     Image(ImageArgs),
     /// Print udev rules that give the plugdev group access to every boot ROM in the table.
     UdevRules,
-    /// Print shell completions.
+    /// Print the shell's completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// The script asks racklet-flash what to complete as you type, so
+    /// subcommands, options and board names (the built-in ones and those
+    /// of RACKLET_BOARDS) complete. Regenerate it after an upgrade.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the manual page of racklet-flash or of one command (roff), or write them all.
+    Man(crate::cmd::man::ManArgs),
     /// Serve a board's virtual boot ROM outside this process (pty for serial ROMs, TCP for fastboot).
     Sim(SimArgs),
     /// Load an image through a fastload loader already running on a serial port, and start it.
     Fastload(Box<crate::cmd::fastload::FastloadArgs>),
+    /// Write an image to the board's storage (bringing the board up from its ROM when needed) and verify it.
+    Write(Box<crate::args::storage::WriteArgs>),
+    /// Read the board's storage into a file.
+    Read(Box<crate::args::storage::ReadArgs>),
+    /// Erase part or all of the board's storage.
+    Erase(Box<crate::args::storage::EraseArgs>),
+    /// Reset the board (to boot, or back into its boot ROM's download mode).
+    Reset(Box<crate::args::storage::ResetArgs>),
+    /// List the partitions of the board's storage.
+    Partitions(Box<crate::args::storage::PartitionsArgs>),
+}
+
+/// Board names for shell completion: the built-in table and the boards of
+/// RACKLET_BOARDS (the shell cannot know a --boards FILE on the line).
+fn board_names() -> clap_complete::ArgValueCandidates {
+    clap_complete::ArgValueCandidates::new(|| {
+        let extra = std::env::var_os("RACKLET_BOARDS").map(PathBuf::from);
+        let boards = crate::boards::Boards::load(extra.as_deref())
+            .or_else(|_| crate::boards::Boards::load(None))
+            .map(|b| b.boards)
+            .unwrap_or_default();
+        boards
+            .into_iter()
+            .map(|b| clap_complete::CompletionCandidate::new(b.name).help(Some(b.title.into())))
+            .collect()
+    })
 }
 
 /// A duration such as `500ms`, `10s`, `2m`.
@@ -91,13 +140,29 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
     r.map_err(|_| format!("'{s}' is not a number (write 0x80360000 or 2148925440)"))
 }
 
+/// A memory address: hex with `0x`. A bare number is refused as
+/// ambiguous: addresses are written in hex everywhere (`80360000` in a
+/// datasheet is 0x80360000), so reading it as decimal would load elsewhere.
+pub fn parse_address(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.starts_with("0x") || t.starts_with("0X") || t == "0" {
+        return parse_u64(t);
+    }
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit() || c == '_') {
+        return Err(format!(
+            "'{s}' is ambiguous: write the address in hex with 0x (0x{t}), or convert a decimal address to hex"
+        ));
+    }
+    Err(format!("'{s}' is not an address (write it in hex, e.g. 0x80360000)"))
+}
+
 /// `ADDR=FILE`.
 pub fn parse_load(s: &str) -> Result<(u64, PathBuf), String> {
     let (a, f) = s.split_once('=').ok_or_else(|| format!("'{s}' is not ADDR=FILE"))?;
     if f.is_empty() {
         return Err(format!("'{s}' names no file"));
     }
-    Ok((parse_u64(a)?, PathBuf::from(f)))
+    Ok((parse_address(a)?, PathBuf::from(f)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,7 +188,7 @@ pub enum RecordData {
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
     /// The device: USB port path (1-3.2), tty (/dev/ttyUSB0, /dev/serial/by-path/...) or vid:pid[:serial].
-    /// Repeat to flash several boards at once.
+    /// Repeat (or separate with commas, as RACKLET_PORT does) to flash several boards at once.
     #[arg(long, short = 'p', value_name = "SEL", env = "RACKLET_PORT", value_delimiter = ',')]
     pub port: Vec<String>,
     /// Flash every matching boot ROM found, in parallel.
@@ -136,7 +201,8 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "DUR", env = "RACKLET_STAGE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub stage_timeout: Duration,
     /// Run against the board's virtual ROM instead of a device.
-    #[arg(long, env = "RACKLET_SIMULATE")]
+    /// RACKLET_SIMULATE takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, env = "RACKLET_SIMULATE", value_parser = BoolishValueParser::new())]
     pub simulate: bool,
     /// Run against the real board when one is attached, otherwise against
     /// its virtual ROM (and say so).
@@ -177,6 +243,7 @@ pub struct ConnectArgs {
 #[derive(Debug, Args, Clone)]
 pub struct MaskromArgs {
     /// Board name (see `racklet-flash boards`).
+    #[arg(add = board_names())]
     pub board: String,
     /// The payload: ELF, raw binary, or the board's own format (RKBOOT loader, headed image, fip.bin).
     pub bin: Option<PathBuf>,
@@ -199,15 +266,8 @@ pub struct MaskromArgs {
     #[command(flatten)]
     pub rockchip: crate::args::rockchip::RockchipArgs,
 
-    /// StarFive: use 128-byte XMODEM blocks instead of 1K.
-    #[arg(long, help_heading = "StarFive")]
-    pub xmodem_128: bool,
-    /// StarFive: after the SPL starts, send this file with YMODEM when it asks.
-    #[arg(long, value_name = "FILE", help_heading = "StarFive")]
-    pub then_ymodem: Option<PathBuf>,
-    /// StarFive: set an FTDI adapter's latency timer to 1 ms (Linux sysfs).
-    #[arg(long, help_heading = "StarFive")]
-    pub low_latency: bool,
+    #[command(flatten)]
+    pub starfive: crate::args::starfive::StarfiveArgs,
 
     #[command(flatten)]
     pub sophgo: crate::args::sophgo::SophgoArgs,
@@ -215,19 +275,31 @@ pub struct MaskromArgs {
     #[command(flatten)]
     pub canaan: crate::args::canaan::CanaanArgs,
 
-    /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
-    #[arg(long, value_name = "FILE", help_heading = "Fastboot")]
-    pub then: Option<PathBuf>,
+    #[command(flatten)]
+    pub fastboot: crate::args::fastboot::FastbootArgs,
 
+    #[command(flatten)]
+    pub sim: SimulationArgs,
+}
+
+/// How the virtual board of a `--simulate` run behaves.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Simulation")]
+pub struct SimulationArgs {
     /// Simulation: give virtual USB links the timing of a real bus
     /// (USB 2.0 high or full speed), e.g. to see how close to the bus
     /// ceiling a download comes.
-    #[arg(long, value_enum, value_name = "SPEED", requires = "simulate", help_heading = "Simulation")]
+    #[arg(long, value_enum, value_name = "SPEED", requires = "simulate")]
     pub sim_speed: Option<SimSpeed>,
 
     /// Simulation: make the virtual ROM misbehave (see `racklet-flash sim --help`).
-    #[arg(long, value_name = "FAULT", requires = "simulate", help_heading = "Simulation")]
+    #[arg(long, value_name = "FAULT", requires = "simulate")]
     pub fault: Option<String>,
+
+    /// Simulation: keep the virtual board's storage in FILE (created when
+    /// missing), so a later run sees what this one wrote.
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub sim_storage: Option<PathBuf>,
 }
 
 /// `racklet-flash list`
@@ -238,13 +310,21 @@ pub struct ListArgs {
     pub all: bool,
 }
 
+/// `racklet-flash boards [<board>]`
+#[derive(Debug, Args, Clone)]
+pub struct BoardsArgs {
+    /// Show this board only, with every fact of its row.
+    #[arg(add = board_names())]
+    pub board: Option<String>,
+}
+
 /// `racklet-flash info <file>`
 #[derive(Debug, Args, Clone)]
 pub struct InfoArgs {
     /// The file to inspect.
     pub file: PathBuf,
     /// Check the fit against this board only.
-    #[arg(long)]
+    #[arg(long, add = board_names())]
     pub board: Option<String>,
 }
 
@@ -253,21 +333,18 @@ pub struct InfoArgs {
 #[command(disable_version_flag = true)]
 pub struct ImageArgs {
     /// Board name.
+    #[arg(add = board_names())]
     pub board: String,
     /// The payload (ELF or raw binary).
     pub input: PathBuf,
-    /// Where to write the image.
+    /// Where to write the image (`-` for standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// StarFive: the header's version field.
-    #[arg(long = "version", id = "spl_version", value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
-    pub version: Option<u64>,
-    /// StarFive: the header's backup offset field.
-    #[arg(long, value_name = "N", value_parser = parse_u64, help_heading = "StarFive")]
-    pub backup_offset: Option<u64>,
+    #[command(flatten)]
+    pub starfive: crate::args::starfive::StarfiveImageArgs,
     #[command(flatten)]
     pub sophgo: crate::args::sophgo::SophgoImageArgs,
 }
@@ -276,6 +353,7 @@ pub struct ImageArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SimArgs {
     /// Board whose ROM to serve.
+    #[arg(add = board_names())]
     pub board: String,
     /// Fastboot ROMs: listen on this TCP address (e.g. 127.0.0.1:5554).
     #[arg(long, value_name = "ADDR")]
@@ -317,5 +395,10 @@ mod tests {
         assert_eq!(parse_load("0x10=a.bin").unwrap(), (0x10, PathBuf::from("a.bin")));
         assert!(parse_load("0x10").is_err());
         assert!(parse_load("0x10=").is_err());
+        // A bare number is ambiguous for an address: refused, not read as decimal.
+        let e = parse_load("80360000=a.bin").unwrap_err();
+        assert!(e.contains("ambiguous") && e.contains("0x80360000"), "{e}");
+        assert!(parse_address("2148925440").unwrap_err().contains("ambiguous"));
+        assert_eq!(parse_address("0x8036_0000").unwrap(), 0x8036_0000);
     }
 }

@@ -69,6 +69,15 @@ pub fn hint_of(e: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// Bad input (exit 2) with its fix.
+pub fn bad_input_with_hint(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Classified {
+        class: FailureClass::BadInput,
+        hint: Some(hint.into()),
+        inner: Inner::Message(message.into()),
+    })
+}
+
 /// Bad input (exit 2).
 pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
     fail(FailureClass::BadInput, message)

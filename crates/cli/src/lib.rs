@@ -21,23 +21,35 @@ mod cmd;
 mod console;
 mod drivers;
 mod error;
-mod flows;
+mod job;
 mod output;
+mod usage;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
+use clap::FromArgMatches;
 use racklet_link::FailureClass;
-use serde_json::json;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 
+/// The matches of the subcommand given.
+fn sub_matches(m: &clap::ArgMatches) -> &clap::ArgMatches {
+    m.subcommand().map(|(_, s)| s).unwrap_or(m)
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main_entry() -> ExitCode {
-    let cli = Cli::parse();
+    // A shell asking what to complete (the script of `completions`) gets
+    // its answer and the process ends here.
+    clap_complete::CompleteEnv::with_factory(cli::command).var(cmd::misc::COMPLETE_VAR).complete();
+    let parsed = cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
+        Ok(p) => p,
+        Err(e) => return usage::error(e),
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let c = cancel.clone();
@@ -52,31 +64,27 @@ pub fn main_entry() -> ExitCode {
     racklet_image::stop_reads_on(cancel.clone());
     let out = Output::new(cli.global.json, cli.global.verbose, cli.global.quiet, cancel);
     let result = match &cli.command {
-        Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, &out),
+        Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, sub_matches(&matches), &out),
         Command::List(a) => cmd::list::run(&cli.global, a, &out),
-        Command::Boards => cmd::misc::boards(&cli.global, &out),
+        Command::Boards(a) => cmd::misc::boards(&cli.global, a, &out),
         Command::Info(a) => cmd::info::run(&cli.global, a, &out),
-        Command::Image(a) => cmd::misc::image(&cli.global, a, &out),
+        Command::Image(a) => cmd::misc::image(&cli.global, a, sub_matches(&matches), &out),
         Command::UdevRules => cmd::misc::udev_rules(&cli.global),
         Command::Completions { shell } => cmd::misc::completions(*shell),
-        Command::Man => cmd::misc::man(),
+        Command::Man(a) => cmd::man::run(cli::command(), a),
         Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
         Command::Fastload(a) => cmd::fastload::run(a, &out),
+        Command::Write(a) => cmd::storage::write(&cli.global, a, &out),
+        Command::Read(a) => cmd::storage::read(&cli.global, a, &out),
+        Command::Erase(a) => cmd::storage::erase(&cli.global, a, &out),
+        Command::Reset(a) => cmd::storage::reset(&cli.global, a, &out),
+        Command::Partitions(a) => cmd::storage::partitions(&cli.global, a, &out),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             let class = if out.cancelled() { FailureClass::Interrupted } else { error::class_of(&e) };
-            let message = error::message_of(&e);
-            let hint = error::hint_of(&e);
-            if out.mode == output::Mode::Json {
-                out.json(json!({"event":"error","class":class.name(),"exit_code":class.exit_code(),"message":message,"hint":hint}));
-            } else {
-                eprintln!("error: {message}");
-                if let Some(h) = hint {
-                    eprintln!("hint: {h}");
-                }
-            }
+            out.error(&e, &output::ErrorAt::default());
             ExitCode::from(class.exit_code() as u8)
         }
     }

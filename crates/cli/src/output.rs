@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use racklet_link::{ProgressEvent, ProgressSink};
+use racklet_link::{FailureClass, ProgressEvent, ProgressSink};
 use serde_json::{Value, json};
+
+/// The version of the JSON events (`v` in each; docs/json-events.md).
+pub const JSON_VERSION: u32 = 1;
 
 /// How output is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub struct Output {
     multi: MultiProgress,
     lock: Mutex<()>,
     cancel: Arc<AtomicBool>,
+    /// The board this command is about, for the `board` key of events that
+    /// do not name one themselves.
+    board: Mutex<Option<String>>,
 }
 
 impl Output {
@@ -45,13 +51,33 @@ impl Output {
         } else {
             ProgressDrawTarget::hidden()
         });
-        Arc::new(Output { mode, verbose, quiet, multi, lock: Mutex::new(()), cancel })
+        Arc::new(Output {
+            mode,
+            verbose,
+            quiet,
+            multi,
+            lock: Mutex::new(()),
+            cancel,
+            board: Mutex::new(None),
+        })
     }
 
-    /// Writes one JSON event line to stdout.
+    /// Names the board the command is about: events without a `board` get it.
+    pub fn set_board(&self, name: &str) {
+        *self.board.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.to_string());
+    }
+
+    /// Writes one JSON event line to stdout. Every event is one object with
+    /// `event`, `board` and `port` (null when the event is about no board or
+    /// no port) and `ts_ms` (docs/json-events.md).
     pub fn json(&self, mut v: Value) {
+        let board = self.board.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Value::Object(m) = &mut v {
+            debug_assert!(m.contains_key("event"), "a JSON event without `event`: {m:?}");
+            m.insert("v".into(), json!(JSON_VERSION));
+            m.entry("board").or_insert_with(|| json!(board));
+            m.entry("port").or_insert(Value::Null);
             m.entry("ts_ms").or_insert_with(|| {
                 json!(
                     std::time::SystemTime::now()
@@ -82,6 +108,49 @@ impl Output {
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
+
+    /// Reports a failure: an `error` event, or `error:` and `hint:` lines on
+    /// stderr (prefixed with the port in parallel runs). Errors are shown
+    /// even with --quiet.
+    pub fn error(&self, e: &anyhow::Error, at: &ErrorAt) {
+        let class = if self.cancelled() { FailureClass::Interrupted } else { crate::error::class_of(e) };
+        let message = crate::error::message_of(e);
+        let hint = crate::error::hint_of(e);
+        if self.mode == Mode::Json {
+            let mut ev = json!({"event":"error","stage":at.stage,"class":class.name(),
+                "exit_code":class.exit_code(),"message":message,"hint":hint});
+            if let Some(b) = &at.board {
+                ev["board"] = json!(b);
+            }
+            ev["port"] = json!(at.port);
+            self.json(ev);
+        } else {
+            let pre = at.prefix.as_ref().map(|p| format!("[{p}] ")).unwrap_or_default();
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let say = |t: String| {
+                if self.mode == Mode::Bars {
+                    let _ = self.multi.println(&t);
+                } else {
+                    eprintln!("{t}");
+                }
+            };
+            say(format!("{pre}error: {message}"));
+            if let Some(h) = hint {
+                say(format!("{pre}hint: {h}"));
+            }
+        }
+    }
+}
+
+/// Where an error happened, for [`Output::error`].
+#[derive(Debug, Default, Clone)]
+pub struct ErrorAt {
+    pub board: Option<String>,
+    pub port: Option<String>,
+    /// The stage that was running (or ran last) when the error came.
+    pub stage: Option<String>,
+    /// The port shown before each line in a parallel run.
+    pub prefix: Option<String>,
 }
 
 /// The progress sink of one job (one board).
@@ -89,7 +158,11 @@ pub struct JobReporter {
     out: Arc<Output>,
     /// Label for this board (its port), prefixed in parallel runs.
     pub label: Option<String>,
+    /// The port of this job in JSON events (the selector given, if any).
+    pub port: Option<String>,
     stage: Option<String>,
+    /// The stage last started (it stays when the stage ends), for errors.
+    pub last_stage: Option<String>,
     total: Option<u64>,
     done_bytes: u64,
     started: Instant,
@@ -101,11 +174,15 @@ pub struct JobReporter {
 }
 
 impl JobReporter {
-    pub fn new(out: Arc<Output>, label: Option<String>) -> Self {
+    /// A reporter whose JSON events carry `port` even when its lines are
+    /// not prefixed (a single board given with --port).
+    pub fn with_port(out: Arc<Output>, label: Option<String>, port: Option<String>) -> Self {
         JobReporter {
             out,
             label,
+            port,
             stage: None,
+            last_stage: None,
             total: None,
             done_bytes: 0,
             started: Instant::now(),
@@ -121,10 +198,15 @@ impl JobReporter {
     }
 
     fn json(&self, mut v: Value) {
-        if let (Some(l), Value::Object(m)) = (&self.label, &mut v) {
-            m.insert("port".into(), json!(l));
+        if let Value::Object(m) = &mut v {
+            m.insert("port".into(), json!(self.port));
         }
         self.out.json(v);
+    }
+
+    /// The stage running now, or the last one that ran.
+    pub fn stage(&self) -> Option<String> {
+        self.stage.clone().or_else(|| self.last_stage.clone())
     }
 
     /// Seconds since the job started.
@@ -139,10 +221,35 @@ impl JobReporter {
     }
 }
 
-fn human_rate(bytes: u64, d: Duration) -> String {
+/// A size in one unit system everywhere, the binary units of the bars
+/// (`512 B`, `5.50 KiB`, `1.20 MiB`).
+pub fn human_bytes(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+/// The width of the terminal on stderr (80 when it does not say).
+fn terminal_width() -> usize {
+    console::Term::stderr().size_checked().map(|(_, w)| w as usize).unwrap_or(80)
+}
+
+/// A bar that fits a terminal `width` columns wide: the stage name cut to
+/// fit, the bar taking what is left, and fewer numbers on narrow terminals.
+pub fn bar_template(width: usize, sized: bool) -> &'static str {
+    match (sized, width) {
+        (false, _) => "{prefix}{msg:24!} {spinner} {bytes} {bytes_per_sec}",
+        (true, 90..) => {
+            "{prefix}{msg:20!} [{wide_bar}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} ETA {eta}"
+        }
+        (true, 60..) => "{prefix}{msg:14!} [{wide_bar}] {percent:>3}% {bytes_per_sec:>12}",
+        (true, _) => "{prefix}{msg:10!} [{wide_bar}] {percent:>3}%",
+    }
+}
+
+/// A rate in the same units as [`human_bytes`].
+pub fn human_rate(bytes: u64, d: Duration) -> String {
     let s = d.as_secs_f64().max(1e-6);
-    let r = bytes as f64 / s;
-    if r >= 1e6 { format!("{:.1} MB/s", r / 1e6) } else { format!("{:.1} kB/s", r / 1e3) }
+    let r = (bytes as f64 / s) as u64;
+    format!("{}/s", human_bytes(r))
 }
 
 impl ProgressSink for JobReporter {
@@ -151,6 +258,7 @@ impl ProgressSink for JobReporter {
             ProgressEvent::StageStart { name, total } => {
                 self.finish_bar();
                 self.stage = Some(name.clone());
+                self.last_stage = Some(name.clone());
                 self.total = total;
                 self.done_bytes = 0;
                 self.stage_started = Instant::now();
@@ -163,11 +271,9 @@ impl ProgressSink for JobReporter {
                             None => ProgressBar::new_spinner(),
                         });
                         bar.set_style(
-                            ProgressStyle::with_template(
-                                "{prefix}{msg:12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                            )
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                            ProgressStyle::with_template(bar_template(terminal_width(), total.is_some()))
+                                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                                .progress_chars("=> "),
                         );
                         bar.set_prefix(self.prefix());
                         bar.set_message(name);
@@ -204,12 +310,17 @@ impl ProgressSink for JobReporter {
                 match self.out.mode {
                     Mode::Json => self.json(json!({"event":"stage_done","name":name,"bytes":self.done_bytes,"ms":d.as_millis() as u64})),
                     _ => {
-                        let rate = if self.done_bytes > 0 {
-                            format!(", {} bytes in {:.2}s, {}", self.done_bytes, d.as_secs_f64(), human_rate(self.done_bytes, d))
+                        let text = if self.done_bytes > 0 {
+                            format!(
+                                "{name}: sent {} bytes in {:.2} s ({})",
+                                self.done_bytes,
+                                d.as_secs_f64(),
+                                human_rate(self.done_bytes, d)
+                            )
                         } else {
-                            String::new()
+                            format!("{name}: done")
                         };
-                        self.out.line(&format!("{}{name} done{rate}", self.prefix()));
+                        self.out.line(&format!("{}{text}", self.prefix()));
                     }
                 }
                 self.stage = None;
@@ -229,5 +340,79 @@ impl ProgressSink for JobReporter {
 impl Drop for JobReporter {
     fn drop(&mut self) {
         self.finish_bar();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+
+    use super::bar_template;
+
+    /// A terminal of a given width that keeps what was drawn on it.
+    #[derive(Debug)]
+    struct Narrow {
+        width: u16,
+        text: Arc<Mutex<String>>,
+    }
+
+    impl TermLike for Narrow {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            let mut t = self.text.lock().unwrap();
+            t.push_str(s);
+            t.push('\n');
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.text.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            // Each redraw starts on a cleared line.
+            self.text.lock().unwrap().push('\n');
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_bar_fits_narrow_terminals() {
+        for width in [40u16, 60, 80, 100, 120] {
+            let text = Arc::new(Mutex::new(String::new()));
+            let term = Narrow { width, text: text.clone() };
+            let bar =
+                ProgressBar::with_draw_target(Some(1 << 20), ProgressDrawTarget::term_like(Box::new(term)));
+            bar.set_style(ProgressStyle::with_template(bar_template(width as usize, true)).unwrap());
+            bar.set_prefix("[1-3.4] ");
+            bar.set_message("payloads/prebuilt/canmv-k230/hello.elf at 0x80360000");
+            bar.set_position(300_000);
+            bar.tick();
+            bar.abandon();
+            let drawn = text.lock().unwrap().clone();
+            assert!(!drawn.trim().is_empty(), "{width}: nothing drawn");
+            for line in drawn.lines() {
+                let cols = console::measure_text_width(line);
+                assert!(cols <= width as usize, "{width} columns: a line of {cols}: {line:?}");
+            }
+        }
     }
 }

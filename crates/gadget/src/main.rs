@@ -81,14 +81,9 @@ fn parse_args() -> Result<Args, String> {
 
 type Verdict = Box<dyn FnMut() -> Result<String, String>>;
 
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
 fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::fastboot;
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
@@ -96,27 +91,6 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
     match name {
         // Every SoC of the sim's registry: its own model, fault names and verdict.
         soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
-        // SpacemiT K1 and T-Head TH1520 fastboot ROMs: done once the ROM
-        // started its image (what racklet-flash's --simulate session checks).
-        "k1" | "th1520" => {
-            let (soc, wants) =
-                if name == "k1" { (fastboot::Soc::K1, "FSBL") } else { (fastboot::Soc::Th1520, "ram image") };
-            let f = match fault {
-                Some(n) => Some(fastboot::Fault::parse(n).ok_or_else(|| {
-                    format!("unknown fastboot fault '{n}'; known: {}", fastboot::Fault::names())
-                })?),
-                None => None,
-            };
-            let d = Arc::new(Mutex::new(fastboot::FastbootDevice::new(soc, "gadget").with_fault(f)));
-            let v = d.clone();
-            Ok((
-                d,
-                Box::new(move || {
-                    let d = lock(&v);
-                    if d.started.iter().any(|s| s.what == wants) { Ok(d.summary()) } else { Err(d.summary()) }
-                }),
-            ))
-        }
         "loop" => {
             no_fault("loop")?;
             let d = Arc::new(Mutex::new(LoopDevice::default()));
@@ -126,7 +100,7 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
             Ok((d, verdict))
         }
         other => Err(format!(
-            "unknown USB model '{other}' (known: loop, k1, th1520, and the SoCs of the sim registry: {})",
+            "unknown USB model '{other}' (known: loop, and the SoCs of the sim registry: {})",
             racklet_sim::models::MODELS
                 .iter()
                 .flat_map(|m| m.socs.iter().copied())
@@ -246,4 +220,24 @@ fn run_acm(a: &Args, log: serve::Log) -> Result<String, String> {
         report.received, report.binds, report.unplugged
     ));
     verdict()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fastboot models come from the sim's registry, with its verdict:
+    /// nothing started is a failure, and fault names are the registry's.
+    #[test]
+    fn fastboot_models_come_from_the_registry() {
+        for (name, id) in [("k1", (0x361c, 0x1001)), ("th1520", (0x2345, 0x7654))] {
+            let (dev, mut verdict) = usb_model(name, None).unwrap();
+            let info = racklet_sim::usb::lock(&dev).info().unwrap();
+            assert_eq!((info.vid, info.pid), id);
+            assert!(verdict().unwrap_err().contains("nothing started"));
+        }
+        assert!(usb_model("k1", Some("silent")).is_ok());
+        let e = usb_model("th1520", Some("nope")).err().unwrap();
+        assert!(e.contains("unknown fault 'nope'") && e.contains("no-reenumerate"), "{e}");
+    }
 }

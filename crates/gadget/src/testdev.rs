@@ -199,7 +199,6 @@ impl EchoRom {
                 manufacturer: Some("racklet".into()),
                 product: Some("usbrig echo".into()),
                 port_path: Some(pp.clone()),
-                speed: None,
             })
         };
         publish(&bus, &first);

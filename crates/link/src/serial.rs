@@ -20,10 +20,6 @@ pub struct SerialInfo {
     pub product: Option<String>,
     /// USB port path (`1-3.2`) of the adapter or device, when known.
     pub port_path: Option<String>,
-    /// The USB link speed of that device, when known: "low", "full",
-    /// "high", "super" (sysfs `speed` of the USB device: 1.5, 12, 480, 5000+).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub speed: Option<String>,
 }
 
 /// A byte stream to a serial boot ROM.
@@ -39,6 +35,21 @@ pub trait SerialLink: Send {
     fn set_baud(&mut self, baud: u32) -> Result<(), LinkError>;
     /// Drops whatever was received and not read yet.
     fn clear_input(&mut self) -> Result<(), LinkError>;
+
+    /// The USB-UART adapter's latency timer: how long it holds a short read
+    /// before passing it to the host (an FTDI chip waits 16 ms by default,
+    /// so every small answer, an XMODEM ACK say, arrives that late). `None`
+    /// when the link has no such timer or the backend cannot read it.
+    fn latency_timer(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Sets the adapter's latency timer (see
+    /// [`latency_timer`](Self::latency_timer)).
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        let _ = to;
+        Err(LinkError::io(format!("setting the latency timer of {}", self.info().path), "the link has none"))
+    }
 
     /// Reads exactly `buf.len()` bytes, or fails with a timeout after
     /// `timeout` in total.
@@ -84,6 +95,12 @@ impl<T: SerialLink + ?Sized> SerialLink for Box<T> {
     fn clear_input(&mut self) -> Result<(), LinkError> {
         (**self).clear_input()
     }
+    fn latency_timer(&self) -> Option<Duration> {
+        (**self).latency_timer()
+    }
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        (**self).set_latency_timer(to)
+    }
 }
 
 /// Where serial ports are found and opened: the real system or a
@@ -93,4 +110,12 @@ pub trait SerialBus: Send + Sync {
     fn ports(&self) -> Result<Vec<SerialInfo>, LinkError>;
     /// Opens a port at `baud`.
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError>;
+    /// The USB link speed of the device behind the port, when known:
+    /// "low", "full", "high", "super" (Linux: sysfs `speed` of the USB
+    /// device, 1.5, 12, 480, 5000+). A USB CDC-ACM device at full speed
+    /// takes 64-byte bulk packets.
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        let _ = info;
+        None
+    }
 }

@@ -113,6 +113,21 @@ impl SerialLink for SerialPortLink {
             .clear(serialport::ClearBuffer::Input)
             .map_err(|e| map_err(&self.info.path, "clearing the input of", e))
     }
+
+    #[cfg(target_os = "linux")]
+    fn latency_timer(&self) -> Option<Duration> {
+        latency::read(&latency::attr(Path::new(latency::USB_SERIAL_DEVICES), &self.info.path)?)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        let attr = latency::attr(Path::new(latency::USB_SERIAL_DEVICES), &self.info.path)
+            .filter(|a| a.exists())
+            .ok_or_else(|| {
+                LinkError::io(format!("setting the latency timer of {}", self.info.path), "it has none")
+            })?;
+        latency::write(&attr, to)
+    }
 }
 
 impl SerialBus for SystemSerial {
@@ -140,6 +155,19 @@ impl SerialBus for SystemSerial {
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError> {
         Ok(Box::new(SerialPortLink::open(info.clone(), baud)?))
     }
+
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        sysfs_speed(Path::new("/sys/class/tty"), &info.path)
+    }
+}
+
+/// The link speed of the USB device behind `tty` (its sysfs `speed`), by
+/// the names `UsbInfo` uses.
+pub fn sysfs_speed(class_dir: &Path, tty: &str) -> Option<String> {
+    let name = Path::new(tty).file_name()?.to_string_lossy().to_string();
+    let dev = std::fs::canonicalize(class_dir.join(name).join("device")).ok()?;
+    let d = dev.ancestors().find(|a| a.file_name().is_some_and(|n| is_usb_port_dir(&n.to_string_lossy())))?;
+    read_attr(d, "speed").map(|s| speed_name(&s))
 }
 
 fn read_attr(dir: &Path, name: &str) -> Option<String> {
@@ -193,7 +221,6 @@ pub fn sysfs_ports(class_dir: &Path) -> Vec<SerialInfo> {
                 info.serial = read_attr(d, "serial");
                 info.manufacturer = read_attr(d, "manufacturer");
                 info.product = read_attr(d, "product");
-                info.speed = read_attr(d, "speed").map(|s| speed_name(&s));
             }
         }
         out.push(info);
@@ -202,11 +229,44 @@ pub fn sysfs_ports(class_dir: &Path) -> Vec<SerialInfo> {
     out
 }
 
-/// The FTDI latency timer of a ttyUSB port in milliseconds, when the
-/// adapter has one (`/sys/bus/usb-serial/devices/ttyUSBn/latency_timer`).
-pub fn ftdi_latency_timer(tty_path: &str) -> Option<u32> {
-    let name = Path::new(tty_path).file_name()?.to_string_lossy().to_string();
-    read_attr(&Path::new("/sys/bus/usb-serial/devices").join(name), "latency_timer")?.parse().ok()
+/// The latency timer of an FTDI adapter, as Linux's ftdi_sio driver shows
+/// it in sysfs: `/sys/bus/usb-serial/devices/ttyUSBn/latency_timer`, in
+/// milliseconds (1–255; 16 after plug-in). Other USB-UART drivers have no
+/// such attribute.
+#[cfg(target_os = "linux")]
+mod latency {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use crate::LinkError;
+
+    /// Where the usb-serial devices are, one directory per tty.
+    pub(crate) const USB_SERIAL_DEVICES: &str = "/sys/bus/usb-serial/devices";
+
+    /// The attribute of the tty at `tty_path` under `root`; a symlink
+    /// (`/dev/serial/by-id/...`) is resolved to the tty it names first.
+    pub(crate) fn attr(root: &Path, tty_path: &str) -> Option<PathBuf> {
+        let real = std::fs::canonicalize(tty_path).unwrap_or_else(|_| PathBuf::from(tty_path));
+        Some(root.join(real.file_name()?).join("latency_timer"))
+    }
+
+    pub(crate) fn read(attr: &Path) -> Option<Duration> {
+        let ms: u64 = std::fs::read_to_string(attr).ok()?.trim().parse().ok()?;
+        Some(Duration::from_millis(ms))
+    }
+
+    /// Writes the timer, rounded to whole milliseconds within 1–255 (what
+    /// the driver accepts).
+    pub(crate) fn write(attr: &Path, to: Duration) -> Result<(), LinkError> {
+        let ms = to.as_millis().clamp(1, 255);
+        std::fs::write(attr, ms.to_string()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => LinkError::PermissionDenied {
+                device: attr.display().to_string(),
+                hint: format!("run `echo {ms} | sudo tee {}`", attr.display()),
+            },
+            _ => LinkError::io(format!("writing {}", attr.display()), e),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +297,29 @@ mod tests {
         assert_eq!(ports[0].pid, Some(0x1000));
         assert_eq!(ports[0].product.as_deref(), Some("USB Com Port"));
         // Behind a USB 1.1 hub the ROM runs at full speed (64-byte packets).
-        assert_eq!(ports[0].speed.as_deref(), Some("full"));
+        assert_eq!(sysfs_speed(&root.path().join("class/tty"), "/dev/ttyACM0").as_deref(), Some("full"));
+        assert_eq!(sysfs_speed(&root.path().join("class/tty"), "/dev/ttyS0"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_ftdi_latency_timer_is_found_through_a_symlink_read_and_written() {
+        let root = tempfile::tempdir().unwrap();
+        let sys = root.path().join("usb-serial");
+        std::fs::create_dir_all(sys.join("ttyUSB3")).unwrap();
+        std::fs::write(sys.join("ttyUSB3/latency_timer"), "16\n").unwrap();
+        let dev = root.path().join("ttyUSB3");
+        std::fs::write(&dev, "").unwrap();
+        let by_id = root.path().join("usb-FTDI_FT232R-if00-port0");
+        std::os::unix::fs::symlink(&dev, &by_id).unwrap();
+
+        let attr = latency::attr(&sys, &by_id.display().to_string()).unwrap();
+        assert_eq!(attr, sys.join("ttyUSB3/latency_timer"));
+        assert_eq!(latency::read(&attr), Some(Duration::from_millis(16)));
+        latency::write(&attr, Duration::from_millis(1)).unwrap();
+        assert_eq!(std::fs::read_to_string(&attr).unwrap(), "1");
+        // A pty has no such attribute.
+        assert_eq!(latency::read(&latency::attr(&sys, "/dev/pts/7").unwrap()), None);
     }
 
     #[test]

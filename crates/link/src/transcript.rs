@@ -571,6 +571,14 @@ impl<L: SerialLink> SerialLink for Recorder<L> {
         self.w.write("serial_clear", None, m);
         r
     }
+
+    fn latency_timer(&self) -> Option<Duration> {
+        self.inner.latency_timer()
+    }
+
+    fn set_latency_timer(&mut self, to: Duration) -> Result<(), LinkError> {
+        self.inner.set_latency_timer(to)
+    }
 }
 
 /// Which devices a recording bus writes `attach`/`detach` records for: the
@@ -700,6 +708,10 @@ impl SerialBus for RecordingSerialBus {
 
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError> {
         self.inner.open(info, baud)
+    }
+
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        self.inner.link_speed(info)
     }
 }
 

@@ -23,17 +23,26 @@
 //! - Vendor U-Boot (both): `getvar` of the usual variables (version 0.4,
 //!   max-download-size 0x10000000), `getvar:all` as INFO lines, `download`,
 //!   `flash`/`erase` of any partition, `reboot`.
+//!
+//! The chip facts (USB identities, the ROMs' variables and size limits) are
+//! this model's own, in [`Chip`], [`K1`] and [`TH1520`], each cited.
+//! Whether a run succeeded is the board's own [`Verdict`]: every image the
+//! user meant it to run was started ([`FastbootDevice::verdict`], with the
+//! number of images from [`Scenario::next_stages`]).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use racklet_link::usb::EndpointKind;
 use racklet_link::{ControlSetup, EndpointInfo, InterfaceInfo, UsbInfo};
 
-use crate::usb::{DeviceError, UsbDevice};
+use crate::models::{Model, Scenario, SimError};
+use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
+use crate::serial::SimSerialBus;
+use crate::usb::{DeviceError, SimUsbBus, UsbDevice};
 
 /// Which SoC's ROM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +50,129 @@ pub enum Soc {
     K1,
     Th1520,
 }
+
+impl Soc {
+    /// The SoC the board table calls `name`.
+    pub fn from_name(name: &str) -> Option<Soc> {
+        match name {
+            "k1" => Some(Soc::K1),
+            "th1520" => Some(Soc::Th1520),
+            _ => None,
+        }
+    }
+
+    /// This model's facts of the SoC.
+    pub fn chip(self) -> &'static Chip {
+        match self {
+            Soc::K1 => &K1,
+            Soc::Th1520 => &TH1520,
+        }
+    }
+}
+
+/// How one stage of the board shows itself on USB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub vid: u16,
+    pub pid: u16,
+    pub manufacturer: &'static str,
+    pub product: &'static str,
+    pub serial: Option<&'static str>,
+    pub bcd_device: u16,
+}
+
+/// A fastboot SoC as this virtual board models it.
+#[derive(Debug)]
+pub struct Chip {
+    /// The boot ROM's download mode.
+    pub rom: Identity,
+    /// K1 only: the FSBL (vendor U-Boot SPL in SRAM) with its fastboot.
+    pub fsbl: Option<Identity>,
+    /// Vendor U-Boot's fastboot.
+    pub uboot: Identity,
+    /// What the ROM answers to `getvar`; FAIL for anything else.
+    pub rom_vars: &'static [(&'static str, &'static str)],
+    /// What the FSBL and vendor U-Boot answer as `product`.
+    pub product: &'static str,
+    /// The largest download the ROM takes.
+    pub rom_download_limit: usize,
+    /// ROM answers are NUL-terminated and padded with garbage to this length.
+    pub rom_answer_pad: Option<usize>,
+    /// The images the board runs from USB, in order (its verdict's names).
+    pub chain: &'static [&'static str],
+}
+
+/// SpacemiT K1 (sheet §3).
+pub static K1: Chip = Chip {
+    // §3.1: 361c:1001 with serial `dfu-device`; lsusb "DFU USB download gadget".
+    rom: Identity {
+        vid: 0x361c,
+        pid: 0x1001,
+        manufacturer: "SpacemiT",
+        product: "DFU USB download gadget",
+        serial: Some("dfu-device"),
+        bcd_device: 0x0100,
+    },
+    // §3.1: the SPL and U-Boot keep 361c:1001 (k1_defconfig
+    // CONFIG_USB_GADGET_VENDOR_NUM/PRODUCT_NUM); no serial in USB boot mode.
+    fsbl: Some(Identity {
+        vid: 0x361c,
+        pid: 0x1001,
+        manufacturer: "SpacemiT",
+        product: "U-Boot USB download gadget",
+        serial: None,
+        bcd_device: 0x0100,
+    }),
+    uboot: Identity {
+        vid: 0x361c,
+        pid: 0x1001,
+        manufacturer: "SpacemiT",
+        product: "U-Boot USB download gadget",
+        serial: None,
+        bcd_device: 0x0100,
+    },
+    // §3.3: `getvar:version-brom` answers 1.0; other variables undocumented.
+    rom_vars: &[("version-brom", "1.0")],
+    product: "k1-x",
+    // §3.3: the FSBL must fit the 256 KiB of SRAM at 0xC0800000; the ROM's
+    // own cap is unknown (§8).
+    rom_download_limit: 0x4_0000,
+    // §1.3: NUL-terminated text followed by garbage; this model pads to 64.
+    rom_answer_pad: Some(64),
+    chain: &["FSBL", "u-boot.itb"],
+};
+
+/// T-Head TH1520 (sheet §4).
+pub static TH1520: Chip = Chip {
+    // §4.1: 2345:7654, "T-HEAD" / "USB download gadget", no serial, bcdDevice 2.23.
+    rom: Identity {
+        vid: 0x2345,
+        pid: 0x7654,
+        manufacturer: "T-HEAD",
+        product: "USB download gadget",
+        serial: None,
+        bcd_device: 0x0223,
+    },
+    fsbl: None,
+    // §4.1: light_lpi4a_defconfig VENDOR_NUM 0x1234, PRODUCT_NUM 0x8888, "U-Boot-THEAD".
+    uboot: Identity {
+        vid: 0x1234,
+        pid: 0x8888,
+        manufacturer: "U-Boot-THEAD",
+        product: "USB download gadget",
+        serial: None,
+        bcd_device: 0x0100,
+    },
+    // Assumption: §4.3 says the ROM answers the stock client's pre-flight
+    // getvars "well enough"; `version` is one.
+    rom_vars: &[("version", "0.4")],
+    product: "light-lpi4a",
+    // Unknown (§8: "≥ about 1 MB works"; real images are 935–1069 KB, §4.3).
+    // This model takes up to 2 MiB.
+    rom_download_limit: 0x20_0000,
+    rom_answer_pad: None,
+    chain: &["ram image"],
+};
 
 /// The stage the board is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,27 +217,24 @@ pub enum Fault {
     NoReenumerate,
 }
 
-/// Every fault: name and what it does.
-pub const FAULTS: &[(&str, Fault, &str)] = &[
-    ("fail-download", Fault::FailDownload, "answer FAIL to every download"),
-    ("silent", Fault::Silent, "never answer a download (the host times out)"),
-    ("bad-status", Fault::BadStatus, "answer the first command with an unknown status"),
-    ("long-response", Fault::LongResponse, "answer the first command with 300 bytes and no NUL"),
-    ("data-size", Fault::DataSize, "answer DATA with one byte less than announced"),
-    ("unplug", Fault::Unplug, "disappear when the data phase starts"),
-    ("fail-boot", Fault::FailBoot, "answer FAIL to continue, reboot and flash:ram"),
-    ("no-reenumerate", Fault::NoReenumerate, "never come back after continue/reboot"),
-];
+impl Faults for Fault {
+    const ALL: &'static [(&'static str, Fault, &'static str)] = &[
+        ("fail-download", Fault::FailDownload, "answer FAIL to every download"),
+        ("silent", Fault::Silent, "never answer a download (the host times out)"),
+        ("bad-status", Fault::BadStatus, "answer the first command with an unknown status"),
+        ("long-response", Fault::LongResponse, "answer the first command with 300 bytes and no NUL"),
+        ("data-size", Fault::DataSize, "answer DATA with one byte less than announced"),
+        ("unplug", Fault::Unplug, "disappear when the data phase starts"),
+        ("fail-boot", Fault::FailBoot, "answer FAIL to continue, reboot and flash:ram"),
+        ("no-reenumerate", Fault::NoReenumerate, "never come back after continue/reboot"),
+    ];
+}
 
-impl Fault {
-    /// The fault named `name`.
-    pub fn parse(name: &str) -> Option<Fault> {
-        FAULTS.iter().find(|f| f.0 == name).map(|f| f.1)
-    }
+impl std::str::FromStr for Fault {
+    type Err = UnknownFault;
 
-    /// All names, comma separated, for error messages.
-    pub fn names() -> String {
-        FAULTS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+    fn from_str(name: &str) -> Result<Fault, UnknownFault> {
+        parse_fault(name, "fastboot ROMs")
     }
 }
 
@@ -142,8 +271,6 @@ enum Leave {
 const REENUM_TICKS: u32 = 5;
 /// The longest command the ROMs' 64-byte buffers hold.
 const COMMAND_MAX: usize = 64;
-/// K1 ROM answers are padded to this length with garbage after the NUL.
-const K1_ROM_ANSWER_LEN: usize = 64;
 /// Bulk endpoints of the fastboot interface.
 const EP_OUT: u8 = 0x01;
 const EP_IN: u8 = 0x81;
@@ -155,6 +282,9 @@ fn crc32(b: &[u8]) -> u32 {
 /// A virtual fastboot board.
 pub struct FastbootDevice {
     soc: Soc,
+    chip: &'static Chip,
+    /// Images the user sends after the ROM's (see [`Scenario::next_stages`]).
+    next_stages: usize,
     stage: Stage,
     fault: Option<Fault>,
     fault_used: bool,
@@ -183,6 +313,8 @@ impl FastbootDevice {
     pub fn new(soc: Soc, port_path: &str) -> Self {
         FastbootDevice {
             soc,
+            chip: soc.chip(),
+            next_stages: 0,
             stage: Stage::Rom,
             fault: None,
             fault_used: false,
@@ -206,6 +338,13 @@ impl FastbootDevice {
     /// Injects a fault.
     pub fn with_fault(mut self, fault: Option<Fault>) -> Self {
         self.fault = fault;
+        self
+    }
+
+    /// How many images the user sends after the ROM's (K1 `--then`: 1):
+    /// the verdict then needs those started too.
+    pub fn with_next_stages(mut self, n: usize) -> Self {
+        self.next_stages = n;
         self
     }
 
@@ -237,11 +376,12 @@ impl FastbootDevice {
         self.present || self.next.is_some()
     }
 
-    fn ids(&self) -> (u16, u16) {
-        match (self.soc, self.stage) {
-            (Soc::K1, _) => (0x361c, 0x1001),
-            (Soc::Th1520, Stage::Rom) => (0x2345, 0x7654),
-            (Soc::Th1520, _) => (0x1234, 0x8888),
+    /// How the board shows itself in its stage now.
+    fn identity(&self) -> Identity {
+        match self.stage {
+            Stage::Rom => self.chip.rom,
+            Stage::Fsbl => self.chip.fsbl.unwrap_or(self.chip.uboot),
+            Stage::UBoot => self.chip.uboot,
         }
     }
 
@@ -249,10 +389,10 @@ impl FastbootDevice {
     /// garbage (sheet §1.3).
     fn reply(&mut self, status: &str, text: &str) {
         let mut b = format!("{status}{text}").into_bytes();
-        if self.soc == Soc::K1 && self.stage == Stage::Rom {
+        if let (Some(pad), Stage::Rom) = (self.chip.rom_answer_pad, self.stage) {
             b.push(0);
             let mut x = 0x5au8;
-            while b.len() < K1_ROM_ANSWER_LEN {
+            while b.len() < pad {
                 x = x.wrapping_mul(37).wrapping_add(11);
                 b.push(x);
             }
@@ -273,17 +413,14 @@ impl FastbootDevice {
     }
 
     fn var(&self, name: &str) -> Option<String> {
-        let v = match (self.soc, self.stage, name) {
-            (Soc::K1, Stage::Rom, "version-brom") => "1.0",
-            // Assumption: the sheet says the TH1520 ROM answers the stock
-            // client's pre-flight getvars "well enough"; version is one.
-            (Soc::Th1520, Stage::Rom, "version") => "0.4",
-            (_, Stage::Fsbl | Stage::UBoot, "version") => "0.4",
-            (_, Stage::Fsbl | Stage::UBoot, "max-download-size") => "0x10000000",
-            (Soc::K1, Stage::UBoot, "product") => "k1-x",
-            (Soc::Th1520, Stage::UBoot, "product") => "light-lpi4a",
-            (_, Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
-            (_, Stage::UBoot, "serialno") => "racklet-sim",
+        let v = match (self.stage, name) {
+            (Stage::Rom, _) => return self.chip.rom_vars.iter().find(|v| v.0 == name).map(|v| v.1.into()),
+            (Stage::Fsbl | Stage::UBoot, "version") => "0.4",
+            // Sheet §3.5: the vendor U-Boot download buffer is 256 MiB.
+            (Stage::Fsbl | Stage::UBoot, "max-download-size") => "0x10000000",
+            (Stage::UBoot, "product") => self.chip.product,
+            (Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
+            (Stage::UBoot, "serialno") => "racklet-sim",
             _ => return None,
         };
         Some(v.into())
@@ -296,13 +433,11 @@ impl FastbootDevice {
             .collect()
     }
 
-    /// The largest download each stage takes. K1 ROM: its 256 KiB SRAM (the
-    /// real cap is unknown); TH1520 ROM: the board table's 2 MiB window
-    /// (unknown too); U-Boot stages: their 256 MiB buffer.
+    /// The largest download each stage takes: the ROM's (see [`Chip`]),
+    /// U-Boot stages their 256 MiB buffer.
     fn download_limit(&self) -> usize {
-        match (self.soc, self.stage) {
-            (Soc::K1, Stage::Rom) => 0x4_0000,
-            (Soc::Th1520, Stage::Rom) => 0x20_0000,
+        match self.stage {
+            Stage::Rom => self.chip.rom_download_limit,
             _ => 0x1000_0000,
         }
     }
@@ -527,6 +662,32 @@ impl FastbootDevice {
         }
     }
 
+    /// The board's own conclusion: every image of the user's run was
+    /// started, in order (the ROM's, then [`with_next_stages`] more).
+    ///
+    /// [`with_next_stages`]: FastbootDevice::with_next_stages
+    pub fn verdict(&self) -> Verdict {
+        let want = 1 + self.next_stages;
+        let chain = self.chip.chain;
+        if want > chain.len() {
+            return Verdict::NotStarted {
+                why: format!(
+                    "{} images were to be sent, but this board runs at most {} from USB ({}); {}",
+                    want,
+                    chain.len(),
+                    chain.join(", "),
+                    self.summary()
+                ),
+            };
+        }
+        let ran = chain[..want].iter().all(|w| self.started.iter().any(|s| s.what == *w));
+        if ran {
+            Verdict::Started { summary: self.summary() }
+        } else {
+            Verdict::NotStarted { why: self.summary() }
+        }
+    }
+
     /// One line on what the board received and ran.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
@@ -546,21 +707,15 @@ impl UsbDevice for FastbootDevice {
         if !self.present {
             return None;
         }
-        let (vid, pid) = self.ids();
-        let (manufacturer, product, serial) = match (self.soc, self.stage) {
-            (Soc::K1, Stage::Rom) => ("SpacemiT", "DFU USB download gadget", Some("dfu-device")),
-            (Soc::K1, _) => ("SpacemiT", "U-Boot USB download gadget", None),
-            (Soc::Th1520, Stage::Rom) => ("T-HEAD", "USB download gadget", None),
-            (Soc::Th1520, _) => ("U-Boot-THEAD", "USB download gadget", None),
-        };
+        let id = self.identity();
         Some(UsbInfo {
-            vid,
-            pid,
+            vid: id.vid,
+            pid: id.pid,
             bcd_usb: 0x0200,
-            bcd_device: if self.soc == Soc::Th1520 && self.stage == Stage::Rom { 0x0223 } else { 0x0100 },
-            manufacturer: Some(manufacturer.into()),
-            product: Some(product.into()),
-            serial: serial.map(Into::into),
+            bcd_device: id.bcd_device,
+            manufacturer: Some(id.manufacturer.into()),
+            product: Some(id.product.into()),
+            serial: id.serial.map(Into::into),
             bus: 1,
             address: self.address,
             port_path: self.port_path.clone(),
@@ -610,6 +765,39 @@ impl UsbDevice for FastbootDevice {
         self.tick_once();
     }
 }
+
+/// A virtual board on a simulated bus, seen from outside: its verdict.
+struct Attached(Arc<Mutex<FastbootDevice>>);
+
+impl VirtualRom for Attached {
+    fn verdict(&mut self) -> Verdict {
+        lock(&self.0).verdict()
+    }
+}
+
+/// The board `scenario` describes: the model of `soc`, its fault, the
+/// stages its user sends.
+pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError> {
+    let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
+    let fault = scenario.fault.as_deref().map(str::parse::<Fault>).transpose()?;
+    Ok(FastbootDevice::new(soc, &scenario.port_path).with_fault(fault).with_next_stages(scenario.next_stages))
+}
+
+fn attach(
+    soc: &str,
+    scenario: &Scenario,
+    usb: &SimUsbBus,
+    _serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    Ok(Box::new(Attached(usb.attach(board(soc, scenario)?))))
+}
+
+fn faults() -> Vec<(&'static str, &'static str)> {
+    Fault::ALL.iter().map(|f| (f.0, f.2)).collect()
+}
+
+/// The SpacemiT K1 and T-Head TH1520 fastboot ROMs in the registry.
+pub static MODEL: Model = Model { socs: &["k1", "th1520"], faults, attach };
 
 /// The largest command frame accepted over TCP (the current spec's 4096).
 const TCP_COMMAND_FRAME_MAX: u64 = 4096;
@@ -896,10 +1084,37 @@ mod tests {
 
     #[test]
     fn faults_by_name() {
-        for (name, f, _) in FAULTS {
-            assert_eq!(Fault::parse(name), Some(*f));
+        for (name, f, _) in Fault::ALL {
+            assert_eq!(name.parse::<Fault>(), Ok(*f));
         }
-        assert_eq!(Fault::parse("nope"), None);
+        let e = "nope".parse::<Fault>().unwrap_err();
+        assert!(e.known.contains("no-reenumerate"), "{e}");
+    }
+
+    /// The verdict is the board's: the last image of the user's run was
+    /// started (K1 with one more stage: u-boot.itb as well as the FSBL).
+    #[test]
+    fn verdict_counts_the_stages_the_user_sends() {
+        let f = fsbl();
+        let boot_fsbl = |d: &mut FastbootDevice| {
+            run(d, format!("download:{:08x}", f.len()).as_bytes());
+            run(d, &f);
+            run(d, b"continue");
+            d.reattach_now();
+        };
+        let mut d = FastbootDevice::new(Soc::K1, "1-1");
+        boot_fsbl(&mut d);
+        assert!(d.verdict().started(), "{:?}", d.verdict());
+        let mut d = FastbootDevice::new(Soc::K1, "1-1").with_next_stages(1);
+        boot_fsbl(&mut d);
+        assert!(!d.verdict().started(), "u-boot.itb was never sent");
+        run(&mut d, b"download:00000004");
+        run(&mut d, &[0xd0, 0x0d, 0xfe, 0xed]);
+        run(&mut d, b"continue");
+        assert!(d.verdict().started(), "{:?}", d.verdict());
+        assert!(d.verdict().text().contains("fsbl started u-boot.itb (4 bytes"));
+        let d = FastbootDevice::new(Soc::Th1520, "1-1").with_next_stages(1);
+        assert!(d.verdict().text().contains("at most 1 from USB"), "{:?}", d.verdict());
     }
 }
 

@@ -33,6 +33,19 @@ pub struct Scenario {
     /// Give the board a UART console the host can read (`--monitor`;
     /// [`VirtualRom::console`]).
     pub console: bool,
+    /// Where the board's storage (eMMC, SD, flash) is kept between runs
+    /// (`--sim-storage FILE`, see [`crate::storage::Medium::in_file`]);
+    /// `None`: a fresh, blank medium in memory. A board's storage outlives
+    /// a run, so the virtual board must be told where it is.
+    pub storage: Option<std::path::PathBuf>,
+    /// How many images the user sends after the one the boot ROM takes (K1
+    /// `--then u-boot.itb`: 1). Device-side knowledge, like the port the
+    /// board is plugged into: a real board cannot tell from the wire whether
+    /// another image is still to come, yet whether its run succeeded
+    /// depends on the last image the user meant it to start. The virtual
+    /// board is told the scenario it stands for, so its verdict ("every
+    /// image I was to get was started") is its own, not the client's.
+    pub next_stages: usize,
 }
 
 impl Scenario {
@@ -98,6 +111,8 @@ pub static MODELS: &[&Model] = &[
     &crate::canaan::MODEL,
     &crate::rockchip::MODEL,
     &crate::sophgo::MODEL,
+    &crate::fastboot::MODEL,
+    &crate::starfive::MODEL,
 ];
 
 /// The model of `soc`.

@@ -403,6 +403,8 @@ impl SophgoRom {
         // Create and publish the first port before returning, so that it is
         // listed at once (power-on enumeration).
         let first = PtyPair::new()?;
+        // What sysfs says of the device's link.
+        bus.set_speed(&cfg.port_path, cfg.speed.name());
         bus.publish(port_info(&cfg, &first.path));
         let console = if cfg.console { Some(PtyPair::new()?) } else { None };
         let uart = match &console {
@@ -563,7 +565,6 @@ fn port_info(cfg: &SophgoRomConfig, path: &str) -> SerialInfo {
         manufacturer: Some("CVITEK".into()),
         product: Some("USB Com Port".into()),
         port_path: Some(cfg.port_path.clone()),
-        speed: Some(cfg.speed.name().into()),
     }
 }
 

@@ -7,9 +7,15 @@
 //! sequence error), ACKs EOT, then checks the image as the ROM does: the
 //! CRC-32 at 0x290 over the payload of the length at 0x288 that follows the
 //! 0x400-byte header. A bad image gets `CRC Error, Try again` and more polls;
-//! a good one is "loaded to 0x08000000 and started". With `spl`, the started
-//! payload behaves like U-Boot SPL: it prints its banner and asks for
-//! u-boot.itb with YMODEM (sheet §3.3).
+//! a good one is "loaded to 0x08000000 and started".
+//!
+//! What the started payload does is the payload's business, and the sim
+//! cannot run RISC-V code; it recognises the one program whose behaviour
+//! matters to a boot flow by its bytes: U-Boot SPL built with YMODEM support
+//! ([`is_ymodem_spl`]). The board's straps are at UART (that is how the ROM
+//! got the image), and the SPL reads the same straps (sheet §1.6), so it
+//! prints its banner and asks for u-boot.itb with YMODEM (sheet §3.3). Any
+//! other payload runs silently.
 //!
 //! The real ROM's timings are undocumented (sheet §9.1): the poll interval
 //! here is [`POLL_INTERVAL`], a guess of the right order.
@@ -21,7 +27,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use racklet_link::SerialInfo;
 use serialport::{SerialPort, TTYPort};
+
+use crate::crc::{crc16_xmodem, crc32_iso_hdlc};
+use crate::models::{Model, Scenario, SimError};
+use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
+use crate::serial::SimSerialBus;
+use crate::usb::SimUsbBus;
 
 const SOH: u8 = 0x01;
 const STX: u8 = 0x02;
@@ -48,35 +61,26 @@ const BYTE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait for the next block before the ROM restarts.
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// CRC-32 exactly as spl_tool's loop computes it: MSB first with the
-/// polynomial 0x04C11DB7 and init 0xFFFFFFFF, each input byte bit-reversed,
-/// the result bit-reversed and inverted (sheet §2.1).
-pub fn spl_crc32(data: &[u8]) -> u32 {
-    let mut crc: u32 = 0xFFFF_FFFF;
-    for &b in data {
-        crc ^= (b.reverse_bits() as u32) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_1DB7 } else { crc << 1 };
-        }
-    }
-    crc.reverse_bits() ^ 0xFFFF_FFFF
-}
+/// The two strings by which the sim recognises U-Boot SPL with YMODEM
+/// support in a payload: the banner `preloader_console_init()` prints
+/// (`"\nU-Boot " SPL_TPL_NAME " " PLAIN_VERSION " (" ...`, u-boot
+/// common/spl/spl.c, compiled in with the default SPL_BANNER_PRINT), and the
+/// report of `spl_ymodem_load_image()` (`"Loaded %lu bytes\n"`, u-boot
+/// common/spl/spl_ymodem.c @03de305, built only with
+/// CONFIG_SPL_YMODEM_SUPPORT, which starfive_visionfive2_defconfig sets:
+/// sheet §3.3).
+pub const SPL_SIGNATURES: [&[u8]; 2] = [b"U-Boot SPL ", b"Loaded %lu bytes"];
 
-/// CRC-16/XMODEM, bit by bit: polynomial 0x1021, init 0, MSB first.
-pub fn xmodem_crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
+/// True when `payload` is U-Boot SPL that takes its next stage by YMODEM
+/// when booted from UART: it carries both [`SPL_SIGNATURES`].
+pub fn is_ymodem_spl(payload: &[u8]) -> bool {
+    SPL_SIGNATURES.iter().all(|sig| payload.windows(sig.len()).any(|w| w == *sig))
 }
 
 /// Ways to make the virtual ROM misbehave (`--fault NAME`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fault {
+    #[default]
     None,
     /// A spurious NAK for the first copy of every 4th block (good data).
     Nak,
@@ -99,36 +103,36 @@ pub enum Fault {
     Hangup,
 }
 
-impl Fault {
-    /// Every fault: name and what it does.
-    pub const ALL: &[(&str, &str)] = &[
-        ("nak", "a spurious NAK for the first copy of every 4th block"),
-        ("nak-storm", "12 NAKs in a row for block 2 (more than XMODEM's 10)"),
-        ("drop-ack", "the ACK of block 2 is lost once"),
-        ("corrupt-frame", "one byte of block 3 is corrupted on the wire once (frame CRC catches it)"),
-        ("corrupt-image", "one payload byte is corrupted past the frame CRC: the ROM answers CRC Error"),
-        ("silent", "the ROM stops answering after the first block"),
-        ("no-poll", "the ROM prints its banner but never polls with C"),
-        ("hangup", "the adapter is unplugged after block 3 (the port hangs up)"),
+impl Faults for Fault {
+    const ALL: &'static [(&'static str, Fault, &'static str)] = &[
+        ("nak", Fault::Nak, "a spurious NAK for the first copy of every 4th block"),
+        ("nak-storm", Fault::NakStorm, "12 NAKs in a row for block 2 (more than XMODEM's 10)"),
+        ("drop-ack", Fault::DropAck, "the ACK of block 2 is lost once"),
+        (
+            "corrupt-frame",
+            Fault::CorruptFrame,
+            "one byte of block 3 is corrupted on the wire once (frame CRC catches it)",
+        ),
+        (
+            "corrupt-image",
+            Fault::CorruptImage,
+            "one payload byte is corrupted past the frame CRC: the ROM answers CRC Error",
+        ),
+        ("silent", Fault::Silent, "the ROM stops answering after the first block"),
+        ("no-poll", Fault::NoPoll, "the ROM prints its banner but never polls with C"),
+        ("hangup", Fault::Hangup, "the adapter is unplugged after block 3 (the port hangs up)"),
     ];
+}
 
-    /// Parses a fault name.
-    pub fn parse(name: &str) -> Result<Fault, String> {
-        Ok(match name {
-            "none" | "" => Fault::None,
-            "nak" => Fault::Nak,
-            "nak-storm" => Fault::NakStorm,
-            "drop-ack" => Fault::DropAck,
-            "corrupt-frame" => Fault::CorruptFrame,
-            "corrupt-image" => Fault::CorruptImage,
-            "silent" => Fault::Silent,
-            "no-poll" => Fault::NoPoll,
-            "hangup" => Fault::Hangup,
-            _ => {
-                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.0).collect();
-                return Err(format!("unknown StarFive fault '{name}'; known: {}", names.join(", ")));
-            }
-        })
+impl std::str::FromStr for Fault {
+    type Err = UnknownFault;
+
+    /// A fault by its name; `none` (or nothing) is no fault.
+    fn from_str(name: &str) -> Result<Fault, UnknownFault> {
+        match name {
+            "none" | "" => Ok(Fault::None),
+            _ => parse_fault(name, "virtual JH7110 ROM"),
+        }
     }
 }
 
@@ -231,13 +235,11 @@ impl<W: Wire> Wire for Throttled<W> {
 pub struct RomConfig {
     pub fault: Fault,
     pub poll_interval: Duration,
-    /// After a good image, act as U-Boot SPL and take u-boot.itb by YMODEM.
-    pub spl: bool,
 }
 
 impl Default for RomConfig {
     fn default() -> Self {
-        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL, spl: false }
+        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL }
     }
 }
 
@@ -268,25 +270,38 @@ impl Default for Session {
 }
 
 /// What the SPL stage received by YMODEM.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct YmodemFile {
     pub name: String,
     pub data: Vec<u8>,
     pub ended_batch: bool,
 }
 
+/// Where U-Boot SPL is with its next stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplStage {
+    /// It asked (banner, `Trying to boot from UART`, polls) and nothing came.
+    Waiting,
+    /// The YMODEM header block of `name` came; the transfer is not over.
+    Receiving { name: String },
+    /// The transfer ended: the file, or why it failed.
+    Done(Result<YmodemFile, String>),
+}
+
 /// Everything the ROM did so far.
 #[derive(Debug, Clone, Default)]
 pub struct RomReport {
     pub sessions: Vec<Session>,
-    pub ymodem: Option<Result<YmodemFile, String>>,
+    /// What the started payload did when it is U-Boot SPL with YMODEM
+    /// support ([`is_ymodem_spl`]); `None` for any other payload.
+    pub spl: Option<SplStage>,
 }
 
 impl RomReport {
-    /// The summary a test or the CLI reports: Ok when the last session
-    /// started a payload (and, when an SPL stage was asked for, it got its
-    /// file).
-    pub fn verdict(&self, want_ymodem: bool) -> Result<String, String> {
+    /// The ROM's conclusion: Ok when the last session started a payload
+    /// and, when that payload is the SPL and a YMODEM transfer began, the
+    /// SPL got the whole file and the end of the batch.
+    pub fn verdict(&self) -> Result<String, String> {
         let s = self.sessions.last().ok_or("the virtual ROM received no image")?;
         let mut v = s.verdict.clone()?;
         v = format!(
@@ -296,15 +311,21 @@ impl RomReport {
             s.frames_128,
             s.naks_sent
         );
-        if want_ymodem {
-            match &self.ymodem {
-                Some(Ok(f)) if f.ended_batch => {
-                    v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()))
-                }
-                Some(Ok(f)) => return Err(format!("{v}; the YMODEM batch of {} was not ended", f.name)),
-                Some(Err(e)) => return Err(format!("{v}; the SPL's YMODEM receive failed: {e}")),
-                None => return Err(format!("{v}; the SPL received nothing by YMODEM")),
+        match &self.spl {
+            None => {}
+            Some(SplStage::Waiting) => {
+                v.push_str("; U-Boot SPL started and asks for its next stage by YMODEM")
             }
+            Some(SplStage::Receiving { name }) => {
+                return Err(format!("{v}; the SPL's YMODEM transfer of {name} broke off"));
+            }
+            Some(SplStage::Done(Ok(f))) if f.ended_batch => {
+                v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()))
+            }
+            Some(SplStage::Done(Ok(f))) => {
+                return Err(format!("{v}; the YMODEM batch of {} was not ended", f.name));
+            }
+            Some(SplStage::Done(Err(e))) => return Err(format!("{v}; the SPL's YMODEM receive failed: {e}")),
         }
         Ok(v)
     }
@@ -431,6 +452,11 @@ struct Rom<W: Wire> {
 }
 
 impl<W: Wire> Rom<W> {
+    /// The shared report, for an update.
+    fn report(&self) -> std::sync::MutexGuard<'_, RomReport> {
+        self.report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn stopped(&self) -> Result<(), Stop> {
         if self.stop.load(Ordering::SeqCst) { Err(Stop::Stopped) } else { Ok(()) }
     }
@@ -470,11 +496,11 @@ impl<W: Wire> Rom<W> {
             if !started {
                 self.send(CRC_ERROR)?;
             }
-            self.report.lock().unwrap_or_else(|e| e.into_inner()).sessions.push(std::mem::take(&mut session));
+            self.report().sessions.push(std::mem::take(&mut session));
             if started {
-                if self.cfg.spl {
+                if self.report().spl.is_some() {
                     let y = self.spl_ymodem()?;
-                    self.report.lock().unwrap_or_else(|e| e.into_inner()).ymodem = Some(y);
+                    self.report().spl = Some(SplStage::Done(y));
                 }
                 // The payload runs; the ROM is gone until the next reset.
                 loop {
@@ -532,7 +558,7 @@ impl<W: Wire> Rom<W> {
         let (n, nn) = (f[0], f[1]);
         let data = f[2..2 + len].to_vec();
         let crc = u16::from_be_bytes([f[2 + len], f[3 + len]]);
-        if n != 255 - nn || xmodem_crc16(&data) != crc {
+        if n != 255 - nn || crc16_xmodem(&data) != crc {
             return Ok(Got::Bad);
         }
         Ok(Got::Block { n, data })
@@ -634,7 +660,8 @@ impl<W: Wire> Rom<W> {
         }
     }
 
-    /// The ROM's image check (sheet §1.4, §2.1).
+    /// The ROM's image check (sheet §1.4, §2.1). A started payload that is
+    /// U-Boot SPL is noted in the report: it runs next.
     fn check(&self, img: &mut [u8]) -> Result<String, String> {
         if img.len() < 0x400 {
             return Err(format!("{} bytes received, less than the 0x400-byte header", img.len()));
@@ -653,9 +680,12 @@ impl<W: Wire> Rom<W> {
         if self.cfg.fault == Fault::CorruptImage && size > 0 {
             img[hdr + size / 2] ^= 0x01;
         }
-        let actual = spl_crc32(&img[hdr..hdr + size]);
+        let actual = crc32_iso_hdlc(&img[hdr..hdr + size]);
         if actual != crc {
             return Err(format!("CRC-32 of the payload 0x{actual:08x}, header says 0x{crc:08x}"));
+        }
+        if is_ymodem_spl(&img[hdr..hdr + size]) {
+            self.report().spl = Some(SplStage::Waiting);
         }
         Ok(format!(
             "loaded {size} bytes at 0x{SRAM_BASE:08x} (CRC-32 0x{crc:08x} ok), jumped to 0x{SRAM_BASE:08x}"
@@ -685,6 +715,7 @@ impl<W: Wire> Rom<W> {
             self.send(&[CAN, CAN])?;
             return Ok(Err(format!("the header block of '{name}' has no size")));
         };
+        self.report().spl = Some(SplStage::Receiving { name: name.clone() });
         self.send(&[ACK])?;
         self.send(b"C")?;
         let mut file = YmodemFile { name, ..Default::default() };
@@ -734,27 +765,84 @@ impl<W: Wire> Rom<W> {
     }
 }
 
+/// The sim's JH7110 board (the chip model): the ROM above on UART0, behind
+/// a USB-UART adapter. The adapter is an FTDI FT232R (VID 0x0403, PID
+/// 0x6001), the "genuine FTDI" that works with the ROM (sheet §1.3); it is
+/// what a serial port listing shows for the virtual board.
+pub fn adapter(path: &str, port_path: Option<String>) -> SerialInfo {
+    SerialInfo {
+        path: path.to_string(),
+        vid: Some(0x0403),
+        pid: Some(0x6001),
+        serial: None,
+        manufacturer: Some("FTDI".into()),
+        product: Some("FT232R USB UART (virtual JH7110 UART0)".into()),
+        port_path,
+    }
+}
+
+/// A virtual JH7110 attached to a simulated serial bus.
+pub struct AttachedRom {
+    rom: Option<StarfiveRom>,
+}
+
+impl VirtualRom for AttachedRom {
+    fn verdict(&mut self) -> Verdict {
+        match self.rom.take() {
+            Some(rom) => Verdict::from_result(rom.stop().verdict()),
+            None => Verdict::NotStarted { why: "the verdict was already taken".into() },
+        }
+    }
+}
+
+fn attach(
+    _soc: &str,
+    scenario: &Scenario,
+    _usb: &SimUsbBus,
+    serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let fault = scenario.fault.as_deref().unwrap_or("none").parse::<Fault>()?;
+    let (rom, path) = StarfiveRom::spawn_pty(RomConfig { fault, ..Default::default() })
+        .map_err(|source| SimError::Start { what: "JH7110 ROM", source })?;
+    serial.publish(adapter(&path, Some(scenario.port_path.clone())));
+    Ok(Box::new(AttachedRom { rom: Some(rom) }))
+}
+
+fn faults() -> Vec<(&'static str, &'static str)> {
+    Fault::ALL.iter().map(|f| (f.0, f.2)).collect()
+}
+
+/// The JH7110 in the registry ([`crate::models::MODELS`]).
+pub static MODEL: Model = Model { socs: &["jh7110"], faults, attach };
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn crcs_match_the_sheet() {
-        // spl_tool on "123456789" writes 0xCBF43926 (sheet §2.1).
-        assert_eq!(spl_crc32(b"123456789"), 0xCBF4_3926);
-        // The 16-byte worked example's CRC-32 (sheet §2.2).
-        let p: Vec<u8> = (0u8..16).collect();
-        assert_eq!(spl_crc32(&p), 0xCECE_E288);
-        // CRC-16/XMODEM check value.
-        assert_eq!(xmodem_crc16(b"123456789"), 0x31C3);
-        assert_eq!(xmodem_crc16(&[0u8; 128]), 0);
+    fn the_worked_example_crc() {
+        // The 16-byte payload 00..0f of sheet §2.2: CRC-32 0xCECEE288.
+        assert_eq!(crc32_iso_hdlc(&(0u8..16).collect::<Vec<u8>>()), 0xCECE_E288);
     }
 
     #[test]
     fn fault_names_round_trip() {
-        for (name, _) in Fault::ALL {
-            assert_ne!(Fault::parse(name).unwrap(), Fault::None);
+        for (name, fault, _) in Fault::ALL {
+            assert_eq!(name.parse::<Fault>().unwrap(), *fault);
+            assert_ne!(*fault, Fault::None);
         }
-        assert!(Fault::parse("bogus").unwrap_err().contains("nak-storm"));
+        assert_eq!("none".parse::<Fault>().unwrap(), Fault::None);
+        assert!("bogus".parse::<Fault>().unwrap_err().to_string().contains("nak-storm"));
+    }
+
+    #[test]
+    fn u_boot_spl_is_recognised_by_its_banner_and_ymodem_loader() {
+        let mut spl = vec![0x13u8; 4000];
+        spl[100..125].copy_from_slice(b"\nU-Boot SPL 2025.10 (Oct ");
+        assert!(!is_ymodem_spl(&spl), "an SPL without YMODEM support does not ask for it");
+        spl[3000..3018].copy_from_slice(b"Loaded %lu bytes\n\0");
+        assert!(is_ymodem_spl(&spl));
+        assert!(!is_ymodem_spl(&spl[..2000]));
+        assert!(!is_ymodem_spl(b""));
     }
 }

@@ -6,7 +6,7 @@ use racklet_link::{LinkError, ProgressSink};
 
 use crate::response::{Response, ResponseError, parse_response, parse_size};
 use crate::transport::Transport;
-use crate::{Error, MAX_COMMAND, RESPONSE_READ};
+use crate::{FastbootError, MAX_COMMAND, RESPONSE_READ};
 
 /// Timeouts of each step. The spec defines none; these follow the fact
 /// sheet's suggestions (§1.5).
@@ -39,7 +39,8 @@ const MAX_EMPTY_PACKETS: u32 = 16;
 
 /// What happened after `continue` or `reboot`: the device may vanish
 /// before the host reads its OKAY (sheet §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Departure {
     /// The device answered OKAY.
     Acknowledged,
@@ -55,12 +56,12 @@ pub struct Fastboot<T> {
     pub timeouts: Timeouts,
 }
 
-fn check_command(cmd: &str) -> Result<(), Error> {
+fn check_command(cmd: &str) -> Result<(), FastbootError> {
     if !cmd.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(Error::BadCommand { command: cmd.into() });
+        return Err(FastbootError::BadCommand { command: cmd.into() });
     }
     if cmd.len() > MAX_COMMAND {
-        return Err(Error::CommandTooLong { command: cmd.into(), len: cmd.len() });
+        return Err(FastbootError::CommandTooLong { command: cmd.into(), len: cmd.len() });
     }
     Ok(())
 }
@@ -97,40 +98,46 @@ impl<T: Transport> Fastboot<T> {
     }
 
     /// Sends one command (checked: printable ASCII, at most 64 bytes).
-    fn send_command(&mut self, cmd: &str) -> Result<(), Error> {
+    fn send_command(&mut self, cmd: &str) -> Result<(), FastbootError> {
         check_command(cmd)?;
         self.transport.send(cmd.as_bytes(), self.timeouts.command)
     }
 
     /// Reads responses until a final one (OKAY, FAIL, DATA); INFO and TEXT
-    /// go to `progress`. FAIL becomes [`Error::Failed`] with the device's
+    /// go to `progress`. FAIL becomes [`FastbootError::Failed`] with the device's
     /// message.
     fn read_final(
         &mut self,
         cmd: &str,
         timeout: Duration,
         progress: &mut dyn ProgressSink,
-    ) -> Result<Response, Error> {
+    ) -> Result<Response, FastbootError> {
         loop {
             let raw = self.transport.recv(RESPONSE_READ, timeout).map_err(|e| match e {
-                Error::ResponseTooLong { len, .. } => Error::ResponseTooLong { command: cmd.into(), len },
-                Error::Link(LinkError::Timeout { op, after }) => Error::Link(LinkError::Timeout {
-                    op: format!("waiting for the answer to {cmd:?}: {op}"),
-                    after,
-                }),
+                FastbootError::ResponseTooLong { len, .. } => {
+                    FastbootError::ResponseTooLong { command: cmd.into(), len }
+                }
+                FastbootError::Link(LinkError::Timeout { op, after }) => {
+                    FastbootError::Link(LinkError::Timeout {
+                        op: format!("waiting for the answer to {cmd:?}: {op}"),
+                        after,
+                    })
+                }
                 e => e,
             })?;
             let r = parse_response(&raw).map_err(|e| match e {
                 ResponseError::UnknownStatus(response) => {
-                    Error::UnknownStatus { command: cmd.into(), response }
+                    FastbootError::UnknownStatus { command: cmd.into(), response }
                 }
-                ResponseError::TooLong(len) => Error::ResponseTooLong { command: cmd.into(), len },
-                ResponseError::BadDataSize(text) => Error::BadDataSize { command: cmd.into(), text },
+                ResponseError::TooLong(len) => FastbootError::ResponseTooLong { command: cmd.into(), len },
+                ResponseError::BadDataSize(text) => FastbootError::BadDataSize { command: cmd.into(), text },
             })?;
             match r {
                 Response::Info(t) => progress.say(format!("(bootloader) {t}")),
                 Response::Text(t) => progress.say(t),
-                Response::Fail(message) => return Err(Error::Failed { command: cmd.into(), message }),
+                Response::Fail(message) => {
+                    return Err(FastbootError::Failed { command: cmd.into(), message });
+                }
                 r => return Ok(r),
             }
         }
@@ -141,22 +148,22 @@ impl<T: Transport> Fastboot<T> {
         cmd: &str,
         timeout: Duration,
         progress: &mut dyn ProgressSink,
-    ) -> Result<String, Error> {
+    ) -> Result<String, FastbootError> {
         self.send_command(cmd)?;
         match self.read_final(cmd, timeout, progress)? {
             Response::Okay(v) => Ok(v),
-            r => Err(Error::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
+            r => Err(FastbootError::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
         }
     }
 
     /// Any command that ends in OKAY; returns the OKAY payload.
-    pub fn raw(&mut self, cmd: &str, progress: &mut dyn ProgressSink) -> Result<String, Error> {
+    pub fn raw(&mut self, cmd: &str, progress: &mut dyn ProgressSink) -> Result<String, FastbootError> {
         let t = self.timeouts.long;
         self.okay(cmd, t, progress)
     }
 
     /// `getvar:NAME`.
-    pub fn getvar(&mut self, name: &str, progress: &mut dyn ProgressSink) -> Result<String, Error> {
+    pub fn getvar(&mut self, name: &str, progress: &mut dyn ProgressSink) -> Result<String, FastbootError> {
         let t = self.timeouts.command;
         self.okay(&format!("getvar:{name}"), t, progress)
     }
@@ -167,18 +174,21 @@ impl<T: Transport> Fastboot<T> {
         &mut self,
         name: &str,
         progress: &mut dyn ProgressSink,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<String>, FastbootError> {
         match self.getvar(name, progress) {
             Ok(v) if v.is_empty() => Ok(None),
             Ok(v) => Ok(Some(v)),
-            Err(Error::Failed { .. }) => Ok(None),
+            Err(FastbootError::Failed { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// `getvar:max-download-size`: `None` when the device does not say or
     /// says something that is not a number.
-    pub fn max_download_size(&mut self, progress: &mut dyn ProgressSink) -> Result<Option<u64>, Error> {
+    pub fn max_download_size(
+        &mut self,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<Option<u64>, FastbootError> {
         Ok(self.getvar_opt("max-download-size", progress)?.and_then(|v| parse_size(&v)))
     }
 
@@ -189,8 +199,8 @@ impl<T: Transport> Fastboot<T> {
         what: &str,
         data: &[u8],
         progress: &mut dyn ProgressSink,
-    ) -> Result<(), Error> {
-        let len = u32::try_from(data.len()).map_err(|_| Error::TooLarge {
+    ) -> Result<(), FastbootError> {
+        let len = u32::try_from(data.len()).map_err(|_| FastbootError::TooLarge {
             what: what.into(),
             size: data.len() as u64,
             max: u32::MAX.into(),
@@ -201,9 +211,9 @@ impl<T: Transport> Fastboot<T> {
         match self.read_final(&cmd, t, progress)? {
             Response::Data(n) if n == len => {}
             Response::Data(n) => {
-                return Err(Error::DataSizeMismatch { command: cmd, wanted: len, accepted: n });
+                return Err(FastbootError::DataSizeMismatch { command: cmd, wanted: len, accepted: n });
             }
-            r => return Err(Error::Unexpected { command: cmd, status: status_name(&r).into() }),
+            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
         }
         progress.stage(what, Some(len.into()));
         for chunk in data.chunks(DATA_CHUNK) {
@@ -215,7 +225,7 @@ impl<T: Transport> Fastboot<T> {
         let t = self.timeouts.command;
         match self.read_final(&cmd, t, progress)? {
             Response::Okay(_) => {}
-            r => return Err(Error::Unexpected { command: cmd, status: status_name(&r).into() }),
+            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
         }
         progress.done(what);
         Ok(())
@@ -224,23 +234,33 @@ impl<T: Transport> Fastboot<T> {
     /// What the Debian client's `fastboot stage FILE` does: ask
     /// `max-download-size`, refuse data larger than it (no sparse
     /// fallback), then `download`.
-    pub fn stage(&mut self, what: &str, data: &[u8], progress: &mut dyn ProgressSink) -> Result<(), Error> {
+    pub fn stage(
+        &mut self,
+        what: &str,
+        data: &[u8],
+        progress: &mut dyn ProgressSink,
+    ) -> Result<(), FastbootError> {
         if let Some(max) = self.max_download_size(progress)?
             && data.len() as u64 > max
         {
-            return Err(Error::TooLarge { what: what.into(), size: data.len() as u64, max });
+            return Err(FastbootError::TooLarge { what: what.into(), size: data.len() as u64, max });
         }
         self.download(what, data, progress)
     }
 
     /// `upload`: the device sends data staged by an earlier command.
-    pub fn upload(&mut self, progress: &mut dyn ProgressSink) -> Result<Vec<u8>, Error> {
+    pub fn upload(&mut self, progress: &mut dyn ProgressSink) -> Result<Vec<u8>, FastbootError> {
         let cmd = "upload";
         self.send_command(cmd)?;
         let t = self.timeouts.command;
         let n = match self.read_final(cmd, t, progress)? {
             Response::Data(n) => n as usize,
-            r => return Err(Error::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
+            r => {
+                return Err(FastbootError::Unexpected {
+                    command: cmd.into(),
+                    status: status_name(&r).into(),
+                });
+            }
         };
         progress.stage("upload", Some(n as u64));
         // The size comes from the device: reserve at most one chunk ahead
@@ -256,14 +276,14 @@ impl<T: Transport> Fastboot<T> {
             let piece = self.transport.recv(want, t)?;
             empty = if piece.is_empty() { empty + 1 } else { 0 };
             if empty > MAX_EMPTY_PACKETS {
-                return Err(Error::DataSizeMismatch {
+                return Err(FastbootError::DataSizeMismatch {
                     command: cmd.into(),
                     wanted: n as u32,
                     accepted: out.len() as u32,
                 });
             }
             if piece.len() > n - out.len() {
-                return Err(Error::DataSizeMismatch {
+                return Err(FastbootError::DataSizeMismatch {
                     command: cmd.into(),
                     wanted: n as u32,
                     accepted: (out.len() + piece.len()) as u32,
@@ -274,63 +294,72 @@ impl<T: Transport> Fastboot<T> {
         }
         match self.read_final(cmd, t, progress)? {
             Response::Okay(_) => {}
-            r => return Err(Error::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
+            r => {
+                return Err(FastbootError::Unexpected {
+                    command: cmd.into(),
+                    status: status_name(&r).into(),
+                });
+            }
         }
         progress.done("upload");
         Ok(out)
     }
 
     /// `flash:PARTITION`: writes the last download.
-    pub fn flash(&mut self, partition: &str, progress: &mut dyn ProgressSink) -> Result<(), Error> {
+    pub fn flash(&mut self, partition: &str, progress: &mut dyn ProgressSink) -> Result<(), FastbootError> {
         self.raw(&format!("flash:{partition}"), progress).map(drop)
     }
 
     /// `erase:PARTITION`.
-    pub fn erase(&mut self, partition: &str, progress: &mut dyn ProgressSink) -> Result<(), Error> {
+    pub fn erase(&mut self, partition: &str, progress: &mut dyn ProgressSink) -> Result<(), FastbootError> {
         self.raw(&format!("erase:{partition}"), progress).map(drop)
     }
 
     /// `oem ARGS` (one packet, words joined by single spaces as the AOSP
     /// client does).
-    pub fn oem(&mut self, args: &[&str], progress: &mut dyn ProgressSink) -> Result<String, Error> {
+    pub fn oem(&mut self, args: &[&str], progress: &mut dyn ProgressSink) -> Result<String, FastbootError> {
         self.raw(&format!("oem {}", args.join(" ")), progress)
     }
 
     /// `set_active:SLOT`.
-    pub fn set_active(&mut self, slot: &str, progress: &mut dyn ProgressSink) -> Result<(), Error> {
+    pub fn set_active(&mut self, slot: &str, progress: &mut dyn ProgressSink) -> Result<(), FastbootError> {
         self.raw(&format!("set_active:{slot}"), progress).map(drop)
     }
 
     /// `boot`: boots the last download as an Android boot image (not for
     /// loaders; see `continue`).
-    pub fn boot(&mut self, progress: &mut dyn ProgressSink) -> Result<Departure, Error> {
+    pub fn boot(&mut self, progress: &mut dyn ProgressSink) -> Result<Departure, FastbootError> {
         self.leave("boot", progress)
     }
 
     /// `continue`: on both ROMs, run what was downloaded.
-    pub fn continue_boot(&mut self, progress: &mut dyn ProgressSink) -> Result<Departure, Error> {
+    pub fn continue_boot(&mut self, progress: &mut dyn ProgressSink) -> Result<Departure, FastbootError> {
         self.leave("continue", progress)
     }
 
     /// `reboot`; on the TH1520 ROM this jumps to the `flash:ram` image.
-    pub fn reboot(&mut self, progress: &mut dyn ProgressSink) -> Result<Departure, Error> {
+    pub fn reboot(&mut self, progress: &mut dyn ProgressSink) -> Result<Departure, FastbootError> {
         self.leave("reboot", progress)
     }
 
     /// `reboot-TARGET` (`bootloader`, `recovery`, `fastboot`).
-    pub fn reboot_to(&mut self, target: &str, progress: &mut dyn ProgressSink) -> Result<Departure, Error> {
+    pub fn reboot_to(
+        &mut self,
+        target: &str,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<Departure, FastbootError> {
         self.leave(&format!("reboot-{target}"), progress)
     }
 
     /// A command after which the device goes away. A FAIL is an error; a
     /// link failure after the command went out is [`Departure::Vanished`].
-    fn leave(&mut self, cmd: &str, progress: &mut dyn ProgressSink) -> Result<Departure, Error> {
+    fn leave(&mut self, cmd: &str, progress: &mut dyn ProgressSink) -> Result<Departure, FastbootError> {
         self.send_command(cmd)?;
         let t = self.timeouts.command;
         match self.read_final(cmd, t, progress) {
             Ok(Response::Okay(_)) => Ok(Departure::Acknowledged),
-            Ok(r) => Err(Error::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
-            Err(Error::Link(
+            Ok(r) => Err(FastbootError::Unexpected { command: cmd.into(), status: status_name(&r).into() }),
+            Err(FastbootError::Link(
                 LinkError::Disconnected { .. } | LinkError::Timeout { .. } | LinkError::Io { .. },
             )) => Ok(Departure::Vanished),
             Err(e) => Err(e),

@@ -7,7 +7,7 @@
 use racklet_link::ProgressSink;
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::FastbootError;
 use crate::client::{Departure, Fastboot};
 use crate::transport::Transport;
 
@@ -44,7 +44,7 @@ pub fn identify<T: Transport>(
     fb: &mut Fastboot<T>,
     serial: Option<&str>,
     progress: &mut dyn ProgressSink,
-) -> Result<Identity, Error> {
+) -> Result<Identity, FastbootError> {
     let version_brom = fb.getvar_opt("version-brom", progress)?;
     let version = fb.getvar_opt("version", progress)?;
     Ok(Identity { version_brom, version, serial: serial.map(str::to_string) })
@@ -57,17 +57,16 @@ pub fn boot_fsbl<T: Transport>(
     serial: Option<&str>,
     fsbl: &[u8],
     progress: &mut dyn ProgressSink,
-) -> Result<(Identity, Departure), Error> {
-    check_fsbl(fsbl).map_err(|reason| Error::BadImage { what: "FSBL".into(), reason })?;
+) -> Result<(Identity, Departure), FastbootError> {
+    check_fsbl(fsbl).map_err(|reason| FastbootError::BadImage { what: "FSBL".into(), reason })?;
     let id = identify(fb, serial, progress)?;
     if !id.is_rom() {
-        return Err(Error::WrongStage(format!(
-            "the K1 device at {} is not the boot ROM (version-brom: {}, version: {}, serial: {}): it is the FSBL or U-Boot, which would boot away on `continue`; reset the board into download mode (hold FDL, tap RST)",
-            fb.transport().describe(),
-            id.version_brom.as_deref().unwrap_or("not answered"),
-            id.version.as_deref().unwrap_or("not answered"),
-            id.serial.as_deref().unwrap_or("none"),
-        )));
+        return Err(FastbootError::WrongStage {
+            device: fb.transport().describe(),
+            version_brom: id.version_brom,
+            version: id.version,
+            serial: id.serial,
+        });
     }
     progress.check_cancel()?;
     fb.stage("fsbl", fsbl, progress)?;
@@ -81,7 +80,7 @@ pub fn stage_and_continue<T: Transport>(
     what: &str,
     image: &[u8],
     progress: &mut dyn ProgressSink,
-) -> Result<Departure, Error> {
+) -> Result<Departure, FastbootError> {
     fb.stage(what, image, progress)?;
     fb.continue_boot(progress)
 }
@@ -89,16 +88,6 @@ pub fn stage_and_continue<T: Transport>(
 /// Magic of both FSBL headers.
 pub const AIHD: &[u8; 4] = b"AIHD";
 
-/// What a file that is almost a K1 FSBL.bin got wrong (a damaged AIHD magic
-/// of header0 at 0x100), so it is not sent as a raw image by mistake.
-pub fn near_miss(bytes: &[u8]) -> Option<String> {
-    (bytes.len() >= SPL_OFFSET && racklet_image::near_magic(bytes, HEADER0, AIHD)).then(|| {
-        format!(
-            "a damaged K1 FSBL.bin: header0's magic at 0x100 is \"{}\", FSBL.bin has \"AIHD\"",
-            racklet_image::escaped(&bytes[HEADER0..HEADER0 + AIHD.len()])
-        )
-    })
-}
 /// Offset of header0 (after the 256-byte ROTPK).
 pub const HEADER0: usize = 0x100;
 /// Offset of header1 (the SPL's own header, last 32 bytes of the 4 KiB).
@@ -153,19 +142,42 @@ fn header(b: &[u8], at: usize) -> AihdHeader {
     }
 }
 
-/// Decodes FSBL.bin; the reason when it is not one.
-pub fn parse_fsbl(b: &[u8]) -> Result<Fsbl, String> {
+/// Why bytes are not a K1 FSBL.bin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FsblError {
+    /// Shorter than the 4 KiB header area.
+    #[error("{len} bytes is shorter than the 4 KiB K1 FSBL header; the K1 ROM expects FSBL.bin")]
+    TooShort { len: usize },
+    /// A header without its `AIHD` magic (`header` is "header0" or "header1").
+    #[error("no 'AIHD' magic at 0x{offset:x} ({header}); the K1 ROM expects FSBL.bin, not a raw binary")]
+    NoMagic { offset: usize, header: &'static str },
+    /// The headers decode, but these integrity checks ([`Fsbl::checks`]) fail.
+    #[error("integrity check failed: {}", failed.join(", "))]
+    FailedChecks { failed: Vec<String> },
+}
+
+impl FsblError {
+    /// How to get a good FSBL.bin.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            FsblError::FailedChecks { .. } => {
+                "the headers disagree with the file: rebuild FSBL.bin (vendor build_binary_file.py, or `racklet-flash image <board> u-boot-spl.bin -o FSBL.bin`); `racklet-flash info` shows each check"
+            }
+            _ => {
+                "FSBL.bin is u-boot-spl.bin wrapped with AIHD headers by the vendor build_binary_file.py; `racklet-flash image <board> u-boot-spl.bin -o FSBL.bin` builds one"
+            }
+        }
+    }
+}
+
+/// Decodes FSBL.bin; why it is not one.
+pub fn parse_fsbl(b: &[u8]) -> Result<Fsbl, FsblError> {
     if b.len() < SPL_OFFSET {
-        return Err(format!(
-            "{} bytes is shorter than the 4 KiB K1 FSBL header; the K1 ROM expects FSBL.bin (u-boot-spl.bin wrapped with AIHD headers by the vendor build_binary_file.py, or by `racklet-flash image`)",
-            b.len()
-        ));
+        return Err(FsblError::TooShort { len: b.len() });
     }
     for (at, name) in [(HEADER0, "header0"), (HEADER1, "header1")] {
         if &b[at..at + 4] != AIHD {
-            return Err(format!(
-                "no 'AIHD' magic at 0x{at:x} ({name}); the K1 ROM expects FSBL.bin (u-boot-spl.bin wrapped with AIHD headers by the vendor build_binary_file.py, or by `racklet-flash image`), not a raw binary"
-            ));
+            return Err(FsblError::NoMagic { offset: at, header: name });
         }
     }
     let table_num = u32le(b, 0x124);
@@ -215,13 +227,13 @@ impl Fsbl {
     }
 }
 
-/// Decodes FSBL.bin and applies every integrity check; the reason, naming
-/// the failed checks, when it is not an FSBL a ROM could run.
-pub fn check_fsbl(b: &[u8]) -> Result<Fsbl, String> {
+/// Decodes FSBL.bin and applies every integrity check; why it is not an
+/// FSBL a ROM could run (naming the failed checks).
+pub fn check_fsbl(b: &[u8]) -> Result<Fsbl, FsblError> {
     let f = parse_fsbl(b)?;
     let failed: Vec<String> = f.checks().into_iter().filter(|c| !c.1).map(|c| c.0).collect();
     if !failed.is_empty() {
-        return Err(format!("integrity check failed: {}", failed.join(", ")));
+        return Err(FsblError::FailedChecks { failed });
     }
     Ok(f)
 }
@@ -348,22 +360,26 @@ mod tests {
             f[at..at + bytes.len()].copy_from_slice(bytes);
             check_fsbl(&f).unwrap_err()
         };
-        assert!(lie(0xfe8, &u64::MAX.to_le_bytes()).contains("header1.imgsize"));
-        assert!(lie(0xfe8, &0x10_0000u64.to_le_bytes()).contains("header1.imgsize"));
-        assert!(lie(0x108, &0x2000u64.to_le_bytes()).contains("header0.imgsize"));
-        assert!(lie(0x2b8, &[0xff]).contains("ROTPK"));
-        assert!(lie(0x124, &u32::MAX.to_le_bytes()).contains("table_num"));
-        assert!(lie(0xfe5, &[1]).contains("secure"));
-        assert!(check_fsbl(&good[..0x1000]).unwrap_err().contains("integrity check failed"));
+        let has = |e: FsblError, what: &str| matches!(&e, FsblError::FailedChecks { failed } if failed.iter().any(|f| f.contains(what)));
+        assert!(has(lie(0xfe8, &u64::MAX.to_le_bytes()), "header1.imgsize"));
+        assert!(has(lie(0xfe8, &0x10_0000u64.to_le_bytes()), "header1.imgsize"));
+        assert!(has(lie(0x108, &0x2000u64.to_le_bytes()), "header0.imgsize"));
+        assert!(has(lie(0x2b8, &[0xff]), "ROTPK"));
+        assert!(has(lie(0x124, &u32::MAX.to_le_bytes()), "table_num"));
+        assert!(has(lie(0xfe5, &[1]), "secure"));
+        let e = check_fsbl(&good[..0x1000]).unwrap_err();
+        assert!(e.to_string().starts_with("integrity check failed: "), "{e}");
     }
 
     #[test]
     fn fsbl_refusals() {
-        assert!(parse_fsbl(&[0u8; 0xfff]).unwrap_err().contains("shorter"));
+        assert_eq!(parse_fsbl(&[0u8; 0xfff]).unwrap_err(), FsblError::TooShort { len: 0xfff });
         let mut f = build_fsbl(&[1; 32]);
         f[0xfe0] = b'X';
-        assert!(parse_fsbl(&f).unwrap_err().contains("0xfe0"));
-        assert!(parse_fsbl(&[0u8; 0x2000]).unwrap_err().contains("0x100"));
+        assert_eq!(parse_fsbl(&f).unwrap_err(), FsblError::NoMagic { offset: 0xfe0, header: "header1" });
+        let e = parse_fsbl(&[0u8; 0x2000]).unwrap_err();
+        assert_eq!(e, FsblError::NoMagic { offset: 0x100, header: "header0" });
+        assert!(e.to_string().contains("no 'AIHD' magic at 0x100"), "{e}");
         let mut f = build_fsbl(&[1; 32]);
         f.push(0);
         assert!(!parse_fsbl(&f).unwrap().size_ok);

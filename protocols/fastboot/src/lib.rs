@@ -8,20 +8,35 @@
 //!   USB over any [`racklet_link::UsbLink`] and TCP (`FB01` handshake, u64
 //!   big-endian length prefix).
 //! - [`client`]: [`Fastboot`], the command set with a timeout on every step.
-//! - [`k1`] and [`th1520`]: the ROM flows and the K1 image formats.
+//! - [`k1`] and [`th1520`]: the ROM steps of each SoC and the K1 image formats.
+//! - [`plan`]: the user's files checked against the board before any device
+//!   is touched ([`plan::plan`] → [`Plan`] or a typed [`PlanError`]).
+//! - [`boot`]: the whole run ([`boot::boot`]): find the ROM through the
+//!   [`racklet_link::Connector`], identify it, send each stage, follow the
+//!   board across re-enumeration by USB port path; returns a typed [`Report`].
+//! - [`describe`]: what `racklet-flash info` says about FSBL.bin and bootinfo.
+//! - [`image`]: the K1 FSBL.bin builder behind `racklet-flash image`.
 //!
 //! The crate never prints: INFO/TEXT lines and transfer progress go to a
 //! [`racklet_link::ProgressSink`].
 
+pub mod boot;
 pub mod client;
+pub mod describe;
+pub mod image;
 pub mod k1;
+pub mod plan;
+pub mod report;
 pub mod response;
 pub mod th1520;
 pub mod transport;
 
 use racklet_link::{Classify, FailureClass, LinkError};
 
+pub use boot::{Options, boot};
 pub use client::{Departure, Fastboot, Timeouts};
+pub use plan::{Inputs, Plan, PlanError, Soc, plan};
+pub use report::{Report, StageKind};
 pub use response::{Response, ResponseError, parse_response};
 pub use transport::{TcpTransport, Transport, UsbTransport};
 
@@ -37,9 +52,10 @@ pub const RESPONSE_READ: usize = 512;
 /// The class triple of the fastboot interface.
 pub const FASTBOOT_CLASS: (u8, u8, u8) = (0xff, 0x42, 0x03);
 
-/// What went wrong, on the wire or with the input.
+/// What went wrong on the wire, with the device, or with an image handed
+/// to a ROM step.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum FastbootError {
     /// The link failed (timeout, disconnect, stall, I/O).
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -86,27 +102,70 @@ pub enum Error {
     /// The TCP handshake failed.
     #[error("TCP fastboot handshake with {peer} failed: {reason}")]
     Handshake { peer: String, reason: String },
-    /// The device is not in the stage the flow needs.
-    #[error("{0}")]
-    WrongStage(String),
-    /// An input image is not in the format the ROM expects.
+    /// The K1 device found is not the boot ROM but a later stage (the FSBL
+    /// or vendor U-Boot), which would boot away on `continue` (sheet §6.2):
+    /// what it said about itself.
+    #[error(
+        "the K1 device at {device} is not the boot ROM (version-brom: {}, version: {}, serial: {}): it is the FSBL or U-Boot, which would boot away on `continue`",
+        version_brom.as_deref().unwrap_or("not answered"),
+        version.as_deref().unwrap_or("not answered"),
+        serial.as_deref().unwrap_or("none")
+    )]
+    WrongStage {
+        device: String,
+        version_brom: Option<String>,
+        version: Option<String>,
+        serial: Option<String>,
+    },
+    /// An image is not in the format the ROM expects (checked again right
+    /// before sending).
     #[error("{what}: {reason}")]
-    BadImage { what: String, reason: String },
+    BadImage { what: String, reason: k1::FsblError },
+    /// A stage was started, but the board's next stage did not appear at
+    /// the same USB port path within the stage timeout (`source` says what
+    /// was awaited where, and for how long).
+    #[error("{} was started, but the board did not come back on USB", after.started())]
+    NotBack {
+        /// The stage whose start should have brought the next one up.
+        after: StageKind,
+        #[source]
+        source: Box<LinkError>,
+    },
 }
 
-impl Classify for Error {
+impl Classify for FastbootError {
     fn class(&self) -> FailureClass {
         match self {
-            Error::Link(e) => e.class(),
-            Error::CommandTooLong { .. } | Error::BadCommand { .. } => FailureClass::BadInput,
-            Error::TooLarge { .. } | Error::BadImage { .. } => FailureClass::BadInput,
-            Error::Failed { .. } | Error::DataSizeMismatch { .. } => FailureClass::Rejected,
-            Error::UnknownStatus { .. }
-            | Error::ResponseTooLong { .. }
-            | Error::BadDataSize { .. }
-            | Error::Unexpected { .. }
-            | Error::Handshake { .. } => FailureClass::Io,
-            Error::NoInterface { .. } | Error::WrongStage(_) => FailureClass::NotFound,
+            FastbootError::Link(e) => e.class(),
+            FastbootError::CommandTooLong { .. } | FastbootError::BadCommand { .. } => FailureClass::BadInput,
+            FastbootError::TooLarge { .. } | FastbootError::BadImage { .. } => FailureClass::BadInput,
+            FastbootError::Failed { .. } | FastbootError::DataSizeMismatch { .. } => FailureClass::Rejected,
+            FastbootError::UnknownStatus { .. }
+            | FastbootError::ResponseTooLong { .. }
+            | FastbootError::BadDataSize { .. }
+            | FastbootError::Unexpected { .. }
+            | FastbootError::Handshake { .. } => FailureClass::Io,
+            FastbootError::NoInterface { .. } | FastbootError::WrongStage { .. } => FailureClass::NotFound,
+            // A wait that ran out is a timeout; a cancelled one, interrupted.
+            FastbootError::NotBack { source, .. } => source.class(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            FastbootError::Link(e) => e.hint(),
+            FastbootError::WrongStage { .. } => {
+                Some("reset the board into download mode (hold FDL, tap RST), or pass --force to send anyway".into())
+            }
+            FastbootError::BadImage { reason, .. } => Some(reason.hint().into()),
+            FastbootError::NotBack { after: StageKind::RamImage, .. } => Some(
+                "a payload other than vendor U-Boot never comes back: pass --stage-timeout 0 to skip waiting; vendor U-Boot may need longer: raise --stage-timeout".into(),
+            ),
+            FastbootError::NotBack { .. } => Some("raise --stage-timeout if the board needs longer".into()),
+            FastbootError::NoInterface { .. } => {
+                Some("this is not a fastboot device; check the board's USB ids in the board table".into())
+            }
+            _ => None,
         }
     }
 }

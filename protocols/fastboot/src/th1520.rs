@@ -6,7 +6,7 @@
 
 use racklet_link::ProgressSink;
 
-use crate::Error;
+use crate::FastbootError;
 use crate::client::{Departure, Fastboot};
 use crate::transport::Transport;
 
@@ -22,7 +22,7 @@ pub fn boot_ram<T: Transport>(
     fb: &mut Fastboot<T>,
     image: &[u8],
     progress: &mut dyn ProgressSink,
-) -> Result<Departure, Error> {
+) -> Result<Departure, FastbootError> {
     fb.stage("u-boot-with-spl", image, progress)?;
     progress.check_cancel()?;
     fb.flash(RAM_PARTITION, progress)?;

@@ -6,26 +6,26 @@ use std::time::Duration;
 
 use racklet_link::{LinkError, UsbLink};
 
-use crate::{Error, FASTBOOT_CLASS};
+use crate::{FASTBOOT_CLASS, FastbootError};
 
 /// One fastboot transport. A packet is one command, one response, or one
 /// piece of a data phase.
 pub trait Transport {
     /// Sends one packet.
-    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Error>;
+    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError>;
     /// Receives one packet of at most `max` bytes (larger packets are an
     /// error on TCP, where the frame says its length; on USB the read asks
     /// for `max` rounded up to whole max-size packets).
-    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, Error>;
+    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError>;
     /// Where the device is, for messages.
     fn describe(&self) -> String;
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Error> {
+    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
         (**self).send(data, timeout)
     }
-    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, Error> {
+    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
         (**self).recv(max, timeout)
     }
     fn describe(&self) -> String {
@@ -44,11 +44,12 @@ pub struct UsbTransport<L> {
 impl<L: UsbLink> UsbTransport<L> {
     /// Finds the fastboot interface in the device's descriptors (endpoint
     /// addresses are never hard-coded).
-    pub fn new(link: L) -> Result<Self, Error> {
+    pub fn new(link: L) -> Result<Self, FastbootError> {
         let info = link.info();
-        let (intf, ep_in, ep_out) = info.find_bulk_interface(Some(FASTBOOT_CLASS)).ok_or_else(|| {
-            Error::NoInterface { device: format!("USB device {} at port {}", info.id(), info.port_path) }
-        })?;
+        let (intf, ep_in, ep_out) =
+            info.find_bulk_interface(Some(FASTBOOT_CLASS)).ok_or_else(|| FastbootError::NoInterface {
+                device: format!("USB device {} at port {}", info.id(), info.port_path),
+            })?;
         let max_packet = intf
             .endpoints
             .iter()
@@ -71,13 +72,13 @@ impl<L: UsbLink> UsbTransport<L> {
 }
 
 impl<L: UsbLink> Transport for UsbTransport<L> {
-    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Error> {
+    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
         // No trailing zero-length packet: the AOSP Linux client sends none
         // and devices count bytes against the DATA length (sheet §1.1).
         Ok(self.link.bulk_out(self.ep_out, data, timeout)?)
     }
 
-    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, Error> {
+    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
         // nusb wants IN lengths in whole max-size packets.
         let len = max.max(1).div_ceil(self.max_packet) * self.max_packet;
         Ok(self.link.bulk_in(self.ep_in, len, timeout)?)
@@ -100,10 +101,10 @@ pub struct TcpTransport {
 /// The host's TCP protocol version.
 pub const TCP_VERSION: u8 = 1;
 
-fn io_err(op: &str, peer: &str, e: std::io::Error, timeout: Duration) -> Error {
+fn io_err(op: &str, peer: &str, e: std::io::Error, timeout: Duration) -> FastbootError {
     use std::io::ErrorKind as K;
     let op = format!("{op} (tcp:{peer})");
-    Error::Link(match e.kind() {
+    FastbootError::Link(match e.kind() {
         K::WouldBlock | K::TimedOut => LinkError::Timeout { op, after: timeout },
         K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::NotConnected => {
             LinkError::Disconnected { op }
@@ -114,12 +115,12 @@ fn io_err(op: &str, peer: &str, e: std::io::Error, timeout: Duration) -> Error {
 
 impl TcpTransport {
     /// Connects to `addr` (`host:port`) and does the handshake.
-    pub fn connect(addr: &str, timeout: Duration) -> Result<Self, Error> {
+    pub fn connect(addr: &str, timeout: Duration) -> Result<Self, FastbootError> {
         let sa = addr
             .to_socket_addrs()
             .map_err(|e| io_err("resolving the address", addr, e, timeout))?
             .next()
-            .ok_or_else(|| Error::Handshake {
+            .ok_or_else(|| FastbootError::Handshake {
                 peer: addr.into(),
                 reason: "the address resolves to nothing".into(),
             })?;
@@ -129,7 +130,7 @@ impl TcpTransport {
     }
 
     /// Does the handshake on a connected stream.
-    pub fn handshake(mut stream: TcpStream, timeout: Duration) -> Result<Self, Error> {
+    pub fn handshake(mut stream: TcpStream, timeout: Duration) -> Result<Self, FastbootError> {
         let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
         // Small packets (commands, responses) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
@@ -141,20 +142,21 @@ impl TcpTransport {
         stream.write_all(b"FB01").map_err(|e| io_err("sending the handshake", &peer, e, timeout))?;
         let mut hello = [0u8; 4];
         stream.read_exact(&mut hello).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => {
-                Error::Handshake { peer: peer.clone(), reason: "the device closed the connection".into() }
-            }
+            std::io::ErrorKind::UnexpectedEof => FastbootError::Handshake {
+                peer: peer.clone(),
+                reason: "the device closed the connection".into(),
+            },
             _ => io_err("reading the handshake", &peer, e, timeout),
         })?;
         if &hello[..2] != b"FB" || !hello[2..].iter().all(u8::is_ascii_digit) {
-            return Err(Error::Handshake {
+            return Err(FastbootError::Handshake {
                 peer,
                 reason: format!("unrecognized initialization message {:?}", String::from_utf8_lossy(&hello)),
             });
         }
         let theirs = (hello[2] - b'0') * 10 + (hello[3] - b'0');
         if theirs == 0 {
-            return Err(Error::Handshake { peer, reason: "unknown TCP protocol version 00".into() });
+            return Err(FastbootError::Handshake { peer, reason: "unknown TCP protocol version 00".into() });
         }
         Ok(TcpTransport { stream, peer, version: theirs.min(TCP_VERSION) })
     }
@@ -164,7 +166,7 @@ impl TcpTransport {
         self.version
     }
 
-    fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+    fn set_timeout(&mut self, timeout: Duration) -> Result<(), FastbootError> {
         let t = Some(timeout.max(Duration::from_millis(1)));
         self.stream
             .set_read_timeout(t)
@@ -174,20 +176,20 @@ impl TcpTransport {
 }
 
 impl Transport for TcpTransport {
-    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Error> {
+    fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
         self.set_timeout(timeout)?;
         let len = (data.len() as u64).to_be_bytes();
         self.stream.write_all(&len).map_err(|e| io_err("sending", &self.peer, e, timeout))?;
         self.stream.write_all(data).map_err(|e| io_err("sending", &self.peer, e, timeout))
     }
 
-    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, Error> {
+    fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
         self.set_timeout(timeout)?;
         let mut len = [0u8; 8];
         self.stream.read_exact(&mut len).map_err(|e| io_err("receiving", &self.peer, e, timeout))?;
         let len = u64::from_be_bytes(len);
         if len > max as u64 {
-            return Err(Error::ResponseTooLong {
+            return Err(FastbootError::ResponseTooLong {
                 command: "(a TCP frame)".into(),
                 len: usize::try_from(len).unwrap_or(usize::MAX),
             });

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use racklet_fastboot::client::{Departure, Fastboot};
-use racklet_fastboot::{Error, TcpTransport, UsbTransport, k1, th1520};
-use racklet_link::progress::CollectProgress;
+use racklet_fastboot::{FastbootError, TcpTransport, UsbTransport, k1, th1520};
+use racklet_link::testing::CollectProgress;
 use racklet_link::{Classify, FailureClass, UsbBus, UsbInfo};
 use racklet_sim::fastboot::{FastbootDevice, Fault, Soc, Stage, serve_tcp_connection};
 use racklet_sim::usb::SimUsbBus;
@@ -112,7 +112,7 @@ fn th1520_over_usb_ram_then_uboot() {
     assert_eq!(cmds, ["getvar:max-download-size", "download:000fbb28", "flash:ram", "reboot"]);
 }
 
-fn usb_fault(soc: Soc, fault: Fault) -> Error {
+fn usb_fault(soc: Soc, fault: Fault) -> FastbootError {
     let bus = SimUsbBus::new();
     bus.attach(FastbootDevice::new(soc, "1-1").with_fault(Some(fault)));
     let rom = bus.devices().unwrap().remove(0);
@@ -153,39 +153,11 @@ fn usb_faults_end_in_the_right_class() {
 fn a_device_without_the_fastboot_interface_is_refused() {
     let bus = SimUsbBus::new();
     bus.attach(FastbootDevice::new(Soc::K1, "1-1"));
-    let mut info = bus.devices().unwrap().remove(0);
-    let link = bus.open(&info).unwrap();
-    info.interfaces[0].subclass = 0x43;
-    struct Fake(Box<dyn racklet_link::UsbLink>, UsbInfo);
-    impl racklet_link::UsbLink for Fake {
-        fn info(&self) -> &UsbInfo {
-            &self.1
-        }
-        fn control_out(
-            &mut self,
-            s: racklet_link::ControlSetup,
-            d: &[u8],
-            t: Duration,
-        ) -> Result<(), racklet_link::LinkError> {
-            self.0.control_out(s, d, t)
-        }
-        fn control_in(
-            &mut self,
-            s: racklet_link::ControlSetup,
-            l: u16,
-            t: Duration,
-        ) -> Result<Vec<u8>, racklet_link::LinkError> {
-            self.0.control_in(s, l, t)
-        }
-        fn bulk_out(&mut self, e: u8, d: &[u8], t: Duration) -> Result<(), racklet_link::LinkError> {
-            self.0.bulk_out(e, d, t)
-        }
-        fn bulk_in(&mut self, e: u8, m: usize, t: Duration) -> Result<Vec<u8>, racklet_link::LinkError> {
-            self.0.bulk_in(e, m, t)
-        }
-    }
-    let e = UsbTransport::new(Fake(link, info)).err().unwrap();
-    assert!(matches!(e, Error::NoInterface { .. }), "{e}");
+    let mut link = racklet_link::testing::ScriptedUsb::new();
+    link.info = bus.devices().unwrap().remove(0);
+    link.info.interfaces[0].subclass = 0x43;
+    let e = UsbTransport::new(link).err().unwrap();
+    assert!(matches!(e, FastbootError::NoInterface { .. }), "{e}");
 }
 
 /// Serves the virtual board on 127.0.0.1 for `conns` connections.
@@ -349,7 +321,7 @@ fn tcp_oversized_and_malformed_answers() {
     let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
     let e = fb.getvar("version", &mut CollectProgress::default()).unwrap_err();
     assert!(
-        matches!(&e, Error::ResponseTooLong { command, len: 1000 } if command == "getvar:version"),
+        matches!(&e, FastbootError::ResponseTooLong { command, len: 1000 } if command == "getvar:version"),
         "{e}"
     );
     drop(fb);
@@ -399,4 +371,83 @@ fn sim_counts_download_bytes_across_arbitrary_frames() {
     drop(s);
     h.join().unwrap();
     assert_eq!(dev.lock().unwrap().downloads[0].bytes, data);
+}
+
+/// `racklet-flash sim`'s server: one session, its events in order (each
+/// download whole, before the client hears OKAY), and a caller that
+/// refuses an event (a save that failed) stops it.
+#[test]
+fn the_tcp_server_reports_one_session_in_order() {
+    use racklet_link::Classify;
+    use racklet_sim::serve::fastboot::{Event, Options, serve};
+    for refuse in [false, true] {
+        let mut opts = Options::new("th1520", "127.0.0.1:0", None).unwrap();
+        opts.keep = false;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seen = Mutex::new(Vec::new());
+        let got = Mutex::new(Vec::new());
+        let img = spl(40_000);
+        let r = thread::scope(|scope| {
+            let server = scope.spawn(|| {
+                serve(&opts, &|e| {
+                    let line = match e {
+                        Event::Listening { address } => {
+                            tx.send(address.to_string()).unwrap();
+                            return Ok(());
+                        }
+                        Event::Command { stage, command } => format!("{stage} {command}"),
+                        Event::Received { index, stage, bytes } => {
+                            got.lock().unwrap().extend_from_slice(bytes);
+                            if refuse {
+                                return Err("no space left on the save disk".into());
+                            }
+                            format!("{stage} received #{index} {}", bytes.len())
+                        }
+                        Event::Started { what, bytes, .. } => format!("started {what} {bytes}"),
+                        Event::Verdict { summary } => format!("verdict {summary}"),
+                        Event::ConnectionError { message, .. } => format!("error {message}"),
+                    };
+                    seen.lock().unwrap().push(line);
+                    Ok(())
+                })
+            });
+            let addr = rx.recv_timeout(T).unwrap();
+            let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+            let r = th1520::boot_ram(&mut fb, &img, &mut CollectProgress::default());
+            drop(fb);
+            assert_eq!(r.is_err(), refuse, "{r:?}");
+            server.join().unwrap()
+        });
+        assert_eq!(*got.lock().unwrap(), img);
+        let seen = seen.into_inner().unwrap();
+        if refuse {
+            let e = r.unwrap_err();
+            assert_eq!(e.class(), FailureClass::Io);
+            assert!(e.to_string().contains("no space left"), "{e}");
+            // The session ends there, and says why.
+            assert_eq!(
+                seen[..3],
+                [
+                    "rom getvar:max-download-size",
+                    "rom download:00009c40",
+                    "error no space left on the save disk"
+                ]
+            );
+            continue;
+        }
+        r.unwrap();
+        assert_eq!(
+            seen[..6],
+            [
+                "rom getvar:max-download-size",
+                "rom download:00009c40",
+                "rom received #0 40000",
+                "rom flash:ram",
+                "rom reboot",
+                "started ram image 40000",
+            ]
+        );
+        assert!(seen[6].starts_with("verdict rom started ram image (40000 bytes"), "{seen:?}");
+        assert_eq!(seen.len(), 7, "{seen:?}");
+    }
 }

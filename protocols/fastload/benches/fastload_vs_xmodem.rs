@@ -49,9 +49,17 @@ fn xmodem_through_relay(data: &[u8], latency: Duration) -> Duration {
     link.clear_input().unwrap();
     let cfg = XmodemConfig { block: BlockSize::K1, ..Default::default() };
     let t = Instant::now();
-    let stats = xmodem::send(&mut link, data, &cfg, &mut NoProgress).unwrap();
+    let r = xmodem::send(&mut link, data, &cfg, &mut NoProgress);
     let took = t.elapsed();
-    assert!(stats.eot_acked, "the ROM took the whole image");
+    match r {
+        Ok(stats) => assert!(stats.eot_acked, "the ROM took the whole transfer"),
+        // A 1 MiB image cannot be a bootable JH7110 image (the ROM's SRAM
+        // holds 256 KiB), so the ROM answers the finished transfer with its
+        // CRC error; the wire time is what is measured, and it is complete.
+        Err(racklet_starfive::StarfiveError::RomCrcError { .. })
+            if data.len() > header::MAX_PAYLOAD as usize => {}
+        Err(e) => panic!("XMODEM to the virtual ROM failed: {e}"),
+    }
     drop(link);
     rom.stop();
     took
@@ -81,6 +89,16 @@ fn fastload_through_relay(img: &[u8], latency: Duration) -> (Duration, Duration)
     (took, r.data_time)
 }
 
+/// What the ROM is sent: the spl_tool-headed image when it can be one, the
+/// bytes as they are when they are larger than the ROM can boot.
+fn rom_image(img: &[u8]) -> Vec<u8> {
+    if img.len() as u64 <= header::MAX_PAYLOAD {
+        header::build_image(img, &HeaderOptions::default()).unwrap()
+    } else {
+        img.to_vec()
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -103,7 +121,7 @@ fn main() {
     for latency in [Duration::ZERO, Duration::from_millis(16)] {
         let (mut xm, mut fast, mut ld, mut data) = (vec![], vec![], vec![], vec![]);
         for _ in 0..if quick { 1 } else { runs } {
-            xm.push(xmodem_through_relay(&img, latency).as_secs_f64());
+            xm.push(xmodem_through_relay(&rom_image(&img), latency).as_secs_f64());
             let l = xmodem_through_relay(&loader, latency).as_secs_f64();
             let (f, d) = fastload_through_relay(&img, latency);
             ld.push(l);

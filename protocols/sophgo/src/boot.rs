@@ -106,14 +106,17 @@ pub fn boot_watching(
             Err(e) if first && gone(&e) => Err(SophgoError::NoAnswer { source: e }),
             Err(e) => return Err(link_err("opening the ROM's port")(e)),
             Ok(mut link) => {
-                if let Some(sp) = info.speed.as_deref().or(link.info().speed.as_deref())
-                    && crate::session::chunk_for(link.info(), opts.chunk) < opts.chunk
+                let speed = conn.serial.link_speed(&info);
+                let chunk = crate::session::chunk_for(speed.as_deref(), opts.chunk);
+                if let Some(sp) = &speed
+                    && chunk < opts.chunk
+                    && first
                 {
                     conn.progress.say(format!(
-                        "the ROM's USB link runs at {sp} speed: the ROM takes 64-byte requests, so packets carry {} data bytes",
-                        crate::session::chunk_for(link.info(), opts.chunk)
+                        "the ROM's USB link runs at {sp} speed: the ROM takes 64-byte requests, so packets carry {chunk} data bytes"
                     ));
                 }
+                loader.set_link_speed(speed);
                 let t0 = Instant::now();
                 let res = loader.session(&mut *link, &mut *conn.progress);
                 r.send_ms += t0.elapsed().as_millis() as u64;

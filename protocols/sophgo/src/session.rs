@@ -233,11 +233,12 @@ pub enum SessionOutcome {
     Beyond { offset: u32, size: u32, what: Option<String> },
 }
 
-/// Data bytes per packet on this link: at full speed the ROM posts 64-byte
-/// OUT requests and parses each as a packet (usb_tty.c: `transfer_size =
-/// 64` for CH9_USB_SPEED_FULL), so a packet must fit in 64 bytes there.
-pub fn chunk_for(info: &racklet_link::SerialInfo, chunk: usize) -> usize {
-    match info.speed.as_deref() {
+/// Data bytes per packet on a link of `speed`: at full speed the ROM posts
+/// 64-byte OUT requests and parses each as a packet (usb_tty.c:
+/// `transfer_size = 64` for CH9_USB_SPEED_FULL), so a packet must fit in 64
+/// bytes there.
+pub fn chunk_for(speed: Option<&str>, chunk: usize) -> usize {
+    match speed {
         Some("full") | Some("low") => chunk.min(FULL_SPEED_PACKET - HEADER_LEN),
         _ => chunk,
     }
@@ -285,6 +286,8 @@ pub struct Loader {
     bytes: u64,
     bl2_served: bool,
     main_done: bool,
+    /// The USB link speed of the current session's device, when known.
+    speed: Option<String>,
 }
 
 fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> SophgoError {
@@ -315,7 +318,16 @@ impl Loader {
 
     fn new(plan: Plan, mut opts: Options) -> Loader {
         opts.chunk = opts.chunk.clamp(1, MAX_PACKET - HEADER_LEN);
-        Loader { plan, opts, served: Vec::new(), sessions: 0, bytes: 0, bl2_served: false, main_done: false }
+        Loader {
+            plan,
+            opts,
+            served: Vec::new(),
+            sessions: 0,
+            bytes: 0,
+            bl2_served: false,
+            main_done: false,
+            speed: None,
+        }
     }
 
     /// BL2 was sent and the ROM took FLAG and BREAK (boot), or the one
@@ -330,6 +342,12 @@ impl Loader {
     /// True once BL2 was served.
     pub fn bl2_served(&self) -> bool {
         self.bl2_served
+    }
+
+    /// The USB link speed of the device the next sessions talk to ("full"
+    /// keeps packets within the ROM's 64-byte requests).
+    pub fn set_link_speed(&mut self, speed: Option<String>) {
+        self.speed = speed;
     }
 
     /// Sessions served so far.
@@ -486,7 +504,7 @@ impl Loader {
 
         progress.stage(&what, Some(data.len() as u64));
         let mut addr = 0u64;
-        for chunk in data.chunks(chunk_for(link.info(), self.opts.chunk)) {
+        for chunk in data.chunks(chunk_for(self.speed.as_deref(), self.opts.chunk)) {
             progress.check_cancel().map_err(link_err(format!("sending {what}")))?;
             let pkt = packet::packet(TOKEN_DATA, addr, chunk);
             let a = self.exchange(link, &pkt, false)?;

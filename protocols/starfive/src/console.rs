@@ -126,13 +126,7 @@ pub fn wait_for_poll<L: SerialLink + ?Sized>(
         cancel()?;
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
-            let seen = det.text();
-            let seen = if seen.is_empty() {
-                " (the port stayed silent: check the boot-mode switches, the wiring and that the board was power-cycled)".to_string()
-            } else {
-                format!(" (the port printed: {seen})")
-            };
-            return Err(StarfiveError::NoPoll { waited: timeout, seen });
+            return Err(StarfiveError::NoPoll { waited: timeout, printed: det.text() });
         }
         // Poll reads in short slices so Ctrl-C is honoured while waiting.
         let wait = if det.candidate { grace.min(left) } else { left.min(Duration::from_millis(200)) };

@@ -15,8 +15,53 @@
 //! (shared/protocols/starfive.md §2).
 
 use crc::{CRC_32_ISO_HDLC, Crc};
+use racklet_link::{Classify, FailureClass};
 
-use crate::StarfiveError;
+/// What is wrong with a header or the payload it describes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The payload is larger than [`MAX_PAYLOAD`].
+    #[error(
+        "the payload is {size} bytes; at most {limit} bytes fit (the JH7110's on-chip SRAM is 256 KiB (0x40000 at 0x08000000))"
+    )]
+    TooLarge { size: u64, limit: u64 },
+    /// The header announces more payload than the file holds.
+    #[error(
+        "the header announces a {claimed}-byte payload but only {have} bytes follow it: the image is truncated"
+    )]
+    Truncated { claimed: u64, have: u64 },
+    /// The CRC-32 in the header does not match the payload.
+    #[error(
+        "the image header says CRC-32 0x{stored:08x} but the payload's is 0x{actual:08x}; the ROM would answer 'CRC Error, Try again'"
+    )]
+    Crc { stored: u32, actual: u32 },
+    /// A header field cannot hold the value given.
+    #[error("{field} 0x{value:x} does not fit the header's 32-bit field")]
+    FieldTooWide { field: &'static str, value: u64 },
+}
+
+/// The deliberately wrong CRC `spl_tool -i` writes into an eMMC disk
+/// image's header, so that the ROM falls back to the backup copy.
+pub const SPL_TOOL_FIX_IMGHDR_CRC: u32 = 0x5A5A_5A5A;
+
+impl Classify for HeaderError {
+    fn class(&self) -> FailureClass {
+        FailureClass::BadInput
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            HeaderError::Crc { stored: SPL_TOOL_FIX_IMGHDR_CRC, .. } => Some(
+                "0x5a5a5a5a is the deliberately bad CRC of `spl_tool -i`, an eMMC disk-image header; it cannot boot over UART: give the bare payload (u-boot-spl.bin) instead".into(),
+            ),
+            HeaderError::Crc { .. } | HeaderError::Truncated { .. } => Some(
+                "the image was damaged or edited after it was headed; rebuild it, or give the bare payload to have it headed here".into(),
+            ),
+            HeaderError::TooLarge { .. } => None,
+            HeaderError::FieldTooWide { .. } => Some("give a value below 0x100000000 (0 means the default)".into()),
+        }
+    }
+}
 
 /// Header length; the payload follows at this offset.
 pub const HEADER_LEN: usize = 0x400;
@@ -95,11 +140,11 @@ impl HeaderOptions {
     /// Options from user values, as spl_tool reads them: a value of 0 means
     /// "the default" (spl_tool's `if (!x) x = default`), and the value must
     /// fit 32 bits.
-    pub fn from_user(version: Option<u64>, backup_offset: Option<u64>) -> Result<Self, StarfiveError> {
-        let pick = |field: &'static str, v: Option<u64>, default: u32| -> Result<u32, StarfiveError> {
+    pub fn from_user(version: Option<u64>, backup_offset: Option<u64>) -> Result<Self, HeaderError> {
+        let pick = |field: &'static str, v: Option<u64>, default: u32| -> Result<u32, HeaderError> {
             match v {
                 None | Some(0) => Ok(default),
-                Some(v) => u32::try_from(v).map_err(|_| StarfiveError::FieldTooWide { field, value: v }),
+                Some(v) => u32::try_from(v).map_err(|_| HeaderError::FieldTooWide { field, value: v }),
             }
         };
         Ok(HeaderOptions {
@@ -130,13 +175,9 @@ pub fn header(payload: &[u8], opts: &HeaderOptions) -> [u8; HEADER_LEN] {
 }
 
 /// Refuses payloads above [`MAX_PAYLOAD`].
-pub fn check_size(len: u64) -> Result<(), StarfiveError> {
+pub fn check_size(len: u64) -> Result<(), HeaderError> {
     if len > MAX_PAYLOAD {
-        return Err(StarfiveError::TooLarge {
-            size: len,
-            limit: MAX_PAYLOAD,
-            why: "the JH7110's on-chip SRAM is 256 KiB (0x40000 at 0x08000000)".into(),
-        });
+        return Err(HeaderError::TooLarge { size: len, limit: MAX_PAYLOAD });
     }
     Ok(())
 }
@@ -160,7 +201,7 @@ pub fn size_notes(len: u64) -> Vec<String> {
 }
 
 /// `header ‖ payload`, refusing payloads above [`MAX_PAYLOAD`].
-pub fn build_image(payload: &[u8], opts: &HeaderOptions) -> Result<Vec<u8>, StarfiveError> {
+pub fn build_image(payload: &[u8], opts: &HeaderOptions) -> Result<Vec<u8>, HeaderError> {
     check_size(payload.len() as u64)?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&header(payload, opts));
@@ -212,19 +253,13 @@ impl Header {
     }
 
     /// Checks the CRC, as the ROM will. `Ok(())` when it matches.
-    pub fn verify(&self, bytes: &[u8]) -> Result<(), StarfiveError> {
-        let actual = self.actual_crc(bytes).ok_or(StarfiveError::TooLarge {
-            size: self.payload_len as u64,
-            limit: (bytes.len() - HEADER_LEN) as u64,
-            why: "the header's payload length is larger than the file: the image is truncated".into(),
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), HeaderError> {
+        let actual = self.actual_crc(bytes).ok_or(HeaderError::Truncated {
+            claimed: u64::from(self.payload_len),
+            have: bytes.len().saturating_sub(HEADER_LEN) as u64,
         })?;
         if actual != self.crc32 {
-            let hint = if self.crc32 == 0x5A5A_5A5A {
-                " (0x5a5a5a5a is the deliberately bad CRC of `spl_tool -i`, an eMMC disk-image header; it cannot boot over UART)"
-            } else {
-                ""
-            };
-            return Err(StarfiveError::HeaderCrc { stored: self.crc32, actual, hint });
+            return Err(HeaderError::Crc { stored: self.crc32, actual });
         }
         Ok(())
     }
@@ -245,7 +280,7 @@ mod tests {
         assert_eq!(HeaderOptions::from_user(Some(0), Some(0)).unwrap(), HeaderOptions::default());
         assert!(matches!(
             HeaderOptions::from_user(Some(0x1_0000_0000), None),
-            Err(StarfiveError::FieldTooWide { .. })
+            Err(HeaderError::FieldTooWide { .. })
         ));
     }
 
@@ -263,11 +298,13 @@ mod tests {
     fn verify_names_the_spl_tool_i_crc() {
         let mut img = build_image(b"abcd", &HeaderOptions::default()).unwrap();
         img[0x290..0x294].copy_from_slice(&0x5A5A_5A5Au32.to_le_bytes());
-        let e = Header::parse(&img).unwrap().verify(&img).unwrap_err().to_string();
-        assert!(e.contains("spl_tool -i"), "{e}");
+        let e = Header::parse(&img).unwrap().verify(&img).unwrap_err();
+        assert!(matches!(e, HeaderError::Crc { stored: 0x5A5A_5A5A, .. }), "{e}");
+        assert!(e.hint().unwrap().contains("spl_tool -i"), "{e:?}");
         // Truncated: the header claims more than the file has.
         let img = build_image(b"abcd", &HeaderOptions::default()).unwrap();
-        assert!(Header::parse(&img[..0x402]).unwrap().verify(&img[..0x402]).is_err());
+        let e = Header::parse(&img[..0x402]).unwrap().verify(&img[..0x402]).unwrap_err();
+        assert_eq!(e, HeaderError::Truncated { claimed: 4, have: 2 });
     }
 
     #[test]

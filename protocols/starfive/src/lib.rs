@@ -4,60 +4,70 @@
 //! `(C)StarFive` on UART0 at 115200 8N1 and polls with `C`: it is an
 //! XMODEM-CRC receiver. It takes `header(0x400) ‖ payload`, checks the
 //! header's CRC-32 against the payload, copies the payload to SRAM at
-//! 0x0800_0000 and jumps there; on a mismatch it prints
-//! `CRC Error, Try again` and polls again.
+//! the board's load address (0x0800_0000) and jumps there; on a mismatch it
+//! prints `CRC Error, Try again` and polls again.
 //!
+//! The flow, as every protocol crate of racklet-flash offers it:
+//! - [`plan()`] (pure): the payload as a headed image (a headed input is
+//!   checked and taken as it is, an ELF or raw binary is checked against
+//!   the board and wrapped), the optional next stage for U-Boot SPL;
+//!   failures are [`PlanError`]s.
+//! - [`boot()`]: find the UART through the [`racklet_link::Connector`],
+//!   send the image to the ROM, feed the SPL's YMODEM request, and return a
+//!   [`Report`]; failures are [`StarfiveError`]s.
+//! - [`describe()`] and [`near_miss`]: what `racklet-flash info` says about
+//!   a headed image, and about a damaged one.
+//! - [`storage::image`]: the headed image for storage (`racklet-flash image`).
+//!
+//! The codecs underneath, sans-I/O where they can be:
 //! - [`header`] builds and decodes the 0x400-byte header exactly as
 //!   StarFive's `spl_tool` writes it.
 //! - [`xmodem`] is the sender: XMODEM-CRC with 128-byte or 1K blocks,
 //!   tolerant of the ROM's spurious NAKs, and YMODEM for the SPL's next stage.
 //! - [`console`] tells the ROM's `C` polls from the `C`s in its banner and
 //!   recognises its messages.
-//! - [`boot`] ties them together: wait for the poll, send, watch the verdict.
 //!
 //! Everything is generic over [`racklet_link::SerialLink`]; nothing here
 //! prints, sleeps without a reason or reads arguments.
 
 pub mod boot;
 pub mod console;
+pub mod describe;
 pub mod header;
+pub mod plan;
+pub mod report;
+pub mod storage;
 pub mod xmodem;
 
 use std::time::Duration;
 
 use racklet_link::{Classify, FailureClass, LinkError};
 
-pub use boot::{BootOptions, BootReport, boot_uart, send_next_stage};
-pub use header::{Header, HeaderOptions};
+pub use boot::{BootOptions, BootReport, Options, boot, boot_uart, send_next_stage};
+pub use describe::describe;
+pub use header::{Header, HeaderError, HeaderOptions, near_miss};
+pub use plan::{ImageKind, Inputs, NextStage, Plan, PlanError, plan};
+pub use report::Report;
 pub use xmodem::{BlockSize, NakPolicy, XmodemConfig};
 
-/// What went wrong, on the wire or in the input.
+/// What went wrong on the wire.
 #[derive(Debug, thiserror::Error)]
 pub enum StarfiveError {
-    /// The link failed.
+    /// The link failed (finding, opening, reading or writing the UART).
     #[error(transparent)]
     Link(#[from] LinkError),
-    /// The payload is larger than the chosen limit.
-    #[error("the payload is {size} bytes; at most {limit} bytes fit ({why})")]
-    TooLarge { size: u64, limit: u64, why: String },
-    /// A header field cannot hold the value given.
-    #[error("{field} 0x{value:x} does not fit the header's 32-bit field")]
-    FieldTooWide { field: &'static str, value: u64 },
-    /// A headed image whose CRC-32 does not match its payload.
-    #[error(
-        "the image header says CRC-32 0x{stored:08x} but the payload's is 0x{actual:08x}; the ROM would answer 'CRC Error, Try again'{hint}"
-    )]
-    HeaderCrc { stored: u32, actual: u32, hint: &'static str },
-    /// The ROM never polled with a `C`.
-    #[error("no XMODEM poll ('C') from the boot ROM within {}{seen}", racklet_link::error::fmt_duration(*.waited))]
-    NoPoll { waited: Duration, seen: String },
+    /// The ROM never polled with a `C`; `printed` is what the port showed
+    /// meanwhile (empty: nothing).
+    #[error("no XMODEM poll ('C') from the boot ROM within {} ({})", racklet_link::error::fmt_duration(*.waited), shown(printed))]
+    NoPoll { waited: Duration, printed: String },
+    /// The started payload never asked for its next stage (no YMODEM `C`).
+    #[error("the payload did not ask for its next stage within {} ({})", racklet_link::error::fmt_duration(*.waited), shown(printed))]
+    NoNextStageRequest { waited: Duration, printed: String },
     /// The receiver did not answer a block.
     #[error("{what}: no answer from the receiver after {tries} tries of {} each", racklet_link::error::fmt_duration(*.each))]
     NoAnswer { what: String, tries: u32, each: Duration },
     /// The receiver refused a block too many times.
-    #[error(
-        "block {block} was refused with {naks} NAKs in a row; the adapter or cable corrupts data (PL2303 and clone FT232 adapters are known to fail; genuine FTDI and CP2102N work)"
-    )]
+    #[error("block {block} was refused with {naks} NAKs in a row; the adapter or cable corrupts data")]
     TooManyNaks { block: u64, naks: u32 },
     /// The receiver cancelled the transfer (CAN CAN).
     #[error("the receiver cancelled the transfer (CAN) at block {block}")]
@@ -70,18 +80,38 @@ pub enum StarfiveError {
     RomRestarted { what: String },
 }
 
+/// What a port printed, for a message.
+fn shown(printed: &str) -> String {
+    if printed.is_empty() { "the port stayed silent".into() } else { format!("the port printed: {printed}") }
+}
+
 impl Classify for StarfiveError {
     fn class(&self) -> FailureClass {
         match self {
             StarfiveError::Link(e) => e.class(),
-            StarfiveError::TooLarge { .. }
-            | StarfiveError::FieldTooWide { .. }
-            | StarfiveError::HeaderCrc { .. } => FailureClass::BadInput,
-            StarfiveError::NoPoll { .. } | StarfiveError::NoAnswer { .. } => FailureClass::Timeout,
+            StarfiveError::NoPoll { .. }
+            | StarfiveError::NoNextStageRequest { .. }
+            | StarfiveError::NoAnswer { .. } => FailureClass::Timeout,
             StarfiveError::TooManyNaks { .. }
             | StarfiveError::Cancelled { .. }
             | StarfiveError::RomCrcError { .. }
             | StarfiveError::RomRestarted { .. } => FailureClass::Rejected,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            StarfiveError::Link(e) => e.hint(),
+            StarfiveError::NoPoll { .. } => Some(
+                "check the boot-mode switches (UART is 1,1), the wiring and that the board was power-cycled; --wait gives it longer".into(),
+            ),
+            StarfiveError::NoNextStageRequest { .. } => Some(
+                "U-Boot SPL built with CONFIG_SPL_YMODEM_SUPPORT asks with C after 'Trying to boot from UART'; is the payload such an SPL? --stage-timeout gives it longer".into(),
+            ),
+            StarfiveError::TooManyNaks { .. } => Some(
+                "PL2303 and clone FT232 adapters are known to fail; genuine FTDI and CP2102N work".into(),
+            ),
+            _ => None,
         }
     }
 }

@@ -1,22 +1,11 @@
 //! Header vectors. The expected bytes are built here from the sheet's rules
-//! (shared/protocols/starfive.md §2.1) with a CRC-32 written out in the
-//! reflected form (poly 0xEDB88320), not the writer's code; the 16-byte case
-//! is the sheet's worked example, checked byte by byte and by SHA-256.
+//! (shared/protocols/starfive.md §2.1) with the sim's reference CRC-32
+//! (spl_tool's loop written bit by bit), not the writer's code; the 16-byte
+//! case is the sheet's worked example, checked byte by byte and by SHA-256.
 
+use racklet_sim::crc::crc32_iso_hdlc;
 use racklet_starfive::header::{self, HeaderOptions};
 use sha2::{Digest, Sha256};
-
-/// CRC-32/ISO-HDLC, reflected bitwise form.
-fn crc32_reflected(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 fn payload(n: usize) -> Vec<u8> {
     // A deterministic, non-trivial pattern.
@@ -31,7 +20,7 @@ fn expected(p: &[u8], version: u32, bofs: u32) -> Vec<u8> {
     put(0x284, version);
     put(0x288, p.len() as u32);
     put(0x28C, 0x400);
-    put(0x290, crc32_reflected(p));
+    put(0x290, crc32_iso_hdlc(p));
     h.extend_from_slice(p);
     h
 }
@@ -47,7 +36,7 @@ fn vectors_for_boundary_sizes() {
         // And the decoder reads back the same fields.
         let h = header::Header::parse(&img).unwrap();
         assert_eq!(h.payload_len as usize, n);
-        assert_eq!(h.crc32, crc32_reflected(&p));
+        assert_eq!(h.crc32, crc32_iso_hdlc(&p));
         h.verify(&img).unwrap();
     }
 }

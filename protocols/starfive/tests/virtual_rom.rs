@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use racklet_link::progress::CollectProgress;
 use racklet_link::serial_backend::SerialPortLink;
+use racklet_link::testing::CollectProgress;
 use racklet_link::{Classify, FailureClass, SerialInfo};
 use racklet_sim::serial::PtyPair;
-use racklet_sim::starfive::{Fault, RomConfig, RomReport, StarfiveRom};
+use racklet_sim::starfive::{Fault, RomConfig, RomReport, SplStage, StarfiveRom};
 use racklet_starfive::header::{self, HeaderOptions};
 use racklet_starfive::xmodem::BlockSize;
 use racklet_starfive::{BootOptions, StarfiveError, boot_uart, send_next_stage};
@@ -37,8 +37,21 @@ fn fast_opts(block: BlockSize) -> BootOptions {
     o
 }
 
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + (i >> 9)) as u8).collect()
+}
+
 fn image(n: usize) -> Vec<u8> {
-    let p: Vec<u8> = (0..n).map(|i| (i * 7 + (i >> 9)) as u8).collect();
+    header::build_image(&payload(n), &HeaderOptions::default()).unwrap()
+}
+
+/// A stand-in for U-Boot SPL with YMODEM support: a payload carrying the
+/// banner of u-boot common/spl/spl.c (`"\nU-Boot SPL " PLAIN_VERSION ...`)
+/// and the report of common/spl/spl_ymodem.c (`"Loaded %lu bytes\n"`).
+fn spl_image(n: usize) -> Vec<u8> {
+    let mut p = payload(n);
+    p[64..96].copy_from_slice(b"\nU-Boot SPL 2025.10 (Oct 06 2025");
+    p[n - 40..n - 22].copy_from_slice(b"Loaded %lu bytes\n\0");
     header::build_image(&p, &HeaderOptions::default()).unwrap()
 }
 
@@ -176,8 +189,8 @@ fn a_rom_that_never_polls_times_out_and_says_what_it_printed() {
 
 #[test]
 fn the_spl_gets_its_next_stage_by_ymodem() {
-    let mut r = rig(RomConfig { spl: true, ..Default::default() });
-    let img = image(3000);
+    let mut r = rig(RomConfig::default());
+    let img = spl_image(3000);
     let itb: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
     let mut o = fast_opts(BlockSize::K1);
     o.verdict_window = Duration::ZERO;
@@ -191,20 +204,20 @@ fn the_spl_gets_its_next_stage_by_ymodem() {
     assert_eq!(prog.bytes(), (img.len() + itb.len()) as u64);
     drop(r.link);
     let rep = r.rom.stop();
-    let f = rep.ymodem.clone().unwrap().unwrap();
+    let Some(SplStage::Done(Ok(f))) = rep.spl.clone() else { panic!("{:?}", rep.spl) };
     assert_eq!(f.name, "u-boot.itb");
     assert_eq!(f.data, itb);
-    assert!(rep.verdict(true).is_ok(), "{:?}", rep.verdict(true));
+    assert!(rep.verdict().unwrap().contains("SPL loaded u-boot.itb (5000 bytes)"), "{:?}", rep.verdict());
 }
 
 #[test]
 fn the_next_stage_is_not_sent_when_the_rom_refused_the_image() {
-    let mut r = rig(RomConfig { fault: Fault::CorruptImage, spl: true, ..Default::default() });
+    let mut r = rig(RomConfig { fault: Fault::CorruptImage, ..Default::default() });
     let mut o = fast_opts(BlockSize::K1);
     // No verdict window: the refusal must still be seen.
     o.verdict_window = Duration::ZERO;
     let mut prog = CollectProgress::default();
-    let e = boot_uart(&mut r.link, &image(2000), &o, &mut prog)
+    let e = boot_uart(&mut r.link, &spl_image(2000), &o, &mut prog)
         .and_then(|b| {
             send_next_stage(&mut r.link, &b, "u-boot.itb", &[1, 2, 3], Duration::from_secs(3), &o, &mut prog)
         })
@@ -212,5 +225,5 @@ fn the_next_stage_is_not_sent_when_the_rom_refused_the_image() {
     assert!(matches!(e, StarfiveError::RomCrcError { .. }), "{e}");
     drop(r.link);
     let rep = r.rom.stop();
-    assert!(rep.ymodem.is_none());
+    assert!(rep.spl.is_none(), "a refused SPL never runs: {:?}", rep.spl);
 }

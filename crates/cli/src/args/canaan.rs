@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{parse_load, parse_u64};
+use crate::cli::{parse_address, parse_load};
 
 /// `--load` and `--run`: a multi-stage load (oreboot's DRAM-init + main flow).
 #[derive(Debug, Args, Clone, Default)]
@@ -14,6 +14,6 @@ pub struct CanaanArgs {
     #[arg(long = "load", value_name = "ADDR=FILE", value_parser = parse_load)]
     pub loads: Vec<(u64, PathBuf)>,
     /// Canaan: start at ADDR after the loads.
-    #[arg(long, value_name = "ADDR", value_parser = parse_u64)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_address)]
     pub run: Option<u64>,
 }

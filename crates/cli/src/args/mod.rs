@@ -2,5 +2,8 @@
 //! [`crate::cli::MaskromArgs`] under its own help heading.
 
 pub mod canaan;
+pub mod fastboot;
 pub mod rockchip;
 pub mod sophgo;
+pub mod starfive;
+pub mod storage;

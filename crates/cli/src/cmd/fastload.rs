@@ -15,7 +15,7 @@ use racklet_link::{Classify, SerialInfo};
 use regex::Regex;
 use serde_json::json;
 
-use crate::cli::{parse_duration, parse_u64};
+use crate::cli::{parse_address, parse_duration};
 use crate::console::{self, Console};
 use crate::error::{bad_input, fail};
 use crate::output::{JobReporter, Mode, Output};
@@ -35,7 +35,7 @@ pub struct FastloadArgs {
     #[arg(long, value_name = "N", default_value_t = 115_200)]
     pub base_baud: u32,
     /// Load address of a raw binary (default: the start of the loader's image window).
-    #[arg(long, value_name = "ADDR", value_parser = parse_u64)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_address)]
     pub load: Option<u64>,
     /// How long to wait for the loader to answer.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
@@ -80,13 +80,13 @@ pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
         connect_timeout: a.connect_timeout,
         ..Options::default()
     };
-    let mut rep = JobReporter::new(out.clone(), None);
+    let mut rep = JobReporter::with_port(out.clone(), None, Some(a.port.clone()));
     let r = send_image(&mut link, Image { load, entry, bytes: &payload.bytes }, &opts, &mut rep)
         .map_err(with_hint)
         .with_context(|| format!("fastload of {} on {}", a.file.display(), a.port))?;
     let secs = r.data_time.as_secs_f64().max(1e-6);
     if out.mode == Mode::Json {
-        out.json(json!({"event":"fastload","board":r.info.board,"baud":r.baud,"fell_back":r.fell_back,
+        out.json(json!({"event":"fastload","board":r.info.board,"port":a.port,"baud":r.baud,"fell_back":r.fell_back,
             "bytes":payload.bytes.len(),"load":r.load,"entry":r.entry,"blocks":r.blocks,"resent":r.resent,
             "ms":(secs * 1000.0) as u64}));
     } else {

@@ -97,13 +97,15 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
 
     if out.mode == Mode::Json {
         let v = json!({
+            "event": "info",
+            "board": only.map(|b| b.name.clone()),
             "file": a.file.display().to_string(),
             "kind": report.kind,
             "fields": report.fields,
             "checks": report.checks,
             "boards": fit_rows.iter().map(|(n, r)| json!({"board":n,"fits":r.is_ok(),"why":r.as_ref().err()})).collect::<Vec<_>>(),
         });
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        out.json(v);
     } else {
         outln!("{}: {}", a.file.display(), report.kind);
         for f in &report.fields {

@@ -8,6 +8,7 @@ use racklet_link::nusb_backend::NusbBus;
 use racklet_link::serial_backend::SystemSerial;
 use racklet_link::{Classify, LinkError, SerialBus, SerialInfo, UsbBus, UsbInfo};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::boards::{Boards, Transport};
 use crate::cli::{GlobalArgs, ListArgs};
@@ -119,7 +120,17 @@ pub fn run(g: &GlobalArgs, a: &ListArgs, out: &Arc<Output>) -> Result<ExitCode> 
         }
     }
     if out.mode == Mode::Json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        // One event per device, then `listed` (so an empty list still says so).
+        for r in &rows {
+            let mut ev = serde_json::to_value(r)?;
+            ev["event"] = json!("device");
+            ev["board"] = json!(if r.boards.len() == 1 { Some(&r.boards[0]) } else { None });
+            ev["port"] = json!(r.port_path.as_ref().or(r.tty.as_ref()));
+            out.json(ev);
+        }
+        out.json(json!({"event":"listed","devices":rows.len(),
+            "usb_error":usb_error.as_ref().map(|e| e.to_string()),
+            "hint":usb_error.as_ref().and_then(|e| e.hint())}));
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {

@@ -9,19 +9,61 @@ use anyhow::Result;
 use clap::CommandFactory;
 use serde_json::json;
 
-use crate::boards::Transport;
-use crate::cli::{Cli, GlobalArgs, ImageArgs, SimArgs};
+use crate::boards::{Board, Transport};
+use crate::cli::{BoardsArgs, Cli, GlobalArgs, ImageArgs, SimArgs};
 use crate::error::bad_input;
 use crate::output::{Mode, Output};
 
-pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
+pub fn boards(g: &GlobalArgs, a: &BoardsArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
+    let shown: Vec<&Board> = match &a.board {
+        Some(n) => vec![super::find_board(&boards, n)?],
+        None => boards.boards.iter().collect(),
+    };
     if out.mode == Mode::Json {
-        outln!("{}", serde_json::to_string_pretty(&boards.boards)?);
+        for b in &shown {
+            let mut ev = serde_json::to_value(b)?;
+            ev["event"] = json!("board");
+            ev["board"] = json!(b.name);
+            out.json(ev);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.board.is_some() {
+        let b = shown[0];
+        let via = match b.transport {
+            Transport::Usb => "USB",
+            Transport::Serial => "serial",
+        };
+        outln!("{} — {}", b.name, b.title);
+        if !b.aliases.is_empty() {
+            outln!("  {:<15} {}", "aliases", b.aliases.join(", "));
+        }
+        outln!("  {:<15} {} ({})", "soc", b.soc, b.arch);
+        outln!("  {:<15} {} over {via}", "boot ROM", b.protocol.name());
+        outln!("  {:<15} 0x{:x}", "load address", b.load_address);
+        if let Some(e) = b.entry {
+            outln!("  {:<15} 0x{e:x}", "entry");
+        }
+        outln!("  {:<15} 0x{:x} + 0x{:x}", "SRAM window", b.sram_base, b.sram_size);
+        if let Some(m) = b.max_payload {
+            outln!("  {:<15} {m} bytes", "max payload");
+        }
+        for s in &b.usb {
+            outln!("  {:<15} {:04x}:{:04x} ({})", "USB id", s.vid, s.pid, s.stage);
+        }
+        if let Some(baud) = b.baud {
+            outln!("  {:<15} {baud}", "baud");
+        }
+        if !b.blobs.is_empty() {
+            outln!("  {:<15} {}", "vendor blobs", b.blobs.join(", "));
+        }
+        outln!("  {:<15} {}", "tested", if b.tested { "yes" } else { "not on real hardware yet" });
+        outln!("  {:<15} {}", "boot ROM mode", b.enter);
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "{:<22} {:<8} {:<9} {:<8} {:<12} {:<7} title",
+        "{:<22} {:<8} {:<9} {:<7} {:<12} {:<7} title",
         "board",
         "soc",
         "protocol",
@@ -29,9 +71,9 @@ pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
         "load",
         "tested"
     );
-    for b in &boards.boards {
+    for b in shown {
         outln!(
-            "{:<22} {:<8} {:<9} {:<8} 0x{:<10x} {:<7} {}",
+            "{:<22} {:<8} {:<9} {:<7} 0x{:<10x} {:<7} {}",
             b.name,
             b.soc,
             b.protocol.name(),
@@ -43,30 +85,63 @@ pub fn boards(g: &GlobalArgs, out: &Arc<Output>) -> Result<ExitCode> {
             if b.tested { "yes" } else { "no" },
             b.title
         );
+        if !b.aliases.is_empty() {
+            outln!("    aliases: {}", b.aliases.join(", "));
+        }
+        outln!("    boot ROM mode: {}", b.enter);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn image(g: &GlobalArgs, a: &ImageArgs, out: &Arc<Output>) -> Result<ExitCode> {
+pub fn image(g: &GlobalArgs, a: &ImageArgs, m: &clap::ArgMatches, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
     let board = super::find_board(&boards, &a.board)?;
-    if a.output.exists() && std::fs::canonicalize(&a.output).ok() == std::fs::canonicalize(&a.input).ok() {
+    out.set_board(&board.name);
+    let cmd = crate::cli::command();
+    let cmd = cmd.find_subcommand("image").expect("image is a command");
+    let driver = crate::drivers::of(board);
+    crate::drivers::refuse_foreign_flags(cmd, m, board, &boards.boards, driver.image_flags(), |d| {
+        d.image_flags()
+    })?;
+    let to_stdout = a.output.as_os_str() == "-";
+    if to_stdout && out.mode == Mode::Json {
+        return Err(bad_input(
+            "-o - writes the image to standard output, where --json writes its events too; give -o FILE",
+        ));
+    }
+    if !to_stdout
+        && a.output.exists()
+        && std::fs::canonicalize(&a.output).ok() == std::fs::canonicalize(&a.input).ok()
+    {
         return Err(bad_input(format!("{}: the output would overwrite the input", a.output.display())));
     }
     // Refused before any work: a device, FIFO or directory, or an existing file without --force.
-    racklet_image::output::check_target(&a.output, a.force)?;
-    let input = crate::flows::read_stage(board, &a.input)?;
-    let payload =
-        racklet_image::load_bytes(&a.input, input, board.arch(), &crate::flows::dram_window(board))?;
+    if !to_stdout {
+        racklet_image::output::check_target(&a.output, a.force)?;
+    }
+    let target = board.target();
+    let input = target.read_stage(&a.input)?;
+    let payload = racklet_image::load_bytes(&a.input, input, board.arch(), &target.dram_window())?;
     let bytes = crate::drivers::of(board).image(board, a, &payload)?;
+    if to_stdout {
+        let mut o = std::io::stdout().lock();
+        o.write_all(&bytes).and_then(|_| o.flush()).map_err(|e| {
+            crate::error::fail(
+                racklet_link::FailureClass::Io,
+                format!("writing the image to standard output: {e}"),
+            )
+        })?;
+        if !g.quiet {
+            eprintln!("wrote {} bytes for {} to standard output", bytes.len(), board.name);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     // A random temporary file beside the target, renamed over it: a failed
     // run never leaves half a file, and nothing planted there is followed.
     racklet_image::output::write_file(&a.output, &bytes, a.force)?;
     if out.mode == Mode::Json {
-        outln!(
-            "{}",
-            json!({"output": a.output.display().to_string(), "bytes": bytes.len(), "sha256": racklet_image::sha256_hex(&bytes)})
-        );
+        out.json(json!({"event":"image","board":board.name,"output": a.output.display().to_string(),
+            "bytes": bytes.len(), "sha256": racklet_image::sha256_hex(&bytes)}));
     } else if !g.quiet {
         eprintln!("wrote {} ({} bytes) for {}", a.output.display(), bytes.len(), board.name);
     }
@@ -114,16 +189,29 @@ pub fn udev_rules(g: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
-    let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "racklet-flash", &mut buf);
-    let _ = std::io::stdout().write_all(&buf);
-    Ok(ExitCode::SUCCESS)
-}
+/// The variable that makes racklet-flash answer a completion request
+/// (clap_complete's dynamic completion) instead of running.
+pub const COMPLETE_VAR: &str = "RACKLET_COMPLETE";
 
-pub fn man() -> Result<ExitCode> {
+/// Prints the shell's registration of racklet-flash's dynamic completion.
+/// (The static scripts of clap_complete name the bash function after the
+/// binary with its hyphen kept in one place and not the other,
+/// clap-rs/clap#6421, so no option ever completed; and they cannot know the
+/// board names of a user's table.)
+pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    use clap_complete::Shell;
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let c: &dyn EnvCompleter = match shell {
+        Shell::Bash => &Bash,
+        Shell::Zsh => &Zsh,
+        Shell::Fish => &Fish,
+        Shell::Elvish => &Elvish,
+        Shell::PowerShell => &Powershell,
+        other => return Err(bad_input(format!("no completion for {other}"))),
+    };
+    let name = Cli::command().get_name().to_string();
     let mut buf = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+    c.write_registration(COMPLETE_VAR, &name, &name, &name, &mut buf)?;
     let _ = std::io::stdout().write_all(&buf);
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,11 @@
 pub mod fastload;
 pub mod info;
 pub mod list;
+pub mod man;
 pub mod maskrom;
 pub mod misc;
+pub mod run;
+pub mod storage;
 pub mod transcript;
 
 use crate::boards::{Board, Boards};

@@ -33,6 +33,25 @@ pub fn input_file(path: &Path, bytes: &[u8]) -> InputFile {
     InputFile { path: path.display().to_string(), len: bytes.len() as u64, sha256: sha256_hex(bytes) }
 }
 
+/// What the header says of a storage image: its length, and its SHA-256 when
+/// it is small enough to hash up front (up to [`HASH_UP_FRONT`]; a
+/// multi-GiB image is not read twice: the field is then empty).
+pub fn input_file_meta(path: &Path) -> Result<InputFile> {
+    let len = std::fs::metadata(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?.len();
+    let sha256 = if len <= HASH_UP_FRONT {
+        let mut f = std::fs::File::open(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        std::io::copy(&mut f, &mut h).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        hex::encode(sha2::Digest::finalize(h))
+    } else {
+        String::new()
+    };
+    Ok(InputFile { path: path.display().to_string(), len, sha256 })
+}
+
+/// The largest input whose SHA-256 goes into a transcript's header.
+pub const HASH_UP_FRONT: u64 = 256 << 20;
+
 /// Starts a transcript on `w`: options, serial numbers the selectors name
 /// (so the command line is redacted too), and the header.
 pub fn start(

@@ -13,7 +13,7 @@ use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::classify;
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;
@@ -23,6 +23,18 @@ pub static DRIVER: Canaan = Canaan;
 impl Driver for Canaan {
     fn name(&self) -> &'static str {
         "canaan"
+    }
+
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::canaan::CanaanArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        matches!(soc, "k230" | "k230d")
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "loader"]
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
@@ -40,8 +52,17 @@ impl Driver for Canaan {
             rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
             follow: a.connect.follow,
         };
-        let report = racklet_canaan::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
-        Ok(Outcome { facts: report.facts() })
+        let report = racklet_canaan::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
+        let rom = match &report.chip {
+            racklet_canaan::report::Chip::BootRom => "K230 boot ROM".to_string(),
+            racklet_canaan::report::Chip::Unknown { reply } => format!("unknown ({reply:?}, forced)"),
+        };
+        Ok(Outcome {
+            facts: report.facts(),
+            chip: Some(job.board.soc.clone()),
+            rom: Some(rom),
+            ..Outcome::default()
+        })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

@@ -12,10 +12,16 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_link::Connector;
+use racklet_sim::models::Scenario;
+use racklet_sim::rom::VirtualRom;
+use racklet_sim::serial::SimSerialBus;
+use racklet_sim::usb::SimUsbBus;
 
+use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
-use crate::flows::Outcome;
+use crate::error::classify;
+use crate::job::Outcome;
 use crate::output::Output;
 
 mod canaan;
@@ -29,10 +35,7 @@ mod starfive;
 pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
-    pub conn: Connector<'c>,
-    /// True when the buses are simulated (for messages only: a driver must
-    /// not behave differently).
-    pub simulate: bool,
+    pub conn: &'a mut Connector<'c>,
     /// This board's console tty (`--monitor`, or the virtual board's own
     /// UART in a simulated run), for drivers whose ROM reports on it.
     pub console: Option<String>,
@@ -43,8 +46,31 @@ pub trait Driver: Sync {
     /// The protocol's name in the board table (`protocol = "rockchip"`).
     fn name(&self) -> &'static str;
 
+    /// True when this protocol's crate knows `soc` (the board table's name).
+    fn knows_soc(&self, soc: &str) -> bool;
+
+    /// The USB stage names its boards may list (`[[usb]] stage = ...`).
+    fn stages(&self) -> &'static [&'static str];
+
+    /// The storage verbs this driver implements (`["write", "read", ...]`).
+    fn storage_verbs(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Loads and starts the payload (`racklet-flash maskrom`).
     fn maskrom(&self, job: &mut Job) -> Result<Outcome>;
+
+    /// The id of the protocol's flag group of `maskrom` (its `clap::Args`
+    /// struct under crate::args, flattened into `MaskromArgs`). A flag of
+    /// another driver's group given for this protocol's board is refused.
+    fn flags(&self) -> Option<clap::Id> {
+        None
+    }
+
+    /// The same for `racklet-flash image`.
+    fn image_flags(&self) -> Option<clap::Id> {
+        None
+    }
 
     /// Decodes a file in one of the protocol's own formats (`info`).
     fn describe(&self, bytes: &[u8]) -> Option<Description>;
@@ -56,10 +82,79 @@ pub trait Driver: Sync {
     fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>>;
 
     /// Puts the board's virtual ROM on the simulated buses of `sim`.
-    fn attach_sim(&self, sim: &crate::flows::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
+    fn attach_sim(&self, sim: &crate::job::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
 
     /// Serves the board's virtual ROM outside the process (`racklet-flash sim`).
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()>;
+
+    /// Puts the board's virtual device for a storage verb on the simulated
+    /// buses: by default the SoC's model from the sim registry with its
+    /// storage where `--sim-storage` says.
+    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn VirtualRom>> {
+        let scenario = Scenario {
+            fault: sim.fault.clone(),
+            storage: sim.target.sim.sim_storage.clone(),
+            ..Scenario::at(&sim.port_path)
+        };
+        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+    }
+
+    /// Writes an image to the board's storage (`racklet-flash write`).
+    fn write(&self, job: &mut StorageJob, _args: &WriteArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "write"))
+    }
+
+    /// Reads the board's storage into a file (`racklet-flash read`).
+    fn read(&self, job: &mut StorageJob, _args: &ReadArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "read"))
+    }
+
+    /// Erases part or all of the board's storage (`racklet-flash erase`).
+    fn erase(&self, job: &mut StorageJob, _args: &EraseArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "erase"))
+    }
+
+    /// Resets the board (`racklet-flash reset`).
+    fn reset(&self, job: &mut StorageJob, _args: &ResetArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "reset"))
+    }
+
+    /// Lists the partitions of the board's storage (`racklet-flash partitions`).
+    fn partitions(&self, job: &mut StorageJob, _args: &PartitionsArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "partitions"))
+    }
+}
+
+/// One board's run of a storage verb.
+#[allow(dead_code)] // Read by the storage drivers as they land (issues 18–20); remove then.
+pub struct StorageJob<'a, 'c> {
+    pub board: &'a Board,
+    pub target: &'a StorageTarget,
+    pub conn: &'a mut Connector<'c>,
+    /// True when the buses are simulated (for messages only).
+    pub simulate: bool,
+}
+
+/// The simulated world a storage verb's virtual device is put in.
+pub struct StorageSim<'a> {
+    pub board: &'a Board,
+    pub target: &'a StorageTarget,
+    pub port_path: String,
+    pub fault: Option<String>,
+    pub usb: SimUsbBus,
+    pub serial: SimSerialBus,
+}
+
+/// A verb this board's protocol does not offer (yet): bad usage, exit 2.
+pub fn unsupported(board: &Board, verb: &str) -> anyhow::Error {
+    let can: Vec<&str> =
+        DRIVERS.iter().filter(|d| d.storage_verbs().contains(&verb)).map(|d| d.name()).collect();
+    let also = if can.is_empty() { String::new() } else { format!(" (it is for {} boards)", can.join(", ")) };
+    crate::error::bad_input(format!(
+        "`racklet-flash {verb}` is not available for {} ({} boot ROM){also}",
+        board.name,
+        board.protocol.name()
+    ))
 }
 
 /// Every driver.
@@ -76,6 +171,24 @@ pub fn by_name(name: &str) -> Option<&'static dyn Driver> {
     DRIVERS.iter().copied().find(|d| d.name() == name)
 }
 
+/// Checks a board-table row against its driver: a SoC and USB stages the
+/// protocol knows. The message says what is known.
+pub fn check_board(b: &Board) -> Result<(), String> {
+    let d = of(b);
+    if !d.knows_soc(&b.soc) {
+        return Err(format!("soc '{}' is not a {} SoC racklet-flash knows", b.soc, d.name()));
+    }
+    if let Some(s) = b.usb.iter().find(|s| !d.stages().contains(&s.stage.as_str())) {
+        return Err(format!(
+            "usb stage '{}' is not a stage of {} boards (known: {})",
+            s.stage,
+            d.name(),
+            d.stages().join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// The first driver that recognises `bytes` as one of its formats.
 pub fn describe(bytes: &[u8]) -> Option<Description> {
     DRIVERS.iter().find_map(|d| d.describe(bytes))
@@ -84,4 +197,65 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
 /// The first driver whose format `bytes` almost have.
 pub fn near_miss(bytes: &[u8]) -> Option<String> {
     DRIVERS.iter().find_map(|d| d.near_miss(bytes))
+}
+
+/// Refuses the flags of other protocols' groups that were given (on the
+/// command line or through the environment) for a board of `mine`: each
+/// would be ignored. The error names the flag, the boards it is for, and
+/// the flag of this board's group that does the same when one looks alike.
+pub fn refuse_foreign_flags(
+    cmd: &clap::Command,
+    m: &clap::ArgMatches,
+    board: &Board,
+    boards: &[Board],
+    mine: Option<clap::Id>,
+    group_of: fn(&dyn Driver) -> Option<clap::Id>,
+) -> Result<()> {
+    use clap::parser::ValueSource;
+    let group_args = |id: &clap::Id| -> Vec<&clap::Arg> {
+        cmd.get_groups()
+            .filter(|g| g.get_id() == id)
+            .flat_map(|g| g.get_args())
+            .filter_map(|a| cmd.get_arguments().find(|x| x.get_id() == a))
+            .collect()
+    };
+    let flag =
+        |a: &clap::Arg| a.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| a.get_id().to_string());
+    let own: Vec<String> =
+        mine.as_ref().map(|g| group_args(g).into_iter().map(flag).collect()).unwrap_or_default();
+    for d in DRIVERS.iter().copied().filter(|d| d.name() != board.protocol.name()) {
+        let Some(g) = group_of(d) else { continue };
+        for a in group_args(&g) {
+            let given = matches!(
+                m.value_source(a.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if !given {
+                continue;
+            }
+            let f = flag(a);
+            let theirs: Vec<&str> =
+                boards.iter().filter(|b| b.protocol.name() == d.name()).map(|b| b.name.as_str()).collect();
+            let like = own
+                .iter()
+                .map(|o| (o.chars().zip(f.chars()).take_while(|(x, y)| x == y).count(), o))
+                .filter(|(n, _)| *n >= 6)
+                .max_by_key(|(n, _)| *n)
+                .map(|(_, o)| o.clone());
+            let msg = format!(
+                "{f} is a {} option (for {}); {} is a {} board, where it would be ignored",
+                d.name(),
+                theirs.join(", "),
+                board.name,
+                board.protocol.name()
+            );
+            let hint = match (&like, own.is_empty()) {
+                (Some(o), _) => format!("use {o}"),
+                (None, false) => format!("drop {f}; {}'s own options are {}", board.name, own.join(", ")),
+                (None, true) => format!("drop {f}; {} takes no options of its own", board.name),
+            };
+            return Err(crate::error::bad_input_with_hint(msg, hint));
+        }
+    }
+    Ok(())
 }

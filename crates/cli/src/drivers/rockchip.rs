@@ -15,7 +15,7 @@ use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{classify, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Rockchip;
@@ -27,14 +27,32 @@ impl Driver for Rockchip {
         "rockchip"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::rockchip::RockchipArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_rockchip::chips::by_soc(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom", "loader"]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();
         let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
         let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
         let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
-        let report = racklet_rockchip::boot(&mut job.conn, &plan, &target, &opts).map_err(classify)?;
-        Ok(Outcome { facts: report.facts() })
+        let report = racklet_rockchip::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
+        let rom = format!("{} maskrom (USB {})", report.soc.to_uppercase(), report.maskrom.id);
+        Ok(Outcome {
+            facts: report.facts(),
+            chip: Some(report.soc.clone()),
+            rom: Some(rom),
+            ..Outcome::default()
+        })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

@@ -18,7 +18,7 @@ use crate::args::sophgo::Core;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, classify, fail};
-use crate::flows::{Outcome, SimCtx};
+use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 
 pub struct Sophgo;
@@ -45,6 +45,18 @@ impl Driver for Sophgo {
         "sophgo"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::sophgo::SophgoArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        racklet_sophgo::Chip::from_soc(soc).is_some()
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &["rom"]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
@@ -66,7 +78,7 @@ impl Driver for Sophgo {
             None => None,
         };
         let report = racklet_sophgo::boot_watching(
-            &mut job.conn,
+            job.conn,
             &plan,
             &target,
             &opts,
@@ -74,7 +86,13 @@ impl Driver for Sophgo {
         )
         .map_err(classify)?;
         drop(console);
-        Ok(Outcome { facts: report.facts() })
+        let chip = report.chip.name().to_string();
+        Ok(Outcome {
+            facts: report.facts(),
+            chip: Some(job.board.soc.clone()),
+            rom: Some(format!("{chip} boot ROM")),
+            ..Outcome::default()
+        })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
@@ -97,7 +115,7 @@ impl Driver for Sophgo {
         sc.usb_id = a.usb_id;
         // The board's UART, for --monitor; the link's speed and bus time, for --sim-speed.
         sc.console = !sim.args.monitor.is_empty();
-        sc.speed = sim.args.sim_speed.map(|s| match s {
+        sc.speed = sim.args.sim.sim_speed.map(|s| match s {
             crate::cli::SimSpeed::High => racklet_sim::usb::BusSpeed::High,
             crate::cli::SimSpeed::Full => racklet_sim::usb::BusSpeed::Full,
         });

@@ -1,16 +1,24 @@
-//! The starfive driver (adapter over the flow in `crate::flows::starfive`, which
-//! moves into the protocol crate).
+//! The StarFive JH7110 driver: the command line to `racklet_starfive`'s
+//! plan and boot, its report to an outcome; `sim` through the sim's server.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
+use racklet_sim::models::{self, Scenario, SimError};
+use racklet_sim::serve::starfive::{self as server, Event};
+use racklet_sim::starfive::Fault;
+use racklet_starfive::storage::{self, ImageOptions};
+use racklet_starfive::{BlockSize, Inputs, Options};
+use serde_json::json;
 
 use super::{Driver, Job};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::flows::{self, Outcome, SimCtx};
-use crate::output::Output;
+use crate::error::{bad_input, classify};
+use crate::job::{Outcome, SimCtx};
+use crate::output::{Mode, Output};
 
 pub struct Starfive;
 
@@ -21,27 +29,105 @@ impl Driver for Starfive {
         "starfive"
     }
 
+    fn flags(&self) -> Option<clap::Id> {
+        <crate::args::starfive::StarfiveArgs as clap::Args>::group_id()
+    }
+
+    fn image_flags(&self) -> Option<clap::Id> {
+        <crate::args::starfive::StarfiveImageArgs as clap::Args>::group_id()
+    }
+
+    fn knows_soc(&self, soc: &str) -> bool {
+        soc == "jh7110"
+    }
+
+    fn stages(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
-        flows::run_legacy(job, flows::starfive::maskrom)
+        let args = &job.args.starfive;
+        let target = job.board.target();
+        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
+        let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
+        let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
+        opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
+        let report = racklet_starfive::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
+        Ok(Outcome { facts: report.facts(), ..Outcome::default() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
-        flows::starfive::info(std::path::Path::new(""), bytes).map(Into::into)
+        racklet_starfive::describe(bytes)
     }
 
     fn near_miss(&self, bytes: &[u8]) -> Option<String> {
-        racklet_starfive::header::near_miss(bytes)
+        racklet_starfive::near_miss(bytes)
     }
 
     fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
-        flows::starfive::image(board, args, payload)
+        let opts =
+            ImageOptions { version: args.starfive.version, backup_offset: args.starfive.backup_offset };
+        let s = storage::image(payload, &board.target(), &opts).map_err(classify)?;
+        for note in &s.notes {
+            eprintln!("warning: {note}");
+        }
+        Ok(s.bytes)
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        Ok(Box::new(flows::Legacy(flows::starfive::attach_sim(sim)?)))
+        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
+        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
     fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        flows::starfive::serve(board, args, out)
+        if args.tcp.is_some() {
+            return Err(bad_input(
+                "--tcp: the StarFive ROM is reached over a UART; its virtual ROM is served on a pseudo-terminal",
+            ));
+        }
+        let fault: Fault =
+            args.fault.as_deref().unwrap_or("none").parse().map_err(|e| classify(SimError::from(e)))?;
+        if let Some(d) = &args.save {
+            std::fs::create_dir_all(d)
+                .map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
+        }
+        let opts = server::Options { fault, keep: args.keep };
+        let json = out.mode == Mode::Json;
+        let mut failed = None;
+        let served = server::serve(&opts, &|| out.cancelled(), &mut |ev| {
+            match (ev, json) {
+                (Event::Serving { tty }, true) => {
+                    out.json(json!({"event":"serving","board":board.name,"tty":tty,"fault":args.fault}))
+                }
+                (Event::Serving { tty }, false) => {
+                    outln!("{tty}");
+                    eprintln!(
+                        "virtual {} boot ROM ({}) on {tty}: racklet-flash maskrom {} FILE --port {tty}",
+                        board.soc, board.name, board.name
+                    );
+                }
+                (Event::Session { n, session, line }, json) => {
+                    if json {
+                        out.json(json!({"event":"session","n":n,"bytes":session.received.len(),"ok":session.verdict.is_ok(),"text":line}));
+                    } else {
+                        eprintln!("{line}");
+                    }
+                    if let Some(d) = &args.save {
+                        let f = d.join(format!("starfive-session-{n}.img"));
+                        if let Err(e) = racklet_image::output::write_file(&f, &session.received, false) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+                (Event::NextStage { line }, true) => out.json(json!({"event":"next_stage","text":line})),
+                (Event::NextStage { line }, false) => eprintln!("{line}"),
+            }
+            ControlFlow::Continue(())
+        });
+        match failed {
+            Some(e) => Err(e.into()),
+            None => served.map_err(classify),
+        }
     }
 }

@@ -256,7 +256,6 @@ fn serial_records() {
         manufacturer: None,
         product: Some("USB Com Port".into()),
         port_path: Some("1-2".into()),
-        speed: None,
     };
     let mut r = Recorder::serial_open(FakeSerial(info), TranscriptWriter::new(buf.clone()), 115200);
     r.set_baud(921600).unwrap();

@@ -4,5 +4,7 @@
 //! reports what happens to its caller; the CLI only prints.
 
 pub mod canaan;
+pub mod fastboot;
 pub mod rockchip;
 pub mod sophgo;
+pub mod starfive;

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use racklet_link::progress::CollectProgress;
+use racklet_link::testing::{CancelAfter, CollectProgress};
 use racklet_link::{Classify, FailureClass, ProgressEvent};
 
 use super::*;
@@ -23,14 +23,14 @@ impl Script {
 }
 
 impl Transport for Script {
-    fn send(&mut self, data: &[u8], _: Duration) -> Result<(), Error> {
+    fn send(&mut self, data: &[u8], _: Duration) -> Result<(), FastbootError> {
         self.sent.push(data.to_vec());
         Ok(())
     }
-    fn recv(&mut self, _: usize, t: Duration) -> Result<Vec<u8>, Error> {
+    fn recv(&mut self, _: usize, t: Duration) -> Result<Vec<u8>, FastbootError> {
         match self.answers.pop_front() {
             Some(a) => Ok(a?),
-            None => Err(Error::Link(LinkError::Timeout { op: "script".into(), after: t })),
+            None => Err(FastbootError::Link(LinkError::Timeout { op: "script".into(), after: t })),
         }
     }
     fn describe(&self) -> String {
@@ -98,7 +98,7 @@ fn stage_without_max_download_size_sends_everything() {
 fn stage_refuses_data_over_max_download_size_before_download() {
     let mut f = fb(&[b"OKAY0x4"]);
     let e = f.stage("u-boot.itb", b"12345", &mut CollectProgress::default()).unwrap_err();
-    assert!(matches!(e, Error::TooLarge { size: 5, max: 4, .. }), "{e}");
+    assert!(matches!(e, FastbootError::TooLarge { size: 5, max: 4, .. }), "{e}");
     assert_eq!(e.class(), FailureClass::BadInput);
     assert_eq!(f.transport().sent, vec![b"getvar:max-download-size".to_vec()]);
     // Exactly the limit is fine.
@@ -117,15 +117,18 @@ fn commands_over_64_bytes_are_refused_before_sending() {
     let name65 = format!("{name64}v");
     let mut f = fb(&[b"OKAY"]);
     let e = f.raw(&name65, &mut CollectProgress::default()).unwrap_err();
-    assert!(matches!(e, Error::CommandTooLong { len: 65, .. }), "{e}");
+    assert!(matches!(e, FastbootError::CommandTooLong { len: 65, .. }), "{e}");
     assert_eq!(e.class(), FailureClass::BadInput);
     assert!(f.transport().sent.is_empty());
     // flash: with a long partition name goes through the same check.
     let e = f.flash(&"p".repeat(60), &mut CollectProgress::default()).unwrap_err();
-    assert!(matches!(e, Error::CommandTooLong { len: 66, .. }));
+    assert!(matches!(e, FastbootError::CommandTooLong { len: 66, .. }));
     assert!(f.transport().sent.is_empty());
     // Control characters never go out either.
-    assert!(matches!(f.raw("getvar:a\nb", &mut CollectProgress::default()), Err(Error::BadCommand { .. })));
+    assert!(matches!(
+        f.raw("getvar:a\nb", &mut CollectProgress::default()),
+        Err(FastbootError::BadCommand { .. })
+    ));
 }
 
 #[test]
@@ -133,7 +136,7 @@ fn fail_carries_the_device_message() {
     let mut f = fb(&[b"FAILpartition does not exist"]);
     let e = f.flash("nope", &mut CollectProgress::default()).unwrap_err();
     match &e {
-        Error::Failed { command, message } => {
+        FastbootError::Failed { command, message } => {
             assert_eq!(command, "flash:nope");
             assert_eq!(message, "partition does not exist");
         }
@@ -160,27 +163,30 @@ fn info_and_text_lines_reach_the_user_and_reading_goes_on() {
 fn malformed_responses_are_clear_errors() {
     let p = &mut CollectProgress::default();
     let e = fb(&[b"HELLO"]).getvar("version", p).unwrap_err();
-    assert!(matches!(&e, Error::UnknownStatus { response, .. } if response == "HELLO"), "{e}");
+    assert!(matches!(&e, FastbootError::UnknownStatus { response, .. } if response == "HELLO"), "{e}");
     assert_eq!(e.class(), FailureClass::Io);
 
     let long = [b"OKAY".as_slice(), &[b'x'; 253]].concat();
     let e = fb(&[&long]).getvar("version", p).unwrap_err();
-    assert!(matches!(&e, Error::ResponseTooLong { len: 257, command } if command == "getvar:version"), "{e}");
+    assert!(
+        matches!(&e, FastbootError::ResponseTooLong { len: 257, command } if command == "getvar:version"),
+        "{e}"
+    );
 
     let e = fb(&[b"DATA12"]).download("x", b"ab", p).unwrap_err();
-    assert!(matches!(e, Error::BadDataSize { .. }), "{e}");
+    assert!(matches!(e, FastbootError::BadDataSize { .. }), "{e}");
 
     // DATA whose size does not match the announced download.
     let e = fb(&[b"DATA00000001"]).download("x", b"ab", p).unwrap_err();
-    assert!(matches!(e, Error::DataSizeMismatch { wanted: 2, accepted: 1, .. }), "{e}");
+    assert!(matches!(e, FastbootError::DataSizeMismatch { wanted: 2, accepted: 1, .. }), "{e}");
     assert_eq!(e.class(), FailureClass::Rejected);
 
     // Statuses that are valid but wrong here.
-    assert!(matches!(fb(&[b"DATA00000004"]).getvar("x", p), Err(Error::Unexpected { .. })));
-    assert!(matches!(fb(&[b"OKAY"]).download("x", b"ab", p), Err(Error::Unexpected { .. })));
+    assert!(matches!(fb(&[b"DATA00000004"]).getvar("x", p), Err(FastbootError::Unexpected { .. })));
+    assert!(matches!(fb(&[b"OKAY"]).download("x", b"ab", p), Err(FastbootError::Unexpected { .. })));
     assert!(matches!(
         fb(&[b"DATA00000002", b"DATA00000002"]).download("x", b"ab", p),
-        Err(Error::Unexpected { .. })
+        Err(FastbootError::Unexpected { .. })
     ));
 }
 
@@ -200,7 +206,7 @@ fn continue_and_reboot_tolerate_a_vanishing_device() {
     assert_eq!(f.transport().sent, vec![b"reboot".to_vec()]);
     // A refusal is not a departure.
     let e = fb(&[b"FAILno image"]).continue_boot(p).unwrap_err();
-    assert!(matches!(e, Error::Failed { .. }));
+    assert!(matches!(e, FastbootError::Failed { .. }));
     let mut f = fb(&[b"OKAY"]);
     f.reboot_to("bootloader", p).unwrap();
     assert_eq!(f.transport().sent, vec![b"reboot-bootloader".to_vec()]);
@@ -212,7 +218,7 @@ fn upload_reads_exactly_the_announced_bytes() {
     assert_eq!(f.upload(&mut CollectProgress::default()).unwrap(), b"hello");
     assert_eq!(f.transport().sent, vec![b"upload".to_vec()]);
     let e = fb(&[b"FAILnothing staged"]).upload(&mut CollectProgress::default()).unwrap_err();
-    assert!(matches!(e, Error::Failed { .. }));
+    assert!(matches!(e, FastbootError::Failed { .. }));
 }
 
 /// Found by the `fastboot` fuzz target: `DATAffffffff` in answer to
@@ -229,7 +235,7 @@ fn upload_does_not_reserve_what_the_device_announces() {
     let before = vm_peak_kib();
     let mut f = fb(&[b"DATAffffffff", b"abc"]);
     let e = f.upload(&mut CollectProgress::default()).unwrap_err();
-    assert!(matches!(e, Error::Link(LinkError::Timeout { .. })), "{e:?}");
+    assert!(matches!(e, FastbootError::Link(LinkError::Timeout { .. })), "{e:?}");
     if let (Some(a), Some(b)) = (before, vm_peak_kib()) {
         assert!(b.saturating_sub(a) < 1024 * 1024, "peak virtual size grew by {} KiB", b - a);
     }
@@ -241,7 +247,7 @@ fn upload_ends_when_the_device_sends_only_empty_packets() {
     answers.extend(std::iter::repeat_n(&b""[..], 40));
     let mut f = fb(&answers);
     let e = f.upload(&mut CollectProgress::default()).unwrap_err();
-    assert!(matches!(e, Error::DataSizeMismatch { accepted: 3, .. }), "{e:?}");
+    assert!(matches!(e, FastbootError::DataSizeMismatch { accepted: 3, .. }), "{e:?}");
 }
 
 #[test]
@@ -254,15 +260,8 @@ fn oem_joins_words_into_one_packet() {
 
 #[test]
 fn cancel_stops_between_data_packets() {
-    struct Cancelled;
-    impl racklet_link::ProgressSink for Cancelled {
-        fn event(&mut self, _: ProgressEvent) {}
-        fn cancelled(&self) -> bool {
-            true
-        }
-    }
     let mut f = fb(&[b"DATA00000002"]);
-    let e = f.download("x", b"ab", &mut Cancelled).unwrap_err();
+    let e = f.download("x", b"ab", &mut CancelAfter::new(0)).unwrap_err();
     assert_eq!(e.class(), FailureClass::Interrupted);
     assert_eq!(f.transport().sent.len(), 1, "no data after the cancel");
 }

@@ -1,0 +1,177 @@
+//! The storage verbs — `write`, `read`, `erase`, `reset`, `partitions` — one
+//! surface for every boot ROM that leads to a storage stage (Rockchip's
+//! usbplug, the K230's kburn loader, U-Boot's fastboot, the JH7110 recovery
+//! program). What each board needs to get there ("bring-up") and how it
+//! addresses its storage are the protocol's; the verbs are the same.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::{ConnectArgs, SimulationArgs};
+
+/// A size or an address on a medium: `0x…`, decimal, or with a binary
+/// unit `K`, `M`, `G`, `T` (`512K`, `64M`, `0x1000`); `_` is ignored.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace('_', "");
+    let bad = || format!("'{s}' is not a size or address (write 0x8000, 32768, 64K, 16M or 2G)");
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(h, 16).map_err(|_| bad());
+    }
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t.as_str(), 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// What every storage verb takes: the board, how to reach it, how to bring
+/// it from its boot ROM to the storage stage when it is not there yet, and
+/// how its virtual twin behaves under `--simulate`.
+#[derive(Debug, Args, Clone)]
+pub struct StorageTarget {
+    /// Board name (see `racklet-flash boards`).
+    pub board: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub bring_up: BringUp,
+    #[command(flatten)]
+    pub sim: SimulationArgs,
+}
+
+/// How to bring the board from its boot ROM to the stage that writes
+/// storage. Skipped when that stage already answers.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Bring-up")]
+pub struct BringUp {
+    /// The loader the boot ROM runs first: a Rockchip RKBOOT loader, the
+    /// K230 kburn loader, the K1 FSBL, the TH1520 U-Boot.
+    #[arg(long, value_name = "FILE")]
+    pub loader: Option<PathBuf>,
+    /// Where the loader goes, when the ROM takes an address (K230).
+    #[arg(long, value_name = "ADDR", value_parser = parse_size)]
+    pub loader_address: Option<u64>,
+    /// Next stages after the loader, in order (e.g. the K1's u-boot.itb).
+    #[arg(long = "then", value_name = "FILE")]
+    pub then: Vec<PathBuf>,
+}
+
+/// Where on the medium: an offset (bytes, or sectors where the protocol
+/// counts sectors), a partition, a medium.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Place {
+    /// Start: an LBA on a block device (Rockchip: 512-byte sectors) or a byte
+    /// offset on a medium (K230); sizes take 0x…, K, M, G.
+    #[arg(long, value_name = "WHERE", value_parser = parse_size)]
+    pub at: Option<u64>,
+    /// A partition by name (from the device's GPT or partition table);
+    /// `NAME=FILE` writes FILE there (repeatable on boards that flash
+    /// partitions, e.g. through fastboot).
+    #[arg(long, value_name = "NAME[=FILE]")]
+    pub partition: Vec<String>,
+    /// The medium, on boards with several (K230: emmc, sd, spi-nand, spi-nor, otp).
+    #[arg(long, value_name = "MEDIUM")]
+    pub medium: Option<String>,
+}
+
+/// `racklet-flash write <board> [IMAGE]`
+#[derive(Debug, Args, Clone)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    /// The image: raw, Android sparse, a raw image with a .bmap beside it,
+    /// or compressed (.gz, .xz, .zst; streamed).
+    pub image: Option<PathBuf>,
+    #[command(flatten)]
+    pub place: Place,
+    /// Do not read the written range back to compare it.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Reset the board when done.
+    #[arg(long, conflicts_with = "no_reboot")]
+    pub reboot: bool,
+    /// Do not reset the board when done (where resetting is the default).
+    #[arg(long)]
+    pub no_reboot: bool,
+}
+
+/// `racklet-flash read <board> --at WHERE --size N -o FILE`
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    #[command(flatten)]
+    pub place: Place,
+    /// How much to read (0x…, K, M, G); a whole partition when omitted with --partition.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Where to put what was read (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `racklet-flash erase <board> (--at WHERE --size N | --partition NAME | --whole)`
+#[derive(Debug, Args, Clone)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    #[command(flatten)]
+    pub place: Place,
+    /// How much to erase.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Erase the whole medium (rkdeveloptool `ef`). Not `--all`: that
+    /// already means every attached board, and the two together must never
+    /// be one typo apart.
+    #[arg(long, conflicts_with_all = ["size", "partition"])]
+    pub whole: bool,
+}
+
+/// `racklet-flash reset <board>`
+#[derive(Debug, Args, Clone)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    /// Reset into the boot ROM's download mode (maskrom) instead of booting.
+    #[arg(long)]
+    pub maskrom: bool,
+}
+
+/// `racklet-flash partitions <board>`
+#[derive(Debug, Args, Clone)]
+pub struct PartitionsArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    #[command(flatten)]
+    pub place: Place,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_hex_decimal_and_binary_units() {
+        assert_eq!(parse_size("0x8000"), Ok(0x8000));
+        assert_eq!(parse_size("32768"), Ok(32768));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("16m"), Ok(16 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1_000"), Ok(1000));
+        for bad in ["", "0x", "12Q", "K", "-1", "1.5G", "0xZZ"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("20000000T").unwrap_err().contains("too large"));
+    }
+}

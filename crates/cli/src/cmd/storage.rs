@@ -1,0 +1,97 @@
+//! The storage verbs: `write`, `read`, `erase`, `reset`, `partitions`. Each
+//! runs through the shared runner (`cmd::run`: real, simulated or replayed
+//! buses, several boards in parallel, transcripts, the virtual device's
+//! verdict) and hands the board's driver a [`StorageJob`].
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use racklet_link::Connector;
+use racklet_sim::serial::SimSerialBus;
+use racklet_sim::usb::SimUsbBus;
+
+use super::{run, transcript};
+use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::boards::Board;
+use crate::cli::GlobalArgs;
+use crate::drivers::{self, Driver, StorageJob, StorageSim};
+use crate::job::Outcome;
+use crate::output::Output;
+
+/// One storage verb for the board of `target`: `act` is the driver's method.
+fn verb(
+    g: &GlobalArgs,
+    name: &str,
+    target: &StorageTarget,
+    inputs: &[&std::path::Path],
+    done: &str,
+    out: &Arc<Output>,
+    act: &(dyn Fn(&dyn Driver, &mut StorageJob) -> Result<Outcome> + Sync),
+) -> Result<ExitCode> {
+    let boards = super::load_boards(g)?;
+    let board: &Board = super::find_board(&boards, &target.board)?;
+    out.set_board(&board.name);
+    let driver = drivers::of(board);
+    if !driver.storage_verbs().contains(&name) {
+        return Err(drivers::unsupported(board, name));
+    }
+    // Every input file is checked (bounded, a regular file) before anything
+    // is touched; the driver reads it again, in pieces, when it sends it.
+    let mut input_files = Vec::new();
+    for p in inputs {
+        racklet_image::check_input(p, u64::MAX, "an image")?;
+        input_files.push(transcript::input_file_meta(p)?);
+    }
+    let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
+        driver.attach_storage_sim(&StorageSim {
+            board,
+            target,
+            port_path: port.to_string(),
+            fault,
+            usb: usb.clone(),
+            serial: serial.clone(),
+        })
+    };
+    let op = |_: usize, conn: &mut Connector, _: &str| -> Result<Outcome> {
+        let mut job = StorageJob { board, target, conn, simulate: target.connect.simulate };
+        act(driver, &mut job)
+    };
+    let spec = run::Spec {
+        board,
+        connect: &target.connect,
+        sim: &target.sim,
+        input_files,
+        attach: &attach,
+        done,
+        check_jobs: &|_| Ok(()),
+    };
+    run::run(spec, out, &op)
+}
+
+pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    let mut inputs: Vec<&std::path::Path> = a.image.iter().map(|p| p.as_path()).collect();
+    inputs.extend(a.target.bring_up.loader.iter().map(|p| p.as_path()));
+    inputs.extend(a.target.bring_up.then.iter().map(|p| p.as_path()));
+    verb(g, "write", &a.target, &inputs, "written", out, &|d, job| d.write(job, a))
+}
+
+pub fn read(g: &GlobalArgs, a: &ReadArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    verb(g, "read", &a.target, &loaders(&a.target), "read", out, &|d, job| d.read(job, a))
+}
+
+pub fn erase(g: &GlobalArgs, a: &EraseArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    verb(g, "erase", &a.target, &loaders(&a.target), "erased", out, &|d, job| d.erase(job, a))
+}
+
+pub fn reset(g: &GlobalArgs, a: &ResetArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    verb(g, "reset", &a.target, &loaders(&a.target), "reset", out, &|d, job| d.reset(job, a))
+}
+
+pub fn partitions(g: &GlobalArgs, a: &PartitionsArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    verb(g, "partitions", &a.target, &loaders(&a.target), "listed", out, &|d, job| d.partitions(job, a))
+}
+
+fn loaders(t: &StorageTarget) -> Vec<&std::path::Path> {
+    t.bring_up.loader.iter().chain(t.bring_up.then.iter()).map(|p| p.as_path()).collect()
+}

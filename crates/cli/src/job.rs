@@ -1,0 +1,64 @@
+//! What every driver's run shares: the [`Outcome`] it reports, the simulated
+//! world its virtual ROM is put in ([`SimCtx`]), and the small rules of a
+//! run that are not any protocol's (faults by port, which board a serial
+//! port is).
+
+use racklet_link::SerialInfo;
+use racklet_sim::serial::SimSerialBus;
+use racklet_sim::usb::SimUsbBus;
+
+use crate::boards::Board;
+use crate::cli::MaskromArgs;
+
+/// What a finished run reports (chip info, what ran where).
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// Key/value facts for the summary and the JSON `done` event's `details`.
+    pub facts: Vec<(String, String)>,
+    /// The chip the ROM identified (the board table's SoC when it says nothing).
+    pub chip: Option<String>,
+    /// What the boot ROM said of itself, when it identifies itself.
+    pub rom: Option<String>,
+    /// What `--expect` matched on the console.
+    pub console_matched: Option<String>,
+}
+
+impl Outcome {
+    pub fn fact(&mut self, k: &str, v: impl Into<String>) {
+        self.facts.push((k.to_string(), v.into()));
+    }
+}
+
+/// The simulated world of one `maskrom` job: the buses the virtual ROM sits on.
+pub struct SimCtx<'a> {
+    pub board: &'a Board,
+    pub args: &'a MaskromArgs,
+    /// USB port path the virtual board is plugged into.
+    pub port_path: String,
+    /// The fault this virtual board injects (`--fault NAME` for every
+    /// board, `--fault PORT=NAME` for the one at PORT).
+    pub fault: Option<String>,
+    pub usb: SimUsbBus,
+    pub serial: SimSerialBus,
+}
+
+/// The fault for the virtual board at `port` from a `--fault` value:
+/// comma-separated `NAME` (every board) or `PORT=NAME` (that board).
+pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
+    let spec = spec?;
+    let mut all = None;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((p, name)) if p == port => return Some(name.to_string()),
+            Some(_) => {}
+            None => all = Some(part.to_string()),
+        }
+    }
+    all
+}
+
+/// Which board a serial port is: its USB port path when it has one (it
+/// survives re-enumeration), its tty path otherwise.
+pub fn serial_identity(p: &SerialInfo) -> String {
+    p.port_path.clone().unwrap_or_else(|| p.path.clone())
+}

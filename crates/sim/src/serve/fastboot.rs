@@ -1,0 +1,117 @@
+//! `racklet-flash sim <board> --tcp ADDR`: the virtual fastboot ROM as a
+//! TCP fastboot device. Every connection is a session (the Debian client
+//! opens one per invocation), served on its own thread; the board's state
+//! carries over between them ([`crate::fastboot::serve_tcp`]).
+//!
+//! Saving what arrived (`--save`) is the caller's: it hears every download
+//! as an [`Event::Received`] before the client gets its OKAY, and writes it
+//! with racklet-image's safe output files (the sim does not depend on
+//! racklet-image).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use racklet_link::{Classify, FailureClass};
+
+use crate::fastboot::{FastbootDevice, Fault, Soc, TcpSession, serve_tcp};
+use crate::models::SimError;
+
+/// How long one TCP connection may stay idle before the server drops it.
+pub const IDLE: Duration = Duration::from_secs(30);
+
+/// What to serve, where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub soc: Soc,
+    /// The address to listen on ("127.0.0.1:5554"; port 0 picks one).
+    pub address: String,
+    /// Serve session after session; without it the server ends after one.
+    pub keep: bool,
+    pub fault: Option<Fault>,
+}
+
+impl Options {
+    /// One session of the board table's SoC `soc` at `address`, with the
+    /// fault named `fault`.
+    pub fn new(soc: &str, address: &str, fault: Option<&str>) -> Result<Options, SimError> {
+        let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
+        let fault = fault.map(str::parse::<Fault>).transpose()?;
+        Ok(Options { soc, address: address.to_string(), keep: false, fault })
+    }
+}
+
+/// What happened, in order within a session, for the caller to show.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The server listens at `address`.
+    Listening { address: SocketAddr },
+    /// A connection ended with an error.
+    ConnectionError { peer: SocketAddr, message: String },
+    /// A command arrived in `stage`.
+    Command { stage: &'static str, command: &'a str },
+    /// A download completed: the `index`-th since the server started.
+    Received { index: usize, stage: &'static str, bytes: &'a [u8] },
+    /// The board started an image.
+    Started { stage: &'static str, what: &'a str, bytes: usize },
+    /// The board's summary when a session ends.
+    Verdict { summary: &'a str },
+}
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    /// Accepting a connection failed, or the caller refused an event (a
+    /// download it could not save).
+    #[error("{0}")]
+    Stopped(String),
+}
+
+impl Classify for ServeError {
+    fn class(&self) -> FailureClass {
+        match self {
+            ServeError::Listen { .. } => FailureClass::BadInput,
+            ServeError::Stopped(_) => FailureClass::Io,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ServeError::Listen { .. } => Some("give another --tcp ADDRESS (port 0 picks a free one)".into()),
+            ServeError::Stopped(_) => None,
+        }
+    }
+}
+
+/// The events of one report of the server, in order.
+fn tell(s: &TcpSession, on: &(dyn Fn(Event) -> Result<(), String> + Sync)) -> Result<(), String> {
+    if let Some(e) = &s.error {
+        on(Event::ConnectionError { peer: s.peer, message: e.to_string() })?;
+    }
+    for (stage, command) in &s.commands {
+        on(Event::Command { stage: stage.name(), command })?;
+    }
+    for (index, r) in &s.downloads {
+        on(Event::Received { index: *index, stage: r.stage.name(), bytes: &r.bytes })?;
+    }
+    for st in &s.started {
+        on(Event::Started { stage: st.by.name(), what: &st.what, bytes: st.len })?;
+    }
+    if s.ended {
+        on(Event::Verdict { summary: &s.summary })?;
+    }
+    Ok(())
+}
+
+/// Serves the board until one session is over (or forever with `keep`),
+/// telling `on` what happens; an error from `on` stops the server.
+pub fn serve(opts: &Options, on: &(dyn Fn(Event) -> Result<(), String> + Sync)) -> Result<(), ServeError> {
+    let listen = |source| ServeError::Listen { address: opts.address.clone(), source };
+    let l = TcpListener::bind(&opts.address).map_err(listen)?;
+    let local = l.local_addr().map_err(listen)?;
+    on(Event::Listening { address: local }).map_err(ServeError::Stopped)?;
+    let dev = Mutex::new(FastbootDevice::new(opts.soc, "tcp").with_fault(opts.fault));
+    serve_tcp(&l, &dev, IDLE, opts.keep, &|s| tell(&s, on)).map_err(ServeError::Stopped)
+}

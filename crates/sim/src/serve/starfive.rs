@@ -1,0 +1,139 @@
+//! `racklet-flash sim visionfive2`: the virtual JH7110 ROM on a
+//! pseudo-terminal that another process opens as its UART.
+//!
+//! The server writes no files: each session's bytes go to the caller with
+//! its event, and the caller saves them (`--save`) the way it writes every
+//! user file.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use racklet_link::{Classify, FailureClass, LinkError};
+
+use crate::starfive::{Fault, RomConfig, RomReport, Session, SplStage, StarfiveRom};
+
+/// How long the server keeps the pty open after its last session: the
+/// client still reads the last ACK and watches the console for a second,
+/// and closing the pty earlier would cut it off.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// What to serve.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The fault the ROM injects (`--fault NAME`).
+    pub fault: Fault,
+    /// Serve more than one session (`--keep`); without it the server ends
+    /// after the first.
+    pub keep: bool,
+}
+
+/// What happened, as it happens.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The ROM is up; clients open `tty`.
+    Serving { tty: &'a str },
+    /// Session `n` ended (`line` says how, for a log); `session.received`
+    /// is everything the ROM got, padding included.
+    Session { n: usize, session: &'a Session, line: String },
+    /// The started U-Boot SPL's YMODEM stage ended (`line` says how).
+    NextStage { line: String },
+}
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("starting the virtual JH7110 ROM: {error}")]
+    Start { error: LinkError },
+    /// The last session did not start a payload.
+    #[error("the virtual ROM refused the image: {why}")]
+    Refused { why: String },
+}
+
+impl Classify for ServeError {
+    fn class(&self) -> FailureClass {
+        match self {
+            ServeError::Start { error } => error.class(),
+            ServeError::Refused { .. } => FailureClass::Rejected,
+        }
+    }
+}
+
+/// One line for a session.
+pub fn describe(n: usize, s: &Session) -> String {
+    let v = match &s.verdict {
+        Ok(v) => v.clone(),
+        Err(e) => format!("answered CRC Error: {e}"),
+    };
+    format!(
+        "session {n}: received {} bytes in {} 1K + {} 128-byte frames, {} NAKs sent, {} duplicates; {v}",
+        s.received.len(),
+        s.frames_1k,
+        s.frames_128,
+        s.naks_sent,
+        s.duplicates
+    )
+}
+
+/// Serves the ROM until one session ended (every session with `keep`),
+/// `cancelled` says so, or `on` breaks (then it ends at once, with `Ok`: the
+/// caller knows why). A started U-Boot SPL that began receiving its next
+/// stage is waited for. Ends with an error when the last session did not
+/// start a payload.
+pub fn serve(
+    opts: &Options,
+    cancelled: &dyn Fn() -> bool,
+    on: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
+) -> Result<(), ServeError> {
+    let (rom, path) = StarfiveRom::spawn_pty(RomConfig { fault: opts.fault, ..Default::default() })
+        .map_err(|error| ServeError::Start { error })?;
+    if on(Event::Serving { tty: &path }).is_break() {
+        return Ok(());
+    }
+    let mut seen = 0;
+    let mut done = false;
+    while !cancelled() {
+        let rep = rom.wait_sessions(seen + 1, Duration::from_millis(200));
+        while seen < rep.sessions.len() {
+            let s = &rep.sessions[seen];
+            seen += 1;
+            if on(Event::Session { n: seen, session: s, line: describe(seen, s) }).is_break() {
+                return Ok(());
+            }
+        }
+        if seen > 0 && !opts.keep {
+            done = true;
+            break;
+        }
+    }
+    if done {
+        let rep = settle(&rom, cancelled);
+        if let Some(SplStage::Done(r)) = &rep.spl {
+            let line = match r {
+                Ok(f) => format!("U-Boot SPL received {} ({} bytes) by YMODEM", f.name, f.data.len()),
+                Err(e) => format!("U-Boot SPL's YMODEM receive failed: {e}"),
+            };
+            // The server ends here either way.
+            let _ = on(Event::NextStage { line });
+        }
+    }
+    let rep = rom.stop();
+    match done.then(|| rep.verdict()) {
+        Some(Err(why)) => Err(ServeError::Refused { why }),
+        _ => Ok(()),
+    }
+}
+
+/// Waits [`LINGER`] after the last session, and longer while a started SPL
+/// is receiving its next stage.
+fn settle(rom: &StarfiveRom, cancelled: &dyn Fn() -> bool) -> RomReport {
+    let start = Instant::now();
+    loop {
+        let rep = rom.report();
+        let receiving = matches!(rep.spl, Some(SplStage::Receiving { .. }));
+        if (start.elapsed() >= LINGER && !receiving) || cancelled() {
+            return rep;
+        }
+        // The ROM thread updates the report; look again shortly.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
