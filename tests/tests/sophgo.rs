@@ -123,6 +123,118 @@ fn image_is_the_vendor_layout_and_info_decodes_it() {
     }
 }
 
+/// The vectors the vendor fiptool.py wrote (tests/vectors/sophgo/README.md).
+fn vector(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/sophgo").join(name)
+}
+
+#[test]
+fn image_writes_a_whole_fip_as_the_vendor_fiptool_does() {
+    let d = tempfile::tempdir().unwrap();
+    let v = |n: &str| vector(n).display().to_string();
+    let full: Vec<String> = [
+        "--blcp",
+        &v("blcp.bin"),
+        "--ddr-param",
+        &v("ddr_param.bin"),
+        "--blcp-2nd",
+        &v("blcp_2nd.bin"),
+        "--blcp-2nd-runaddr",
+        "0x83f40000",
+        "--monitor",
+        &v("monitor.bin"),
+        "--monitor-runaddr",
+        "0x80000000",
+        "--loader-2nd",
+        &v("loader_2nd.bin"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut lzma = full.clone();
+    lzma.extend(["--compress".into(), "lzma".into()]);
+    let uboot: Vec<String> = [
+        "--ddr-param",
+        &v("ddr_param.bin"),
+        "--monitor",
+        &v("monitor.bin"),
+        "--monitor-runaddr",
+        "0x80000000",
+        "--loader-2nd",
+        &v("loader_2nd.bin"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (name, args) in [("fip-full.bin", full), ("fip-full-lzma.bin", lzma), ("fip-uboot.bin", uboot)] {
+        let out = d.path().join(name);
+        rf().args(["image", "milkv-duo-256m"])
+            .arg(vector("bl2.bin"))
+            .args(&args)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(vector(name)).unwrap(),
+            "{name} differs from the vendor's"
+        );
+        let o = rf().args(["info", "--json"]).arg(&out).output().unwrap();
+        assert!(o.status.success());
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let names: Vec<&str> =
+            j["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        for n in ["param2", "DDR_PARAM", "MONITOR", "LOADER_2ND"] {
+            assert!(names.contains(&n), "{name}: info has no {n}: {names:?}");
+        }
+        assert!(j["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{name}");
+    }
+    // Bad combinations are bad input, named.
+    let out = d.path().join("x.bin");
+    let r = rf()
+        .args(["image", "milkv-duo-256m"])
+        .arg(vector("bl2.bin"))
+        .args(["--monitor", &v("monitor.bin"), "--monitor-runaddr", "0x80000000"])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("--ddr-param"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = rf()
+        .args(["image", "milkv-duo-256m"])
+        .arg(vector("bl2.bin"))
+        .args(["--ddr-param", &v("ddr_param.bin"), "--monitor", &v("monitor.bin")])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--monitor-runaddr"));
+    let r = rf()
+        .args(["image", "milkv-duo"])
+        .arg(vector("bl2.bin"))
+        .args([
+            "--ddr-param",
+            &v("ddr_param.bin"),
+            "--monitor",
+            &v("monitor.bin"),
+            "--monitor-runaddr",
+            "0x90000000",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "0x90000000 is past a CV1800B's 64 MiB of DRAM");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("DRAM"));
+    assert!(!out.exists());
+}
+
 #[test]
 fn an_existing_fip_is_checked_not_wrapped_and_a_corrupt_one_refused() {
     let d = tempfile::tempdir().unwrap();
@@ -381,4 +493,61 @@ fn several_boards_in_parallel_each_followed_by_its_port_path() {
     ]);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert_eq!(r.events.iter().filter(|e| e["event"] == "error" && e["class"] == "rejected").count(), 2);
+}
+
+#[test]
+fn a_vendor_fip_boots_to_u_boot_in_simulation() {
+    let r =
+        run(&["maskrom", "milkv-duo-256m", vector("fip-full.bin").to_str().unwrap(), "--simulate", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.fact("served").contains("param2, DDR_PARAM, BLCP_2ND, MONITOR, LOADER_2ND header, LOADER_2ND"));
+    assert!(r.fact("confirmed").contains("3346:1001"), "{:?}", r.event("done"));
+    assert!(r.fact("virtual ROM").contains("3346:1001 is up"));
+    // A USB device has no line rate: the throughput is stated alone.
+    assert!(r.fact("throughput").contains("KiB/s over USB") && !r.fact("throughput").contains("line rate"));
+}
+
+#[test]
+fn a_rejected_bl2_fails_the_run_and_the_console_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(800));
+    let p = p.to_str().unwrap();
+    // Without a console the client cannot tell; the virtual board's verdict
+    // (it booted its flash) fails the simulated run.
+    let r = run(&["maskrom", "milkv-duo-256m", p, "--simulate", "--fault", "reject-bl2", "--json"]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.error().contains("DL cancelled"), "{}", r.error());
+    // With --monitor the ROM's own line is the error.
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p,
+        "--simulate",
+        "--fault",
+        "reject-bl2",
+        "--monitor",
+        "/dev/null",
+        "--json",
+    ]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.error().contains("bl2_cksum"), "{}", r.error());
+    // (An accepted BL2 confirmed by BE.J.: protocols/sophgo/tests/boot.rs;
+    // here --monitor would then stream the console until Ctrl-C.)
+}
+
+#[test]
+fn sim_speed_full_gives_a_full_speed_rom_and_small_packets() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bl2.bin", &bl2(2000));
+    let r = run(&[
+        "maskrom",
+        "milkv-duo-256m",
+        p.to_str().unwrap(),
+        "--simulate",
+        "--sim-speed",
+        "full",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.fact("virtual ROM").contains("jumped to 0xc000020"));
 }

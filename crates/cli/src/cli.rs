@@ -345,6 +345,8 @@ pub struct ImageArgs {
     pub force: bool,
     #[command(flatten)]
     pub starfive: crate::args::starfive::StarfiveImageArgs,
+    #[command(flatten)]
+    pub sophgo: crate::args::sophgo::SophgoImageArgs,
 }
 
 /// `racklet-flash sim <board>`

@@ -110,4 +110,12 @@ pub trait SerialBus: Send + Sync {
     fn ports(&self) -> Result<Vec<SerialInfo>, LinkError>;
     /// Opens a port at `baud`.
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError>;
+    /// The USB link speed of the device behind the port, when known:
+    /// "low", "full", "high", "super" (Linux: sysfs `speed` of the USB
+    /// device, 1.5, 12, 480, 5000+). A USB CDC-ACM device at full speed
+    /// takes 64-byte bulk packets.
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        let _ = info;
+        None
+    }
 }

@@ -155,6 +155,19 @@ impl SerialBus for SystemSerial {
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError> {
         Ok(Box::new(SerialPortLink::open(info.clone(), baud)?))
     }
+
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        sysfs_speed(Path::new("/sys/class/tty"), &info.path)
+    }
+}
+
+/// The link speed of the USB device behind `tty` (its sysfs `speed`), by
+/// the names `UsbInfo` uses.
+pub fn sysfs_speed(class_dir: &Path, tty: &str) -> Option<String> {
+    let name = Path::new(tty).file_name()?.to_string_lossy().to_string();
+    let dev = std::fs::canonicalize(class_dir.join(name).join("device")).ok()?;
+    let d = dev.ancestors().find(|a| a.file_name().is_some_and(|n| is_usb_port_dir(&n.to_string_lossy())))?;
+    read_attr(d, "speed").map(|s| speed_name(&s))
 }
 
 fn read_attr(dir: &Path, name: &str) -> Option<String> {
@@ -171,6 +184,17 @@ fn is_usb_port_dir(name: &str) -> bool {
                 && ports.chars().all(|c| c.is_ascii_digit() || c == '.')
         }
         None => false,
+    }
+}
+
+/// The name of a sysfs USB `speed` value (Mb/s): the names `UsbInfo` uses.
+pub fn speed_name(mbps: &str) -> String {
+    match mbps.trim() {
+        "1.5" => "low".into(),
+        "12" => "full".into(),
+        "480" => "high".into(),
+        "5000" | "10000" | "20000" => "super".into(),
+        other => format!("{other} Mb/s"),
     }
 }
 
@@ -258,6 +282,7 @@ mod tests {
         std::fs::write(usbdev.join("idVendor"), "3346\n").unwrap();
         std::fs::write(usbdev.join("idProduct"), "1000\n").unwrap();
         std::fs::write(usbdev.join("product"), "USB Com Port\n").unwrap();
+        std::fs::write(usbdev.join("speed"), "12\n").unwrap();
         let class = root.path().join("class/tty/ttyACM0");
         std::fs::create_dir_all(&class).unwrap();
         std::os::unix::fs::symlink(usbdev.join("1-3.2:1.0"), class.join("device")).unwrap();
@@ -271,6 +296,9 @@ mod tests {
         assert_eq!(ports[0].vid, Some(0x3346));
         assert_eq!(ports[0].pid, Some(0x1000));
         assert_eq!(ports[0].product.as_deref(), Some("USB Com Port"));
+        // Behind a USB 1.1 hub the ROM runs at full speed (64-byte packets).
+        assert_eq!(sysfs_speed(&root.path().join("class/tty"), "/dev/ttyACM0").as_deref(), Some("full"));
+        assert_eq!(sysfs_speed(&root.path().join("class/tty"), "/dev/ttyS0"), None);
     }
 
     #[cfg(target_os = "linux")]

@@ -709,6 +709,10 @@ impl SerialBus for RecordingSerialBus {
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError> {
         self.inner.open(info, baud)
     }
+
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        self.inner.link_speed(info)
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ pub struct Scenario {
     /// `load_image(buf, 0, size)`, sophgo.md §2.6). What a running program
     /// asks for is that program's choice, not the ROM's.
     pub running_load: Option<u32>,
+    /// The USB speed of the board's link, and with it the bus time each
+    /// transfer takes (`--sim-speed`). None: high speed, untimed.
+    pub speed: Option<crate::usb::BusSpeed>,
+    /// Give the board a UART console the host can read (`--monitor`;
+    /// [`VirtualRom::console`]).
+    pub console: bool,
     /// Where the board's storage (eMMC, SD, flash) is kept between runs
     /// (`--sim-storage FILE`, see [`crate::storage::Medium::in_file`]);
     /// `None`: a fresh, blank medium in memory. A board's storage outlives

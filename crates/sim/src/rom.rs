@@ -40,6 +40,12 @@ impl Verdict {
 pub trait VirtualRom: Send {
     /// The ROM's own conclusion, once the client is done with it.
     fn verdict(&mut self) -> Verdict;
+
+    /// The tty where the host reads the board's UART console, when the
+    /// virtual board has one (asked for with `Scenario::console`).
+    fn console(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The faults of one virtual ROM: each has a name (`--fault NAME`) and a

@@ -40,6 +40,8 @@ impl PtyPair {
 #[derive(Clone, Default)]
 pub struct SimSerialBus {
     ports: Arc<Mutex<Vec<SerialInfo>>>,
+    /// USB link speeds by USB port path (what sysfs would say).
+    speeds: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl SimSerialBus {
@@ -57,6 +59,13 @@ impl SimSerialBus {
         p.push(info);
     }
 
+    /// The USB link speed of the device at `port_path` ("high", "full").
+    pub fn set_speed(&self, port_path: &str, speed: &str) {
+        let mut s = self.speeds.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|(p, _)| p != port_path);
+        s.push((port_path.to_string(), speed.to_string()));
+    }
+
     /// Removes the port with this tty path (the device went away).
     pub fn withdraw(&self, path: &str) {
         self.ports.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x.path != path);
@@ -70,6 +79,12 @@ impl SerialBus for SimSerialBus {
 
     fn open(&self, info: &SerialInfo, baud: u32) -> Result<Box<dyn SerialLink>, LinkError> {
         Ok(Box::new(SerialPortLink::open(info.clone(), baud)?))
+    }
+
+    fn link_speed(&self, info: &SerialInfo) -> Option<String> {
+        let pp = info.port_path.as_deref()?;
+        let s = self.speeds.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter().find(|(p, _)| p == pp).map(|(_, v)| v.clone())
     }
 }
 

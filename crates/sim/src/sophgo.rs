@@ -24,9 +24,22 @@
 //!   other packet gets a 16-byte ACK (CRC twice, 0, token, ack counter, the
 //!   wanted offset and size);
 //! - the checks: magic CRC 0xC283, FLAG "1NGM" at 0x0E000004 before BREAK,
-//!   param1 magic and checksum over 0x10..0x800, BL2 checksum; a failed
-//!   session or check is retried (the same request again), then the ROM
-//!   falls back to flash;
+//!   param1 magic and checksum over 0x10..0x800, BL2 checksum; the ROM
+//!   tries each image once over USB (`get_number_of_retries()` returns 1
+//!   for USB, disassembly of both CV181x ROM images, review F3), then prints
+//!   `DL cancelled. Load flash.` and boots the strapped flash;
+//! - each bulk OUT request parsed as one packet (usb_tty.c `bulkOutCmpl`):
+//!   512-byte requests at high speed, 64-byte ones at full speed, so a
+//!   longer packet at full speed is parsed as several, its fragments as
+//!   headers;
+//! - the vendor FSBL after BL2 when param1 names a param2 (sophgo/fsbl
+//!   `plat/cv181x/bl2/bl2_opt.c`): param2, DDR parameters, BLCP_2ND, the
+//!   monitor, LOADER_2ND's header and body, each its own session through
+//!   the ROM's load_image, then U-Boot's download gadget (3346:1001);
+//! - the UART log (ROM and FSBL strings), on a console pty when asked;
+//! - a part whose efuses disable the USB timeout (`USBC.`): the probe
+//!   session ends at enumeration, without a magic;
+//! - the bus time of each transfer, when the link has a timing model;
 //! - faults, chosen by name (see [`SophgoFault`]).
 
 use std::io::{Read, Write};
@@ -42,7 +55,7 @@ use crate::crc::crc16_xmodem;
 use crate::models::{Model, Scenario, SimError};
 use crate::rom::{Faults, Verdict, VirtualRom};
 use crate::serial::{PtyPair, SimSerialBus};
-use crate::usb::SimUsbBus;
+use crate::usb::{BusSpeed, LinkModel, SimUsbBus};
 
 /// idVendor of the ROM ("CVITEK"), sheet §1.1.
 pub const VID: u16 = 0x3346;
@@ -92,15 +105,37 @@ pub struct Soc {
     pub arm_bl2: Option<u64>,
     /// The largest BL2 the ROM loads (its SRAM).
     pub max_bl2: u32,
+    /// The in-package DRAM (base, size): the FSBL refuses run addresses
+    /// outside it (bl2_opt.c `IN_RANGE(..., DRAM_BASE, DRAM_SIZE)`).
+    pub dram: (u64, u64),
 }
 
 /// Every SoC the virtual ROM models (sheet §3.2 table).
 pub static SOCS: [Soc; 3] = [
     // CV1800B: C906 only; BL2 in the VC SRAM alias 0x3BC00000, 0x19000 (100 KiB).
-    Soc { name: "cv1800b", riscv_bl2: 0x3BC0_0000, arm_bl2: None, max_bl2: 0x19000 },
+    // DRAM: CVIMMAP_DRAM_BASE 0x80000000; 64 MiB (CV1800B), 256 MiB (SG2002), 512 MiB (SG2000).
+    Soc {
+        name: "cv1800b",
+        riscv_bl2: 0x3BC0_0000,
+        arm_bl2: None,
+        max_bl2: 0x19000,
+        dram: (0x8000_0000, 64 << 20),
+    },
     // SG2000 / SG2002 (cv181x): TPU SRAM 0x0C000000, mirrored at 0x40100000 for the A53; 0x37000.
-    Soc { name: "sg2000", riscv_bl2: 0x0C00_0000, arm_bl2: Some(0x4010_0000), max_bl2: 0x37000 },
-    Soc { name: "sg2002", riscv_bl2: 0x0C00_0000, arm_bl2: Some(0x4010_0000), max_bl2: 0x37000 },
+    Soc {
+        name: "sg2000",
+        riscv_bl2: 0x0C00_0000,
+        arm_bl2: Some(0x4010_0000),
+        max_bl2: 0x37000,
+        dram: (0x8000_0000, 512 << 20),
+    },
+    Soc {
+        name: "sg2002",
+        riscv_bl2: 0x0C00_0000,
+        arm_bl2: Some(0x4010_0000),
+        max_bl2: 0x37000,
+        dram: (0x8000_0000, 256 << 20),
+    },
 ];
 
 /// The model of `soc` (as the board table names it, any case).
@@ -130,13 +165,15 @@ const MAGIC_CRC: u16 = 0xC283;
 const BOOT_SOURCE_FLAG: u64 = 0x0E00_0004;
 const MGN1: [u8; 4] = [0x31, 0x4E, 0x47, 0x4D];
 const RX_BUF: usize = 512;
+/// usb_tty.c HEADER_SIZE.
+const HEADER: usize = 8;
 const PARAM1_LEN: u32 = 0x1000;
 /// How long the ROM takes to bring USB back after a session ends (model).
 const REENUMERATE: Duration = Duration::from_millis(30);
 /// How long the port stays after the BREAK ACK is queued, so it can be read.
 const LINGER: Duration = Duration::from_millis(50);
 
-fn cksum(data: &[u8]) -> u32 {
+fn cksum_of(data: &[u8]) -> u32 {
     0xCAFE_0000 | crc16_xmodem(data) as u32
 }
 
@@ -161,6 +198,14 @@ pub enum SophgoFault {
     RejectBl2,
     /// The host was too late: the ROM's window closes before the magic.
     WindowMissed,
+    /// The efuses disable the USB timeout (`usb_polling_time` with USB_ID
+    /// low): the probe session ends at enumeration, without a magic.
+    EfuseNoTimeout,
+    /// The FSBL's monitor checksum check fails.
+    RejectMonitor,
+    /// The ROM's param1 checksum check fails (as on a part whose efuses
+    /// want a signed image).
+    RejectParam1,
 }
 
 impl Faults for SophgoFault {
@@ -172,6 +217,13 @@ impl Faults for SophgoFault {
         ("no-break-ack", SophgoFault::NoBreakAck, "the ACK of BREAK is lost"),
         ("reject-bl2", SophgoFault::RejectBl2, "the ROM's BL2 checksum check fails every time"),
         ("window-missed", SophgoFault::WindowMissed, "the ROM's download window closes before the magic"),
+        (
+            "efuse-no-timeout",
+            SophgoFault::EfuseNoTimeout,
+            "efuses disable the USB timeout: the probe session ends at enumeration, without a magic (USBC.)",
+        ),
+        ("reject-monitor", SophgoFault::RejectMonitor, "the vendor FSBL's monitor checksum check fails"),
+        ("reject-param1", SophgoFault::RejectParam1, "the ROM's param1 checksum check fails"),
     ];
 }
 
@@ -197,8 +249,15 @@ pub struct SophgoRomConfig {
     pub fault: Option<SophgoFault>,
     /// Each of the two first-session windows.
     pub window: Duration,
-    /// How often a failed request is retried before falling back to flash.
+    /// `get_number_of_retries()`: tries of each image before falling back
+    /// to flash (1 for USB in both CV181x ROM images and the FSBL).
     pub retries: u32,
+    /// The speed the board's USB link runs at.
+    pub speed: Speed,
+    /// The bus time each transfer takes, when modelled (`--sim-speed`).
+    pub pace: Option<LinkModel>,
+    /// Give the board a UART console on a pty ([`SophgoRom::console`]).
+    pub console: bool,
     /// How many cold boots to serve (`sim --keep`: many).
     pub boots: u32,
     pub vid: u16,
@@ -220,7 +279,10 @@ impl SophgoRomConfig {
             bl2_base,
             fault: None,
             window: DEFAULT_WINDOW,
-            retries: 3,
+            retries: 1,
+            speed: Speed::High,
+            pace: None,
+            console: false,
             boots: 1,
             vid: VID,
             pid: PID,
@@ -231,6 +293,40 @@ impl SophgoRomConfig {
     /// Where the ROM enters BL2.
     pub fn bl2_entry(&self) -> u64 {
         self.bl2_base + BL2_ENTRY_OFFSET
+    }
+}
+
+/// The speed the ROM's USB link came up at (usb_tty.c `gadget->speed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speed {
+    High,
+    Full,
+}
+
+impl Speed {
+    /// The bulk OUT request length the ROM posts (usb_tty.c: `transfer_size`).
+    pub fn transfer_size(self) -> usize {
+        match self {
+            Speed::High => 512,
+            Speed::Full => 64,
+        }
+    }
+
+    /// sysfs-style name, as the host sees it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Speed::High => "high",
+            Speed::Full => "full",
+        }
+    }
+
+    fn fragments(self) -> &'static str {
+        match self {
+            Speed::High => "",
+            Speed::Full => {
+                " (full speed: every 64-byte request is parsed as a packet, so the fragments of a longer packet are read as headers)"
+            }
+        }
     }
 }
 
@@ -259,6 +355,16 @@ pub struct RomState {
     pub jumped_to: Option<u64>,
     /// What a running BL2's load_image call received (`bl2_load`).
     pub loaded: Option<Vec<u8>>,
+    /// The vendor FSBL's param2, once accepted.
+    pub param2: Option<Vec<u8>>,
+    /// The parts the FSBL loaded and checked (DDR_PARAM, BLCP_2ND, MONITOR, LOADER_2ND).
+    pub parts: Vec<(&'static str, Vec<u8>)>,
+    /// The FSBL jumped to the monitor / LOADER_2ND here.
+    pub fsbl_entry: Option<u64>,
+    /// U-Boot's download gadget (3346:1001) is up.
+    pub uboot: bool,
+    /// The load_image request (offset, size) whose session is open now.
+    pub waiting: Option<(u32, u32)>,
     /// Why the boot did not end in a jump (window missed, fell back to flash...).
     pub error: Option<String>,
     /// The ROM thread has ended.
@@ -279,6 +385,10 @@ pub struct SophgoRom {
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<RomState>>,
     thread: Option<JoinHandle<()>>,
+    /// The host side of the board's UART, when it has one.
+    console: Option<PtyPair>,
+    /// Keeps U-Boot's port alive as long as the board is powered.
+    _uboot: Arc<Mutex<Option<PtyPair>>>,
 }
 
 impl SophgoRom {
@@ -293,9 +403,22 @@ impl SophgoRom {
         // Create and publish the first port before returning, so that it is
         // listed at once (power-on enumeration).
         let first = PtyPair::new()?;
+        // What sysfs says of the device's link.
+        bus.set_speed(&cfg.port_path, cfg.speed.name());
         bus.publish(port_info(&cfg, &first.path));
+        let console = if cfg.console { Some(PtyPair::new()?) } else { None };
+        let uart = match &console {
+            Some(c) => {
+                let mut d = c.device.try_clone_native().map_err(|e| LinkError::io("the console pty", e))?;
+                let _ = d.set_timeout(Duration::from_millis(50));
+                Some(d)
+            }
+            None => None,
+        };
+        let uboot = Arc::new(Mutex::new(None));
         let mut rom = Rom {
             bus,
+            pacer: Pacer { model: cfg.pace, start: Instant::now(), busy: Duration::ZERO },
             cfg,
             stop: stop.clone(),
             state: state.clone(),
@@ -304,12 +427,21 @@ impl SophgoRom {
             flag_dl: false,
             flag_word: [0; 4],
             bad_crc_done: false,
+            first: Some(first),
+            console: uart,
+            uboot: uboot.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("sophgo-rom".into())
-            .spawn(move || rom.run(Some(first)))
+            .spawn(move || rom.run())
             .map_err(|e| LinkError::io("starting the virtual ROM", e))?;
-        Ok(SophgoRom { stop, state, thread: Some(thread) })
+        Ok(SophgoRom { stop, state, thread: Some(thread), console, _uboot: uboot })
+    }
+
+    /// The tty where the host reads the board's UART (its console), when
+    /// the board was given one.
+    pub fn console(&self) -> Option<String> {
+        self.console.as_ref().map(|c| c.path.clone())
     }
 
     /// A snapshot of what the ROM saw so far.
@@ -367,7 +499,31 @@ impl SophgoRom {
                 ),
             };
         }
+        if let (Some(entry), true) = (s.fsbl_entry, s.uboot) {
+            let parts: Vec<&str> = s.parts.iter().map(|p| p.0).collect();
+            return Verdict::Started {
+                summary: format!(
+                    "sessions {sessions}; BL2 (the vendor FSBL) checked, jumped to 0x{:x}; it loaded param2, {}, jumped to 0x{entry:x}; U-Boot's download gadget 3346:1001 is up",
+                    s.jumped_to.unwrap_or_default(),
+                    parts.join(", ")
+                ),
+            };
+        }
+        if let (Some(_), None, Some((off, size))) =
+            (s.param2.as_ref().or(s.param1.as_ref()), &s.error, s.waiting)
+            && s.jumped_to.is_some()
+        {
+            return Verdict::NotStarted {
+                why: format!(
+                    "BL2 (the vendor FSBL) runs, but waits for fip.bin 0x{off:x}+0x{size:x}, which nobody served: it waits forever (sessions {sessions}; log {})",
+                    s.log
+                ),
+            };
+        }
         match (s.jumped_to, &s.error) {
+            (Some(_), Some(e)) => Verdict::NotStarted {
+                why: format!("BL2 (the vendor FSBL) ran, but {e} (sessions {sessions}; log {})", s.log),
+            },
             (Some(at), None) => Verdict::Started {
                 summary: format!(
                     "sessions {sessions}; BL2 of {} bytes checked, jumped to 0x{at:x}; log {}",
@@ -386,6 +542,10 @@ impl SophgoRom {
 impl VirtualRom for SophgoRom {
     fn verdict(&mut self) -> Verdict {
         self.conclude()
+    }
+
+    fn console(&self) -> Option<String> {
+        SophgoRom::console(self)
     }
 }
 
@@ -408,19 +568,7 @@ fn port_info(cfg: &SophgoRomConfig, path: &str) -> SerialInfo {
     }
 }
 
-/// What the ROM was asked to load in a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Probe,
-    Param1,
-    /// BL2, whose checksum the accepted param1 gave (BL2_IMG_CKSUM).
-    Bl2 {
-        cksum: u32,
-    },
-    /// A running BL2's load_image call.
-    Load,
-}
-
+/// How one `load_image` session ended.
 enum End {
     /// FLAG + BREAK (or the probe's magic) arrived.
     Done { buf: Vec<u8>, flag_ok: bool },
@@ -430,6 +578,66 @@ enum End {
     Vanished(String),
     /// Power off.
     Stopped,
+}
+
+/// Why a load failed, as the ROM's caller sees it (`load_image` < 0, or a
+/// check after it).
+enum LoadFail {
+    /// The host never sent the magic in the first window: the ROM boots flash.
+    Window,
+    /// The ROM's state is gone (a fault, a corrupting packet, power off).
+    Fatal(String),
+    Stopped,
+    /// The session ended without MGN1, or the bytes failed a check: the
+    /// caller's retry loop goes on (and with one try for USB, gives up).
+    Retry,
+}
+
+/// The virtual U-Boot's `cvi_utask` download gadget (sheet §1.1: 3346:1001).
+const UBOOT_PID: u16 = 0x1001;
+/// bl2.h PARAM2_SIZE, BLOCK_SIZE; "CVLD02\n\0" (mmap.h FIP_PARAM2_MAGIC1).
+const PARAM2_LEN: u32 = 0x1000;
+const BLOCK: u32 = 512;
+const PARAM2_MAGIC: &[u8; 8] = b"CVLD02\n\0";
+/// ddr.h: `struct ddr_param { uint8_t data[1024 * 16]; }`; load_ddr_param
+/// clamps the size it asks for to it.
+const DDR_PARAM_MAX: u32 = 16 * 1024;
+/// bl2.h LOADER_2ND_MAGIC_LZMA / _LZ4 ("B3MA", "B3Z4" as stored).
+const LOADER_2ND_LZMA: [u8; 4] = *b"B3MA";
+const LOADER_2ND_LZ4: [u8; 4] = *b"B3Z4";
+
+/// Sleeps out the bus time of each transfer on a virtual timeline (so
+/// sleep overshoot does not add up), when the link has a timing model.
+struct Pacer {
+    model: Option<LinkModel>,
+    start: Instant,
+    busy: Duration,
+}
+
+/// The last stretch of a modelled wait that is yielded through, not slept
+/// (a sleep overshoots by tens of microseconds, which would add up over
+/// thousands of lock-step packets).
+const SPIN: Duration = Duration::from_micros(80);
+
+impl Pacer {
+    /// One lock-step exchange: the OUT packet of `out` bytes, which arrived
+    /// at `at` (time since `start`), then the 16-byte ACK back; returns when
+    /// the ACK would have crossed the bus. The ROM's own work overlaps.
+    fn exchange(&mut self, at: Duration, out: usize) {
+        let Some(m) = self.model else { return };
+        self.busy = self.busy.max(at) + m.bulk_time(out) + m.bulk_time(16);
+        let left = self.busy.saturating_sub(self.start.elapsed());
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        }
+        while self.start.elapsed() < self.busy {
+            std::thread::yield_now();
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
 }
 
 struct Rom {
@@ -445,6 +653,13 @@ struct Rom {
     /// The word at BOOT_SOURCE_FLAG.
     flag_word: [u8; 4],
     bad_crc_done: bool,
+    /// The first port, published at power-on.
+    first: Option<PtyPair>,
+    /// The board's UART (`--monitor`), when asked for: the log goes there.
+    console: Option<TTYPort>,
+    /// U-Boot's gadget, once the FSBL has started it.
+    uboot: Arc<Mutex<Option<PtyPair>>>,
+    pacer: Pacer,
 }
 
 impl Rom {
@@ -452,8 +667,14 @@ impl Rom {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn log(&self, t: &str) {
+    /// The ROM's (and the FSBL's) UART output: kept in the state, written
+    /// to the console when there is one.
+    fn log(&mut self, t: &str) {
         self.st().log.push_str(t);
+        if let Some(c) = &mut self.console {
+            // A console nobody reads must not stall the ROM.
+            let _ = c.write_all(t.as_bytes());
+        }
     }
 
     fn say(&self, line: &str) {
@@ -467,8 +688,8 @@ impl Rom {
         self.st().error = Some(why);
     }
 
-    fn run(&mut self, mut first: Option<PtyPair>) {
-        'boots: for boot in 0..self.cfg.boots.max(1) {
+    fn run(&mut self) {
+        for boot in 0..self.cfg.boots.max(1) {
             if boot > 0 {
                 // A new power cycle: the ROM starts from scratch.
                 self.ack_idx = 0;
@@ -479,105 +700,11 @@ impl Rom {
                 let mut s = self.st();
                 s.error = None;
                 s.log.clear();
-            }
-            self.log("C.SCS/0/0.WD.URPL.USBI.");
-            let mut req = (Kind::Probe, 0u32, 0u32);
-            if let Some((off, size)) = self.cfg.bl2_load {
-                // BL2 was loaded over USB, so flagEnterDL is already set.
-                self.flag_dl = true;
-                self.log("BE.J.");
-                req = (Kind::Load, off, size);
-            }
-            let mut tries = 0u32;
-            loop {
-                if self.stop.load(Ordering::SeqCst) {
-                    break 'boots;
-                }
-                let pair = match first.take() {
-                    Some(p) => p,
-                    None => match PtyPair::new() {
-                        Ok(p) => p,
-                        Err(e) => {
-                            self.fail(format!("cannot create a pty: {e}"));
-                            break 'boots;
-                        }
-                    },
-                };
-                let end = self.session(pair, req);
-                match end {
-                    End::Stopped => break 'boots,
-                    End::Window => {
-                        self.log("USBW/1000.BS/EMMC.");
-                        self.fail("the host did not send the magic within the ROM's USB window; the ROM booted from flash".into());
-                        break;
-                    }
-                    End::Vanished(why) => {
-                        self.fail(why);
-                        break;
-                    }
-                    End::Done { buf, flag_ok } => match req.0 {
-                        Kind::Probe => {
-                            self.log("USBD.BS/USB.");
-                            req = (Kind::Param1, 0, PARAM1_LEN);
-                        }
-                        _ if !flag_ok => {
-                            self.log("USBF.");
-                            tries += 1;
-                        }
-                        Kind::Param1 => match self.check_param1(&buf) {
-                            Ok((off, size, cksum)) => {
-                                self.log("PS.");
-                                self.st().param1 = Some(buf);
-                                req = (Kind::Bl2 { cksum }, off, size);
-                                tries = 0;
-                            }
-                            Err(e) => {
-                                self.log("PE.");
-                                self.say(&format!("ROM: param1 rejected: {e}"));
-                                tries += 1;
-                            }
-                        },
-                        Kind::Load => {
-                            self.log("USBL.");
-                            self.say(&format!("ROM: load_image received {} bytes", buf.len()));
-                            self.st().loaded = Some(buf);
-                            break;
-                        }
-                        Kind::Bl2 { cksum } => match self.check_bl2(&buf, cksum) {
-                            Ok(()) => {
-                                let entry = self.cfg.bl2_entry();
-                                self.log("BE.J.");
-                                self.say(&format!(
-                                    "ROM: BL2 of {} bytes checked, jumping to 0x{entry:x}",
-                                    buf.len()
-                                ));
-                                let mut s = self.st();
-                                s.bl2 = Some(buf);
-                                s.jumped_to = Some(entry);
-                                s.boots_done += 1;
-                                break;
-                            }
-                            Err(e) => {
-                                self.log("BF.");
-                                self.say(&format!("ROM: BL2 rejected: {e}"));
-                                tries += 1;
-                            }
-                        },
-                    },
-                }
-                if tries > self.cfg.retries {
-                    self.log("DL cancelled. Load flash.");
-                    self.fail(format!(
-                        "the ROM gave up on request 0x{:x}+0x{:x} after {tries} tries and fell back to flash",
-                        req.1, req.2
-                    ));
-                    break;
-                }
-                // USB is re-initialised between load_image calls.
-                std::thread::sleep(REENUMERATE);
-            }
-            if boot + 1 < self.cfg.boots {
+                drop(s);
                 self.say("ROM: power cycle");
+            }
+            if self.cold_boot().is_err() {
+                break;
             }
         }
         let mut s = self.st();
@@ -585,55 +712,406 @@ impl Rom {
         s.tty = None;
     }
 
+    /// One `load_image(buf, offset, size)` over USB: a session of its own.
+    fn load(&mut self, offset: u32, size: u32) -> Result<Vec<u8>, LoadFail> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(LoadFail::Stopped);
+        }
+        let pair = match self.first.take() {
+            Some(p) => p,
+            None => {
+                // USB is re-initialised between load_image calls.
+                std::thread::sleep(REENUMERATE);
+                PtyPair::new().map_err(|e| LoadFail::Fatal(format!("cannot create a pty: {e}")))?
+            }
+        };
+        match self.session(pair, offset, size) {
+            End::Stopped => Err(LoadFail::Stopped),
+            End::Window => Err(LoadFail::Window),
+            End::Vanished(why) => Err(LoadFail::Fatal(why)),
+            End::Done { flag_ok: false, .. } => Err(LoadFail::Retry),
+            End::Done { buf, flag_ok: true } => Ok(buf),
+        }
+    }
+
+    /// The ROM's boot, as disassembled from the CV181x mask ROM (review F3:
+    /// boot loop 0xda28..0xdf90): probe, then one pass of param1 and BL2 per
+    /// try, `get_number_of_retries()` tries (1 for USB, ROM 0x16b0), then
+    /// `DL cancelled. Load flash.` and the strapped flash. Err when the run
+    /// is over (power off, or nothing more to do this boot).
+    fn cold_boot(&mut self) -> Result<(), ()> {
+        self.log("C.SCS/0/0.WD.URPL.USBI.");
+        if let Some((off, size)) = self.cfg.bl2_load {
+            // A running BL2 of the user's calls load_image; BL2 came over
+            // USB, so flagEnterDL is set.
+            self.flag_dl = true;
+            self.log("BE.J.");
+            return match self.load(off, size) {
+                Ok(buf) => {
+                    self.log("USBL.");
+                    self.say(&format!("ROM: load_image received {} bytes", buf.len()));
+                    self.st().loaded = Some(buf);
+                    Ok(())
+                }
+                Err(f) => self.load_failed(f, "load_image"),
+            };
+        }
+        if self.cfg.fault == Some(SophgoFault::EfuseNoTimeout) {
+            // usb_tty.c: timeout >= DISABLE_TIMEOUT sets flagEnterDL before
+            // enumeration and logs USBC.; the probe (size 0) then returns as
+            // soon as the port is configured, without any magic.
+            self.flag_dl = true;
+            self.log("USBC.");
+        }
+        // The probe: load_image(NULL, 0, 0).
+        match self.load(0, 0) {
+            Ok(_) => self.log("BS/USB."),
+            Err(f) => return self.load_failed(f, "probe"),
+        }
+        let mut tries = 0;
+        let (bl2, entry) = loop {
+            if tries >= self.cfg.retries {
+                return self.cancelled("the ROM", tries);
+            }
+            tries += 1;
+            match self.rom_pass() {
+                Ok(done) => break done,
+                Err(LoadFail::Retry) => continue,
+                Err(f) => return self.load_failed(f, "boot"),
+            }
+        };
+        self.say(&format!("ROM: BL2 of {} bytes checked, jumping to 0x{entry:x}", bl2.len()));
+        {
+            let mut s = self.st();
+            s.bl2 = Some(bl2);
+            s.jumped_to = Some(entry);
+            s.boots_done += 1;
+        }
+        let param2_at = self.st().param1.as_deref().map(|p| le32(p, 0xE0)).unwrap_or(0);
+        if param2_at != 0 {
+            // The vendor FSBL (a fip.bin that names a param2 is the vendor's
+            // build: fiptool writes PARAM2_LOADADDR only with param2).
+            return self.fsbl(param2_at);
+        }
+        Ok(())
+    }
+
+    /// One pass of the ROM's loop: param1, the BLCP when there is one, BL2.
+    fn rom_pass(&mut self) -> Result<(Vec<u8>, u64), LoadFail> {
+        self.log("PS.");
+        let p1 = match self.load(0, PARAM1_LEN) {
+            Ok(b) => b,
+            Err(LoadFail::Retry) => {
+                self.log("E:load param1 (-1)\n");
+                return Err(LoadFail::Retry);
+            }
+            Err(f) => return Err(f),
+        };
+        let (off, size, cksum) = match self.check_param1(&p1) {
+            Ok(r) => r,
+            Err((line, why)) => {
+                self.log(&line);
+                self.say(&format!("ROM: param1 rejected: {why}"));
+                return Err(LoadFail::Retry);
+            }
+        };
+        self.log("PE.");
+        self.st().param1 = Some(p1.clone());
+        let blcp_size = le32(&p1, 0xC4);
+        if blcp_size > 0 {
+            // [INF] The ROM loads a BLCP of param1 between param1 and BL2
+            // ("CS/0x%x/0x%x/0x%x." ... "CS." ... "CE.", ROM strings at
+            // 0x11e5f..0x11f1c); its own session, like every load_image.
+            let blcp = self.load(PARAM1_LEN, blcp_size)?;
+            let (stored, computed) = (le32(&p1, 0xC0), cksum_of(&blcp));
+            if stored != computed {
+                self.log(&format!("E:blcp_cksum (0x{computed:x}/0x{stored:x})\n"));
+                return Err(LoadFail::Retry);
+            }
+            self.log("CS.CE.");
+        }
+        self.log("BS.");
+        let data = match self.load(off, size) {
+            Ok(b) => b,
+            Err(LoadFail::Retry) => {
+                self.log("E:load BL2 (-1)\n");
+                return Err(LoadFail::Retry);
+            }
+            Err(f) => return Err(f),
+        };
+        if let Err(line) = self.check_bl2(&data, cksum) {
+            self.say(&format!("ROM: BL2 rejected: {}", line.trim()));
+            self.log(&line);
+            return Err(LoadFail::Retry);
+        }
+        self.log("BE.J.");
+        Ok((data, self.cfg.bl2_entry()))
+    }
+
+    /// The tries ran out: the ROM (or the FSBL) prints so and boots the
+    /// strapped flash (ROM string 0x11f85; bl2_opt.c load_ddr/load_rest).
+    fn cancelled(&mut self, who: &str, tries: u32) -> Result<(), ()> {
+        self.log(&format!("W:DL cancelled. Load flash. ({tries}).\n"));
+        self.fail(format!(
+            "{who} gave up after {tries} {} over USB and booted the strapped flash",
+            if tries == 1 { "try" } else { "tries" }
+        ));
+        Err(())
+    }
+
+    fn load_failed(&mut self, f: LoadFail, what: &str) -> Result<(), ()> {
+        match f {
+            LoadFail::Stopped => {}
+            LoadFail::Window => {
+                self.log("USBW/1000.USBL.BS/EMMC.");
+                self.fail(
+                    "the host did not send the magic within the ROM's USB window; the ROM booted from flash"
+                        .into(),
+                );
+            }
+            LoadFail::Fatal(why) => self.fail(why),
+            LoadFail::Retry => {
+                let _ = self.cancelled(what, 1);
+            }
+        }
+        Err(())
+    }
+
+    /// The vendor FSBL, from sophgo/fsbl `plat/cv181x/bl2/bl2_opt.c`: load_ddr
+    /// (param2, then the DDR parameters), DDR init, load_rest (BLCP_2ND and
+    /// the monitor when they have a run address, then LOADER_2ND's header
+    /// and body), each through the ROM API's load_image, so each its own
+    /// USB session; `p_rom_api_get_number_of_retries()` tries per group;
+    /// then U-Boot, whose `cvi_utask` gadget enumerates as 3346:1001.
+    fn fsbl(&mut self, param2_at: u32) -> Result<(), ()> {
+        let mut tries = 0;
+        let p2 = loop {
+            if tries >= self.cfg.retries {
+                return self.cancelled("the FSBL (load_ddr)", tries);
+            }
+            tries += 1;
+            match self.load_ddr(param2_at) {
+                Ok(p2) => break p2,
+                Err(LoadFail::Retry) => continue,
+                Err(f) => return self.load_failed(f, "the FSBL"),
+            }
+        };
+        // ddr_init(): a while on real DRAM.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut tries = 0;
+        let (monitor, loader) = loop {
+            if tries >= self.cfg.retries {
+                return self.cancelled("the FSBL (load_rest)", tries);
+            }
+            tries += 1;
+            match self.load_rest(&p2) {
+                Ok(r) => break r,
+                Err(LoadFail::Retry) => continue,
+                Err(f) => return self.load_failed(f, "the FSBL"),
+            }
+        };
+        if monitor != 0 {
+            self.log(&format!("Jump to monitor at 0x{monitor:x}.\n"));
+        } else {
+            self.log(&format!("Jump to loader_2nd at 0x{loader:x}.\n"));
+        }
+        // U-Boot starts cvi_utask: a new USB device at the same port.
+        let pair = PtyPair::new().map_err(|e| self.fail(format!("cannot create a pty: {e}")))?;
+        let mut info = port_info(&self.cfg, &pair.path);
+        info.pid = Some(UBOOT_PID);
+        self.bus.publish(info);
+        *self.uboot.lock().unwrap_or_else(|e| e.into_inner()) = Some(pair);
+        let mut s = self.st();
+        s.uboot = true;
+        s.fsbl_entry = Some(if monitor != 0 { monitor } else { loader });
+        Ok(())
+    }
+
+    fn load_ddr(&mut self, param2_at: u32) -> Result<Vec<u8>, LoadFail> {
+        self.log(&format!("P2S/0x{PARAM2_LEN:x}/0x{param2_at:x}.\n"));
+        let p2 = self.load(param2_at, PARAM2_LEN)?;
+        if &p2[..8] != PARAM2_MAGIC {
+            self.log("W:LP2_NOMAGIC\n");
+            return Err(LoadFail::Retry);
+        }
+        let (stored, computed) = (le32(&p2, 8), cksum_of(&p2[12..]));
+        if stored != computed {
+            self.log(&format!("E:param2_cksum (0x{computed:x}/0x{stored:x})\n"));
+            return Err(LoadFail::Retry);
+        }
+        self.log("P2E.\n");
+        self.st().param2 = Some(p2.clone());
+        let (load, size) = (le32(&p2, 0x14), le32(&p2, 0x18));
+        self.log(&format!("DPS/0x{load:x}/0x{size:x}.\n"));
+        let size = if size >= DDR_PARAM_MAX { DDR_PARAM_MAX } else { size };
+        let ddr = self.load(load, size)?;
+        let (stored, computed) = (le32(&p2, 0x10), cksum_of(&ddr));
+        if stored != computed {
+            self.log(&format!("E:ddr_param_cksum (0x{computed:x}/0x{stored:x})\n"));
+            return Err(LoadFail::Retry);
+        }
+        self.log("DPE.\n");
+        self.st().parts.push(("DDR_PARAM", ddr));
+        Ok(p2)
+    }
+
+    /// load_blcp_2nd, load_monitor, load_loader_2nd; the monitor's and
+    /// LOADER_2ND's entry points.
+    fn load_rest(&mut self, p2: &[u8]) -> Result<(u64, u64), LoadFail> {
+        let (dram, dram_size) = self.cfg.soc.dram;
+        let in_dram = |a: u64| a >= dram && a <= dram + dram_size;
+        let mut monitor = 0;
+        for (name, tag, at, check) in
+            [("BLCP_2ND", "C2", 0x20usize, "blcp_2nd"), ("MONITOR", "M", 0x30, "monitor")]
+        {
+            let (ck, load, size, run) = (le32(p2, at), le32(p2, at + 4), le32(p2, at + 8), le32(p2, at + 12));
+            self.log(&format!("{tag}S/0x{load:x}/0x{run:x}/0x{size:x}.\n"));
+            if run == 0 {
+                self.log(if name == "MONITOR" { "No monitor.\n" } else { "No C906L image.\n" });
+                continue;
+            }
+            if !in_dram(run as u64) || !in_dram(run as u64 + size as u64) {
+                // bl2_opt.c: ERROR(...not in DRAM) then panic_handler().
+                self.log(&format!("E:{check}_runaddr (0x{run:x}) is not in DRAM.\n"));
+                return Err(LoadFail::Fatal(format!(
+                    "the FSBL stopped: {name} runs at 0x{run:x}, outside DRAM"
+                )));
+            }
+            let data = self.load(load, size)?;
+            let computed = cksum_of(&data);
+            if computed != ck {
+                self.log(&format!("E:{check}_cksum (0x{computed:x}/0x{ck:x})\n"));
+                return Err(LoadFail::Retry);
+            }
+            if self.cfg.fault == Some(SophgoFault::RejectMonitor) && name == "MONITOR" {
+                self.log(&format!("E:{check}_cksum (0x{computed:x}/0x{:x})\n", ck ^ 1));
+                return Err(LoadFail::Retry);
+            }
+            self.log(&format!("{tag}E.\n"));
+            if name == "MONITOR" {
+                monitor = run as u64;
+            }
+            self.st().parts.push((name, data));
+        }
+        let at = le32(p2, 0x44);
+        self.log(&format!("L2/0x{at:x}.\n"));
+        let hdr = self.load(at, BLOCK)?;
+        let (magic, ck, size) = (&hdr[4..8], le32(&hdr, 8), le32(&hdr, 12));
+        let runaddr = u64::from_le_bytes(hdr[16..24].try_into().unwrap_or_default());
+        let reading = size.div_ceil(BLOCK).saturating_mul(BLOCK);
+        self.log(&format!("L2/0x{:x}/0x{ck:x}/0x{runaddr:x}/0x{size:x}/0x{reading:x}\n", le32(&hdr, 4)));
+        if magic == LOADER_2ND_LZMA || magic == LOADER_2ND_LZ4 {
+            self.log(&format!("COMP/{}.\n", if magic == LOADER_2ND_LZMA { 1 } else { 2 }));
+        }
+        let body = self.load(at, reading)?;
+        let computed = match size.checked_sub(12) {
+            Some(n) if (12 + n as usize) <= body.len() => cksum_of(&body[12..12 + n as usize]),
+            _ => !ck,
+        };
+        if computed != ck {
+            self.log(&format!("E:loader_2nd_cksum (0x{computed:x}/0x{ck:x})\n"));
+            return Err(LoadFail::Retry);
+        }
+        self.log("Loader_2nd loaded.\n");
+        self.st().parts.push(("LOADER_2ND", body));
+        Ok((monitor, runaddr + 32))
+    }
+
     /// The ROM's param1 checks; the BL2 request (offset, size) and the BL2
-    /// checksum param1 announces.
-    fn check_param1(&self, p: &[u8]) -> Result<(u32, u32, u32), String> {
+    /// checksum param1 announces. Err: the line the ROM prints, and why.
+    fn check_param1(&self, p: &[u8]) -> Result<(u32, u32, u32), (String, String)> {
         if p.len() < PARAM1_LEN as usize || &p[..8] != b"CVBL01\n\0" {
-            return Err("magic is not CVBL01".into());
+            let magic = u64::from_le_bytes(p[..8].try_into().unwrap_or_default());
+            return Err((format!("E:PARAM1 magic (0x{magic:x})\n"), "magic is not CVBL01".into()));
         }
         let stored = le32(p, 0x0C);
-        let computed = cksum(&p[0x10..0x800]);
+        let mut computed = cksum_of(&p[0x10..0x800]);
+        if self.cfg.fault == Some(SophgoFault::RejectParam1) {
+            computed = stored ^ 0x0101;
+        }
         if stored != computed {
-            return Err(format!("param1 checksum 0x{stored:08x}, computed 0x{computed:08x}"));
+            return Err((
+                format!("E:param1_cksum (0x{computed:x}/0x{stored:x})\n"),
+                format!("param1 checksum 0x{stored:08x}, computed 0x{computed:08x}"),
+            ));
         }
         let blcp_size = le32(p, 0xC4);
         let bl2_cksum = le32(p, 0xD4);
         let bl2_size = le32(p, 0xD8);
         if bl2_size == 0 || bl2_size > self.cfg.soc.max_bl2 {
-            return Err(format!("BL2 size {bl2_size} out of range"));
+            return Err((format!("E:load BL2 (-{})\n", 22), format!("BL2 size {bl2_size} out of range")));
         }
         Ok((PARAM1_LEN + blcp_size, bl2_size, bl2_cksum))
     }
 
-    /// The ROM's BL2 check against the checksum its param1 announced.
+    /// The ROM's BL2 check against the checksum its param1 announced; Err:
+    /// the line it prints (ROM string 0x11f36).
     fn check_bl2(&self, bl2: &[u8], stored: u32) -> Result<(), String> {
-        let computed = cksum(bl2);
+        let mut computed = cksum_of(bl2);
         if self.cfg.fault == Some(SophgoFault::RejectBl2) {
-            return Err(format!("BL2 checksum check failed (fault reject-bl2; stored 0x{stored:08x})"));
+            computed = stored ^ 0x5a5a;
         }
         if stored != computed {
-            return Err(format!("BL2 checksum 0x{stored:08x}, computed 0x{computed:08x}"));
+            return Err(format!("E:bl2_cksum (0x{computed:x}/0x{stored:x})\n"));
         }
         Ok(())
     }
 
     /// Serves one enumeration.
-    fn session(&mut self, pair: PtyPair, req: (Kind, u32, u32)) -> End {
+    fn session(&mut self, pair: PtyPair, offset: u32, size: u32) -> End {
         let PtyPair { mut device, client, path } = pair;
         self.bus.publish(port_info(&self.cfg, &path));
-        self.st().tty = Some(path.clone());
+        {
+            let mut s = self.st();
+            s.tty = Some(path.clone());
+            s.waiting = Some((offset, size));
+        }
         self.say(&format!("tty {path}"));
-        let end = self.serve(&mut device, req, &path);
+        let end = if size == 0 && self.flag_dl {
+            // USBC. parts: the probe returns once the port is configured.
+            drop(client);
+            self.until_opened(&mut device);
+            self.log("USBD.");
+            End::Done { buf: Vec::new(), flag_ok: true }
+        } else {
+            let e = self.serve(&mut device, offset, size, &path);
+            drop(client);
+            e
+        };
         self.bus.withdraw(&path);
         {
             let mut s = self.st();
             s.tty = None;
+            if !matches!(end, End::Stopped) {
+                // Powered off mid-session: what it waited for stays on record.
+                s.waiting = None;
+            }
             s.last_activity = Some(Instant::now());
         }
         self.say(&format!("gone {path}"));
-        drop(client);
         drop(device);
         end
+    }
+
+    /// Waits (a little) for the host to open the port: a pty master reads
+    /// EIO while no slave is open. The real ROM does not wait for the tty
+    /// to be opened (it is "configured" at enumeration already), so this is
+    /// the worst case for the host: it caught the port, and it goes.
+    fn until_opened(&self, dev: &mut TTYPort) {
+        let _ = dev.set_timeout(Duration::from_millis(5));
+        let end = Instant::now() + Duration::from_millis(300);
+        let mut b = [0u8; 64];
+        while Instant::now() < end && !self.stop.load(Ordering::SeqCst) {
+            match dev.read(&mut b) {
+                Ok(_) => break,
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) =>
+                {
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
     }
 
     /// Reads exactly `buf.len()` bytes, polling the stop flag. `deadline`
@@ -660,50 +1138,72 @@ impl Rom {
         Ok(())
     }
 
-    fn serve(&mut self, dev: &mut TTYPort, req: (Kind, u32, u32), path: &str) -> End {
-        let _ = dev.set_timeout(Duration::from_millis(20));
-        let (kind, mut offset, size) = req;
-        if matches!(kind, Kind::Bl2 { .. }) && self.cfg.fault == Some(SophgoFault::WrongOffset) {
-            offset = 0x0100_0000;
+    /// One completed bulk OUT request into `cmd` (usb_tty.c: the request is
+    /// `transfer_size` bytes, 512 at high speed and 64 at full speed, and
+    /// completes at a short packet or when full): the host's packet when it
+    /// fits, else its first `transfer_size` bytes, the rest staying on the
+    /// bus for the next request. Returns how many bytes arrived.
+    fn read_request(
+        &self,
+        dev: &mut TTYPort,
+        cmd: &mut [u8; RX_BUF],
+        deadline: Option<Instant>,
+    ) -> Result<usize, End> {
+        let ts = self.cfg.speed.transfer_size();
+        self.read_full(dev, &mut cmd[..HEADER], deadline)?;
+        let length = u16::from_be_bytes([cmd[1], cmd[2]]) as usize;
+        let want = length.clamp(HEADER, ts);
+        if want > HEADER {
+            self.read_full(dev, &mut cmd[HEADER..want], Some(Instant::now() + Duration::from_secs(1)))
+                .map_err(|e| match e {
+                    End::Window => End::Vanished("a packet's data never arrived".into()),
+                    e => e,
+                })?;
         }
+        Ok(want)
+    }
+
+    /// usb_tty.c `bulkOutCmpl`, request by request, for one session whose
+    /// load_image asked for (offset, size).
+    fn serve(&mut self, dev: &mut TTYPort, offset: u32, size: u32, path: &str) -> End {
+        let _ = dev.set_timeout(Duration::from_millis(20));
+        let is_bl2 = self.st().param1.is_some() && self.st().jumped_to.is_none() && offset >= PARAM1_LEN;
+        let offset =
+            if is_bl2 && self.cfg.fault == Some(SophgoFault::WrongOffset) { 0x0100_0000 } else { offset };
         // Before the first good magic, the ROM gives the host two windows.
         let deadline = (!self.flag_dl).then(|| Instant::now() + self.cfg.window * 2);
         let mut buf = vec![0u8; size as usize];
         let mut log =
             SessionLog { offset, size, packets: 0, data_bytes: 0, flag_ok: false, tty: path.to_string() };
         let mut data_packets = 0u32;
+        // cmdBuf: only its header is cleared when the request is re-armed,
+        // so a short request leaves the last packet's bytes behind it.
+        let mut cmd = [0u8; RX_BUF];
         let end = loop {
-            let mut hdr = [0u8; 8];
-            if let Err(e) = self.read_full(dev, &mut hdr, deadline.filter(|_| !self.flag_dl)) {
-                break e;
-            }
-            let token = hdr[0];
-            let length = u16::from_be_bytes([hdr[1], hdr[2]]) as usize;
-            let addr = u64::from_be_bytes([0, 0, 0, hdr[3], hdr[4], hdr[5], hdr[6], hdr[7]]);
+            let got = match self.read_request(dev, &mut cmd, deadline.filter(|_| !self.flag_dl)) {
+                Ok(n) => n,
+                Err(e) => break e,
+            };
+            let arrived = self.pacer.now();
+            let token = cmd[0];
+            let length = u16::from_be_bytes([cmd[1], cmd[2]]) as usize;
+            let addr = u64::from_be_bytes([0, 0, 0, cmd[3], cmd[4], cmd[5], cmd[6], cmd[7]]);
             if length == 0 && addr == 0 {
                 // The ROM re-arms the endpoint and sends nothing.
+                cmd[..HEADER].fill(0);
                 continue;
             }
-            if length > RX_BUF {
+            if !(HEADER..=RX_BUF).contains(&length) {
+                // memcpy / crc16 over `length` bytes of a 512-byte buffer:
+                // the ROM's memory is overwritten.
                 break End::Vanished(format!(
-                    "a packet of {length} bytes overflowed the ROM's {RX_BUF}-byte receive buffer"
+                    "a request parsed as a packet of {length} bytes overran the ROM's {RX_BUF}-byte buffer: its state is corrupt{}",
+                    self.cfg.speed.fragments()
                 ));
             }
-            let mut pkt = hdr.to_vec();
-            if length > 8 {
-                pkt.resize(length, 0);
-                if let Err(e) =
-                    self.read_full(dev, &mut pkt[8..], Some(Instant::now() + Duration::from_secs(1)))
-                {
-                    break match e {
-                        End::Window => End::Vanished("a packet's data never arrived".into()),
-                        e => e,
-                    };
-                }
-            }
             self.st().last_activity = Some(Instant::now());
-            let crc = crc16_xmodem(&pkt[..length.min(pkt.len())]);
-            let data = &pkt[8.min(pkt.len())..];
+            let crc = crc16_xmodem(&cmd[..length]);
+            let data = cmd[HEADER..length].to_vec();
             log.packets += 1;
             let mut done = None;
             match token {
@@ -711,61 +1211,60 @@ impl Rom {
                     if self.cfg.fault == Some(SophgoFault::WindowMissed) {
                         break End::Window;
                     }
-                    if crc16_xmodem(data) == MAGIC_CRC {
+                    self.log("USBK.");
+                    if crc16_xmodem(&data) == MAGIC_CRC {
                         self.ack_idx = 0;
                         self.flag_dl = true;
                         self.flag_word = [0; 4];
-                        self.log("USBK.");
-                        if kind == Kind::Probe {
+                        if size == 0 {
                             done = Some(true);
                         }
                     } else {
                         self.flag_dl = false;
+                        self.flag_word = [0; 4];
                         self.log("USBKF.");
                     }
                 }
                 0 => {
-                    if kind == Kind::Probe {
+                    if size == 0 {
                         break End::Vanished("DATA sent in the probe session, whose buffer is NULL".into());
                     }
-                    self.ack_idx = self.ack_idx.wrapping_add(1);
                     let a = addr as usize;
-                    if a + data.len() > buf.len() {
+                    if a.checked_add(data.len()).is_none_or(|e| e > buf.len()) {
                         break End::Vanished(format!(
-                            "DATA at 0x{a:x}+{} writes past the {}-byte buffer of this request",
+                            "DATA at 0x{a:x}+{} writes past the {}-byte buffer of this request: the ROM's memory is corrupt{}",
                             data.len(),
-                            buf.len()
+                            buf.len(),
+                            self.cfg.speed.fragments()
                         ));
                     }
-                    buf[a..a + data.len()].copy_from_slice(data);
+                    buf[a..a + data.len()].copy_from_slice(&data);
                     log.data_bytes += data.len() as u64;
                     data_packets += 1;
-                    if matches!(kind, Kind::Bl2 { .. })
-                        && data_packets == 2
-                        && self.cfg.fault == Some(SophgoFault::Vanish)
-                    {
+                    if is_bl2 && data_packets == 2 && self.cfg.fault == Some(SophgoFault::Vanish) {
                         break End::Vanished(
                             "the device left the bus in the middle of the BL2 session (fault vanish)".into(),
                         );
                     }
                 }
-                1 => {
-                    self.ack_idx = self.ack_idx.wrapping_add(1);
-                    if addr == BOOT_SOURCE_FLAG && data.len() >= 4 {
-                        self.flag_word.copy_from_slice(&data[..4]);
-                    }
+                1 if addr == BOOT_SOURCE_FLAG && data.len() >= 4 => {
+                    self.flag_word.copy_from_slice(&data[..4]);
                 }
                 2 => {
                     self.ack_idx = 0;
                     done = Some(false);
                 }
-                _ => self.ack_idx = self.ack_idx.wrapping_add(1),
+                _ => {}
             }
             let mut c = crc;
             let corrupt = match self.cfg.fault {
                 Some(SophgoFault::BadAckCrcAlways) => true,
                 Some(SophgoFault::BadAckCrc)
-                    if kind == Kind::Param1 && token == 0 && data_packets == 2 && !self.bad_crc_done =>
+                    if offset == 0
+                        && size == PARAM1_LEN
+                        && token == 0
+                        && data_packets == 2
+                        && !self.bad_crc_done =>
                 {
                     self.bad_crc_done = true;
                     true
@@ -782,6 +1281,10 @@ impl Rom {
             ack[7] = self.ack_idx;
             ack[8..12].copy_from_slice(&offset.to_be_bytes());
             ack[12..16].copy_from_slice(&size.to_be_bytes());
+            // ack_idx++ after every ACK is built (usb_tty.c).
+            self.ack_idx = self.ack_idx.wrapping_add(1);
+            cmd[..HEADER].fill(0);
+            self.pacer.exchange(arrived, got);
             if done == Some(false) {
                 // BREAK: the ROM queues the ACK and leaves the bus.
                 self.bus.withdraw(path);
@@ -790,6 +1293,7 @@ impl Rom {
                     let _ = dev.flush();
                 }
                 std::thread::sleep(LINGER);
+                self.log("USBL.");
                 log.flag_ok = self.flag_word == MGN1;
                 break End::Done { buf: std::mem::take(&mut buf), flag_ok: log.flag_ok };
             }
@@ -798,6 +1302,7 @@ impl Rom {
             if done == Some(true) {
                 // The probe returns right after ACKing the magic.
                 std::thread::sleep(LINGER);
+                self.log("USBD.");
                 break End::Done { buf: Vec::new(), flag_ok: true };
             }
         };
@@ -843,6 +1348,14 @@ fn attach_model(
     })?;
     cfg.fault = scenario.fault.as_deref().map(str::parse).transpose()?;
     cfg.window = DOWNLOAD_WINDOW;
+    cfg.console = scenario.console;
+    if let Some(sp) = scenario.speed {
+        cfg.speed = match sp {
+            BusSpeed::High => Speed::High,
+            BusSpeed::Full => Speed::Full,
+        };
+        cfg.pace = Some(sp.model());
+    }
     if let Some(id) = scenario.usb_id {
         (cfg.vid, cfg.pid) = (id.vid, id.pid);
     }

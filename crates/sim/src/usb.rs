@@ -90,6 +90,23 @@ impl LinkModel {
     }
 }
 
+/// A USB 2.0 link speed a virtual board's link runs at (`--sim-speed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusSpeed {
+    High,
+    Full,
+}
+
+impl BusSpeed {
+    /// The timing model of the speed.
+    pub fn model(self) -> LinkModel {
+        match self {
+            BusSpeed::High => LinkModel::HIGH_SPEED,
+            BusSpeed::Full => LinkModel::FULL_SPEED,
+        }
+    }
+}
+
 /// The last stretch of a modelled wait that is spun, not slept.
 const SPIN: Duration = Duration::from_micros(80);
 

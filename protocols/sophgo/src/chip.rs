@@ -79,6 +79,18 @@ impl Chip {
         }
     }
 
+    /// The in-package DRAM (CVIMMAP_DRAM_BASE / _SIZE of the vendor's board
+    /// memory maps): 64 MiB on the CV1800B, 256 MiB on the SG2002, 512 MiB on
+    /// the SG2000, at 0x80000000. The FSBL refuses run addresses outside it.
+    pub fn dram(self) -> (u64, u64) {
+        let mib = match self {
+            Chip::Cv1800b => 64,
+            Chip::Sg2002 => 256,
+            Chip::Sg2000 => 512,
+        };
+        (0x8000_0000, mib << 20)
+    }
+
     /// Where the ROM jumps: BL2 base + 0x20.
     pub fn bl2_entry(self, core: Core) -> Option<u64> {
         self.bl2_base(core).map(|b| b + BL2_ENTRY_OFFSET)

@@ -18,7 +18,14 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
     if !fip::is_fip(bytes) {
         return None;
     }
-    let mut d = Description::new("Sophgo fip.bin (param1 \"CVBL01\" + BL2)", "sophgo");
+    let mut d = Description::new(
+        if fip::parse(bytes).is_ok_and(|i| i.param2.is_some()) {
+            "Sophgo fip.bin (param1 \"CVBL01\" + BL2, param2 \"CVLD02\" + the FSBL's parts)"
+        } else {
+            "Sophgo fip.bin (param1 \"CVBL01\" + BL2)"
+        },
+        "sophgo",
+    );
     d.socs = vec!["cv1800b".into(), "sg2000".into(), "sg2002".into()];
     let i = match fip::parse(bytes) {
         Ok(i) => i,
@@ -69,12 +76,66 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
     if let Some(bl2) = i.bl2(bytes) {
         d.field("BL2 word 0", if jumps_to_entry(bl2) { "jumps to +0x20" } else { "no jump to +0x20" });
     }
+    if let Some(p2) = &i.param2 {
+        describe_param2(&mut d, p2);
+    }
     for (name, ok) in i.checks() {
         d.check(name, ok);
     }
     // Where BL2 loads depends on the chip and core, not on the file.
     d.payload = Some(Contained { load_address: None, len: i.bl2_size as u64 });
     Some(d)
+}
+
+fn computed(c: Option<u32>) -> String {
+    c.map(hex32).unwrap_or_else(|| "-, not in the file".into())
+}
+
+/// param2 and every part it names, as the vendor FSBL reads them.
+fn describe_param2(d: &mut Description, p2: &fip::Param2Info) {
+    if !p2.present {
+        d.field("param2", format!("at 0x{:x}, beyond the end of the file", p2.offset));
+        return;
+    }
+    d.field("param2", format!("at 0x{:x}{}", p2.offset, if p2.magic_ok { "" } else { " (bad magic)" }));
+    d.field("PARAM2_CKSUM", format!("{} (computed {})", hex32(p2.cksum), computed(p2.cksum_computed)));
+    for part in p2.parts() {
+        let run = match part.name {
+            "DDR_PARAM" => String::new(),
+            _ if part.runaddr == 0 => ", no run address: the FSBL skips it".into(),
+            _ => format!(", runs at 0x{:x}", part.runaddr),
+        };
+        d.field(
+            part.name,
+            if part.size == 0 && part.runaddr == 0 {
+                "none".to_string()
+            } else {
+                format!(
+                    "0x{:x}+0x{:x}, cksum {} (computed {}){run}",
+                    part.offset,
+                    part.size,
+                    hex32(part.cksum),
+                    computed(part.computed)
+                )
+            },
+        );
+    }
+    match &p2.loader_2nd {
+        Some(l) => d.field(
+            "LOADER_2ND",
+            format!(
+                "0x{:x}+0x{:x}, magic \"{}\" (compression {}), cksum {} (computed {}), runs at 0x{:x}",
+                l.offset,
+                l.size,
+                racklet_image::escaped(&l.magic),
+                l.compression(),
+                hex32(l.cksum),
+                computed(l.computed),
+                l.runaddr
+            ),
+        ),
+        None => d.field("LOADER_2ND", format!("header at 0x{:x}, not in the file", p2.loader_2nd_offset)),
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,27 @@ pub enum FipError {
     Bl2Cksum { stored: u32, computed: u32 },
     #[error("BLCP checksum is 0x{stored:08x}, but its bytes give 0x{computed:08x}")]
     BlcpCksum { stored: u32, computed: u32 },
+    /// fiptool writes param2 (and so every later part) only with a DDR parameter blob.
+    #[error("{part} needs a DDR parameter blob: fiptool writes param2, which names {part}, only with one")]
+    NeedsDdrParam { part: &'static str },
+    /// LOADER_2ND must start with fiptool's header (magic "BL33" at offset 4).
+    #[error("LOADER_2ND's magic (offset 4) is {found:02x?}, not \"BL33\" (the header U-Boot's build writes)")]
+    Loader2ndMagic { found: Vec<u8> },
+    /// param2 does not start with "CVLD02\n\0".
+    #[error("param2 at 0x{offset:x} does not start with \"CVLD02\\n\\0\"")]
+    Param2Magic { offset: u32 },
+    /// A checksum param2 holds does not match its part.
+    #[error("{part} checksum is 0x{stored:08x}, but its bytes give 0x{computed:08x}")]
+    PartCksum { part: &'static str, stored: u32, computed: u32 },
+    /// An image part is empty.
+    #[error("{part} is empty")]
+    EmptyPart { part: &'static str },
+    /// The fip.bin would pass the 4 GiB its 32-bit offsets reach.
+    #[error("the fip.bin would be larger than its 32-bit offsets reach")]
+    TooLarge,
+    /// LZMA compression failed.
+    #[error("compressing LOADER_2ND: {0}")]
+    Compress(String),
 }
 
 impl racklet_link::Classify for FipError {
@@ -134,6 +155,205 @@ pub fn build(bl2: &[u8], max: usize) -> Result<Vec<u8>, FipError> {
     Ok(out)
 }
 
+/// "CVLD02\n\0": the magic of param2.
+pub const MAGIC_PARAM2: [u8; 8] = *b"CVLD02\n\0";
+/// Size of param2.
+pub const PARAM2_SIZE: usize = 0x1000;
+/// PARAM2_CKSUM covers param2[12..] (everything after the field).
+pub const PARAM2_CKSUM_FROM: usize = 12;
+/// BLCP_IMG_RUNADDR as the vendor's `make_helpers/fip.mk` passes it
+/// (`fip-all`, also with its empty `test/empty.bin` as BLCP).
+pub const VENDOR_BLCP_RUNADDR: u32 = 0x0520_0200;
+/// The LOADER_2ND header's size (struct `loader_2nd_header`, `bl2.h`).
+pub const LOADER_2ND_HEADER: usize = 32;
+/// LOADER_2ND magics: as U-Boot's build writes it, and as fiptool
+/// compresses it (fiptool.py `LOADER_2ND_MAGIC_*`).
+pub const LOADER_2ND_MAGIC_ORIG: [u8; 4] = *b"BL33";
+pub const LOADER_2ND_MAGIC_LZMA: [u8; 4] = *b"B3MA";
+pub const LOADER_2ND_MAGIC_LZ4: [u8; 4] = *b"B3Z4";
+
+/// Field offsets in param2 (fiptool.py `FIP.param2`, `bl2.h` `struct fip_param2`).
+pub mod off2 {
+    pub const MAGIC1: usize = 0x00;
+    pub const PARAM2_CKSUM: usize = 0x08;
+    pub const DDR_PARAM_CKSUM: usize = 0x10;
+    pub const DDR_PARAM_LOADADDR: usize = 0x14;
+    pub const DDR_PARAM_SIZE: usize = 0x18;
+    pub const BLCP_2ND_CKSUM: usize = 0x20;
+    pub const BLCP_2ND_LOADADDR: usize = 0x24;
+    pub const BLCP_2ND_SIZE: usize = 0x28;
+    pub const BLCP_2ND_RUNADDR: usize = 0x2C;
+    pub const MONITOR_CKSUM: usize = 0x30;
+    pub const MONITOR_LOADADDR: usize = 0x34;
+    pub const MONITOR_SIZE: usize = 0x38;
+    pub const MONITOR_RUNADDR: usize = 0x3C;
+    pub const LOADER_2ND_LOADADDR: usize = 0x44;
+    pub const ALIOS_BOOT_SIZE: usize = 0x50;
+}
+
+/// How LOADER_2ND is stored (fiptool.py `--compress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compress {
+    /// As given (fiptool's default).
+    #[default]
+    None,
+    /// LZMA "alone" format, preset 0 | extreme, as fiptool's `lzma_compress`.
+    Lzma,
+}
+
+/// The parts of a whole fip.bin, as `fiptool.py genfip` takes them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Parts<'a> {
+    pub bl2: &'a [u8],
+    /// The small core's first image (param1's BLCP, before BL2).
+    pub blcp: Option<&'a [u8]>,
+    /// The DDR parameter blob; param2 is written only with it.
+    pub ddr_param: Option<&'a [u8]>,
+    /// The small core's second image and where it runs.
+    pub blcp_2nd: Option<(&'a [u8], u32)>,
+    /// OpenSBI fw_dynamic or BL31, and where it runs.
+    pub monitor: Option<(&'a [u8], u32)>,
+    /// U-Boot with its "BL33" header.
+    pub loader_2nd: Option<&'a [u8]>,
+    pub compress: Compress,
+}
+
+/// Builds a whole fip.bin as `fiptool.py genfip` does with the arguments
+/// `make_helpers/fip.mk` passes: param1 and BLCP + BL2 (`make_fip1`), then,
+/// with a DDR parameter blob, param2 and DDR param, BLCP_2ND, MONITOR,
+/// LOADER_2ND, each padded to 512 (`append_fip2`). BLCP_IMG_RUNADDR is the
+/// vendor 0x05200200 when a BLCP or param2 is written (fip.mk's `fip-all`
+/// passes it, with its empty BLCP too), 0 for a BL2 alone (`fip-simple`).
+pub fn build_parts(parts: &Parts, max_bl2: usize) -> Result<Vec<u8>, FipError> {
+    if parts.bl2.is_empty() {
+        return Err(FipError::EmptyBl2);
+    }
+    if parts.ddr_param.is_none() {
+        for (part, given) in [
+            ("BLCP_2ND", parts.blcp_2nd.is_some()),
+            ("MONITOR", parts.monitor.is_some()),
+            ("LOADER_2ND", parts.loader_2nd.is_some()),
+        ] {
+            if given {
+                return Err(FipError::NeedsDdrParam { part });
+            }
+        }
+    }
+    let bl2 = pad(parts.bl2);
+    if bl2.len() > max_bl2 {
+        return Err(FipError::Bl2TooLarge { size: bl2.len(), max: max_bl2 });
+    }
+    let blcp = pad(parts.blcp.unwrap_or(&[]));
+    let mut p = param1(image_cksum(&bl2), bl2.len() as u32);
+    put32(&mut p, off::BLCP_IMG_CKSUM, image_cksum(&blcp));
+    put32(&mut p, off::BLCP_IMG_SIZE, blcp.len() as u32);
+    if parts.blcp.is_some() || parts.ddr_param.is_some() {
+        put32(&mut p, off::BLCP_IMG_RUNADDR, VENDOR_BLCP_RUNADDR);
+    }
+    let mut out = p.to_vec();
+    out.extend_from_slice(&blcp);
+    out.extend_from_slice(&bl2);
+    if let Some(ddr) = parts.ddr_param {
+        append_param2(&mut out, parts, ddr)?;
+    }
+    if u32::try_from(out.len()).is_err() {
+        return Err(FipError::TooLarge);
+    }
+    let ck = image_cksum(&out[PARAM1_CKSUM_RANGE]);
+    put32(&mut out, off::PARAM_CKSUM, ck);
+    Ok(out)
+}
+
+/// fiptool.py `append_fip2`: param2 right after BL2, then each part padded
+/// to 512 with its checksum, size and fip.bin offset in param2.
+fn append_param2(out: &mut Vec<u8>, parts: &Parts, ddr: &[u8]) -> Result<(), FipError> {
+    if ddr.is_empty() {
+        return Err(FipError::EmptyPart { part: "DDR_PARAM" });
+    }
+    let at = out.len();
+    put32(out, off::PARAM2_LOADADDR, at as u32);
+    out.resize(at + PARAM2_SIZE, 0);
+    let mut p2 = vec![0u8; PARAM2_SIZE];
+    p2[..8].copy_from_slice(&MAGIC_PARAM2);
+    // (data, cksum field, loadaddr field, size field, run address)
+    let push = |p2: &mut [u8], out: &mut Vec<u8>, data: &[u8], ck: usize, load: usize, size: usize| {
+        let body = pad(data);
+        put32(p2, ck, image_cksum(&body));
+        put32(p2, size, body.len() as u32);
+        put32(p2, load, out.len() as u32);
+        out.extend_from_slice(&body);
+    };
+    push(&mut p2, out, ddr, off2::DDR_PARAM_CKSUM, off2::DDR_PARAM_LOADADDR, off2::DDR_PARAM_SIZE);
+    if let Some((data, run)) = parts.blcp_2nd {
+        if data.is_empty() {
+            return Err(FipError::EmptyPart { part: "BLCP_2ND" });
+        }
+        push(&mut p2, out, data, off2::BLCP_2ND_CKSUM, off2::BLCP_2ND_LOADADDR, off2::BLCP_2ND_SIZE);
+        put32(&mut p2, off2::BLCP_2ND_RUNADDR, run);
+    }
+    if let Some((data, run)) = parts.monitor {
+        if data.is_empty() {
+            return Err(FipError::EmptyPart { part: "MONITOR" });
+        }
+        push(&mut p2, out, data, off2::MONITOR_CKSUM, off2::MONITOR_LOADADDR, off2::MONITOR_SIZE);
+        put32(&mut p2, off2::MONITOR_RUNADDR, run);
+    }
+    if let Some(ldr) = parts.loader_2nd {
+        put32(&mut p2, off2::LOADER_2ND_LOADADDR, out.len() as u32);
+        out.extend_from_slice(&loader_2nd(ldr, parts.compress)?);
+    }
+    let ck = image_cksum(&p2[PARAM2_CKSUM_FROM..]);
+    put32(&mut p2, off2::PARAM2_CKSUM, ck);
+    out[at..at + PARAM2_SIZE].copy_from_slice(&p2);
+    Ok(())
+}
+
+/// fiptool.py `pack_loader_2nd`: the body after the 32-byte header
+/// compressed when asked (the magic then says how), the whole padded to
+/// 512, SIZE = that padded length, CKSUM over everything after the CKSUM
+/// field (bytes 12..).
+pub fn loader_2nd(image: &[u8], compress: Compress) -> Result<Vec<u8>, FipError> {
+    if image.len() < LOADER_2ND_HEADER || image[4..8] != LOADER_2ND_MAGIC_ORIG {
+        return Err(FipError::Loader2ndMagic { found: image.iter().skip(4).take(4).copied().collect() });
+    }
+    let (hdr, body) = image.split_at(LOADER_2ND_HEADER);
+    let mut hdr = hdr.to_vec();
+    let body = match compress {
+        Compress::None => body.to_vec(),
+        Compress::Lzma => {
+            hdr[4..8].copy_from_slice(&LOADER_2ND_MAGIC_LZMA);
+            lzma_alone(body)?
+        }
+    };
+    let mut out = hdr;
+    out.extend_from_slice(&body);
+    let mut out = pad(&out);
+    let size = out.len() as u32;
+    out[12..16].copy_from_slice(&size.to_le_bytes());
+    let ck = image_cksum(&out[12..]);
+    out[8..12].copy_from_slice(&ck.to_le_bytes());
+    Ok(out)
+}
+
+/// What fiptool's `lzma_compress` writes: `lzma.LZMACompressor(FORMAT_ALONE,
+/// preset=PRESET_EXTREME)`, i.e. the .lzma ("alone") format at preset 0
+/// with the extreme flag, size unknown (end marker).
+fn lzma_alone(body: &[u8]) -> Result<Vec<u8>, FipError> {
+    use liblzma::stream::{Action, LzmaOptions, PRESET_EXTREME, Status, Stream};
+    let opts = LzmaOptions::new_preset(PRESET_EXTREME).map_err(|e| FipError::Compress(e.to_string()))?;
+    let mut s = Stream::new_lzma_encoder(&opts).map_err(|e| FipError::Compress(e.to_string()))?;
+    let mut out = Vec::with_capacity(body.len() / 2 + 64);
+    loop {
+        out.reserve(64 * 1024);
+        let read = s.total_in() as usize;
+        match s.process_vec(&body[read..], &mut out, Action::Finish) {
+            Ok(Status::StreamEnd) => return Ok(out),
+            Ok(_) => {}
+            Err(e) => return Err(FipError::Compress(e.to_string())),
+        }
+    }
+}
+
 /// True when `bytes` start with the param1 magic.
 pub fn is_fip(bytes: &[u8]) -> bool {
     bytes.starts_with(&MAGIC1)
@@ -177,6 +397,83 @@ pub struct FipInfo {
     pub blcp_cksum_computed: Option<u32>,
     /// Checksum of the BL2 bytes, when the file holds them.
     pub bl2_cksum_computed: Option<u32>,
+    /// param2 and the parts it names, when PARAM2_LOADADDR is set.
+    pub param2: Option<Box<Param2Info>>,
+}
+
+/// One part param2 names: where it is in fip.bin, its checksum, and what
+/// the file's bytes there give (None when the file does not hold them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: &'static str,
+    pub offset: u32,
+    pub size: u32,
+    pub cksum: u32,
+    pub computed: Option<u32>,
+    /// Where it runs (BLCP_2ND, MONITOR); 0 = not loaded by the FSBL.
+    pub runaddr: u32,
+}
+
+impl Part {
+    /// The FSBL loads it (`bl2_opt.c`: BLCP_2ND and MONITOR only with a
+    /// run address; DDR param always).
+    pub fn loaded(&self) -> bool {
+        self.name == "DDR_PARAM" || self.runaddr != 0
+    }
+
+    /// The file holds every byte of it.
+    pub fn present(&self) -> bool {
+        self.computed.is_some()
+    }
+}
+
+/// The LOADER_2ND header (`bl2.h` `struct loader_2nd_header`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loader2nd {
+    pub offset: u32,
+    pub jump0: u32,
+    pub magic: [u8; 4],
+    pub cksum: u32,
+    /// Bytes the FSBL loads (rounded up to 512), header included.
+    pub size: u32,
+    pub runaddr: u64,
+    /// Checksum of bytes 12..size, when the file holds them.
+    pub computed: Option<u32>,
+}
+
+impl Loader2nd {
+    /// "none", "lzma" or "lz4", as the FSBL reads the magic.
+    pub fn compression(&self) -> &'static str {
+        match self.magic {
+            LOADER_2ND_MAGIC_LZMA => "lzma",
+            LOADER_2ND_MAGIC_LZ4 => "lz4",
+            _ => "none",
+        }
+    }
+}
+
+/// param2 ("CVLD02"): what the vendor FSBL loads after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param2Info {
+    pub offset: u32,
+    /// The file holds all 4096 bytes of param2.
+    pub present: bool,
+    pub magic_ok: bool,
+    pub cksum: u32,
+    pub cksum_computed: Option<u32>,
+    pub ddr_param: Part,
+    pub blcp_2nd: Part,
+    pub monitor: Part,
+    pub loader_2nd_offset: u32,
+    /// The LOADER_2ND header, when the file holds it.
+    pub loader_2nd: Option<Loader2nd>,
+}
+
+impl Param2Info {
+    /// The parts param2 names, in the order the FSBL loads them.
+    pub fn parts(&self) -> [&Part; 3] {
+        [&self.ddr_param, &self.blcp_2nd, &self.monitor]
+    }
 }
 
 impl FipInfo {
@@ -205,7 +502,45 @@ impl FipInfo {
         }
         c.push(("BL2 present".into(), self.bl2_size > 0 && self.bl2_cksum_computed.is_some()));
         c.push(("BL2 checksum".into(), self.bl2_cksum_computed == Some(self.bl2_cksum)));
+        if let Some(p2) = &self.param2 {
+            c.push(("param2 present".into(), p2.present));
+            if p2.present {
+                c.push(("param2 magic".into(), p2.magic_ok));
+                c.push(("param2 checksum".into(), p2.cksum_computed == Some(p2.cksum)));
+                for part in p2.parts() {
+                    if part.size > 0 && part.present() {
+                        c.push((format!("{} checksum", part.name), part.computed == Some(part.cksum)));
+                    }
+                }
+                if let Some(l) = &p2.loader_2nd
+                    && l.computed.is_some()
+                {
+                    c.push(("LOADER_2ND checksum".into(), l.computed == Some(l.cksum)));
+                }
+            }
+        }
         c
+    }
+
+    /// What the vendor FSBL will ask for that this file does not hold
+    /// (param2, or a part param2 names), as (name, offset, size).
+    pub fn missing(&self) -> Vec<(String, u32, u32)> {
+        let Some(p2) = &self.param2 else { return Vec::new() };
+        if !p2.present {
+            return vec![("param2".into(), p2.offset, PARAM2_SIZE as u32)];
+        }
+        let mut m: Vec<(String, u32, u32)> = p2
+            .parts()
+            .iter()
+            .filter(|p| p.loaded() && !p.present())
+            .map(|p| (p.name.to_string(), p.offset, p.size))
+            .collect();
+        match &p2.loader_2nd {
+            None => m.push(("LOADER_2ND header".into(), p2.loader_2nd_offset, LOADER_2ND_HEADER as u32)),
+            Some(l) if l.computed.is_none() => m.push(("LOADER_2ND".into(), l.offset, l.size)),
+            Some(_) => {}
+        }
+        m
     }
 
     /// The first failed check as an error.
@@ -231,6 +566,24 @@ impl FipInfo {
         }
         if self.bl2_size == 0 {
             return Err(FipError::NoBl2);
+        }
+        if let Some(p2) = &self.param2
+            && p2.present
+        {
+            if !p2.magic_ok {
+                return Err(FipError::Param2Magic { offset: p2.offset });
+            }
+            let bad = |what: &'static str, stored: u32, computed: Option<u32>| match computed {
+                Some(c) if c != stored => Err(FipError::PartCksum { part: what, stored, computed: c }),
+                _ => Ok(()),
+            };
+            bad("param2", p2.cksum, p2.cksum_computed)?;
+            for part in p2.parts() {
+                bad(part.name, part.cksum, part.computed)?;
+            }
+            if let Some(l) = &p2.loader_2nd {
+                bad("LOADER_2ND", l.cksum, l.computed)?;
+            }
         }
         match self.bl2_cksum_computed {
             Some(c) if c == self.bl2_cksum => Ok(()),
@@ -298,7 +651,78 @@ pub fn parse(bytes: &[u8]) -> Result<FipInfo, FipError> {
             None
         },
         bl2_cksum_computed: if bl2_size > 0 { slice(bl2_offset, bl2_size).map(image_cksum) } else { None },
+        param2: parse_param2(bytes, get32(p, off::PARAM2_LOADADDR)),
     })
+}
+
+/// param2 at `at` and the parts it names (fiptool.py `read_fip2`).
+fn parse_param2(bytes: &[u8], at: u32) -> Option<Box<Param2Info>> {
+    if at == 0 {
+        return None;
+    }
+    let slice = |from: u32, size: u32| -> Option<&[u8]> {
+        let end = (from as usize).checked_add(size as usize)?;
+        bytes.get(from as usize..end)
+    };
+    let raw = slice(at, PARAM2_SIZE as u32);
+    let mut p2 = vec![0u8; PARAM2_SIZE];
+    if let Some(r) = raw {
+        p2.copy_from_slice(r);
+    }
+    let part = |name, ck, load, size, run: Option<usize>| {
+        let (offset, size) = (get32(&p2, load), get32(&p2, size));
+        Part {
+            name,
+            offset,
+            size,
+            cksum: get32(&p2, ck),
+            computed: raw.and(slice(offset, size)).map(image_cksum),
+            runaddr: run.map(|r| get32(&p2, r)).unwrap_or(0),
+        }
+    };
+    let loader_2nd_offset = get32(&p2, off2::LOADER_2ND_LOADADDR);
+    let loader_2nd = raw.and(slice(loader_2nd_offset, LOADER_2ND_HEADER as u32)).map(|h| {
+        let size = get32(h, 12);
+        Loader2nd {
+            offset: loader_2nd_offset,
+            jump0: get32(h, 0),
+            magic: h[4..8].try_into().expect("4 bytes"),
+            cksum: get32(h, 8),
+            size,
+            runaddr: u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
+            computed: size.checked_sub(12).and_then(|n| slice(loader_2nd_offset + 12, n)).map(image_cksum),
+        }
+    });
+    Some(Box::new(Param2Info {
+        offset: at,
+        present: raw.is_some(),
+        magic_ok: raw.is_some_and(|r| r[..8] == MAGIC_PARAM2),
+        cksum: get32(&p2, off2::PARAM2_CKSUM),
+        cksum_computed: raw.map(|r| image_cksum(&r[PARAM2_CKSUM_FROM..])),
+        ddr_param: part(
+            "DDR_PARAM",
+            off2::DDR_PARAM_CKSUM,
+            off2::DDR_PARAM_LOADADDR,
+            off2::DDR_PARAM_SIZE,
+            None,
+        ),
+        blcp_2nd: part(
+            "BLCP_2ND",
+            off2::BLCP_2ND_CKSUM,
+            off2::BLCP_2ND_LOADADDR,
+            off2::BLCP_2ND_SIZE,
+            Some(off2::BLCP_2ND_RUNADDR),
+        ),
+        monitor: part(
+            "MONITOR",
+            off2::MONITOR_CKSUM,
+            off2::MONITOR_LOADADDR,
+            off2::MONITOR_SIZE,
+            Some(off2::MONITOR_RUNADDR),
+        ),
+        loader_2nd_offset,
+        loader_2nd,
+    }))
 }
 
 /// Parses and requires every check to pass.

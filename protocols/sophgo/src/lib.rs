@@ -9,9 +9,12 @@
 //! - [`boot`]: the whole boot through a [`racklet_link::Connector`]: find the
 //!   ROM's port, serve each session, follow the board across its
 //!   re-enumerations by USB port path; a typed [`report::Report`];
-//! - [`describe`]: `info` for fip.bin;
+//! - [`describe`]: `info` for fip.bin (param1, param2 and every part);
+//! - [`console`]: the board's UART, read during the boot for the ROM's and
+//!   the FSBL's verdict on each stage;
 //! - [`packet`]: the 8-byte packet header, the tokens and the 16-byte ACK;
-//! - [`fip`]: the `fip.bin` image (param1 header + BL2), built and checked;
+//! - [`fip`]: the `fip.bin` image (param1, BLCP, BL2, param2, DDR param,
+//!   BLCP_2ND, monitor, LOADER_2ND), built as the vendor fiptool does and checked;
 //! - [`session`]: the host side of one device-driven session, generic over
 //!   any [`racklet_link::SerialLink`];
 //! - [`chip`]: per-chip BL2 load addresses and entry points.
@@ -20,6 +23,7 @@
 
 pub mod boot;
 pub mod chip;
+pub mod console;
 pub mod describe;
 pub mod fip;
 pub mod packet;
@@ -27,7 +31,7 @@ pub mod plan;
 pub mod report;
 pub mod session;
 
-pub use boot::boot;
+pub use boot::{boot, boot_watching};
 pub use chip::{Chip, Core};
 pub use describe::{describe, near_miss};
 pub use fip::{FipError, FipInfo};

@@ -25,6 +25,20 @@ pub struct Inputs {
     pub usb_id: Option<UsbId>,
 }
 
+/// The later parts of a whole fip.bin (`racklet-flash image ... --ddr-param
+/// ...`), as `fiptool.py genfip` takes them.
+#[derive(Debug, Clone, Default)]
+pub struct ImageParts {
+    pub blcp: Option<PathBuf>,
+    pub ddr_param: Option<PathBuf>,
+    pub blcp_2nd: Option<PathBuf>,
+    pub blcp_2nd_runaddr: Option<u32>,
+    pub monitor: Option<PathBuf>,
+    pub monitor_runaddr: Option<u32>,
+    pub loader_2nd: Option<PathBuf>,
+    pub compress: fip::Compress,
+}
+
 /// What the loader sends.
 #[derive(Debug, Clone)]
 pub enum Image {
@@ -92,6 +106,25 @@ pub enum PlanError {
         #[source]
         source: FipError,
     },
+    /// A part that runs somewhere was given without its run address.
+    #[error("{flag} needs {need}: where the FSBL puts and starts it")]
+    NoRunAddress { flag: &'static str, need: &'static str },
+    /// A run address outside the chip's DRAM (the FSBL panics on it).
+    #[error(
+        "{flag} 0x{addr:x}: {part} of {size} bytes would not lie in the {chip}'s DRAM (0x{base:x}..0x{end:x}); the FSBL stops on it"
+    )]
+    RunAddress {
+        flag: &'static str,
+        part: &'static str,
+        addr: u32,
+        size: usize,
+        chip: &'static str,
+        base: u64,
+        end: u64,
+    },
+    /// A later part was given with a fip.bin instead of a BL2.
+    #[error("{}: already a fip.bin; the parts given with it go into a fip.bin built from a BL2", path.display())]
+    PartsWithFip { path: PathBuf },
     #[error(transparent)]
     Image(#[from] ImageError),
 }
@@ -112,6 +145,16 @@ impl Classify for PlanError {
             PlanError::BadFip { .. } => {
                 "rebuild the fip.bin, or give BL2 and let racklet-flash build it".into()
             }
+            PlanError::Build { source: FipError::NeedsDdrParam { .. }, .. } => {
+                "add --ddr-param FILE (the board's DDR parameter blob)".into()
+            }
+            PlanError::Build { source: FipError::Loader2ndMagic { .. }, .. } => {
+                "give U-Boot as its build writes it for fiptool (with the \"BL33\" header)".into()
+            }
+            PlanError::Build {
+                source: FipError::EmptyPart { .. } | FipError::TooLarge | FipError::Compress(_),
+                ..
+            } => "check the part files".into(),
             PlanError::Bl2TooLarge { .. } | PlanError::Build { .. } => {
                 "BL2 runs from on-chip SRAM: make it smaller (load the rest from DRAM later)".into()
             }
@@ -119,6 +162,11 @@ impl Classify for PlanError {
             PlanError::Entry { want, .. } => {
                 format!("put the entry code at 0x{want:x} (the first word may jump there)")
             }
+            PlanError::NoRunAddress { need, .. } => {
+                format!("add {need} ADDR (the board's memory map says where)")
+            }
+            PlanError::RunAddress { .. } => "give a run address inside the chip's DRAM".into(),
+            PlanError::PartsWithFip { .. } => "give BL2 (bl2.bin) as the input, or the fip.bin alone".into(),
             PlanError::Image(_) => return None,
         })
     }
@@ -167,6 +215,13 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         Image::Main { bytes: p.bytes }
     } else if fip::is_fip(&bytes) {
         let info = checked_fip(bin, &bytes, chip)?;
+        for (part, offset, size) in info.missing() {
+            warnings.push(format!(
+                "{}: param2 names {part} at 0x{offset:x}+0x{size:x}, beyond the file's {} bytes: the vendor FSBL will ask for it, and it cannot be served",
+                bin.display(),
+                bytes.len()
+            ));
+        }
         Image::Fip { bytes, info, built_from: None }
     } else {
         let p = racklet_image::load_bytes(bin, bytes, ct.arch, &ct.window)?;
@@ -191,6 +246,61 @@ pub fn image(payload: &Payload, target: &Target) -> Result<Vec<u8>, PlanError> {
     let (core, ct) = core_target(target, chip, Some(Core::Riscv))?;
     check_bl2(&ct, chip, core, payload)?;
     fip::build(&payload.bytes, chip.max_bl2() as usize)
+        .map_err(|source| PlanError::Build { path: payload.path.clone(), source })
+}
+
+/// [`image`] with the later parts of a whole fip.bin: BLCP, DDR parameters,
+/// BLCP_2ND, monitor and LOADER_2ND, laid out as the vendor fiptool does.
+pub fn image_parts(payload: &Payload, parts: &ImageParts, target: &Target) -> Result<Vec<u8>, PlanError> {
+    let given = [&parts.blcp, &parts.ddr_param, &parts.blcp_2nd, &parts.monitor, &parts.loader_2nd];
+    if given.iter().all(|p| p.is_none()) {
+        return image(payload, target);
+    }
+    let chip = chip_of(target)?;
+    if fip::is_fip(&payload.bytes) {
+        return Err(PlanError::PartsWithFip { path: payload.path.clone() });
+    }
+    let (core, ct) = core_target(target, chip, Some(Core::Riscv))?;
+    check_bl2(&ct, chip, core, payload)?;
+    let read = |p: &Option<PathBuf>| p.as_ref().map(|p| target.read_stage(p)).transpose();
+    let (blcp, ddr, c2, mon, ldr) = (
+        read(&parts.blcp)?,
+        read(&parts.ddr_param)?,
+        read(&parts.blcp_2nd)?,
+        read(&parts.monitor)?,
+        read(&parts.loader_2nd)?,
+    );
+    let run =
+        |data: &Option<Vec<u8>>, addr: Option<u32>, flag, need, part| -> Result<Option<u32>, PlanError> {
+            let Some(d) = data else { return Ok(None) };
+            let addr = addr.ok_or(PlanError::NoRunAddress { flag, need })?;
+            let (base, size) = chip.dram();
+            let end = addr as u64 + fip::pad(d).len() as u64;
+            if (addr as u64) < base || end > base + size {
+                return Err(PlanError::RunAddress {
+                    flag,
+                    part,
+                    addr,
+                    size: d.len(),
+                    chip: chip.name(),
+                    base,
+                    end: base + size,
+                });
+            }
+            Ok(Some(addr))
+        };
+    let c2_run = run(&c2, parts.blcp_2nd_runaddr, "--blcp-2nd", "--blcp-2nd-runaddr", "BLCP_2ND")?;
+    let mon_run = run(&mon, parts.monitor_runaddr, "--monitor", "--monitor-runaddr", "MONITOR")?;
+    let p = fip::Parts {
+        bl2: &payload.bytes,
+        blcp: blcp.as_deref(),
+        ddr_param: ddr.as_deref(),
+        blcp_2nd: c2.as_deref().zip(c2_run),
+        monitor: mon.as_deref().zip(mon_run),
+        loader_2nd: ldr.as_deref(),
+        compress: parts.compress,
+    };
+    fip::build_parts(&p, chip.max_bl2() as usize)
         .map_err(|source| PlanError::Build { path: payload.path.clone(), source })
 }
 

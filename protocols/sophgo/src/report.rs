@@ -78,8 +78,18 @@ pub struct Report {
     pub stages: Vec<Stage>,
     /// After BL2, the board asked for something else: BL2 runs and wants its next stage.
     pub next_request: Option<Request>,
-    /// Where the ROM loaded and entered BL2 (a cold boot).
+    /// Where the ROM loads and enters BL2 (a cold boot).
     pub bl2: Option<Bl2>,
+    /// Time spent in sessions (ms), for the throughput.
+    pub send_ms: u64,
+    /// What the board showed it accepted (a next request, the console, U-Boot's gadget).
+    pub confirmed: Vec<String>,
+    /// What nothing confirmed, and why.
+    pub unconfirmed: Vec<String>,
+    /// U-Boot's download gadget (3346:1001), when it appeared.
+    pub uboot: Option<String>,
+    /// What the board's console printed during the boot (`--monitor`).
+    pub console: String,
 }
 
 impl Report {
@@ -99,13 +109,38 @@ impl Report {
         if let Some(r) = self.next_request {
             f.push((
                 "next request".into(),
-                format!("BL2 asks for fip.bin 0x{:x}+0x{:x} (not in this image)", r.offset, r.size),
+                format!(
+                    "BL2 asks for fip.bin 0x{:x}+0x{:x}, beyond this image (serve it with --main)",
+                    r.offset, r.size
+                ),
             ));
         }
         f.push(("sessions".into(), self.sessions.to_string()));
+        let served: Vec<&str> =
+            self.stages.iter().map(|s| s.name.as_str()).filter(|n| *n != "probe").collect();
+        if !served.is_empty() {
+            f.push(("served".into(), served.join(", ")));
+        }
         f.push(("bytes sent".into(), self.bytes_sent.to_string()));
+        if self.send_ms > 0 && self.bytes_sent > 0 {
+            // A USB device: there is no line rate to compare with.
+            f.push((
+                "throughput".into(),
+                format!(
+                    "{:.0} KiB/s over USB in {:.2}s of sessions",
+                    self.bytes_sent as f64 / 1024.0 / (self.send_ms as f64 / 1000.0),
+                    self.send_ms as f64 / 1000.0
+                ),
+            ));
+        }
         if let Some(b) = self.bl2 {
-            f.push(("BL2".into(), format!("loaded at 0x{:x}, entered at 0x{:x}", b.load, b.entry)));
+            f.push(("BL2".into(), format!("sent for 0x{:x}, entry 0x{:x}", b.load, b.entry)));
+        }
+        if !self.confirmed.is_empty() {
+            f.push(("confirmed".into(), self.confirmed.join("; ")));
+        }
+        if !self.unconfirmed.is_empty() {
+            f.push(("not confirmed".into(), self.unconfirmed.join("; ")));
         }
         f
     }

@@ -56,22 +56,33 @@ pub enum SophgoError {
     /// An ACK names another token than the packet's.
     #[error("the ACK of the {what} packet names token {got}, not {want}")]
     AckToken { what: String, want: u8, got: u8 },
-    /// The ROM asked for bytes the image does not have.
+    /// The ROM (or the vendor FSBL) asked for bytes the image does not have.
     #[error(
-        "the ROM asks for fip.bin bytes 0x{offset:x}..0x{end:x}, but the image has {len} bytes",
+        "the {who} asks for fip.bin bytes 0x{offset:x}..0x{end:x}{}, outside the file ({len} bytes): nothing was sent, and the board waits for them",
+        what.as_ref().map(|w| format!(" ({w})")).unwrap_or_default(),
         end = *offset as u64 + *size as u64
     )]
-    OutOfImage { offset: u32, size: u32, len: usize },
+    OutOfImage { who: &'static str, what: Option<String>, offset: u32, size: u32, len: usize },
     /// The ROM asked for something else in the middle of a session.
     #[error(
         "the ROM changed its request within a session: 0x{offset:x}+0x{size:x}, then 0x{now_offset:x}+0x{now_size:x}"
     )]
     RequestChanged { offset: u32, size: u32, now_offset: u32, now_size: u32 },
-    /// The ROM asked for the same bytes again and again: it refused them.
+    /// The board asked for the same bytes again and again. The ROM tries
+    /// each image once, so this is not a retry: the board restarts its boot.
     #[error(
-        "the ROM asked for fip.bin 0x{offset:x}+0x{size:x} ({what}) {count} times: it does not accept what it receives"
+        "the board asked for fip.bin 0x{offset:x}+0x{size:x} ({what}) {count} times: it keeps restarting its boot"
     )]
-    Refused { offset: u32, size: u32, what: String, count: u32 },
+    Restarting { offset: u32, size: u32, what: String, count: u32 },
+    /// The ROM's (or FSBL's) console says it rejected a stage.
+    #[error("the board rejected {what}: its console says {line:?}")]
+    Rejected { what: String, line: String },
+    /// The ROM took param1 and did not come back for BL2.
+    #[error(
+        "the ROM did not ask for BL2 within {}s after taking param1: it tries each image once, so it most likely rejected param1 and booted its strapped flash",
+        within.as_secs_f64()
+    )]
+    NoBl2Request { within: Duration },
     /// --main against a ROM that is in its probe session.
     #[error("the device is the boot ROM in its first (probe) session, not a running BL2 calling load_image")]
     NotALoadRequest,
@@ -98,8 +109,14 @@ impl Classify for SophgoError {
                 _ => FailureClass::Disconnected,
             },
             SophgoError::AckCrc { .. } | SophgoError::AckToken { .. } => FailureClass::Io,
-            SophgoError::OutOfImage { .. } | SophgoError::RequestChanged { .. } => FailureClass::Io,
-            SophgoError::Refused { .. } => FailureClass::Rejected,
+            // The ROM asks for what param1 says: outside the file is a
+            // protocol fault. The FSBL asks for what param2 says: a cut file.
+            SophgoError::OutOfImage { who, .. } if *who == "ROM" => FailureClass::Io,
+            SophgoError::OutOfImage { .. } => FailureClass::BadInput,
+            SophgoError::RequestChanged { .. } => FailureClass::Io,
+            SophgoError::Restarting { .. }
+            | SophgoError::Rejected { .. }
+            | SophgoError::NoBl2Request { .. } => FailureClass::Rejected,
             SophgoError::NotALoadRequest => FailureClass::BadInput,
             SophgoError::Image(_) => FailureClass::BadInput,
         }
@@ -128,13 +145,18 @@ impl Classify for SophgoError {
             SophgoError::AckCrc { text: Some(t), .. } => Some(format!(
                 "the answer is text ({t:?}): this port looks like the board's UART console, not the ROM's USB download port; {UART_HINT}"
             )),
-            SophgoError::Refused { what, .. } => match what.as_str() {
-                "param1" => {
-                    Some("the ROM rejects the param1 header (magic, checksum, or secure-boot fields)".into())
-                }
-                "BL2" => Some("the ROM rejects BL2 (checksum or secure-boot signature)".into()),
-                _ => None,
-            },
+            SophgoError::Restarting { .. } => Some(
+                "watch the board's console (--monitor TTY): something after the download resets it".into(),
+            ),
+            SophgoError::Rejected { .. } => Some(
+                "check the image with `racklet-flash info`; a secure-boot part wants a signed image".into(),
+            ),
+            SophgoError::NoBl2Request { .. } => Some(
+                "give --monitor TTY (the board's UART console) to read the ROM's verdict; check the fip.bin with `racklet-flash info` (secure-boot parts want a signed param1)".into(),
+            ),
+            SophgoError::OutOfImage { who, .. } if *who != "ROM" => Some(
+                "give the whole fip.bin (or build it: racklet-flash image BOARD bl2.bin --ddr-param ... -o fip.bin)".into(),
+            ),
             SophgoError::NotALoadRequest => Some("run without --main to boot a payload".into()),
             _ => None,
         }
@@ -155,9 +177,15 @@ pub struct Options {
     pub break_ack_timeout: Duration,
     /// How often a packet is resent when its ACK does not echo its CRC.
     pub resends: u32,
-    /// How often the same request is served before the ROM is taken to
-    /// refuse it.
+    /// How often the same request is served before the board is taken to
+    /// be restarting (the ROM itself tries each image once).
     pub max_serves: u32,
+    /// After a stage of the vendor FSBL, how long to wait for its next
+    /// request (the vendor tool stops after 1 s without a device).
+    pub next_request_gap: Duration,
+    /// After BL2, how long to read the console (when there is one) for the
+    /// ROM's verdict.
+    pub console_wait: Duration,
 }
 
 impl Default for Options {
@@ -168,6 +196,8 @@ impl Default for Options {
             break_ack_timeout: Duration::from_millis(300),
             resends: 3,
             max_serves: 3,
+            next_request_gap: Duration::from_secs(1),
+            console_wait: Duration::from_secs(1),
         }
     }
 }
@@ -175,7 +205,7 @@ impl Default for Options {
 /// What the loader sends.
 #[derive(Debug, Clone)]
 enum Plan {
-    /// Boot a fip.bin: serve whatever slices the ROM asks for, until BL2.
+    /// Boot a fip.bin: serve whatever slices the ROM and the FSBL ask for.
     Boot { fip: Vec<u8>, info: FipInfo },
     /// One session for a running BL2's load_image: `data` from address 0
     /// (or, when `data` is a fip.bin, the slice the device asks for).
@@ -197,9 +227,53 @@ pub enum SessionOutcome {
         /// Whether the ROM's ACK of BREAK arrived (it may not: the ROM drops off the bus).
         break_acked: bool,
     },
-    /// After BL2 was served, the device came back asking for something
-    /// else: BL2 is running and loading its next stage. Nothing was sent.
-    NextStage { offset: u32, size: u32 },
+    /// The device asked for bytes outside the file (a running BL2 of the
+    /// user's loading its next stage, or a cut vendor image). Nothing was
+    /// sent; `what` names the part when param2 does.
+    Beyond { offset: u32, size: u32, what: Option<String> },
+}
+
+/// Data bytes per packet on a link of `speed`: at full speed the ROM posts
+/// 64-byte OUT requests and parses each as a packet (usb_tty.c:
+/// `transfer_size = 64` for CH9_USB_SPEED_FULL), so a packet must fit in 64
+/// bytes there.
+pub fn chunk_for(speed: Option<&str>, chunk: usize) -> usize {
+    match speed {
+        Some("full") | Some("low") => chunk.min(FULL_SPEED_PACKET - HEADER_LEN),
+        _ => chunk,
+    }
+}
+
+/// The ROM's bulk OUT request at full speed.
+pub const FULL_SPEED_PACKET: usize = 64;
+
+/// The name of a slice the ROM or the vendor FSBL asks for, from the
+/// image's own tables (param1, and param2 when there is one).
+pub fn name_slice(info: &FipInfo, offset: u32, size: u32) -> Option<String> {
+    let o = offset as usize;
+    if o == 0 && size as usize == PARAM1_SIZE {
+        return Some("param1".into());
+    }
+    if o == info.bl2_offset() && size == info.bl2_size {
+        return Some("BL2".into());
+    }
+    if o == PARAM1_SIZE && info.blcp_size > 0 && size == info.blcp_size {
+        return Some("BLCP".into());
+    }
+    let p2 = info.param2.as_ref()?;
+    if offset == p2.offset && size as usize == fip::PARAM2_SIZE {
+        return Some("param2".into());
+    }
+    for part in p2.parts() {
+        // The FSBL asks for at most 16 KiB of DDR parameters (bl2_opt.c).
+        if offset == part.offset && (size == part.size || (part.name == "DDR_PARAM" && size < part.size)) {
+            return Some(part.name.into());
+        }
+    }
+    if offset == p2.loader_2nd_offset {
+        return Some(if size == 512 { "LOADER_2ND header".into() } else { "LOADER_2ND".into() });
+    }
+    None
 }
 
 /// Serves the ROM's sessions for one image.
@@ -212,6 +286,8 @@ pub struct Loader {
     bytes: u64,
     bl2_served: bool,
     main_done: bool,
+    /// The USB link speed of the current session's device, when known.
+    speed: Option<String>,
 }
 
 fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> SophgoError {
@@ -242,7 +318,16 @@ impl Loader {
 
     fn new(plan: Plan, mut opts: Options) -> Loader {
         opts.chunk = opts.chunk.clamp(1, MAX_PACKET - HEADER_LEN);
-        Loader { plan, opts, served: Vec::new(), sessions: 0, bytes: 0, bl2_served: false, main_done: false }
+        Loader {
+            plan,
+            opts,
+            served: Vec::new(),
+            sessions: 0,
+            bytes: 0,
+            bl2_served: false,
+            main_done: false,
+            speed: None,
+        }
     }
 
     /// BL2 was sent and the ROM took FLAG and BREAK (boot), or the one
@@ -254,10 +339,15 @@ impl Loader {
         }
     }
 
-    /// True once BL2 was served at least once (the device may still come
-    /// back asking for it again if it refused it).
+    /// True once BL2 was served.
     pub fn bl2_served(&self) -> bool {
         self.bl2_served
+    }
+
+    /// The USB link speed of the device the next sessions talk to ("full"
+    /// keeps packets within the ROM's 64-byte requests).
+    pub fn set_link_speed(&mut self, speed: Option<String>) {
+        self.speed = speed;
     }
 
     /// Sessions served so far.
@@ -359,30 +449,21 @@ impl Loader {
                     progress.say("ROM probe session: magic accepted, the ROM re-enumerates".to_string());
                     return Ok(SessionOutcome::Probe);
                 }
-                let is_bl2 = offset as usize == info.bl2_offset() && size == info.bl2_size;
-                if self.bl2_served && !is_bl2 {
-                    progress.say(format!(
-                        "BL2 is running and asks for fip.bin 0x{offset:x}+0x{size:x}; racklet-flash stops here"
-                    ));
-                    return Ok(SessionOutcome::NextStage { offset, size });
-                }
+                let named = name_slice(info, offset, size);
                 let end = offset as u64 + size as u64;
                 if end > fip.len() as u64 {
-                    return Err(SophgoError::OutOfImage { offset, size, len: fip.len() });
+                    return Ok(SessionOutcome::Beyond { offset, size, what: named });
                 }
-                let what = if offset == 0 && size as usize == PARAM1_SIZE {
-                    "param1".to_string()
-                } else if is_bl2 {
-                    "BL2".to_string()
-                } else {
-                    format!("fip.bin 0x{offset:x}+0x{size:x}")
-                };
+                let what = named.unwrap_or_else(|| format!("fip.bin 0x{offset:x}+0x{size:x}"));
                 let count = self.served.iter().filter(|r| **r == (offset, size)).count() as u32;
                 if count >= self.opts.max_serves {
-                    return Err(SophgoError::Refused { offset, size, what, count: count + 1 });
+                    return Err(SophgoError::Restarting { offset, size, what, count: count + 1 });
                 }
                 if count > 0 {
-                    progress.say(format!("the ROM asks for {what} again (try {})", count + 1));
+                    progress.say(format!(
+                        "the board asks for {what} again (time {}): it has restarted its boot",
+                        count + 1
+                    ));
                 }
                 (what, fip[offset as usize..end as usize].to_vec())
             }
@@ -393,7 +474,13 @@ impl Loader {
                 if *is_fip {
                     let end = offset as u64 + size as u64;
                     if end > data.len() as u64 {
-                        return Err(SophgoError::OutOfImage { offset, size, len: data.len() });
+                        return Err(SophgoError::OutOfImage {
+                            who: "running BL2",
+                            what: None,
+                            offset,
+                            size,
+                            len: data.len(),
+                        });
                     }
                     (format!("fip.bin 0x{offset:x}+0x{size:x}"), data[offset as usize..end as usize].to_vec())
                 } else {
@@ -417,7 +504,7 @@ impl Loader {
 
         progress.stage(&what, Some(data.len() as u64));
         let mut addr = 0u64;
-        for chunk in data.chunks(self.opts.chunk) {
+        for chunk in data.chunks(chunk_for(self.speed.as_deref(), self.opts.chunk)) {
             progress.check_cancel().map_err(link_err(format!("sending {what}")))?;
             let pkt = packet::packet(TOKEN_DATA, addr, chunk);
             let a = self.exchange(link, &pkt, false)?;

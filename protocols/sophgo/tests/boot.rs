@@ -147,7 +147,8 @@ fn every_fault_ends_cleanly_with_its_class() {
         ("bad-ack-crc-always", Some(FailureClass::Io), "echoes CRC"),
         ("wrong-offset", Some(FailureClass::Io), "0x1000000"),
         ("vanish", Some(FailureClass::Disconnected), "disconnected"),
-        ("reject-bl2", Some(FailureClass::Rejected), "BL2"),
+        // The ROM tries BL2 once and boots flash: nothing on USB says so.
+        ("reject-bl2", None, "DL cancelled"),
         ("window-missed", Some(FailureClass::Disconnected), "window"),
     ];
     std::thread::scope(|s| {
@@ -161,9 +162,16 @@ fn every_fault_ends_cleanly_with_its_class() {
                 let inputs = Inputs { bin: Some(payload.clone()), ..Default::default() };
                 let r = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None);
                 match class {
-                    None => {
+                    None if needle.is_empty() => {
                         r.unwrap_or_else(|e| panic!("{fault}: {e}"));
                         assert!(started(rom.verdict()).contains("jumped to 0xc000020"), "{fault}");
+                    }
+                    None => {
+                        // The client cannot see it; the board's own verdict says so.
+                        let r = r.unwrap_or_else(|e| panic!("{fault}: {e}"));
+                        assert!(r.confirmed.is_empty(), "{fault}: {:?}", r.confirmed);
+                        let v = rom.verdict();
+                        assert!(!v.started() && v.text().contains(needle), "{fault}: {v:?}");
                     }
                     Some(class) => {
                         let e = r.expect_err(fault);
@@ -353,4 +361,211 @@ fn a_served_rom_is_followed_through_its_symlink() {
     assert!(started(served.verdict).contains("jumped to 0xc000020"));
     let bl2_got = &served.received.iter().find(|(n, _)| *n == "bl2.bin").unwrap().1;
     assert_eq!(&bl2_got[..900], &bl2(900)[..]);
+}
+
+// ---- the chips as their sources say (issue 17) --------------------------
+
+/// A vector the vendor fiptool.py wrote (tests/vectors/sophgo/README.md).
+fn vector(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/sophgo").join(name)
+}
+
+#[test]
+fn a_vendor_fip_is_served_slice_by_slice_until_u_boot_appears() {
+    // bl2_opt.c: after BL2 the FSBL loads param2, the DDR parameters,
+    // BLCP_2ND, the monitor and LOADER_2ND (header, then body), each as its
+    // own load_image session; then U-Boot's gadget is 3346:1001.
+    let bus = SimSerialBus::new();
+    let mut rom = attach("sg2002", &Scenario::at("1-1"), &bus);
+    let inputs = Inputs { bin: Some(vector("fip-full.bin")), ..Default::default() };
+    let r = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap();
+    let v = started(rom.verdict());
+    assert!(v.contains("3346:1001 is up"), "{v}");
+    assert!(v.contains("DDR_PARAM, BLCP_2ND, MONITOR, LOADER_2ND"), "{v}");
+    let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "probe",
+            "param1",
+            "BLCP",
+            "BL2",
+            "param2",
+            "DDR_PARAM",
+            "BLCP_2ND",
+            "MONITOR",
+            "LOADER_2ND header",
+            "LOADER_2ND"
+        ]
+    );
+    let fip = std::fs::read(vector("fip-full.bin")).unwrap();
+    // LOADER_2ND's header session is one 512-byte block; the body is the rest of the file.
+    let l = &r.stages[9];
+    assert_eq!(l.offset as usize + l.size as usize, fip.len());
+}
+
+#[test]
+fn a_slice_outside_the_file_is_reported_as_such() {
+    // The vendor image cut after its monitor: the FSBL then asks for
+    // LOADER_2ND's header, which the file does not hold.
+    let d = tempfile::tempdir().unwrap();
+    let full = std::fs::read(vector("fip-full.bin")).unwrap();
+    let i = racklet_sophgo::fip::parse(&full).unwrap();
+    let mon = &i.param2.as_ref().unwrap().monitor;
+    let cut = file(d.path(), "cut.bin", &full[..(mon.offset + mon.size) as usize]);
+    let bus = SimSerialBus::new();
+    let mut rom = attach("sg2002", &Scenario::at("1-1"), &bus);
+    let inputs = Inputs { bin: Some(cut), ..Default::default() };
+    let e = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("LOADER_2ND") && text.contains("outside"), "{text}");
+    let v = rom.verdict();
+    assert!(!v.started() && v.text().contains("waits for fip.bin"), "{v:?}");
+}
+
+#[test]
+fn the_rom_tries_bl2_once_then_boots_flash_and_nothing_is_claimed() {
+    // get_number_of_retries() is 1 over USB: a rejected BL2 is not asked for
+    // again; the ROM prints "DL cancelled. Load flash." and boots flash.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(1500));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = Some("reject-bl2".into());
+    let mut rom = attach("sg2002", &sc, &bus);
+    let t0 = std::time::Instant::now();
+    let inputs = Inputs { bin: Some(p), ..Default::default() };
+    let r = run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap();
+    let v = rom.verdict();
+    assert!(v.text().contains("DL cancelled") && v.text().contains("1 try"), "{v:?}");
+    // Without a console the client cannot know: it says so and claims nothing.
+    let facts = r.facts();
+    let get = |k: &str| facts.iter().find(|f| f.0 == k).map(|f| f.1.clone()).unwrap_or_default();
+    assert!(get("not confirmed").contains("BL2"), "{facts:?}");
+    assert!(!get("confirmed").contains("entered"), "{facts:?}");
+    // And no wait for a ROM that will not come back.
+    assert!(t0.elapsed() < Duration::from_millis(1400), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn full_speed_links_get_packets_of_64_bytes() {
+    // usb_tty.c: at full speed the ROM posts 64-byte OUT requests and parses
+    // each as a packet.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(3000));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.speed = Some(racklet_sim::usb::BusSpeed::Full);
+    let mut rom = attach("sg2002", &sc, &bus);
+    let out = Shared::default();
+    let inputs = Inputs { bin: Some(p), ..Default::default() };
+    run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, Some(TranscriptWriter::new(out.clone())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    started(rom.verdict());
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["t"] == "serial_out" {
+            let n = v["len"].as_u64().unwrap_or_else(|| v["data"].as_str().unwrap().len() as u64 / 2);
+            assert!(n <= 64, "a {n}-byte packet on a full-speed link");
+        }
+    }
+}
+
+#[test]
+fn a_part_without_usb_timeout_is_followed_past_its_magicless_probe() {
+    // usb_tty.c: efuses that disable the timeout set flagEnterDL before
+    // enumeration (USBC.), and the probe returns once the port is configured.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(700));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = Some("efuse-no-timeout".into());
+    let mut rom = attach("sg2002", &sc, &bus);
+    let inputs = Inputs { bin: Some(p), ..Default::default() };
+    run(&bus, &target("milkv-duo-256m", "sg2002"), &inputs, None, None).unwrap_or_else(|e| panic!("{e}"));
+    let v = started(rom.verdict());
+    assert!(v.contains("USBC.") && v.contains("jumped to 0xc000020"), "{v}");
+}
+
+/// A board with a UART console (`--monitor`), booted while reading it.
+fn run_watching(fault: Option<&str>, payload: &Path) -> (Result<Report, SophgoError>, Verdict) {
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = fault.map(Into::into);
+    sc.console = true;
+    let mut rom = attach("sg2002", &sc, &bus);
+    let tty = rom.console().expect("the board has a console");
+    let mut console = racklet_link::serial_backend::SerialPortLink::open(
+        SerialInfo { path: tty, ..Default::default() },
+        115_200,
+    )
+    .unwrap();
+    let t = target("milkv-duo-256m", "sg2002");
+    let plan = plan(&Inputs { bin: Some(payload.to_path_buf()), ..Default::default() }, &t).unwrap();
+    let mut progress = CollectProgress::default();
+    let mut conn = Connector::new(Arc::new(SimUsbBus::new()), Arc::new(bus.clone()), &mut progress);
+    conn.stage_timeout = Duration::from_secs(2);
+    let r = racklet_sophgo::boot_watching(&mut conn, &plan, &t, &Options::default(), Some(&mut console));
+    (r, rom.verdict())
+}
+
+#[test]
+fn the_console_tells_an_entered_bl2_from_a_rejected_one() {
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(900));
+    // Accepted: BE.J. on the ROM's UART.
+    let (r, v) = run_watching(None, &p);
+    let r = r.unwrap();
+    assert!(v.started());
+    assert!(r.confirmed.iter().any(|c| c.contains("BE.J.") && c.contains("0xc000020")), "{:?}", r.confirmed);
+    assert!(r.unconfirmed.is_empty(), "{:?}", r.unconfirmed);
+    assert!(r.console.contains("PE.") && r.console.contains("BE.J."), "{}", r.console);
+    // Rejected: the ROM's checksum line, then the fallback to flash.
+    let (r, v) = run_watching(Some("reject-bl2"), &p);
+    let e = r.unwrap_err();
+    assert_eq!(e.class(), FailureClass::Rejected, "{e}");
+    assert!(e.to_string().contains("BL2") && e.to_string().contains("bl2_cksum"), "{e}");
+    assert!(!v.started());
+}
+
+#[test]
+fn a_rejected_param1_is_named_not_blamed_on_the_stage_timeout() {
+    // The ROM tries param1 once, then boots its flash: it never asks for BL2.
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "bl2.bin", &bl2(900));
+    let bus = SimSerialBus::new();
+    let mut sc = Scenario::at("1-1");
+    sc.fault = Some("reject-param1".into());
+    let mut rom = attach("sg2002", &sc, &bus);
+    let t = target("milkv-duo-256m", "sg2002");
+    let plan = plan(&Inputs { bin: Some(p.clone()), ..Default::default() }, &t).unwrap();
+    let mut progress = CollectProgress::default();
+    let mut conn = Connector::new(Arc::new(SimUsbBus::new()), Arc::new(bus.clone()), &mut progress);
+    conn.stage_timeout = Duration::from_secs(1);
+    let e = boot(&mut conn, &plan, &t, &Options::default()).unwrap_err();
+    assert!(matches!(e, SophgoError::NoBl2Request { .. }), "{e}");
+    assert_eq!(e.class(), FailureClass::Rejected);
+    assert!(e.to_string().contains("rejected param1"), "{e}");
+    assert!(!e.hint().unwrap_or_default().contains("stage-timeout"), "{e:?}");
+    assert!(rom.verdict().text().contains("DL cancelled"));
+    // With the console, the ROM's own line says why.
+    let (r, _) = run_watching(Some("reject-param1"), &p);
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("param1_cksum"), "{e}");
+}
+
+#[test]
+fn the_console_names_the_fsbl_stage_it_rejected() {
+    let (r, v) = run_watching(Some("reject-monitor"), &vector("fip-full.bin"));
+    let e = r.unwrap_err();
+    assert_eq!(e.class(), FailureClass::Rejected, "{e}");
+    assert!(e.to_string().contains("MONITOR") && e.to_string().contains("monitor_cksum"), "{e}");
+    assert!(!v.started() && v.text().contains("DL cancelled"), "{v:?}");
+    // And the whole vendor boot, confirmed step by step.
+    let (r, v) = run_watching(None, &vector("fip-full.bin"));
+    let r = r.unwrap();
+    assert!(v.started(), "{v:?}");
+    assert!(r.uboot.is_some() && r.unconfirmed.is_empty(), "{:?} / {:?}", r.confirmed, r.unconfirmed);
+    assert!(r.console.contains("Loader_2nd loaded.") && r.console.contains("Jump to monitor at 0x80000000"));
 }

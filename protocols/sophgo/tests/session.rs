@@ -201,9 +201,10 @@ fn full_boot_serves_param1_then_bl2_and_the_rom_gets_every_byte() {
     assert_eq!(l.sessions(), 3);
     assert_eq!(l.bytes_sent(), 4096 + 1024);
 
-    // The BL2 then asks for something else: nothing is sent.
+    // The BL2 then asks for something beyond the file: nothing is sent, and
+    // the session says so (the flow decides what that means).
     let (r, rom) = run(&mut l, Script { want: (0x1400, 0x1000), ..Default::default() });
-    assert_eq!(r.unwrap(), SessionOutcome::NextStage { offset: 0x1400, size: 0x1000 });
+    assert_eq!(r.unwrap(), SessionOutcome::Beyond { offset: 0x1400, size: 0x1000, what: None });
     assert_eq!(rom.packets.len(), 1);
 }
 
@@ -281,14 +282,15 @@ fn out_of_image_and_changed_requests_fail_cleanly() {
     let fipb = fip::build(&bl2(300), 0x37000).unwrap();
     let mut l = Loader::boot(fipb.clone(), fast()).unwrap();
     let (r, rom) = run(&mut l, Script { want: (0x1000, 0x10_0000), ..Default::default() });
-    let e = r.unwrap_err();
-    assert!(matches!(e, SophgoError::OutOfImage { .. }), "{e}");
-    assert_eq!(e.class(), FailureClass::Io);
-    assert_eq!(rom.packets.len(), 1, "nothing sent after the bad request");
-    // Exactly the image's end is fine; one byte more is not.
+    assert!(matches!(r, Ok(SessionOutcome::Beyond { offset: 0x1000, size: 0x10_0000, .. })), "{r:?}");
+    assert_eq!(rom.packets.len(), 1, "nothing sent after the request beyond the file");
+    // Exactly the image's end is served; one byte more is beyond it.
+    let mut l = Loader::boot(fipb.clone(), fast()).unwrap();
+    let (r, _) = run(&mut l, Script { want: (0x1000, 0x200), ..Default::default() });
+    assert!(matches!(r, Ok(SessionOutcome::Served { .. })), "{r:?}");
     let mut l = Loader::boot(fipb.clone(), fast()).unwrap();
     let (r, _) = run(&mut l, Script { want: (0x1000, 0x201), ..Default::default() });
-    assert!(matches!(r, Err(SophgoError::OutOfImage { offset: 0x1000, size: 0x201, len: 0x1200 })));
+    assert!(matches!(r, Ok(SessionOutcome::Beyond { offset: 0x1000, size: 0x201, .. })), "{r:?}");
 
     let mut l = Loader::boot(fipb, fast()).unwrap();
     let (r, _) =
@@ -298,7 +300,7 @@ fn out_of_image_and_changed_requests_fail_cleanly() {
 }
 
 #[test]
-fn the_same_request_too_often_is_a_refusal() {
+fn the_same_request_again_and_again_is_a_restarting_board_not_a_refusal() {
     let mut l = Loader::boot(fip::build(&bl2(300), 0x37000).unwrap(), fast()).unwrap();
     for _ in 0..3 {
         let (r, _) = run(&mut l, Script { want: (0x1000, 512), ..Default::default() });
@@ -306,10 +308,10 @@ fn the_same_request_too_often_is_a_refusal() {
     }
     let (r, rom) = run(&mut l, Script { want: (0x1000, 512), ..Default::default() });
     let e = r.unwrap_err();
-    assert!(matches!(e, SophgoError::Refused { count: 4, .. }), "{e}");
+    assert!(matches!(e, SophgoError::Restarting { count: 4, .. }), "{e}");
     assert_eq!(e.class(), FailureClass::Rejected);
-    assert!(e.to_string().contains("BL2"));
-    assert!(e.hint().unwrap_or_default().contains("rejects BL2"), "{e}");
+    assert!(e.to_string().contains("BL2") && e.to_string().contains("restarting"), "{e}");
+    assert!(e.hint().unwrap_or_default().contains("--monitor"), "{e}");
     assert_eq!(rom.packets.len(), 1);
 }
 

@@ -95,15 +95,20 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
         None => None,
     };
     let expect = expect.as_ref();
+    // The virtual boards' own UARTs, in the order they were attached (one
+    // per job): in a simulated run --monitor reads those, not the tty given.
+    let virtual_consoles: std::sync::Mutex<Vec<Option<String>>> = std::sync::Mutex::new(Vec::new());
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
-        driver.attach_sim(&SimCtx {
+        let rom = driver.attach_sim(&SimCtx {
             board,
             args: a,
             port_path: port.to_string(),
             fault,
             usb: usb.clone(),
             serial: serial.clone(),
-        })
+        })?;
+        virtual_consoles.lock().unwrap_or_else(|e| e.into_inner()).push(rom.console());
+        Ok(rom)
     };
     let check_jobs = |n: usize| {
         if !a.monitor.is_empty() && a.monitor.len() != n {
@@ -116,10 +121,18 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     };
     let parallel = a.connect.port.len() > 1 || a.connect.all;
     let op = |i: usize, conn: &mut Connector, label: &str| -> Result<Outcome> {
-        let mut job = Job { board, args: a, conn };
+        let virt = virtual_consoles.lock().unwrap_or_else(|e| e.into_inner()).get(i).cloned().flatten();
+        let console = match (a.monitor.get(i), virt) {
+            (Some(_), Some(v)) => {
+                out.line(&format!("--simulate: --monitor reads the virtual board's UART ({v})"));
+                Some(v)
+            }
+            (given, _) => given.cloned(),
+        };
+        let mut job = Job { board, args: a, conn, console: console.clone() };
         let o = driver.maskrom(&mut job)?;
         // The payload runs: watch its console when asked.
-        match a.monitor.get(i) {
+        match console.as_ref() {
             Some(tty) => {
                 let c = Console {
                     tty,

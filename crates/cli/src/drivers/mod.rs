@@ -36,6 +36,9 @@ pub struct Job<'a, 'c> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
     pub conn: &'a mut Connector<'c>,
+    /// This board's console tty (`--monitor`, or the virtual board's own
+    /// UART in a simulated run), for drivers whose ROM reports on it.
+    pub console: Option<String>,
 }
 
 /// What the CLI needs from one protocol.

@@ -60,8 +60,32 @@ impl Driver for Sophgo {
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;
-        let report = racklet_sophgo::boot(job.conn, &plan, &target, &racklet_sophgo::Options::default())
-            .map_err(classify)?;
+        let opts = racklet_sophgo::Options::default();
+        // The ROM says on its UART whether it took each stage: read it
+        // during the boot when the board's console is given.
+        let mut console = match &job.console {
+            Some(tty) => {
+                let info = racklet_link::SerialInfo { path: tty.clone(), ..Default::default() };
+                Some(racklet_link::serial_backend::SerialPortLink::open(info, job.args.baud).map_err(
+                    |e| {
+                        crate::error::add_hint(
+                            classify(e),
+                            "--monitor names the board's UART console (a USB-UART adapter on its pins)",
+                        )
+                    },
+                )?)
+            }
+            None => None,
+        };
+        let report = racklet_sophgo::boot_watching(
+            job.conn,
+            &plan,
+            &target,
+            &opts,
+            console.as_mut().map(|c| c as &mut dyn racklet_link::SerialLink),
+        )
+        .map_err(classify)?;
+        drop(console);
         let chip = report.chip.name().to_string();
         Ok(Outcome {
             facts: report.facts(),
@@ -79,8 +103,8 @@ impl Driver for Sophgo {
         racklet_sophgo::near_miss(bytes)
     }
 
-    fn image(&self, board: &Board, _args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
-        racklet_sophgo::plan::image(payload, &board.target()).map_err(classify)
+    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
+        racklet_sophgo::plan::image_parts(payload, &args.sophgo.parts(), &board.target()).map_err(classify)
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
@@ -89,6 +113,12 @@ impl Driver for Sophgo {
         sc.fault = sim.fault.clone();
         sc.core = a.core.map(|c| if c == Core::Arm { "arm" } else { "riscv" }.to_string());
         sc.usb_id = a.usb_id;
+        // The board's UART, for --monitor; the link's speed and bus time, for --sim-speed.
+        sc.console = !sim.args.monitor.is_empty();
+        sc.speed = sim.args.sim.sim_speed.map(|s| match s {
+            crate::cli::SimSpeed::High => racklet_sim::usb::BusSpeed::High,
+            crate::cli::SimSpeed::Full => racklet_sim::usb::BusSpeed::Full,
+        });
         if let (true, Some(p)) = (a.main_session, &sim.args.bin) {
             // A running BL2 asks for as many bytes as the file has.
             let what = format!("a stage of {} can be", sim.board.name);

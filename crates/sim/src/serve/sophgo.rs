@@ -52,7 +52,8 @@ pub struct Served {
     pub sessions: Vec<String>,
     /// Cold boots that ended in a jump to BL2.
     pub boots: u32,
-    /// What the ROM accepted, by file name (`param1.bin`, `bl2.bin`), for `--save`.
+    /// What the ROM and the vendor FSBL accepted, by file name (`param1.bin`,
+    /// `bl2.bin`, `param2.bin`, `ddr_param.bin`, `monitor.bin`, ...), for `--save`.
     pub received: Vec<(&'static str, Vec<u8>)>,
     /// The ROM's verdict on the last boot.
     pub verdict: Verdict,
@@ -160,10 +161,20 @@ pub fn serve(
         })
         .collect();
     let mut received = Vec::new();
-    for (name, data) in [("param1.bin", state.param1), ("bl2.bin", state.bl2)] {
+    for (name, data) in [("param1.bin", state.param1), ("bl2.bin", state.bl2), ("param2.bin", state.param2)] {
         if let Some(b) = data {
             received.push((name, b));
         }
+    }
+    // What the vendor FSBL loaded after BL2.
+    for (part, data) in state.parts {
+        let name = match part {
+            "DDR_PARAM" => "ddr_param.bin",
+            "BLCP_2ND" => "blcp_2nd.bin",
+            "MONITOR" => "monitor.bin",
+            _ => "loader_2nd.bin",
+        };
+        received.push((name, data));
     }
     Ok(Served { sessions, boots: state.boots_done, received, verdict })
 }
