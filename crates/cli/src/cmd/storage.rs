@@ -57,7 +57,7 @@ fn verb(
         })
     };
     let op = |_: usize, conn: &mut Connector, _: &str| -> Result<Outcome> {
-        let mut job = StorageJob { board, target, conn, simulate: target.connect.simulate };
+        let mut job = StorageJob { board, target, conn };
         act(driver, &mut job)
     };
     let spec = run::Spec {

@@ -133,13 +133,10 @@ pub trait Driver: Sync {
 }
 
 /// One board's run of a storage verb.
-#[allow(dead_code)] // Read by the storage drivers as they land (issues 18–20); remove then.
 pub struct StorageJob<'a, 'c> {
     pub board: &'a Board,
     pub target: &'a StorageTarget,
     pub conn: &'a mut Connector<'c>,
-    /// True when the buses are simulated (for messages only).
-    pub simulate: bool,
 }
 
 /// The simulated world a storage verb's virtual device is put in.
