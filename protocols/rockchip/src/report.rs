@@ -175,9 +175,9 @@ impl Report {
             Next::DramOnly => fact("result", "DRAM initialised; no usbplug stage was sent".into()),
             Next::Usbplug(u) => {
                 fact(
-                    "usbplug",
+                    "rockusb",
                     format!(
-                        "answers rockusb at USB port {} (address {}, bcdUSB 0x{:04x})",
+                        "the usbplug answers at USB port {} (address {}, bcdUSB 0x{:04x})",
                         u.device.port, u.device.address, u.device.bcd_usb
                     ),
                 );

@@ -62,7 +62,7 @@ fn a_loader_runs_and_the_usbplug_is_followed_to_its_new_address() {
         "chip: RK3568 (USB 2207:350a, RC4 off)",
         "entries sent as stored",
         "472 rk356x_usbplug_v1 (0x472, 10240 B, 3 transfers",
-        "usbplug: answers rockusb at USB port 1-1",
+        "rockusb: the usbplug answers at USB port 1-1",
         "chip info: 3568\n",
         "flash id: EMMC",
         "flash: 30535680 sectors (14.6 GiB), block 1024 sectors",
