@@ -60,7 +60,8 @@ fn every_event_of_every_board_s_simulated_run_fits_the_schema() {
         let payload = payload.to_str().unwrap();
         let mut args = vec!["maskrom", name, "--simulate", "--json", "--stage-timeout", "2s"];
         if protocol == "rockchip" {
-            args.extend(["--dram", payload]);
+            // DRAM init and a 0x472 stage, so the usbplug's answer is reported too
+            args.extend(["--dram", payload, payload]);
         } else {
             args.push(payload);
         }
@@ -76,6 +77,12 @@ fn every_event_of_every_board_s_simulated_run_fits_the_schema() {
             *done_by_protocol.entry(protocol.to_string()).or_default() += 1;
             assert!(!last["facts"]["stages"].as_array().unwrap().is_empty(), "{name}: {last}");
             assert!(last["facts"]["port"].is_string(), "{name}: {last}");
+            // scripts read details by key: a key said twice hides one of them
+            let mut keys = std::collections::BTreeSet::new();
+            for d in last["details"].as_array().unwrap() {
+                let key = d["key"].as_str().unwrap();
+                assert!(keys.insert(key), "{name}: the detail {key:?} appears twice: {last}");
+            }
         }
     }
     for p in ["rockchip", "canaan", "sophgo", "starfive", "fastboot"] {
