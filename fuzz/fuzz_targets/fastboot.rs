@@ -12,7 +12,8 @@
 //!
 //! Invariants:
 //! - parse_response: the part before the first NUL is at most 256 bytes when
-//!   accepted; `DATA` gives exactly the 8 hex digits' value; for text
+//!   accepted; `DATA` gives exactly its hex digits' value (any number of
+//!   digits, as AOSP's strtol reads them, fitting 32 bits); for text
 //!   statuses (valid UTF-8) status + text re-encodes to the packet;
 //! - every command the client sends is printable ASCII of at most 64 bytes;
 //! - a download that succeeds sent the command `download:%08x`, then exactly
@@ -118,7 +119,8 @@ fn response(raw: &[u8]) {
             match r {
                 Response::Data(n) => {
                     assert_eq!(status, b"DATA");
-                    assert_eq!(rest.to_ascii_lowercase(), format!("{n:08x}").as_bytes());
+                    assert!(!rest.is_empty() && rest.iter().all(u8::is_ascii_hexdigit));
+                    assert_eq!(u64::from_str_radix(std::str::from_utf8(rest).unwrap(), 16), Ok(u64::from(n)));
                 }
                 Response::Okay(t) | Response::Fail(t) | Response::Info(t) | Response::Text(t) => {
                     assert!([&b"OKAY"[..], b"FAIL", b"INFO", b"TEXT"].contains(&status));

@@ -112,6 +112,9 @@ impl<T: Transport> Fastboot<T> {
         timeout: Duration,
         progress: &mut dyn ProgressSink,
     ) -> Result<Response, FastbootError> {
+        // Zero-length reads carry no reply and are skipped (AOSP does the
+        // same), but only until the reply's own timeout has passed.
+        let deadline = std::time::Instant::now() + timeout;
         loop {
             let raw = self.transport.recv(RESPONSE_READ, timeout).map_err(|e| match e {
                 FastbootError::ResponseTooLong { len, .. } => {
@@ -125,6 +128,9 @@ impl<T: Transport> Fastboot<T> {
                 }
                 e => e,
             })?;
+            if raw.is_empty() && std::time::Instant::now() < deadline {
+                continue;
+            }
             let r = parse_response(&raw).map_err(|e| match e {
                 ResponseError::UnknownStatus(response) => {
                     FastbootError::UnknownStatus { command: cmd.into(), response }
@@ -183,13 +189,13 @@ impl<T: Transport> Fastboot<T> {
         }
     }
 
-    /// `getvar:max-download-size`: `None` when the device does not say or
-    /// says something that is not a number.
+    /// `getvar:max-download-size`: `None` when the device does not say,
+    /// says something that is not a number, or says 0 (no limit).
     pub fn max_download_size(
         &mut self,
         progress: &mut dyn ProgressSink,
     ) -> Result<Option<u64>, FastbootError> {
-        Ok(self.getvar_opt("max-download-size", progress)?.and_then(|v| parse_size(&v)))
+        Ok(self.getvar_opt("max-download-size", progress)?.and_then(|v| parse_size(&v)).filter(|&m| m > 0))
     }
 
     /// `download:%08x`, the data, then the device's OKAY. `what` names the

@@ -45,10 +45,11 @@ pub use transport::{TcpTransport, Transport, UsbTransport};
 pub const MAX_COMMAND: usize = 64;
 /// Longest response payload (status + text) the current spec allows.
 pub const MAX_RESPONSE: usize = 256;
-/// How many bytes one response read asks for on USB: one high-speed max
-/// packet, so a short packet ends the transfer and the K1 ROM's trailing
-/// garbage fits in the buffer.
-pub const RESPONSE_READ: usize = 512;
+/// How many bytes one response read asks for, as AOSP does: 256, which
+/// the USB transport rounds up to wMaxPacketSize. At full speed (the K1 ROM
+/// on blank media) a 64- or 256-byte padded reply then completes the
+/// transfer, which a 512-byte read would keep waiting on (issue 16).
+pub const RESPONSE_READ: usize = MAX_RESPONSE;
 /// The class triple of the fastboot interface.
 pub const FASTBOOT_CLASS: (u8, u8, u8) = (0xff, 0x42, 0x03);
 
@@ -78,9 +79,9 @@ pub enum FastbootError {
         "the device answered {command:?} with a {len}-byte response; fastboot responses are at most 256 bytes"
     )]
     ResponseTooLong { command: String, len: usize },
-    /// `DATA` not followed by exactly 8 hex digits.
+    /// `DATA` not followed by a hex size that fits 32 bits.
     #[error(
-        "the device answered {command:?} with DATA and a malformed size {text:?} (expected 8 hex digits)"
+        "the device answered {command:?} with DATA and a malformed size {text:?} (expected hex digits of a 32-bit size)"
     )]
     BadDataSize { command: String, text: String },
     /// `DATA` announced another size than the one asked for.

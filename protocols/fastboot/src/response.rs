@@ -25,7 +25,7 @@ pub enum ResponseError {
     UnknownStatus(String),
     /// The meaningful part (before any NUL) is longer than 256 bytes.
     TooLong(usize),
-    /// `DATA` without exactly 8 hex digits.
+    /// `DATA` without a hex size that fits 32 bits.
     BadDataSize(String),
 }
 
@@ -51,7 +51,9 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, ResponseError> {
         b"TEXT" => Response::Text(text()),
         b"DATA" => {
             let t = text();
-            if rest.len() != 8 || !rest.iter().all(u8::is_ascii_hexdigit) {
+            // Any number of hex digits, as AOSP's strtol(.., 16) reads it
+            // (a real device answered with 7); the value must fit 32 bits.
+            if rest.is_empty() || !rest.iter().all(u8::is_ascii_hexdigit) {
                 return Err(ResponseError::BadDataSize(t));
             }
             Response::Data(u32::from_str_radix(&t, 16).map_err(|_| ResponseError::BadDataSize(t.clone()))?)
@@ -87,6 +89,11 @@ mod tests {
         assert_eq!(parse_response(b"DATA00000008"), Ok(Response::Data(8)));
         assert_eq!(parse_response(b"DATAffffffff"), Ok(Response::Data(u32::MAX)));
         assert_eq!(parse_response(b"DATA0000F028"), Ok(Response::Data(0xf028)));
+        // AOSP parses the size with strtol(.., 16): any number of digits.
+        // A real run showed a 7-digit answer (issue 16).
+        assert_eq!(parse_response(b"DATA0100000"), Ok(Response::Data(0x10_0000)));
+        assert_eq!(parse_response(b"DATA8"), Ok(Response::Data(8)));
+        assert_eq!(parse_response(b"DATA000000080"), Ok(Response::Data(0x80)));
     }
 
     #[test]
@@ -106,8 +113,8 @@ mod tests {
         assert!(matches!(parse_response(b"OK"), Err(ResponseError::UnknownStatus(_))));
         assert!(matches!(parse_response(b""), Err(ResponseError::UnknownStatus(_))));
         assert!(matches!(parse_response(b"\0OKAY"), Err(ResponseError::UnknownStatus(_))));
-        assert_eq!(parse_response(b"DATA0008"), Err(ResponseError::BadDataSize("0008".into())));
-        assert_eq!(parse_response(b"DATA000000080"), Err(ResponseError::BadDataSize("000000080".into())));
+        assert_eq!(parse_response(b"DATA"), Err(ResponseError::BadDataSize(String::new())));
+        assert_eq!(parse_response(b"DATA100000000"), Err(ResponseError::BadDataSize("100000000".into())));
         assert_eq!(parse_response(b"DATA0000000g"), Err(ResponseError::BadDataSize("0000000g".into())));
         assert_eq!(parse_response(b"DATA+0000008"), Err(ResponseError::BadDataSize("+0000008".into())));
     }
@@ -132,5 +139,7 @@ mod tests {
         assert_eq!(parse_size(" 0X10000 "), Some(65536));
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("lots"), None);
+        // max-download-size 0 means "no limit" (issue 16); see the client.
+        assert_eq!(parse_size("0x0"), Some(0));
     }
 }

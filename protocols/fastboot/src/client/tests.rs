@@ -13,12 +13,18 @@ use super::*;
 #[derive(Default)]
 struct Script {
     sent: Vec<Vec<u8>>,
+    /// The length of every read the client asked for.
+    reads: Vec<usize>,
     answers: VecDeque<Result<Vec<u8>, LinkError>>,
 }
 
 impl Script {
     fn new(answers: &[&[u8]]) -> Self {
-        Script { sent: Vec::new(), answers: answers.iter().map(|a| Ok(a.to_vec())).collect() }
+        Script {
+            sent: Vec::new(),
+            reads: Vec::new(),
+            answers: answers.iter().map(|a| Ok(a.to_vec())).collect(),
+        }
     }
 }
 
@@ -27,7 +33,8 @@ impl Transport for Script {
         self.sent.push(data.to_vec());
         Ok(())
     }
-    fn recv(&mut self, _: usize, t: Duration) -> Result<Vec<u8>, FastbootError> {
+    fn recv(&mut self, max: usize, t: Duration) -> Result<Vec<u8>, FastbootError> {
+        self.reads.push(max);
         match self.answers.pop_front() {
             Some(a) => Ok(a?),
             None => Err(FastbootError::Link(LinkError::Timeout { op: "script".into(), after: t })),
@@ -107,6 +114,25 @@ fn stage_refuses_data_over_max_download_size_before_download() {
 }
 
 #[test]
+fn max_download_size_zero_means_no_limit() {
+    // Issue 16: a device reporting 0 takes any size.
+    let mut f = fb(&[b"OKAY0x00000000", b"DATA00000005", b"OKAY"]);
+    f.stage("x", b"12345", &mut CollectProgress::default()).unwrap();
+    assert_eq!(f.transport().sent.len(), 3);
+}
+
+#[test]
+fn replies_are_read_as_aosp_does_and_empty_reads_are_skipped() {
+    // AOSP reads 256 bytes for a reply (the transport rounds up to
+    // wMaxPacketSize): a 64- or 256-byte padded reply at full speed
+    // completes the transfer, where a 512-byte read would wait for more.
+    let p = &mut CollectProgress::default();
+    let mut f = fb(&[b"", b"", b"OKAY0.4"]);
+    assert_eq!(f.getvar("version", p).unwrap(), "0.4");
+    assert_eq!(f.transport().reads, vec![256, 256, 256]);
+}
+
+#[test]
 fn commands_over_64_bytes_are_refused_before_sending() {
     let name64 = format!("getvar:{}", "v".repeat(64 - 7));
     assert_eq!(name64.len(), 64);
@@ -173,7 +199,7 @@ fn malformed_responses_are_clear_errors() {
         "{e}"
     );
 
-    let e = fb(&[b"DATA12"]).download("x", b"ab", p).unwrap_err();
+    let e = fb(&[b"DATA12g"]).download("x", b"ab", p).unwrap_err();
     assert!(matches!(e, FastbootError::BadDataSize { .. }), "{e}");
 
     // DATA whose size does not match the announced download.
