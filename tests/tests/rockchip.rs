@@ -102,8 +102,13 @@ fn loader_runs_against_the_virtual_rom_and_usbplug_answers() {
     let d = tempfile::tempdir().unwrap();
     let l = file(d.path(), "loader.bin", &rk3568_loader());
     let (out, _) = expect(&["maskrom", "rock-3a", l.to_str().unwrap(), "--simulate"], 0, "done:");
-    for s in ["chip info: 3568", "flash id: EMMC", "usbplug started", "rk356x_usbplug_v1", "rockusb: the usbplug answers"]
-    {
+    for s in [
+        "chip info: 3568",
+        "flash id: EMMC",
+        "usbplug started",
+        "rk356x_usbplug_v1",
+        "rockusb: the usbplug answers",
+    ] {
         assert!(out.contains(s), "no {s:?} in\n{out}");
     }
 }
