@@ -11,7 +11,9 @@
 //! What each ROM does here (sheet §3.3, §4.3, §4.5, §7):
 //! - K1 ROM (361c:1001, serial `dfu-device`): answers `getvar:version-brom`
 //!   with `1.0`, every other variable with FAIL; every response is
-//!   NUL-terminated text followed by garbage up to 64 bytes; `download`
+//!   NUL-terminated text followed by garbage (256 bytes in all by default,
+//!   or 64, or the text alone: [`ReplyStyle`]), sent in packets of the
+//!   link's speed with USB's short-packet rule; `download`
 //!   then `continue` runs the FSBL (this model also checks both `AIHD`
 //!   magics, which the real ROM is expected to need), then the board
 //!   re-enumerates with the same VID:PID as the FSBL.
@@ -96,8 +98,9 @@ pub struct Chip {
     pub product: &'static str,
     /// The largest download the ROM takes.
     pub rom_download_limit: usize,
-    /// ROM answers are NUL-terminated and padded with garbage to this length.
-    pub rom_answer_pad: Option<usize>,
+    /// How the ROM frames its answers (this model's default; the real
+    /// length is unmeasured, see [`ReplyStyle`]).
+    pub rom_reply: ReplyStyle,
     /// The images the board runs from USB, in order (its verdict's names).
     pub chain: &'static [&'static str],
 }
@@ -131,15 +134,26 @@ pub static K1: Chip = Chip {
         serial: None,
         bcd_device: 0x0100,
     },
-    // §3.3: `getvar:version-brom` answers 1.0; other variables undocumented.
-    rom_vars: &[("version-brom", "1.0")],
+    // §3.3: `getvar:version-brom` answers 1.0. boardswarm, which Collabora
+    // ran against this ROM (PRs #182/#187), requires `version` and a
+    // 0x-prefixed `max-download-size` before it stages anything (review
+    // F7), so the ROM answers both; that `version` is U-Boot's 0.4 is this
+    // model's assumption (the harder case for telling the ROM apart).
+    rom_vars: &[("version-brom", "1.0"), ("version", "0.4"), ("max-download-size", "0x40000")],
     product: "k1-x",
     // §3.3: the FSBL must fit the 256 KiB of SRAM at 0xC0800000; the ROM's
     // own cap is unknown (§8).
     rom_download_limit: 0x4_0000,
-    // §1.3: NUL-terminated text followed by garbage; this model pads to 64.
-    rom_answer_pad: Some(64),
-    chain: &["FSBL", "u-boot.itb"],
+    // §1.3 and fastboot-rs 5d7c3e4: NUL-terminated text followed by
+    // garbage, "despite the bytes length of the response". How long is
+    // unmeasured: fastboot 28.0.2 (64-byte reads) hung on the ROM while
+    // platform-tools (256-byte reads) works (review F1), so this model pads
+    // to 256 by default; the other plausible framings are a choice
+    // ([`FastbootDevice::with_rom_reply`]).
+    rom_reply: ReplyStyle::NulPadded(256),
+    // k1x-deb2 `fastboot_load.sh` stages FSBL, u-boot-opensbi.itb, then
+    // uImage.itb, which U-Boot's RAM-boot environment runs (`bootm`).
+    chain: &["FSBL", "u-boot.itb", "uImage.itb"],
 };
 
 /// T-Head TH1520 (sheet §4).
@@ -170,9 +184,20 @@ pub static TH1520: Chip = Chip {
     // Unknown (§8: "≥ about 1 MB works"; real images are 935–1069 KB, §4.3).
     // This model takes up to 2 MiB.
     rom_download_limit: 0x20_0000,
-    rom_answer_pad: None,
+    rom_reply: ReplyStyle::Exact,
     chain: &["ram image"],
 };
+
+/// How a ROM frames an answer on the wire. Vendor U-Boot always sends the
+/// text's own length (`fastboot_tx_write_str`); for the K1 ROM three framings
+/// are plausible (review F1), and which one a real ROM uses is unmeasured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStyle {
+    /// Exactly the text (strlen bytes).
+    Exact,
+    /// The text, a NUL, then garbage up to this many bytes.
+    NulPadded(usize),
+}
 
 /// The stage the board is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +322,12 @@ pub struct FastbootDevice {
     last_download: Option<Vec<u8>>,
     ram: Option<Vec<u8>>,
     out: VecDeque<Vec<u8>>,
+    /// What is left of the answer being sent, packet by packet.
+    tx: VecDeque<u8>,
+    rom_reply: ReplyStyle,
+    /// wMaxPacketSize of the bulk endpoints: 512 at high speed, 64 at full
+    /// speed (the K1 ROM on blank media: "Force usb FS mode!", review F1).
+    max_packet: usize,
     leave: Option<Leave>,
     /// Every command received, with the stage that got it.
     pub log: Vec<(Stage, String)>,
@@ -327,6 +358,9 @@ impl FastbootDevice {
             last_download: None,
             ram: None,
             out: VecDeque::new(),
+            tx: VecDeque::new(),
+            rom_reply: soc.chip().rom_reply,
+            max_packet: 512,
             leave: None,
             log: Vec::new(),
             downloads: Vec::new(),
@@ -345,6 +379,21 @@ impl FastbootDevice {
     /// the verdict then needs those started too.
     pub fn with_next_stages(mut self, n: usize) -> Self {
         self.next_stages = n;
+        self
+    }
+
+    /// Frames the ROM's answers this way instead of the chip's default.
+    pub fn with_rom_reply(mut self, style: ReplyStyle) -> Self {
+        self.rom_reply = style;
+        self
+    }
+
+    /// Runs the link at this speed: full speed has 64-byte bulk packets.
+    pub fn with_speed(mut self, speed: crate::usb::BusSpeed) -> Self {
+        self.max_packet = match speed {
+            crate::usb::BusSpeed::High => 512,
+            crate::usb::BusSpeed::Full => 64,
+        };
         self
     }
 
@@ -385,11 +434,10 @@ impl FastbootDevice {
         }
     }
 
-    /// Queues an answer. K1 ROM answers are NUL-terminated and followed by
-    /// garbage (sheet §1.3).
+    /// Queues an answer, framed as the stage frames it (see [`ReplyStyle`]).
     fn reply(&mut self, status: &str, text: &str) {
         let mut b = format!("{status}{text}").into_bytes();
-        if let (Some(pad), Stage::Rom) = (self.chip.rom_answer_pad, self.stage) {
+        if let (ReplyStyle::NulPadded(pad), Stage::Rom) = (self.rom_reply, self.stage) {
             b.push(0);
             let mut x = 0x5au8;
             while b.len() < pad {
@@ -600,6 +648,16 @@ impl FastbootDevice {
             // Whether the TH1520 ROM treats continue as reboot is unknown;
             // this model does.
             (Soc::Th1520, Stage::Rom) => self.reboot(),
+            // Vendor U-Boot leaves fastboot on `continue`; the K1 RAM-boot
+            // environment then runs what was staged (`bootm`, review §5).
+            (Soc::K1, Stage::UBoot) if self.last_download.is_some() => {
+                let img = self.last_download.clone().unwrap_or_default();
+                if img.len() >= 4 && img[..4] == [0xd0, 0x0d, 0xfe, 0xed] {
+                    self.start("uImage.itb", &img);
+                }
+                self.reply("OKAY", "");
+                self.leave = Some(Leave::Away);
+            }
             (_, _) => {
                 self.reply("OKAY", "");
                 self.leave = Some(Leave::Away);
@@ -626,7 +684,15 @@ impl FastbootDevice {
     /// `continue`/`reboot` is taken, the device leaves the bus.
     pub fn next_response(&mut self) -> Option<Vec<u8>> {
         let r = self.out.pop_front();
+        self.leave_when_answered();
+        r
+    }
+
+    /// Leaves the bus once the last answer after `continue`/`reboot` is
+    /// out (over USB: its last packet too).
+    fn leave_when_answered(&mut self) {
         if self.out.is_empty()
+            && self.tx.is_empty()
             && let Some(l) = self.leave.take()
         {
             self.present = false;
@@ -639,7 +705,6 @@ impl FastbootDevice {
             };
             self.detach_ticks = REENUM_TICKS;
         }
-        r
     }
 
     /// Finishes a re-enumeration at once (TCP has no bus to poll).
@@ -719,15 +784,23 @@ impl UsbDevice for FastbootDevice {
             bus: 1,
             address: self.address,
             port_path: self.port_path.clone(),
-            speed: Some("high".into()),
+            speed: Some(if self.max_packet == 64 { "full" } else { "high" }.into()),
             interfaces: vec![InterfaceInfo {
                 number: 0,
                 class: 0xff,
                 subclass: 0x42,
                 protocol: 0x03,
                 endpoints: vec![
-                    EndpointInfo { address: EP_IN, kind: EndpointKind::Bulk, max_packet_size: 512 },
-                    EndpointInfo { address: EP_OUT, kind: EndpointKind::Bulk, max_packet_size: 512 },
+                    EndpointInfo {
+                        address: EP_IN,
+                        kind: EndpointKind::Bulk,
+                        max_packet_size: self.max_packet as u16,
+                    },
+                    EndpointInfo {
+                        address: EP_OUT,
+                        kind: EndpointKind::Bulk,
+                        max_packet_size: self.max_packet as u16,
+                    },
                 ],
             }],
         })
@@ -752,12 +825,30 @@ impl UsbDevice for FastbootDevice {
         if ep != EP_IN {
             return Err(DeviceError::Stall);
         }
-        match self.next_response() {
-            Some(mut r) => {
-                r.truncate(max_len);
-                Ok(r)
+        // USB 2.0 §5.8.3: an IN transfer ends with a short packet (or a
+        // zero-length one) or when the host's buffer is full. An answer
+        // that ends on a packet boundary leaves the transfer open; the next
+        // answer's bytes would join it, and with none the host times out
+        // and the bytes it had are lost (usbfs cancels the URB).
+        let mps = self.max_packet;
+        let mut got = Vec::new();
+        loop {
+            if self.tx.is_empty() {
+                match self.out.pop_front() {
+                    Some(r) if r.is_empty() => {
+                        self.leave_when_answered();
+                        return Ok(got);
+                    }
+                    Some(r) => self.tx = r.into(),
+                    None => return Err(DeviceError::NoAnswer),
+                }
             }
-            None => Err(DeviceError::NoAnswer),
+            let n = mps.min(self.tx.len()).min(max_len - got.len());
+            got.extend(self.tx.drain(..n));
+            self.leave_when_answered();
+            if n < mps || got.len() >= max_len {
+                return Ok(got);
+            }
         }
     }
 
@@ -780,7 +871,10 @@ impl VirtualRom for Attached {
 pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError> {
     let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let fault = scenario.fault.as_deref().map(str::parse::<Fault>).transpose()?;
-    Ok(FastbootDevice::new(soc, &scenario.port_path).with_fault(fault).with_next_stages(scenario.next_stages))
+    Ok(FastbootDevice::new(soc, &scenario.port_path)
+        .with_fault(fault)
+        .with_next_stages(scenario.next_stages)
+        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High)))
 }
 
 fn attach(
@@ -1038,9 +1132,65 @@ mod tests {
         let r = run(&mut d, b"getvar:version-brom");
         assert_eq!(r.len(), 1);
         assert_eq!(&r[0][..8], b"OKAY1.0\0");
-        assert_eq!(r[0].len(), 64);
+        assert_eq!(r[0].len(), 256);
         assert!(r[0][8..].iter().any(|&b| b != 0));
-        assert!(run(&mut d, b"getvar:version")[0].starts_with(b"FAILVariable not implemented\0"));
+        assert!(run(&mut d, b"getvar:version")[0].starts_with(b"OKAY0.4\0"));
+        assert!(run(&mut d, b"getvar:max-download-size")[0].starts_with(b"OKAY0x40000\0"));
+        assert!(run(&mut d, b"getvar:serialno")[0].starts_with(b"FAILVariable not implemented\0"));
+        let mut d = FastbootDevice::new(Soc::K1, "1-1").with_rom_reply(ReplyStyle::Exact);
+        assert_eq!(run(&mut d, b"getvar:version-brom"), vec![b"OKAY1.0".to_vec()]);
+    }
+
+    /// What one host IN transfer of `len` bytes gets.
+    fn read(d: &mut FastbootDevice, len: usize) -> Result<Vec<u8>, DeviceError> {
+        UsbDevice::bulk_in(d, EP_IN, len)
+    }
+
+    #[test]
+    fn in_transfers_end_on_a_short_packet_or_a_full_buffer() {
+        use crate::usb::BusSpeed;
+        // Full speed, 64-byte padded answer: one full packet and no short
+        // one, so a 256-byte transfer never ends; a 64-byte one does.
+        let mut d = FastbootDevice::new(Soc::K1, "1-1")
+            .with_speed(BusSpeed::Full)
+            .with_rom_reply(ReplyStyle::NulPadded(64));
+        assert_eq!(d.info().unwrap().interfaces[0].endpoints[0].max_packet_size, 64);
+        assert_eq!(d.info().unwrap().speed.as_deref(), Some("full"));
+        d.host_packet(b"getvar:version-brom").unwrap();
+        assert_eq!(read(&mut d, 256), Err(DeviceError::NoAnswer));
+        d.host_packet(b"getvar:version-brom").unwrap();
+        assert_eq!(read(&mut d, 64).unwrap().len(), 64);
+        // Full speed, 256-byte padded: four packets fill a 256-byte buffer;
+        // a 64-byte read takes one packet and leaves three for the next reads.
+        let mut d = FastbootDevice::new(Soc::K1, "1-1").with_speed(BusSpeed::Full);
+        d.host_packet(b"getvar:version-brom").unwrap();
+        assert_eq!(read(&mut d, 256).unwrap().len(), 256);
+        d.host_packet(b"getvar:version-brom").unwrap();
+        let first = read(&mut d, 64).unwrap();
+        assert!(first.starts_with(b"OKAY1.0\0"));
+        for _ in 0..3 {
+            assert_eq!(read(&mut d, 64).unwrap().len(), 64);
+        }
+        assert_eq!(read(&mut d, 64), Err(DeviceError::NoAnswer));
+        // High speed: every framing is a short packet.
+        for style in [ReplyStyle::Exact, ReplyStyle::NulPadded(64), ReplyStyle::NulPadded(256)] {
+            let mut d = FastbootDevice::new(Soc::K1, "1-1").with_rom_reply(style);
+            d.host_packet(b"getvar:version-brom").unwrap();
+            assert!(read(&mut d, 512).unwrap().starts_with(b"OKAY1.0"), "{style:?}");
+        }
+    }
+
+    #[test]
+    fn k1_uboot_runs_a_staged_fit_on_continue() {
+        let mut d = FastbootDevice::new(Soc::K1, "1-1").with_next_stages(2);
+        d.stage = Stage::UBoot;
+        let fit = [0xd0, 0x0d, 0xfe, 0xed, 1, 2, 3, 4];
+        assert_eq!(run(&mut d, b"download:00000008"), vec![b"DATA00000008".to_vec()]);
+        d.host_packet(&fit).unwrap();
+        d.next_response();
+        assert_eq!(run(&mut d, b"continue"), vec![b"OKAY".to_vec()]);
+        assert_eq!(d.started.last().map(|s| s.what.as_str()), Some("uImage.itb"));
+        assert!(d.info().is_none(), "U-Boot left fastboot");
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl<T: Transport> Fastboot<T> {
         // same), but only until the reply's own timeout has passed.
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let raw = self.transport.recv(RESPONSE_READ, timeout).map_err(|e| match e {
+            let raw = self.transport.recv_answer(RESPONSE_READ, timeout).map_err(|e| match e {
                 FastbootError::ResponseTooLong { len, .. } => {
                     FastbootError::ResponseTooLong { command: cmd.into(), len }
                 }

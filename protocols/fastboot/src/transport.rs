@@ -17,6 +17,12 @@ pub trait Transport {
     /// error on TCP, where the frame says its length; on USB the read asks
     /// for `max` rounded up to whole max-size packets).
     fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError>;
+    /// Receives one answer to a command (at most `max` bytes). On USB at
+    /// full speed it is read packet by packet, so an answer that ends on a
+    /// packet boundary still ends; elsewhere it is [`Transport::recv`].
+    fn recv_answer(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
+        self.recv(max, timeout)
+    }
     /// Where the device is, for messages.
     fn describe(&self) -> String;
 }
@@ -27,6 +33,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
         (**self).recv(max, timeout)
+    }
+    fn recv_answer(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
+        (**self).recv_answer(max, timeout)
     }
     fn describe(&self) -> String {
         (**self).describe()
@@ -71,6 +80,33 @@ impl<L: UsbLink> UsbTransport<L> {
     }
 }
 
+/// How long the rest of an answer that ended on a packet boundary may take:
+/// its packets follow each other within a frame or two (1 ms each).
+const ANSWER_TAIL: Duration = Duration::from_millis(50);
+
+impl<L: UsbLink> UsbTransport<L> {
+    /// One answer read packet by packet (wMaxPacketSize below 256). It ends
+    /// on a short packet, at `len` bytes, or when no further packet comes
+    /// within [`ANSWER_TAIL`]. An answer padded after a NUL (the K1 ROM) is
+    /// cut at the padding's end so its garbage is not taken for the next
+    /// answer.
+    fn recv_by_packet(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
+        let mps = self.max_packet;
+        let mut answer = self.link.bulk_in(self.ep_in, mps, timeout)?;
+        while answer.len() % mps == 0 && !answer.is_empty() && answer.len() < len {
+            match self.link.bulk_in(self.ep_in, mps, ANSWER_TAIL) {
+                Ok(p) if p.is_empty() => break,
+                Ok(p) => answer.extend_from_slice(&p),
+                // Nothing more came, or the device left after its last
+                // answer (`continue`, `reboot`): the answer is whole.
+                Err(LinkError::Timeout { .. } | LinkError::Disconnected { .. }) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(answer)
+    }
+}
+
 impl<L: UsbLink> Transport for UsbTransport<L> {
     fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
         // No trailing zero-length packet: the AOSP Linux client sends none
@@ -82,6 +118,20 @@ impl<L: UsbLink> Transport for UsbTransport<L> {
         // nusb wants IN lengths in whole max-size packets.
         let len = max.max(1).div_ceil(self.max_packet) * self.max_packet;
         Ok(self.link.bulk_in(self.ep_in, len, timeout)?)
+    }
+
+    fn recv_answer(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
+        let len = max.max(1).div_ceil(self.max_packet) * self.max_packet;
+        // A transfer ends only on a short packet or a full buffer. With
+        // 512-byte packets every plausible answer (the text alone, or
+        // padded to 64 or 256 bytes) is a short packet. With 64-byte ones
+        // (full speed: the K1 ROM on blank media) a padded answer ends on a
+        // packet boundary and a longer read would never end: read one packet
+        // at a time instead (review F1).
+        if self.max_packet >= 256 || len <= self.max_packet {
+            return Ok(self.link.bulk_in(self.ep_in, len, timeout)?);
+        }
+        self.recv_by_packet(len, timeout)
     }
 
     fn describe(&self) -> String {

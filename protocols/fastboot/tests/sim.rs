@@ -12,7 +12,8 @@ use racklet_fastboot::client::{Departure, Fastboot};
 use racklet_fastboot::{FastbootError, TcpTransport, UsbTransport, k1, th1520};
 use racklet_link::testing::CollectProgress;
 use racklet_link::{Classify, FailureClass, UsbBus, UsbInfo};
-use racklet_sim::fastboot::{FastbootDevice, Fault, Soc, Stage, serve_tcp_connection};
+use racklet_sim::fastboot::{FastbootDevice, Fault, ReplyStyle, Soc, Stage, serve_tcp_connection};
+use racklet_sim::usb::BusSpeed;
 use racklet_sim::usb::SimUsbBus;
 
 const T: Duration = Duration::from_secs(5);
@@ -78,6 +79,44 @@ fn k1_over_usb_rom_then_fsbl_then_uboot() {
     assert_eq!(d.downloads[1].bytes, itb);
     assert_eq!(d.started.len(), 2);
     assert_eq!(p.bytes(), (fsbl.len() + itb.len()) as u64);
+}
+
+/// Review F1: at full speed (64-byte packets; the K1 ROM on blank media)
+/// an answer padded to 64 or 256 bytes ends on a packet boundary with no
+/// short packet, so a read longer than the answer never ends. Every framing
+/// the ROM plausibly uses, at both speeds, through the whole K1 chain.
+#[test]
+fn k1_rom_answers_are_read_in_every_framing_at_both_speeds() {
+    for speed in [BusSpeed::High, BusSpeed::Full] {
+        for style in [ReplyStyle::Exact, ReplyStyle::NulPadded(64), ReplyStyle::NulPadded(256)] {
+            let bus = SimUsbBus::new();
+            let dev = bus.attach(FastbootDevice::new(Soc::K1, "3-2").with_speed(speed).with_rom_reply(style));
+            let rom = bus.devices().unwrap().remove(0);
+            let mut p = CollectProgress::default();
+            let fsbl = k1::build_fsbl(&spl(5000));
+            let mut fb = open(&bus, &rom);
+            fb.timeouts.command = Duration::from_millis(500);
+            let (id, _) = k1::boot_fsbl(&mut fb, rom.serial.as_deref(), &fsbl, &mut p)
+                .unwrap_or_else(|e| panic!("{speed:?} {style:?}: {e}"));
+            assert_eq!(id.version_brom.as_deref(), Some("1.0"), "{speed:?} {style:?}");
+            // The ROM says version 0.4 as U-Boot does; its serial tells it apart.
+            assert_eq!(id.version.as_deref(), Some("0.4"), "{speed:?} {style:?}");
+            assert!(id.is_rom());
+            let spl_dev = follow(&bus, &rom, 0x361c, 0x1001);
+            let mut fb = open(&bus, &spl_dev);
+            k1::stage_and_continue(&mut fb, "u-boot.itb", &fit(70_001), &mut p).unwrap();
+            let d = dev.lock().unwrap();
+            let cmds: Vec<&str> =
+                d.log.iter().filter(|(s, _)| *s == Stage::Rom).map(|(_, c)| c.as_str()).collect();
+            let download = format!("download:{:08x}", fsbl.len());
+            assert_eq!(
+                cmds,
+                ["getvar:version-brom", "getvar:version", "getvar:max-download-size", &download, "continue"],
+                "{speed:?} {style:?}: the ROM's padding must not be taken for the next answer"
+            );
+            assert_eq!(d.started.len(), 2, "{speed:?} {style:?}");
+        }
+    }
 }
 
 #[test]
@@ -180,12 +219,18 @@ fn tcp_sim(
 
 #[test]
 fn k1_over_tcp_with_reconnects() {
-    let (addr, dev, h) = tcp_sim(FastbootDevice::new(Soc::K1, "tcp"), 3);
+    let (addr, dev, h) = tcp_sim(FastbootDevice::new(Soc::K1, "tcp"), 4);
     let mut p = CollectProgress::default();
     let fsbl = k1::build_fsbl(&spl(70_000));
     let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
     assert_eq!(fb.transport().version(), 1);
-    k1::boot_fsbl(&mut fb, None, &fsbl, &mut p).unwrap();
+    // The ROM says fastboot version 0.4 as U-Boot does; over USB its serial
+    // string tells it apart (review F7), which TCP does not carry.
+    let e = k1::boot_fsbl(&mut fb, None, &fsbl, &mut p).unwrap_err();
+    assert_eq!(e.class(), FailureClass::NotFound, "{e}");
+    drop(fb);
+    let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+    k1::boot_fsbl(&mut fb, Some(k1::ROM_SERIAL), &fsbl, &mut p).unwrap();
     // The device closed the connection after continue; connect again, as after re-enumeration.
     let itb = fit(2 * 1024 * 1024 + 3);
     let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
