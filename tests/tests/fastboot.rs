@@ -78,6 +78,58 @@ fn k1_rom_fsbl_then_uboot_simulated() {
     }
 }
 
+/// `--then` twice: the vendor RAM-boot chain FSBL → u-boot-opensbi.itb →
+/// uImage.itb; the virtual board's own verdict needs all three started.
+#[test]
+fn k1_then_twice_runs_the_vendor_ram_boot_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "FSBL.bin", &fsbl(&noise(9000, 1)));
+    let itb = write(d.path(), "u-boot-opensbi.itb", &fit(200_000));
+    let kernel = write(d.path(), "uImage.itb", &fit(700_003));
+    bin()
+        .args(["maskrom", "bpi-f3", "--simulate"])
+        .arg(&f)
+        .arg("--then")
+        .arg(&itb)
+        .arg("--then")
+        .arg(&kernel)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("uboot started uImage.itb (700003 bytes"))
+        .stderr(predicate::str::contains("u-boot image: uImage.itb (700003 bytes"));
+    // A third is more than the K1 runs from USB: refused before anything is sent.
+    bin()
+        .args(["maskrom", "bpi-f3", "--simulate"])
+        .arg(&f)
+        .args([
+            "--then",
+            itb.to_str().unwrap(),
+            "--then",
+            kernel.to_str().unwrap(),
+            "--then",
+            kernel.to_str().unwrap(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("3 --then images"));
+}
+
+/// Review F5: a TH1520 image larger than the vendor SPL can hold is refused
+/// with exit 2 before the ROM is touched; --force sends it.
+#[test]
+fn th1520_image_larger_than_the_vendor_spl_holds_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let img = write(d.path(), "u-boot-with-spl.bin", &noise(1_112_065, 5));
+    bin()
+        .args(["maskrom", "lichee-pi-4a", "--simulate"])
+        .arg(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("u-boot-with-spl.bin: 1112065 bytes is larger than the TH1520"))
+        .stderr(predicate::str::contains("--force"));
+    bin().args(["maskrom", "lichee-pi-4a", "--simulate", "--force"]).arg(&img).assert().success();
+}
+
 #[test]
 fn k1_fsbl_alone_and_at_a_port_path() {
     let d = tempfile::tempdir().unwrap();

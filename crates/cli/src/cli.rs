@@ -197,9 +197,11 @@ pub struct ConnectArgs {
     /// Wait this long for the device to appear (e.g. 30s).
     #[arg(long, value_name = "DUR", env = "RACKLET_WAIT", value_parser = parse_duration)]
     pub wait: Option<Duration>,
-    /// How long a board may take to come back between stages (re-enumeration).
-    #[arg(long, value_name = "DUR", env = "RACKLET_STAGE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub stage_timeout: Duration,
+    /// How long a board may take to come back between stages (re-enumeration)
+    /// [default: 10s; 30s for the TH1520's vendor U-Boot, which rewrites its
+    /// environment and GPT first].
+    #[arg(long, value_name = "DUR", env = "RACKLET_STAGE_TIMEOUT", value_parser = parse_duration)]
+    pub stage_timeout: Option<Duration>,
     /// Run against the board's virtual ROM instead of a device.
     /// RACKLET_SIMULATE takes 1/0, yes/no, on/off, true/false.
     #[arg(long, env = "RACKLET_SIMULATE", value_parser = BoolishValueParser::new())]

@@ -33,6 +33,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest sleep on a hotplug watcher between two listings.
 pub const HOTPLUG_RESCAN: Duration = Duration::from_millis(250);
 
+/// How long a board may take to come back between stages unless its user
+/// or its protocol says otherwise (`--stage-timeout`).
+pub const STAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long opening a device that has just appeared is retried.
 pub const OPEN_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -147,7 +151,7 @@ impl<'a> Connector<'a> {
             serial,
             selector: None,
             wait: None,
-            stage_timeout: Duration::from_secs(10),
+            stage_timeout: STAGE_TIMEOUT,
             open_patience: OPEN_PATIENCE,
             recorder: None,
             resolved: None,

@@ -240,7 +240,16 @@ pub enum Fault {
     FailBoot,
     /// After `continue`/`reboot`, the next stage never appears.
     NoReenumerate,
+    /// Vendor U-Boot starts its fastboot [`SLOW_UBOOT`] after the ROM's
+    /// stage started it, as the TH1520's does in USB boot mode after
+    /// `env default -a -f`, `env_save()` and `run gpt_partition` on a slow
+    /// eMMC (revyos/thead-u-boot `light.c:2449-2456`).
+    SlowUboot,
 }
+
+/// How late vendor U-Boot comes up with [`Fault::SlowUboot`]: past the
+/// 10 s a host would wait for a re-enumeration by default.
+pub const SLOW_UBOOT: Duration = Duration::from_secs(12);
 
 impl Faults for Fault {
     const ALL: &'static [(&'static str, Fault, &'static str)] = &[
@@ -252,6 +261,11 @@ impl Faults for Fault {
         ("unplug", Fault::Unplug, "disappear when the data phase starts"),
         ("fail-boot", Fault::FailBoot, "answer FAIL to continue, reboot and flash:ram"),
         ("no-reenumerate", Fault::NoReenumerate, "never come back after continue/reboot"),
+        (
+            "slow-uboot",
+            Fault::SlowUboot,
+            "vendor U-Boot starts fastboot 12 s after the ROM started it (eMMC env and GPT rewrite)",
+        ),
     ];
 }
 
@@ -329,6 +343,8 @@ pub struct FastbootDevice {
     /// speed (the K1 ROM on blank media: "Force usb FS mode!", review F1).
     max_packet: usize,
     leave: Option<Leave>,
+    /// When the next stage may appear (wall clock), if later than ticks say.
+    back_at: Option<std::time::Instant>,
     /// Every command received, with the stage that got it.
     pub log: Vec<(Stage, String)>,
     /// Every completed download.
@@ -362,6 +378,7 @@ impl FastbootDevice {
             rom_reply: soc.chip().rom_reply,
             max_packet: 512,
             leave: None,
+            back_at: None,
             log: Vec::new(),
             downloads: Vec::new(),
             started: Vec::new(),
@@ -704,12 +721,16 @@ impl FastbootDevice {
                 Leave::Away => None,
             };
             self.detach_ticks = REENUM_TICKS;
+            if self.fault == Some(Fault::SlowUboot) && self.next == Some(Stage::UBoot) {
+                self.back_at = Some(std::time::Instant::now() + SLOW_UBOOT);
+            }
         }
     }
 
     /// Finishes a re-enumeration at once (TCP has no bus to poll).
     pub fn reattach_now(&mut self) {
         if !self.present && self.next.is_some() {
+            self.back_at = None;
             self.detach_ticks = 1;
             self.tick_once();
         }
@@ -720,7 +741,11 @@ impl FastbootDevice {
             return;
         }
         self.detach_ticks = self.detach_ticks.saturating_sub(1);
+        if self.back_at.is_some_and(|t| std::time::Instant::now() < t) {
+            return;
+        }
         if self.detach_ticks == 0 {
+            self.back_at = None;
             self.stage = self.next.take().expect("checked");
             self.address = self.address.wrapping_add(1).max(1);
             self.present = true;

@@ -49,7 +49,7 @@ fn follow(
     after: StageKind,
     what: &str,
 ) -> Result<UsbInfo, FastbootError> {
-    let within = conn.stage_timeout;
+    let within = plan.next_wait;
     conn.follow_usb(from, &plan.next_ids, what, within).map_err(|e| match e {
         LinkError::Timeout { .. } => FastbootError::NotBack { after, source: Box::new(e) },
         e => FastbootError::Link(e),
@@ -119,7 +119,7 @@ fn k1_run(
     }
     let spl = follow(conn, rom, plan, StageKind::Fsbl, "the K1 FSBL (U-Boot SPL)")?;
     report.stages[0].came_back = Some(Device::from(&spl));
-    let Some(image) = &plan.then else {
+    let Some(image) = plan.then.first() else {
         return Ok(());
     };
     let t = Instant::now();
@@ -129,6 +129,16 @@ fn k1_run(
     report.stages.push(stage(StageKind::NextImage, image, t, dep));
     let ub = follow(conn, &spl, plan, StageKind::NextImage, "vendor U-Boot fastboot")?;
     report.stages[1].came_back = Some(Device::from(&ub));
+    // Vendor U-Boot stages the last image and leaves fastboot to run it
+    // (`bootm`, as `fastboot_load.sh` has it): nothing comes back after it.
+    let Some(image) = plan.then.get(1) else {
+        return Ok(());
+    };
+    let t = Instant::now();
+    let mut fb = open(conn, &ub, opts)?;
+    let dep = k1::stage_and_continue(&mut fb, &image.name(), &image.bytes, &mut *conn.progress)?;
+    drop(fb);
+    report.stages.push(stage(StageKind::UBootImage, image, t, dep));
     Ok(())
 }
 

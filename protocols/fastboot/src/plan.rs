@@ -37,7 +37,39 @@ impl Soc {
         }
     }
 
-    /// The image the boot ROM takes, by the name users know it by.
+    /// The largest image the ROM's first program can hold, and where that
+    /// comes from. TH1520 (review F5, read from revyos/thead-u-boot): the
+    /// SPL takes `SPL_MAX_SIZE` 0x2f000 bytes and copies
+    /// `CONFIG_SYS_MONITOR_LEN` = 898 KiB of U-Boot proper after it
+    /// (`light-c910.h`, `spl.c:348`): 1,112,064 bytes. K1 (inferred, low
+    /// confidence): FSBL.bin is loaded at the SRAM base 0xc0800000 and the
+    /// SPL's BSS starts at 0xc0837000 (`k1_defconfig`): 0x37000 bytes.
+    pub fn max_image(self) -> (u64, &'static str) {
+        match self {
+            Soc::K1 => (
+                0x3_7000,
+                "the K1 SPL's BSS starts at 0xc0837000, 0x37000 bytes after the FSBL's load address",
+            ),
+            Soc::Th1520 => (
+                0x2_f000 + 898 * 1024,
+                "the vendor SPL is at most 0x2f000 bytes and copies 898 KiB of U-Boot proper after it",
+            ),
+        }
+    }
+
+    /// How long vendor U-Boot may take to come up after the ROM's stage,
+    /// unless the user says (`--stage-timeout`). TH1520: 30 s, because in
+    /// USB boot mode vendor U-Boot runs `env default -a -f`, `env_save()`
+    /// and `run gpt_partition` on the eMMC before it starts fastboot
+    /// (revyos/thead-u-boot `light.c:2449-2456`, review F4).
+    pub fn next_stage_wait(self) -> std::time::Duration {
+        match self {
+            Soc::K1 => std::time::Duration::from_secs(10),
+            Soc::Th1520 => std::time::Duration::from_secs(30),
+        }
+    }
+
+    /// The image the ROM takes, by the name users know it by.
     pub fn rom_image(self) -> &'static str {
         match self {
             Soc::K1 => "FSBL.bin",
@@ -56,14 +88,22 @@ pub struct Inputs {
     /// The image the ROM takes: the K1's FSBL.bin, the TH1520's
     /// u-boot-with-spl.bin (ELF or raw).
     pub image: Option<PathBuf>,
-    /// K1 only: the image the FSBL takes next (u-boot.itb, a FIT).
-    pub then: Option<PathBuf>,
+    /// K1 only: the images after the ROM's, in order: the FSBL's
+    /// (u-boot.itb or u-boot-opensbi.itb, a FIT), then at most one that
+    /// vendor U-Boot stages and runs (uImage.itb), as the vendor RAM-boot
+    /// script `fastboot_load.sh` does.
+    pub then: Vec<PathBuf>,
     /// A DRAM-init blob. These ROMs take none (the FSBL/SPL trains DRAM), so
     /// one given is refused rather than ignored.
     pub dram: Option<PathBuf>,
     /// Whether the run waits for the board's next stage after the ROM's
     /// (`false`: the run ends once the ROM took the start).
     pub await_next: bool,
+    /// How long each next stage may take to come up; `None`: the SoC's
+    /// own ([`Soc::next_stage_wait`]).
+    pub stage_timeout: Option<std::time::Duration>,
+    /// Send an image larger than the SoC's first program can hold.
+    pub force: bool,
 }
 
 /// One file to send, read and checked.
@@ -90,10 +130,13 @@ pub struct Plan {
     pub soc: Soc,
     /// What the ROM takes (K1: FSBL.bin; TH1520: u-boot-with-spl.bin).
     pub first: Image,
-    /// K1: the image for the FSBL (u-boot.itb).
-    pub then: Option<Image>,
+    /// K1: the images after the FSBL: the FSBL's (u-boot.itb), then
+    /// perhaps vendor U-Boot's (uImage.itb).
+    pub then: Vec<Image>,
     /// Whether to wait for the board's next stage after the ROM's.
     pub await_next: bool,
+    /// How long each next stage may take to come up.
+    pub next_wait: std::time::Duration,
     /// The boot ROM's USB ids (the board's `rom` stage).
     pub rom_ids: Vec<UsbId>,
     /// The next stage's USB ids: K1 FSBL and vendor U-Boot (the `fsbl`
@@ -134,6 +177,14 @@ pub enum PlanError {
     /// An image larger than one fastboot download can carry (a u32 size).
     #[error("{}: {len} bytes is larger than a fastboot download (4 GiB)", path.display())]
     TooLargeForDownload { path: PathBuf, len: u64 },
+    /// More `--then` images than the K1 runs from USB.
+    #[error(
+        "{count} --then images: the K1 runs at most two after the FSBL (u-boot.itb for the FSBL, then one image vendor U-Boot stages and runs)"
+    )]
+    TooManyThen { count: usize },
+    /// An image larger than the SoC's first program can hold.
+    #[error("{}: {len} bytes is larger than the {} boot ROM's first stage can hold ({max} bytes: {why})", path.display(), soc.title())]
+    TooLargeForLoader { path: PathBuf, len: u64, max: u64, soc: Soc, why: &'static str },
     /// `--then` given, but the run would not wait for the FSBL to come back.
     #[error("--then needs the FSBL to come back, and --stage-timeout 0 skips waiting for it")]
     ThenWithoutWaiting,
@@ -185,6 +236,12 @@ impl Classify for PlanError {
                 "give the u-boot.itb (or u-boot-opensbi.itb) of the vendor U-Boot build".into()
             }
             PlanError::TooLargeForDownload { .. } => return None,
+            PlanError::TooManyThen { .. } => {
+                "give --then u-boot.itb and, if you want vendor U-Boot to run it, --then uImage.itb".into()
+            }
+            PlanError::TooLargeForLoader { .. } => {
+                "check that this is the image built for the board; --force sends it anyway".into()
+            }
             PlanError::ThenWithoutWaiting => "leave out --stage-timeout 0, or --then".into(),
             PlanError::ThenOnTh1520 { .. } => "leave out --then".into(),
             PlanError::AlreadyFsbl { .. } => "send it with `racklet-flash maskrom` as it is".into(),
@@ -220,6 +277,15 @@ fn fits_a_download(path: &Path, bytes: &[u8]) -> Result<(), PlanError> {
     Ok(())
 }
 
+fn fits_the_loader(soc: Soc, path: &Path, bytes: &[u8], force: bool) -> Result<(), PlanError> {
+    let (max, why) = soc.max_image();
+    let len = bytes.len() as u64;
+    if len > max && !force {
+        return Err(PlanError::TooLargeForLoader { path: path.into(), len, max, soc, why });
+    }
+    Ok(())
+}
+
 /// Reads and checks every input against the board: files no larger than
 /// the board's largest stage (judged before reading), the right format for
 /// the SoC's ROM (an FSBL.bin that passes its integrity checks for the K1,
@@ -238,20 +304,22 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
             let bytes = target.read_stage(path)?;
             k1::check_fsbl(&bytes).map_err(|reason| PlanError::NotFsbl { path: path.clone(), reason })?;
             racklet_image::check_fit(path, target.load_address, bytes.len() as u64, &target.window)?;
-            let then = match &inputs.then {
-                Some(p) => {
-                    let b = target.read_stage(p)?;
-                    if b.len() < 4 || b[..4] != FIT_MAGIC {
-                        return Err(PlanError::NotFit { path: p.clone() });
-                    }
-                    fits_a_download(p, &b)?;
-                    if !inputs.await_next {
-                        return Err(PlanError::ThenWithoutWaiting);
-                    }
-                    Some(Image { path: p.clone(), bytes: b })
+            fits_the_loader(soc, path, &bytes, inputs.force)?;
+            if inputs.then.len() > 2 {
+                return Err(PlanError::TooManyThen { count: inputs.then.len() });
+            }
+            if !inputs.then.is_empty() && !inputs.await_next {
+                return Err(PlanError::ThenWithoutWaiting);
+            }
+            let mut then = Vec::new();
+            for p in &inputs.then {
+                let b = target.read_stage(p)?;
+                if b.len() < 4 || b[..4] != FIT_MAGIC {
+                    return Err(PlanError::NotFit { path: p.clone() });
                 }
-                None => None,
-            };
+                fits_a_download(p, &b)?;
+                then.push(Image { path: p.clone(), bytes: b });
+            }
             let next_ids = match inputs.await_next {
                 false => Vec::new(),
                 true => {
@@ -263,22 +331,25 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
                 first: Image { path: path.clone(), bytes },
                 then,
                 await_next: inputs.await_next,
+                next_wait: inputs.stage_timeout.unwrap_or(soc.next_stage_wait()),
                 rom_ids,
                 next_ids,
             })
         }
         Soc::Th1520 => {
-            if inputs.then.is_some() {
+            if !inputs.then.is_empty() {
                 return Err(PlanError::ThenOnTh1520 { board: target.board.clone() });
             }
             let p = target.load_payload(path)?;
             fits_a_download(path, &p.bytes)?;
+            fits_the_loader(soc, path, &p.bytes, inputs.force)?;
             let next_ids = if inputs.await_next { required_ids(target, "uboot")? } else { Vec::new() };
             Ok(Plan {
                 soc,
                 first: Image { path: path.clone(), bytes: p.bytes },
-                then: None,
+                then: Vec::new(),
                 await_next: inputs.await_next,
+                next_wait: inputs.stage_timeout.unwrap_or(soc.next_stage_wait()),
                 rom_ids,
                 next_ids,
             })

@@ -27,6 +27,9 @@ pub enum StageKind {
     Fsbl,
     /// K1: the image for the FSBL (`--then`, u-boot.itb).
     NextImage,
+    /// K1: the image vendor U-Boot stages and runs (the second `--then`,
+    /// uImage.itb); U-Boot leaves fastboot to run it.
+    UBootImage,
     /// TH1520: u-boot-with-spl.bin to the ROM (`download`, `flash:ram`, `reboot`).
     RamImage,
 }
@@ -37,6 +40,7 @@ impl StageKind {
         match self {
             StageKind::Fsbl => "fsbl",
             StageKind::NextImage => "next image",
+            StageKind::UBootImage => "u-boot image",
             StageKind::RamImage => "ram image",
         }
     }
@@ -45,7 +49,7 @@ impl StageKind {
     pub fn started(self) -> &'static str {
         match self {
             StageKind::Fsbl => "the FSBL",
-            StageKind::NextImage | StageKind::RamImage => "the image",
+            StageKind::NextImage | StageKind::UBootImage | StageKind::RamImage => "the image",
         }
     }
 }
@@ -117,6 +121,7 @@ impl Report {
                 s.kind.key(),
                 match s.kind {
                     StageKind::RamImage => format!("{sent} written to ram and {how}"),
+                    StageKind::UBootImage => format!("{sent} staged to vendor U-Boot and {how}"),
                     _ => format!("{sent} {how}"),
                 },
             );
@@ -129,7 +134,7 @@ impl Report {
                         "fsbl came back",
                         format!("USB {} ({}), address {}", d.port_path, d.id, d.address),
                     ),
-                    StageKind::NextImage | StageKind::RamImage => fact(
+                    StageKind::NextImage | StageKind::UBootImage | StageKind::RamImage => fact(
                         "u-boot",
                         format!("fastboot at USB {} ({}), address {}", d.port_path, d.id, d.address),
                     ),

@@ -67,9 +67,11 @@ struct Run {
 fn k1_run(spl: usize, then: Option<usize>, await_next: bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let image = Some(file(dir.path(), "FSBL.bin", &k1::build_fsbl(&noise(spl, 1))));
-    let then = then.map(|n| file(dir.path(), "u-boot.itb", &fit(n)));
+    let then = then.map(|n| file(dir.path(), "u-boot.itb", &fit(n))).into_iter().collect();
     let target = target("k1");
-    let plan = plan(&Inputs { image, then, dram: None, await_next }, &target).unwrap();
+    let stage_timeout = Some(Duration::from_secs(2));
+    let plan =
+        plan(&Inputs { image, then, await_next, stage_timeout, ..Default::default() }, &target).unwrap();
     Run { _dir: dir, plan, target }
 }
 
@@ -77,7 +79,8 @@ fn th1520_run(len: usize, await_next: bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let image = Some(file(dir.path(), "u-boot-with-spl.bin", &noise(len, 5)));
     let target = target("th1520");
-    let plan = plan(&Inputs { image, await_next, ..Default::default() }, &target).unwrap();
+    let stage_timeout = Some(Duration::from_secs(2));
+    let plan = plan(&Inputs { image, await_next, stage_timeout, ..Default::default() }, &target).unwrap();
     Run { _dir: dir, plan, target }
 }
 
@@ -123,7 +126,7 @@ fn k1_rom_then_fsbl_then_uboot_at_its_own_port_path() {
 
     let d = dev.lock().unwrap();
     assert_eq!(d.downloads[0].bytes, *fsbl);
-    assert_eq!(d.downloads[1].bytes, r.plan.then.as_ref().unwrap().bytes);
+    assert_eq!(d.downloads[1].bytes, r.plan.then[0].bytes);
     assert_eq!(d.stage(), Stage::UBoot);
     let cmds: Vec<(Stage, &str)> = d.log.iter().map(|(s, c)| (*s, c.as_str())).collect();
     // 190000 bytes of SPL padded to 32, after the 4 KiB header, with the 256-byte signature.
@@ -144,6 +147,63 @@ fn k1_rom_then_fsbl_then_uboot_at_its_own_port_path() {
     assert!(d.verdict().started(), "{:?}", d.verdict());
     assert!(other.lock().unwrap().log.is_empty(), "the other board was touched");
     assert_eq!(p.bytes(), (fsbl.len() + 1_936_000) as u64);
+}
+
+/// The vendor RAM-boot script (k1x-deb2 `fastboot_load.sh`) stages FSBL,
+/// then u-boot-opensbi.itb for the FSBL, then uImage.itb, which vendor
+/// U-Boot runs when it leaves fastboot on `continue` (review §5).
+#[test]
+fn k1_then_twice_fsbl_uboot_then_the_kernel() {
+    let bus = SimUsbBus::new();
+    let dev = bus.attach(FastbootDevice::new(Soc::K1, "3-2").with_next_stages(2));
+    let dir = tempfile::tempdir().unwrap();
+    let image = Some(file(dir.path(), "FSBL.bin", &k1::build_fsbl(&noise(5000, 1))));
+    let then = vec![
+        file(dir.path(), "u-boot-opensbi.itb", &fit(300_000)),
+        file(dir.path(), "uImage.itb", &fit(900_001)),
+    ];
+    let target = target("k1");
+    let inputs = Inputs {
+        image,
+        then,
+        await_next: true,
+        stage_timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let r = Run { plan: plan(&inputs, &target).unwrap(), _dir: dir, target };
+    let mut p = CollectProgress::default();
+    let report = run(&bus, &r, &Options::default(), &mut p).unwrap();
+    assert_eq!(keys(&report), ["boot ROM", "fsbl", "fsbl came back", "next image", "u-boot", "u-boot image"]);
+    assert!(fact(&report, "u-boot image").starts_with("uImage.itb (900001 bytes"), "{report:?}");
+    assert!(fact(&report, "u-boot image").ends_with("staged to vendor U-Boot and started"), "{report:?}");
+    let d = dev.lock().unwrap();
+    let started: Vec<&str> = d.started.iter().map(|s| s.what.as_str()).collect();
+    assert_eq!(started, ["FSBL", "u-boot.itb", "uImage.itb"]);
+    assert_eq!(d.downloads[2].bytes, r.plan.then[1].bytes);
+    assert!(d.verdict().started(), "{:?}", d.verdict());
+}
+
+/// Review F4: vendor U-Boot on the TH1520 rewrites its environment and the
+/// GPT before its fastboot appears; the default wait must outlast that.
+#[test]
+fn th1520_waits_30_s_for_a_slow_vendor_uboot_by_default() {
+    let bus = SimUsbBus::new();
+    let dev = bus.attach(FastbootDevice::new(Soc::Th1520, "2-1").with_fault(Some(Fault::SlowUboot)));
+    let dir = tempfile::tempdir().unwrap();
+    let image = Some(file(dir.path(), "u-boot-with-spl.bin", &noise(4096, 5)));
+    let target = target("th1520");
+    let r = Run {
+        plan: plan(&Inputs { image, await_next: true, ..Default::default() }, &target).unwrap(),
+        _dir: dir,
+        target,
+    };
+    assert_eq!(r.plan.next_wait, Duration::from_secs(30));
+    let mut p = CollectProgress::default();
+    let t = std::time::Instant::now();
+    let report = run(&bus, &r, &Options::default(), &mut p).unwrap();
+    assert!(t.elapsed() >= racklet_sim::fastboot::SLOW_UBOOT, "U-Boot came up early: the fault did not hold");
+    assert_eq!(keys(&report), ["boot ROM", "ram image", "u-boot"]);
+    assert!(dev.lock().unwrap().verdict().started());
 }
 
 #[test]
@@ -233,8 +293,9 @@ fn every_fault_ends_in_its_class() {
             bus.attach(FastbootDevice::new(soc, "1-1").with_fault(Some(fault)));
             let mut p = CollectProgress::default();
             let mut c = conn(&bus, &mut p);
-            c.stage_timeout = Duration::from_millis(300);
-            let e = boot(&mut c, &r.plan, &r.target, &opts).unwrap_err();
+            // --stage-timeout 300ms
+            let plan = Plan { next_wait: Duration::from_millis(300), ..r.plan.clone() };
+            let e = boot(&mut c, &plan, &r.target, &opts).unwrap_err();
             let text = chain(&e);
             assert_eq!(e.class(), class, "{soc:?} {fault:?}: {text}");
             assert!(text.contains(needle), "{soc:?} {fault:?}: {text}");

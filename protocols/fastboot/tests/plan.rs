@@ -53,16 +53,49 @@ fn refused(r: Result<racklet_fastboot::Plan, PlanError>, needle: &str) -> PlanEr
     e
 }
 
+/// Review F5: the vendor loaders hold less than the board's SRAM window, so
+/// an oversized image would pass and die on the board; it is refused before
+/// anything is sent (exit 2), and --force sends it anyway.
+#[test]
+fn images_larger_than_the_vendor_loader_holds_are_refused_up_front() {
+    let d = tempfile::tempdir().unwrap();
+    // TH1520: SPL 0x2f000 + 898 KiB of U-Boot proper = 1,112,064 bytes.
+    let ok = file(d.path(), "ok.bin", &vec![7; 1_112_064]);
+    plan(&inputs(&ok), &th1520()).unwrap();
+    let big = file(d.path(), "big.bin", &vec![7; 1_112_065]);
+    let e = refused(plan(&inputs(&big), &th1520()), "big.bin: 1112065 bytes is larger than the TH1520");
+    assert!(e.hint().unwrap().contains("--force"), "{:?}", e.hint());
+    plan(&Inputs { force: true, ..inputs(&big) }, &th1520()).unwrap();
+    // K1: FSBL.bin up to the SPL's BSS at 0xc0837000.
+    let fsbl = k1::build_fsbl(&vec![1; 0x3_7000 - 0x1000 - 0x100 + 32]);
+    assert!(fsbl.len() > 0x3_7000);
+    let f = file(d.path(), "FSBL.bin", &fsbl);
+    refused(plan(&inputs(&f), &k1()), "larger than the K1 boot ROM's first stage can hold");
+}
+
+#[test]
+fn at_most_two_then_images_on_the_k1() {
+    let d = tempfile::tempdir().unwrap();
+    let f = file(d.path(), "FSBL.bin", &k1::build_fsbl(&[1; 300]));
+    let itb = file(d.path(), "u-boot.itb", &[0xd0, 0x0d, 0xfe, 0xed, 9, 9]);
+    let p = plan(&Inputs { then: vec![itb.clone(), itb.clone()], ..inputs(&f) }, &k1()).unwrap();
+    assert_eq!(p.then.len(), 2);
+    refused(
+        plan(&Inputs { then: vec![itb.clone(), itb.clone(), itb], ..inputs(&f) }, &k1()),
+        "3 --then images",
+    );
+}
+
 #[test]
 fn a_good_k1_plan_and_its_usb_ids() {
     let d = tempfile::tempdir().unwrap();
     let f = file(d.path(), "FSBL.bin", &k1::build_fsbl(&[1; 300]));
     let itb = file(d.path(), "u-boot.itb", &[0xd0, 0x0d, 0xfe, 0xed, 9, 9]);
-    let p = plan(&Inputs { then: Some(itb), ..inputs(&f) }, &k1()).unwrap();
+    let p = plan(&Inputs { then: vec![itb], ..inputs(&f) }, &k1()).unwrap();
     assert_eq!(p.soc, Soc::K1);
     assert_eq!(p.rom_ids, [UsbId::new(0x361c, 0x1001)]);
     assert_eq!(p.next_ids, [UsbId::new(0x361c, 0x1001)]);
-    assert_eq!(p.then.as_ref().unwrap().name(), "u-boot.itb");
+    assert_eq!(p.then[0].name(), "u-boot.itb");
 
     // The FSBL stage's own ids, when the table gives them.
     let t = target("k1", &[("rom", 0x361c, 0x1001), ("fsbl", 0x1111, 0x2222)]);
@@ -97,11 +130,11 @@ fn k1_refusals() {
     let e = refused(plan(&Inputs { image: None, ..Default::default() }, &t), "give the FSBL.bin");
     assert!(e.hint().unwrap().contains("image bpi-f3 u-boot-spl.bin"), "{:?}", e.hint());
     refused(plan(&Inputs { dram: Some(raw.clone()), ..inputs(&f) }, &t), "--dram");
-    let e = refused(plan(&Inputs { then: Some(raw.clone()), ..inputs(&f) }, &t), "not a FIT");
+    let e = refused(plan(&Inputs { then: vec![raw.clone()], ..inputs(&f) }, &t), "not a FIT");
     assert!(matches!(&e, PlanError::NotFit { path } if path == &raw));
     let itb = file(d.path(), "u-boot.itb", &[0xd0, 0x0d, 0xfe, 0xed]);
     let e =
-        refused(plan(&Inputs { then: Some(itb), await_next: false, ..inputs(&f) }, &t), "--stage-timeout 0");
+        refused(plan(&Inputs { then: vec![itb], await_next: false, ..inputs(&f) }, &t), "--stage-timeout 0");
     assert!(matches!(e, PlanError::ThenWithoutWaiting));
     let missing = d.path().join("missing.bin");
     let e = refused(plan(&inputs(&missing), &t), "missing.bin: cannot read");
@@ -116,7 +149,7 @@ fn th1520_refusals() {
     assert_eq!((p.rom_ids[0], p.next_ids[0]), (UsbId::new(0x2345, 0x7654), UsbId::new(0x1234, 0x8888)));
     assert_eq!(p.first.bytes.len(), 5000);
 
-    let e = refused(plan(&Inputs { then: Some(img.clone()), ..inputs(&img) }, &th1520()), "--then is for K1");
+    let e = refused(plan(&Inputs { then: vec![img.clone()], ..inputs(&img) }, &th1520()), "--then is for K1");
     assert_eq!(e.hint().as_deref(), Some("leave out --then"));
     refused(plan(&Inputs { image: None, ..Default::default() }, &th1520()), "give the u-boot-with-spl.bin");
     let big = file(d.path(), "big.bin", &vec![3; 0x20_0001]);

@@ -7,7 +7,9 @@ use clap::Args;
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Fastboot")]
 pub struct FastbootArgs {
-    /// Fastboot ROMs: the next image to download and `continue` after the FSBL comes back.
+    /// K1: the next image to download and `continue` once the FSBL comes back
+    /// (u-boot.itb); give it again for the image vendor U-Boot then stages and
+    /// runs (uImage.itb), as the vendor RAM-boot script does.
     #[arg(long, value_name = "FILE")]
-    pub then: Option<PathBuf>,
+    pub then: Vec<PathBuf>,
 }

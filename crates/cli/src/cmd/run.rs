@@ -208,7 +208,9 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
                         let mut conn = Connector::new(usb, serial, &mut rep);
                         conn.selector = sel.clone();
                         conn.wait = c.wait;
-                        conn.stage_timeout = c.stage_timeout;
+                        if let Some(t) = c.stage_timeout {
+                            conn.stage_timeout = t;
+                        }
                         conn.recorder = transcript;
                         let r = op(i, &mut conn, &label).map_err(|e| with_entry_hint(board, e));
                         (r, conn.resolved.take())

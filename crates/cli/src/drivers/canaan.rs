@@ -224,7 +224,11 @@ fn storage(
     let opts = Options {
         rom: RomOptions { accept_unknown_cpu: t.connect.force, ..RomOptions::default() },
         follow: false,
-        next_stage_wait: t.connect.stage_timeout.max(racklet_canaan::boot::NEXT_STAGE_WAIT),
+        next_stage_wait: t
+            .connect
+            .stage_timeout
+            .unwrap_or(racklet_link::connect::STAGE_TIMEOUT)
+            .max(racklet_canaan::boot::NEXT_STAGE_WAIT),
     };
     // What `read` brings goes to a temporary file beside the target, renamed
     // over it only when the device said READ DONE.

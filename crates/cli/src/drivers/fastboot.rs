@@ -46,7 +46,9 @@ impl Driver for Fastboot {
             then: a.fastboot.then.clone(),
             dram: a.rockchip.dram.clone(),
             // --stage-timeout 0: the run ends once the ROM took the start.
-            await_next: !a.connect.stage_timeout.is_zero(),
+            await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO),
+            stage_timeout: a.connect.stage_timeout,
+            force: a.connect.force,
         };
         let plan = racklet_fastboot::plan(&inputs, &target).map_err(classify)?;
         let opts = Options { force: a.connect.force, ..Default::default() };
@@ -69,7 +71,7 @@ impl Driver for Fastboot {
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         // The user sends one more image with --then (K1: u-boot.itb).
-        let next_stages = usize::from(sim.args.fastboot.then.is_some());
+        let next_stages = sim.args.fastboot.then.len();
         let scenario = Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
