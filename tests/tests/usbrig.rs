@@ -47,6 +47,17 @@ fn need(ok: bool, what: &str, package: &str) {
     );
 }
 
+/// Where `cmd` is on PATH (or `cmd` itself, which build-initramfs.sh refuses).
+fn which(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| cmd.into())
+}
+
 fn on_path(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd}")])
@@ -255,6 +266,11 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
         .output()
         .expect("racklet-flash image");
     assert!(out.status.success(), "racklet-flash image bpi-f3: {}", String::from_utf8_lossy(&out.stderr));
+    // A FIT as far as the K1 SPL checks one (the FDT magic), for Debian's
+    // fastboot to stage to the FSBL.
+    let mut itb: Vec<u8> = (0..300_001u32).map(|i| (i.wrapping_mul(40_503) >> 8) as u8).collect();
+    itb[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
+    std::fs::write(data.join("u-boot.itb"), itb).expect("u-boot.itb");
 }
 
 #[test]
@@ -262,6 +278,7 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
 fn usb_rig_in_a_qemu_guest() {
     need(on_path("qemu-system-x86_64"), "qemu-system-x86_64", "qemu-system-x86");
     need(on_path("cpio"), "cpio", "cpio");
+    need(on_path("fastboot"), "Debian's fastboot (the real peer client)", "fastboot");
     need(Path::new("/bin/busybox").exists(), "/bin/busybox (static)", "busybox-static");
     let (kver, vmlinuz) = kernel();
     let qemu = Command::new("qemu-system-x86_64").arg("--version").output().expect("qemu --version");
@@ -276,6 +293,8 @@ fn usb_rig_in_a_qemu_guest() {
         .arg(work.path())
         .arg(&kver)
         .args(["racklet-flash", "racklet-gadget", "racklet-usbrig-probe"].map(|b| bin.join(b)))
+        .arg("--peer")
+        .arg(which("fastboot"))
         .output()
         .expect("running build-initramfs.sh");
     assert!(out.status.success(), "build-initramfs.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -449,6 +468,27 @@ fn usb_rig_in_a_qemu_guest() {
     let u = rig.expect("k1u-maskrom", racklet_link::FailureClass::Disconnected.exit_code());
     assert!(u.contains("disconnected"), "{u}");
     assert!(rig.expect("k1u-verdict", 1).contains("VERDICT k1u fail"));
+
+    // Debian's fastboot over real USB (usbfs) against the virtual ROMs.
+    rig.expect("fbth-wait", 0);
+    let devices = rig.expect("fbth-devices", 0);
+    assert!(devices.contains("fastboot"), "fastboot devices did not list the TH1520 ROM: {devices}");
+    assert!(rig.expect("fbth-getvar", 0).contains("version: 0.4"));
+    rig.expect("fbth-flash", 0);
+    rig.expect("fbth-reboot", 0);
+    rig.expect("fbth-uboot-wait", 0);
+    assert!(rig.expect("fbth-product", 0).contains("product: light-lpi4a"));
+    assert!(rig.expect("fbth-verdict", 0).contains("VERDICT fbth ok rom started ram image (1258 bytes"));
+    rig.expect("fbk1-wait", 0);
+    assert!(rig.expect("fbk1-devices", 0).contains("dfu-device"), "the K1 ROM's serial");
+    rig.expect("fbk1-maskrom", 0);
+    assert!(rig.expect("fbk1-getvar", 0).contains("version: 0.4"));
+    rig.expect("fbk1-stage", 0);
+    rig.expect("fbk1-continue", 0);
+    rig.expect("fbk1-uboot-wait", 0);
+    assert!(rig.expect("fbk1-product", 0).contains("product: k1-x"));
+    let v = rig.expect("fbk1-verdict", 0);
+    assert!(v.contains("VERDICT fbk1 ok") && v.contains("fsbl started u-boot.itb (300001 bytes"), "{v}");
 
     check_captures(&rig, &bin.join("racklet-flash"), &work.path().join("data"));
 }

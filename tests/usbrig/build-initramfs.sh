@@ -3,7 +3,11 @@
 # rig needs (with their dependencies, in load order from modules.dep), the
 # statically linked programs given on the command line, and /init.
 #
-#   build-initramfs.sh OUT_DIR KERNEL_VERSION PROGRAM...
+#   build-initramfs.sh OUT_DIR KERNEL_VERSION PROGRAM... [--peer PROGRAM...]
+#
+# PROGRAMs are ours, statically linked. Programs after --peer are the real
+# peer clients from Debian (fastboot), dynamically linked: each goes to
+# /bin with the shared libraries ldd finds for it, at their own paths.
 #
 # Files in OUT_DIR/data go to /data in the guest. Writes OUT_DIR/initrd.gz.
 # Fails loudly when anything is missing.
@@ -59,7 +63,20 @@ for p in "${order[@]}"; do
   echo "$name" >> "$root/etc/modules.order"
 done
 
+peer=0
 for prog in "$@"; do
+  if [[ $prog == --peer ]]; then peer=1; continue; fi
+  if ((peer)); then
+    real=$(readlink -f "$prog")
+    [[ -x $real ]] || { echo "error: peer $prog is missing" >&2; exit 1; }
+    cp "$real" "$root/bin/$(basename "$prog")"
+    # "name => /path (addr)" and "/lib64/ld-linux... (addr)" lines.
+    for lib in $(ldd "$real" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+    continue
+  fi
   file -L "$prog" | grep -Eq 'statically linked|static-pie linked' \
     || { echo "error: $prog is not statically linked" >&2; exit 1; }
   cp "$prog" "$root/bin/"

@@ -179,7 +179,36 @@ P=$(port_of)
 step k1u-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
 gadget_stop k1u
 
-# 5. The transcripts, each as a step the host checks (sha256) and replays.
+# 5. Debian's fastboot (AOSP 29.0.6, usb_linux.cpp over usbfs) against the
+#    virtual fastboot ROMs served as real gadgets: the virtual devices must
+#    satisfy the real client.
+# TH1520: the ROM's answers are the text alone. flash:ram + reboot, as the
+# vendor's RAM-boot instructions do it, then vendor U-Boot (1234:8888).
+gadget_start fbth usb --model th1520 --udc dummy_udc.1
+step fbth-wait 20 racklet-usbrig-probe wait 2345:7654 15
+step fbth-devices 20 fastboot devices -l
+step fbth-getvar 20 fastboot getvar version
+step fbth-flash 60 fastboot flash ram /data/th1520.bin
+step fbth-reboot 20 fastboot reboot
+step fbth-uboot-wait 20 racklet-usbrig-probe wait 1234:8888 15
+step fbth-product 20 fastboot getvar product
+gadget_stop fbth
+
+# K1: racklet-flash sends FSBL.bin to the ROM; Debian's fastboot then
+# stages u-boot.itb to the FSBL (text-only answers) and continues.
+gadget_start fbk1 usb --model k1 --udc dummy_udc.2
+step fbk1-wait 20 racklet-usbrig-probe wait 361c:1001 15
+P=$(port_of)
+step fbk1-devices 20 fastboot devices
+step fbk1-maskrom 60 racklet-flash maskrom bpi-f3 /data/FSBL.bin --port "$P"
+step fbk1-getvar 20 fastboot getvar version
+step fbk1-stage 60 fastboot stage /data/u-boot.itb
+step fbk1-continue 20 fastboot continue
+step fbk1-uboot-wait 20 racklet-usbrig-probe wait 361c:1001 15
+step fbk1-product 20 fastboot getvar product
+gadget_stop fbk1
+
+# 6. The transcripts, each as a step the host checks (sha256) and replays.
 for f in /tmp/cap/*.jsonl; do
   n=$(basename "$f" .jsonl)
   step "cap-$n" 20 sh -c "sha256sum $f | cut -d' ' -f1; cat $f"

@@ -96,6 +96,12 @@ struct Shared {
     received: AtomicU64,
     unplug_after: Option<u64>,
     unplugged: AtomicBool,
+    /// Bulk IN answers taken from the model and not yet read by the host.
+    /// A model that leaves the bus after its last answer (fastboot's
+    /// `continue`, `reboot`) is unbound only once that answer is out, as a
+    /// real device detaches after the request completed (U-Boot:
+    /// `do_exit_on_complete`).
+    in_flight: std::sync::atomic::AtomicUsize,
     log: Log,
 }
 
@@ -337,11 +343,20 @@ fn bulk_in_loop(mut f: File, ep: EpFile, sh: Arc<Shared>, generation: u64) {
         let r = {
             let mut d = lock(&sh.dev);
             d.tick();
+            // Counted under the model's lock, so the supervisor never sees
+            // the model gone without seeing this answer in flight.
+            sh.in_flight.fetch_add(1, Ordering::SeqCst);
             d.bulk_in(ep.address, IN_POLL_MAX)
         };
+        if !matches!(&r, Ok(d) if !d.is_empty()) {
+            sh.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         match r {
             Ok(data) if !data.is_empty() => {
-                if let Err(e) = f.write_all(&data) {
+                // FunctionFS completes a synchronous write once the host read it.
+                let w = f.write_all(&data);
+                sh.in_flight.fetch_sub(1, Ordering::SeqCst);
+                if let Err(e) = w {
                     sh.log(format!("bulk IN 0x{:02x}: {} bytes lost: {e}", ep.address, data.len()));
                 }
             }
@@ -427,6 +442,7 @@ pub fn serve(dev: SharedDevice, opts: &ServeOptions, log: Log) -> Result<ServeRe
         received: AtomicU64::new(0),
         unplug_after: opts.unplug_after,
         unplugged: AtomicBool::new(false),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
         log,
     });
     let start = Instant::now();
@@ -447,6 +463,10 @@ pub fn serve(dev: SharedDevice, opts: &ServeOptions, log: Log) -> Result<ServeRe
         };
         let bound = *guard(&sh.bound_address);
         match info {
+            // The last answer first: unbinding now would cut it off.
+            None if bound.is_some() && sh.in_flight.load(Ordering::SeqCst) > 0 => {
+                std::thread::sleep(SUPERVISE_EVERY);
+            }
             None if bound.is_some() => {
                 *guard(&sh.bound_address) = None;
                 sh.enabled.store(false, Ordering::SeqCst);
