@@ -103,6 +103,14 @@ pub struct Chip {
     pub rom_reply: ReplyStyle,
     /// The images the board runs from USB, in order (its verdict's names).
     pub chain: &'static [&'static str],
+    /// Vendor U-Boot's download buffer (`max-download-size`).
+    pub uboot_download_limit: usize,
+    /// The eMMC behind vendor U-Boot's fastboot: its size and partitions.
+    pub emmc_size: u64,
+    pub layout: &'static crate::uboot_storage::Layout,
+    /// Vendor U-Boot writes `layout` as the GPT every time it starts from
+    /// USB (TH1520: `run gpt_partition`), rather than only on a blank eMMC.
+    pub rewrites_gpt: bool,
 }
 
 /// SpacemiT K1 (sheet §3).
@@ -154,6 +162,11 @@ pub static K1: Chip = Chip {
     // k1x-deb2 `fastboot_load.sh` stages FSBL, u-boot-opensbi.itb, then
     // uImage.itb, which U-Boot's RAM-boot environment runs (`bootm`).
     chain: &["FSBL", "u-boot.itb", "uImage.itb"],
+    // Sheet §3.5 / review: the vendor U-Boot download buffer is 256 MiB.
+    uboot_download_limit: 0x1000_0000,
+    emmc_size: 8 << 30,
+    layout: &crate::uboot_storage::K1_LAYOUT,
+    rewrites_gpt: false,
 };
 
 /// T-Head TH1520 (sheet §4).
@@ -186,6 +199,12 @@ pub static TH1520: Chip = Chip {
     rom_download_limit: 0x20_0000,
     rom_reply: ReplyStyle::Exact,
     chain: &["ram image"],
+    // Review: the TH1520 vendor U-Boot's default fastboot buffer is 112 MiB.
+    uboot_download_limit: 112 << 20,
+    emmc_size: 8 << 30,
+    layout: &crate::uboot_storage::TH1520_LAYOUT,
+    // light.c: in USB boot mode `env default -a -f; env save; run gpt_partition`.
+    rewrites_gpt: true,
 };
 
 /// How a ROM frames an answer on the wire. Vendor U-Boot always sends the
@@ -246,6 +265,9 @@ pub enum Fault {
     /// eMMC (revyos/thead-u-boot `light.c:2449-2456`).
     SlowUboot,
 }
+
+/// The TH1520 eMMC's boot0 hardware partition (`uboot`): 4 MiB.
+const BOOT0_SIZE: u64 = 4 << 20;
 
 /// How late vendor U-Boot comes up with [`Fault::SlowUboot`]: past the
 /// 10 s a host would wait for a re-enumeration by default.
@@ -345,6 +367,12 @@ pub struct FastbootDevice {
     leave: Option<Leave>,
     /// When the next stage may appear (wall clock), if later than ticks say.
     back_at: Option<std::time::Instant>,
+    /// The eMMC's user area behind vendor U-Boot (made blank in memory on
+    /// first use unless [`FastbootDevice::with_storage`] gave one).
+    emmc: Option<crate::storage::Medium>,
+    /// TH1520: the eMMC's boot0 area, flashed by the name `uboot`.
+    boot0: Option<crate::storage::Medium>,
+    uboot_download_limit: usize,
     /// Every command received, with the stage that got it.
     pub log: Vec<(Stage, String)>,
     /// Every completed download.
@@ -379,6 +407,9 @@ impl FastbootDevice {
             max_packet: 512,
             leave: None,
             back_at: None,
+            emmc: None,
+            boot0: None,
+            uboot_download_limit: soc.chip().uboot_download_limit,
             log: Vec::new(),
             downloads: Vec::new(),
             started: Vec::new(),
@@ -397,6 +428,48 @@ impl FastbootDevice {
     pub fn with_next_stages(mut self, n: usize) -> Self {
         self.next_stages = n;
         self
+    }
+
+    /// Keeps the eMMC behind vendor U-Boot in `path` (`--sim-storage`), so
+    /// a later run, or the user, sees what was written.
+    pub fn with_storage(mut self, path: &std::path::Path) -> Result<Self, crate::storage::MediumFileError> {
+        self.emmc = Some(crate::storage::Medium::in_file(path, self.chip.emmc_size)?);
+        Ok(self)
+    }
+
+    /// A board already in vendor U-Boot's fastboot (started from its own
+    /// storage, or by `fastboot usb 0` at its prompt).
+    pub fn in_uboot(mut self) -> Self {
+        self.stage = Stage::UBoot;
+        // Not started from USB: the GPT is rewritten only when there is none.
+        let layout = self.chip.layout;
+        let emmc = self.emmc();
+        if crate::uboot_storage::partitions(emmc).is_empty() {
+            crate::uboot_storage::write_gpt(emmc, layout);
+        }
+        self
+    }
+
+    /// Vendor U-Boot's download buffer (`max-download-size`), for tests.
+    pub fn with_uboot_download_limit(mut self, n: usize) -> Self {
+        self.uboot_download_limit = n;
+        self
+    }
+
+    /// The eMMC's user area, as vendor U-Boot left it.
+    pub fn emmc(&mut self) -> &mut crate::storage::Medium {
+        let size = self.chip.emmc_size;
+        self.emmc.get_or_insert_with(|| crate::storage::Medium::in_memory(size, 0))
+    }
+
+    /// Vendor U-Boot starts: the GPT is the vendor layout (TH1520: always,
+    /// `run gpt_partition`; K1: when the eMMC has none).
+    fn uboot_starts(&mut self) {
+        let (layout, rewrite) = (self.chip.layout, self.chip.rewrites_gpt);
+        let emmc = self.emmc();
+        if rewrite || crate::uboot_storage::partitions(emmc).is_empty() {
+            crate::uboot_storage::write_gpt(emmc, layout);
+        }
     }
 
     /// Frames the ROM's answers this way instead of the chip's default.
@@ -482,7 +555,18 @@ impl FastbootDevice {
             (Stage::Rom, _) => return self.chip.rom_vars.iter().find(|v| v.0 == name).map(|v| v.1.into()),
             (Stage::Fsbl | Stage::UBoot, "version") => "0.4",
             // Sheet §3.5: the vendor U-Boot download buffer is 256 MiB.
-            (Stage::Fsbl | Stage::UBoot, "max-download-size") => "0x10000000",
+            (Stage::Fsbl, "max-download-size") => "0x10000000",
+            (Stage::UBoot, "max-download-size") => {
+                return Some(format!("0x{:08x}", self.uboot_download_limit));
+            }
+            (Stage::UBoot, _) if name.starts_with("partition-size:") => {
+                let part = &name["partition-size:".len()..];
+                return self.partition(part).ok().map(|(_, bytes)| format!("0x{bytes:016x}"));
+            }
+            (Stage::UBoot, _) if name.starts_with("partition-type:") => {
+                let part = &name["partition-type:".len()..];
+                return self.partition(part).ok().map(|_| "raw".to_string());
+            }
             (Stage::UBoot, "product") => self.chip.product,
             (Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
             (Stage::UBoot, "serialno") => "racklet-sim",
@@ -503,8 +587,19 @@ impl FastbootDevice {
     fn download_limit(&self) -> usize {
         match self.stage {
             Stage::Rom => self.chip.rom_download_limit,
-            _ => 0x1000_0000,
+            Stage::Fsbl => 0x1000_0000,
+            Stage::UBoot => self.uboot_download_limit,
         }
+    }
+
+    /// The partition `name` on vendor U-Boot's storage and its size, as
+    /// `fastboot_mmc_get_part_info` finds it (`Err`: the FAIL text).
+    fn partition(&self, name: &str) -> Result<(bool, u64), &'static str> {
+        if self.soc == Soc::Th1520 && name == "uboot" {
+            return Ok((true, BOOT0_SIZE));
+        }
+        let emmc = self.emmc.as_ref().ok_or("no such device")?;
+        crate::uboot_storage::find(emmc, name).map(|p| (false, p.bytes()))
     }
 
     fn start(&mut self, what: &str, image: &[u8]) {
@@ -576,10 +671,21 @@ impl FastbootDevice {
             },
             ("download", Some(size)) => self.download(size),
             ("flash", Some(part)) => self.flash(part),
-            ("erase", Some(part)) if uboot && !part.is_empty() => {
-                self.flashed.push((self.stage, format!("erase {part}"), 0));
-                self.reply("OKAY", "");
-            }
+            ("erase", Some(part)) if uboot => match self.partition(part) {
+                Ok((true, _)) => {
+                    self.boot0 = None;
+                    self.flashed.push((self.stage, format!("erase {part}"), 0));
+                    self.reply("OKAY", "");
+                }
+                Ok((false, _)) => match crate::uboot_storage::erase(self.emmc(), part) {
+                    Ok(_) => {
+                        self.flashed.push((self.stage, format!("erase {part}"), 0));
+                        self.reply("OKAY", "");
+                    }
+                    Err(e) => self.fail(e),
+                },
+                Err(e) => self.fail(e),
+            },
             ("continue", None) => self.continue_boot(),
             ("reboot", None) => self.reboot(),
             ("reboot-bootloader", None) if uboot => {
@@ -614,12 +720,33 @@ impl FastbootDevice {
 
     fn flash(&mut self, part: &str) {
         match (self.soc, self.stage) {
-            (_, Stage::UBoot) if !part.is_empty() => {
-                let Some(len) = self.last_download.as_ref().map(Vec::len) else {
+            (_, Stage::UBoot) => {
+                let Some(img) = self.last_download.take() else {
                     return self.fail("no image downloaded");
                 };
-                self.flashed.push((self.stage, part.into(), len));
-                self.reply("OKAY", "");
+                let r = match self.partition(part) {
+                    Ok((true, _)) => {
+                        let boot0 = self
+                            .boot0
+                            .get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
+                        if img.len() as u64 > BOOT0_SIZE {
+                            Err("too large for partition")
+                        } else {
+                            boot0.write(0, &img).map(|_| 0).map_err(|_| "failed writing to device")
+                        }
+                    }
+                    Ok((false, _)) => crate::uboot_storage::flash(self.emmc(), part, &img),
+                    Err(e) => Err(e),
+                };
+                let len = img.len();
+                self.last_download = Some(img);
+                match r {
+                    Ok(_) => {
+                        self.flashed.push((self.stage, part.into(), len));
+                        self.reply("OKAY", "");
+                    }
+                    Err(e) => self.fail(e),
+                }
             }
             (Soc::Th1520, Stage::Rom) if !part.is_empty() => {
                 let Some(img) = self.last_download.clone() else {
@@ -747,6 +874,9 @@ impl FastbootDevice {
         if self.detach_ticks == 0 {
             self.back_at = None;
             self.stage = self.next.take().expect("checked");
+            if self.stage == Stage::UBoot {
+                self.uboot_starts();
+            }
             self.address = self.address.wrapping_add(1).max(1);
             self.present = true;
         }
@@ -896,10 +1026,17 @@ impl VirtualRom for Attached {
 pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError> {
     let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let fault = scenario.fault.as_deref().map(str::parse::<Fault>).transpose()?;
-    Ok(FastbootDevice::new(soc, &scenario.port_path)
+    let dev = FastbootDevice::new(soc, &scenario.port_path)
         .with_fault(fault)
         .with_next_stages(scenario.next_stages)
-        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High)))
+        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High));
+    match &scenario.storage {
+        Some(path) => dev.with_storage(path).map_err(|e| SimError::Impossible {
+            soc: soc.chip().uboot.manufacturer.to_string(),
+            why: format!("keep its eMMC in {e}"),
+        }),
+        None => Ok(dev),
+    }
 }
 
 fn attach(

@@ -39,6 +39,7 @@ pub mod serve;
 pub mod sophgo;
 pub mod starfive;
 pub mod storage;
+pub mod uboot_storage;
 pub mod usb;
 
 /// The warning a server should print when it listens on `addr`: anything

@@ -237,6 +237,47 @@ impl<T: Transport> Fastboot<T> {
         Ok(())
     }
 
+    /// `download:%08x` of `len` bytes read from `src` as they are sent (an
+    /// image far larger than memory), then the device's OKAY.
+    pub fn download_from(
+        &mut self,
+        what: &str,
+        len: u32,
+        src: &mut dyn std::io::Read,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<(), FastbootError> {
+        let cmd = format!("download:{len:08x}");
+        self.send_command(&cmd)?;
+        let t = self.timeouts.command;
+        match self.read_final(&cmd, t, progress)? {
+            Response::Data(n) if n == len => {}
+            Response::Data(n) => {
+                return Err(FastbootError::DataSizeMismatch { command: cmd, wanted: len, accepted: n });
+            }
+            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
+        }
+        progress.stage(what, Some(len.into()));
+        let mut buf = vec![0u8; DATA_CHUNK.min(len as usize)];
+        let mut left = len as usize;
+        while left > 0 {
+            progress.check_cancel()?;
+            let n = left.min(buf.len());
+            src.read_exact(&mut buf[..n])
+                .map_err(|source| FastbootError::ReadInput { what: what.into(), source })?;
+            let t = self.data_timeout(n);
+            self.transport.send(&buf[..n], t)?;
+            progress.advance(n as u64);
+            left -= n;
+        }
+        let t = self.timeouts.command;
+        match self.read_final(&cmd, t, progress)? {
+            Response::Okay(_) => {}
+            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
+        }
+        progress.done(what);
+        Ok(())
+    }
+
     /// What the Debian client's `fastboot stage FILE` does: ask
     /// `max-download-size`, refuse data larger than it (no sparse
     /// fallback), then `download`.

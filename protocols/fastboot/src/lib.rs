@@ -28,6 +28,8 @@ pub mod k1;
 pub mod plan;
 pub mod report;
 pub mod response;
+pub mod sparse;
+pub mod storage;
 pub mod th1520;
 pub mod transport;
 
@@ -122,6 +124,14 @@ pub enum FastbootError {
     /// before sending).
     #[error("{what}: {reason}")]
     BadImage { what: String, reason: k1::FsblError },
+    /// An input could not be read while it was being sent (it changed or
+    /// went away after the plan checked it).
+    #[error("reading {what} while sending it: {source}")]
+    ReadInput {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A stage was started, but the board's next stage did not appear at
     /// the same USB port path within the stage timeout (`source` says what
     /// was awaited where, and for how long).
@@ -145,7 +155,8 @@ impl Classify for FastbootError {
             | FastbootError::ResponseTooLong { .. }
             | FastbootError::BadDataSize { .. }
             | FastbootError::Unexpected { .. }
-            | FastbootError::Handshake { .. } => FailureClass::Io,
+            | FastbootError::Handshake { .. }
+            | FastbootError::ReadInput { .. } => FailureClass::Io,
             FastbootError::NoInterface { .. } | FastbootError::WrongStage { .. } => FailureClass::NotFound,
             // A wait that ran out is a timeout; a cancelled one, interrupted.
             FastbootError::NotBack { source, .. } => source.class(),

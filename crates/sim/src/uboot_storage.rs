@@ -1,0 +1,404 @@
+//! The eMMC behind a virtual vendor U-Boot's fastboot: a GPT, partitions
+//! found by name, raw and Android-sparse writes, erase, and the sizes
+//! `getvar partition-size` reports.
+//!
+//! Written from U-Boot (u-boot/u-boot @6073c36): `drivers/fastboot/fb_mmc.c`
+//! (`fastboot_mmc_get_part_info`: "no such partition"; raw or sparse by the
+//! download's magic), `drivers/fastboot/fb_block.c`
+//! (`fastboot_block_write_raw_image`: the download rounded up to whole
+//! blocks, "too large for partition"), `lib/image-sparse.c`
+//! (`write_sparse_image`: the header and chunk header sizes it skips, the
+//! block size a multiple of the storage's, "Bogus chunk size …", "Request
+//! would exceed partition size!", "Unknown chunk type", and "sparse image
+//! write failure" when the chunks do not add up to `total_blks`),
+//! `drivers/fastboot/fb_getvar.c` (`partition-size` as `0x%016zx`) and the
+//! GPT layout of the UEFI specification (header at LBA 1, 128-byte
+//! entries, UTF-16LE names). Nothing here comes from the client crate.
+//!
+//! The partition layouts are the vendors': the TH1520's vendor U-Boot
+//! rewrites the GPT from its `partitions` environment variable in USB boot
+//! mode (`run gpt_partition`, revyos/thead-u-boot `light.c`; a Lichee Pi
+//! 4A's `printenv`: `partitions=name=table,size=2031KB;name=boot,
+//! size=500MiB,type=boot;name=root,size=-,type=linux`), and its `uboot`
+//! name, which Sipeed's flashing steps use (`fastboot flash uboot
+//! u-boot-with-spl.bin`) but no GPT lists, is taken to be the eMMC's boot0
+//! hardware partition (an inference: the vendor source of that branch was
+//! not read). The K1's comes from
+//! SpacemiT's `partition_universal.json` (bootinfo, fsbl, env, opensbi,
+//! uboot, bootfs, rootfs).
+
+use crate::storage::Medium;
+
+/// The block size of the eMMC's user area.
+pub const BLOCK: u64 = 512;
+
+/// One partition: its name and its blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub name: String,
+    pub first_lba: u64,
+    pub blocks: u64,
+}
+
+impl Partition {
+    /// Its size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.blocks * BLOCK
+    }
+}
+
+/// A partition layout: (name, size in bytes; 0 = the rest of the medium),
+/// starting at `start` bytes.
+#[derive(Debug)]
+pub struct Layout {
+    pub start: u64,
+    pub parts: &'static [(&'static str, u64)],
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The Lichee Pi 4A's vendor U-Boot `partitions` (the first partition,
+/// `table`, starts after the GPT at 17 KiB, 2031 KB long, so `boot` starts at 2 MiB).
+pub const TH1520_LAYOUT: Layout =
+    Layout { start: 17 * 1024, parts: &[("table", 2031 * 1024), ("boot", 500 * MIB), ("root", 0)] };
+
+/// SpacemiT's `partition_universal.json` for eMMC (offsets as the vendor
+/// image has them: bootinfo at 0, fsbl at 128 KiB, env at 384 KiB,
+/// opensbi at 512 KiB, uboot at 640 KiB, bootfs at 4 MiB, rootfs after).
+/// `bootinfo` sits in front of the GPT on a real eMMC boot partition; this
+/// model keeps every part in the user area behind the GPT, starting at 1 MiB.
+pub const K1_LAYOUT: Layout = Layout {
+    start: MIB,
+    parts: &[
+        ("bootinfo", 128 * 1024),
+        ("fsbl", 256 * 1024),
+        ("env", 128 * 1024),
+        ("opensbi", 128 * 1024),
+        ("uboot", 2 * MIB),
+        ("bootfs", 256 * MIB),
+        ("rootfs", 0),
+    ],
+};
+
+fn crc32(b: &[u8]) -> u32 {
+    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(b)
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+const ENTRIES: usize = 128;
+const ENTRY: usize = 128;
+/// Linux filesystem data.
+const TYPE_LINUX: [u8; 16] =
+    [0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4];
+
+/// Writes a primary GPT for `layout` on `medium` (protective MBR, header
+/// at LBA 1, entries at LBA 2..34), as `gpt write mmc` does.
+pub fn write_gpt(medium: &mut Medium, layout: &Layout) {
+    let total = medium.size() / BLOCK;
+    let last_usable = total.saturating_sub(34);
+    let mut entries = vec![0u8; ENTRIES * ENTRY];
+    let mut lba = layout.start / BLOCK;
+    for (i, (name, size)) in layout.parts.iter().enumerate() {
+        let blocks = if *size == 0 { last_usable.saturating_sub(lba) + 1 } else { size.div_ceil(BLOCK) };
+        let e = &mut entries[i * ENTRY..(i + 1) * ENTRY];
+        e[0..16].copy_from_slice(&TYPE_LINUX);
+        e[16] = i as u8 + 1; // unique GUID: any non-zero bytes
+        e[31] = 0x5a;
+        e[32..40].copy_from_slice(&lba.to_le_bytes());
+        e[40..48].copy_from_slice(&(lba + blocks - 1).to_le_bytes());
+        for (j, u) in name.encode_utf16().take(36).enumerate() {
+            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
+        }
+        lba += blocks;
+    }
+    let mut h = vec![0u8; BLOCK as usize];
+    h[0..8].copy_from_slice(b"EFI PART");
+    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+    h[12..16].copy_from_slice(&92u32.to_le_bytes());
+    h[24..32].copy_from_slice(&1u64.to_le_bytes());
+    h[32..40].copy_from_slice(&(total - 1).to_le_bytes());
+    h[40..48].copy_from_slice(&34u64.to_le_bytes());
+    h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+    h[72..80].copy_from_slice(&2u64.to_le_bytes());
+    h[80..84].copy_from_slice(&(ENTRIES as u32).to_le_bytes());
+    h[84..88].copy_from_slice(&(ENTRY as u32).to_le_bytes());
+    h[88..92].copy_from_slice(&crc32(&entries).to_le_bytes());
+    let c = crc32(&h[..92]);
+    h[16..20].copy_from_slice(&c.to_le_bytes());
+    let mut mbr = vec![0u8; BLOCK as usize];
+    mbr[446 + 4] = 0xee;
+    mbr[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+    mbr[446 + 12..446 + 16].copy_from_slice(&(total.min(u64::from(u32::MAX)) as u32 - 1).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    let _ = medium.write(0, &mbr);
+    let _ = medium.write(BLOCK, &h);
+    let _ = medium.write(2 * BLOCK, &entries);
+}
+
+/// The partitions of the primary GPT on `medium`, or none when there is no
+/// valid one (bad signature or CRC: U-Boot's `part_get_info_by_name` then
+/// finds nothing).
+pub fn partitions(medium: &Medium) -> Vec<Partition> {
+    let Ok(h) = medium.read(BLOCK, BLOCK as usize) else { return Vec::new() };
+    if &h[0..8] != b"EFI PART" {
+        return Vec::new();
+    }
+    let hsize = le32(&h, 12) as usize;
+    if !(92..=BLOCK as usize).contains(&hsize) {
+        return Vec::new();
+    }
+    let mut hc = h[..hsize].to_vec();
+    hc[16..20].fill(0);
+    if crc32(&hc) != le32(&h, 16) {
+        return Vec::new();
+    }
+    let (at, n, size) = (le64(&h, 72), le32(&h, 80) as usize, le32(&h, 84) as usize);
+    if size < 128 || n > 1024 {
+        return Vec::new();
+    }
+    let Ok(entries) = medium.read(at * BLOCK, n * size) else { return Vec::new() };
+    if crc32(&entries) != le32(&h, 88) {
+        return Vec::new();
+    }
+    entries
+        .chunks(size)
+        .filter(|e| e[0..16].iter().any(|&b| b != 0))
+        .map(|e| {
+            let units: Vec<u16> = e[56..128]
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0)
+                .collect();
+            let (first, last) = (le64(e, 32), le64(e, 40));
+            Partition {
+                name: String::from_utf16_lossy(&units),
+                first_lba: first,
+                blocks: last.saturating_sub(first) + 1,
+            }
+        })
+        .collect()
+}
+
+/// Finds a partition by name, as `fastboot_mmc_get_part_info` answers.
+pub fn find(medium: &Medium, name: &str) -> Result<Partition, &'static str> {
+    if name.is_empty() {
+        return Err("partition not given");
+    }
+    partitions(medium).into_iter().find(|p| p.name == name).ok_or("no such partition")
+}
+
+const SPARSE_MAGIC: u32 = 0xed26_ff3a;
+
+/// `is_sparse_image`: the magic, major version 1, and header sizes at
+/// least the format's (28 and 12 bytes).
+fn is_sparse(data: &[u8]) -> bool {
+    data.len() >= 28
+        && le32(data, 0) == SPARSE_MAGIC
+        && u16::from_le_bytes([data[4], data[5]]) == 1
+        && u16::from_le_bytes([data[8], data[9]]) >= 28
+        && u16::from_le_bytes([data[10], data[11]]) >= 12
+}
+
+/// `flash:NAME` of a download: a sparse image as `write_sparse_image`
+/// writes it, anything else raw, rounded up to whole blocks (the bytes past
+/// the download's end are what the download buffer holds there: zeros in
+/// this model). `Err` is the FAIL text.
+pub fn flash(medium: &mut Medium, name: &str, data: &[u8]) -> Result<u64, &'static str> {
+    let p = find(medium, name)?;
+    let start = p.first_lba * BLOCK;
+    if !is_sparse(data) {
+        let blocks = (data.len() as u64).div_ceil(BLOCK);
+        if blocks > p.blocks {
+            return Err("too large for partition");
+        }
+        let mut padded = data.to_vec();
+        padded.resize((blocks * BLOCK) as usize, 0);
+        medium.write(start, &padded).map_err(|_| "failed writing to device")?;
+        return Ok(padded.len() as u64);
+    }
+    let file_hdr = u16::from_le_bytes([data[8], data[9]]) as usize;
+    let chunk_hdr = u16::from_le_bytes([data[10], data[11]]) as u64;
+    let blk_sz = u64::from(le32(data, 12));
+    let total_blks = le32(data, 16);
+    let chunks = le32(data, 20);
+    if blk_sz == 0 || blk_sz % BLOCK != 0 {
+        return Err("sparse image block size issue");
+    }
+    let end = start + p.bytes();
+    let mut at = start;
+    let mut pos = file_hdr;
+    let mut total: u64 = 0;
+    let mut written = 0;
+    for _ in 0..chunks {
+        let Some(h) = data.get(pos..pos + 12) else { return Err("sparse image write failure") };
+        let (kind, chunk_sz, total_sz) =
+            (u16::from_le_bytes([h[0], h[1]]), le32(h, 4), u64::from(le32(h, 8)));
+        pos += chunk_hdr as usize;
+        let bytes = blk_sz * u64::from(chunk_sz);
+        match kind {
+            0xcac1 => {
+                if total_sz != chunk_hdr + bytes {
+                    return Err("Bogus chunk size for chunk type Raw");
+                }
+                if at + bytes > end {
+                    return Err("Request would exceed partition size!");
+                }
+                let Some(raw) = data.get(pos..pos + bytes as usize) else {
+                    return Err("flash write failure");
+                };
+                medium.write(at, raw).map_err(|_| "flash write failure")?;
+                pos += bytes as usize;
+                written += bytes;
+            }
+            0xcac2 => {
+                if total_sz != chunk_hdr + 4 {
+                    return Err("Bogus chunk size for chunk type FILL");
+                }
+                if at + bytes > end {
+                    return Err("Request would exceed partition size!");
+                }
+                let Some(v) = data.get(pos..pos + 4) else { return Err("flash write failure") };
+                let fill: Vec<u8> = v.iter().copied().cycle().take(bytes.min(1 << 20) as usize).collect();
+                let mut off = 0;
+                while off < bytes {
+                    let n = (bytes - off).min(fill.len() as u64) as usize;
+                    medium.write(at + off, &fill[..n]).map_err(|_| "flash write failure")?;
+                    off += n as u64;
+                }
+                pos += 4;
+                written += bytes;
+            }
+            // DONT_CARE: skipped (`info->reserve`); CRC32: its 4 bytes skipped.
+            0xcac3 => {}
+            0xcac4 => {
+                if total_sz != chunk_hdr + 4 {
+                    return Err("Bogus chunk size for chunk type CRC32");
+                }
+                pos += bytes as usize;
+            }
+            _ => return Err("Unknown chunk type"),
+        }
+        if kind != 0xcac4 {
+            at += bytes;
+        }
+        total += u64::from(chunk_sz);
+    }
+    if total != u64::from(total_blks) {
+        return Err("sparse image write failure");
+    }
+    Ok(written)
+}
+
+/// `erase:NAME`: the partition reads as erased eMMC (zeros) afterwards.
+pub fn erase(medium: &mut Medium, name: &str) -> Result<u64, &'static str> {
+    let p = find(medium, name)?;
+    medium.erase(p.first_lba * BLOCK, p.bytes()).map_err(|_| "failed to erase partition")?;
+    Ok(p.bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn medium() -> Medium {
+        let mut m = Medium::in_memory(8 << 30, 0);
+        write_gpt(&mut m, &TH1520_LAYOUT);
+        m
+    }
+
+    #[test]
+    fn the_vendor_layout_reads_back_from_its_gpt() {
+        let m = medium();
+        let p = partitions(&m);
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["table", "boot", "root"]);
+        assert_eq!(p[1].first_lba * BLOCK, 2 << 20, "boot starts at 2 MiB");
+        assert_eq!(p[1].bytes(), 500 << 20);
+        assert_eq!(p[2].first_lba + p[2].blocks, (8 << 30) / BLOCK - 33, "root runs to the last usable LBA");
+        assert_eq!(find(&m, "nope"), Err("no such partition"));
+        // A damaged header: no partitions, as U-Boot's CRC check has it.
+        let mut m = medium();
+        m.write(BLOCK + 40, &[1]).unwrap();
+        assert!(partitions(&m).is_empty());
+    }
+
+    #[test]
+    fn raw_writes_round_up_to_blocks_and_refuse_what_does_not_fit() {
+        let mut m = medium();
+        assert_eq!(flash(&mut m, "boot", &[7; 1000]), Ok(1024));
+        let at = find(&m, "boot").unwrap().first_lba * BLOCK;
+        assert_eq!(m.read(at, 1024).unwrap(), [[7u8; 1000].as_slice(), &[0; 24]].concat());
+        assert_eq!(flash(&mut m, "table", &vec![1; 2031 * 1024 + 1]), Err("too large for partition"));
+        assert_eq!(flash(&mut m, "", &[1]), Err("partition not given"));
+    }
+
+    fn sparse(blk: u32, total: u32, chunks: &[(u16, u32, Vec<u8>)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(SPARSE_MAGIC.to_le_bytes());
+        b.extend([1u8, 0, 0, 0, 28, 0, 12, 0]);
+        b.extend(blk.to_le_bytes());
+        b.extend(total.to_le_bytes());
+        b.extend((chunks.len() as u32).to_le_bytes());
+        b.extend(0u32.to_le_bytes());
+        for (kind, n, data) in chunks {
+            b.extend(kind.to_le_bytes());
+            b.extend([0, 0]);
+            b.extend(n.to_le_bytes());
+            b.extend((12 + data.len() as u32).to_le_bytes());
+            b.extend(data);
+        }
+        b
+    }
+
+    #[test]
+    fn sparse_images_write_raw_fill_and_skip_dont_care() {
+        let mut m = medium();
+        let at = find(&m, "boot").unwrap().first_lba * BLOCK;
+        m.write(at + 4096, &[9; 4096]).unwrap();
+        let img = sparse(
+            4096,
+            4,
+            &[
+                (0xcac1, 1, vec![1; 4096]),
+                (0xcac3, 1, vec![]),
+                (0xcac2, 1, vec![0xaa, 0xbb, 0xcc, 0xdd]),
+                (0xcac4, 1, vec![0; 4]),
+            ],
+        );
+        assert_eq!(flash(&mut m, "boot", &img), Ok(8192));
+        assert_eq!(m.read(at, 4096).unwrap(), vec![1; 4096]);
+        assert_eq!(m.read(at + 4096, 4096).unwrap(), vec![9; 4096], "DONT_CARE leaves what was there");
+        assert_eq!(&m.read(at + 8192, 8).unwrap(), &[0xaa, 0xbb, 0xcc, 0xdd, 0xaa, 0xbb, 0xcc, 0xdd]);
+        // The chunks must add up to total_blks; a RAW chunk's size must match.
+        assert_eq!(
+            flash(&mut m, "boot", &sparse(4096, 5, &[(0xcac1, 1, vec![1; 4096])])),
+            Err("sparse image write failure")
+        );
+        assert_eq!(
+            flash(&mut m, "boot", &sparse(4096, 2, &[(0xcac1, 2, vec![1; 4096])])),
+            Err("Bogus chunk size for chunk type Raw")
+        );
+        assert_eq!(
+            flash(&mut m, "boot", &sparse(1000, 1, &[(0xcac3, 1, vec![])])),
+            Err("sparse image block size issue")
+        );
+        assert_eq!(
+            flash(&mut m, "boot", &sparse(4096, 1, &[(0xcac9, 1, vec![])])),
+            Err("Unknown chunk type")
+        );
+        assert_eq!(
+            flash(&mut m, "table", &sparse(4096, 600, &[(0xcac2, 600, vec![1, 2, 3, 4])])),
+            Err("Request would exceed partition size!")
+        );
+        assert_eq!(erase(&mut m, "boot"), Ok(500 << 20));
+        assert_eq!(m.read(at, 4096).unwrap(), vec![0; 4096]);
+    }
+}
