@@ -404,3 +404,120 @@ fn sim_without_keep_ends_after_one_session() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The bytes of `path` from `at`, `len` of them.
+fn region(path: &Path, at: u64, len: usize) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    let mut b = vec![0u8; len];
+    f.read_exact(&mut b).unwrap();
+    b
+}
+
+/// `write` on a TH1520 board already in vendor U-Boot: each partition lands
+/// where the virtual eMMC's GPT puts it (boot at 2 MiB, root after its
+/// 500 MiB: the Lichee Pi 4A's vendor layout); the root goes as sparse
+/// pieces within --sparse-limit; an unknown partition is exit 2 before
+/// anything is written.
+#[test]
+fn th1520_write_partitions_to_the_virtual_emmc() {
+    let d = tempfile::tempdir().unwrap();
+    let boot = noise(300_001, 1);
+    let root = noise(2_600_000, 2);
+    let (b, r) = (write(d.path(), "boot.ext4", &boot), write(d.path(), "root.ext4", &root));
+    let emmc = d.path().join("emmc.img");
+    let out = bin()
+        .args(["--json", "write", "lichee-pi-4a", "--simulate", "--sparse-limit", "1M", "--sim-storage"])
+        .arg(&emmc)
+        .arg("--partition")
+        .arg(format!("boot={}", b.display()))
+        .arg("--partition")
+        .arg(format!("root={}", r.display()))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("written as 3 sparse images"), "{text}");
+    assert_eq!(region(&emmc, 2 << 20, boot.len()), boot);
+    assert_eq!(region(&emmc, (2 << 20) + (500 << 20), root.len()), root);
+    // erase: the partition reads as erased eMMC; the other one is untouched.
+    bin()
+        .args(["erase", "lichee-pi-4a", "--simulate", "--partition", "boot", "--sim-storage"])
+        .arg(&emmc)
+        .assert()
+        .success();
+    assert!(region(&emmc, 2 << 20, boot.len()).iter().all(|&b| b == 0));
+    assert_eq!(region(&emmc, (2 << 20) + (500 << 20), root.len()), root);
+    bin()
+        .args(["write", "lichee-pi-4a", "--simulate", "--partition"])
+        .arg(format!("rootfs={}", r.display()))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("partition 'rootfs': the device has no such partition"));
+    // A damaged sparse image: exit 2, the file named, before the device is touched.
+    let mut s = std::fs::read(&r).unwrap();
+    s[..4].copy_from_slice(&0xed26ff3au32.to_le_bytes());
+    let bad = write(d.path(), "bad.simg", &s);
+    bin()
+        .args(["write", "lichee-pi-4a", "--simulate", "--partition"])
+        .arg(format!("root={}", bad.display()))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.simg: a damaged Android sparse image"));
+}
+
+/// Debian's fastboot (`flash`, `-S`) and racklet-flash write the same
+/// images to the same virtual U-Boot: the eMMCs they leave are the same.
+#[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
+fn debian_fastboot_and_racklet_flash_leave_the_same_emmc() {
+    if !have_fastboot() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let boot = noise(300_001, 11);
+    // A whole number of 4 KiB blocks, as filesystem images are: Debian's
+    // fastboot 29.0.6 re-sparses a raw image of any other length into
+    // pieces whose DONT_CARE runs are not whole blocks ("don't care size
+    // 1955523 is not a multiple of the block size 4096"), which U-Boot's
+    // write_sparse_image refuses ("sparse image write failure"); racklet
+    // pads the last block instead.
+    let root = noise(733 * 4096, 12);
+    let (b, r) = (write(d.path(), "boot.ext4", &boot), write(d.path(), "root.ext4", &root));
+    let ours = d.path().join("ours.img");
+    let theirs = d.path().join("theirs.img");
+    bin()
+        .args(["write", "lichee-pi-4a", "--simulate", "--no-reboot", "--sparse-limit", "1M", "--sim-storage"])
+        .arg(&ours)
+        .arg("--partition")
+        .arg(format!("boot={}", b.display()))
+        .arg("--partition")
+        .arg(format!("root={}", r.display()))
+        .assert()
+        .success();
+    let sim =
+        Sim::start("lichee-pi-4a", &["--keep", "--in-uboot", "--sim-storage", theirs.to_str().unwrap()]);
+    for (part, file) in [("boot", &b), ("root", &r)] {
+        let o = fastboot(
+            &sim.addr,
+            &["-S".as_ref(), "1M".as_ref(), "flash".as_ref(), part.as_ref(), file.as_os_str()],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "fastboot flash {part}: {err}");
+        if part == "root" {
+            assert!(err.contains("sparse"), "Debian's fastboot resparsed the root: {err}");
+        }
+    }
+    drop(sim);
+    // Every byte of the two partitions and the GPT in front of them.
+    let end = (2u64 << 20) + (500 << 20) + root.len() as u64 + 4096;
+    let (mut at, step) = (0u64, 16usize << 20);
+    while at < end {
+        let n = step.min((end - at) as usize);
+        assert!(region(&ours, at, n) == region(&theirs, at, n), "the eMMCs differ in the 16 MiB at 0x{at:x}");
+        at += n as u64;
+    }
+}

@@ -377,6 +377,10 @@ pub struct SimArgs {
     /// spi-nor, otp; default sd).
     #[arg(long, value_name = "MEDIUM", requires = "sim_storage")]
     pub medium: Option<String>,
+    /// Fastboot boards: start in vendor U-Boot's fastboot (to flash its
+    /// storage) instead of the boot ROM.
+    #[arg(long)]
+    pub in_uboot: bool,
 }
 
 #[cfg(test)]

@@ -373,6 +373,11 @@ pub struct FastbootDevice {
     /// TH1520: the eMMC's boot0 area, flashed by the name `uboot`.
     boot0: Option<crate::storage::Medium>,
     uboot_download_limit: usize,
+    /// The user's run writes storage: the verdict needs a write, and no
+    /// refused one.
+    storage_run: bool,
+    /// Every flash or erase vendor U-Boot refused, with its FAIL text.
+    pub refused_writes: Vec<String>,
     /// Every command received, with the stage that got it.
     pub log: Vec<(Stage, String)>,
     /// Every completed download.
@@ -410,6 +415,8 @@ impl FastbootDevice {
             emmc: None,
             boot0: None,
             uboot_download_limit: soc.chip().uboot_download_limit,
+            storage_run: false,
+            refused_writes: Vec::new(),
             log: Vec::new(),
             downloads: Vec::new(),
             started: Vec::new(),
@@ -447,6 +454,13 @@ impl FastbootDevice {
         if crate::uboot_storage::partitions(emmc).is_empty() {
             crate::uboot_storage::write_gpt(emmc, layout);
         }
+        self
+    }
+
+    /// The user's run writes storage (`racklet-flash write`/`erase`): the
+    /// board's verdict is about what vendor U-Boot wrote.
+    pub fn for_storage(mut self) -> Self {
+        self.storage_run = true;
         self
     }
 
@@ -559,14 +573,6 @@ impl FastbootDevice {
             (Stage::UBoot, "max-download-size") => {
                 return Some(format!("0x{:08x}", self.uboot_download_limit));
             }
-            (Stage::UBoot, _) if name.starts_with("partition-size:") => {
-                let part = &name["partition-size:".len()..];
-                return self.partition(part).ok().map(|(_, bytes)| format!("0x{bytes:016x}"));
-            }
-            (Stage::UBoot, _) if name.starts_with("partition-type:") => {
-                let part = &name["partition-type:".len()..];
-                return self.partition(part).ok().map(|_| "raw".to_string());
-            }
             (Stage::UBoot, "product") => self.chip.product,
             (Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
             (Stage::UBoot, "serialno") => "racklet-sim",
@@ -665,6 +671,20 @@ impl FastbootDevice {
                 }
                 self.reply("OKAY", "");
             }
+            // fb_getvar.c: partition-size/-type look the name up as
+            // flashing does (fastboot_mmc_get_part_info) and FAIL with its text.
+            ("getvar", Some(name))
+                if uboot && (name.starts_with("partition-size:") || name.starts_with("partition-type:")) =>
+            {
+                let (var, part) = name.split_once(':').unwrap_or_default();
+                match self.partition(part) {
+                    Ok((_, bytes)) if var == "partition-size" => {
+                        self.reply("OKAY", &format!("0x{bytes:016x}"))
+                    }
+                    Ok(_) => self.reply("OKAY", "raw"),
+                    Err(e) => self.fail(e),
+                }
+            }
             ("getvar", Some(name)) => match self.var(name) {
                 Some(v) => self.reply("OKAY", &v),
                 None => self.fail("Variable not implemented"),
@@ -682,9 +702,15 @@ impl FastbootDevice {
                         self.flashed.push((self.stage, format!("erase {part}"), 0));
                         self.reply("OKAY", "");
                     }
-                    Err(e) => self.fail(e),
+                    Err(e) => {
+                        self.refused_writes.push(format!("erase:{part}: {e}"));
+                        self.fail(e)
+                    }
                 },
-                Err(e) => self.fail(e),
+                Err(e) => {
+                    self.refused_writes.push(format!("erase:{part}: {e}"));
+                    self.fail(e)
+                }
             },
             ("continue", None) => self.continue_boot(),
             ("reboot", None) => self.reboot(),
@@ -745,7 +771,10 @@ impl FastbootDevice {
                         self.flashed.push((self.stage, part.into(), len));
                         self.reply("OKAY", "");
                     }
-                    Err(e) => self.fail(e),
+                    Err(e) => {
+                        self.refused_writes.push(format!("flash:{part}: {e}"));
+                        self.fail(e)
+                    }
                 }
             }
             (Soc::Th1520, Stage::Rom) if !part.is_empty() => {
@@ -887,6 +916,29 @@ impl FastbootDevice {
     ///
     /// [`with_next_stages`]: FastbootDevice::with_next_stages
     pub fn verdict(&self) -> Verdict {
+        if self.storage_run {
+            let rom_ok = (self.started.is_empty() && self.next_stages == 0) || self.rom_verdict().started();
+            let mut wrote: Vec<String> = Vec::new();
+            for f in self.flashed.iter().filter(|f| f.0 == Stage::UBoot) {
+                if !wrote.contains(&f.1) {
+                    wrote.push(f.1.clone());
+                }
+            }
+            return match (rom_ok, wrote.is_empty(), self.refused_writes.is_empty()) {
+                (true, false, true) => {
+                    Verdict::Started { summary: format!("vendor U-Boot wrote {}", wrote.join(", ")) }
+                }
+                (false, _, _) => self.rom_verdict(),
+                (_, true, _) => Verdict::NotStarted { why: "vendor U-Boot wrote nothing".into() },
+                (_, _, false) => Verdict::NotStarted {
+                    why: format!("vendor U-Boot refused {}", self.refused_writes.join("; ")),
+                },
+            };
+        }
+        self.rom_verdict()
+    }
+
+    fn rom_verdict(&self) -> Verdict {
         let want = 1 + self.next_stages;
         let chain = self.chip.chain;
         if want > chain.len() {
@@ -1032,7 +1084,7 @@ pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError>
         .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High));
     match &scenario.storage {
         Some(path) => dev.with_storage(path).map_err(|e| SimError::Impossible {
-            soc: soc.chip().uboot.manufacturer.to_string(),
+            soc: format!("{soc:?}"),
             why: format!("keep its eMMC in {e}"),
         }),
         None => Ok(dev),
@@ -1050,6 +1102,19 @@ fn attach(
 
 fn faults() -> Vec<(&'static str, &'static str)> {
     Fault::ALL.iter().map(|f| (f.0, f.2)).collect()
+}
+
+/// The board of a storage run (`racklet-flash write`/`erase`): from its ROM
+/// when the user brings it up (`from_rom`), else already in vendor U-Boot.
+pub fn attach_storage(
+    soc: &str,
+    scenario: &Scenario,
+    from_rom: bool,
+    usb: &SimUsbBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let dev = board(soc, scenario)?.for_storage();
+    let dev = if from_rom { dev } else { dev.in_uboot() };
+    Ok(Box::new(Attached(usb.attach(dev))))
 }
 
 /// The SpacemiT K1 and T-Head TH1520 fastboot ROMs in the registry.

@@ -236,7 +236,7 @@ impl Read for PieceReader<'_> {
             if self.part > 0 && k >= split.chunks.len() {
                 return Ok(0);
             }
-            let is_data = self.part > 0 && self.part % 2 == 0;
+            let is_data = self.part > 0 && self.part.is_multiple_of(2);
             if !is_data {
                 if self.head.is_empty() && self.pos == 0 {
                     self.head = split.chunks[k].header.to_bytes().to_vec();

@@ -104,6 +104,11 @@ pub struct WriteArgs {
     /// Do not reset the board when done (where resetting is the default).
     #[arg(long)]
     pub no_reboot: bool,
+    /// Fastboot: send images larger than this as several Android sparse
+    /// images, each at most this big (AOSP fastboot's -S); the device's
+    /// max-download-size when that is smaller.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub sparse_limit: Option<u64>,
 }
 
 /// `racklet-flash read <board> --at WHERE --size N -o FILE`

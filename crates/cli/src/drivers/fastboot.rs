@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use racklet_fastboot::storage::{self, StorageInputs};
 use racklet_fastboot::{Inputs, Options};
 use racklet_image::{Description, Payload};
 use racklet_sim::models::Scenario;
 use racklet_sim::serve::fastboot::{self as server, Event};
 use serde_json::json;
 
-use super::{Driver, Job};
+use super::{Driver, Job, StorageJob, StorageSim};
+use crate::args::storage::{EraseArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{bad_input, classify};
@@ -20,6 +22,31 @@ use crate::output::{Mode, Output};
 pub struct Fastboot;
 
 pub static DRIVER: Fastboot = Fastboot;
+
+impl Fastboot {
+    /// The bring-up part of a storage run, from --loader and --then.
+    fn storage_inputs(&self, job: &StorageJob) -> StorageInputs {
+        let t = job.target;
+        let bring_up = t.bring_up.loader.as_ref().map(|l| Inputs {
+            image: Some(l.clone()),
+            then: t.bring_up.then.clone(),
+            await_next: true,
+            stage_timeout: t.connect.stage_timeout,
+            force: t.connect.force,
+            ..Default::default()
+        });
+        StorageInputs { bring_up, ..Default::default() }
+    }
+}
+
+/// Plans and runs a storage run on the job's board.
+fn run_storage(job: &mut StorageJob, inputs: &StorageInputs) -> Result<Outcome> {
+    let target = job.board.target();
+    let plan = storage::plan_storage(inputs, &target).map_err(classify)?;
+    let opts = Options { force: job.target.connect.force, ..Default::default() };
+    let report = storage::write(job.conn, &plan, &target, &opts).map_err(classify)?;
+    Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
+}
 
 impl Driver for Fastboot {
     fn name(&self) -> &'static str {
@@ -57,6 +84,67 @@ impl Driver for Fastboot {
         Ok(Outcome { facts: report.facts(), rom, ..Outcome::default() })
     }
 
+    fn storage_verbs(&self) -> &'static [&'static str] {
+        &["write", "erase"]
+    }
+
+    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+        // With --loader the virtual board starts in its boot ROM and the
+        // run brings it up (K1: --then u-boot.itb); without, it is already
+        // in vendor U-Boot's fastboot.
+        let b = &sim.target.bring_up;
+        let scenario = Scenario {
+            fault: sim.fault.clone(),
+            storage: sim.target.sim.sim_storage.clone(),
+            next_stages: b.then.len(),
+            ..Scenario::at(&sim.port_path)
+        };
+        racklet_sim::fastboot::attach_storage(&sim.board.soc, &scenario, b.loader.is_some(), &sim.usb)
+            .map_err(classify)
+    }
+
+    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
+        let mut flash = Vec::new();
+        for p in &a.place.partition {
+            match (p.contains('='), &a.image) {
+                (true, _) => flash.push(storage::partition_arg(p).map_err(classify)?),
+                (false, Some(image)) if a.place.partition.len() == 1 => {
+                    flash.push((p.clone(), image.clone()))
+                }
+                _ => return Err(bad_input(format!("--partition {p}: give it as NAME=FILE"))),
+            }
+        }
+        if let (Some(image), true) = (&a.image, a.place.partition.is_empty()) {
+            return Err(bad_input(format!(
+                "{}: say which partition it goes to: --partition NAME (fastboot flashes partitions by name)",
+                image.display()
+            )));
+        }
+        if a.place.at.is_some() || a.place.medium.is_some() {
+            return Err(bad_input(
+                "--at/--medium: vendor U-Boot's fastboot writes partitions by name (--partition NAME=FILE)",
+            ));
+        }
+        let inputs = StorageInputs {
+            flash,
+            reboot: !a.no_reboot,
+            sparse_limit: a.sparse_limit,
+            ..self.storage_inputs(job)
+        };
+        run_storage(job, &inputs)
+    }
+
+    fn erase(&self, job: &mut StorageJob, a: &EraseArgs) -> Result<Outcome> {
+        if a.place.partition.is_empty() || a.whole || a.size.is_some() || a.place.at.is_some() {
+            return Err(bad_input(
+                "erase on fastboot boards takes partitions by name: --partition NAME (repeatable)",
+            ));
+        }
+        let inputs =
+            StorageInputs { erase: a.place.partition.clone(), reboot: false, ..self.storage_inputs(job) };
+        run_storage(job, &inputs)
+    }
+
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
         racklet_fastboot::describe::describe(bytes)
     }
@@ -80,6 +168,8 @@ impl Driver for Fastboot {
         let address = args.tcp.as_deref().unwrap_or("127.0.0.1:5554");
         let mut opts = server::Options::new(&board.soc, address, args.fault.as_deref()).map_err(classify)?;
         opts.keep = args.keep;
+        opts.storage = args.sim_storage.clone();
+        opts.in_uboot = args.in_uboot;
         if let Some(d) = &args.save {
             std::fs::create_dir_all(d)
                 .map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;

@@ -29,6 +29,10 @@ pub struct Options {
     /// Serve session after session; without it the server ends after one.
     pub keep: bool,
     pub fault: Option<Fault>,
+    /// Keep vendor U-Boot's eMMC in this file (`--sim-storage`).
+    pub storage: Option<std::path::PathBuf>,
+    /// Start in vendor U-Boot's fastboot instead of the boot ROM.
+    pub in_uboot: bool,
 }
 
 impl Options {
@@ -37,7 +41,7 @@ impl Options {
     pub fn new(soc: &str, address: &str, fault: Option<&str>) -> Result<Options, SimError> {
         let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
         let fault = fault.map(str::parse::<Fault>).transpose()?;
-        Ok(Options { soc, address: address.to_string(), keep: false, fault })
+        Ok(Options { soc, address: address.to_string(), keep: false, fault, storage: None, in_uboot: false })
     }
 }
 
@@ -112,6 +116,13 @@ pub fn serve(opts: &Options, on: &(dyn Fn(Event) -> Result<(), String> + Sync)) 
     let l = TcpListener::bind(&opts.address).map_err(listen)?;
     let local = l.local_addr().map_err(listen)?;
     on(Event::Listening { address: local }).map_err(ServeError::Stopped)?;
-    let dev = Mutex::new(FastbootDevice::new(opts.soc, "tcp").with_fault(opts.fault));
+    let mut dev = FastbootDevice::new(opts.soc, "tcp").with_fault(opts.fault);
+    if let Some(p) = &opts.storage {
+        dev = dev.with_storage(p).map_err(|e| ServeError::Stopped(format!("keeping the eMMC in {e}")))?;
+    }
+    if opts.in_uboot {
+        dev = dev.in_uboot();
+    }
+    let dev = Mutex::new(dev);
     serve_tcp(&l, &dev, IDLE, opts.keep, &|s| tell(&s, on)).map_err(ServeError::Stopped)
 }
