@@ -303,7 +303,31 @@ impl std::str::FromStr for Fault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub stage: Stage,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
+}
+
+/// A download's bytes, shared between the device's record of it and its
+/// download buffer (a 112 MiB image is not copied to be kept).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bytes(Arc<Vec<u8>>);
+
+impl std::ops::Deref for Bytes {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl PartialEq<Vec<u8>> for Bytes {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
 }
 
 /// An image the board ran.
@@ -355,8 +379,8 @@ pub struct FastbootDevice {
     detach_ticks: u32,
     next: Option<Stage>,
     expecting: Option<(usize, Vec<u8>)>,
-    last_download: Option<Vec<u8>>,
-    ram: Option<Vec<u8>>,
+    last_download: Option<Bytes>,
+    ram: Option<Bytes>,
     out: VecDeque<Vec<u8>>,
     /// What is left of the answer being sent, packet by packet.
     tx: VecDeque<u8>,
@@ -634,6 +658,7 @@ impl FastbootDevice {
             buf.extend_from_slice(data);
             if buf.len() == *total {
                 let (_, bytes) = self.expecting.take().expect("in data phase");
+                let bytes = Bytes(Arc::new(bytes));
                 self.downloads.push(Received { stage: self.stage, bytes: bytes.clone() });
                 self.last_download = Some(bytes);
                 self.reply("OKAY", "");
@@ -741,7 +766,10 @@ impl FastbootDevice {
         }
         let offer = if self.fault == Some(Fault::DataSize) { n - 1 } else { n };
         self.reply("DATA", &format!("{offer:08x}"));
-        self.expecting = Some((offer, Vec::with_capacity(offer.min(1 << 20))));
+        // A real device downloads into its fixed buffer; reserving what was
+        // offered (at most the stage's limit, checked above) keeps the
+        // model's own copying out of the bus time it models.
+        self.expecting = Some((offer, Vec::with_capacity(offer)));
     }
 
     fn flash(&mut self, part: &str) {
@@ -824,7 +852,7 @@ impl FastbootDevice {
             // Vendor U-Boot leaves fastboot on `continue`; the K1 RAM-boot
             // environment then runs what was staged (`bootm`, review §5).
             (Soc::K1, Stage::UBoot) if self.last_download.is_some() => {
-                let img = self.last_download.clone().unwrap_or_default();
+                let img = self.last_download.clone().map(|b| b.to_vec()).unwrap_or_default();
                 if img.len() >= 4 && img[..4] == [0xd0, 0x0d, 0xfe, 0xed] {
                     self.start("uImage.itb", &img);
                 }

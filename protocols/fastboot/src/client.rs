@@ -238,12 +238,14 @@ impl<T: Transport> Fastboot<T> {
     }
 
     /// `download:%08x` of `len` bytes read from `src` as they are sent (an
-    /// image far larger than memory), then the device's OKAY.
+    /// image far larger than memory), then the device's OKAY. A second
+    /// thread reads the next chunk while the current one is on the wire, so
+    /// the bus does not wait for the disk.
     pub fn download_from(
         &mut self,
         what: &str,
         len: u32,
-        src: &mut dyn std::io::Read,
+        src: &mut (dyn std::io::Read + Send),
         progress: &mut dyn ProgressSink,
     ) -> Result<(), FastbootError> {
         let cmd = format!("download:{len:08x}");
@@ -257,18 +259,35 @@ impl<T: Transport> Fastboot<T> {
             r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
         }
         progress.stage(what, Some(len.into()));
-        let mut buf = vec![0u8; DATA_CHUNK.min(len as usize)];
-        let mut left = len as usize;
-        while left > 0 {
-            progress.check_cancel()?;
-            let n = left.min(buf.len());
-            src.read_exact(&mut buf[..n])
-                .map_err(|source| FastbootError::ReadInput { what: what.into(), source })?;
-            let t = self.data_timeout(n);
-            self.transport.send(&buf[..n], t)?;
-            progress.advance(n as u64);
-            left -= n;
-        }
+        let chunk = DATA_CHUNK.min(len as usize).max(1);
+        std::thread::scope(|s| -> Result<(), FastbootError> {
+            // Two chunks ahead at most; a send error drops `rx` and ends the
+            // reader. Sent buffers come back to be filled again.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(2);
+            let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+            s.spawn(move || {
+                let mut left = len as usize;
+                while left > 0 {
+                    let mut buf = spare.try_recv().unwrap_or_default();
+                    buf.resize(left.min(chunk), 0);
+                    let r = src.read_exact(&mut buf).map(|_| buf);
+                    let failed = r.is_err();
+                    left -= left.min(chunk);
+                    if tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for r in rx {
+                progress.check_cancel()?;
+                let buf = r.map_err(|source| FastbootError::ReadInput { what: what.into(), source })?;
+                let t = self.data_timeout(buf.len());
+                self.transport.send(&buf, t)?;
+                progress.advance(buf.len() as u64);
+                let _ = back.send(buf);
+            }
+            Ok(())
+        })?;
         let t = self.timeouts.command;
         match self.read_final(&cmd, t, progress)? {
             Response::Okay(_) => {}
