@@ -220,6 +220,9 @@ pub enum RockchipFault {
     AlreadyLoader,
     /// The cable is pulled during the second transfer of the first stage.
     Unplug,
+    /// The ROM takes a stage that ends in the 4094 rule's 1-byte trailer but
+    /// stalls the trailer's status stage (no reference tool checks it).
+    StallTrailer,
 }
 
 impl Faults for RockchipFault {
@@ -244,6 +247,11 @@ impl Faults for RockchipFault {
             "unplug",
             RockchipFault::Unplug,
             "the cable is pulled during the second transfer of the first stage",
+        ),
+        (
+            "stall-trailer",
+            RockchipFault::StallTrailer,
+            "the ROM takes a stage ending in the 1-byte trailer but stalls the trailer",
         ),
     ];
 }
@@ -420,6 +428,15 @@ impl RockchipRom {
         if self.chip.rc4 {
             rc4_xor(&mut body);
         }
+        if body.is_empty() {
+            // A 2-byte stage (only the CRC of nothing, `ff ff`) passes the
+            // check; the ROM then runs the empty image, which never returns.
+            // rkdeveloptool never sends one (RKDevice.cpp:522, 554).
+            self.refusals.push(format!("0x{index:x}: an empty stage (only its CRC) was run"));
+            self.state = State::Hung;
+            self.received.push(Received { index, body, transfers, crc });
+            return Ok(());
+        }
         if index == 0x471 {
             if let Some(max) = self.chip.sram
                 && body.len() > max
@@ -588,9 +605,13 @@ impl UsbDevice for RockchipRom {
                     bytes.len()
                 )));
             }
-        } else {
-            bytes.extend_from_slice(&data);
+            self.finish_stage(index, bytes, transfers)?;
+            if self.fault == RockchipFault::StallTrailer {
+                return Err(DeviceError::Stall);
+            }
+            return Ok(());
         }
+        bytes.extend_from_slice(&data);
         self.finish_stage(index, bytes, transfers)
     }
 
@@ -686,6 +707,27 @@ mod tests {
         assert_eq!(rom.control_out(out(0x471), &[1]), Err(DeviceError::Stall));
         // 472 before any accepted 471.
         assert_eq!(rom.control_out(out(0x472), &[0, 0xe1, 0xf0]), Err(DeviceError::Stall));
+    }
+
+    #[test]
+    fn an_empty_stage_hangs_the_rom() {
+        let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::None);
+        rom.control_out(out(0x471), &[0xff, 0xff]).unwrap();
+        assert_eq!(rom.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e]), Err(DeviceError::NoAnswer));
+        let v = rom.verdict();
+        assert!(!v.started() && v.text().contains("empty stage"), "{v:?}");
+    }
+
+    #[test]
+    fn a_stalled_trailer_still_ends_the_stage() {
+        let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::StallTrailer);
+        let mut image = vec![0u8; 4094];
+        let c = crc16_ccitt_false(&image);
+        image.extend_from_slice(&c.to_be_bytes());
+        rom.control_out(out(0x471), &image).unwrap();
+        assert_eq!(rom.control_out(out(0x471), &[0]), Err(DeviceError::Stall));
+        assert_eq!(rom.received.len(), 1);
+        assert!(rom.verdict().started(), "{:?}", rom.verdict());
     }
 
     #[test]

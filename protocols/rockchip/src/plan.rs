@@ -61,7 +61,7 @@ impl Plan {
     /// True when a 0x472 stage follows the DRAM init.
     pub fn has_usbplug(&self) -> bool {
         match &self.stages {
-            Stages::Loader { loader, .. } => loader.of(EntryKind::Code472).next().is_some(),
+            Stages::Loader { loader, .. } => loader.of(EntryKind::Code472).any(|e| e.size > 0),
             Stages::Raw { usbplug, .. } => usbplug.is_some(),
         }
     }
@@ -183,7 +183,8 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
                 soc: target.soc.clone(),
             });
         }
-        if loader.of(EntryKind::Code471).next().is_none() {
+        // Empty entries are skipped on the wire (rkdeveloptool's rule).
+        if !loader.of(EntryKind::Code471).any(|e| e.size > 0) {
             return Err(PlanError::NoDramEntry { path: path.clone() });
         }
         loader

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Run, Setup, control_outs, file, pattern, rk3568_loader, run, target};
+use common::{Run, Setup, control_outs, file, pattern, rk3568_loader, rkboot, run, target, usbplug};
 use racklet_link::testing::{CancelAfter, CollectProgress};
 use racklet_link::{Classify, Connector, FailureClass, LinkError, Selector};
 use racklet_rockchip::report::{Flash, Next, Source};
@@ -250,4 +250,35 @@ fn a_report_serialises_with_its_typed_facts() {
     assert_eq!(v["stages"][1]["index"], 0x472);
     assert_eq!(v["next"]["kind"], "usbplug");
     assert_eq!(v["next"]["chip_code"], "3568");
+}
+
+/// rkdeveloptool's `DownloadBoot` sends an entry only `if (dwSize > 0)`
+/// (RKDevice.cpp:522, 554); a zero-size entry would be a 2-byte stage `ff ff`
+/// (the CRC of nothing) that the ROM would run.
+#[test]
+fn zero_size_loader_entries_are_skipped_as_rkdeveloptool_does() {
+    let d = tempfile::tempdir().unwrap();
+    let loader = rkboot(
+        b"LDR ",
+        b"3568",
+        [0, 1, 1, 0],
+        &[
+            (1, "UsbHead", pattern(2048, 1), 1),
+            (1, "empty471", vec![], 0),
+            (1, "rk3568_ddr_1560MHz_v", pattern(6144, 2), 1),
+            (2, "empty472", vec![], 0),
+            (2, "rk356x_usbplug_v1", usbplug(10240, 3), 0),
+        ],
+    );
+    let r =
+        run(&Setup::default(), &Inputs { bin: Some(file(d.path(), "l.bin", &loader)), ..Default::default() });
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.verdict.started(), "{:?}", r.verdict);
+    let outs = control_outs(&r.transcript);
+    assert!(outs.iter().all(|(_, data)| data.len() != 2), "an empty entry went out as a stage");
+    let names: Vec<&str> = report.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["471 UsbHead", "471 rk3568_ddr_1560MHz_v", "472 rk356x_usbplug_v1"]);
+    for e in ["empty471", "empty472"] {
+        assert!(r.messages.iter().any(|m| m.contains(e) && m.contains("skipped")), "{:?}", r.messages);
+    }
 }

@@ -129,6 +129,11 @@ fn damaged_or_foreign_loaders_name_the_file_and_the_problem() {
     let no471 = file(d.path(), "no471.bin", &no471);
     let e = plan(&raw(None, Some(&no471)), &target("rock-3a")).unwrap_err();
     assert!(matches!(e, PlanError::NoDramEntry { .. }), "{e}");
+    // Only empty 0x471 entries: nothing would go out as DRAM init either.
+    let empty471 = rkboot(b"LDR ", b"3568", [0; 4], &[(1, "ddr", vec![], 0), (2, "plug", pattern(64, 1), 0)]);
+    let empty471 = file(d.path(), "empty471.bin", &empty471);
+    let e = plan(&raw(None, Some(&empty471)), &target("rock-3a")).unwrap_err();
+    assert!(matches!(e, PlanError::NoDramEntry { .. }), "{e}");
 }
 
 #[test]

@@ -373,3 +373,65 @@ fn cbw_layout_matches_the_sheet() {
     want.resize(31, 0);
     assert_eq!(c.to_vec(), want);
 }
+
+/// No reference tool depends on the ROM's answer to the 4094 rule's 1-byte
+/// trailer: xrock ignores it (rock.c:170-174), rkdeveloptool reports its own
+/// successful trailer as a failure (RKComm.cpp:867-876). A stall or timeout
+/// there is said, not fatal.
+#[test]
+fn the_trailer_s_answer_is_not_fatal() {
+    for e in [
+        LinkError::Stall { op: "x".into() },
+        LinkError::Timeout { op: "x".into(), after: Duration::from_secs(1) },
+    ] {
+        let mut link = ScriptedUsb::new().then_out(Ok(())).then_out(Err(e));
+        let mut progress = CollectProgress::default();
+        let r = download_stage(
+            &mut link,
+            0x471,
+            "ddr",
+            &pattern(4094, 1),
+            FrameOptions::default(),
+            &Timeouts::default(),
+            &mut progress,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sent(&link), expected(&pattern(4094, 1), false));
+        assert_eq!(r.transfers, 2);
+        assert!(r.trailer_error.as_deref().is_some_and(|w| w.contains("trailer")), "{r:?}");
+    }
+    // Only the trailer: the same error on a data transfer stays fatal.
+    let mut link = ScriptedUsb::new().then_out(Err(LinkError::Stall { op: "x".into() }));
+    let e = download_stage(
+        &mut link,
+        0x471,
+        "ddr",
+        &pattern(4094, 1),
+        FrameOptions::default(),
+        &Timeouts::default(),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(e.class(), FailureClass::Rejected, "{e}");
+}
+
+/// The same against the virtual ROM with a stalled trailer: the stage
+/// ended with its 4096-byte transfer, so the ROM took it.
+#[test]
+fn virtual_rom_that_stalls_the_trailer_still_takes_the_stage() {
+    let (_bus, rom, mut link) = rom_link("rk3568", RockchipFault::StallTrailer);
+    let r = download_stage(
+        &mut link,
+        0x471,
+        "ddr",
+        &pattern(4094, 1),
+        FrameOptions::default(),
+        &Timeouts::default(),
+        &mut NoProgress,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.trailer_error.is_some(), "{r:?}");
+    let rom = rom.lock().unwrap();
+    assert_eq!(rom.received.len(), 1);
+    assert_eq!(rom.received[0].body, pattern(4094, 1));
+}

@@ -33,6 +33,17 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A usbplug image: a pattern carrying, as every rockusb loader does (rkbin's
+/// usbplugs, U-Boot's `f_rockusb.c`), the rockusb interface descriptor
+/// `09 04 00 00 02 ff 06 05` (class ff/06/05, two endpoints) in its data.
+pub fn usbplug(len: usize, seed: u32) -> Vec<u8> {
+    let mut p = pattern(len, seed);
+    let d = [0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00];
+    let at = len / 2;
+    p[at..at + d.len()].copy_from_slice(&d);
+    p
+}
+
 /// An RKBOOT entry: (type 1/2/4, name, data, delay in ms).
 pub type E<'a> = (u32, &'a str, Vec<u8>, u32);
 
@@ -103,7 +114,7 @@ pub fn rk3568_loader() -> Vec<u8> {
         &[
             (1, "UsbHead", pattern(2048, 1), 1),
             (1, "rk3568_ddr_1560MHz_v", pattern(6144, 2), 1),
-            (2, "rk356x_usbplug_v1", pattern(10240, 3), 0),
+            (2, "rk356x_usbplug_v1", usbplug(10240, 3), 0),
             (4, "FlashBoot", pattern(2048, 4), 0),
         ],
     )
