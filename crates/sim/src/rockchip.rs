@@ -41,7 +41,9 @@ pub struct ChipModel {
     pub rc4: bool,
     /// Tag a legacy DDR blob must start with (after RC4 removal).
     pub tag: Option<&'static [u8; 4]>,
-    /// ASCII code reported by READ CHIP INFO ("3568").
+    /// ASCII code reported by READ CHIP INFO ("3568"); empty where U-Boot's
+    /// `chip_info.c` has no value for the chip (RK3562, RK3576, RK3528,
+    /// RK3506), so the usbplug answers zeros.
     pub code: &'static str,
     /// Bytes of SRAM a 0x471 stage may use (u-boot rkcommon.c sizes).
     pub sram: Option<usize>,
@@ -64,7 +66,9 @@ const CHIPS: &[ChipModel] = &[
         pid: 0x350a,
         rc4: false,
         tag: None,
-        code: "3566",
+        // The RK3566 usbplug is built with CONFIG_ROCKCHIP_RK3568 and its
+        // chip_info.c answers 0x33353638, "3568".
+        code: "3568",
         sram: Some(0x10000 - 0x1000),
         zero_crc: false,
     },
@@ -77,18 +81,10 @@ const CHIPS: &[ChipModel] = &[
         sram: Some(0x100000 - 0x1000),
         zero_crc: false,
     },
-    ChipModel { soc: "rk3576", pid: 0x350e, rc4: false, tag: None, code: "3576", sram: None, zero_crc: true },
-    ChipModel { soc: "rk3528", pid: 0x350c, rc4: false, tag: None, code: "3528", sram: None, zero_crc: true },
-    ChipModel {
-        soc: "rk3562",
-        pid: 0x350d,
-        rc4: false,
-        tag: None,
-        code: "3562",
-        sram: None,
-        zero_crc: false,
-    },
-    ChipModel { soc: "rk3506", pid: 0x350f, rc4: false, tag: None, code: "350F", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3576", pid: 0x350e, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3528", pid: 0x350c, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3562", pid: 0x350d, rc4: false, tag: None, code: "", sram: None, zero_crc: false },
+    ChipModel { soc: "rk3506", pid: 0x350f, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
     ChipModel { soc: "rv1106", pid: 0x110c, rc4: false, tag: None, code: "1106", sram: None, zero_crc: true },
     ChipModel {
         soc: "rk3399",

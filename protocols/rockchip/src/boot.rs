@@ -158,7 +158,13 @@ fn usbplug(
         }
     }
     let ci = r.read_chip_info()?;
-    let code = rockusb::chip_code(&ci).unwrap_or_else(|| format!("{:02x?}", &ci[..ci.len().min(4)]));
+    // A zero chip code is no code: U-Boot's chip_info.c has no value for
+    // RK3562, RK3576, RK3528 or RK3506, so their usbplugs answer zeros.
+    let code = if ci.iter().take(4).all(|b| *b == 0) {
+        String::new()
+    } else {
+        rockusb::chip_code(&ci).unwrap_or_else(|| format!("{:02x?}", &ci[..ci.len().min(4)]))
+    };
     let flash_id = r.read_flash_id()?;
     let flash = match r.read_flash_info() {
         Ok(f) => f.into(),

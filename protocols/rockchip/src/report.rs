@@ -91,7 +91,8 @@ impl From<FlashInfo> for Flash {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Usbplug {
     pub device: Device,
-    /// READ CHIP INFO's chip code ("3568"), or its first bytes in hex.
+    /// READ CHIP INFO's chip code ("3568"), its first bytes in hex, or
+    /// empty when the usbplug answered zeros (RK3562/RK3576/RK3528/RK3506).
     pub chip_code: String,
     /// The code names another chip of the table than the board's.
     pub other_chip: bool,
@@ -181,7 +182,12 @@ impl Report {
                         u.device.port, u.device.address, u.device.bcd_usb
                     ),
                 );
-                let mut chip_info = u.chip_code.clone();
+                let mut chip_info = if u.chip_code.is_empty() {
+                    "none reported (zero chip code, as the RK3562, RK3576, RK3528 and RK3506 usbplugs answer)"
+                        .to_string()
+                } else {
+                    u.chip_code.clone()
+                };
                 if u.other_chip {
                     chip_info.push_str(&format!(" (warning: not the {} of {})", self.soc, self.board));
                 }

@@ -282,3 +282,25 @@ fn zero_size_loader_entries_are_skipped_as_rkdeveloptool_does() {
         assert!(r.messages.iter().any(|m| m.contains(e) && m.contains("skipped")), "{:?}", r.messages);
     }
 }
+
+/// What real usbplugs answer to READ CHIP INFO (U-Boot `chip_info.c`): the
+/// RK3566 one is built with CONFIG_ROCKCHIP_RK3568 and says "3568", which is
+/// the rk3566 board's chip; RK3562/RK3576/RK3528/RK3506 have no value there
+/// and answer zeros, which is no chip code at all rather than a foreign one.
+#[test]
+fn chip_codes_as_real_usbplugs_report_them() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let r = run(
+        &Setup { board: "quartz64-a", ..Setup::default() },
+        &Inputs { bin: Some(l), ..Default::default() },
+    );
+    let f = facts(&r);
+    assert!(f.contains("chip info: 3568\n"), "{f}");
+    let inputs = raw(d.path(), &pattern(5000, 1), Some(&usbplug(9000, 2)));
+    let r = run(&Setup { board: "test-3576", ..Setup::default() }, &inputs);
+    let f = facts(&r);
+    assert!(f.contains("chip info: none reported (zero chip code"), "{f}");
+    let Next::Usbplug(u) = &r.result.as_ref().unwrap().next else { panic!() };
+    assert!(!u.other_chip);
+}

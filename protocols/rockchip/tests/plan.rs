@@ -184,3 +184,20 @@ fn files_are_bounded_before_they_are_read_and_loader_stages_checked() {
     let e = plan(&raw(None, Some(&big)), &target("rock-3a")).unwrap_err();
     assert!(e.to_string().contains("big-loader.bin") && e.to_string().contains("61441 bytes"), "{e}");
 }
+
+/// rkbin's RK3326MINIALL.ini says NAME=RK3326, so a genuine RK3326 loader
+/// carries chip code "3326" (and U-Boot's chip_info.c reports 0x33333236):
+/// it is the rk3326 board's chip, not a foreign one.
+#[test]
+fn a_genuine_rk3326_loader_is_for_an_rk3326_board() {
+    let d = tempfile::tempdir().unwrap();
+    let l = rkboot(
+        b"BOOT",
+        b"3326",
+        [0; 4],
+        &[(1, "ddr", b"RK33xxxx".to_vec(), 1), (2, "plug", pattern(64, 1), 0)],
+    );
+    let l = file(d.path(), "rk3326.bin", &l);
+    let p = plan(&raw(None, Some(&l)), &target("test-3326")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.chip.socs.contains(&"rk3326"));
+}

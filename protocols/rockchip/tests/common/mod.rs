@@ -128,6 +128,7 @@ pub fn target(board: &str) -> Target {
         "rock-5b" => ("rk3588", 0xff00_1000, 0xff000, 0x350b),
         "rockpro64" => ("rk3399", 0xff8c_2000, 0x2e000, 0x330c),
         "test-3576" => ("rk3576", 0x3ff8_0000, 0x10000, 0x350e),
+        "test-3326" => ("rk3326", 0xff0e_1000, 0x7000, 0x330d),
         b => panic!("no test board {b}"),
     };
     Target {
