@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             Ok(mut u) => match op % 5 {
-                0 => u.test_unit_ready().map(|()| (0, Vec::new())),
+                0 => u.test_unit_ready().map(|_| (0, Vec::new())),
                 1 => u.read_chip_info().map(|d| (16, d)),
                 // Lossy UTF-8: count characters, not bytes.
                 2 => u.read_flash_id().map(|s| (5, s.chars().map(|_| 0).collect())),

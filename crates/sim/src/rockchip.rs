@@ -29,6 +29,8 @@ const KEY: [u8; 16] =
 const MAX_TRANSFER: usize = 4096;
 /// Bus scans the device stays away after starting the usbplug.
 const DETACH_TICKS: u32 = 3;
+/// TEST UNIT READY polls a `not-ready` usbplug answers with status 1.
+const NOT_READY_POLLS: usize = 2;
 
 /// What the model knows about one chip (fact sheet §4; SRAM sizes from
 /// U-Boot's `arch/arm/mach-rockchip/rkcommon.c`; zero-CRC behaviour from
@@ -219,6 +221,13 @@ pub enum RockchipFault {
     /// The ROM takes a stage that ends in the 4094 rule's 1-byte trailer but
     /// stalls the trailer's status stage (no reference tool checks it).
     StallTrailer,
+    /// The usbplug answers TEST UNIT READY with CSW status 1 ("not ready",
+    /// rkdeveloptool's ERR_DEVICE_UNREADY) to its first polls, as a loader
+    /// still bringing up its storage does.
+    NotReady,
+    /// The usbplug's first CSW comes late: the host's read of it times out
+    /// and it arrives in place of the next command's CSW.
+    LateCsw,
 }
 
 impl Faults for RockchipFault {
@@ -248,6 +257,16 @@ impl Faults for RockchipFault {
             "stall-trailer",
             RockchipFault::StallTrailer,
             "the ROM takes a stage ending in the 1-byte trailer but stalls the trailer",
+        ),
+        (
+            "not-ready",
+            RockchipFault::NotReady,
+            "the usbplug answers TEST UNIT READY with status 1 (not ready) to its first 2 polls",
+        ),
+        (
+            "late-csw",
+            RockchipFault::LateCsw,
+            "the usbplug's first CSW comes after the host's read timed out (a stale CSW next)",
         ),
     ];
 }
@@ -316,6 +335,8 @@ pub struct RockchipRom {
     /// rockusb opcodes the usbplug answered.
     pub commands: Vec<u8>,
     pending_in: VecDeque<Vec<u8>>,
+    /// The next bulk IN read gets no answer (fault `late-csw`).
+    hold_in: bool,
 }
 
 impl RockchipRom {
@@ -334,6 +355,7 @@ impl RockchipRom {
             refusals: Vec::new(),
             commands: Vec::new(),
             pending_in: VecDeque::new(),
+            hold_in: false,
         }
     }
 
@@ -478,7 +500,9 @@ impl RockchipRom {
         let want = u32::from_le_bytes([cbw[8], cbw[9], cbw[10], cbw[11]]) as usize;
         let opcode = cbw[15];
         let code: Vec<u8> = self.chip.code.bytes().rev().collect();
+        let polls = self.commands.iter().filter(|&&c| c == 0x00).count();
         let (data, status): (Vec<u8>, u8) = match opcode {
+            0x00 if self.fault == RockchipFault::NotReady && polls < NOT_READY_POLLS => (vec![], 1),
             0x00 => (vec![], 0),
             0x01 => (b"EMMC ".to_vec(), 0),
             0x1a => {
@@ -508,6 +532,9 @@ impl RockchipRom {
         csw.extend_from_slice(&((want - sent) as u32).to_le_bytes());
         csw.push(status);
         self.pending_in.push_back(csw);
+        if self.fault == RockchipFault::LateCsw && self.commands.len() == 1 {
+            self.hold_in = true;
+        }
         Ok(())
     }
 }
@@ -630,6 +657,9 @@ impl UsbDevice for RockchipRom {
     fn bulk_in(&mut self, ep: u8, max_len: usize) -> Result<Vec<u8>, DeviceError> {
         match self.state {
             State::Usbplug if ep == 0x81 => {
+                if std::mem::take(&mut self.hold_in) {
+                    return Err(DeviceError::NoAnswer);
+                }
                 let mut d = self.pending_in.pop_front().ok_or(DeviceError::NoAnswer)?;
                 if d.len() > max_len {
                     let rest = d.split_off(max_len);

@@ -13,7 +13,7 @@ use crate::frame::FrameOptions;
 use crate::maskrom::{INDEX_471, INDEX_472, StageReport, Timeouts, download_loader, download_stage};
 use crate::plan::{Plan, Stages};
 use crate::report::{Device, Next, Report, Source, Stage, Usbplug};
-use crate::rockusb::{self, Rockusb};
+use crate::rockusb::{self, Readiness, Rockusb};
 use crate::{looks_like_loader, report};
 
 /// xrock's `maskrom` pauses this long after the DRAM-init stage before the
@@ -23,12 +23,28 @@ pub const PAUSE_AFTER_DRAM_INIT: Duration = Duration::from_millis(10);
 /// How long the "is a loader already running?" probe waits for its CSW.
 pub const LOADER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// TEST UNIT READY tries per round before a transient error is final
+/// (rkdeveloptool's `TestDevice`: `iTryCount = 3`, RKDevice.cpp:363).
+pub const READY_TRIES: u32 = 3;
+
+/// rkdeveloptool's pause between TEST UNIT READY polls, after "not ready"
+/// and after a failed try (`sleep(1)`, RKDevice.cpp:373, 409).
+pub const READY_PAUSE: Duration = Duration::from_secs(1);
+
 /// How a run behaves beyond its plan.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Send even when a rockusb loader answers where the maskrom should be.
     pub force: bool,
     pub timeouts: Timeouts,
+    /// The pause between TEST UNIT READY polls ([`READY_PAUSE`]).
+    pub ready_pause: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { force: false, timeouts: Timeouts::default(), ready_pause: READY_PAUSE }
+    }
 }
 
 /// Runs the plan on the board's maskrom and reports what happened.
@@ -94,7 +110,7 @@ pub fn boot(
         next: Next::DramOnly,
     };
     if plan.has_usbplug() {
-        report.next = Next::Usbplug(usbplug(conn, plan, &info, &ids)?);
+        report.next = Next::Usbplug(usbplug(conn, plan, &info, &ids, opts)?);
     }
     Ok(report)
 }
@@ -130,6 +146,7 @@ fn usbplug(
     plan: &Plan,
     maskrom: &UsbInfo,
     ids: &[UsbId],
+    opts: &Options,
 ) -> Result<report::Usbplug, RockchipError> {
     let within = conn.stage_timeout;
     let plug = conn.follow_usb(maskrom, ids, "the usbplug", within).map_err(|e| match e {
@@ -140,23 +157,7 @@ fn usbplug(
     })?;
     let mut link = conn.open_usb(&plug)?;
     let mut r = Rockusb::new(&mut *link)?;
-    // The usbplug may need a moment after enumeration before it answers.
-    let deadline = Instant::now() + within;
-    loop {
-        match r.test_unit_ready() {
-            Ok(()) => break,
-            Err(e)
-                if Instant::now() < deadline
-                    && e.class() == FailureClass::Timeout
-                    && !conn.progress.cancelled() => {}
-            Err(e) => {
-                return Err(RockchipError::UsbplugSilent {
-                    port: plug.port_path.clone(),
-                    source: Box::new(e),
-                });
-            }
-        }
-    }
+    wait_ready(&mut r, &plug, within, opts, &mut *conn.progress)?;
     let ci = r.read_chip_info()?;
     // A zero chip code is no code: U-Boot's chip_info.c has no value for
     // RK3562, RK3576, RK3528 or RK3506, so their usbplugs answer zeros.
@@ -177,6 +178,56 @@ fn usbplug(
         flash_id,
         flash,
     })
+}
+
+/// TEST UNIT READY as rkdeveloptool's `TestDevice` polls it
+/// (RKDevice.cpp:356-410): "not ready" (CSW status 1) is polled again after
+/// a pause for as long as it lasts (here: until the stage timeout); a
+/// timeout or a bad answer is tried again, [`READY_TRIES`] tries in all.
+fn wait_ready<L: UsbLink + ?Sized>(
+    r: &mut Rockusb<'_, L>,
+    plug: &UsbInfo,
+    within: Duration,
+    opts: &Options,
+    progress: &mut dyn ProgressSink,
+) -> Result<(), RockchipError> {
+    let deadline = Instant::now() + within;
+    let mut tries = 0;
+    let mut said = false;
+    loop {
+        if progress.cancelled() {
+            return Err(RockchipError::Interrupted);
+        }
+        match r.test_unit_ready() {
+            Ok(Readiness::Ready) => return Ok(()),
+            Ok(Readiness::NotReady) => {
+                tries = 0;
+                if Instant::now() >= deadline {
+                    return Err(RockchipError::UsbplugNotReady { port: plug.port_path.clone(), within });
+                }
+                if !said {
+                    progress.say(format!(
+                        "the loader at USB port {} is not ready yet (TEST UNIT READY status 1); polling every {}",
+                        plug.port_path,
+                        racklet_link::error::fmt_duration(opts.ready_pause)
+                    ));
+                    said = true;
+                }
+            }
+            Err(e) => {
+                tries += 1;
+                let transient = matches!(e.class(), FailureClass::Timeout | FailureClass::Io);
+                if !transient || tries >= READY_TRIES || Instant::now() >= deadline {
+                    return Err(RockchipError::UsbplugSilent {
+                        port: plug.port_path.clone(),
+                        source: Box::new(e),
+                    });
+                }
+                progress.say(format!("TEST UNIT READY, try {tries} of {READY_TRIES}: {e}; trying again"));
+            }
+        }
+        std::thread::sleep(opts.ready_pause);
+    }
 }
 
 /// A short rockusb probe: does a loader answer TEST UNIT READY?

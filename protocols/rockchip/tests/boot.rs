@@ -304,3 +304,36 @@ fn chip_codes_as_real_usbplugs_report_them() {
     let Next::Usbplug(u) = &r.result.as_ref().unwrap().next else { panic!() };
     assert!(!u.other_chip);
 }
+
+/// TEST UNIT READY as rkdeveloptool's `TestDevice` does it (RKDevice.cpp:
+/// 356-410, RKComm.cpp:645-690): CSW status 1 is "not ready", polled again
+/// after 1 s for as long as it lasts; a CSW with a stale tag is skipped
+/// until the matching one comes (`RKU_ClearBuffer`, RKComm.cpp:239-264, at
+/// most 16 KiB); any other error is retried, 3 tries in all.
+#[test]
+fn test_unit_ready_polls_a_loader_that_is_not_ready_yet() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let r = run(
+        &Setup { fault: Some("not-ready"), ..Setup::default() },
+        &Inputs { bin: Some(l), ..Default::default() },
+    );
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(report.next, Next::Usbplug(_)), "{:?}", report.next);
+    assert!(r.verdict.started(), "{:?}", r.verdict);
+    assert!(r.messages.iter().any(|m| m.contains("not ready")), "{:?}", r.messages);
+}
+
+#[test]
+fn test_unit_ready_resyncs_on_a_late_csw() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let r = run(
+        &Setup { fault: Some("late-csw"), ..Setup::default() },
+        &Inputs { bin: Some(l), ..Default::default() },
+    );
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let Next::Usbplug(u) = &report.next else { panic!("{:?}", report.next) };
+    assert_eq!(u.chip_code, "3568");
+    assert!(r.verdict.started(), "{:?}", r.verdict);
+}
