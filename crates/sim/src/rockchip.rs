@@ -6,9 +6,12 @@
 //! to the first short transfer, checks the 1-byte-terminator rule and the
 //! CRC-16/CCITT-FALSE (whole image incl. CRC must give 0), removes RC4 when
 //! the chip uses it, checks legacy DDR blob tags, and stalls on anything
-//! wrong. After a 0x472 stage it drops off the bus and comes back at the
-//! same port path with a new address as the usbplug: bcdUSB 0x0200 (the
-//! trap of §5), answering rockusb CBW/CSW on bulk endpoints 0x01/0x81.
+//! wrong. After a 0x472 stage that is a usbplug (its image carries the
+//! rockusb interface descriptor, [`is_rockusb_loader`]) it drops off the bus
+//! and comes back at the same port path with a new address as the usbplug:
+//! bcdUSB 0x0200 (the trap of §5), answering rockusb CBW/CSW on bulk
+//! endpoints 0x01/0x81. Any other 0x472 stage runs as a payload and no
+//! rockusb device comes back.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -296,6 +299,18 @@ pub fn rc4_xor(data: &mut [u8]) {
     }
 }
 
+/// The rockusb interface descriptor every rockusb loader carries in its
+/// image: bLength 9, INTERFACE, any number/alternate/endpoint count, then
+/// class ff, subclass 06, protocol 05. The real RK356x usbplug of rkbin
+/// (`rk356x_usbplug_v1.xx.bin` in RK3568MINIALL) has `09 04 00 00 02 ff 06
+/// 05` at 0x14f1a; U-Boot's `f_rockusb.c` usbplugs build it from
+/// `rkusb_intf_desc` (USB_CLASS_VENDOR_SPEC, ROCKUSB_INTERFACE_SUB_CLASS 6,
+/// ROCKUSB_INTERFACE_PROTOCOL 5). A payload without one (an SPL, a
+/// bare-metal program) has no rockusb function to enumerate.
+pub fn is_rockusb_loader(image: &[u8]) -> bool {
+    image.windows(8).any(|w| w[0] == 9 && w[1] == 4 && w[5..8] == [0xff, 0x06, 0x05])
+}
+
 /// One stage the ROM accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -316,6 +331,9 @@ enum State {
     Detached(u32),
     Gone,
     Usbplug,
+    /// A 0x472 stage that is not a usbplug runs: it never speaks rockusb
+    /// (mainline U-Boot's usb472 SPL, a bare-metal payload).
+    Payload,
 }
 
 /// The virtual Rockchip ROM.
@@ -419,7 +437,9 @@ impl RockchipRom {
         if ddr.is_empty() {
             return Err(format!("{s}; no stage was received"));
         }
-        if !plug.is_empty() {
+        if !plug.is_empty() && self.state == State::Payload {
+            s.push_str("; 0x472 payload started (not a usbplug: no rockusb in it)");
+        } else if !plug.is_empty() {
             if self.state != State::Usbplug {
                 return Err(format!("{s}; the usbplug never came back on the bus"));
             }
@@ -477,6 +497,10 @@ impl RockchipRom {
             } else if self.fault == RockchipFault::Hang && !header {
                 self.state = State::Hung;
             }
+        } else if !is_rockusb_loader(&body) {
+            // What runs is the payload's business: without a rockusb
+            // function in it, nothing answers rockusb on the bus.
+            self.state = State::Payload;
         } else {
             self.state = if self.fault == RockchipFault::NoReturn {
                 State::Gone
@@ -541,7 +565,7 @@ impl RockchipRom {
 
 impl UsbDevice for RockchipRom {
     fn info(&self) -> Option<UsbInfo> {
-        if matches!(self.state, State::Detached(_) | State::Gone) {
+        if matches!(self.state, State::Detached(_) | State::Gone | State::Payload) {
             return None;
         }
         Some(UsbInfo {
@@ -573,7 +597,7 @@ impl UsbDevice for RockchipRom {
     fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<(), DeviceError> {
         match self.state {
             State::Hung => return Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone => return Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload => return Err(DeviceError::Disconnected),
             State::Usbplug => {
                 self.refusals.push("control request to the usbplug (it is not the maskrom)".into());
                 return Err(DeviceError::Stall);
@@ -648,7 +672,7 @@ impl UsbDevice for RockchipRom {
         match self.state {
             State::Usbplug if ep == 0x01 => self.rockusb_command(data),
             State::Hung => Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone => Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload => Err(DeviceError::Disconnected),
             // Bulk commands fail in pure maskrom (fact sheet §6).
             _ => Err(DeviceError::Stall),
         }
@@ -668,7 +692,7 @@ impl UsbDevice for RockchipRom {
                 Ok(d)
             }
             State::Hung => Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone => Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload => Err(DeviceError::Disconnected),
             _ => Err(DeviceError::Stall),
         }
     }
@@ -736,6 +760,23 @@ mod tests {
     }
 
     #[test]
+    fn a_0x472_payload_without_rockusb_runs_and_leaves_the_bus() {
+        let bus = SimUsbBus::new();
+        let rom = bus.attach(RockchipRom::new(chip_model("rk3568").unwrap(), "3-2", RockchipFault::None));
+        let first = bus.devices().unwrap().remove(0);
+        let mut link = bus.open(&first).unwrap();
+        link.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e], T).unwrap();
+        link.control_out(out(0x472), &[0x00, 0xe1, 0xf0], T).unwrap();
+        for _ in 0..2 * DETACH_TICKS {
+            assert!(bus.devices().unwrap().is_empty());
+        }
+        let v = rom.lock().unwrap().verdict();
+        assert!(v.started() && v.text().contains("0x472 payload started"), "{v:?}");
+        assert!(is_rockusb_loader(&[1, 9, 4, 0, 0, 2, 0xff, 6, 5, 0]));
+        assert!(!is_rockusb_loader(&[9, 4, 0, 0, 2, 0xff, 6, 6]));
+    }
+
+    #[test]
     fn an_empty_stage_hangs_the_rom() {
         let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::None);
         rom.control_out(out(0x471), &[0xff, 0xff]).unwrap();
@@ -785,7 +826,9 @@ mod tests {
         let first = bus.devices().unwrap().remove(0);
         let mut link = bus.open(&first).unwrap();
         link.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e], T).unwrap();
-        link.control_out(out(0x472), &[0x00, 0xe1, 0xf0], T).unwrap();
+        let mut plug = vec![0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00];
+        plug.extend_from_slice(&crc16_ccitt_false(&plug).to_be_bytes());
+        link.control_out(out(0x472), &plug, T).unwrap();
         assert!(matches!(link.control_out(out(0x472), &[0], T), Err(LinkError::Disconnected { .. })));
         let mut again = bus.devices().unwrap();
         for _ in 0..DETACH_TICKS {

@@ -23,6 +23,12 @@ pub const PAUSE_AFTER_DRAM_INIT: Duration = Duration::from_millis(10);
 /// How long the "is a loader already running?" probe waits for its CSW.
 pub const LOADER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long a 0x472 stage is given to come back as a rockusb loader at the
+/// same port path when `--expect-usbplug` is not given (at most the stage
+/// timeout). rkbin's usbplugs re-enumerate well within it; rkdeveloptool
+/// sleeps 1 s after the download (RKDevice.cpp:578) and is done.
+pub const USBPLUG_LOOK: Duration = Duration::from_secs(3);
+
 /// TEST UNIT READY tries per round before a transient error is final
 /// (rkdeveloptool's `TestDevice`: `iTryCount = 3`, RKDevice.cpp:363).
 pub const READY_TRIES: u32 = 3;
@@ -39,11 +45,19 @@ pub struct Options {
     pub timeouts: Timeouts,
     /// The pause between TEST UNIT READY polls ([`READY_PAUSE`]).
     pub ready_pause: Duration,
+    /// A 0x472 stage must come back as a rockusb loader (`--expect-usbplug`):
+    /// none within the stage timeout is a failure, not a payload that ran.
+    pub expect_usbplug: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { force: false, timeouts: Timeouts::default(), ready_pause: READY_PAUSE }
+        Options {
+            force: false,
+            timeouts: Timeouts::default(),
+            ready_pause: READY_PAUSE,
+            expect_usbplug: false,
+        }
     }
 }
 
@@ -110,7 +124,7 @@ pub fn boot(
         next: Next::DramOnly,
     };
     if plan.has_usbplug() {
-        report.next = Next::Usbplug(usbplug(conn, plan, &info, &ids, opts)?);
+        report.next = usbplug(conn, plan, &info, &ids, opts)?;
     }
     Ok(report)
 }
@@ -138,23 +152,41 @@ fn send(
     }
 }
 
-/// The usbplug starts: the board drops off the bus and comes back at the
+/// A usbplug starts: the board drops off the bus and comes back at the
 /// same port path with a new address (and the same ids). Follow it, wait
-/// for TEST UNIT READY until the stage timeout, then ask what it is.
+/// for TEST UNIT READY until the stage timeout, then ask what it is. A
+/// 0x472 payload that is not a usbplug never comes back as rockusb: after
+/// [`USBPLUG_LOOK`] that is the run's end ([`Next::Payload`]), or with
+/// `expect_usbplug` a failure after the stage timeout.
 fn usbplug(
     conn: &mut Connector,
     plan: &Plan,
     maskrom: &UsbInfo,
     ids: &[UsbId],
     opts: &Options,
-) -> Result<report::Usbplug, RockchipError> {
+) -> Result<Next, RockchipError> {
     let within = conn.stage_timeout;
-    let plug = conn.follow_usb(maskrom, ids, "the usbplug", within).map_err(|e| match e {
-        LinkError::Timeout { after, .. } => {
-            RockchipError::UsbplugMissing { port: maskrom.port_path.clone(), within: after }
+    // Not every 0x472 stage is a usbplug: look briefly, unless one must come.
+    let look = if opts.expect_usbplug { within } else { within.min(USBPLUG_LOOK) };
+    let plug = match conn.follow_usb(maskrom, ids, "the usbplug", look) {
+        Ok(p) => p,
+        Err(LinkError::Timeout { after, .. }) if !opts.expect_usbplug => {
+            conn.progress.say(format!(
+                "no rockusb loader came back at USB port {} within {}: the 0x472 stage runs as a payload",
+                maskrom.port_path,
+                racklet_link::error::fmt_duration(after)
+            ));
+            return Ok(Next::Payload {
+                port: maskrom.port_path.clone(),
+                looked_ms: after.as_millis() as u64,
+                rockusb_in_stage: plan.usbplug_images().any(rockusb::carries_rockusb),
+            });
         }
-        e => e.into(),
-    })?;
+        Err(LinkError::Timeout { after, .. }) => {
+            return Err(RockchipError::UsbplugMissing { port: maskrom.port_path.clone(), within: after });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut link = conn.open_usb(&plug)?;
     let mut r = Rockusb::new(&mut *link)?;
     wait_ready(&mut r, &plug, within, opts, &mut *conn.progress)?;
@@ -171,13 +203,13 @@ fn usbplug(
         Ok(f) => f.into(),
         Err(e) => report::Flash::Unavailable { why: e.to_string() },
     };
-    Ok(Usbplug {
+    Ok(Next::Usbplug(Usbplug {
         device: Device::from(&plug),
         other_chip: chips::by_code(&code).is_some_and(|c| c != plan.chip),
         chip_code: code,
         flash_id,
         flash,
-    })
+    }))
 }
 
 /// TEST UNIT READY as rkdeveloptool's `TestDevice` polls it

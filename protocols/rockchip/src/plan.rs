@@ -58,6 +58,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The bytes of every 0x472 stage to send (a loader's as stored).
+    pub fn usbplug_images(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.stages {
+            Stages::Loader { file, loader, .. } => Box::new(
+                loader.of(EntryKind::Code472).filter(|e| e.size > 0).map(move |e| loader.data(file, e)),
+            ),
+            Stages::Raw { usbplug, .. } => Box::new(usbplug.iter().map(|u| u.bytes.as_slice())),
+        }
+    }
+
     /// True when a 0x472 stage follows the DRAM init.
     pub fn has_usbplug(&self) -> bool {
         match &self.stages {

@@ -81,6 +81,16 @@ impl FlashInfo {
     }
 }
 
+/// True when an image carries a rockusb interface descriptor (bLength 9,
+/// INTERFACE, class ff/06/05), as rockusb loaders do: rkbin's RK356x
+/// usbplug has `09 04 00 00 02 ff 06 05` (at 0x14f1a of the entry in
+/// rk356x_spl_loader_v1.23.114.bin); U-Boot builds it from `f_rockusb.c`'s
+/// `rkusb_intf_desc`. Only a hint: a U-Boot with rockusb compiled in carries
+/// it too, yet speaks rockusb only when its `rockusb` command runs.
+pub fn carries_rockusb(image: &[u8]) -> bool {
+    image.windows(8).any(|w| w[0] == 9 && w[1] == 4 && w[5] == CLASS.0 && w[6] == CLASS.1 && w[7] == CLASS.2)
+}
+
 /// The chip code in READ CHIP INFO: the first LE u32 is the ASCII code
 /// reversed (`38 36 35 33` → "3568").
 pub fn chip_code(info: &[u8]) -> Option<String> {

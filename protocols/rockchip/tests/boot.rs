@@ -81,7 +81,7 @@ fn a_loader_runs_and_the_usbplug_is_followed_to_its_new_address() {
 #[test]
 fn raw_blobs_take_rc4_as_the_chip_table_says() {
     let d = tempfile::tempdir().unwrap();
-    let r = run(&Setup::default(), &raw(d.path(), &pattern(4094, 5), Some(&pattern(8191, 6))));
+    let r = run(&Setup::default(), &raw(d.path(), &pattern(4094, 5), Some(&usbplug(8191, 6))));
     assert!(r.verdict.started(), "{:?}", r.verdict);
     assert!(facts(&r).contains("rc4: off"));
     // RK3399 takes RC4'd raw blobs, and its DDR blob must carry the RK33 tag
@@ -90,7 +90,7 @@ fn raw_blobs_take_rc4_as_the_chip_table_says() {
     ddr[..4].copy_from_slice(b"RK33");
     let rockpro64 =
         Setup { board: "rockpro64", stage_timeout: Duration::from_millis(300), ..Setup::default() };
-    let r = run(&rockpro64, &raw(d.path(), &ddr, Some(&pattern(8191, 6))));
+    let r = run(&rockpro64, &raw(d.path(), &ddr, Some(&usbplug(8191, 6))));
     assert!(r.verdict.started(), "{:?}", r.verdict);
     assert!(facts(&r).contains("rc4: on"));
     let (_, wire) = &control_outs(&r.transcript)[0];
@@ -99,7 +99,7 @@ fn raw_blobs_take_rc4_as_the_chip_table_says() {
     assert_eq!(plain, b"RK33");
     // RC4 forced off on a chip that wants it: the DDR blob never returns, so
     // the usbplug's first transfer times out (the real symptom, xrock #7).
-    let inputs = Inputs { rc4: Some(false), ..raw(d.path(), &ddr, Some(&pattern(8191, 6))) };
+    let inputs = Inputs { rc4: Some(false), ..raw(d.path(), &ddr, Some(&usbplug(8191, 6))) };
     let r = run(&rockpro64, &inputs);
     let e = r.result.unwrap_err();
     assert_eq!(e.class(), FailureClass::Timeout, "{e}");
@@ -137,7 +137,7 @@ fn the_worked_example_goes_on_the_wire() {
 #[test]
 fn zero_crc_on_a_chip_that_accepts_it() {
     let d = tempfile::tempdir().unwrap();
-    let inputs = Inputs { zero_crc: true, ..raw(d.path(), &pattern(5000, 1), Some(&pattern(9000, 2))) };
+    let inputs = Inputs { zero_crc: true, ..raw(d.path(), &pattern(5000, 1), Some(&usbplug(9000, 2))) };
     let r = run(&Setup { board: "test-3576", ..Setup::default() }, &inputs);
     assert!(r.verdict.started(), "{:?}", r.verdict);
     assert!(facts(&r).contains("crc 0000"));
@@ -163,12 +163,27 @@ fn every_fault_ends_in_its_class_and_never_in_a_report() {
         ("unplug", FailureClass::Disconnected, "disconnected"),
     ];
     for (fault, class, needle) in cases {
-        let s = Setup { fault: Some(fault), stage_timeout: Duration::from_millis(300), ..Setup::default() };
+        // A usbplug that never comes back is a failure only when one must
+        // come (--expect-usbplug): otherwise the stage may be a payload.
+        let s = Setup {
+            fault: Some(fault),
+            stage_timeout: Duration::from_millis(300),
+            expect_usbplug: true,
+            ..Setup::default()
+        };
         let r = run(&s, &Inputs { bin: Some(l.clone()), ..Default::default() });
         let e = r.result.as_ref().err().unwrap_or_else(|| panic!("{fault}: a report"));
         assert_eq!(e.class(), class, "{fault}: {e}");
         assert!(e.to_string().contains(needle), "{fault}: {e}");
     }
+    // Without --expect-usbplug a usbplug that never comes back ends the run
+    // as a payload would, with a warning: its image carries rockusb.
+    let s = Setup { fault: Some("no-return"), stage_timeout: Duration::from_millis(300), ..Setup::default() };
+    let r = run(&s, &Inputs { bin: Some(l.clone()), ..Default::default() });
+    let f = facts(&r);
+    assert!(f.contains("no rockusb loader answered") && f.contains("looks like a usbplug"), "{f}");
+    assert!(f.contains("--expect-usbplug"), "{f}");
+    assert!(!r.verdict.started(), "{:?}", r.verdict);
     // The hints keep the fix apart.
     let s = Setup { fault: Some("already-loader"), ..Setup::default() };
     let e = run(&s, &Inputs { bin: Some(l.clone()), ..Default::default() }).result.unwrap_err();
@@ -242,7 +257,7 @@ fn ctrl_c_stops_between_transfers() {
 #[test]
 fn a_report_serialises_with_its_typed_facts() {
     let d = tempfile::tempdir().unwrap();
-    let r = run(&Setup::default(), &raw(d.path(), &pattern(100, 1), Some(&pattern(200, 2))));
+    let r = run(&Setup::default(), &raw(d.path(), &pattern(100, 1), Some(&usbplug(200, 2))));
     let report = r.result.unwrap();
     assert!(matches!(&report.source, Source::Raw { rc4: false, usbplug: Some(_), .. }));
     let v = serde_json::to_value(&report).unwrap();
@@ -336,4 +351,34 @@ fn test_unit_ready_resyncs_on_a_late_csw() {
     let Next::Usbplug(u) = &report.next else { panic!("{:?}", report.next) };
     assert_eq!(u.chip_code, "3568");
     assert!(r.verdict.started(), "{:?}", r.verdict);
+}
+
+/// A 0x472 stage is not always a usbplug: mainline U-Boot's
+/// `u-boot-rockchip-usb472.bin`, an SPL or a bare-metal program run there
+/// and never speak rockusb; xrock (main.c:95-98) and rkdeveloptool
+/// (RKDevice.cpp:510-579) send it and are done. No rockusb loader at the
+/// port is then the normal end, unless `--expect-usbplug` asks for one.
+#[test]
+fn a_0x472_payload_that_is_not_a_usbplug_is_sent_and_started() {
+    let d = tempfile::tempdir().unwrap();
+    let inputs = raw(d.path(), &pattern(3000, 1), Some(&pattern(9000, 2)));
+    let r = run(&Setup::default(), &inputs);
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(report.next, Next::Payload { .. }), "{:?}", report.next);
+    assert!(r.verdict.started() && r.verdict.text().contains("0x472 payload started"), "{:?}", r.verdict);
+    let f = facts(&r);
+    assert!(f.contains("no rockusb loader answered at USB port 1-1"), "{f}");
+    assert!(f.contains("normal for a payload"), "{f}");
+    assert!(!f.contains("looks like a usbplug"), "{f}");
+    assert!(!f.contains("chip info"), "{f}");
+    // --expect-usbplug: the same run is a timeout.
+    let s = Setup { expect_usbplug: true, stage_timeout: Duration::from_millis(300), ..Setup::default() };
+    let r = run(&s, &inputs);
+    let e = r.result.unwrap_err();
+    assert!(matches!(e, RockchipError::UsbplugMissing { .. }), "{e}");
+    assert_eq!(e.class(), FailureClass::Timeout);
+    // A real usbplug still reports its chip info.
+    let r = run(&Setup::default(), &raw(d.path(), &pattern(3000, 1), Some(&usbplug(9000, 2))));
+    assert!(matches!(r.result.as_ref().unwrap().next, Next::Usbplug(_)));
+    assert!(facts(&r).contains("chip info: 3568"));
 }

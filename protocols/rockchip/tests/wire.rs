@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::pattern;
+use common::{pattern, usbplug};
 use racklet_link::testing::{CancelAfter, CollectProgress, ScriptedUsb, Transfer};
 use racklet_link::{
     Classify, Connector, ControlSetup, FailureClass, LinkError, NoProgress, UsbInfo, UsbLink,
@@ -332,7 +332,7 @@ fn usbplug_answers_rockusb_after_reenumeration() {
         &mut link,
         0x472,
         "usbplug",
-        &pattern(9000, 2),
+        &usbplug(9000, 2),
         FrameOptions::default(),
         &t,
         &mut NoProgress,
@@ -357,8 +357,16 @@ fn bad_csw_and_dead_usbplug_fail_cleanly() {
         let t = Timeouts::default();
         download_stage(&mut link, 0x471, "ddr", &[1; 64], FrameOptions::default(), &t, &mut NoProgress)
             .unwrap();
-        download_stage(&mut link, 0x472, "usbplug", &[2; 64], FrameOptions::default(), &t, &mut NoProgress)
-            .unwrap();
+        download_stage(
+            &mut link,
+            0x472,
+            "usbplug",
+            &usbplug(64, 2),
+            FrameOptions::default(),
+            &t,
+            &mut NoProgress,
+        )
+        .unwrap();
         let mut plug = reopen(&bus, link.info());
         let e = Rockusb::new(&mut *plug).unwrap().test_unit_ready().unwrap_err();
         assert_eq!(e.class(), class, "{fault:?}: {e}");

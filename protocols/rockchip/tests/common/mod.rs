@@ -187,11 +187,19 @@ pub struct Setup<'a> {
     pub fault: Option<&'a str>,
     pub stage_timeout: Duration,
     pub force: bool,
+    /// `--expect-usbplug`: a 0x472 stage must come back as a rockusb loader.
+    pub expect_usbplug: bool,
 }
 
 impl Default for Setup<'_> {
     fn default() -> Self {
-        Setup { board: "rock-3a", fault: None, stage_timeout: Duration::from_secs(5), force: false }
+        Setup {
+            board: "rock-3a",
+            fault: None,
+            stage_timeout: Duration::from_secs(5),
+            force: false,
+            expect_usbplug: false,
+        }
     }
 }
 
@@ -212,7 +220,7 @@ pub fn run(s: &Setup, inputs: &Inputs) -> Run {
         // Every byte: the tests read the payload back out of the transcript.
         let full = RecordOptions { data: DataMode::Full, ..Default::default() };
         conn.recorder = Some(TranscriptWriter::new(memory.clone()).with_options(full));
-        let opts = Options { force: s.force, ..Default::default() };
+        let opts = Options { force: s.force, expect_usbplug: s.expect_usbplug, ..Default::default() };
         racklet_rockchip::boot(&mut conn, &plan, &target, &opts)
     };
     let messages = progress
