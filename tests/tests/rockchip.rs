@@ -391,3 +391,25 @@ fn an_rk3566_board_takes_the_3568_usbplug_s_chip_code() {
     let (out, _) = expect(&["maskrom", "quartz64-a", l.to_str().unwrap(), "--simulate"], 0, "done:");
     assert!(out.contains("chip info: 3568\n") && !out.contains("warning"), "{out}");
 }
+
+/// xrock's 99-xrock.rules switch USB autosuspend off for every Rockchip
+/// boot ROM and loader (`TEST=="power/autosuspend",
+/// ATTR{power/autosuspend}="-1"`): a host with TLP or powertop "auto" may
+/// otherwise suspend an idle ROM before the tool opens it. The generated
+/// rules do it for every USB id, on a line of its own so that a device
+/// without the attribute still gets its permissions.
+#[test]
+fn udev_rules_switch_autosuspend_off_for_boot_roms_and_loaders() {
+    let (code, out, err) = run(&["udev-rules"]);
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("SUBSYSTEM==\"usb\"") && l.contains("MODE="))
+        .map(|l| l.split(", MODE=").next().unwrap())
+        .collect();
+    assert!(ids.iter().any(|i| i.contains(r#"ATTR{idVendor}=="2207", ATTR{idProduct}=="350a""#)), "{out}");
+    for id in ids {
+        let want = format!(r#"{id}, TEST=="power/autosuspend", ATTR{{power/autosuspend}}="-1""#);
+        assert!(out.lines().any(|l| l == want), "no {want:?} in\n{out}");
+    }
+}
