@@ -359,6 +359,17 @@ fn a_0x472_payload_is_started_and_no_usbplug_is_needed() {
         assert!(out.contains(s), "no {s:?} in\n{out}");
     }
     assert!(!out.contains("chip info"), "{out}");
+    // In JSON: the same words under the detail key "result".
+    let o = rf().args(["maskrom", "rock-3a", "--dram", ddr, spl, "--simulate", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let done: serde_json::Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "done")
+        .expect("a done event");
+    let result = racklet_tests::detail(&done, "result").unwrap_or_default();
+    assert!(result.contains("no rockusb loader answered"), "{done}");
+    assert!(racklet_tests::detail(&done, "rockusb").is_none(), "{done}");
     let args =
         ["maskrom", "rock-3a", "--dram", ddr, spl, "--simulate", "--expect-usbplug", "--stage-timeout", "1s"];
     let (out, _) = expect(&args, 6, "the usbplug did not appear at USB port");

@@ -339,6 +339,20 @@ fn test_unit_ready_polls_a_loader_that_is_not_ready_yet() {
     assert!(r.messages.iter().any(|m| m.contains("not ready")), "{:?}", r.messages);
 }
 
+/// "Not ready" for longer than the stage timeout is a timeout, not a
+/// refusal (the usbplug is there, it is just not ready).
+#[test]
+fn a_loader_not_ready_until_the_stage_timeout_is_a_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    // Two "not ready" answers 1 s apart cannot both fit in 300 ms.
+    let s = Setup { fault: Some("not-ready"), stage_timeout: Duration::from_millis(300), ..Setup::default() };
+    let e = run(&s, &Inputs { bin: Some(l), ..Default::default() }).result.unwrap_err();
+    assert!(matches!(e, RockchipError::UsbplugNotReady { .. }), "{e}");
+    assert_eq!(e.class(), FailureClass::Timeout);
+    assert!(e.hint().unwrap().contains("--stage-timeout"), "{e}");
+}
+
 #[test]
 fn test_unit_ready_resyncs_on_a_late_csw() {
     let d = tempfile::tempdir().unwrap();
