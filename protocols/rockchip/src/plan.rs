@@ -99,6 +99,11 @@ pub enum PlanError {
     #[error("{}: the loader has no 0x471 (DRAM init) entry", path.display())]
     NoDramEntry { path: PathBuf },
     #[error(
+        "{}: every 0x471 (DRAM init) entry holds 0 bytes ({}): empty entries are skipped, so there is no DRAM init to send",
+        path.display(), names.join(", ")
+    )]
+    EmptyDramEntries { path: PathBuf, names: Vec<String> },
+    #[error(
         "--zero-crc: {board} ({soc}) is not known to accept a zero CRC ({known}){}",
         loader.as_ref().map(|p| format!(", and {} does not set its CRC-off flag (header byte 0x2E)", p.display())).unwrap_or_default()
     )]
@@ -137,7 +142,7 @@ impl Classify for PlanError {
                 PlanError::WrongChip { .. } => {
                     "use the loader for the board's SoC, or add --force to send it anyway"
                 }
-                PlanError::NoDramEntry { .. } => {
+                PlanError::NoDramEntry { .. } | PlanError::EmptyDramEntries { .. } => {
                     "rebuild the loader with boot_merger from an ini that has a [CODE471_OPTION]"
                 }
                 PlanError::ZeroCrcRefused { .. } => "drop --zero-crc (the CRC is then computed and sent)",
@@ -193,9 +198,13 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
                 soc: target.soc.clone(),
             });
         }
+        if loader.of(EntryKind::Code471).next().is_none() {
+            return Err(PlanError::NoDramEntry { path: path.clone() });
+        }
         // Empty entries are skipped on the wire (rkdeveloptool's rule).
         if !loader.of(EntryKind::Code471).any(|e| e.size > 0) {
-            return Err(PlanError::NoDramEntry { path: path.clone() });
+            let names = loader.of(EntryKind::Code471).map(|e| format!("'{}'", e.name)).collect();
+            return Err(PlanError::EmptyDramEntries { path: path.clone(), names });
         }
         loader
             .check_stages(target.window.size)

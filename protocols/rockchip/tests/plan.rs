@@ -133,7 +133,9 @@ fn damaged_or_foreign_loaders_name_the_file_and_the_problem() {
     let empty471 = rkboot(b"LDR ", b"3568", [0; 4], &[(1, "ddr", vec![], 0), (2, "plug", pattern(64, 1), 0)]);
     let empty471 = file(d.path(), "empty471.bin", &empty471);
     let e = plan(&raw(None, Some(&empty471)), &target("rock-3a")).unwrap_err();
-    assert!(matches!(e, PlanError::NoDramEntry { .. }), "{e}");
+    assert!(matches!(e, PlanError::EmptyDramEntries { .. }), "{e}");
+    assert!(e.to_string().contains("every 0x471 (DRAM init) entry holds 0 bytes ('ddr')"), "{e}");
+    assert_eq!(e.class(), FailureClass::BadInput);
 }
 
 #[test]
