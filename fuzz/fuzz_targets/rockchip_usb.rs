@@ -21,7 +21,9 @@ use libfuzzer_sys::fuzz_target;
 
 use racklet_fuzz::{Bytes, FakeUsb, usb_info};
 use racklet_link::NoProgress;
-use racklet_rockchip::{FrameOptions, RockchipError, Rockusb, Timeouts, describe, download_stage, frame, near_miss};
+use racklet_rockchip::{
+    FrameOptions, Readiness, RockchipError, Rockusb, Timeouts, describe, download_stage, frame, near_miss,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(d) = describe(data) {
@@ -59,15 +61,16 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             Ok(mut u) => match op % 5 {
-                0 => u.test_unit_ready().map(|()| (0, Vec::new())),
-                1 => u.read_chip_info().map(|d| (16, d)),
+                // "Not ready" is CSW status 1 (rkdeveloptool's ERR_DEVICE_UNREADY).
+                0 => u.test_unit_ready().map(|x| (0, Vec::new(), u8::from(x == Readiness::NotReady))),
+                1 => u.read_chip_info().map(|d| (16, d, 0)),
                 // Lossy UTF-8: count characters, not bytes.
-                2 => u.read_flash_id().map(|s| (5, s.chars().map(|_| 0).collect())),
-                3 => u.read_flash_info().map(|_| (11, vec![0; 11])),
+                2 => u.read_flash_id().map(|s| (5, s.chars().map(|_| 0).collect(), 0)),
+                3 => u.read_flash_info().map(|_| (11, vec![0; 11], 0)),
                 _ => {
                     let len = (ops.u16() % 2048) as u32;
                     let opcode = ops.u8();
-                    u.command("FUZZ", opcode, len).map(|d| (len as usize, d))
+                    u.command("FUZZ", opcode, len).map(|d| (len as usize, d, 0))
                 }
             },
         };
@@ -80,13 +83,13 @@ fuzz_target!(|data: &[u8]| {
             let tag = u32::from_le_bytes(cbw[4..8].try_into().unwrap());
             // Each op opens a new session: its first command has tag base + 1.
             assert_eq!(tag, 0x5243_4b01);
-            if let Ok((max, d)) = &r {
+            if let Ok((max, d, status)) = &r {
                 assert!(d.len() <= *max, "{} bytes for a {max}-byte command", d.len());
                 let csw = link.last_in.as_deref().expect("a CSW was read");
                 assert_eq!(csw.len(), 13);
                 assert_eq!(&csw[..4], b"USBS");
                 assert_eq!(u32::from_le_bytes(csw[4..8].try_into().unwrap()), tag);
-                assert_eq!(csw[12], 0);
+                assert_eq!(csw[12], *status);
             }
         } else {
             assert!(r.is_err(), "no CBW sent, yet {r:?}");

@@ -104,6 +104,18 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A Rockchip usbplug image: a pattern carrying, as every rockusb loader
+/// does (rkbin's usbplugs, U-Boot's `f_rockusb.c`), the rockusb interface
+/// descriptor `09 04 00 00 02 ff 06 05`. Without it a 0x472 stage is a
+/// payload to the virtual ROM, and no rockusb device comes back.
+pub fn rk_usbplug(len: usize, seed: u32) -> Vec<u8> {
+    let mut p = pattern(len, seed);
+    let d = [0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00];
+    let at = len / 2;
+    p[at..at + d.len()].copy_from_slice(&d);
+    p
+}
+
 /// A SpacemiT K1 FSBL.bin around `spl`, laid out as the vendor's
 /// build_binary_file.py writes it (AIHD headers at 0x100 and 0xFE0, the SPL
 /// at 0x1000, a zero ROTPK whose SHA-256 is in the key data).

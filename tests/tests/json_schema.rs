@@ -45,6 +45,8 @@ fn every_event_of_every_board_s_simulated_run_fits_the_schema() {
     let d = tempfile::tempdir().unwrap();
     let fsbl = file(d.path(), "FSBL.bin", &k1_fsbl(&pattern(4000, 7)));
     let dram = prebuilt_hello("rock-3a", "rk3568").expect("the prebuilt rock-3a hello");
+    let usbplug = file(d.path(), "usbplug.bin", &racklet_tests::rk_usbplug(9000, 2));
+    let usbplug = usbplug.to_str().unwrap();
     let (boards, rc) = run(&v, &["boards", "--json"]);
     assert_eq!(rc, 0);
     let mut done_by_protocol = std::collections::BTreeMap::<String, usize>::new();
@@ -60,8 +62,8 @@ fn every_event_of_every_board_s_simulated_run_fits_the_schema() {
         let payload = payload.to_str().unwrap();
         let mut args = vec!["maskrom", name, "--simulate", "--json", "--stage-timeout", "2s"];
         if protocol == "rockchip" {
-            // DRAM init and a 0x472 stage, so the usbplug's answer is reported too
-            args.extend(["--dram", payload, payload]);
+            // DRAM init and a usbplug, so the usbplug's answer is reported too
+            args.extend(["--dram", payload, usbplug]);
         } else {
             args.push(payload);
         }

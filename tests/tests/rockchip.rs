@@ -91,7 +91,7 @@ fn rk3568_loader() -> Vec<u8> {
         &[
             (1, "UsbHead", pattern(2048, 1), 1),
             (1, "rk3568_ddr_1560MHz_v", pattern(6144, 2), 1),
-            (2, "rk356x_usbplug_v1", pattern(10240, 3), 0),
+            (2, "rk356x_usbplug_v1", racklet_tests::rk_usbplug(10240, 3), 0),
             (4, "FlashBoot", pattern(2048, 4), 0),
         ],
     )
@@ -269,7 +269,7 @@ fn rkbin_names_the_blob_it_took_or_looked_for() {
     let rk35 = d.path().join("bin").join("rk35");
     std::fs::create_dir_all(&rk35).unwrap();
     file(&rk35, "rk3568_ddr_1560MHz_v1.23.bin", &pattern(3001, 2));
-    file(&rk35, "rk356x_usbplug_v1.17.bin", &pattern(5000, 4));
+    file(&rk35, "rk356x_usbplug_v1.17.bin", &racklet_tests::rk_usbplug(5000, 4));
     let dir = d.path().to_str().unwrap();
     let (out, _) = expect(&["maskrom", "rock-3a", "--rkbin", dir, "--simulate"], 0, "done:");
     assert!(out.contains("ddr: ") && out.contains("rk3568_ddr_1560MHz_v1.23.bin"), "{out}");
@@ -343,4 +343,84 @@ fn no_board_says_how_to_enter_maskrom() {
         err.contains("To put rock-3a (Radxa ROCK 3A) in its boot ROM mode: Hold the maskrom button"),
         "{err}"
     );
+}
+
+/// A 0x472 stage that is not a usbplug (mainline U-Boot's usb472 image, an
+/// SPL, a bare-metal program) is sent and started; no rockusb loader comes
+/// back, and that is the normal end. `--expect-usbplug` makes it a timeout.
+#[test]
+fn a_0x472_payload_is_started_and_no_usbplug_is_needed() {
+    let d = tempfile::tempdir().unwrap();
+    let ddr = file(d.path(), "ddr.bin", &pattern(3000, 1));
+    let spl = file(d.path(), "u-boot-rockchip-usb472.bin", &pattern(9000, 2));
+    let (ddr, spl) = (ddr.to_str().unwrap(), spl.to_str().unwrap());
+    let (out, _) = expect(&["maskrom", "rock-3a", "--dram", ddr, spl, "--simulate"], 0, "done:");
+    for s in ["no rockusb loader answered at USB port", "normal for a payload", "0x472 payload started"] {
+        assert!(out.contains(s), "no {s:?} in\n{out}");
+    }
+    assert!(!out.contains("chip info"), "{out}");
+    // In JSON: the same words under the detail key "result".
+    let o = rf().args(["maskrom", "rock-3a", "--dram", ddr, spl, "--simulate", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let done: serde_json::Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "done")
+        .expect("a done event");
+    let result = racklet_tests::detail(&done, "result").unwrap_or_default();
+    assert!(result.contains("no rockusb loader answered"), "{done}");
+    assert!(racklet_tests::detail(&done, "rockusb").is_none(), "{done}");
+    let args =
+        ["maskrom", "rock-3a", "--dram", ddr, spl, "--simulate", "--expect-usbplug", "--stage-timeout", "1s"];
+    let (out, _) = expect(&args, 6, "the usbplug did not appear at USB port");
+    assert!(out.contains("hint: raise --stage-timeout"), "{out}");
+    // The flag is Rockchip's: refused on another board's run.
+    let (code, _, err) = run(&["maskrom", "canmv-k230", spl, "--simulate", "--expect-usbplug"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// The usbplug says "not ready" (TEST UNIT READY status 1) for its first
+/// polls: polled again, as rkdeveloptool does, and the run succeeds.
+#[test]
+fn a_usbplug_that_is_not_ready_at_first_is_polled_again() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let (out, _) = expect(
+        &["maskrom", "rock-3a", l.to_str().unwrap(), "--simulate", "--fault", "not-ready"],
+        0,
+        "done:",
+    );
+    assert!(out.contains("is not ready yet") && out.contains("chip info: 3568"), "{out}");
+}
+
+/// An RK3566 board's usbplug is built for RK3568 and says "3568": the
+/// board's own chip, no warning.
+#[test]
+fn an_rk3566_board_takes_the_3568_usbplug_s_chip_code() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let (out, _) = expect(&["maskrom", "quartz64-a", l.to_str().unwrap(), "--simulate"], 0, "done:");
+    assert!(out.contains("chip info: 3568\n") && !out.contains("warning"), "{out}");
+}
+
+/// xrock's 99-xrock.rules switch USB autosuspend off for every Rockchip
+/// boot ROM and loader (`TEST=="power/autosuspend",
+/// ATTR{power/autosuspend}="-1"`): a host with TLP or powertop "auto" may
+/// otherwise suspend an idle ROM before the tool opens it. The generated
+/// rules do it for every USB id, on a line of its own so that a device
+/// without the attribute still gets its permissions.
+#[test]
+fn udev_rules_switch_autosuspend_off_for_boot_roms_and_loaders() {
+    let (code, out, err) = run(&["udev-rules"]);
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("SUBSYSTEM==\"usb\"") && l.contains("MODE="))
+        .map(|l| l.split(", MODE=").next().unwrap())
+        .collect();
+    assert!(ids.iter().any(|i| i.contains(r#"ATTR{idVendor}=="2207", ATTR{idProduct}=="350a""#)), "{out}");
+    for id in ids {
+        let want = format!(r#"{id}, TEST=="power/autosuspend", ATTR{{power/autosuspend}}="-1""#);
+        assert!(out.lines().any(|l| l == want), "no {want:?} in\n{out}");
+    }
 }

@@ -108,11 +108,13 @@ gadget_stop lk1
 
 # Rockchip RK3568: DRAM init (0x471) and usbplug (0x472) as 4096-byte vendor
 # control transfers to the device, then the usbplug re-enumerates and
-# answers rockusb over bulk.
+# answers rockusb over bulk. The virtual ROM takes a 0x472 stage for a
+# usbplug only when it carries the rockusb interface descriptor (ff/06/05),
+# as rkbin's usbplugs do, so one is appended to the payload.
 gadget_start rk usb --model rk3568 --udc dummy_udc.0
 step rk-wait 20 racklet-usbrig-probe wait 2207:350a 15
 P=$(port_of)
-step rk-maskrom 60 sh -c "cd /data && racklet-flash maskrom rock-3a $RK --dram $RK --port $P --record /tmp/cap/rk-maskrom.jsonl"
+step rk-maskrom 60 sh -c "cd /data && { cat $RK; printf '\\011\\004\\000\\000\\002\\377\\006\\005\\000'; } >/tmp/rk-usbplug.bin && racklet-flash maskrom rock-3a /tmp/rk-usbplug.bin --dram $RK --port $P --record /tmp/cap/rk-maskrom.jsonl"
 gadget_stop rk
 
 # ... with one bit flipped on the way in (fault corrupt): the CRC check fails, the ROM refuses.

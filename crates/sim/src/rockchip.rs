@@ -6,9 +6,12 @@
 //! to the first short transfer, checks the 1-byte-terminator rule and the
 //! CRC-16/CCITT-FALSE (whole image incl. CRC must give 0), removes RC4 when
 //! the chip uses it, checks legacy DDR blob tags, and stalls on anything
-//! wrong. After a 0x472 stage it drops off the bus and comes back at the
-//! same port path with a new address as the usbplug: bcdUSB 0x0200 (the
-//! trap of §5), answering rockusb CBW/CSW on bulk endpoints 0x01/0x81.
+//! wrong. After a 0x472 stage that is a usbplug (its image carries the
+//! rockusb interface descriptor, [`is_rockusb_loader`]) it drops off the bus
+//! and comes back at the same port path with a new address as the usbplug:
+//! bcdUSB 0x0200 (the trap of §5), answering rockusb CBW/CSW on bulk
+//! endpoints 0x01/0x81. Any other 0x472 stage runs as a payload and no
+//! rockusb device comes back.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,8 @@ const KEY: [u8; 16] =
 const MAX_TRANSFER: usize = 4096;
 /// Bus scans the device stays away after starting the usbplug.
 const DETACH_TICKS: u32 = 3;
+/// TEST UNIT READY polls a `not-ready` usbplug answers with status 1.
+const NOT_READY_POLLS: usize = 2;
 
 /// What the model knows about one chip (fact sheet §4; SRAM sizes from
 /// U-Boot's `arch/arm/mach-rockchip/rkcommon.c`; zero-CRC behaviour from
@@ -41,7 +46,9 @@ pub struct ChipModel {
     pub rc4: bool,
     /// Tag a legacy DDR blob must start with (after RC4 removal).
     pub tag: Option<&'static [u8; 4]>,
-    /// ASCII code reported by READ CHIP INFO ("3568").
+    /// ASCII code reported by READ CHIP INFO ("3568"); empty where U-Boot's
+    /// `chip_info.c` has no value for the chip (RK3562, RK3576, RK3528,
+    /// RK3506), so the usbplug answers zeros.
     pub code: &'static str,
     /// Bytes of SRAM a 0x471 stage may use (u-boot rkcommon.c sizes).
     pub sram: Option<usize>,
@@ -64,7 +71,9 @@ const CHIPS: &[ChipModel] = &[
         pid: 0x350a,
         rc4: false,
         tag: None,
-        code: "3566",
+        // The RK3566 usbplug is built with CONFIG_ROCKCHIP_RK3568 and its
+        // chip_info.c answers 0x33353638, "3568".
+        code: "3568",
         sram: Some(0x10000 - 0x1000),
         zero_crc: false,
     },
@@ -77,18 +86,10 @@ const CHIPS: &[ChipModel] = &[
         sram: Some(0x100000 - 0x1000),
         zero_crc: false,
     },
-    ChipModel { soc: "rk3576", pid: 0x350e, rc4: false, tag: None, code: "3576", sram: None, zero_crc: true },
-    ChipModel { soc: "rk3528", pid: 0x350c, rc4: false, tag: None, code: "3528", sram: None, zero_crc: true },
-    ChipModel {
-        soc: "rk3562",
-        pid: 0x350d,
-        rc4: false,
-        tag: None,
-        code: "3562",
-        sram: None,
-        zero_crc: false,
-    },
-    ChipModel { soc: "rk3506", pid: 0x350f, rc4: false, tag: None, code: "350F", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3576", pid: 0x350e, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3528", pid: 0x350c, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
+    ChipModel { soc: "rk3562", pid: 0x350d, rc4: false, tag: None, code: "", sram: None, zero_crc: false },
+    ChipModel { soc: "rk3506", pid: 0x350f, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
     ChipModel { soc: "rv1106", pid: 0x110c, rc4: false, tag: None, code: "1106", sram: None, zero_crc: true },
     ChipModel {
         soc: "rk3399",
@@ -220,6 +221,16 @@ pub enum RockchipFault {
     AlreadyLoader,
     /// The cable is pulled during the second transfer of the first stage.
     Unplug,
+    /// The ROM takes a stage that ends in the 4094 rule's 1-byte trailer but
+    /// stalls the trailer's status stage (no reference tool checks it).
+    StallTrailer,
+    /// The usbplug answers TEST UNIT READY with CSW status 1 ("not ready",
+    /// rkdeveloptool's ERR_DEVICE_UNREADY) to its first polls, as a loader
+    /// still bringing up its storage does.
+    NotReady,
+    /// The usbplug's first CSW comes late: the host's read of it times out
+    /// and it arrives in place of the next command's CSW.
+    LateCsw,
 }
 
 impl Faults for RockchipFault {
@@ -244,6 +255,21 @@ impl Faults for RockchipFault {
             "unplug",
             RockchipFault::Unplug,
             "the cable is pulled during the second transfer of the first stage",
+        ),
+        (
+            "stall-trailer",
+            RockchipFault::StallTrailer,
+            "the ROM takes a stage ending in the 1-byte trailer but stalls the trailer",
+        ),
+        (
+            "not-ready",
+            RockchipFault::NotReady,
+            "the usbplug answers TEST UNIT READY with status 1 (not ready) to its first 2 polls",
+        ),
+        (
+            "late-csw",
+            RockchipFault::LateCsw,
+            "the usbplug's first CSW comes after the host's read timed out (a stale CSW next)",
         ),
     ];
 }
@@ -273,6 +299,18 @@ pub fn rc4_xor(data: &mut [u8]) {
     }
 }
 
+/// The rockusb interface descriptor every rockusb loader carries in its
+/// image: bLength 9, INTERFACE, any number/alternate/endpoint count, then
+/// class ff, subclass 06, protocol 05. The real RK356x usbplug of rkbin
+/// (`rk356x_usbplug_v1.xx.bin` in RK3568MINIALL) has `09 04 00 00 02 ff 06
+/// 05` at 0x14f1a; U-Boot's `f_rockusb.c` usbplugs build it from
+/// `rkusb_intf_desc` (USB_CLASS_VENDOR_SPEC, ROCKUSB_INTERFACE_SUB_CLASS 6,
+/// ROCKUSB_INTERFACE_PROTOCOL 5). A payload without one (an SPL, a
+/// bare-metal program) has no rockusb function to enumerate.
+pub fn is_rockusb_loader(image: &[u8]) -> bool {
+    image.windows(8).any(|w| w[0] == 9 && w[1] == 4 && w[5..8] == [0xff, 0x06, 0x05])
+}
+
 /// One stage the ROM accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -293,6 +331,9 @@ enum State {
     Detached(u32),
     Gone,
     Usbplug,
+    /// A 0x472 stage that is not a usbplug runs: it never speaks rockusb
+    /// (mainline U-Boot's usb472 SPL, a bare-metal payload).
+    Payload,
 }
 
 /// The virtual Rockchip ROM.
@@ -312,6 +353,8 @@ pub struct RockchipRom {
     /// rockusb opcodes the usbplug answered.
     pub commands: Vec<u8>,
     pending_in: VecDeque<Vec<u8>>,
+    /// The next bulk IN read gets no answer (fault `late-csw`).
+    hold_in: bool,
 }
 
 impl RockchipRom {
@@ -330,6 +373,7 @@ impl RockchipRom {
             refusals: Vec::new(),
             commands: Vec::new(),
             pending_in: VecDeque::new(),
+            hold_in: false,
         }
     }
 
@@ -393,7 +437,9 @@ impl RockchipRom {
         if ddr.is_empty() {
             return Err(format!("{s}; no stage was received"));
         }
-        if !plug.is_empty() {
+        if !plug.is_empty() && self.state == State::Payload {
+            s.push_str("; 0x472 payload started (not a usbplug: no rockusb in it)");
+        } else if !plug.is_empty() {
             if self.state != State::Usbplug {
                 return Err(format!("{s}; the usbplug never came back on the bus"));
             }
@@ -420,6 +466,15 @@ impl RockchipRom {
         if self.chip.rc4 {
             rc4_xor(&mut body);
         }
+        if body.is_empty() {
+            // A 2-byte stage (only the CRC of nothing, `ff ff`) passes the
+            // check; the ROM then runs the empty image, which never returns.
+            // rkdeveloptool never sends one (RKDevice.cpp:522, 554).
+            self.refusals.push(format!("0x{index:x}: an empty stage (only its CRC) was run"));
+            self.state = State::Hung;
+            self.received.push(Received { index, body, transfers, crc });
+            return Ok(());
+        }
         if index == 0x471 {
             if let Some(max) = self.chip.sram
                 && body.len() > max
@@ -442,6 +497,10 @@ impl RockchipRom {
             } else if self.fault == RockchipFault::Hang && !header {
                 self.state = State::Hung;
             }
+        } else if !is_rockusb_loader(&body) {
+            // What runs is the payload's business: without a rockusb
+            // function in it, nothing answers rockusb on the bus.
+            self.state = State::Payload;
         } else {
             self.state = if self.fault == RockchipFault::NoReturn {
                 State::Gone
@@ -465,7 +524,9 @@ impl RockchipRom {
         let want = u32::from_le_bytes([cbw[8], cbw[9], cbw[10], cbw[11]]) as usize;
         let opcode = cbw[15];
         let code: Vec<u8> = self.chip.code.bytes().rev().collect();
+        let polls = self.commands.iter().filter(|&&c| c == 0x00).count();
         let (data, status): (Vec<u8>, u8) = match opcode {
+            0x00 if self.fault == RockchipFault::NotReady && polls < NOT_READY_POLLS => (vec![], 1),
             0x00 => (vec![], 0),
             0x01 => (b"EMMC ".to_vec(), 0),
             0x1a => {
@@ -495,13 +556,16 @@ impl RockchipRom {
         csw.extend_from_slice(&((want - sent) as u32).to_le_bytes());
         csw.push(status);
         self.pending_in.push_back(csw);
+        if self.fault == RockchipFault::LateCsw && self.commands.len() == 1 {
+            self.hold_in = true;
+        }
         Ok(())
     }
 }
 
 impl UsbDevice for RockchipRom {
     fn info(&self) -> Option<UsbInfo> {
-        if matches!(self.state, State::Detached(_) | State::Gone) {
+        if matches!(self.state, State::Detached(_) | State::Gone | State::Payload) {
             return None;
         }
         Some(UsbInfo {
@@ -533,7 +597,7 @@ impl UsbDevice for RockchipRom {
     fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<(), DeviceError> {
         match self.state {
             State::Hung => return Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone => return Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload => return Err(DeviceError::Disconnected),
             State::Usbplug => {
                 self.refusals.push("control request to the usbplug (it is not the maskrom)".into());
                 return Err(DeviceError::Stall);
@@ -588,9 +652,13 @@ impl UsbDevice for RockchipRom {
                     bytes.len()
                 )));
             }
-        } else {
-            bytes.extend_from_slice(&data);
+            self.finish_stage(index, bytes, transfers)?;
+            if self.fault == RockchipFault::StallTrailer {
+                return Err(DeviceError::Stall);
+            }
+            return Ok(());
         }
+        bytes.extend_from_slice(&data);
         self.finish_stage(index, bytes, transfers)
     }
 
@@ -604,7 +672,7 @@ impl UsbDevice for RockchipRom {
         match self.state {
             State::Usbplug if ep == 0x01 => self.rockusb_command(data),
             State::Hung => Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone => Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload => Err(DeviceError::Disconnected),
             // Bulk commands fail in pure maskrom (fact sheet §6).
             _ => Err(DeviceError::Stall),
         }
@@ -613,6 +681,9 @@ impl UsbDevice for RockchipRom {
     fn bulk_in(&mut self, ep: u8, max_len: usize) -> Result<Vec<u8>, DeviceError> {
         match self.state {
             State::Usbplug if ep == 0x81 => {
+                if std::mem::take(&mut self.hold_in) {
+                    return Err(DeviceError::NoAnswer);
+                }
                 let mut d = self.pending_in.pop_front().ok_or(DeviceError::NoAnswer)?;
                 if d.len() > max_len {
                     let rest = d.split_off(max_len);
@@ -621,7 +692,7 @@ impl UsbDevice for RockchipRom {
                 Ok(d)
             }
             State::Hung => Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone => Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload => Err(DeviceError::Disconnected),
             _ => Err(DeviceError::Stall),
         }
     }
@@ -689,6 +760,44 @@ mod tests {
     }
 
     #[test]
+    fn a_0x472_payload_without_rockusb_runs_and_leaves_the_bus() {
+        let bus = SimUsbBus::new();
+        let rom = bus.attach(RockchipRom::new(chip_model("rk3568").unwrap(), "3-2", RockchipFault::None));
+        let first = bus.devices().unwrap().remove(0);
+        let mut link = bus.open(&first).unwrap();
+        link.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e], T).unwrap();
+        link.control_out(out(0x472), &[0x00, 0xe1, 0xf0], T).unwrap();
+        for _ in 0..2 * DETACH_TICKS {
+            assert!(bus.devices().unwrap().is_empty());
+        }
+        let v = rom.lock().unwrap().verdict();
+        assert!(v.started() && v.text().contains("0x472 payload started"), "{v:?}");
+        assert!(is_rockusb_loader(&[1, 9, 4, 0, 0, 2, 0xff, 6, 5, 0]));
+        assert!(!is_rockusb_loader(&[9, 4, 0, 0, 2, 0xff, 6, 6]));
+    }
+
+    #[test]
+    fn an_empty_stage_hangs_the_rom() {
+        let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::None);
+        rom.control_out(out(0x471), &[0xff, 0xff]).unwrap();
+        assert_eq!(rom.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e]), Err(DeviceError::NoAnswer));
+        let v = rom.verdict();
+        assert!(!v.started() && v.text().contains("empty stage"), "{v:?}");
+    }
+
+    #[test]
+    fn a_stalled_trailer_still_ends_the_stage() {
+        let mut rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::StallTrailer);
+        let mut image = vec![0u8; 4094];
+        let c = crc16_ccitt_false(&image);
+        image.extend_from_slice(&c.to_be_bytes());
+        rom.control_out(out(0x471), &image).unwrap();
+        assert_eq!(rom.control_out(out(0x471), &[0]), Err(DeviceError::Stall));
+        assert_eq!(rom.received.len(), 1);
+        assert!(rom.verdict().started(), "{:?}", rom.verdict());
+    }
+
+    #[test]
     fn the_registry_attaches_every_chip_with_its_faults() {
         for soc in SOCS {
             let bus = SimUsbBus::new();
@@ -717,7 +826,9 @@ mod tests {
         let first = bus.devices().unwrap().remove(0);
         let mut link = bus.open(&first).unwrap();
         link.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e], T).unwrap();
-        link.control_out(out(0x472), &[0x00, 0xe1, 0xf0], T).unwrap();
+        let mut plug = vec![0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00];
+        plug.extend_from_slice(&crc16_ccitt_false(&plug).to_be_bytes());
+        link.control_out(out(0x472), &plug, T).unwrap();
         assert!(matches!(link.control_out(out(0x472), &[0], T), Err(LinkError::Disconnected { .. })));
         let mut again = bus.devices().unwrap();
         for _ in 0..DETACH_TICKS {

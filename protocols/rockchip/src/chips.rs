@@ -34,6 +34,10 @@ pub struct Chip {
     pub arch: BlobArch,
     /// NAME in rkbin's RKBOOT ini.
     pub ini_name: &'static str,
+    /// Chip codes of the row besides [`Chip::code`]: rkbin's
+    /// RK3326MINIALL.ini says NAME=RK3326 and U-Boot's chip_info.c reports
+    /// "3326" on the PX30/RK3326 row, whose PX30 ini says RKPX30.
+    pub more_codes: &'static [&'static str],
     /// The RKBOOT tag boot_merger writes for it.
     pub new_idb: bool,
     /// 4-byte tag legacy DDR blobs start with, checked by the ROM.
@@ -124,6 +128,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RK303A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK30"),
         ddr_blobs: &["rk3036_ddr_396MHz_v1.11.bin"],
@@ -137,6 +142,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RK30",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK30"),
         ddr_blobs: &["30_LPDDR2_300MHz_DDR3_300MHz_20130517.bin"],
@@ -150,6 +156,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RK31",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK31"),
         ddr_blobs: &["rk3188_ddr_v2.00.bin"],
@@ -163,6 +170,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RK312A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK31"),
         ddr_blobs: &["rk3128_ddr_300MHz_v2.12.bin", "rk3126_ddr_300MHz_v2.09.bin"],
@@ -176,6 +184,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RK320A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK32"),
         ddr_blobs: &["rk3288_ddr_400MHz_v1.12.bin"],
@@ -189,6 +198,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RK322A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK32"),
         ddr_blobs: &["rk322x_ddr_300MHz_v1.10.bin"],
@@ -202,6 +212,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A64,
         ini_name: "RK322H",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK32"),
         ddr_blobs: &["rk3328_ddr_333MHz_v1.21.bin"],
@@ -215,6 +226,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A64,
         ini_name: "RK330A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK33"),
         ddr_blobs: &["rk3368_ddr_600MHz_v2.06.bin"],
@@ -228,6 +240,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A64,
         ini_name: "RK330C",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK33"),
         ddr_blobs: &["rk3399_ddr_800MHz_v1.30.bin"],
@@ -241,6 +254,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A64,
         ini_name: "RKPX30",
+        more_codes: &["3326"],
         new_idb: false,
         ddr_tag: Some(b"RK33"),
         ddr_blobs: &["px30_ddr_333MHz_v2.11.bin", "rk3326_ddr_333MHz_v2.11.bin"],
@@ -254,6 +268,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A64,
         ini_name: "RK3308",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK33"),
         ddr_blobs: &["rk3308_ddr_589MHz_uart2_m1_v2.10.bin"],
@@ -267,6 +282,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A64,
         ini_name: "RK180A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"RK18"),
         ddr_blobs: &["rk1808_ddr_933MHz_v1.06.bin"],
@@ -280,6 +296,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::Unknown,
         ini_name: "RK110A",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: None,
         ddr_blobs: &["rv1108_ddr3_v1.12.bin"],
@@ -293,6 +310,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: true,
         arch: BlobArch::A32,
         ini_name: "RV1126",
+        more_codes: &[],
         new_idb: false,
         ddr_tag: Some(b"110B"),
         ddr_blobs: &["rv1126_ddr_924MHz_v1.13.bin"],
@@ -306,6 +324,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A32,
         ini_name: "RV1106",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &["rv1106_ddr_924MHz_v1.15.bin"],
@@ -319,6 +338,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A64,
         ini_name: "RK3568",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &["rk3568_ddr_1560MHz_v1.23.bin", "rk3566_ddr_1056MHz_v1.23.bin"],
@@ -332,6 +352,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A64,
         ini_name: "RK3588",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &[
@@ -349,6 +370,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A64,
         ini_name: "RK3528",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &["rk3528_ddr_1056MHz_v1.10.bin"],
@@ -362,6 +384,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A64,
         ini_name: "RK3562",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &["rk3562_ddr_1332MHz_v1.07.bin"],
@@ -375,6 +398,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A64,
         ini_name: "RK3576",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &["rk3576_ddr_lp4_2112MHz_lp5_2736MHz_v1.09.bin"],
@@ -388,6 +412,7 @@ pub const CHIPS: &[Chip] = &[
         rc4: false,
         arch: BlobArch::A32,
         ini_name: "RK350F",
+        more_codes: &[],
         new_idb: true,
         ddr_tag: None,
         ddr_blobs: &["rk3506_ddr_750MHz_v1.05.bin", "rk3506b_ddr_750MHz_v1.05.bin"],
@@ -411,7 +436,9 @@ pub fn by_pid(pid: u16) -> Option<&'static Chip> {
 /// The row for the chip code of an RKBOOT header or READ CHIP INFO
 /// ("3568", "330C").
 pub fn by_code(code: &str) -> Option<&'static Chip> {
-    CHIPS.iter().find(|c| c.code().eq_ignore_ascii_case(code))
+    CHIPS.iter().find(|c| {
+        c.code().eq_ignore_ascii_case(code) || c.more_codes.iter().any(|m| m.eq_ignore_ascii_case(code))
+    })
 }
 
 #[cfg(test)]
@@ -433,6 +460,7 @@ mod tests {
         assert_eq!(by_soc("rk3566").unwrap().ddr_blob("rk3566"), "rk3566_ddr_1056MHz_v1.23.bin");
         assert_eq!(by_soc("rk3399").unwrap().code(), "330C");
         assert_eq!(by_code("3568").unwrap().pid, 0x350a);
+        assert!(by_code("3326").is_some_and(|c| c.socs.contains(&"rk3326")));
         assert!(by_soc("rk3308").is_some_and(|c| !c.zero_crc_allowed()));
         assert!(by_soc("rk3576").is_some_and(|c| c.zero_crc_allowed()));
     }

@@ -60,9 +60,27 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
     // entries within each table.
     for kind in [EntryKind::Code471, EntryKind::Code472, EntryKind::Loader] {
         for (i, e) in l.of(kind).enumerate() {
+            // What a 0x472 entry is: a rockusb loader carries the rockusb
+            // interface descriptor (readable only when stored without RC4).
+            let what = match kind {
+                EntryKind::Loader => "",
+                _ if e.size == 0 => ", empty: skipped when sent",
+                EntryKind::Code472 if l.stored_without_rc4 || &l.tag == b"LDR " => {
+                    let data = bytes.get(e.offset as usize..e.offset as usize + e.size as usize);
+                    if data.is_some_and(crate::rockusb::carries_rockusb) {
+                        ", carries the rockusb interface (a usbplug)"
+                    } else {
+                        ", no rockusb interface in it (runs as a payload)"
+                    }
+                }
+                _ => "",
+            };
             d.field(
                 format!("{} entry {i}", kind.name()),
-                format!("{:<20} {:>7} B at 0x{:06x}, delay {} ms", e.name, e.size, e.offset, e.delay_ms),
+                format!(
+                    "{:<20} {:>7} B at 0x{:06x}, delay {} ms{what}",
+                    e.name, e.size, e.offset, e.delay_ms
+                ),
             );
         }
     }

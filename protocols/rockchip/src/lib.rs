@@ -34,7 +34,7 @@ pub use loader::{Entry, EntryKind, Loader, LoaderError, rk_crc32};
 pub use maskrom::{StageReport, Timeouts, download_loader, download_stage, looks_like_loader};
 pub use plan::{Inputs, Plan, PlanError, plan};
 pub use report::Report;
-pub use rockusb::{FlashInfo, Rockusb};
+pub use rockusb::{FlashInfo, Readiness, Rockusb};
 
 /// Everything that can go wrong talking to a Rockchip boot ROM or usbplug.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,12 @@ pub enum RockchipError {
     /// Nothing came back at the port after the 0x472 stage.
     #[error("the usbplug did not appear at USB port {port} within {}", racklet_link::error::fmt_duration(*.within))]
     UsbplugMissing { port: String, within: Duration },
+    /// The usbplug answers TEST UNIT READY, but "not ready" until the end.
+    #[error(
+        "the loader at USB port {port} still says \"not ready\" (TEST UNIT READY status 1) after {}",
+        racklet_link::error::fmt_duration(*.within)
+    )]
+    UsbplugNotReady { port: String, within: Duration },
     /// The usbplug enumerated but does not answer rockusb.
     #[error("the usbplug came back at USB port {port} but does not answer TEST UNIT READY: {source}")]
     UsbplugSilent { port: String, source: Box<RockchipError> },
@@ -94,7 +100,9 @@ impl Classify for RockchipError {
             RockchipError::NoBulkEndpoints { .. } => FailureClass::Io,
             RockchipError::Link(e) => e.class(),
             RockchipError::NotMaskrom { .. } => FailureClass::Rejected,
-            RockchipError::UsbplugMissing { .. } => FailureClass::Timeout,
+            RockchipError::UsbplugMissing { .. } | RockchipError::UsbplugNotReady { .. } => {
+                FailureClass::Timeout
+            }
             RockchipError::UsbplugSilent { source, .. } => source.class(),
             RockchipError::Interrupted => FailureClass::Interrupted,
         }
@@ -107,7 +115,7 @@ impl Classify for RockchipError {
             RockchipError::NotMaskrom { .. } => {
                 Some("power-cycle the board into maskrom, or add --force to try anyway".into())
             }
-            RockchipError::UsbplugMissing { .. } => {
+            RockchipError::UsbplugMissing { .. } | RockchipError::UsbplugNotReady { .. } => {
                 Some("raise --stage-timeout if the board needs longer".into())
             }
             _ => None,

@@ -132,8 +132,6 @@ pub enum LoaderError {
     BadLength { end: usize, len: usize },
     #[error("RKBOOT CRC32 mismatch: stored 0x{stored:08x}, computed 0x{computed:08x} (damaged file)")]
     BadCrc32 { stored: u32, computed: u32 },
-    #[error("RKBOOT {kind} entry '{name}' holds 0 bytes: there is nothing to send")]
-    EmptyEntry { name: String, kind: &'static str },
     #[error(
         "RKBOOT 471 entry '{name}' is {size} bytes, but the ROM runs it from {sram} bytes of SRAM: the DRAM-init blob is for another chip, or the file is damaged"
     )]
@@ -290,12 +288,10 @@ impl Loader {
 
     /// Checks what a maskrom download would send: every 0x471 entry (the
     /// DRAM init, run from SRAM) holds code that fits the `sram_size` bytes
-    /// of SRAM, every 0x472 entry holds code.
+    /// of SRAM. Empty entries are not sent (rkdeveloptool skips them), so
+    /// they pass.
     pub fn check_stages(&self, sram_size: u64) -> Result<(), LoaderError> {
         for e in self.entries.iter().filter(|e| e.kind != EntryKind::Loader) {
-            if e.size == 0 {
-                return Err(LoaderError::EmptyEntry { name: e.name.clone(), kind: e.kind.name() });
-            }
             if e.kind == EntryKind::Code471 && u64::from(e.size) > sram_size {
                 return Err(LoaderError::DdrTooLarge { name: e.name.clone(), size: e.size, sram: sram_size });
             }

@@ -59,6 +59,9 @@ pub struct StageReport {
     pub crc: u16,
     /// From the first transfer to the end of the last.
     pub elapsed: Duration,
+    /// What went wrong on the 4094 rule's 1-byte trailer, if anything: no
+    /// reference tool depends on the ROM's answer to it, so it is not fatal.
+    pub trailer_error: Option<String>,
 }
 
 /// The bcdUSB rule (bit 0 set ⇒ loader). Beware: Rockchip's usbplug
@@ -86,12 +89,33 @@ pub fn download_stage<L: UsbLink + ?Sized>(
     let last_timeout = t.last_for(n);
     let started = Instant::now();
     let mut k = 0;
+    let mut trailer_error = None;
+    let trailer = frame::has_trailer(n);
     let crc = frame::stream(payload, opts, |chunk| -> Result<(), RockchipError> {
         progress.check_cancel().map_err(|_| RockchipError::Interrupted)?;
         // The first transfer may wait for the previous stage's DDR init,
         // the last for the ROM's CRC check: both get the long timeout.
         let timeout = if k == 0 || k + 1 == total { last_timeout } else { t.transfer };
-        link.control_out(setup, chunk, timeout).map_err(|e| match e {
+        let sent = link.control_out(setup, chunk, timeout);
+        if trailer && k + 1 == total {
+            // The 4094 rule's 1-byte trailer: the stage already ended with
+            // its last full transfer. No reference tool depends on the ROM's
+            // answer here (xrock ignores it, rock.c:170-174; rkdeveloptool
+            // counts its own success as a failure, RKComm.cpp:867-876).
+            match sent {
+                Err(LinkError::Interrupted) => return Err(RockchipError::Interrupted),
+                Err(e) => {
+                    let why = format!("the 1-byte trailer of the {name} stage was not acknowledged ({e})");
+                    progress.say(format!("{why}; carrying on, as xrock does"));
+                    trailer_error = Some(why);
+                }
+                Ok(()) => {}
+            }
+            k += 1;
+            progress.advance(chunk.len() as u64);
+            return Ok(());
+        }
+        sent.map_err(|e| match e {
             LinkError::Stall { .. } => {
                 RockchipError::Rejected { stage: name.to_string(), index, transfer: k + 1, total }
             }
@@ -112,6 +136,7 @@ pub fn download_stage<L: UsbLink + ?Sized>(
         transfers: total,
         crc,
         elapsed: started.elapsed(),
+        trailer_error,
     })
 }
 
@@ -131,6 +156,13 @@ pub fn download_loader<L: UsbLink + ?Sized>(
     for (kind, index) in [(EntryKind::Code471, INDEX_471), (EntryKind::Code472, INDEX_472)] {
         for e in loader.of(kind) {
             let name = format!("{} {}", kind.name(), e.name);
+            if e.size == 0 {
+                // rkdeveloptool's DownloadBoot sends an entry only if its
+                // size is > 0 (RKDevice.cpp:522, 554): an empty one would
+                // be a 2-byte stage (the CRC of nothing) that the ROM runs.
+                progress.say(format!("{name}: 0 bytes, skipped (as rkdeveloptool does)"));
+                continue;
+            }
             let opts = FrameOptions { rc4: false, zero_crc };
             reports.push(download_stage(link, index, &name, loader.data(file, e), opts, t, progress)?);
             if e.delay_ms > 0 {

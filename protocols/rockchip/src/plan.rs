@@ -58,10 +58,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The bytes of every 0x472 stage to send (a loader's as stored).
+    pub fn usbplug_images(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.stages {
+            Stages::Loader { file, loader, .. } => Box::new(
+                loader.of(EntryKind::Code472).filter(|e| e.size > 0).map(move |e| loader.data(file, e)),
+            ),
+            Stages::Raw { usbplug, .. } => Box::new(usbplug.iter().map(|u| u.bytes.as_slice())),
+        }
+    }
+
     /// True when a 0x472 stage follows the DRAM init.
     pub fn has_usbplug(&self) -> bool {
         match &self.stages {
-            Stages::Loader { loader, .. } => loader.of(EntryKind::Code472).next().is_some(),
+            Stages::Loader { loader, .. } => loader.of(EntryKind::Code472).any(|e| e.size > 0),
             Stages::Raw { usbplug, .. } => usbplug.is_some(),
         }
     }
@@ -88,6 +98,11 @@ pub enum PlanError {
     WrongChip { path: PathBuf, loader_chip: String, board: String, soc: String },
     #[error("{}: the loader has no 0x471 (DRAM init) entry", path.display())]
     NoDramEntry { path: PathBuf },
+    #[error(
+        "{}: every 0x471 (DRAM init) entry holds 0 bytes ({}): empty entries are skipped, so there is no DRAM init to send",
+        path.display(), names.join(", ")
+    )]
+    EmptyDramEntries { path: PathBuf, names: Vec<String> },
     #[error(
         "--zero-crc: {board} ({soc}) is not known to accept a zero CRC ({known}){}",
         loader.as_ref().map(|p| format!(", and {} does not set its CRC-off flag (header byte 0x2E)", p.display())).unwrap_or_default()
@@ -127,7 +142,7 @@ impl Classify for PlanError {
                 PlanError::WrongChip { .. } => {
                     "use the loader for the board's SoC, or add --force to send it anyway"
                 }
-                PlanError::NoDramEntry { .. } => {
+                PlanError::NoDramEntry { .. } | PlanError::EmptyDramEntries { .. } => {
                     "rebuild the loader with boot_merger from an ini that has a [CODE471_OPTION]"
                 }
                 PlanError::ZeroCrcRefused { .. } => "drop --zero-crc (the CRC is then computed and sent)",
@@ -185,6 +200,11 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         }
         if loader.of(EntryKind::Code471).next().is_none() {
             return Err(PlanError::NoDramEntry { path: path.clone() });
+        }
+        // Empty entries are skipped on the wire (rkdeveloptool's rule).
+        if !loader.of(EntryKind::Code471).any(|e| e.size > 0) {
+            let names = loader.of(EntryKind::Code471).map(|e| format!("'{}'", e.name)).collect();
+            return Err(PlanError::EmptyDramEntries { path: path.clone(), names });
         }
         loader
             .check_stages(target.window.size)

@@ -91,7 +91,8 @@ impl From<FlashInfo> for Flash {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Usbplug {
     pub device: Device,
-    /// READ CHIP INFO's chip code ("3568"), or its first bytes in hex.
+    /// READ CHIP INFO's chip code ("3568"), its first bytes in hex, or
+    /// empty when the usbplug answered zeros (RK3562/RK3576/RK3528/RK3506).
     pub chip_code: String,
     /// The code names another chip of the table than the board's.
     pub other_chip: bool,
@@ -108,6 +109,12 @@ pub enum Next {
     DramOnly,
     /// The usbplug answered rockusb.
     Usbplug(Usbplug),
+    /// The 0x472 stage was sent and started, and no rockusb loader came
+    /// back at the port within `looked_ms`: normal for a payload that is not
+    /// a usbplug (an SPL, mainline U-Boot's usb472 image, a bare-metal program).
+    /// `rockusb_in_stage`: the stage's image carries the rockusb interface
+    /// descriptor (class ff/06/05), so it looks like a usbplug after all.
+    Payload { port: String, looked_ms: u64, rockusb_in_stage: bool },
 }
 
 /// The run, for the summary and the JSON `done` event.
@@ -173,6 +180,20 @@ impl Report {
         fact("throughput", format!("{bytes} B in {:.2}s", self.send_ms as f64 / 1000.0));
         match &self.next {
             Next::DramOnly => fact("result", "DRAM initialised; no usbplug stage was sent".into()),
+            Next::Payload { port, looked_ms, rockusb_in_stage } => {
+                let within = racklet_link::error::fmt_duration(std::time::Duration::from_millis(*looked_ms));
+                let why = if *rockusb_in_stage {
+                    "warning: the stage carries a rockusb interface descriptor and looks like a usbplug; add --expect-usbplug to wait for it and fail if it does not come"
+                } else {
+                    "normal for a payload that is not a usbplug; --expect-usbplug makes this a failure"
+                };
+                fact(
+                    "result",
+                    format!(
+                        "the 0x472 stage was sent and started; no rockusb loader answered at USB port {port} within {within} ({why})"
+                    ),
+                )
+            }
             Next::Usbplug(u) => {
                 fact(
                     "rockusb",
@@ -181,7 +202,12 @@ impl Report {
                         u.device.port, u.device.address, u.device.bcd_usb
                     ),
                 );
-                let mut chip_info = u.chip_code.clone();
+                let mut chip_info = if u.chip_code.is_empty() {
+                    "none reported (zero chip code, as the RK3562, RK3576, RK3528 and RK3506 usbplugs answer)"
+                        .to_string()
+                } else {
+                    u.chip_code.clone()
+                };
                 if u.other_chip {
                     chip_info.push_str(&format!(" (warning: not the {} of {})", self.soc, self.board));
                 }

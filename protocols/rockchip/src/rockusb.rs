@@ -19,6 +19,22 @@ pub const OP_READ_CAPABILITY: u8 = 0xaa;
 const CBW_SIGNATURE: &[u8; 4] = b"USBC";
 const CSW_SIGNATURE: &[u8; 4] = b"USBS";
 
+/// At most this much stale data is read past while looking for the CSW of
+/// the current command (rkdeveloptool's `MAX_CLEAR_LEN`, RKComm.h:95).
+pub const MAX_CLEAR_LEN: usize = 16 * 1024;
+/// How long each read of that drain waits.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What TEST UNIT READY answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// CSW status 0.
+    Ready,
+    /// CSW status 1: a loader runs but is not ready yet (rkdeveloptool's
+    /// ERR_DEVICE_UNREADY, RKComm.cpp:686); poll again.
+    NotReady,
+}
+
 /// Builds a 31-byte CBW. `cdb` is opcode, subcode, BE32 address, reserved,
 /// BE16 length; `cdb_len` 6 or 10.
 pub fn cbw(tag: u32, data_len: u32, dir_in: bool, cdb_len: u8, opcode: u8) -> [u8; 31] {
@@ -65,6 +81,16 @@ impl FlashInfo {
     }
 }
 
+/// True when an image carries a rockusb interface descriptor (bLength 9,
+/// INTERFACE, class ff/06/05), as rockusb loaders do: rkbin's RK356x
+/// usbplug has `09 04 00 00 02 ff 06 05` (at 0x14f1a of the entry in
+/// rk356x_spl_loader_v1.23.114.bin); U-Boot builds it from `f_rockusb.c`'s
+/// `rkusb_intf_desc`. Only a hint: a U-Boot with rockusb compiled in carries
+/// it too, yet speaks rockusb only when its `rockusb` command runs.
+pub fn carries_rockusb(image: &[u8]) -> bool {
+    image.windows(8).any(|w| w[0] == 9 && w[1] == 4 && w[5] == CLASS.0 && w[6] == CLASS.1 && w[7] == CLASS.2)
+}
+
 /// The chip code in READ CHIP INFO: the first LE u32 is the ASCII code
 /// reversed (`38 36 35 33` → "3568").
 pub fn chip_code(info: &[u8]) -> Option<String> {
@@ -92,6 +118,22 @@ impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
 
     /// One command: CBW out, optional IN data phase of `data_len` bytes, CSW in.
     pub fn command(&mut self, op: &'static str, opcode: u8, data_len: u32) -> Result<Vec<u8>, RockchipError> {
+        self.exchange(op, opcode, data_len).and_then(|(data, status)| match status {
+            0 => Ok(data),
+            status => Err(RockchipError::CommandFailed { op, status }),
+        })
+    }
+
+    /// One command, its data and CSW status. A CSW with another command's
+    /// tag (a late answer to an attempt that timed out) is read past, up to
+    /// [`MAX_CLEAR_LEN`] bytes, until this command's own CSW comes, as
+    /// rkdeveloptool's `RKU_ClearBuffer` does (RKComm.cpp:239-264).
+    fn exchange(
+        &mut self,
+        op: &'static str,
+        opcode: u8,
+        data_len: u32,
+    ) -> Result<(Vec<u8>, u8), RockchipError> {
         self.tag = self.tag.wrapping_add(1);
         let tag = self.tag;
         // TEST UNIT READY has no data phase, yet xrock and rkdeveloptool set
@@ -99,28 +141,89 @@ impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
         let c = cbw(tag, data_len, true, 6, opcode);
         let t = self.timeout;
         self.link.bulk_out(self.ep_out, &c, t).map_err(|source| RockchipError::Usb { op, source })?;
+        let mut drained = 0usize;
+        let mut stale: Option<u32> = None;
         let mut data = Vec::new();
         if data_len > 0 {
             // nusb wants IN lengths in whole max-size packets (512 at high speed).
             let want = (data_len as usize).div_ceil(512) * 512;
-            data =
-                self.link.bulk_in(self.ep_in, want, t).map_err(|source| RockchipError::Usb { op, source })?;
-            if data.len() >= 13 && data.starts_with(CSW_SIGNATURE) && data.len() < data_len as usize {
-                // The device skipped the data phase and sent its CSW.
-                check_csw(op, tag, &data)?;
-                return Err(RockchipError::BadCsw { op, why: "no data phase".into() });
+            loop {
+                let d = self.read_in(op, want, stale.is_some(), tag, drained)?;
+                if let Some(old) = stale_tag(&d, tag) {
+                    drained += d.len();
+                    stale = Some(old);
+                    self.check_drain(op, tag, old, drained)?;
+                    continue;
+                }
+                if d.len() >= 13 && d.starts_with(CSW_SIGNATURE) && d.len() < data_len as usize {
+                    // The device skipped the data phase and sent its CSW.
+                    check_csw(op, tag, &d)?;
+                    return Err(RockchipError::BadCsw { op, why: "no data phase".into() });
+                }
+                data = d;
+                break;
             }
         }
-        let csw =
-            self.link.bulk_in(self.ep_in, 512, t).map_err(|source| RockchipError::Usb { op, source })?;
-        check_csw(op, tag, &csw)?;
-        data.truncate(data_len as usize);
-        Ok(data)
+        loop {
+            let csw = self.read_in(op, 512, stale.is_some(), tag, drained)?;
+            if let Some(old) = stale_tag(&csw, tag) {
+                drained += csw.len();
+                stale = Some(old);
+                self.check_drain(op, tag, old, drained)?;
+                continue;
+            }
+            let status = check_csw(op, tag, &csw)?;
+            data.truncate(data_len as usize);
+            return Ok((data, status));
+        }
     }
 
-    /// TEST UNIT READY: a valid CSW means a rockusb loader is running.
-    pub fn test_unit_ready(&mut self) -> Result<(), RockchipError> {
-        self.command("TEST UNIT READY", OP_TEST_UNIT_READY, 0).map(|_| ())
+    /// One IN read; while draining stale CSWs, a short wait, and a failure
+    /// means the matching CSW never came.
+    fn read_in(
+        &mut self,
+        op: &'static str,
+        len: usize,
+        draining: bool,
+        tag: u32,
+        drained: usize,
+    ) -> Result<Vec<u8>, RockchipError> {
+        let t = if draining { DRAIN_TIMEOUT.min(self.timeout) } else { self.timeout };
+        self.link.bulk_in(self.ep_in, len, t).map_err(|source| {
+            if draining {
+                RockchipError::BadCsw {
+                    op,
+                    why: format!(
+                        "only stale CSWs came ({drained} bytes read past), none with tag 0x{tag:08x}: {source}"
+                    ),
+                }
+            } else {
+                RockchipError::Usb { op, source }
+            }
+        })
+    }
+
+    fn check_drain(&self, op: &'static str, tag: u32, old: u32, drained: usize) -> Result<(), RockchipError> {
+        if drained > MAX_CLEAR_LEN {
+            return Err(RockchipError::BadCsw {
+                op,
+                why: format!(
+                    "tag 0x{old:08x}, sent 0x{tag:08x}; no matching CSW within {MAX_CLEAR_LEN} bytes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// TEST UNIT READY: a valid CSW means a rockusb loader is running;
+    /// status 1 that it is not ready yet.
+    pub fn test_unit_ready(&mut self) -> Result<Readiness, RockchipError> {
+        let op = "TEST UNIT READY";
+        match self.exchange(op, OP_TEST_UNIT_READY, 0)? {
+            (_, 0) => Ok(Readiness::Ready),
+            (_, 1) => Ok(Readiness::NotReady),
+            (_, status) => Err(RockchipError::CommandFailed { op, status }),
+        }
     }
 
     /// READ CHIP INFO (16 bytes).
@@ -151,7 +254,8 @@ fn endpoints(info: &UsbInfo) -> Result<(u8, u8), RockchipError> {
         .ok_or_else(|| RockchipError::NoBulkEndpoints { port: info.port_path.clone() })
 }
 
-fn check_csw(op: &'static str, tag: u32, csw: &[u8]) -> Result<(), RockchipError> {
+/// Checks a CSW's length, signature and tag; returns its status byte.
+fn check_csw(op: &'static str, tag: u32, csw: &[u8]) -> Result<u8, RockchipError> {
     if csw.len() != 13 {
         return Err(RockchipError::BadCsw { op, why: format!("{} bytes, expected 13", csw.len()) });
     }
@@ -165,8 +269,12 @@ fn check_csw(op: &'static str, tag: u32, csw: &[u8]) -> Result<(), RockchipError
     if got != tag {
         return Err(RockchipError::BadCsw { op, why: format!("tag 0x{got:08x}, sent 0x{tag:08x}") });
     }
-    match csw[12] {
-        0 => Ok(()),
-        status => Err(RockchipError::CommandFailed { op, status }),
-    }
+    Ok(csw[12])
+}
+
+/// The tag of a well-formed CSW that answers another command.
+fn stale_tag(b: &[u8], tag: u32) -> Option<u32> {
+    (b.len() == 13 && b.starts_with(CSW_SIGNATURE))
+        .then(|| u32::from_le_bytes([b[4], b[5], b[6], b[7]]))
+        .filter(|&t| t != tag)
 }

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Run, Setup, control_outs, file, pattern, rk3568_loader, run, target};
+use common::{Run, Setup, control_outs, file, pattern, rk3568_loader, rkboot, run, target, usbplug};
 use racklet_link::testing::{CancelAfter, CollectProgress};
 use racklet_link::{Classify, Connector, FailureClass, LinkError, Selector};
 use racklet_rockchip::report::{Flash, Next, Source};
@@ -81,7 +81,7 @@ fn a_loader_runs_and_the_usbplug_is_followed_to_its_new_address() {
 #[test]
 fn raw_blobs_take_rc4_as_the_chip_table_says() {
     let d = tempfile::tempdir().unwrap();
-    let r = run(&Setup::default(), &raw(d.path(), &pattern(4094, 5), Some(&pattern(8191, 6))));
+    let r = run(&Setup::default(), &raw(d.path(), &pattern(4094, 5), Some(&usbplug(8191, 6))));
     assert!(r.verdict.started(), "{:?}", r.verdict);
     assert!(facts(&r).contains("rc4: off"));
     // RK3399 takes RC4'd raw blobs, and its DDR blob must carry the RK33 tag
@@ -90,7 +90,7 @@ fn raw_blobs_take_rc4_as_the_chip_table_says() {
     ddr[..4].copy_from_slice(b"RK33");
     let rockpro64 =
         Setup { board: "rockpro64", stage_timeout: Duration::from_millis(300), ..Setup::default() };
-    let r = run(&rockpro64, &raw(d.path(), &ddr, Some(&pattern(8191, 6))));
+    let r = run(&rockpro64, &raw(d.path(), &ddr, Some(&usbplug(8191, 6))));
     assert!(r.verdict.started(), "{:?}", r.verdict);
     assert!(facts(&r).contains("rc4: on"));
     let (_, wire) = &control_outs(&r.transcript)[0];
@@ -99,7 +99,7 @@ fn raw_blobs_take_rc4_as_the_chip_table_says() {
     assert_eq!(plain, b"RK33");
     // RC4 forced off on a chip that wants it: the DDR blob never returns, so
     // the usbplug's first transfer times out (the real symptom, xrock #7).
-    let inputs = Inputs { rc4: Some(false), ..raw(d.path(), &ddr, Some(&pattern(8191, 6))) };
+    let inputs = Inputs { rc4: Some(false), ..raw(d.path(), &ddr, Some(&usbplug(8191, 6))) };
     let r = run(&rockpro64, &inputs);
     let e = r.result.unwrap_err();
     assert_eq!(e.class(), FailureClass::Timeout, "{e}");
@@ -137,7 +137,7 @@ fn the_worked_example_goes_on_the_wire() {
 #[test]
 fn zero_crc_on_a_chip_that_accepts_it() {
     let d = tempfile::tempdir().unwrap();
-    let inputs = Inputs { zero_crc: true, ..raw(d.path(), &pattern(5000, 1), Some(&pattern(9000, 2))) };
+    let inputs = Inputs { zero_crc: true, ..raw(d.path(), &pattern(5000, 1), Some(&usbplug(9000, 2))) };
     let r = run(&Setup { board: "test-3576", ..Setup::default() }, &inputs);
     assert!(r.verdict.started(), "{:?}", r.verdict);
     assert!(facts(&r).contains("crc 0000"));
@@ -163,12 +163,27 @@ fn every_fault_ends_in_its_class_and_never_in_a_report() {
         ("unplug", FailureClass::Disconnected, "disconnected"),
     ];
     for (fault, class, needle) in cases {
-        let s = Setup { fault: Some(fault), stage_timeout: Duration::from_millis(300), ..Setup::default() };
+        // A usbplug that never comes back is a failure only when one must
+        // come (--expect-usbplug): otherwise the stage may be a payload.
+        let s = Setup {
+            fault: Some(fault),
+            stage_timeout: Duration::from_millis(300),
+            expect_usbplug: true,
+            ..Setup::default()
+        };
         let r = run(&s, &Inputs { bin: Some(l.clone()), ..Default::default() });
         let e = r.result.as_ref().err().unwrap_or_else(|| panic!("{fault}: a report"));
         assert_eq!(e.class(), class, "{fault}: {e}");
         assert!(e.to_string().contains(needle), "{fault}: {e}");
     }
+    // Without --expect-usbplug a usbplug that never comes back ends the run
+    // as a payload would, with a warning: its image carries rockusb.
+    let s = Setup { fault: Some("no-return"), stage_timeout: Duration::from_millis(300), ..Setup::default() };
+    let r = run(&s, &Inputs { bin: Some(l.clone()), ..Default::default() });
+    let f = facts(&r);
+    assert!(f.contains("no rockusb loader answered") && f.contains("looks like a usbplug"), "{f}");
+    assert!(f.contains("--expect-usbplug"), "{f}");
+    assert!(!r.verdict.started(), "{:?}", r.verdict);
     // The hints keep the fix apart.
     let s = Setup { fault: Some("already-loader"), ..Setup::default() };
     let e = run(&s, &Inputs { bin: Some(l.clone()), ..Default::default() }).result.unwrap_err();
@@ -242,7 +257,7 @@ fn ctrl_c_stops_between_transfers() {
 #[test]
 fn a_report_serialises_with_its_typed_facts() {
     let d = tempfile::tempdir().unwrap();
-    let r = run(&Setup::default(), &raw(d.path(), &pattern(100, 1), Some(&pattern(200, 2))));
+    let r = run(&Setup::default(), &raw(d.path(), &pattern(100, 1), Some(&usbplug(200, 2))));
     let report = r.result.unwrap();
     assert!(matches!(&report.source, Source::Raw { rc4: false, usbplug: Some(_), .. }));
     let v = serde_json::to_value(&report).unwrap();
@@ -250,4 +265,134 @@ fn a_report_serialises_with_its_typed_facts() {
     assert_eq!(v["stages"][1]["index"], 0x472);
     assert_eq!(v["next"]["kind"], "usbplug");
     assert_eq!(v["next"]["chip_code"], "3568");
+}
+
+/// rkdeveloptool's `DownloadBoot` sends an entry only `if (dwSize > 0)`
+/// (RKDevice.cpp:522, 554); a zero-size entry would be a 2-byte stage `ff ff`
+/// (the CRC of nothing) that the ROM would run.
+#[test]
+fn zero_size_loader_entries_are_skipped_as_rkdeveloptool_does() {
+    let d = tempfile::tempdir().unwrap();
+    let loader = rkboot(
+        b"LDR ",
+        b"3568",
+        [0, 1, 1, 0],
+        &[
+            (1, "UsbHead", pattern(2048, 1), 1),
+            (1, "empty471", vec![], 0),
+            (1, "rk3568_ddr_1560MHz_v", pattern(6144, 2), 1),
+            (2, "empty472", vec![], 0),
+            (2, "rk356x_usbplug_v1", usbplug(10240, 3), 0),
+        ],
+    );
+    let r =
+        run(&Setup::default(), &Inputs { bin: Some(file(d.path(), "l.bin", &loader)), ..Default::default() });
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.verdict.started(), "{:?}", r.verdict);
+    let outs = control_outs(&r.transcript);
+    assert!(outs.iter().all(|(_, data)| data.len() != 2), "an empty entry went out as a stage");
+    let names: Vec<&str> = report.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["471 UsbHead", "471 rk3568_ddr_1560MHz_v", "472 rk356x_usbplug_v1"]);
+    for e in ["empty471", "empty472"] {
+        assert!(r.messages.iter().any(|m| m.contains(e) && m.contains("skipped")), "{:?}", r.messages);
+    }
+}
+
+/// What real usbplugs answer to READ CHIP INFO (U-Boot `chip_info.c`): the
+/// RK3566 one is built with CONFIG_ROCKCHIP_RK3568 and says "3568", which is
+/// the rk3566 board's chip; RK3562/RK3576/RK3528/RK3506 have no value there
+/// and answer zeros, which is no chip code at all rather than a foreign one.
+#[test]
+fn chip_codes_as_real_usbplugs_report_them() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let r = run(
+        &Setup { board: "quartz64-a", ..Setup::default() },
+        &Inputs { bin: Some(l), ..Default::default() },
+    );
+    let f = facts(&r);
+    assert!(f.contains("chip info: 3568\n"), "{f}");
+    let inputs = raw(d.path(), &pattern(5000, 1), Some(&usbplug(9000, 2)));
+    let r = run(&Setup { board: "test-3576", ..Setup::default() }, &inputs);
+    let f = facts(&r);
+    assert!(f.contains("chip info: none reported (zero chip code"), "{f}");
+    let Next::Usbplug(u) = &r.result.as_ref().unwrap().next else { panic!() };
+    assert!(!u.other_chip);
+}
+
+/// TEST UNIT READY as rkdeveloptool's `TestDevice` does it (RKDevice.cpp:
+/// 356-410, RKComm.cpp:645-690): CSW status 1 is "not ready", polled again
+/// after 1 s for as long as it lasts; a CSW with a stale tag is skipped
+/// until the matching one comes (`RKU_ClearBuffer`, RKComm.cpp:239-264, at
+/// most 16 KiB); any other error is retried, 3 tries in all.
+#[test]
+fn test_unit_ready_polls_a_loader_that_is_not_ready_yet() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let r = run(
+        &Setup { fault: Some("not-ready"), ..Setup::default() },
+        &Inputs { bin: Some(l), ..Default::default() },
+    );
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(report.next, Next::Usbplug(_)), "{:?}", report.next);
+    assert!(r.verdict.started(), "{:?}", r.verdict);
+    assert!(r.messages.iter().any(|m| m.contains("not ready")), "{:?}", r.messages);
+}
+
+/// "Not ready" for longer than the stage timeout is a timeout, not a
+/// refusal (the usbplug is there, it is just not ready).
+#[test]
+fn a_loader_not_ready_until_the_stage_timeout_is_a_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    // Two "not ready" answers 1 s apart cannot both fit in 300 ms.
+    let s = Setup { fault: Some("not-ready"), stage_timeout: Duration::from_millis(300), ..Setup::default() };
+    let e = run(&s, &Inputs { bin: Some(l), ..Default::default() }).result.unwrap_err();
+    assert!(matches!(e, RockchipError::UsbplugNotReady { .. }), "{e}");
+    assert_eq!(e.class(), FailureClass::Timeout);
+    assert!(e.hint().unwrap().contains("--stage-timeout"), "{e}");
+}
+
+#[test]
+fn test_unit_ready_resyncs_on_a_late_csw() {
+    let d = tempfile::tempdir().unwrap();
+    let l = file(d.path(), "loader.bin", &rk3568_loader());
+    let r = run(
+        &Setup { fault: Some("late-csw"), ..Setup::default() },
+        &Inputs { bin: Some(l), ..Default::default() },
+    );
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let Next::Usbplug(u) = &report.next else { panic!("{:?}", report.next) };
+    assert_eq!(u.chip_code, "3568");
+    assert!(r.verdict.started(), "{:?}", r.verdict);
+}
+
+/// A 0x472 stage is not always a usbplug: mainline U-Boot's
+/// `u-boot-rockchip-usb472.bin`, an SPL or a bare-metal program run there
+/// and never speak rockusb; xrock (main.c:95-98) and rkdeveloptool
+/// (RKDevice.cpp:510-579) send it and are done. No rockusb loader at the
+/// port is then the normal end, unless `--expect-usbplug` asks for one.
+#[test]
+fn a_0x472_payload_that_is_not_a_usbplug_is_sent_and_started() {
+    let d = tempfile::tempdir().unwrap();
+    let inputs = raw(d.path(), &pattern(3000, 1), Some(&pattern(9000, 2)));
+    let r = run(&Setup::default(), &inputs);
+    let report = r.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(report.next, Next::Payload { .. }), "{:?}", report.next);
+    assert!(r.verdict.started() && r.verdict.text().contains("0x472 payload started"), "{:?}", r.verdict);
+    let f = facts(&r);
+    assert!(f.contains("no rockusb loader answered at USB port 1-1"), "{f}");
+    assert!(f.contains("normal for a payload"), "{f}");
+    assert!(!f.contains("looks like a usbplug"), "{f}");
+    assert!(!f.contains("chip info"), "{f}");
+    // --expect-usbplug: the same run is a timeout.
+    let s = Setup { expect_usbplug: true, stage_timeout: Duration::from_millis(300), ..Setup::default() };
+    let r = run(&s, &inputs);
+    let e = r.result.unwrap_err();
+    assert!(matches!(e, RockchipError::UsbplugMissing { .. }), "{e}");
+    assert_eq!(e.class(), FailureClass::Timeout);
+    // A real usbplug still reports its chip info.
+    let r = run(&Setup::default(), &raw(d.path(), &pattern(3000, 1), Some(&usbplug(9000, 2))));
+    assert!(matches!(r.result.as_ref().unwrap().next, Next::Usbplug(_)));
+    assert!(facts(&r).contains("chip info: 3568"));
 }

@@ -26,6 +26,7 @@ fn a_loader_is_decoded_field_by_field() {
     assert_eq!(entries, ["471 entry 0", "471 entry 1", "472 entry 0", "loader entry 0"]);
     assert!(field(&d, "471 entry 1").starts_with("rk3568_ddr_1560MHz_v    6144 B at 0x"));
     assert!(field(&d, "472 entry 0").contains("10240 B"));
+    assert!(field(&d, "472 entry 0").ends_with("carries the rockusb interface (a usbplug)"));
     assert!(field(&d, "471 entry 0").ends_with("delay 1 ms"));
     assert!(d.intact(), "{:?}", d.checks);
 }
@@ -56,4 +57,19 @@ fn damage_shows_in_the_checks() {
     assert_eq!(field(&d, "tag"), "\"BOOT\" (legacy)");
     assert_eq!(field(&d, "signed"), "yes ('S')");
     assert!(d.socs.is_empty());
+}
+
+/// A 0x472 entry without the rockusb interface (an SPL, a bare-metal
+/// program) runs as a payload; an empty entry is skipped when sent.
+#[test]
+fn info_says_whether_the_0x472_entry_is_a_usbplug() {
+    let l = rkboot(
+        b"LDR ",
+        b"3568",
+        [0, 1, 1, 0],
+        &[(1, "ddr", pattern(2048, 1), 1), (1, "empty", vec![], 0), (2, "spl", pattern(4096, 2), 0)],
+    );
+    let d = racklet_rockchip::describe(&l).unwrap();
+    assert!(field(&d, "472 entry 0").ends_with("no rockusb interface in it (runs as a payload)"));
+    assert!(field(&d, "471 entry 1").ends_with("empty: skipped when sent"));
 }

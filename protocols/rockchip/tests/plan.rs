@@ -129,6 +129,13 @@ fn damaged_or_foreign_loaders_name_the_file_and_the_problem() {
     let no471 = file(d.path(), "no471.bin", &no471);
     let e = plan(&raw(None, Some(&no471)), &target("rock-3a")).unwrap_err();
     assert!(matches!(e, PlanError::NoDramEntry { .. }), "{e}");
+    // Only empty 0x471 entries: nothing would go out as DRAM init either.
+    let empty471 = rkboot(b"LDR ", b"3568", [0; 4], &[(1, "ddr", vec![], 0), (2, "plug", pattern(64, 1), 0)]);
+    let empty471 = file(d.path(), "empty471.bin", &empty471);
+    let e = plan(&raw(None, Some(&empty471)), &target("rock-3a")).unwrap_err();
+    assert!(matches!(e, PlanError::EmptyDramEntries { .. }), "{e}");
+    assert!(e.to_string().contains("every 0x471 (DRAM init) entry holds 0 bytes ('ddr')"), "{e}");
+    assert_eq!(e.class(), FailureClass::BadInput);
 }
 
 #[test]
@@ -178,4 +185,21 @@ fn files_are_bounded_before_they_are_read_and_loader_stages_checked() {
     let big = file(d.path(), "big-loader.bin", &big);
     let e = plan(&raw(None, Some(&big)), &target("rock-3a")).unwrap_err();
     assert!(e.to_string().contains("big-loader.bin") && e.to_string().contains("61441 bytes"), "{e}");
+}
+
+/// rkbin's RK3326MINIALL.ini says NAME=RK3326, so a genuine RK3326 loader
+/// carries chip code "3326" (and U-Boot's chip_info.c reports 0x33333236):
+/// it is the rk3326 board's chip, not a foreign one.
+#[test]
+fn a_genuine_rk3326_loader_is_for_an_rk3326_board() {
+    let d = tempfile::tempdir().unwrap();
+    let l = rkboot(
+        b"BOOT",
+        b"3326",
+        [0; 4],
+        &[(1, "ddr", b"RK33xxxx".to_vec(), 1), (2, "plug", pattern(64, 1), 0)],
+    );
+    let l = file(d.path(), "rk3326.bin", &l);
+    let p = plan(&raw(None, Some(&l)), &target("test-3326")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.chip.socs.contains(&"rk3326"));
 }

@@ -7,14 +7,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::pattern;
+use common::{pattern, usbplug};
 use racklet_link::testing::{CancelAfter, CollectProgress, ScriptedUsb, Transfer};
 use racklet_link::{
     Classify, Connector, ControlSetup, FailureClass, LinkError, NoProgress, UsbInfo, UsbLink,
 };
 use racklet_rockchip::frame::FrameOptions;
 use racklet_rockchip::maskrom::{Timeouts, download_stage};
-use racklet_rockchip::{RockchipError, Rockusb};
+use racklet_rockchip::{Readiness, RockchipError, Rockusb};
 use racklet_sim::crc::crc16_ccitt_false;
 use racklet_sim::rockchip::{RockchipFault, RockchipRom, chip_model, rc4_xor};
 use racklet_sim::serial::SimSerialBus;
@@ -332,7 +332,7 @@ fn usbplug_answers_rockusb_after_reenumeration() {
         &mut link,
         0x472,
         "usbplug",
-        &pattern(9000, 2),
+        &usbplug(9000, 2),
         FrameOptions::default(),
         &t,
         &mut NoProgress,
@@ -357,8 +357,16 @@ fn bad_csw_and_dead_usbplug_fail_cleanly() {
         let t = Timeouts::default();
         download_stage(&mut link, 0x471, "ddr", &[1; 64], FrameOptions::default(), &t, &mut NoProgress)
             .unwrap();
-        download_stage(&mut link, 0x472, "usbplug", &[2; 64], FrameOptions::default(), &t, &mut NoProgress)
-            .unwrap();
+        download_stage(
+            &mut link,
+            0x472,
+            "usbplug",
+            &usbplug(64, 2),
+            FrameOptions::default(),
+            &t,
+            &mut NoProgress,
+        )
+        .unwrap();
         let mut plug = reopen(&bus, link.info());
         let e = Rockusb::new(&mut *plug).unwrap().test_unit_ready().unwrap_err();
         assert_eq!(e.class(), class, "{fault:?}: {e}");
@@ -372,4 +380,133 @@ fn cbw_layout_matches_the_sheet() {
     let mut want = vec![0x55, 0x53, 0x42, 0x43, 1, 2, 3, 4, 16, 0, 0, 0, 0x80, 0, 6, 0x1b];
     want.resize(31, 0);
     assert_eq!(c.to_vec(), want);
+}
+
+/// No reference tool depends on the ROM's answer to the 4094 rule's 1-byte
+/// trailer: xrock ignores it (rock.c:170-174), rkdeveloptool reports its own
+/// successful trailer as a failure (RKComm.cpp:867-876). A stall or timeout
+/// there is said, not fatal.
+#[test]
+fn the_trailer_s_answer_is_not_fatal() {
+    for e in [
+        LinkError::Stall { op: "x".into() },
+        LinkError::Timeout { op: "x".into(), after: Duration::from_secs(1) },
+    ] {
+        let mut link = ScriptedUsb::new().then_out(Ok(())).then_out(Err(e));
+        let mut progress = CollectProgress::default();
+        let r = download_stage(
+            &mut link,
+            0x471,
+            "ddr",
+            &pattern(4094, 1),
+            FrameOptions::default(),
+            &Timeouts::default(),
+            &mut progress,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sent(&link), expected(&pattern(4094, 1), false));
+        assert_eq!(r.transfers, 2);
+        assert!(r.trailer_error.as_deref().is_some_and(|w| w.contains("trailer")), "{r:?}");
+    }
+    // Only the trailer: the same error on a data transfer stays fatal.
+    let mut link = ScriptedUsb::new().then_out(Err(LinkError::Stall { op: "x".into() }));
+    let e = download_stage(
+        &mut link,
+        0x471,
+        "ddr",
+        &pattern(4094, 1),
+        FrameOptions::default(),
+        &Timeouts::default(),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(e.class(), FailureClass::Rejected, "{e}");
+}
+
+/// The same against the virtual ROM with a stalled trailer: the stage
+/// ended with its 4096-byte transfer, so the ROM took it.
+#[test]
+fn virtual_rom_that_stalls_the_trailer_still_takes_the_stage() {
+    let (_bus, rom, mut link) = rom_link("rk3568", RockchipFault::StallTrailer);
+    let r = download_stage(
+        &mut link,
+        0x471,
+        "ddr",
+        &pattern(4094, 1),
+        FrameOptions::default(),
+        &Timeouts::default(),
+        &mut NoProgress,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.trailer_error.is_some(), "{r:?}");
+    let rom = rom.lock().unwrap();
+    assert_eq!(rom.received.len(), 1);
+    assert_eq!(rom.received[0].body, pattern(4094, 1));
+}
+
+/// A scripted link with the rockusb interface (ff/06/05, bulk 0x81/0x01).
+fn rockusb_link(replies: Vec<Vec<u8>>) -> ScriptedUsb {
+    use racklet_link::EndpointInfo;
+    use racklet_link::usb::{EndpointKind, InterfaceInfo};
+    let mut l = ScriptedUsb::new();
+    l.info.interfaces = vec![InterfaceInfo {
+        number: 0,
+        class: 0xff,
+        subclass: 0x06,
+        protocol: 0x05,
+        endpoints: vec![
+            EndpointInfo { address: 0x81, kind: EndpointKind::Bulk, max_packet_size: 512 },
+            EndpointInfo { address: 0x01, kind: EndpointKind::Bulk, max_packet_size: 512 },
+        ],
+    }];
+    for r in replies {
+        l = l.reply(Ok(r));
+    }
+    l
+}
+
+/// A CSW as `f_rockusb.c` sends it: "USBS", the CBW's tag, residue, status.
+fn csw(tag: u32, status: u8) -> Vec<u8> {
+    let mut c = b"USBS".to_vec();
+    c.extend_from_slice(&tag.to_le_bytes());
+    c.extend_from_slice(&[0; 4]);
+    c.push(status);
+    c
+}
+
+/// rkdeveloptool's RKU_TestDeviceReady (RKComm.cpp:645-690): status 1 is
+/// "not ready"; a CSW with another tag is read past until the matching one
+/// (RKU_ClearBuffer, at most MAX_CLEAR_LEN = 16 KiB, RKComm.h:95).
+#[test]
+fn test_unit_ready_statuses_and_stale_csws() {
+    // The session's first tag is 0x52434b01.
+    let first = 0x5243_4b01;
+    for (status, want) in [(0u8, Readiness::Ready), (1, Readiness::NotReady)] {
+        let mut l = rockusb_link(vec![csw(first, status)]);
+        assert_eq!(Rockusb::new(&mut l).unwrap().test_unit_ready().unwrap(), want, "status {status}");
+    }
+    let mut l = rockusb_link(vec![csw(first, 2)]);
+    let e = Rockusb::new(&mut l).unwrap().test_unit_ready().unwrap_err();
+    assert!(matches!(e, RockchipError::CommandFailed { status: 2, .. }), "{e}");
+    // A late CSW of an earlier attempt, then this command's own.
+    let mut l = rockusb_link(vec![csw(first - 1, 0), csw(first, 0)]);
+    assert_eq!(Rockusb::new(&mut l).unwrap().test_unit_ready().unwrap(), Readiness::Ready);
+    // The same in a data phase: the stale CSW is skipped, the data read.
+    let mut info = b"8653".to_vec();
+    info.resize(16, 0);
+    let mut l = rockusb_link(vec![csw(first - 1, 0), info, csw(first, 0)]);
+    assert_eq!(&Rockusb::new(&mut l).unwrap().read_chip_info().unwrap()[..4], b"8653");
+    // Only stale CSWs: the drain stops past 16 KiB, as an I/O error.
+    let flood: Vec<Vec<u8>> = (0..2000).map(|_| csw(first - 1, 0)).collect();
+    let mut l = rockusb_link(flood);
+    let e = Rockusb::new(&mut l).unwrap().test_unit_ready().unwrap_err();
+    assert_eq!(e.class(), FailureClass::Io, "{e}");
+    assert!(e.to_string().contains("16384"), "{e}");
+    let reads = l.log.iter().filter(|t| matches!(t, Transfer::BulkIn { .. })).count();
+    assert_eq!(reads, 16 * 1024 / 13 + 1, "reads past 16 KiB then stops");
+    // A stale CSW and then nothing: no matching CSW, also an I/O error.
+    let mut l = rockusb_link(vec![csw(first - 1, 0)]);
+    let e = Rockusb::new(&mut l).unwrap().test_unit_ready().unwrap_err();
+    assert_eq!(e.class(), FailureClass::Io, "{e}");
+    assert!(e.to_string().contains("stale"), "{e}");
 }

@@ -26,6 +26,11 @@ pub struct RockchipArgs {
     /// Take the DDR blob and usbplug from an rkbin checkout.
     #[arg(long, value_name = "DIR")]
     pub rkbin: Option<PathBuf>,
+    /// The 0x472 stage is a usbplug: wait --stage-timeout for it to answer
+    /// rockusb and fail if it does not (default: look for 3 s; a payload that
+    /// is not a usbplug never answers, and that is success).
+    #[arg(long)]
+    pub expect_usbplug: bool,
 }
 
 impl RockchipArgs {

@@ -171,7 +171,7 @@ pub fn udev_rules(g: &GlobalArgs) -> Result<ExitCode> {
     }
     let mut o = Vec::new();
     writeln!(o, "# udev rules for racklet-flash: boot ROMs and loaders accessible to the plugdev group")?;
-    writeln!(o, "# (and to the logged-in user through uaccess). Install with:")?;
+    writeln!(o, "# (and to the logged-in user through uaccess), USB autosuspend off. Install with:")?;
     writeln!(o, "#   racklet-flash udev-rules | sudo tee /etc/udev/rules.d/70-racklet-flash.rules")?;
     writeln!(o, "#   sudo udevadm control --reload && sudo udevadm trigger")?;
     writeln!(o, "#   sudo usermod -aG plugdev $USER   # then log in again")?;
@@ -180,6 +180,14 @@ pub fn udev_rules(g: &GlobalArgs) -> Result<ExitCode> {
         writeln!(
             o,
             "SUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"{vid:04x}\", ATTR{{idProduct}}==\"{pid:04x}\", MODE=\"0660\", GROUP=\"plugdev\", TAG+=\"uaccess\""
+        )?;
+        // USB autosuspend off, as xrock's 99-xrock.rules does: a host with
+        // TLP or powertop "auto" may suspend an idle ROM before the tool
+        // opens it. A line of its own, so that a device without the
+        // attribute still gets its permissions above.
+        writeln!(
+            o,
+            "SUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"{vid:04x}\", ATTR{{idProduct}}==\"{pid:04x}\", TEST==\"power/autosuspend\", ATTR{{power/autosuspend}}=\"-1\""
         )?;
         if serial {
             writeln!(

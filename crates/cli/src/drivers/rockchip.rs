@@ -44,7 +44,11 @@ impl Driver for Rockchip {
         let target = job.board.target();
         let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
         let plan = racklet_rockchip::plan(&inputs, &target).map_err(classify)?;
-        let opts = racklet_rockchip::Options { force: a.connect.force, ..Default::default() };
+        let opts = racklet_rockchip::Options {
+            force: a.connect.force,
+            expect_usbplug: a.rockchip.expect_usbplug,
+            ..Default::default()
+        };
         let report = racklet_rockchip::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         let rom = format!("{} maskrom (USB {})", report.soc.to_uppercase(), report.maskrom.id);
         Ok(Outcome {

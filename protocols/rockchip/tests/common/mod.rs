@@ -33,6 +33,17 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A usbplug image: a pattern carrying, as every rockusb loader does (rkbin's
+/// usbplugs, U-Boot's `f_rockusb.c`), the rockusb interface descriptor
+/// `09 04 00 00 02 ff 06 05` (class ff/06/05, two endpoints) in its data.
+pub fn usbplug(len: usize, seed: u32) -> Vec<u8> {
+    let mut p = pattern(len, seed);
+    let d = [0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00];
+    let at = len / 2;
+    p[at..at + d.len()].copy_from_slice(&d);
+    p
+}
+
 /// An RKBOOT entry: (type 1/2/4, name, data, delay in ms).
 pub type E<'a> = (u32, &'a str, Vec<u8>, u32);
 
@@ -103,7 +114,7 @@ pub fn rk3568_loader() -> Vec<u8> {
         &[
             (1, "UsbHead", pattern(2048, 1), 1),
             (1, "rk3568_ddr_1560MHz_v", pattern(6144, 2), 1),
-            (2, "rk356x_usbplug_v1", pattern(10240, 3), 0),
+            (2, "rk356x_usbplug_v1", usbplug(10240, 3), 0),
             (4, "FlashBoot", pattern(2048, 4), 0),
         ],
     )
@@ -117,6 +128,7 @@ pub fn target(board: &str) -> Target {
         "rock-5b" => ("rk3588", 0xff00_1000, 0xff000, 0x350b),
         "rockpro64" => ("rk3399", 0xff8c_2000, 0x2e000, 0x330c),
         "test-3576" => ("rk3576", 0x3ff8_0000, 0x10000, 0x350e),
+        "test-3326" => ("rk3326", 0xff0e_1000, 0x7000, 0x330d),
         b => panic!("no test board {b}"),
     };
     Target {
@@ -175,11 +187,19 @@ pub struct Setup<'a> {
     pub fault: Option<&'a str>,
     pub stage_timeout: Duration,
     pub force: bool,
+    /// `--expect-usbplug`: a 0x472 stage must come back as a rockusb loader.
+    pub expect_usbplug: bool,
 }
 
 impl Default for Setup<'_> {
     fn default() -> Self {
-        Setup { board: "rock-3a", fault: None, stage_timeout: Duration::from_secs(5), force: false }
+        Setup {
+            board: "rock-3a",
+            fault: None,
+            stage_timeout: Duration::from_secs(5),
+            force: false,
+            expect_usbplug: false,
+        }
     }
 }
 
@@ -200,7 +220,7 @@ pub fn run(s: &Setup, inputs: &Inputs) -> Run {
         // Every byte: the tests read the payload back out of the transcript.
         let full = RecordOptions { data: DataMode::Full, ..Default::default() };
         conn.recorder = Some(TranscriptWriter::new(memory.clone()).with_options(full));
-        let opts = Options { force: s.force, ..Default::default() };
+        let opts = Options { force: s.force, expect_usbplug: s.expect_usbplug, ..Default::default() };
         racklet_rockchip::boot(&mut conn, &plan, &target, &opts)
     };
     let messages = progress
