@@ -36,6 +36,9 @@ use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
 use crate::serial::SimSerialBus;
 use crate::usb::SimUsbBus;
 
+mod spl;
+pub use spl::{CHAR_TIMEOUT as SPL_CHAR_TIMEOUT, UART_FIFO};
+
 const SOH: u8 = 0x01;
 const STX: u8 = 0x02;
 const EOT: u8 = 0x04;
@@ -235,11 +238,15 @@ impl<W: Wire> Wire for Throttled<W> {
 pub struct RomConfig {
     pub fault: Fault,
     pub poll_interval: Duration,
+    /// The UART's line rate: bytes reach the ROM (and the SPL after it) no
+    /// faster than this, and its answers take their wire time
+    /// ([`Throttled`]). `None`: as fast as the pty goes.
+    pub line_rate: Option<u32>,
 }
 
 impl Default for RomConfig {
     fn default() -> Self {
-        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL }
+        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL, line_rate: Some(115_200) }
     }
 }
 
@@ -295,6 +302,8 @@ pub struct RomReport {
     /// What the started payload did when it is U-Boot SPL with YMODEM
     /// support ([`is_ymodem_spl`]); `None` for any other payload.
     pub spl: Option<SplStage>,
+    /// Bytes the SPL's UART FIFO dropped while it busy-waited.
+    pub fifo_dropped: u64,
 }
 
 impl RomReport {
@@ -341,8 +350,16 @@ pub struct StarfiveRom {
 }
 
 impl StarfiveRom {
-    /// Starts the ROM on `wire`, as at power-on.
+    /// Starts the ROM on `wire`, as at power-on, paced to
+    /// [`RomConfig::line_rate`].
     pub fn spawn<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
+        match cfg.line_rate {
+            Some(baud) => StarfiveRom::spawn_unpaced(Throttled::new(wire, baud), cfg),
+            None => StarfiveRom::spawn_unpaced(wire, cfg),
+        }
+    }
+
+    fn spawn_unpaced<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(RomReport::default()));
         let mut rom = Rom {
@@ -690,78 +707,6 @@ impl<W: Wire> Rom<W> {
         Ok(format!(
             "loaded {size} bytes at 0x{SRAM_BASE:08x} (CRC-32 0x{crc:08x} ok), jumped to 0x{SRAM_BASE:08x}"
         ))
-    }
-
-    /// U-Boot SPL asking for u-boot.itb with YMODEM (sheet §3.3).
-    fn spl_ymodem(&mut self) -> Result<Result<YmodemFile, String>, Stop> {
-        self.send(
-            b"\r\nU-Boot SPL 2025.10 (racklet-sim)\r\nDDR version: virtual\r\nTrying to boot from UART\r\n",
-        )?;
-        // Header block: polls until it comes.
-        let header = loop {
-            self.send(b"C")?;
-            if let Some(b @ (SOH | STX)) = self.byte(self.cfg.poll_interval)? {
-                match self.frame(b)? {
-                    Got::Block { n: 0, data } => break data,
-                    _ => self.send(&[NAK])?,
-                }
-            }
-        };
-        let name_end = header.iter().position(|&b| b == 0).unwrap_or(header.len());
-        let name = String::from_utf8_lossy(&header[..name_end]).to_string();
-        let size_txt: String =
-            header[name_end + 1..].iter().take_while(|b| b.is_ascii_digit()).map(|&b| b as char).collect();
-        let Ok(size) = size_txt.parse::<usize>() else {
-            self.send(&[CAN, CAN])?;
-            return Ok(Err(format!("the header block of '{name}' has no size")));
-        };
-        self.report().spl = Some(SplStage::Receiving { name: name.clone() });
-        self.send(&[ACK])?;
-        self.send(b"C")?;
-        let mut file = YmodemFile { name, ..Default::default() };
-        let mut expected: u8 = 1;
-        let mut eots = 0;
-        loop {
-            match self.next()? {
-                Got::Block { n, data } if n == expected => {
-                    file.data.extend_from_slice(&data);
-                    expected = expected.wrapping_add(1);
-                    self.send(&[ACK])?;
-                }
-                Got::Block { n, .. } if n == expected.wrapping_sub(1) => self.send(&[ACK])?,
-                Got::Block { .. } => {
-                    self.send(&[CAN, CAN])?;
-                    return Ok(Err("YMODEM block out of sequence".into()));
-                }
-                Got::Bad => self.send(&[NAK])?,
-                Got::Eot => {
-                    // YMODEM: NAK the first EOT, ACK the second.
-                    eots += 1;
-                    if eots == 1 {
-                        self.send(&[NAK])?;
-                        continue;
-                    }
-                    self.send(&[ACK])?;
-                    break;
-                }
-                Got::Nothing | Got::Cancelled => return Ok(Err("the YMODEM transfer broke off".into())),
-            }
-        }
-        if file.data.len() < size {
-            return Ok(Err(format!("{} bytes received, the header announced {size}", file.data.len())));
-        }
-        file.data.truncate(size);
-        // End of batch: an empty header block.
-        self.send(b"C")?;
-        match self.next()? {
-            Got::Block { n: 0, data } if data.first() == Some(&0) => {
-                self.send(&[ACK])?;
-                file.ended_batch = true;
-            }
-            _ => {}
-        }
-        self.send(format!("Loaded {} bytes\r\n", file.data.len()).as_bytes())?;
-        Ok(Ok(file))
     }
 }
 
