@@ -516,8 +516,8 @@ impl<W: Wire> Rom<W> {
             self.report().sessions.push(std::mem::take(&mut session));
             if started {
                 if self.report().spl.is_some() {
-                    let y = self.spl_ymodem()?;
-                    self.report().spl = Some(SplStage::Done(y));
+                    // It notes its result in the report itself.
+                    self.spl_ymodem()?;
                 }
                 // The payload runs; the ROM is gone until the next reset.
                 loop {

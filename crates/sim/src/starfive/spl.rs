@@ -327,7 +327,7 @@ impl<W: Wire> Rom<W> {
     }
 
     /// `spl_ymodem_load_image`: U-Boot SPL asking for its next stage.
-    pub(super) fn spl_ymodem(&mut self) -> Result<Result<YmodemFile, String>, Stop> {
+    pub(super) fn spl_ymodem(&mut self) -> Result<(), Stop> {
         // common/spl/spl.c's banner and boot_from_devices()'s line.
         self.send(
             b"\r\nU-Boot SPL 2025.10 (racklet-sim)\r\nDDR version: virtual\r\nTrying to boot from UART\r\n",
@@ -350,7 +350,9 @@ impl<W: Wire> Rom<W> {
             Ok(name) => name,
             Err(s) => {
                 self.send(format!("spl: ymodem err - {}\r\n", s.text()).as_bytes())?;
-                return Ok(Err(format!("spl: ymodem err - {}", s.text())));
+                let why = format!("spl: ymodem err - {}", s.text());
+                self.report().spl = Some(SplStage::Done(Err(why)));
+                return Ok(());
             }
         };
         self.report().spl = Some(SplStage::Receiving { name: name.clone() });
@@ -366,29 +368,26 @@ impl<W: Wire> Rom<W> {
             }
             data.extend_from_slice(&chunk);
         }
+        let ended = x.final_header == Some(true);
+        let loaded = data.len();
+        let result = if !x.at_eof {
+            let why = last_err.map(Status::text).unwrap_or("the transfer ended early");
+            Err(format!("{why} after {loaded} of {} bytes of {name}", x.file_length))
+        } else if data.len() as u64 != x.file_length {
+            Err(format!("{} bytes of {name} received, the header announced {}", data.len(), x.file_length))
+        } else {
+            Ok(YmodemFile { name, data, ended_batch: ended })
+        };
+        // The receive is over; what follows is the SPL's own business.
+        {
+            let mut rep = self.report();
+            rep.fifo_dropped = x.dropped;
+            rep.spl = Some(SplStage::Done(result.clone()));
+        }
         // xyzModem_stream_terminate(false, getcymodem): drain, then 250 ms.
         self.rx.buf.clear();
         self.busy_wait(TIMEOUT_DELAY, &mut x)?;
-        self.send(format!("Loaded {} bytes\r\n", data.len()).as_bytes())?;
-        self.report().fifo_dropped = x.dropped;
-        let ended = x.final_header == Some(true);
-        if !x.at_eof {
-            let why = last_err.map(Status::text).unwrap_or("the transfer ended early");
-            return Ok(Err(format!(
-                "{why} after {} of {} bytes of {name} (Loaded {} bytes)",
-                data.len(),
-                x.file_length,
-                data.len()
-            )));
-        }
-        if data.len() as u64 != x.file_length {
-            return Ok(Err(format!(
-                "{} bytes of {name} received, the header announced {}",
-                data.len(),
-                x.file_length
-            )));
-        }
-        Ok(Ok(YmodemFile { name, data, ended_batch: ended }))
+        self.send(format!("Loaded {loaded} bytes\r\n").as_bytes())
     }
 }
 
