@@ -209,6 +209,18 @@ fn simulated_spl_takes_the_next_stage_by_ymodem() {
     assert!(out.contains("\"event\":\"done\""), "{out}");
 }
 
+/// U-Boot's xyzModem answers a block whose CRC fails with `C` at once and
+/// then waits only 2 s for the resend: the `C` must make it go again.
+#[test]
+fn a_block_the_spl_asks_for_again_with_c_is_resent() {
+    let (code, out, err) =
+        sim_with("spl.bin", &["--then-ymodem", "u-boot.itb", "--fault", "spl-corrupt-block", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SPL loaded u-boot.itb (3000 bytes) by YMODEM"), "{out}");
+    // Block 2 went again on the SPL's C, not after a timeout of the sender.
+    assert!(out.contains("3 blocks, 6 frames sent, 1 resend requests (C or NAK), 0 timeouts"), "{out}");
+}
+
 #[test]
 fn a_next_stage_nobody_asks_for_is_a_timeout_with_a_hint() {
     // p.bin is not U-Boot SPL: the virtual board runs it and nothing asks.

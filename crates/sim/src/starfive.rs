@@ -104,6 +104,10 @@ pub enum Fault {
     NoPoll,
     /// The adapter is unplugged after block 3: the port hangs up.
     Hangup,
+    /// One byte of U-Boot SPL's YMODEM block 2 is corrupted on the wire
+    /// once: the SPL's CRC check fails and it asks again with `C` at once
+    /// (xyzModem.c, no flush after a CRC error).
+    SplCorruptBlock,
 }
 
 impl Faults for Fault {
@@ -124,6 +128,11 @@ impl Faults for Fault {
         ("silent", Fault::Silent, "the ROM stops answering after the first block"),
         ("no-poll", Fault::NoPoll, "the ROM prints its banner but never polls with C"),
         ("hangup", Fault::Hangup, "the adapter is unplugged after block 3 (the port hangs up)"),
+        (
+            "spl-corrupt-block",
+            Fault::SplCorruptBlock,
+            "one byte of U-Boot SPL's YMODEM block 2 is corrupted once (the SPL asks again with C)",
+        ),
     ];
 }
 

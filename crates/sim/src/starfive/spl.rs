@@ -42,7 +42,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ACK, CAN, EOT, NAK, Rom, SOH, STX, SplStage, Stop, Wire, YmodemFile};
+use super::{ACK, CAN, EOT, Fault, NAK, Rom, SOH, STX, SplStage, Stop, Wire, YmodemFile};
 use crate::crc::crc16_xmodem;
 
 /// `xyzModem_CHAR_TIMEOUT`.
@@ -196,6 +196,11 @@ impl<W: Wire> Rom<W> {
         if x.crc_mode {
             let Some(c) = self.getc()? else { return Ok(Err(Status::Timeout)) };
             crc2 = c;
+        }
+        if self.cfg.fault == Fault::SplCorruptBlock && !self.corrupted && blk == 2 {
+            // A flipped bit on the wire, once: the block CRC must catch it.
+            self.corrupted = true;
+            pkt[5] ^= 0x10;
         }
         x.blk = blk;
         x.pkt = pkt;
