@@ -173,6 +173,26 @@ fn simulated_boot_with_1k_and_128_byte_blocks() {
     assert!(out.contains("in 0 1K + 79 128-byte frames"), "{out}");
 }
 
+/// `--xmodem-nak ignore` is vf2-recover's policy: every block goes once,
+/// whatever the answer. Against the virtual ROM, which does not store a
+/// block it NAKs, the next block is then out of sequence and it cancels;
+/// with the default policy the block goes again and the boot completes.
+#[test]
+fn xmodem_nak_ignore_goes_on_whatever_the_answer() {
+    let (code, out, err) = sim(&["--xmodem-nak", "ignore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 10 frames sent, 0 NAKs"), "{out}");
+    let (code, out, err) = sim(&["--fault", "nak"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 12 frames sent, 2 NAKs"), "{out}");
+    let (code, out, err) = sim(&["--fault", "nak", "--xmodem-nak", "ignore", "--json"]);
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(out.contains("the receiver cancelled the transfer (CAN) at block 5"), "{out}");
+    let (code, _, err) = sim(&["--xmodem-nak", "sometimes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("resend") && err.contains("ignore"), "{err}");
+}
+
 #[test]
 fn a_headed_image_whose_crc_fails_is_refused_before_the_port() {
     let dir = tempfile::tempdir().unwrap();
