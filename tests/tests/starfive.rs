@@ -173,6 +173,17 @@ fn simulated_boot_with_1k_and_128_byte_blocks() {
     assert!(out.contains("in 0 1K + 79 128-byte frames"), "{out}");
 }
 
+/// The ROM restarts its loader every two or three polls (U-Boot's JH7110
+/// log); one that restarts while block 1 is on the line prints its banner
+/// and polls again, and block 1 goes again on that poll.
+#[test]
+fn a_rom_restart_during_block_1_is_recovered_from() {
+    let (code, out, err) = sim(&["--fault", "restart-in-block-1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("virtual ROM: loaded 9000 bytes at 0x08000000"), "{out}");
+    assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent"), "{out}");
+}
+
 /// `--xmodem-nak ignore` is vf2-recover's policy: every block goes once,
 /// whatever the answer. Against the virtual ROM, which does not store a
 /// block it NAKs, the next block is then out of sequence and it cancels;

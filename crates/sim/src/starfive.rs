@@ -56,9 +56,16 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
 pub const SRAM_BASE: u32 = 0x0800_0000;
 /// The SRAM the payload must fit (256 KiB).
 pub const SRAM_SIZE: usize = 0x4_0000;
-/// The polls after which the ROM prints its banner again (it restarts its
-/// loader now and then, sheet §1.2).
-const POLLS_PER_BANNER: u32 = 40;
+/// The polls after which the ROM prints its banner again and restarts its
+/// loader: two, then three and three again. U-Boot's own JH7110 log
+/// (doc/board/starfive/jh7110_common.rst @6073c36, lines 334-337) shows
+/// `(C)StarFive / CC / (C)StarFive / CCC` before tio sends; what sets the
+/// period is not known (review sophgo-starfive.md F6).
+const POLLS_PER_RESTART: [u32; 2] = [2, 3];
+/// After a restart the loader sets its UART up again: what is on the line
+/// is lost until it has been quiet this long (an assumption: the ROM is
+/// closed).
+const RESTART_QUIET: Duration = Duration::from_millis(20);
 /// Longest silence inside a frame before the ROM gives up on it.
 const BYTE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait for the next block before the ROM restarts.
@@ -104,6 +111,9 @@ pub enum Fault {
     NoPoll,
     /// The adapter is unplugged after block 3: the port hangs up.
     Hangup,
+    /// The ROM restarts its loader once in the middle of the first frame
+    /// (banner, polls again): the frame is lost.
+    RestartInBlock1,
     /// One byte of U-Boot SPL's YMODEM block 2 is corrupted on the wire
     /// once: the SPL's CRC check fails and it asks again with `C` at once
     /// (xyzModem.c, no flush after a CRC error).
@@ -128,6 +138,11 @@ impl Faults for Fault {
         ("silent", Fault::Silent, "the ROM stops answering after the first block"),
         ("no-poll", Fault::NoPoll, "the ROM prints its banner but never polls with C"),
         ("hangup", Fault::Hangup, "the adapter is unplugged after block 3 (the port hangs up)"),
+        (
+            "restart-in-block-1",
+            Fault::RestartInBlock1,
+            "the ROM restarts its loader once in the middle of the first frame (banner, polls again)",
+        ),
         (
             "spl-corrupt-block",
             Fault::SplCorruptBlock,
@@ -377,6 +392,7 @@ impl StarfiveRom {
             stop: stop.clone(),
             report: report.clone(),
             corrupted: false,
+            restarted: false,
         };
         let handle = std::thread::spawn(move || {
             let _ = rom.run();
@@ -475,6 +491,8 @@ struct Rom<W: Wire> {
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<RomReport>>,
     corrupted: bool,
+    /// The [`Fault::RestartInBlock1`] restart happened.
+    restarted: bool,
 }
 
 impl<W: Wire> Rom<W> {
@@ -516,6 +534,8 @@ impl<W: Wire> Rom<W> {
             let first = self.poll()?;
             let session = self.receive(first)?;
             let Some(mut session) = session else {
+                // The loader restarts: what is still on the line is lost.
+                while self.byte(RESTART_QUIET)?.is_some() {}
                 continue;
             };
             let started = session.verdict.is_ok();
@@ -541,6 +561,7 @@ impl<W: Wire> Rom<W> {
     /// Polls with `C` until a frame starts; returns its first byte.
     fn poll(&mut self) -> Result<u8, Stop> {
         let mut polls = 0u32;
+        let mut restarts = 0usize;
         loop {
             if self.cfg.fault != Fault::NoPoll {
                 self.send(b"C")?;
@@ -558,8 +579,11 @@ impl<W: Wire> Rom<W> {
                     _ => {}
                 }
             }
-            if polls.is_multiple_of(POLLS_PER_BANNER) {
+            if polls == POLLS_PER_RESTART[restarts.min(1)] {
+                // The loader restarts (nothing was under way).
                 self.send(BANNER)?;
+                restarts += 1;
+                polls = 0;
             }
         }
     }
@@ -614,6 +638,14 @@ impl<W: Wire> Rom<W> {
         let mut seen_first_copy: Vec<u8> = Vec::new();
         loop {
             let got = match pending.take() {
+                Some(_) if self.cfg.fault == Fault::RestartInBlock1 && !self.restarted => {
+                    // A restart 100 bytes into the first frame.
+                    self.restarted = true;
+                    for _ in 0..100 {
+                        self.byte(BYTE_TIMEOUT)?;
+                    }
+                    return Ok(None);
+                }
                 Some(b) => self.frame(b)?,
                 None => self.next()?,
             };
