@@ -181,7 +181,17 @@ fn a_rom_restart_during_block_1_is_recovered_from() {
     let (code, out, err) = sim(&["--fault", "restart-in-block-1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("virtual ROM: loaded 9000 bytes at 0x08000000"), "{out}");
-    assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent"), "{out}");
+    // Block 1 went again on the restarted ROM's poll, not after a timeout.
+    assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent, 1 NAKs (0 stale), 0 timeouts"), "{out}");
+}
+
+/// A `C` in answer to a block asks for it again at once (as tio resends on
+/// any answer that is not ACK), not after the answer timeout.
+#[test]
+fn a_block_the_rom_answers_with_c_goes_again_at_once() {
+    let (code, out, err) = sim(&["--fault", "c-for-block-3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent, 1 NAKs (0 stale), 0 timeouts"), "{out}");
 }
 
 /// `--xmodem-nak ignore` is vf2-recover's policy: every block goes once,

@@ -111,6 +111,9 @@ pub enum Fault {
     NoPoll,
     /// The adapter is unplugged after block 3: the port hangs up.
     Hangup,
+    /// The first copy of block 3 is answered with `C`, not NAK, and not
+    /// stored (orangecms' vf2 loader has a branch for a `C` answer).
+    CForBlock3,
     /// The ROM restarts its loader once in the middle of the first frame
     /// (banner, polls again): the frame is lost.
     RestartInBlock1,
@@ -138,6 +141,7 @@ impl Faults for Fault {
         ("silent", Fault::Silent, "the ROM stops answering after the first block"),
         ("no-poll", Fault::NoPoll, "the ROM prints its banner but never polls with C"),
         ("hangup", Fault::Hangup, "the adapter is unplugged after block 3 (the port hangs up)"),
+        ("c-for-block-3", Fault::CForBlock3, "the first copy of block 3 is answered with C (not stored)"),
         (
             "restart-in-block-1",
             Fault::RestartInBlock1,
@@ -674,6 +678,10 @@ impl<W: Wire> Rom<W> {
                         if nak {
                             s.naks_sent += 1;
                             self.send(&[NAK])?;
+                            continue;
+                        }
+                        if self.cfg.fault == Fault::CForBlock3 && this == 3 && first_copy {
+                            self.send(b"C")?;
                             continue;
                         }
                         s.received.extend_from_slice(&data);

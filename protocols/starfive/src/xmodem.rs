@@ -18,7 +18,7 @@ use crc::{CRC_16_XMODEM, Crc};
 use racklet_link::{LinkError, ProgressSink, SerialLink};
 
 use crate::StarfiveError;
-use crate::console::{PollDetector, check_refusal};
+use crate::console::{BANNER, PollDetector, check_refusal};
 
 pub const SOH: u8 = 0x01;
 pub const STX: u8 = 0x02;
@@ -143,6 +143,8 @@ pub struct SendStats {
     /// NAKs followed at once by an ACK.
     pub stale_naks: u64,
     pub timeouts: u64,
+    /// ROM loader restarts during block 1 (recovered from by a resend).
+    pub restarts: u64,
     /// Whether the receiver acknowledged EOT.
     pub eot_acked: bool,
     /// Bytes written to the link, resends and EOTs included.
@@ -227,13 +229,16 @@ impl Inbox {
 
 /// Reads the receiver's answer to one frame. Console text is fed to `det`
 /// so a ROM restart or CRC error is noticed. With `poll_resends`, a `C`
-/// asks for the frame again, as U-Boot's xyzModem does in CRC mode.
+/// asks for the frame again, as U-Boot's xyzModem does in CRC mode. With
+/// `restart_ok` (block 1 of the ROM stage) a reprinted ROM banner is the
+/// loader restarting: its next poll asks for the block again.
 #[allow(clippy::too_many_arguments)]
 fn read_answer<L: SerialLink + ?Sized>(
     link: &mut L,
     inbox: &mut Inbox,
     timeout: Duration,
     poll_resends: bool,
+    restart_ok: bool,
     cfg: &XmodemConfig,
     det: &mut PollDetector,
     stats: &mut SendStats,
@@ -276,6 +281,11 @@ fn read_answer<L: SerialLink + ?Sized>(
             _ => {
                 cans = 0;
                 det.feed(b);
+                if restart_ok && det.saw(BANNER) {
+                    // The ROM restarted its loader before it had block 1.
+                    *det = PollDetector::new();
+                    stats.restarts += 1;
+                }
                 check_refusal(det)?;
             }
         }
@@ -290,11 +300,18 @@ struct Retry {
     max_timeouts: u32,
     /// Whether a `C` asks for a resend.
     poll_resends: bool,
+    /// Whether a ROM restart during block 1 asks for block 1 again.
+    restarts: bool,
 }
 
 impl Retry {
     fn rom(cfg: &XmodemConfig) -> Retry {
-        Retry { answer: cfg.answer_timeout, max_timeouts: cfg.max_timeouts, poll_resends: false }
+        Retry {
+            answer: cfg.answer_timeout,
+            max_timeouts: cfg.max_timeouts,
+            poll_resends: true,
+            restarts: true,
+        }
     }
 
     fn ymodem(cfg: &XmodemConfig) -> Retry {
@@ -302,6 +319,7 @@ impl Retry {
             answer: cfg.answer_timeout.max(YMODEM_ANSWER_TIMEOUT),
             max_timeouts: cfg.max_timeouts.max(YMODEM_TRIES),
             poll_resends: true,
+            restarts: false,
         }
     }
 }
@@ -326,7 +344,8 @@ fn send_frame<L: SerialLink + ?Sized>(
         link.write_all(f)?;
         stats.frames_sent += 1;
         stats.wire_bytes += f.len() as u64;
-        match read_answer(link, inbox, timeout, retry.poll_resends, cfg, det, stats)? {
+        let restart_ok = retry.restarts && block == 1;
+        match read_answer(link, inbox, timeout, retry.poll_resends, restart_ok, cfg, det, stats)? {
             Answer::Ack => return Ok(()),
             Answer::Nak => {
                 stats.naks += 1;
@@ -400,7 +419,7 @@ fn send_eot<L: SerialLink + ?Sized>(
         inbox.drain(det)?;
         link.write_all(&[EOT])?;
         stats.wire_bytes += 1;
-        match read_answer(link, inbox, cfg.answer_timeout, false, cfg, det, stats)? {
+        match read_answer(link, inbox, cfg.answer_timeout, false, false, cfg, det, stats)? {
             Answer::Ack => {
                 stats.eot_acked = true;
                 return Ok(());
@@ -570,7 +589,7 @@ fn send_ymodem_eot<L: SerialLink + ?Sized>(
         inbox.drain(det)?;
         link.write_all(&[EOT])?;
         stats.wire_bytes += 1;
-        match read_answer(link, inbox, retry.answer, true, cfg, det, stats)? {
+        match read_answer(link, inbox, retry.answer, true, false, cfg, det, stats)? {
             Answer::Ack => {
                 stats.eot_acked = true;
                 return Ok(());
