@@ -18,7 +18,16 @@
 //! other payload runs silently.
 //!
 //! The real ROM's timings are undocumented (sheet §9.1): the poll interval
-//! here is [`POLL_INTERVAL`], a guess of the right order.
+//! here is [`POLL_INTERVAL`], a guess of the right order. The loader
+//! restarts (banner again) after 2, then every 3 unanswered polls, as U-Boot's
+//! JH7110 log shows (`POLLS_PER_RESTART`); after a restart what is still on
+//! the line is dropped until it has been quiet for 20 ms (a guess).
+//!
+//! The UART runs at [`RomConfig::line_rate`] (115200 by default): bytes
+//! reach the ROM one byte time apart and its answers take their wire time
+//! ([`Throttled`]). The started SPL's YMODEM receiver is U-Boot's own, in
+//! `starfive/spl.rs` (from `common/xyzModem.c` and `common/spl/spl_ymodem.c`, with the
+//! source lines).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
