@@ -262,6 +262,19 @@ fn a_block_the_spl_asks_for_again_with_c_is_resent() {
     assert!(out.contains("3 blocks, 6 frames sent, 1 resend requests (C or NAK), 0 timeouts"), "{out}");
 }
 
+/// A lost ACK: U-Boot's receiver times out on the next header after 2 s,
+/// flushes until the line has been quiet for 2 s, busy-waits 250 ms with its
+/// FIFO overrunning, and asks with `C`. A sender that resends before that
+/// keeps the flush going; this one waits and resends on the `C`.
+#[test]
+fn a_lost_spl_ack_is_recovered_on_the_spls_c() {
+    let (code, out, err) =
+        sim_with("spl.bin", &["--then-ymodem", "u-boot.itb", "--fault", "spl-drop-ack", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SPL loaded u-boot.itb (3000 bytes) by YMODEM"), "{out}");
+    assert!(out.contains("3 blocks, 6 frames sent, 1 resend requests (C or NAK), 0 timeouts"), "{out}");
+}
+
 #[test]
 fn a_next_stage_nobody_asks_for_is_a_timeout_with_a_hint() {
     // p.bin is not U-Boot SPL: the virtual board runs it and nothing asks.

@@ -130,6 +130,10 @@ pub enum Fault {
     /// once: the SPL's CRC check fails and it asks again with `C` at once
     /// (xyzModem.c, no flush after a CRC error).
     SplCorruptBlock,
+    /// U-Boot SPL's ACK of YMODEM block 1 is lost on the wire once: the SPL
+    /// times out on the next header, flushes until the line is quiet for
+    /// 2 s, busy-waits 250 ms and asks again with `C`.
+    SplDropAck,
 }
 
 impl Faults for Fault {
@@ -160,6 +164,11 @@ impl Faults for Fault {
             "spl-corrupt-block",
             Fault::SplCorruptBlock,
             "one byte of U-Boot SPL's YMODEM block 2 is corrupted once (the SPL asks again with C)",
+        ),
+        (
+            "spl-drop-ack",
+            Fault::SplDropAck,
+            "U-Boot SPL's ACK of YMODEM block 1 is lost once (it times out, flushes, asks with C)",
         ),
     ];
 }

@@ -152,7 +152,12 @@ impl<W: Wire> Rom<W> {
     /// `xyzModem_get_hdr`.
     fn get_hdr(&mut self, x: &mut Xyz) -> Result<Result<(), Status>, Stop> {
         if x.tx_ack {
-            self.put(ACK)?;
+            if self.cfg.fault == Fault::SplDropAck && !self.corrupted && x.next_blk == 2 {
+                // Lost on the wire to the host, once.
+                self.corrupted = true;
+            } else {
+                self.put(ACK)?;
+            }
             x.tx_ack = false;
         }
         let mut can_total = 0;
