@@ -426,7 +426,104 @@ fn parse_num(s: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc::{Receiver, Sender, channel};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::super::{Rom, RomConfig, RomReport, Rx, SplStage, Wire};
     use super::parse_num;
+    use crate::crc::crc16_xmodem;
+
+    /// A wire fed by the test, one chunk at a time.
+    struct ChanWire {
+        from_host: Receiver<Vec<u8>>,
+        pending: VecDeque<u8>,
+        to_host: Sender<Vec<u8>>,
+    }
+
+    impl Wire for ChanWire {
+        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+            if self.pending.is_empty() {
+                if let Ok(v) = self.from_host.recv_timeout(timeout) {
+                    self.pending.extend(v);
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            for (i, b) in self.pending.drain(..n).enumerate() {
+                buf[i] = b;
+            }
+            Ok(n)
+        }
+        fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+            let _ = self.to_host.send(data.to_vec());
+            Ok(())
+        }
+    }
+
+    fn frame(n: u8, data: &[u8]) -> Vec<u8> {
+        let mut d = data.to_vec();
+        d.resize(128, 0x1A);
+        let mut f = vec![0x01, n, 255 - n];
+        f.extend_from_slice(&d);
+        f.extend_from_slice(&crc16_xmodem(&d).to_be_bytes());
+        f
+    }
+
+    /// Reads what the SPL sent until `want` ends it.
+    fn expect(from: &Receiver<Vec<u8>>, got: &mut Vec<u8>, want: &[u8]) {
+        while !got.ends_with(want) {
+            let v = from.recv_timeout(Duration::from_secs(10)).expect("the SPL went silent");
+            got.extend(v);
+        }
+    }
+
+    /// The wire as xyzModem.c drives it: one `C`, the header's ACK only when
+    /// the next header is read and no `C` after it, each block's ACK late,
+    /// `ACK ACK C` after EOT, `ACK` after the final header.
+    #[test]
+    fn the_spl_answers_as_xyzmodem_does() {
+        let (host_tx, from_host) = channel();
+        let (to_host, host_rx) = channel();
+        let report = Arc::new(Mutex::new(RomReport::default()));
+        let mut rom = Rom {
+            rx: Rx { wire: ChanWire { from_host, pending: VecDeque::new(), to_host }, buf: VecDeque::new() },
+            cfg: RomConfig { line_rate: None, ..Default::default() },
+            stop: Arc::new(AtomicBool::new(false)),
+            report: report.clone(),
+            corrupted: false,
+            restarted: false,
+        };
+        let spl = std::thread::spawn(move || {
+            let _ = rom.spl_ymodem();
+        });
+        let mut got = Vec::new();
+        expect(&host_rx, &mut got, b"Trying to boot from UART\r\nC");
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 3) as u8).collect();
+        let mut header = b"u-boot.itb\0200\0".to_vec();
+        header.resize(128, 0);
+        host_tx.send(frame(0, &header)).unwrap();
+        expect(&host_rx, &mut got, &[0x06]);
+        host_tx.send(frame(1, &data[..128])).unwrap();
+        expect(&host_rx, &mut got, &[0x06]);
+        host_tx.send(frame(2, &data[128..])).unwrap();
+        expect(&host_rx, &mut got, &[0x06]);
+        host_tx.send(vec![0x04]).unwrap();
+        expect(&host_rx, &mut got, b"C");
+        host_tx.send(frame(0, &[])).unwrap();
+        expect(&host_rx, &mut got, b"Loaded 200 bytes\r\n");
+        spl.join().unwrap();
+        let start = got.windows(2).position(|w| w == b"\nC").unwrap() + 1;
+        // C; ACK (header, late); ACK (block 1); ACK (block 2, late, at the
+        // EOT); ACK (EOT) ACK C; ACK (final header).
+        assert_eq!(&got[start..start + 8], b"C\x06\x06\x06\x06\x06C\x06");
+        let rep = report.lock().unwrap().clone();
+        let Some(SplStage::Done(Ok(f))) = rep.spl else { panic!("{:?}", rep.spl) };
+        assert_eq!(f.name, "u-boot.itb");
+        assert_eq!(f.data, data, "the padding is cut at the header's size");
+        assert!(f.ended_batch);
+    }
 
     #[test]
     fn sizes_parse_as_xyzmodem_parses_them() {
