@@ -445,10 +445,10 @@ mod tests {
 
     impl Wire for ChanWire {
         fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
-            if self.pending.is_empty() {
-                if let Ok(v) = self.from_host.recv_timeout(timeout) {
-                    self.pending.extend(v);
-                }
+            if self.pending.is_empty()
+                && let Ok(v) = self.from_host.recv_timeout(timeout)
+            {
+                self.pending.extend(v);
             }
             let n = buf.len().min(self.pending.len());
             for (i, b) in self.pending.drain(..n).enumerate() {
@@ -501,7 +501,7 @@ mod tests {
         let mut got = Vec::new();
         expect(&host_rx, &mut got, b"Trying to boot from UART\r\nC");
         let data: Vec<u8> = (0..200u32).map(|i| (i * 3) as u8).collect();
-        let mut header = b"u-boot.itb\0200\0".to_vec();
+        let mut header = b"u-boot.itb\x00200\x00".to_vec();
         header.resize(128, 0);
         host_tx.send(frame(0, &header)).unwrap();
         expect(&host_rx, &mut got, &[0x06]);
