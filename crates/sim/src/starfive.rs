@@ -375,7 +375,13 @@ impl RomReport {
                 return Err(format!("{v}; the SPL's YMODEM transfer of {name} broke off"));
             }
             Some(SplStage::Done(Ok(f))) if f.ended_batch => {
-                v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()))
+                v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()));
+                if self.fifo_dropped > 0 {
+                    v.push_str(&format!(
+                        " ({} bytes were lost to its UART FIFO while it busy-waited)",
+                        self.fifo_dropped
+                    ));
+                }
             }
             Some(SplStage::Done(Ok(f))) => {
                 return Err(format!("{v}; the YMODEM batch of {} was not ended", f.name));

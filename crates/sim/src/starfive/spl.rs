@@ -479,15 +479,9 @@ mod tests {
         }
     }
 
-    /// The wire as xyzModem.c drives it: one `C`, the header's ACK only when
-    /// the next header is read and no `C` after it, each block's ACK late,
-    /// `ACK ACK C` after EOT, `ACK` after the final header.
-    #[test]
-    fn the_spl_answers_as_xyzmodem_does() {
-        let (host_tx, from_host) = channel();
-        let (to_host, host_rx) = channel();
+    fn rom(from_host: Receiver<Vec<u8>>, to_host: Sender<Vec<u8>>) -> (Rom<ChanWire>, Arc<Mutex<RomReport>>) {
         let report = Arc::new(Mutex::new(RomReport::default()));
-        let mut rom = Rom {
+        let rom = Rom {
             rx: Rx { wire: ChanWire { from_host, pending: VecDeque::new(), to_host }, buf: VecDeque::new() },
             cfg: RomConfig { line_rate: None, ..Default::default() },
             stop: Arc::new(AtomicBool::new(false)),
@@ -495,6 +489,44 @@ mod tests {
             corrupted: false,
             restarted: false,
         };
+        (rom, report)
+    }
+
+    /// While the SPL busy-waits nobody reads the UART: its FIFO keeps 64
+    /// bytes and the rest is lost.
+    #[test]
+    fn a_busy_wait_keeps_what_the_fifo_holds() {
+        let (host_tx, from_host) = channel();
+        let (to_host, _host_rx) = channel();
+        let (mut rom, _) = rom(from_host, to_host);
+        host_tx.send((0..200u8).collect()).unwrap();
+        let mut x = super::Xyz {
+            pkt: Vec::new(),
+            at: 0,
+            blk: 0,
+            next_blk: 0,
+            len: 0,
+            crc_mode: true,
+            at_eof: false,
+            tx_ack: false,
+            file_length: 0,
+            read_length: 0,
+            dropped: 0,
+            final_header: None,
+        };
+        assert!(rom.busy_wait(Duration::from_millis(20), &mut x).is_ok());
+        assert_eq!(rom.rx.buf.iter().copied().collect::<Vec<u8>>(), (0..64u8).collect::<Vec<u8>>());
+        assert_eq!(x.dropped, 136);
+    }
+
+    /// The wire as xyzModem.c drives it: one `C`, the header's ACK only when
+    /// the next header is read and no `C` after it, each block's ACK late,
+    /// `ACK ACK C` after EOT, `ACK` after the final header.
+    #[test]
+    fn the_spl_answers_as_xyzmodem_does() {
+        let (host_tx, from_host) = channel();
+        let (to_host, host_rx) = channel();
+        let (mut rom, report) = rom(from_host, to_host);
         let spl = std::thread::spawn(move || {
             let _ = rom.spl_ymodem();
         });
