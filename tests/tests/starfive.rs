@@ -194,6 +194,16 @@ fn a_block_the_rom_answers_with_c_goes_again_at_once() {
     assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent, 1 NAKs (0 stale), 0 timeouts"), "{out}");
 }
 
+/// A poll that crossed block 1 on the wire is not an answer: block 1's ACK
+/// follows within its wire time, and block 1 does not go twice (a second
+/// copy would be ACKed again, and that ACK taken for block 2's).
+#[test]
+fn a_poll_that_crossed_block_1_is_not_a_resend_request() {
+    let (code, out, err) = sim(&["--fault", "poll-crosses-block-1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 10 frames sent, 0 NAKs (1 stale), 0 timeouts"), "{out}");
+}
+
 /// `--xmodem-nak ignore` is vf2-recover's policy: every block goes once,
 /// whatever the answer. Against the virtual ROM, which does not store a
 /// block it NAKs, the next block is then out of sequence and it cancels;

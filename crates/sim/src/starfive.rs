@@ -123,6 +123,9 @@ pub enum Fault {
     /// The first copy of block 3 is answered with `C`, not NAK, and not
     /// stored (orangecms' vf2 loader has a branch for a `C` answer).
     CForBlock3,
+    /// The ROM's last poll crosses block 1 on the wire: a `C` reaches the
+    /// host just after block 1 was sent, and block 1 is taken and ACKed.
+    PollCrossesBlock1,
     /// The ROM restarts its loader once in the middle of the first frame
     /// (banner, polls again): the frame is lost.
     RestartInBlock1,
@@ -155,6 +158,11 @@ impl Faults for Fault {
         ("no-poll", Fault::NoPoll, "the ROM prints its banner but never polls with C"),
         ("hangup", Fault::Hangup, "the adapter is unplugged after block 3 (the port hangs up)"),
         ("c-for-block-3", Fault::CForBlock3, "the first copy of block 3 is answered with C (not stored)"),
+        (
+            "poll-crosses-block-1",
+            Fault::PollCrossesBlock1,
+            "the ROM's last poll crosses block 1 on the wire (a stale C, block 1 is taken)",
+        ),
         (
             "restart-in-block-1",
             Fault::RestartInBlock1,
@@ -673,6 +681,11 @@ impl<W: Wire> Rom<W> {
                         self.byte(BYTE_TIMEOUT)?;
                     }
                     return Ok(None);
+                }
+                Some(b) if self.cfg.fault == Fault::PollCrossesBlock1 && !self.restarted => {
+                    self.restarted = true;
+                    self.send(b"C")?;
+                    self.frame(b)?
                 }
                 Some(b) => self.frame(b)?,
                 None => self.next()?,

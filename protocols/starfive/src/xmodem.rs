@@ -222,6 +222,9 @@ impl Inbox {
         for &t in &rest {
             det.feed(t);
         }
+        if let Some(&last) = rest.last() {
+            self.prev = last;
+        }
         check_refusal(det)?;
         Ok(rest)
     }
@@ -231,7 +234,9 @@ impl Inbox {
 /// so a ROM restart or CRC error is noticed. With `poll_resends`, a `C`
 /// asks for the frame again, as U-Boot's xyzModem does in CRC mode. With
 /// `restart_ok` (block 1 of the ROM stage) a reprinted ROM banner is the
-/// loader restarting: its next poll asks for the block again.
+/// loader restarting: its next poll asks for the block again. A `C` (or
+/// NAK) followed by an ACK within `stale_poll` (for a `C`) or
+/// `cfg.stale_nak_window` (for a NAK) was stale: the block arrived.
 #[allow(clippy::too_many_arguments)]
 fn read_answer<L: SerialLink + ?Sized>(
     link: &mut L,
@@ -239,17 +244,20 @@ fn read_answer<L: SerialLink + ?Sized>(
     timeout: Duration,
     poll_resends: bool,
     restart_ok: bool,
+    stale_poll: Duration,
     cfg: &XmodemConfig,
     det: &mut PollDetector,
     stats: &mut SendStats,
 ) -> Result<Answer, StarfiveError> {
     let deadline = Instant::now() + timeout;
     let mut nak_at: Option<Instant> = None;
+    let mut window = cfg.stale_nak_window;
+    let mut restarted = false;
     let mut cans = 0;
     loop {
         let now = Instant::now();
         let until = match nak_at {
-            Some(t) => (t + cfg.stale_nak_window).min(deadline.max(now)),
+            Some(t) => (t + window).min(deadline.max(now)),
             None => deadline,
         };
         let Some(b) = inbox.next(link, until)? else {
@@ -276,6 +284,9 @@ fn read_answer<L: SerialLink + ?Sized>(
             }
             POLL if poll && poll_resends => {
                 det.feed(b);
+                if !restarted {
+                    window = window.max(stale_poll);
+                }
                 nak_at.get_or_insert_with(Instant::now);
             }
             _ => {
@@ -285,12 +296,17 @@ fn read_answer<L: SerialLink + ?Sized>(
                     // The ROM restarted its loader before it had block 1.
                     *det = PollDetector::new();
                     stats.restarts += 1;
+                    restarted = true;
                 }
                 check_refusal(det)?;
             }
         }
     }
 }
+
+/// Beyond block 1's wire time, how long an ACK may follow a `C` that was
+/// the ROM's last poll rather than an answer.
+const STALE_POLL_MARGIN: Duration = Duration::from_millis(100);
 
 /// How a frame is retried.
 struct Retry {
@@ -345,7 +361,13 @@ fn send_frame<L: SerialLink + ?Sized>(
         stats.frames_sent += 1;
         stats.wire_bytes += f.len() as u64;
         let restart_ok = retry.restarts && block == 1;
-        match read_answer(link, inbox, timeout, retry.poll_resends, restart_ok, cfg, det, stats)? {
+        // Before block 1 the ROM polls: a poll sent just before block 1
+        // reached it is not an answer, and its ACK follows within the
+        // frame's wire time. Later a `C` is an answer at once.
+        let stale_poll =
+            if restart_ok { cfg.wire_time(f.len()) + STALE_POLL_MARGIN } else { cfg.stale_nak_window };
+        match read_answer(link, inbox, timeout, retry.poll_resends, restart_ok, stale_poll, cfg, det, stats)?
+        {
             Answer::Ack => return Ok(()),
             Answer::Nak => {
                 stats.naks += 1;
@@ -419,7 +441,7 @@ fn send_eot<L: SerialLink + ?Sized>(
         inbox.drain(det)?;
         link.write_all(&[EOT])?;
         stats.wire_bytes += 1;
-        match read_answer(link, inbox, cfg.answer_timeout, false, false, cfg, det, stats)? {
+        match read_answer(link, inbox, cfg.answer_timeout, false, false, Duration::ZERO, cfg, det, stats)? {
             Answer::Ack => {
                 stats.eot_acked = true;
                 return Ok(());
@@ -589,7 +611,7 @@ fn send_ymodem_eot<L: SerialLink + ?Sized>(
         inbox.drain(det)?;
         link.write_all(&[EOT])?;
         stats.wire_bytes += 1;
-        match read_answer(link, inbox, retry.answer, true, false, cfg, det, stats)? {
+        match read_answer(link, inbox, retry.answer, true, false, cfg.stale_nak_window, cfg, det, stats)? {
             Answer::Ack => {
                 stats.eot_acked = true;
                 return Ok(());
