@@ -6,18 +6,18 @@
 //! and @03de305, the same code), never from a sender. Line numbers below are
 //! those of that xyzModem.c. What it does, as the source does it:
 //!
-//! - `xyzModem_stream_open` (:426) sends one `C` (:462), then reads headers;
+//! - `xyzModem_stream_open` (:429) sends one `C` (:462), then reads headers;
 //!   a timeout is followed by a 500 ms busy delay and another `C` (:501-502);
 //!   after 10 timeouts it falls back to checksum mode and NAKs (:499-500),
 //!   after 20 it starts over in CRC mode (:474-479). Block 0 is the YMODEM
 //!   header: the name is skipped and the size parsed (:486-490); its ACK is
 //!   *deferred* (`tx_ack = true`, :491) and **no `C` follows it**.
-//! - `xyzModem_get_hdr` (:256) first sends the deferred ACK (:267-271), then
+//! - `xyzModem_get_hdr` (:254) first sends the deferred ACK (:267-271), then
 //!   waits for SOH/STX, each character for at most 2 s
 //!   (`xyzModem_CHAR_TIMEOUT`, :60, :74); three CAN/ETX cancel; EOT is taken
 //!   only as the first character (:304) and ACKed at once. A 2 s silence
 //!   while looking for the header flushes the input until the line has been
-//!   quiet for 2 s (`xyzModem_flush`, :240) and busy-waits 250 ms (:319-321);
+//!   quiet for 2 s (`xyzModem_flush`, :241) and busy-waits 250 ms (:319-321);
 //!   a silence inside a frame returns at once. A bad complement flushes
 //!   (:382); a bad CRC does not.
 //! - `xyzModem_stream_read` (:517): the expected block is kept and its ACK
@@ -25,11 +25,11 @@
 //!   at once (:584-589); anything else (timeout, bad frame, bad CRC, wrong
 //!   block) is answered with `C` in CRC mode (NAK in checksum mode) (:618),
 //!   20 times per block (:529). At EOF (EOT ACKed by get_hdr) it sends ACK,
-//!   `C`, reads the final header whatever it is, and sends ACK (:600-612):
+//!   `C`, reads the final header whatever it is, and sends ACK (:599-612):
 //!   on the wire, `ACK ACK C` after the EOT and `ACK` after the final header.
 //! - `spl_ymodem_load_image` reads 1024-byte chunks until a read returns 0,
 //!   calls `xyzModem_stream_terminate(false, …)`, which drains what is
-//!   waiting and busy-waits 250 ms (:693-710), and prints
+//!   waiting and busy-waits 250 ms (:659, :693-710), and prints
 //!   `Loaded %lu bytes`.
 //!
 //! The board around it: the UART has a 64-byte receive FIFO; while the SPL
