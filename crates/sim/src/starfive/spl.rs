@@ -2,8 +2,8 @@
 //! the ROM started `u-boot-spl.bin.normal.out` from UART (sheet §3.3).
 //!
 //! Written from u-boot `common/xyzModem.c` and `common/spl/spl_ymodem.c`
-//! (u-boot/u-boot @6073c36, 2026-08-20; the review's citations are @2d45913
-//! and @03de305, the same code), never from a sender. Line numbers below are
+//! (read at u-boot/u-boot @6073c36, 2026-08-20; the review cites @2d45913
+//! and @03de305), never from a sender. Line numbers below are
 //! those of that xyzModem.c. What it does, as the source does it:
 //!
 //! - `xyzModem_stream_open` (:429) sends one `C` (:462), then reads headers;
