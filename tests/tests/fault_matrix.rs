@@ -46,6 +46,8 @@ const MATRIX: &[(&str, &str, &str, i32, &str)] = &[
     ("visionfive2", "corrupt-image", "rejected image", 7, "raw"),
     ("visionfive2", "silent", "time out", 6, "raw"),
     ("visionfive2", "hangup", "disconnect mid-transfer", 8, "raw"),
+    ("visionfive2", "c-for-block-3", "C as the answer: resent", 0, "raw"),
+    ("visionfive2", "restart-in-block-1", "ROM restart in block 1: resent", 0, "raw"),
     // Fastboot ROMs (USB bulk)
     ("bpi-f3", "fail-download", "FAIL answer", 7, "fsbl"),
     ("bpi-f3", "silent", "time out", 6, "fsbl"),

@@ -173,6 +173,57 @@ fn simulated_boot_with_1k_and_128_byte_blocks() {
     assert!(out.contains("in 0 1K + 79 128-byte frames"), "{out}");
 }
 
+/// The ROM restarts its loader every two or three polls (U-Boot's JH7110
+/// log); one that restarts while block 1 is on the line prints its banner
+/// and polls again, and block 1 goes again on that poll.
+#[test]
+fn a_rom_restart_during_block_1_is_recovered_from() {
+    let (code, out, err) = sim(&["--fault", "restart-in-block-1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("virtual ROM: loaded 9000 bytes at 0x08000000"), "{out}");
+    // Block 1 went again on the restarted ROM's poll, not after a timeout.
+    assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent, 1 NAKs (0 stale), 0 timeouts"), "{out}");
+}
+
+/// A `C` in answer to a block asks for it again at once (as tio resends on
+/// any answer that is not ACK), not after the answer timeout.
+#[test]
+fn a_block_the_rom_answers_with_c_goes_again_at_once() {
+    let (code, out, err) = sim(&["--fault", "c-for-block-3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 11 frames sent, 1 NAKs (0 stale), 0 timeouts"), "{out}");
+}
+
+/// A poll that crossed block 1 on the wire is not an answer: block 1's ACK
+/// follows within its wire time, and block 1 does not go twice (a second
+/// copy would be ACKed again, and that ACK taken for block 2's).
+#[test]
+fn a_poll_that_crossed_block_1_is_not_a_resend_request() {
+    let (code, out, err) = sim(&["--fault", "poll-crosses-block-1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 10 frames sent, 0 NAKs (1 stale), 0 timeouts"), "{out}");
+}
+
+/// `--xmodem-nak ignore` is vf2-recover's policy: every block goes once,
+/// whatever the answer. Against the virtual ROM, which does not store a
+/// block it NAKs, the next block is then out of sequence and it cancels;
+/// with the default policy the block goes again and the boot completes.
+#[test]
+fn xmodem_nak_ignore_goes_on_whatever_the_answer() {
+    let (code, out, err) = sim(&["--xmodem-nak", "ignore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 10 frames sent, 0 NAKs"), "{out}");
+    let (code, out, err) = sim(&["--fault", "nak"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("10 blocks of 1024 bytes, 12 frames sent, 2 NAKs"), "{out}");
+    let (code, out, err) = sim(&["--fault", "nak", "--xmodem-nak", "ignore", "--json"]);
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(out.contains("the receiver cancelled the transfer (CAN) at block 5"), "{out}");
+    let (code, _, err) = sim(&["--xmodem-nak", "sometimes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("resend") && err.contains("ignore"), "{err}");
+}
+
 #[test]
 fn a_headed_image_whose_crc_fails_is_refused_before_the_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -207,6 +258,31 @@ fn simulated_spl_takes_the_next_stage_by_ymodem() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("SPL loaded u-boot.itb (3000 bytes) by YMODEM"), "{out}");
     assert!(out.contains("\"event\":\"done\""), "{out}");
+}
+
+/// U-Boot's xyzModem answers a block whose CRC fails with `C` at once and
+/// then waits only 2 s for the resend: the `C` must make it go again.
+#[test]
+fn a_block_the_spl_asks_for_again_with_c_is_resent() {
+    let (code, out, err) =
+        sim_with("spl.bin", &["--then-ymodem", "u-boot.itb", "--fault", "spl-corrupt-block", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SPL loaded u-boot.itb (3000 bytes) by YMODEM"), "{out}");
+    // Block 2 went again on the SPL's C, not after a timeout of the sender.
+    assert!(out.contains("3 blocks, 6 frames sent, 1 resend requests (C or NAK), 0 timeouts"), "{out}");
+}
+
+/// A lost ACK: U-Boot's receiver times out on the next header after 2 s,
+/// flushes until the line has been quiet for 2 s, busy-waits 250 ms with its
+/// FIFO overrunning, and asks with `C`. A sender that resends before that
+/// keeps the flush going; this one waits and resends on the `C`.
+#[test]
+fn a_lost_spl_ack_is_recovered_on_the_spls_c() {
+    let (code, out, err) =
+        sim_with("spl.bin", &["--then-ymodem", "u-boot.itb", "--fault", "spl-drop-ack", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SPL loaded u-boot.itb (3000 bytes) by YMODEM"), "{out}");
+    assert!(out.contains("3 blocks, 6 frames sent, 1 resend requests (C or NAK), 0 timeouts"), "{out}");
 }
 
 #[test]

@@ -18,7 +18,16 @@
 //! other payload runs silently.
 //!
 //! The real ROM's timings are undocumented (sheet §9.1): the poll interval
-//! here is [`POLL_INTERVAL`], a guess of the right order.
+//! here is [`POLL_INTERVAL`], a guess of the right order. The loader
+//! restarts (banner again) after 2, then every 3 unanswered polls, as U-Boot's
+//! JH7110 log shows (`POLLS_PER_RESTART`); after a restart what is still on
+//! the line is dropped until it has been quiet for 20 ms (a guess).
+//!
+//! The UART runs at [`RomConfig::line_rate`] (115200 by default): bytes
+//! reach the ROM one byte time apart and its answers take their wire time
+//! ([`Throttled`]). The started SPL's YMODEM receiver is U-Boot's own, in
+//! `starfive/spl.rs` (from `common/xyzModem.c` and `common/spl/spl_ymodem.c`, with the
+//! source lines).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -35,6 +44,9 @@ use crate::models::{Model, Scenario, SimError};
 use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
 use crate::serial::SimSerialBus;
 use crate::usb::SimUsbBus;
+
+mod spl;
+pub use spl::{CHAR_TIMEOUT as SPL_CHAR_TIMEOUT, UART_FIFO};
 
 const SOH: u8 = 0x01;
 const STX: u8 = 0x02;
@@ -53,9 +65,16 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
 pub const SRAM_BASE: u32 = 0x0800_0000;
 /// The SRAM the payload must fit (256 KiB).
 pub const SRAM_SIZE: usize = 0x4_0000;
-/// The polls after which the ROM prints its banner again (it restarts its
-/// loader now and then, sheet §1.2).
-const POLLS_PER_BANNER: u32 = 40;
+/// The polls after which the ROM prints its banner again and restarts its
+/// loader: two, then three and three again. U-Boot's own JH7110 log
+/// (doc/board/starfive/jh7110_common.rst @6073c36, lines 334-337) shows
+/// `(C)StarFive / CC / (C)StarFive / CCC` before tio sends; what sets the
+/// period is not known (review sophgo-starfive.md F6).
+const POLLS_PER_RESTART: [u32; 2] = [2, 3];
+/// After a restart the loader sets its UART up again: what is on the line
+/// is lost until it has been quiet this long (an assumption: the ROM is
+/// closed).
+const RESTART_QUIET: Duration = Duration::from_millis(20);
 /// Longest silence inside a frame before the ROM gives up on it.
 const BYTE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait for the next block before the ROM restarts.
@@ -101,6 +120,23 @@ pub enum Fault {
     NoPoll,
     /// The adapter is unplugged after block 3: the port hangs up.
     Hangup,
+    /// The first copy of block 3 is answered with `C`, not NAK, and not
+    /// stored (orangecms' vf2 loader has a branch for a `C` answer).
+    CForBlock3,
+    /// The ROM's last poll crosses block 1 on the wire: a `C` reaches the
+    /// host just after block 1 was sent, and block 1 is taken and ACKed.
+    PollCrossesBlock1,
+    /// The ROM restarts its loader once in the middle of the first frame
+    /// (banner, polls again): the frame is lost.
+    RestartInBlock1,
+    /// One byte of U-Boot SPL's YMODEM block 2 is corrupted on the wire
+    /// once: the SPL's CRC check fails and it asks again with `C` at once
+    /// (xyzModem.c, no flush after a CRC error).
+    SplCorruptBlock,
+    /// U-Boot SPL's ACK of YMODEM block 1 is lost on the wire once: the SPL
+    /// times out on the next header, flushes until the line is quiet for
+    /// 2 s, busy-waits 250 ms and asks again with `C`.
+    SplDropAck,
 }
 
 impl Faults for Fault {
@@ -121,6 +157,27 @@ impl Faults for Fault {
         ("silent", Fault::Silent, "the ROM stops answering after the first block"),
         ("no-poll", Fault::NoPoll, "the ROM prints its banner but never polls with C"),
         ("hangup", Fault::Hangup, "the adapter is unplugged after block 3 (the port hangs up)"),
+        ("c-for-block-3", Fault::CForBlock3, "the first copy of block 3 is answered with C (not stored)"),
+        (
+            "poll-crosses-block-1",
+            Fault::PollCrossesBlock1,
+            "the ROM's last poll crosses block 1 on the wire (a stale C, block 1 is taken)",
+        ),
+        (
+            "restart-in-block-1",
+            Fault::RestartInBlock1,
+            "the ROM restarts its loader once in the middle of the first frame (banner, polls again)",
+        ),
+        (
+            "spl-corrupt-block",
+            Fault::SplCorruptBlock,
+            "one byte of U-Boot SPL's YMODEM block 2 is corrupted once (the SPL asks again with C)",
+        ),
+        (
+            "spl-drop-ack",
+            Fault::SplDropAck,
+            "U-Boot SPL's ACK of YMODEM block 1 is lost once (it times out, flushes, asks with C)",
+        ),
     ];
 }
 
@@ -235,11 +292,15 @@ impl<W: Wire> Wire for Throttled<W> {
 pub struct RomConfig {
     pub fault: Fault,
     pub poll_interval: Duration,
+    /// The UART's line rate: bytes reach the ROM (and the SPL after it) no
+    /// faster than this, and its answers take their wire time
+    /// ([`Throttled`]). `None`: as fast as the pty goes.
+    pub line_rate: Option<u32>,
 }
 
 impl Default for RomConfig {
     fn default() -> Self {
-        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL }
+        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL, line_rate: Some(115_200) }
     }
 }
 
@@ -295,6 +356,8 @@ pub struct RomReport {
     /// What the started payload did when it is U-Boot SPL with YMODEM
     /// support ([`is_ymodem_spl`]); `None` for any other payload.
     pub spl: Option<SplStage>,
+    /// Bytes the SPL's UART FIFO dropped while it busy-waited.
+    pub fifo_dropped: u64,
 }
 
 impl RomReport {
@@ -320,7 +383,13 @@ impl RomReport {
                 return Err(format!("{v}; the SPL's YMODEM transfer of {name} broke off"));
             }
             Some(SplStage::Done(Ok(f))) if f.ended_batch => {
-                v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()))
+                v.push_str(&format!("; SPL loaded {} ({} bytes) by YMODEM", f.name, f.data.len()));
+                if self.fifo_dropped > 0 {
+                    v.push_str(&format!(
+                        " ({} bytes were lost to its UART FIFO while it busy-waited)",
+                        self.fifo_dropped
+                    ));
+                }
             }
             Some(SplStage::Done(Ok(f))) => {
                 return Err(format!("{v}; the YMODEM batch of {} was not ended", f.name));
@@ -341,8 +410,16 @@ pub struct StarfiveRom {
 }
 
 impl StarfiveRom {
-    /// Starts the ROM on `wire`, as at power-on.
+    /// Starts the ROM on `wire`, as at power-on, paced to
+    /// [`RomConfig::line_rate`].
     pub fn spawn<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
+        match cfg.line_rate {
+            Some(baud) => StarfiveRom::spawn_unpaced(Throttled::new(wire, baud), cfg),
+            None => StarfiveRom::spawn_unpaced(wire, cfg),
+        }
+    }
+
+    fn spawn_unpaced<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(RomReport::default()));
         let mut rom = Rom {
@@ -351,6 +428,7 @@ impl StarfiveRom {
             stop: stop.clone(),
             report: report.clone(),
             corrupted: false,
+            restarted: false,
         };
         let handle = std::thread::spawn(move || {
             let _ = rom.run();
@@ -449,6 +527,8 @@ struct Rom<W: Wire> {
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<RomReport>>,
     corrupted: bool,
+    /// The [`Fault::RestartInBlock1`] restart happened.
+    restarted: bool,
 }
 
 impl<W: Wire> Rom<W> {
@@ -490,6 +570,8 @@ impl<W: Wire> Rom<W> {
             let first = self.poll()?;
             let session = self.receive(first)?;
             let Some(mut session) = session else {
+                // The loader restarts: what is still on the line is lost.
+                while self.byte(RESTART_QUIET)?.is_some() {}
                 continue;
             };
             let started = session.verdict.is_ok();
@@ -499,8 +581,8 @@ impl<W: Wire> Rom<W> {
             self.report().sessions.push(std::mem::take(&mut session));
             if started {
                 if self.report().spl.is_some() {
-                    let y = self.spl_ymodem()?;
-                    self.report().spl = Some(SplStage::Done(y));
+                    // It notes its result in the report itself.
+                    self.spl_ymodem()?;
                 }
                 // The payload runs; the ROM is gone until the next reset.
                 loop {
@@ -515,6 +597,7 @@ impl<W: Wire> Rom<W> {
     /// Polls with `C` until a frame starts; returns its first byte.
     fn poll(&mut self) -> Result<u8, Stop> {
         let mut polls = 0u32;
+        let mut restarts = 0usize;
         loop {
             if self.cfg.fault != Fault::NoPoll {
                 self.send(b"C")?;
@@ -532,8 +615,11 @@ impl<W: Wire> Rom<W> {
                     _ => {}
                 }
             }
-            if polls.is_multiple_of(POLLS_PER_BANNER) {
+            if polls == POLLS_PER_RESTART[restarts.min(1)] {
+                // The loader restarts (nothing was under way).
                 self.send(BANNER)?;
+                restarts += 1;
+                polls = 0;
             }
         }
     }
@@ -588,6 +674,19 @@ impl<W: Wire> Rom<W> {
         let mut seen_first_copy: Vec<u8> = Vec::new();
         loop {
             let got = match pending.take() {
+                Some(_) if self.cfg.fault == Fault::RestartInBlock1 && !self.restarted => {
+                    // A restart 100 bytes into the first frame.
+                    self.restarted = true;
+                    for _ in 0..100 {
+                        self.byte(BYTE_TIMEOUT)?;
+                    }
+                    return Ok(None);
+                }
+                Some(b) if self.cfg.fault == Fault::PollCrossesBlock1 && !self.restarted => {
+                    self.restarted = true;
+                    self.send(b"C")?;
+                    self.frame(b)?
+                }
                 Some(b) => self.frame(b)?,
                 None => self.next()?,
             };
@@ -616,6 +715,10 @@ impl<W: Wire> Rom<W> {
                         if nak {
                             s.naks_sent += 1;
                             self.send(&[NAK])?;
+                            continue;
+                        }
+                        if self.cfg.fault == Fault::CForBlock3 && this == 3 && first_copy {
+                            self.send(b"C")?;
                             continue;
                         }
                         s.received.extend_from_slice(&data);
@@ -690,78 +793,6 @@ impl<W: Wire> Rom<W> {
         Ok(format!(
             "loaded {size} bytes at 0x{SRAM_BASE:08x} (CRC-32 0x{crc:08x} ok), jumped to 0x{SRAM_BASE:08x}"
         ))
-    }
-
-    /// U-Boot SPL asking for u-boot.itb with YMODEM (sheet §3.3).
-    fn spl_ymodem(&mut self) -> Result<Result<YmodemFile, String>, Stop> {
-        self.send(
-            b"\r\nU-Boot SPL 2025.10 (racklet-sim)\r\nDDR version: virtual\r\nTrying to boot from UART\r\n",
-        )?;
-        // Header block: polls until it comes.
-        let header = loop {
-            self.send(b"C")?;
-            if let Some(b @ (SOH | STX)) = self.byte(self.cfg.poll_interval)? {
-                match self.frame(b)? {
-                    Got::Block { n: 0, data } => break data,
-                    _ => self.send(&[NAK])?,
-                }
-            }
-        };
-        let name_end = header.iter().position(|&b| b == 0).unwrap_or(header.len());
-        let name = String::from_utf8_lossy(&header[..name_end]).to_string();
-        let size_txt: String =
-            header[name_end + 1..].iter().take_while(|b| b.is_ascii_digit()).map(|&b| b as char).collect();
-        let Ok(size) = size_txt.parse::<usize>() else {
-            self.send(&[CAN, CAN])?;
-            return Ok(Err(format!("the header block of '{name}' has no size")));
-        };
-        self.report().spl = Some(SplStage::Receiving { name: name.clone() });
-        self.send(&[ACK])?;
-        self.send(b"C")?;
-        let mut file = YmodemFile { name, ..Default::default() };
-        let mut expected: u8 = 1;
-        let mut eots = 0;
-        loop {
-            match self.next()? {
-                Got::Block { n, data } if n == expected => {
-                    file.data.extend_from_slice(&data);
-                    expected = expected.wrapping_add(1);
-                    self.send(&[ACK])?;
-                }
-                Got::Block { n, .. } if n == expected.wrapping_sub(1) => self.send(&[ACK])?,
-                Got::Block { .. } => {
-                    self.send(&[CAN, CAN])?;
-                    return Ok(Err("YMODEM block out of sequence".into()));
-                }
-                Got::Bad => self.send(&[NAK])?,
-                Got::Eot => {
-                    // YMODEM: NAK the first EOT, ACK the second.
-                    eots += 1;
-                    if eots == 1 {
-                        self.send(&[NAK])?;
-                        continue;
-                    }
-                    self.send(&[ACK])?;
-                    break;
-                }
-                Got::Nothing | Got::Cancelled => return Ok(Err("the YMODEM transfer broke off".into())),
-            }
-        }
-        if file.data.len() < size {
-            return Ok(Err(format!("{} bytes received, the header announced {size}", file.data.len())));
-        }
-        file.data.truncate(size);
-        // End of batch: an empty header block.
-        self.send(b"C")?;
-        match self.next()? {
-            Got::Block { n: 0, data } if data.first() == Some(&0) => {
-                self.send(&[ACK])?;
-                file.ended_batch = true;
-            }
-            _ => {}
-        }
-        self.send(format!("Loaded {} bytes\r\n", file.data.len()).as_bytes())?;
-        Ok(Ok(file))
     }
 }
 

@@ -34,7 +34,9 @@ fn open(path: &str, baud: u32) -> SerialPortLink {
 /// from the first frame to the ACK of EOT.
 fn xmodem_through_relay(data: &[u8], latency: Duration) -> Duration {
     let mut relay = Relay::new(latency, None).unwrap();
-    let rom = StarfiveRom::spawn(relay.device.take().unwrap(), RomConfig::default());
+    // The relay paces the line already.
+    let rom =
+        StarfiveRom::spawn(relay.device.take().unwrap(), RomConfig { line_rate: None, ..Default::default() });
     let mut link = open(&relay.host_path, 115_200);
     let cancel = || Ok(());
     racklet_starfive::console::wait_for_poll(

@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use racklet_link::serial_backend::SerialPortLink;
 use racklet_link::{NoProgress, SerialInfo};
 use racklet_sim::serial::PtyPair;
-use racklet_sim::starfive::{RomConfig, StarfiveRom, Throttled};
+use racklet_sim::starfive::{RomConfig, StarfiveRom};
 use racklet_starfive::header::{self, HeaderOptions};
 use racklet_starfive::xmodem::{self, BlockSize, XmodemConfig};
 
@@ -21,7 +21,7 @@ const LINE_RATE: f64 = 11_520.0;
 
 fn one_transfer(img: &[u8]) -> Duration {
     let PtyPair { device, client, path } = PtyPair::new().unwrap();
-    let rom = StarfiveRom::spawn(Throttled::new(device, 115_200), RomConfig::default());
+    let rom = StarfiveRom::spawn(device, RomConfig { line_rate: Some(115_200), ..Default::default() });
     let mut link = SerialPortLink::open(SerialInfo { path, ..Default::default() }, 115_200).unwrap();
     // The ROM's first poll: the transfer is timed from the first frame on.
     let cancel = || Ok(());

@@ -174,6 +174,9 @@ pub fn send_next_stage<L: SerialLink + ?Sized>(
     progress.stage("ymodem", Some(data.len() as u64));
     let mut cfg = opts.xmodem.clone();
     cfg.block = xmodem::BlockSize::K1;
+    // NAK-ignoring is for the ROM stage (vf2-recover); U-Boot's `C` and NAK
+    // mean the block did not arrive.
+    cfg.nak_policy = xmodem::NakPolicy::Resend;
     let stats = xmodem::send_ymodem(link, name, data, &cfg, progress)?;
     progress.done("ymodem");
     Ok((stats, det.text()))

@@ -97,7 +97,10 @@ impl Report {
                 let t = &n.transfer;
                 fact(
                     "ymodem",
-                    format!("{}: {} bytes in {} blocks, {:.0} B/s", n.name, t.bytes, t.blocks, t.throughput),
+                    format!(
+                        "{}: {} bytes in {} blocks, {} frames sent, {} resend requests (C or NAK), {} timeouts, {:.0} B/s",
+                        n.name, t.bytes, t.blocks, t.frames_sent, t.naks, t.timeouts, t.throughput
+                    ),
                 );
             }
             None => fact(

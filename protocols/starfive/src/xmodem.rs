@@ -18,7 +18,7 @@ use crc::{CRC_16_XMODEM, Crc};
 use racklet_link::{LinkError, ProgressSink, SerialLink};
 
 use crate::StarfiveError;
-use crate::console::{PollDetector, check_refusal};
+use crate::console::{BANNER, PollDetector, check_refusal};
 
 pub const SOH: u8 = 0x01;
 pub const STX: u8 = 0x02;
@@ -143,6 +143,8 @@ pub struct SendStats {
     /// NAKs followed at once by an ACK.
     pub stale_naks: u64,
     pub timeouts: u64,
+    /// ROM loader restarts during block 1 (recovered from by a resend).
+    pub restarts: u64,
     /// Whether the receiver acknowledged EOT.
     pub eot_acked: bool,
     /// Bytes written to the link, resends and EOTs included.
@@ -162,94 +164,210 @@ impl SendStats {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Ack,
+    /// NAK, or a `C` where a `C` asks for a resend (YMODEM to U-Boot).
     Nak,
     Can,
     Nothing,
 }
 
+/// Bytes read from the link but not yet used: what follows an ACK in the
+/// same read stays here (U-Boot's `ACK ACK C` at EOT, lrzsz's `ACK C`
+/// after the header), instead of being thrown away.
+#[derive(Default)]
+struct Inbox {
+    bytes: std::collections::VecDeque<u8>,
+    /// The byte before the current one, to tell a `C` poll from the `C` of
+    /// console text such as `(C)StarFive`.
+    prev: u8,
+}
+
+impl Inbox {
+    /// The next byte before `deadline`, `None` at the deadline.
+    fn next<L: SerialLink + ?Sized>(
+        &mut self,
+        link: &mut L,
+        deadline: Instant,
+    ) -> Result<Option<u8>, StarfiveError> {
+        loop {
+            if let Some(b) = self.bytes.pop_front() {
+                return Ok(Some(b));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let mut buf = [0u8; 256];
+            match link.read(&mut buf, left) {
+                Ok(n) => self.bytes.extend(&buf[..n]),
+                Err(LinkError::Timeout { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// True when `b`, just read, is a `C` poll rather than console text.
+    fn is_poll(&mut self, b: u8) -> bool {
+        let prev = std::mem::replace(&mut self.prev, b);
+        b == POLL && !(prev.is_ascii_alphanumeric() || prev == b'(')
+    }
+
+    /// Everything waiting, as console text: fed to `det`, refused when it
+    /// shows the ROM refused or restarted. Nothing read before a frame is
+    /// written can answer that frame.
+    fn drain(&mut self, det: &mut PollDetector) -> Result<Vec<u8>, StarfiveError> {
+        let rest: Vec<u8> = self.bytes.drain(..).collect();
+        for &t in &rest {
+            det.feed(t);
+        }
+        if let Some(&last) = rest.last() {
+            self.prev = last;
+        }
+        check_refusal(det)?;
+        Ok(rest)
+    }
+}
+
 /// Reads the receiver's answer to one frame. Console text is fed to `det`
-/// so a ROM restart or CRC error is noticed.
+/// so a ROM restart or CRC error is noticed. With `poll_resends`, a `C`
+/// asks for the frame again, as U-Boot's xyzModem does in CRC mode. With
+/// `restart_ok` (block 1 of the ROM stage) a reprinted ROM banner is the
+/// loader restarting: its next poll asks for the block again. A `C` (or
+/// NAK) followed by an ACK within `stale_poll` (for a `C`) or
+/// `cfg.stale_nak_window` (for a NAK) was stale: the block arrived.
+#[allow(clippy::too_many_arguments)]
 fn read_answer<L: SerialLink + ?Sized>(
     link: &mut L,
+    inbox: &mut Inbox,
     timeout: Duration,
+    poll_resends: bool,
+    restart_ok: bool,
+    stale_poll: Duration,
     cfg: &XmodemConfig,
     det: &mut PollDetector,
     stats: &mut SendStats,
 ) -> Result<Answer, StarfiveError> {
     let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 64];
     let mut nak_at: Option<Instant> = None;
+    let mut window = cfg.stale_nak_window;
+    let mut restarted = false;
     let mut cans = 0;
     loop {
         let now = Instant::now();
         let until = match nak_at {
-            Some(t) => (t + cfg.stale_nak_window).min(deadline.max(now)),
+            Some(t) => (t + window).min(deadline.max(now)),
             None => deadline,
         };
-        let left = until.saturating_duration_since(now);
-        if left.is_zero() {
+        let Some(b) = inbox.next(link, until)? else {
+            check_refusal(det)?;
             return Ok(if nak_at.is_some() { Answer::Nak } else { Answer::Nothing });
-        }
-        match link.read(&mut buf, left) {
-            Ok(n) => {
-                for (i, &b) in buf[..n].iter().enumerate() {
-                    match b {
-                        ACK => {
-                            if nak_at.is_some() {
-                                stats.stale_naks += 1;
-                            }
-                            // What came with the ACK is console text (after
-                            // EOT: the ROM's verdict).
-                            let rest = &buf[i + 1..n];
-                            stats.trailing = rest.to_vec();
-                            for &t in rest {
-                                det.feed(t);
-                            }
-                            check_refusal(det)?;
-                            return Ok(Answer::Ack);
-                        }
-                        NAK => {
-                            nak_at.get_or_insert_with(Instant::now);
-                        }
-                        CAN => {
-                            cans += 1;
-                            if cans >= 2 {
-                                return Ok(Answer::Can);
-                            }
-                        }
-                        _ => {
-                            cans = 0;
-                            det.feed(b);
-                        }
-                    }
+        };
+        let poll = inbox.is_poll(b);
+        match b {
+            ACK => {
+                if nak_at.is_some() {
+                    stats.stale_naks += 1;
+                }
+                check_refusal(det)?;
+                return Ok(Answer::Ack);
+            }
+            NAK => {
+                nak_at.get_or_insert_with(Instant::now);
+            }
+            CAN => {
+                cans += 1;
+                if cans >= 2 {
+                    return Ok(Answer::Can);
+                }
+            }
+            POLL if poll && poll_resends => {
+                det.feed(b);
+                if !restarted {
+                    window = window.max(stale_poll);
+                }
+                nak_at.get_or_insert_with(Instant::now);
+            }
+            _ => {
+                cans = 0;
+                det.feed(b);
+                if restart_ok && det.saw(BANNER) {
+                    // The ROM restarted its loader before it had block 1.
+                    *det = PollDetector::new();
+                    stats.restarts += 1;
+                    restarted = true;
                 }
                 check_refusal(det)?;
             }
-            Err(LinkError::Timeout { .. }) => {}
-            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Beyond block 1's wire time, how long an ACK may follow a `C` that was
+/// the ROM's last poll rather than an answer.
+const STALE_POLL_MARGIN: Duration = Duration::from_millis(100);
+
+/// How a frame is retried.
+struct Retry {
+    /// Wait for an answer beyond the frame's wire time.
+    answer: Duration,
+    /// Tries that got no answer before giving up.
+    max_timeouts: u32,
+    /// Whether a `C` asks for a resend.
+    poll_resends: bool,
+    /// Whether a ROM restart during block 1 asks for block 1 again.
+    restarts: bool,
+}
+
+impl Retry {
+    fn rom(cfg: &XmodemConfig) -> Retry {
+        Retry {
+            answer: cfg.answer_timeout,
+            max_timeouts: cfg.max_timeouts,
+            poll_resends: true,
+            restarts: true,
+        }
+    }
+
+    fn ymodem(cfg: &XmodemConfig) -> Retry {
+        Retry {
+            answer: cfg.answer_timeout.max(YMODEM_ANSWER_TIMEOUT),
+            max_timeouts: cfg.max_timeouts.max(YMODEM_TRIES),
+            poll_resends: true,
+            restarts: false,
         }
     }
 }
 
 /// Sends one frame until the receiver takes it.
+#[allow(clippy::too_many_arguments)]
 fn send_frame<L: SerialLink + ?Sized>(
     link: &mut L,
+    inbox: &mut Inbox,
     f: &[u8],
     block: u64,
+    retry: &Retry,
     cfg: &XmodemConfig,
     det: &mut PollDetector,
     stats: &mut SendStats,
 ) -> Result<(), StarfiveError> {
     let mut naks = 0;
     let mut timeouts = 0;
-    let timeout = cfg.wire_time(f.len()) + cfg.answer_timeout;
+    let timeout = cfg.wire_time(f.len()) + retry.answer;
     loop {
+        inbox.drain(det)?;
         link.write_all(f)?;
         stats.frames_sent += 1;
         stats.wire_bytes += f.len() as u64;
-        match read_answer(link, timeout, cfg, det, stats)? {
+        let restart_ok = retry.restarts && block == 1;
+        // Before block 1 the ROM polls: a poll sent just before block 1
+        // reached it is not an answer, and its ACK follows within the
+        // frame's wire time. Later a `C` is an answer at once.
+        let stale_poll =
+            if restart_ok { cfg.wire_time(f.len()) + STALE_POLL_MARGIN } else { cfg.stale_nak_window };
+        match read_answer(link, inbox, timeout, retry.poll_resends, restart_ok, stale_poll, cfg, det, stats)?
+        {
             Answer::Ack => return Ok(()),
             Answer::Nak => {
                 stats.naks += 1;
@@ -266,7 +384,7 @@ fn send_frame<L: SerialLink + ?Sized>(
             Answer::Nothing => {
                 stats.timeouts += 1;
                 timeouts += 1;
-                if timeouts >= cfg.max_timeouts {
+                if timeouts >= retry.max_timeouts {
                     return Err(StarfiveError::NoAnswer {
                         what: if block == 0 {
                             "the YMODEM header block".into()
@@ -282,9 +400,12 @@ fn send_frame<L: SerialLink + ?Sized>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn send_blocks<L: SerialLink + ?Sized>(
     link: &mut L,
+    inbox: &mut Inbox,
     data: &[u8],
+    retry: &Retry,
     cfg: &XmodemConfig,
     progress: &mut dyn ProgressSink,
     det: &mut PollDetector,
@@ -296,7 +417,7 @@ fn send_blocks<L: SerialLink + ?Sized>(
         let n = (i + 1) as u64;
         let chunk = &data[off..(off + len).min(data.len())];
         let f = frame(n as u8, chunk, len, cfg.pad);
-        send_frame(link, &f, n, cfg, det, stats)?;
+        send_frame(link, inbox, &f, n, retry, cfg, det, stats)?;
         off += chunk.len();
         stats.blocks += 1;
         stats.data_bytes += chunk.len() as u64;
@@ -310,15 +431,17 @@ fn send_blocks<L: SerialLink + ?Sized>(
 /// tolerated (the JH7110 ROM may not answer EOT, sheet §1.3).
 fn send_eot<L: SerialLink + ?Sized>(
     link: &mut L,
+    inbox: &mut Inbox,
     cfg: &XmodemConfig,
     det: &mut PollDetector,
     stats: &mut SendStats,
 ) -> Result<(), StarfiveError> {
     let mut silent = 0;
     for _ in 0..cfg.max_naks {
+        inbox.drain(det)?;
         link.write_all(&[EOT])?;
         stats.wire_bytes += 1;
-        match read_answer(link, cfg.answer_timeout, cfg, det, stats)? {
+        match read_answer(link, inbox, cfg.answer_timeout, false, false, Duration::ZERO, cfg, det, stats)? {
             Answer::Ack => {
                 stats.eot_acked = true;
                 return Ok(());
@@ -348,9 +471,13 @@ pub fn send<L: SerialLink + ?Sized>(
     let start = Instant::now();
     let mut stats = SendStats::default();
     let mut det = PollDetector::new();
-    send_blocks(link, data, cfg, progress, &mut det, &mut stats)?;
+    let mut inbox = Inbox::default();
+    send_blocks(link, &mut inbox, data, &Retry::rom(cfg), cfg, progress, &mut det, &mut stats)?;
     progress.check_cancel()?;
-    send_eot(link, cfg, &mut det, &mut stats)?;
+    send_eot(link, &mut inbox, cfg, &mut det, &mut stats)?;
+    // What came with the last answer is console text (after EOT: the ROM's
+    // verdict).
+    stats.trailing = inbox.drain(&mut det)?;
     stats.elapsed = start.elapsed();
     Ok(stats)
 }
@@ -367,26 +494,58 @@ pub fn ymodem_header(name: &str, size: u64) -> Vec<u8> {
     frame(0, &d, len, 0)
 }
 
-/// Waits for a poll `C` for at most `timeout`, ignoring other bytes.
-fn wait_c<L: SerialLink + ?Sized>(link: &mut L, timeout: Duration) -> Result<bool, StarfiveError> {
+/// Waits for a poll `C` for at most `timeout`; ACKs and NAKs (U-Boot's
+/// second ACK of EOT) and console text are passed over. True when it came.
+fn wait_poll<L: SerialLink + ?Sized>(
+    link: &mut L,
+    inbox: &mut Inbox,
+    timeout: Duration,
+    det: &mut PollDetector,
+) -> Result<bool, StarfiveError> {
     let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 64];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        match link.read(&mut buf, left) {
-            Ok(n) if buf[..n].contains(&POLL) => return Ok(true),
-            Ok(_) | Err(LinkError::Timeout { .. }) => {}
-            Err(e) => return Err(e.into()),
+    let mut cans = 0;
+    while let Some(b) = inbox.next(link, deadline)? {
+        let poll = inbox.is_poll(b);
+        match b {
+            POLL if poll => return Ok(true),
+            ACK | NAK => {}
+            CAN => {
+                cans += 1;
+                if cans >= 2 {
+                    return Err(StarfiveError::Cancelled { block: 0 });
+                }
+            }
+            _ => {
+                cans = 0;
+                det.feed(b);
+            }
         }
     }
+    Ok(false)
 }
+
+/// How long the YMODEM sender waits for an answer to a frame. U-Boot's
+/// receiver (common/xyzModem.c) gives up on a header after 2 s, then
+/// flushes until the line was quiet for 2 s and busy-waits 250 ms before
+/// it asks again with `C`: an answer can take ~4.3 s, and a resend before
+/// that keeps its flush going. Well away from both.
+pub const YMODEM_ANSWER_TIMEOUT: Duration = Duration::from_secs(6);
+/// Tries of one YMODEM frame that got no answer.
+pub const YMODEM_TRIES: u32 = 10;
+/// After the header's ACK, how long to wait for the receiver's `C` before
+/// block 1 goes anyway: lrzsz `rb` sends `C` at once (and purges what came
+/// before it); U-Boot sends none and gives up on block 1 after 2 s.
+pub const AFTER_HEADER: Duration = Duration::from_millis(800);
 
 /// Sends one file with YMODEM batch: header block, data, EOT, and the
 /// empty header that ends the batch. The receiver's first `C` must already
 /// have been seen.
+///
+/// As tio and lrzsz `sb` (which load through U-Boot SPL): a `C` or NAK in
+/// answer to any frame or EOT makes it go again at once; after the header's
+/// ACK a `C` is waited for at most [`AFTER_HEADER`]; after EOT's ACK the
+/// `C` that asks for the next header is waited for past U-Boot's second
+/// ACK, and the empty header goes at once.
 pub fn send_ymodem<L: SerialLink + ?Sized>(
     link: &mut L,
     name: &str,
@@ -397,16 +556,84 @@ pub fn send_ymodem<L: SerialLink + ?Sized>(
     let start = Instant::now();
     let mut stats = SendStats::default();
     let mut det = PollDetector::new();
-    // A failed header block is refused by the receiver, not a data error.
-    send_frame(link, &ymodem_header(name, data.len() as u64), 0, cfg, &mut det, &mut stats)?;
-    // The receiver asks for the data with another C; sending before it can
-    // be purged by receivers that flush their input (lrzsz does).
-    wait_c(link, cfg.answer_timeout)?;
-    send_blocks(link, data, cfg, progress, &mut det, &mut stats)?;
-    send_eot(link, cfg, &mut det, &mut stats)?;
-    // End of batch: an empty header block after the next C.
-    wait_c(link, cfg.answer_timeout)?;
-    send_frame(link, &frame(0, &[], 128, 0), 0, cfg, &mut det, &mut stats)?;
+    let mut inbox = Inbox::default();
+    let retry = Retry::ymodem(cfg);
+    send_frame(
+        link,
+        &mut inbox,
+        &ymodem_header(name, data.len() as u64),
+        0,
+        &retry,
+        cfg,
+        &mut det,
+        &mut stats,
+    )?;
+    // lrzsz asks for the data with another C (which may come with the ACK);
+    // U-Boot does not.
+    wait_poll(link, &mut inbox, AFTER_HEADER, &mut det)?;
+    send_blocks(link, &mut inbox, data, &retry, cfg, progress, &mut det, &mut stats)?;
+    progress.check_cancel()?;
+    send_ymodem_eot(link, &mut inbox, &retry, cfg, &mut det, &mut stats)?;
+    // End of batch: the empty header, once the receiver asks for it.
+    if !wait_poll(link, &mut inbox, retry.answer, &mut det)? {
+        stats.timeouts += 1;
+    }
+    let end = frame(0, &[], 128, 0);
+    let mut end_retry = retry;
+    end_retry.max_timeouts = 3;
+    send_frame(link, &mut inbox, &end, 0, &end_retry, cfg, &mut det, &mut stats).map_err(|e| match e {
+        StarfiveError::NoAnswer { tries, each, .. } => StarfiveError::NoAnswer {
+            what: "the empty header block that ends the YMODEM batch".into(),
+            tries,
+            each,
+        },
+        e => e,
+    })?;
+    stats.trailing = inbox.drain(&mut det)?;
     stats.elapsed = start.elapsed();
     Ok(stats)
+}
+
+/// YMODEM's EOT: sent until it is ACKed; a NAK or `C` asks for it again
+/// (U-Boot takes EOT only as the first byte after a header search began,
+/// and answers anything else with `C` after its timeout).
+fn send_ymodem_eot<L: SerialLink + ?Sized>(
+    link: &mut L,
+    inbox: &mut Inbox,
+    retry: &Retry,
+    cfg: &XmodemConfig,
+    det: &mut PollDetector,
+    stats: &mut SendStats,
+) -> Result<(), StarfiveError> {
+    let mut timeouts = 0;
+    let mut naks = 0;
+    loop {
+        inbox.drain(det)?;
+        link.write_all(&[EOT])?;
+        stats.wire_bytes += 1;
+        match read_answer(link, inbox, retry.answer, true, false, cfg.stale_nak_window, cfg, det, stats)? {
+            Answer::Ack => {
+                stats.eot_acked = true;
+                return Ok(());
+            }
+            Answer::Nak => {
+                naks += 1;
+                if naks >= cfg.max_naks {
+                    return Err(StarfiveError::TooManyNaks { block: stats.blocks + 1, naks });
+                }
+            }
+            Answer::Can => return Err(StarfiveError::Cancelled { block: stats.blocks + 1 }),
+            Answer::Nothing => {
+                stats.timeouts += 1;
+                timeouts += 1;
+                if timeouts >= retry.max_timeouts {
+                    return Err(StarfiveError::NoAnswer {
+                        what: "EOT".into(),
+                        tries: timeouts,
+                        each: retry.answer,
+                    });
+                }
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::cli::parse_u64;
 
@@ -19,6 +19,21 @@ pub struct StarfiveArgs {
     /// StarFive: set an FTDI adapter's latency timer to 1 ms (Linux sysfs).
     #[arg(long)]
     pub low_latency: bool,
+    /// StarFive: what a NAK from the boot ROM does: `resend` the block, or
+    /// `ignore` it and go on whatever the answer, as vf2-recover does (the
+    /// ROM's CRC-32 check of the image is then the only check).
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "resend")]
+    pub xmodem_nak: XmodemNak,
+}
+
+/// `--xmodem-nak`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum XmodemNak {
+    /// Send the block again (up to 30 NAKs in a row).
+    #[default]
+    Resend,
+    /// Go on to the next block whatever the answer (vf2-recover).
+    Ignore,
 }
 
 /// `image` flags for StarFive boards: the two header fields spl_tool lets

@@ -10,10 +10,11 @@ use racklet_sim::models::{self, Scenario, SimError};
 use racklet_sim::serve::starfive::{self as server, Event};
 use racklet_sim::starfive::Fault;
 use racklet_starfive::storage::{self, ImageOptions};
-use racklet_starfive::{BlockSize, Inputs, Options};
+use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 use serde_json::json;
 
 use super::{Driver, Job};
+use crate::args::starfive::XmodemNak;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{bad_input, classify};
@@ -52,6 +53,10 @@ impl Driver for Starfive {
         let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
         let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
         opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
+        opts.boot.xmodem.nak_policy = match args.xmodem_nak {
+            XmodemNak::Resend => NakPolicy::Resend,
+            XmodemNak::Ignore => NakPolicy::Ignore,
+        };
         let report = racklet_starfive::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts(), ..Outcome::default() })
     }
