@@ -105,8 +105,8 @@ pub enum Command {
 fn board_names() -> clap_complete::ArgValueCandidates {
     clap_complete::ArgValueCandidates::new(|| {
         let extra = std::env::var_os("RACKLET_BOARDS").map(PathBuf::from);
-        let boards = crate::boards::Boards::load(extra.as_deref())
-            .or_else(|_| crate::boards::Boards::load(None))
+        let boards = crate::boards::load(extra.as_deref())
+            .or_else(|_| crate::boards::load(None))
             .map(|b| b.boards)
             .unwrap_or_default();
         boards
