@@ -1,9 +1,7 @@
 //! What every driver's run shares: the [`Outcome`] it reports, the simulated
-//! world its virtual ROM is put in ([`SimCtx`]), and the small rules of a
-//! run that are not any protocol's (faults by port, which board a serial
-//! port is).
+//! world its virtual ROM is put in ([`SimCtx`]), and the faults by port
+//! of a simulated run.
 
-use racklet_link::SerialInfo;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
@@ -55,10 +53,4 @@ pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
         }
     }
     all
-}
-
-/// Which board a serial port is: its USB port path when it has one (it
-/// survives re-enumeration), its tty path otherwise.
-pub fn serial_identity(p: &SerialInfo) -> String {
-    p.port_path.clone().unwrap_or_else(|| p.path.clone())
 }

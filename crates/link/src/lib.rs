@@ -14,6 +14,7 @@ pub mod discover;
 pub mod error;
 pub mod nusb_backend;
 pub mod progress;
+pub mod roms;
 pub mod select;
 pub mod serial;
 pub mod serial_backend;
