@@ -1,6 +1,5 @@
 //! What every driver's run shares: the [`Outcome`] it reports, the simulated
-//! world its virtual ROM is put in ([`SimCtx`]), and the faults by port
-//! of a simulated run.
+//! world its virtual ROM is put in ([`SimCtx`]).
 
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
@@ -38,19 +37,4 @@ pub struct SimCtx<'a> {
     pub fault: Option<String>,
     pub usb: SimUsbBus,
     pub serial: SimSerialBus,
-}
-
-/// The fault for the virtual board at `port` from a `--fault` value:
-/// comma-separated `NAME` (every board) or `PORT=NAME` (that board).
-pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
-    let spec = spec?;
-    let mut all = None;
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some((p, name)) if p == port => return Some(name.to_string()),
-            Some(_) => {}
-            None => all = Some(part.to_string()),
-        }
-    }
-    all
 }

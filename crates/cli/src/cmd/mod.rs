@@ -7,6 +7,7 @@ pub mod man;
 pub mod maskrom;
 pub mod misc;
 pub mod run;
+pub mod simulated;
 pub mod storage;
 pub mod transcript;
 

@@ -13,24 +13,14 @@ use racklet_link::roms::{self, RomIds};
 use racklet_link::serial_backend::SystemSerial;
 use racklet_link::transcript::TranscriptWriter;
 use racklet_link::{Connector, FailureClass, ProgressSink, Selector, SerialBus, UsbBus};
-use racklet_sim::rom::{Verdict, VirtualRom};
-use racklet_sim::serial::SimSerialBus;
-use racklet_sim::usb::{LinkModel, SimUsbBus};
 use serde_json::json;
 
-use super::transcript;
+use super::{simulated, transcript};
 use crate::boards::{Board, Transport};
-use crate::cli::{ConnectArgs, SimSpeed, SimulationArgs};
+use crate::cli::{ConnectArgs, SimulationArgs};
 use crate::error::{add_hint, bad_input, class_of, fail};
-use crate::job::{self, Outcome};
+use crate::job::Outcome;
 use crate::output::{ErrorAt, JobReporter, Mode, Output, report};
-
-/// The virtual devices of a simulated run, by USB port path.
-type Sims = Vec<(String, Box<dyn VirtualRom>)>;
-
-/// Attaches the board's virtual device at a USB port path, with a fault.
-pub type AttachSim<'a> =
-    dyn Fn(&str, Option<String>, &SimUsbBus, &SimSerialBus) -> Result<Box<dyn VirtualRom>> + 'a;
 
 /// One job's part of the verb: `(index of the job, its connector, its
 /// label)` to what it did.
@@ -44,7 +34,7 @@ pub struct Spec<'a> {
     /// The input files, for the transcript's header.
     pub input_files: Vec<racklet_link::transcript::reader::InputFile>,
     /// Puts the virtual device on the simulated buses.
-    pub attach: &'a AttachSim<'a>,
+    pub attach: &'a simulated::AttachSim<'a>,
     /// What a successful job did, for the done line ("started", "written").
     pub done: &'a str,
     /// Called once the number of jobs is known, before any starts (e.g. to
@@ -131,33 +121,11 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     };
 
     // The buses: real, replayed, or simulated with one virtual board per job.
-    let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, Sims) = if let Some(r) = &replay {
+    let (usb, serial, sims): (Arc<dyn UsbBus>, Arc<dyn SerialBus>, simulated::Sims) = if let Some(r) = &replay
+    {
         (Arc::new(r.usb_bus()), Arc::new(r.serial_bus()), Vec::new())
     } else if c.simulate {
-        let su = match spec.sim.sim_speed {
-            None => SimUsbBus::new(),
-            Some(SimSpeed::High) => SimUsbBus::with_model(LinkModel::HIGH_SPEED),
-            Some(SimSpeed::Full) => SimUsbBus::with_model(LinkModel::FULL_SPEED),
-        };
-        let ss = SimSerialBus::new();
-        let mut paths: Vec<String> = selectors
-            .iter()
-            .filter_map(|s| match s {
-                Selector::UsbPath(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect();
-        if paths.is_empty() {
-            paths.push("1-1".into());
-        }
-        if let Some(f) = &spec.sim.fault {
-            check_fault_ports(f, &paths)?;
-        }
-        let mut sims = Vec::new();
-        for p in &paths {
-            let s = (spec.attach)(p, job::fault_for(spec.sim.fault.as_deref(), p), &su, &ss)?;
-            sims.push((p.clone(), s));
-        }
+        let (su, ss, sims) = simulated::world(spec.sim, &selectors, spec.attach)?;
         (Arc::new(su), Arc::new(ss), sims)
     } else {
         (Arc::new(NusbBus), Arc::new(SystemSerial), Vec::new())
@@ -270,7 +238,7 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     });
 
     let mut results = results;
-    judge(&mut results, sims, c.simulate);
+    simulated::judge(&mut results, sims, c.simulate);
 
     // A replay must have gone exactly as recorded.
     if let (Some(r), Some(job)) = (&replay, results.first_mut()) {
@@ -306,72 +274,6 @@ fn with_entry_hint(board: &Board, e: anyhow::Error) -> anyhow::Error {
         board.name, board.title, board.enter
     );
     add_hint(e, &enter)
-}
-
-/// In simulation, the virtual device's verdict must agree with the job. It
-/// is paired with the job by the board the job found, and a job that claims
-/// success without a verdict has not shown one.
-fn judge(results: &mut [JobResult], sims: Sims, simulate: bool) {
-    let mut judged = vec![false; results.len()];
-    for (path, mut sim) in sims {
-        let verdict = match sim.verdict() {
-            Verdict::Started { summary } => Ok(summary),
-            Verdict::NotStarted { why } => Err(why),
-        };
-        let mine: Vec<usize> =
-            (0..results.len()).filter(|&i| results[i].device.as_deref() == Some(path.as_str())).collect();
-        for &i in &mine {
-            judged[i] = true;
-            let r = &mut results[i];
-            if mine.len() > 1 {
-                if r.outcome.is_ok() {
-                    r.outcome = Err(fail(
-                        FailureClass::Other,
-                        format!("{} jobs of this run used the one virtual board at {path}", mine.len()),
-                    ));
-                }
-                continue;
-            }
-            match (&mut r.outcome, &verdict) {
-                (Ok(_), Ok(v)) => r.verdict = Some(v.clone()),
-                (Ok(_), Err(v)) => {
-                    r.outcome = Err(fail(
-                        FailureClass::Rejected,
-                        format!("the virtual ROM did not accept the load: {v}"),
-                    ));
-                }
-                (Err(_), _) => {}
-            }
-        }
-    }
-    if simulate {
-        for (r, judged) in results.iter_mut().zip(judged) {
-            if r.outcome.is_ok() && !judged {
-                r.outcome = Err(fail(
-                    FailureClass::Other,
-                    format!(
-                        "no virtual ROM gave a verdict on this job (it reached {}), so its success is unproven",
-                        r.device.as_deref().unwrap_or("no device")
-                    ),
-                ));
-            }
-        }
-    }
-}
-
-/// `--fault PORT=NAME` must name a virtual board of the run.
-fn check_fault_ports(spec: &str, paths: &[String]) -> Result<()> {
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if let Some((port, _)) = part.split_once('=')
-            && !paths.iter().any(|p| p == port)
-        {
-            return Err(bad_input(format!(
-                "--fault {part}: no virtual board of this run is at {port} (they are at {}); give --port {port} too, or fix the port",
-                paths.join(", ")
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Drops the selectors that name a board an earlier selector already names
