@@ -15,7 +15,7 @@ use racklet_link::{Classify, SerialInfo};
 use regex::Regex;
 use serde_json::json;
 
-use crate::cli::{parse_address, parse_duration};
+use crate::args::values::{parse_address, parse_duration};
 use crate::console::{self, Console};
 use crate::error::{bad_input, fail};
 use crate::output::{JobReporter, Mode, Output};

@@ -16,8 +16,8 @@ use racklet_link::{Connector, FailureClass, ProgressSink, Selector, SerialBus, U
 use serde_json::json;
 
 use super::{simulated, transcript};
+use crate::args::connect::{ConnectArgs, SimulationArgs};
 use crate::boards::{Board, Transport};
-use crate::cli::{ConnectArgs, SimulationArgs};
 use crate::error::{add_hint, bad_input, class_of, fail};
 use crate::job::Outcome;
 use crate::output::{ErrorAt, JobReporter, Mode, Output, report};

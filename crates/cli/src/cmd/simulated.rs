@@ -9,7 +9,7 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{LinkModel, SimUsbBus};
 
 use super::run::JobResult;
-use crate::cli::{SimSpeed, SimulationArgs};
+use crate::args::connect::{SimSpeed, SimulationArgs};
 use crate::error::{bad_input, fail};
 
 /// The virtual devices of a simulated run, by USB port path.

@@ -13,8 +13,8 @@ use racklet_link::transcript::{
 use racklet_link::{Selector, SerialBus, UsbBus};
 use racklet_sim::replay::{Replay, ReplayOptions};
 
+use crate::args::connect::{ConnectArgs, RecordData};
 use crate::boards::Board;
-use crate::cli::{ConnectArgs, RecordData};
 use crate::error::{bad_input, classify};
 
 /// The options `--record-data` and `--record-redact` ask for.
