@@ -31,11 +31,11 @@ impl Driver for Canaan {
     }
 
     fn knows_soc(&self, soc: &str) -> bool {
-        matches!(soc, "k230" | "k230d")
+        racklet_canaan::SOCS.contains(&soc)
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &["rom", "loader"]
+        racklet_canaan::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

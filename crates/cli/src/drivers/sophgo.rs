@@ -54,7 +54,7 @@ impl Driver for Sophgo {
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &["rom"]
+        racklet_sophgo::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
