@@ -10,6 +10,7 @@
 //! across re-enumeration work the same against hardware and simulation.
 
 pub mod connect;
+pub mod console;
 pub mod discover;
 pub mod error;
 pub mod nusb_backend;
