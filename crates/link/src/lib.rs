@@ -22,6 +22,7 @@ pub mod serial_backend;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transcript;
+pub mod udev;
 pub mod usb;
 
 pub use connect::{Connector, SerialKey, UsbId};
