@@ -312,6 +312,41 @@ impl Boards {
         self.boards.iter().find(|b| names(b).any(|a| a.eq_ignore_ascii_case(name)))
     }
 
+    /// The boards that could take the file `d` describes, each with
+    /// whether its payload fits the board's load window (and why not):
+    /// the boards of the file's protocol and SoCs, or only the board
+    /// `only` (whatever the file's SoCs say, so its misfit is told).
+    pub fn takers(
+        &self,
+        d: &crate::Description,
+        path: &Path,
+        only: Option<&str>,
+    ) -> Vec<(String, Result<(), String>)> {
+        let mut rows = Vec::new();
+        for b in &self.boards {
+            if only.is_some_and(|o| o != b.name) {
+                continue;
+            }
+            if let Some(proto) = d.protocol
+                && proto != b.protocol.name()
+            {
+                continue;
+            }
+            if !d.socs.is_empty() && !d.socs.contains(&b.soc) && only.is_none() {
+                continue;
+            }
+            let fit = match d.payload {
+                Some(c) => {
+                    let at = c.load_address.unwrap_or(b.load_address);
+                    crate::check_fit(path, at, c.len, &b.window()).map_err(|e| e.to_string())
+                }
+                None => Ok(()),
+            };
+            rows.push((b.name.clone(), fit));
+        }
+        rows
+    }
+
     /// The closest board names, for "did you mean".
     pub fn suggest(&self, name: &str) -> Vec<&str> {
         let n = name.to_ascii_lowercase();
@@ -483,5 +518,30 @@ enter = "press it"
         .unwrap_err()
         .to_string();
         assert!(e.contains("same file"), "{e}");
+    }
+
+    #[test]
+    fn the_takers_of_a_file_are_its_protocols_and_socs_boards_and_say_why_not() {
+        let b = Boards::load(BUILTIN, None, &any).unwrap();
+        let mut d = crate::Description::new("JH7110 SPL image", "starfive");
+        d.socs = vec!["jh7110".into()];
+        d.payload = Some(crate::describe::Contained { load_address: None, len: 0x100 });
+        let p = Path::new("spl.img");
+        assert_eq!(b.takers(&d, p, None), vec![("visionfive2".to_string(), Ok(()))]);
+        // Too large for its window: it says by how much, naming the file.
+        d.payload = Some(crate::describe::Contained { load_address: None, len: 0x40001 });
+        let rows = b.takers(&d, p, None);
+        let why = rows[0].1.as_ref().unwrap_err();
+        assert!(why.contains("spl.img"), "{why}");
+        // A board of another protocol is left out, unless asked for.
+        assert!(b.takers(&d, p, Some("rock-3a")).is_empty());
+        let elf = crate::Description {
+            socs: vec!["jh7110".into()],
+            payload: Some(crate::describe::Contained { load_address: Some(0x0800_0000), len: 0x100 }),
+            ..Default::default()
+        };
+        let rows = b.takers(&elf, p, Some("rock-3a"));
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].1.is_err(), "0x08000000 is not in rock-3a's window: {rows:?}");
     }
 }

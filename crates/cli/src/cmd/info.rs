@@ -4,18 +4,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use racklet_image::{Source, check_fit, load_bytes, read_input, sha256_hex};
+use racklet_image::{Source, load_bytes, read_input, sha256_hex};
 use serde_json::json;
 
-use crate::boards::{Board, MAX_DRAM_STAGE};
+use crate::boards::MAX_DRAM_STAGE;
 use crate::cli::{GlobalArgs, InfoArgs};
 use crate::drivers;
 use crate::output::{Mode, Output};
-
-fn fits(board: &Board, path: &std::path::Path, load: Option<u64>, len: u64) -> Result<(), String> {
-    let at = load.unwrap_or(board.load_address);
-    check_fit(path, at, len, &board.window()).map_err(|e| e.to_string())
-}
 
 pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
@@ -49,25 +44,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
     report.field("sha256", sha256_hex(&bytes));
 
     // Which boards could take it.
-    let mut fit_rows: Vec<(String, Result<(), String>)> = Vec::new();
-    for b in &boards.boards {
-        if only.is_some_and(|o| o.name != b.name) {
-            continue;
-        }
-        if let Some(proto) = report.protocol
-            && proto != b.protocol.name()
-        {
-            continue;
-        }
-        if !report.socs.is_empty() && !report.socs.contains(&b.soc) && only.is_none() {
-            continue;
-        }
-        if let Some(c) = report.payload {
-            fit_rows.push((b.name.clone(), fits(b, &a.file, c.load_address, c.len)));
-        } else {
-            fit_rows.push((b.name.clone(), Ok(())));
-        }
-    }
+    let fit_rows = boards.takers(&report, &a.file, only.map(|b| b.name.as_str()));
     let ok_checks = report.intact();
 
     if out.mode == Mode::Json {
