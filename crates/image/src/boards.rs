@@ -110,6 +110,11 @@ impl Board {
         MAX_DRAM_STAGE
     }
 
+    /// The USB ids of every stage, in the table's order.
+    pub fn usb_ids(&self) -> Vec<(u16, u16)> {
+        self.usb.iter().map(|s| (s.vid, s.pid)).collect()
+    }
+
     /// The board's facts as a protocol crate takes them.
     pub fn target(&self) -> crate::Target {
         crate::Target {

@@ -80,7 +80,7 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     // --auto-simulate: the real board when one is attached, its virtual ROM otherwise.
     let mut connect = spec.connect.clone();
     if connect.auto_simulate
-        && !roms::attached(rom_ids(board, &usb_ids(board)), &NusbBus, &SystemSerial, &selectors)
+        && !roms::attached(rom_ids(board, &board.usb_ids()), &NusbBus, &SystemSerial, &selectors)
     {
         connect.simulate = true;
         out.line(&format!(
@@ -135,7 +135,7 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     let mut job_selectors: Vec<Option<Selector>> = selectors.iter().cloned().map(Some).collect();
     if c.all {
         job_selectors =
-            roms::all(rom_ids(board, &usb_ids(board)), &*usb, &*serial)?.into_iter().map(Some).collect();
+            roms::all(rom_ids(board, &board.usb_ids()), &*usb, &*serial)?.into_iter().map(Some).collect();
         if job_selectors.is_empty() {
             return Err(racklet_link::LinkError::not_found(format!("{} boot ROM", board.name)).into());
         }
@@ -289,7 +289,7 @@ fn one_job_per_board(
     if jobs.len() < 2 {
         return jobs;
     }
-    let ids = usb_ids(board);
+    let ids = board.usb_ids();
     let mut kept: Vec<(Option<Selector>, Option<String>)> = Vec::new();
     for sel in jobs {
         let at = sel.as_ref().and_then(|s| roms::named(rom_ids(board, &ids), usb, serial, s));
@@ -307,11 +307,6 @@ fn one_job_per_board(
         kept.push((sel, at));
     }
     kept.into_iter().map(|(s, _)| s).collect()
-}
-
-/// The board's USB ids, one per stage.
-fn usb_ids(board: &Board) -> Vec<(u16, u16)> {
-    board.usb.iter().map(|s| (s.vid, s.pid)).collect()
 }
 
 /// How the board's boot ROM shows itself on the buses.

@@ -89,7 +89,7 @@ fn argv() -> Vec<String> {
 
 /// The board's USB ids: the devices a recording bus writes down.
 fn interest(board: &Board) -> Interest {
-    Interest { ids: board.usb.iter().map(|s| (s.vid, s.pid)).collect() }
+    Interest { ids: board.usb_ids() }
 }
 
 /// The buses of a recorded run: the same buses, with the board's devices
