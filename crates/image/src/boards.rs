@@ -352,6 +352,23 @@ impl Boards {
         rows
     }
 
+    /// The SoCs, stage names and boards whose rows list the USB id
+    /// `vid:pid`, each once, in the table's order (what `list` says of a
+    /// device it sees).
+    pub fn using(&self, vid: u16, pid: u16) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let (mut socs, mut stages, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        for b in &self.boards {
+            for s in b.usb.iter().filter(|s| s.vid == vid && s.pid == pid) {
+                for (list, item) in [(&mut socs, &b.soc), (&mut stages, &s.stage), (&mut names, &b.name)] {
+                    if !list.contains(item) {
+                        list.push(item.clone());
+                    }
+                }
+            }
+        }
+        (socs, stages, names)
+    }
+
     /// The closest board names, for "did you mean".
     pub fn suggest(&self, name: &str) -> Vec<&str> {
         let n = name.to_ascii_lowercase();
@@ -548,5 +565,17 @@ enter = "press it"
         let rows = b.takers(&elf, p, Some("rock-3a"));
         assert_eq!(rows.len(), 1);
         assert!(rows[0].1.is_err(), "0x08000000 is not in rock-3a's window: {rows:?}");
+    }
+
+    #[test]
+    fn the_rows_using_a_usb_id_are_named_once_each() {
+        let other = ONE.replace("\"MyBoard\"", "\"Other\"").replace("[\"mb\"]", "[]");
+        let two = format!("{ONE}\n{}", other.replace("stage = \"rom\"", "stage = \"loader\""));
+        let b = Boards::parse_str("t.toml", &two, &any).unwrap();
+        let (socs, stages, names) = b.using(0x29f1, 0x0230);
+        assert_eq!(socs, ["k230"]);
+        assert_eq!(stages, ["rom", "loader"]);
+        assert_eq!(names, ["MyBoard", "Other"]);
+        assert_eq!(b.using(0x2207, 0x350a), (vec![], vec![], vec![]));
     }
 }
