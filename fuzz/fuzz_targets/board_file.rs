@@ -5,13 +5,13 @@
 //! points inside the SRAM.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use racklet_flash::boards::{Boards, Protocol, Transport};
+use racklet_flash::boards::{Protocol, Transport};
 
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("boards.toml");
     std::fs::write(&path, data).expect("write the board file");
-    let Ok(t) = Boards::load(Some(&path)) else { return };
+    let Ok(t) = racklet_flash::boards::load(Some(&path)) else { return };
     let mut seen = std::collections::HashSet::new();
     for b in &t.boards {
         for n in std::iter::once(&b.name).chain(&b.aliases) {

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)
-        && let Ok(b) = racklet_flash::boards::Boards::parse_str("fuzz.toml", text)
+        && let Ok(b) = racklet_flash::boards::parse_str("fuzz.toml", text)
     {
         for board in &b.boards {
             assert!(board.sram_size > 0);

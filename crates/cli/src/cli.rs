@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::args::connect::{ConnectArgs, SimulationArgs};
+use crate::args::values::parse_duration;
 
 /// Bring up bare boards through their SoC's boot ROM.
 ///
@@ -105,8 +108,8 @@ pub enum Command {
 fn board_names() -> clap_complete::ArgValueCandidates {
     clap_complete::ArgValueCandidates::new(|| {
         let extra = std::env::var_os("RACKLET_BOARDS").map(PathBuf::from);
-        let boards = crate::boards::Boards::load(extra.as_deref())
-            .or_else(|_| crate::boards::Boards::load(None))
+        let boards = crate::boards::load(extra.as_deref())
+            .or_else(|_| crate::boards::load(None))
             .map(|b| b.boards)
             .unwrap_or_default();
         boards
@@ -114,131 +117,6 @@ fn board_names() -> clap_complete::ArgValueCandidates {
             .map(|b| clap_complete::CompletionCandidate::new(b.name).help(Some(b.title.into())))
             .collect()
     })
-}
-
-/// A duration such as `500ms`, `10s`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("'{s}' is not a valid duration"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a valid duration ({e}); write e.g. 500ms, 10s or 2m"))
-}
-
-/// `0x1234`, `1234` (decimal) or `0x8000_0000`.
-pub fn parse_u64(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16)
-    } else {
-        t.parse()
-    };
-    r.map_err(|_| format!("'{s}' is not a number (write 0x80360000 or 2148925440)"))
-}
-
-/// A memory address: hex with `0x`. A bare number is refused as
-/// ambiguous: addresses are written in hex everywhere (`80360000` in a
-/// datasheet is 0x80360000), so reading it as decimal would load elsewhere.
-pub fn parse_address(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    if t.starts_with("0x") || t.starts_with("0X") || t == "0" {
-        return parse_u64(t);
-    }
-    if !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit() || c == '_') {
-        return Err(format!(
-            "'{s}' is ambiguous: write the address in hex with 0x (0x{t}), or convert a decimal address to hex"
-        ));
-    }
-    Err(format!("'{s}' is not an address (write it in hex, e.g. 0x80360000)"))
-}
-
-/// `ADDR=FILE`.
-pub fn parse_load(s: &str) -> Result<(u64, PathBuf), String> {
-    let (a, f) = s.split_once('=').ok_or_else(|| format!("'{s}' is not ADDR=FILE"))?;
-    if f.is_empty() {
-        return Err(format!("'{s}' names no file"));
-    }
-    Ok((parse_address(a)?, PathBuf::from(f)))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SimSpeed {
-    /// USB 2.0 high speed (480 Mb/s).
-    High,
-    /// USB 2.0 full speed (12 Mb/s).
-    Full,
-}
-
-/// How `--record` stores the data the host sends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum RecordData {
-    /// Long writes (over 256 bytes) as SHA-256 and length: enough to
-    /// replay, a fraction of the size.
-    #[default]
-    Hashed,
-    /// Every byte.
-    Full,
-}
-
-/// Connection options shared by commands that open a device.
-#[derive(Debug, Args, Clone)]
-pub struct ConnectArgs {
-    /// The device: USB port path (1-3.2), tty (/dev/ttyUSB0, /dev/serial/by-path/...) or vid:pid[:serial].
-    /// Repeat (or separate with commas, as RACKLET_PORT does) to flash several boards at once.
-    #[arg(long, short = 'p', value_name = "SEL", env = "RACKLET_PORT", value_delimiter = ',')]
-    pub port: Vec<String>,
-    /// Flash every matching boot ROM found, in parallel.
-    #[arg(long, conflicts_with = "port")]
-    pub all: bool,
-    /// Wait this long for the device to appear (e.g. 30s).
-    #[arg(long, value_name = "DUR", env = "RACKLET_WAIT", value_parser = parse_duration)]
-    pub wait: Option<Duration>,
-    /// How long a board may take to come back between stages (re-enumeration)
-    /// [default: 10s; 30s for the TH1520's vendor U-Boot, which rewrites its
-    /// environment and GPT first].
-    #[arg(long, value_name = "DUR", env = "RACKLET_STAGE_TIMEOUT", value_parser = parse_duration)]
-    pub stage_timeout: Option<Duration>,
-    /// Run against the board's virtual ROM instead of a device.
-    /// RACKLET_SIMULATE takes 1/0, yes/no, on/off, true/false.
-    #[arg(long, env = "RACKLET_SIMULATE", value_parser = BoolishValueParser::new())]
-    pub simulate: bool,
-    /// Run against the real board when one is attached, otherwise against
-    /// its virtual ROM (and say so).
-    #[arg(long, conflicts_with = "simulate")]
-    pub auto_simulate: bool,
-    /// Write a JSON Lines transcript of everything that crossed the link
-    /// (docs/transcripts.md); FILE.jsonl.zst is written compressed. An
-    /// existing FILE is kept unless --force is given.
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-    /// What --record keeps of the data the host sends: long writes as
-    /// SHA-256 and length (hashed), or every byte (full).
-    #[arg(long, value_enum, value_name = "WHAT", default_value_t, requires = "record")]
-    pub record_data: RecordData,
-    /// Replace USB serial numbers in the --record transcript with stable
-    /// placeholders (before you share it).
-    #[arg(long, requires = "record")]
-    pub record_redact: bool,
-    /// Run against a recorded transcript instead of a device: it answers as
-    /// the board did, and the run fails at the first transfer that differs.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["simulate", "auto_simulate", "all"])]
-    pub replay: Option<PathBuf>,
-    /// With --replay: keep the recording's pace instead of answering at once.
-    #[arg(long, requires = "replay")]
-    pub replay_timing: bool,
-    /// Flash even when the ROM found does not identify as the board's SoC
-    /// (or, K230, when --run points outside every load); overwrite --record's FILE.
-    #[arg(long)]
-    pub force: bool,
-    /// After the last stage, follow the board to what comes up next on USB
-    /// and report it (bounded by --stage-timeout; nothing coming up is then a
-    /// timeout). Without it, the run ends once the ROM took the start.
-    #[arg(long)]
-    pub follow: bool,
 }
 
 /// `racklet-flash maskrom <board> [<bin>]`
@@ -282,26 +160,6 @@ pub struct MaskromArgs {
 
     #[command(flatten)]
     pub sim: SimulationArgs,
-}
-
-/// How the virtual board of a `--simulate` run behaves.
-#[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "Simulation")]
-pub struct SimulationArgs {
-    /// Simulation: give virtual USB links the timing of a real bus
-    /// (USB 2.0 high or full speed), e.g. to see how close to the bus
-    /// ceiling a download comes.
-    #[arg(long, value_enum, value_name = "SPEED", requires = "simulate")]
-    pub sim_speed: Option<SimSpeed>,
-
-    /// Simulation: make the virtual ROM misbehave (see `racklet-flash sim --help`).
-    #[arg(long, value_name = "FAULT", requires = "simulate")]
-    pub fault: Option<String>,
-
-    /// Simulation: keep the virtual board's storage in FILE (created when
-    /// missing), so a later run sees what this one wrote.
-    #[arg(long, value_name = "FILE", requires = "simulate")]
-    pub sim_storage: Option<PathBuf>,
 }
 
 /// `racklet-flash list`
@@ -394,25 +252,5 @@ mod tests {
         // Building every subcommand catches clashes the root check misses.
         let mut c = Cli::command();
         c.build();
-    }
-
-    #[test]
-    fn durations_and_numbers() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1").is_err());
-        assert_eq!(parse_u64("0x8036_0000").unwrap(), 0x8036_0000);
-        assert_eq!(parse_u64("16").unwrap(), 16);
-        assert!(parse_u64("0xZZ").is_err());
-        assert_eq!(parse_load("0x10=a.bin").unwrap(), (0x10, PathBuf::from("a.bin")));
-        assert!(parse_load("0x10").is_err());
-        assert!(parse_load("0x10=").is_err());
-        // A bare number is ambiguous for an address: refused, not read as decimal.
-        let e = parse_load("80360000=a.bin").unwrap_err();
-        assert!(e.contains("ambiguous") && e.contains("0x80360000"), "{e}");
-        assert!(parse_address("2148925440").unwrap_err().contains("ambiguous"));
-        assert_eq!(parse_address("0x8036_0000").unwrap(), 0x8036_0000);
     }
 }

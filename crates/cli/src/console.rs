@@ -2,11 +2,12 @@
 //! `--expect`: succeed once a pattern appears.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
+use racklet_link::console::{Ended, Find, Watch, watch};
 use racklet_link::serial_backend::SerialPortLink;
-use racklet_link::{FailureClass, LinkError, SerialInfo, SerialLink};
+use racklet_link::{FailureClass, SerialInfo, SerialLink};
 use regex::Regex;
 use serde_json::json;
 
@@ -21,9 +22,6 @@ pub struct Console<'a> {
     pub timeout: Duration,
     pub label: Option<&'a str>,
 }
-
-/// How much console text is kept for matching a pattern across reads.
-const KEEP: usize = 64 * 1024;
 
 /// Streams the console until the pattern appears (Ok with the matched
 /// text), the timeout passes (timeout class), or the user stops it (Ok(None)).
@@ -41,14 +39,8 @@ pub fn run_on(
     out: &Arc<Output>,
     already: &[u8],
 ) -> Result<Option<String>> {
-    let start = Instant::now();
-    let mut pending = already.to_vec();
-    let mut text = String::new();
-    let mut line = Vec::new();
-    let mut buf = [0u8; 4096];
     let prefix = c.label.map(|l| format!("[{l}] ")).unwrap_or_default();
-    let emit = |l: &[u8]| {
-        let s = String::from_utf8_lossy(l).trim_end_matches(['\r', '\n']).to_string();
+    let mut emit = |s: &str| {
         if out.mode == Mode::Json {
             let mut ev = json!({"event":"console","line":s});
             if let Some(p) = c.label {
@@ -59,58 +51,23 @@ pub fn run_on(
             out.line(&format!("{prefix}{s}"));
         }
     };
-    loop {
-        if out.cancelled() {
-            return Ok(None);
-        }
-        if c.expect.is_some() && start.elapsed() >= c.timeout {
-            if !line.is_empty() {
-                emit(&line);
-            }
-            return Err(fail(
-                FailureClass::Timeout,
-                format!(
-                    "the console on {} did not print /{}/ within {:.1}s",
-                    c.tty,
-                    c.expect.map(|r| r.as_str()).unwrap_or_default(),
-                    c.timeout.as_secs_f64()
-                ),
-            ));
-        }
-        let got = if pending.is_empty() {
-            link.read(&mut buf, Duration::from_millis(100))
-        } else {
-            let n = pending.len().min(buf.len());
-            buf[..n].copy_from_slice(&pending[..n]);
-            pending.drain(..n);
-            Ok(n)
-        };
-        match got {
-            Ok(n) => {
-                for &b in &buf[..n] {
-                    line.push(b);
-                    if b == b'\n' {
-                        emit(&line);
-                        line.clear();
-                    }
-                }
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if text.len() > KEEP {
-                    let cut = text.len() - KEEP / 2;
-                    let cut = (cut..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
-                    text.drain(..cut);
-                }
-                if let Some(re) = c.expect
-                    && let Some(m) = re.find(&text)
-                {
-                    if !line.is_empty() {
-                        emit(&line);
-                    }
-                    return Ok(Some(m.as_str().to_string()));
-                }
-            }
-            Err(LinkError::Timeout { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let find = |text: &str| c.expect.and_then(|re| re.find(text)).map(|m| m.as_str().to_string());
+    let w = Watch {
+        find: c.expect.is_some().then_some(&find as Find),
+        timeout: c.timeout,
+        cancel: &|| out.cancelled(),
+    };
+    match watch(link, already, &w, &mut emit)? {
+        Ended::Matched(m) => Ok(Some(m)),
+        Ended::Cancelled => Ok(None),
+        Ended::TimedOut => Err(fail(
+            FailureClass::Timeout,
+            format!(
+                "the console on {} did not print /{}/ within {:.1}s",
+                c.tty,
+                c.expect.map(|r| r.as_str()).unwrap_or_default(),
+                c.timeout.as_secs_f64()
+            ),
+        )),
     }
 }

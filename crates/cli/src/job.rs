@@ -1,9 +1,6 @@
 //! What every driver's run shares: the [`Outcome`] it reports, the simulated
-//! world its virtual ROM is put in ([`SimCtx`]), and the small rules of a
-//! run that are not any protocol's (faults by port, which board a serial
-//! port is).
+//! world its virtual ROM is put in ([`SimCtx`]).
 
-use racklet_link::SerialInfo;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
@@ -40,25 +37,4 @@ pub struct SimCtx<'a> {
     pub fault: Option<String>,
     pub usb: SimUsbBus,
     pub serial: SimSerialBus,
-}
-
-/// The fault for the virtual board at `port` from a `--fault` value:
-/// comma-separated `NAME` (every board) or `PORT=NAME` (that board).
-pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
-    let spec = spec?;
-    let mut all = None;
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some((p, name)) if p == port => return Some(name.to_string()),
-            Some(_) => {}
-            None => all = Some(part.to_string()),
-        }
-    }
-    all
-}
-
-/// Which board a serial port is: its USB port path when it has one (it
-/// survives re-enumeration), its tty path otherwise.
-pub fn serial_identity(p: &SerialInfo) -> String {
-    p.port_path.clone().unwrap_or_else(|| p.path.clone())
 }

@@ -63,3 +63,37 @@ impl Description {
         self.checks.iter().all(|c| c.ok)
     }
 }
+
+/// What a payload no protocol claims holds: an ELF's architecture, load
+/// address, entry and segments (and the SHA-256 of its flat image), or a
+/// raw binary, which `looks_like` names when the file almost has one of the
+/// protocols' headers.
+pub fn payload(p: &crate::Payload, looks_like: Option<String>) -> Description {
+    let mut r = Description::default();
+    match &p.source {
+        crate::Source::Elf { arch, segments } => {
+            r.kind = format!("ELF ({arch})");
+            r.field("architecture", arch.to_string());
+            r.field("load address", format!("0x{:x}", p.load_address.unwrap_or(0)));
+            r.field("entry", format!("0x{:x}", p.entry.unwrap_or(0)));
+            for (i, s) in segments.iter().enumerate() {
+                r.field(
+                    format!("segment {i}"),
+                    format!("0x{:x}, {} bytes in file, {} in memory", s.address, s.file_size, s.mem_size),
+                );
+            }
+        }
+        crate::Source::Raw => {
+            r.kind = match looks_like {
+                Some(what) => format!("raw binary (looks like {what})"),
+                None => "raw binary".into(),
+            };
+        }
+    }
+    r.field("image size", format!("{} bytes", p.bytes.len()));
+    r.payload = Some(Contained { load_address: p.load_address, len: p.mem_size });
+    if matches!(p.source, crate::Source::Elf { .. }) {
+        r.field("sha256 of the flat image", crate::sha256_hex(&p.bytes));
+    }
+    r
+}

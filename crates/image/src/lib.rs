@@ -6,6 +6,7 @@
 //! any device is touched, [`check_fit`] checks the image against the board's
 //! load window.
 
+pub mod boards;
 pub mod describe;
 pub mod target;
 

@@ -192,3 +192,24 @@ fn memory_size_counts_in_the_fit() {
     let overlap = elf64(RISCV, 0x1000, &[(0x1000, &[1, 2, 3, 4], 0x20), (0x1010, &[5], 1)]);
     assert!(matches!(load_bytes(&p(), overlap, None), Err(ImageError::Overlap { .. })));
 }
+
+#[test]
+fn info_describes_an_elf_by_its_segments_and_a_raw_file_by_its_size() {
+    let elf = elf64(RISCV, 0x8000_0004, &[(0x8000_0000, &[1, 2, 3, 4], 4), (0x8000_0008, &[9, 9], 0x100)]);
+    let p = load_bytes(&PathBuf::from("a.elf"), elf, None).unwrap();
+    let d = describe::payload(&p, None);
+    assert_eq!(d.kind, "ELF (riscv64)");
+    let f = |n: &str| d.fields.iter().find(|f| f.name == n).map(|f| f.value.clone());
+    assert_eq!(f("load address").as_deref(), Some("0x80000000"));
+    assert_eq!(f("entry").as_deref(), Some("0x80000004"));
+    assert_eq!(f("segment 1").as_deref(), Some("0x80000008, 2 bytes in file, 256 in memory"));
+    // Four bytes, a hole of four, two bytes: ten bytes flat; .bss after them.
+    assert_eq!(f("image size").as_deref(), Some("10 bytes"));
+    assert_eq!(d.payload.unwrap().len, 0x108);
+    assert!(f("sha256 of the flat image").is_some());
+    let raw = load_bytes(&PathBuf::from("a.bin"), vec![0; 16], None).unwrap();
+    let d = describe::payload(&raw, Some("an RKBOOT loader".into()));
+    assert_eq!(d.kind, "raw binary (looks like an RKBOOT loader)");
+    assert_eq!(d.fields.len(), 1, "{:?}", d.fields);
+    assert_eq!(d.payload.unwrap().load_address, None);
+}

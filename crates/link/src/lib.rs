@@ -10,16 +10,19 @@
 //! across re-enumeration work the same against hardware and simulation.
 
 pub mod connect;
+pub mod console;
 pub mod discover;
 pub mod error;
 pub mod nusb_backend;
 pub mod progress;
+pub mod roms;
 pub mod select;
 pub mod serial;
 pub mod serial_backend;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transcript;
+pub mod udev;
 pub mod usb;
 
 pub use connect::{Connector, SerialKey, UsbId};

@@ -16,7 +16,7 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
     }
     let h = ImageHeader::parse(bytes).ok()?;
     let mut d = Description::new("K230 firmware image (storage boot header)", "canaan");
-    d.socs = vec!["k230".into(), "k230d".into()];
+    d.socs = crate::SOCS.iter().map(|s| s.to_string()).collect();
     d.field("length field", format!("{} bytes (version + payload)", h.length));
     d.field("crypto type", h.crypto.name());
     for (k, v) in h.fields() {

@@ -296,7 +296,7 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
         return None;
     }
     let mut d = Description::new("Kendryte .kdimg storage image", "canaan");
-    d.socs = vec!["k230".into(), "k230d".into()];
+    d.socs = crate::SOCS.iter().map(|s| s.to_string()).collect();
     match parse(bytes, bytes.len() as u64) {
         Err(e) => {
             d.field("error", e.to_string());

@@ -39,6 +39,13 @@ pub use plan::{Inputs, Load, Plan, PlanError, Stage, check_entries, plan, plan_s
 pub use report::Report;
 pub use rom::{DeviceStage, RomOptions, StartStatus};
 
+/// The SoCs this crate boots, as the board table names them.
+pub const SOCS: &[&str] = &["k230", "k230d"];
+
+/// The stage names a board's USB identities may carry (`[[usb]] stage`):
+/// the boot ROM, and the loader a stage that returns to the ROM leaves.
+pub const USB_STAGES: &[&str] = &["rom", "loader"];
+
 /// USB vendor id of the K230 boot ROM and of the kburn loader.
 pub const VID: u16 = 0x29f1;
 /// USB product id of the K230 boot ROM and of the kburn loader.

@@ -153,6 +153,9 @@ impl Classify for StoragePlanError {
 /// and checks a `.kdimg` whole (CRCs, every part's SHA-256).
 pub fn plan(inputs: &Inputs, verb: &Verb, target: &Target) -> Result<Plan, StoragePlanError> {
     let medium = match &inputs.medium {
+        // REBOOT needs no medium, but the session probes one first (as
+        // k230-flash's does): the SD card's, which every board has.
+        None if matches!(verb, Verb::Reset) => Medium::Sd,
         None => return Err(StoragePlanError::NoMedium { board: target.board.clone() }),
         Some(m) => {
             Medium::from_name(m).ok_or_else(|| StoragePlanError::UnknownMedium { given: m.clone() })?

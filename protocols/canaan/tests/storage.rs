@@ -223,6 +223,18 @@ fn bad_input_is_refused_before_anything_is_sent() {
         .unwrap_err();
     assert!(matches!(e, StoragePlanError::UnknownMedium { .. }), "{e}");
     assert!(e.hint().unwrap().contains("emmc, sd"), "{e}");
+    // REBOOT needs no medium, but the session probes one first, as
+    // k230-flash's does: the SD card's, which every board has. Every other
+    // verb needs the medium named.
+    let plan = storage::plan(&Inputs { medium: None, ..inputs.clone() }, &Verb::Reset, &target()).unwrap();
+    assert_eq!(plan.medium, racklet_canaan::kburn::Medium::Sd);
+    let e = storage::plan(
+        &Inputs { medium: None, ..inputs.clone() },
+        &Verb::Erase { at: 0, size: None },
+        &target(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, StoragePlanError::NoMedium { .. }), "{e}");
     // The loader must go to the download window, not the ROM's own SRAM.
     let e = storage::plan(&Inputs { loader_address: Some(0x8020_0000), ..inputs }, &Verb::Reset, &target())
         .unwrap_err();

@@ -42,6 +42,10 @@ pub use report::{Report, StageKind};
 pub use response::{Response, ResponseError, parse_response};
 pub use transport::{TcpTransport, Transport, UsbTransport};
 
+/// The stage names a board's USB identities may carry (`[[usb]] stage`):
+/// the boot ROM, the K1 FSBL's fastboot, and the TH1520 U-Boot's.
+pub const USB_STAGES: &[&str] = &["rom", "fsbl", "uboot"];
+
 /// Longest command a fastboot device is guaranteed to accept (the 64-byte
 /// buffers of ROMs and the Debian 29.0.6 client).
 pub const MAX_COMMAND: usize = 64;

@@ -45,6 +45,9 @@ pub enum FastloadError {
     /// The image is empty.
     #[error("the image is empty")]
     Empty,
+    /// A load address was given for an ELF, which says where it goes.
+    #[error("--load is for raw binaries; this ELF says where it goes")]
+    LoadForElf,
     /// One block was sent too often without an answer.
     #[error("block {block} of {blocks} got no acknowledgement after {sends} sends")]
     TooManySends { block: u32, blocks: u32, sends: u32 },
@@ -83,7 +86,9 @@ impl Classify for FastloadError {
             FastloadError::NoLoader { .. } => FailureClass::NotFound,
             FastloadError::NoAnswer { .. } | FastloadError::TooManySends { .. } => FailureClass::Timeout,
             FastloadError::Refused { .. } | FastloadError::ImageCrc { .. } => FailureClass::Rejected,
-            FastloadError::DoesNotFit { .. } | FastloadError::Empty => FailureClass::BadInput,
+            FastloadError::DoesNotFit { .. } | FastloadError::Empty | FastloadError::LoadForElf => {
+                FailureClass::BadInput
+            }
             FastloadError::Protocol { .. } => FailureClass::Other,
         }
     }

@@ -61,6 +61,24 @@ pub struct Image<'a> {
     pub bytes: &'a [u8],
 }
 
+impl<'a> Image<'a> {
+    /// The image of a file as it says where it goes: an ELF (`elf`: its
+    /// load address and entry) goes where it is linked, a raw binary at
+    /// `load` (`None`: the base of the loader's window). An address given
+    /// for an ELF is refused rather than chosen between.
+    pub fn placed(
+        bytes: &'a [u8],
+        elf: Option<(u64, Option<u64>)>,
+        load: Option<u64>,
+    ) -> Result<Self, FastloadError> {
+        match (elf, load) {
+            (Some(_), Some(_)) => Err(FastloadError::LoadForElf),
+            (Some((load, entry)), None) => Ok(Image { load: Some(load), entry, bytes }),
+            (None, load) => Ok(Image { load, entry: None, bytes }),
+        }
+    }
+}
+
 /// What the loader said about itself (INFO).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -613,5 +631,24 @@ impl<'a> Window<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod placement {
+    use super::*;
+
+    #[test]
+    fn an_elf_goes_where_it_is_linked_and_a_raw_file_where_it_is_told() {
+        let b = [1u8, 2, 3];
+        let elf = Image::placed(&b, Some((0x8020_0000, Some(0x8020_0010))), None).unwrap();
+        assert_eq!((elf.load, elf.entry), (Some(0x8020_0000), Some(0x8020_0010)));
+        let raw = Image::placed(&b, None, Some(0x8030_0000)).unwrap();
+        assert_eq!((raw.load, raw.entry), (Some(0x8030_0000), None));
+        let base = Image::placed(&b, None, None).unwrap();
+        assert_eq!((base.load, base.entry), (None, None));
+        let e = Image::placed(&b, Some((0x8020_0000, None)), Some(0x8030_0000)).unwrap_err();
+        assert!(matches!(e, FastloadError::LoadForElf), "{e}");
+        assert_eq!(racklet_link::Classify::class(&e), racklet_link::FailureClass::BadInput);
     }
 }

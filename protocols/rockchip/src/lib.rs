@@ -36,6 +36,10 @@ pub use plan::{Inputs, Plan, PlanError, plan};
 pub use report::Report;
 pub use rockusb::{FlashInfo, Readiness, Rockusb};
 
+/// The stage names a board's USB identities may carry (`[[usb]] stage`):
+/// the maskrom, and the usbplug loader that answers rockusb after it.
+pub const USB_STAGES: &[&str] = &["rom", "loader"];
+
 /// Everything that can go wrong talking to a Rockchip boot ROM or usbplug.
 #[derive(Debug, thiserror::Error)]
 pub enum RockchipError {

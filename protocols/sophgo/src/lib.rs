@@ -40,6 +40,10 @@ pub use plan::{Inputs, Plan, PlanError, plan};
 pub use report::Report;
 pub use session::{Loader, Options, SessionOutcome, SophgoError};
 
+/// The stage names a board's USB identities may carry (`[[usb]] stage`):
+/// the boot ROM's CDC-ACM port.
+pub const USB_STAGES: &[&str] = &["rom"];
+
 /// USB vendor id of the ROM's CDC-ACM device ("CVITEK"); efuses may change it.
 pub const ROM_VID: u16 = 0x3346;
 /// USB product id of the ROM's CDC-ACM device ("USB Com Port").

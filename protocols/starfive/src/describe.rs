@@ -14,7 +14,7 @@ pub const PROTOCOL: &str = "starfive";
 pub fn describe(bytes: &[u8]) -> Option<Description> {
     let h = Header::parse(bytes)?;
     let mut d = Description::new("JH7110 SPL image (spl_tool header)", PROTOCOL);
-    d.socs = vec!["jh7110".into()];
+    d.socs = crate::SOCS.iter().map(|s| s.to_string()).collect();
     let version = match h.version {
         header::DEFAULT_VERSION => format!("0x{:08x} (spl_tool default)", h.version),
         header::VENDOR_VERSION => format!("0x{:08x} (StarFive recovery images)", h.version),

@@ -50,6 +50,13 @@ pub use plan::{ImageKind, Inputs, NextStage, Plan, PlanError, plan};
 pub use report::Report;
 pub use xmodem::{BlockSize, NakPolicy, XmodemConfig};
 
+/// The SoCs this crate boots, as the board table names them.
+pub const SOCS: &[&str] = &["jh7110"];
+
+/// The stage names a board's USB identities may carry: none, the ROM is
+/// reached through a plain USB-UART.
+pub const USB_STAGES: &[&str] = &[];
+
 /// What went wrong on the wire.
 #[derive(Debug, thiserror::Error)]
 pub enum StarfiveError {

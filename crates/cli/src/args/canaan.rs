@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{parse_address, parse_duration, parse_load};
+use crate::args::values::{parse_address, parse_duration, parse_load};
 
 /// `--load` and `--run`: a multi-stage load (oreboot's DRAM-init + main flow).
 #[derive(Debug, Args, Clone)]

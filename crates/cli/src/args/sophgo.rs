@@ -46,7 +46,7 @@ pub enum Compress {
 }
 
 fn parse_u32(s: &str) -> Result<u32, String> {
-    let v = crate::cli::parse_u64(s)?;
+    let v = crate::args::values::parse_u64(s)?;
     u32::try_from(v).map_err(|_| format!("'{s}' does not fit 32 bits"))
 }
 

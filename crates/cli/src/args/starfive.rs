@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::parse_u64;
+use crate::args::values::parse_u64;
 
 /// `maskrom` flags for StarFive boards.
 #[derive(Debug, Args, Clone, Default)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{ConnectArgs, SimulationArgs};
+use crate::args::connect::{ConnectArgs, SimulationArgs};
 
 /// A size or an address on a medium: `0x…`, decimal, or with a binary
 /// unit `K`, `M`, `G`, `T` (`512K`, `64M`, `0x1000`); `_` is ignored.

@@ -15,7 +15,7 @@ use racklet_link::{Classify, SerialInfo};
 use regex::Regex;
 use serde_json::json;
 
-use crate::cli::{parse_address, parse_duration};
+use crate::args::values::{parse_address, parse_duration};
 use crate::console::{self, Console};
 use crate::error::{bad_input, fail};
 use crate::output::{JobReporter, Mode, Output};
@@ -62,16 +62,8 @@ pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let max = crate::boards::MAX_DRAM_STAGE;
     let window = racklet_image::Window::anywhere("the fast loader", max, "a fastload image");
     let payload = racklet_image::load(&a.file, None, max, &window)?;
-    let (load, entry) = match (payload.load_address, a.load) {
-        (Some(_), Some(_)) => {
-            return Err(bad_input(format!(
-                "{}: --load is for raw binaries; this ELF says where it goes",
-                a.file.display()
-            )));
-        }
-        (Some(l), None) => (Some(l), payload.entry),
-        (None, l) => (l, None),
-    };
+    let image = Image::placed(&payload.bytes, payload.load_address.map(|l| (l, payload.entry)), a.load)
+        .map_err(|e| bad_input(format!("{}: {e}", a.file.display())))?;
     let info = SerialInfo { path: a.port.clone(), ..Default::default() };
     let mut link = SerialPortLink::open(info, a.base_baud)?;
     let opts = Options {
@@ -81,7 +73,7 @@ pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
         ..Options::default()
     };
     let mut rep = JobReporter::with_port(out.clone(), None, Some(a.port.clone()));
-    let r = send_image(&mut link, Image { load, entry, bytes: &payload.bytes }, &opts, &mut rep)
+    let r = send_image(&mut link, image, &opts, &mut rep)
         .map_err(with_hint)
         .with_context(|| format!("fastload of {} on {}", a.file.display(), a.port))?;
     let secs = r.data_time.as_secs_f64().max(1e-6);

@@ -4,19 +4,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use racklet_image::describe::Contained;
-use racklet_image::{Description, Source, check_fit, load_bytes, read_input, sha256_hex};
+use racklet_image::{Source, load_bytes, read_input, sha256_hex};
 use serde_json::json;
 
-use crate::boards::{Board, MAX_DRAM_STAGE};
+use crate::boards::MAX_DRAM_STAGE;
 use crate::cli::{GlobalArgs, InfoArgs};
 use crate::drivers;
 use crate::output::{Mode, Output};
-
-fn fits(board: &Board, path: &std::path::Path, load: Option<u64>, len: u64) -> Result<(), String> {
-    let at = load.unwrap_or(board.load_address);
-    check_fit(path, at, len, &board.window()).map_err(|e| e.to_string())
-}
 
 pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let boards = super::load_boards(g)?;
@@ -35,37 +29,13 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
                 "the largest stage racklet-flash sends",
             );
             let p = load_bytes(&a.file, bytes.clone(), None, &any)?;
-            let mut r = Description::default();
-            match &p.source {
-                Source::Elf { arch, segments } => {
-                    r.kind = format!("ELF ({arch})");
-                    r.field("architecture", arch.to_string());
-                    r.field("load address", format!("0x{:x}", p.load_address.unwrap_or(0)));
-                    r.field("entry", format!("0x{:x}", p.entry.unwrap_or(0)));
-                    for (i, s) in segments.iter().enumerate() {
-                        r.field(
-                            format!("segment {i}"),
-                            format!(
-                                "0x{:x}, {} bytes in file, {} in memory",
-                                s.address, s.file_size, s.mem_size
-                            ),
-                        );
-                    }
-                }
-                Source::Raw => {
-                    r.kind = "raw binary".into();
-                    if let Some(what) = drivers::near_miss(&bytes) {
-                        r.kind = format!("raw binary (looks like {what})");
-                    }
-                }
-            }
-            r.field("image size", format!("{} bytes", p.bytes.len()));
-            r.payload = Some(Contained { load_address: p.load_address, len: p.mem_size });
+            let looks_like = matches!(p.source, Source::Raw).then(|| drivers::near_miss(&bytes)).flatten();
+            let mut r = racklet_image::describe::payload(&p, looks_like);
+            // The SoCs of the boards whose architecture the ELF is.
             if let Source::Elf { arch, .. } = p.source {
                 r.socs =
                     boards.boards.iter().filter(|b| b.arch() == Some(arch)).map(|b| b.soc.clone()).collect();
                 r.socs.dedup();
-                r.field("sha256 of the flat image", sha256_hex(&p.bytes));
             }
             r
         }
@@ -74,25 +44,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
     report.field("sha256", sha256_hex(&bytes));
 
     // Which boards could take it.
-    let mut fit_rows: Vec<(String, Result<(), String>)> = Vec::new();
-    for b in &boards.boards {
-        if only.is_some_and(|o| o.name != b.name) {
-            continue;
-        }
-        if let Some(proto) = report.protocol
-            && proto != b.protocol.name()
-        {
-            continue;
-        }
-        if !report.socs.is_empty() && !report.socs.contains(&b.soc) && only.is_none() {
-            continue;
-        }
-        if let Some(c) = report.payload {
-            fit_rows.push((b.name.clone(), fits(b, &a.file, c.load_address, c.len)));
-        } else {
-            fit_rows.push((b.name.clone(), Ok(())));
-        }
-    }
+    let fit_rows = boards.takers(&report, &a.file, only.map(|b| b.name.as_str()));
     let ok_checks = report.intact();
 
     if out.mode == Mode::Json {

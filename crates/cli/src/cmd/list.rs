@@ -30,26 +30,6 @@ pub struct Row {
     pub boards: Vec<String>,
 }
 
-fn matches_usb(boards: &Boards, vid: u16, pid: u16) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let mut socs = Vec::new();
-    let mut stages = Vec::new();
-    let mut names = Vec::new();
-    for b in &boards.boards {
-        for s in b.usb.iter().filter(|s| s.vid == vid && s.pid == pid) {
-            if !socs.contains(&b.soc) {
-                socs.push(b.soc.clone());
-            }
-            if !stages.contains(&s.stage) {
-                stages.push(s.stage.clone());
-            }
-            if !names.contains(&b.name) {
-                names.push(b.name.clone());
-            }
-        }
-    }
-    (socs, stages, names)
-}
-
 /// The rows for what the buses show now, and why the USB bus could not be
 /// listed when it could not (a machine without a USB subsystem has no
 /// devices: that is an empty list, not an error).
@@ -66,7 +46,7 @@ pub fn rows(
     };
     let ports: Vec<SerialInfo> = serial.ports().unwrap_or_default();
     for d in devices {
-        let (socs, stages, names) = matches_usb(boards, d.vid, d.pid);
+        let (socs, stages, names) = boards.using(d.vid, d.pid);
         // USB ROMs that present as serial ports (CDC-ACM) are listed with their tty below.
         let serial_rom =
             names.iter().any(|n| boards.find(n).is_some_and(|b| b.transport == Transport::Serial));
@@ -87,7 +67,7 @@ pub fn rows(
     }
     for p in ports {
         let (socs, stages, names) = match (p.vid, p.pid) {
-            (Some(v), Some(pi)) => matches_usb(boards, v, pi),
+            (Some(v), Some(pi)) => boards.using(v, pi),
             _ => Default::default(),
         };
         if names.is_empty() && !all {

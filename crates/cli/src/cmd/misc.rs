@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::CommandFactory;
+use racklet_link::udev::Rule;
 use serde_json::json;
 
 use crate::boards::{Board, Transport};
@@ -169,39 +170,10 @@ pub fn udev_rules(g: &GlobalArgs) -> Result<ExitCode> {
             e.1 |= b.transport == Transport::Serial;
         }
     }
-    let mut o = Vec::new();
-    writeln!(o, "# udev rules for racklet-flash: boot ROMs and loaders accessible to the plugdev group")?;
-    writeln!(o, "# (and to the logged-in user through uaccess), USB autosuspend off. Install with:")?;
-    writeln!(o, "#   racklet-flash udev-rules | sudo tee /etc/udev/rules.d/70-racklet-flash.rules")?;
-    writeln!(o, "#   sudo udevadm control --reload && sudo udevadm trigger")?;
-    writeln!(o, "#   sudo usermod -aG plugdev $USER   # then log in again")?;
-    for ((vid, pid), (labels, serial)) in ids {
-        writeln!(o, "# {}", labels.join(", "))?;
-        writeln!(
-            o,
-            "SUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"{vid:04x}\", ATTR{{idProduct}}==\"{pid:04x}\", MODE=\"0660\", GROUP=\"plugdev\", TAG+=\"uaccess\""
-        )?;
-        // USB autosuspend off, as xrock's 99-xrock.rules does: a host with
-        // TLP or powertop "auto" may suspend an idle ROM before the tool
-        // opens it. A line of its own, so that a device without the
-        // attribute still gets its permissions above.
-        writeln!(
-            o,
-            "SUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"{vid:04x}\", ATTR{{idProduct}}==\"{pid:04x}\", TEST==\"power/autosuspend\", ATTR{{power/autosuspend}}=\"-1\""
-        )?;
-        if serial {
-            writeln!(
-                o,
-                "SUBSYSTEM==\"tty\", ATTRS{{idVendor}}==\"{vid:04x}\", ATTRS{{idProduct}}==\"{pid:04x}\", MODE=\"0660\", GROUP=\"plugdev\", TAG+=\"uaccess\""
-            )?;
-            // A CDC-ACM boot ROM looks like a modem: keep ModemManager from probing it.
-            writeln!(
-                o,
-                "ATTRS{{idVendor}}==\"{vid:04x}\", ATTRS{{idProduct}}==\"{pid:04x}\", ENV{{ID_MM_DEVICE_IGNORE}}=\"1\""
-            )?;
-        }
-    }
-    let _ = std::io::stdout().write_all(&o);
+    let rules: Vec<Rule> =
+        ids.into_iter().map(|((vid, pid), (labels, serial))| Rule { vid, pid, labels, serial }).collect();
+    let o = racklet_link::udev::rules(&rules, Cli::command().get_name());
+    let _ = std::io::stdout().write_all(o.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 

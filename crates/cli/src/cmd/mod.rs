@@ -7,6 +7,7 @@ pub mod man;
 pub mod maskrom;
 pub mod misc;
 pub mod run;
+pub mod simulated;
 pub mod storage;
 pub mod transcript;
 
@@ -16,7 +17,7 @@ use crate::error::bad_input;
 
 /// Loads the board table (built-in plus --boards).
 pub fn load_boards(g: &GlobalArgs) -> anyhow::Result<Boards> {
-    Ok(Boards::load(g.boards.as_deref())?)
+    Ok(crate::boards::load(g.boards.as_deref())?)
 }
 
 /// Finds a board or fails with "did you mean".

@@ -13,8 +13,8 @@ use racklet_link::transcript::{
 use racklet_link::{Selector, SerialBus, UsbBus};
 use racklet_sim::replay::{Replay, ReplayOptions};
 
+use crate::args::connect::{ConnectArgs, RecordData};
 use crate::boards::Board;
-use crate::cli::{ConnectArgs, RecordData};
 use crate::error::{bad_input, classify};
 
 /// The options `--record-data` and `--record-redact` ask for.
@@ -89,7 +89,7 @@ fn argv() -> Vec<String> {
 
 /// The board's USB ids: the devices a recording bus writes down.
 fn interest(board: &Board) -> Interest {
-    Interest { ids: board.usb.iter().map(|s| (s.vid, s.pid)).collect() }
+    Interest { ids: board.usb_ids() }
 }
 
 /// The buses of a recorded run: the same buses, with the board's devices

@@ -31,11 +31,11 @@ impl Driver for Canaan {
     }
 
     fn knows_soc(&self, soc: &str) -> bool {
-        matches!(soc, "k230" | "k230d")
+        racklet_canaan::SOCS.contains(&soc)
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &["rom", "loader"]
+        racklet_canaan::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
@@ -200,9 +200,8 @@ impl Driver for Canaan {
                 "--maskrom: the kburn loader's REBOOT resets the chip; it enters its boot ROM when it finds nothing to boot (or with BOOT held)".to_string(),
             ));
         }
-        // REBOOT needs no medium, but the session probes one first (as
-        // k230-flash's does): the SD card's, which every board has.
-        storage(job, Some("sd".into()), &racklet_canaan::storage::Verb::Reset, None)
+        // The loader's REBOOT: the plan picks the medium its session probes.
+        storage(job, None, &racklet_canaan::storage::Verb::Reset, None)
     }
 }
 

@@ -62,7 +62,7 @@ impl Driver for Fastboot {
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &["rom", "fsbl", "uboot"]
+        racklet_fastboot::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

@@ -36,7 +36,7 @@ impl Driver for Rockchip {
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &["rom", "loader"]
+        racklet_rockchip::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

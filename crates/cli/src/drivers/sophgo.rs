@@ -54,7 +54,7 @@ impl Driver for Sophgo {
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &["rom"]
+        racklet_sophgo::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
@@ -116,8 +116,8 @@ impl Driver for Sophgo {
         // The board's UART, for --monitor; the link's speed and bus time, for --sim-speed.
         sc.console = !sim.args.monitor.is_empty();
         sc.speed = sim.args.sim.sim_speed.map(|s| match s {
-            crate::cli::SimSpeed::High => racklet_sim::usb::BusSpeed::High,
-            crate::cli::SimSpeed::Full => racklet_sim::usb::BusSpeed::Full,
+            crate::args::connect::SimSpeed::High => racklet_sim::usb::BusSpeed::High,
+            crate::args::connect::SimSpeed::Full => racklet_sim::usb::BusSpeed::Full,
         });
         if let (true, Some(p)) = (a.main_session, &sim.args.bin) {
             // A running BL2 asks for as many bytes as the file has.

@@ -39,11 +39,11 @@ impl Driver for Starfive {
     }
 
     fn knows_soc(&self, soc: &str) -> bool {
-        soc == "jh7110"
+        racklet_starfive::SOCS.contains(&soc)
     }
 
     fn stages(&self) -> &'static [&'static str] {
-        &[]
+        racklet_starfive::USB_STAGES
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

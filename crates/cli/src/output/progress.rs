@@ -1,157 +1,14 @@
-//! Output: indicatif bars on a terminal, plain lines otherwise, JSON events
-//! with `--json`. All three are sinks of the same progress events.
+//! The progress sink of one job: a bar per stage on a terminal, a line
+//! per stage otherwise, `stage`/`progress`/`stage_done` events with `--json`.
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use racklet_link::{FailureClass, ProgressEvent, ProgressSink};
+use indicatif::{ProgressBar, ProgressStyle};
+use racklet_link::{ProgressEvent, ProgressSink};
 use serde_json::{Value, json};
 
-/// The version of the JSON events (`v` in each; docs/json-events.md).
-pub const JSON_VERSION: u32 = 1;
-
-/// How output is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Progress bars on stderr (a terminal).
-    Bars,
-    /// One line per stage and message on stderr.
-    Plain,
-    /// JSON events on stdout.
-    Json,
-}
-
-/// Process-wide output state, shared by every job.
-pub struct Output {
-    pub mode: Mode,
-    pub verbose: u8,
-    pub quiet: bool,
-    multi: MultiProgress,
-    lock: Mutex<()>,
-    cancel: Arc<AtomicBool>,
-    /// The board this command is about, for the `board` key of events that
-    /// do not name one themselves.
-    board: Mutex<Option<String>>,
-}
-
-impl Output {
-    pub fn new(json: bool, verbose: u8, quiet: bool, cancel: Arc<AtomicBool>) -> Arc<Output> {
-        let mode = if json {
-            Mode::Json
-        } else if std::io::stderr().is_terminal() && !quiet {
-            Mode::Bars
-        } else {
-            Mode::Plain
-        };
-        let multi = MultiProgress::with_draw_target(if mode == Mode::Bars {
-            ProgressDrawTarget::stderr_with_hz(10)
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        Arc::new(Output {
-            mode,
-            verbose,
-            quiet,
-            multi,
-            lock: Mutex::new(()),
-            cancel,
-            board: Mutex::new(None),
-        })
-    }
-
-    /// Names the board the command is about: events without a `board` get it.
-    pub fn set_board(&self, name: &str) {
-        *self.board.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.to_string());
-    }
-
-    /// Writes one JSON event line to stdout. Every event is one object with
-    /// `event`, `board` and `port` (null when the event is about no board or
-    /// no port) and `ts_ms` (docs/json-events.md).
-    pub fn json(&self, mut v: Value) {
-        let board = self.board.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Value::Object(m) = &mut v {
-            debug_assert!(m.contains_key("event"), "a JSON event without `event`: {m:?}");
-            m.insert("v".into(), json!(JSON_VERSION));
-            m.entry("board").or_insert_with(|| json!(board));
-            m.entry("port").or_insert(Value::Null);
-            m.entry("ts_ms").or_insert_with(|| {
-                json!(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0)
-                )
-            });
-        }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{v}");
-        let _ = out.flush();
-    }
-
-    /// A human line on stderr (not in JSON mode, not when quiet).
-    pub fn line(&self, text: &str) {
-        if self.mode == Mode::Json || self.quiet {
-            return;
-        }
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.mode == Mode::Bars {
-            let _ = self.multi.println(text);
-        } else {
-            eprintln!("{text}");
-        }
-    }
-
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
-    }
-
-    /// Reports a failure: an `error` event, or `error:` and `hint:` lines on
-    /// stderr (prefixed with the port in parallel runs). Errors are shown
-    /// even with --quiet.
-    pub fn error(&self, e: &anyhow::Error, at: &ErrorAt) {
-        let class = if self.cancelled() { FailureClass::Interrupted } else { crate::error::class_of(e) };
-        let message = crate::error::message_of(e);
-        let hint = crate::error::hint_of(e);
-        if self.mode == Mode::Json {
-            let mut ev = json!({"event":"error","stage":at.stage,"class":class.name(),
-                "exit_code":class.exit_code(),"message":message,"hint":hint});
-            if let Some(b) = &at.board {
-                ev["board"] = json!(b);
-            }
-            ev["port"] = json!(at.port);
-            self.json(ev);
-        } else {
-            let pre = at.prefix.as_ref().map(|p| format!("[{p}] ")).unwrap_or_default();
-            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let say = |t: String| {
-                if self.mode == Mode::Bars {
-                    let _ = self.multi.println(&t);
-                } else {
-                    eprintln!("{t}");
-                }
-            };
-            say(format!("{pre}error: {message}"));
-            if let Some(h) = hint {
-                say(format!("{pre}hint: {h}"));
-            }
-        }
-    }
-}
-
-/// Where an error happened, for [`Output::error`].
-#[derive(Debug, Default, Clone)]
-pub struct ErrorAt {
-    pub board: Option<String>,
-    pub port: Option<String>,
-    /// The stage that was running (or ran last) when the error came.
-    pub stage: Option<String>,
-    /// The port shown before each line in a parallel run.
-    pub prefix: Option<String>,
-}
+use super::{Mode, Output};
 
 /// The progress sink of one job (one board).
 pub struct JobReporter {
@@ -223,7 +80,7 @@ impl JobReporter {
 
 /// A size in one unit system everywhere, the binary units of the bars
 /// (`512 B`, `5.50 KiB`, `1.20 MiB`).
-pub fn human_bytes(bytes: u64) -> String {
+fn human_bytes(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
@@ -234,7 +91,7 @@ fn terminal_width() -> usize {
 
 /// A bar that fits a terminal `width` columns wide: the stage name cut to
 /// fit, the bar taking what is left, and fewer numbers on narrow terminals.
-pub fn bar_template(width: usize, sized: bool) -> &'static str {
+fn bar_template(width: usize, sized: bool) -> &'static str {
     match (sized, width) {
         (false, _) => "{prefix}{msg:24!} {spinner} {bytes} {bytes_per_sec}",
         (true, 90..) => {
@@ -246,7 +103,7 @@ pub fn bar_template(width: usize, sized: bool) -> &'static str {
 }
 
 /// A rate in the same units as [`human_bytes`].
-pub fn human_rate(bytes: u64, d: Duration) -> String {
+fn human_rate(bytes: u64, d: Duration) -> String {
     let s = d.as_secs_f64().max(1e-6);
     let r = (bytes as f64 / s) as u64;
     format!("{}/s", human_bytes(r))

@@ -1,0 +1,152 @@
+//! The simulated world of a `--simulate` run: one virtual board per port
+//! on simulated buses (at the link speed `--sim-speed` asks), each with its
+//! `--fault`, and the verdicts of the virtual boards on the jobs.
+
+use anyhow::Result;
+use racklet_link::{FailureClass, Selector};
+use racklet_sim::rom::{Verdict, VirtualRom};
+use racklet_sim::serial::SimSerialBus;
+use racklet_sim::usb::{LinkModel, SimUsbBus};
+
+use super::run::JobResult;
+use crate::args::connect::{SimSpeed, SimulationArgs};
+use crate::error::{bad_input, fail};
+
+/// The virtual devices of a simulated run, by USB port path.
+pub type Sims = Vec<(String, Box<dyn VirtualRom>)>;
+
+/// Attaches the board's virtual device at a USB port path, with a fault.
+pub type AttachSim<'a> =
+    dyn Fn(&str, Option<String>, &SimUsbBus, &SimSerialBus) -> Result<Box<dyn VirtualRom>> + 'a;
+
+/// The simulated buses with a virtual board at each USB port path the
+/// selectors name (at 1-1 when they name none).
+pub fn world(
+    sim: &SimulationArgs,
+    selectors: &[Selector],
+    attach: &AttachSim,
+) -> Result<(SimUsbBus, SimSerialBus, Sims)> {
+    let su = match sim.sim_speed {
+        None => SimUsbBus::new(),
+        Some(SimSpeed::High) => SimUsbBus::with_model(LinkModel::HIGH_SPEED),
+        Some(SimSpeed::Full) => SimUsbBus::with_model(LinkModel::FULL_SPEED),
+    };
+    let ss = SimSerialBus::new();
+    let mut paths: Vec<String> = selectors
+        .iter()
+        .filter_map(|s| match s {
+            Selector::UsbPath(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    if paths.is_empty() {
+        paths.push("1-1".into());
+    }
+    if let Some(f) = &sim.fault {
+        check_fault_ports(f, &paths)?;
+    }
+    let mut sims = Vec::new();
+    for p in &paths {
+        let s = attach(p, fault_for(sim.fault.as_deref(), p), &su, &ss)?;
+        sims.push((p.clone(), s));
+    }
+    Ok((su, ss, sims))
+}
+
+/// In simulation, the virtual device's verdict must agree with the job. It
+/// is paired with the job by the board the job found, and a job that claims
+/// success without a verdict has not shown one.
+pub fn judge(results: &mut [JobResult], sims: Sims, simulate: bool) {
+    let mut judged = vec![false; results.len()];
+    for (path, mut sim) in sims {
+        let verdict = match sim.verdict() {
+            Verdict::Started { summary } => Ok(summary),
+            Verdict::NotStarted { why } => Err(why),
+        };
+        let mine: Vec<usize> =
+            (0..results.len()).filter(|&i| results[i].device.as_deref() == Some(path.as_str())).collect();
+        for &i in &mine {
+            judged[i] = true;
+            let r = &mut results[i];
+            if mine.len() > 1 {
+                if r.outcome.is_ok() {
+                    r.outcome = Err(fail(
+                        FailureClass::Other,
+                        format!("{} jobs of this run used the one virtual board at {path}", mine.len()),
+                    ));
+                }
+                continue;
+            }
+            match (&mut r.outcome, &verdict) {
+                (Ok(_), Ok(v)) => r.verdict = Some(v.clone()),
+                (Ok(_), Err(v)) => {
+                    r.outcome = Err(fail(
+                        FailureClass::Rejected,
+                        format!("the virtual ROM did not accept the load: {v}"),
+                    ));
+                }
+                (Err(_), _) => {}
+            }
+        }
+    }
+    if simulate {
+        for (r, judged) in results.iter_mut().zip(judged) {
+            if r.outcome.is_ok() && !judged {
+                r.outcome = Err(fail(
+                    FailureClass::Other,
+                    format!(
+                        "no virtual ROM gave a verdict on this job (it reached {}), so its success is unproven",
+                        r.device.as_deref().unwrap_or("no device")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// `--fault PORT=NAME` must name a virtual board of the run.
+fn check_fault_ports(spec: &str, paths: &[String]) -> Result<()> {
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((port, _)) = part.split_once('=')
+            && !paths.iter().any(|p| p == port)
+        {
+            return Err(bad_input(format!(
+                "--fault {part}: no virtual board of this run is at {port} (they are at {}); give --port {port} too, or fix the port",
+                paths.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The fault for the virtual board at `port` from a `--fault` value:
+/// comma-separated `NAME` (every board) or `PORT=NAME` (that board).
+pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
+    let spec = spec?;
+    let mut all = None;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((p, name)) if p == port => return Some(name.to_string()),
+            Some(_) => {}
+            None => all = Some(part.to_string()),
+        }
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_by_port_and_for_every_board() {
+        assert_eq!(fault_for(None, "1-1"), None);
+        assert_eq!(fault_for(Some("stall"), "1-2").as_deref(), Some("stall"));
+        assert_eq!(fault_for(Some("stall,1-2=crc"), "1-2").as_deref(), Some("crc"));
+        assert_eq!(fault_for(Some("stall,1-2=crc"), "1-3").as_deref(), Some("stall"));
+        assert_eq!(fault_for(Some("1-2=crc"), "1-3"), None);
+        assert!(check_fault_ports("1-2=crc", &["1-2".into()]).is_ok());
+        let e = check_fault_ports("1-9=crc", &["1-1".into(), "1-2".into()]).unwrap_err().to_string();
+        assert!(e.contains("no virtual board of this run is at 1-9") && e.contains("1-1, 1-2"), "{e}");
+    }
+}
