@@ -206,8 +206,8 @@ impl DiskImage {
                 });
             }
             let xml = std::fs::read_to_string(b).map_err(read_err(b))?;
-            let parsed =
-                bmap_parser::Bmap::from_xml(&xml).map_err(|e| DiskError::Bmap { path: b.into(), why: e.to_string() })?;
+            let parsed = bmap_parser::Bmap::from_xml(&xml)
+                .map_err(|e| DiskError::Bmap { path: b.into(), why: e.to_string() })?;
             img.size = Some(parsed.image_size());
             img.mapped = Some(parsed.total_mapped_size());
             img.bmap = Some(b.into());
@@ -282,7 +282,11 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 enum State {
     Raw,
-    Sparse { chunks_left: Option<u32>, blk: u64, chunk_hdr: u64 },
+    Sparse {
+        chunks_left: Option<u32>,
+        blk: u64,
+        chunk_hdr: u64,
+    },
     Bmap {
         ranges: std::vec::IntoIter<(u64, u64, bmap_parser::HashValue)>,
         /// The range being read: (end, checksum so far, expected, start).
@@ -327,7 +331,8 @@ impl Extents {
 
     /// Reads and drops `n` bytes of the stream.
     fn discard(&mut self, n: u64, expected: u64, by: &'static str) -> Result<(), DiskError> {
-        let got = std::io::copy(&mut (&mut self.src).take(n), &mut std::io::sink()).map_err(|e| self.err(e))?;
+        let got =
+            std::io::copy(&mut (&mut self.src).take(n), &mut std::io::sink()).map_err(|e| self.err(e))?;
         self.pos += got;
         if got < n {
             return Err(DiskError::Truncated { path: self.img_path.clone(), at: self.pos, expected, by });
@@ -360,16 +365,29 @@ impl Extents {
             let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
             let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4"));
             if u16_at(4) != 1 || u16_at(8) < 28 || u16_at(10) < 12 {
-                return Some(Err(damaged(&self.img_path, format!("version {}.{} with header sizes {} and {}", u16_at(4), u16_at(6), u16_at(8), u16_at(10)))));
+                return Some(Err(damaged(
+                    &self.img_path,
+                    format!(
+                        "version {}.{} with header sizes {} and {}",
+                        u16_at(4),
+                        u16_at(6),
+                        u16_at(8),
+                        u16_at(10)
+                    ),
+                )));
             }
             let blk = u64::from(u32_at(12));
             if blk == 0 || blk % 4 != 0 {
-                return Some(Err(damaged(&self.img_path, format!("block size {blk} is not a multiple of 4"))));
+                return Some(Err(damaged(
+                    &self.img_path,
+                    format!("block size {blk} is not a multiple of 4"),
+                )));
             }
             if let Err(e) = self.discard(u64::from(u16_at(8)) - 28, 28, "sparse header") {
                 return Some(Err(e));
             }
-            self.state = State::Sparse { chunks_left: Some(u32_at(20)), blk, chunk_hdr: u64::from(u16_at(10)) };
+            self.state =
+                State::Sparse { chunks_left: Some(u32_at(20)), blk, chunk_hdr: u64::from(u16_at(10)) };
         }
         let State::Sparse { chunks_left: Some(left), blk, chunk_hdr } = self.state else { return None };
         if left == 0 {
@@ -401,15 +419,20 @@ impl Extents {
                 self.pending = len;
                 return self.next_pending();
             }
-            (0xcac2, Some(4)) => self
-                .take(4, 4, "sparse FILL chunk")
-                .map(|v| Extent::Fill { offset, len, value: u32::from_le_bytes(v[..4].try_into().expect("4")) }),
+            (0xcac2, Some(4)) => self.take(4, 4, "sparse FILL chunk").map(|v| Extent::Fill {
+                offset,
+                len,
+                value: u32::from_le_bytes(v[..4].try_into().expect("4")),
+            }),
             (0xcac3, Some(0)) => Ok(Extent::Skip { offset, len }),
             (0xcac4, Some(4)) => match self.discard(4, 4, "sparse CRC32 chunk") {
                 Ok(()) => return self.next_sparse(),
                 Err(e) => Err(e),
             },
-            (0xcac1..=0xcac4, _) => Err(damaged(&self.img_path, format!("chunk {kind:x} at byte {}: its sizes do not agree", self.pos))),
+            (0xcac1..=0xcac4, _) => Err(damaged(
+                &self.img_path,
+                format!("chunk {kind:x} at byte {}: its sizes do not agree", self.pos),
+            )),
             _ => Err(damaged(&self.img_path, format!("unknown chunk type {kind:x} at byte {}", self.pos))),
         };
         if r.is_ok() {
@@ -622,7 +645,11 @@ mod tests {
             let got = apply(&di, &base).unwrap();
             assert!(got == want, "{name}");
             // No extent holds more than CHUNK bytes, however long the RAW chunk.
-            assert!(di.extents().unwrap().all(|e| !matches!(e, Ok(Extent::Data { bytes, .. }) if bytes.len() > CHUNK)));
+            assert!(
+                di.extents()
+                    .unwrap()
+                    .all(|e| !matches!(e, Ok(Extent::Data { bytes, .. }) if bytes.len() > CHUNK))
+            );
         }
         // Damaged: a short file, and chunks that do not add up.
         let p = d.path().join("bad.simg");
