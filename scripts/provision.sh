@@ -10,6 +10,8 @@ need=(
   "rx:lrzsz"            # real XMODEM/YMODEM peer (StarFive tests)
   "socat:socat"         # pty relays
   "fastboot:fastboot"   # real fastboot client (fastboot TCP tests)
+  "img2simg:android-sdk-libsparse-utils"  # AOSP's sparse writer (tests/tests/disk_peers.rs)
+  "bmaptool:bmap-tools"                   # bmaptool create (tests/tests/disk_peers.rs)
   "qemu-system-riscv64:qemu-system-misc"
   "qemu-system-aarch64:qemu-system-arm"
   "qemu-system-x86_64:qemu-system-x86"
