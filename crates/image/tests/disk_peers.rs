@@ -42,7 +42,7 @@ fn raw_image(p: &Path) -> Vec<u8> {
     img
 }
 
-fn apply(img: &DiskImage, base: &mut Vec<u8>) -> u64 {
+fn apply(img: &DiskImage, base: &mut [u8]) -> u64 {
     let mut data = 0;
     for e in img.extents().unwrap() {
         match e.unwrap() {
