@@ -9,36 +9,16 @@ use std::time::Duration;
 
 use racklet_fastboot::storage::{StorageError, StorageInputs, plan_storage, write};
 use racklet_fastboot::{Inputs, Options, k1};
-use racklet_image::{Target, Window};
+use racklet_image::Target;
+
+mod common;
+use common::target;
 use racklet_link::testing::CollectProgress;
 use racklet_link::{Classify, Connector, FailureClass};
 use racklet_sim::fastboot::{FastbootDevice, Soc};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::uboot_storage;
 use racklet_sim::usb::SimUsbBus;
-
-fn target(soc: &str) -> Target {
-    let (board, load, size, usb) = match soc {
-        "k1" => ("bpi-f3", 0xc080_0000, 0x4_0000, vec![("rom", 0x361c, 0x1001), ("fsbl", 0x361c, 0x1001)]),
-        _ => (
-            "lichee-pi-4a",
-            0xff_e000_0000,
-            0x20_0000,
-            vec![("rom", 0x2345, 0x7654), ("uboot", 0x1234, 0x8888)],
-        ),
-    };
-    Target {
-        board: board.into(),
-        soc: soc.into(),
-        arch: racklet_image::Arch::from_name("riscv64"),
-        load_address: load,
-        entry: None,
-        window: Window { board: board.into(), base: load, size, max_payload: None },
-        usb: usb.into_iter().map(|(s, v, p)| (s.to_string(), v, p)).collect(),
-        baud: None,
-        max_stage: 256 << 20,
-    }
-}
 
 fn noise(n: usize, seed: u32) -> Vec<u8> {
     (0..n as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8).collect()
