@@ -480,7 +480,8 @@ pub fn serve(dev: SharedDevice, opts: &ServeOptions, log: Log) -> Result<ServeRe
         // came back as its next stage, which a busy host may let happen
         // before it read that answer) would cut it off.
         let moved = bound.is_some() && info.as_ref().map(|i| i.address) != bound;
-        let since_in = sh.epoch.elapsed().saturating_sub(Duration::from_millis(sh.last_in.load(Ordering::SeqCst)));
+        let since_in =
+            sh.epoch.elapsed().saturating_sub(Duration::from_millis(sh.last_in.load(Ordering::SeqCst)));
         if moved && (sh.in_flight.load(Ordering::SeqCst) > 0 || since_in < DETACH_AFTER_IN) {
             std::thread::sleep(SUPERVISE_EVERY);
             continue;
