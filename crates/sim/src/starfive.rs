@@ -141,6 +141,12 @@ pub enum Fault {
     /// times out on the next header, flushes until the line is quiet for
     /// 2 s, busy-waits 250 ms and asks again with `C`.
     SplDropAck,
+    /// The recovery program prints its greeting but never its menu (DDR
+    /// init hangs).
+    RecoveryNoMenu,
+    /// The recovery program's write of U-Boot to the flash fails: it says
+    /// so and shows its menu again, without `updata success`.
+    RecoveryUbootFails,
 }
 
 impl Faults for Fault {
@@ -181,6 +187,16 @@ impl Faults for Fault {
             "spl-drop-ack",
             Fault::SplDropAck,
             "U-Boot SPL's ACK of YMODEM block 1 is lost once (it times out, flushes, asks with C)",
+        ),
+        (
+            "recovery-no-menu",
+            Fault::RecoveryNoMenu,
+            "the recovery program prints its greeting but never its menu",
+        ),
+        (
+            "recovery-uboot-fails",
+            Fault::RecoveryUbootFails,
+            "the recovery program's flash write of U-Boot fails (menu again, no updata success)",
         ),
     ];
 }

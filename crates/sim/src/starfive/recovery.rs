@@ -35,7 +35,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Rom, SOH, STX, Stop, Wire};
+use super::{Fault, Rom, SOH, STX, Stop, Wire};
 use crate::storage::Medium;
 
 /// The QSPI NOR flash of a VisionFive 2 (16 MiB).
@@ -135,6 +135,11 @@ impl<W: Wire> Rom<W> {
     pub(super) fn recovery(&mut self, flash: Flash) -> Result<(), Stop> {
         self.recovery_note(|_| {});
         self.send(GREETING.as_bytes())?;
+        if self.cfg.fault == Fault::RecoveryNoMenu {
+            loop {
+                self.byte(Duration::from_secs(3600))?;
+            }
+        }
         self.send(MENU.as_bytes())?;
         loop {
             let Some(choice) = self.menu_line()? else { continue };
@@ -171,6 +176,9 @@ impl<W: Wire> Rom<W> {
             return self.update_failed(e, format!("xmodem receive failed: {why}"));
         }
         let data = session.received;
+        if self.cfg.fault == Fault::RecoveryUbootFails && e.offset == UBOOT_OFFSET {
+            return self.update_failed(e, "flash program error".into());
+        }
         if data.len() as u64 > e.room {
             let why = format!("{} bytes do not fit the 0x{:x} bytes at 0x{:x}", data.len(), e.room, e.offset);
             return self.update_failed(e, why);
