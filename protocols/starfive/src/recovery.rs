@@ -383,6 +383,17 @@ fn version_line(text: &str) -> Option<String> {
     Some(line.trim().to_string())
 }
 
+/// What [`write_uart`] sent.
+#[derive(Debug, Clone)]
+pub struct UartWrite {
+    /// The recovery image, to the ROM.
+    pub rom: xmodem::SendStats,
+    /// The program's `JH7110 secondboot version` line, when it printed one.
+    pub version: Option<String>,
+    /// Each file confirmed with `updata success`, in order.
+    pub files: Vec<(Part, xmodem::SendStats)>,
+}
+
 /// The recovery flow on an open link: the recovery image to the ROM, then
 /// each file through the menu.
 pub fn write_uart<L: SerialLink + ?Sized>(
@@ -390,7 +401,7 @@ pub fn write_uart<L: SerialLink + ?Sized>(
     plan: &RecoveryPlan,
     opts: &RecoveryOptions,
     progress: &mut dyn ProgressSink,
-) -> Result<(xmodem::SendStats, Option<String>, Vec<(Part, xmodem::SendStats)>), StarfiveError> {
+) -> Result<UartWrite, StarfiveError> {
     let bo = &opts.boot;
     {
         let cancel = || progress.check_cancel();
@@ -453,7 +464,7 @@ pub fn write_uart<L: SerialLink + ?Sized>(
         }
         sent.push((f.part, stats));
     }
-    Ok((rom, version, sent))
+    Ok(UartWrite { rom, version, files: sent })
 }
 
 /// The whole flash write through `conn`: finds the UART, opens it at
@@ -478,7 +489,7 @@ pub fn write(
         o.boot.poll_timeout.as_secs_f64(),
         info.path
     ));
-    let (rom, version, sent) = write_uart(&mut *link, plan, &o, &mut *conn.progress)?;
+    let UartWrite { rom, version, files: sent } = write_uart(&mut *link, plan, &o, &mut *conn.progress)?;
     let name = if o.boot.xmodem.block == BlockSize::K1 { "xmodem-1k" } else { "xmodem" };
     let files = sent
         .iter()
