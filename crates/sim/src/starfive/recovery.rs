@@ -26,7 +26,7 @@
 //! Not documented, so guessed here (and said so in the README): the exact
 //! words of the `send file by xmodem` line and of a failure (here
 //! `updata failed: …`, then the menu again, nothing written); that an empty
-//! line (the `\n` after vf2-recover's `\r`) is ignored; the poll interval of
+//! line (the `\n` after vf2-recover's `\r`) and control bytes are ignored; the poll interval of
 //! its receiver ([`POLL_INTERVAL`]) and how long it polls before giving up
 //! ([`MAX_POLLS`]); whether it checks the SPL's header (it does not here:
 //! it writes what it received, padding included); entries 1, 3 and 4 (eMMC
@@ -119,6 +119,9 @@ impl<W: Wire> Rom<W> {
         loop {
             match self.byte(Duration::from_secs(3600))? {
                 Some(b'\r' | b'\n') => break,
+                // What is left of a transfer (a second CAN, a late EOT) is
+                // not typed text.
+                Some(b) if !b.is_ascii_graphic() && b != b' ' => {}
                 Some(b) => {
                     // The program echoes what is typed.
                     self.send(&[b])?;
@@ -220,7 +223,115 @@ impl<W: Wire> Rom<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc::{Receiver, Sender, channel};
+
+    use super::super::{RomConfig, RomReport, Rx};
     use super::*;
+    use crate::crc::crc16_xmodem;
+
+    /// A wire fed by the test.
+    struct ChanWire {
+        from_host: Receiver<Vec<u8>>,
+        pending: VecDeque<u8>,
+        to_host: Sender<Vec<u8>>,
+    }
+
+    impl Wire for ChanWire {
+        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+            if self.pending.is_empty()
+                && let Ok(v) = self.from_host.recv_timeout(timeout)
+            {
+                self.pending.extend(v);
+            }
+            let n = buf.len().min(self.pending.len());
+            for (i, b) in self.pending.drain(..n).enumerate() {
+                buf[i] = b;
+            }
+            Ok(n)
+        }
+        fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+            let _ = self.to_host.send(data.to_vec());
+            Ok(())
+        }
+    }
+
+    fn frame(n: u8, data: &[u8]) -> Vec<u8> {
+        let mut d = data.to_vec();
+        d.resize(128, 0x1A);
+        let mut f = vec![SOH, n, 255 - n];
+        f.extend_from_slice(&d);
+        f.extend_from_slice(&crc16_xmodem(&d).to_be_bytes());
+        f
+    }
+
+    /// Reads what the program printed until it contains `want`; keeps what
+    /// came after it.
+    fn expect(from: &Receiver<Vec<u8>>, got: &mut Vec<u8>, want: &[u8]) {
+        loop {
+            if let Some(at) = got.windows(want.len()).position(|w| w == want) {
+                got.drain(..at + want.len());
+                return;
+            }
+            let more = from.recv_timeout(Duration::from_secs(10));
+            got.extend(more.unwrap_or_else(|_| panic!("silent, waiting for {want:?}")));
+        }
+    }
+
+    /// vf2-recover's dialogue with the program: a cancelled transfer is
+    /// refused (nothing written, the menu again); the next one is written
+    /// at the SPL's offset and confirmed with `updata success`.
+    #[test]
+    fn a_cancelled_transfer_writes_nothing_and_the_next_one_is_written() {
+        let (host_tx, from_host) = channel();
+        let (to_host, host_rx) = channel();
+        let report = Arc::new(Mutex::new(RomReport::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut rom = Rom {
+            rx: Rx { wire: ChanWire { from_host, pending: VecDeque::new(), to_host }, buf: VecDeque::new() },
+            cfg: RomConfig { line_rate: None, ..Default::default() },
+            stop: stop.clone(),
+            report: report.clone(),
+            corrupted: false,
+            restarted: false,
+        };
+        let flash = blank_flash();
+        let f2 = flash.clone();
+        let t = std::thread::spawn(move || {
+            let _ = rom.recovery(f2);
+        });
+        let mut got = Vec::new();
+        expect(&host_rx, &mut got, b"JH7110 secondboot version");
+        expect(&host_rx, &mut got, b"to change.");
+        host_tx.send(b"0\r\n".to_vec()).unwrap();
+        expect(&host_rx, &mut got, b"send file by xmodem");
+        expect(&host_rx, &mut got, b"C");
+        host_tx.send(frame(1, &[0x11; 128])).unwrap();
+        expect(&host_rx, &mut got, &[0x06]);
+        host_tx.send(vec![0x18, 0x18]).unwrap();
+        expect(&host_rx, &mut got, b"updata failed");
+        expect(&host_rx, &mut got, b"to change.");
+        assert_eq!(flash.lock().unwrap().read(0, 4).unwrap(), [0xFF; 4], "nothing written");
+        host_tx.send(b"0\r\n".to_vec()).unwrap();
+        expect(&host_rx, &mut got, b"C");
+        host_tx.send(frame(1, &[0x22; 128])).unwrap();
+        expect(&host_rx, &mut got, &[0x06]);
+        host_tx.send(frame(2, b"tail")).unwrap();
+        expect(&host_rx, &mut got, &[0x06]);
+        host_tx.send(vec![0x04]).unwrap();
+        expect(&host_rx, &mut got, b"updata success");
+        let m = flash.lock().unwrap();
+        assert_eq!(m.read(0, 128).unwrap(), [0x22; 128]);
+        assert_eq!(m.read(128, 5).unwrap(), b"tail\x1a");
+        drop(m);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        t.join().unwrap();
+        let r = report.lock().unwrap().recovery.clone().unwrap();
+        assert_eq!(r.updates, [Update { what: "2ndboot/SPL", offset: 0, bytes: 256 }]);
+        assert_eq!(r.failures.len(), 1, "{r:?}");
+        assert!(r.verdict().is_err(), "a failed update fails the board's verdict");
+    }
 
     #[test]
     fn the_verdict_needs_a_write_and_no_failure() {
