@@ -130,8 +130,6 @@ pub enum RecoveryPlanError {
     SplNotHeaded { path: PathBuf },
     #[error("{}: {error}", path.display())]
     Header { path: PathBuf, error: HeaderError },
-    #[error("{}: empty; there is nothing to write as the {}", path.display(), part.name())]
-    Empty { path: PathBuf, part: Part },
     #[error(transparent)]
     Plan(#[from] PlanError),
 }
@@ -164,9 +162,7 @@ impl racklet_link::Classify for RecoveryPlanError {
 fn read_part(path: &Path, part: Part) -> Result<FlashFile, RecoveryPlanError> {
     let what = format!("the {} has at 0x{:x} of the QSPI flash", part.name(), part.offset());
     let data = racklet_image::read_input(path, part.room(), &what).map_err(PlanError::from)?;
-    if data.is_empty() {
-        return Err(RecoveryPlanError::Empty { path: path.into(), part });
-    }
+    // An empty file is refused by read_input, by name.
     if part == Part::Spl {
         let h = Header::parse(&data).ok_or_else(|| RecoveryPlanError::SplNotHeaded { path: path.into() })?;
         h.verify(&data).map_err(|error| RecoveryPlanError::Header { path: path.into(), error })?;
