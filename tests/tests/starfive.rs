@@ -477,3 +477,29 @@ fn write_visionfive2_refuses_bad_input_with_exit_2() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--uboot"), "{err}");
 }
+
+/// The SPL given as the recovery program: the ROM starts it and it asks for
+/// YMODEM instead of showing a menu. That is said at once (exit 7, the
+/// file named), not after the menu's timeout.
+#[test]
+fn an_spl_given_as_the_recovery_program_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let spl_img = headed(&spl(9000), 0x0101_0101, 0x20_0000);
+    file(dir.path(), "u-boot-spl.bin.normal.out", &spl_img);
+    file(dir.path(), "u-boot.itb", &pattern(3000, 12));
+    let (code, out, err) = run(
+        &[
+            "write",
+            "visionfive2",
+            "--recovery",
+            "u-boot-spl.bin.normal.out",
+            "--uboot",
+            "u-boot.itb",
+            "--simulate",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(err.contains("u-boot-spl.bin.normal.out: the ROM started it and it is U-Boot SPL"), "{err}");
+    assert!(err.contains("--spl"), "the hint: {err}");
+}

@@ -391,6 +391,9 @@ pub struct RomReport {
     pub fifo_dropped: u64,
     /// What the recovery program did, once it started.
     pub recovery: Option<RecoveryReport>,
+    /// The board was told the host sends the recovery program (a storage
+    /// verb): a run that never started it did not write the flash.
+    pub expects_recovery: bool,
 }
 
 impl RomReport {
@@ -412,6 +415,12 @@ impl RomReport {
                 Ok(w) => Ok(format!("{v}; {w}")),
                 Err(e) => Err(format!("{v}; {e}")),
             };
+        }
+        if self.expects_recovery {
+            let what = if self.spl.is_some() { "U-Boot SPL" } else { "a payload" };
+            return Err(format!(
+                "{v}; it was {what}, not the recovery program: the SPI flash was not written"
+            ));
         }
         match &self.spl {
             None => {}
@@ -460,7 +469,10 @@ impl StarfiveRom {
 
     fn spawn_unpaced<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
         let stop = Arc::new(AtomicBool::new(false));
-        let report = Arc::new(Mutex::new(RomReport::default()));
+        let report = Arc::new(Mutex::new(RomReport {
+            expects_recovery: cfg.recovery.is_some(),
+            ..RomReport::default()
+        }));
         let mut rom = Rom {
             rx: Rx { wire, buf: VecDeque::new() },
             cfg,
@@ -619,11 +631,13 @@ impl<W: Wire> Rom<W> {
             }
             self.report().sessions.push(std::mem::take(&mut session));
             if started {
-                if let Some(flash) = self.cfg.recovery.clone() {
-                    self.recovery(flash)?;
-                } else if self.report().spl.is_some() {
+                // U-Boot SPL is known by its bytes; anything else is the
+                // recovery program when the board was told so.
+                if self.report().spl.is_some() {
                     // It notes its result in the report itself.
                     self.spl_ymodem()?;
+                } else if let Some(flash) = self.cfg.recovery.clone() {
+                    self.recovery(flash)?;
                 }
                 // The payload runs; the ROM is gone until the next reset.
                 loop {
@@ -834,7 +848,7 @@ impl<W: Wire> Rom<W> {
         if actual != crc {
             return Err(format!("CRC-32 of the payload 0x{actual:08x}, header says 0x{crc:08x}"));
         }
-        if self.cfg.recovery.is_none() && is_ymodem_spl(&img[hdr..hdr + size]) {
+        if is_ymodem_spl(&img[hdr..hdr + size]) {
             self.report().spl = Some(SplStage::Waiting);
         }
         Ok(format!(

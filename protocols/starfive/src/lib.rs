@@ -86,6 +86,9 @@ pub enum StarfiveError {
     /// The recovery program did not say what the flow waits for.
     #[error("{step}: nothing within {} ({})", racklet_link::error::fmt_duration(*.waited), shown(printed))]
     RecoveryNoAnswer { step: recovery::Step, waited: Duration, printed: String },
+    /// The image given as the recovery program started as U-Boot SPL.
+    #[error("{}: the ROM started it and it is U-Boot SPL, not the recovery program ({})", path.display(), shown(printed))]
+    NotRecovery { path: std::path::PathBuf, printed: String },
     /// The recovery program showed its menu again without `updata success`.
     #[error(
         "the recovery program did not write the {what}: it showed its menu again without 'updata success' ({})",
@@ -114,6 +117,7 @@ impl Classify for StarfiveError {
             | StarfiveError::Cancelled { .. }
             | StarfiveError::RomCrcError { .. }
             | StarfiveError::UpdateFailed { .. }
+            | StarfiveError::NotRecovery { .. }
             | StarfiveError::RomRestarted { .. } => FailureClass::Rejected,
         }
     }
@@ -131,6 +135,9 @@ impl Classify for StarfiveError {
                 "PL2303 and clone FT232 adapters are known to fail; genuine FTDI and CP2102N work".into(),
             ),
             StarfiveError::RecoveryNoAnswer { step, .. } => Some(step.hint()),
+            StarfiveError::NotRecovery { .. } => Some(
+                "--recovery takes StarFive's jh7110-recovery-*.bin; the SPL goes to --spl".into(),
+            ),
             StarfiveError::UpdateFailed { .. } => Some(
                 "power-cycle the board and run the write again; the flash may hold a partial update".into(),
             ),

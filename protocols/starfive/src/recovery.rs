@@ -36,6 +36,10 @@ pub const MENU_END: &str = "to change.";
 pub const SEND_FILE: &str = "send file by xmodem";
 /// Its confirmation of a written file (sic).
 pub const SUCCESS: &str = "updata success";
+/// What U-Boot SPL prints when it asks for its next stage over UART
+/// (common/spl/spl.c's boot_from_devices): the image the ROM started was
+/// an SPL, not the recovery program.
+pub const SPL_ASKS: &str = "Trying to boot from UART";
 
 /// A part of the flash the menu updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -408,10 +412,11 @@ pub fn write_uart<L: SerialLink + ?Sized>(
     let rom = xmodem::send(link, &plan.image, &bo.xmodem, progress)?;
     progress.done("recovery");
     let mut console = Console { text: rom.trailing.clone() };
-    let greeting = match console.wait(link, MENU_END, None, opts.menu_timeout, Step::Menu, progress)? {
-        Ok(before) => before,
-        Err(text) => text,
-    };
+    let greeting =
+        match console.wait(link, MENU_END, Some(SPL_ASKS), opts.menu_timeout, Step::Menu, progress)? {
+            Ok(before) => before,
+            Err(printed) => return Err(StarfiveError::NotRecovery { path: plan.recovery.clone(), printed }),
+        };
     let version = version_line(&greeting);
     // The program's receiver gets what vf2-recover sends it: 128-byte blocks.
     let mut cfg = bo.xmodem.clone();

@@ -23,6 +23,9 @@
 //! room), U-Boot at 0x100000 (0xF00000 bytes). The flash is a 16 MiB SPI NOR
 //! ([`FLASH_SIZE`], erased 0xFF) kept as a [`Medium`].
 //!
+//! U-Boot SPL (known by its bytes, [`super::is_ymodem_spl`]) sent in its
+//! place runs as the SPL does, and the board's verdict fails.
+//!
 //! Not documented, so guessed here (and said so in the README): the exact
 //! words of the `send file by xmodem` line and of a failure (here
 //! `updata failed: …`, then the menu again, nothing written); that an empty
