@@ -426,6 +426,11 @@ fn write_puts_the_spl_and_u_boot_in_the_spi_flash_through_the_recovery_program()
     assert!(flash[0x10_0000..0x10_0000 + itb.len()] == itb[..], "U-Boot at 0x100000");
     assert!(out.contains("2ndboot/SPL") && out.contains("fw_verif/uboot"), "{out}");
     assert!(out.contains("updata success"), "{out}");
+    assert!(out.contains("21 1K + 0 128-byte frames"), "the recovery program in 1K blocks: {out}");
+    // vf2-recover's ROM stage: 128-byte blocks, NAKs ignored.
+    let ((code, out, err), _, _, _) = write_sim(&["--xmodem-128", "--xmodem-nak", "ignore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 1K + 165 128-byte frames"), "{out}");
 }
 
 /// A failed step is named and classed: the program's menu shown again
@@ -462,6 +467,10 @@ fn write_visionfive2_refuses_bad_input_with_exit_2() {
         run(&["write", "canmv-k230", "u-boot.itb", "--spl", "spl.bin", "--simulate"], dir.path());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--spl is a starfive flag"), "{err}");
+    let (code, _, err) =
+        run(&["write", "canmv-k230", "u-boot.itb", "--xmodem-nak", "ignore", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--xmodem-nak is a starfive flag"), "{err}");
     let (code, _, err) = run(&["write", "visionfive2", "--uboot", "u-boot.itb", "--simulate"], dir.path());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--recovery"), "{err}");

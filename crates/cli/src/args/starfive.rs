@@ -66,6 +66,14 @@ pub struct StarfiveWriteArgs {
     /// visionfive2_fw_payload.img), written at 0x100000 of the QSPI flash.
     #[arg(long, value_name = "FILE")]
     pub uboot: Option<PathBuf>,
+    /// StarFive: send the recovery program to the boot ROM in 128-byte
+    /// XMODEM blocks instead of 1K (as vf2-recover does).
+    #[arg(long = "xmodem-128", id = "write_xmodem_128")]
+    pub xmodem_128: bool,
+    /// StarFive: what a NAK from the boot ROM does while it receives the
+    /// recovery program: `resend` (default) or `ignore` (vf2-recover).
+    #[arg(long = "xmodem-nak", id = "write_xmodem_nak", value_enum, value_name = "POLICY")]
+    pub xmodem_nak: Option<XmodemNak>,
 }
 
 impl StarfiveWriteArgs {
@@ -75,5 +83,17 @@ impl StarfiveWriteArgs {
             .into_iter()
             .filter_map(|(f, p)| p.as_deref().map(|p| (f, p)))
             .collect()
+    }
+
+    /// The flags given that are not files.
+    pub fn given_switches(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.xmodem_128 {
+            v.push("--xmodem-128");
+        }
+        if self.xmodem_nak.is_some() {
+            v.push("--xmodem-nak");
+        }
+        v
     }
 }

@@ -88,7 +88,8 @@ pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCod
     inputs.extend(a.target.bring_up.then.iter().map(|p| p.as_path()));
     let starfive = a.starfive.given();
     inputs.extend(starfive.iter().map(|(_, p)| *p));
-    let only_for: Vec<(&str, &str)> = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
+    let mut only_for: Vec<(&str, &str)> = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
+    only_for.extend(a.starfive.given_switches().into_iter().map(|f| ("starfive", f)));
     verb(g, "write", &a.target, &only_for, a.place.medium.clone(), &inputs, "written", out, &|d, job| {
         d.write(job, a)
     })

@@ -119,7 +119,13 @@ impl Driver for Starfive {
                 "note: the recovery program cannot read the flash back; each file is confirmed by its 'updata success' only",
             );
         }
-        let opts = RecoveryOptions { paced: job.target.connect.simulate, ..Default::default() };
+        let mut opts = RecoveryOptions { paced: job.target.connect.simulate, ..Default::default() };
+        if s.xmodem_128 {
+            opts.boot.xmodem.block = BlockSize::B128;
+        }
+        if s.xmodem_nak == Some(XmodemNak::Ignore) {
+            opts.boot.xmodem.nak_policy = NakPolicy::Ignore;
+        }
         let report = racklet_starfive::recovery::write(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
