@@ -164,16 +164,19 @@ impl Medium {
         let mut at = offset;
         let end = offset + len;
         while at < end {
-            let n = (end - at).min(CHUNK);
-            let fill = vec![self.erased; n as usize];
-            // Whole untouched chunks in memory stay unallocated.
+            // Up to the next chunk edge, so whole chunks are seen whole.
+            let n = (end - at).min(CHUNK - at % CHUNK);
+            // Whole chunks in memory are dropped: they read as erased.
             if let Store::Memory(chunks) = &mut self.store
-                && at.is_multiple_of(CHUNK)
                 && n == CHUNK
             {
                 chunks.remove(&at);
+            } else if let Store::Memory(chunks) = &self.store
+                && !chunks.contains_key(&(at / CHUNK * CHUNK))
+            {
+                // Never written: already erased.
             } else {
-                self.write(at, &fill)?;
+                self.write(at, &vec![self.erased; n as usize])?;
             }
             at += n;
         }
