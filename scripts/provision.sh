@@ -10,6 +10,7 @@ need=(
   "rx:lrzsz"            # real XMODEM/YMODEM peer (StarFive tests)
   "socat:socat"         # pty relays
   "fastboot:fastboot"   # real fastboot client (fastboot TCP tests)
+  "rkdeveloptool:rkdeveloptool"  # real rockusb client (the USB rig, tests/usbrig)
   "qemu-system-riscv64:qemu-system-misc"
   "qemu-system-aarch64:qemu-system-arm"
   "qemu-system-x86_64:qemu-system-x86"
