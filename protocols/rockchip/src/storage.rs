@@ -253,9 +253,10 @@ pub enum StorageError {
     },
     #[error("interrupted after {done} of {total} bytes ({what}); the write is incomplete")]
     Interrupted { what: String, done: u64, total: u64 },
-    #[error("{}: {source}", path.display())]
+    #[error("keeping what was read ({done} of {total} bytes): {source}")]
     Output {
-        path: PathBuf,
+        done: u64,
+        total: u64,
         #[source]
         source: std::io::Error,
     },
@@ -642,7 +643,7 @@ pub fn run(
                 let n = ((bytes - done) / SECTOR).min(u64::from(per)) as u16;
                 let at = lba + done / SECTOR;
                 let d = r.read_lba(at as u32, n).map_err(step(format!("READ LBA {at}")))?;
-                out(&d).map_err(|source| StorageError::Output { path: PathBuf::from("-o"), source })?;
+                out(&d).map_err(|source| StorageError::Output { done, total: bytes, source })?;
                 done += d.len() as u64;
                 conn.progress.advance(d.len() as u64);
             }
@@ -754,15 +755,21 @@ fn read_gpt(
     })
 }
 
+/// How many extents the reader thread may have ready ahead of the bus.
+const READ_AHEAD: usize = 2;
+
 /// Writes `extents` from `lba` (the image's byte 0 at the sector `lba`),
 /// in WRITE LBA commands of at most `per` sectors; then, with `verify`,
-/// reads every written range back and compares SHA-256.
+/// reads every written range back and compares SHA-256. The extents are
+/// read (and hashed) on a thread of their own, [`READ_AHEAD`] ahead, so
+/// the file and the hash never hold up the bus; the read-back is hashed
+/// the same way.
 #[allow(clippy::too_many_arguments)]
-pub fn write_extents<E>(
+pub fn write_extents<E, I>(
     r: &mut Rockusb<'_, dyn UsbLink>,
     lba: u64,
     total: u64,
-    extents: impl Iterator<Item = Result<Extent, E>>,
+    extents: I,
     per: u16,
     verify: bool,
     what: &str,
@@ -770,19 +777,28 @@ pub fn write_extents<E>(
     conn: &mut Connector,
 ) -> Result<Written, StorageError>
 where
+    I: Iterator<Item = Result<Extent, E>> + Send,
+    E: Send,
     StorageError: From<E>,
 {
     let started = Instant::now();
     let label = format!("write {what} at LBA {lba}");
     conn.progress.stage(&label, Some(total));
-    let mut hash = Sha256::new();
+    let max = usize::from(per) * SECTOR as usize;
     // Written ranges (byte offset in the image, length), merged when contiguous.
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     let (mut sectors, mut commands, mut done) = (0u64, 0u64, 0u64);
-    let max = usize::from(per) * SECTOR as usize;
     let mut send = |r: &mut Rockusb<'_, dyn UsbLink>, offset: u64, data: &[u8]| -> Result<(), StorageError> {
-        let mut buf = data.to_vec();
-        buf.resize((data.len() as u64).div_ceil(SECTOR) as usize * SECTOR as usize, 0);
+        let whole = data.len() as u64 % SECTOR == 0;
+        let padded;
+        let buf: &[u8] = if whole {
+            data
+        } else {
+            let mut v = data.to_vec();
+            v.resize((data.len() as u64).div_ceil(SECTOR) as usize * SECTOR as usize, 0);
+            padded = v;
+            &padded
+        };
         for (i, piece) in buf.chunks(max).enumerate() {
             let at = lba + offset / SECTOR + (i * max) as u64 / SECTOR;
             r.write_lba(at as u32, piece).map_err(step(format!("WRITE LBA {at} ({what})")))?;
@@ -791,67 +807,102 @@ where
         }
         Ok(())
     };
-    for e in extents {
-        let e = e?;
-        if conn.progress.cancelled() {
-            return Err(StorageError::Interrupted { what: label, done, total });
-        }
-        let (offset, len) = e.range();
-        if len == 0 {
-            continue;
-        }
-        if !offset.is_multiple_of(SECTOR) {
-            return Err(StorageError::Unaligned { path: path.to_path_buf(), offset });
-        }
-        match &e {
-            Extent::Data { bytes, .. } => {
-                hash.update(bytes);
-                send(r, offset, bytes)?;
-            }
-            Extent::Fill { byte, .. } => {
-                let block = vec![*byte; max];
-                let mut at = 0;
-                while at < len {
-                    let n = (len - at).min(max as u64) as usize;
-                    hash.update(&block[..n]);
-                    send(r, offset + at, &block[..n])?;
-                    at += n as u64;
+    let wrote = std::thread::scope(|s| -> Result<String, StorageError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Extent, E>>(READ_AHEAD);
+        let reader = s.spawn(move || {
+            let mut hash = Sha256::new();
+            for e in extents {
+                match &e {
+                    Ok(Extent::Data { bytes, .. }) => hash.update(bytes),
+                    Ok(Extent::Fill { len, byte, .. }) => {
+                        let block = [*byte; 4096];
+                        let mut left = *len;
+                        while left > 0 {
+                            let n = left.min(block.len() as u64) as usize;
+                            hash.update(&block[..n]);
+                            left -= n as u64;
+                        }
+                    }
+                    _ => {}
+                }
+                let stop = e.is_err();
+                if tx.send(e).is_err() || stop {
+                    break;
                 }
             }
-            Extent::Skip { .. } => {}
-        }
-        if !matches!(e, Extent::Skip { .. }) {
-            match ranges.last_mut() {
-                Some((o, l)) if *o + *l == offset => *l += len,
-                _ => ranges.push((offset, len)),
+            hex(&hash.finalize())
+        });
+        for e in rx.iter() {
+            let e = e?;
+            if conn.progress.cancelled() {
+                return Err(StorageError::Interrupted { what: label.clone(), done, total });
             }
+            let (offset, len) = e.range();
+            if len == 0 {
+                continue;
+            }
+            if !offset.is_multiple_of(SECTOR) {
+                return Err(StorageError::Unaligned { path: path.to_path_buf(), offset });
+            }
+            match &e {
+                Extent::Data { bytes, .. } => send(r, offset, bytes)?,
+                Extent::Fill { byte, .. } => {
+                    let block = vec![*byte; max];
+                    let mut at = 0;
+                    while at < len {
+                        let n = (len - at).min(max as u64) as usize;
+                        send(r, offset + at, &block[..n])?;
+                        at += n as u64;
+                    }
+                }
+                Extent::Skip { .. } => {}
+            }
+            if !matches!(e, Extent::Skip { .. }) {
+                match ranges.last_mut() {
+                    Some((o, l)) if *o + *l == offset => *l += len,
+                    _ => ranges.push((offset, len)),
+                }
+            }
+            done += len;
+            conn.progress.advance(len);
         }
-        done += len;
-        conn.progress.advance(len);
-    }
+        Ok(reader.join().expect("the image reader thread"))
+    })?;
     conn.progress.done(&label);
-    let wrote = hex(&hash.finalize());
     if verify {
         let label = format!("verify {what}");
         let bytes: u64 = ranges.iter().map(|(_, l)| l).sum();
         conn.progress.stage(&label, Some(bytes));
-        let mut back = Sha256::new();
-        for (offset, len) in &ranges {
-            let mut got = 0u64;
-            while got < *len {
-                let n = (len - got).div_ceil(SECTOR).min(u64::from(per));
-                let at = lba + (offset + got) / SECTOR;
-                let d = r
-                    .read_lba(at as u32, n as u16)
-                    .map_err(step(format!("READ LBA {at} (verify {what})")))?;
-                let keep = (len - got).min(d.len() as u64) as usize;
-                back.update(&d[..keep]);
-                got += keep as u64;
-                conn.progress.advance(keep as u64);
+        let read = std::thread::scope(|s| -> Result<String, StorageError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(READ_AHEAD);
+            let hasher = s.spawn(move || {
+                let mut back = Sha256::new();
+                for d in rx.iter() {
+                    back.update(&d);
+                }
+                hex(&back.finalize())
+            });
+            for (offset, len) in &ranges {
+                let mut got = 0u64;
+                while got < *len {
+                    let n = (len - got).div_ceil(SECTOR).min(u64::from(per));
+                    let at = lba + (offset + got) / SECTOR;
+                    let mut d = r
+                        .read_lba(at as u32, n as u16)
+                        .map_err(step(format!("READ LBA {at} (verify {what})")))?;
+                    let keep = (len - got).min(d.len() as u64) as usize;
+                    d.truncate(keep);
+                    got += keep as u64;
+                    conn.progress.advance(keep as u64);
+                    if tx.send(d).is_err() {
+                        break;
+                    }
+                }
             }
-        }
+            drop(tx);
+            Ok(hasher.join().expect("the read-back hasher thread"))
+        })?;
         conn.progress.done(&label);
-        let read = hex(&back.finalize());
         if read != wrote {
             return Err(StorageError::VerifyMismatch { what: what.to_string(), lba, bytes, wrote, read });
         }
