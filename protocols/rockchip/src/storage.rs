@@ -789,7 +789,7 @@ where
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     let (mut sectors, mut commands, mut done) = (0u64, 0u64, 0u64);
     let mut send = |r: &mut Rockusb<'_, dyn UsbLink>, offset: u64, data: &[u8]| -> Result<(), StorageError> {
-        let whole = data.len() as u64 % SECTOR == 0;
+        let whole = (data.len() as u64).is_multiple_of(SECTOR);
         let padded;
         let buf: &[u8] = if whole {
             data
