@@ -58,8 +58,13 @@ pub const EMMC_SIZE: u64 = 8 << 30;
 /// The sector size of every rockusb LBA command (`blksz` of an eMMC).
 pub const SECTOR: u64 = 512;
 /// Rockchip's usbplug answers TEST UNIT READY with this residue: its
-/// `rkusb_do_test_unit_ready` sets `0x06 << 24`, "max block xfer support".
+/// `rkusb_do_test_unit_ready` sets `0x06 << 24`, "max block xfer support"
+/// (`(1 << 6) × 4096` bytes).
 pub const TUR_RESIDUE: u32 = 0x06 << 24;
+/// ... and, when the host asks with subcode 0xF7 and the loader has a
+/// transfer buffer of at least 4 MiB, `0x0a << 24` (fact sheet §3.3; this
+/// model has one).
+pub const TUR_RESIDUE_BIG: u32 = 0x0a << 24;
 
 /// What the model knows about one chip (fact sheet §4; SRAM sizes from
 /// U-Boot's `arch/arm/mach-rockchip/rkcommon.c`; zero-CRC behaviour from
@@ -646,7 +651,7 @@ impl RockchipRom {
         let (data, status): (Vec<u8>, u8) = match opcode {
             0x00 if self.fault == RockchipFault::NotReady && polls < NOT_READY_POLLS => (vec![], 1),
             0x00 => {
-                residue = Some(TUR_RESIDUE);
+                residue = Some(if cbw[16] == 0xf7 { TUR_RESIDUE_BIG } else { TUR_RESIDUE });
                 (vec![], 0)
             }
             0x01 => (b"EMMC ".to_vec(), 0),
@@ -1116,6 +1121,9 @@ mod tests {
         // TEST UNIT READY: the fork's transfer-size hint in the residue.
         l.bulk_out(1, &lba_cbw(1, 0x00, 0, 0, 0, 0, true), T).unwrap();
         assert_eq!(csw_status(&mut *l, 1), (0x0600_0000, 0));
+        // ... the big-buffer one when asked with subcode 0xF7.
+        l.bulk_out(1, &lba_cbw(1, 0x00, 0xf7, 0, 0, 0, true), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 1), (0x0a00_0000, 0));
         // READ FLASH INFO: 8 GiB in 512-byte sectors, block 1024, page 4.
         let mut c = lba_cbw(2, 0x1a, 0, 0, 0, 11, true);
         c[14] = 6;

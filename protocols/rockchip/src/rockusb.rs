@@ -28,6 +28,9 @@ pub const MAX_SECTORS: u16 = u16::MAX;
 /// `DEFAULT_RW_LBA` (main.cpp), 64 KiB.
 pub const DEFAULT_SECTORS: u16 = 128;
 
+/// TEST UNIT READY subcode asking for the big-buffer hint.
+pub const TUR_BIG_BUFFER: u8 = 0xf7;
+
 /// RESET subcodes (rkdeveloptool RKComm.h `RESET_SUBCODE`).
 pub const RESET_NORMAL: u8 = 0;
 pub const RESET_MASKROM: u8 = 3;
@@ -231,12 +234,15 @@ impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
         }
     }
 
-    /// TEST UNIT READY with its CSW residue (the loader's transfer-size
-    /// hint, [`sectors_from_hint`]).
+    /// TEST UNIT READY with subcode 0xF7 (asking for the big-buffer
+    /// transfer-size hint, fact sheet §3.3) and its CSW residue (the hint,
+    /// [`sectors_from_hint`]). 0xF7 is none of the legacy subcodes
+    /// (FE/FD/FB/F9 erase or format); mainline U-Boot ignores the subcode.
     pub fn test_unit_ready_hint(&mut self) -> Result<(Readiness, u32), RockchipError> {
         let op = "TEST UNIT READY";
         let tag = self.next_tag();
-        let c = cbw(tag, 0, true, 6, OP_TEST_UNIT_READY);
+        let mut c = cbw(tag, 0, true, 6, OP_TEST_UNIT_READY);
+        c[16] = TUR_BIG_BUFFER;
         match self.transact(op, tag, &c, 0, None)? {
             (_, 0, residue) => Ok((Readiness::Ready, residue)),
             (_, 1, residue) => Ok((Readiness::NotReady, residue)),

@@ -71,8 +71,9 @@ fn a_write_from_maskrom_lands_at_its_lba_and_is_read_back() {
     let w = r.written.as_ref().unwrap();
     assert!(w.verified);
     assert_eq!((w.lba, w.bytes, w.sectors), (0x2000, img.len() as u64, 2049));
-    // The usbplug's TEST UNIT READY hint (0x06 << 24): 256 KiB commands.
-    assert_eq!((r.transfer_sectors, w.commands), (512, 5));
+    // The usbplug's TEST UNIT READY hint when asked with 0xF7
+    // (0x0a << 24): 4 MiB commands (8192 sectors).
+    assert_eq!((r.transfer_sectors, w.commands), (8192, 1));
     assert_eq!(r.sectors, 16_777_216);
     let mut rom = b.rom.lock().unwrap();
     let mut want = img.clone();
@@ -272,4 +273,15 @@ fn packed_images_are_refused_with_the_way_out() {
     let empty = file(d.path(), "empty.img", &[]);
     let (r, _) = run(&board(RockchipFault::AlreadyLoader), None, write(&empty, None, None, true));
     assert!(matches!(r.unwrap_err(), StorageError::EmptyImage { .. }));
+}
+
+#[test]
+fn the_transfer_size_follows_the_loaders_hint() {
+    use racklet_rockchip::rockusb::sectors_from_hint;
+    assert_eq!(sectors_from_hint(0x06 << 24), 512, "256 KiB");
+    assert_eq!(sectors_from_hint(0x0a << 24), 8192, "4 MiB");
+    // Mainline echoes the CBW's length (0), junk is no hint: rkdeveloptool's 128.
+    for junk in [0, 0x0600_0001, 11 << 24, 0xffff_ffff] {
+        assert_eq!(sectors_from_hint(junk), 128, "{junk:#x}");
+    }
 }
