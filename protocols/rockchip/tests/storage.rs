@@ -285,3 +285,22 @@ fn the_transfer_size_follows_the_loaders_hint() {
         assert_eq!(sectors_from_hint(junk), 128, "{junk:#x}");
     }
 }
+
+#[test]
+fn ctrl_c_stops_a_write_between_commands_and_says_how_far_it_got() {
+    let d = tempfile::tempdir().unwrap();
+    let image = file(d.path(), "os.img", &pattern(12 << 20, 2));
+    let b = board(RockchipFault::AlreadyLoader);
+    let t = target("rock-3a");
+    let verb = write(&image, Some(0), None, true);
+    let plan = storage::plan(None, &verb, &t).unwrap();
+    // The write's stage event and the first 4 MiB command's advance: then Ctrl-C.
+    let mut cancel = racklet_link::testing::CancelAfter::new(2);
+    let mut conn = Connector::new(Arc::new(b.usb.clone()), Arc::new(SimSerialBus::new()), &mut cancel);
+    let e = storage::run(&mut conn, &plan, &t, &Options::default(), &mut |_| Ok(())).unwrap_err();
+    assert_eq!(e.class(), FailureClass::Interrupted, "{e}");
+    let StorageError::Interrupted { done, total, .. } = &e else { panic!("{e}") };
+    assert_eq!((*done, *total), (4 << 20, 12 << 20));
+    assert!(e.to_string().contains("the write is incomplete"), "{e}");
+    assert_eq!(b.rom.lock().unwrap().sectors_written, 8192, "one command went out, no more");
+}
