@@ -163,6 +163,14 @@ impl Medium {
         self.check(offset, len)?;
         let mut at = offset;
         let end = offset + len;
+        // A file erased to its end (`erase --whole`): cut and regrow it, a
+        // sparse run of zeros, rather than writing gigabytes of them.
+        if let Store::File(f) = &self.store
+            && end == self.size
+        {
+            f.set_len(offset).and_then(|()| f.set_len(self.size)).expect("resizing the medium's own file");
+            return Ok(());
+        }
         while at < end {
             // Up to the next chunk edge, so whole chunks are seen whole.
             let n = (end - at).min(CHUNK - at % CHUNK);
@@ -258,6 +266,11 @@ mod tests {
         }
         let m = Medium::in_file(&p, 1 << 30).unwrap();
         assert_eq!(m.read(512 * 64, 7).unwrap(), b"racklet");
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 30);
+        // Erased to its end: zeros, and the file keeps its size.
+        let mut m = Medium::in_file(&p, 1 << 30).unwrap();
+        m.erase(512 * 64 + 3, (1 << 30) - 512 * 64 - 3).unwrap();
+        assert_eq!(m.read(512 * 64, 7).unwrap(), b"rac\0\0\0\0");
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 30);
         let e = Medium::in_file(&p, 1 << 20).unwrap_err();
         assert!(e.to_string().contains("emmc.img") && e.to_string().contains("holds"), "{e}");
