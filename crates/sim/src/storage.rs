@@ -163,12 +163,28 @@ impl Medium {
         self.check(offset, len)?;
         let mut at = offset;
         let end = offset + len;
-        // A file erased to its end (`erase --whole`): cut and regrow it, a
-        // sparse run of zeros, rather than writing gigabytes of them.
-        if let Store::File(f) = &self.store
-            && end == self.size
-        {
-            f.set_len(offset).and_then(|()| f.set_len(self.size)).expect("resizing the medium's own file");
+        if let Store::File(f) = &self.store {
+            // Erased to its end (`erase --whole`): cut and regrow the file, a
+            // sparse run of zeros, rather than writing gigabytes of them.
+            if end == self.size {
+                f.set_len(offset)
+                    .and_then(|()| f.set_len(self.size))
+                    .expect("resizing the medium's own file");
+                return Ok(());
+            }
+            // Elsewhere zeros go only where something else is (a sparse
+            // file's holes read fast; the compare is a memcmp).
+            const PIECE: usize = 1 << 20;
+            let zeros = vec![0u8; PIECE];
+            let mut buf = vec![0u8; PIECE];
+            while at < end {
+                let n = (end - at).min(PIECE as u64) as usize;
+                read_exact_at(f, &mut buf[..n], at).expect("reading the medium's own file");
+                if buf[..n] != zeros[..n] {
+                    write_all_at(f, &zeros[..n], at).expect("writing the medium's own file");
+                }
+                at += n as u64;
+            }
             return Ok(());
         }
         while at < end {
