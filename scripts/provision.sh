@@ -11,6 +11,8 @@ need=(
   "socat:socat"         # pty relays
   "fastboot:fastboot"   # real fastboot client (fastboot TCP tests)
   "rkdeveloptool:rkdeveloptool"  # real rockusb client (the USB rig, tests/usbrig)
+  "img2simg:android-sdk-libsparse-utils"  # AOSP's sparse writer (tests/tests/disk_peers.rs)
+  "bmaptool:bmap-tools"                   # bmaptool create (tests/tests/disk_peers.rs)
   "qemu-system-riscv64:qemu-system-misc"
   "qemu-system-aarch64:qemu-system-arm"
   "qemu-system-x86_64:qemu-system-x86"

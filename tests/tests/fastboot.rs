@@ -135,11 +135,20 @@ fn k1_fsbl_alone_and_at_a_port_path() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "FSBL.bin", &fsbl(&noise(1000, 2)));
     bin()
-        .args(["maskrom", "bpi-f3", "--simulate", "--port", "3-1.2"])
+        .args(["maskrom", "bpi-f3", "--simulate", "--port", "3-1.2", "--follow"])
         .arg(&f)
         .assert()
         .success()
         .stderr(predicate::str::contains("fsbl came back: USB 3-1.2"));
+    // Issue 22: a payload that started is not a failure: without --follow
+    // (or --then) the run ends once the ROM took the start, even when the
+    // board never comes back.
+    bin()
+        .args(["maskrom", "bpi-f3", "--simulate", "--fault", "no-reenumerate"])
+        .arg(&f)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("next stage: not awaited: a payload other than vendor U-Boot does not come back (--follow waits for it)"));
     // Without waiting for the next stage.
     bin()
         .args(["maskrom", "bpi-f3", "--simulate", "--stage-timeout", "0"])
@@ -154,7 +163,7 @@ fn th1520_ram_then_uboot_simulated_json() {
     let d = tempfile::tempdir().unwrap();
     let img = write(d.path(), "u-boot-with-spl.bin", &noise(1_030_952, 5));
     let out = bin()
-        .args(["--json", "maskrom", "lichee-pi-4a", "--simulate"])
+        .args(["--json", "maskrom", "lichee-pi-4a", "--simulate", "--follow"])
         .arg(&img)
         .assert()
         .success()
@@ -203,8 +212,24 @@ fn bad_inputs_exit_2_before_any_device() {
 fn a_stage_that_never_comes_back_is_a_timeout_with_a_hint() {
     let d = tempfile::tempdir().unwrap();
     let img = write(d.path(), "hello.bin", &noise(7000, 5));
-    let args =
-        ["maskrom", "lichee-pi-4a", "--simulate", "--stage-timeout", "300ms", "--fault", "no-reenumerate"];
+    // Our hello started from the TH1520 ROM: not vendor U-Boot, nothing comes back: exit 0.
+    bin()
+        .args(["maskrom", "lichee-pi-4a", "--simulate", "--fault", "no-reenumerate"])
+        .arg(&img)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("written to ram and started"));
+    // Asked to follow it: the wait runs out, exit 6.
+    let args = [
+        "maskrom",
+        "lichee-pi-4a",
+        "--simulate",
+        "--follow",
+        "--stage-timeout",
+        "300ms",
+        "--fault",
+        "no-reenumerate",
+    ];
     bin()
         .args(args)
         .arg(&img)
@@ -223,7 +248,7 @@ fn a_stage_that_never_comes_back_is_a_timeout_with_a_hint() {
         .find(|v| v["event"] == "error")
         .expect("an error event");
     assert_eq!(err["class"], "timeout");
-    assert!(err["hint"].as_str().unwrap().contains("--stage-timeout 0"), "{err}");
+    assert!(err["hint"].as_str().unwrap().contains("leave out --follow"), "{err}");
 }
 
 #[test]

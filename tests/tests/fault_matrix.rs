@@ -69,7 +69,8 @@ fn payload_args(dir: &Path, kind: &str) -> Vec<String> {
     match kind {
         // A usbplug that does not come back fails only when one must come.
         "rk" => vec!["--dram".into(), p("ddr.bin"), p("usbplug.bin"), "--expect-usbplug".into()],
-        "fsbl" => vec![p("FSBL.bin")],
+        // An FSBL that does not come back fails only when asked to follow it.
+        "fsbl" => vec![p("FSBL.bin"), "--follow".into()],
         _ => vec![p("payload.bin")],
     }
 }

@@ -166,6 +166,8 @@ fn simulated_boot_with_1k_and_128_byte_blocks() {
     assert!(out.contains("virtual ROM: loaded 9000 bytes at 0x08000000"), "{out}");
     assert!(out.contains("in 10 1K + 0 128-byte frames"), "{out}");
     assert!(out.contains("of the 11520 B/s line rate"), "{out}");
+    // The virtual UART is paced at 115200: it has a line rate.
+    assert!(!out.contains("has no line rate"), "{out}");
     assert!(out.contains("done: visionfive2 started in"), "{out}");
     let (code, out, err) = sim(&["--xmodem-128"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -376,4 +378,137 @@ fn sim_serves_the_rom_to_another_process() {
     assert!(log.contains("session 1: received") && log.contains("loaded 3000 bytes"), "{log}");
     let saved = std::fs::read(dir.path().join("saved/starfive-session-1.img")).unwrap();
     assert_eq!(&saved[..4024], &headed(&pattern(3000, 2), 0x0101_0101, 0x20_0000)[..]);
+}
+
+/// A stand-in for StarFive's `jh7110-recovery-*.bin`: a headed image of
+/// version 0x01010001, as all three of StarFive's prebuilt recovery images
+/// are (sheet §2.3). Under a storage verb the virtual board runs whatever
+/// the ROM starts as the recovery program.
+fn recovery_image() -> Vec<u8> {
+    headed(&pattern(20_000, 21), 0x0101_0001, 0x20_0000)
+}
+
+/// `write visionfive2 --recovery R --spl S --uboot U --simulate ARGS` in a
+/// directory holding those three files; returns the run, the files and the
+/// directory (where --sim-storage keeps the flash).
+fn write_sim(args: &[&str]) -> ((i32, String, String), Vec<u8>, Vec<u8>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "jh7110-recovery-20230322.bin", &recovery_image());
+    let spl_img = headed(&spl(9000), 0x0101_0101, 0x20_0000);
+    file(dir.path(), "u-boot-spl.bin.normal.out", &spl_img);
+    let itb = pattern(70_000, 22);
+    file(dir.path(), "u-boot.itb", &itb);
+    let mut a = vec![
+        "write",
+        "visionfive2",
+        "--recovery",
+        "jh7110-recovery-20230322.bin",
+        "--spl",
+        "u-boot-spl.bin.normal.out",
+        "--uboot",
+        "u-boot.itb",
+        "--simulate",
+    ];
+    a.extend_from_slice(args);
+    (run(&a, dir.path()), spl_img, itb, dir)
+}
+
+/// vf2-recover's flow: the recovery image to the ROM, the menu's entry 0
+/// and the SPL, `updata success`, entry 2 and U-Boot, `updata success`;
+/// the virtual flash holds the SPL at 0 and U-Boot at 0x100000.
+#[test]
+fn write_puts_the_spl_and_u_boot_in_the_spi_flash_through_the_recovery_program() {
+    let ((code, out, err), spl_img, itb, dir) = write_sim(&["--sim-storage", "flash.img"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let flash = std::fs::read(dir.path().join("flash.img")).unwrap();
+    assert_eq!(flash.len(), 16 << 20);
+    assert!(flash[..spl_img.len()] == spl_img[..], "the SPL at 0");
+    assert!(flash[0x10_0000..0x10_0000 + itb.len()] == itb[..], "U-Boot at 0x100000");
+    assert!(out.contains("2ndboot/SPL") && out.contains("fw_verif/uboot"), "{out}");
+    assert!(out.contains("updata success"), "{out}");
+    assert!(out.contains("21 1K + 0 128-byte frames"), "the recovery program in 1K blocks: {out}");
+    // vf2-recover's ROM stage: 128-byte blocks, NAKs ignored.
+    let ((code, out, err), _, _, _) = write_sim(&["--xmodem-128", "--xmodem-nak", "ignore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 1K + 165 128-byte frames"), "{out}");
+}
+
+/// A failed step is named and classed: the program's menu shown again
+/// without `updata success` is a refusal (exit 7, U-Boot named, nothing
+/// after it reported written), a menu that never comes a timeout (exit 6)
+/// with the hint to check the recovery file.
+#[test]
+fn a_failed_recovery_step_is_named_and_never_reported_written() {
+    let ((code, out, err), spl_img, _, dir) =
+        write_sim(&["--sim-storage", "flash.img", "--fault", "recovery-uboot-fails"]);
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(err.contains("did not write the U-Boot"), "{err}");
+    assert!(!out.contains("done: visionfive2 written"), "{out}");
+    let flash = std::fs::read(dir.path().join("flash.img")).unwrap();
+    assert!(flash[..spl_img.len()] == spl_img[..], "the SPL before it was written");
+    assert!(flash[0x10_0000..0x10_0000 + 4096].iter().all(|&b| b == 0), "U-Boot was not");
+
+    let ((code, out, err), _, _, _) = write_sim(&["--fault", "recovery-no-menu"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("waiting for the recovery program's menu"), "{err}");
+    assert!(err.contains("JH7110 secondboot version"), "what it printed is shown: {err}");
+    assert!(err.contains("jh7110-recovery-*.bin"), "the hint: {err}");
+}
+
+/// Bad input before the port: the StarFive flags on another board, a
+/// missing recovery program, an SPL without its header, a positional image.
+#[test]
+fn write_visionfive2_refuses_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "rec.bin", &recovery_image());
+    file(dir.path(), "spl.bin", &spl(9000));
+    file(dir.path(), "u-boot.itb", &pattern(3000, 12));
+    let (code, _, err) =
+        run(&["write", "canmv-k230", "u-boot.itb", "--spl", "spl.bin", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--spl is a starfive flag"), "{err}");
+    let (code, _, err) =
+        run(&["write", "canmv-k230", "u-boot.itb", "--xmodem-nak", "ignore", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--xmodem-nak is a starfive flag"), "{err}");
+    let (code, _, err) = run(&["write", "visionfive2", "--uboot", "u-boot.itb", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--recovery"), "{err}");
+    let (code, _, err) =
+        run(&["write", "visionfive2", "--recovery", "rec.bin", "--spl", "spl.bin", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("spl.bin: not a headed JH7110 image") && err.contains("racklet-flash image"),
+        "{err}"
+    );
+    let (code, _, err) =
+        run(&["write", "visionfive2", "u-boot.itb", "--recovery", "rec.bin", "--simulate"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--uboot"), "{err}");
+}
+
+/// The SPL given as the recovery program: the ROM starts it and it asks for
+/// YMODEM instead of showing a menu. That is said at once (exit 7, the
+/// file named), not after the menu's timeout.
+#[test]
+fn an_spl_given_as_the_recovery_program_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let spl_img = headed(&spl(9000), 0x0101_0101, 0x20_0000);
+    file(dir.path(), "u-boot-spl.bin.normal.out", &spl_img);
+    file(dir.path(), "u-boot.itb", &pattern(3000, 12));
+    let (code, out, err) = run(
+        &[
+            "write",
+            "visionfive2",
+            "--recovery",
+            "u-boot-spl.bin.normal.out",
+            "--uboot",
+            "u-boot.itb",
+            "--simulate",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(err.contains("u-boot-spl.bin.normal.out: the ROM started it and it is U-Boot SPL"), "{err}");
+    assert!(err.contains("--spl"), "the hint: {err}");
 }

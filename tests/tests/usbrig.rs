@@ -256,6 +256,12 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
         std::fs::create_dir_all(&dir).expect("payload dir");
         std::fs::copy(pre.join(board).join("hello.bin"), dir.join("hello.bin")).expect("payload copy");
     }
+    // The Rockchip payload as a usbplug: hello.bin and the rockusb interface
+    // descriptor (09 04 00 00 02 ff 06 05) the real RK356x usbplug carries,
+    // which is what makes the virtual ROM a rockusb device after 0x472.
+    let mut plug = std::fs::read(pre.join("rock-3a/hello.bin")).expect("rock-3a hello.bin");
+    plug.extend_from_slice(&[0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00]);
+    std::fs::write(data.join("rk-usbplug.bin"), plug).expect("rk-usbplug.bin");
     let big: Vec<u8> = (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     std::fs::write(data.join("k230-big.bin"), big).expect("k230-big.bin");
     let out = Command::new(racklet_flash)
@@ -271,11 +277,6 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     let mut itb: Vec<u8> = (0..300_001u32).map(|i| (i.wrapping_mul(40_503) >> 8) as u8).collect();
     itb[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
     std::fs::write(data.join("u-boot.itb"), itb).expect("u-boot.itb");
-    // The rock-3a payload with the rockusb interface descriptor appended,
-    // so the virtual ROM takes it for a usbplug (checks.sh `rk-maskrom`).
-    let mut plug = std::fs::read(pre.join("rock-3a/hello.bin")).expect("rock-3a hello.bin");
-    plug.extend_from_slice(&[0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0x06, 0x05, 0x00]);
-    std::fs::write(data.join("rk-usbplug.bin"), plug).expect("rk-usbplug.bin");
     // For Debian's rkdeveloptool: an RK3568 RKBOOT loader (`db`) and 200
     // sectors to write and read back (`wl`, `rl`).
     std::fs::write(data.join("rk-loader.bin"), racklet_tests::rk3568_loader()).expect("rk-loader.bin");

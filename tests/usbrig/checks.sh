@@ -114,8 +114,9 @@ gadget_stop lk1
 gadget_start rk usb --model rk3568 --udc dummy_udc.0
 step rk-wait 20 racklet-usbrig-probe wait 2207:350a 15
 P=$(port_of)
-# (/data/rk-usbplug.bin: the payload and that descriptor, made on the host so
-# the capture's replay there finds it.)
+# rk-usbplug.bin is hello.bin with the rockusb interface descriptor after it
+# (made by the host, tests/tests/usbrig.rs), so the virtual ROM takes it for
+# a usbplug; beside the recording, so the host can replay it.
 step rk-maskrom 60 sh -c "cd /data && racklet-flash maskrom rock-3a rk-usbplug.bin --dram $RK --port $P --record /tmp/cap/rk-maskrom.jsonl"
 gadget_stop rk
 

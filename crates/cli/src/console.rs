@@ -26,9 +26,14 @@ pub struct Console<'a> {
 /// Streams the console until the pattern appears (Ok with the matched
 /// text), the timeout passes (timeout class), or the user stops it (Ok(None)).
 pub fn run(c: &Console, out: &Arc<Output>) -> Result<Option<String>> {
-    let info = SerialInfo { path: c.tty.to_string(), ..Default::default() };
-    let mut link = SerialPortLink::open(info, c.baud)?;
-    run_on(&mut link, c, out, &[])
+    let mut link = open(c.tty, c.baud)?;
+    run_on(&mut *link, c, out, &[])
+}
+
+/// Opens a console tty.
+pub fn open(tty: &str, baud: u32) -> Result<Box<dyn SerialLink>> {
+    let info = SerialInfo { path: tty.to_string(), ..Default::default() };
+    Ok(Box::new(SerialPortLink::open(info, baud)?))
 }
 
 /// [`run`] on a port that is already open (the boot UART of a serial board,

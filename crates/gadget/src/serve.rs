@@ -102,8 +102,19 @@ struct Shared {
     /// real device detaches after the request completed (U-Boot:
     /// `do_exit_on_complete`).
     in_flight: std::sync::atomic::AtomicUsize,
+    /// When the last bulk IN write completed (ms since `epoch`): the host
+    /// side of dummy_hcd hands the data to the reader a moment after the
+    /// gadget's request completes, so an unbind right then can still cut
+    /// the answer off; the supervisor waits [`DETACH_AFTER_IN`] past it, as
+    /// a real device's pull-up takes its time to drop.
+    last_in: AtomicU64,
+    epoch: Instant,
     log: Log,
 }
+
+/// How long after the last bulk IN answer left a departing model is
+/// unbound.
+const DETACH_AFTER_IN: Duration = Duration::from_millis(50);
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -355,6 +366,7 @@ fn bulk_in_loop(mut f: File, ep: EpFile, sh: Arc<Shared>, generation: u64) {
             Ok(data) if !data.is_empty() => {
                 // FunctionFS completes a synchronous write once the host read it.
                 let w = f.write_all(&data);
+                sh.last_in.store(sh.epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
                 sh.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if let Err(e) = w {
                     sh.log(format!("bulk IN 0x{:02x}: {} bytes lost: {e}", ep.address, data.len()));
@@ -443,6 +455,8 @@ pub fn serve(dev: SharedDevice, opts: &ServeOptions, log: Log) -> Result<ServeRe
         unplug_after: opts.unplug_after,
         unplugged: AtomicBool::new(false),
         in_flight: std::sync::atomic::AtomicUsize::new(0),
+        last_in: AtomicU64::new(0),
+        epoch: Instant::now(),
         log,
     });
     let start = Instant::now();
@@ -462,11 +476,17 @@ pub fn serve(dev: SharedDevice, opts: &ServeOptions, log: Log) -> Result<ServeRe
             d.info()
         };
         let bound = *guard(&sh.bound_address);
+        // The last answer first: unbinding now (the model left, or already
+        // came back as its next stage, which a busy host may let happen
+        // before it read that answer) would cut it off.
+        let moved = bound.is_some() && info.as_ref().map(|i| i.address) != bound;
+        let since_in =
+            sh.epoch.elapsed().saturating_sub(Duration::from_millis(sh.last_in.load(Ordering::SeqCst)));
+        if moved && (sh.in_flight.load(Ordering::SeqCst) > 0 || since_in < DETACH_AFTER_IN) {
+            std::thread::sleep(SUPERVISE_EVERY);
+            continue;
+        }
         match info {
-            // The last answer first: unbinding now would cut it off.
-            None if bound.is_some() && sh.in_flight.load(Ordering::SeqCst) > 0 => {
-                std::thread::sleep(SUPERVISE_EVERY);
-            }
             None if bound.is_some() => {
                 *guard(&sh.bound_address) = None;
                 sh.enabled.store(false, Ordering::SeqCst);

@@ -8,6 +8,7 @@
 
 pub mod boards;
 pub mod describe;
+pub mod disk;
 pub mod target;
 
 pub use describe::Description;

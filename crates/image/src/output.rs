@@ -20,6 +20,9 @@ pub enum OutputError {
     NotRegular { path: PathBuf, kind: &'static str, hint: &'static str },
     #[error("{}: cannot write: {error}", path.display())]
     Write { path: PathBuf, error: std::io::Error },
+    /// The directory to write in does not exist.
+    #[error("{}: the directory {} does not exist; create it first or name another", path.display(), dir.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
 }
 
 impl OutputError {
@@ -88,8 +91,16 @@ impl SafeFile {
     /// Checks the target and creates the temporary file beside it.
     pub fn create(target: &Path, replace: bool) -> Result<SafeFile, OutputError> {
         check_target(target, replace)?;
-        let err = |error| OutputError::Write { path: target.into(), error };
+        // The temporary file's own name stays out of messages: the OS error
+        // alone, for the target the user named.
+        let err = |error: std::io::Error| OutputError::Write {
+            path: target.into(),
+            error: error.raw_os_error().map(std::io::Error::from_raw_os_error).unwrap_or(error),
+        };
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(OutputError::NoDirectory { path: target.into(), dir: dir.into() });
+        }
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let prefix = format!(".{name}.");
         let mut b = tempfile::Builder::new();
@@ -193,6 +204,19 @@ mod tests {
         let e = write_file(&link, b"x", true).unwrap_err();
         assert!(e.to_string().contains("character device"), "{e}");
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    }
+
+    /// ux review §15: a missing directory leaked the temporary file's name
+    /// and was an I/O error (exit 9); it is the user's path, refused.
+    #[test]
+    fn a_missing_directory_is_refused_by_the_name_given() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("nope/x.img");
+        let e = write_file(&t, b"x", false).unwrap_err();
+        assert!(e.is_refusal(), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("x.img: the directory") && text.contains("nope does not exist"), "{text}");
+        assert!(!text.contains("racklet-tmp"), "{text}");
     }
 
     #[test]

@@ -27,6 +27,56 @@ pub struct Watch<'a> {
     pub cancel: &'a dyn Fn() -> bool,
 }
 
+/// A console opened before the board's last stage starts: a thread reads
+/// it (bounded to [`KEEP`] bytes) while the stages are sent, so the
+/// payload's first line is not lost; [`Listening::finish`] hands back the
+/// port and what was read, for [`watch`] to go on from.
+pub struct Listening {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Heard>,
+}
+
+/// What [`Listening::finish`] hands back: the port, the bytes read, and
+/// the error that ended reading early, if one did.
+pub type Heard = (Box<dyn SerialLink>, Vec<u8>, Option<LinkError>);
+
+/// Starts reading `link` in the background.
+pub fn listen(mut link: Box<dyn SerialLink>) -> Listening {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !s.load(Ordering::SeqCst) {
+            match link.read(&mut buf, READ_SLICE) {
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.len() > KEEP {
+                        got.drain(..got.len() - KEEP);
+                    }
+                }
+                Err(LinkError::Timeout { .. }) => {}
+                Err(e) => return (link, got, Some(e)),
+            }
+        }
+        (link, got, None)
+    });
+    Listening { stop, thread }
+}
+
+impl Listening {
+    /// Stops reading: the port, what arrived so far, and the error that
+    /// ended reading early, if one did.
+    pub fn finish(self) -> Heard {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
+
 /// How watching ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -120,6 +170,22 @@ mod tests {
         let end = watch(&mut link, b"boot\n", &w, &mut |l| lines.push(l.to_string())).unwrap();
         assert_eq!(end, Ended::Matched("racklet: hello".into()));
         assert_eq!(lines, ["boot", "U-Boot SPL", "racklet: hello world"]);
+    }
+
+    #[test]
+    fn a_console_listened_to_early_keeps_what_came_before_watching() {
+        // The payload's first line arrives while the stages are still sent.
+        let link = ScriptedSerial::new().feed(b"racklet: hello from the payload\n");
+        let l = listen(Box::new(link));
+        std::thread::sleep(Duration::from_millis(50));
+        let (mut link, early, err) = l.finish();
+        assert!(err.is_none());
+        assert_eq!(early, b"racklet: hello from the payload\n");
+        let mut lines = Vec::new();
+        let w = Watch { find: Some(&hello), timeout: Duration::from_secs(5), cancel: &|| false };
+        let end = watch(&mut *link, &early, &w, &mut |l| lines.push(l.to_string())).unwrap();
+        assert_eq!(end, Ended::Matched("racklet: hello".into()));
+        assert_eq!(lines, ["racklet: hello from the payload"]);
     }
 
     #[test]

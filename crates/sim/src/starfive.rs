@@ -45,7 +45,11 @@ use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
 use crate::serial::SimSerialBus;
 use crate::usb::SimUsbBus;
 
+mod recovery;
 mod spl;
+pub use recovery::{
+    FLASH_SIZE, Flash, RecoveryReport, SPL_OFFSET, SPL_ROOM, UBOOT_OFFSET, UBOOT_ROOM, Update, blank_flash,
+};
 pub use spl::{CHAR_TIMEOUT as SPL_CHAR_TIMEOUT, UART_FIFO};
 
 const SOH: u8 = 0x01;
@@ -137,6 +141,12 @@ pub enum Fault {
     /// times out on the next header, flushes until the line is quiet for
     /// 2 s, busy-waits 250 ms and asks again with `C`.
     SplDropAck,
+    /// The recovery program prints its greeting but never its menu (DDR
+    /// init hangs).
+    RecoveryNoMenu,
+    /// The recovery program's write of U-Boot to the flash fails: it says
+    /// so and shows its menu again, without `updata success`.
+    RecoveryUbootFails,
 }
 
 impl Faults for Fault {
@@ -177,6 +187,16 @@ impl Faults for Fault {
             "spl-drop-ack",
             Fault::SplDropAck,
             "U-Boot SPL's ACK of YMODEM block 1 is lost once (it times out, flushes, asks with C)",
+        ),
+        (
+            "recovery-no-menu",
+            Fault::RecoveryNoMenu,
+            "the recovery program prints its greeting but never its menu",
+        ),
+        (
+            "recovery-uboot-fails",
+            Fault::RecoveryUbootFails,
+            "the recovery program's flash write of U-Boot fails (menu again, no updata success)",
         ),
     ];
 }
@@ -296,11 +316,22 @@ pub struct RomConfig {
     /// faster than this, and its answers take their wire time
     /// ([`Throttled`]). `None`: as fast as the pty goes.
     pub line_rate: Option<u32>,
+    /// The image the host sends is StarFive's recovery program
+    /// (`jh7110-recovery-*.bin`), which writes this QSPI flash
+    /// (`starfive/recovery.rs`). The sim cannot run what it is given, so
+    /// the board is told (Scenario `storage_loader`). `None`: a started
+    /// payload is what its bytes say (U-Boot SPL, or silent).
+    pub recovery: Option<Flash>,
 }
 
 impl Default for RomConfig {
     fn default() -> Self {
-        RomConfig { fault: Fault::None, poll_interval: POLL_INTERVAL, line_rate: Some(115_200) }
+        RomConfig {
+            fault: Fault::None,
+            poll_interval: POLL_INTERVAL,
+            line_rate: Some(115_200),
+            recovery: None,
+        }
     }
 }
 
@@ -358,6 +389,11 @@ pub struct RomReport {
     pub spl: Option<SplStage>,
     /// Bytes the SPL's UART FIFO dropped while it busy-waited.
     pub fifo_dropped: u64,
+    /// What the recovery program did, once it started.
+    pub recovery: Option<RecoveryReport>,
+    /// The board was told the host sends the recovery program (a storage
+    /// verb): a run that never started it did not write the flash.
+    pub expects_recovery: bool,
 }
 
 impl RomReport {
@@ -374,6 +410,18 @@ impl RomReport {
             s.frames_128,
             s.naks_sent
         );
+        if let Some(r) = &self.recovery {
+            return match r.verdict() {
+                Ok(w) => Ok(format!("{v}; {w}")),
+                Err(e) => Err(format!("{v}; {e}")),
+            };
+        }
+        if self.expects_recovery {
+            let what = if self.spl.is_some() { "U-Boot SPL" } else { "a payload" };
+            return Err(format!(
+                "{v}; it was {what}, not the recovery program: the SPI flash was not written"
+            ));
+        }
         match &self.spl {
             None => {}
             Some(SplStage::Waiting) => {
@@ -421,7 +469,10 @@ impl StarfiveRom {
 
     fn spawn_unpaced<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
         let stop = Arc::new(AtomicBool::new(false));
-        let report = Arc::new(Mutex::new(RomReport::default()));
+        let report = Arc::new(Mutex::new(RomReport {
+            expects_recovery: cfg.recovery.is_some(),
+            ..RomReport::default()
+        }));
         let mut rom = Rom {
             rx: Rx { wire, buf: VecDeque::new() },
             cfg,
@@ -568,7 +619,7 @@ impl<W: Wire> Rom<W> {
             }
             banner = true;
             let first = self.poll()?;
-            let session = self.receive(first)?;
+            let session = self.receive(first, true)?;
             let Some(mut session) = session else {
                 // The loader restarts: what is still on the line is lost.
                 while self.byte(RESTART_QUIET)?.is_some() {}
@@ -580,9 +631,13 @@ impl<W: Wire> Rom<W> {
             }
             self.report().sessions.push(std::mem::take(&mut session));
             if started {
+                // U-Boot SPL is known by its bytes; anything else is the
+                // recovery program when the board was told so.
                 if self.report().spl.is_some() {
                     // It notes its result in the report itself.
                     self.spl_ymodem()?;
+                } else if let Some(flash) = self.cfg.recovery.clone() {
+                    self.recovery(flash)?;
                 }
                 // The payload runs; the ROM is gone until the next reset.
                 loop {
@@ -663,8 +718,10 @@ impl<W: Wire> Rom<W> {
     }
 
     /// Receives one XMODEM transfer whose first byte was `first`. `None`
-    /// when the transfer broke off (the ROM restarts).
-    fn receive(&mut self, first: u8) -> Result<Option<Session>, Stop> {
+    /// when the transfer broke off (the ROM restarts). With `image`, what
+    /// arrived is checked as the ROM checks a boot image; without, it is
+    /// taken as it is (the recovery program's receiver).
+    fn receive(&mut self, first: u8, image: bool) -> Result<Option<Session>, Stop> {
         let mut s = Session::default();
         let mut expected: u8 = 1;
         let mut block: u64 = 0;
@@ -755,7 +812,11 @@ impl<W: Wire> Rom<W> {
                 }
                 Got::Eot => {
                     self.send(&[ACK])?;
-                    s.verdict = self.check(&mut s.received);
+                    s.verdict = if image {
+                        self.check(&mut s.received)
+                    } else {
+                        Ok(format!("{} bytes received", s.received.len()))
+                    };
                     return Ok(Some(s));
                 }
                 Got::Nothing | Got::Cancelled => return Ok(None),
@@ -833,7 +894,20 @@ fn attach(
     serial: &SimSerialBus,
 ) -> Result<Box<dyn VirtualRom>, SimError> {
     let fault = scenario.fault.as_deref().unwrap_or("none").parse::<Fault>()?;
-    let (rom, path) = StarfiveRom::spawn_pty(RomConfig { fault, ..Default::default() })
+    // Under a storage verb what the host starts is the recovery program;
+    // --sim-storage keeps its flash between runs.
+    let recovery = match (&scenario.storage, scenario.storage_loader) {
+        (_, false) => None,
+        (None, true) => Some(blank_flash()),
+        (Some(path), true) => {
+            let m = crate::storage::Medium::in_file(path, FLASH_SIZE).map_err(|e| SimError::Impossible {
+                soc: "jh7110".into(),
+                why: format!("keep its SPI flash in {e}"),
+            })?;
+            Some(Arc::new(Mutex::new(m)))
+        }
+    };
+    let (rom, path) = StarfiveRom::spawn_pty(RomConfig { fault, recovery, ..Default::default() })
         .map_err(|source| SimError::Start { what: "JH7110 ROM", source })?;
     serial.publish(adapter(&path, Some(scenario.port_path.clone())));
     Ok(Box::new(AttachedRom { rom: Some(rom) }))

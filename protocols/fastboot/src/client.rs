@@ -198,6 +198,49 @@ impl<T: Transport> Fastboot<T> {
         Ok(self.getvar_opt("max-download-size", progress)?.and_then(|v| parse_size(&v)).filter(|&m| m > 0))
     }
 
+    /// `download:%08x` and the device's `DATA` for exactly `len` bytes: the
+    /// data phase may begin. Returns the command, for the answer at the end.
+    fn data_phase(
+        &mut self,
+        what: &str,
+        len: u32,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<String, FastbootError> {
+        let cmd = format!("download:{len:08x}");
+        self.send_command(&cmd)?;
+        let t = self.timeouts.command;
+        match self.read_final(&cmd, t, progress)? {
+            Response::Data(n) if n == len => {}
+            Response::Data(n) => {
+                return Err(FastbootError::DataSizeMismatch { command: cmd, wanted: len, accepted: n });
+            }
+            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
+        }
+        progress.stage(what, Some(len.into()));
+        Ok(cmd)
+    }
+
+    /// The device's OKAY after the data phase of `cmd`.
+    fn data_done(
+        &mut self,
+        what: &str,
+        cmd: &str,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<(), FastbootError> {
+        let t = self.timeouts.command;
+        match self.read_final(cmd, t, progress)? {
+            Response::Okay(_) => {}
+            r => {
+                return Err(FastbootError::Unexpected {
+                    command: cmd.into(),
+                    status: status_name(&r).into(),
+                });
+            }
+        }
+        progress.done(what);
+        Ok(())
+    }
+
     /// `download:%08x`, the data, then the device's OKAY. `what` names the
     /// data in progress and errors.
     pub fn download(
@@ -211,30 +254,14 @@ impl<T: Transport> Fastboot<T> {
             size: data.len() as u64,
             max: u32::MAX.into(),
         })?;
-        let cmd = format!("download:{len:08x}");
-        self.send_command(&cmd)?;
-        let t = self.timeouts.command;
-        match self.read_final(&cmd, t, progress)? {
-            Response::Data(n) if n == len => {}
-            Response::Data(n) => {
-                return Err(FastbootError::DataSizeMismatch { command: cmd, wanted: len, accepted: n });
-            }
-            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
-        }
-        progress.stage(what, Some(len.into()));
+        let cmd = self.data_phase(what, len, progress)?;
         for chunk in data.chunks(DATA_CHUNK) {
             progress.check_cancel()?;
             let t = self.data_timeout(chunk.len());
             self.transport.send(chunk, t)?;
             progress.advance(chunk.len() as u64);
         }
-        let t = self.timeouts.command;
-        match self.read_final(&cmd, t, progress)? {
-            Response::Okay(_) => {}
-            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
-        }
-        progress.done(what);
-        Ok(())
+        self.data_done(what, &cmd, progress)
     }
 
     /// `download:%08x` of `len` bytes read from `src` as they are sent (an
@@ -248,17 +275,7 @@ impl<T: Transport> Fastboot<T> {
         src: &mut (dyn std::io::Read + Send),
         progress: &mut dyn ProgressSink,
     ) -> Result<(), FastbootError> {
-        let cmd = format!("download:{len:08x}");
-        self.send_command(&cmd)?;
-        let t = self.timeouts.command;
-        match self.read_final(&cmd, t, progress)? {
-            Response::Data(n) if n == len => {}
-            Response::Data(n) => {
-                return Err(FastbootError::DataSizeMismatch { command: cmd, wanted: len, accepted: n });
-            }
-            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
-        }
-        progress.stage(what, Some(len.into()));
+        let cmd = self.data_phase(what, len, progress)?;
         let chunk = DATA_CHUNK.min(len as usize).max(1);
         std::thread::scope(|s| -> Result<(), FastbootError> {
             // Two chunks ahead at most; a send error drops `rx` and ends the
@@ -288,13 +305,7 @@ impl<T: Transport> Fastboot<T> {
             }
             Ok(())
         })?;
-        let t = self.timeouts.command;
-        match self.read_final(&cmd, t, progress)? {
-            Response::Okay(_) => {}
-            r => return Err(FastbootError::Unexpected { command: cmd, status: status_name(&r).into() }),
-        }
-        progress.done(what);
-        Ok(())
+        self.data_done(what, &cmd, progress)
     }
 
     /// What the Debian client's `fastboot stage FILE` does: ask

@@ -175,7 +175,7 @@ impl Classify for FastbootError {
             }
             FastbootError::BadImage { reason, .. } => Some(reason.hint().into()),
             FastbootError::NotBack { after: StageKind::RamImage, .. } => Some(
-                "a payload other than vendor U-Boot never comes back: pass --stage-timeout 0 to skip waiting; vendor U-Boot may need longer: raise --stage-timeout".into(),
+                "a payload other than vendor U-Boot never comes back: leave out --follow (without it the run ends once the ROM started the image); vendor U-Boot may need longer: raise --stage-timeout".into(),
             ),
             FastbootError::NotBack { .. } => Some("raise --stage-timeout if the board needs longer".into()),
             FastbootError::NoInterface { .. } => {

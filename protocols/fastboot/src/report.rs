@@ -126,7 +126,10 @@ impl Report {
                 },
             );
             if !self.awaited {
-                fact("next stage", "not awaited (--stage-timeout 0)".into());
+                fact(
+                    "next stage",
+                    "not awaited: a payload other than vendor U-Boot does not come back (--follow waits for it)".into(),
+                );
             }
             if let Some(d) = &s.came_back {
                 match s.kind {

@@ -21,6 +21,8 @@ use android_sparse_image::{
 };
 use racklet_link::{Classify, FailureClass};
 
+use crate::FastbootError;
+
 /// Why an image cannot be flashed as it is; all bad input, exit 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageFileError {
@@ -172,6 +174,182 @@ impl ImageFile {
         };
         Ok(splits.into_iter().map(Piece::Sparse).collect())
     }
+}
+
+/// Why an image's extents cannot be cut into sparse pieces.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error(transparent)]
+    Disk(#[from] racklet_image::disk::DiskError),
+    /// Sparse images count whole blocks.
+    #[error("{}: data at byte {offset} is not on a {BLOCK}-byte block boundary, so it cannot go as a sparse image", path.display())]
+    Unaligned { path: PathBuf, offset: u64 },
+    /// The limit cannot hold a header, a DONT_CARE and one block.
+    #[error("a download limit of {limit} bytes cannot hold one {BLOCK}-byte block with the sparse headers")]
+    LimitTooSmall { limit: u32 },
+}
+
+/// The block size of the sparse images made from extents.
+pub const BLOCK: u64 = 4096;
+
+/// Cuts an image's extents into Android sparse images of at most `limit`
+/// bytes each, handing each finished one to `emit` (in memory: a piece is
+/// at most one download). Every piece covers the partition from its start:
+/// a DONT_CARE run up to its first chunk, so written in turn they rebuild
+/// the image; the last block of data is padded with zeros.
+pub struct Encoder {
+    path: PathBuf,
+    limit: u32,
+    piece: Vec<u8>,
+    chunks: u32,
+    /// Blocks the current piece covers (its `total_blks` so far).
+    blocks: u64,
+    /// Whether the current piece holds anything but its leading DONT_CARE.
+    useful: bool,
+}
+
+impl Encoder {
+    pub fn new(path: &Path, limit: u32) -> Result<Encoder, EncodeError> {
+        if u64::from(limit) < FILE_HEADER_BYTES_LEN as u64 + 2 * CHUNK_HEADER_BYTES_LEN as u64 + BLOCK {
+            return Err(EncodeError::LimitTooSmall { limit });
+        }
+        let mut e =
+            Encoder { path: path.into(), limit, piece: Vec::new(), chunks: 0, blocks: 0, useful: false };
+        e.start(0);
+        Ok(e)
+    }
+
+    fn start(&mut self, at_blocks: u64) {
+        self.piece.clear();
+        self.piece.resize(FILE_HEADER_BYTES_LEN, 0);
+        self.chunks = 0;
+        self.blocks = 0;
+        self.useful = false;
+        if at_blocks > 0 {
+            self.dont_care(at_blocks);
+        }
+    }
+
+    fn room(&self) -> u64 {
+        u64::from(self.limit).saturating_sub(self.piece.len() as u64)
+    }
+
+    fn chunk(&mut self, kind: ChunkType, blocks: u64, data: &[u8]) {
+        let h = ChunkHeader {
+            chunk_type: kind,
+            chunk_size: blocks as u32,
+            total_size: (CHUNK_HEADER_BYTES_LEN + data.len()) as u32,
+        };
+        self.piece.extend_from_slice(&h.to_bytes());
+        self.piece.extend_from_slice(data);
+        self.chunks += 1;
+        self.blocks += blocks;
+    }
+
+    fn dont_care(&mut self, blocks: u64) {
+        let mut left = blocks;
+        while left > 0 {
+            let n = left.min(u64::from(u32::MAX));
+            self.chunk(ChunkType::DontCare, n, &[]);
+            left -= n;
+        }
+    }
+
+    /// Ends the current piece and starts the next one where it ended.
+    fn flush(
+        &mut self,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), FastbootError>,
+    ) -> Result<(), FastbootError> {
+        if self.useful {
+            let header = FileHeader {
+                block_size: BLOCK as u32,
+                blocks: self.blocks as u32,
+                chunks: self.chunks,
+                checksum: 0,
+            };
+            self.piece[..FILE_HEADER_BYTES_LEN].copy_from_slice(&header.to_bytes());
+            let next = self.blocks;
+            emit(std::mem::take(&mut self.piece))?;
+            self.start(next);
+        }
+        Ok(())
+    }
+
+    /// Adds one extent.
+    pub fn push(
+        &mut self,
+        e: racklet_image::disk::Extent,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), FastbootError>,
+    ) -> Result<(), StorageEncodeError> {
+        use racklet_image::disk::Extent;
+        let offset = match &e {
+            Extent::Data { offset, .. } | Extent::Fill { offset, .. } | Extent::Skip { offset, .. } => {
+                *offset
+            }
+        };
+        if offset % BLOCK != 0 {
+            return Err(EncodeError::Unaligned { path: self.path.clone(), offset }.into());
+        }
+        let at = offset / BLOCK;
+        if at > self.blocks {
+            self.dont_care(at - self.blocks);
+        }
+        match e {
+            Extent::Data { bytes, .. } => {
+                let mut rest: &[u8] = &bytes;
+                while !rest.is_empty() {
+                    let fit = self.room().saturating_sub(CHUNK_HEADER_BYTES_LEN as u64) / BLOCK;
+                    if fit == 0 {
+                        self.flush(emit)?;
+                        continue;
+                    }
+                    let take_blocks = fit.min((rest.len() as u64).div_ceil(BLOCK));
+                    let n = ((take_blocks * BLOCK) as usize).min(rest.len());
+                    let mut data = rest[..n].to_vec();
+                    data.resize((take_blocks * BLOCK) as usize, 0);
+                    self.chunk(ChunkType::Raw, take_blocks, &data);
+                    self.useful = true;
+                    rest = &rest[n..];
+                }
+            }
+            Extent::Fill { len, value, .. } => {
+                if len % BLOCK != 0 {
+                    return Err(
+                        EncodeError::Unaligned { path: self.path.clone(), offset: offset + len }.into()
+                    );
+                }
+                if self.room() < (CHUNK_HEADER_BYTES_LEN + 4) as u64 {
+                    self.flush(emit)?;
+                }
+                self.chunk(ChunkType::Fill, len / BLOCK, &value.to_le_bytes());
+                self.useful = true;
+            }
+            Extent::Skip { len, .. } => {
+                if self.room() < CHUNK_HEADER_BYTES_LEN as u64 {
+                    self.flush(emit)?;
+                }
+                self.dont_care(len.div_ceil(BLOCK));
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the last piece.
+    pub fn finish(
+        mut self,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), FastbootError>,
+    ) -> Result<(), FastbootError> {
+        self.flush(emit)
+    }
+}
+
+/// An extent could not be encoded, or sending a piece failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageEncodeError {
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Fastboot(#[from] FastbootError),
 }
 
 /// One download of an image.

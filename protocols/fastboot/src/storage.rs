@@ -17,7 +17,7 @@ use crate::boot::{Options, boot};
 use crate::client::Fastboot;
 use crate::plan::{Inputs, Plan, PlanError, Soc, plan, soc_of};
 use crate::report::Report;
-use crate::sparse::{ImageFile, ImageFileError};
+use crate::sparse::{Encoder, ImageFile, ImageFileError, StorageEncodeError};
 use crate::transport::UsbTransport;
 use crate::{FastbootError, k1};
 
@@ -39,12 +39,40 @@ pub struct StorageInputs {
     pub sparse_limit: Option<u64>,
 }
 
+/// Where a partition's image comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A raw or Android sparse file as it is: sent straight from the file
+    /// (one download, or pieces cut by `android-sparse-image`).
+    File(ImageFile),
+    /// A compressed image, or one with a bmap beside it: read as extents
+    /// and sent as sparse pieces made here (only mapped data crosses the wire).
+    Disk(racklet_image::disk::DiskImage),
+}
+
+impl Source {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Source::File(f) => &f.path,
+            Source::Disk(d) => &d.path,
+        }
+    }
+
+    /// What it expands to, when known before reading it all.
+    pub fn expanded(&self) -> Option<u64> {
+        match self {
+            Source::File(f) => Some(f.expanded()),
+            Source::Disk(d) => d.size,
+        }
+    }
+}
+
 /// A storage run, checked as far as it can be without the device.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StoragePlan {
     pub soc: Soc,
     pub bring_up: Option<Plan>,
-    pub flash: Vec<(String, ImageFile)>,
+    pub flash: Vec<(String, Source)>,
     pub erase: Vec<String>,
     pub reboot: bool,
     pub sparse_limit: Option<u64>,
@@ -61,6 +89,10 @@ pub enum StorageError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Image(#[from] ImageFileError),
+    #[error(transparent)]
+    Disk(#[from] racklet_image::disk::DiskError),
+    #[error(transparent)]
+    Encode(#[from] crate::sparse::EncodeError),
     /// Nothing to do.
     #[error("nothing to write: give --partition NAME=FILE (or --erase NAME)")]
     Nothing,
@@ -87,6 +119,15 @@ pub enum StorageError {
     Fastboot(#[from] FastbootError),
 }
 
+impl From<StorageEncodeError> for StorageError {
+    fn from(e: StorageEncodeError) -> Self {
+        match e {
+            StorageEncodeError::Encode(e) => StorageError::Encode(e),
+            StorageEncodeError::Fastboot(e) => StorageError::Fastboot(e),
+        }
+    }
+}
+
 impl From<racklet_link::LinkError> for StorageError {
     fn from(e: racklet_link::LinkError) -> Self {
         StorageError::Fastboot(FastbootError::Link(e))
@@ -98,6 +139,7 @@ impl Classify for StorageError {
         match self {
             StorageError::Plan(e) => e.class(),
             StorageError::Image(e) => e.class(),
+            StorageError::Disk(_) | StorageError::Encode(_) => FailureClass::BadInput,
             StorageError::Fastboot(e) => e.class(),
             StorageError::InRom { .. } => FailureClass::NotFound,
             _ => FailureClass::BadInput,
@@ -108,6 +150,8 @@ impl Classify for StorageError {
         match self {
             StorageError::Plan(e) => e.hint(),
             StorageError::Image(e) => e.hint(),
+            StorageError::Disk(e) => e.hint(),
+            StorageError::Encode(_) => None,
             StorageError::Fastboot(e) => e.hint(),
             StorageError::Nothing => Some("e.g. --partition boot=boot.ext4 --partition root=root.ext4".into()),
             StorageError::BadPartitionArg { .. } => Some("e.g. --partition rootfs=rootfs.ext4".into()),
@@ -151,7 +195,14 @@ pub fn plan_storage(inputs: &StorageInputs, target: &Target) -> Result<StoragePl
     };
     let mut flash = Vec::new();
     for (name, path) in &inputs.flash {
-        flash.push((name.clone(), ImageFile::open(path)?));
+        let disk =
+            racklet_image::disk::DiskImage::open(path, racklet_image::disk::bmap_beside(path).as_deref())?;
+        let source = if disk.compression.is_none() && disk.bmap.is_none() {
+            Source::File(ImageFile::open(path)?)
+        } else {
+            Source::Disk(disk)
+        };
+        flash.push((name.clone(), source));
     }
     let stage = match soc {
         Soc::K1 => "fsbl",
@@ -290,13 +341,13 @@ pub fn write(
         }
     }
     for ((name, img), have) in plan.flash.iter().zip(&sizes) {
-        if let Some(have) = have
-            && img.expanded() > *have
+        if let (Some(have), Some(need)) = (have, img.expanded())
+            && need > *have
         {
             return Err(StorageError::TooLargeForPartition {
-                path: img.path.clone(),
+                path: img.path().into(),
                 name: name.clone(),
-                need: img.expanded(),
+                need,
                 have: *have,
             });
         }
@@ -309,12 +360,45 @@ pub fn write(
         erased: Vec::new(),
         rebooted: false,
     };
-    for (name, img) in &plan.flash {
+    for (name, source) in &plan.flash {
         let t = Instant::now();
+        let file_name =
+            source.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let img = match source {
+            Source::File(f) => f,
+            Source::Disk(disk) => {
+                // A piece is built in memory: at most one download, and at
+                // most 256 MiB when the device names no limit.
+                let cap = limit.unwrap_or(256 << 20).min(u64::from(u32::MAX)) as u32;
+                let mut enc = Encoder::new(&disk.path, cap)?;
+                let mut n = 0usize;
+                let mut emit = |piece: Vec<u8>| -> Result<(), FastbootError> {
+                    n += 1;
+                    fb.download(&format!("{name} ({file_name}, {n})"), &piece, progress)?;
+                    fb.flash(name, progress)
+                };
+                let mut written = 0u64;
+                for e in disk.extents()? {
+                    let e = e?;
+                    if let racklet_image::disk::Extent::Data { bytes, .. } = &e {
+                        written += bytes.len() as u64;
+                    }
+                    enc.push(e, &mut emit)?;
+                }
+                enc.finish(&mut emit)?;
+                report.flashed.push(Flashed {
+                    partition: name.clone(),
+                    file: file_name,
+                    bytes: disk.size.unwrap_or(written),
+                    downloads: n,
+                    ms: t.elapsed().as_millis() as u64,
+                });
+                continue;
+            }
+        };
         let pieces = img.pieces(limit)?;
         let mut file = std::fs::File::open(&img.path)
             .map_err(|source| ImageFileError::Read { path: img.path.clone(), source })?;
-        let file_name = img.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         for (i, piece) in pieces.iter().enumerate() {
             let what = match pieces.len() {
                 1 => format!("{name} ({file_name})"),

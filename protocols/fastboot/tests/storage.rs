@@ -9,36 +9,16 @@ use std::time::Duration;
 
 use racklet_fastboot::storage::{StorageError, StorageInputs, plan_storage, write};
 use racklet_fastboot::{Inputs, Options, k1};
-use racklet_image::{Target, Window};
+use racklet_image::Target;
+
+mod common;
+use common::target;
 use racklet_link::testing::CollectProgress;
 use racklet_link::{Classify, Connector, FailureClass};
 use racklet_sim::fastboot::{FastbootDevice, Soc};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::uboot_storage;
 use racklet_sim::usb::SimUsbBus;
-
-fn target(soc: &str) -> Target {
-    let (board, load, size, usb) = match soc {
-        "k1" => ("bpi-f3", 0xc080_0000, 0x4_0000, vec![("rom", 0x361c, 0x1001), ("fsbl", 0x361c, 0x1001)]),
-        _ => (
-            "lichee-pi-4a",
-            0xff_e000_0000,
-            0x20_0000,
-            vec![("rom", 0x2345, 0x7654), ("uboot", 0x1234, 0x8888)],
-        ),
-    };
-    Target {
-        board: board.into(),
-        soc: soc.into(),
-        arch: racklet_image::Arch::from_name("riscv64"),
-        load_address: load,
-        entry: None,
-        window: Window { board: board.into(), base: load, size, max_payload: None },
-        usb: usb.into_iter().map(|(s, v, p)| (s.to_string(), v, p)).collect(),
-        baud: None,
-        max_stage: 256 << 20,
-    }
-}
 
 fn noise(n: usize, seed: u32) -> Vec<u8> {
     (0..n as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8).collect()
@@ -176,4 +156,62 @@ fn k1_from_its_rom_through_fsbl_and_uboot_to_a_sparse_rootfs() {
         StorageInputs { flash: vec![("rootfs".into(), d.path().join("rootfs.simg"))], ..Default::default() };
     let e = run(&bus, &inputs, &target("k1"), &mut CollectProgress::default()).unwrap_err();
     assert!(e.to_string().contains("is in its boot ROM"), "{e}");
+}
+
+/// Compressed images and a raw image with a bmap beside it go as sparse
+/// pieces made from their extents: the eMMC ends up with the image, and
+/// blocks the bmap leaves unmapped keep what was there.
+#[test]
+fn compressed_and_bmapped_images_reach_the_partition_as_sparse_pieces() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let raw = noise(3 * 1024 * 1024 + 1000, 9);
+    let gz = d.path().join("root.img.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&raw).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    let bus = SimUsbBus::new();
+    let dev =
+        bus.attach(FastbootDevice::new(Soc::Th1520, "1-2").in_uboot().with_uboot_download_limit(1 << 20));
+    let inputs = StorageInputs { flash: vec![("root".into(), gz)], ..Default::default() };
+    let report = run(&bus, &inputs, &target("th1520"), &mut CollectProgress::default()).unwrap();
+    assert!(report.flashed[0].downloads >= 3, "{:?}", report.flashed);
+    assert_eq!(on_emmc(&dev, "root", raw.len()), raw);
+    assert!(dev.lock().unwrap().downloads.iter().all(|r| r.bytes.len() <= 1 << 20));
+
+    // bmap: blocks 0-1 and 100 mapped (bmaptool 2.0 format, SHA-256 per range).
+    let mut img = vec![0u8; 101 * 4096];
+    img[..8192].copy_from_slice(&noise(8192, 10));
+    img[100 * 4096..].copy_from_slice(&noise(4096, 11));
+    let p = file(d.path(), "os.img", &img);
+    let sum = |b: &[u8]| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" ?>\n<bmap version=\"2.0\">\n<ImageSize> {} </ImageSize>\n<BlockSize> 4096 </BlockSize>\n<BlocksCount> 101 </BlocksCount>\n<MappedBlocksCount> 3 </MappedBlocksCount>\n<ChecksumType> sha256 </ChecksumType>\n<BmapFileChecksum> {} </BmapFileChecksum>\n<BlockMap>\n<Range chksum=\"{}\"> 0-1 </Range>\n<Range chksum=\"{}\"> 100 </Range>\n</BlockMap>\n</bmap>\n",
+        img.len(),
+        "0".repeat(64),
+        sum(&img[..8192]),
+        sum(&img[100 * 4096..])
+    );
+    std::fs::write(d.path().join("os.img.bmap"), xml).unwrap();
+    let bus = SimUsbBus::new();
+    let dev = bus.attach(FastbootDevice::new(Soc::Th1520, "1-2").in_uboot());
+    // What was on the partition before: 0x5a everywhere.
+    {
+        let mut g = dev.lock().unwrap();
+        let emmc = g.emmc();
+        let at = uboot_storage::find(emmc, "boot").unwrap().first_lba * uboot_storage::BLOCK;
+        emmc.write(at, &vec![0x5a; img.len()]).unwrap();
+    }
+    let inputs = StorageInputs { flash: vec![("boot".into(), p)], ..Default::default() };
+    let report = run(&bus, &inputs, &target("th1520"), &mut CollectProgress::default()).unwrap();
+    assert_eq!(report.flashed[0].bytes, img.len() as u64);
+    let got = on_emmc(&dev, "boot", img.len());
+    assert_eq!(&got[..8192], &img[..8192]);
+    assert!(got[8192..100 * 4096].iter().all(|&b| b == 0x5a), "unmapped blocks are left as they were");
+    assert_eq!(&got[100 * 4096..], &img[100 * 4096..]);
+    let sent: usize = dev.lock().unwrap().downloads.iter().map(|r| r.bytes.len()).sum();
+    assert!(sent < 4 * 4096, "only the mapped blocks crossed the wire ({sent} bytes)");
 }

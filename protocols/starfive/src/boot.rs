@@ -34,6 +34,11 @@ pub struct Options {
     /// Set an FTDI adapter's latency timer to 1 ms before sending (each
     /// XMODEM block otherwise waits up to 16 ms for its ACK).
     pub low_latency: bool,
+    /// The port runs at the line rate even when it is a pseudo-terminal: a
+    /// `--simulate` board's UART is paced at its baud rate. The summary
+    /// then states throughput against the line rate; on any other pty it
+    /// cannot.
+    pub paced: bool,
 }
 
 /// The ROM's line rate (sheet §1.2).
@@ -208,11 +213,11 @@ fn latency_note(link: &mut dyn SerialLink, set_low: bool) -> Option<String> {
 /// True for a pseudo-terminal (Linux's `/dev/pts/N`, also behind a symlink
 /// such as socat's): it passes bytes at any speed, so a line rate means
 /// nothing on it.
-fn is_pty(path: &str) -> bool {
+pub(crate) fn is_pty(path: &str) -> bool {
     std::fs::canonicalize(path).is_ok_and(|p| p.starts_with("/dev/pts"))
 }
 
-fn transfer(name: &'static str, block: usize, s: &SendStats) -> Transfer {
+pub(crate) fn transfer(name: &'static str, block: usize, s: &SendStats) -> Transfer {
     Transfer {
         name,
         bytes: s.data_bytes,
@@ -267,6 +272,7 @@ pub fn boot(
     let mut report = Report {
         port: info.path.clone(),
         pty: is_pty(&info.path),
+        paced: opts.paced,
         image_bytes: plan.image.len(),
         image: plan.kind.clone(),
         rom: transfer(name, bo.xmodem.block.bytes(), &rom.stats),

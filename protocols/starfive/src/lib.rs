@@ -35,6 +35,7 @@ pub mod console;
 pub mod describe;
 pub mod header;
 pub mod plan;
+pub mod recovery;
 pub mod report;
 pub mod storage;
 pub mod xmodem;
@@ -82,6 +83,18 @@ pub enum StarfiveError {
     /// The ROM checked the image and refused it.
     #[error("the boot ROM answered '{text}': the image's CRC-32 did not match what it received")]
     RomCrcError { text: String },
+    /// The recovery program did not say what the flow waits for.
+    #[error("{step}: nothing within {} ({})", racklet_link::error::fmt_duration(*.waited), shown(printed))]
+    RecoveryNoAnswer { step: recovery::Step, waited: Duration, printed: String },
+    /// The image given as the recovery program started as U-Boot SPL.
+    #[error("{}: the ROM started it and it is U-Boot SPL, not the recovery program ({})", path.display(), shown(printed))]
+    NotRecovery { path: std::path::PathBuf, printed: String },
+    /// The recovery program showed its menu again without `updata success`.
+    #[error(
+        "the recovery program did not write the {what}: it showed its menu again without 'updata success' ({})",
+        shown(printed)
+    )]
+    UpdateFailed { what: String, printed: String },
     /// The ROM restarted (banner or polls again) instead of running the image.
     #[error("the boot ROM restarted instead of running the image ({what})")]
     RomRestarted { what: String },
@@ -98,10 +111,13 @@ impl Classify for StarfiveError {
             StarfiveError::Link(e) => e.class(),
             StarfiveError::NoPoll { .. }
             | StarfiveError::NoNextStageRequest { .. }
-            | StarfiveError::NoAnswer { .. } => FailureClass::Timeout,
+            | StarfiveError::NoAnswer { .. }
+            | StarfiveError::RecoveryNoAnswer { .. } => FailureClass::Timeout,
             StarfiveError::TooManyNaks { .. }
             | StarfiveError::Cancelled { .. }
             | StarfiveError::RomCrcError { .. }
+            | StarfiveError::UpdateFailed { .. }
+            | StarfiveError::NotRecovery { .. }
             | StarfiveError::RomRestarted { .. } => FailureClass::Rejected,
         }
     }
@@ -117,6 +133,13 @@ impl Classify for StarfiveError {
             ),
             StarfiveError::TooManyNaks { .. } => Some(
                 "PL2303 and clone FT232 adapters are known to fail; genuine FTDI and CP2102N work".into(),
+            ),
+            StarfiveError::RecoveryNoAnswer { step, .. } => Some(step.hint()),
+            StarfiveError::NotRecovery { .. } => Some(
+                "--recovery takes StarFive's jh7110-recovery-*.bin; the SPL goes to --spl".into(),
+            ),
+            StarfiveError::UpdateFailed { .. } => Some(
+                "power-cycle the board and run the write again; the flash may hold a partial update".into(),
             ),
             _ => None,
         }

@@ -140,7 +140,7 @@ pub fn check_load_address(target: &Target, p: &Payload) -> Result<(), PlanError>
 /// (ELF or raw), checked against the board's SRAM and load address, and
 /// wrapped in spl_tool's default header. Every file is bounded by the
 /// target's `max_stage` before it is read.
-fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), PlanError> {
+pub(crate) fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), PlanError> {
     let bytes = target.read_stage(path)?;
     let bad_header = |error| PlanError::Header { path: path.to_path_buf(), error };
     if let Some(h) = Header::parse(&bytes) {

@@ -7,6 +7,19 @@ use crate::plan::ImageKind;
 /// The ROM's line rate in bytes per second: 115200 baud, 8N1 (10 bits a byte).
 pub const LINE_RATE: f64 = 115_200.0 / 10.0;
 
+/// A transfer's throughput, against the line rate only when the port has
+/// one (`line_rate`: not a bare pseudo-terminal).
+pub fn throughput(bytes_per_s: f64, line_rate: bool) -> String {
+    if line_rate {
+        format!(
+            "{bytes_per_s:.0} B/s, {:.1}% of the {LINE_RATE:.0} B/s line rate of 115200 8N1",
+            100.0 * bytes_per_s / LINE_RATE
+        )
+    } else {
+        format!("{bytes_per_s:.0} B/s (a pseudo-terminal has no line rate)")
+    }
+}
+
 /// One XMODEM or YMODEM transfer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Transfer {
@@ -46,8 +59,10 @@ pub struct NextStageReport {
 pub struct Report {
     /// The tty the ROM was reached on.
     pub port: String,
-    /// The port is a pseudo-terminal, which has no line rate.
+    /// The port is a pseudo-terminal, which has no line rate of its own.
     pub pty: bool,
+    /// The port runs at the line rate anyway (a simulated board's paced UART).
+    pub paced: bool,
     /// Bytes of the headed image.
     pub image_bytes: usize,
     pub image: ImageKind,
@@ -80,15 +95,7 @@ impl Report {
                 if r.eot_acked { "acknowledged" } else { "not acknowledged (tolerated)" }
             ),
         );
-        fact(
-            "throughput",
-            format!(
-                "{:.0} B/s, {:.1}% of the {LINE_RATE:.0} B/s line rate of 115200 8N1{}",
-                r.throughput,
-                100.0 * r.throughput / LINE_RATE,
-                if self.pty { " (a pseudo-terminal has no line rate)" } else { "" }
-            ),
-        );
+        fact("throughput", throughput(r.throughput, !self.pty || self.paced));
         match &self.next {
             Some(n) => {
                 if !n.spl_said.is_empty() {

@@ -239,3 +239,51 @@ fn describe_decodes_the_header_and_checks_what_the_rom_checks() {
     assert!(describe(&p).is_none());
     assert!(describe(&[0u8; 0x3FF]).is_none());
 }
+
+/// `recovery::plan`: the files of a flash write, each checked before the
+/// port. The recovery image and the SPL must be headed (and their CRC-32
+/// hold), each file fits its room in the flash (SPL 0xF0000 at 0, U-Boot
+/// 0xF00000 at 0x100000: U-Boot's jh7110_common.rst layout, sheet §3.3).
+#[test]
+fn a_flash_write_plan_checks_every_file_before_the_port() {
+    use racklet_starfive::recovery::{Part, RecoveryInputs, RecoveryPlanError, plan as rplan};
+    let d = tempfile::tempdir().unwrap();
+    let rec = file(d.path(), "rec.bin", &headed(&[7u8; 5000], 0x0101_0001, 0x20_0000));
+    let spl = file(d.path(), "spl.out", &headed(&[9u8; 3000], 0x0101_0101, 0x20_0000));
+    let itb = file(d.path(), "u-boot.itb", &[5u8; 7000]);
+    let inputs = |r: Option<&PathBuf>, s: Option<&PathBuf>, u: Option<&PathBuf>| RecoveryInputs {
+        recovery: r.cloned(),
+        spl: s.cloned(),
+        uboot: u.cloned(),
+    };
+    let p = rplan(&inputs(Some(&rec), Some(&spl), Some(&itb)), &vf2()).unwrap();
+    assert_eq!(p.image.len(), 0x400 + 5000);
+    let parts: Vec<(Part, usize)> = p.files.iter().map(|f| (f.part, f.data.len())).collect();
+    assert_eq!(parts, [(Part::Spl, 0x400 + 3000), (Part::Uboot, 7000)], "the SPL first, whole");
+    let bad = |r, s, u| {
+        let e = rplan(&inputs(r, s, u), &vf2()).unwrap_err();
+        assert_eq!(e.class(), FailureClass::BadInput, "{e}");
+        e
+    };
+    assert!(matches!(bad(None, Some(&spl), None), RecoveryPlanError::NoRecovery { .. }));
+    assert!(matches!(bad(Some(&rec), None, None), RecoveryPlanError::NothingToWrite));
+    let raw = file(d.path(), "raw.bin", &[1u8; 3000]);
+    assert!(matches!(bad(Some(&raw), Some(&spl), None), RecoveryPlanError::RecoveryNotHeaded { .. }));
+    let e = bad(Some(&rec), Some(&raw), None);
+    assert!(matches!(e, RecoveryPlanError::SplNotHeaded { .. }), "{e}");
+    assert!(e.hint().unwrap().contains("racklet-flash image visionfive2"), "{e}");
+    let mut broken = headed(&[9u8; 3000], 0x0101_0101, 0x20_0000);
+    broken[0x400 + 10] ^= 1;
+    let broken = file(d.path(), "broken.out", &broken);
+    let e = bad(Some(&rec), Some(&broken), None);
+    assert!(matches!(e, RecoveryPlanError::Header { .. }) && e.to_string().contains("broken.out"), "{e}");
+    let empty = file(d.path(), "empty.itb", &[]);
+    let e = bad(Some(&rec), None, Some(&empty));
+    assert!(e.to_string().contains("empty.itb"), "an empty U-Boot is refused by name: {e}");
+    // One byte more than the SPL's room at 0.
+    let mut big = headed(&[9u8; 3000], 0x0101_0101, 0x20_0000);
+    big.resize(0xF_0001, 0);
+    let big = file(d.path(), "big.out", &big);
+    let e = bad(Some(&rec), Some(&big), None);
+    assert!(e.to_string().contains("983040"), "the room is named: {e}");
+}

@@ -48,3 +48,52 @@ pub struct StarfiveImageArgs {
     #[arg(long, value_name = "N", value_parser = parse_u64)]
     pub backup_offset: Option<u64>,
 }
+
+/// `write` flags for StarFive boards: the files of StarFive's recovery flow
+/// (vf2-recover's -r, -s, -u). Refused on other boards.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "StarFive")]
+pub struct StarfiveWriteArgs {
+    /// StarFive: the recovery program (StarFive's jh7110-recovery-*.bin),
+    /// sent to the boot ROM first; it writes the QSPI flash.
+    #[arg(long, value_name = "FILE")]
+    pub recovery: Option<PathBuf>,
+    /// StarFive: the SPL with its 0x400-byte header
+    /// (u-boot-spl.bin.normal.out), written at 0 of the QSPI flash.
+    #[arg(long, value_name = "FILE")]
+    pub spl: Option<PathBuf>,
+    /// StarFive: U-Boot (u-boot.itb, or the vendor
+    /// visionfive2_fw_payload.img), written at 0x100000 of the QSPI flash.
+    #[arg(long, value_name = "FILE")]
+    pub uboot: Option<PathBuf>,
+    /// StarFive: send the recovery program to the boot ROM in 128-byte
+    /// XMODEM blocks instead of 1K (as vf2-recover does).
+    #[arg(long = "xmodem-128", id = "write_xmodem_128")]
+    pub xmodem_128: bool,
+    /// StarFive: what a NAK from the boot ROM does while it receives the
+    /// recovery program: `resend` (default) or `ignore` (vf2-recover).
+    #[arg(long = "xmodem-nak", id = "write_xmodem_nak", value_enum, value_name = "POLICY")]
+    pub xmodem_nak: Option<XmodemNak>,
+}
+
+impl StarfiveWriteArgs {
+    /// The flags given, by name, and their files.
+    pub fn given(&self) -> Vec<(&'static str, &std::path::Path)> {
+        [("--recovery", &self.recovery), ("--spl", &self.spl), ("--uboot", &self.uboot)]
+            .into_iter()
+            .filter_map(|(f, p)| p.as_deref().map(|p| (f, p)))
+            .collect()
+    }
+
+    /// The flags given that are not files.
+    pub fn given_switches(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.xmodem_128 {
+            v.push("--xmodem-128");
+        }
+        if self.xmodem_nak.is_some() {
+            v.push("--xmodem-nak");
+        }
+        v
+    }
+}

@@ -109,6 +109,8 @@ pub struct WriteArgs {
     /// max-download-size when that is smaller.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub sparse_limit: Option<u64>,
+    #[command(flatten)]
+    pub starfive: crate::args::starfive::StarfiveWriteArgs,
 }
 
 /// `racklet-flash read <board> --at WHERE --size N -o FILE`

@@ -129,8 +129,20 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
             }
             (given, _) => given.cloned(),
         };
+        // A USB ROM's console is a separate UART: open it before the
+        // stages are sent, so the payload's first line is not lost while
+        // the run still follows the board (a serial ROM's console is its
+        // boot port, which the driver has while it loads).
+        let early = match (console.as_ref(), board.transport) {
+            (Some(tty), racklet_image::boards::Transport::Usb) => {
+                Some(racklet_link::console::listen(console::open(tty, a.baud)?))
+            }
+            _ => None,
+        };
         let mut job = Job { board, args: a, conn, console: console.clone() };
-        let o = driver.maskrom(&mut job)?;
+        let o = driver.maskrom(&mut job);
+        let early = early.map(racklet_link::console::Listening::finish);
+        let o = o?;
         // The payload runs: watch its console when asked.
         match console.as_ref() {
             Some(tty) => {
@@ -142,7 +154,11 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
                     label: parallel.then_some(label),
                 };
                 let mut o = o;
-                o.console_matched = console::run(&c, out)?;
+                o.console_matched = match early {
+                    Some((mut link, already, None)) => console::run_on(&mut *link, &c, out, &already)?,
+                    Some((_, _, Some(e))) => return Err(crate::error::classify(e)),
+                    None => console::run(&c, out)?,
+                };
                 Ok(o)
             }
             None => Ok(o),

@@ -20,11 +20,14 @@ use crate::job::Outcome;
 use crate::output::Output;
 
 /// One storage verb for the board of `target`: `act` is the driver's method.
+/// `only_for` lists flags given that only one driver takes, as
+/// (driver, flag): on another driver's board they are bad usage.
 #[allow(clippy::too_many_arguments)]
 fn verb(
     g: &GlobalArgs,
     name: &str,
     target: &StorageTarget,
+    only_for: &[(&str, &str)],
     medium: Option<String>,
     inputs: &[&std::path::Path],
     done: &str,
@@ -37,6 +40,13 @@ fn verb(
     let driver = drivers::of(board);
     if !driver.storage_verbs().contains(&name) {
         return Err(drivers::unsupported(board, name));
+    }
+    if let Some((owner, flag)) = only_for.iter().find(|(owner, _)| *owner != driver.name()) {
+        return Err(crate::error::bad_input(format!(
+            "{flag} is a {owner} flag; {} is a {} board",
+            board.name,
+            driver.name()
+        )));
     }
     // Every input file is checked (bounded, a regular file) before anything
     // is touched; the driver reads it again, in pieces, when it sends it.
@@ -76,29 +86,43 @@ pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCod
     let mut inputs: Vec<&std::path::Path> = a.image.iter().map(|p| p.as_path()).collect();
     inputs.extend(a.target.bring_up.loader.iter().map(|p| p.as_path()));
     inputs.extend(a.target.bring_up.then.iter().map(|p| p.as_path()));
-    verb(g, "write", &a.target, a.place.medium.clone(), &inputs, "written", out, &|d, job| d.write(job, a))
+    let starfive = a.starfive.given();
+    inputs.extend(starfive.iter().map(|(_, p)| *p));
+    let mut only_for: Vec<(&str, &str)> = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
+    only_for.extend(a.starfive.given_switches().into_iter().map(|f| ("starfive", f)));
+    verb(g, "write", &a.target, &only_for, a.place.medium.clone(), &inputs, "written", out, &|d, job| {
+        d.write(job, a)
+    })
 }
 
 pub fn read(g: &GlobalArgs, a: &ReadArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "read", &a.target, a.place.medium.clone(), &loaders(&a.target), "read", out, &|d, job| {
+    verb(g, "read", &a.target, &[], a.place.medium.clone(), &loaders(&a.target), "read", out, &|d, job| {
         d.read(job, a)
     })
 }
 
 pub fn erase(g: &GlobalArgs, a: &EraseArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "erase", &a.target, a.place.medium.clone(), &loaders(&a.target), "erased", out, &|d, job| {
+    verb(g, "erase", &a.target, &[], a.place.medium.clone(), &loaders(&a.target), "erased", out, &|d, job| {
         d.erase(job, a)
     })
 }
 
 pub fn reset(g: &GlobalArgs, a: &ResetArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "reset", &a.target, None, &loaders(&a.target), "reset", out, &|d, job| d.reset(job, a))
+    verb(g, "reset", &a.target, &[], None, &loaders(&a.target), "reset", out, &|d, job| d.reset(job, a))
 }
 
 pub fn partitions(g: &GlobalArgs, a: &PartitionsArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "partitions", &a.target, a.place.medium.clone(), &loaders(&a.target), "listed", out, &|d, job| {
-        d.partitions(job, a)
-    })
+    verb(
+        g,
+        "partitions",
+        &a.target,
+        &[],
+        a.place.medium.clone(),
+        &loaders(&a.target),
+        "listed",
+        out,
+        &|d, job| d.partitions(job, a),
+    )
 }
 
 fn loaders(t: &StorageTarget) -> Vec<&std::path::Path> {

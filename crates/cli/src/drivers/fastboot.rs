@@ -72,8 +72,11 @@ impl Driver for Fastboot {
             image: a.bin.clone(),
             then: a.fastboot.then.clone(),
             dram: a.rockchip.dram.clone(),
-            // --stage-timeout 0: the run ends once the ROM took the start.
-            await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO),
+            // A payload that started is not a failure: the run waits for
+            // the board's next stage only when the user asked for one
+            // (--then, --follow); --stage-timeout 0 never waits.
+            await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO)
+                && (a.connect.follow || !a.fastboot.then.is_empty()),
             stage_timeout: a.connect.stage_timeout,
             force: a.connect.force,
         };

@@ -13,13 +13,15 @@ use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 use serde_json::json;
 
-use super::{Driver, Job};
+use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::starfive::XmodemNak;
+use crate::args::storage::WriteArgs;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
+use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
 
 pub struct Starfive;
 
@@ -51,7 +53,10 @@ impl Driver for Starfive {
         let target = job.board.target();
         let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
         let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
-        let mut opts = Options { low_latency: args.low_latency, ..Default::default() };
+        // A simulated board's UART is paced at its baud rate: the summary
+        // may state throughput against it.
+        let paced = job.args.connect.simulate;
+        let mut opts = Options { low_latency: args.low_latency, paced, ..Default::default() };
         opts.boot.xmodem.block = if args.xmodem_128 { BlockSize::B128 } else { BlockSize::K1 };
         opts.boot.xmodem.nak_policy = match args.xmodem_nak {
             XmodemNak::Resend => NakPolicy::Resend,
@@ -59,6 +64,70 @@ impl Driver for Starfive {
         };
         let report = racklet_starfive::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         Ok(Outcome { facts: report.facts(), ..Outcome::default() })
+    }
+
+    fn storage_verbs(&self) -> &'static [&'static str] {
+        &["write"]
+    }
+
+    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+        // What --recovery sends becomes the virtual recovery program (the
+        // sim cannot run it); --sim-storage keeps its QSPI flash.
+        let scenario = Scenario {
+            fault: sim.fault.clone(),
+            storage: sim.target.sim.sim_storage.clone(),
+            storage_loader: true,
+            ..Scenario::at(&sim.port_path)
+        };
+        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+    }
+
+    /// The QSPI flash through StarFive's recovery program, as vf2-recover
+    /// writes it.
+    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
+        let board = &job.board.name;
+        if let Some(image) = &a.image {
+            return Err(bad_input(format!(
+                "{}: the JH7110's recovery program writes the SPL and U-Boot by name: `racklet-flash write {board} --recovery jh7110-recovery-*.bin --spl u-boot-spl.bin.normal.out --uboot u-boot.itb`",
+                image.display()
+            )));
+        }
+        let p = &a.place;
+        if p.at.is_some() || !p.partition.is_empty() || p.medium.is_some() {
+            return Err(bad_input(
+                "--at, --partition, --medium: the recovery program writes the SPL at 0 and U-Boot at 0x100000 of the QSPI flash; give --spl and --uboot",
+            ));
+        }
+        let b = &job.target.bring_up;
+        if b.loader.is_some() || !b.then.is_empty() || b.loader_address.is_some() {
+            return Err(bad_input(
+                "--loader, --then: on StarFive boards the program the ROM runs first is --recovery FILE",
+            ));
+        }
+        if a.reboot {
+            return Err(bad_input(
+                "--reboot: the recovery program cannot reset the board; set the boot switches to flash (0,0) and power-cycle it",
+            ));
+        }
+        let s = &a.starfive;
+        let inputs =
+            RecoveryInputs { recovery: s.recovery.clone(), spl: s.spl.clone(), uboot: s.uboot.clone() };
+        let target = job.board.target();
+        let plan = racklet_starfive::recovery::plan(&inputs, &target).map_err(classify)?;
+        if !a.no_verify {
+            job.conn.progress.say(
+                "note: the recovery program cannot read the flash back; each file is confirmed by its 'updata success' only",
+            );
+        }
+        let mut opts = RecoveryOptions { paced: job.target.connect.simulate, ..Default::default() };
+        if s.xmodem_128 {
+            opts.boot.xmodem.block = BlockSize::B128;
+        }
+        if s.xmodem_nak == Some(XmodemNak::Ignore) {
+            opts.boot.xmodem.nak_policy = NakPolicy::Ignore;
+        }
+        let report = racklet_starfive::recovery::write(job.conn, &plan, &target, &opts).map_err(classify)?;
+        Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
