@@ -29,25 +29,22 @@ use crate::rockusb::{
 };
 use crate::{PlanError, RockchipError};
 
-/// One piece of an image, at a byte offset from the image's start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Extent {
-    /// These bytes here.
-    Data { offset: u64, bytes: Vec<u8> },
-    /// `len` bytes of `byte` here.
-    Fill { offset: u64, len: u64, byte: u8 },
-    /// Nothing to write here: the medium keeps what it holds.
-    Skip { offset: u64, len: u64 },
+/// One piece of an image, at a byte offset from the image's start: the
+/// shared type of `racklet_image::disk`, whose readers (sparse, bmap,
+/// compressed) produce them; [`RawExtents`] is this crate's raw-file one.
+pub use racklet_image::disk::Extent;
+
+/// Where an extent starts and how long it is.
+fn extent_range(e: &Extent) -> (u64, u64) {
+    match e {
+        Extent::Data { offset, bytes } => (*offset, bytes.len() as u64),
+        Extent::Fill { offset, len, .. } | Extent::Skip { offset, len } => (*offset, *len),
+    }
 }
 
-impl Extent {
-    /// Where it starts and how long it is.
-    pub fn range(&self) -> (u64, u64) {
-        match self {
-            Extent::Data { offset, bytes } => (*offset, bytes.len() as u64),
-            Extent::Fill { offset, len, .. } | Extent::Skip { offset, len } => (*offset, *len),
-        }
-    }
+/// `n` bytes of a FILL's 4-byte little-endian pattern, from its start.
+fn fill_bytes(value: u32, n: usize) -> Vec<u8> {
+    value.to_le_bytes().iter().copied().cycle().take(n).collect()
 }
 
 /// A raw image file as extents: `Data` pieces of `chunk` bytes.
@@ -814,8 +811,8 @@ where
             for e in extents {
                 match &e {
                     Ok(Extent::Data { bytes, .. }) => hash.update(bytes),
-                    Ok(Extent::Fill { len, byte, .. }) => {
-                        let block = [*byte; 4096];
+                    Ok(Extent::Fill { len, value, .. }) => {
+                        let block = fill_bytes(*value, 4096);
                         let mut left = *len;
                         while left > 0 {
                             let n = left.min(block.len() as u64) as usize;
@@ -837,7 +834,7 @@ where
             if conn.progress.cancelled() {
                 return Err(StorageError::Interrupted { what: label.clone(), done, total });
             }
-            let (offset, len) = e.range();
+            let (offset, len) = extent_range(&e);
             if len == 0 {
                 continue;
             }
@@ -846,8 +843,10 @@ where
             }
             match &e {
                 Extent::Data { bytes, .. } => send(r, offset, bytes)?,
-                Extent::Fill { byte, .. } => {
-                    let block = vec![*byte; max];
+                Extent::Fill { value, .. } => {
+                    // `max` is whole sectors, so every piece starts the
+                    // pattern afresh where the fill's own phase has it.
+                    let block = fill_bytes(*value, max);
                     let mut at = 0;
                     while at < len {
                         let n = (len - at).min(max as u64) as usize;

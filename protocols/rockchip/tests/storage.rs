@@ -233,7 +233,7 @@ fn extents_fill_and_skip_as_they_say() {
     let extents = vec![
         Ok::<_, StorageError>(Extent::Data { offset: 0, bytes: vec![1; 1024] }),
         Ok(Extent::Skip { offset: 1024, len: 512 }),
-        Ok(Extent::Fill { offset: 1536, len: 1536, byte: 0xab }),
+        Ok(Extent::Fill { offset: 1536, len: 1536, value: 0x4433_2211 }),
     ];
     let w = storage::write_extents(
         &mut r,
@@ -252,7 +252,8 @@ fn extents_fill_and_skip_as_they_say() {
     let got = b.rom.lock().unwrap().emmc().read(100 * 512, 3072).unwrap();
     assert_eq!(&got[..1024], &[1; 1024][..]);
     assert_eq!(&got[1024..1536], &[9; 512][..], "the skipped sector keeps what it held");
-    assert_eq!(&got[1536..], &[0xab; 1536][..]);
+    let fill: Vec<u8> = [0x11, 0x22, 0x33, 0x44].iter().copied().cycle().take(1536).collect();
+    assert_eq!(&got[1536..], &fill[..], "the 4-byte LE pattern, across two commands");
     // An extent off a sector boundary is refused.
     let bad = vec![Ok::<_, StorageError>(Extent::Data { offset: 100, bytes: vec![1; 10] })];
     let mut link = conn.open_usb(&dev).unwrap();
