@@ -106,7 +106,7 @@ fn bad_inputs_are_exit_2_before_the_board_is_touched() {
         (vec!["read", "rock-3a", "--at", "0", "--size", "1000", "-o", "x.img"], "512-byte sectors"),
         (vec!["read", "rock-3a", "--size", "4096", "-o", "x.img"], "needs --at LBA and --size N"),
         (vec!["write", "rock-3a", "os.img", "--at", "0", "--partition", "boot"], "give one"),
-        (vec!["write", "rock-3a", "os.img.gz"], "gunzip"),
+        (vec!["write", "rock-3a", "os.img.gz"], "os.img.gz: the gzip stream is damaged"),
         (vec!["write", "rock-3a", "missing.img"], "missing.img"),
         (vec!["write", "rock-3a", "os.img", "--then", "os.img"], "--then"),
         (vec!["erase", "rock-3a", "--at", "0", "--size", "4K", "--medium", "spi-nor"], "--medium spi-nor"),
@@ -211,5 +211,29 @@ fn a_corrupting_emmc_fails_the_write_and_never_says_done() {
     assert_ne!(code(&o), 0, "{}", text(&o));
     assert_ne!(code(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("read back, SHA-256"), "{}", text(&o));
+    assert!(!text(&o).contains("done:"), "{}", text(&o));
+}
+
+#[test]
+fn a_gzip_image_is_streamed_onto_the_emmc() {
+    let d = setup();
+    let img = pattern(700_000, 4);
+    file(d.path(), "os.img", &img);
+    let z = std::process::Command::new("gzip").arg("-k").arg(d.path().join("os.img")).status().unwrap();
+    assert!(z.success());
+    let mut args = vec!["write", "rock-3a", "os.img.gz", "--at", "2048"];
+    args.extend(SIM);
+    let o = run(d.path(), &args);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("700000 bytes at LBA 2048"), "{}", text(&o));
+    assert!(text(&o).contains("read back and compared"), "{}", text(&o));
+    assert_eq!(emmc(&d.path().join("emmc.img"), 2048 * 512, 700_000), img);
+    // Its size is known only as it is read: past the end is caught at the
+    // first piece that does not fit, and never reported done.
+    let mut args = vec!["write", "rock-3a", "os.img.gz", "--at", "16777215"];
+    args.extend(SIM);
+    let o = run(d.path(), &args);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("runs past the 512 bytes"), "{}", text(&o));
     assert!(!text(&o).contains("done:"), "{}", text(&o));
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use racklet_image::Target;
+use racklet_image::disk::{Content, DiskError, DiskImage, bmap_beside};
 use racklet_link::{Classify, Connector, FailureClass, UsbId, UsbInfo, UsbLink};
 use sha2::{Digest, Sha256};
 
@@ -117,8 +118,12 @@ pub struct Plan {
     /// usbplug must already answer).
     pub bring_up: Option<crate::Plan>,
     pub verb: Verb,
-    /// The image's length (write).
-    pub image_len: u64,
+    /// What the image puts on the medium, in bytes from its start (write):
+    /// known up front for raw files, sparse images, bmaps and zstd frames
+    /// that say; `None` for a gzip/xz stream (checked as it is written).
+    pub image_len: Option<u64>,
+    /// The image is a plain raw file (no compression, sparse or bmap).
+    pub raw: bool,
 }
 
 /// Checks what can be checked without the board: the bring-up files, the
@@ -128,7 +133,8 @@ pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> R
         Some(i) => Some(crate::plan(i, target)?),
         None => None,
     };
-    let mut image_len = 0;
+    let mut image_len = None;
+    let mut raw = true;
     let both = |at: &Option<u64>, p: &Option<String>| at.is_some() && p.is_some();
     match verb {
         Verb::Write { image, at, partition, .. } => {
@@ -140,17 +146,14 @@ pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> R
             if !m.is_file() {
                 return Err(StorageError::NotAFile { path: image.clone() });
             }
-            image_len = m.len();
-            if image_len == 0 {
+            if m.len() == 0 {
                 return Err(StorageError::EmptyImage { path: image.clone() });
             }
-            let mut magic = [0u8; 6];
-            let n = File::open(image)
-                .and_then(|mut f| f.read(&mut magic))
-                .map_err(|source| StorageError::Image { path: image.clone(), source })?;
-            if let Some(kind) = packed(&magic[..n]) {
-                return Err(StorageError::Packed { path: image.clone(), kind });
-            }
+            // Raw, Android sparse, a .bmap beside it, gzip/xz/zstd: told by
+            // their magic (racklet_image::disk).
+            let disk = DiskImage::open(image, bmap_beside(image).as_deref())?;
+            raw = disk.compression.is_none() && disk.content == Content::Raw && disk.bmap.is_none();
+            image_len = disk.size;
         }
         Verb::Read { at, size, partition } | Verb::Erase { at, size, partition, .. } => {
             if both(at, partition) {
@@ -168,7 +171,7 @@ pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> R
         }
         Verb::Reset { .. } | Verb::Partitions => {}
     }
-    Ok(Plan { bring_up, verb: verb.clone(), image_len })
+    Ok(Plan { bring_up, verb: verb.clone(), image_len, raw })
 }
 
 fn verb_name(v: &Verb) -> &'static str {
@@ -178,18 +181,6 @@ fn verb_name(v: &Verb) -> &'static str {
         Verb::Erase { .. } => "erase",
         Verb::Reset { .. } => "reset",
         Verb::Partitions => "partitions",
-    }
-}
-
-/// Compressed and sparse images are another module's (racklet_image's
-/// disk images); written raw they would land on the eMMC still packed.
-fn packed(magic: &[u8]) -> Option<&'static str> {
-    match magic {
-        [0x1f, 0x8b, ..] => Some("gzip"),
-        [0xfd, b'7', b'z', b'X', b'Z', 0] => Some("xz"),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
-        [0x3a, 0xff, 0x26, 0xed, ..] => Some("Android sparse"),
-        _ => None,
     }
 }
 
@@ -210,8 +201,12 @@ pub enum StorageError {
     NotAFile { path: PathBuf },
     #[error("{}: the image is empty", path.display())]
     EmptyImage { path: PathBuf },
-    #[error("{}: a {kind} image; only raw images are written so far (it would land on the eMMC still packed)", path.display())]
-    Packed { path: PathBuf, kind: &'static str },
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error(
+        "{what}: the image runs past the {room} bytes from LBA {lba} to the end of the partition or medium, after {written} bytes were written; the write is incomplete"
+    )]
+    Overrun { what: String, lba: u64, room: u64, written: u64 },
     #[error("--at and --partition both say where; give one")]
     AtAndPartition,
     #[error("{verb} needs --at LBA and --size N, or --partition NAME")]
@@ -273,7 +268,8 @@ impl Classify for StorageError {
             StorageError::Image { .. }
             | StorageError::NotAFile { .. }
             | StorageError::EmptyImage { .. }
-            | StorageError::Packed { .. }
+            | StorageError::Disk(_)
+            | StorageError::Overrun { .. }
             | StorageError::AtAndPartition
             | StorageError::NeedRange { .. }
             | StorageError::NotSectors { .. }
@@ -295,10 +291,7 @@ impl Classify for StorageError {
         match self {
             StorageError::Plan(e) => e.hint(),
             StorageError::Rockusb(e) | StorageError::Step { source: e, .. } => e.hint(),
-            StorageError::Packed { kind, .. } => Some(match *kind {
-                "Android sparse" => "expand it first (simg2img IMAGE raw.img)".to_string(),
-                _ => "decompress it first (e.g. gunzip, unxz, unzstd)".to_string(),
-            }),
+            StorageError::Disk(e) => e.hint(),
             StorageError::NeedLoader { .. } => Some(
                 "give --loader rkXXXX_spl_loader_vX.bin (an RKBOOT loader built by rkbin's boot_merger)"
                     .into(),
@@ -605,28 +598,41 @@ pub fn run(
     match &plan.verb {
         Verb::Write { image, at, partition, verify } => {
             let what = image.display().to_string();
-            let lba = match partition {
+            // Bytes from the LBA to the partition's or the medium's end.
+            let (lba, room) = match partition {
                 Some(name) => {
                     let p = find_part(&mut r, name)?;
                     let part_bytes = p.sectors() * SECTOR;
-                    if plan.image_len > part_bytes {
+                    if let Some(n) = plan.image_len
+                        && n > part_bytes
+                    {
                         return Err(StorageError::TooLargeForPartition {
                             what,
-                            bytes: plan.image_len,
+                            bytes: n,
                             name: name.clone(),
                             part_bytes,
                             first: p.first_lba,
                         });
                     }
                     report.partition = Some(p.clone());
-                    p.first_lba
+                    (p.first_lba, part_bytes)
                 }
-                None => at.unwrap_or(0),
+                None => {
+                    let lba = at.unwrap_or(0);
+                    (lba, sectors.saturating_sub(lba) * SECTOR)
+                }
             };
-            check_end(&what, lba, plan.image_len)?;
-            let chunk = usize::from(per) * SECTOR as usize;
-            let extents = RawExtents::open(image, chunk)?;
-            let w = write_extents(&mut r, lba, plan.image_len, extents, per, *verify, &what, image, conn)?;
+            check_end(&what, lba, plan.image_len.unwrap_or(0))?;
+            let expected = plan.image_len.unwrap_or(0);
+            let w = if plan.raw {
+                let chunk = usize::from(per) * SECTOR as usize;
+                let extents = RawExtents::open(image, chunk)?;
+                write_extents(&mut r, lba, expected, room, extents, per, *verify, &what, image, conn)?
+            } else {
+                let disk = DiskImage::open(image, bmap_beside(image).as_deref())?;
+                let extents = disk.extents()?;
+                write_extents(&mut r, lba, expected, room, extents, per, *verify, &what, image, conn)?
+            };
             report.written = Some(w);
         }
         Verb::Read { at, size, partition } => {
@@ -756,7 +762,8 @@ fn read_gpt(
 const READ_AHEAD: usize = 2;
 
 /// Writes `extents` from `lba` (the image's byte 0 at the sector `lba`),
-/// in WRITE LBA commands of at most `per` sectors; then, with `verify`,
+/// in WRITE LBA commands of at most `per` sectors, none past `room` bytes
+/// (`total`: the bytes expected, 0 when unknown); then, with `verify`,
 /// reads every written range back and compares SHA-256. The extents are
 /// read (and hashed) on a thread of their own, [`READ_AHEAD`] ahead, so
 /// the file and the hash never hold up the bus; the read-back is hashed
@@ -766,6 +773,7 @@ pub fn write_extents<E, I>(
     r: &mut Rockusb<'_, dyn UsbLink>,
     lba: u64,
     total: u64,
+    room: u64,
     extents: I,
     per: u16,
     verify: bool,
@@ -780,7 +788,7 @@ where
 {
     let started = Instant::now();
     let label = format!("write {what} at LBA {lba}");
-    conn.progress.stage(&label, Some(total));
+    conn.progress.stage(&label, (total > 0).then_some(total));
     let max = usize::from(per) * SECTOR as usize;
     // Written ranges (byte offset in the image, length), merged when contiguous.
     let mut ranges: Vec<(u64, u64)> = Vec::new();
@@ -840,6 +848,9 @@ where
             }
             if !offset.is_multiple_of(SECTOR) {
                 return Err(StorageError::Unaligned { path: path.to_path_buf(), offset });
+            }
+            if offset.checked_add(len).is_none_or(|end| end > room) {
+                return Err(StorageError::Overrun { what: what.to_string(), lba, room, written: done });
             }
             match &e {
                 Extent::Data { bytes, .. } => send(r, offset, bytes)?,
@@ -906,10 +917,11 @@ where
             return Err(StorageError::VerifyMismatch { what: what.to_string(), lba, bytes, wrote, read });
         }
     }
+    let end = ranges.last().map_or(0, |(o, l)| o + l);
     Ok(Written {
         image: what.to_string(),
         lba,
-        bytes: total,
+        bytes: total.max(end),
         sectors,
         commands,
         sha256: wrote,

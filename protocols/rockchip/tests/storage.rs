@@ -239,6 +239,7 @@ fn extents_fill_and_skip_as_they_say() {
         &mut r,
         100,
         3072,
+        1 << 20,
         extents.into_iter(),
         2,
         true,
@@ -258,19 +259,79 @@ fn extents_fill_and_skip_as_they_say() {
     let bad = vec![Ok::<_, StorageError>(Extent::Data { offset: 100, bytes: vec![1; 10] })];
     let mut link = conn.open_usb(&dev).unwrap();
     let mut r = racklet_rockchip::Rockusb::new(&mut *link).unwrap();
-    let e = storage::write_extents(&mut r, 0, 10, bad.into_iter(), 2, false, "x", Path::new("x"), &mut conn)
-        .unwrap_err();
+    let e = storage::write_extents(
+        &mut r,
+        0,
+        10,
+        1 << 20,
+        bad.into_iter(),
+        2,
+        false,
+        "x",
+        Path::new("x"),
+        &mut conn,
+    )
+    .unwrap_err();
     assert!(matches!(e, StorageError::Unaligned { offset: 100, .. }), "{e}");
 }
 
+/// An Android sparse image (AOSP `sparse_format.h`): 28-byte header,
+/// 12-byte chunk headers; RAW 0xCAC1, FILL 0xCAC2, DONT_CARE 0xCAC3.
+fn sparse(blk: u32, chunks: &[(u16, u32, Vec<u8>)]) -> Vec<u8> {
+    let total: u32 = chunks.iter().map(|c| c.1).sum();
+    let mut b = Vec::new();
+    b.extend(0xed26_ff3au32.to_le_bytes());
+    b.extend([1u8, 0, 0, 0, 28, 0, 12, 0]);
+    b.extend(blk.to_le_bytes());
+    b.extend(total.to_le_bytes());
+    b.extend((chunks.len() as u32).to_le_bytes());
+    b.extend(0u32.to_le_bytes());
+    for (kind, n, data) in chunks {
+        b.extend(kind.to_le_bytes());
+        b.extend([0, 0]);
+        b.extend(n.to_le_bytes());
+        b.extend((12 + data.len() as u32).to_le_bytes());
+        b.extend(data);
+    }
+    b
+}
+
 #[test]
-fn packed_images_are_refused_with_the_way_out() {
+fn a_sparse_image_writes_its_chunks_and_skips_dont_care() {
     let d = tempfile::tempdir().unwrap();
+    let img = sparse(
+        4096,
+        &[(0xcac1, 1, pattern(4096, 3)), (0xcac3, 1, vec![]), (0xcac2, 2, vec![0x11, 0x22, 0x33, 0x44])],
+    );
+    let image = file(d.path(), "os.simg", &img);
+    let b = board(RockchipFault::AlreadyLoader);
+    b.rom.lock().unwrap().emmc().write(100 * 512 + 4096, &[9; 4096]).unwrap();
+    let (r, _) = run(&b, None, write(&image, Some(100), None, true));
+    let w = r.unwrap_or_else(|e| panic!("{e}")).written.unwrap();
+    assert!(w.verified);
+    // 16 KiB of image, 12 KiB of it written (the DONT_CARE block is left).
+    assert_eq!((w.bytes, w.sectors), (16384, 24));
+    let got = b.rom.lock().unwrap().emmc().read(100 * 512, 16384).unwrap();
+    assert_eq!(&got[..4096], &pattern(4096, 3)[..]);
+    assert_eq!(&got[4096..8192], &[9; 4096][..], "DONT_CARE keeps what was there");
+    assert!(got[8192..].chunks(4).all(|c| c == [0x11, 0x22, 0x33, 0x44]));
+    // Larger than what is left of the medium: refused before a sector is written.
+    let before = b.rom.lock().unwrap().sectors_written;
+    let (r, _) = run(&b, None, write(&image, Some(16_777_216 - 8), None, true));
+    assert!(matches!(r.unwrap_err(), StorageError::PastEnd { .. }));
+    assert_eq!(b.rom.lock().unwrap().sectors_written, before);
+}
+
+#[test]
+fn damaged_and_empty_images_are_bad_input_with_the_way_out() {
+    let d = tempfile::tempdir().unwrap();
+    // A gzip stream that ends after its header.
     let image = file(d.path(), "os.img.gz", &[0x1f, 0x8b, 8, 0, 0, 0]);
     let (r, _) = run(&board(RockchipFault::AlreadyLoader), None, write(&image, None, None, true));
     let e = r.unwrap_err();
-    assert_eq!(e.class(), FailureClass::BadInput);
-    assert!(e.hint().unwrap().contains("gunzip"), "{e}");
+    assert_eq!(e.class(), FailureClass::BadInput, "{e}");
+    assert!(e.to_string().contains("os.img.gz"), "{e}");
+    assert!(e.hint().is_some(), "{e}");
     let empty = file(d.path(), "empty.img", &[]);
     let (r, _) = run(&board(RockchipFault::AlreadyLoader), None, write(&empty, None, None, true));
     assert!(matches!(r.unwrap_err(), StorageError::EmptyImage { .. }));
