@@ -64,6 +64,18 @@ print(sum(e["bytes"] for e in d)/53248000*1000/sum(e["ms"] for e in d))'
 done >"$work/fbw.ratio"
 python3 -c "import statistics; r=[float(l) for l in open('$work/fbw.ratio')]; print(f'  fastboot write 512 MiB rootfs (5 sparse pieces): median ratio {statistics.median(r):.3f} of the ceiling (goal >= 0.98; runs {r})')"
 rm -f "$work/rootfs.img"
+# A 256 MiB raw image written through the Rockchip usbplug (WRITE LBA in
+# the transfers its TEST UNIT READY hints at, then read back), 3 runs: each
+# stage's bytes against the bulk ceiling (issue 18; goal >= 0.95).
+head -c $((256 * 1024 * 1024)) /dev/urandom >"$work/rk-os.img"
+for _ in 1 2 3; do
+    "$B" --json write rock-3a "$work/rk-os.img" --simulate --sim-speed high --fault already-loader |
+        python3 -c 'import json,sys
+d={e["name"].split()[0]: e for e in map(json.loads, sys.stdin) if e.get("event")=="stage_done"}
+print(" ".join(str(d[k]["bytes"]/53248000*1000/d[k]["ms"]) for k in ("write", "verify")))'
+done >"$work/rkw.ratio"
+python3 -c "import statistics; r=[[float(x) for x in l.split()] for l in open('$work/rkw.ratio')]; print(f'  rockusb write 256 MiB: median ratio {statistics.median(x[0] for x in r):.3f} of the ceiling, read-back {statistics.median(x[1] for x in r):.3f} (goal >= 0.95; runs {r})')"
+rm -f "$work/rk-os.img"
 # Rockchip usbplug through 4096-byte control transfers (SETUP + 4,032 B per
 # microframe: 375 us per full transfer), 7 runs.
 head -c 200000 /dev/urandom >"$work/ddr.bin"

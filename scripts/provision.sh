@@ -10,6 +10,7 @@ need=(
   "rx:lrzsz"            # real XMODEM/YMODEM peer (StarFive tests)
   "socat:socat"         # pty relays
   "fastboot:fastboot"   # real fastboot client (fastboot TCP tests)
+  "rkdeveloptool:rkdeveloptool"  # real rockusb client (the USB rig, tests/usbrig)
   "img2simg:android-sdk-libsparse-utils"  # AOSP's sparse writer (tests/tests/disk_peers.rs)
   "bmaptool:bmap-tools"                   # bmaptool create (tests/tests/disk_peers.rs)
   "qemu-system-riscv64:qemu-system-misc"

@@ -42,60 +42,7 @@ fn expect(args: &[&str], code: i32, needle: &str) -> (String, String) {
     (format!("{out}{err}"), err)
 }
 
-/// An RKBOOT file laid out as the fact sheet §2 says: header, 471, 472 and
-/// loader tables, data, CRC32. `entries` are (type, name, data, delay).
-fn rkboot(tag: &[u8; 4], chip: &[u8; 4], entries: &[(u32, &str, Vec<u8>, u32)]) -> Vec<u8> {
-    let n = |t: u32| entries.iter().filter(|e| e.0 == t).count();
-    let t1 = 0x66usize;
-    let t2 = t1 + 57 * n(1);
-    let t4 = t2 + 57 * n(2);
-    let mut off = t4 + 57 * n(4);
-    let mut f = vec![0u8; 0x66];
-    f[0..4].copy_from_slice(tag);
-    f[4] = 0x66;
-    f[6] = 0x17;
-    f[7] = 0x01;
-    f[0x15..0x19].copy_from_slice(&[chip[3], chip[2], chip[1], chip[0]]);
-    for (at, t, tab) in [(0x19usize, 1u32, t1), (0x1f, 2, t2), (0x25, 4, t4)] {
-        f[at] = n(t) as u8;
-        f[at + 1..at + 5].copy_from_slice(&(tab as u32).to_le_bytes());
-        f[at + 5] = 57;
-    }
-    f[0x2c] = 1;
-    f[0x2d] = 1;
-    let mut data = Vec::new();
-    for t in [1u32, 2, 4] {
-        for (_, name, bytes, delay) in entries.iter().filter(|e| e.0 == t) {
-            f.push(57);
-            f.extend_from_slice(&t.to_le_bytes());
-            let mut u: Vec<u16> = name.encode_utf16().collect();
-            u.resize(20, 0);
-            u.iter().for_each(|x| f.extend_from_slice(&x.to_le_bytes()));
-            f.extend_from_slice(&(off as u32).to_le_bytes());
-            f.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            f.extend_from_slice(&delay.to_le_bytes());
-            data.extend_from_slice(bytes);
-            off += bytes.len();
-        }
-    }
-    f.extend_from_slice(&data);
-    let c = racklet_sim::crc::crc32_rockchip(&f);
-    f.extend_from_slice(&c.to_le_bytes());
-    f
-}
-
-fn rk3568_loader() -> Vec<u8> {
-    rkboot(
-        b"LDR ",
-        b"3568",
-        &[
-            (1, "UsbHead", pattern(2048, 1), 1),
-            (1, "rk3568_ddr_1560MHz_v", pattern(6144, 2), 1),
-            (2, "rk356x_usbplug_v1", racklet_tests::rk_usbplug(10240, 3), 0),
-            (4, "FlashBoot", pattern(2048, 4), 0),
-        ],
-    )
-}
+use racklet_tests::{rk3568_loader, rkboot};
 
 #[test]
 fn loader_runs_against_the_virtual_rom_and_usbplug_answers() {

@@ -277,6 +277,10 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     let mut itb: Vec<u8> = (0..300_001u32).map(|i| (i.wrapping_mul(40_503) >> 8) as u8).collect();
     itb[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
     std::fs::write(data.join("u-boot.itb"), itb).expect("u-boot.itb");
+    // For Debian's rkdeveloptool: an RK3568 RKBOOT loader (`db`) and 200
+    // sectors to write and read back (`wl`, `rl`).
+    std::fs::write(data.join("rk-loader.bin"), racklet_tests::rk3568_loader()).expect("rk-loader.bin");
+    std::fs::write(data.join("rk-image.bin"), racklet_tests::pattern(200 * 512, 11)).expect("rk-image.bin");
 }
 
 #[test]
@@ -285,6 +289,7 @@ fn usb_rig_in_a_qemu_guest() {
     need(on_path("qemu-system-x86_64"), "qemu-system-x86_64", "qemu-system-x86");
     need(on_path("cpio"), "cpio", "cpio");
     need(on_path("fastboot"), "Debian's fastboot (the real peer client)", "fastboot");
+    need(on_path("rkdeveloptool"), "Debian's rkdeveloptool (the real rockusb client)", "rkdeveloptool");
     need(Path::new("/bin/busybox").exists(), "/bin/busybox (static)", "busybox-static");
     let (kver, vmlinuz) = kernel();
     let qemu = Command::new("qemu-system-x86_64").arg("--version").output().expect("qemu --version");
@@ -301,6 +306,7 @@ fn usb_rig_in_a_qemu_guest() {
         .args(["racklet-flash", "racklet-gadget", "racklet-usbrig-probe"].map(|b| bin.join(b)))
         .arg("--peer")
         .arg(which("fastboot"))
+        .arg(which("rkdeveloptool"))
         .output()
         .expect("running build-initramfs.sh");
     assert!(out.status.success(), "build-initramfs.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -495,6 +501,23 @@ fn usb_rig_in_a_qemu_guest() {
     assert!(rig.expect("fbk1-product", 0).contains("product: k1-x"));
     let v = rig.expect("fbk1-verdict", 0);
     assert!(v.contains("VERDICT fbk1 ok") && v.contains("fsbl started u-boot.itb (300001 bytes"), "{v}");
+
+    // Debian's rkdeveloptool against the virtual maskrom and usbplug.
+    rig.expect("rkd-wait", 0);
+    let ld = rig.expect("rkd-ld", 0);
+    assert!(ld.contains("Vid=0x2207,Pid=0x350a"), "rkdeveloptool ld: {ld}");
+    rig.expect("rkd-db", 0);
+    rig.expect("rkd-plug-wait", 0);
+    assert!(rig.expect("rkd-rci", 0).contains("Chip Info:"));
+    // The 5 ASCII bytes "EMMC " in hex.
+    assert!(rig.expect("rkd-rid", 0).contains("Flash ID: 45 4D 4D 43 20"));
+    rig.expect("rkd-wl", 0);
+    rig.expect("rkd-rl", 0);
+    rig.expect("rkd-cmp", 0);
+    rig.expect("rkd-rf-read", 0);
+    rig.expect("rkd-rf-cmp", 0);
+    let v = rig.expect("rkd-verdict", 0);
+    assert!(v.contains("VERDICT rkd ok") && v.contains("wrote 200 sectors"), "{v}");
 
     check_captures(&rig, &bin.join("racklet-flash"), &work.path().join("data"));
 }

@@ -213,7 +213,28 @@ step fbk1-uboot-wait 20 racklet-usbrig-probe wait 361c:1001 15
 step fbk1-product 20 fastboot getvar product
 gadget_stop fbk1
 
-# 6. The transcripts, each as a step the host checks (sha256) and replays.
+# 6. Debian's rkdeveloptool (libusb over usbfs) against the virtual RK3568:
+#    `db` sends the loader's 0x471/0x472 entries to the maskrom, the usbplug
+#    comes back at the same port, then chip info, flash id, a write and a
+#    read of LBAs through its virtual eMMC; racklet-flash reads back what
+#    rkdeveloptool wrote through the same usbplug.
+gadget_start rkd usb --model rk3568 --udc dummy_udc.0
+step rkd-wait 20 racklet-usbrig-probe wait 2207:350a 15
+P=$(port_of)
+step rkd-ld 20 rkdeveloptool ld
+step rkd-db 60 rkdeveloptool db /data/rk-loader.bin
+step rkd-settle 10 sleep 3
+step rkd-plug-wait 20 racklet-usbrig-probe wait 2207:350a 15
+step rkd-rci 20 rkdeveloptool rci
+step rkd-rid 20 rkdeveloptool rid
+step rkd-wl 60 rkdeveloptool wl 64 /data/rk-image.bin
+step rkd-rl 60 rkdeveloptool rl 64 200 /tmp/rk-back.bin
+step rkd-cmp 20 cmp /data/rk-image.bin /tmp/rk-back.bin
+step rkd-rf-read 60 racklet-flash read rock-3a --at 64 --size 102400 -o /tmp/rk-rf.bin --port "$P"
+step rkd-rf-cmp 20 cmp /data/rk-image.bin /tmp/rk-rf.bin
+gadget_stop rkd
+
+# 7. The transcripts, each as a step the host checks (sha256) and replays.
 for f in /tmp/cap/*.jsonl; do
   n=$(basename "$f" .jsonl)
   step "cap-$n" 20 sh -c "sha256sum $f | cut -d' ' -f1; cat $f"

@@ -12,6 +12,23 @@
 //! bcdUSB 0x0200 (the trap of §5), answering rockusb CBW/CSW on bulk
 //! endpoints 0x01/0x81. Any other 0x472 stage runs as a payload and no
 //! rockusb device comes back.
+//!
+//! The usbplug's storage is a virtual eMMC of a real size (8 GiB, sparse in
+//! memory, or a file with `--sim-storage`), answered as U-Boot's rockusb
+//! answers it (u-boot/u-boot `drivers/usb/gadget/f_rockusb.c`, and for
+//! what mainline leaves out, Rockchip's fork `f_rockusb.c` of
+//! rockchip-linux/u-boot, which rkbin's usbplugs are built from):
+//! 512-byte sectors; READ LBA (0x14) and WRITE LBA (0x15) with the LBA as
+//! BE32 at CDB[2..6] and the sector count as BE16 at CDB[7..9], the data
+//! phase `count × 512` bytes whatever the CBW's length says, a count of 0
+//! or a range past the end answered with CSW status 1; ERASE LBA (0x25)
+//! the same way; READ FLASH INFO (0x1A) from the fork: the capacity in
+//! sectors (LE32), block size 1024, page size 4, ECC 0, access time 40,
+//! manufacturer 0, CS mask 1; TEST UNIT READY's residue 0x06 << 24 (the
+//! fork's "max block transfer" hint); RESET (0xFF) takes CDB[1] as the
+//! reboot flag, answers its CSW and then resets: flag 3
+//! (rkdeveloptool's RST_RESETMASKROM_SUBCODE) back into the maskrom,
+//! anything else off the bus (the board boots what its storage holds).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -23,6 +40,7 @@ use crate::crc::crc16_ccitt_false;
 use crate::models::{Model, Scenario, SimError};
 use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
 use crate::serial::SimSerialBus;
+use crate::storage::{Medium, MediumFileError};
 use crate::usb::{DeviceError, SimUsbBus, UsbDevice};
 
 /// Rockchip's USB vendor id.
@@ -34,6 +52,19 @@ const MAX_TRANSFER: usize = 4096;
 const DETACH_TICKS: u32 = 3;
 /// TEST UNIT READY polls a `not-ready` usbplug answers with status 1.
 const NOT_READY_POLLS: usize = 2;
+/// The virtual eMMC's size: 8 GiB (15,269,888 sectors of a real 8 GB part
+/// would do as well; a round size keeps the tests readable).
+pub const EMMC_SIZE: u64 = 8 << 30;
+/// The sector size of every rockusb LBA command (`blksz` of an eMMC).
+pub const SECTOR: u64 = 512;
+/// Rockchip's usbplug answers TEST UNIT READY with this residue: its
+/// `rkusb_do_test_unit_ready` sets `0x06 << 24`, "max block xfer support"
+/// (`(1 << 6) × 4096` bytes).
+pub const TUR_RESIDUE: u32 = 0x06 << 24;
+/// ... and, when the host asks with subcode 0xF7 and the loader has a
+/// transfer buffer of at least 4 MiB, `0x0a << 24` (fact sheet §3.3; this
+/// model has one).
+pub const TUR_RESIDUE_BIG: u32 = 0x0a << 24;
 
 /// What the model knows about one chip (fact sheet §4; SRAM sizes from
 /// U-Boot's `arch/arm/mach-rockchip/rkcommon.c`; zero-CRC behaviour from
@@ -219,6 +250,11 @@ pub enum RockchipFault {
     BadCsw,
     /// The board already runs a usbplug (bcdUSB 0x0200, looks like maskrom).
     AlreadyLoader,
+    /// The usbplug's eMMC fails every write (`blk_dwrite` short: CSW status 1).
+    WriteFails,
+    /// The usbplug's eMMC takes writes but flips a bit of the first sector
+    /// of each one (what a read-back must catch).
+    Corrupts,
     /// The cable is pulled during the second transfer of the first stage.
     Unplug,
     /// The ROM takes a stage that ends in the 4094 rule's 1-byte trailer but
@@ -250,6 +286,12 @@ impl Faults for RockchipFault {
             "already-loader",
             RockchipFault::AlreadyLoader,
             "the board already runs a usbplug (looks like maskrom)",
+        ),
+        ("write-fails", RockchipFault::WriteFails, "the usbplug's eMMC fails every WRITE LBA (CSW status 1)"),
+        (
+            "corrupts",
+            RockchipFault::Corrupts,
+            "the usbplug's eMMC flips a bit in the first sector of each WRITE LBA",
         ),
         (
             "unplug",
@@ -334,6 +376,8 @@ enum State {
     /// A 0x472 stage that is not a usbplug runs: it never speaks rockusb
     /// (mainline U-Boot's usb472 SPL, a bare-metal payload).
     Payload,
+    /// RESET into the maskrom: off the bus, then back as the maskrom.
+    Resetting(u32),
 }
 
 /// The virtual Rockchip ROM.
@@ -355,6 +399,29 @@ pub struct RockchipRom {
     pending_in: VecDeque<Vec<u8>>,
     /// The next bulk IN read gets no answer (fault `late-csw`).
     hold_in: bool,
+    /// The usbplug's eMMC.
+    emmc: Medium,
+    /// A WRITE LBA waiting for its data phase: its tag, first sector, the
+    /// bytes still to come, what came so far, and whether the range is on
+    /// the medium (a range off it is taken and thrown away, then failed).
+    download: Option<Download>,
+    /// After this CSW goes out the board resets (RESET's reboot flag).
+    reset_after_csw: Option<u8>,
+    /// Reboot flags of the RESETs the usbplug carried out, in order.
+    pub resets: Vec<u8>,
+    /// Sectors written, read and erased through rockusb.
+    pub sectors_written: u64,
+    pub sectors_read: u64,
+    pub sectors_erased: u64,
+}
+
+#[derive(Debug)]
+struct Download {
+    tag: [u8; 4],
+    lba: u64,
+    left: usize,
+    bytes: Vec<u8>,
+    fits: bool,
 }
 
 impl RockchipRom {
@@ -374,7 +441,25 @@ impl RockchipRom {
             commands: Vec::new(),
             pending_in: VecDeque::new(),
             hold_in: false,
+            emmc: Medium::in_memory(EMMC_SIZE, 0),
+            download: None,
+            reset_after_csw: None,
+            resets: Vec::new(),
+            sectors_written: 0,
+            sectors_read: 0,
+            sectors_erased: 0,
         }
+    }
+
+    /// Keeps the usbplug's eMMC in the file at `path` (`--sim-storage`).
+    pub fn with_storage(mut self, path: &std::path::Path) -> Result<Self, MediumFileError> {
+        self.emmc = Medium::in_file(path, EMMC_SIZE)?;
+        Ok(self)
+    }
+
+    /// The usbplug's eMMC (a test may put a GPT on it).
+    pub fn emmc(&mut self) -> &mut Medium {
+        &mut self.emmc
     }
 
     /// A board of `soc` as the scenario asks (port path, fault).
@@ -384,7 +469,14 @@ impl RockchipRom {
             Some(f) => f.parse()?,
             None => RockchipFault::None,
         };
-        Ok(RockchipRom::new(chip, &scenario.port_path, fault))
+        let rom = RockchipRom::new(chip, &scenario.port_path, fault);
+        match &scenario.storage {
+            None => Ok(rom),
+            Some(path) => rom.with_storage(path).map_err(|e| SimError::Impossible {
+                soc: soc.to_string(),
+                why: format!("--sim-storage: {e}"),
+            }),
+        }
     }
 
     /// True once the usbplug runs and answers rockusb.
@@ -425,6 +517,16 @@ impl RockchipRom {
         if !self.commands.is_empty() {
             s.push_str(&format!(", usbplug answered {} rockusb commands", self.commands.len()));
         }
+        for (what, n) in
+            [("wrote", self.sectors_written), ("read", self.sectors_read), ("erased", self.sectors_erased)]
+        {
+            if n > 0 {
+                s.push_str(&format!(", {what} {n} sectors"));
+            }
+        }
+        if let Some(d) = &self.download {
+            return Err(format!("{s}; a WRITE LBA at sector {} was left {} bytes short", d.lba, d.left));
+        }
         if !self.refusals.is_empty() {
             return Err(format!("{s}; refused: {}", self.refusals.join("; ")));
         }
@@ -434,16 +536,27 @@ impl RockchipRom {
         if self.current.is_some() {
             return Err(format!("{s}; a stage was left unfinished"));
         }
+        let reset = match self.resets.last() {
+            Some(3) => Some("; reset into the maskrom"),
+            Some(_) => Some("; reset (booting from its storage)"),
+            None => None,
+        };
+        if ddr.is_empty() && self.fault == RockchipFault::AlreadyLoader && !self.commands.is_empty() {
+            s.push_str("; the usbplug was already running");
+            s.push_str(reset.unwrap_or(""));
+            return Ok(s);
+        }
         if ddr.is_empty() {
             return Err(format!("{s}; no stage was received"));
         }
         if !plug.is_empty() && self.state == State::Payload {
             s.push_str("; 0x472 payload started (not a usbplug: no rockusb in it)");
         } else if !plug.is_empty() {
-            if self.state != State::Usbplug {
+            if self.state != State::Usbplug && reset.is_none() {
                 return Err(format!("{s}; the usbplug never came back on the bus"));
             }
             s.push_str("; usbplug started");
+            s.push_str(reset.unwrap_or(""));
         } else {
             s.push_str("; DRAM initialised, no usbplug sent");
         }
@@ -513,6 +626,9 @@ impl RockchipRom {
     }
 
     fn rockusb_command(&mut self, cbw: &[u8]) -> Result<(), DeviceError> {
+        if self.download.is_some() {
+            return self.download_data(cbw);
+        }
         if cbw.len() != 31 || &cbw[0..4] != b"USBC" {
             self.refusals.push(format!("rockusb: {}-byte bulk OUT is not a CBW", cbw.len()));
             return Err(DeviceError::Stall);
@@ -525,15 +641,64 @@ impl RockchipRom {
         let opcode = cbw[15];
         let code: Vec<u8> = self.chip.code.bytes().rev().collect();
         let polls = self.commands.iter().filter(|&&c| c == 0x00).count();
+        // CDB (from CBW byte 15): [0] opcode, [1] subcode, [2..6] BE32
+        // LBA, [7..9] BE16 sector count.
+        let lba = u64::from(u32::from_be_bytes([cbw[17], cbw[18], cbw[19], cbw[20]]));
+        let count = u64::from(u16::from_be_bytes([cbw[22], cbw[23]]));
+        let sectors = self.emmc.size() / SECTOR;
+        let on_medium = count > 0 && lba + count <= sectors;
+        let mut residue: Option<u32> = None;
         let (data, status): (Vec<u8>, u8) = match opcode {
             0x00 if self.fault == RockchipFault::NotReady && polls < NOT_READY_POLLS => (vec![], 1),
-            0x00 => (vec![], 0),
+            0x00 => {
+                residue = Some(if cbw[16] == 0xf7 { TUR_RESIDUE_BIG } else { TUR_RESIDUE });
+                (vec![], 0)
+            }
             0x01 => (b"EMMC ".to_vec(), 0),
             0x1a => {
-                let mut d = (30_535_680u32).to_le_bytes().to_vec(); // a 16 GB eMMC
+                let mut d = (sectors.min(u64::from(u32::MAX)) as u32).to_le_bytes().to_vec();
                 d.extend_from_slice(&1024u16.to_le_bytes());
-                d.extend_from_slice(&[4, 0, 0, 0, 1]);
+                // page size 4, ECC bits 0, access time 40, manufacturer 0, CS mask 1
+                d.extend_from_slice(&[4, 0, 40, 0, 1]);
                 (d, 0)
+            }
+            0x14 if on_medium => {
+                let d = self.emmc.read(lba * SECTOR, (count * SECTOR) as usize).expect("range checked");
+                self.sectors_read += count;
+                (d, 0)
+            }
+            0x14 => {
+                self.refusals.push(format!("READ LBA: {count} sectors at {lba} (the eMMC has {sectors})"));
+                (vec![], 1)
+            }
+            0x15 if count == 0 => {
+                self.refusals.push("WRITE LBA of 0 sectors".into());
+                (vec![], 1)
+            }
+            0x15 => {
+                // The data phase comes next; the CSW after it.
+                self.commands.push(opcode);
+                self.download = Some(Download {
+                    tag,
+                    lba,
+                    left: (count * SECTOR) as usize,
+                    bytes: Vec::new(),
+                    fits: on_medium,
+                });
+                return Ok(());
+            }
+            0x25 if on_medium => {
+                self.emmc.erase(lba * SECTOR, count * SECTOR).expect("range checked");
+                self.sectors_erased += count;
+                (vec![], 0)
+            }
+            0x25 => {
+                self.refusals.push(format!("ERASE LBA: {count} sectors at {lba} (the eMMC has {sectors})"));
+                (vec![], 1)
+            }
+            0xff => {
+                self.reset_after_csw = Some(cbw[16]);
+                (vec![], 0)
             }
             0x1b => {
                 let mut d = code;
@@ -551,21 +716,69 @@ impl RockchipRom {
         if self.fault == RockchipFault::BadCsw {
             tag[0] ^= 0xff;
         }
-        let mut csw = b"USBS".to_vec();
-        csw.extend_from_slice(&tag);
-        csw.extend_from_slice(&((want - sent) as u32).to_le_bytes());
-        csw.push(status);
-        self.pending_in.push_back(csw);
+        let residue = residue.unwrap_or(want.saturating_sub(sent) as u32);
+        self.push_csw(tag, residue, status);
         if self.fault == RockchipFault::LateCsw && self.commands.len() == 1 {
             self.hold_in = true;
         }
+        Ok(())
+    }
+
+    fn push_csw(&mut self, tag: [u8; 4], residue: u32, status: u8) {
+        let mut csw = b"USBS".to_vec();
+        csw.extend_from_slice(&tag);
+        csw.extend_from_slice(&residue.to_le_bytes());
+        csw.push(status);
+        self.pending_in.push_back(csw);
+    }
+
+    /// A bulk OUT in the data phase of a WRITE LBA (`rx_handler_dl_image`):
+    /// the sectors go to the eMMC once all `count × 512` bytes are in, then
+    /// the CSW.
+    fn download_data(&mut self, data: &[u8]) -> Result<(), DeviceError> {
+        let mut d = self.download.take().expect("a download runs");
+        if data.len() > d.left {
+            self.refusals.push(format!(
+                "WRITE LBA at sector {}: {} bytes in a data phase that has {} left",
+                d.lba,
+                data.len(),
+                d.left
+            ));
+            return Err(DeviceError::Stall);
+        }
+        d.bytes.extend_from_slice(data);
+        d.left -= data.len();
+        if d.left > 0 {
+            self.download = Some(d);
+            return Ok(());
+        }
+        let sectors = d.bytes.len() as u64 / SECTOR;
+        let status = if !d.fits {
+            self.refusals.push(format!(
+                "WRITE LBA: {sectors} sectors at {} (the eMMC has {})",
+                d.lba,
+                self.emmc.size() / SECTOR
+            ));
+            1
+        } else if self.fault == RockchipFault::WriteFails {
+            self.refusals.push(format!("WRITE LBA at sector {}: failed (fault write-fails)", d.lba));
+            1
+        } else {
+            if self.fault == RockchipFault::Corrupts {
+                d.bytes[0] ^= 0x01;
+            }
+            self.emmc.write(d.lba * SECTOR, &d.bytes).expect("range checked");
+            self.sectors_written += sectors;
+            0
+        };
+        self.push_csw(d.tag, 0, status);
         Ok(())
     }
 }
 
 impl UsbDevice for RockchipRom {
     fn info(&self) -> Option<UsbInfo> {
-        if matches!(self.state, State::Detached(_) | State::Gone | State::Payload) {
+        if matches!(self.state, State::Detached(_) | State::Gone | State::Payload | State::Resetting(_)) {
             return None;
         }
         Some(UsbInfo {
@@ -597,7 +810,9 @@ impl UsbDevice for RockchipRom {
     fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<(), DeviceError> {
         match self.state {
             State::Hung => return Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone | State::Payload => return Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload | State::Resetting(_) => {
+                return Err(DeviceError::Disconnected);
+            }
             State::Usbplug => {
                 self.refusals.push("control request to the usbplug (it is not the maskrom)".into());
                 return Err(DeviceError::Stall);
@@ -672,7 +887,9 @@ impl UsbDevice for RockchipRom {
         match self.state {
             State::Usbplug if ep == 0x01 => self.rockusb_command(data),
             State::Hung => Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone | State::Payload => Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload | State::Resetting(_) => {
+                Err(DeviceError::Disconnected)
+            }
             // Bulk commands fail in pure maskrom (fact sheet §6).
             _ => Err(DeviceError::Stall),
         }
@@ -689,15 +906,33 @@ impl UsbDevice for RockchipRom {
                     let rest = d.split_off(max_len);
                     self.pending_in.push_front(rest);
                 }
+                // `compl_do_reset` runs once RESET's CSW has gone out.
+                if self.pending_in.is_empty()
+                    && let Some(flag) = self.reset_after_csw.take()
+                {
+                    self.resets.push(flag);
+                    self.state = if flag == 3 { State::Resetting(DETACH_TICKS) } else { State::Gone };
+                }
                 Ok(d)
             }
             State::Hung => Err(DeviceError::NoAnswer),
-            State::Detached(_) | State::Gone | State::Payload => Err(DeviceError::Disconnected),
+            State::Detached(_) | State::Gone | State::Payload | State::Resetting(_) => {
+                Err(DeviceError::Disconnected)
+            }
             _ => Err(DeviceError::Stall),
         }
     }
 
     fn tick(&mut self) {
+        if let State::Resetting(n) = self.state {
+            if n <= 1 {
+                self.state = State::Maskrom;
+                self.address = self.address.wrapping_add(1).max(1);
+                self.current = None;
+            } else {
+                self.state = State::Resetting(n - 1);
+            }
+        }
         if let State::Detached(n) = self.state {
             if n <= 1 {
                 self.state = State::Usbplug;
@@ -713,7 +948,7 @@ impl UsbDevice for RockchipRom {
 mod tests {
     use super::*;
     use crate::usb::SimUsbBus;
-    use racklet_link::{LinkError, UsbBus};
+    use racklet_link::{LinkError, UsbBus, UsbLink};
     use std::time::Duration;
 
     const T: Duration = Duration::from_millis(50);
@@ -852,5 +1087,114 @@ mod tests {
         let rom = rom.lock().unwrap();
         let v = rom.verdict();
         assert!(v.started() && v.text().contains("usbplug started"), "{v:?}");
+    }
+
+    /// A CBW as the fact sheet lays it out (§3.2): LE data length, flags,
+    /// CDB length 10, opcode, subcode, BE32 LBA, BE16 count.
+    fn lba_cbw(tag: u8, opcode: u8, sub: u8, lba: u32, count: u16, data_len: u32, dir_in: bool) -> [u8; 31] {
+        let mut c = [0u8; 31];
+        c[..4].copy_from_slice(b"USBC");
+        c[4] = tag;
+        c[8..12].copy_from_slice(&data_len.to_le_bytes());
+        c[12] = if dir_in { 0x80 } else { 0 };
+        c[14] = 10;
+        c[15] = opcode;
+        c[16] = sub;
+        c[17..21].copy_from_slice(&lba.to_be_bytes());
+        c[22..24].copy_from_slice(&count.to_be_bytes());
+        c
+    }
+
+    fn csw_status(link: &mut dyn UsbLink, tag: u8) -> (u32, u8) {
+        let csw = link.bulk_in(0x81, 512, T).unwrap();
+        assert_eq!((csw.len(), &csw[..4], csw[4]), (13, &b"USBS"[..], tag), "{csw:02x?}");
+        (u32::from_le_bytes([csw[8], csw[9], csw[10], csw[11]]), csw[12])
+    }
+
+    #[test]
+    fn the_usbplug_reads_writes_and_erases_its_emmc_as_f_rockusb_does() {
+        let bus = SimUsbBus::new();
+        let rom =
+            bus.attach(RockchipRom::new(chip_model("rk3568").unwrap(), "1-4", RockchipFault::AlreadyLoader));
+        let dev = bus.devices().unwrap().remove(0);
+        let mut l = bus.open(&dev).unwrap();
+        // TEST UNIT READY: the fork's transfer-size hint in the residue.
+        l.bulk_out(1, &lba_cbw(1, 0x00, 0, 0, 0, 0, true), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 1), (0x0600_0000, 0));
+        // ... the big-buffer one when asked with subcode 0xF7.
+        l.bulk_out(1, &lba_cbw(1, 0x00, 0xf7, 0, 0, 0, true), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 1), (0x0a00_0000, 0));
+        // READ FLASH INFO: 8 GiB in 512-byte sectors, block 1024, page 4.
+        let mut c = lba_cbw(2, 0x1a, 0, 0, 0, 11, true);
+        c[14] = 6;
+        l.bulk_out(1, &c, T).unwrap();
+        let info = l.bulk_in(0x81, 512, T).unwrap();
+        assert_eq!(info, [0, 0, 0, 0x01, 0x00, 0x04, 4, 0, 40, 0, 1], "16,777,216 sectors");
+        assert_eq!(csw_status(&mut *l, 2), (0, 0));
+        // WRITE LBA: 3 sectors at LBA 0x40, the data phase in two bulk OUTs.
+        let data: Vec<u8> = (0..3 * 512).map(|i| (i % 251) as u8).collect();
+        l.bulk_out(1, &lba_cbw(3, 0x15, 0, 0x40, 3, 3 * 512, false), T).unwrap();
+        l.bulk_out(1, &data[..1000], T).unwrap();
+        l.bulk_out(1, &data[1000..], T).unwrap();
+        assert_eq!(csw_status(&mut *l, 3), (0, 0));
+        assert_eq!(rom.lock().unwrap().emmc().read(0x40 * 512, 3 * 512).unwrap(), data);
+        // READ LBA gives them back.
+        l.bulk_out(1, &lba_cbw(4, 0x14, 0, 0x41, 2, 2 * 512, true), T).unwrap();
+        assert_eq!(l.bulk_in(0x81, 2 * 512, T).unwrap(), data[512..]);
+        assert_eq!(csw_status(&mut *l, 4), (0, 0));
+        // ERASE LBA: the sector reads as erased eMMC (zeros).
+        l.bulk_out(1, &lba_cbw(5, 0x25, 0, 0x41, 1, 0, false), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 5), (0, 0));
+        assert_eq!(rom.lock().unwrap().emmc().read(0x41 * 512, 512).unwrap(), vec![0; 512]);
+        // Past the end, or no sectors: CSW status 1, nothing touched.
+        let last = (EMMC_SIZE / 512) as u32;
+        l.bulk_out(1, &lba_cbw(6, 0x14, 0, last, 1, 512, true), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 6).1, 1);
+        l.bulk_out(1, &lba_cbw(7, 0x25, 0, last - 1, 2, 0, false), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 7).1, 1);
+        l.bulk_out(1, &lba_cbw(8, 0x15, 0, 0, 0, 0, false), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 8).1, 1);
+        // RESET with flag 3 (maskrom): the CSW, then off the bus and back as the maskrom.
+        l.bulk_out(1, &lba_cbw(9, 0xff, 3, 0, 0, 0, false), T).unwrap();
+        assert_eq!(csw_status(&mut *l, 9), (0, 0));
+        assert!(bus.devices().unwrap().is_empty());
+        let mut back = Vec::new();
+        for _ in 0..DETACH_TICKS {
+            back = bus.devices().unwrap();
+        }
+        assert_eq!(back.len(), 1);
+        let mut m = bus.open(&back[0]).unwrap();
+        m.control_out(out(0x471), &[0x00, 0x01, 0x0d, 0x2e], T).unwrap();
+        let rom = rom.lock().unwrap();
+        assert_eq!(rom.resets, [3]);
+        assert_eq!((rom.sectors_written, rom.sectors_read, rom.sectors_erased), (3, 2, 1));
+        assert_eq!(rom.refusals.len(), 3, "{:?}", rom.refusals);
+    }
+
+    #[test]
+    fn the_emmc_is_sparse_and_can_live_in_a_file() {
+        let rom = RockchipRom::new(chip_model("rk3568").unwrap(), "1-1", RockchipFault::None);
+        assert_eq!(rom.emmc.size(), EMMC_SIZE);
+        assert_eq!(rom.emmc.resident(), 0);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("emmc.img");
+        let scenario = Scenario { storage: Some(p.clone()), ..Scenario::at("1-1") };
+        let mut rom = RockchipRom::for_soc("rk3568", &scenario).unwrap();
+        rom.emmc().write(512, b"EFI PART").unwrap();
+        let rom = RockchipRom::for_soc("rk3568", &scenario).unwrap();
+        assert_eq!(rom.emmc.read(512, 8).unwrap(), b"EFI PART");
+    }
+
+    #[test]
+    fn a_write_lba_left_short_is_not_a_finished_run() {
+        let bus = SimUsbBus::new();
+        let rom =
+            bus.attach(RockchipRom::new(chip_model("rk3568").unwrap(), "1-4", RockchipFault::AlreadyLoader));
+        let dev = bus.devices().unwrap().remove(0);
+        let mut l = bus.open(&dev).unwrap();
+        l.bulk_out(1, &lba_cbw(1, 0x15, 0, 0, 2, 1024, false), T).unwrap();
+        l.bulk_out(1, &[0u8; 512], T).unwrap();
+        let v = rom.lock().unwrap().verdict();
+        assert!(!v.started() && v.text().contains("left 512 bytes short"), "{v:?}");
     }
 }

@@ -163,17 +163,44 @@ impl Medium {
         self.check(offset, len)?;
         let mut at = offset;
         let end = offset + len;
+        if let Store::File(f) = &self.store {
+            // Erased to its end (`erase --whole`): cut and regrow the file, a
+            // sparse run of zeros, rather than writing gigabytes of them.
+            if end == self.size {
+                f.set_len(offset)
+                    .and_then(|()| f.set_len(self.size))
+                    .expect("resizing the medium's own file");
+                return Ok(());
+            }
+            // Elsewhere zeros go only where something else is (a sparse
+            // file's holes read fast; the compare is a memcmp).
+            const PIECE: usize = 1 << 20;
+            let zeros = vec![0u8; PIECE];
+            let mut buf = vec![0u8; PIECE];
+            while at < end {
+                let n = (end - at).min(PIECE as u64) as usize;
+                read_exact_at(f, &mut buf[..n], at).expect("reading the medium's own file");
+                if buf[..n] != zeros[..n] {
+                    write_all_at(f, &zeros[..n], at).expect("writing the medium's own file");
+                }
+                at += n as u64;
+            }
+            return Ok(());
+        }
         while at < end {
-            let n = (end - at).min(CHUNK);
-            let fill = vec![self.erased; n as usize];
-            // Whole untouched chunks in memory stay unallocated.
+            // Up to the next chunk edge, so whole chunks are seen whole.
+            let n = (end - at).min(CHUNK - at % CHUNK);
+            // Whole chunks in memory are dropped: they read as erased.
             if let Store::Memory(chunks) = &mut self.store
-                && at.is_multiple_of(CHUNK)
                 && n == CHUNK
             {
                 chunks.remove(&at);
+            } else if let Store::Memory(chunks) = &self.store
+                && !chunks.contains_key(&(at / CHUNK * CHUNK))
+            {
+                // Never written: already erased.
             } else {
-                self.write(at, &fill)?;
+                self.write(at, &vec![self.erased; n as usize])?;
             }
             at += n;
         }
@@ -255,6 +282,11 @@ mod tests {
         }
         let m = Medium::in_file(&p, 1 << 30).unwrap();
         assert_eq!(m.read(512 * 64, 7).unwrap(), b"racklet");
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 30);
+        // Erased to its end: zeros, and the file keeps its size.
+        let mut m = Medium::in_file(&p, 1 << 30).unwrap();
+        m.erase(512 * 64 + 3, (1 << 30) - 512 * 64 - 3).unwrap();
+        assert_eq!(m.read(512 * 64, 7).unwrap(), b"rac\0\0\0\0");
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 30);
         let e = Medium::in_file(&p, 1 << 20).unwrap_err();
         assert!(e.to_string().contains("emmc.img") && e.to_string().contains("holds"), "{e}");

@@ -21,6 +21,7 @@ pub mod maskrom;
 pub mod plan;
 pub mod report;
 pub mod rockusb;
+pub mod storage;
 
 use std::time::Duration;
 

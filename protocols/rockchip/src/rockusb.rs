@@ -15,6 +15,25 @@ pub const OP_READ_FLASH_ID: u8 = 0x01;
 pub const OP_READ_FLASH_INFO: u8 = 0x1a;
 pub const OP_READ_CHIP_INFO: u8 = 0x1b;
 pub const OP_READ_CAPABILITY: u8 = 0xaa;
+pub const OP_READ_LBA: u8 = 0x14;
+pub const OP_WRITE_LBA: u8 = 0x15;
+pub const OP_ERASE_LBA: u8 = 0x25;
+pub const OP_DEVICE_RESET: u8 = 0xff;
+
+/// The sector every LBA command counts in.
+pub const SECTOR: u64 = 512;
+/// The most sectors one LBA command can carry: its count is a BE16.
+pub const MAX_SECTORS: u16 = u16::MAX;
+/// Sectors per command when the loader gives no hint: rkdeveloptool's
+/// `DEFAULT_RW_LBA` (main.cpp), 64 KiB.
+pub const DEFAULT_SECTORS: u16 = 128;
+
+/// TEST UNIT READY subcode asking for the big-buffer hint.
+pub const TUR_BIG_BUFFER: u8 = 0xf7;
+
+/// RESET subcodes (rkdeveloptool RKComm.h `RESET_SUBCODE`).
+pub const RESET_NORMAL: u8 = 0;
+pub const RESET_MASKROM: u8 = 3;
 
 const CBW_SIGNATURE: &[u8; 4] = b"USBC";
 const CSW_SIGNATURE: &[u8; 4] = b"USBS";
@@ -33,6 +52,39 @@ pub enum Readiness {
     /// CSW status 1: a loader runs but is not ready yet (rkdeveloptool's
     /// ERR_DEVICE_UNREADY, RKComm.cpp:686); poll again.
     NotReady,
+}
+
+/// A 31-byte CBW of an LBA command (CDB length 10): subcode, BE32 LBA at
+/// CDB[2..6], BE16 sector count at CDB[7..9].
+pub fn lba_cbw(
+    tag: u32,
+    data_len: u32,
+    dir_in: bool,
+    opcode: u8,
+    subcode: u8,
+    lba: u32,
+    count: u16,
+) -> [u8; 31] {
+    let mut c = cbw(tag, data_len, dir_in, 10, opcode);
+    c[16] = subcode;
+    c[17..21].copy_from_slice(&lba.to_be_bytes());
+    c[22..24].copy_from_slice(&count.to_be_bytes());
+    c
+}
+
+/// Sectors per LBA command from TEST UNIT READY's residue: Rockchip's
+/// loaders put a transfer-size hint in its top byte, `(1 << k) × 4096`
+/// bytes (fact sheet §3.3; the fork's `rkusb_do_test_unit_ready` says
+/// `0x06 << 24`, 256 KiB). No plausible hint (mainline U-Boot echoes the
+/// CBW's length, 0): [`DEFAULT_SECTORS`].
+pub fn sectors_from_hint(residue: u32) -> u16 {
+    let k = residue >> 24;
+    if (1..=10).contains(&k) && residue & 0x00ff_ffff == 0 {
+        let bytes = (1u64 << k) * 4096;
+        (bytes / SECTOR).min(u64::from(MAX_SECTORS)) as u16
+    } else {
+        DEFAULT_SECTORS
+    }
 }
 
 /// Builds a 31-byte CBW. `cdb` is opcode, subcode, BE32 address, reserved,
@@ -122,6 +174,118 @@ impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
             0 => Ok(data),
             status => Err(RockchipError::CommandFailed { op, status }),
         })
+    }
+
+    fn next_tag(&mut self) -> u32 {
+        self.tag = self.tag.wrapping_add(1);
+        self.tag
+    }
+
+    /// READ LBA: `count` sectors from `lba`.
+    pub fn read_lba(&mut self, lba: u32, count: u16) -> Result<Vec<u8>, RockchipError> {
+        let op = "READ LBA";
+        let tag = self.next_tag();
+        let len = u32::from(count) * SECTOR as u32;
+        let c = lba_cbw(tag, len, true, OP_READ_LBA, 0, lba, count);
+        match self.transact(op, tag, &c, len, None)? {
+            (data, 0, _) if data.len() == len as usize => Ok(data),
+            (data, 0, _) => Err(RockchipError::BadCsw {
+                op,
+                why: format!("{} data bytes for {count} sectors at LBA {lba}", data.len()),
+            }),
+            (_, status, _) => Err(RockchipError::CommandFailed { op, status }),
+        }
+    }
+
+    /// WRITE LBA: `data` (whole sectors) at `lba`.
+    pub fn write_lba(&mut self, lba: u32, data: &[u8]) -> Result<(), RockchipError> {
+        let op = "WRITE LBA";
+        let count = (data.len() as u64 / SECTOR) as u16;
+        debug_assert!(data.len() as u64 == u64::from(count) * SECTOR && count > 0);
+        let tag = self.next_tag();
+        let c = lba_cbw(tag, data.len() as u32, false, OP_WRITE_LBA, 0, lba, count);
+        match self.transact(op, tag, &c, 0, Some(data))? {
+            (_, 0, _) => Ok(()),
+            (_, status, _) => Err(RockchipError::CommandFailed { op, status }),
+        }
+    }
+
+    /// ERASE LBA: `count` sectors from `lba`.
+    pub fn erase_lba(&mut self, lba: u32, count: u16) -> Result<(), RockchipError> {
+        let op = "ERASE LBA";
+        let tag = self.next_tag();
+        let c = lba_cbw(tag, 0, false, OP_ERASE_LBA, 0, lba, count);
+        match self.transact(op, tag, &c, 0, None)? {
+            (_, 0, _) => Ok(()),
+            (_, status, _) => Err(RockchipError::CommandFailed { op, status }),
+        }
+    }
+
+    /// DEVICE RESET with `subcode` ([`RESET_NORMAL`], [`RESET_MASKROM`]):
+    /// the loader answers its CSW, then resets.
+    pub fn reset(&mut self, subcode: u8) -> Result<(), RockchipError> {
+        let op = "DEVICE RESET";
+        let tag = self.next_tag();
+        let mut c = cbw(tag, 0, false, 6, OP_DEVICE_RESET);
+        c[16] = subcode;
+        match self.transact(op, tag, &c, 0, None)? {
+            (_, 0, _) => Ok(()),
+            (_, status, _) => Err(RockchipError::CommandFailed { op, status }),
+        }
+    }
+
+    /// TEST UNIT READY with subcode 0xF7 (asking for the big-buffer
+    /// transfer-size hint, fact sheet §3.3) and its CSW residue (the hint,
+    /// [`sectors_from_hint`]). 0xF7 is none of the legacy subcodes
+    /// (FE/FD/FB/F9 erase or format); mainline U-Boot ignores the subcode.
+    pub fn test_unit_ready_hint(&mut self) -> Result<(Readiness, u32), RockchipError> {
+        let op = "TEST UNIT READY";
+        let tag = self.next_tag();
+        let mut c = cbw(tag, 0, true, 6, OP_TEST_UNIT_READY);
+        c[16] = TUR_BIG_BUFFER;
+        match self.transact(op, tag, &c, 0, None)? {
+            (_, 0, residue) => Ok((Readiness::Ready, residue)),
+            (_, 1, residue) => Ok((Readiness::NotReady, residue)),
+            (_, status, _) => Err(RockchipError::CommandFailed { op, status }),
+        }
+    }
+
+    /// CBW out, an OUT data phase (`out`) or an IN one of `data_len`
+    /// bytes, CSW in: the data, the CSW's status and residue. A device
+    /// that fails an IN command may skip its data phase and send the CSW.
+    fn transact(
+        &mut self,
+        op: &'static str,
+        tag: u32,
+        c: &[u8; 31],
+        data_len: u32,
+        out: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, u8, u32), RockchipError> {
+        let t = self.timeout;
+        self.link.bulk_out(self.ep_out, c, t).map_err(|source| RockchipError::Usb { op, source })?;
+        if let Some(d) = out {
+            self.link.bulk_out(self.ep_out, d, t).map_err(|source| RockchipError::Usb { op, source })?;
+        }
+        let mut data: Vec<u8> = Vec::new();
+        while data.len() < data_len as usize {
+            let want = (data_len as usize - data.len()).div_ceil(512) * 512;
+            let d = self.read_in(op, want, false, tag, 0)?;
+            if data.is_empty() && d.len() == 13 && d.starts_with(CSW_SIGNATURE) {
+                let status = check_csw(op, tag, &d)?;
+                if status != 0 {
+                    return Ok((Vec::new(), status, csw_residue(&d)));
+                }
+                return Err(RockchipError::BadCsw { op, why: "no data phase".into() });
+            }
+            if d.is_empty() {
+                return Err(RockchipError::BadCsw { op, why: "an empty data packet".into() });
+            }
+            data.extend_from_slice(&d);
+        }
+        data.truncate(data_len as usize);
+        let csw = self.read_in(op, 512, false, tag, 0)?;
+        let status = check_csw(op, tag, &csw)?;
+        Ok((data, status, csw_residue(&csw)))
     }
 
     /// One command, its data and CSW status. A CSW with another command's
@@ -270,6 +434,10 @@ fn check_csw(op: &'static str, tag: u32, csw: &[u8]) -> Result<u8, RockchipError
         return Err(RockchipError::BadCsw { op, why: format!("tag 0x{got:08x}, sent 0x{tag:08x}") });
     }
     Ok(csw[12])
+}
+
+fn csw_residue(csw: &[u8]) -> u32 {
+    u32::from_le_bytes([csw[8], csw[9], csw[10], csw[11]])
 }
 
 /// The tag of a well-formed CSW that answers another command.

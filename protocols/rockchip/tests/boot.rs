@@ -65,7 +65,7 @@ fn a_loader_runs_and_the_usbplug_is_followed_to_its_new_address() {
         "rockusb: the usbplug answers at USB port 1-1",
         "chip info: 3568\n",
         "flash id: EMMC",
-        "flash: 30535680 sectors (14.6 GiB), block 1024 sectors",
+        "flash: 16777216 sectors (8.0 GiB), block 1024 sectors",
     ] {
         assert!(f.contains(s), "no {s:?} in\n{f}");
     }

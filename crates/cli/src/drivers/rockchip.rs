@@ -11,7 +11,8 @@ use racklet_sim::models::Scenario;
 use racklet_sim::rom::Verdict;
 use racklet_sim::serve::rockchip::{self as server, Event};
 
-use super::{Driver, Job};
+use super::{Driver, Job, StorageJob};
+use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{classify, fail};
@@ -129,4 +130,131 @@ impl Driver for Rockchip {
             e => classify(e),
         })
     }
+
+    fn storage_verbs(&self) -> &'static [&'static str] {
+        &["write", "read", "erase", "reset", "partitions"]
+    }
+
+    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
+        let Some(image) = a.image.clone() else {
+            return Err(crate::error::bad_input(format!(
+                "give the image to write: `racklet-flash write {} IMAGE [--at LBA | --partition NAME] --loader LOADER.bin`",
+                job.board.name
+            )));
+        };
+        if a.reboot || a.no_reboot || a.sparse_limit.is_some() {
+            return Err(crate::error::bad_input(
+                "--reboot, --no-reboot and --sparse-limit are not for Rockchip boards: `racklet-flash reset` resets"
+                    .to_string(),
+            ));
+        }
+        let verb = racklet_rockchip::storage::Verb::Write {
+            image,
+            at: a.place.at,
+            partition: one_partition(&a.place.partition)?,
+            verify: !a.no_verify,
+        };
+        storage(job, &a.place.medium, &verb, None)
+    }
+
+    fn read(&self, job: &mut StorageJob, a: &ReadArgs) -> Result<Outcome> {
+        let verb = racklet_rockchip::storage::Verb::Read {
+            at: a.place.at,
+            size: a.size,
+            partition: one_partition(&a.place.partition)?,
+        };
+        storage(job, &a.place.medium, &verb, Some(&a.output))
+    }
+
+    fn erase(&self, job: &mut StorageJob, a: &EraseArgs) -> Result<Outcome> {
+        let verb = racklet_rockchip::storage::Verb::Erase {
+            at: a.place.at,
+            size: a.size,
+            partition: one_partition(&a.place.partition)?,
+            whole: a.whole,
+        };
+        storage(job, &a.place.medium, &verb, None)
+    }
+
+    fn reset(&self, job: &mut StorageJob, a: &ResetArgs) -> Result<Outcome> {
+        storage(job, &None, &racklet_rockchip::storage::Verb::Reset { maskrom: a.maskrom }, None)
+    }
+
+    fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
+        if a.place.at.is_some() || !a.place.partition.is_empty() {
+            return Err(crate::error::bad_input(
+                "partitions lists the whole GPT: drop --at/--partition".to_string(),
+            ));
+        }
+        storage(job, &a.place.medium, &racklet_rockchip::storage::Verb::Partitions, None)
+    }
+}
+
+/// `--partition NAME`: one, without `=FILE` (that is fastboot's).
+fn one_partition(given: &[String]) -> Result<Option<String>> {
+    match given {
+        [] => Ok(None),
+        [p] if !p.contains('=') => Ok(Some(p.clone())),
+        _ => Err(crate::error::bad_input(
+            "--partition: give one partition NAME; the usbplug writes one image per run".to_string(),
+        )),
+    }
+}
+
+/// The bring-up: `--loader RKBOOT` when given (the usbplug answering
+/// already needs none).
+fn bring_up(t: &StorageTarget) -> Result<Option<racklet_rockchip::Inputs>> {
+    if !t.bring_up.then.is_empty() || t.bring_up.loader_address.is_some() {
+        return Err(crate::error::bad_input(
+            "--then and --loader-address are not for Rockchip boards: --loader takes an RKBOOT loader (rkbin's boot_merger output)"
+                .to_string(),
+        ));
+    }
+    Ok(t.bring_up.loader.as_ref().map(|l| racklet_rockchip::Inputs {
+        bin: Some(l.clone()),
+        force: t.connect.force,
+        ..Default::default()
+    }))
+}
+
+/// Plans and runs one storage verb.
+fn storage(
+    job: &mut StorageJob,
+    medium: &Option<String>,
+    verb: &racklet_rockchip::storage::Verb,
+    output: Option<&std::path::Path>,
+) -> Result<Outcome> {
+    if let Some(m) = medium
+        && !m.eq_ignore_ascii_case("emmc")
+    {
+        return Err(crate::error::bad_input(format!(
+            "--medium {m}: the usbplug writes the storage it booted with; only emmc is known here"
+        )));
+    }
+    let t = job.target;
+    let target = job.board.target();
+    let inputs = bring_up(t)?;
+    let plan = racklet_rockchip::storage::plan(inputs.as_ref(), verb, &target).map_err(classify)?;
+    let opts = racklet_rockchip::Options { force: t.connect.force, ..Default::default() };
+    // What `read` brings goes to a temporary file beside the target, put in
+    // place only once every sector came.
+    let mut file = match output {
+        Some(p) if p.as_os_str() != "-" => Some(racklet_image::output::SafeFile::create(p, t.connect.force)?),
+        _ => None,
+    };
+    let stdout = output.is_some_and(|p| p.as_os_str() == "-");
+    let mut sink = |b: &[u8]| -> std::io::Result<()> {
+        use std::io::Write;
+        match &mut file {
+            Some(f) => f.file().write_all(b),
+            None if stdout => std::io::stdout().lock().write_all(b),
+            None => Ok(()),
+        }
+    };
+    let report =
+        racklet_rockchip::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
+    if let Some(f) = file {
+        f.commit()?;
+    }
+    Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }
