@@ -229,25 +229,11 @@ fn storage(
             .unwrap_or(racklet_link::connect::STAGE_TIMEOUT)
             .max(racklet_canaan::boot::NEXT_STAGE_WAIT),
     };
-    // What `read` brings goes to a temporary file beside the target, renamed
-    // over it only when the device said READ DONE.
-    let mut file = match output {
-        Some(p) if p.as_os_str() != "-" => Some(racklet_image::output::SafeFile::create(p, t.connect.force)?),
-        _ => None,
-    };
-    let stdout = output.is_some_and(|p| p.as_os_str() == "-");
-    let mut sink = |b: &[u8]| -> std::io::Result<()> {
-        use std::io::Write;
-        match &mut file {
-            Some(f) => f.file().write_all(b),
-            None if stdout => std::io::stdout().lock().write_all(b),
-            None => Ok(()),
-        }
-    };
+    // Put in place only when the device confirmed the whole read.
+    let mut read = super::ReadSink::new(output, t.connect.force)?;
+    let mut sink = |b: &[u8]| read.write(b);
     let report =
         racklet_canaan::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
-    if let Some(f) = file {
-        f.commit()?;
-    }
+    read.commit()?;
     Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }

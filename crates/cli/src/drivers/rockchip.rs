@@ -236,25 +236,11 @@ fn storage(
     let inputs = bring_up(t)?;
     let plan = racklet_rockchip::storage::plan(inputs.as_ref(), verb, &target).map_err(classify)?;
     let opts = racklet_rockchip::Options { force: t.connect.force, ..Default::default() };
-    // What `read` brings goes to a temporary file beside the target, put in
-    // place only once every sector came.
-    let mut file = match output {
-        Some(p) if p.as_os_str() != "-" => Some(racklet_image::output::SafeFile::create(p, t.connect.force)?),
-        _ => None,
-    };
-    let stdout = output.is_some_and(|p| p.as_os_str() == "-");
-    let mut sink = |b: &[u8]| -> std::io::Result<()> {
-        use std::io::Write;
-        match &mut file {
-            Some(f) => f.file().write_all(b),
-            None if stdout => std::io::stdout().lock().write_all(b),
-            None => Ok(()),
-        }
-    };
+    // Put in place only when the device confirmed the whole read.
+    let mut read = super::ReadSink::new(output, t.connect.force)?;
+    let mut sink = |b: &[u8]| read.write(b);
     let report =
         racklet_rockchip::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
-    if let Some(f) = file {
-        f.commit()?;
-    }
+    read.commit()?;
     Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }
