@@ -47,6 +47,8 @@ use crate::usb::SimUsbBus;
 
 mod recovery;
 mod spl;
+#[cfg(test)]
+mod testwire;
 pub use recovery::{
     FLASH_SIZE, Flash, RecoveryReport, SPL_OFFSET, SPL_ROOM, UBOOT_OFFSET, UBOOT_ROOM, Update, blank_flash,
 };

@@ -228,46 +228,11 @@ impl<W: Wire> Rom<W> {
 mod tests {
     use std::collections::VecDeque;
     use std::sync::atomic::AtomicBool;
-    use std::sync::mpsc::{Receiver, Sender, channel};
+    use std::sync::mpsc::{Receiver, channel};
 
+    use super::super::testwire::{ChanWire, frame};
     use super::super::{RomConfig, RomReport, Rx};
     use super::*;
-    use crate::crc::crc16_xmodem;
-
-    /// A wire fed by the test.
-    struct ChanWire {
-        from_host: Receiver<Vec<u8>>,
-        pending: VecDeque<u8>,
-        to_host: Sender<Vec<u8>>,
-    }
-
-    impl Wire for ChanWire {
-        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
-            if self.pending.is_empty()
-                && let Ok(v) = self.from_host.recv_timeout(timeout)
-            {
-                self.pending.extend(v);
-            }
-            let n = buf.len().min(self.pending.len());
-            for (i, b) in self.pending.drain(..n).enumerate() {
-                buf[i] = b;
-            }
-            Ok(n)
-        }
-        fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-            let _ = self.to_host.send(data.to_vec());
-            Ok(())
-        }
-    }
-
-    fn frame(n: u8, data: &[u8]) -> Vec<u8> {
-        let mut d = data.to_vec();
-        d.resize(128, 0x1A);
-        let mut f = vec![SOH, n, 255 - n];
-        f.extend_from_slice(&d);
-        f.extend_from_slice(&crc16_xmodem(&d).to_be_bytes());
-        f
-    }
 
     /// Reads what the program printed until it contains `want`; keeps what
     /// came after it.

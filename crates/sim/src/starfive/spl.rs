@@ -432,44 +432,9 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use super::super::{Rom, RomConfig, RomReport, Rx, SplStage, Wire};
+    use super::super::testwire::{ChanWire, frame};
+    use super::super::{Rom, RomConfig, RomReport, Rx, SplStage};
     use super::parse_num;
-    use crate::crc::crc16_xmodem;
-
-    /// A wire fed by the test, one chunk at a time.
-    struct ChanWire {
-        from_host: Receiver<Vec<u8>>,
-        pending: VecDeque<u8>,
-        to_host: Sender<Vec<u8>>,
-    }
-
-    impl Wire for ChanWire {
-        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
-            if self.pending.is_empty()
-                && let Ok(v) = self.from_host.recv_timeout(timeout)
-            {
-                self.pending.extend(v);
-            }
-            let n = buf.len().min(self.pending.len());
-            for (i, b) in self.pending.drain(..n).enumerate() {
-                buf[i] = b;
-            }
-            Ok(n)
-        }
-        fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-            let _ = self.to_host.send(data.to_vec());
-            Ok(())
-        }
-    }
-
-    fn frame(n: u8, data: &[u8]) -> Vec<u8> {
-        let mut d = data.to_vec();
-        d.resize(128, 0x1A);
-        let mut f = vec![0x01, n, 255 - n];
-        f.extend_from_slice(&d);
-        f.extend_from_slice(&crc16_xmodem(&d).to_be_bytes());
-        f
-    }
 
     /// Reads what the SPL sent until `want` ends it.
     fn expect(from: &Receiver<Vec<u8>>, got: &mut Vec<u8>, want: &[u8]) {
