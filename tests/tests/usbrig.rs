@@ -277,6 +277,12 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     let mut itb: Vec<u8> = (0..300_001u32).map(|i| (i.wrapping_mul(40_503) >> 8) as u8).collect();
     itb[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
     std::fs::write(data.join("u-boot.itb"), itb).expect("u-boot.itb");
+    // Partition images for the storage steps: whole 4 KiB blocks, as
+    // filesystem images are (Debian's fastboot 29 cannot re-sparse others).
+    let img =
+        |n: usize, k: u32| -> Vec<u8> { (0..n as u32).map(|i| (i.wrapping_mul(k) >> 9) as u8).collect() };
+    std::fs::write(data.join("boot.ext4"), img(75 * 4096, 2_654_435_761)).expect("boot.ext4");
+    std::fs::write(data.join("root.ext4"), img(700 * 4096, 40_503)).expect("root.ext4");
     // For Debian's rkdeveloptool: an RK3568 RKBOOT loader (`db`) and 200
     // sectors to write and read back (`wl`, `rl`).
     std::fs::write(data.join("rk-loader.bin"), racklet_tests::rk3568_loader()).expect("rk-loader.bin");
@@ -499,6 +505,15 @@ fn usb_rig_in_a_qemu_guest() {
     rig.expect("fbk1-continue", 0);
     rig.expect("fbk1-uboot-wait", 0);
     assert!(rig.expect("fbk1-product", 0).contains("product: k1-x"));
+    // Storage: Debian's fastboot and racklet-flash flash vendor U-Boot's eMMC.
+    rig.expect("fbst-wait", 0);
+    assert!(rig.expect("fbst-fastboot-boot", 0).contains("Writing 'boot'"));
+    assert!(rig.expect("fbst-fastboot-root", 0).contains("Sending sparse 'root'"));
+    assert!(
+        rig.expect("fbst-racklet", 0)
+            .contains("partition root: root.ext4 (2867200 bytes) written as 3 sparse images")
+    );
+    assert!(rig.expect("fbst-verdict", 0).contains("VERDICT fbst ok vendor U-Boot wrote boot, root"));
     let v = rig.expect("fbk1-verdict", 0);
     assert!(v.contains("VERDICT fbk1 ok") && v.contains("fsbl started u-boot.itb (300001 bytes"), "{v}");
 

@@ -234,6 +234,18 @@ step rkd-rf-read 60 racklet-flash read rock-3a --at 64 --size 102400 -o /tmp/rk-
 step rkd-rf-cmp 20 cmp /data/rk-image.bin /tmp/rk-rf.bin
 gadget_stop rkd
 
+# Storage through vendor U-Boot's fastboot (a TH1520 already in it): Debian's
+# fastboot flashes boot as a raw image and re-sparses root within -S 1M;
+# racklet-flash then writes root again the same way. The virtual U-Boot's
+# verdict lists what it wrote.
+gadget_start fbst usb --model th1520-uboot --udc dummy_udc.1
+step fbst-wait 20 racklet-usbrig-probe wait 1234:8888 15
+P=$(port_of)
+step fbst-fastboot-boot 60 fastboot flash boot /data/boot.ext4
+step fbst-fastboot-root 60 fastboot -S 1M flash root /data/root.ext4
+step fbst-racklet 60 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --sparse-limit 1M --partition root=/data/root.ext4
+gadget_stop fbst
+
 # 7. The transcripts, each as a step the host checks (sha256) and replays.
 for f in /tmp/cap/*.jsonl; do
   n=$(basename "$f" .jsonl)

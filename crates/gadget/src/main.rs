@@ -91,6 +91,11 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
     match name {
         // Every SoC of the sim's registry: its own model, fault names and verdict.
         soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
+        // A fastboot board already in vendor U-Boot's fastboot, for the
+        // storage verbs (`k1-uboot`, `th1520-uboot`).
+        soc if soc.strip_suffix("-uboot").is_some_and(|s| ["k1", "th1520"].contains(&s)) => {
+            uboot_model(soc.trim_end_matches("-uboot"), fault)
+        }
         "loop" => {
             no_fault("loop")?;
             let d = Arc::new(Mutex::new(LoopDevice::default()));
@@ -121,6 +126,24 @@ fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdi
         Some(h) => format!("{e} ({h})"),
         None => e.to_string(),
     })?;
+    let dev = usb.attached().pop().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
+    Ok((
+        dev,
+        Box::new(move || match rom.verdict() {
+            RomVerdict::Started { summary } => Ok(summary),
+            RomVerdict::NotStarted { why } => Err(why),
+        }),
+    ))
+}
+
+/// Vendor U-Boot's fastboot with its eMMC, as `racklet-flash write` finds it.
+fn uboot_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
+    use racklet_sim::models::Scenario;
+    use racklet_sim::rom::Verdict as RomVerdict;
+    let usb = SimUsbBus::new();
+    let scenario = Scenario { fault: fault.map(str::to_string), ..Scenario::at("gadget") };
+    let mut rom =
+        racklet_sim::fastboot::attach_storage(soc, &scenario, false, &usb).map_err(|e| e.to_string())?;
     let dev = usb.attached().pop().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
     Ok((
         dev,
