@@ -349,6 +349,10 @@ pub fn parse_gpt(
         return Ok(Err(format!("{n} entries of {esize} bytes")));
     }
     let bytes = read_entries(at, n * esize)?;
+    // A device that returned less must not make the parser index past it.
+    if bytes.len() < n * esize {
+        return Ok(Err(format!("{} bytes of a {}-byte partition entry array", bytes.len(), n * esize)));
+    }
     if crc32(&bytes) != le32(header, 88) {
         return Ok(Err("partition entry array CRC32 mismatch".into()));
     }
