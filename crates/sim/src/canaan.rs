@@ -623,7 +623,8 @@ fn attach(
 }
 
 /// The K230 family in the registry.
-pub static MODEL: Model = Model { socs: &["k230", "k230d"], faults, attach };
+pub static MODEL: Model =
+    Model { socs: &["k230", "k230d"], faults, attach, serve: crate::serve::canaan::run };
 
 fn bulk(address: u8, mps: u16) -> EndpointInfo {
     EndpointInfo { address, kind: EndpointKind::Bulk, max_packet_size: mps }

@@ -1146,7 +1146,8 @@ pub fn attach_storage(
 }
 
 /// The SpacemiT K1 and T-Head TH1520 fastboot ROMs in the registry.
-pub static MODEL: Model = Model { socs: &["k1", "th1520"], faults, attach };
+pub static MODEL: Model =
+    Model { socs: &["k1", "th1520"], faults, attach, serve: crate::serve::fastboot::run };
 
 /// The largest command frame accepted over TCP (the current spec's 4096).
 const TCP_COMMAND_FRAME_MAX: u64 = 4096;

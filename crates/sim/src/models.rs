@@ -111,6 +111,8 @@ pub struct Model {
     pub faults: fn() -> Vec<(&'static str, &'static str)>,
     /// Puts a board of `soc` on the simulated buses.
     pub attach: AttachFn,
+    /// Serves a board of the family outside the process (`racklet-flash sim`).
+    pub serve: crate::serve::ServeFn,
 }
 
 /// Every model, one line each (kept so by rustfmt::skip, for merges).
@@ -137,4 +139,15 @@ pub fn attach(
 ) -> Result<Box<dyn VirtualRom>, SimError> {
     let m = model(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     (m.attach)(soc, scenario, usb, serial)
+}
+
+/// Serves the virtual ROM of `request.soc` outside the process (`racklet-flash
+/// sim`) until it is done or `stop` says so, telling `on` what happens.
+pub fn serve(
+    request: &crate::serve::Request,
+    stop: &(dyn Fn() -> bool + Sync),
+    on: crate::serve::Listener<'_>,
+) -> Result<(), crate::serve::ServeError> {
+    let m = model(&request.soc).ok_or_else(|| SimError::UnknownSoc { soc: request.soc.clone() })?;
+    (m.serve)(request, stop, on)
 }

@@ -204,7 +204,8 @@ const SOCS: [&str; CHIPS.len()] = {
 };
 
 /// The registry entry: every chip above, on USB.
-pub static MODEL: Model = Model { socs: &SOCS, faults: fault_list, attach };
+pub static MODEL: Model =
+    Model { socs: &SOCS, faults: fault_list, attach, serve: crate::serve::rockchip::run };
 
 fn fault_list() -> Vec<(&'static str, &'static str)> {
     RockchipFault::ALL.iter().map(|(name, _, what)| (*name, *what)).collect()

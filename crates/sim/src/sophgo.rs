@@ -1320,8 +1320,12 @@ impl Rom {
 }
 
 /// The Sophgo family in the registry ([`crate::models`]).
-pub static MODEL: Model =
-    Model { socs: &["cv1800b", "sg2000", "sg2002"], faults: fault_list, attach: attach_model };
+pub static MODEL: Model = Model {
+    socs: &["cv1800b", "sg2000", "sg2002"],
+    faults: fault_list,
+    attach: attach_model,
+    serve: crate::serve::sophgo::run,
+};
 
 fn fault_list() -> Vec<(&'static str, &'static str)> {
     SophgoFault::ALL.iter().map(|f| (f.0, f.2)).collect()

@@ -920,7 +920,7 @@ fn faults() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The JH7110 in the registry ([`crate::models::MODELS`]).
-pub static MODEL: Model = Model { socs: &["jh7110"], faults, attach };
+pub static MODEL: Model = Model { socs: &["jh7110"], faults, attach, serve: crate::serve::starfive::run };
 
 #[cfg(test)]
 mod tests {

@@ -1,21 +1,17 @@
 //! The canaan driver: the command line to `racklet_canaan`'s plan and boot,
 //! its report to an [`Outcome`].
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use racklet_canaan::{Inputs, Options, RomOptions};
 use racklet_image::{Description, Payload};
 use racklet_sim::models::{self, Scenario};
-use racklet_sim::serve::canaan as server;
 
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::storage::{EraseArgs, ReadArgs, ResetArgs, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::ImageArgs;
 use crate::error::classify;
 use crate::job::{Outcome, SimCtx};
-use crate::output::Output;
 
 pub struct Canaan;
 
@@ -87,43 +83,6 @@ impl Driver for Canaan {
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
-    }
-
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        let fault = args
-            .fault
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e| classify(models::SimError::from(e)))?;
-        let opts = server::Options {
-            board: board.name.clone(),
-            soc: board.soc.clone(),
-            addr: args.tcp.clone(),
-            fault,
-            storage: args.sim_storage.clone(),
-            medium: args.medium.clone(),
-            keep: args.keep,
-        };
-        let on = |e: server::Event| match e {
-            server::Event::Listening { addr } => {
-                if let Some(w) = racklet_sim::exposure_warning(&addr) {
-                    eprintln!("{w}");
-                }
-                outln!("tcp://{addr}");
-                out.line(&format!(
-                    "virtual {} ({}) serving JSON Lines USB transfers on {addr}",
-                    board.soc.to_uppercase(),
-                    board.name
-                ));
-            }
-            server::Event::Session { peer } => out.line(&format!("session from {peer}")),
-            server::Event::Verdict { verdict, .. } => out.line(&match verdict {
-                racklet_sim::rom::Verdict::Started { summary } => format!("verdict: ok: {summary}"),
-                racklet_sim::rom::Verdict::NotStarted { why } => format!("verdict: failed: {why}"),
-            }),
-        };
-        server::serve(&opts, &on).map_err(classify)
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {

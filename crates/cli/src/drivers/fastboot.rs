@@ -1,23 +1,18 @@
 //! The fastboot driver (SpacemiT K1, T-Head TH1520): the command line to
 //! `racklet_fastboot`'s plan and boot, its report to output.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use racklet_fastboot::storage::{self, StorageInputs};
 use racklet_fastboot::{Inputs, Options};
 use racklet_image::{Description, Payload};
 use racklet_sim::models::Scenario;
-use racklet_sim::serve::fastboot::{self as server, Event};
-use serde_json::json;
 
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::storage::{EraseArgs, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::ImageArgs;
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
-use crate::output::{Mode, Output};
 
 pub struct Fastboot;
 
@@ -165,66 +160,5 @@ impl Driver for Fastboot {
         let next_stages = sim.args.fastboot.then.len();
         let scenario = Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
-    }
-
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        let address = args.tcp.as_deref().unwrap_or("127.0.0.1:5554");
-        let mut opts = server::Options::new(&board.soc, address, args.fault.as_deref()).map_err(classify)?;
-        opts.keep = args.keep;
-        opts.storage = args.sim_storage.clone();
-        opts.in_uboot = args.in_uboot;
-        if let Some(d) = &args.save {
-            std::fs::create_dir_all(d)
-                .map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
-        }
-        let json = out.mode == Mode::Json;
-        let log = |text: String, ev: serde_json::Value| if json { out.json(ev) } else { out.line(&text) };
-        let on = |e: Event| -> Result<(), String> {
-            match e {
-                Event::Listening { address } => {
-                    if let Some(w) = racklet_sim::exposure_warning(&address) {
-                        eprintln!("{w}");
-                    }
-                    if json {
-                        out.json(json!({"event":"listening","board":board.name,"address":format!("tcp:{address}")}));
-                    } else {
-                        outln!("tcp:{address}");
-                        out.line(&format!(
-                            "serving the virtual {} boot ROM of {} on tcp:{address}; try `fastboot -s tcp:{address} getvar version`",
-                            board.soc, board.name
-                        ));
-                    }
-                }
-                Event::ConnectionError { peer, message } => log(
-                    format!("connection from {peer}: {message}"),
-                    json!({"event":"connection_error","peer":peer.to_string(),"message":message}),
-                ),
-                Event::Command { stage, command } => log(
-                    format!("[{stage}] {command}"),
-                    json!({"event":"command","stage":stage,"command":command}),
-                ),
-                Event::Received { index, stage, bytes } => {
-                    let (sha, path) = (racklet_image::sha256_hex(bytes), format!("{index:02}-{stage}.bin"));
-                    // Never through a planted symlink, never over an existing file.
-                    let saved = args.save.as_ref().map(|d| d.join(path));
-                    if let Some(p) = &saved {
-                        racklet_image::output::write_file(p, bytes, false).map_err(|e| e.to_string())?;
-                    }
-                    let saved = saved.map(|p| p.display().to_string());
-                    let at = saved.as_ref().map(|p| format!(", saved to {p}")).unwrap_or_default();
-                    let ev = json!({"event":"received","stage":stage,"bytes":bytes.len(),"sha256":sha,"saved":saved});
-                    log(format!("[{stage}] received {} bytes, sha256 {sha}{at}", bytes.len()), ev)
-                }
-                Event::Started { stage, what, bytes } => log(
-                    format!("[{stage}] started {what} ({bytes} bytes)"),
-                    json!({"event":"started","stage":stage,"what":what,"bytes":bytes}),
-                ),
-                Event::Verdict { summary } => {
-                    log(format!("verdict: {summary}"), json!({"event":"verdict","summary":summary}))
-                }
-            }
-            Ok(())
-        };
-        server::serve(&opts, &on).map_err(classify)
     }
 }

@@ -7,8 +7,6 @@
 //! directory matches on the protocol. Adding a boot ROM adds one file here
 //! and one line to [`DRIVERS`] (docs/adding-a-soc.md).
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_link::Connector;
@@ -19,10 +17,9 @@ use racklet_sim::usb::SimUsbBus;
 
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
+use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::classify;
 use crate::job::Outcome;
-use crate::output::Output;
 
 mod canaan;
 mod fastboot;
@@ -89,9 +86,6 @@ pub trait Driver: Sync {
 
     /// Puts the board's virtual ROM on the simulated buses of `sim`.
     fn attach_sim(&self, sim: &crate::job::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
-
-    /// Serves the board's virtual ROM outside the process (`racklet-flash sim`).
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()>;
 
     /// Puts the board's virtual device for a storage verb on the simulated
     /// buses: by default the SoC's model from the sim registry with its

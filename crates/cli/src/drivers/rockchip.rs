@@ -1,23 +1,18 @@
 //! The Rockchip driver: the command line to `racklet_rockchip`'s plan and
-//! boot, its report to facts; `info`, `--simulate` and `sim` through the
+//! boot, its report to facts; `info` and `--simulate` through the
 //! protocol crate and the sim registry.
-
-use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_link::FailureClass;
 use racklet_sim::models::Scenario;
-use racklet_sim::rom::Verdict;
-use racklet_sim::serve::rockchip::{self as server, Event};
 
 use super::{Driver, Job, StorageJob};
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::ImageArgs;
 use crate::error::{classify, fail};
 use crate::job::{Outcome, SimCtx};
-use crate::output::Output;
 
 pub struct Rockchip;
 
@@ -81,54 +76,6 @@ impl Driver for Rockchip {
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
-    }
-
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        let opts = server::Options {
-            soc: board.soc.clone(),
-            addr: args.tcp.clone().unwrap_or_else(|| "127.0.0.1:0".into()),
-            keep: args.keep,
-            fault: args.fault.clone(),
-        };
-        let soc = board.soc.to_uppercase();
-        let on = |e: Event<'_>| -> Result<(), server::HandlerError> {
-            match e {
-                Event::Listening { addr } => {
-                    if let Some(w) = racklet_sim::exposure_warning(&addr) {
-                        eprintln!("{w}");
-                    }
-                    outln!("tcp://{addr}");
-                    out.line(&format!(
-                        "virtual {soc} maskrom ({}) serving JSON Lines USB transfers on {addr}",
-                        board.name
-                    ));
-                }
-                Event::Session { peer } => out.line(&format!("session from {peer}")),
-                Event::Received { number, index, body, transfers, crc, .. } => {
-                    out.line(&format!(
-                        "received 0x{index:x} stage: {} B in {transfers} transfers, crc {crc:04x}",
-                        body.len()
-                    ));
-                    if let Some(dir) = &args.save {
-                        let p = dir.join(format!("stage{number}-{index:x}.bin"));
-                        racklet_image::output::write_file(&p, body, false)?;
-                    }
-                }
-                Event::Verdict { verdict: Verdict::Started { summary }, .. } => {
-                    out.line(&format!("verdict: ok: {summary}"))
-                }
-                Event::Verdict { verdict: Verdict::NotStarted { why }, .. } => {
-                    out.line(&format!("verdict: failed: {why}"))
-                }
-                Event::SessionFailed { peer, error } => out.line(&format!("session from {peer}: {error}")),
-            }
-            Ok(())
-        };
-        server::serve(&opts, &on).map_err(|e| match e {
-            // A stage that could not be saved: the write's own error (and class).
-            server::ServeError::Handler(h) => anyhow::Error::from_boxed(h),
-            e => classify(e),
-        })
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {

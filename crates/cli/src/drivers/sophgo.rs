@@ -1,25 +1,17 @@
 //! The Sophgo CV1800B / SG2000 / SG2002 driver: flags to
-//! `racklet_sophgo::Inputs`, `plan`, `boot`, the report to an [`Outcome`];
-//! `sim` prints what `racklet_sim::serve::sophgo` reports.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! `racklet_sophgo::Inputs`, `plan`, `boot`, the report to an [`Outcome`].
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::FailureClass;
 use racklet_sim::models::Scenario;
-use racklet_sim::serve::sophgo::{self as server, Event};
 use racklet_sophgo::Inputs;
-use serde_json::json;
 
 use super::{Driver, Job};
 use crate::args::sophgo::Core;
 use crate::boards::Board;
-use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
-use crate::error::{bad_input, classify, fail};
+use crate::cli::{ImageArgs, MaskromArgs};
+use crate::error::classify;
 use crate::job::{Outcome, SimCtx};
-use crate::output::{Mode, Output};
 
 pub struct Sophgo;
 
@@ -33,11 +25,6 @@ fn inputs(a: &MaskromArgs) -> Inputs {
         main: a.sophgo.main_session,
         usb_id: a.sophgo.usb_id,
     }
-}
-
-/// A JSON event or a line of text.
-fn say(out: &Output, event: serde_json::Value, text: &str) {
-    if out.mode == Mode::Json { out.json(event) } else { out.line(text) }
 }
 
 impl Driver for Sophgo {
@@ -125,69 +112,5 @@ impl Driver for Sophgo {
             sc.running_load = Some(racklet_image::check_input(p, sim.board.largest_stage(), &what)? as u32);
         }
         racklet_sim::models::attach(&sim.board.soc, &sc, &sim.usb, &sim.serial).map_err(classify)
-    }
-
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        let opts = server::Options {
-            soc: board.soc.clone(),
-            tcp: args.tcp.clone(),
-            keep: args.keep,
-            fault: args.fault.clone(),
-            tmp: std::env::temp_dir(),
-        };
-        let (o, name, soc) = (out.clone(), board.name.clone(), board.soc.clone());
-        let on = Arc::new(move |e: Event| match e {
-            Event::Ready { link } => {
-                let link = link.display().to_string();
-                if o.mode == Mode::Json {
-                    o.json(json!({"event":"sim","board":name,"tty":link}));
-                } else {
-                    outln!("{link}");
-                    o.line(&format!(
-                        "virtual {soc} ROM of {name} on {link} (a symlink to each session's pty); try: racklet-flash maskrom {name} --port {link} bl2.bin"
-                    ));
-                }
-            }
-            Event::Port { tty } => {
-                say(&o, json!({"event":"sim_port","tty":tty}), &format!("session port {tty}"))
-            }
-            Event::Log { text } => say(&o, json!({"event":"sim_log","text":text}), &text),
-        });
-        // The server's directory goes when it ends, by Ctrl-C or by SIGTERM.
-        let terminated = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())
-            .map_err(|e| fail(FailureClass::Io, format!("cannot watch for SIGTERM: {e}")))?;
-        let stop = || out.cancelled() || terminated.load(Ordering::SeqCst);
-        let served = server::serve(&opts, &stop, on).map_err(classify)?;
-        if terminated.load(Ordering::SeqCst) {
-            return Err(fail(FailureClass::Interrupted, "terminated (SIGTERM)"));
-        }
-        if let Some(d) = &args.save {
-            std::fs::create_dir_all(d).map_err(|e| bad_input(format!("{}: {e}", d.display())))?;
-            for (file, bytes) in &served.received {
-                // Never through a link planted in the directory.
-                racklet_image::output::write_file(&d.join(file), bytes, false)?;
-            }
-        }
-        for s in &served.sessions {
-            say(out, json!({"event":"sim_session","text":s}), s);
-        }
-        if args.keep {
-            let text = format!("{} boot(s) ended in a jump to BL2", served.boots);
-            say(out, json!({"event":"sim_boots","count":served.boots}), &text);
-        }
-        match served.verdict {
-            racklet_sim::rom::Verdict::Started { summary } => {
-                say(
-                    out,
-                    json!({"event":"sim_verdict","ok":true,"text":summary}),
-                    &format!("verdict: {summary}"),
-                );
-                Ok(())
-            }
-            racklet_sim::rom::Verdict::NotStarted { why } => {
-                Err(fail(FailureClass::Rejected, format!("the virtual ROM did not boot: {why}")))
-            }
-        }
     }
 }

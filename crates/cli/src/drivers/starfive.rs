@@ -1,26 +1,19 @@
 //! The StarFive JH7110 driver: the command line to `racklet_starfive`'s
-//! plan and boot, its report to an outcome; `sim` through the sim's server.
-
-use std::ops::ControlFlow;
-use std::sync::Arc;
+//! plan and boot, its report to an outcome.
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_sim::models::{self, Scenario, SimError};
-use racklet_sim::serve::starfive::{self as server, Event};
-use racklet_sim::starfive::Fault;
+use racklet_sim::models::{self, Scenario};
 use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
-use serde_json::json;
 
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::starfive::XmodemNak;
 use crate::args::storage::WriteArgs;
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::ImageArgs;
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
-use crate::output::{Mode, Output};
 use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
 
 pub struct Starfive;
@@ -151,57 +144,5 @@ impl Driver for Starfive {
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
-    }
-
-    fn serve(&self, board: &Board, args: &SimArgs, out: &Arc<Output>) -> Result<()> {
-        if args.tcp.is_some() {
-            return Err(bad_input(
-                "--tcp: the StarFive ROM is reached over a UART; its virtual ROM is served on a pseudo-terminal",
-            ));
-        }
-        let fault: Fault =
-            args.fault.as_deref().unwrap_or("none").parse().map_err(|e| classify(SimError::from(e)))?;
-        if let Some(d) = &args.save {
-            std::fs::create_dir_all(d)
-                .map_err(|e| bad_input(format!("{}: cannot create: {e}", d.display())))?;
-        }
-        let opts = server::Options { fault, keep: args.keep };
-        let json = out.mode == Mode::Json;
-        let mut failed = None;
-        let served = server::serve(&opts, &|| out.cancelled(), &mut |ev| {
-            match (ev, json) {
-                (Event::Serving { tty }, true) => {
-                    out.json(json!({"event":"serving","board":board.name,"tty":tty,"fault":args.fault}))
-                }
-                (Event::Serving { tty }, false) => {
-                    outln!("{tty}");
-                    eprintln!(
-                        "virtual {} boot ROM ({}) on {tty}: racklet-flash maskrom {} FILE --port {tty}",
-                        board.soc, board.name, board.name
-                    );
-                }
-                (Event::Session { n, session, line }, json) => {
-                    if json {
-                        out.json(json!({"event":"session","n":n,"bytes":session.received.len(),"ok":session.verdict.is_ok(),"text":line}));
-                    } else {
-                        eprintln!("{line}");
-                    }
-                    if let Some(d) = &args.save {
-                        let f = d.join(format!("starfive-session-{n}.img"));
-                        if let Err(e) = racklet_image::output::write_file(&f, &session.received, false) {
-                            failed = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                    }
-                }
-                (Event::NextStage { line }, true) => out.json(json!({"event":"next_stage","text":line})),
-                (Event::NextStage { line }, false) => eprintln!("{line}"),
-            }
-            ControlFlow::Continue(())
-        });
-        match failed {
-            Some(e) => Err(e.into()),
-            None => served.map_err(classify),
-        }
     }
 }

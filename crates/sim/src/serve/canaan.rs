@@ -27,8 +27,10 @@ use std::path::PathBuf;
 use racklet_link::{Classify, ControlSetup, FailureClass};
 use serde_json::{Value, json};
 
+use super::{CallerError, Listener, Request, Said};
 use crate::canaan::{Fault, K230Rom, chip};
 use crate::kburn::Kind;
+use crate::models::SimError;
 use crate::rom::Verdict;
 use crate::usb::{DeviceError, UsbDevice};
 
@@ -62,6 +64,52 @@ pub enum Event {
     Verdict { peer: SocketAddr, verdict: Verdict },
 }
 
+impl Event {
+    /// What the event says to a person and a program (the K230 server has
+    /// no JSON events and saves nothing).
+    pub fn said(&self, req: &Request) -> Said<'static> {
+        match self {
+            Event::Listening { addr } => Said {
+                address: Some(format!("tcp://{addr}")),
+                line: Some(format!(
+                    "virtual {} ({}) serving JSON Lines USB transfers on {addr}",
+                    req.soc.to_uppercase(),
+                    req.board
+                )),
+                warning: crate::exposure_warning(addr),
+                ..Said::default()
+            },
+            Event::Session { peer } => Said::line(format!("session from {peer}")),
+            Event::Verdict { verdict, .. } => Said::line(match verdict {
+                Verdict::Started { summary } => format!("verdict: ok: {summary}"),
+                Verdict::NotStarted { why } => format!("verdict: failed: {why}"),
+            }),
+        }
+    }
+}
+
+/// Serves the request's board for [`crate::models::serve`].
+pub fn run(
+    req: &Request,
+    _stop: &(dyn Fn() -> bool + Sync),
+    on: Listener<'_>,
+) -> Result<(), super::ServeError> {
+    let fault = req.fault.as_deref().map(str::parse).transpose().map_err(SimError::from)?;
+    let opts = Options {
+        board: req.board.clone(),
+        soc: req.soc.clone(),
+        addr: req.tcp.clone(),
+        fault,
+        storage: req.storage.clone(),
+        medium: req.medium.clone(),
+        keep: req.keep,
+    };
+    serve(&opts, &|e| on(e.said(req))).map_err(|e| match e {
+        ServeError::Handler(h) => super::ServeError::Caller(h),
+        e => e.into(),
+    })
+}
+
 /// Why the virtual K230 is not served.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -81,6 +129,9 @@ pub enum ServeError {
     Bind { addr: String, source: std::io::Error },
     #[error("{op}: {source}")]
     Io { op: &'static str, source: std::io::Error },
+    /// The caller could not take an event.
+    #[error("{0}")]
+    Handler(CallerError),
 }
 
 impl Classify for ServeError {
@@ -91,7 +142,7 @@ impl Classify for ServeError {
             | ServeError::Storage(_)
             | ServeError::Bind { .. } => FailureClass::BadInput,
             ServeError::NeedsGadget { .. } => FailureClass::Other,
-            ServeError::Io { .. } => FailureClass::Io,
+            ServeError::Io { .. } | ServeError::Handler(_) => FailureClass::Io,
         }
     }
 
@@ -119,7 +170,7 @@ fn board(opts: &Options) -> Result<K230Rom, ServeError> {
 
 /// Serves the virtual K230 of `opts.soc` on `opts.addr`: the first session
 /// (or, with `keep`, every session in turn, on the same board).
-pub fn serve(opts: &Options, on: &dyn Fn(Event)) -> Result<(), ServeError> {
+pub fn serve(opts: &Options, on: &dyn Fn(Event) -> Result<(), CallerError>) -> Result<(), ServeError> {
     let Some(addr) = &opts.addr else {
         // Check the SoC first: an unknown one is bad input either way.
         chip(&opts.soc).ok_or_else(|| ServeError::UnknownSoc { soc: opts.soc.clone() })?;
@@ -129,13 +180,13 @@ pub fn serve(opts: &Options, on: &dyn Fn(Event)) -> Result<(), ServeError> {
     let listener =
         TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Io { op: "local address", source })?;
-    on(Event::Listening { addr: local });
+    on(Event::Listening { addr: local }).map_err(ServeError::Handler)?;
     loop {
         let (stream, peer) =
             listener.accept().map_err(|source| ServeError::Io { op: "accepting", source })?;
-        on(Event::Session { peer });
+        on(Event::Session { peer }).map_err(ServeError::Handler)?;
         session(&mut rom, stream)?;
-        on(Event::Verdict { peer, verdict: rom.verdict() });
+        on(Event::Verdict { peer, verdict: rom.verdict() }).map_err(ServeError::Handler)?;
         if !opts.keep {
             return Ok(());
         }
@@ -218,10 +269,10 @@ mod tests {
 
     #[test]
     fn without_tcp_it_says_how_to_reach_it() {
-        let e = serve(&opts(), &|_| {}).unwrap_err();
+        let e = serve(&opts(), &|_| Ok(())).unwrap_err();
         assert_eq!(e.class(), FailureClass::Other);
         assert!(e.hint().unwrap().contains("--tcp 127.0.0.1:0"), "{e}");
-        let e = serve(&Options { soc: "k210".into(), ..opts() }, &|_| {}).unwrap_err();
+        let e = serve(&Options { soc: "k210".into(), ..opts() }, &|_| Ok(())).unwrap_err();
         assert_eq!(e.class(), FailureClass::BadInput);
         let e = board(&Options { medium: Some("mmc".into()), ..opts() }).unwrap_err();
         assert_eq!(e.class(), FailureClass::BadInput);

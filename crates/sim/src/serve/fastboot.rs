@@ -4,9 +4,9 @@
 //! carries over between them ([`crate::fastboot::serve_tcp`]).
 //!
 //! Saving what arrived (`--save`) is the caller's: it hears every download
-//! as an [`Event::Received`] before the client gets its OKAY, and writes it
-//! with racklet-image's safe output files (the sim does not depend on
-//! racklet-image).
+//! as an [`Event::Received`] before the client gets its OKAY (named
+//! `INDEX-STAGE.bin` by [`Event::said`]), and writes it with racklet-image's
+//! safe output files (the sim does not depend on racklet-image).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use racklet_link::{Classify, FailureClass};
 
+use serde_json::json;
+
+use super::{CallerError, Listener, Request, Said};
 use crate::fastboot::{FastbootDevice, Fault, Soc, TcpSession, serve_tcp};
 use crate::models::SimError;
 
@@ -60,6 +63,85 @@ pub enum Event<'a> {
     Started { stage: &'static str, what: &'a str, bytes: usize },
     /// The board's summary when a session ends.
     Verdict { summary: &'a str },
+}
+
+impl<'a> Event<'a> {
+    /// What the event says to a person, a program and `--save`.
+    pub fn said(&self, req: &Request) -> Said<'a> {
+        let (line, json) = match self {
+            Event::Listening { address } => {
+                return Said {
+                    address: Some(format!("tcp:{address}")),
+                    line: Some(format!(
+                        "serving the virtual {} boot ROM of {} on tcp:{address}; try `fastboot -s tcp:{address} getvar version`",
+                        req.soc, req.board
+                    )),
+                    warning: crate::exposure_warning(address),
+                    json: Some(
+                        json!({"event":"listening","board":req.board,"address":format!("tcp:{address}")}),
+                    ),
+                    save: None,
+                };
+            }
+            Event::ConnectionError { peer, message } => (
+                format!("connection from {peer}: {message}"),
+                json!({"event":"connection_error","peer":peer.to_string(),"message":message}),
+            ),
+            Event::Command { stage, command } => {
+                (format!("[{stage}] {command}"), json!({"event":"command","stage":stage,"command":command}))
+            }
+            Event::Received { index, stage, bytes } => {
+                let sha = racklet_link::transcript::sha256_hex(bytes);
+                let saved = req.save.as_ref().map(|d| d.join(format!("{index:02}-{stage}.bin")));
+                let shown = saved.as_ref().map(|p| p.display().to_string());
+                let at = shown.as_ref().map(|p| format!(", saved to {p}")).unwrap_or_default();
+                let ev =
+                    json!({"event":"received","stage":stage,"bytes":bytes.len(),"sha256":sha,"saved":shown});
+                let line = format!("[{stage}] received {} bytes, sha256 {sha}{at}", bytes.len());
+                return Said {
+                    line: Some(line),
+                    json: Some(ev),
+                    save: saved.map(|p| (p, *bytes)),
+                    ..Said::default()
+                };
+            }
+            Event::Started { stage, what, bytes } => (
+                format!("[{stage}] started {what} ({bytes} bytes)"),
+                json!({"event":"started","stage":stage,"what":what,"bytes":bytes}),
+            ),
+            Event::Verdict { summary } => {
+                (format!("verdict: {summary}"), json!({"event":"verdict","summary":summary}))
+            }
+        };
+        Said { line: Some(line), json: Some(json), ..Said::default() }
+    }
+}
+
+/// Serves the request's board (`--tcp`, default 127.0.0.1:5554) for
+/// [`crate::models::serve`].
+pub fn run(
+    req: &Request,
+    _stop: &(dyn Fn() -> bool + Sync),
+    on: Listener<'_>,
+) -> Result<(), super::ServeError> {
+    let address = req.tcp.as_deref().unwrap_or("127.0.0.1:5554");
+    let mut opts = Options::new(&req.soc, address, req.fault.as_deref())?;
+    opts.keep = req.keep;
+    opts.storage = req.storage.clone();
+    opts.in_uboot = req.in_uboot;
+    // The caller's own error stops the server; it is returned whole.
+    let refused = Mutex::new(None::<CallerError>);
+    let served = serve(&opts, &|e| {
+        on(e.said(req)).map_err(|c| {
+            let text = c.to_string();
+            *refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+            text
+        })
+    });
+    match (served, refused.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (Err(_), Some(c)) => Err(super::ServeError::Caller(c)),
+        (r, _) => Ok(r?),
+    }
 }
 
 /// Why the server stopped.

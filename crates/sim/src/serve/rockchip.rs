@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use racklet_link::{Classify, ControlSetup, FailureClass};
 use serde_json::{Value, json};
 
+use super::{Listener, Request, Said};
 use crate::models::{Scenario, SimError};
 use crate::rockchip::RockchipRom;
 use crate::rom::Verdict;
@@ -49,6 +50,61 @@ pub enum Event<'a> {
     Verdict { peer: SocketAddr, verdict: Verdict },
     /// With `keep`, a session that failed (the server goes on).
     SessionFailed { peer: SocketAddr, error: String },
+}
+
+impl<'a> Event<'a> {
+    /// What the event says to a person, a program and `--save` (stage
+    /// `number` with ROM index `index` is `stageNUMBER-INDEX.bin`).
+    pub fn said(&self, req: &Request) -> Said<'a> {
+        match self {
+            Event::Listening { addr } => Said {
+                address: Some(format!("tcp://{addr}")),
+                line: Some(format!(
+                    "virtual {} maskrom ({}) serving JSON Lines USB transfers on {addr}",
+                    req.soc.to_uppercase(),
+                    req.board
+                )),
+                warning: crate::exposure_warning(addr),
+                ..Said::default()
+            },
+            Event::Session { peer } => Said::line(format!("session from {peer}")),
+            Event::Received { number, index, body, transfers, crc, .. } => Said {
+                line: Some(format!(
+                    "received 0x{index:x} stage: {} B in {transfers} transfers, crc {crc:04x}",
+                    body.len()
+                )),
+                save: req.save.as_ref().map(|d| (d.join(format!("stage{number}-{index:x}.bin")), *body)),
+                ..Said::default()
+            },
+            Event::Verdict { verdict: Verdict::Started { summary }, .. } => {
+                Said::line(format!("verdict: ok: {summary}"))
+            }
+            Event::Verdict { verdict: Verdict::NotStarted { why }, .. } => {
+                Said::line(format!("verdict: failed: {why}"))
+            }
+            Event::SessionFailed { peer, error } => Said::line(format!("session from {peer}: {error}")),
+        }
+    }
+}
+
+/// Serves the request's board (`--tcp`, default a free local port) for
+/// [`crate::models::serve`].
+pub fn run(
+    req: &Request,
+    _stop: &(dyn Fn() -> bool + Sync),
+    on: Listener<'_>,
+) -> Result<(), super::ServeError> {
+    let opts = Options {
+        soc: req.soc.clone(),
+        addr: req.tcp.clone().unwrap_or_else(|| "127.0.0.1:0".into()),
+        keep: req.keep,
+        fault: req.fault.clone(),
+    };
+    serve(&opts, &|e| on(e.said(req))).map_err(|e| match e {
+        // A stage the caller could not save: its own error (and class).
+        ServeError::Handler(h) => super::ServeError::Caller(h),
+        e => e.into(),
+    })
 }
 
 /// What the caller's event handler may fail with (saving a stage).

@@ -7,8 +7,13 @@
 //! the server ends.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{CallerError, Listener, Request, Said};
 
 use crate::models::SimError;
 use crate::rom::{Verdict, VirtualRom};
@@ -72,6 +77,13 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot watch for SIGTERM: {source}")]
+    Signal { source: std::io::Error },
+    #[error("terminated (SIGTERM)")]
+    Terminated,
+    /// The last boot did not reach BL2.
+    #[error("the virtual ROM did not boot: {why}")]
+    NotBooted { why: String },
 }
 
 impl racklet_link::Classify for ServeError {
@@ -79,7 +91,9 @@ impl racklet_link::Classify for ServeError {
         match self {
             ServeError::Tcp(_) => racklet_link::FailureClass::BadInput,
             ServeError::Model(e) => e.class(),
-            ServeError::Dir { .. } => racklet_link::FailureClass::Io,
+            ServeError::Dir { .. } | ServeError::Signal { .. } => racklet_link::FailureClass::Io,
+            ServeError::Terminated => racklet_link::FailureClass::Interrupted,
+            ServeError::NotBooted { .. } => racklet_link::FailureClass::Rejected,
         }
     }
 
@@ -88,18 +102,101 @@ impl racklet_link::Classify for ServeError {
             ServeError::Tcp(_) => Some("drop --tcp; give the printed path to the client with --port".into()),
             ServeError::Model(e) => e.hint(),
             ServeError::Dir { .. } => Some("point TMPDIR at an existing, writable directory".into()),
+            _ => None,
         }
+    }
+}
+
+impl Event {
+    /// What the event says to a person and a program.
+    pub fn said(&self, req: &Request) -> Said<'static> {
+        match self {
+            Event::Ready { link } => {
+                let link = link.display().to_string();
+                let (name, soc) = (&req.board, &req.soc);
+                Said {
+                    line: Some(format!(
+                        "virtual {soc} ROM of {name} on {link} (a symlink to each session's pty); try: racklet-flash maskrom {name} --port {link} bl2.bin"
+                    )),
+                    json: Some(json!({"event":"sim","board":name,"tty":link})),
+                    address: Some(link),
+                    ..Said::default()
+                }
+            }
+            Event::Port { tty } => said(format!("session port {tty}"), json!({"event":"sim_port","tty":tty})),
+            Event::Log { text } => said(text.clone(), json!({"event":"sim_log","text":text})),
+        }
+    }
+}
+
+/// A line and its JSON event.
+fn said(line: String, json: serde_json::Value) -> Said<'static> {
+    Said { line: Some(line), json: Some(json), ..Said::default() }
+}
+
+/// Serves the request's board for [`crate::models::serve`], until it
+/// booted (every boot with `keep`), `stop` says so or SIGTERM comes (the
+/// server's directory goes either way); then what it received goes to
+/// `--save` (`param1.bin`, `bl2.bin`, ...), one line per session, and the
+/// verdict. A last boot that did not reach BL2 is an error.
+pub fn run(
+    req: &Request,
+    stop: &(dyn Fn() -> bool + Sync),
+    on: Listener<'_>,
+) -> Result<(), super::ServeError> {
+    let opts = Options {
+        soc: req.soc.clone(),
+        tcp: req.tcp.clone(),
+        keep: req.keep,
+        fault: req.fault.clone(),
+        tmp: req.tmp.clone(),
+    };
+    let terminated = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())
+        .map_err(|source| ServeError::Signal { source })?;
+    // The caller's own error stops the server; it is returned whole.
+    let refused = Mutex::new(None::<CallerError>);
+    let refuse = |c| {
+        refused.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(c);
+    };
+    let stopped = || {
+        stop()
+            || terminated.load(Ordering::SeqCst)
+            || refused.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    };
+    let served = serve(&opts, &stopped, &|e| on(e.said(req)).unwrap_or_else(refuse))?;
+    if let Some(c) = refused.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(super::ServeError::Caller(c));
+    }
+    if terminated.load(Ordering::SeqCst) {
+        return Err(ServeError::Terminated.into());
+    }
+    let caller = super::ServeError::Caller;
+    if let Some(d) = &req.save {
+        for (file, bytes) in &served.received {
+            on(Said { save: Some((d.join(file), bytes)), ..Said::default() }).map_err(caller)?;
+        }
+    }
+    for s in &served.sessions {
+        on(said(s.clone(), json!({"event":"sim_session","text":s}))).map_err(caller)?;
+    }
+    if req.keep {
+        let text = format!("{} boot(s) ended in a jump to BL2", served.boots);
+        on(said(text, json!({"event":"sim_boots","count":served.boots}))).map_err(caller)?;
+    }
+    match served.verdict {
+        Verdict::Started { summary } => {
+            on(said(format!("verdict: {summary}"), json!({"event":"sim_verdict","ok":true,"text":summary})))
+                .map_err(caller)
+        }
+        Verdict::NotStarted { why } => Err(ServeError::NotBooted { why }.into()),
     }
 }
 
 /// Serves the ROM of `opts.soc` until it has booted (every boot with
 /// `keep`) or `stop` says so. `on` hears every event, from the ROM's thread
 /// too.
-pub fn serve(
-    opts: &Options,
-    stop: &dyn Fn() -> bool,
-    on: Arc<dyn Fn(Event) + Send + Sync>,
-) -> Result<Served, ServeError> {
+pub fn serve(opts: &Options, stop: &dyn Fn() -> bool, on: &dyn Fn(Event)) -> Result<Served, ServeError> {
     if let Some(a) = &opts.tcp {
         return Err(ServeError::Tcp(a.clone()));
     }
@@ -117,17 +214,18 @@ pub fn serve(
         .map_err(|source| ServeError::Dir { dir: opts.tmp.clone(), source })?;
     let link = dir.path().join("ttyACM");
     let l2 = link.clone();
-    let o = on.clone();
+    // The ROM's thread tells this one, which tells `on` as it polls.
+    let (tx, events) = mpsc::channel();
     let notify: Notify = Arc::new(move |line: &str| {
         if let Some(p) = line.strip_prefix("tty ") {
             repoint(&l2, Path::new(p));
-            o(Event::Port { tty: p.to_string() });
+            let _ = tx.send(Event::Port { tty: p.to_string() });
         } else if let Some(p) = line.strip_prefix("gone ") {
             if std::fs::read_link(&l2).ok().is_some_and(|t| t == Path::new(p)) {
                 let _ = std::fs::remove_file(&l2);
             }
         } else {
-            o(Event::Log { text: line.to_string() });
+            let _ = tx.send(Event::Log { text: line.to_string() });
         }
     });
     let mut rom = SophgoRom::spawn(SimSerialBus::new(), cfg, Some(notify))
@@ -138,9 +236,14 @@ pub fn serve(
         std::thread::sleep(Duration::from_millis(5));
     }
     on(Event::Ready { link: link.clone() });
-    while !rom.state().finished && !stop() {
+    loop {
+        events.try_iter().for_each(on);
+        if rom.state().finished || stop() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    events.try_iter().for_each(on);
     let state = rom.state();
     let verdict = rom.verdict();
     let _ = std::fs::remove_file(&link);
@@ -200,7 +303,7 @@ mod tests {
     fn a_missing_tmpdir_is_not_created() {
         let d = tempfile::tempdir().unwrap();
         let missing = d.path().join("no").join("such");
-        let e = serve(&opts(&missing), &|| true, Arc::new(|_| {})).unwrap_err();
+        let e = serve(&opts(&missing), &|| true, &|_| {}).unwrap_err();
         assert!(matches!(e, ServeError::Dir { .. }), "{e}");
         assert!(!d.path().join("no").exists());
     }
@@ -208,9 +311,8 @@ mod tests {
     #[test]
     fn the_directory_goes_when_the_server_ends_and_tcp_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let e2 = events.clone();
-        let served = serve(&opts(d.path()), &|| true, Arc::new(move |e| e2.lock().unwrap().push(e))).unwrap();
+        let events = Mutex::new(Vec::new());
+        let served = serve(&opts(d.path()), &|| true, &|e| events.lock().unwrap().push(e)).unwrap();
         assert!(!served.verdict.started());
         let ready = events.lock().unwrap().iter().find_map(|e| match e {
             Event::Ready { link } => Some(link.clone()),
@@ -222,6 +324,6 @@ mod tests {
 
         let mut o = opts(d.path());
         o.tcp = Some("127.0.0.1:1".into());
-        assert!(matches!(serve(&o, &|| true, Arc::new(|_| {})), Err(ServeError::Tcp(_))));
+        assert!(matches!(serve(&o, &|| true, &|_| {}), Err(ServeError::Tcp(_))));
     }
 }

@@ -8,8 +8,13 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use racklet_link::{Classify, FailureClass, LinkError};
+use std::sync::Mutex;
 
+use racklet_link::{Classify, FailureClass, LinkError};
+use serde_json::json;
+
+use super::{CallerError, Listener, Request, Said};
+use crate::models::SimError;
 use crate::starfive::{Fault, RomConfig, RomReport, Session, SplStage, StarfiveRom};
 
 /// How long the server keeps the pty open after its last session: the
@@ -39,9 +44,70 @@ pub enum Event<'a> {
     NextStage { line: String },
 }
 
+impl<'a> Event<'a> {
+    /// What the event says to a person, a program and `--save` (session
+    /// `n` is `starfive-session-N.img`).
+    pub fn said(&self, req: &Request) -> Said<'a> {
+        match self {
+            Event::Serving { tty } => Said {
+                address: Some(tty.to_string()),
+                line: Some(format!(
+                    "virtual {} boot ROM ({}) on {tty}: racklet-flash maskrom {} FILE --port {tty}",
+                    req.soc, req.board, req.board
+                )),
+                json: Some(json!({"event":"serving","board":req.board,"tty":tty,"fault":req.fault})),
+                ..Said::default()
+            },
+            Event::Session { n, session, line } => Said {
+                line: Some(line.clone()),
+                json: Some(json!({"event":"session","n":n,"bytes":session.received.len(),
+                    "ok":session.verdict.is_ok(),"text":line})),
+                save: req
+                    .save
+                    .as_ref()
+                    .map(|d| (d.join(format!("starfive-session-{n}.img")), &session.received[..])),
+                ..Said::default()
+            },
+            Event::NextStage { line } => Said {
+                line: Some(line.clone()),
+                json: Some(json!({"event":"next_stage","text":line})),
+                ..Said::default()
+            },
+        }
+    }
+}
+
+/// Serves the request's board on a pty for [`crate::models::serve`].
+pub fn run(
+    req: &Request,
+    stop: &(dyn Fn() -> bool + Sync),
+    on: Listener<'_>,
+) -> Result<(), super::ServeError> {
+    if req.tcp.is_some() {
+        return Err(ServeError::Tcp.into());
+    }
+    let fault: Fault = req.fault.as_deref().unwrap_or("none").parse().map_err(SimError::from)?;
+    let opts = Options { fault, keep: req.keep };
+    // The caller's own error ends the server at once; it is returned whole.
+    let refused = Mutex::new(None::<CallerError>);
+    let served = serve(&opts, stop, &mut |e| match on(e.said(req)) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(c) => {
+            *refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+            ControlFlow::Break(())
+        }
+    });
+    match refused.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(c) => Err(super::ServeError::Caller(c)),
+        None => Ok(served?),
+    }
+}
+
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error("--tcp: the StarFive ROM is reached over a UART; its virtual ROM is served on a pseudo-terminal")]
+    Tcp,
     #[error("starting the virtual JH7110 ROM: {error}")]
     Start { error: LinkError },
     /// The last session did not start a payload.
@@ -52,6 +118,7 @@ pub enum ServeError {
 impl Classify for ServeError {
     fn class(&self) -> FailureClass {
         match self {
+            ServeError::Tcp => FailureClass::BadInput,
             ServeError::Start { error } => error.class(),
             ServeError::Refused { .. } => FailureClass::Rejected,
         }
