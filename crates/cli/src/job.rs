@@ -1,8 +1,5 @@
-//! What every driver's run shares: the [`Outcome`] it reports, the simulated
-//! world its virtual ROM is put in ([`SimCtx`]).
-
-use racklet_sim::serial::SimSerialBus;
-use racklet_sim::usb::SimUsbBus;
+//! What every driver's run shares: the [`Outcome`] it reports, the virtual
+//! board it stands for in a simulated run ([`SimCtx`]).
 
 use crate::boards::Board;
 use crate::cli::MaskromArgs;
@@ -26,7 +23,7 @@ impl Outcome {
     }
 }
 
-/// The simulated world of one `maskrom` job: the buses the virtual ROM sits on.
+/// The virtual board of one `maskrom` job of a simulated run.
 pub struct SimCtx<'a> {
     pub board: &'a Board,
     pub args: &'a MaskromArgs,
@@ -35,6 +32,4 @@ pub struct SimCtx<'a> {
     /// The fault this virtual board injects (`--fault NAME` for every
     /// board, `--fault PORT=NAME` for the one at PORT).
     pub fault: Option<String>,
-    pub usb: SimUsbBus,
-    pub serial: SimSerialBus,
 }

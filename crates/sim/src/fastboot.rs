@@ -1125,6 +1125,10 @@ fn attach(
     usb: &SimUsbBus,
     _serial: &SimSerialBus,
 ) -> Result<Box<dyn VirtualRom>, SimError> {
+    // A storage verb's board: brought up by the host, or already in U-Boot.
+    if scenario.storage_loader || scenario.in_storage_stage {
+        return attach_storage(soc, scenario, !scenario.in_storage_stage, usb);
+    }
     Ok(Box::new(Attached(usb.attach(board(soc, scenario)?))))
 }
 

@@ -42,10 +42,16 @@ pub struct Scenario {
     /// takes (K230: emmc, sd, spi-nand, spi-nor, otp); `None`: the SoC's
     /// default.
     pub storage_medium: Option<String>,
-    /// The code the host starts in SRAM is the board's storage loader (the
-    /// K230's kburn loader, uploaded with `--loader`): the sim cannot run
-    /// what it is given, so the board must be told what it is.
+    /// The code the host starts is the board's storage loader (the K230's
+    /// kburn loader, uploaded with `--loader`; the JH7110's recovery
+    /// program; vendor U-Boot for a fastboot board's storage verb): the sim
+    /// cannot run what it is given, so the board must be told what it is.
     pub storage_loader: bool,
+    /// The board already runs its storage stage, not its boot ROM (vendor
+    /// U-Boot's fastboot, started from its own storage or by `fastboot usb
+    /// 0` at its prompt): a storage verb without a bring-up. Where the board
+    /// stands is the board's, not the wire's.
+    pub in_storage_stage: bool,
     /// How many images the user sends after the one the boot ROM takes (K1
     /// `--then u-boot.itb`: 1). Device-side knowledge, like the port the
     /// board is plugged into: a real board cannot tell from the wire whether

@@ -99,14 +99,8 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     // per job): in a simulated run --monitor reads those, not the tty given.
     let virtual_consoles: std::sync::Mutex<Vec<Option<String>>> = std::sync::Mutex::new(Vec::new());
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
-        let rom = driver.attach_sim(&SimCtx {
-            board,
-            args: a,
-            port_path: port.to_string(),
-            fault,
-            usb: usb.clone(),
-            serial: serial.clone(),
-        })?;
+        let sim = SimCtx { board, args: a, port_path: port.to_string(), fault };
+        let rom = drivers::attach(board, driver.scenario(&sim), usb, serial)?;
         virtual_consoles.lock().unwrap_or_else(|e| e.into_inner()).push(rom.console());
         Ok(rom)
     };

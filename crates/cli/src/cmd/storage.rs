@@ -56,15 +56,8 @@ fn verb(
         input_files.push(transcript::input_file_meta(p)?);
     }
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
-        driver.attach_storage_sim(&StorageSim {
-            board,
-            target,
-            medium: medium.clone(),
-            port_path: port.to_string(),
-            fault,
-            usb: usb.clone(),
-            serial: serial.clone(),
-        })
+        let sim = StorageSim { target, medium: medium.clone(), port_path: port.to_string(), fault };
+        drivers::attach(board, driver.storage_scenario(&sim), usb, serial)
     };
     let op = |_: usize, conn: &mut Connector, _: &str| -> Result<Outcome> {
         let mut job = StorageJob { board, target, conn };

@@ -4,14 +4,14 @@
 use anyhow::Result;
 use racklet_canaan::{Inputs, Options, RomOptions};
 use racklet_image::{Description, Payload};
-use racklet_sim::models::{self, Scenario};
+use racklet_sim::models::Scenario;
 
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::storage::{EraseArgs, ReadArgs, ResetArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::ImageArgs;
 use crate::error::classify;
-use crate::job::{Outcome, SimCtx};
+use crate::job::Outcome;
 
 pub struct Canaan;
 
@@ -80,16 +80,11 @@ impl Driver for Canaan {
         racklet_canaan::image::notes()
     }
 
-    fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
-        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
-    }
-
     fn storage_verbs(&self) -> &'static [&'static str] {
         &["write", "read", "erase", "reset"]
     }
 
-    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+    fn storage_scenario(&self, sim: &StorageSim) -> Result<Scenario> {
         // A medium the loader does not know is the client's bad input, said
         // before the virtual board is made of it.
         if let Some(m) = &sim.medium
@@ -101,14 +96,7 @@ impl Driver for Canaan {
         }
         // Whatever --loader uploads becomes the virtual kburn loader (the
         // sim cannot run it); --sim-storage keeps the --medium written.
-        let scenario = Scenario {
-            fault: sim.fault.clone(),
-            storage: sim.target.sim.sim_storage.clone(),
-            storage_medium: sim.medium.clone(),
-            storage_loader: true,
-            ..Scenario::at(&sim.port_path)
-        };
-        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+        Ok(Scenario { storage_loader: true, ..super::storage_scenario(sim) })
     }
 
     fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {

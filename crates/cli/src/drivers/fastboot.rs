@@ -86,19 +86,17 @@ impl Driver for Fastboot {
         &["write", "erase"]
     }
 
-    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+    fn storage_scenario(&self, sim: &StorageSim) -> Result<Scenario> {
         // With --loader the virtual board starts in its boot ROM and the
         // run brings it up (K1: --then u-boot.itb); without, it is already
         // in vendor U-Boot's fastboot.
         let b = &sim.target.bring_up;
-        let scenario = Scenario {
-            fault: sim.fault.clone(),
-            storage: sim.target.sim.sim_storage.clone(),
+        Ok(Scenario {
             next_stages: b.then.len(),
-            ..Scenario::at(&sim.port_path)
-        };
-        racklet_sim::fastboot::attach_storage(&sim.board.soc, &scenario, b.loader.is_some(), &sim.usb)
-            .map_err(classify)
+            storage_loader: b.loader.is_some(),
+            in_storage_stage: b.loader.is_none(),
+            ..super::storage_scenario(sim)
+        })
     }
 
     fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
@@ -155,10 +153,9 @@ impl Driver for Fastboot {
         racklet_fastboot::image::image(payload, &board.target()).map_err(classify)
     }
 
-    fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+    fn scenario(&self, sim: &SimCtx) -> Result<Scenario> {
         // The user sends one more image with --then (K1: u-boot.itb).
         let next_stages = sim.args.fastboot.then.len();
-        let scenario = Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) };
-        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+        Ok(Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) })
     }
 }

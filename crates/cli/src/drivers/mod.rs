@@ -84,20 +84,18 @@ pub trait Driver: Sync {
         Vec::new()
     }
 
-    /// Puts the board's virtual ROM on the simulated buses of `sim`.
-    fn attach_sim(&self, sim: &crate::job::SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>>;
+    /// The virtual board a `--simulate` run of `maskrom` stands for, which
+    /// the sim registry attaches by the board's SoC: by default the board at
+    /// its port with its fault; a driver adds what its flags say of the
+    /// board (straps, efuses, the stages its user sends).
+    fn scenario(&self, sim: &crate::job::SimCtx) -> Result<Scenario> {
+        Ok(Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) })
+    }
 
-    /// Puts the board's virtual device for a storage verb on the simulated
-    /// buses: by default the SoC's model from the sim registry with its
-    /// storage where `--sim-storage` says.
-    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn VirtualRom>> {
-        let scenario = Scenario {
-            fault: sim.fault.clone(),
-            storage: sim.target.sim.sim_storage.clone(),
-            storage_medium: sim.medium.clone(),
-            ..Scenario::at(&sim.port_path)
-        };
-        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+    /// The virtual board of a storage verb: by default the `maskrom`
+    /// scenario's, with its storage where `--sim-storage` says.
+    fn storage_scenario(&self, sim: &StorageSim) -> Result<Scenario> {
+        Ok(storage_scenario(sim))
     }
 
     /// Writes an image to the board's storage (`racklet-flash write`).
@@ -133,16 +131,35 @@ pub struct StorageJob<'a, 'c> {
     pub conn: &'a mut Connector<'c>,
 }
 
-/// The simulated world a storage verb's virtual device is put in.
+/// The virtual board of one storage verb's job of a simulated run.
 pub struct StorageSim<'a> {
-    pub board: &'a Board,
     pub target: &'a StorageTarget,
     /// The verb's `--medium`, which `--sim-storage` keeps.
     pub medium: Option<String>,
     pub port_path: String,
     pub fault: Option<String>,
-    pub usb: SimUsbBus,
-    pub serial: SimSerialBus,
+}
+
+/// A storage verb's virtual board at its port, with its fault and its
+/// storage where `--sim-storage` says.
+pub fn storage_scenario(sim: &StorageSim) -> Scenario {
+    Scenario {
+        fault: sim.fault.clone(),
+        storage: sim.target.sim.sim_storage.clone(),
+        storage_medium: sim.medium.clone(),
+        ..Scenario::at(&sim.port_path)
+    }
+}
+
+/// Puts the virtual board `scenario` describes, of the board's SoC, on the
+/// simulated buses (the sim registry).
+pub fn attach(
+    board: &Board,
+    scenario: Result<Scenario>,
+    usb: &SimUsbBus,
+    serial: &SimSerialBus,
+) -> Result<Box<dyn VirtualRom>> {
+    racklet_sim::models::attach(&board.soc, &scenario?, usb, serial).map_err(classify)
 }
 
 /// A verb this board's protocol does not offer (yet): bad usage, exit 2.

@@ -5,14 +5,13 @@
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_link::FailureClass;
-use racklet_sim::models::Scenario;
 
 use super::{Driver, Job, StorageJob};
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::ImageArgs;
 use crate::error::{classify, fail};
-use crate::job::{Outcome, SimCtx};
+use crate::job::Outcome;
 
 pub struct Rockchip;
 
@@ -71,11 +70,6 @@ impl Driver for Rockchip {
                 board.name
             ),
         ))
-    }
-
-    fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
-        racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {

@@ -94,7 +94,7 @@ impl Driver for Sophgo {
         racklet_sophgo::plan::image_parts(payload, &args.sophgo.parts(), &board.target()).map_err(classify)
     }
 
-    fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+    fn scenario(&self, sim: &SimCtx) -> Result<Scenario> {
         let a = &sim.args.sophgo;
         let mut sc = Scenario::at(&sim.port_path);
         sc.fault = sim.fault.clone();
@@ -111,6 +111,6 @@ impl Driver for Sophgo {
             let what = format!("a stage of {} can be", sim.board.name);
             sc.running_load = Some(racklet_image::check_input(p, sim.board.largest_stage(), &what)? as u32);
         }
-        racklet_sim::models::attach(&sim.board.soc, &sc, &sim.usb, &sim.serial).map_err(classify)
+        Ok(sc)
     }
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_sim::models::{self, Scenario};
+use racklet_sim::models::Scenario;
 use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 
@@ -13,7 +13,7 @@ use crate::args::storage::WriteArgs;
 use crate::boards::Board;
 use crate::cli::ImageArgs;
 use crate::error::{bad_input, classify};
-use crate::job::{Outcome, SimCtx};
+use crate::job::Outcome;
 use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
 
 pub struct Starfive;
@@ -63,16 +63,10 @@ impl Driver for Starfive {
         &["write"]
     }
 
-    fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
+    fn storage_scenario(&self, sim: &StorageSim) -> Result<Scenario> {
         // What --recovery sends becomes the virtual recovery program (the
         // sim cannot run it); --sim-storage keeps its QSPI flash.
-        let scenario = Scenario {
-            fault: sim.fault.clone(),
-            storage: sim.target.sim.sim_storage.clone(),
-            storage_loader: true,
-            ..Scenario::at(&sim.port_path)
-        };
-        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
+        Ok(Scenario { storage_loader: true, ..super::storage_scenario(sim) })
     }
 
     /// The QSPI flash through StarFive's recovery program, as vf2-recover
@@ -139,10 +133,5 @@ impl Driver for Starfive {
             eprintln!("warning: {note}");
         }
         Ok(s.bytes)
-    }
-
-    fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
-        models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 }
