@@ -163,9 +163,71 @@ pub fn write_file(target: &Path, bytes: &[u8], replace: bool) -> Result<(), Outp
     f.commit()
 }
 
+/// Where the bytes a device sends (a read of its storage) go: a
+/// [`SafeFile`] beside the target, put in place only by
+/// [`ReadSink::commit`] once the whole read was confirmed; standard output
+/// for `-`; nowhere without a target.
+pub struct ReadSink {
+    file: Option<SafeFile>,
+    stdout: bool,
+}
+
+impl ReadSink {
+    /// A sink for `output` (`-`: standard output; `None`: nowhere);
+    /// `replace` allows an existing file to be replaced.
+    pub fn new(output: Option<&Path>, replace: bool) -> Result<ReadSink, OutputError> {
+        let stdout = output.is_some_and(|p| p.as_os_str() == "-");
+        let file = match output {
+            Some(p) if !stdout => Some(SafeFile::create(p, replace)?),
+            _ => None,
+        };
+        Ok(ReadSink { file, stdout })
+    }
+
+    /// Takes the next bytes.
+    pub fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.file().write_all(b),
+            None if self.stdout => std::io::stdout().lock().write_all(b),
+            None => Ok(()),
+        }
+    }
+
+    /// The read is whole: the file takes the target's place.
+    pub fn commit(self) -> Result<(), OutputError> {
+        match self.file {
+            Some(f) => f.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_is_in_place_only_once_committed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("read.img");
+        let mut r = ReadSink::new(Some(&p), false).unwrap();
+        r.write(b"ab").unwrap();
+        r.write(b"c").unwrap();
+        assert!(!p.exists(), "not before the read is whole");
+        r.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abc");
+        // An unfinished read leaves nothing, and an existing file is kept.
+        let mut r = ReadSink::new(Some(&d.path().join("half.img")), false).unwrap();
+        r.write(b"x").unwrap();
+        drop(r);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(matches!(ReadSink::new(Some(&p), false), Err(OutputError::Exists { .. })));
+        // Without a target the bytes go nowhere.
+        let mut r = ReadSink::new(None, false).unwrap();
+        r.write(b"x").unwrap();
+        r.commit().unwrap();
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn writes_a_new_file_and_refuses_to_replace_it_without_leave() {

@@ -177,7 +177,7 @@ fn storage(
             .max(racklet_canaan::boot::NEXT_STAGE_WAIT),
     };
     // Put in place only when the device confirmed the whole read.
-    let mut read = super::ReadSink::new(output, t.connect.force)?;
+    let mut read = racklet_image::output::ReadSink::new(output, t.connect.force)?;
     let mut sink = |b: &[u8]| read.write(b);
     let report =
         racklet_canaan::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;

@@ -163,43 +163,6 @@ pub fn attach(
 }
 
 /// A verb this board's protocol does not offer (yet): bad usage, exit 2.
-/// Where `read` puts what the device sends: a temporary file beside the
-/// `-o` target, put in place only by [`ReadSink::commit`] once the device
-/// confirmed the whole read; standard output for `-`; nowhere without `-o`.
-pub struct ReadSink {
-    file: Option<racklet_image::output::SafeFile>,
-    stdout: bool,
-}
-
-impl ReadSink {
-    pub fn new(output: Option<&std::path::Path>, replace: bool) -> Result<ReadSink> {
-        let stdout = output.is_some_and(|p| p.as_os_str() == "-");
-        let file = match output {
-            Some(p) if !stdout => Some(racklet_image::output::SafeFile::create(p, replace)?),
-            _ => None,
-        };
-        Ok(ReadSink { file, stdout })
-    }
-
-    /// Takes the next bytes.
-    pub fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        match &mut self.file {
-            Some(f) => f.file().write_all(b),
-            None if self.stdout => std::io::stdout().lock().write_all(b),
-            None => Ok(()),
-        }
-    }
-
-    /// The read is whole: the file takes the target's place.
-    pub fn commit(self) -> Result<()> {
-        if let Some(f) = self.file {
-            f.commit()?;
-        }
-        Ok(())
-    }
-}
-
 pub fn unsupported(board: &Board, verb: &str) -> anyhow::Error {
     let can: Vec<&str> =
         DRIVERS.iter().filter(|d| d.storage_verbs().contains(&verb)).map(|d| d.name()).collect();

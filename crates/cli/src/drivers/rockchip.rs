@@ -178,7 +178,7 @@ fn storage(
     let plan = racklet_rockchip::storage::plan(inputs.as_ref(), verb, &target).map_err(classify)?;
     let opts = racklet_rockchip::Options { force: t.connect.force, ..Default::default() };
     // Put in place only when the device confirmed the whole read.
-    let mut read = super::ReadSink::new(output, t.connect.force)?;
+    let mut read = racklet_image::output::ReadSink::new(output, t.connect.force)?;
     let mut sink = |b: &[u8]| read.write(b);
     let report =
         racklet_rockchip::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
