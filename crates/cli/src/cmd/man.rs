@@ -2,9 +2,11 @@
 //! command, with EXIT STATUS, ENVIRONMENT, FILES and EXAMPLES; and the
 //! examples that `--help` shows after each command's options.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::Result;
 use clap::{Args, Command};
@@ -25,129 +27,23 @@ pub struct ManArgs {
     pub force: bool,
 }
 
-/// Examples by command ("" is the main page): the command line, what it does.
-pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
-    (
-        "",
-        &[
-            (
-                "racklet-flash maskrom canmv-k230 hello.elf --auto-simulate",
-                "Load hello.elf into a K230 board's boot ROM and start it; with no board attached, run against its virtual ROM.",
-            ),
-            ("racklet-flash boards", "The boards, their aliases and how to put each in its boot ROM mode."),
-            ("racklet-flash list", "The boot ROMs attached now."),
-            ("racklet-flash info payload.img", "What a file holds and which boards take it."),
-        ],
-    ),
-    (
-        "maskrom",
-        &[
-            (
-                "racklet-flash maskrom rock-3a rk356x_spl_loader_v1.23.114.bin",
-                "A Rockchip loader's DRAM-init and usbplug stages.",
-            ),
-            ("racklet-flash maskrom rock-5b --rkbin ~/src/rkbin", "The newest blobs of an rkbin checkout."),
-            (
-                "racklet-flash maskrom visionfive2 hello.elf --port /dev/ttyUSB0 --then-ymodem u-boot.itb",
-                "StarFive: the SPL by XMODEM, then U-Boot by YMODEM when the SPL asks.",
-            ),
-            (
-                "racklet-flash maskrom milkv-duo-256m bl2.elf --wait 30s",
-                "Wait up to 30 s for the Sophgo ROM to appear.",
-            ),
-            (
-                "racklet-flash maskrom bpi-f3 FSBL.bin --then u-boot.itb --port 1-3.2",
-                "SpacemiT K1: the FSBL, then U-Boot.",
-            ),
-            (
-                "racklet-flash maskrom canmv-k230 hello.elf --monitor /dev/ttyUSB0 --expect 'racklet: hello'",
-                "Exit 0 once the board's console prints the hello line (6 after --expect-timeout).",
-            ),
-            (
-                "racklet-flash maskrom canmv-k230 hello.elf --port 1-1 --port 1-2 --json",
-                "Two boards in parallel, JSON events on stdout (docs/json-events.md).",
-            ),
-        ],
-    ),
-    ("list", &[("racklet-flash list --all", "Every USB device and serial port, boot ROM or not.")]),
-    (
-        "boards",
-        &[(
-            "racklet-flash boards rock-5b",
-            "One board: every fact of its row and how to enter its boot ROM.",
-        )],
-    ),
-    (
-        "info",
-        &[
-            (
-                "racklet-flash info payload.img",
-                "What the file is (format, fields, checks) and which boards take it.",
-            ),
-            ("racklet-flash info rk356x_spl_loader_v1.23.114.bin", "Decode and CRC-check a Rockchip loader."),
-            ("racklet-flash info hello.elf --board visionfive2", "Exit 2 unless visionfive2 takes the file."),
-        ],
-    ),
-    (
-        "image",
-        &[
-            (
-                "racklet-flash image visionfive2 payload.bin -o payload.img",
-                "The spl_tool-headed image for SD or eMMC.",
-            ),
-            (
-                "racklet-flash image canmv-k230 hello.elf -o - | sudo dd of=/dev/sdX bs=512 seek=2048",
-                "The image on stdout.",
-            ),
-        ],
-    ),
-    (
-        "udev-rules",
-        &[(
-            "racklet-flash udev-rules | sudo tee /etc/udev/rules.d/70-racklet-flash.rules",
-            "Install the rules; then `sudo udevadm control --reload && sudo udevadm trigger`.",
-        )],
-    ),
-    (
-        "completions",
-        &[
-            (
-                "racklet-flash completions bash > ~/.local/share/bash-completion/completions/racklet-flash",
-                "bash.",
-            ),
-            ("racklet-flash completions zsh > ~/.zfunc/_racklet-flash", "zsh (with ~/.zfunc in fpath)."),
-            ("racklet-flash completions fish > ~/.config/fish/completions/racklet-flash.fish", "fish."),
-        ],
-    ),
-    (
-        "man",
-        &[
-            ("racklet-flash man | man -l -", "Read the main page."),
-            ("racklet-flash man maskrom | man -l -", "Read the page of one command."),
-            ("racklet-flash man --dir /usr/local/share/man/man1", "Install every page."),
-        ],
-    ),
-    (
-        "sim",
-        &[
-            (
-                "racklet-flash sim visionfive2",
-                "A virtual JH7110 ROM on a pseudo-terminal (its path is printed).",
-            ),
-            (
-                "racklet-flash sim bpi-f3 --tcp 127.0.0.1:5554 --keep",
-                "A virtual K1 ROM for fastboot clients over TCP.",
-            ),
-        ],
-    ),
-    (
-        "fastload",
-        &[(
-            "racklet-flash fastload --port /dev/ttyUSB0 hello.elf --expect 'racklet: hello'",
-            "Through a running fast loader.",
-        )],
-    ),
-];
+/// One example: the command line and what it does.
+#[derive(Debug, serde::Deserialize)]
+pub struct Example {
+    pub run: String,
+    pub does: String,
+}
+
+/// The examples of `command` ("" is the main page), in order, from
+/// crates/cli/man/examples.toml.
+pub fn examples(command: &str) -> &'static [Example] {
+    static ALL: OnceLock<BTreeMap<String, Vec<Example>>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        toml::from_str(include_str!("../../man/examples.toml"))
+            .expect("crates/cli/man/examples.toml parses (a unit test reads it)")
+    });
+    all.get(if command.is_empty() { "main" } else { command }).map_or(&[], Vec::as_slice)
+}
 
 /// The exit statuses (README "Exit codes", docs/architecture.md).
 pub const EXIT_STATUS: &[(&str, &str)] = &[
@@ -166,10 +62,13 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
 
 /// The examples of `name` as `--help` text.
 pub fn help_examples(name: &str) -> Option<String> {
-    let (_, ex) = EXAMPLES.iter().find(|(n, _)| *n == name)?;
+    let ex = examples(name);
+    if ex.is_empty() {
+        return None;
+    }
     let mut s = String::from("Examples:\n");
-    for (cmd, what) in *ex {
-        s.push_str(&format!("  {cmd}\n      {what}\n"));
+    for e in ex {
+        s.push_str(&format!("  {}\n      {}\n", e.run, e.does));
     }
     Some(s.trim_end().to_string())
 }
@@ -279,10 +178,11 @@ fn page(cmd: &Command, sub: Option<&str>, subs: &[Command]) -> Vec<u8> {
     ] {
         r.control("TP", []).text([italic(path)]).text([roman(what)]);
     }
-    if let Some((_, ex)) = EXAMPLES.iter().find(|(n, _)| *n == sub.unwrap_or("")) {
+    let ex = examples(sub.unwrap_or(""));
+    if !ex.is_empty() {
         r.control("SH", ["EXAMPLES"]);
-        for (line, what) in *ex {
-            r.control("TP", []).text([bold(*line)]).text([roman(*what)]);
+        for e in ex {
+            r.control("TP", []).text([bold(e.run.as_str())]).text([roman(e.does.as_str())]);
         }
     }
     r.control("SH", ["SEE ALSO"]);
@@ -296,4 +196,27 @@ fn page(cmd: &Command, sub: Option<&str>, subs: &[Command]) -> Vec<u8> {
     r.text([roman(format!("racklet-flash {}", env!("CARGO_PKG_VERSION")))]);
     let _ = r.to_writer(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_is_of_a_command_and_shown_in_its_help() {
+        let all: BTreeMap<String, Vec<Example>> =
+            toml::from_str(include_str!("../../man/examples.toml")).unwrap();
+        let cli = crate::cli::command();
+        for (name, ex) in &all {
+            assert!(!ex.is_empty(), "{name}");
+            let cmd = if name == "main" { "" } else { name.as_str() };
+            assert!(cmd.is_empty() || cli.find_subcommand(cmd).is_some(), "no command {name}");
+            let help = help_examples(cmd).unwrap();
+            for e in ex {
+                assert!(e.run.starts_with("racklet-flash ") && help.contains(&e.run), "{name}: {}", e.run);
+            }
+        }
+        assert!(examples("maskrom").len() > 3 && examples("").len() > 3);
+        assert!(examples("no-such-command").is_empty() && help_examples("no-such-command").is_none());
+    }
 }
