@@ -51,17 +51,12 @@ impl Driver for Sophgo {
         // The ROM says on its UART whether it took each stage: read it
         // during the boot when the board's console is given.
         let mut console = match &job.console {
-            Some(tty) => {
-                let info = racklet_link::SerialInfo { path: tty.clone(), ..Default::default() };
-                Some(racklet_link::serial_backend::SerialPortLink::open(info, job.args.baud).map_err(
-                    |e| {
-                        crate::error::add_hint(
-                            classify(e),
-                            "--monitor names the board's UART console (a USB-UART adapter on its pins)",
-                        )
-                    },
-                )?)
-            }
+            Some(tty) => Some(crate::console::open(tty, job.args.baud).map_err(|e| {
+                crate::error::add_hint(
+                    e,
+                    "--monitor names the board's UART console (a USB-UART adapter on its pins)",
+                )
+            })?),
             None => None,
         };
         let report = racklet_sophgo::boot_watching(
@@ -69,7 +64,7 @@ impl Driver for Sophgo {
             &plan,
             &target,
             &opts,
-            console.as_mut().map(|c| c as &mut dyn racklet_link::SerialLink),
+            console.as_mut().map(|c| &mut **c as &mut dyn racklet_link::SerialLink),
         )
         .map_err(classify)?;
         drop(console);
