@@ -48,6 +48,22 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The options of a storage verb's bring-up: `force` accepts a ROM that
+    /// does not say "K230"; the kburn loader may take the user's stage
+    /// timeout (`--stage-timeout`, default the connector's) to come up, and
+    /// never less than [`NEXT_STAGE_WAIT`].
+    pub fn storage(force: bool, stage_timeout: Option<Duration>) -> Options {
+        Options {
+            rom: RomOptions { accept_unknown_cpu: force, ..RomOptions::default() },
+            follow: false,
+            next_stage_wait: stage_timeout
+                .unwrap_or(racklet_link::connect::STAGE_TIMEOUT)
+                .max(NEXT_STAGE_WAIT),
+        }
+    }
+}
+
 /// The board's USB ids: those of its table row, or the ROM's own (the ROM
 /// and the kburn loader share 29f1:0230).
 fn ids(target: &Target) -> Vec<UsbId> {
@@ -205,4 +221,20 @@ pub fn follow(
         return Err(CanaanError::NoJump { entry });
     }
     Err(CanaanError::NoNextStage { what: what.to_string(), port: from.port_path.clone(), waited: within })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_bring_up_waits_the_stage_timeout_but_never_less_than_the_loader_needs() {
+        let o = Options::storage(false, None);
+        assert!(!o.rom.accept_unknown_cpu && !o.follow);
+        assert_eq!(o.next_stage_wait, racklet_link::connect::STAGE_TIMEOUT.max(NEXT_STAGE_WAIT));
+        assert_eq!(Options::storage(false, Some(Duration::from_secs(1))).next_stage_wait, NEXT_STAGE_WAIT);
+        let o = Options::storage(true, Some(Duration::from_secs(60)));
+        assert!(o.rom.accept_unknown_cpu);
+        assert_eq!(o.next_stage_wait, Duration::from_secs(60));
+    }
 }

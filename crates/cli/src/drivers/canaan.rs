@@ -167,15 +167,7 @@ fn storage(
     };
     let target = job.board.target();
     let plan = racklet_canaan::storage::plan(&inputs, verb, &target).map_err(classify)?;
-    let opts = Options {
-        rom: RomOptions { accept_unknown_cpu: t.connect.force, ..RomOptions::default() },
-        follow: false,
-        next_stage_wait: t
-            .connect
-            .stage_timeout
-            .unwrap_or(racklet_link::connect::STAGE_TIMEOUT)
-            .max(racklet_canaan::boot::NEXT_STAGE_WAIT),
-    };
+    let opts = Options::storage(t.connect.force, t.connect.stage_timeout);
     // Put in place only when the device confirmed the whole read.
     let mut read = racklet_image::output::ReadSink::new(output, t.connect.force)?;
     let mut sink = |b: &[u8]| read.write(b);
