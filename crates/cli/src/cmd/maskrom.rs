@@ -9,7 +9,7 @@ use racklet_link::{Connector, FailureClass};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
-use super::{run, transcript};
+use super::run;
 use crate::cli::{GlobalArgs, MaskromArgs};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
@@ -41,7 +41,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     let mut input_files = Vec::new();
     for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
         let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
-        input_files.push(transcript::input_file(p, &bytes));
+        input_files.push(racklet_link::transcript::reader::InputFile::of_bytes(p, &bytes));
         // A file in another protocol's own format is not a raw payload for
         // this board (the recognition `info` uses).
         if !a.connect.force

@@ -11,7 +11,7 @@ use racklet_link::Connector;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
-use super::{run, transcript};
+use super::run;
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::GlobalArgs;
@@ -53,7 +53,8 @@ fn verb(
     let mut input_files = Vec::new();
     for p in inputs {
         racklet_image::check_input(p, u64::MAX, "an image")?;
-        input_files.push(transcript::input_file_meta(p)?);
+        let file = racklet_link::transcript::reader::InputFile::of_file(p);
+        input_files.push(file.map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))?);
     }
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
         let sim = StorageSim { target, medium: medium.clone(), port_path: port.to_string(), fault };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_link::transcript::reader::{self, Header, InputFile};
 use racklet_link::transcript::{
-    DataMode, Interest, RecordOptions, RecordingSerialBus, RecordingUsbBus, TranscriptWriter, sha256_hex,
+    DataMode, Interest, RecordOptions, RecordingSerialBus, RecordingUsbBus, TranscriptWriter,
 };
 use racklet_link::{Selector, SerialBus, UsbBus};
 use racklet_sim::replay::{Replay, ReplayOptions};
@@ -27,30 +27,6 @@ pub fn options(c: &ConnectArgs) -> RecordOptions {
         redact: c.record_redact,
     }
 }
-
-/// What the header says of an input file.
-pub fn input_file(path: &Path, bytes: &[u8]) -> InputFile {
-    InputFile { path: path.display().to_string(), len: bytes.len() as u64, sha256: sha256_hex(bytes) }
-}
-
-/// What the header says of a storage image: its length, and its SHA-256 when
-/// it is small enough to hash up front (up to [`HASH_UP_FRONT`]; a
-/// multi-GiB image is not read twice: the field is then empty).
-pub fn input_file_meta(path: &Path) -> Result<InputFile> {
-    let len = std::fs::metadata(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?.len();
-    let sha256 = if len <= HASH_UP_FRONT {
-        let mut f = std::fs::File::open(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-        let mut h = <sha2::Sha256 as sha2::Digest>::new();
-        std::io::copy(&mut f, &mut h).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-        hex::encode(sha2::Digest::finalize(h))
-    } else {
-        String::new()
-    };
-    Ok(InputFile { path: path.display().to_string(), len, sha256 })
-}
-
-/// The largest input whose SHA-256 goes into a transcript's header.
-pub const HASH_UP_FRONT: u64 = 256 << 20;
 
 /// Starts a transcript on `w`: options, serial numbers the selectors name
 /// (so the command line is redacted too), and the header.

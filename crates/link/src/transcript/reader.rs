@@ -44,6 +44,36 @@ pub struct InputFile {
     pub sha256: String,
 }
 
+impl InputFile {
+    /// The largest input whose SHA-256 [`InputFile::of_file`] writes down.
+    pub const HASH_UP_FRONT: u64 = 256 << 20;
+
+    /// An input read whole: its length and SHA-256.
+    pub fn of_bytes(path: &Path, bytes: &[u8]) -> InputFile {
+        InputFile {
+            path: path.display().to_string(),
+            len: bytes.len() as u64,
+            sha256: super::sha256_hex(bytes),
+        }
+    }
+
+    /// An input sent in pieces (a storage image): its length, and its
+    /// SHA-256 when it is small enough to hash up front (up to
+    /// [`InputFile::HASH_UP_FRONT`]; a multi-GiB image is not read twice:
+    /// the field is then empty).
+    pub fn of_file(path: &Path) -> std::io::Result<InputFile> {
+        let len = std::fs::metadata(path)?.len();
+        let sha256 = if len <= Self::HASH_UP_FRONT {
+            let mut h = <sha2::Sha256 as sha2::Digest>::new();
+            std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
+            hex::encode(sha2::Digest::finalize(h))
+        } else {
+            String::new()
+        };
+        Ok(InputFile { path: path.display().to_string(), len, sha256 })
+    }
+}
+
 /// The last record of a version 1 transcript: how the run ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct End {
@@ -539,4 +569,22 @@ fn parse_record(kind: &str, v: &Value, version: u32) -> Result<Record, String> {
         "end" => Record::End(serde_json::from_value(v.clone()).map_err(|e| format!("end: {e}"))?),
         other => return Err(format!("unknown record type '{other}'")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_file_is_written_down_by_length_and_sha256() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("img");
+        std::fs::write(&p, b"abc").unwrap();
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let f = InputFile::of_file(&p).unwrap();
+        assert_eq!((f.len, f.sha256.as_str()), (3, abc));
+        assert_eq!(InputFile::of_bytes(&p, b"abc"), f);
+        assert!(InputFile::of_file(&d.path().join("missing")).is_err());
+    }
 }
