@@ -14,6 +14,16 @@ use serde_json::json;
 use crate::error::fail;
 use crate::output::{Mode, Output};
 
+/// `--expect RE`, compiled; a bad pattern is bad input.
+pub fn expect(re: Option<&str>) -> Result<Option<Regex>> {
+    re.map(|re| {
+        Regex::new(re).map_err(|e| {
+            crate::error::bad_input(format!("--expect '{re}' is not a valid regular expression: {e}"))
+        })
+    })
+    .transpose()
+}
+
 /// What to watch.
 pub struct Console<'a> {
     pub tty: &'a str,

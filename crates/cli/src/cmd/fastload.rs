@@ -12,7 +12,6 @@ use clap::Args;
 use racklet_fastload::{FastloadError, Image, Options, send_image};
 use racklet_link::serial_backend::SerialPortLink;
 use racklet_link::{Classify, SerialInfo};
-use regex::Regex;
 use serde_json::json;
 
 use crate::args::values::{parse_address, parse_duration};
@@ -49,13 +48,7 @@ pub struct FastloadArgs {
 }
 
 pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    let expect = match &a.expect {
-        Some(re) => Some(
-            Regex::new(re)
-                .map_err(|e| bad_input(format!("--expect '{re}' is not a regular expression: {e}")))?,
-        ),
-        None => None,
-    };
+    let expect = crate::console::expect(a.expect.as_deref())?;
     // No board table here: the loader itself says where images may go (it
     // refuses an image over itself or outside its RAM), so only the size is
     // bounded before reading.

@@ -87,13 +87,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
             run::not_a_tty("--monitor", p)?;
         }
     }
-    let expect = match &a.expect {
-        Some(re) => Some(
-            regex::Regex::new(re)
-                .map_err(|e| bad_input(format!("--expect '{re}' is not a valid regular expression: {e}")))?,
-        ),
-        None => None,
-    };
+    let expect = crate::console::expect(a.expect.as_deref())?;
     let expect = expect.as_ref();
     // The virtual boards' own UARTs, in the order they were attached (one
     // per job): in a simulated run --monitor reads those, not the tty given.
