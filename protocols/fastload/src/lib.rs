@@ -92,4 +92,23 @@ impl Classify for FastloadError {
             FastloadError::Protocol { .. } => FailureClass::Other,
         }
     }
+
+    /// The fix, kept apart from the message (the inherent `hint`).
+    fn hint(&self) -> Option<String> {
+        FastloadError::hint(self).map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn the_fix_is_the_classified_hint() {
+        let e =
+            FastloadError::DoesNotFit { load: 0, len: 1, base: 2, size: 3, loader_start: 4, loader_end: 5 };
+        assert_eq!(e.class(), FailureClass::BadInput);
+        assert!(Classify::hint(&e).is_some_and(|h| h.contains("link the image inside")), "{e}");
+        assert_eq!(Classify::hint(&FastloadError::Empty), None);
+    }
 }

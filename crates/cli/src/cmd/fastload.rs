@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use racklet_fastload::{FastloadError, Image, Options, send_image};
+use racklet_fastload::{Image, Options, send_image};
+use racklet_link::SerialInfo;
 use racklet_link::serial_backend::SerialPortLink;
-use racklet_link::{Classify, SerialInfo};
 use serde_json::json;
 
 use crate::args::values::{parse_address, parse_duration};
@@ -67,7 +67,7 @@ pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
     };
     let mut rep = JobReporter::with_port(out.clone(), None, Some(a.port.clone()));
     let r = send_image(&mut link, image, &opts, &mut rep)
-        .map_err(with_hint)
+        .map_err(crate::error::classify)
         .with_context(|| format!("fastload of {} on {}", a.file.display(), a.port))?;
     let secs = r.data_time.as_secs_f64().max(1e-6);
     if out.mode == Mode::Json {
@@ -104,13 +104,4 @@ pub fn run(a: &FastloadArgs, out: &Arc<Output>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The error with its hint, and the failure class kept for the exit code.
-fn with_hint(e: FastloadError) -> anyhow::Error {
-    let class = e.class();
-    match e.hint() {
-        Some(h) => fail(class, format!("{e}\n  hint: {h}")),
-        None => fail(class, e.to_string()),
-    }
 }
