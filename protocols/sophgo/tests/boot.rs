@@ -340,16 +340,12 @@ fn a_served_rom_is_followed_through_its_symlink() {
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = Mutex::new(tx);
     let server = std::thread::spawn(move || {
-        racklet_sim::serve::sophgo::serve(
-            &opts,
-            &|| false,
-            Arc::new(move |e| {
-                if let racklet_sim::serve::sophgo::Event::Ready { link } = e {
-                    let _ = tx.lock().unwrap().send(link);
-                }
-            }),
-        )
-        .unwrap()
+        let on = move |e| {
+            if let racklet_sim::serve::sophgo::Event::Ready { link } = e {
+                let _ = tx.lock().unwrap().send(link);
+            }
+        };
+        racklet_sim::serve::sophgo::serve(&opts, &|| false, &on).unwrap()
     });
     let link = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let nothing_listed = SimSerialBus::new();
