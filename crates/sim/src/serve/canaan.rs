@@ -89,8 +89,10 @@ impl Classify for ServeError {
             ServeError::UnknownSoc { .. }
             | ServeError::UnknownMedium { .. }
             | ServeError::Storage(_)
-            | ServeError::Bind { .. } => FailureClass::BadInput,
-            ServeError::NeedsGadget { .. } => FailureClass::Other,
+            | ServeError::Bind { .. }
+            // A missing --tcp is bad usage, as for every board `sim` cannot
+            // serve without one.
+            | ServeError::NeedsGadget { .. } => FailureClass::BadInput,
             ServeError::Io { .. } => FailureClass::Io,
         }
     }
