@@ -271,7 +271,7 @@ pub fn fit(data: &[u8]) -> Vec<u8> {
     let name = |v: &mut Vec<u8>, n: &[u8]| {
         v.extend(n);
         v.push(0);
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
     };
@@ -290,7 +290,7 @@ pub fn fit(data: &[u8]) -> Vec<u8> {
     word(&mut st, data.len() as u32);
     word(&mut st, 12);
     st.extend(data);
-    while st.len() % 4 != 0 {
+    while !st.len().is_multiple_of(4) {
         st.push(0);
     }
     for _ in 0..3 {
