@@ -279,7 +279,7 @@ pub fn fit(data: &[u8]) -> Vec<u8> {
     word(&mut st, 1);
     name(&mut st, b"");
     word(&mut st, 3);
-    word(&mut st, 7);
+    word(&mut st, 8); // "racklet\0"
     word(&mut st, 0);
     name(&mut st, b"racklet");
     word(&mut st, 1);

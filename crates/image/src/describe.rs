@@ -194,7 +194,7 @@ mod fdt_tests {
         word(&mut st, 1);
         st.extend([0, 0, 0, 0]); // the root's empty name, padded
         word(&mut st, 3);
-        word(&mut st, 8); // "U-Boot\0" + 1 pad = len 8
+        word(&mut st, 7); // "U-Boot\0", then 1 byte of padding
         word(&mut st, 0); // nameoff of "description"
         st.extend(b"U-Boot\0\0");
         word(&mut st, 1);

@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn without_tcp_it_says_how_to_reach_it() {
         let e = serve(&opts(), &|_| {}).unwrap_err();
-        assert_eq!(e.class(), FailureClass::Other);
+        assert_eq!(e.class(), FailureClass::BadInput, "a missing --tcp is bad usage");
         assert!(e.hint().unwrap().contains("--tcp 127.0.0.1:0"), "{e}");
         let e = serve(&Options { soc: "k210".into(), ..opts() }, &|_| {}).unwrap_err();
         assert_eq!(e.class(), FailureClass::BadInput);
