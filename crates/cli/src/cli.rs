@@ -215,7 +215,10 @@ pub struct SimArgs {
     /// Board whose ROM to serve.
     #[arg(add = board_names())]
     pub board: String,
-    /// Fastboot ROMs: listen on this TCP address (e.g. 127.0.0.1:5554).
+    /// Listen on this TCP address (e.g. 127.0.0.1:5554): fastboot's TCP
+    /// transport for the fastboot boards (`fastboot -s tcp:ADDR`), JSON
+    /// Lines USB transfers for the Rockchip and K230 boards (the pyusb
+    /// stand-in of tests/k230flash speaks it). Serial boards get a pty.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
     /// Serve more than one session.

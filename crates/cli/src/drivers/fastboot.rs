@@ -10,7 +10,7 @@ use racklet_sim::models::Scenario;
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::storage::{EraseArgs, WriteArgs};
 use crate::boards::Board;
-use crate::cli::ImageArgs;
+use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
 
@@ -35,6 +35,21 @@ impl Fastboot {
 }
 
 /// Plans and runs a storage run on the job's board.
+fn maskrom_inputs(a: &MaskromArgs) -> Inputs {
+    Inputs {
+        image: a.bin.clone(),
+        then: a.fastboot.then.clone(),
+        dram: a.rockchip.dram.clone(),
+        // A payload that started is not a failure: the run waits for the
+        // board's next stage only when the user asked for one (--then,
+        // --follow); --stage-timeout 0 never waits.
+        await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO)
+            && (a.connect.follow || !a.fastboot.then.is_empty()),
+        stage_timeout: a.connect.stage_timeout,
+        force: a.connect.force,
+    }
+}
+
 fn run_storage(job: &mut StorageJob, inputs: &StorageInputs) -> Result<Outcome> {
     let target = job.board.target();
     let plan = storage::plan_storage(inputs, &target).map_err(classify)?;
@@ -60,22 +75,14 @@ impl Driver for Fastboot {
         racklet_fastboot::USB_STAGES
     }
 
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        racklet_fastboot::plan(&maskrom_inputs(a), &board.target()).map(drop).map_err(classify)
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();
-        let inputs = Inputs {
-            image: a.bin.clone(),
-            then: a.fastboot.then.clone(),
-            dram: a.rockchip.dram.clone(),
-            // A payload that started is not a failure: the run waits for
-            // the board's next stage only when the user asked for one
-            // (--then, --follow); --stage-timeout 0 never waits.
-            await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO)
-                && (a.connect.follow || !a.fastboot.then.is_empty()),
-            stage_timeout: a.connect.stage_timeout,
-            force: a.connect.force,
-        };
-        let plan = racklet_fastboot::plan(&inputs, &target).map_err(classify)?;
+        let plan = racklet_fastboot::plan(&maskrom_inputs(a), &target).map_err(classify)?;
         let opts = Options { force: a.connect.force, ..Default::default() };
         let report = racklet_fastboot::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         let rom = report.facts().iter().find(|(k, _)| k == "boot ROM").map(|(_, v)| v.clone());

@@ -57,6 +57,19 @@ pub trait Driver: Sync {
     /// Loads and starts the payload (`racklet-flash maskrom`).
     fn maskrom(&self, job: &mut Job) -> Result<Outcome>;
 
+    /// The protocol crate's plan of `maskrom` for these arguments, with no
+    /// device touched: what `maskrom` would refuse before sending anything.
+    /// `info` asks it too, so "fits BOARD" means `maskrom BOARD` takes it.
+    fn plan(&self, board: &Board, args: &MaskromArgs) -> Result<()>;
+
+    /// The options of `maskrom`, other than the payload argument, through
+    /// which a file alone can be the first stage (Rockchip: `--dram`, the
+    /// DRAM-init slot a bare payload runs from). `info` tries them when the
+    /// payload argument would be refused.
+    fn payload_slots(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The id of the protocol's flag group of `maskrom` (its `clap::Args`
     /// struct under crate::args, flattened into `MaskromArgs`). A flag of
     /// another driver's group given for this protocol's board is refused.

@@ -9,7 +9,7 @@ use racklet_link::FailureClass;
 use super::{Driver, Job, StorageJob};
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
-use crate::cli::ImageArgs;
+use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::{classify, fail};
 use crate::job::Outcome;
 
@@ -32,6 +32,15 @@ impl Driver for Rockchip {
 
     fn stages(&self) -> &'static [&'static str] {
         racklet_rockchip::USB_STAGES
+    }
+
+    fn payload_slots(&self) -> &'static [&'static str] {
+        &["--dram"]
+    }
+
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
+        racklet_rockchip::plan(&inputs, &board.target()).map(drop).map_err(classify)
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

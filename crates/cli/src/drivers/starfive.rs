@@ -11,7 +11,7 @@ use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::starfive::XmodemNak;
 use crate::args::storage::WriteArgs;
 use crate::boards::Board;
-use crate::cli::ImageArgs;
+use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::{bad_input, classify};
 use crate::job::Outcome;
 use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
@@ -39,6 +39,11 @@ impl Driver for Starfive {
 
     fn stages(&self) -> &'static [&'static str] {
         racklet_starfive::USB_STAGES
+    }
+
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        let inputs = Inputs { payload: a.bin.clone(), next_stage: a.starfive.then_ymodem.clone() };
+        racklet_starfive::plan(&inputs, &board.target()).map(drop).map_err(classify)
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
