@@ -600,6 +600,11 @@ impl FastbootDevice {
             (Stage::UBoot, "product") => self.chip.product,
             (Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
             (Stage::UBoot, "serialno") => "racklet-sim",
+            // SpacemiT fb_getvar.c (CONFIG_SPACEMIT_FLASH), booted from
+            // eMMC/SD: a block device answers `universal`, and there is no
+            // MTD device to size.
+            (Stage::UBoot, "blk-size") if self.soc == Soc::K1 => "universal",
+            (Stage::UBoot, "mtd-size") if self.soc == Soc::K1 => "NULL",
             _ => return None,
         };
         Some(v.into())
@@ -778,6 +783,22 @@ impl FastbootDevice {
                 let Some(img) = self.last_download.take() else {
                     return self.fail("no image downloaded");
                 };
+                if self.soc == Soc::K1
+                    && let Some(r) = self.spacemit_flash(part, &img)
+                {
+                    let len = img.len();
+                    self.last_download = Some(img);
+                    return match r {
+                        Ok(text) => {
+                            self.flashed.push((self.stage, part.into(), len));
+                            self.reply("OKAY", text)
+                        }
+                        Err(e) => {
+                            self.refused_writes.push(format!("flash:{part}: {e}"));
+                            self.fail(e)
+                        }
+                    };
+                }
                 let r = match self.partition(part) {
                     Ok((true, _)) => {
                         let boot0 = self
@@ -821,6 +842,38 @@ impl FastbootDevice {
             }
             _ => self.fail("unknown command"),
         }
+    }
+
+    /// The names SpacemiT's vendor U-Boot flashes itself rather than into
+    /// a GPT partition (`fastboot_mmc_flash_write`, `fb_mmc.c` with
+    /// `CONFIG_SPACEMIT_FLASH`); `None` for any other name. `Ok` is the OKAY
+    /// text.
+    /// - `gpt`: the download is a `partition_*.json`; `_parse_flash_config`
+    ///   turns it into a `partitions` string and `gpt write mmc` writes it
+    ///   ("parse gpt/mtd table okay").
+    /// - `env`: `env import` of the download, then the environment written at
+    ///   the env offset. This model writes the download itself to the `env`
+    ///   partition (the real one writes its re-exported environment).
+    /// - `bootinfo`: written to the eMMC's boot0 area. The real U-Boot writes
+    ///   a bootinfo header of its own there; this model keeps the download.
+    fn spacemit_flash(&mut self, part: &str, img: &[u8]) -> Option<Result<&'static str, &'static str>> {
+        Some(match part {
+            "gpt" => crate::uboot_storage::spacemit_gpt_string(img)
+                .and_then(|t| crate::uboot_storage::gpt_write(self.emmc(), &t))
+                .map(|_| "parse gpt/mtd table okay"),
+            "env" => crate::uboot_storage::flash(self.emmc(), "env", img)
+                .map(|_| "flash env partition okay")
+                .map_err(|_| "Cannot flash env partition"),
+            "bootinfo" => {
+                let boot0 = self.boot0.get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
+                if img.len() as u64 > BOOT0_SIZE {
+                    Err("flash mmc boot fail")
+                } else {
+                    boot0.write(0, img).map(|_| "").map_err(|_| "flash mmc boot fail")
+                }
+            }
+            _ => return None,
+        })
     }
 
     fn continue_boot(&mut self) {

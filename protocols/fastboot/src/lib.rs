@@ -21,6 +21,7 @@
 //! [`racklet_link::ProgressSink`].
 
 pub mod boot;
+pub mod bundle;
 pub mod client;
 pub mod describe;
 pub mod image;
