@@ -302,6 +302,8 @@ pub struct StorageReport {
     pub uboot: String,
     /// The download limit used.
     pub limit: Option<u64>,
+    /// A bundle's partition table, when one was flashed, and why it was the one.
+    pub table: Option<String>,
     pub flashed: Vec<Flashed>,
     pub erased: Vec<String>,
     pub rebooted: bool,
@@ -313,6 +315,9 @@ impl StorageReport {
         let mut f: Vec<(String, String)> = self.bring_up.as_ref().map(Report::facts).unwrap_or_default();
         f.retain(|(k, _)| k != "u-boot");
         f.push(("u-boot".into(), self.uboot.clone()));
+        if let Some(t) = &self.table {
+            f.push(("partition table".into(), t.clone()));
+        }
         for p in &self.flashed {
             let how = match p.downloads {
                 1 => "in one download".to_string(),
@@ -386,11 +391,18 @@ pub fn write(
     // A bundle's table is picked by the storage the device reports, and
     // every image is checked against its table's size before the first write.
     let mut owned: Vec<(String, Source, Option<Size>)> = Vec::new();
+    let mut picked = None;
     let device_checked = plan.tables.is_none();
     if let Some((dir, tables)) = &plan.tables {
         let blk = fb.getvar_opt("blk-size", progress)?;
         let mtd = fb.getvar_opt("mtd-size", progress)?;
         let table = bundle::pick(dir, tables, blk.as_deref(), mtd.as_deref())?;
+        picked = Some(format!(
+            "{} (the device reports blk-size {}, mtd-size {})",
+            bundle::table_name(table),
+            blk.as_deref().unwrap_or("(none)"),
+            mtd.as_deref().unwrap_or("(none)")
+        ));
         for (i, (name, path)) in bundle::steps(dir, table).into_iter().enumerate() {
             let size =
                 if i == 0 { None } else { table.entries.iter().find(|e| e.name == name).and_then(|e| e.size) };
@@ -424,6 +436,7 @@ pub fn write(
         bring_up,
         uboot: format!("fastboot at USB {} ({}), address {}", uboot.port_path, uboot.id(), uboot.address),
         limit,
+        table: picked,
         flashed: Vec::new(),
         erased: Vec::new(),
         rebooted: false,

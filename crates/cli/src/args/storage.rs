@@ -65,6 +65,11 @@ pub struct BringUp {
     /// Next stages after the loader, in order (e.g. the K1's u-boot.itb).
     #[arg(long = "then", value_name = "FILE")]
     pub then: Vec<PathBuf>,
+    /// `write` on K1/TH1520 boards: an unpacked vendor OS image (a Bianbu
+    /// release zip, the RevyOS image set) giving the stages and every
+    /// partition, flashed whole as the vendor flasher does.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["loader", "then"])]
+    pub bundle: Option<PathBuf>,
 }
 
 /// Where on the medium: an offset (bytes, or sectors where the protocol

@@ -41,6 +41,12 @@ fn verb(
     if !driver.storage_verbs().contains(&name) {
         return Err(drivers::unsupported(board, name));
     }
+    if target.bring_up.bundle.is_some() && (name != "write" || driver.name() != "fastboot") {
+        return Err(crate::error::bad_input(format!(
+            "--bundle is for `write` on fastboot boards (K1, TH1520); not for `{name}` on {}",
+            board.name
+        )));
+    }
     if let Some((owner, flag)) = only_for.iter().find(|(owner, _)| *owner != driver.name()) {
         return Err(crate::error::bad_input(format!(
             "{flag} is a {owner} flag; {} is a {} board",

@@ -27,15 +27,17 @@ impl Fastboot {
     /// The bring-up part of a storage run, from --loader and --then.
     fn storage_inputs(&self, job: &StorageJob) -> StorageInputs {
         let t = job.target;
-        let bring_up = t.bring_up.loader.as_ref().map(|l| Inputs {
-            image: Some(l.clone()),
+        // A bundle gives the loader itself: the run starts from the ROM.
+        let from_rom = t.bring_up.loader.is_some() || t.bring_up.bundle.is_some();
+        let bring_up = from_rom.then(|| Inputs {
+            image: t.bring_up.loader.clone(),
             then: t.bring_up.then.clone(),
             await_next: true,
             stage_timeout: t.connect.stage_timeout,
             force: t.connect.force,
             ..Default::default()
         });
-        StorageInputs { bring_up, ..Default::default() }
+        StorageInputs { bring_up, bundle: t.bring_up.bundle.clone(), ..Default::default() }
     }
 }
 
@@ -95,14 +97,17 @@ impl Driver for Fastboot {
         // With --loader the virtual board starts in its boot ROM and the
         // run brings it up (K1: --then u-boot.itb); without, it is already
         // in vendor U-Boot's fastboot.
+        // A bundle brings the board up from its ROM too (K1: FSBL, then u-boot.itb).
         let b = &sim.target.bring_up;
+        let k1_bundle = b.bundle.is_some() && sim.board.soc == "k1";
         let scenario = Scenario {
             fault: sim.fault.clone(),
             storage: sim.target.sim.sim_storage.clone(),
-            next_stages: b.then.len(),
+            next_stages: if k1_bundle { 1 } else { b.then.len() },
             ..Scenario::at(&sim.port_path)
         };
-        racklet_sim::fastboot::attach_storage(&sim.board.soc, &scenario, b.loader.is_some(), &sim.usb)
+        let from_rom = b.loader.is_some() || b.bundle.is_some();
+        racklet_sim::fastboot::attach_storage(&sim.board.soc, &scenario, from_rom, &sim.usb)
             .map_err(classify)
     }
 
