@@ -29,6 +29,7 @@ pub mod k1;
 pub mod plan;
 pub mod report;
 pub mod response;
+pub mod session;
 pub mod sparse;
 pub mod storage;
 pub mod th1520;

@@ -197,6 +197,16 @@ pub fn partition_arg(s: &str) -> Result<(String, PathBuf), StorageError> {
 /// Checks the inputs against the board: the bring-up images as `maskrom`
 /// checks them, every image readable and (if sparse) well-formed.
 pub fn plan_storage(inputs: &StorageInputs, target: &Target) -> Result<StoragePlan, StorageError> {
+    plan_inner(inputs, target, true)
+}
+
+/// The plan of a run that only talks to vendor U-Boot (`partitions`,
+/// `oem`): the bring-up checked, nothing to write.
+pub fn plan_session(inputs: &StorageInputs, target: &Target) -> Result<StoragePlan, StorageError> {
+    plan_inner(inputs, target, false)
+}
+
+fn plan_inner(inputs: &StorageInputs, target: &Target, writes: bool) -> Result<StoragePlan, StorageError> {
     let soc = soc_of(target)?;
     let mut inputs = inputs.clone();
     let mut tables = None;
@@ -232,7 +242,7 @@ pub fn plan_storage(inputs: &StorageInputs, target: &Target) -> Result<StoragePl
         }
         inputs.bring_up = Some(up);
     }
-    if inputs.flash.is_empty() && inputs.erase.is_empty() && tables.is_none() {
+    if writes && inputs.flash.is_empty() && inputs.erase.is_empty() && tables.is_none() {
         return Err(StorageError::Nothing);
     }
     let bring_up = match &inputs.bring_up {
@@ -338,7 +348,7 @@ impl StorageReport {
     }
 }
 
-type UsbFastboot = Fastboot<UsbTransport<Box<dyn racklet_link::UsbLink>>>;
+pub(crate) type UsbFastboot = Fastboot<UsbTransport<Box<dyn racklet_link::UsbLink>>>;
 
 fn open(conn: &mut Connector, info: &UsbInfo, opts: &Options) -> Result<UsbFastboot, FastbootError> {
     let link = conn.open_usb(info)?;
@@ -347,13 +357,15 @@ fn open(conn: &mut Connector, info: &UsbInfo, opts: &Options) -> Result<UsbFastb
     Ok(fb)
 }
 
-/// Runs `plan`: the ROM stages if planned, then every partition.
-pub fn write(
+/// The ROM stages if planned, then vendor U-Boot's fastboot found (by
+/// port path after the stages) and opened: the client, the device, and
+/// the stages' report.
+pub(crate) fn reach_uboot(
     conn: &mut Connector,
     plan: &StoragePlan,
     target: &Target,
     opts: &Options,
-) -> Result<StorageReport, StorageError> {
+) -> Result<(UsbFastboot, UsbInfo, Option<Report>), StorageError> {
     let (uboot, bring_up) = match &plan.bring_up {
         Some(p) => {
             let report = boot(conn, p, target, opts)?;
@@ -375,14 +387,25 @@ pub fn write(
         }
     };
     let mut fb = open(conn, &uboot, opts)?;
-    let progress = &mut *conn.progress;
     if plan.soc == Soc::K1 && plan.bring_up.is_none() {
         // All K1 stages are 361c:1001: the ROM is told apart by what it says.
-        let id = k1::identify(&mut fb, uboot.serial.as_deref(), progress)?;
+        let id = k1::identify(&mut fb, uboot.serial.as_deref(), &mut *conn.progress)?;
         if id.is_rom() {
             return Err(StorageError::InRom { port: uboot.port_path.clone() });
         }
     }
+    Ok((fb, uboot, bring_up))
+}
+
+/// Runs `plan`: the ROM stages if planned, then every partition.
+pub fn write(
+    conn: &mut Connector,
+    plan: &StoragePlan,
+    target: &Target,
+    opts: &Options,
+) -> Result<StorageReport, StorageError> {
+    let (mut fb, uboot, bring_up) = reach_uboot(conn, plan, target, opts)?;
+    let progress = &mut *conn.progress;
     let device_max = fb.max_download_size(progress)?;
     let limit = match (device_max, plan.sparse_limit) {
         (Some(d), Some(u)) => Some(d.min(u)),

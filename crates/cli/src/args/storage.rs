@@ -169,6 +169,17 @@ pub struct PartitionsArgs {
     pub place: Place,
 }
 
+/// `racklet-flash oem <board> WORD…`
+#[derive(Debug, Args, Clone)]
+pub struct OemArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    /// The vendor command's words, sent as one `oem WORD WORD…` packet (a
+    /// word starting with `-` goes after `--`).
+    #[arg(required = true, num_args = 1.., value_name = "WORD")]
+    pub words: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;

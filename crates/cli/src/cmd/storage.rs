@@ -12,7 +12,7 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
 use super::{run, transcript};
-use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::GlobalArgs;
 use crate::drivers::{self, Driver, StorageJob, StorageSim};
@@ -63,6 +63,7 @@ fn verb(
     }
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
         driver.attach_storage_sim(&StorageSim {
+            verb: name,
             board,
             target,
             medium: medium.clone(),
@@ -129,6 +130,10 @@ pub fn partitions(g: &GlobalArgs, a: &PartitionsArgs, out: &Arc<Output>) -> Resu
         out,
         &|d, job| d.partitions(job, a),
     )
+}
+
+pub fn oem(g: &GlobalArgs, a: &OemArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    verb(g, "oem", &a.target, &[], None, &loaders(&a.target), "answered", out, &|d, job| d.oem(job, a))
 }
 
 fn loaders(t: &StorageTarget) -> Vec<&std::path::Path> {

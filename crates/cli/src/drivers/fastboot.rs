@@ -12,7 +12,7 @@ use racklet_sim::serve::fastboot::{self as server, Event};
 use serde_json::json;
 
 use super::{Driver, Job, StorageJob, StorageSim};
-use crate::args::storage::{EraseArgs, WriteArgs};
+use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
 use crate::error::{bad_input, classify};
@@ -39,6 +39,16 @@ impl Fastboot {
         });
         StorageInputs { bring_up, bundle: t.bring_up.bundle.clone(), ..Default::default() }
     }
+}
+
+/// The plan of a run that only asks vendor U-Boot (`partitions`, `oem`).
+fn session(
+    d: &Fastboot,
+    job: &StorageJob,
+) -> Result<(racklet_image::Target, storage::StoragePlan, Options)> {
+    let target = job.board.target();
+    let plan = storage::plan_session(&d.storage_inputs(job), &target).map_err(classify)?;
+    Ok((target, plan, Options { force: job.target.connect.force, ..Default::default() }))
 }
 
 /// Plans and runs a storage run on the job's board.
@@ -90,7 +100,7 @@ impl Driver for Fastboot {
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {
-        &["write", "erase"]
+        &["write", "erase", "partitions", "oem"]
     }
 
     fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
@@ -107,7 +117,11 @@ impl Driver for Fastboot {
             ..Scenario::at(&sim.port_path)
         };
         let from_rom = b.loader.is_some() || b.bundle.is_some();
-        racklet_sim::fastboot::attach_storage(&sim.board.soc, &scenario, from_rom, &sim.usb)
+        let attach = match sim.verb {
+            "partitions" | "oem" => racklet_sim::fastboot::attach_session,
+            _ => racklet_sim::fastboot::attach_storage,
+        };
+        attach(&sim.board.soc, &scenario, from_rom, &sim.usb)
             .map_err(classify)
     }
 
@@ -151,6 +165,25 @@ impl Driver for Fastboot {
         let inputs =
             StorageInputs { erase: a.place.partition.clone(), reboot: false, ..self.storage_inputs(job) };
         run_storage(job, &inputs)
+    }
+
+    fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
+        if a.place.at.is_some() || a.place.medium.is_some() || a.place.partition.iter().any(|p| p.contains('=')) {
+            return Err(bad_input(
+                "partitions on fastboot boards takes only --partition NAME (more names to look up)",
+            ));
+        }
+        let (target, plan, opts) = session(self, job)?;
+        let r = racklet_fastboot::session::partitions(job.conn, &plan, &target, &opts, &a.place.partition)
+            .map_err(classify)?;
+        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
+    }
+
+    fn oem(&self, job: &mut StorageJob, a: &OemArgs) -> Result<Outcome> {
+        let (target, plan, opts) = session(self, job)?;
+        let r =
+            racklet_fastboot::session::oem(job.conn, &plan, &target, &opts, &a.words).map_err(classify)?;
+        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {
