@@ -778,3 +778,93 @@ fn debian_fastboot_and_write_bundle_leave_the_same_k1_emmc() {
         at += n as u64;
     }
 }
+
+/// The JSON `done` event's details as (key, value).
+fn details(stdout: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(stdout);
+    let done: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .unwrap_or_else(|| panic!("no done event in {text}"));
+    done["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["key"].as_str().unwrap().to_string(), d["value"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn detail<'a>(d: &'a [(String, String)], key: &str) -> &'a str {
+    d.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {key} in {d:?}"))
+}
+
+/// `partitions` on a fastboot board: vendor U-Boot refuses `getvar all`,
+/// so the variables are asked one by one and the vendor layout's
+/// partitions looked up by name (TH1520: boot is 500 MiB in the Lichee Pi
+/// 4A's `partitions`); after `write --bundle`, the K1's are the table's.
+#[test]
+fn partitions_ask_vendor_uboot_its_variables_and_partitions() {
+    let out = bin().args(["--json", "partitions", "lichee-pi-4a", "--simulate"]).assert().success();
+    let d = details(&out.get_output().stdout);
+    assert_eq!(detail(&d, "variables from"), "each variable in turn (the device refuses getvar all)");
+    assert_eq!(detail(&d, "variable product"), "light-lpi4a");
+    assert_eq!(detail(&d, "partition boot"), "524288000 bytes, raw");
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("bianbu");
+    k1_bundle(&dir);
+    let emmc = t.path().join("emmc.img");
+    bin().args(["write", "bpi-f3", "--simulate", "--bundle"]).arg(&dir).arg("--sim-storage").arg(&emmc).assert().success();
+    let out = bin()
+        .args(["--json", "partitions", "bpi-f3", "--simulate", "--partition", "bootfs", "--partition", "nope", "--sim-storage"])
+        .arg(&emmc)
+        .assert()
+        .success();
+    let d = details(&out.get_output().stdout);
+    assert_eq!(detail(&d, "variable blk-size"), "universal");
+    assert_eq!(detail(&d, "partition bootfs"), format!("{} bytes, raw", 256u64 << 20));
+    assert_eq!(detail(&d, "not found"), "nope");
+    bin()
+        .args(["partitions", "bpi-f3", "--simulate", "--partition", "a=b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("takes only --partition NAME"));
+}
+
+/// `oem`: the device's OKAY, or its FAIL text with the refusal exit code
+/// (7); a command longer than fastboot's 64 bytes is bad input (2).
+#[test]
+fn oem_passes_the_command_through_and_keeps_the_refusal() {
+    let out = bin().args(["oem", "lichee-pi-4a", "--simulate", "format"]).assert().success();
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("command: oem format"));
+    bin()
+        .args(["oem", "bpi-f3", "--simulate", "hello", "world"])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("the device refused \"oem hello world\": unrecognized command"));
+    bin()
+        .args(["oem", "bpi-f3", "--simulate", &"x".repeat(70)])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at most 64 bytes"));
+    bin().args(["oem", "bpi-f3", "--simulate"]).assert().code(2);
+}
+
+/// Debian's fastboot sees the same vendor U-Boot answers: `getvar all`
+/// refused, an unknown `oem` refused with the same text racklet-flash shows.
+#[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
+fn debian_fastboot_sees_the_same_getvar_all_and_oem_answers() {
+    if !have_fastboot() {
+        return;
+    }
+    let sim = Sim::start("bpi-f3", &["--keep", "--in-uboot"]);
+    let o = fastboot(&sim.addr, &["getvar".as_ref(), "all".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Variable not implemented"), "{err}");
+    let o = fastboot(&sim.addr, &["oem".as_ref(), "hello".as_ref(), "world".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("unrecognized command"), "{err}");
+    let o = fastboot(&sim.addr, &["getvar".as_ref(), "blk-size".as_ref()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("blk-size: universal"));
+}

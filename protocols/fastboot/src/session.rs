@@ -93,6 +93,35 @@ impl VarsReport {
     }
 }
 
+/// `getvar all`'s lines: the variables, and the partitions its
+/// `partition-size:NAME` and `partition-type:NAME` lines describe (as AOSP
+/// bootloaders list them), in the order first named.
+pub fn split_all(all: Vec<(String, String)>) -> (Vec<(String, String)>, Vec<PartitionInfo>) {
+    let mut variables = Vec::new();
+    let mut partitions: Vec<PartitionInfo> = Vec::new();
+    for (n, v) in all {
+        let part = n.strip_prefix("partition-size:").map(|p| (p, true));
+        let part = part.or_else(|| n.strip_prefix("partition-type:").map(|p| (p, false)));
+        let Some((name, is_size)) = part else {
+            variables.push((n, v));
+            continue;
+        };
+        let at = match partitions.iter().position(|p| p.name == name) {
+            Some(i) => i,
+            None => {
+                partitions.push(PartitionInfo { name: name.into(), size: None, kind: None });
+                partitions.len() - 1
+            }
+        };
+        if is_size {
+            partitions[at].size = crate::response::parse_size(&v);
+        } else {
+            partitions[at].kind = Some(v);
+        }
+    }
+    (variables, partitions)
+}
+
 /// Vendor U-Boot's variables and partitions; `probe` adds partition names
 /// to look up (the vendor layout's when empty).
 pub fn partitions(
@@ -108,27 +137,7 @@ pub fn partitions(
     let mut variables = Vec::new();
     let source = match fb.getvar_all(progress)? {
         Some(all) => {
-            for (n, v) in all {
-                let part = n.strip_prefix("partition-size:").map(|p| (p, true));
-                let part = part.or_else(|| n.strip_prefix("partition-type:").map(|p| (p, false)));
-                match part {
-                    Some((name, is_size)) => {
-                        let at = match partitions.iter().position(|p| p.name == name) {
-                            Some(i) => i,
-                            None => {
-                                partitions.push(PartitionInfo { name: name.into(), size: None, kind: None });
-                                partitions.len() - 1
-                            }
-                        };
-                        if is_size {
-                            partitions[at].size = crate::response::parse_size(&v);
-                        } else {
-                            partitions[at].kind = Some(v);
-                        }
-                    }
-                    None => variables.push((n, v)),
-                }
-            }
+            (variables, partitions) = split_all(all);
             "getvar all".to_string()
         }
         None => {
@@ -215,4 +224,33 @@ pub fn oem(
         info: fb.last_info().to_vec(),
         answer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getvar_all_lines_split_into_variables_and_partitions() {
+        let lines = [
+            "version: 0.4",
+            "partition-type:boot: raw",
+            "partition-size:boot: 0x0000000001f40000",
+            "partition-size:userdata: 0x10000",
+            "max-download-size: 0x10000000",
+        ];
+        let all = lines.iter().map(|l| crate::client::split_var(l)).collect();
+        let (vars, parts) = split_all(all);
+        assert_eq!(
+            vars,
+            [("version".to_string(), "0.4".to_string()), ("max-download-size".into(), "0x10000000".into())]
+        );
+        assert_eq!(
+            parts,
+            [
+                PartitionInfo { name: "boot".into(), size: Some(0x1f4_0000), kind: Some("raw".into()) },
+                PartitionInfo { name: "userdata".into(), size: Some(0x10000), kind: None },
+            ]
+        );
+    }
 }
