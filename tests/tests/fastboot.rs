@@ -684,7 +684,9 @@ fn k1_bundle_bad_inputs_exit_2_before_the_first_flash() {
         .arg(&emmc)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("env.bin: expands to 131073 bytes, but partition 'env' holds 131072"));
+        .stderr(predicate::str::contains(
+            "env.bin: expands to 131073 bytes, but partition 'env' holds 131072",
+        ));
     assert!(region(&emmc, 256 << 10, 4096).iter().all(|&b| b == 0), "nothing was flashed");
     bin()
         .args(["write", "bpi-f3", "--simulate", "--bundle"])
@@ -814,9 +816,25 @@ fn partitions_ask_vendor_uboot_its_variables_and_partitions() {
     let dir = t.path().join("bianbu");
     k1_bundle(&dir);
     let emmc = t.path().join("emmc.img");
-    bin().args(["write", "bpi-f3", "--simulate", "--bundle"]).arg(&dir).arg("--sim-storage").arg(&emmc).assert().success();
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--bundle"])
+        .arg(&dir)
+        .arg("--sim-storage")
+        .arg(&emmc)
+        .assert()
+        .success();
     let out = bin()
-        .args(["--json", "partitions", "bpi-f3", "--simulate", "--partition", "bootfs", "--partition", "nope", "--sim-storage"])
+        .args([
+            "--json",
+            "partitions",
+            "bpi-f3",
+            "--simulate",
+            "--partition",
+            "bootfs",
+            "--partition",
+            "nope",
+            "--sim-storage",
+        ])
         .arg(&emmc)
         .assert()
         .success();

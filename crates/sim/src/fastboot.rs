@@ -901,7 +901,8 @@ impl FastbootDevice {
                 .map(|_| "flash env partition okay")
                 .map_err(|_| "Cannot flash env partition"),
             "bootinfo" => {
-                let boot0 = self.boot0.get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
+                let boot0 =
+                    self.boot0.get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
                 if img.len() as u64 > BOOT0_SIZE {
                     Err("flash mmc boot fail")
                 } else {
@@ -1044,7 +1045,11 @@ impl FastbootDevice {
                 },
                 (_, true, None) => Verdict::NotStarted { why: "vendor U-Boot was asked nothing".into() },
                 (_, false, None) => Verdict::Started {
-                    summary: format!("vendor U-Boot answered {} commands, the last {:?}", asked.len(), asked[asked.len() - 1]),
+                    summary: format!(
+                        "vendor U-Boot answered {} commands, the last {:?}",
+                        asked.len(),
+                        asked[asked.len() - 1]
+                    ),
                 },
             };
         }

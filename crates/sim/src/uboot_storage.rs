@@ -274,7 +274,8 @@ pub fn spacemit_gpt_string(json: &[u8]) -> Result<String, &'static str> {
         return Err("not a gpt table");
     }
     let parts = root.get("partitions").and_then(|p| p.as_array()).ok_or("parsing config fail")?;
-    let text_of = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let text_of =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let mut out = String::new();
     let mut combined = 0u64;
     for p in parts {
@@ -315,9 +316,8 @@ pub fn gpt_write(medium: &mut Medium, partitions: &str) -> Result<Vec<Partition>
     let mut parts = Vec::new();
     let mut offset = 34u64;
     for (i, spec) in specs.iter().enumerate() {
-        let val = |key: &str| {
-            spec.split(',').find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        };
+        let val =
+            |key: &str| spec.split(',').find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')));
         let name = val("name").ok_or("write gpt fail")?;
         let size = match val("size").ok_or("write gpt fail")? {
             "-" => 0,

@@ -195,14 +195,16 @@ pub fn read_table(path: &Path) -> Result<Table, BundleError> {
         let size_of = |key: &str| -> Result<Option<Size>, BundleError> {
             match field(path, &at, p, key)? {
                 None => Ok(None),
-                Some(s) => parse_size(s)
-                    .map(Some)
-                    .ok_or_else(|| bad(&format!("{at} \"{key}\""), format!("{s:?} is not a size (write 640K, 2M, - )"))),
+                Some(s) => parse_size(s).map(Some).ok_or_else(|| {
+                    bad(&format!("{at} \"{key}\""), format!("{s:?} is not a size (write 640K, 2M, - )"))
+                }),
             }
         };
         let offset = match size_of("offset")? {
             Some(Size::Bytes(b)) => Some(b),
-            Some(Size::Rest) => return Err(bad(&format!("{at} \"offset\""), "\"-\" is not an offset".into())),
+            Some(Size::Rest) => {
+                return Err(bad(&format!("{at} \"offset\""), "\"-\" is not an offset".into()));
+            }
             None => None,
         };
         let size = size_of("size")?;
@@ -234,11 +236,7 @@ pub struct Bundle {
 
 fn need(dir: &Path, rel: &str, what: &str) -> Result<PathBuf, BundleError> {
     let p = dir.join(rel);
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(BundleError::Missing { path: p, what: what.into() })
-    }
+    if p.is_file() { Ok(p) } else { Err(BundleError::Missing { path: p, what: what.into() }) }
 }
 
 /// The one file in `dir` named `prefix…suffix` (the exact name first).
@@ -275,9 +273,9 @@ pub fn open(dir: &Path, soc: Soc) -> Result<Bundle, BundleError> {
                 .map_err(|source| BundleError::Read { path: dir.into(), source })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                        n.starts_with("partition_") && n.ends_with(".json")
-                    })
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("partition_") && n.ends_with(".json"))
                 })
                 .collect();
             names.sort();
@@ -298,7 +296,13 @@ pub fn open(dir: &Path, soc: Soc) -> Result<Bundle, BundleError> {
             Kind::Spacemit { fsbl, uboot, tables }
         }
         Soc::Th1520 => Kind::RevyOs {
-            uboot: one_of(dir, "u-boot-with-spl.bin", "u-boot-with-spl", ".bin", "the U-Boot (u-boot-with-spl.bin)")?,
+            uboot: one_of(
+                dir,
+                "u-boot-with-spl.bin",
+                "u-boot-with-spl",
+                ".bin",
+                "the U-Boot (u-boot-with-spl.bin)",
+            )?,
             boot: one_of(dir, "boot.ext4", "boot", ".ext4", "the boot partition image (boot.ext4)")?,
             root: one_of(dir, "root.ext4", "root", ".ext4", "the root partition image (root.ext4)")?,
         },
@@ -438,7 +442,11 @@ mod tests {
         let e = open(d.path(), Soc::K1).unwrap_err().to_string();
         assert!(e.contains("rootfs.ext4: missing from the bundle"), "{e}");
         assert!(e.contains("partition 'rootfs' in partition_universal.json"), "{e}");
-        let d = bundle(&[("factory/FSBL.bin", "f"), ("u-boot.itb", "u"), ("partition_universal.json", "{\"format\": ")]);
+        let d = bundle(&[
+            ("factory/FSBL.bin", "f"),
+            ("u-boot.itb", "u"),
+            ("partition_universal.json", "{\"format\": "),
+        ]);
         let e = open(d.path(), Soc::K1).unwrap_err().to_string();
         assert!(e.contains("partition_universal.json: not valid JSON"), "{e}");
         let d = bundle(&[

@@ -14,10 +14,10 @@ use racklet_link::connect::id_list;
 use racklet_link::{Classify, Connector, FailureClass, UsbId, UsbInfo};
 
 use crate::boot::{Options, boot};
+use crate::bundle::{self, BundleError, Kind, Size, Table};
 use crate::client::Fastboot;
 use crate::plan::{Inputs, Plan, PlanError, Soc, plan, soc_of};
 use crate::report::Report;
-use crate::bundle::{self, BundleError, Kind, Size, Table};
 use crate::sparse::{Encoder, ImageFile, ImageFileError, StorageEncodeError};
 use crate::transport::UsbTransport;
 use crate::{FastbootError, k1};
@@ -427,8 +427,11 @@ pub fn write(
             mtd.as_deref().unwrap_or("(none)")
         ));
         for (i, (name, path)) in bundle::steps(dir, table).into_iter().enumerate() {
-            let size =
-                if i == 0 { None } else { table.entries.iter().find(|e| e.name == name).and_then(|e| e.size) };
+            let size = if i == 0 {
+                None
+            } else {
+                table.entries.iter().find(|e| e.name == name).and_then(|e| e.size)
+            };
             owned.push((name, open_source(&path)?, size));
         }
     }
@@ -465,7 +468,8 @@ pub fn write(
         rebooted: false,
     };
     for (i, (name, source, size)) in flash.iter().enumerate() {
-        if !device_checked && i > 0 && !matches!(size, Some(Size::Bytes(_))) && !VENDOR_SPECIAL.contains(name) {
+        if !device_checked && i > 0 && !matches!(size, Some(Size::Bytes(_))) && !VENDOR_SPECIAL.contains(name)
+        {
             let have = partition_size(&mut fb, name, progress)?;
             check_fits(name, source, have)?;
         }
@@ -503,12 +507,9 @@ fn partition_size(
 
 fn check_fits(name: &str, img: &Source, have: Option<u64>) -> Result<(), StorageError> {
     match (have, img.expanded()) {
-        (Some(have), Some(need)) if need > have => Err(StorageError::TooLargeForPartition {
-            path: img.path().into(),
-            name: name.into(),
-            need,
-            have,
-        }),
+        (Some(have), Some(need)) if need > have => {
+            Err(StorageError::TooLargeForPartition { path: img.path().into(), name: name.into(), need, have })
+        }
         _ => Ok(()),
     }
 }

@@ -12,7 +12,9 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
 use super::{run, transcript};
-use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::args::storage::{
+    EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs,
+};
 use crate::boards::Board;
 use crate::cli::GlobalArgs;
 use crate::drivers::{self, Driver, StorageJob, StorageSim};

@@ -42,10 +42,7 @@ impl Fastboot {
 }
 
 /// The plan of a run that only asks vendor U-Boot (`partitions`, `oem`).
-fn session(
-    d: &Fastboot,
-    job: &StorageJob,
-) -> Result<(racklet_image::Target, storage::StoragePlan, Options)> {
+fn session(d: &Fastboot, job: &StorageJob) -> Result<(racklet_image::Target, storage::StoragePlan, Options)> {
     let target = job.board.target();
     let plan = storage::plan_session(&d.storage_inputs(job), &target).map_err(classify)?;
     Ok((target, plan, Options { force: job.target.connect.force, ..Default::default() }))
@@ -121,8 +118,7 @@ impl Driver for Fastboot {
             "partitions" | "oem" => racklet_sim::fastboot::attach_session,
             _ => racklet_sim::fastboot::attach_storage,
         };
-        attach(&sim.board.soc, &scenario, from_rom, &sim.usb)
-            .map_err(classify)
+        attach(&sim.board.soc, &scenario, from_rom, &sim.usb).map_err(classify)
     }
 
     fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
@@ -168,7 +164,10 @@ impl Driver for Fastboot {
     }
 
     fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
-        if a.place.at.is_some() || a.place.medium.is_some() || a.place.partition.iter().any(|p| p.contains('=')) {
+        if a.place.at.is_some()
+            || a.place.medium.is_some()
+            || a.place.partition.iter().any(|p| p.contains('='))
+        {
             return Err(bad_input(
                 "partitions on fastboot boards takes only --partition NAME (more names to look up)",
             ));

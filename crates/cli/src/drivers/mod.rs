@@ -17,7 +17,9 @@ use racklet_sim::rom::VirtualRom;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
-use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::args::storage::{
+    EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs,
+};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::classify;
