@@ -135,7 +135,9 @@ pub fn partitions(
     let progress = &mut *conn.progress;
     let mut partitions: Vec<PartitionInfo> = Vec::new();
     let mut variables = Vec::new();
-    let source = match fb.getvar_all(progress)? {
+    // An OKAY with no INFO lines lists nothing (old devices answer an empty
+    // OKAY to variables they do not know): asked one by one too.
+    let source = match fb.getvar_all(progress)?.filter(|all| !all.is_empty()) {
         Some(all) => {
             (variables, partitions) = split_all(all);
             "getvar all".to_string()
