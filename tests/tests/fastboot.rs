@@ -728,6 +728,8 @@ fn th1520_revyos_bundle_flashes_boot_and_root() {
         .clone();
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains("partition uboot"), "{text}");
+    // The virtual board's own account: the ROM ran the U-Boot, which wrote all three.
+    assert!(text.contains("vendor U-Boot wrote uboot, boot, root"), "{text}");
     assert_eq!(region(&emmc, 2 << 20, boot.len()), boot);
     assert_eq!(region(&emmc, (2 << 20) + (500 << 20), root.len()), root);
 }
