@@ -132,6 +132,12 @@ impl Driver for Fastboot {
                 _ => return Err(bad_input(format!("--partition {p}: give it as NAME=FILE"))),
             }
         }
+        if let (Some(image), Some(_)) = (&a.image, &a.target.bring_up.bundle) {
+            return Err(bad_input(format!(
+                "{}: --bundle gives every partition; leave out the image",
+                image.display()
+            )));
+        }
         if let (Some(image), true) = (&a.image, a.place.partition.is_empty()) {
             return Err(bad_input(format!(
                 "{}: say which partition it goes to: --partition NAME (fastboot flashes partitions by name)",
