@@ -217,10 +217,12 @@ fn spacemit_kib(s: &str) -> u64 {
     }
     let Some(at) = s.find(['K', 'M', 'G']) else { return 0 };
     let n = parse_c_ulong(&s[..at]).unwrap_or(0);
+    // The vendor's arithmetic is 32-bit and wraps; this saturates instead,
+    // so a hostile table cannot overflow the model.
     match &s[at..at + 1] {
         "K" => n,
-        "M" => n * 1024,
-        _ => n * 1024 * 1024,
+        "M" => n.saturating_mul(1024),
+        _ => n.saturating_mul(1024 * 1024),
     }
 }
 
@@ -296,7 +298,7 @@ pub fn spacemit_gpt_string(json: &[u8]) -> Result<String, &'static str> {
         } else {
             out.push_str(&format!("name={name},start={offset},size={size};"));
         }
-        combined += spacemit_kib(&size);
+        combined = combined.saturating_add(spacemit_kib(&size));
     }
     Ok(out)
 }
@@ -607,5 +609,11 @@ mod tests {
         assert_eq!(gpt_write(&mut m, "name=a,start=4K,size=1M;"), Err("write gpt fail"), "over the entries");
         assert_eq!(gpt_write(&mut m, "name=a,start=1M,size=16G;"), Err("write gpt fail"), "past the disk");
         assert_eq!((ustrtoull("0x10"), ustrtoull("2M"), ustrtoull("512")), (16, 2 << 20, 512));
+        // Absurd numbers are refused, never a panic.
+        let huge = br#"{"format": "gpt", "partitions": [
+            {"name": "a", "offset": "18446744073709551615G", "size": "18446744073709551615G"},
+            {"name": "b", "size": "18446744073709551615"}]}"#;
+        let t = spacemit_gpt_string(huge).unwrap();
+        assert_eq!(gpt_write(&mut m, &t), Err("write gpt fail"));
     }
 }
