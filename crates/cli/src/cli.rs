@@ -99,8 +99,10 @@ pub enum Command {
     Erase(Box<crate::args::storage::EraseArgs>),
     /// Reset the board (to boot, or back into its boot ROM's download mode).
     Reset(Box<crate::args::storage::ResetArgs>),
-    /// List the partitions of the board's storage.
+    /// List the partitions of the board's storage (fastboot boards: and vendor U-Boot's variables).
     Partitions(Box<crate::args::storage::PartitionsArgs>),
+    /// Send a vendor command (fastboot `oem …`) to the board's U-Boot and print its answer.
+    Oem(Box<crate::args::storage::OemArgs>),
 }
 
 /// Board names for shell completion: the built-in table and the boards of

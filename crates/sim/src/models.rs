@@ -52,6 +52,10 @@ pub struct Scenario {
     /// 0` at its prompt): a storage verb without a bring-up. Where the board
     /// stands is the board's, not the wire's.
     pub in_storage_stage: bool,
+    /// The storage verb only asks the board's storage stage (`partitions`,
+    /// `oem` on a fastboot board): the board's verdict is about what it was
+    /// asked, not about what it wrote.
+    pub asks_only: bool,
     /// How many images the user sends after the one the boot ROM takes (K1
     /// `--then u-boot.itb`: 1). Device-side knowledge, like the port the
     /// board is plugged into: a real board cannot tell from the wire whether

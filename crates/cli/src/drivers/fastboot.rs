@@ -8,7 +8,7 @@ use racklet_image::{Description, Payload};
 use racklet_sim::models::Scenario;
 
 use super::{Driver, Job, StorageJob, StorageSim};
-use crate::args::storage::{EraseArgs, WriteArgs};
+use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::{bad_input, classify};
@@ -22,16 +22,25 @@ impl Fastboot {
     /// The bring-up part of a storage run, from --loader and --then.
     fn storage_inputs(&self, job: &StorageJob) -> StorageInputs {
         let t = job.target;
-        let bring_up = t.bring_up.loader.as_ref().map(|l| Inputs {
-            image: Some(l.clone()),
+        // A bundle gives the loader itself: the run starts from the ROM.
+        let from_rom = t.bring_up.loader.is_some() || t.bring_up.bundle.is_some();
+        let bring_up = from_rom.then(|| Inputs {
+            image: t.bring_up.loader.clone(),
             then: t.bring_up.then.clone(),
             await_next: true,
             stage_timeout: t.connect.stage_timeout,
             force: t.connect.force,
             ..Default::default()
         });
-        StorageInputs { bring_up, ..Default::default() }
+        StorageInputs { bring_up, bundle: t.bring_up.bundle.clone(), ..Default::default() }
     }
+}
+
+/// The plan of a run that only asks vendor U-Boot (`partitions`, `oem`).
+fn session(d: &Fastboot, job: &StorageJob) -> Result<(racklet_image::Target, storage::StoragePlan, Options)> {
+    let target = job.board.target();
+    let plan = storage::plan_session(&d.storage_inputs(job), &target).map_err(classify)?;
+    Ok((target, plan, Options { force: job.target.connect.force, ..Default::default() }))
 }
 
 /// Plans and runs a storage run on the job's board.
@@ -90,18 +99,22 @@ impl Driver for Fastboot {
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {
-        &["write", "erase"]
+        &["write", "erase", "partitions", "oem"]
     }
 
     fn storage_scenario(&self, sim: &StorageSim) -> Result<Scenario> {
         // With --loader the virtual board starts in its boot ROM and the
         // run brings it up (K1: --then u-boot.itb); without, it is already
         // in vendor U-Boot's fastboot.
+        // A bundle brings the board up from its ROM too (K1: FSBL, then u-boot.itb).
         let b = &sim.target.bring_up;
+        let k1_bundle = b.bundle.is_some() && sim.board.soc == "k1";
+        let from_rom = b.loader.is_some() || b.bundle.is_some();
         Ok(Scenario {
-            next_stages: b.then.len(),
-            storage_loader: b.loader.is_some(),
-            in_storage_stage: b.loader.is_none(),
+            next_stages: if k1_bundle { 1 } else { b.then.len() },
+            storage_loader: from_rom,
+            in_storage_stage: !from_rom,
+            asks_only: matches!(sim.verb, "partitions" | "oem"),
             ..super::storage_scenario(sim)
         })
     }
@@ -116,6 +129,12 @@ impl Driver for Fastboot {
                 }
                 _ => return Err(bad_input(format!("--partition {p}: give it as NAME=FILE"))),
             }
+        }
+        if let (Some(image), Some(_)) = (&a.image, &a.target.bring_up.bundle) {
+            return Err(bad_input(format!(
+                "{}: --bundle gives every partition; leave out the image",
+                image.display()
+            )));
         }
         if let (Some(image), true) = (&a.image, a.place.partition.is_empty()) {
             return Err(bad_input(format!(
@@ -146,6 +165,28 @@ impl Driver for Fastboot {
         let inputs =
             StorageInputs { erase: a.place.partition.clone(), reboot: false, ..self.storage_inputs(job) };
         run_storage(job, &inputs)
+    }
+
+    fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
+        if a.place.at.is_some()
+            || a.place.medium.is_some()
+            || a.place.partition.iter().any(|p| p.contains('='))
+        {
+            return Err(bad_input(
+                "partitions on fastboot boards takes only --partition NAME (more names to look up)",
+            ));
+        }
+        let (target, plan, opts) = session(self, job)?;
+        let r = racklet_fastboot::session::partitions(job.conn, &plan, &target, &opts, &a.place.partition)
+            .map_err(classify)?;
+        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
+    }
+
+    fn oem(&self, job: &mut StorageJob, a: &OemArgs) -> Result<Outcome> {
+        let (target, plan, opts) = session(self, job)?;
+        let r =
+            racklet_fastboot::session::oem(job.conn, &plan, &target, &opts, &a.words).map_err(classify)?;
+        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

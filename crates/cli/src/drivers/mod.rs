@@ -15,7 +15,9 @@ use racklet_sim::rom::VirtualRom;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
-use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::args::storage::{
+    EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs,
+};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::classify;
@@ -135,6 +137,11 @@ pub trait Driver: Sync {
     fn partitions(&self, job: &mut StorageJob, _args: &PartitionsArgs) -> Result<Outcome> {
         Err(unsupported(job.board, "partitions"))
     }
+
+    /// Sends a vendor command (`racklet-flash oem`).
+    fn oem(&self, job: &mut StorageJob, _args: &OemArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "oem"))
+    }
 }
 
 /// One board's run of a storage verb.
@@ -146,6 +153,9 @@ pub struct StorageJob<'a, 'c> {
 
 /// The virtual board of one storage verb's job of a simulated run.
 pub struct StorageSim<'a> {
+    /// The verb run (`write`, `partitions`, …).
+    pub verb: &'a str,
+    pub board: &'a Board,
     pub target: &'a StorageTarget,
     /// The verb's `--medium`, which `--sim-storage` keeps.
     pub medium: Option<String>,
