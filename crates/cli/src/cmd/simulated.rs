@@ -11,6 +11,7 @@ use racklet_sim::usb::{LinkModel, SimUsbBus};
 use super::run::JobResult;
 use crate::args::connect::{SimSpeed, SimulationArgs};
 use crate::error::{bad_input, fail};
+use crate::output::Output;
 
 /// The virtual devices of a simulated run, by USB port path.
 pub type Sims = Vec<(String, Box<dyn VirtualRom>)>;
@@ -51,6 +52,29 @@ pub fn world(
         sims.push((p.clone(), s));
     }
     Ok((su, ss, sims))
+}
+
+/// Simulated, a tty given with --port is the virtual board's UART (its
+/// virtual USB-UART adapter's port, the first free `1-N`): the same command
+/// line runs with and without a board.
+pub fn ttys_to_ports(selectors: &mut [Selector], out: &Output) {
+    let mut n = 0;
+    for i in 0..selectors.len() {
+        if let Selector::Tty(tty) = &selectors[i] {
+            let path = loop {
+                n += 1;
+                let p = format!("1-{n}");
+                if !selectors.contains(&Selector::UsbPath(p.clone())) {
+                    break p;
+                }
+            };
+            out.line(&format!(
+                "--simulate: the virtual board's UART (USB-UART adapter at port {path}) stands in for {}",
+                tty.display()
+            ));
+            selectors[i] = Selector::UsbPath(path);
+        }
+    }
 }
 
 /// In simulation, the virtual device's verdict must agree with the job. It
