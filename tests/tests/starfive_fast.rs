@@ -59,7 +59,8 @@ fn fast_sends_the_loader_by_xmodem_then_the_payload_through_it() {
     assert_eq!(stages(&out), ["xmodem-1k", "fastload"], "{out}");
     let d = done(&out).unwrap_or_else(|| panic!("no done event: {out}{err}"));
     let loader = detail(&d, "loader").unwrap_or_else(|| panic!("no loader fact: {d}"));
-    assert!(loader.contains("bytes by XMODEM-1K"), "{loader}");
+    // The loader headed as any SPL: 0x400 bytes of header over it.
+    assert!(loader.contains("wrapped in the spl_tool header) by XMODEM-1K"), "{loader}");
     let fast = detail(&d, "fastload").unwrap_or_else(|| panic!("no fastload fact: {d}"));
     assert!(fast.starts_with("20000 bytes at 0x8008000"), "{fast}");
     // The default rate: the fastest exact one of JH7110 UART0's 24 MHz.

@@ -57,6 +57,9 @@ pub struct BootOptions {
     /// declaring the image started. The ROM checks a 256 KiB image in
     /// milliseconds; a second covers slow adapters.
     pub verdict_window: Duration,
+    /// Ends the verdict window early once the console printed this: the
+    /// started program said it runs (the fastload loader's banner).
+    pub verdict_until: Option<String>,
 }
 
 impl Default for BootOptions {
@@ -66,6 +69,7 @@ impl Default for BootOptions {
             poll_timeout: Duration::from_secs(10),
             poll_grace: Duration::from_millis(100),
             verdict_window: Duration::from_secs(1),
+            verdict_until: None,
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct BootReport {
 fn watch<L: SerialLink + ?Sized>(
     link: &mut L,
     window: Duration,
+    until: Option<&str>,
     already: &[u8],
     progress: &mut dyn ProgressSink,
 ) -> Result<String, StarfiveError> {
@@ -91,7 +96,8 @@ fn watch<L: SerialLink + ?Sized>(
     let mut det = PollDetector::new();
     let mut polls = already.iter().filter(|&&b| det.feed(b)).count();
     let mut buf = [0u8; 256];
-    while start.elapsed() < window {
+    let ran = |det: &PollDetector| until.is_some_and(|u| det.saw(u));
+    while start.elapsed() < window && !ran(&det) {
         progress.check_cancel()?;
         let left = window.saturating_sub(start.elapsed()).min(Duration::from_millis(100));
         match link.read(&mut buf, left) {
@@ -123,6 +129,9 @@ fn watch<L: SerialLink + ?Sized>(
         }
     }
     let text = det.text();
+    if ran(&det) {
+        return Ok(text);
+    }
     // Several polls and nothing else: the ROM is waiting for an image again.
     if polls >= 3 && text.chars().all(|c| c == 'C' || c == ' ') {
         return Err(StarfiveError::RomRestarted { what: "it went back to polling with C".into() });
@@ -148,7 +157,7 @@ pub fn boot_uart<L: SerialLink + ?Sized>(
     let console = if opts.verdict_window.is_zero() {
         String::new()
     } else {
-        watch(link, opts.verdict_window, &stats.trailing, progress)?
+        watch(link, opts.verdict_window, opts.verdict_until.as_deref(), &stats.trailing, progress)?
     };
     Ok(BootReport { stats, console })
 }
@@ -267,6 +276,19 @@ pub fn boot(
         bo.poll_timeout.as_secs_f64(),
         info.path
     ));
+    if let Some(f) = &plan.fast {
+        // The loader's banner says it runs (docs/fastload.md §2); HELLO may
+        // go at once.
+        bo.verdict_until = Some(crate::fast::BANNER.into());
+        conn.progress.say(format!(
+            "--fast: the ROM gets {} ({}), then {} bytes go through it to 0x{:x} at {} baud",
+            f.loader,
+            plan.kind,
+            f.bytes.len(),
+            f.load,
+            f.baud
+        ));
+    }
     let rom = boot_uart(&mut *link, &plan.image, &bo, &mut *conn.progress)?;
     let name = if bo.xmodem.block == xmodem::BlockSize::K1 { "xmodem-1k" } else { "xmodem" };
     let mut report = Report {
@@ -279,7 +301,11 @@ pub fn boot(
         console: rom.console.clone(),
         load_address: target.load_address,
         next: None,
+        fast: None,
     };
+    if let Some(f) = &plan.fast {
+        report.fast = Some(crate::fast::send(&mut *link, f, target.baud.unwrap_or(BAUD), &mut *conn.progress)?);
+    }
     if let Some(n) = &plan.next {
         let (ys, said) = send_next_stage(
             &mut *link,

@@ -10,6 +10,7 @@ use racklet_sim::models::{self, Scenario, SimError};
 use racklet_sim::serve::starfive::{self as server, Event};
 use racklet_sim::starfive::Fault;
 use racklet_starfive::storage::{self, ImageOptions};
+use racklet_starfive::fast::FastInputs;
 use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 use serde_json::json;
 
@@ -51,7 +52,8 @@ impl Driver for Starfive {
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let args = &job.args.starfive;
         let target = job.board.target();
-        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
+        let fast = args.fast.then(|| FastInputs { loader: args.fast_loader.clone(), baud: args.fast_baud });
+        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone(), fast };
         let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
         // A simulated board's UART is paced at its baud rate: the summary
         // may state throughput against it.
