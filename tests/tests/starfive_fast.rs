@@ -158,3 +158,26 @@ fn a_payload_that_does_not_fit_the_loaders_window_is_refused_before_anything_is_
     let (code, out, err) = run(&["maskrom", "visionfive2", "big.bin", "--fast-baud", "500000", "--simulate"], dir.path());
     assert_eq!(code, 2, "--fast-baud without --fast: {out}{err}");
 }
+
+/// The payload's console after --fast: `--monitor TTY --expect RE` still
+/// watches it (here a second pty that prints the hello late, as a board's
+/// console would after the loader's jump).
+#[test]
+fn monitor_and_expect_still_watch_the_console_after_the_fast_load() {
+    use std::io::Write;
+    let dir = payload_dir();
+    let pair = racklet_sim::serial::PtyPair::new().unwrap();
+    let mut dev = pair.device.try_clone_native().unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let _ = dev.write_all(b"racklet: hello from visionfive2 (jh7110) hart 1\r\n");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    });
+    let args = ["maskrom", "visionfive2", "hi.elf", "--fast", "--simulate", "--monitor", &pair.path];
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--expect", "racklet: hello from visionfive2", "--expect-timeout", "10s"]);
+    let (code, out, err) = run(&a, dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("console matched: racklet: hello from visionfive2"), "{err}");
+    t.join().unwrap();
+}
