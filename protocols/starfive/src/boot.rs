@@ -248,7 +248,8 @@ pub(crate) fn transfer(name: &'static str, block: usize, s: &SendStats) -> Trans
 /// the connector's `wait`, else `opts.boot.poll_timeout`), sends the image,
 /// watches the verdict, and feeds the next stage to U-Boot SPL when the
 /// plan has one (waiting up to the connector's `stage_timeout` for it to
-/// ask).
+/// ask). With a fast plan the image is the fastload loader, and the payload
+/// then goes through it on the same link (`crate::fast`).
 pub fn boot(
     conn: &mut Connector,
     plan: &Plan,
@@ -269,26 +270,29 @@ pub fn boot(
         // The SPL's YMODEM polls follow at once; they are the verdict.
         bo.verdict_window = Duration::ZERO;
     }
+    // With --fast the ROM's image is the loader; the payload follows it.
+    let sent = match &plan.fast {
+        Some(f) => {
+            // The loader's banner says it runs (docs/fastload.md §2); HELLO
+            // may go at once.
+            bo.verdict_until = Some(crate::fast::BANNER.into());
+            format!(
+                "{} ({}), then {} ({} bytes to 0x{:x} at {} baud) through it",
+                f.loader,
+                plan.kind,
+                plan.payload.display(),
+                f.bytes.len(),
+                f.load,
+                f.baud
+            )
+        }
+        None => format!("{}: {}", plan.payload.display(), plan.kind),
+    };
     conn.progress.say(format!(
-        "{}: {}; waiting up to {}s for the ROM's XMODEM poll on {} (set the boot switches to UART and power-cycle the board)",
-        plan.payload.display(),
-        plan.kind,
+        "{sent}; waiting up to {}s for the ROM's XMODEM poll on {} (set the boot switches to UART and power-cycle the board)",
         bo.poll_timeout.as_secs_f64(),
         info.path
     ));
-    if let Some(f) = &plan.fast {
-        // The loader's banner says it runs (docs/fastload.md §2); HELLO may
-        // go at once.
-        bo.verdict_until = Some(crate::fast::BANNER.into());
-        conn.progress.say(format!(
-            "--fast: the ROM gets {} ({}), then {} bytes go through it to 0x{:x} at {} baud",
-            f.loader,
-            plan.kind,
-            f.bytes.len(),
-            f.load,
-            f.baud
-        ));
-    }
     let rom = boot_uart(&mut *link, &plan.image, &bo, &mut *conn.progress)?;
     let name = if bo.xmodem.block == xmodem::BlockSize::K1 { "xmodem-1k" } else { "xmodem" };
     let mut report = Report {

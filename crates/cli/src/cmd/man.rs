@@ -52,6 +52,10 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "StarFive: the SPL by XMODEM, then U-Boot by YMODEM when the SPL asks.",
             ),
             (
+                "racklet-flash maskrom visionfive2 app.elf --port /dev/ttyUSB0 --fast",
+                "StarFive: the fastload loader by XMODEM, then app.elf through it at 1.5 Mbaud.",
+            ),
+            (
                 "racklet-flash maskrom milkv-duo-256m bl2.elf --wait 30s",
                 "Wait up to 30 s for the Sophgo ROM to appear.",
             ),
