@@ -92,7 +92,16 @@ fn a_raw_payload_goes_to_the_window_base_and_fast_baud_is_the_rate() {
 #[test]
 fn a_corrupted_block_through_the_loader_is_resent() {
     let dir = payload_dir();
-    let args = ["--json", "maskrom", "visionfive2", "hi.elf", "--fast", "--simulate", "--fault", "fast-corrupt-block"];
+    let args = [
+        "--json",
+        "maskrom",
+        "visionfive2",
+        "hi.elf",
+        "--fast",
+        "--simulate",
+        "--fault",
+        "fast-corrupt-block",
+    ];
     let (code, out, err) = run(&args, dir.path());
     assert_eq!(code, 0, "{out}{err}");
     let d = done(&out).unwrap();
@@ -105,7 +114,16 @@ fn a_corrupted_block_through_the_loader_is_resent() {
 #[test]
 fn an_image_the_loader_finds_damaged_in_memory_is_refused_never_started() {
     let dir = payload_dir();
-    let args = ["--json", "maskrom", "visionfive2", "hi.elf", "--fast", "--simulate", "--fault", "fast-corrupt-memory"];
+    let args = [
+        "--json",
+        "maskrom",
+        "visionfive2",
+        "hi.elf",
+        "--fast",
+        "--simulate",
+        "--fault",
+        "fast-corrupt-memory",
+    ];
     let (code, out, err) = run(&args, dir.path());
     assert_eq!(code, 7, "{out}{err}");
     assert!(done(&out).is_none(), "{out}");
@@ -115,7 +133,8 @@ fn an_image_the_loader_finds_damaged_in_memory_is_refused_never_started() {
 #[test]
 fn a_rate_the_adapter_cannot_carry_falls_back_to_115200() {
     let dir = payload_dir();
-    let args = ["--json", "maskrom", "visionfive2", "hi.elf", "--fast", "--simulate", "--fault", "fast-no-sync"];
+    let args =
+        ["--json", "maskrom", "visionfive2", "hi.elf", "--fast", "--simulate", "--fault", "fast-no-sync"];
     let (code, out, err) = run(&args, dir.path());
     assert_eq!(code, 0, "{out}{err}");
     let fast = detail(&done(&out).unwrap(), "fastload").unwrap().to_string();
@@ -155,7 +174,8 @@ fn a_payload_that_does_not_fit_the_loaders_window_is_refused_before_anything_is_
         assert!(stages(&out).is_empty(), "{f}: nothing may be sent: {out}");
         assert!(out.contains(f) && out.contains("0x8008000"), "{f}: {out}");
     }
-    let (code, out, err) = run(&["maskrom", "visionfive2", "big.bin", "--fast-baud", "500000", "--simulate"], dir.path());
+    let (code, out, err) =
+        run(&["maskrom", "visionfive2", "big.bin", "--fast-baud", "500000", "--simulate"], dir.path());
     assert_eq!(code, 2, "--fast-baud without --fast: {out}{err}");
 }
 

@@ -308,7 +308,8 @@ pub fn boot(
         fast: None,
     };
     if let Some(f) = &plan.fast {
-        report.fast = Some(crate::fast::send(&mut *link, f, target.baud.unwrap_or(BAUD), &mut *conn.progress)?);
+        report.fast =
+            Some(crate::fast::send(&mut *link, f, target.baud.unwrap_or(BAUD), &mut *conn.progress)?);
     }
     if let Some(n) = &plan.next {
         let (ys, said) = send_next_stage(

@@ -103,7 +103,9 @@ pub enum PlanError {
     Field(HeaderError),
     /// `--fast` with a next stage for U-Boot SPL: the loader starts the
     /// payload itself and asks for nothing.
-    #[error("--fast and --then-ymodem: the fastload loader starts the payload itself and nothing asks for a next stage by YMODEM")]
+    #[error(
+        "--fast and --then-ymodem: the fastload loader starts the payload itself and nothing asks for a next stage by YMODEM"
+    )]
     FastNextStage,
     /// A rate of 0.
     #[error("--fast-baud {baud}: not a rate")]

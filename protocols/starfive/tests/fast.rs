@@ -143,7 +143,8 @@ fn what_does_not_fit_the_loaders_window_is_bad_input_naming_the_file() {
     assert!(matches!(e, PlanError::Input(ImageError::OutsideWindow { .. })), "{e:?}");
     assert!(e.to_string().contains("low.elf") && e.to_string().contains("0x8008000"), "{e}");
     // Past the window's end.
-    let e = f.plan("high.elf", &elf(WINDOW_END - 100, WINDOW_END - 100, &pattern(200, 4)), FastInputs::default());
+    let e =
+        f.plan("high.elf", &elf(WINDOW_END - 100, WINDOW_END - 100, &pattern(200, 4)), FastInputs::default());
     assert_eq!(e.unwrap_err().class(), FailureClass::BadInput);
 }
 
@@ -158,7 +159,8 @@ fn a_next_stage_or_a_rate_that_is_not_a_rate_is_refused() {
     let e = plan(&inputs, &vf2()).unwrap_err();
     assert!(matches!(e, PlanError::FastNextStage), "{e:?}");
     assert!(e.to_string().contains("--then-ymodem") && e.hint().is_some(), "{e}");
-    let e = f.plan("raw.bin", &pattern(50, 1), FastInputs { baud: Some(0), ..Default::default() }).unwrap_err();
+    let e =
+        f.plan("raw.bin", &pattern(50, 1), FastInputs { baud: Some(0), ..Default::default() }).unwrap_err();
     assert_eq!(e.class(), FailureClass::BadInput, "{e}");
 }
 
@@ -177,7 +179,10 @@ fn board(fault: Option<&str>) -> (Box<dyn VirtualRom>, SimSerialBus) {
     (models::attach("jh7110", &scenario, &SimUsbBus::new(), &serial).unwrap(), serial)
 }
 
-fn run(plan: &Plan, serial: &SimSerialBus) -> (Result<racklet_starfive::Report, StarfiveError>, CollectProgress) {
+fn run(
+    plan: &Plan,
+    serial: &SimSerialBus,
+) -> (Result<racklet_starfive::Report, StarfiveError>, CollectProgress) {
     let mut progress = CollectProgress::default();
     let mut c = Connector::new(Arc::new(SimUsbBus::new()), Arc::new(serial.clone()), &mut progress);
     c.stage_timeout = Duration::from_secs(3);

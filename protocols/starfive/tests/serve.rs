@@ -63,7 +63,11 @@ fn run(opts: server::Options, p: &[u8], next: Option<&[u8]>) -> (Result<Report, 
         std::fs::write(&f, b).unwrap();
         f
     };
-    let inputs = Inputs { payload: Some(file("p.bin", p)), next_stage: next.map(|n| file("u-boot.itb", n)), fast: None };
+    let inputs = Inputs {
+        payload: Some(file("p.bin", p)),
+        next_stage: next.map(|n| file("u-boot.itb", n)),
+        fast: None,
+    };
     let plan = plan(&inputs, &vf2()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();

@@ -9,8 +9,8 @@ use racklet_image::{Description, Payload};
 use racklet_sim::models::{self, Scenario, SimError};
 use racklet_sim::serve::starfive::{self as server, Event};
 use racklet_sim::starfive::Fault;
-use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::fast::FastInputs;
+use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 use serde_json::json;
 
