@@ -130,6 +130,7 @@ impl Classify for StarfiveError {
     fn hint(&self) -> Option<String> {
         match self {
             StarfiveError::Link(e) => e.hint(),
+            StarfiveError::Fastload(racklet_fastload::FastloadError::Link(e)) => e.hint(),
             StarfiveError::Fastload(e) => racklet_fastload::FastloadError::hint(e).map(String::from),
             StarfiveError::NoPoll { .. } => Some(
                 "check the boot-mode switches (UART is 1,1), the wiring and that the board was power-cycled; --wait gives it longer".into(),
