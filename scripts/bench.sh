@@ -165,7 +165,7 @@ print(" ".join(str(x) for x in [[e["ms"] for e in ev if e.get("event")=="done"][
 import statistics, sys
 runs = [[list(map(float, l.split())) for l in open(f)] for f in sys.argv[1:]]
 med = [[statistics.median(r[i] for r in rs) for i in range(3)] for rs in runs]
-(p, _, px), (f, fx, ff) = med
+(p, px, _), (f, fx, ff) = med
 print(f"  plain XMODEM-1K: run median {p:.0f} ms (the XMODEM stage {px:.0f} ms)")
 print(f"  --fast:          run median {f:.0f} ms (loader by XMODEM {fx:.0f} ms, fastload {ff:.0f} ms = {0x38000/ff*1000:.0f} B/s, {0x38000/ff*1000/150000:.3f} of 1.5 Mbaud)")
 print(f"  ratio: {p/f:.1f}x the whole run, {px/(fx+ff):.1f}x the transfer stages (runs: plain {runs[0]}, fast {runs[1]})")
