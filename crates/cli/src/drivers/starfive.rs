@@ -18,13 +18,20 @@ use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::starfive::XmodemNak;
 use crate::args::storage::WriteArgs;
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
 use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
 
 pub struct Starfive;
+
+/// The files of a `maskrom` run (`--fast` with its loader and rate).
+fn inputs(a: &MaskromArgs) -> Inputs {
+    let s = &a.starfive;
+    let fast = s.fast.then(|| FastInputs { loader: s.fast_loader.clone(), baud: s.fast_baud });
+    Inputs { payload: a.bin.clone(), next_stage: s.then_ymodem.clone(), fast }
+}
 
 pub static DRIVER: Starfive = Starfive;
 
@@ -49,12 +56,14 @@ impl Driver for Starfive {
         racklet_starfive::USB_STAGES
     }
 
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        racklet_starfive::plan(&inputs(a), &board.target()).map(drop).map_err(classify)
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let args = &job.args.starfive;
         let target = job.board.target();
-        let fast = args.fast.then(|| FastInputs { loader: args.fast_loader.clone(), baud: args.fast_baud });
-        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone(), fast };
-        let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
+        let plan = racklet_starfive::plan(&inputs(job.args), &target).map_err(classify)?;
         // A simulated board's UART is paced at its baud rate: the summary
         // may state throughput against it.
         let paced = job.args.connect.simulate;
