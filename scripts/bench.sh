@@ -4,7 +4,8 @@
 #
 #   bash scripts/bench.sh            # everything but the criterion suites
 #   bash scripts/bench.sh --criterion  # also the per-protocol criterion benches
-#   bash scripts/bench.sh --fastload   # also issue 21's fastload vs XMODEM-1K (1 MiB, ~12 min)
+#   bash scripts/bench.sh --fastload   # also issue 21's fastload vs XMODEM-1K (1 MiB, ~12 min) and
+#                                      # maskrom visionfive2 --fast vs plain (224 KiB, ~2 min)
 #
 # Needs hyperfine (Debian package; installed when missing and root).
 set -euo pipefail
@@ -144,4 +145,29 @@ if [ "${1:-}" = "--fastload" ]; then
     echo "== fastload vs XMODEM-1K, 1 MiB through a paced pty relay (0 and 16 ms turnaround)"
     FASTLOAD_BENCH_RUNS=${FASTLOAD_BENCH_RUNS:-3} cargo bench -q -p racklet-fastload --bench fastload_vs_xmodem 2>&1 |
         grep -E "^(fastload|  latency)" || true
+    echo "== maskrom visionfive2: --fast vs plain XMODEM-1K, the same 224 KiB image through the virtual board's paced UART"
+    # The largest image both paths take: the loader's image window (0x38000
+    # bytes, docs/fastload.md §6; the ROM alone takes up to 256 KiB). The
+    # virtual UART is paced at the rate in use (115200, then the loader's).
+    head -c $((0x38000)) /dev/urandom >"$work/vf2.bin"
+    for mode in plain fast; do
+        for _ in 1 2 3; do
+            extra=""; [ "$mode" = fast ] && extra="--fast"
+            # shellcheck disable=SC2086
+            "$B" --json maskrom visionfive2 "$work/vf2.bin" --simulate $extra 2>/dev/null |
+                python3 -c 'import json,sys
+ev=list(map(json.loads, sys.stdin))
+st={e["name"]: e["ms"] for e in ev if e.get("event")=="stage_done"}
+print(" ".join(str(x) for x in [[e["ms"] for e in ev if e.get("event")=="done"][0], st.get("xmodem-1k", 0), st.get("fastload", 0)]))'
+        done >"$work/vf2-$mode.ms"
+    done
+    python3 - "$work/vf2-plain.ms" "$work/vf2-fast.ms" <<'PY'
+import statistics, sys
+runs = [[list(map(float, l.split())) for l in open(f)] for f in sys.argv[1:]]
+med = [[statistics.median(r[i] for r in rs) for i in range(3)] for rs in runs]
+(p, px, _), (f, fx, ff) = med
+print(f"  plain XMODEM-1K: run median {p:.0f} ms (the XMODEM stage {px:.0f} ms)")
+print(f"  --fast:          run median {f:.0f} ms (loader by XMODEM {fx:.0f} ms, fastload {ff:.0f} ms = {0x38000/ff*1000:.0f} B/s, {0x38000/ff*1000/150000:.3f} of 1.5 Mbaud)")
+print(f"  ratio: {p/f:.1f}x the whole run, {px/(fx+ff):.1f}x the transfer stages (runs: plain {runs[0]}, fast {runs[1]})")
+PY
 fi

@@ -48,6 +48,12 @@ const MATRIX: &[(&str, &str, &str, i32, &str)] = &[
     ("visionfive2", "hangup", "disconnect mid-transfer", 8, "raw"),
     ("visionfive2", "c-for-block-3", "C as the answer: resent", 0, "raw"),
     ("visionfive2", "restart-in-block-1", "ROM restart in block 1: resent", 0, "raw"),
+    // StarFive --fast: the fastload loader the ROM started (framed blocks)
+    ("visionfive2", "fast-corrupt-block", "garbage frame through the loader: resent", 0, "fast"),
+    ("visionfive2", "fast-corrupt-memory", "rejected image (loader's CRC-32)", 7, "fast"),
+    ("visionfive2", "fast-no-sync", "rate the adapter cannot carry: fell back", 0, "fast"),
+    ("visionfive2", "corrupt-image", "rejected loader image", 7, "fast"),
+    ("visionfive2", "hangup", "disconnect while the loader goes", 8, "fast"),
     // Fastboot ROMs (USB bulk)
     ("bpi-f3", "fail-download", "FAIL answer", 7, "fsbl"),
     ("bpi-f3", "silent", "time out", 6, "fsbl"),
@@ -71,6 +77,8 @@ fn payload_args(dir: &Path, kind: &str) -> Vec<String> {
         "rk" => vec!["--dram".into(), p("ddr.bin"), p("usbplug.bin"), "--expect-usbplug".into()],
         // An FSBL that does not come back fails only when asked to follow it.
         "fsbl" => vec![p("FSBL.bin"), "--follow".into()],
+        // The payload through the fastload loader the ROM gets first.
+        "fast" => vec![p("payload.bin"), "--fast".into()],
         _ => vec![p("payload.bin")],
     }
 }

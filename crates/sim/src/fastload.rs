@@ -123,10 +123,14 @@ impl Line {
     pub fn baud(&self) -> u32 {
         self.lock().device_baud
     }
-    fn set_baud(&self, b: u32) {
+    pub(crate) fn set_baud(&self, b: u32) {
         self.lock().device_baud = b;
     }
-    fn garbles(&self) -> bool {
+    /// [`Line::with_adapter_max`] on a line already in use.
+    pub(crate) fn set_adapter_max(&self, max: u32) {
+        self.lock().adapter_max = Some(max);
+    }
+    pub(crate) fn garbles(&self) -> bool {
         let s = self.lock();
         s.adapter_max.is_some_and(|m| s.device_baud > m)
     }
@@ -173,7 +177,7 @@ impl<W: Wire> Paced<W> {
 }
 
 /// What a byte sent at the wrong rate looks like at the other end.
-fn garbage(b: u8) -> u8 {
+pub(crate) fn garbage(b: u8) -> u8 {
     (b | 0x80).rotate_left(3) ^ 0x5A
 }
 
@@ -283,6 +287,21 @@ pub struct LoaderConfig {
     pub frames_in_flight: u16,
     /// Bytes the started payload prints (at the base rate) after GO.
     pub payload_says: Option<Vec<u8>>,
+    pub fault: LoaderFault,
+}
+
+/// Ways to make the virtual loader misbehave (reached through the fault of
+/// the ROM that started it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoaderFault {
+    #[default]
+    None,
+    /// One byte of the first copy of DATA block 1 is corrupted on the wire:
+    /// its CRC fails, the loader drops it (§1) and never answers it.
+    CorruptBlock,
+    /// One byte of the image goes bad in memory after it was received: the
+    /// loader's CRC-32 at END does not match START (DONE status 1, §4.5).
+    CorruptMemory,
 }
 
 impl LoaderConfig {
@@ -300,6 +319,7 @@ impl LoaderConfig {
             max_block: 2048,
             frames_in_flight: 16,
             payload_says: None,
+            fault: LoaderFault::None,
         }
     }
 }
@@ -320,6 +340,40 @@ pub struct LoaderReport {
     pub started: Option<Started>,
     /// The last DONE's status (0 good).
     pub done_status: Option<u8>,
+    /// The rate the image's blocks came at (the last START's).
+    pub image_baud: Option<u32>,
+}
+
+impl LoaderReport {
+    /// The loader's conclusion: the image it started, or why none was.
+    pub fn verdict(&self) -> Result<String, String> {
+        match &self.started {
+            Some(s) => Ok(format!(
+                "the fastload loader took {} bytes at 0x{:08x} in {} blocks{} (CRC-32 ok, {} bad frames dropped, {} blocks received twice) and jumped to 0x{:08x}",
+                s.image.len(),
+                s.load,
+                self.blocks_received,
+                self.image_baud.map(|b| format!(" at {b} baud")).unwrap_or_default(),
+                self.bad_frames,
+                self.duplicate_blocks,
+                s.entry
+            )),
+            None if self.done_status == Some(1) => Err(
+                "the fastload loader's CRC-32 of the image in memory did not match START: it was not started"
+                    .into(),
+            ),
+            None => Err(format!(
+                "the fastload loader started, but no image was started through it ({} INFO sent, {} blocks received{})",
+                self.infos_sent,
+                self.blocks_received,
+                if self.errors_sent.is_empty() {
+                    String::new()
+                } else {
+                    format!(", errors: {}", self.errors_sent.join("; "))
+                }
+            )),
+        }
+    }
 }
 
 /// An image the loader started.
@@ -345,18 +399,9 @@ impl VirtualLoader {
     pub fn spawn<W: Wire + 'static>(wire: W, line: Line, cfg: LoaderConfig) -> VirtualLoader {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(LoaderReport::default()));
-        let mut l = Loader {
-            wire,
-            line,
-            rx: VecDeque::new(),
-            report: report.clone(),
-            stop: stop.clone(),
-            transfer: None,
-            base_baud: cfg.base_baud,
-            cfg,
-        };
+        let (r, st) = (report.clone(), stop.clone());
         let handle = std::thread::spawn(move || {
-            let _ = l.run();
+            let _ = run_on(wire, line, cfg, Vec::new(), r, st);
         });
         VirtualLoader { stop, report, handle: Some(handle), _client: None }
     }
@@ -404,6 +449,32 @@ impl Drop for VirtualLoader {
     }
 }
 
+/// Runs the loader on `wire` in the calling thread, as a ROM that has just
+/// jumped to it would: `already` is what the UART had received before the
+/// loader's first read (it is in the receive FIFO). Returns when `stop` is
+/// set or the wire fails.
+pub(crate) fn run_on<W: Wire>(
+    wire: W,
+    line: Line,
+    cfg: LoaderConfig,
+    already: Vec<u8>,
+    report: Arc<Mutex<LoaderReport>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let mut l = Loader {
+        wire,
+        line,
+        rx: already.into(),
+        report,
+        stop,
+        transfer: None,
+        base_baud: cfg.base_baud,
+        corrupted: false,
+        cfg,
+    };
+    l.run()
+}
+
 struct Transfer {
     load: u64,
     entry: u64,
@@ -437,6 +508,8 @@ struct Loader<W: Wire> {
     stop: Arc<AtomicBool>,
     transfer: Option<Transfer>,
     base_baud: u32,
+    /// The fault was applied (it happens once).
+    corrupted: bool,
     cfg: LoaderConfig,
 }
 
@@ -495,7 +568,17 @@ impl<W: Wire> Loader<W> {
             if self.rx.len() < 14 + len {
                 return None;
             }
-            let bytes: Vec<u8> = self.rx.iter().take(14 + len).copied().collect();
+            let mut bytes: Vec<u8> = self.rx.iter().take(14 + len).copied().collect();
+            if self.cfg.fault == LoaderFault::CorruptBlock
+                && !self.corrupted
+                && bytes[2] == DATA
+                && bytes[4..8] == 1u32.to_le_bytes()
+                && len > 0
+            {
+                // A flipped bit on the wire, once: the frame's CRC fails.
+                self.corrupted = true;
+                bytes[10 + len / 2] ^= 0x08;
+            }
             let want =
                 u32::from_le_bytes([bytes[10 + len], bytes[11 + len], bytes[12 + len], bytes[13 + len]]);
             if crc32(&bytes[2..10 + len]) != want {
@@ -633,6 +716,7 @@ impl<W: Wire> Loader<W> {
                         mem: vec![0; len as usize],
                         have: vec![false; blocks],
                     });
+                    self.rep().image_baud = Some(self.line.baud());
                     self.send(START_OK, 0, &[])?;
                 }
             }
@@ -663,13 +747,18 @@ impl<W: Wire> Loader<W> {
                 self.send(ACK, n as u32, &have.to_le_bytes())?;
             }
             END => {
-                let Some(t) = self.transfer.as_ref() else {
+                let Some(t) = self.transfer.as_mut() else {
                     self.error(4, "END before START")?;
                     return Ok(false);
                 };
                 let missing: Vec<u32> =
                     t.have.iter().enumerate().filter(|(_, h)| !**h).map(|(i, _)| i as u32).take(64).collect();
                 if missing.is_empty() {
+                    if self.cfg.fault == LoaderFault::CorruptMemory && !self.corrupted {
+                        // A bit goes bad in memory, once.
+                        self.corrupted = true;
+                        t.mem[t.len / 2] ^= 0x10;
+                    }
                     let got = crc32(&t.mem);
                     let status = u8::from(got != t.crc);
                     let mut p = vec![status];
@@ -758,6 +847,7 @@ mod tests {
             stop: Arc::default(),
             transfer: None,
             base_baud: 115_200,
+            corrupted: false,
             cfg: LoaderConfig { uart, uart_clock: clock, ..LoaderConfig::jh7110() },
         };
         let jh = l(UartKind::Ns16550, 24_000_000);

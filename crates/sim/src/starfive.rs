@@ -40,6 +40,7 @@ use racklet_link::SerialInfo;
 use serialport::{SerialPort, TTYPort};
 
 use crate::crc::{crc16_xmodem, crc32_iso_hdlc};
+use crate::fastload::{Line, LoaderConfig, LoaderFault, LoaderReport, garbage};
 use crate::models::{Model, Scenario, SimError};
 use crate::rom::{Faults, UnknownFault, Verdict, VirtualRom, parse_fault};
 use crate::serial::SimSerialBus;
@@ -102,6 +103,21 @@ pub fn is_ymodem_spl(payload: &[u8]) -> bool {
     SPL_SIGNATURES.iter().all(|sig| payload.windows(sig.len()).any(|w| w == *sig))
 }
 
+/// The two things by which the sim recognises racklet-flash's fastload
+/// loader (docs/fastload.md) in a payload: the start of the line it prints
+/// when it starts (§2, `racklet: fastload <board> ready`) and the sync
+/// pattern it compares every SYNC with (§1, §3). A loader carries both in
+/// its read-only data; a payload that merely prints the banner does not
+/// carry the pattern.
+pub const FASTLOAD_SIGNATURES: [&[u8]; 2] =
+    [b"racklet: fastload ", &[0x55, 0xAA, 0x5A, 0xA5, 0x72, 0x66, 0x6C, 0x31]];
+
+/// True when `payload` is the fastload loader: it carries both
+/// [`FASTLOAD_SIGNATURES`].
+pub fn is_fastload_loader(payload: &[u8]) -> bool {
+    FASTLOAD_SIGNATURES.iter().all(|sig| payload.windows(sig.len()).any(|w| w == *sig))
+}
+
 /// Ways to make the virtual ROM misbehave (`--fault NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fault {
@@ -149,6 +165,15 @@ pub enum Fault {
     /// The recovery program's write of U-Boot to the flash fails: it says
     /// so and shows its menu again, without `updata success`.
     RecoveryUbootFails,
+    /// The fastload loader the ROM started gets one byte of DATA block 1
+    /// corrupted on the wire once: it drops the frame (its CRC fails).
+    FastCorruptBlock,
+    /// The fastload loader finds the image damaged in memory (its CRC-32
+    /// at END does not match START): it answers DONE with status 1.
+    FastCorruptMemory,
+    /// The USB-UART adapter carries at most 921,600 baud (a CP2102): the
+    /// fastload loader's 1.5 Mbaud does not sync and both fall back.
+    FastNoSync,
 }
 
 impl Faults for Fault {
@@ -200,6 +225,21 @@ impl Faults for Fault {
             Fault::RecoveryUbootFails,
             "the recovery program's flash write of U-Boot fails (menu again, no updata success)",
         ),
+        (
+            "fast-corrupt-block",
+            Fault::FastCorruptBlock,
+            "one byte of the fastload loader's DATA block 1 is corrupted once (the loader drops it)",
+        ),
+        (
+            "fast-corrupt-memory",
+            Fault::FastCorruptMemory,
+            "the fastload loader finds the image damaged in memory (DONE with status 1)",
+        ),
+        (
+            "fast-no-sync",
+            Fault::FastNoSync,
+            "the adapter carries at most 921600 baud: the loader's rate change does not sync",
+        ),
     ];
 }
 
@@ -223,6 +263,17 @@ pub trait Wire: Send {
     fn send(&mut self, data: &[u8]) -> std::io::Result<()>;
 }
 
+/// A wire lent to the next program on the same UART (the loader the ROM
+/// jumped to).
+impl<W: Wire + ?Sized> Wire for &mut W {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        (**self).recv(buf, timeout)
+    }
+    fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        (**self).send(data)
+    }
+}
+
 impl Wire for TTYPort {
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
         self.set_timeout(timeout.max(Duration::from_millis(1)))?;
@@ -241,33 +292,43 @@ impl Wire for TTYPort {
 }
 
 /// A wire paced to a line rate: received bytes are handed over no faster
-/// than `baud` allows (10 bits a byte, 8N1), and sent bytes take their wire
-/// time before they leave. A pty alone has no line rate.
+/// than the line's rate allows (10 bits a byte, 8N1), and sent bytes take
+/// their wire time before they leave. A pty alone has no line rate. The
+/// rate is the [`Line`]'s: a program the ROM started (the fastload loader)
+/// may change it, and at a rate the adapter cannot carry the bytes arrive
+/// garbled both ways.
 pub struct Throttled<W: Wire> {
     inner: W,
-    byte_time: Duration,
+    line: Line,
     pending: VecDeque<(u8, Instant)>,
     next_free: Instant,
 }
 
 impl<W: Wire> Throttled<W> {
     pub fn new(inner: W, baud: u32) -> Self {
-        Throttled {
-            inner,
-            byte_time: Duration::from_secs_f64(10.0 / baud.max(1) as f64),
-            pending: VecDeque::new(),
-            next_free: Instant::now(),
-        }
+        Throttled::on_line(inner, Line::new(baud, true))
+    }
+
+    /// Paced at whatever rate `line` has.
+    pub fn on_line(inner: W, line: Line) -> Self {
+        Throttled { inner, line, pending: VecDeque::new(), next_free: Instant::now() }
+    }
+
+    fn byte_time(&self) -> Duration {
+        Duration::from_secs_f64(10.0 / self.line.baud().max(1) as f64)
     }
 
     fn pull(&mut self, timeout: Duration) -> std::io::Result<()> {
         let mut tmp = [0u8; 4096];
         let n = self.inner.recv(&mut tmp, timeout)?;
         let now = Instant::now();
+        let bt = self.byte_time();
+        let garble = self.line.garbles();
         for &b in &tmp[..n] {
             // A byte arrives one byte time after the line is free or after
             // it was written, whichever is later.
-            self.next_free = self.next_free.max(now) + self.byte_time;
+            self.next_free = self.next_free.max(now) + bt;
+            let b = if garble { garbage(b) } else { b };
             self.pending.push_back((b, self.next_free));
         }
         Ok(())
@@ -304,7 +365,11 @@ impl<W: Wire> Wire for Throttled<W> {
 
     fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
         // The bytes' time on the wire, before the host can see them.
-        std::thread::sleep(self.byte_time * data.len() as u32);
+        std::thread::sleep(self.byte_time() * data.len() as u32);
+        if self.line.garbles() {
+            let g: Vec<u8> = data.iter().map(|&b| garbage(b)).collect();
+            return self.inner.send(&g);
+        }
         self.inner.send(data)
     }
 }
@@ -396,6 +461,9 @@ pub struct RomReport {
     /// The board was told the host sends the recovery program (a storage
     /// verb): a run that never started it did not write the flash.
     pub expects_recovery: bool,
+    /// What the fastload loader did, when the payload was that loader
+    /// ([`is_fastload_loader`]).
+    pub fastload: Option<LoaderReport>,
 }
 
 impl RomReport {
@@ -423,6 +491,12 @@ impl RomReport {
             return Err(format!(
                 "{v}; it was {what}, not the recovery program: the SPI flash was not written"
             ));
+        }
+        if let Some(l) = &self.fastload {
+            return match l.verdict() {
+                Ok(w) => Ok(format!("{v}; {w}")),
+                Err(e) => Err(format!("{v}; {e}")),
+            };
         }
         match &self.spl {
             None => {}
@@ -454,6 +528,8 @@ impl RomReport {
 pub struct StarfiveRom {
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<RomReport>>,
+    /// The fastload loader's own report, once the ROM started one.
+    fastload: Arc<Mutex<LoaderReport>>,
     handle: Option<JoinHandle<()>>,
     /// The client side of the ROM's pty, kept open while the ROM lives.
     _client: Option<TTYPort>,
@@ -464,29 +540,35 @@ impl StarfiveRom {
     /// [`RomConfig::line_rate`].
     pub fn spawn<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
         match cfg.line_rate {
-            Some(baud) => StarfiveRom::spawn_unpaced(Throttled::new(wire, baud), cfg),
-            None => StarfiveRom::spawn_unpaced(wire, cfg),
+            Some(baud) => {
+                let line = Line::new(baud, true);
+                StarfiveRom::spawn_unpaced(Throttled::on_line(wire, line.clone()), line, cfg)
+            }
+            None => StarfiveRom::spawn_unpaced(wire, Line::new(115_200, false), cfg),
         }
     }
 
-    fn spawn_unpaced<W: Wire + 'static>(wire: W, cfg: RomConfig) -> StarfiveRom {
+    fn spawn_unpaced<W: Wire + 'static>(wire: W, line: Line, cfg: RomConfig) -> StarfiveRom {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(RomReport {
             expects_recovery: cfg.recovery.is_some(),
             ..RomReport::default()
         }));
+        let fastload = Arc::new(Mutex::new(LoaderReport::default()));
         let mut rom = Rom {
             rx: Rx { wire, buf: VecDeque::new() },
             cfg,
             stop: stop.clone(),
             report: report.clone(),
+            fastload: fastload.clone(),
+            line,
             corrupted: false,
             restarted: false,
         };
         let handle = std::thread::spawn(move || {
             let _ = rom.run();
         });
-        StarfiveRom { stop, report, handle: Some(handle), _client: None }
+        StarfiveRom { stop, report, fastload, handle: Some(handle), _client: None }
     }
 
     /// Starts the ROM on a new pseudo-terminal; returns it and the path a
@@ -500,7 +582,11 @@ impl StarfiveRom {
 
     /// What happened so far.
     pub fn report(&self) -> RomReport {
-        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let mut r = self.report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if r.fastload.is_some() {
+            r.fastload = Some(self.fastload.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        }
+        r
     }
 
     /// Waits until `n` sessions ended (or `timeout`).
@@ -579,6 +665,10 @@ struct Rom<W: Wire> {
     cfg: RomConfig,
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<RomReport>>,
+    /// The report of the fastload loader this ROM may start.
+    fastload: Arc<Mutex<LoaderReport>>,
+    /// The UART's line: its rate paces the wire.
+    line: Line,
     corrupted: bool,
     /// The [`Fault::RestartInBlock1`] restart happened.
     restarted: bool,
@@ -638,6 +728,8 @@ impl<W: Wire> Rom<W> {
                 if self.report().spl.is_some() {
                     // It notes its result in the report itself.
                     self.spl_ymodem()?;
+                } else if self.report().fastload.is_some() {
+                    self.fastload()?;
                 } else if let Some(flash) = self.cfg.recovery.clone() {
                     self.recovery(flash)?;
                 }
@@ -852,10 +944,39 @@ impl<W: Wire> Rom<W> {
         }
         if is_ymodem_spl(&img[hdr..hdr + size]) {
             self.report().spl = Some(SplStage::Waiting);
+        } else if is_fastload_loader(&img[hdr..hdr + size]) {
+            self.report().fastload = Some(LoaderReport::default());
         }
         Ok(format!(
             "loaded {size} bytes at 0x{SRAM_BASE:08x} (CRC-32 0x{crc:08x} ok), jumped to 0x{SRAM_BASE:08x}"
         ))
+    }
+}
+
+impl<W: Wire> Rom<W> {
+    /// The fastload loader runs: on the same UART, at the rate the ROM left
+    /// it at, with what is already in the receive FIFO; the JH7110 model of
+    /// the virtual loader (UART0 at 24 MHz, its image window in the SRAM).
+    fn fastload(&mut self) -> Result<(), Stop> {
+        let fault = match self.cfg.fault {
+            Fault::FastCorruptBlock => LoaderFault::CorruptBlock,
+            Fault::FastCorruptMemory => LoaderFault::CorruptMemory,
+            _ => LoaderFault::None,
+        };
+        if self.cfg.fault == Fault::FastNoSync {
+            self.line.set_adapter_max(921_600);
+        }
+        let cfg = LoaderConfig { fault, base_baud: self.line.baud(), ..LoaderConfig::jh7110() };
+        let already: Vec<u8> = self.rx.buf.drain(..).collect();
+        crate::fastload::run_on(
+            &mut self.rx.wire,
+            self.line.clone(),
+            cfg,
+            already,
+            self.fastload.clone(),
+            self.stop.clone(),
+        )?;
+        self.stopped()
     }
 }
 
@@ -940,6 +1061,20 @@ mod tests {
         }
         assert_eq!("none".parse::<Fault>().unwrap(), Fault::None);
         assert!("bogus".parse::<Fault>().unwrap_err().to_string().contains("nak-storm"));
+    }
+
+    #[test]
+    fn the_fastload_loader_is_recognised_by_its_banner_and_sync_pattern() {
+        // The prebuilt loader the ROM is given (payloads/prebuilt), whole.
+        let elf = include_bytes!("../../../payloads/prebuilt/visionfive2/fastload.elf");
+        assert!(is_fastload_loader(elf));
+        let mut p = vec![0x13u8; 4000];
+        p[200..224].copy_from_slice(b"racklet: fastload  ready");
+        assert!(!is_fastload_loader(&p), "a banner alone is a payload that prints it");
+        p[3000..3008].copy_from_slice(&[0x55, 0xAA, 0x5A, 0xA5, 0x72, 0x66, 0x6C, 0x31]);
+        assert!(is_fastload_loader(&p));
+        assert!(!is_fastload_loader(&p[..2000]));
+        assert!(!is_ymodem_spl(&p) && !is_fastload_loader(b""));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct BootOptions {
     /// declaring the image started. The ROM checks a 256 KiB image in
     /// milliseconds; a second covers slow adapters.
     pub verdict_window: Duration,
+    /// Ends the verdict window early once the console printed this: the
+    /// started program said it runs (the fastload loader's banner).
+    pub verdict_until: Option<String>,
 }
 
 impl Default for BootOptions {
@@ -66,6 +69,7 @@ impl Default for BootOptions {
             poll_timeout: Duration::from_secs(10),
             poll_grace: Duration::from_millis(100),
             verdict_window: Duration::from_secs(1),
+            verdict_until: None,
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct BootReport {
 fn watch<L: SerialLink + ?Sized>(
     link: &mut L,
     window: Duration,
+    until: Option<&str>,
     already: &[u8],
     progress: &mut dyn ProgressSink,
 ) -> Result<String, StarfiveError> {
@@ -91,7 +96,8 @@ fn watch<L: SerialLink + ?Sized>(
     let mut det = PollDetector::new();
     let mut polls = already.iter().filter(|&&b| det.feed(b)).count();
     let mut buf = [0u8; 256];
-    while start.elapsed() < window {
+    let ran = |det: &PollDetector| until.is_some_and(|u| det.saw(u));
+    while start.elapsed() < window && !ran(&det) {
         progress.check_cancel()?;
         let left = window.saturating_sub(start.elapsed()).min(Duration::from_millis(100));
         match link.read(&mut buf, left) {
@@ -123,6 +129,9 @@ fn watch<L: SerialLink + ?Sized>(
         }
     }
     let text = det.text();
+    if ran(&det) {
+        return Ok(text);
+    }
     // Several polls and nothing else: the ROM is waiting for an image again.
     if polls >= 3 && text.chars().all(|c| c == 'C' || c == ' ') {
         return Err(StarfiveError::RomRestarted { what: "it went back to polling with C".into() });
@@ -148,7 +157,7 @@ pub fn boot_uart<L: SerialLink + ?Sized>(
     let console = if opts.verdict_window.is_zero() {
         String::new()
     } else {
-        watch(link, opts.verdict_window, &stats.trailing, progress)?
+        watch(link, opts.verdict_window, opts.verdict_until.as_deref(), &stats.trailing, progress)?
     };
     Ok(BootReport { stats, console })
 }
@@ -239,7 +248,8 @@ pub(crate) fn transfer(name: &'static str, block: usize, s: &SendStats) -> Trans
 /// the connector's `wait`, else `opts.boot.poll_timeout`), sends the image,
 /// watches the verdict, and feeds the next stage to U-Boot SPL when the
 /// plan has one (waiting up to the connector's `stage_timeout` for it to
-/// ask).
+/// ask). With a fast plan the image is the fastload loader, and the payload
+/// then goes through it on the same link (`crate::fast`).
 pub fn boot(
     conn: &mut Connector,
     plan: &Plan,
@@ -260,10 +270,26 @@ pub fn boot(
         // The SPL's YMODEM polls follow at once; they are the verdict.
         bo.verdict_window = Duration::ZERO;
     }
+    // With --fast the ROM's image is the loader; the payload follows it.
+    let sent = match &plan.fast {
+        Some(f) => {
+            // The loader's banner says it runs (docs/fastload.md §2); HELLO
+            // may go at once.
+            bo.verdict_until = Some(crate::fast::BANNER.into());
+            format!(
+                "{} ({}), then {} ({} bytes to 0x{:x} at {} baud) through it",
+                f.loader,
+                plan.kind,
+                plan.payload.display(),
+                f.bytes.len(),
+                f.load,
+                f.baud
+            )
+        }
+        None => format!("{}: {}", plan.payload.display(), plan.kind),
+    };
     conn.progress.say(format!(
-        "{}: {}; waiting up to {}s for the ROM's XMODEM poll on {} (set the boot switches to UART and power-cycle the board)",
-        plan.payload.display(),
-        plan.kind,
+        "{sent}; waiting up to {}s for the ROM's XMODEM poll on {} (set the boot switches to UART and power-cycle the board)",
         bo.poll_timeout.as_secs_f64(),
         info.path
     ));
@@ -279,7 +305,12 @@ pub fn boot(
         console: rom.console.clone(),
         load_address: target.load_address,
         next: None,
+        fast: None,
     };
+    if let Some(f) = &plan.fast {
+        report.fast =
+            Some(crate::fast::send(&mut *link, f, target.baud.unwrap_or(BAUD), &mut *conn.progress)?);
+    }
     if let Some(n) = &plan.next {
         let (ys, said) = send_next_stage(
             &mut *link,

@@ -33,6 +33,7 @@
 pub mod boot;
 pub mod console;
 pub mod describe;
+pub mod fast;
 pub mod header;
 pub mod plan;
 pub mod recovery;
@@ -98,6 +99,9 @@ pub enum StarfiveError {
     /// The ROM restarted (banner or polls again) instead of running the image.
     #[error("the boot ROM restarted instead of running the image ({what})")]
     RomRestarted { what: String },
+    /// The fastload loader the ROM started failed to take the payload.
+    #[error("fastload: {0}")]
+    Fastload(#[from] racklet_fastload::FastloadError),
 }
 
 /// What a port printed, for a message.
@@ -109,6 +113,7 @@ impl Classify for StarfiveError {
     fn class(&self) -> FailureClass {
         match self {
             StarfiveError::Link(e) => e.class(),
+            StarfiveError::Fastload(e) => e.class(),
             StarfiveError::NoPoll { .. }
             | StarfiveError::NoNextStageRequest { .. }
             | StarfiveError::NoAnswer { .. }
@@ -125,6 +130,8 @@ impl Classify for StarfiveError {
     fn hint(&self) -> Option<String> {
         match self {
             StarfiveError::Link(e) => e.hint(),
+            StarfiveError::Fastload(racklet_fastload::FastloadError::Link(e)) => e.hint(),
+            StarfiveError::Fastload(e) => racklet_fastload::FastloadError::hint(e).map(String::from),
             StarfiveError::NoPoll { .. } => Some(
                 "check the boot-mode switches (UART is 1,1), the wiring and that the board was power-cycled; --wait gives it longer".into(),
             ),

@@ -8,6 +8,7 @@ use racklet_image::{ImageError, Payload, Source, Target};
 use racklet_link::{Classify, FailureClass};
 use serde::Serialize;
 
+use crate::fast::{FastInputs, FastPlan};
 use crate::header::{self, HEADER_LEN, Header, HeaderError, HeaderOptions};
 
 /// The user's files.
@@ -19,6 +20,9 @@ pub struct Inputs {
     /// The next stage U-Boot SPL asks for by YMODEM (`--then-ymodem FILE`),
     /// sent under its file name.
     pub next_stage: Option<PathBuf>,
+    /// `--fast`: the ROM gets the fastload loader, the payload goes
+    /// through it (`crate::fast`).
+    pub fast: Option<FastInputs>,
 }
 
 /// What the headed image was made from.
@@ -62,12 +66,15 @@ pub struct NextStage {
 pub struct Plan {
     /// The payload file as given.
     pub payload: PathBuf,
-    /// `header(0x400) ‖ payload`, what the ROM receives.
+    /// `header(0x400) ‖ payload`, what the ROM receives (with `--fast`, the
+    /// headed loader).
     pub image: Vec<u8>,
     pub kind: ImageKind,
     /// Sizes other tools would refuse (spl_tool, oreboot): warnings, not errors.
     pub notes: Vec<String>,
     pub next: Option<NextStage>,
+    /// With `--fast`: the payload the loader receives.
+    pub fast: Option<FastPlan>,
 }
 
 /// Why a boot cannot be planned. Every variant is bad input.
@@ -94,6 +101,15 @@ pub enum PlanError {
     /// A header field given by the user does not fit.
     #[error(transparent)]
     Field(HeaderError),
+    /// `--fast` with a next stage for U-Boot SPL: the loader starts the
+    /// payload itself and asks for nothing.
+    #[error(
+        "--fast and --then-ymodem: the fastload loader starts the payload itself and nothing asks for a next stage by YMODEM"
+    )]
+    FastNextStage,
+    /// A rate of 0.
+    #[error("--fast-baud {baud}: not a rate")]
+    FastBaud { baud: u32 },
 }
 
 impl Classify for PlanError {
@@ -113,6 +129,13 @@ impl Classify for PlanError {
             PlanError::Input(_) => None,
             PlanError::Header { error, .. } | PlanError::Field(error) => error.hint(),
             PlanError::LoadAddress { load, .. } => Some(format!("link the payload for 0x{load:x}")),
+            PlanError::FastNextStage => Some(
+                "drop --then-ymodem (with --fast the payload goes through the loader), or drop --fast to boot U-Boot SPL and feed it its next stage".into(),
+            ),
+            PlanError::FastBaud { .. } => Some(format!(
+                "leave --fast-baud out for {} baud, the fastest exact rate of JH7110 UART0",
+                crate::fast::FAST_BAUD
+            )),
             PlanError::AlreadyHeaded { .. } => Some(
                 "`racklet-flash info` decodes it; give the bare payload (an ELF or a raw binary) to head it"
                     .into(),
@@ -142,6 +165,15 @@ pub fn check_load_address(target: &Target, p: &Payload) -> Result<(), PlanError>
 /// target's `max_stage` before it is read.
 pub(crate) fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, ImageKind), PlanError> {
     let bytes = target.read_stage(path)?;
+    headed_image_of(path, bytes, target)
+}
+
+/// [`headed_image`] of bytes already read (`path` names them).
+pub(crate) fn headed_image_of(
+    path: &Path,
+    bytes: Vec<u8>,
+    target: &Target,
+) -> Result<(Vec<u8>, ImageKind), PlanError> {
     let bad_header = |error| PlanError::Header { path: path.to_path_buf(), error };
     if let Some(h) = Header::parse(&bytes) {
         h.verify(&bytes).map_err(bad_header)?;
@@ -162,6 +194,14 @@ pub(crate) fn headed_image(path: &Path, target: &Target) -> Result<(Vec<u8>, Ima
 pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
     let payload =
         inputs.payload.clone().ok_or_else(|| PlanError::NoPayload { board: target.board.clone() })?;
+    if let Some(f) = &inputs.fast {
+        if inputs.next_stage.is_some() {
+            return Err(PlanError::FastNextStage);
+        }
+        let (image, kind, fast) = crate::fast::plan(&payload, f, target)?;
+        let notes = header::size_notes((image.len() - HEADER_LEN) as u64);
+        return Ok(Plan { payload, image, kind, notes, next: None, fast: Some(fast) });
+    }
     let (image, kind) = headed_image(&payload, target)?;
     let next = match &inputs.next_stage {
         Some(p) => Some(NextStage {
@@ -175,5 +215,5 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         None => None,
     };
     let notes = header::size_notes((image.len() - HEADER_LEN) as u64);
-    Ok(Plan { payload, image, kind, notes, next })
+    Ok(Plan { payload, image, kind, notes, next, fast: None })
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::fast::FastReport;
 use crate::plan::ImageKind;
 
 /// The ROM's line rate in bytes per second: 115200 baud, 8N1 (10 bits a byte).
@@ -72,6 +73,8 @@ pub struct Report {
     /// Where the ROM runs the payload.
     pub load_address: u64,
     pub next: Option<NextStageReport>,
+    /// With `--fast`: the payload's stage through the loader.
+    pub fast: Option<FastReport>,
 }
 
 impl Report {
@@ -80,6 +83,51 @@ impl Report {
         let mut v = Vec::new();
         let mut fact = |k: &str, val: String| v.push((k.to_string(), val));
         fact("port", self.port.clone());
+        if let Some(f) = &self.fast {
+            let r = &self.rom;
+            fact(
+                "loader",
+                format!(
+                    "{} bytes ({}) by XMODEM-{} in {} ms, {} frames sent, {} NAKs; {}",
+                    r.bytes,
+                    self.image,
+                    if r.block == 1024 { "1K" } else { "128" },
+                    r.ms,
+                    r.frames_sent,
+                    r.naks,
+                    throughput(r.throughput, !self.pty || self.paced)
+                ),
+            );
+            fact(
+                "fastload",
+                format!(
+                    "{} bytes at 0x{:x} in {} ms at {} baud ({:.0} B/s, {:.1}% of that line rate{}{})",
+                    f.bytes,
+                    f.load,
+                    f.ms,
+                    f.baud,
+                    f.throughput,
+                    100.0 * f.throughput / (f64::from(f.baud) / 10.0),
+                    if f.resent > 0 { format!(", {} blocks resent", f.resent) } else { String::new() },
+                    match f.fell_back {
+                        Some(b) => format!(", {b} baud did not sync"),
+                        None => String::new(),
+                    }
+                ),
+            );
+            fact(
+                "started",
+                if f.console.is_empty() {
+                    format!("the loader checked the image's CRC-32 and jumped to 0x{:x}", f.entry)
+                } else {
+                    format!(
+                        "the loader checked the image's CRC-32 and jumped to 0x{:x}; the console then printed: {}",
+                        f.entry, f.console
+                    )
+                },
+            );
+            return v;
+        }
         fact("image", format!("{} bytes ({})", self.image_bytes, self.image));
         let r = &self.rom;
         fact(

@@ -97,6 +97,7 @@ impl Board {
         let inputs = Inputs {
             payload: Some(self.file("payload.bin", payload)),
             next_stage: next.map(|d| self.file("u-boot.itb", d)),
+            fast: None,
         };
         plan(&inputs, &vf2()).unwrap()
     }

@@ -71,7 +71,7 @@ fn payload_of(path: &str, bytes: Vec<u8>, elf_at: Option<u64>) -> Payload {
 fn plan_of(bytes: &[u8]) -> Result<racklet_starfive::Plan, PlanError> {
     let dir = tempfile::tempdir().unwrap();
     let p = file(dir.path(), "p.bin", bytes);
-    plan(&Inputs { payload: Some(p), next_stage: None }, &vf2())
+    plan(&Inputs { payload: Some(p), next_stage: None, fast: None }, &vf2())
 }
 
 #[test]
@@ -142,7 +142,7 @@ fn files_above_the_limit_are_refused_before_they_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let p = file(dir.path(), "huge.bin", &vec![0; 2000]);
     let t = Target { max_stage: 1000, ..vf2() };
-    let e = plan(&Inputs { payload: Some(p), next_stage: None }, &t).unwrap_err();
+    let e = plan(&Inputs { payload: Some(p), next_stage: None, fast: None }, &t).unwrap_err();
     assert!(matches!(e, PlanError::Input(ImageError::InputTooLarge { limit: 1000, .. })), "{e}");
     assert!(e.to_string().contains("a stage of visionfive2 can be"), "{e}");
 }
@@ -153,6 +153,7 @@ fn the_next_stage_is_read_with_its_name() {
     let inputs = Inputs {
         payload: Some(file(dir.path(), "spl.bin", &[1; 100])),
         next_stage: Some(file(dir.path(), "u-boot.itb", &[2; 300])),
+        fast: None,
     };
     let n = plan(&inputs, &vf2()).unwrap().next.unwrap();
     assert_eq!((n.name.as_str(), n.data.len()), ("u-boot.itb", 300));

@@ -57,13 +57,27 @@ struct Served {
 
 /// Runs the server with `opts` and the client with the files, returns both ends.
 fn run(opts: server::Options, p: &[u8], next: Option<&[u8]>) -> (Result<Report, StarfiveError>, Served) {
+    run_with(opts, p, next, false)
+}
+
+/// [`run`], with `--fast` when `fast`.
+fn run_with(
+    opts: server::Options,
+    p: &[u8],
+    next: Option<&[u8]>,
+    fast: bool,
+) -> (Result<Report, StarfiveError>, Served) {
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str, b: &[u8]| -> PathBuf {
         let f = dir.path().join(name);
         std::fs::write(&f, b).unwrap();
         f
     };
-    let inputs = Inputs { payload: Some(file("p.bin", p)), next_stage: next.map(|n| file("u-boot.itb", n)) };
+    let inputs = Inputs {
+        payload: Some(file("p.bin", p)),
+        next_stage: next.map(|n| file("u-boot.itb", n)),
+        fast: fast.then(Default::default),
+    };
     let plan = plan(&inputs, &vf2()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
@@ -164,4 +178,21 @@ fn a_caller_that_breaks_ends_the_server() {
     });
     assert!(r.is_ok());
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+}
+
+/// `maskrom --port TTY --fast` against `sim visionfive2`: the served ROM
+/// starts the loader it was sent, the server waits for the loader to take
+/// its image and says so.
+#[test]
+fn a_fast_client_is_served_through_the_loader() {
+    let p = payload(3000, false);
+    let (r, served) = run_with(server::Options::default(), &p, None, true);
+    let r = r.unwrap();
+    assert_eq!(r.fast.as_ref().map(|f| f.bytes), Some(3000));
+    served.result.unwrap();
+    assert!(
+        served.lines.iter().any(|l| l.contains("the fastload loader took 3000 bytes at 0x08008000")),
+        "{:?}",
+        served.lines
+    );
 }

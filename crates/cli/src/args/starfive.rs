@@ -24,6 +24,18 @@ pub struct StarfiveArgs {
     /// ROM's CRC-32 check of the image is then the only check).
     #[arg(long, value_enum, value_name = "POLICY", default_value = "resend")]
     pub xmodem_nak: XmodemNak,
+    /// StarFive: send the fastload loader by the ROM's XMODEM, then the
+    /// payload through it at --fast-baud (docs/fastload.md); the payload
+    /// goes to the SRAM after the loader (0x08008000, up to 224 KiB).
+    #[arg(long)]
+    pub fast: bool,
+    /// StarFive: the rate for the payload with --fast (default 1500000, the
+    /// fastest exact rate of JH7110 UART0; 115200 when it does not sync).
+    #[arg(long, value_name = "N", requires = "fast")]
+    pub fast_baud: Option<u32>,
+    /// StarFive: another loader than the built-in one for --fast.
+    #[arg(long, value_name = "FILE", requires = "fast")]
+    pub fast_loader: Option<PathBuf>,
 }
 
 /// `--xmodem-nak`.

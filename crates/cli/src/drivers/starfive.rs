@@ -4,6 +4,7 @@
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_sim::models::Scenario;
+use racklet_starfive::fast::FastInputs;
 use racklet_starfive::storage::{self, ImageOptions};
 use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 
@@ -17,6 +18,13 @@ use crate::job::Outcome;
 use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
 
 pub struct Starfive;
+
+/// The files of a `maskrom` run (`--fast` with its loader and rate).
+fn inputs(a: &MaskromArgs) -> Inputs {
+    let s = &a.starfive;
+    let fast = s.fast.then(|| FastInputs { loader: s.fast_loader.clone(), baud: s.fast_baud });
+    Inputs { payload: a.bin.clone(), next_stage: s.then_ymodem.clone(), fast }
+}
 
 pub static DRIVER: Starfive = Starfive;
 
@@ -42,15 +50,13 @@ impl Driver for Starfive {
     }
 
     fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
-        let inputs = Inputs { payload: a.bin.clone(), next_stage: a.starfive.then_ymodem.clone() };
-        racklet_starfive::plan(&inputs, &board.target()).map(drop).map_err(classify)
+        racklet_starfive::plan(&inputs(a), &board.target()).map(drop).map_err(classify)
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let args = &job.args.starfive;
         let target = job.board.target();
-        let inputs = Inputs { payload: job.args.bin.clone(), next_stage: args.then_ymodem.clone() };
-        let plan = racklet_starfive::plan(&inputs, &target).map_err(classify)?;
+        let plan = racklet_starfive::plan(&inputs(job.args), &target).map_err(classify)?;
         // A simulated board's UART is paced at its baud rate: the summary
         // may state throughput against it.
         let paced = job.args.connect.simulate;

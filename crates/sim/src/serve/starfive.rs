@@ -182,6 +182,12 @@ pub fn serve(
             // The server ends here either way.
             let _ = on(Event::NextStage { line });
         }
+        if let Some(l) = &rep.fastload {
+            let line = match l.verdict() {
+                Ok(v) | Err(v) => v,
+            };
+            let _ = on(Event::NextStage { line });
+        }
     }
     let rep = rom.stop();
     match done.then(|| rep.verdict()) {
@@ -190,14 +196,23 @@ pub fn serve(
     }
 }
 
+/// How long a served fastload loader may take for its image (the host's
+/// HELLO waits 10 s; a 224 KiB image at 115200 after a failed rate change
+/// takes 20 s).
+const LOADER_WAIT: Duration = Duration::from_secs(60);
+
 /// Waits [`LINGER`] after the last session, and longer while a started SPL
-/// is receiving its next stage.
+/// is receiving its next stage or a started fastload loader its image.
 fn settle(rom: &StarfiveRom, cancelled: &dyn Fn() -> bool) -> RomReport {
     let start = Instant::now();
     loop {
         let rep = rom.report();
         let receiving = matches!(rep.spl, Some(SplStage::Receiving { .. }));
-        if (start.elapsed() >= LINGER && !receiving) || cancelled() {
+        // A fastload loader the ROM started takes its image next: wait for
+        // it to start one or refuse it, up to LOADER_WAIT.
+        let loading = rep.fastload.as_ref().is_some_and(|l| l.started.is_none() && l.done_status != Some(1))
+            && start.elapsed() < LOADER_WAIT;
+        if (start.elapsed() >= LINGER && !receiving && !loading) || cancelled() {
             return rep;
         }
         // The ROM thread updates the report; look again shortly.

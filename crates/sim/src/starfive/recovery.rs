@@ -261,6 +261,8 @@ mod tests {
             cfg: RomConfig { line_rate: None, ..Default::default() },
             stop: stop.clone(),
             report: report.clone(),
+            fastload: Arc::default(),
+            line: crate::fastload::Line::new(115_200, false),
             corrupted: false,
             restarted: false,
         };

@@ -451,6 +451,8 @@ mod tests {
             cfg: RomConfig { line_rate: None, ..Default::default() },
             stop: Arc::new(AtomicBool::new(false)),
             report: report.clone(),
+            fastload: Arc::default(),
+            line: crate::fastload::Line::new(115_200, false),
             corrupted: false,
             restarted: false,
         };
