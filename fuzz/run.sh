@@ -10,6 +10,9 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 targets=$(cargo fuzz list)
+# Every target must build: the runs below filter cargo-fuzz's output, which
+# would hide a build error as an empty run.
+cargo fuzz build
 for t in $targets; do
     mkdir -p "corpus/$t"
     seeds=()

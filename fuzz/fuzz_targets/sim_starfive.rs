@@ -67,7 +67,7 @@ const FAULTS: &[Fault] = &[
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
     let fault = FAULTS[sel as usize % FAULTS.len()];
-    let cfg = RomConfig { fault, poll_interval: Duration::from_millis(300), line_rate: None };
+    let cfg = RomConfig { fault, poll_interval: Duration::from_millis(300), line_rate: None, ..Default::default() };
     let (done, dry) = std::sync::mpsc::channel();
     let rom = StarfiveRom::spawn(MemWire { input: rest.to_vec(), at: 0, sent: 0, done }, cfg);
     // The thread ends by itself when the wire runs dry (or drops the sender
