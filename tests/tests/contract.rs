@@ -348,6 +348,8 @@ fn a_tty_port_under_simulate_is_the_virtual_boards_uart() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("stands in for /dev/ttyUSB-not-here"), "{}", text(&o));
+    // Nothing to switch or power-cycle on a virtual board.
+    assert!(!text(&o).contains("power-cycle"), "{}", text(&o));
     let hello = prebuilt_hello("milkv-duo", "cv1800b").expect("prebuilt hello");
     let o = racklet_flash()
         .args(["maskrom", "milkv-duo"])

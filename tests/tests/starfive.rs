@@ -380,6 +380,34 @@ fn sim_serves_the_rom_to_another_process() {
     assert_eq!(&saved[..4024], &headed(&pattern(3000, 2), 0x0101_0101, 0x20_0000)[..]);
 }
 
+/// `sim --keep` serves run after run (ux review §14): the board of a lab
+/// rack is power-cycled between runs, and the virtual one restarts its ROM
+/// once the line has been quiet after the payload started, so a second and
+/// a third `maskrom` are served as the first was.
+#[test]
+fn sim_keep_serves_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "p.bin", &pattern(3000, 2));
+    let bin = assert_cmd::cargo::cargo_bin("racklet-flash");
+    let mut server = Proc::new(&bin)
+        .args(["sim", "visionfive2", "--keep"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let tty = line.trim().to_string();
+    for i in 1..=3 {
+        let (code, out, err) = run(&["maskrom", "vf2", "p.bin", "--port", &tty, "--wait", "10s"], dir.path());
+        assert_eq!(code, 0, "run {i}: {out}{err}");
+    }
+    let _ = server.kill();
+    let o = server.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("session 3: received"), "{log}");
+}
+
 /// A stand-in for StarFive's `jh7110-recovery-*.bin`: a headed image of
 /// version 0x01010001, as all three of StarFive's prebuilt recovery images
 /// are (sheet §2.3). Under a storage verb the virtual board runs whatever

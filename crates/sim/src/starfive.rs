@@ -389,6 +389,11 @@ pub struct RomConfig {
     /// the board is told (Scenario `storage_loader`). `None`: a started
     /// payload is what its bytes say (U-Boot SPL, or silent).
     pub recovery: Option<Flash>,
+    /// A lab rack power-cycles the board between runs (`sim --keep`): once
+    /// the line has been quiet this long after a payload started, the
+    /// board is reset and its ROM starts again (banner, polls). `None`: the
+    /// payload runs until the ROM is stopped, as a board nobody resets.
+    pub power_cycle_when_quiet: Option<Duration>,
 }
 
 impl Default for RomConfig {
@@ -398,6 +403,7 @@ impl Default for RomConfig {
             poll_interval: POLL_INTERVAL,
             line_rate: Some(115_200),
             recovery: None,
+            power_cycle_when_quiet: None,
         }
     }
 }
@@ -734,9 +740,19 @@ impl<W: Wire> Rom<W> {
                     self.recovery(flash)?;
                 }
                 // The payload runs; the ROM is gone until the next reset.
-                loop {
-                    self.byte(Duration::from_secs(3600))?;
-                }
+                let Some(quiet) = self.cfg.power_cycle_when_quiet else {
+                    loop {
+                        self.byte(Duration::from_secs(3600))?;
+                    }
+                };
+                while self.byte(quiet)?.is_some() {}
+                // Power-cycled: a new boot, with nothing of the last one
+                // but the sessions seen.
+                let mut r = self.report();
+                (r.spl, r.recovery, r.fastload, r.fifo_dropped) = (None, None, None, 0);
+                drop(r);
+                self.restarted = false;
+                self.corrupted = false;
             }
             // After a CRC error the ROM polls again, without a new banner.
             banner = false;

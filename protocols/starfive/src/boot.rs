@@ -37,8 +37,15 @@ pub struct Options {
     /// The port runs at the line rate even when it is a pseudo-terminal: a
     /// `--simulate` board's UART is paced at its baud rate. The summary
     /// then states throughput against the line rate; on any other pty it
-    /// cannot.
+    /// cannot. Only a virtual board is such a port, so the messages then
+    /// leave out what to do with a real one (switches, power).
     pub paced: bool,
+}
+
+/// What the user does to a real board for the ROM to poll; nothing for a
+/// virtual one (a paced pty).
+pub(crate) fn entry_advice(paced: bool) -> &'static str {
+    if paced { "" } else { " (set the boot switches to UART and power-cycle the board)" }
 }
 
 /// The ROM's line rate (sheet §1.2).
@@ -289,9 +296,10 @@ pub fn boot(
         None => format!("{}: {}", plan.payload.display(), plan.kind),
     };
     conn.progress.say(format!(
-        "{sent}; waiting up to {}s for the ROM's XMODEM poll on {} (set the boot switches to UART and power-cycle the board)",
+        "{sent}; waiting up to {}s for the ROM's XMODEM poll on {}{}",
         bo.poll_timeout.as_secs_f64(),
-        info.path
+        info.path,
+        entry_advice(opts.paced)
     ));
     let rom = boot_uart(&mut *link, &plan.image, &bo, &mut *conn.progress)?;
     let name = if bo.xmodem.block == xmodem::BlockSize::K1 { "xmodem-1k" } else { "xmodem" };

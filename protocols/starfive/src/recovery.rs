@@ -483,12 +483,13 @@ pub fn write(
     let names: Vec<String> =
         plan.files.iter().map(|f| format!("{} {}", f.part.name(), f.path.display())).collect();
     conn.progress.say(format!(
-        "{}: {}; then {}; waiting up to {}s for the ROM's XMODEM poll on {} (set the boot switches to UART and power-cycle the board)",
+        "{}: {}; then {}; waiting up to {}s for the ROM's XMODEM poll on {}{}",
         plan.recovery.display(),
         plan.kind,
         names.join(", then "),
         o.boot.poll_timeout.as_secs_f64(),
-        info.path
+        info.path,
+        crate::boot::entry_advice(o.paced)
     ));
     let UartWrite { rom, version, files: sent } = write_uart(&mut *link, plan, &o, &mut *conn.progress)?;
     let name = if o.boot.xmodem.block == BlockSize::K1 { "xmodem-1k" } else { "xmodem" };

@@ -151,8 +151,11 @@ pub fn serve(
     cancelled: &dyn Fn() -> bool,
     on: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> Result<(), ServeError> {
-    let (rom, path) = StarfiveRom::spawn_pty(RomConfig { fault: opts.fault, ..Default::default() })
-        .map_err(|error| ServeError::Start { error })?;
+    // With --keep, the board is power-cycled between runs, as a lab rack does.
+    let power_cycle_when_quiet = opts.keep.then_some(POWER_CYCLE_QUIET);
+    let (rom, path) =
+        StarfiveRom::spawn_pty(RomConfig { fault: opts.fault, power_cycle_when_quiet, ..Default::default() })
+            .map_err(|error| ServeError::Start { error })?;
     if on(Event::Serving { tty: &path }).is_break() {
         return Ok(());
     }
@@ -195,6 +198,10 @@ pub fn serve(
         _ => Ok(()),
     }
 }
+
+/// With `--keep`: how long the line stays quiet after a started payload
+/// before the virtual board is power-cycled for the next run.
+const POWER_CYCLE_QUIET: Duration = Duration::from_secs(1);
 
 /// How long a served fastload loader may take for its image (the host's
 /// HELLO waits 10 s; a 224 KiB image at 115200 after a failed rate change
