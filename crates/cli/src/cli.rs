@@ -36,10 +36,29 @@ pub fn command() -> clap::Command {
     let names: Vec<String> = c.get_subcommands().map(|s| s.get_name().to_string()).collect();
     for n in names {
         if let Some(ex) = crate::cmd::man::help_examples(&n) {
-            c = c.mut_subcommand(n, |s| s.after_long_help(ex));
+            c = c.mut_subcommand(&n, |s| s.after_long_help(ex));
+        }
+        // --fault lists the faults of every virtual board, from the sim's registry.
+        if c.find_subcommand(&n).is_some_and(|s| s.get_arguments().any(|a| a.get_id() == "fault")) {
+            c = c.mut_subcommand(&n, |s| s.mut_arg("fault", |a| a.long_help(fault_help())));
         }
     }
     c
+}
+
+/// `--fault`'s long help: every fault of every virtual board, by SoC.
+fn fault_help() -> String {
+    let mut t = String::from(
+        "Simulation: make the virtual board misbehave as a real one can. With several \
+         --port, PORT=NAME gives one board its fault. The faults, by SoC:",
+    );
+    for m in racklet_sim::models::MODELS {
+        t.push_str(&format!("\n\n{}:", m.socs.join(", ")));
+        for (name, what) in (m.faults)() {
+            t.push_str(&format!("\n  {name}: {what}"));
+        }
+    }
+    t
 }
 
 /// Options for every command.
@@ -257,5 +276,21 @@ mod tests {
         // Building every subcommand catches clashes the root check misses.
         let mut c = Cli::command();
         c.build();
+    }
+
+    /// ux review §14: the faults are listed where --fault is (maskrom, the
+    /// storage verbs, sim), every fault of every virtual board.
+    #[test]
+    fn fault_help_lists_every_fault_where_fault_is() {
+        let mut c = command();
+        for sub in ["maskrom", "write", "sim"] {
+            let s = c.find_subcommand_mut(sub).unwrap();
+            let help = s.render_long_help().to_string();
+            for m in racklet_sim::models::MODELS {
+                for (name, _) in (m.faults)() {
+                    assert!(help.contains(&format!("{name}: ")), "{sub} --help lacks fault {name}");
+                }
+            }
+        }
     }
 }

@@ -96,7 +96,7 @@ pub struct SimulationArgs {
     #[arg(long, value_enum, value_name = "SPEED", requires = "simulate")]
     pub sim_speed: Option<SimSpeed>,
 
-    /// Simulation: make the virtual ROM misbehave (see `racklet-flash sim --help`).
+    /// Simulation: make the virtual ROM misbehave (`--help` lists the faults).
     #[arg(long, value_name = "FAULT", requires = "simulate")]
     pub fault: Option<String>,
 
