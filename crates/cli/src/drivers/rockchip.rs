@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::FailureClass;
 use racklet_sim::models::Scenario;
 use racklet_sim::rom::Verdict;
 use racklet_sim::serve::rockchip::{self as server, Event};
@@ -15,7 +14,7 @@ use super::{Driver, Job, StorageJob};
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, SimArgs};
-use crate::error::{classify, fail};
+use crate::error::classify;
 use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
@@ -68,14 +67,27 @@ impl Driver for Rockchip {
         racklet_rockchip::near_miss(bytes)
     }
 
-    fn image(&self, board: &Board, _args: &ImageArgs, _payload: &Payload) -> Result<Vec<u8>> {
-        Err(fail(
-            FailureClass::Other,
-            format!(
-                "storage boot images (idbloader) for {} are not built by racklet-flash yet; use U-Boot's `mkimage -T rksd`",
-                board.name
-            ),
-        ))
+    fn image_flags(&self) -> Option<clap::Id> {
+        <crate::args::rockchip::RockchipImageArgs as clap::Args>::group_id()
+    }
+
+    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
+        use racklet_rockchip::idb::{Stage, build};
+        let tpl = match &args.rockchip.dram {
+            Some(p) => Some((p.display().to_string(), board.target().read_stage(p)?)),
+            None => None,
+        };
+        let spl_name = payload.path.display().to_string();
+        let spl = Stage { file: &spl_name, bytes: &payload.bytes };
+        let tpl = tpl.as_ref().map(|(f, b)| Stage { file: f, bytes: b });
+        build(&board.soc, spl, tpl).map_err(classify)
+    }
+
+    fn image_notes(&self, board: &Board) -> Vec<String> {
+        vec![format!(
+            "the boot ROM reads it from sector 64 (byte 0x8000) of the SD card or eMMC: `racklet-flash write {} idbloader.img --at 64`, or dd seek=64",
+            board.name
+        )]
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
