@@ -109,6 +109,11 @@ pub struct WriteArgs {
     /// max-download-size when that is smaller.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub sparse_limit: Option<u64>,
+    /// Rockchip: write the --loader's IDB at LBA 64, where the boot ROM
+    /// looks for it (rkdeveloptool ul): built from an RKBOOT loader's
+    /// FlashData and FlashBoot, or an idbloader image (mkimage -T rksd) as it is.
+    #[arg(long, conflicts_with = "image")]
+    pub loader_to_storage: bool,
     #[command(flatten)]
     pub starfive: crate::args::starfive::StarfiveWriteArgs,
 }

@@ -90,6 +90,9 @@ pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCod
     inputs.extend(starfive.iter().map(|(_, p)| *p));
     let mut only_for: Vec<(&str, &str)> = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
     only_for.extend(a.starfive.given_switches().into_iter().map(|f| ("starfive", f)));
+    if a.loader_to_storage {
+        only_for.push(("rockchip", "--loader-to-storage"));
+    }
     verb(g, "write", &a.target, &only_for, a.place.medium.clone(), &inputs, "written", out, &|d, job| {
         d.write(job, a)
     })

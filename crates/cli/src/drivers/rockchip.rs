@@ -148,6 +148,21 @@ impl Driver for Rockchip {
     }
 
     fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
+        if a.loader_to_storage {
+            let Some(loader) = job.target.bring_up.loader.clone() else {
+                return Err(crate::error::bad_input(format!(
+                    "--loader-to-storage writes the --loader's IDB: `racklet-flash write {} --loader-to-storage --loader LOADER.bin`",
+                    job.board.name
+                )));
+            };
+            if a.place.at.is_some() || !a.place.partition.is_empty() {
+                return Err(crate::error::bad_input(
+                    "--loader-to-storage writes at LBA 64, where the boot ROM looks: drop --at/--partition".to_string(),
+                ));
+            }
+            let verb = racklet_rockchip::storage::Verb::LoaderToStorage { loader, verify: !a.no_verify };
+            return storage(job, &a.place.medium, &verb, None);
+        }
         let Some(image) = a.image.clone() else {
             return Err(crate::error::bad_input(format!(
                 "give the image to write: `racklet-flash write {} IMAGE [--at LBA | --partition NAME] --loader LOADER.bin`",
