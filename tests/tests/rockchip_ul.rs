@@ -106,7 +106,13 @@ fn loader_to_storage_leaves_rkdeveloptools_idb_at_lba_64() {
         let o = run(
             d.path(),
             &[
-                "write", "rock-3a", "--loader-to-storage", "--loader", "loader.bin", "--simulate", "--sim-storage",
+                "write",
+                "rock-3a",
+                "--loader-to-storage",
+                "--loader",
+                "loader.bin",
+                "--simulate",
+                "--sim-storage",
                 "emmc.img",
             ],
         );
@@ -142,7 +148,16 @@ fn an_idbloader_image_is_written_as_it_is() {
     // From maskrom an idbloader cannot bring the board up.
     let o = run(
         d.path(),
-        &["write", "rock-3a", "--loader-to-storage", "--loader", "idb.img", "--simulate", "--sim-storage", "e2.img"],
+        &[
+            "write",
+            "rock-3a",
+            "--loader-to-storage",
+            "--loader",
+            "idb.img",
+            "--simulate",
+            "--sim-storage",
+            "e2.img",
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no --loader"), "{}", text(&o));
@@ -172,15 +187,28 @@ fn bad_loaders_are_exit_2_before_anything_is_written() {
     for (l, says) in [("other.bin", "3399"), ("nodata.bin", "FlashData"), ("rk3399.img", "not for rk3568")] {
         let o = run(
             d.path(),
-            &["write", "rock-3a", "--loader-to-storage", "--loader", l, "--simulate", "--sim-storage", "emmc.img"],
+            &[
+                "write",
+                "rock-3a",
+                "--loader-to-storage",
+                "--loader",
+                l,
+                "--simulate",
+                "--sim-storage",
+                "emmc.img",
+            ],
         );
         assert_eq!(o.status.code(), Some(2), "{l}: {}", text(&o));
         assert!(text(&o).contains(says), "{l}: {}", text(&o));
         let p = d.path().join("emmc.img");
-        assert!(!p.exists() || emmc(&p, 0, 256 << 10).iter().all(|b| *b == 0), "{l}: the storage was written");
+        assert!(
+            !p.exists() || emmc(&p, 0, 256 << 10).iter().all(|b| *b == 0),
+            "{l}: the storage was written"
+        );
     }
     // Only for Rockchip boards.
-    let o = run(d.path(), &["write", "canmv-k230", "--loader-to-storage", "--loader", "other.bin", "--simulate"]);
+    let o =
+        run(d.path(), &["write", "canmv-k230", "--loader-to-storage", "--loader", "other.bin", "--simulate"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--loader-to-storage"), "{}", text(&o));
 }

@@ -333,7 +333,8 @@ pub fn parse(bytes: &[u8]) -> Option<Idb> {
     let total = le16(&h, 0x1fc) as usize * BLOCK;
     let rc4_disabled = le32(&h, 8) == 1;
     let spl = bytes.get(init_offset..init_offset + 4);
-    let spl_hdr = spl.filter(|s| s.iter().all(u8::is_ascii_alphanumeric)).map(|s| String::from_utf8_lossy(s).into());
+    let spl_hdr =
+        spl.filter(|s| s.iter().all(u8::is_ascii_alphanumeric)).map(|s| String::from_utf8_lossy(s).into());
     let socs = SOCS
         .iter()
         .filter(|s| s.header == V1 && spl.is_some_and(|b| b == s.spl_hdr))
@@ -376,9 +377,13 @@ pub fn describe(bytes: &[u8]) -> Option<Description> {
         },
     );
     if idb.version == V1 {
-        d.field("stages RC4", if idb.rc4_disabled { "no (disable_rc4 = 1)" } else { "yes (disable_rc4 = 0)" });
+        d.field(
+            "stages RC4",
+            if idb.rc4_disabled { "no (disable_rc4 = 1)" } else { "yes (disable_rc4 = 0)" },
+        );
     }
-    let part = |p: &Part| format!("{} B at 0x{:x} (sector {} of the image)", p.size, p.offset, p.offset / BLOCK);
+    let part =
+        |p: &Part| format!("{} B at 0x{:x} (sector {} of the image)", p.size, p.offset, p.offset / BLOCK);
     d.field(if idb.boot.is_some() { "init (TPL)" } else { "init (SPL)" }, part(&idb.init));
     match &idb.boot {
         Some(b) => d.field("boot (SPL)", part(b)),

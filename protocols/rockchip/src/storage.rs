@@ -762,8 +762,10 @@ pub fn run(
             let len = bytes.len() as u64;
             check_end(what, lba, len)?;
             let room = sectors.saturating_sub(lba) * SECTOR;
-            let one = std::iter::once(Ok::<Extent, StorageError>(Extent::Data { offset: 0, bytes: bytes.clone() }));
-            report.written = Some(write_extents(&mut r, lba, len, room, one, per, *verify, what, loader, conn)?);
+            let one =
+                std::iter::once(Ok::<Extent, StorageError>(Extent::Data { offset: 0, bytes: bytes.clone() }));
+            report.written =
+                Some(write_extents(&mut r, lba, len, room, one, per, *verify, what, loader, conn)?);
         }
     }
     Ok(report)

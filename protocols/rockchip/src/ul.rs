@@ -46,7 +46,9 @@ fn rc4_sector(b: &mut [u8]) {
 /// Why no IDB could be made of a loader.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UlError {
-    #[error("the loader has no \"{0}\" entry in its loader table (rkdeveloptool ul needs FlashData and FlashBoot)")]
+    #[error(
+        "the loader has no \"{0}\" entry in its loader table (rkdeveloptool ul needs FlashData and FlashBoot)"
+    )]
     MissingEntry(&'static str),
     #[error("the loader's \"{0}\" entry is empty")]
     EmptyEntry(&'static str),
@@ -61,9 +63,7 @@ pub enum UlError {
 /// The sectors rkdeveloptool `ul` writes at LBA 64 for `loader` (`file`
 /// its bytes, already parsed and checked).
 pub fn idb(loader: &Loader, file: &[u8]) -> Result<Vec<u8>, UlError> {
-    let find = |name: &'static str| {
-        loader.of(EntryKind::Loader).find(|e| e.name.eq_ignore_ascii_case(name))
-    };
+    let find = |name: &'static str| loader.of(EntryKind::Loader).find(|e| e.name.eq_ignore_ascii_case(name));
     if find("FlashHead").is_some() {
         return Err(UlError::NewIdb);
     }

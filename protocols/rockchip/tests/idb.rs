@@ -127,7 +127,9 @@ fn init_stage_up_to_the_socs_limit_and_not_past_it() {
     // rkcommon.c: rk3568 0x10000 - 0x1000, rk3399 0x30000 - 0x2000,
     // rk3588 0x100000 - 0x1000 (mainline; Debian's 2023.01 allows rk3568
     // 0x13000 and lacks rk3588).
-    for (soc, limit) in [("rk3568", 0xf000usize), ("rk3399", 0x2e000), ("rk3588", 0xff000), ("rk3566", 0xf000)] {
+    for (soc, limit) in
+        [("rk3568", 0xf000usize), ("rk3399", 0x2e000), ("rk3588", 0xff000), ("rk3566", 0xf000)]
+    {
         let ok = bytes(limit, 1);
         assert!(idb::build(soc, stage("spl.bin", &ok), None).is_ok(), "{soc} at its limit");
         // One byte more pads to the next 2 KiB step: past the limit.

@@ -157,7 +157,8 @@ impl Driver for Rockchip {
             };
             if a.place.at.is_some() || !a.place.partition.is_empty() {
                 return Err(crate::error::bad_input(
-                    "--loader-to-storage writes at LBA 64, where the boot ROM looks: drop --at/--partition".to_string(),
+                    "--loader-to-storage writes at LBA 64, where the boot ROM looks: drop --at/--partition"
+                        .to_string(),
                 ));
             }
             let verb = racklet_rockchip::storage::Verb::LoaderToStorage { loader, verify: !a.no_verify };
