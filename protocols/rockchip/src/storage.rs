@@ -112,7 +112,9 @@ pub enum Verb {
     /// `write --loader-to-storage` (rkdeveloptool `ul`): the IDB made of the
     /// RKBOOT loader `loader` (or an idbloader image given as it is) at
     /// LBA 64, where the boot ROM looks for it.
-    LoaderToStorage { loader: PathBuf, verify: bool },
+    /// `bring_up` inputs, when given, are raw blobs (`--dram`/`--usbplug`/
+    /// `--rkbin`); `force` sends a loader for another chip anyway.
+    LoaderToStorage { loader: PathBuf, verify: bool, force: bool },
 }
 
 /// A checked plan.
@@ -138,8 +140,8 @@ pub struct Plan {
 pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> Result<Plan, StorageError> {
     let mut idb = None;
     let bring_up = match (bring_up, verb) {
-        (_, Verb::LoaderToStorage { loader, .. }) => {
-            let (plan, sectors, what) = loader_to_storage(loader, bring_up, target)?;
+        (_, Verb::LoaderToStorage { loader, force, .. }) => {
+            let (plan, sectors, what) = loader_to_storage(loader, *force, bring_up, target)?;
             idb = Some((sectors, what));
             plan
         }
@@ -187,12 +189,14 @@ pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> R
     Ok(Plan { bring_up, verb: verb.clone(), image_len, raw, idb })
 }
 
-/// `--loader-to-storage`: an RKBOOT loader (which also brings the board up:
-/// the maskrom `plan()` checks it is for this chip) becomes rkdeveloptool
-/// `ul`'s IDB; an idbloader image (mkimage -T rksd) is written as it is,
-/// once its header says it is for this SoC (it cannot bring a board up).
+/// `--loader-to-storage`: an RKBOOT loader (the maskrom `plan()` checks it
+/// is for this chip; it also brings the board up unless raw blobs are
+/// given) becomes rkdeveloptool `ul`'s IDB; an idbloader image (mkimage -T
+/// rksd) is written as it is, once its header says it is for this SoC (it
+/// cannot bring a board up: raw blobs can, or the usbplug already answers).
 fn loader_to_storage(
     path: &Path,
+    force: bool,
     bring_up: Option<&crate::Inputs>,
     target: &Target,
 ) -> Result<(Option<crate::Plan>, Vec<u8>, String), StorageError> {
@@ -212,10 +216,14 @@ fn loader_to_storage(
             });
         }
         let what = format!("idbloader {}", path.display());
-        return Ok((None, bytes, what));
+        let plan = bring_up.map(|i| crate::plan(i, target)).transpose()?;
+        return Ok((plan, bytes, what));
     }
-    let inputs = crate::Inputs { bin: Some(path.to_path_buf()), ..bring_up.cloned().unwrap_or_default() };
-    let plan = crate::plan(&inputs, target)?;
+    let inputs = crate::Inputs { bin: Some(path.to_path_buf()), force, ..Default::default() };
+    let mut plan = crate::plan(&inputs, target)?;
+    if let Some(raw) = bring_up {
+        plan = crate::plan(raw, target)?;
+    }
     let loader = crate::Loader::parse(&bytes).map_err(RockchipError::from)?;
     let sectors = crate::ul::idb(&loader, &bytes)
         .map_err(|source| StorageError::Ul { path: path.to_path_buf(), source })?;
@@ -752,7 +760,7 @@ pub fn run(
                 .map_err(|why| StorageError::NoTable { medium: medium.clone(), why })?;
             report.partitions = Some(parts);
         }
-        Verb::LoaderToStorage { loader, verify } => {
+        Verb::LoaderToStorage { loader, verify, .. } => {
             // plan() made these sectors; a Plan built by hand without them
             // has nothing to write.
             let Some((bytes, what)) = &plan.idb else {

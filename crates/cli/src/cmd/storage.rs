@@ -41,7 +41,9 @@ fn verb(
     if !driver.storage_verbs().contains(&name) {
         return Err(drivers::unsupported(board, name));
     }
-    if let Some((owner, flag)) = only_for.iter().find(|(owner, _)| *owner != driver.name()) {
+    let rockchip: Vec<(&str, &str)> =
+        target.bring_up.rockchip.given().into_iter().map(|(f, _)| ("rockchip", f)).collect();
+    if let Some((owner, flag)) = only_for.iter().chain(&rockchip).find(|(owner, _)| *owner != driver.name()) {
         return Err(crate::error::bad_input(format!(
             "{flag} is a {owner} flag; {} is a {} board",
             board.name,
@@ -51,7 +53,12 @@ fn verb(
     // Every input file is checked (bounded, a regular file) before anything
     // is touched; the driver reads it again, in pieces, when it sends it.
     let mut input_files = Vec::new();
-    for p in inputs {
+    // The raw bring-up files (an rkbin directory is searched by the driver).
+    let raw: Vec<&std::path::Path> = [&target.bring_up.rockchip.dram, &target.bring_up.rockchip.usbplug]
+        .into_iter()
+        .filter_map(|p| p.as_deref())
+        .collect();
+    for p in inputs.iter().chain(&raw) {
         racklet_image::check_input(p, u64::MAX, "an image")?;
         input_files.push(transcript::input_file_meta(p)?);
     }

@@ -161,7 +161,11 @@ impl Driver for Rockchip {
                         .to_string(),
                 ));
             }
-            let verb = racklet_rockchip::storage::Verb::LoaderToStorage { loader, verify: !a.no_verify };
+            let verb = racklet_rockchip::storage::Verb::LoaderToStorage {
+                loader,
+                verify: !a.no_verify,
+                force: job.target.connect.force,
+            };
             return storage(job, &a.place.medium, &verb, None);
         }
         let Some(image) = a.image.clone() else {
@@ -229,17 +233,32 @@ fn one_partition(given: &[String]) -> Result<Option<String>> {
     }
 }
 
-/// The bring-up: `--loader RKBOOT` when given (the usbplug answering
-/// already needs none).
-fn bring_up(t: &StorageTarget) -> Result<Option<racklet_rockchip::Inputs>> {
+/// The bring-up: `--loader RKBOOT`, or raw `--dram DDR --usbplug FILE` /
+/// `--rkbin DIR` as `maskrom` takes them (none: the usbplug must answer).
+/// With `--loader-to-storage` the loader is what is written, not the bring-up.
+fn bring_up(t: &StorageTarget, loader_is_written: bool) -> Result<Option<racklet_rockchip::Inputs>> {
     if !t.bring_up.then.is_empty() || t.bring_up.loader_address.is_some() {
         return Err(crate::error::bad_input(
             "--then and --loader-address are not for Rockchip boards: --loader takes an RKBOOT loader (rkbin's boot_merger output)"
                 .to_string(),
         ));
     }
-    Ok(t.bring_up.loader.as_ref().map(|l| racklet_rockchip::Inputs {
-        bin: Some(l.clone()),
+    let rk = &t.bring_up.rockchip;
+    let raw = !rk.given().is_empty();
+    let loader = if loader_is_written { None } else { t.bring_up.loader.clone() };
+    if raw && loader.is_some() {
+        return Err(crate::error::bad_input_with_hint(
+            "--loader and --dram/--usbplug/--rkbin both bring the board up: give one".to_string(),
+            "an RKBOOT --loader carries its own DRAM init and usbplug".to_string(),
+        ));
+    }
+    if !raw && loader.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(racklet_rockchip::Inputs {
+        bin: loader.or_else(|| rk.usbplug.clone()),
+        dram: rk.dram.clone(),
+        rkbin: rk.rkbin.clone(),
         force: t.connect.force,
         ..Default::default()
     }))
@@ -261,7 +280,7 @@ fn storage(
     }
     let t = job.target;
     let target = job.board.target();
-    let inputs = bring_up(t)?;
+    let inputs = bring_up(t, matches!(verb, racklet_rockchip::storage::Verb::LoaderToStorage { .. }))?;
     let plan = racklet_rockchip::storage::plan(inputs.as_ref(), verb, &target).map_err(classify)?;
     let opts = racklet_rockchip::Options { force: t.connect.force, ..Default::default() };
     // Put in place only when the device confirmed the whole read.
