@@ -63,6 +63,19 @@ fn loader_to_storage_leaves_rkdeveloptools_idb_at_lba_64() {
     }
 }
 
+/// The reference agrees with the real peer: in the USB rig (tests/usbrig,
+/// step rkd-ul-sha) Debian's rkdeveloptool 1.32 `ul` of this loader left
+/// 156 sectors at LBA 64 whose SHA-256 is this (racklet-flash's
+/// --loader-to-storage left the same, step rkd-ul-cmp).
+#[test]
+fn reference_matches_what_debians_rkdeveloptool_ul_wrote() {
+    let (_, data, boot) = racklet_tests::rk3568_ul_loader(b"3568", true);
+    let idb = racklet_tests::rkdeveloptool_ul_idb(&data, &boot, true);
+    assert_eq!(idb.len(), 156 * 512);
+    let sha = racklet_link::transcript::sha256_hex(&idb);
+    assert_eq!(sha, "3c82707f09249545472c89d6cc99033525eaed59c1f1ba9b1d40182a1ff303a2");
+}
+
 #[test]
 fn an_idbloader_image_is_written_as_it_is() {
     let d = tempfile::tempdir().unwrap();
