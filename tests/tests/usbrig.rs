@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The whole guest run (boot + checks), far above the ~15 s it takes.
-const GUEST_DEADLINE: Duration = Duration::from_secs(240);
+/// The whole guest run (boot + checks), far above the ~15 s it takes on an
+/// idle machine: a hang guard only. On the shared 2-core machine under the
+/// load of parallel builds the guest (TCG) was seen to need more than 240 s.
+const GUEST_DEADLINE: Duration = Duration::from_secs(600);
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

@@ -332,7 +332,17 @@ pub fn parse(bytes: &[u8]) -> Option<Idb> {
     let init_size = le16(&h, 0x1fa) as usize * BLOCK;
     let total = le16(&h, 0x1fc) as usize * BLOCK;
     let rc4_disabled = le32(&h, 8) == 1;
-    let spl = bytes.get(init_offset..init_offset + 4);
+    // RK3066/RK3188 images have their stages RC4'd per 512-byte block.
+    let spl = bytes.get(init_offset..init_offset + BLOCK).map(|b| {
+        let mut b = b[..4].to_vec();
+        if !rc4_disabled {
+            let mut blk = bytes[init_offset..init_offset + BLOCK].to_vec();
+            rc4_block(&mut blk);
+            b.copy_from_slice(&blk[..4]);
+        }
+        b
+    });
+    let spl = spl.as_deref();
     let spl_hdr =
         spl.filter(|s| s.iter().all(u8::is_ascii_alphanumeric)).map(|s| String::from_utf8_lossy(s).into());
     let socs = SOCS

@@ -175,6 +175,19 @@ fn rsak_at_the_start_of_the_init_stage_is_kept() {
     assert_eq!(&img[0x804..0x800 + 5000], &s[4..]);
 }
 
+/// RK3066 and RK3188 RC4 their stages (rkcommon.c `spl_rc4`): the decoder
+/// undoes it to find the spl hdr.
+#[test]
+fn rc4_stages_still_name_their_soc() {
+    let s = bytes(9000, 3);
+    let img = idb::build("rk3188", stage("s", &s), None).unwrap();
+    assert_ne!(&img[0x800..0x804], b"RK31");
+    let h = idb::parse(&img).unwrap();
+    assert!(!h.rc4_disabled);
+    assert_eq!(h.spl_hdr.as_deref(), Some("RK31"));
+    assert!(h.socs.contains(&"rk3188"));
+}
+
 #[test]
 fn rk3566_boards_get_rk3568_images() {
     let s = bytes(9000, 3);
