@@ -119,12 +119,20 @@ EOF
     done
 done
 
-# --- racklet-flash info: each board's output fits that board ------------------
-# (when RACKLET_FLASH names the binary; scripts/test.sh sets it)
+# --- racklet-flash info: the file each board's maskrom takes fits it ----------
+# (when RACKLET_FLASH names the binary; scripts/test.sh sets it). `info
+# --board` says "fits" only when `maskrom` would take the file (as the
+# payload, or through --dram on Rockchip boards), so these are the files the
+# maskrom runs below send.
 if [ -n "${RACKLET_FLASH:-}" ]; then
     for b in $boards; do
         case $b in qemu-virt-* | milkv-duo-s-arm) continue ;; esac
-        for f in hello.elf hello.img; do
+        case $b in
+            rock-*) files=(hello.elf hello.bin) ;;  # through --dram
+            bpi-f3) files=(hello.img) ;;            # FSBL.bin
+            *) files=(hello.elf) ;;
+        esac
+        for f in "${files[@]}"; do
             [ -e "out/$b/$f" ] || continue
             if msg=$("$RACKLET_FLASH" info --board "$b" "out/$b/$f" 2>&1); then
                 ok "info $b/$f: $(grep -m1 'fits' <<<"$msg" | sed 's/^ *//')"

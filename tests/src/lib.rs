@@ -328,3 +328,54 @@ pub fn rk3568_ul_loader(chip: &[u8; 4], rc4_off: bool) -> (Vec<u8>, Vec<u8>, Vec
     }
     (f, data, boot)
 }
+
+/// A U-Boot FIT image laid out by hand from the devicetree specification
+/// (§5: the 40-byte big-endian header, tokens BEGIN_NODE 1, END_NODE 2,
+/// PROP 3, END 9, the strings block) with a root `description` and an
+/// `images` node holding one image node of `data` bytes, as `mkimage -f`
+/// writes a u-boot.itb.
+pub fn fit(data: &[u8]) -> Vec<u8> {
+    let mut st = Vec::new();
+    let word = |v: &mut Vec<u8>, x: u32| v.extend(x.to_be_bytes());
+    let name = |v: &mut Vec<u8>, n: &[u8]| {
+        v.extend(n);
+        v.push(0);
+        while !v.len().is_multiple_of(4) {
+            v.push(0);
+        }
+    };
+    let strings = b"description\0data\0";
+    word(&mut st, 1);
+    name(&mut st, b"");
+    word(&mut st, 3);
+    word(&mut st, 8); // "racklet\0"
+    word(&mut st, 0);
+    name(&mut st, b"racklet");
+    word(&mut st, 1);
+    name(&mut st, b"images");
+    word(&mut st, 1);
+    name(&mut st, b"uboot");
+    word(&mut st, 3);
+    word(&mut st, data.len() as u32);
+    word(&mut st, 12);
+    st.extend(data);
+    while !st.len().is_multiple_of(4) {
+        st.push(0);
+    }
+    for _ in 0..3 {
+        word(&mut st, 2);
+    }
+    word(&mut st, 9);
+    let total = 40 + 16 + st.len() + strings.len();
+    let mut h = Vec::new();
+    let off_struct = 40 + 16; // after the header and an empty reservation map
+    for x in [0xd00d_feed, total as u32, off_struct as u32, (off_struct + st.len()) as u32, 40, 17, 16, 0] {
+        word(&mut h, x);
+    }
+    word(&mut h, strings.len() as u32);
+    word(&mut h, st.len() as u32);
+    h.extend([0u8; 16]);
+    h.extend(st);
+    h.extend(strings);
+    h
+}

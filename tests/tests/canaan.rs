@@ -343,9 +343,12 @@ fn image_refuses_payloads_that_cannot_boot_from_sram() {
 }
 
 #[test]
-fn sim_command_explains_that_usb_cannot_be_served_yet() {
+fn sim_command_without_tcp_is_bad_usage_that_names_the_ways() {
+    // Bad usage, exit 2, as for every board `sim` cannot serve without
+    // --tcp (ux review §15).
     let o = run(&["sim", "canmv-k230"]);
-    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("--tcp"), "{}", text(&o));
     assert!(text(&o).contains("--simulate"), "{}", text(&o));
 }
 

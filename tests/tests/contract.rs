@@ -333,3 +333,33 @@ fn a_file_in_another_board_s_format_is_refused_unless_forced() {
     // The board's own format still goes.
     racklet_flash().args(["maskrom", "visionfive2"]).arg(&img).arg("--simulate").assert().success();
 }
+
+/// ux review §11: a README command with `--simulate` added runs against the
+/// virtual board — the tty given with --port is the virtual UART, for a
+/// serial ROM (StarFive) and a USB-serial one (Sophgo), one board or two.
+#[test]
+fn a_tty_port_under_simulate_is_the_virtual_boards_uart() {
+    let hello = prebuilt_hello("visionfive2", "jh7110").expect("prebuilt hello");
+    let o = racklet_flash()
+        .args(["maskrom", "visionfive2"])
+        .arg(&hello)
+        .args(["--port", "/dev/ttyUSB-not-here", "--simulate"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("stands in for /dev/ttyUSB-not-here"), "{}", text(&o));
+    let hello = prebuilt_hello("milkv-duo", "cv1800b").expect("prebuilt hello");
+    let o = racklet_flash()
+        .args(["maskrom", "milkv-duo"])
+        .arg(&hello)
+        .args(["--port", "/dev/ttyACM-a", "--port", "/dev/ttyACM-b", "--simulate", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let done = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "done")
+        .count();
+    assert_eq!(done, 2, "{}", text(&o));
+}

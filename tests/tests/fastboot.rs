@@ -546,3 +546,345 @@ fn debian_fastboot_and_racklet_flash_leave_the_same_emmc() {
         at += n as u64;
     }
 }
+
+/// SpacemiT's `partition_universal.json` as the Bianbu images ship it
+/// (spacemit-com/buildroot-ext board/spacemit/k1, with the release's
+/// bootfs.ext4 name).
+const K1_TABLE: &str = r#"{
+    "version": "1.0",
+    "format": "gpt",
+    "partitions": [
+        {"name": "bootinfo", "hidden": true, "offset": "0K", "size": "512", "image": "factory/bootinfo_sd.bin"},
+        {"name": "fsbl", "hidden": false, "offset": "256K", "size": "256K", "image": "factory/FSBL.bin"},
+        {"name": "env", "offset": "512K", "size": "128K", "image": "env.bin"},
+        {"name": "opensbi", "size": "384K", "image": "fw_dynamic.itb"},
+        {"name": "uboot", "size": "2M", "image": "u-boot.itb"},
+        {"name": "bootfs", "offset": "4M", "size": "256M", "image": "bootfs.ext4"},
+        {"name": "rootfs", "offset": "260M", "size": "-", "image": "rootfs.ext4"}
+    ]
+}"#;
+
+/// A SpacemiT NOR table (partition_2M.json), which an eMMC board must not pick.
+const K1_NOR_TABLE: &str = r#"{"version": "1.0", "format": "mtd", "partitions": [
+    {"name": "bootinfo", "offset": "0", "size": "64K", "image": "factory/bootinfo_spinor.bin"},
+    {"name": "fsbl", "offset": "64K", "size": "256K", "image": "factory/FSBL.bin"},
+    {"name": "uboot", "offset": "1M", "size": "1M", "image": "u-boot.itb"}]}"#;
+
+/// A tiny Bianbu bundle: (name in the table, file, contents), the table.
+fn k1_bundle(dir: &Path) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    std::fs::create_dir_all(dir.join("factory")).unwrap();
+    let parts = vec![
+        ("bootinfo", "factory/bootinfo_sd.bin", noise(80, 40)),
+        ("fsbl", "factory/FSBL.bin", fsbl(&noise(97_000, 41))),
+        ("env", "env.bin", noise(65_536, 42)),
+        ("opensbi", "fw_dynamic.itb", noise(120_000, 43)),
+        ("uboot", "u-boot.itb", fit(700_000)),
+        ("bootfs", "bootfs.ext4", noise(300 * 4096, 44)),
+        ("rootfs", "rootfs.ext4", noise(733 * 4096, 45)),
+    ];
+    for (_, f, b) in &parts {
+        write(dir, f, b);
+    }
+    write(dir, "factory/bootinfo_spinor.bin", &noise(80, 46));
+    write(dir, "partition_universal.json", K1_TABLE.as_bytes());
+    write(dir, "partition_2M.json", K1_NOR_TABLE.as_bytes());
+    parts
+}
+
+/// Where each K1 partition starts on the eMMC, in bytes, by U-Boot's `gpt
+/// write` of the table above (an entry without offset follows the one
+/// before): fsbl 256K, env 512K, opensbi 640K, uboot 1M, bootfs 4M, rootfs 260M.
+const K1_STARTS: &[(&str, u64)] = &[
+    ("fsbl", 256 << 10),
+    ("env", 512 << 10),
+    ("opensbi", 640 << 10),
+    ("uboot", 1 << 20),
+    ("bootfs", 4 << 20),
+    ("rootfs", 260 << 20),
+];
+
+/// The GPT's partition names, in entry order, read as the UEFI layout has
+/// them (entries at LBA 2, 128 bytes each, UTF-16LE names at byte 56).
+fn gpt_names(emmc: &Path) -> Vec<(String, u64)> {
+    assert_eq!(&region(emmc, 512, 8), b"EFI PART", "no GPT header at LBA 1");
+    let entries = region(emmc, 1024, 128 * 128);
+    entries
+        .chunks(128)
+        .filter(|e| e[..16].iter().any(|&b| b != 0))
+        .map(|e| {
+            let units: Vec<u16> =
+                e[56..].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+            (String::from_utf16_lossy(&units), u64::from_le_bytes(e[32..40].try_into().unwrap()) * 512)
+        })
+        .collect()
+}
+
+/// `write bpi-f3 --bundle DIR`: the ROM stages from the bundle, the GPT
+/// from its partition_universal.json (the device reports a block device),
+/// then every partition's image where that GPT puts it.
+#[test]
+fn k1_bundle_flashes_the_gpt_and_every_partition() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("bianbu");
+    let parts = k1_bundle(&dir);
+    let emmc = d.path().join("emmc.img");
+    let out = bin()
+        .args(["--json", "write", "bpi-f3", "--simulate", "--sparse-limit", "1M", "--bundle"])
+        .arg(&dir)
+        .arg("--sim-storage")
+        .arg(&emmc)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("partition_universal.json (the device reports blk-size universal"), "{text}");
+    assert!(text.contains("rootfs.ext4 (3002368 bytes) written as 3 sparse images"), "{text}");
+    let want: Vec<(String, u64)> = K1_STARTS.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+    assert_eq!(gpt_names(&emmc), want, "the GPT is the table's, bootinfo left out");
+    for (name, _, bytes) in &parts {
+        if let Some((_, at)) = K1_STARTS.iter().find(|(n, _)| n == name) {
+            assert!(region(&emmc, *at, bytes.len()) == *bytes, "partition {name} differs");
+        }
+    }
+}
+
+/// A bundle with a part missing, a damaged table, or an image larger than
+/// its table's partition: exit 2, the file and the problem named, and
+/// nothing flashed.
+#[test]
+fn k1_bundle_bad_inputs_exit_2_before_the_first_flash() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("b");
+    k1_bundle(&dir);
+    std::fs::remove_file(dir.join("rootfs.ext4")).unwrap();
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--bundle"])
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("rootfs.ext4: missing from the bundle"))
+        .stderr(predicate::str::contains("partition 'rootfs' in partition_universal.json"));
+    write(&dir, "rootfs.ext4", b"r");
+    write(&dir, "partition_universal.json", &K1_TABLE.as_bytes()[..40]);
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--bundle"])
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("partition_universal.json: not valid JSON"));
+    write(&dir, "partition_universal.json", K1_TABLE.as_bytes());
+    write(&dir, "env.bin", &noise(128 * 1024 + 1, 1));
+    let emmc = d.path().join("emmc.img");
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--bundle"])
+        .arg(&dir)
+        .arg("--sim-storage")
+        .arg(&emmc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "env.bin: expands to 131073 bytes, but partition 'env' holds 131072",
+        ));
+    assert!(region(&emmc, 256 << 10, 4096).iter().all(|&b| b == 0), "nothing was flashed");
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--bundle"])
+        .arg(&dir)
+        .args(["--partition", "x=y"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("leave out --partition"));
+    bin()
+        .args(["erase", "bpi-f3", "--simulate", "--partition", "env", "--bundle"])
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--bundle is for `write`"));
+}
+
+/// `write lichee-pi-4a --bundle DIR` with the RevyOS image set: flash:ram +
+/// reboot with its U-Boot, then uboot, boot and root.
+#[test]
+fn th1520_revyos_bundle_flashes_boot_and_root() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("revyos");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "u-boot-with-spl-lpi4a.bin", &noise(1_030_952, 50));
+    let boot = noise(300 * 4096, 51);
+    let root = noise(500 * 4096, 52);
+    write(&dir, "boot-lpi4a-20240720.ext4", &boot);
+    write(&dir, "root-lpi4a-20240720.ext4", &root);
+    let emmc = d.path().join("emmc.img");
+    let out = bin()
+        .args(["write", "lichee-pi-4a", "--simulate", "--bundle"])
+        .arg(&dir)
+        .arg("--sim-storage")
+        .arg(&emmc)
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("partition uboot"), "{text}");
+    // The virtual board's own account: the ROM ran the U-Boot, which wrote all three.
+    assert!(text.contains("vendor U-Boot wrote uboot, boot, root"), "{text}");
+    assert_eq!(region(&emmc, 2 << 20, boot.len()), boot);
+    assert_eq!(region(&emmc, (2 << 20) + (500 << 20), root.len()), root);
+}
+
+/// Debian's fastboot replays the vendor recipe (stage FSBL, continue, stage
+/// u-boot.itb, continue, flash gpt partition_universal.json, then each
+/// partition) against the virtual K1; the eMMC it leaves equals what
+/// `write --bundle` leaves.
+#[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
+fn debian_fastboot_and_write_bundle_leave_the_same_k1_emmc() {
+    if !have_fastboot() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("bianbu");
+    let parts = k1_bundle(&dir);
+    let ours = d.path().join("ours.img");
+    let theirs = d.path().join("theirs.img");
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--no-reboot", "--sparse-limit", "1M", "--bundle"])
+        .arg(&dir)
+        .arg("--sim-storage")
+        .arg(&ours)
+        .assert()
+        .success();
+    let sim = Sim::start("bpi-f3", &["--keep", "--sim-storage", theirs.to_str().unwrap()]);
+    let f = |p: &str| dir.join(p).into_os_string();
+    let mut steps: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["stage".into(), f("factory/FSBL.bin")],
+        vec!["continue".into()],
+        vec!["stage".into(), f("u-boot.itb")],
+        vec!["continue".into()],
+        vec!["flash".into(), "gpt".into(), f("partition_universal.json")],
+    ];
+    for (name, file, _) in &parts {
+        steps.push(vec!["-S".into(), "1M".into(), "flash".into(), name.into(), f(file)]);
+    }
+    for s in &steps {
+        let args: Vec<&std::ffi::OsStr> = s.iter().map(|a| a.as_os_str()).collect();
+        let o = fastboot(&sim.addr, &args);
+        assert!(o.status.success(), "fastboot {s:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    drop(sim);
+    let end = (260u64 << 20) + 733 * 4096 + 4096;
+    let (mut at, step) = (0u64, 16usize << 20);
+    while at < end {
+        let n = step.min((end - at) as usize);
+        assert!(region(&ours, at, n) == region(&theirs, at, n), "the eMMCs differ in the 16 MiB at 0x{at:x}");
+        at += n as u64;
+    }
+}
+
+/// The JSON `done` event's details as (key, value).
+fn details(stdout: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(stdout);
+    let done: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .unwrap_or_else(|| panic!("no done event in {text}"));
+    done["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["key"].as_str().unwrap().to_string(), d["value"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn detail<'a>(d: &'a [(String, String)], key: &str) -> &'a str {
+    d.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {key} in {d:?}"))
+}
+
+/// `partitions` on a fastboot board: vendor U-Boot refuses `getvar all`,
+/// so the variables are asked one by one and the vendor layout's
+/// partitions looked up by name (TH1520: boot is 500 MiB in the Lichee Pi
+/// 4A's `partitions`); after `write --bundle`, the K1's are the table's.
+#[test]
+fn partitions_ask_vendor_uboot_its_variables_and_partitions() {
+    let out = bin().args(["--json", "partitions", "lichee-pi-4a", "--simulate"]).assert().success();
+    let d = details(&out.get_output().stdout);
+    assert_eq!(detail(&d, "variables from"), "each variable in turn (the device refuses getvar all)");
+    assert_eq!(detail(&d, "variable product"), "light-lpi4a");
+    assert_eq!(detail(&d, "partition boot"), "524288000 bytes, raw");
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("bianbu");
+    k1_bundle(&dir);
+    let emmc = t.path().join("emmc.img");
+    bin()
+        .args(["write", "bpi-f3", "--simulate", "--bundle"])
+        .arg(&dir)
+        .arg("--sim-storage")
+        .arg(&emmc)
+        .assert()
+        .success();
+    let out = bin()
+        .args([
+            "--json",
+            "partitions",
+            "bpi-f3",
+            "--simulate",
+            "--partition",
+            "bootfs",
+            "--partition",
+            "nope",
+            "--sim-storage",
+        ])
+        .arg(&emmc)
+        .assert()
+        .success();
+    let d = details(&out.get_output().stdout);
+    assert_eq!(detail(&d, "variable blk-size"), "universal");
+    assert_eq!(detail(&d, "partition bootfs"), format!("{} bytes, raw", 256u64 << 20));
+    assert_eq!(detail(&d, "not found"), "nope");
+    bin()
+        .args(["partitions", "bpi-f3", "--simulate", "--partition", "a=b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("takes only --partition NAME"));
+}
+
+/// `oem`: the device's OKAY, or its FAIL text with the refusal exit code
+/// (7); a command longer than fastboot's 64 bytes is bad input (2).
+#[test]
+fn oem_passes_the_command_through_and_keeps_the_refusal() {
+    let out = bin().args(["oem", "lichee-pi-4a", "--simulate", "format"]).assert().success();
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("command: oem format"));
+    bin()
+        .args(["oem", "bpi-f3", "--simulate", "hello", "world"])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("the device refused \"oem hello world\": unrecognized command"));
+    bin()
+        .args(["oem", "bpi-f3", "--simulate", &"x".repeat(70)])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at most 64 bytes"));
+    bin().args(["oem", "bpi-f3", "--simulate"]).assert().code(2);
+}
+
+/// Debian's fastboot sees the same vendor U-Boot answers: `getvar all`
+/// refused, an unknown `oem` refused with the same text racklet-flash shows.
+#[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
+fn debian_fastboot_sees_the_same_getvar_all_and_oem_answers() {
+    if !have_fastboot() {
+        return;
+    }
+    let sim = Sim::start("bpi-f3", &["--keep", "--in-uboot"]);
+    let o = fastboot(&sim.addr, &["getvar".as_ref(), "all".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Variable not implemented"), "{err}");
+    let o = fastboot(&sim.addr, &["oem".as_ref(), "hello".as_ref(), "world".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("unrecognized command"), "{err}");
+    let o = fastboot(&sim.addr, &["getvar".as_ref(), "blk-size".as_ref()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("blk-size: universal"));
+}

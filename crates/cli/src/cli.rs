@@ -99,8 +99,10 @@ pub enum Command {
     Erase(Box<crate::args::storage::EraseArgs>),
     /// Reset the board (to boot, or back into its boot ROM's download mode).
     Reset(Box<crate::args::storage::ResetArgs>),
-    /// List the partitions of the board's storage.
+    /// List the partitions of the board's storage (fastboot boards: and vendor U-Boot's variables).
     Partitions(Box<crate::args::storage::PartitionsArgs>),
+    /// Send a vendor command (fastboot `oem …`) to the board's U-Boot and print its answer.
+    Oem(Box<crate::args::storage::OemArgs>),
 }
 
 /// Board names for shell completion: the built-in table and the boards of
@@ -217,7 +219,10 @@ pub struct SimArgs {
     /// Board whose ROM to serve.
     #[arg(add = board_names())]
     pub board: String,
-    /// Fastboot ROMs: listen on this TCP address (e.g. 127.0.0.1:5554).
+    /// Listen on this TCP address (e.g. 127.0.0.1:5554): fastboot's TCP
+    /// transport for the fastboot boards (`fastboot -s tcp:ADDR`), JSON
+    /// Lines USB transfers for the Rockchip and K230 boards (the pyusb
+    /// stand-in of tests/k230flash speaks it). Serial boards get a pty.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
     /// Serve more than one session.

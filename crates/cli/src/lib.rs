@@ -79,6 +79,7 @@ pub fn main_entry() -> ExitCode {
         Command::Erase(a) => cmd::storage::erase(&cli.global, a, &out),
         Command::Reset(a) => cmd::storage::reset(&cli.global, a, &out),
         Command::Partitions(a) => cmd::storage::partitions(&cli.global, a, &out),
+        Command::Oem(a) => cmd::storage::oem(&cli.global, a, &out),
     };
     match result {
         Ok(code) => code,

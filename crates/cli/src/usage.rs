@@ -94,7 +94,34 @@ fn render(
         }
         rest.insert(0, format!("fix or unset {var}"));
     }
+    // Verbs of other tools that clap's similarity cannot match: the command
+    // that does what they do here.
+    if e.kind() == ErrorKind::InvalidSubcommand
+        && let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand)
+        && let Some(tip) = other_tools_verb(word)
+    {
+        rest.insert(0, tip.to_string());
+    }
     (message, (!rest.is_empty()).then(|| rest.join("\n")))
+}
+
+/// What racklet-flash calls a verb of rkdeveloptool, fastboot, xrock or
+/// k230_flash.
+fn other_tools_verb(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "flash" | "wl" | "download" | "burn" | "program" => {
+            "to load and start a payload through the boot ROM: `racklet-flash maskrom BOARD FILE`; to write storage: `racklet-flash write BOARD IMAGE`"
+        }
+        "boot" | "load" | "db" | "run" | "stage" => {
+            "to load and start a payload through the boot ROM: `racklet-flash maskrom BOARD FILE`"
+        }
+        "rl" | "dump" | "upload" => "to read storage: `racklet-flash read BOARD --at LBA --size N -o FILE`",
+        "ef" | "wipe" => "to erase storage: `racklet-flash erase BOARD --all`",
+        "rd" | "reboot" => "to reset the board: `racklet-flash reset BOARD`",
+        "ppt" | "gpt" => "to list partitions: `racklet-flash partitions BOARD`",
+        "ld" | "devices" => "to list attached boot ROMs: `racklet-flash list`",
+        _ => return None,
+    })
 }
 
 /// The environment variable behind an argument clap names ("--wait <DUR>").
@@ -142,5 +169,18 @@ mod tests {
             .collect();
         let (m, _) = render(&e, &argv, &env);
         assert!(!m.contains("RACKLET_WAIT"), "{m}");
+    }
+
+    /// ux review §16: `racklet-flash flash` (fastboot's and xrock's verb)
+    /// gets no suggestion from clap; it is told the commands that do it.
+    #[test]
+    fn another_tools_verb_is_told_the_command() {
+        let argv: Vec<OsString> = ["racklet-flash", "flash"].iter().map(Into::into).collect();
+        let e = Cli::command().try_get_matches_from(["racklet-flash", "flash"]).expect_err("no such command");
+        let (_, h) = render(&e, &argv, &|_| None);
+        let h = h.unwrap();
+        assert!(h.contains("racklet-flash maskrom") && h.contains("racklet-flash write"), "{h}");
+        let e = Cli::command().try_get_matches_from(["racklet-flash", "ppt"]).expect_err("no such command");
+        assert!(render(&e, &argv, &|_| None).1.unwrap().contains("racklet-flash partitions"));
     }
 }

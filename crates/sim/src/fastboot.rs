@@ -23,8 +23,12 @@
 //!   OKAY but loads only `ram`; `reboot` (and `continue`, uncertain) jumps
 //!   to it; vendor U-Boot comes back as 1234:8888.
 //! - Vendor U-Boot (both): `getvar` of the usual variables (version 0.4,
-//!   max-download-size 0x10000000), `getvar:all` as INFO lines, `download`,
-//!   `flash`/`erase` of any partition, `reboot`.
+//!   max-download-size 0x10000000), `download`, `flash`/`erase` of any
+//!   partition, `oem` (FAIL "unrecognized command" but for the few the
+//!   vendor has), `reboot`. `getvar:all` FAILs "Variable not implemented"
+//!   as the vendor `fb_getvar.c` (2022.10 and older: no `all`) does;
+//!   [`FastbootDevice::with_getvar_all`] makes it upstream U-Boot's, one
+//!   `INFO<name>: <value>` per variable, then OKAY.
 //!
 //! The chip facts (USB identities, the ROMs' variables and size limits) are
 //! this model's own, in [`Chip`], [`K1`] and [`TH1520`], each cited.
@@ -397,9 +401,14 @@ pub struct FastbootDevice {
     /// TH1520: the eMMC's boot0 area, flashed by the name `uboot`.
     boot0: Option<crate::storage::Medium>,
     uboot_download_limit: usize,
+    /// `getvar:all` answered as upstream U-Boot does (not the vendors').
+    getvar_all: bool,
     /// The user's run writes storage: the verdict needs a write, and no
     /// refused one.
     storage_run: bool,
+    /// The user's run only asks vendor U-Boot (`partitions`, `oem`): the
+    /// verdict needs an answer from U-Boot, and no write.
+    session_run: bool,
     /// Every flash or erase vendor U-Boot refused, with its FAIL text.
     pub refused_writes: Vec<String>,
     /// Every command received, with the stage that got it.
@@ -439,7 +448,9 @@ impl FastbootDevice {
             emmc: None,
             boot0: None,
             uboot_download_limit: soc.chip().uboot_download_limit,
+            getvar_all: false,
             storage_run: false,
+            session_run: false,
             refused_writes: Vec::new(),
             log: Vec::new(),
             downloads: Vec::new(),
@@ -485,6 +496,21 @@ impl FastbootDevice {
     /// board's verdict is about what vendor U-Boot wrote.
     pub fn for_storage(mut self) -> Self {
         self.storage_run = true;
+        self
+    }
+
+    /// The user's run asks vendor U-Boot and writes nothing (`racklet-flash
+    /// partitions`, `oem`).
+    pub fn for_session(mut self) -> Self {
+        self.session_run = true;
+        self
+    }
+
+    /// Vendor U-Boot answers `getvar:all` as upstream U-Boot does
+    /// (`fastboot_getvar_all`: `INFO<name>: <value>` per listed variable,
+    /// then OKAY), for tests of a U-Boot newer than the vendors'.
+    pub fn with_getvar_all(mut self) -> Self {
+        self.getvar_all = true;
         self
     }
 
@@ -600,6 +626,11 @@ impl FastbootDevice {
             (Stage::UBoot, "product") => self.chip.product,
             (Stage::UBoot, "version-bootloader") => "U-Boot (racklet-sim)",
             (Stage::UBoot, "serialno") => "racklet-sim",
+            // SpacemiT fb_getvar.c (CONFIG_SPACEMIT_FLASH), booted from
+            // eMMC/SD: a block device answers `universal`, and there is no
+            // MTD device to size.
+            (Stage::UBoot, "blk-size") if self.soc == Soc::K1 => "universal",
+            (Stage::UBoot, "mtd-size") if self.soc == Soc::K1 => "NULL",
             _ => return None,
         };
         Some(v.into())
@@ -690,7 +721,7 @@ impl FastbootDevice {
         };
         let uboot = self.stage == Stage::UBoot;
         match (verb, arg) {
-            ("getvar", Some("all")) if self.stage != Stage::Rom => {
+            ("getvar", Some("all")) if self.stage != Stage::Rom && self.getvar_all => {
                 for (n, v) in self.all_vars() {
                     self.reply("INFO", &format!("{n}: {v}"));
                 }
@@ -737,12 +768,22 @@ impl FastbootDevice {
                     self.fail(e)
                 }
             },
+            // fb_command.c (CONFIG_FASTBOOT_CMD_OEM_FORMAT, set in
+            // revyos/thead-u-boot light_lpi4a_defconfig): `oem format` runs
+            // `gpt write mmc 0 $partitions`, the vendor layout here.
+            ("oem format", None) if uboot && self.soc == Soc::Th1520 => {
+                let layout = self.chip.layout;
+                crate::uboot_storage::write_gpt(self.emmc(), layout);
+                self.reply("OKAY", "");
+            }
             ("continue", None) => self.continue_boot(),
             ("reboot", None) => self.reboot(),
             ("reboot-bootloader", None) if uboot => {
                 self.reply("OKAY", "");
                 self.leave = Some(Leave::To(Stage::UBoot));
             }
+            // fastboot_handle_command: any other command, oem or not.
+            _ if uboot => self.fail("unrecognized command"),
             _ => self.fail("unknown command"),
         }
     }
@@ -778,6 +819,22 @@ impl FastbootDevice {
                 let Some(img) = self.last_download.take() else {
                     return self.fail("no image downloaded");
                 };
+                if self.soc == Soc::K1
+                    && let Some(r) = self.spacemit_flash(part, &img)
+                {
+                    let len = img.len();
+                    self.last_download = Some(img);
+                    return match r {
+                        Ok(text) => {
+                            self.flashed.push((self.stage, part.into(), len));
+                            self.reply("OKAY", text)
+                        }
+                        Err(e) => {
+                            self.refused_writes.push(format!("flash:{part}: {e}"));
+                            self.fail(e)
+                        }
+                    };
+                }
                 let r = match self.partition(part) {
                     Ok((true, _)) => {
                         let boot0 = self
@@ -821,6 +878,39 @@ impl FastbootDevice {
             }
             _ => self.fail("unknown command"),
         }
+    }
+
+    /// The names SpacemiT's vendor U-Boot flashes itself rather than into
+    /// a GPT partition (`fastboot_mmc_flash_write`, `fb_mmc.c` with
+    /// `CONFIG_SPACEMIT_FLASH`); `None` for any other name. `Ok` is the OKAY
+    /// text.
+    /// - `gpt`: the download is a `partition_*.json`; `_parse_flash_config`
+    ///   turns it into a `partitions` string and `gpt write mmc` writes it
+    ///   ("parse gpt/mtd table okay").
+    /// - `env`: `env import` of the download, then the environment written at
+    ///   the env offset. This model writes the download itself to the `env`
+    ///   partition (the real one writes its re-exported environment).
+    /// - `bootinfo`: written to the eMMC's boot0 area. The real U-Boot writes
+    ///   a bootinfo header of its own there; this model keeps the download.
+    fn spacemit_flash(&mut self, part: &str, img: &[u8]) -> Option<Result<&'static str, &'static str>> {
+        Some(match part {
+            "gpt" => crate::uboot_storage::spacemit_gpt_string(img)
+                .and_then(|t| crate::uboot_storage::gpt_write(self.emmc(), &t))
+                .map(|_| "parse gpt/mtd table okay"),
+            "env" => crate::uboot_storage::flash(self.emmc(), "env", img)
+                .map(|_| "flash env partition okay")
+                .map_err(|_| "Cannot flash env partition"),
+            "bootinfo" => {
+                let boot0 =
+                    self.boot0.get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
+                if img.len() as u64 > BOOT0_SIZE {
+                    Err("flash mmc boot fail")
+                } else {
+                    boot0.write(0, img).map(|_| "").map_err(|_| "flash mmc boot fail")
+                }
+            }
+            _ => return None,
+        })
     }
 
     fn continue_boot(&mut self) {
@@ -944,6 +1034,25 @@ impl FastbootDevice {
     ///
     /// [`with_next_stages`]: FastbootDevice::with_next_stages
     pub fn verdict(&self) -> Verdict {
+        if self.session_run {
+            let rom_ok = (self.started.is_empty() && self.next_stages == 0) || self.rom_verdict().started();
+            let asked: Vec<&str> =
+                self.log.iter().filter(|l| l.0 == Stage::UBoot).map(|l| l.1.as_str()).collect();
+            return match (rom_ok, asked.is_empty(), self.flashed.iter().find(|f| f.0 == Stage::UBoot)) {
+                (false, _, _) => self.rom_verdict(),
+                (_, _, Some(f)) => Verdict::NotStarted {
+                    why: format!("vendor U-Boot wrote {} in a run that writes nothing", f.1),
+                },
+                (_, true, None) => Verdict::NotStarted { why: "vendor U-Boot was asked nothing".into() },
+                (_, false, None) => Verdict::Started {
+                    summary: format!(
+                        "vendor U-Boot answered {} commands, the last {:?}",
+                        asked.len(),
+                        asked[asked.len() - 1]
+                    ),
+                },
+            };
+        }
         if self.storage_run {
             let rom_ok = (self.started.is_empty() && self.next_stages == 0) || self.rom_verdict().started();
             let mut wrote: Vec<String> = Vec::new();
@@ -1141,6 +1250,19 @@ pub fn attach_storage(
     usb: &SimUsbBus,
 ) -> Result<Box<dyn VirtualRom>, SimError> {
     let dev = board(soc, scenario)?.for_storage();
+    let dev = if from_rom { dev } else { dev.in_uboot() };
+    Ok(Box::new(Attached(usb.attach(dev))))
+}
+
+/// Like [`attach_storage`], for a run that only asks vendor U-Boot
+/// (`racklet-flash partitions`, `oem`).
+pub fn attach_session(
+    soc: &str,
+    scenario: &Scenario,
+    from_rom: bool,
+    usb: &SimUsbBus,
+) -> Result<Box<dyn VirtualRom>, SimError> {
+    let dev = board(soc, scenario)?.for_session();
     let dev = if from_rom { dev } else { dev.in_uboot() };
     Ok(Box::new(Attached(usb.attach(dev))))
 }

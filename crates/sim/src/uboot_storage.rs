@@ -103,20 +103,33 @@ const TYPE_LINUX: [u8; 16] =
 pub fn write_gpt(medium: &mut Medium, layout: &Layout) {
     let total = medium.size() / BLOCK;
     let last_usable = total.saturating_sub(34);
-    let mut entries = vec![0u8; ENTRIES * ENTRY];
+    let mut parts = Vec::new();
     let mut lba = layout.start / BLOCK;
-    for (i, (name, size)) in layout.parts.iter().enumerate() {
+    for (name, size) in layout.parts {
         let blocks = if *size == 0 { last_usable.saturating_sub(lba) + 1 } else { size.div_ceil(BLOCK) };
+        parts.push((name.to_string(), lba, lba + blocks - 1));
+        lba += blocks;
+    }
+    write_gpt_entries(medium, &parts);
+}
+
+/// Writes a primary GPT with these (name, first LBA, last LBA) entries.
+fn write_gpt_entries(medium: &mut Medium, parts: &[(String, u64, u64)]) {
+    let total = medium.size() / BLOCK;
+    let last_usable = total.saturating_sub(34);
+    let mut entries = vec![0u8; ENTRIES * ENTRY];
+    for (i, (name, first, last)) in parts.iter().enumerate().take(ENTRIES) {
         let e = &mut entries[i * ENTRY..(i + 1) * ENTRY];
         e[0..16].copy_from_slice(&TYPE_LINUX);
-        e[16] = i as u8 + 1; // unique GUID: any non-zero bytes
+        // Unique GUID: any non-zero bytes (U-Boot may make random ones;
+        // this model's are fixed so that two runs leave the same bytes).
+        e[16] = i as u8 + 1;
         e[31] = 0x5a;
-        e[32..40].copy_from_slice(&lba.to_le_bytes());
-        e[40..48].copy_from_slice(&(lba + blocks - 1).to_le_bytes());
+        e[32..40].copy_from_slice(&first.to_le_bytes());
+        e[40..48].copy_from_slice(&last.to_le_bytes());
         for (j, u) in name.encode_utf16().take(36).enumerate() {
             e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
         }
-        lba += blocks;
     }
     let mut h = vec![0u8; BLOCK as usize];
     h[0..8].copy_from_slice(b"EFI PART");
@@ -193,6 +206,157 @@ pub fn find(medium: &Medium, name: &str) -> Result<Partition, &'static str> {
         return Err("partition not given");
     }
     partitions(medium).into_iter().find(|p| p.name == name).ok_or("no such partition")
+}
+
+/// `transfer_string_to_ul` (SpacemiT `fb_spacemit.c`): a size in KiB from
+/// the text before its first `K`, `M` or `G`; 0 for `-`, for no unit, or
+/// for nothing.
+fn spacemit_kib(s: &str) -> u64 {
+    if s.is_empty() || s.starts_with('-') {
+        return 0;
+    }
+    let Some(at) = s.find(['K', 'M', 'G']) else { return 0 };
+    let n = parse_c_ulong(&s[..at]).unwrap_or(0);
+    // The vendor's arithmetic is 32-bit and wraps; this saturates instead,
+    // so a hostile table cannot overflow the model.
+    match &s[at..at + 1] {
+        "K" => n,
+        "M" => n.saturating_mul(1024),
+        _ => n.saturating_mul(1024 * 1024),
+    }
+}
+
+/// `simple_strtoul(s, &rest, 0)`: decimal, `0x` hex or leading-0 octal, up
+/// to the first character that is not a digit; `None` without digits.
+fn c_ulong(s: &str) -> (Option<u64>, &str) {
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    let end = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    let n = match (end, radix) {
+        (0, 8) => Some(0),
+        (0, _) => None,
+        _ => u64::from_str_radix(&digits[..end], radix).ok(),
+    };
+    (n, &digits[end..])
+}
+
+fn parse_c_ulong(s: &str) -> Option<u64> {
+    c_ulong(s).0
+}
+
+/// `ustrtoull(s, NULL, 0)` (U-Boot `lib/strto.c`): a number with an
+/// optional binary unit `K`, `M` or `G` right after it.
+fn ustrtoull(s: &str) -> u64 {
+    let (n, rest) = c_ulong(s);
+    let n = n.unwrap_or(0);
+    match rest.chars().next() {
+        Some('G') => n << 30,
+        Some('M') => n << 20,
+        Some('K' | 'k') => n << 10,
+        _ => n,
+    }
+}
+
+/// `_parse_flash_config` (SpacemiT `fb_spacemit.c`) for a `"format": "gpt"`
+/// table: the `partitions` string it hands to `gpt write mmc`
+/// (`name=N,start=OFF,size=SZ;`, `start` only where the entry has an
+/// offset). `bootinfo` is left out (it is not a GPT partition on a block
+/// device); an offset below the end of the entries before it is refused.
+/// `Err` is the FAIL text.
+pub fn spacemit_gpt_string(json: &[u8]) -> Result<String, &'static str> {
+    // cJSON_Parse reads up to the first NUL.
+    let text = json.split(|&b| b == 0).next().unwrap_or_default();
+    let root: serde_json::Value = serde_json::from_slice(text).map_err(|_| "parsing config fail")?;
+    if root.get("format").and_then(|f| f.as_str()).is_none_or(|f| !f.starts_with("gpt")) {
+        return Err("not a gpt table");
+    }
+    let parts = root.get("partitions").and_then(|p| p.as_array()).ok_or("parsing config fail")?;
+    let text_of =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let mut out = String::new();
+    let mut combined = 0u64;
+    for p in parts {
+        let name = text_of(p, "name");
+        if name.starts_with("bootinfo") {
+            continue;
+        }
+        let (offset, size) = (text_of(p, "offset"), text_of(p, "size"));
+        let off = spacemit_kib(&offset);
+        if off > 0 && off < combined {
+            return Err("offset must larger then previous size and offset");
+        }
+        if off > 0 {
+            combined = off;
+        }
+        if offset.is_empty() {
+            out.push_str(&format!("name={name},size={size};"));
+        } else {
+            out.push_str(&format!("name={name},start={offset},size={size};"));
+        }
+        combined = combined.saturating_add(spacemit_kib(&size));
+    }
+    Ok(out)
+}
+
+/// `gpt write mmc 0 PARTITIONS` (U-Boot `cmd/gpt.c` `set_gpt_info`,
+/// `disk/part_efi.c` `gpt_fill_pte`): sizes and starts in bytes with an
+/// optional unit, `size=-` the rest of the disk (last entry only); an entry
+/// without `start` follows the one before; the first follows the entry
+/// array (LBA 34). `Err` is the FAIL text vendor U-Boot sends.
+pub fn gpt_write(medium: &mut Medium, partitions: &str) -> Result<Vec<Partition>, &'static str> {
+    let total = medium.size() / BLOCK;
+    let last_usable = total.saturating_sub(34);
+    let specs: Vec<&str> = partitions.split(';').filter(|t| !t.is_empty()).collect();
+    if specs.is_empty() || specs.len() > ENTRIES {
+        return Err("write gpt fail");
+    }
+    let mut parts = Vec::new();
+    let mut offset = 34u64;
+    for (i, spec) in specs.iter().enumerate() {
+        let val =
+            |key: &str| spec.split(',').find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')));
+        let name = val("name").ok_or("write gpt fail")?;
+        let size = match val("size").ok_or("write gpt fail")? {
+            "-" => 0,
+            s => ustrtoull(s) / BLOCK,
+        };
+        let start = val("start").map(|s| ustrtoull(s) / BLOCK).unwrap_or(0);
+        let start = if start != 0 {
+            offset = start + size;
+            start
+        } else {
+            let s = offset;
+            offset += size;
+            s
+        };
+        // The header (LBA 1) and the entries (LBA 2..34) cannot be
+        // overlapped ("Partition overlap").
+        if start < 34 {
+            return Err("write gpt fail");
+        }
+        if offset > last_usable + 1 {
+            return Err("write gpt fail");
+        }
+        let last = if i == specs.len() - 1 && size == 0 {
+            last_usable
+        } else if size == 0 {
+            return Err("write gpt fail");
+        } else {
+            offset - 1
+        };
+        parts.push((name.to_string(), start, last));
+    }
+    write_gpt_entries(medium, &parts);
+    Ok(partitions_of(&parts))
+}
+
+fn partitions_of(parts: &[(String, u64, u64)]) -> Vec<Partition> {
+    parts.iter().map(|(n, f, l)| Partition { name: n.clone(), first_lba: *f, blocks: l - f + 1 }).collect()
 }
 
 const SPARSE_MAGIC: u32 = 0xed26_ff3a;
@@ -400,5 +564,56 @@ mod tests {
         );
         assert_eq!(erase(&mut m, "boot"), Ok(500 << 20));
         assert_eq!(m.read(at, 4096).unwrap(), vec![0; 4096]);
+    }
+
+    /// SpacemiT's `partition_universal.json` (spacemit-com/buildroot-ext
+    /// board/spacemit/k1), as `flash gpt` takes it: the LBAs are U-Boot's
+    /// `gpt write` arithmetic worked by hand (offsets in bytes / 512; an
+    /// entry without offset follows the one before).
+    #[test]
+    fn flash_gpt_of_the_vendor_json_makes_its_gpt() {
+        let json = br#"{"version": "1.0", "format": "gpt", "partitions": [
+            {"name": "bootinfo", "hidden": true, "offset": "0K", "size": "512", "image": "factory/bootinfo_sd.bin"},
+            {"name": "fsbl", "hidden": false, "offset": "256K", "size": "256K", "image": "factory/FSBL.bin"},
+            {"name": "env", "offset": "512K", "size": "128K", "image": "env.bin"},
+            {"name": "opensbi", "size": "384K", "image": "fw_dynamic.itb"},
+            {"name": "uboot", "size": "2M", "image": "u-boot.itb"},
+            {"name": "bootfs", "offset": "4M", "size": "256M", "image": "bootfs.img"},
+            {"name": "rootfs", "offset": "260M", "size": "-", "image": "rootfs.ext4"}]}"#;
+        let t = spacemit_gpt_string(json).unwrap();
+        assert_eq!(
+            t,
+            "name=fsbl,start=256K,size=256K;name=env,start=512K,size=128K;name=opensbi,size=384K;\
+             name=uboot,size=2M;name=bootfs,start=4M,size=256M;name=rootfs,start=260M,size=-;"
+        );
+        let mut m = Medium::in_memory(8 << 30, 0);
+        gpt_write(&mut m, &t).unwrap();
+        let got: Vec<(String, u64, u64)> =
+            partitions(&m).into_iter().map(|p| (p.name, p.first_lba, p.first_lba + p.blocks - 1)).collect();
+        let last = (8u64 << 30) / 512 - 34;
+        let want = [
+            ("fsbl", 512, 1023),
+            ("env", 1024, 1279),
+            ("opensbi", 1280, 2047),
+            ("uboot", 2048, 6143),
+            ("bootfs", 8192, 532_479),
+            ("rootfs", 532_480, last),
+        ];
+        let want: Vec<(String, u64, u64)> = want.iter().map(|(n, a, b)| (n.to_string(), *a, *b)).collect();
+        assert_eq!(got, want);
+        // The vendor's own refusals.
+        assert_eq!(spacemit_gpt_string(b"{\"format\": "), Err("parsing config fail"));
+        let back = br#"{"format": "gpt", "partitions": [
+            {"name": "a", "offset": "1M", "size": "1M"}, {"name": "b", "offset": "1536K", "size": "1M"}]}"#;
+        assert_eq!(spacemit_gpt_string(back), Err("offset must larger then previous size and offset"));
+        assert_eq!(gpt_write(&mut m, "name=a,start=4K,size=1M;"), Err("write gpt fail"), "over the entries");
+        assert_eq!(gpt_write(&mut m, "name=a,start=1M,size=16G;"), Err("write gpt fail"), "past the disk");
+        assert_eq!((ustrtoull("0x10"), ustrtoull("2M"), ustrtoull("512")), (16, 2 << 20, 512));
+        // Absurd numbers are refused, never a panic.
+        let huge = br#"{"format": "gpt", "partitions": [
+            {"name": "a", "offset": "18446744073709551615G", "size": "18446744073709551615G"},
+            {"name": "b", "size": "18446744073709551615"}]}"#;
+        let t = spacemit_gpt_string(huge).unwrap();
+        assert_eq!(gpt_write(&mut m, &t), Err("write gpt fail"));
     }
 }

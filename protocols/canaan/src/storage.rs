@@ -17,8 +17,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use racklet_image::disk::{Content, DiskError, DiskImage, Extent, bmap_beside};
 use racklet_image::{ImageError, Target};
-use racklet_link::{Classify, Connector, FailureClass, UsbId, UsbInfo, UsbLink};
+use racklet_link::{Classify, Connector, FailureClass, ProgressSink, UsbId, UsbInfo, UsbLink};
 
 use crate::boot::{Back, Options, follow};
 use crate::kburn::{KburnError, Medium, MediumInfo, Session};
@@ -75,6 +76,10 @@ pub enum PieceSource {
     /// A `.kdimg` part: its content and 0xFF (and, to the medium's block,
     /// more 0xFF).
     Part(PathBuf, kdimg::Part),
+    /// A compressed, Android sparse or bmap'd image (`racklet_image::disk`):
+    /// expanded on the way, written run by run; what it leaves unmapped
+    /// (sparse DONT_CARE, outside the bmap) is left as it is on the medium.
+    Disk { path: PathBuf, bmap: Option<PathBuf> },
 }
 
 /// A checked plan.
@@ -116,9 +121,8 @@ pub enum StoragePlanError {
     },
     #[error("{}: a .kdimg carries its own offsets; --at {at:#x} does not apply", path.display())]
     AtWithKdimg { path: PathBuf, at: u64 },
-    /// A compressed or sparse image: it would be written as it is.
-    #[error("{}: a {kind} image; the K230 writer sends raw images and .kdimg only (it would land on the medium compressed)", path.display())]
-    Packed { path: PathBuf, kind: &'static str },
+    #[error(transparent)]
+    Disk(#[from] DiskError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -137,10 +141,7 @@ impl Classify for StoragePlanError {
             StoragePlanError::NoMedium { .. } | StoragePlanError::UnknownMedium { .. } => {
                 Some("give --medium emmc, sd, spi-nand, spi-nor or otp".into())
             }
-            StoragePlanError::Packed { kind, .. } => Some(match *kind {
-                "Android sparse" => "expand it first (simg2img IMAGE raw.img)".to_string(),
-                _ => "decompress it first (e.g. gunzip, unxz, unzstd)".to_string(),
-            }),
+            StoragePlanError::Disk(e) => e.hint(),
             StoragePlanError::LoaderOutside { .. } => {
                 Some("the vendor loaders go to 0x80360000 (the default --loader-address)".into())
             }
@@ -195,16 +196,6 @@ fn pieces(image: &Path, at: Option<u64>) -> Result<Vec<Piece>, StoragePlanError>
     let len = f.metadata().map_err(io)?.len();
     let mut magic = [0u8; 6];
     let n = f.read(&mut magic).map_err(io)?;
-    let packed = match &magic[..n] {
-        [0x1f, 0x8b, ..] => Some("gzip"),
-        [0xfd, b'7', b'z', b'X', b'Z', 0] => Some("xz"),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
-        [0x3a, 0xff, 0x26, 0xed, ..] => Some("Android sparse"),
-        _ => None,
-    };
-    if let Some(kind) = packed {
-        return Err(StoragePlanError::Packed { path: image.to_path_buf(), kind });
-    }
     if n >= 4 && kdimg::is_kdimg(&magic) {
         if let Some(at) = at {
             return Err(StoragePlanError::AtWithKdimg { path: image.to_path_buf(), at });
@@ -224,6 +215,21 @@ fn pieces(image: &Path, at: Option<u64>) -> Result<Vec<Piece>, StoragePlanError>
     }
     if len == 0 {
         return Err(StoragePlanError::Empty { path: image.to_path_buf() });
+    }
+    // Compressed (gzip, xz, zstd), Android sparse, or raw with a .bmap
+    // beside it: told by their magic (racklet_image::disk), expanded on the
+    // way. What they expand to is known up front except for a gzip or xz
+    // stream of a raw image; that one is checked against the medium as it
+    // is written.
+    let bmap = bmap_beside(image);
+    let disk = DiskImage::open(image, bmap.as_deref())?;
+    if disk.compression.is_some() || disk.content == Content::Sparse || disk.bmap.is_some() {
+        return Ok(vec![Piece {
+            name: image.display().to_string(),
+            offset: at.unwrap_or(0),
+            len: disk.size.unwrap_or(0),
+            source: PieceSource::Disk { path: image.to_path_buf(), bmap: disk.bmap },
+        }]);
     }
     Ok(vec![Piece {
         name: image.display().to_string(),
@@ -252,6 +258,19 @@ pub enum StorageError {
     TooLarge { name: String, offset: u64, len: u64, medium: &'static str, capacity: u64 },
     #[error("{name}: offset 0x{offset:x} is not on a {blk}-byte block of the {medium}; nothing was written")]
     Unaligned { name: String, offset: u64, blk: u64, medium: &'static str },
+    /// A compressed image whose size was not known up front ran past the
+    /// end of the medium while it was written.
+    #[error(
+        "{name}: expands past the end of the {medium} ({capacity} bytes): the run at 0x{offset:x} was not written; {written} bytes before it were"
+    )]
+    Overrun { name: String, offset: u64, capacity: u64, written: u64, medium: &'static str },
+    /// A run of a sparse or bmap'd image that does not start on a block.
+    #[error(
+        "{name}: the data at 0x{offset:x} is not on a {blk}-byte block of the {medium}; {written} bytes before it were written"
+    )]
+    RunUnaligned { name: String, offset: u64, blk: u64, written: u64, medium: &'static str },
+    #[error(transparent)]
+    Disk(#[from] DiskError),
     #[error(
         "{name}: read back, byte 0x{at:x} of the {medium} differs (written 0x{wrote:02x}, read 0x{read:02x})"
     )]
@@ -281,7 +300,10 @@ impl Classify for StorageError {
             StorageError::Open { source, .. } => source.class(),
             StorageError::NeedLoader { .. }
             | StorageError::TooLarge { .. }
-            | StorageError::Unaligned { .. } => FailureClass::BadInput,
+            | StorageError::Unaligned { .. }
+            | StorageError::Overrun { .. }
+            | StorageError::RunUnaligned { .. }
+            | StorageError::Disk(_) => FailureClass::BadInput,
             StorageError::LoaderDidNotStart { .. } | StorageError::InfoInvalid { .. } => {
                 FailureClass::Rejected
             }
@@ -301,6 +323,10 @@ impl Classify for StorageError {
                 Some("the vendor loader cannot read SPI NOR or NAND back; pass --no-verify for those".into())
             }
             StorageError::Open { source, .. } => source.hint(),
+            StorageError::Disk(e) => e.hint(),
+            StorageError::Overrun { .. } => {
+                Some("the medium holds part of the image now: write one that fits, or erase it".into())
+            }
             _ => None,
         }
     }
@@ -508,6 +534,19 @@ pub fn run(
                 }
             }
             for (p, len) in sized {
+                if let PieceSource::Disk { path, bmap } = &p.source {
+                    let started = Instant::now();
+                    let ctx = RunCtx { name: &p.name, base: p.offset, info: mi, medium, verify: *verify };
+                    let bytes = write_disk(&mut s, &ctx, path, bmap.as_deref(), conn)?;
+                    report.written.push(Written {
+                        name: p.name.clone(),
+                        offset: p.offset,
+                        bytes,
+                        verified: *verify,
+                        ms: started.elapsed().as_millis() as u64,
+                    });
+                    continue;
+                }
                 let started = Instant::now();
                 let label = format!("{} at 0x{:x}", p.name, p.offset);
                 conn.progress.stage(&label, Some(len));
@@ -572,10 +611,144 @@ pub fn run(
     Ok(report)
 }
 
+/// How much one WRITE_LBA of a disk image carries at most. WRITE_LBA
+/// needs its size first, so the image's extents are gathered into runs of
+/// contiguous bytes in memory (at most this much) and written run by run.
+const RUN: usize = 16 << 20;
+
+/// Where the runs of one disk image go.
+struct RunCtx<'a> {
+    name: &'a str,
+    base: u64,
+    info: MediumInfo,
+    medium: Medium,
+    verify: bool,
+}
+
+/// A progress sink for the read-back of a run: it stops when the user
+/// asked to, and counts nothing (the stage counts what was written).
+struct Quiet<'a>(&'a mut dyn ProgressSink);
+
+impl ProgressSink for Quiet<'_> {
+    fn event(&mut self, _: racklet_link::ProgressEvent) {}
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
+/// Writes a compressed, sparse or bmap'd image: its data and fills in runs
+/// at their offsets, each padded with zeros to the medium's block and (with
+/// `verify`) read back and compared at once; unmapped ranges are skipped.
+/// Returns the bytes written.
+fn write_disk(
+    s: &mut Session,
+    c: &RunCtx,
+    path: &Path,
+    bmap: Option<&Path>,
+    conn: &mut Connector,
+) -> Result<u64, StorageError> {
+    let disk = DiskImage::open(path, bmap)?;
+    let label = format!("{} at 0x{:x}", c.name, c.base);
+    conn.progress.stage(&label, disk.mapped.or(disk.size));
+    let blk = c.info.blk_size.max(1);
+    let mut run: Vec<u8> = Vec::new();
+    let (mut start, mut written) = (0u64, 0u64);
+    let mut flush = |s: &mut Session, run: &mut Vec<u8>, start: u64, conn: &mut Connector| {
+        if run.is_empty() {
+            return Ok::<(), StorageError>(());
+        }
+        let at = c.base + start;
+        if !at.is_multiple_of(blk) {
+            let (name, medium) = (c.name.to_string(), c.medium.name());
+            return Err(StorageError::RunUnaligned { name, offset: at, blk, written, medium });
+        }
+        run.resize((run.len() as u64).div_ceil(blk) as usize * blk as usize, 0);
+        let len = run.len() as u64;
+        if at.checked_add(len).is_none_or(|end| end > c.info.capacity) {
+            let (name, medium) = (c.name.to_string(), c.medium.name());
+            return Err(StorageError::Overrun {
+                name,
+                offset: at,
+                capacity: c.info.capacity,
+                written,
+                medium,
+            });
+        }
+        s.write(at, len, &mut &run[..], conn.progress)?;
+        if c.verify {
+            let mut pos = 0usize;
+            let mut mismatch = None;
+            let mut cmp = |got: &[u8]| -> std::io::Result<()> {
+                let want = &run[pos..pos + got.len()];
+                if mismatch.is_none()
+                    && let Some(i) = want.iter().zip(got).position(|(a, b)| a != b)
+                {
+                    mismatch = Some((at + (pos + i) as u64, want[i], got[i]));
+                }
+                pos += got.len();
+                Ok(())
+            };
+            s.read(at, len, &mut cmp, &mut Quiet(&mut *conn.progress))
+                .map_err(|source| StorageError::Unverified { name: c.name.to_string(), source })?;
+            if let Some((at, wrote, read)) = mismatch {
+                let (name, medium) = (c.name.to_string(), c.medium.name());
+                return Err(StorageError::VerifyMismatch { name, at, wrote, read, medium });
+            }
+        }
+        written += len;
+        run.clear();
+        Ok(())
+    };
+    for e in disk.extents()? {
+        let e = e?;
+        let offset = match &e {
+            Extent::Skip { .. } => {
+                flush(s, &mut run, start, conn)?;
+                continue;
+            }
+            Extent::Data { offset, .. } | Extent::Fill { offset, .. } => *offset,
+        };
+        if !run.is_empty() && offset != start + run.len() as u64 {
+            flush(s, &mut run, start, conn)?;
+        }
+        if run.is_empty() {
+            start = offset;
+        }
+        match e {
+            Extent::Data { bytes, .. } => run.extend_from_slice(&bytes),
+            Extent::Fill { len, value, .. } => {
+                // Appended in pieces so a run stays within RUN; the pattern
+                // keeps its phase from the fill's start.
+                let pat = value.to_le_bytes();
+                let mut done = 0u64;
+                while done < len {
+                    if run.len() >= RUN {
+                        flush(s, &mut run, start, conn)?;
+                        start = offset + done;
+                    }
+                    let n = (len - done).min((RUN - run.len()) as u64);
+                    run.extend((done..done + n).map(|i| pat[(i % 4) as usize]));
+                    done += n;
+                }
+            }
+            Extent::Skip { .. } => {}
+        }
+        if run.len() >= RUN {
+            flush(s, &mut run, start, conn)?;
+        }
+    }
+    flush(s, &mut run, start, conn)?;
+    conn.progress.done(&label);
+    Ok(written)
+}
+
 /// The bytes of a piece, padded to `len`: zeros after a raw file (the C++
 /// tool's rule: the medium takes whole blocks), 0xFF after a part.
 fn piece_reader(p: &Piece, len: u64) -> std::io::Result<Box<dyn Read>> {
     Ok(match &p.source {
+        PieceSource::Disk { .. } => {
+            return Err(std::io::Error::other("a disk image is written run by run (write_disk)"));
+        }
         PieceSource::Raw(path) => Box::new(File::open(path)?.take(p.len).chain(std::io::repeat(0)).take(len)),
         PieceSource::Part(path, part) => {
             Box::new(PartReader::open(path, part)?.chain(std::io::repeat(0xff)).take(len))

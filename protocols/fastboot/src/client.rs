@@ -54,6 +54,8 @@ pub struct Fastboot<T> {
     transport: T,
     /// Timeouts of every step.
     pub timeouts: Timeouts,
+    /// The INFO lines of the last command, in order.
+    info: Vec<String>,
 }
 
 fn check_command(cmd: &str) -> Result<(), FastbootError> {
@@ -64,6 +66,16 @@ fn check_command(cmd: &str) -> Result<(), FastbootError> {
         return Err(FastbootError::CommandTooLong { command: cmd.into(), len: cmd.len() });
     }
     Ok(())
+}
+
+/// `name: value` of a `getvar:all` INFO line, split at the first `": "`
+/// (names such as `partition-size:boot` hold colons of their own); a line
+/// without one is a name with an empty value.
+pub fn split_var(line: &str) -> (String, String) {
+    match line.split_once(": ") {
+        Some((n, v)) => (n.trim().to_string(), v.trim().to_string()),
+        None => (line.trim().trim_end_matches(':').to_string(), String::new()),
+    }
 }
 
 fn status_name(r: &Response) -> &'static str {
@@ -79,7 +91,7 @@ fn status_name(r: &Response) -> &'static str {
 impl<T: Transport> Fastboot<T> {
     /// A client with the default timeouts.
     pub fn new(transport: T) -> Self {
-        Fastboot { transport, timeouts: Timeouts::default() }
+        Fastboot { transport, timeouts: Timeouts::default(), info: Vec::new() }
     }
 
     /// The transport.
@@ -100,6 +112,7 @@ impl<T: Transport> Fastboot<T> {
     /// Sends one command (checked: printable ASCII, at most 64 bytes).
     fn send_command(&mut self, cmd: &str) -> Result<(), FastbootError> {
         check_command(cmd)?;
+        self.info.clear();
         self.transport.send(cmd.as_bytes(), self.timeouts.command)
     }
 
@@ -139,7 +152,10 @@ impl<T: Transport> Fastboot<T> {
                 ResponseError::BadDataSize(text) => FastbootError::BadDataSize { command: cmd.into(), text },
             })?;
             match r {
-                Response::Info(t) => progress.say(format!("(bootloader) {t}")),
+                Response::Info(t) => {
+                    progress.say(format!("(bootloader) {t}"));
+                    self.info.push(t);
+                }
                 Response::Text(t) => progress.say(t),
                 Response::Fail(message) => {
                     return Err(FastbootError::Failed { command: cmd.into(), message });
@@ -184,6 +200,27 @@ impl<T: Transport> Fastboot<T> {
         match self.getvar(name, progress) {
             Ok(v) if v.is_empty() => Ok(None),
             Ok(v) => Ok(Some(v)),
+            Err(FastbootError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The INFO lines the device sent for the last command (`oem` output,
+    /// `getvar:all`'s variables), in order.
+    pub fn last_info(&self) -> &[String] {
+        &self.info
+    }
+
+    /// `getvar:all`: every variable the device lists, one `INFO<name>:
+    /// <value>` line each, then OKAY (AOSP's README; U-Boot's
+    /// `fastboot_getvar_all`). `None` when the device FAILs it (vendor
+    /// U-Boots older than that answer "Variable not implemented").
+    pub fn getvar_all(
+        &mut self,
+        progress: &mut dyn ProgressSink,
+    ) -> Result<Option<Vec<(String, String)>>, FastbootError> {
+        match self.getvar("all", progress) {
+            Ok(_) => Ok(Some(self.info.iter().map(|l| split_var(l)).collect())),
             Err(FastbootError::Failed { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -21,6 +21,7 @@
 //! [`racklet_link::ProgressSink`].
 
 pub mod boot;
+pub mod bundle;
 pub mod client;
 pub mod describe;
 pub mod image;
@@ -28,6 +29,7 @@ pub mod k1;
 pub mod plan;
 pub mod report;
 pub mod response;
+pub mod session;
 pub mod sparse;
 pub mod storage;
 pub mod th1520;

@@ -14,6 +14,7 @@ use racklet_link::connect::id_list;
 use racklet_link::{Classify, Connector, FailureClass, UsbId, UsbInfo};
 
 use crate::boot::{Options, boot};
+use crate::bundle::{self, BundleError, Kind, Size, Table};
 use crate::client::Fastboot;
 use crate::plan::{Inputs, Plan, PlanError, Soc, plan, soc_of};
 use crate::report::Report;
@@ -37,6 +38,9 @@ pub struct StorageInputs {
     /// The largest download (AOSP fastboot `-S`); the device's
     /// `max-download-size` when smaller.
     pub sparse_limit: Option<u64>,
+    /// An unpacked vendor image to flash whole ([`crate::bundle`]): it
+    /// gives the ROM stages and the partitions.
+    pub bundle: Option<PathBuf>,
 }
 
 /// Where a partition's image comes from.
@@ -79,6 +83,9 @@ pub struct StoragePlan {
     /// Vendor U-Boot's fastboot USB ids (TH1520: the `uboot` stage; K1: the
     /// same as its ROM's).
     pub uboot_ids: Vec<UsbId>,
+    /// A SpacemiT bundle's tables: which one is flashed (and so which
+    /// partitions) depends on the storage the device reports.
+    pub tables: Option<(PathBuf, Vec<Table>)>,
 }
 
 /// Why a storage run cannot start or stopped before writing; every one
@@ -93,6 +100,11 @@ pub enum StorageError {
     Disk(#[from] racklet_image::disk::DiskError),
     #[error(transparent)]
     Encode(#[from] crate::sparse::EncodeError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// `--bundle` with other partitions or stages.
+    #[error("--bundle gives the stages and every partition; leave out {given}")]
+    BundleAndMore { given: &'static str },
     /// Nothing to do.
     #[error("nothing to write: give --partition NAME=FILE (or --erase NAME)")]
     Nothing,
@@ -140,6 +152,7 @@ impl Classify for StorageError {
             StorageError::Plan(e) => e.class(),
             StorageError::Image(e) => e.class(),
             StorageError::Disk(_) | StorageError::Encode(_) => FailureClass::BadInput,
+            StorageError::Bundle(e) => e.class(),
             StorageError::Fastboot(e) => e.class(),
             StorageError::InRom { .. } => FailureClass::NotFound,
             _ => FailureClass::BadInput,
@@ -152,6 +165,10 @@ impl Classify for StorageError {
             StorageError::Image(e) => e.hint(),
             StorageError::Disk(e) => e.hint(),
             StorageError::Encode(_) => None,
+            StorageError::Bundle(e) => e.hint(),
+            StorageError::BundleAndMore { .. } => {
+                Some("flash extra partitions in a second run: write BOARD --partition NAME=FILE".into())
+            }
             StorageError::Fastboot(e) => e.hint(),
             StorageError::Nothing => Some("e.g. --partition boot=boot.ext4 --partition root=root.ext4".into()),
             StorageError::BadPartitionArg { .. } => Some("e.g. --partition rootfs=rootfs.ext4".into()),
@@ -180,8 +197,52 @@ pub fn partition_arg(s: &str) -> Result<(String, PathBuf), StorageError> {
 /// Checks the inputs against the board: the bring-up images as `maskrom`
 /// checks them, every image readable and (if sparse) well-formed.
 pub fn plan_storage(inputs: &StorageInputs, target: &Target) -> Result<StoragePlan, StorageError> {
+    plan_inner(inputs, target, true)
+}
+
+/// The plan of a run that only talks to vendor U-Boot (`partitions`,
+/// `oem`): the bring-up checked, nothing to write.
+pub fn plan_session(inputs: &StorageInputs, target: &Target) -> Result<StoragePlan, StorageError> {
+    plan_inner(inputs, target, false)
+}
+
+fn plan_inner(inputs: &StorageInputs, target: &Target, writes: bool) -> Result<StoragePlan, StorageError> {
     let soc = soc_of(target)?;
-    if inputs.flash.is_empty() && inputs.erase.is_empty() {
+    let mut inputs = inputs.clone();
+    let mut tables = None;
+    if let Some(dir) = &inputs.bundle {
+        let given = [
+            (!inputs.flash.is_empty(), "--partition"),
+            (!inputs.erase.is_empty(), "--erase"),
+            (inputs.bring_up.as_ref().is_some_and(|b| b.image.is_some()), "--loader"),
+            (inputs.bring_up.as_ref().is_some_and(|b| !b.then.is_empty()), "--then"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|g| g.0) {
+            return Err(StorageError::BundleAndMore { given: flag });
+        }
+        let b = bundle::open(dir, soc)?;
+        let mut up = inputs.bring_up.clone().unwrap_or_default();
+        match b.kind {
+            Kind::Spacemit { fsbl, uboot, tables: t } => {
+                // Every image any table names is checked now (a damaged
+                // sparse file is refused before the device is touched).
+                for table in &t {
+                    for (_, path) in bundle::steps(dir, table).into_iter().skip(1) {
+                        open_source(&path)?;
+                    }
+                }
+                up.image = Some(fsbl);
+                up.then = vec![uboot];
+                tables = Some((dir.clone(), t));
+            }
+            Kind::RevyOs { uboot, boot, root } => {
+                up.image = Some(uboot.clone());
+                inputs.flash = vec![("uboot".into(), uboot), ("boot".into(), boot), ("root".into(), root)];
+            }
+        }
+        inputs.bring_up = Some(up);
+    }
+    if writes && inputs.flash.is_empty() && inputs.erase.is_empty() && tables.is_none() {
         return Err(StorageError::Nothing);
     }
     let bring_up = match &inputs.bring_up {
@@ -195,14 +256,7 @@ pub fn plan_storage(inputs: &StorageInputs, target: &Target) -> Result<StoragePl
     };
     let mut flash = Vec::new();
     for (name, path) in &inputs.flash {
-        let disk =
-            racklet_image::disk::DiskImage::open(path, racklet_image::disk::bmap_beside(path).as_deref())?;
-        let source = if disk.compression.is_none() && disk.bmap.is_none() {
-            Source::File(ImageFile::open(path)?)
-        } else {
-            Source::Disk(disk)
-        };
-        flash.push((name.clone(), source));
+        flash.push((name.clone(), open_source(path)?));
     }
     let stage = match soc {
         Soc::K1 => "fsbl",
@@ -221,6 +275,18 @@ pub fn plan_storage(inputs: &StorageInputs, target: &Target) -> Result<StoragePl
         reboot: inputs.reboot,
         sparse_limit: inputs.sparse_limit,
         uboot_ids,
+        tables,
+    })
+}
+
+/// A partition image as it will be sent: straight from the file, or read
+/// as extents (compressed, or with a bmap beside it).
+fn open_source(path: &std::path::Path) -> Result<Source, StorageError> {
+    let disk = racklet_image::disk::DiskImage::open(path, racklet_image::disk::bmap_beside(path).as_deref())?;
+    Ok(if disk.compression.is_none() && disk.bmap.is_none() {
+        Source::File(ImageFile::open(path)?)
+    } else {
+        Source::Disk(disk)
     })
 }
 
@@ -246,6 +312,8 @@ pub struct StorageReport {
     pub uboot: String,
     /// The download limit used.
     pub limit: Option<u64>,
+    /// A bundle's partition table, when one was flashed, and why it was the one.
+    pub table: Option<String>,
     pub flashed: Vec<Flashed>,
     pub erased: Vec<String>,
     pub rebooted: bool,
@@ -257,6 +325,9 @@ impl StorageReport {
         let mut f: Vec<(String, String)> = self.bring_up.as_ref().map(Report::facts).unwrap_or_default();
         f.retain(|(k, _)| k != "u-boot");
         f.push(("u-boot".into(), self.uboot.clone()));
+        if let Some(t) = &self.table {
+            f.push(("partition table".into(), t.clone()));
+        }
         for p in &self.flashed {
             let how = match p.downloads {
                 1 => "in one download".to_string(),
@@ -277,7 +348,7 @@ impl StorageReport {
     }
 }
 
-type UsbFastboot = Fastboot<UsbTransport<Box<dyn racklet_link::UsbLink>>>;
+pub(crate) type UsbFastboot = Fastboot<UsbTransport<Box<dyn racklet_link::UsbLink>>>;
 
 fn open(conn: &mut Connector, info: &UsbInfo, opts: &Options) -> Result<UsbFastboot, FastbootError> {
     let link = conn.open_usb(info)?;
@@ -286,13 +357,15 @@ fn open(conn: &mut Connector, info: &UsbInfo, opts: &Options) -> Result<UsbFastb
     Ok(fb)
 }
 
-/// Runs `plan`: the ROM stages if planned, then every partition.
-pub fn write(
+/// The ROM stages if planned, then vendor U-Boot's fastboot found (by
+/// port path after the stages) and opened: the client, the device, and
+/// the stages' report.
+pub(crate) fn reach_uboot(
     conn: &mut Connector,
     plan: &StoragePlan,
     target: &Target,
     opts: &Options,
-) -> Result<StorageReport, StorageError> {
+) -> Result<(UsbFastboot, UsbInfo, Option<Report>), StorageError> {
     let (uboot, bring_up) = match &plan.bring_up {
         Some(p) => {
             let report = boot(conn, p, target, opts)?;
@@ -314,106 +387,93 @@ pub fn write(
         }
     };
     let mut fb = open(conn, &uboot, opts)?;
-    let progress = &mut *conn.progress;
     if plan.soc == Soc::K1 && plan.bring_up.is_none() {
         // All K1 stages are 361c:1001: the ROM is told apart by what it says.
-        let id = k1::identify(&mut fb, uboot.serial.as_deref(), progress)?;
+        let id = k1::identify(&mut fb, uboot.serial.as_deref(), &mut *conn.progress)?;
         if id.is_rom() {
             return Err(StorageError::InRom { port: uboot.port_path.clone() });
         }
     }
+    Ok((fb, uboot, bring_up))
+}
+
+/// Runs `plan`: the ROM stages if planned, then every partition.
+pub fn write(
+    conn: &mut Connector,
+    plan: &StoragePlan,
+    target: &Target,
+    opts: &Options,
+) -> Result<StorageReport, StorageError> {
+    let (mut fb, uboot, bring_up) = reach_uboot(conn, plan, target, opts)?;
+    let progress = &mut *conn.progress;
     let device_max = fb.max_download_size(progress)?;
     let limit = match (device_max, plan.sparse_limit) {
         (Some(d), Some(u)) => Some(d.min(u)),
         (a, b) => a.or(b),
     };
-    // Every partition and size is checked before the first write.
-    let mut sizes = Vec::new();
-    let mut names: Vec<&str> = plan.flash.iter().map(|(n, _)| n.as_str()).collect();
-    names.extend(plan.erase.iter().map(String::as_str));
-    for name in &names {
-        match fb.getvar(&format!("partition-size:{name}"), progress) {
-            Ok(v) => sizes.push(crate::response::parse_size(&v)),
-            Err(FastbootError::Failed { message, .. }) => {
-                return Err(StorageError::NoSuchPartition { name: name.to_string(), answer: message });
-            }
-            Err(e) => return Err(e.into()),
+    // A bundle's table is picked by the storage the device reports, and
+    // every image is checked against its table's size before the first write.
+    let mut owned: Vec<(String, Source, Option<Size>)> = Vec::new();
+    let mut picked = None;
+    let device_checked = plan.tables.is_none();
+    if let Some((dir, tables)) = &plan.tables {
+        let blk = fb.getvar_opt("blk-size", progress)?;
+        let mtd = fb.getvar_opt("mtd-size", progress)?;
+        let table = bundle::pick(dir, tables, blk.as_deref(), mtd.as_deref())?;
+        picked = Some(format!(
+            "{} (the device reports blk-size {}, mtd-size {})",
+            bundle::table_name(table),
+            blk.as_deref().unwrap_or("(none)"),
+            mtd.as_deref().unwrap_or("(none)")
+        ));
+        for (i, (name, path)) in bundle::steps(dir, table).into_iter().enumerate() {
+            let size = if i == 0 {
+                None
+            } else {
+                table.entries.iter().find(|e| e.name == name).and_then(|e| e.size)
+            };
+            owned.push((name, open_source(&path)?, size));
         }
     }
-    for ((name, img), have) in plan.flash.iter().zip(&sizes) {
-        if let (Some(have), Some(need)) = (have, img.expanded())
-            && need > *have
-        {
-            return Err(StorageError::TooLargeForPartition {
-                path: img.path().into(),
-                name: name.clone(),
-                need,
-                have: *have,
-            });
+    let flash: Vec<(&str, &Source, Option<Size>)> = if device_checked {
+        plan.flash.iter().map(|(n, s)| (n.as_str(), s, None)).collect()
+    } else {
+        owned.iter().map(|(n, s, z)| (n.as_str(), s, *z)).collect()
+    };
+    for (name, img, size) in &flash {
+        if let Some(Size::Bytes(have)) = size {
+            check_fits(name, img, Some(*have))?;
         }
+    }
+    // Every partition and size the device has is checked before the first
+    // write (a bundle's partitions are made by its table: checked as each
+    // comes, when the table gives no size).
+    let mut names: Vec<&str> =
+        if device_checked { flash.iter().map(|(n, _, _)| *n).collect() } else { Vec::new() };
+    names.extend(plan.erase.iter().map(String::as_str));
+    let mut sizes = Vec::new();
+    for name in &names {
+        sizes.push(partition_size(&mut fb, name, progress)?);
+    }
+    for ((name, img, _), have) in flash.iter().zip(&sizes) {
+        check_fits(name, img, *have)?;
     }
     let mut report = StorageReport {
         bring_up,
         uboot: format!("fastboot at USB {} ({}), address {}", uboot.port_path, uboot.id(), uboot.address),
         limit,
+        table: picked,
         flashed: Vec::new(),
         erased: Vec::new(),
         rebooted: false,
     };
-    for (name, source) in &plan.flash {
-        let t = Instant::now();
-        let file_name =
-            source.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let img = match source {
-            Source::File(f) => f,
-            Source::Disk(disk) => {
-                // A piece is built in memory: at most one download, and at
-                // most 256 MiB when the device names no limit.
-                let cap = limit.unwrap_or(256 << 20).min(u64::from(u32::MAX)) as u32;
-                let mut enc = Encoder::new(&disk.path, cap)?;
-                let mut n = 0usize;
-                let mut emit = |piece: Vec<u8>| -> Result<(), FastbootError> {
-                    n += 1;
-                    fb.download(&format!("{name} ({file_name}, {n})"), &piece, progress)?;
-                    fb.flash(name, progress)
-                };
-                let mut written = 0u64;
-                for e in disk.extents()? {
-                    let e = e?;
-                    if let racklet_image::disk::Extent::Data { bytes, .. } = &e {
-                        written += bytes.len() as u64;
-                    }
-                    enc.push(e, &mut emit)?;
-                }
-                enc.finish(&mut emit)?;
-                report.flashed.push(Flashed {
-                    partition: name.clone(),
-                    file: file_name,
-                    bytes: disk.size.unwrap_or(written),
-                    downloads: n,
-                    ms: t.elapsed().as_millis() as u64,
-                });
-                continue;
-            }
-        };
-        let pieces = img.pieces(limit)?;
-        let mut file = std::fs::File::open(&img.path)
-            .map_err(|source| ImageFileError::Read { path: img.path.clone(), source })?;
-        for (i, piece) in pieces.iter().enumerate() {
-            let what = match pieces.len() {
-                1 => format!("{name} ({file_name})"),
-                n => format!("{name} ({file_name}, {}/{n})", i + 1),
-            };
-            fb.download_from(&what, piece.len(), &mut piece.reader(&mut file), progress)?;
-            fb.flash(name, progress)?;
+    for (i, (name, source, size)) in flash.iter().enumerate() {
+        if !device_checked && i > 0 && !matches!(size, Some(Size::Bytes(_))) && !VENDOR_SPECIAL.contains(name)
+        {
+            let have = partition_size(&mut fb, name, progress)?;
+            check_fits(name, source, have)?;
         }
-        report.flashed.push(Flashed {
-            partition: name.clone(),
-            file: file_name,
-            bytes: img.expanded(),
-            downloads: pieces.len(),
-            ms: t.elapsed().as_millis() as u64,
-        });
+        report.flashed.push(flash_one(&mut fb, name, source, limit, progress)?);
     }
     for name in &plan.erase {
         fb.erase(name, progress)?;
@@ -424,4 +484,93 @@ pub fn write(
         report.rebooted = true;
     }
     Ok(report)
+}
+
+/// Names the K1 vendor U-Boot flashes by itself rather than into a GPT
+/// partition (`fb_mmc.c`: `env`, `bootinfo`; the tables under `gpt`/`mtd`).
+const VENDOR_SPECIAL: &[&str] = &["gpt", "mtd", "env", "bootinfo"];
+
+/// `getvar:partition-size:NAME`; a FAIL is "no such partition".
+fn partition_size(
+    fb: &mut UsbFastboot,
+    name: &str,
+    progress: &mut dyn racklet_link::ProgressSink,
+) -> Result<Option<u64>, StorageError> {
+    match fb.getvar(&format!("partition-size:{name}"), progress) {
+        Ok(v) => Ok(crate::response::parse_size(&v)),
+        Err(FastbootError::Failed { message, .. }) => {
+            Err(StorageError::NoSuchPartition { name: name.to_string(), answer: message })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check_fits(name: &str, img: &Source, have: Option<u64>) -> Result<(), StorageError> {
+    match (have, img.expanded()) {
+        (Some(have), Some(need)) if need > have => {
+            Err(StorageError::TooLargeForPartition { path: img.path().into(), name: name.into(), need, have })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Flashes one partition: in one download, or as sparse pieces within `limit`.
+fn flash_one(
+    fb: &mut UsbFastboot,
+    name: &str,
+    source: &Source,
+    limit: Option<u64>,
+    progress: &mut dyn racklet_link::ProgressSink,
+) -> Result<Flashed, StorageError> {
+    let t = Instant::now();
+    let file_name = source.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let img = match source {
+        Source::File(f) => f,
+        Source::Disk(disk) => {
+            // A piece is built in memory: at most one download, and at
+            // most 256 MiB when the device names no limit.
+            let cap = limit.unwrap_or(256 << 20).min(u64::from(u32::MAX)) as u32;
+            let mut enc = Encoder::new(&disk.path, cap)?;
+            let mut n = 0usize;
+            let mut emit = |piece: Vec<u8>| -> Result<(), FastbootError> {
+                n += 1;
+                fb.download(&format!("{name} ({file_name}, {n})"), &piece, progress)?;
+                fb.flash(name, progress)
+            };
+            let mut written = 0u64;
+            for e in disk.extents()? {
+                let e = e?;
+                if let racklet_image::disk::Extent::Data { bytes, .. } = &e {
+                    written += bytes.len() as u64;
+                }
+                enc.push(e, &mut emit)?;
+            }
+            enc.finish(&mut emit)?;
+            return Ok(Flashed {
+                partition: name.into(),
+                file: file_name,
+                bytes: disk.size.unwrap_or(written),
+                downloads: n,
+                ms: t.elapsed().as_millis() as u64,
+            });
+        }
+    };
+    let pieces = img.pieces(limit)?;
+    let mut file = std::fs::File::open(&img.path)
+        .map_err(|source| ImageFileError::Read { path: img.path.clone(), source })?;
+    for (i, piece) in pieces.iter().enumerate() {
+        let what = match pieces.len() {
+            1 => format!("{name} ({file_name})"),
+            n => format!("{name} ({file_name}, {}/{n})", i + 1),
+        };
+        fb.download_from(&what, piece.len(), &mut piece.reader(&mut file), progress)?;
+        fb.flash(name, progress)?;
+    }
+    Ok(Flashed {
+        partition: name.into(),
+        file: file_name,
+        bytes: img.expanded(),
+        downloads: pieces.len(),
+        ms: t.elapsed().as_millis() as u64,
+    })
 }

@@ -247,7 +247,7 @@ fn k1_over_tcp_with_reconnects() {
 
 #[test]
 fn th1520_over_tcp_and_uboot_getvar_all() {
-    let (addr, dev, h) = tcp_sim(FastbootDevice::new(Soc::Th1520, "tcp"), 2);
+    let (addr, dev, h) = tcp_sim(FastbootDevice::new(Soc::Th1520, "tcp").with_getvar_all(), 2);
     let img = spl(300_001);
     let mut p = CollectProgress::default();
     let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
@@ -495,4 +495,50 @@ fn the_tcp_server_reports_one_session_in_order() {
         assert!(seen[6].starts_with("verdict rom started ram image (40000 bytes"), "{seen:?}");
         assert_eq!(seen.len(), 7, "{seen:?}");
     }
+}
+
+/// `getvar:all` on a U-Boot that has it (upstream's `fastboot_getvar_all`):
+/// one `INFO<name>: <value>` per variable, then OKAY; the vendor U-Boots
+/// FAIL it ("Variable not implemented"), which is `None`, not an error.
+#[test]
+fn getvar_all_lists_variables_and_a_vendor_uboot_refuses_it() {
+    let (addr, _dev, h) = tcp_sim(FastbootDevice::new(Soc::K1, "tcp").in_uboot().with_getvar_all(), 1);
+    let mut p = CollectProgress::default();
+    let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+    let all = fb.getvar_all(&mut p).unwrap().expect("listed");
+    assert!(all.contains(&("version".to_string(), "0.4".to_string())), "{all:?}");
+    assert!(all.contains(&("product".to_string(), "k1-x".to_string())), "{all:?}");
+    drop(fb);
+    h.join().unwrap();
+    let (addr, _dev, h) = tcp_sim(FastbootDevice::new(Soc::K1, "tcp").in_uboot(), 1);
+    let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+    assert_eq!(fb.getvar_all(&mut p).unwrap(), None);
+    drop(fb);
+    h.join().unwrap();
+    assert_eq!(
+        racklet_fastboot::client::split_var("partition-size:boot: 0x0000000001f40000"),
+        ("partition-size:boot".to_string(), "0x0000000001f40000".to_string())
+    );
+}
+
+/// `oem`: one packet, the INFO lines kept in order for the caller, the
+/// OKAY text returned; a FAIL keeps the device's text.
+#[test]
+fn oem_keeps_its_info_lines_and_the_devices_refusal() {
+    let answers = vec![b"INFOline one".to_vec(), b"INFOline two".to_vec(), b"OKAYdone".to_vec()];
+    let (addr, h) = scripted_peer(b"FB01", answers, 5);
+    let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+    let mut p = CollectProgress::default();
+    assert_eq!(fb.oem(&["hello", "world"], &mut p).unwrap(), "done");
+    assert_eq!(fb.last_info(), ["line one", "line two"]);
+    drop(fb);
+    let got = h.join().unwrap();
+    assert!(got.ends_with(b"oem hello world"), "{:?}", String::from_utf8_lossy(&got));
+    let (addr, h) = scripted_peer(b"FB01", vec![b"FAILunrecognized command".to_vec()], 64);
+    let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+    let e = fb.oem(&["nope"], &mut p).unwrap_err();
+    assert!(matches!(&e, FastbootError::Failed { message, .. } if message == "unrecognized command"), "{e}");
+    assert_eq!(e.class(), FailureClass::Rejected);
+    drop(fb);
+    h.join().unwrap();
 }

@@ -215,3 +215,35 @@ fn compressed_and_bmapped_images_reach_the_partition_as_sparse_pieces() {
     let sent: usize = dev.lock().unwrap().downloads.iter().map(|r| r.bytes.len()).sum();
     assert!(sent < 4 * 4096, "only the mapped blocks crossed the wire ({sent} bytes)");
 }
+
+/// `partitions`' questions: on a U-Boot with `getvar all` the variables
+/// come from its INFO lines, on the vendor U-Boots (which FAIL it) one by
+/// one; either way the vendor layout's partitions are looked up by name and
+/// sized as the virtual eMMC's GPT has them; nothing is written.
+#[test]
+fn partitions_from_getvar_all_or_one_by_one() {
+    for with_all in [false, true] {
+        let bus = SimUsbBus::new();
+        let dev = FastbootDevice::new(Soc::Th1520, "1-2").in_uboot();
+        let dev = bus.attach(if with_all { dev.with_getvar_all() } else { dev });
+        let t = target("th1520");
+        let plan = racklet_fastboot::storage::plan_session(&StorageInputs::default(), &t).unwrap();
+        let mut p = CollectProgress::default();
+        let mut c = Connector::new(Arc::new(bus.clone()), Arc::new(SimSerialBus::new()), &mut p);
+        let probe = vec!["boot".to_string(), "nope".to_string()];
+        let r =
+            racklet_fastboot::session::partitions(&mut c, &plan, &t, &Options::default(), &probe).unwrap();
+        assert_eq!(r.source.starts_with("getvar all"), with_all, "{}", r.source);
+        assert!(
+            r.variables.contains(&("product".to_string(), "light-lpi4a".to_string())),
+            "{:?}",
+            r.variables
+        );
+        assert_eq!(r.partitions.len(), 1);
+        assert_eq!((r.partitions[0].name.as_str(), r.partitions[0].size), ("boot", Some(500 << 20)));
+        assert_eq!(r.not_found, ["nope"]);
+        let d = dev.lock().unwrap();
+        assert!(d.log.iter().any(|l| l.1 == "getvar:all"), "getvar all was asked first");
+        assert!(d.flashed.is_empty() && d.downloads.is_empty());
+    }
+}

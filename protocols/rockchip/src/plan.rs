@@ -225,7 +225,18 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         let p = target.load_dram_stage(path)?;
         Ok(Blob { from: path.to_path_buf(), bytes: p.bytes })
     };
-    let mut ddr = inputs.dram.as_deref().map(read_blob).transpose()?;
+    // The DRAM-init stage runs where the ROM copies it, the SRAM at the
+    // board's load address: an ELF for it must be linked there (a raw blob
+    // is only bounded by the SRAM's size, below).
+    let read_ddr = |path: &Path| -> Result<Blob, PlanError> {
+        let bytes = target.read_stage(path)?;
+        let p = racklet_image::load_bytes(path, bytes, target.arch, &target.window)?;
+        if let Some(at) = p.load_address {
+            racklet_image::check_fit(path, at, p.mem_size, &target.window)?;
+        }
+        Ok(Blob { from: path.to_path_buf(), bytes: p.bytes })
+    };
+    let mut ddr = inputs.dram.as_deref().map(read_ddr).transpose()?;
     let mut usbplug = match bin {
         Some((p, bytes)) => {
             let bytes = racklet_image::load_bytes(&p, bytes, target.arch, &target.dram_window())?.bytes;

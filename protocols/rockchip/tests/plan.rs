@@ -203,3 +203,24 @@ fn a_genuine_rk3326_loader_is_for_an_rk3326_board() {
     let p = plan(&raw(None, Some(&l)), &target("test-3326")).unwrap_or_else(|e| panic!("{e}"));
     assert!(p.chip.socs.contains(&"rk3326"));
 }
+
+/// The DRAM-init stage runs in SRAM at the board's load address (the ROM
+/// copies 0x471 there, sheet §1): an ELF for it must be linked there, as
+/// `maskrom` and `info` both say.
+#[test]
+fn an_elf_for_the_dram_init_slot_must_be_linked_for_the_sram() {
+    let d = tempfile::tempdir().unwrap();
+    let code = pattern(600, 3);
+    let here = racklet_tests::elf64(183, 0xfdcc_1000, &[(0xfdcc_1000, &code, 600)]);
+    let there = racklet_tests::elf64(183, 0xff00_1000, &[(0xff00_1000, &code, 600)]);
+    let here = file(d.path(), "here.elf", &here);
+    let there = file(d.path(), "there.elf", &there);
+    let p = plan(&raw(Some(&here), None), &target("rock-3a")).unwrap();
+    let Stages::Raw { ddr, .. } = &p.stages else { panic!("not raw") };
+    assert_eq!(ddr.bytes, code, "the flat image of the ELF");
+    let e = plan(&raw(Some(&there), None), &target("rock-3a")).unwrap_err();
+    assert_eq!(e.class(), FailureClass::BadInput, "{e}");
+    assert!(e.to_string().contains("there.elf") && e.to_string().contains("0xff001000"), "{e}");
+    // Linked for the SRAM of rock-5b, it fits rock-5b.
+    assert!(plan(&raw(Some(&there), None), &target("rock-5b")).is_ok());
+}

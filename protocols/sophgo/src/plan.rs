@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use racklet_image::{ImageError, Payload, Target};
+use racklet_image::{Arch, ImageError, Payload, Target};
 use racklet_link::{Classify, FailureClass, UsbId};
 
 use crate::chip::{self, BL2_ENTRY_OFFSET, Chip, Core};
@@ -125,6 +125,9 @@ pub enum PlanError {
     /// A later part was given with a fip.bin instead of a BL2.
     #[error("{}: already a fip.bin; the parts given with it go into a fip.bin built from a BL2", path.display())]
     PartsWithFip { path: PathBuf },
+    /// An Arm ELF for a chip that has an Arm boot core, without `--core arm`.
+    #[error("{}: ELF for aarch64, but {board} boots its RISC-V core unless told otherwise", path.display())]
+    ArmElfForRiscvCore { path: PathBuf, board: String },
     #[error(transparent)]
     Image(#[from] ImageError),
 }
@@ -138,6 +141,10 @@ impl Classify for PlanError {
         Some(match self {
             PlanError::UnknownSoc { .. } => "fix the board's `soc` in the board table".into(),
             PlanError::NoArmCore { .. } => "drop --core arm: this chip has no Arm boot core".into(),
+            PlanError::ArmElfForRiscvCore { .. } => {
+                "add --core arm to boot the chip's Arm core (the board strapped for it), or build the payload for riscv64"
+                    .into()
+            }
             PlanError::Dram => "drop --dram and give BL2 (or a whole fip.bin) as the payload".into(),
             PlanError::NoPayload { board } => {
                 format!("racklet-flash maskrom {board} <bl2.bin|bl2.elf|fip.bin>")
@@ -224,7 +231,14 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
         }
         Image::Fip { bytes, info, built_from: None }
     } else {
-        let p = racklet_image::load_bytes(bin, bytes, ct.arch, &ct.window)?;
+        let p = racklet_image::load_bytes(bin, bytes, ct.arch, &ct.window).map_err(|e| match e {
+            ImageError::WrongArch { found: Arch::Aarch64, .. }
+                if core == Core::Riscv && chip.bl2_base(Core::Arm).is_some() =>
+            {
+                PlanError::ArmElfForRiscvCore { path: bin.clone(), board: target.board.clone() }
+            }
+            e => e.into(),
+        })?;
         warnings.extend(check_bl2(&ct, chip, core, &p)?);
         let f = fip::build(&p.bytes, chip.max_bl2() as usize)
             .map_err(|source| PlanError::Build { path: bin.clone(), source })?;

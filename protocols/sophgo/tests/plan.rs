@@ -162,3 +162,20 @@ fn the_storage_image_keeps_a_fip_and_wraps_a_bl2() {
     let e = image(&raw(bl2(0x19001)), &target("cv1800b")).unwrap_err();
     assert_eq!(e.class(), FailureClass::BadInput);
 }
+
+/// An Arm ELF on a chip with an Arm boot core (SG2000/SG2002), without
+/// `--core arm`: the fix is the flag, not a rebuild for RISC-V (ux review
+/// §15). On the CV1800B, which has no Arm core, the ELF is simply wrong.
+#[test]
+fn an_arm_elf_without_core_arm_is_pointed_at_the_flag() {
+    let d = tempfile::tempdir().unwrap();
+    let elf = racklet_tests::elf64(183, 0x4010_0000, &[(0x4010_0000, &bl2(2000), 2000)]);
+    let p = file(d.path(), "bl2-arm.elf", &elf);
+    let e = refused(&with(&p), "sg2000");
+    assert!(e.to_string().contains("bl2-arm.elf") && e.to_string().contains("aarch64"), "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("--core arm")), "{e}: {:?}", e.hint());
+    // With the flag it is planned for the Arm core.
+    assert_eq!(plan_ok(&Inputs { core: Some(Core::Arm), ..with(&p) }, "sg2000").core, Core::Arm);
+    let e = refused(&with(&p), "cv1800b");
+    assert!(e.hint().is_none_or(|h| !h.contains("--core arm")), "{e}: {:?}", e.hint());
+}

@@ -65,6 +65,11 @@ pub struct BringUp {
     /// Next stages after the loader, in order (e.g. the K1's u-boot.itb).
     #[arg(long = "then", value_name = "FILE")]
     pub then: Vec<PathBuf>,
+    /// `write` on K1/TH1520 boards: an unpacked vendor OS image (a Bianbu
+    /// release zip, the RevyOS image set) giving the stages and every
+    /// partition, flashed whole as the vendor flasher does.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["loader", "then"])]
+    pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub rockchip: RockchipBringUp,
 }
@@ -195,6 +200,17 @@ pub struct PartitionsArgs {
     pub target: StorageTarget,
     #[command(flatten)]
     pub place: Place,
+}
+
+/// `racklet-flash oem <board> WORD…`
+#[derive(Debug, Args, Clone)]
+pub struct OemArgs {
+    #[command(flatten)]
+    pub target: StorageTarget,
+    /// The vendor command's words, sent as one `oem WORD WORD…` packet (a
+    /// word starting with `-` goes after `--`).
+    #[arg(required = true, num_args = 1.., value_name = "WORD")]
+    pub words: Vec<String>,
 }
 
 #[cfg(test)]

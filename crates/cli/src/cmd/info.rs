@@ -20,7 +20,9 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
     };
     // No board is known yet: the largest stage any board takes bounds the read.
     let bytes = read_input(&a.file, MAX_DRAM_STAGE, "any stage racklet-flash sends can be")?;
-    let mut report = match drivers::describe(&bytes) {
+    let described =
+        drivers::describe(&bytes).or_else(|| racklet_image::describe::device_tree_description(&bytes));
+    let mut report = match described {
         Some(r) => r,
         None => {
             let any = racklet_image::Window::anywhere(
@@ -43,8 +45,14 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
     report.field("file size", format!("{} bytes", bytes.len()));
     report.field("sha256", sha256_hex(&bytes));
 
-    // Which boards could take it.
-    let fit_rows = boards.takers(&report, &a.file, only.map(|b| b.name.as_str()));
+    // Which boards take it: those whose `maskrom` would (the same checks
+    // and the protocol's plan), so `info` and `maskrom` agree.
+    let mut fit_rows: Vec<(String, Result<Option<&str>>)> = boards
+        .boards
+        .iter()
+        .filter(|b| only.is_none_or(|o| o.name == b.name))
+        .map(|b| (b.name.clone(), super::maskrom::would_take(b, &a.file)))
+        .collect();
     let ok_checks = report.intact();
 
     if out.mode == Mode::Json {
@@ -55,7 +63,7 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
             "kind": report.kind,
             "fields": report.fields,
             "checks": report.checks,
-            "boards": fit_rows.iter().map(|(n, r)| json!({"board":n,"fits":r.is_ok(),"why":r.as_ref().err()})).collect::<Vec<_>>(),
+            "boards": fit_rows.iter().map(|(n, r)| json!({"board":n,"fits":r.is_ok(),"as":r.as_ref().ok().copied().flatten(),"why":r.as_ref().err().map(|e| e.to_string())})).collect::<Vec<_>>(),
         });
         out.json(v);
     } else {
@@ -66,20 +74,40 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
         for c in &report.checks {
             outln!("  check {:<20} {}", c.name, if c.ok { "ok" } else { "FAILED" });
         }
-        let good: Vec<&str> = fit_rows.iter().filter(|r| r.1.is_ok()).map(|r| r.0.as_str()).collect();
+        let good: Vec<String> = fit_rows
+            .iter()
+            .filter_map(|(n, r)| match r {
+                Ok(None) => Some(n.clone()),
+                Ok(Some(slot)) => Some(format!("{n} (as {slot} FILE)")),
+                Err(_) => None,
+            })
+            .collect();
+        // One status per verdict: "fits no board" (exit 0: info is not
+        // asked about a board), "does not fit BOARD" (exit 2: it was).
         if !ok_checks {
             outln!("  fits no board: the file is damaged");
+        } else if let Some(o) = only {
+            match fit_rows.first().map(|r| &r.1) {
+                Some(Ok(None)) => {
+                    outln!("  fits {} (`racklet-flash maskrom {} FILE` takes it)", o.name, o.name)
+                }
+                Some(Ok(Some(slot))) => {
+                    outln!(
+                        "  fits {} as {slot} (`racklet-flash maskrom {} {slot} FILE` takes it)",
+                        o.name,
+                        o.name
+                    )
+                }
+                _ => outln!(
+                    "  does not fit {} (`racklet-flash maskrom {} FILE` would refuse it: below)",
+                    o.name,
+                    o.name
+                ),
+            }
         } else if good.is_empty() {
-            outln!("  fits no board");
+            outln!("  fits no board (as the first stage of `racklet-flash maskrom`)");
         } else {
             outln!("  fits {}", good.join(", "));
-        }
-        if only.is_some() {
-            for (_, r) in &fit_rows {
-                if let Err(why) = r {
-                    outln!("  does not fit: {why}");
-                }
-            }
         }
     }
     if !ok_checks {
@@ -89,10 +117,13 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs, out: &Arc<Output>) -> Result<ExitCode> 
             report.checks.iter().filter(|c| !c.ok).map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")
         )));
     }
-    if let Some(o) = only
-        && let Some((_, Err(why))) = fit_rows.iter().find(|r| r.0 == o.name)
+    // Asked about a board that would refuse it: maskrom's own error (and
+    // hint and class: a bad input, exit 2).
+    if only.is_some()
+        && let Some((_, Err(_))) = fit_rows.first()
     {
-        return Err(crate::error::bad_input(why.clone()));
+        let (_, r) = fit_rows.remove(0);
+        return r.map(|_| ExitCode::SUCCESS);
     }
     Ok(ExitCode::SUCCESS)
 }

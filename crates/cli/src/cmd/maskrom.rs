@@ -10,6 +10,7 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
 use super::{run, transcript};
+use crate::boards::Board;
 use crate::cli::{GlobalArgs, MaskromArgs};
 use crate::console::{self, Console};
 use crate::drivers::{self, Job};
@@ -26,54 +27,7 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
     let cmd = cmd.find_subcommand("maskrom").expect("maskrom is a command");
     let driver = drivers::of(board);
     drivers::refuse_foreign_flags(cmd, m, board, &boards.boards, driver.flags(), |d| d.flags())?;
-    // Check every input file before anything is touched: a regular file no
-    // larger than the board's largest stage (judged before reading), and
-    // not a near-miss of a known header, which is damaged, not a raw
-    // binary: refused unless --force says to send it raw.
-    let what = format!("a stage of {} can be", board.name);
-    let inputs = a
-        .bin
-        .iter()
-        .chain(a.rockchip.dram.iter())
-        .chain(a.fastboot.then.iter())
-        .chain(a.starfive.then_ymodem.iter());
-    // What the transcript's header says of them.
-    let mut input_files = Vec::new();
-    for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
-        let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
-        input_files.push(transcript::input_file(p, &bytes));
-        // A file in another protocol's own format is not a raw payload for
-        // this board (the recognition `info` uses).
-        if !a.connect.force
-            && let Some((other, d)) = drivers::DRIVERS
-                .iter()
-                .filter(|d| d.name() != driver.name())
-                .find_map(|d| d.describe(&bytes).map(|desc| (d.name(), desc)))
-        {
-            let socs = if d.socs.is_empty() { String::new() } else { format!(", {}", d.socs.join("/")) };
-            return Err(crate::error::bad_input_with_hint(
-                format!(
-                    "{}: {} (a file for {other} boards{socs}); {} ({}) would take it as a raw payload",
-                    p.display(),
-                    d.kind,
-                    board.name,
-                    board.protocol.name()
-                ),
-                format!(
-                    "give {} an ELF or raw binary, or its own format (`racklet-flash info FILE --board {}` checks one); --force sends it raw anyway",
-                    board.name, board.name
-                ),
-            ));
-        }
-        if let Some(what) = drivers::near_miss(&bytes)
-            && !a.connect.force
-        {
-            return Err(bad_input(format!(
-                "{}: looks like {what}; fix or rebuild the file, or add --force to send it as a raw binary",
-                p.display()
-            )));
-        }
-    }
+    let input_files = check_inputs(board, a, driver)?;
     // A console that cannot be opened is found before anything is sent.
     if !a.connect.simulate {
         for tty in &a.monitor {
@@ -174,4 +128,112 @@ pub fn run(g: &GlobalArgs, a: &MaskromArgs, m: &clap::ArgMatches, out: &Arc<Outp
         check_jobs: &check_jobs,
     };
     run::run(spec, out, &op)
+}
+
+/// Checks every input file of `a` before anything is touched: a regular
+/// file no larger than the board's largest stage (judged before reading),
+/// not in another protocol's own format, not a device tree or FIT as the
+/// first stage (no boot ROM starts one), and not a near-miss of a known
+/// header (damaged, not a raw binary) — each refused unless --force says
+/// to send it raw. Returns what the transcript's header says of them.
+pub fn check_inputs(
+    board: &Board,
+    a: &MaskromArgs,
+    driver: &dyn drivers::Driver,
+) -> Result<Vec<racklet_link::transcript::reader::InputFile>> {
+    let what = format!("a stage of {} can be", board.name);
+    // The files a boot ROM itself starts (the payload, Rockchip's DRAM-init
+    // slot, the K230's loads), as opposed to the later stages.
+    let firsts: Vec<&std::path::Path> = a
+        .bin
+        .iter()
+        .chain(a.rockchip.dram.iter())
+        .map(|p| p.as_path())
+        .chain(a.canaan.loads.iter().map(|(_, p)| p.as_path()))
+        .collect();
+    let inputs = a
+        .bin
+        .iter()
+        .chain(a.rockchip.dram.iter())
+        .chain(a.fastboot.then.iter())
+        .chain(a.starfive.then_ymodem.iter());
+    let mut input_files = Vec::new();
+    for p in inputs.chain(a.canaan.loads.iter().map(|(_, p)| p)) {
+        let bytes = racklet_image::read_input(p, board.largest_stage(), &what)?;
+        input_files.push(transcript::input_file(p, &bytes));
+        // A file in another protocol's own format is not a raw payload for
+        // this board (the recognition `info` uses).
+        if !a.connect.force
+            && let Some((other, d)) = drivers::DRIVERS
+                .iter()
+                .filter(|d| d.name() != driver.name())
+                .find_map(|d| d.describe(&bytes).map(|desc| (d.name(), desc)))
+        {
+            let socs = if d.socs.is_empty() { String::new() } else { format!(", {}", d.socs.join("/")) };
+            return Err(crate::error::bad_input_with_hint(
+                format!(
+                    "{}: {} (a file for {other} boards{socs}); {} ({}) would take it as a raw payload",
+                    p.display(),
+                    d.kind,
+                    board.name,
+                    board.protocol.name()
+                ),
+                format!(
+                    "give {} an ELF or raw binary, or its own format (`racklet-flash info FILE --board {}` checks one); --force sends it raw anyway",
+                    board.name, board.name
+                ),
+            ));
+        }
+        if !a.connect.force
+            && firsts.contains(&p.as_path())
+            && let Some(d) = racklet_image::describe::device_tree_description(&bytes)
+        {
+            return Err(crate::error::bad_input_with_hint(
+                format!(
+                    "{}: a {}; the boot ROM of {} would jump into its header",
+                    p.display(),
+                    d.kind,
+                    board.name
+                ),
+                "a FIT is a later stage, which the stage before it unpacks: give it with --then (SpacemiT K1) or --then-ymodem (StarFive), or the FIT's own loader first; --force sends it raw anyway",
+            ));
+        }
+        if let Some(what) = drivers::near_miss(&bytes)
+            && !a.connect.force
+        {
+            return Err(bad_input(format!(
+                "{}: looks like {what}; fix or rebuild the file, or add --force to send it as a raw binary",
+                p.display()
+            )));
+        }
+    }
+    Ok(input_files)
+}
+
+/// Whether `racklet-flash maskrom BOARD FILE` (with no other options, but
+/// those the environment sets) would take `file`: the same checks and the
+/// protocol crate's plan, with no device touched; failing that, the same
+/// with FILE in one of the driver's payload slots (`--dram FILE`). `info`
+/// says "fits BOARD" only when this is `Ok`, with the slot it needs.
+pub fn would_take(board: &Board, file: &std::path::Path) -> Result<Option<&'static str>> {
+    use clap::FromArgMatches;
+    let driver = drivers::of(board);
+    let cmd = crate::cli::command();
+    let sub = cmd.find_subcommand("maskrom").expect("maskrom is a command").clone().no_binary_name(true);
+    let name = std::ffi::OsStr::new(&board.name);
+    let attempt = |argv: Vec<&std::ffi::OsStr>| -> Result<()> {
+        let a = MaskromArgs::from_arg_matches(&sub.clone().try_get_matches_from(argv)?)?;
+        check_inputs(board, &a, driver)?;
+        driver.plan(board, &a)
+    };
+    let first = match attempt(vec![name, file.as_os_str()]) {
+        Ok(()) => return Ok(None),
+        Err(e) => e,
+    };
+    for slot in driver.payload_slots() {
+        if attempt(vec![name, std::ffi::OsStr::new(slot), file.as_os_str()]).is_ok() {
+            return Ok(Some(slot));
+        }
+    }
+    Err(first)
 }

@@ -89,6 +89,28 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
         ));
     }
     let c = &connect;
+    // Simulated, a tty given with --port is the virtual board's UART (its
+    // virtual USB-UART adapter's port): the same command line runs with and
+    // without a board.
+    if c.simulate && c.replay.is_none() {
+        let mut n = 0;
+        for i in 0..selectors.len() {
+            if let Selector::Tty(tty) = &selectors[i] {
+                let path = loop {
+                    n += 1;
+                    let p = format!("1-{n}");
+                    if !selectors.contains(&Selector::UsbPath(p.clone())) {
+                        break p;
+                    }
+                };
+                out.line(&format!(
+                    "--simulate: the virtual board's UART (USB-UART adapter at port {path}) stands in for {}",
+                    tty.display()
+                ));
+                selectors[i] = Selector::UsbPath(path);
+            }
+        }
+    }
     // The transcript is an output file like `image -o`: an existing one is
     // kept without --force, and it is moved in place whole at the end.
     let mut record = match &c.record {

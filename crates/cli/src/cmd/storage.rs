@@ -12,7 +12,9 @@ use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
 use super::{run, transcript};
-use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::args::storage::{
+    EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs,
+};
 use crate::boards::Board;
 use crate::cli::GlobalArgs;
 use crate::drivers::{self, Driver, StorageJob, StorageSim};
@@ -41,6 +43,12 @@ fn verb(
     if !driver.storage_verbs().contains(&name) {
         return Err(drivers::unsupported(board, name));
     }
+    if target.bring_up.bundle.is_some() && (name != "write" || driver.name() != "fastboot") {
+        return Err(crate::error::bad_input(format!(
+            "--bundle is for `write` on fastboot boards (K1, TH1520); not for `{name}` on {}",
+            board.name
+        )));
+    }
     let rockchip: Vec<(&str, &str)> =
         target.bring_up.rockchip.given().into_iter().map(|(f, _)| ("rockchip", f)).collect();
     if let Some((owner, flag)) = only_for.iter().chain(&rockchip).find(|(owner, _)| *owner != driver.name()) {
@@ -64,6 +72,7 @@ fn verb(
     }
     let attach = |port: &str, fault: Option<String>, usb: &SimUsbBus, serial: &SimSerialBus| {
         driver.attach_storage_sim(&StorageSim {
+            verb: name,
             board,
             target,
             medium: medium.clone(),
@@ -133,6 +142,10 @@ pub fn partitions(g: &GlobalArgs, a: &PartitionsArgs, out: &Arc<Output>) -> Resu
         out,
         &|d, job| d.partitions(job, a),
     )
+}
+
+pub fn oem(g: &GlobalArgs, a: &OemArgs, out: &Arc<Output>) -> Result<ExitCode> {
+    verb(g, "oem", &a.target, &[], None, &loaders(&a.target), "answered", out, &|d, job| d.oem(job, a))
 }
 
 fn loaders(t: &StorageTarget) -> Vec<&std::path::Path> {

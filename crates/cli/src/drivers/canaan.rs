@@ -12,12 +12,23 @@ use racklet_sim::serve::canaan as server;
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::storage::{EraseArgs, ReadArgs, ResetArgs, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::classify;
 use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
 
 pub struct Canaan;
+
+fn inputs(board: &Board, a: &MaskromArgs) -> Inputs {
+    Inputs {
+        payload: a.bin.clone(),
+        loads: a.canaan.loads.clone(),
+        run: a.canaan.run,
+        dram: a.rockchip.dram.clone(),
+        force: a.connect.force,
+        dram_size: board.dram_size,
+    }
+}
 
 pub static DRIVER: Canaan = Canaan;
 
@@ -38,18 +49,14 @@ impl Driver for Canaan {
         racklet_canaan::USB_STAGES
     }
 
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        racklet_canaan::plan(&inputs(board, a), &board.target()).map(drop).map_err(classify)
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let (board, a) = (job.board, job.args);
         let target = board.target();
-        let inputs = Inputs {
-            payload: a.bin.clone(),
-            loads: a.canaan.loads.clone(),
-            run: a.canaan.run,
-            dram: a.rockchip.dram.clone(),
-            force: a.connect.force,
-            dram_size: board.dram_size,
-        };
-        let plan = racklet_canaan::plan(&inputs, &target).map_err(classify)?;
+        let plan = racklet_canaan::plan(&inputs(board, a), &target).map_err(classify)?;
         let opts = Options {
             rom: RomOptions { accept_unknown_cpu: a.connect.force, ..RomOptions::default() },
             follow: a.connect.follow,

@@ -12,9 +12,9 @@ use racklet_sim::serve::fastboot::{self as server, Event};
 use serde_json::json;
 
 use super::{Driver, Job, StorageJob, StorageSim};
-use crate::args::storage::{EraseArgs, WriteArgs};
+use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
@@ -27,19 +27,43 @@ impl Fastboot {
     /// The bring-up part of a storage run, from --loader and --then.
     fn storage_inputs(&self, job: &StorageJob) -> StorageInputs {
         let t = job.target;
-        let bring_up = t.bring_up.loader.as_ref().map(|l| Inputs {
-            image: Some(l.clone()),
+        // A bundle gives the loader itself: the run starts from the ROM.
+        let from_rom = t.bring_up.loader.is_some() || t.bring_up.bundle.is_some();
+        let bring_up = from_rom.then(|| Inputs {
+            image: t.bring_up.loader.clone(),
             then: t.bring_up.then.clone(),
             await_next: true,
             stage_timeout: t.connect.stage_timeout,
             force: t.connect.force,
             ..Default::default()
         });
-        StorageInputs { bring_up, ..Default::default() }
+        StorageInputs { bring_up, bundle: t.bring_up.bundle.clone(), ..Default::default() }
     }
 }
 
+/// The plan of a run that only asks vendor U-Boot (`partitions`, `oem`).
+fn session(d: &Fastboot, job: &StorageJob) -> Result<(racklet_image::Target, storage::StoragePlan, Options)> {
+    let target = job.board.target();
+    let plan = storage::plan_session(&d.storage_inputs(job), &target).map_err(classify)?;
+    Ok((target, plan, Options { force: job.target.connect.force, ..Default::default() }))
+}
+
 /// Plans and runs a storage run on the job's board.
+fn maskrom_inputs(a: &MaskromArgs) -> Inputs {
+    Inputs {
+        image: a.bin.clone(),
+        then: a.fastboot.then.clone(),
+        dram: a.rockchip.dram.clone(),
+        // A payload that started is not a failure: the run waits for the
+        // board's next stage only when the user asked for one (--then,
+        // --follow); --stage-timeout 0 never waits.
+        await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO)
+            && (a.connect.follow || !a.fastboot.then.is_empty()),
+        stage_timeout: a.connect.stage_timeout,
+        force: a.connect.force,
+    }
+}
+
 fn run_storage(job: &mut StorageJob, inputs: &StorageInputs) -> Result<Outcome> {
     let target = job.board.target();
     let plan = storage::plan_storage(inputs, &target).map_err(classify)?;
@@ -65,22 +89,14 @@ impl Driver for Fastboot {
         racklet_fastboot::USB_STAGES
     }
 
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        racklet_fastboot::plan(&maskrom_inputs(a), &board.target()).map(drop).map_err(classify)
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let a = job.args;
         let target = job.board.target();
-        let inputs = Inputs {
-            image: a.bin.clone(),
-            then: a.fastboot.then.clone(),
-            dram: a.rockchip.dram.clone(),
-            // A payload that started is not a failure: the run waits for
-            // the board's next stage only when the user asked for one
-            // (--then, --follow); --stage-timeout 0 never waits.
-            await_next: a.connect.stage_timeout != Some(std::time::Duration::ZERO)
-                && (a.connect.follow || !a.fastboot.then.is_empty()),
-            stage_timeout: a.connect.stage_timeout,
-            force: a.connect.force,
-        };
-        let plan = racklet_fastboot::plan(&inputs, &target).map_err(classify)?;
+        let plan = racklet_fastboot::plan(&maskrom_inputs(a), &target).map_err(classify)?;
         let opts = Options { force: a.connect.force, ..Default::default() };
         let report = racklet_fastboot::boot(job.conn, &plan, &target, &opts).map_err(classify)?;
         let rom = report.facts().iter().find(|(k, _)| k == "boot ROM").map(|(_, v)| v.clone());
@@ -88,22 +104,28 @@ impl Driver for Fastboot {
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {
-        &["write", "erase"]
+        &["write", "erase", "partitions", "oem"]
     }
 
     fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         // With --loader the virtual board starts in its boot ROM and the
         // run brings it up (K1: --then u-boot.itb); without, it is already
         // in vendor U-Boot's fastboot.
+        // A bundle brings the board up from its ROM too (K1: FSBL, then u-boot.itb).
         let b = &sim.target.bring_up;
+        let k1_bundle = b.bundle.is_some() && sim.board.soc == "k1";
         let scenario = Scenario {
             fault: sim.fault.clone(),
             storage: sim.target.sim.sim_storage.clone(),
-            next_stages: b.then.len(),
+            next_stages: if k1_bundle { 1 } else { b.then.len() },
             ..Scenario::at(&sim.port_path)
         };
-        racklet_sim::fastboot::attach_storage(&sim.board.soc, &scenario, b.loader.is_some(), &sim.usb)
-            .map_err(classify)
+        let from_rom = b.loader.is_some() || b.bundle.is_some();
+        let attach = match sim.verb {
+            "partitions" | "oem" => racklet_sim::fastboot::attach_session,
+            _ => racklet_sim::fastboot::attach_storage,
+        };
+        attach(&sim.board.soc, &scenario, from_rom, &sim.usb).map_err(classify)
     }
 
     fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
@@ -116,6 +138,12 @@ impl Driver for Fastboot {
                 }
                 _ => return Err(bad_input(format!("--partition {p}: give it as NAME=FILE"))),
             }
+        }
+        if let (Some(image), Some(_)) = (&a.image, &a.target.bring_up.bundle) {
+            return Err(bad_input(format!(
+                "{}: --bundle gives every partition; leave out the image",
+                image.display()
+            )));
         }
         if let (Some(image), true) = (&a.image, a.place.partition.is_empty()) {
             return Err(bad_input(format!(
@@ -146,6 +174,28 @@ impl Driver for Fastboot {
         let inputs =
             StorageInputs { erase: a.place.partition.clone(), reboot: false, ..self.storage_inputs(job) };
         run_storage(job, &inputs)
+    }
+
+    fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
+        if a.place.at.is_some()
+            || a.place.medium.is_some()
+            || a.place.partition.iter().any(|p| p.contains('='))
+        {
+            return Err(bad_input(
+                "partitions on fastboot boards takes only --partition NAME (more names to look up)",
+            ));
+        }
+        let (target, plan, opts) = session(self, job)?;
+        let r = racklet_fastboot::session::partitions(job.conn, &plan, &target, &opts, &a.place.partition)
+            .map_err(classify)?;
+        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
+    }
+
+    fn oem(&self, job: &mut StorageJob, a: &OemArgs) -> Result<Outcome> {
+        let (target, plan, opts) = session(self, job)?;
+        let r =
+            racklet_fastboot::session::oem(job.conn, &plan, &target, &opts, &a.words).map_err(classify)?;
+        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

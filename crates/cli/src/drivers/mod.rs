@@ -17,7 +17,9 @@ use racklet_sim::rom::VirtualRom;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
-use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
+use crate::args::storage::{
+    EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs,
+};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::classify;
@@ -59,6 +61,19 @@ pub trait Driver: Sync {
 
     /// Loads and starts the payload (`racklet-flash maskrom`).
     fn maskrom(&self, job: &mut Job) -> Result<Outcome>;
+
+    /// The protocol crate's plan of `maskrom` for these arguments, with no
+    /// device touched: what `maskrom` would refuse before sending anything.
+    /// `info` asks it too, so "fits BOARD" means `maskrom BOARD` takes it.
+    fn plan(&self, board: &Board, args: &MaskromArgs) -> Result<()>;
+
+    /// The options of `maskrom`, other than the payload argument, through
+    /// which a file alone can be the first stage (Rockchip: `--dram`, the
+    /// DRAM-init slot a bare payload runs from). `info` tries them when the
+    /// payload argument would be refused.
+    fn payload_slots(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The id of the protocol's flag group of `maskrom` (its `clap::Args`
     /// struct under crate::args, flattened into `MaskromArgs`). A flag of
@@ -130,6 +145,11 @@ pub trait Driver: Sync {
     fn partitions(&self, job: &mut StorageJob, _args: &PartitionsArgs) -> Result<Outcome> {
         Err(unsupported(job.board, "partitions"))
     }
+
+    /// Sends a vendor command (`racklet-flash oem`).
+    fn oem(&self, job: &mut StorageJob, _args: &OemArgs) -> Result<Outcome> {
+        Err(unsupported(job.board, "oem"))
+    }
 }
 
 /// One board's run of a storage verb.
@@ -141,6 +161,8 @@ pub struct StorageJob<'a, 'c> {
 
 /// The simulated world a storage verb's virtual device is put in.
 pub struct StorageSim<'a> {
+    /// The verb run (`write`, `partitions`, …).
+    pub verb: &'a str,
     pub board: &'a Board,
     pub target: &'a StorageTarget,
     /// The verb's `--medium`, which `--sim-storage` keeps.

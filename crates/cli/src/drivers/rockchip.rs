@@ -13,7 +13,7 @@ use racklet_sim::serve::rockchip::{self as server, Event};
 use super::{Driver, Job, StorageJob};
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::classify;
 use crate::job::{Outcome, SimCtx};
 use crate::output::Output;
@@ -37,6 +37,15 @@ impl Driver for Rockchip {
 
     fn stages(&self) -> &'static [&'static str] {
         racklet_rockchip::USB_STAGES
+    }
+
+    fn payload_slots(&self) -> &'static [&'static str] {
+        &["--dram"]
+    }
+
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        let inputs = a.rockchip.inputs(a.bin.as_ref(), a.connect.force);
+        racklet_rockchip::plan(&inputs, &board.target()).map(drop).map_err(classify)
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

@@ -57,6 +57,10 @@ impl Driver for Sophgo {
         racklet_sophgo::USB_STAGES
     }
 
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        racklet_sophgo::plan(&inputs(a), &board.target()).map(drop).map_err(classify)
+    }
+
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {
         let target = job.board.target();
         let plan = racklet_sophgo::plan(&inputs(job.args), &target).map_err(classify)?;

@@ -17,7 +17,7 @@ use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::starfive::XmodemNak;
 use crate::args::storage::WriteArgs;
 use crate::boards::Board;
-use crate::cli::{ImageArgs, SimArgs};
+use crate::cli::{ImageArgs, MaskromArgs, SimArgs};
 use crate::error::{bad_input, classify};
 use crate::job::{Outcome, SimCtx};
 use crate::output::{Mode, Output};
@@ -46,6 +46,11 @@ impl Driver for Starfive {
 
     fn stages(&self) -> &'static [&'static str] {
         racklet_starfive::USB_STAGES
+    }
+
+    fn plan(&self, board: &Board, a: &MaskromArgs) -> Result<()> {
+        let inputs = Inputs { payload: a.bin.clone(), next_stage: a.starfive.then_ymodem.clone() };
+        racklet_starfive::plan(&inputs, &board.target()).map(drop).map_err(classify)
     }
 
     fn maskrom(&self, job: &mut Job) -> Result<Outcome> {

@@ -89,8 +89,10 @@ impl Classify for ServeError {
             ServeError::UnknownSoc { .. }
             | ServeError::UnknownMedium { .. }
             | ServeError::Storage(_)
-            | ServeError::Bind { .. } => FailureClass::BadInput,
-            ServeError::NeedsGadget { .. } => FailureClass::Other,
+            | ServeError::Bind { .. }
+            // A missing --tcp is bad usage, as for every board `sim` cannot
+            // serve without one.
+            | ServeError::NeedsGadget { .. } => FailureClass::BadInput,
             ServeError::Io { .. } => FailureClass::Io,
         }
     }
@@ -219,7 +221,7 @@ mod tests {
     #[test]
     fn without_tcp_it_says_how_to_reach_it() {
         let e = serve(&opts(), &|_| {}).unwrap_err();
-        assert_eq!(e.class(), FailureClass::Other);
+        assert_eq!(e.class(), FailureClass::BadInput, "a missing --tcp is bad usage");
         assert!(e.hint().unwrap().contains("--tcp 127.0.0.1:0"), "{e}");
         let e = serve(&Options { soc: "k210".into(), ..opts() }, &|_| {}).unwrap_err();
         assert_eq!(e.class(), FailureClass::BadInput);
