@@ -11,6 +11,7 @@ need=(
   "socat:socat"         # pty relays
   "fastboot:fastboot"   # real fastboot client (fastboot TCP tests)
   "rkdeveloptool:rkdeveloptool"  # real rockusb client (the USB rig, tests/usbrig)
+  "mkimage:u-boot-tools"                  # U-Boot's mkimage -T rksd (protocols/rockchip/tests/idb.rs, tests/tests/rockchip_idb.rs)
   "img2simg:android-sdk-libsparse-utils"  # AOSP's sparse writer (tests/tests/disk_peers.rs)
   "bmaptool:bmap-tools"                   # bmaptool create (tests/tests/disk_peers.rs)
   "qemu-system-riscv64:qemu-system-misc"

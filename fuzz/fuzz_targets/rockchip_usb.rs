@@ -15,7 +15,11 @@
 //!   (racklet_rockchip::frame) as control transfers of at most 4096 bytes
 //!   with wIndex 0x471/0x472, `transfers` of them;
 //! - `describe` of the whole input (the `info` decoder for RKBOOT loaders)
-//!   never panics, and says "rockchip" when it recognises a loader.
+//!   never panics, and says "rockchip" when it recognises a loader;
+//! - the idbloader decoder (`idb::parse`/`idb::describe`) never panics on
+//!   the input, nor on it with a v1 header magic (RC4-encoded as on the
+//!   card) or the v2 magic forced in, and recognises both of those, whose
+//!   stage offsets and sizes come from the fuzz bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -31,6 +35,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(!d.kind.is_empty());
     }
     let _ = near_miss(data);
+    let _ = racklet_rockchip::idb::parse(data);
+    if data.len() >= 512 {
+        let mut v2 = data.to_vec();
+        v2[..4].copy_from_slice(&racklet_rockchip::idb::MAGIC_V2.to_le_bytes());
+        let mut v1 = data.to_vec();
+        v1[..4].copy_from_slice(&racklet_rockchip::idb::MAGIC_V1.to_le_bytes());
+        racklet_rockchip::frame::Rc4::default().apply(&mut v1[..512]);
+        for (m, need) in [(v1, 512), (v2, 2048)] {
+            let d = racklet_rockchip::idb::describe(&m);
+            assert_eq!(d.is_some(), m.len() >= need);
+        }
+    }
     let mut b = Bytes::new(data);
     let info = match b.u8() % 4 {
         0 => usb_info((0xff, 0x06, 0x05), true),

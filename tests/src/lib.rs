@@ -260,6 +260,75 @@ pub fn rk3568_loader() -> Vec<u8> {
     )
 }
 
+/// rkdeveloptool `ul`'s IDB (test-side reference from its main.cpp
+/// `MakeIDBlockData`, `MakeSector0..3` and DefineHeader.h) for FlashData `data` and FlashBoot `boot`,
+/// `rc4` the loader header's byte 0x2C.
+pub fn rkdeveloptool_ul_idb(data: &[u8], boot: &[u8], rc4: bool) -> Vec<u8> {
+    let al = |n: usize| n.div_ceil(2048) * 4; // ALIGN(n, 2048) / 512
+    let (ds, bs) = (al(data.len()), al(boot.len()));
+    let mut s0 = vec![0u8; 512];
+    s0[0..4].copy_from_slice(&[0x55, 0xaa, 0xf0, 0x0f]); // dwTag 0x0FF0AA55
+    s0[8] = rc4 as u8; // uiRc4Flag
+    s0[12] = 4; // usBootCode1Offset
+    s0[14] = 4; // usBootCode2Offset
+    s0[506..508].copy_from_slice(&(ds as u16).to_le_bytes()); // usBootDataSize
+    s0[508..510].copy_from_slice(&((ds + bs) as u16).to_le_bytes()); // usBootCodeSize
+    let mut s1 = vec![0u8; 512];
+    s1[0] = 0x0c; // usSysReservedBlock
+    s1[2..4].copy_from_slice(&[0xff, 0xff]); // usDisk0Size
+    s1[10..14].copy_from_slice(b"RK28"); // uiChipTag 0x38324B52
+    let s3 = vec![0u8; 512];
+    let mut s2 = vec![0u8; 512];
+    s2[491..493].copy_from_slice(b"VC");
+    s2[494..496].copy_from_slice(&racklet_sim::crc::crc16_xmodem(&s0).to_le_bytes());
+    s2[496..498].copy_from_slice(&racklet_sim::crc::crc16_xmodem(&s1).to_le_bytes());
+    s2[506..509].copy_from_slice(b"CRC");
+    s2[510..512].copy_from_slice(&racklet_sim::crc::crc16_xmodem(&s3).to_le_bytes());
+    let enc = |b: &[u8]| {
+        let mut v = b.to_vec();
+        if rc4 {
+            for c in v.chunks_exact_mut(512) {
+                racklet_sim::rockchip::rc4_xor(c);
+            }
+        }
+        v
+    };
+    let mut body = vec![0u8; (ds + bs) * 512];
+    body[..data.len()].copy_from_slice(&enc(data));
+    body[ds * 512..ds * 512 + boot.len()].copy_from_slice(&enc(boot));
+    s2[498..502].copy_from_slice(&racklet_sim::crc::crc32_rockchip(&body).to_le_bytes());
+    for s in [&mut s0, &mut s2] {
+        racklet_sim::rockchip::rc4_xor(s);
+    }
+    let mut s3 = s3;
+    racklet_sim::rockchip::rc4_xor(&mut s3);
+    [s0, s1, s2, s3, body].concat()
+}
+
+/// An RK3568 loader as rkbin's RK3568MINIALL.ini makes one, with the
+/// [LOADER] entries `ul` reads (sizes off the 2 KiB grid).
+pub fn rk3568_ul_loader(chip: &[u8; 4], rc4_off: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (data, boot) = (crate::pattern(5000, 7), crate::pattern(70_001, 8));
+    let mut f = crate::rkboot(
+        b"LDR ",
+        chip,
+        &[
+            (1, "rk3568_ddr_1560MHz_v", crate::pattern(6144, 2), 1),
+            (2, "rk356x_usbplug_v1", crate::rk_usbplug(10240, 3), 0),
+            (4, "FlashData", data.clone(), 0),
+            (4, "FlashBoot", boot.clone(), 0),
+        ],
+    );
+    if !rc4_off {
+        // Byte 0x2C cleared; the trailing CRC32 made again.
+        f[0x2c] = 0;
+        let n = f.len() - 4;
+        let c = racklet_sim::crc::crc32_rockchip(&f[..n]);
+        f[n..].copy_from_slice(&c.to_le_bytes());
+    }
+    (f, data, boot)
+}
+
 /// A U-Boot FIT image laid out by hand from the devicetree specification
 /// (§5: the 40-byte big-endian header, tokens BEGIN_NODE 1, END_NODE 2,
 /// PROP 3, END 9, the strings block) with a root `description` and an

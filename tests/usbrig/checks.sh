@@ -232,6 +232,18 @@ step rkd-rl 60 rkdeveloptool rl 64 200 /tmp/rk-back.bin
 step rkd-cmp 20 cmp /data/rk-image.bin /tmp/rk-back.bin
 step rkd-rf-read 60 racklet-flash read rock-3a --at 64 --size 102400 -o /tmp/rk-rf.bin --port "$P"
 step rkd-rf-cmp 20 cmp /data/rk-image.bin /tmp/rk-rf.bin
+# rkdeveloptool `ul` and racklet-flash write --loader-to-storage leave the
+# same IDB at LBA 64 (156 sectors for this loader): theirs is read back,
+# the range erased, ours written and read back, and the two compared.
+step rkd-ul 60 rkdeveloptool ul /data/rk-ul-loader.bin
+step rkd-ul-rl 60 rkdeveloptool rl 64 156 /tmp/rk-ul-theirs.bin
+step rkd-ul-sha 20 sha256sum /tmp/rk-ul-theirs.bin
+step rkd-ul-erase 60 racklet-flash erase rock-3a --at 64 --size 79872 --port "$P"
+step rkd-ul-erased 60 rkdeveloptool rl 64 156 /tmp/rk-ul-erased.bin
+step rkd-ul-erased-sha 20 sha256sum /tmp/rk-ul-erased.bin
+step rkd-ul-rf 60 racklet-flash write rock-3a --loader-to-storage --loader /data/rk-ul-loader.bin --port "$P"
+step rkd-ul-rf-read 60 racklet-flash read rock-3a --at 64 --size 79872 -o /tmp/rk-ul-ours.bin --port "$P"
+step rkd-ul-cmp 20 cmp /tmp/rk-ul-theirs.bin /tmp/rk-ul-ours.bin
 gadget_stop rkd
 
 # Storage through vendor U-Boot's fastboot (a TH1520 already in it): Debian's

@@ -228,6 +228,8 @@ pub struct ImageArgs {
     pub starfive: crate::args::starfive::StarfiveImageArgs,
     #[command(flatten)]
     pub sophgo: crate::args::sophgo::SophgoImageArgs,
+    #[command(flatten)]
+    pub rockchip: crate::args::rockchip::RockchipImageArgs,
 }
 
 /// `racklet-flash sim <board>`

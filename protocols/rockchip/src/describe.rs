@@ -14,10 +14,11 @@ fn version_str(v: u32) -> String {
 }
 
 /// Describes an RKBOOT loader (also one whose tag is damaged but whose
-/// layout is a loader's); `None` for anything else.
+/// layout is a loader's) or an idbloader (SD/eMMC boot image, header v1
+/// or v2); `None` for anything else.
 pub fn describe(bytes: &[u8]) -> Option<Description> {
     if !is_rkboot(bytes) && !looks_like_rkboot(bytes) {
-        return None;
+        return crate::idb::describe(bytes);
     }
     let l = match Loader::parse_lenient(bytes) {
         Ok(l) => l,

@@ -16,12 +16,14 @@ pub mod boot;
 pub mod chips;
 pub mod describe;
 pub mod frame;
+pub mod idb;
 pub mod loader;
 pub mod maskrom;
 pub mod plan;
 pub mod report;
 pub mod rockusb;
 pub mod storage;
+pub mod ul;
 
 use std::time::Duration;
 

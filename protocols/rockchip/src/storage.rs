@@ -109,6 +109,12 @@ pub enum Verb {
     Reset { maskrom: bool },
     /// `partitions`.
     Partitions,
+    /// `write --loader-to-storage` (rkdeveloptool `ul`): the IDB made of the
+    /// RKBOOT loader `loader` (or an idbloader image given as it is) at
+    /// LBA 64, where the boot ROM looks for it.
+    /// `bring_up` inputs, when given, are raw blobs (`--dram`/`--usbplug`/
+    /// `--rkbin`); `force` sends a loader for another chip anyway.
+    LoaderToStorage { loader: PathBuf, verify: bool, force: bool },
 }
 
 /// A checked plan.
@@ -124,14 +130,23 @@ pub struct Plan {
     pub image_len: Option<u64>,
     /// The image is a plain raw file (no compression, sparse or bmap).
     pub raw: bool,
+    /// `LoaderToStorage`: the sectors to write at [`crate::idb::STORAGE_LBA`]
+    /// and what they are.
+    pub idb: Option<(Vec<u8>, String)>,
 }
 
 /// Checks what can be checked without the board: the bring-up files, the
 /// image (a readable, non-empty regular file), sizes in whole sectors.
 pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> Result<Plan, StorageError> {
-    let bring_up = match bring_up {
-        Some(i) => Some(crate::plan(i, target)?),
-        None => None,
+    let mut idb = None;
+    let bring_up = match (bring_up, verb) {
+        (_, Verb::LoaderToStorage { loader, force, .. }) => {
+            let (plan, sectors, what) = loader_to_storage(loader, *force, bring_up, target)?;
+            idb = Some((sectors, what));
+            plan
+        }
+        (Some(i), _) => Some(crate::plan(i, target)?),
+        (None, _) => None,
     };
     let mut image_len = None;
     let mut raw = true;
@@ -169,9 +184,51 @@ pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> R
                 return Err(StorageError::NotSectors { size: *n });
             }
         }
-        Verb::Reset { .. } | Verb::Partitions => {}
+        Verb::Reset { .. } | Verb::Partitions | Verb::LoaderToStorage { .. } => {}
     }
-    Ok(Plan { bring_up, verb: verb.clone(), image_len, raw })
+    Ok(Plan { bring_up, verb: verb.clone(), image_len, raw, idb })
+}
+
+/// `--loader-to-storage`: an RKBOOT loader (the maskrom `plan()` checks it
+/// is for this chip; it also brings the board up unless raw blobs are
+/// given) becomes rkdeveloptool `ul`'s IDB; an idbloader image (mkimage -T
+/// rksd) is written as it is, once its header says it is for this SoC (it
+/// cannot bring a board up: raw blobs can, or the usbplug already answers).
+fn loader_to_storage(
+    path: &Path,
+    force: bool,
+    bring_up: Option<&crate::Inputs>,
+    target: &Target,
+) -> Result<(Option<crate::Plan>, Vec<u8>, String), StorageError> {
+    let bytes = target.read_stage(path).map_err(|e| StorageError::Plan(PlanError::from(e)))?;
+    if let Some(h) = crate::idb::parse(&bytes) {
+        let soc = crate::idb::soc_info(&target.soc);
+        let fits = soc.is_some_and(|s| h.socs.contains(&s.name));
+        if !fits {
+            let found = match &h.spl_hdr {
+                Some(m) => format!("header {:?} marked '{m}' ({})", h.version, h.socs.join(", ")),
+                None => format!("header {:?} (for {})", h.version, h.socs.join(", ")),
+            };
+            return Err(StorageError::IdbForOtherSoc {
+                path: path.to_path_buf(),
+                found,
+                soc: target.soc.clone(),
+            });
+        }
+        let what = format!("idbloader {}", path.display());
+        let plan = bring_up.map(|i| crate::plan(i, target)).transpose()?;
+        return Ok((plan, bytes, what));
+    }
+    let inputs = crate::Inputs { bin: Some(path.to_path_buf()), force, ..Default::default() };
+    let mut plan = crate::plan(&inputs, target)?;
+    if let Some(raw) = bring_up {
+        plan = crate::plan(raw, target)?;
+    }
+    let loader = crate::Loader::parse(&bytes).map_err(RockchipError::from)?;
+    let sectors = crate::ul::idb(&loader, &bytes)
+        .map_err(|source| StorageError::Ul { path: path.to_path_buf(), source })?;
+    let what = format!("IDB of {} (FlashData + FlashBoot, as rkdeveloptool ul)", path.display());
+    Ok((Some(plan), sectors, what))
 }
 
 fn verb_name(v: &Verb) -> &'static str {
@@ -181,6 +238,7 @@ fn verb_name(v: &Verb) -> &'static str {
         Verb::Erase { .. } => "erase",
         Verb::Reset { .. } => "reset",
         Verb::Partitions => "partitions",
+        Verb::LoaderToStorage { .. } => "write --loader-to-storage",
     }
 }
 
@@ -229,6 +287,10 @@ pub enum StorageError {
     NoTable { medium: String, why: String },
     #[error("{path}: extent at byte 0x{offset:x} is not on a 512-byte sector", path = path.display())]
     Unaligned { path: PathBuf, offset: u64 },
+    #[error("{}: {source}", path.display())]
+    Ul { path: PathBuf, source: crate::ul::UlError },
+    #[error("{}: an idbloader with {found}, not for {soc}", path.display())]
+    IdbForOtherSoc { path: PathBuf, found: String, soc: String },
     #[error("{} is in maskrom and no --loader was given to bring it to the usbplug", board)]
     NeedLoader { board: String },
     #[error("the 0x472 stage ran but no usbplug answered rockusb at USB port {port}")]
@@ -278,6 +340,8 @@ impl Classify for StorageError {
             | StorageError::NoSuchPartition { .. }
             | StorageError::NoGpt { .. }
             | StorageError::Unaligned { .. }
+            | StorageError::Ul { .. }
+            | StorageError::IdbForOtherSoc { .. }
             | StorageError::NeedLoader { .. } => FailureClass::BadInput,
             StorageError::NoTable { .. } => FailureClass::Rejected,
             StorageError::NoUsbplug { .. } => FailureClass::Rejected,
@@ -695,6 +759,21 @@ pub fn run(
             let parts = read_gpt(&mut r, sectors)?
                 .map_err(|why| StorageError::NoTable { medium: medium.clone(), why })?;
             report.partitions = Some(parts);
+        }
+        Verb::LoaderToStorage { loader, verify, .. } => {
+            // plan() made these sectors; a Plan built by hand without them
+            // has nothing to write.
+            let Some((bytes, what)) = &plan.idb else {
+                return Err(StorageError::EmptyImage { path: loader.clone() });
+            };
+            let lba = crate::idb::STORAGE_LBA;
+            let len = bytes.len() as u64;
+            check_end(what, lba, len)?;
+            let room = sectors.saturating_sub(lba) * SECTOR;
+            let one =
+                std::iter::once(Ok::<Extent, StorageError>(Extent::Data { offset: 0, bytes: bytes.clone() }));
+            report.written =
+                Some(write_extents(&mut r, lba, len, room, one, per, *verify, what, loader, conn)?);
         }
     }
     Ok(report)

@@ -46,3 +46,13 @@ impl RockchipArgs {
         }
     }
 }
+
+/// Rockchip flags of `racklet-flash image`: the idbloader's stages.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Rockchip")]
+pub struct RockchipImageArgs {
+    /// Rockchip: the TPL (DRAM init) that runs from SRAM before the SPL
+    /// (mkimage's `-d TPL:SPL`); without it the SPL is the SRAM stage.
+    #[arg(long = "dram", id = "idb_dram", value_name = "TPL")]
+    pub dram: Option<PathBuf>,
+}

@@ -70,6 +70,34 @@ pub struct BringUp {
     /// partition, flashed whole as the vendor flasher does.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["loader", "then"])]
     pub bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub rockchip: RockchipBringUp,
+}
+
+/// Rockchip's raw-blob bring-up of the storage verbs, as `maskrom` takes
+/// it: a DRAM-init blob and a usbplug, or both from an rkbin checkout.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Rockchip bring-up")]
+pub struct RockchipBringUp {
+    /// Rockchip: the DRAM-init blob (0x471 stage), with --usbplug.
+    #[arg(long, value_name = "DDR")]
+    pub dram: Option<PathBuf>,
+    /// Rockchip: a raw usbplug (0x472 stage), after --dram.
+    #[arg(long, value_name = "FILE")]
+    pub usbplug: Option<PathBuf>,
+    /// Rockchip: take the DDR blob and usbplug from an rkbin checkout.
+    #[arg(long, value_name = "DIR")]
+    pub rkbin: Option<PathBuf>,
+}
+
+impl RockchipBringUp {
+    /// The flags given, with their files.
+    pub fn given(&self) -> Vec<(&'static str, &std::path::Path)> {
+        [("--dram", &self.dram), ("--usbplug", &self.usbplug), ("--rkbin", &self.rkbin)]
+            .into_iter()
+            .filter_map(|(f, p)| p.as_deref().map(|p| (f, p)))
+            .collect()
+    }
 }
 
 /// Where on the medium: an offset (bytes, or sectors where the protocol
@@ -114,6 +142,11 @@ pub struct WriteArgs {
     /// max-download-size when that is smaller.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub sparse_limit: Option<u64>,
+    /// Rockchip: write the --loader's IDB at LBA 64, where the boot ROM
+    /// looks for it (rkdeveloptool ul): built from an RKBOOT loader's
+    /// FlashData and FlashBoot, or an idbloader image (mkimage -T rksd) as it is.
+    #[arg(long, conflicts_with = "image")]
+    pub loader_to_storage: bool,
     #[command(flatten)]
     pub starfive: crate::args::starfive::StarfiveWriteArgs,
 }

@@ -49,7 +49,9 @@ fn verb(
             board.name
         )));
     }
-    if let Some((owner, flag)) = only_for.iter().find(|(owner, _)| *owner != driver.name()) {
+    let rockchip: Vec<(&str, &str)> =
+        target.bring_up.rockchip.given().into_iter().map(|(f, _)| ("rockchip", f)).collect();
+    if let Some((owner, flag)) = only_for.iter().chain(&rockchip).find(|(owner, _)| *owner != driver.name()) {
         return Err(crate::error::bad_input(format!(
             "{flag} is a {owner} flag; {} is a {} board",
             board.name,
@@ -59,7 +61,12 @@ fn verb(
     // Every input file is checked (bounded, a regular file) before anything
     // is touched; the driver reads it again, in pieces, when it sends it.
     let mut input_files = Vec::new();
-    for p in inputs {
+    // The raw bring-up files (an rkbin directory is searched by the driver).
+    let raw: Vec<&std::path::Path> = [&target.bring_up.rockchip.dram, &target.bring_up.rockchip.usbplug]
+        .into_iter()
+        .filter_map(|p| p.as_deref())
+        .collect();
+    for p in inputs.iter().chain(&raw) {
         racklet_image::check_input(p, u64::MAX, "an image")?;
         let file = racklet_link::transcript::reader::InputFile::of_file(p);
         input_files.push(file.map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))?);
@@ -99,6 +106,9 @@ pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCod
     inputs.extend(starfive.iter().map(|(_, p)| *p));
     let mut only_for: Vec<(&str, &str)> = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
     only_for.extend(a.starfive.given_switches().into_iter().map(|f| ("starfive", f)));
+    if a.loader_to_storage {
+        only_for.push(("rockchip", "--loader-to-storage"));
+    }
     verb(g, "write", &a.target, &only_for, a.place.medium.clone(), &inputs, "written", out, &|d, job| {
         d.write(job, a)
     })

@@ -4,13 +4,12 @@
 
 use anyhow::Result;
 use racklet_image::{Description, Payload};
-use racklet_link::FailureClass;
 
 use super::{Driver, Job, StorageJob};
 use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
-use crate::error::{classify, fail};
+use crate::error::classify;
 use crate::job::Outcome;
 
 pub struct Rockchip;
@@ -71,14 +70,27 @@ impl Driver for Rockchip {
         racklet_rockchip::near_miss(bytes)
     }
 
-    fn image(&self, board: &Board, _args: &ImageArgs, _payload: &Payload) -> Result<Vec<u8>> {
-        Err(fail(
-            FailureClass::Other,
-            format!(
-                "storage boot images (idbloader) for {} are not built by racklet-flash yet; use U-Boot's `mkimage -T rksd`",
-                board.name
-            ),
-        ))
+    fn image_flags(&self) -> Option<clap::Id> {
+        <crate::args::rockchip::RockchipImageArgs as clap::Args>::group_id()
+    }
+
+    fn image(&self, board: &Board, args: &ImageArgs, payload: &Payload) -> Result<Vec<u8>> {
+        use racklet_rockchip::idb::{Stage, build};
+        let tpl = match &args.rockchip.dram {
+            Some(p) => Some((p.display().to_string(), board.target().read_stage(p)?)),
+            None => None,
+        };
+        let spl_name = payload.path.display().to_string();
+        let spl = Stage { file: &spl_name, bytes: &payload.bytes };
+        let tpl = tpl.as_ref().map(|(f, b)| Stage { file: f, bytes: b });
+        build(&board.soc, spl, tpl).map_err(classify)
+    }
+
+    fn image_notes(&self, board: &Board) -> Vec<String> {
+        vec![format!(
+            "the boot ROM reads it from sector 64 (byte 0x8000) of the SD card or eMMC: `racklet-flash write {} idbloader.img --at 64`, or dd seek=64",
+            board.name
+        )]
     }
 
     fn storage_verbs(&self) -> &'static [&'static str] {
@@ -86,6 +98,26 @@ impl Driver for Rockchip {
     }
 
     fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
+        if a.loader_to_storage {
+            let Some(loader) = job.target.bring_up.loader.clone() else {
+                return Err(crate::error::bad_input(format!(
+                    "--loader-to-storage writes the --loader's IDB: `racklet-flash write {} --loader-to-storage --loader LOADER.bin`",
+                    job.board.name
+                )));
+            };
+            if a.place.at.is_some() || !a.place.partition.is_empty() {
+                return Err(crate::error::bad_input(
+                    "--loader-to-storage writes at LBA 64, where the boot ROM looks: drop --at/--partition"
+                        .to_string(),
+                ));
+            }
+            let verb = racklet_rockchip::storage::Verb::LoaderToStorage {
+                loader,
+                verify: !a.no_verify,
+                force: job.target.connect.force,
+            };
+            return storage(job, &a.place.medium, &verb, None);
+        }
         let Some(image) = a.image.clone() else {
             return Err(crate::error::bad_input(format!(
                 "give the image to write: `racklet-flash write {} IMAGE [--at LBA | --partition NAME] --loader LOADER.bin`",
@@ -151,17 +183,32 @@ fn one_partition(given: &[String]) -> Result<Option<String>> {
     }
 }
 
-/// The bring-up: `--loader RKBOOT` when given (the usbplug answering
-/// already needs none).
-fn bring_up(t: &StorageTarget) -> Result<Option<racklet_rockchip::Inputs>> {
+/// The bring-up: `--loader RKBOOT`, or raw `--dram DDR --usbplug FILE` /
+/// `--rkbin DIR` as `maskrom` takes them (none: the usbplug must answer).
+/// With `--loader-to-storage` the loader is what is written, not the bring-up.
+fn bring_up(t: &StorageTarget, loader_is_written: bool) -> Result<Option<racklet_rockchip::Inputs>> {
     if !t.bring_up.then.is_empty() || t.bring_up.loader_address.is_some() {
         return Err(crate::error::bad_input(
             "--then and --loader-address are not for Rockchip boards: --loader takes an RKBOOT loader (rkbin's boot_merger output)"
                 .to_string(),
         ));
     }
-    Ok(t.bring_up.loader.as_ref().map(|l| racklet_rockchip::Inputs {
-        bin: Some(l.clone()),
+    let rk = &t.bring_up.rockchip;
+    let raw = !rk.given().is_empty();
+    let loader = if loader_is_written { None } else { t.bring_up.loader.clone() };
+    if raw && loader.is_some() {
+        return Err(crate::error::bad_input_with_hint(
+            "--loader and --dram/--usbplug/--rkbin both bring the board up: give one".to_string(),
+            "an RKBOOT --loader carries its own DRAM init and usbplug".to_string(),
+        ));
+    }
+    if !raw && loader.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(racklet_rockchip::Inputs {
+        bin: loader.or_else(|| rk.usbplug.clone()),
+        dram: rk.dram.clone(),
+        rkbin: rk.rkbin.clone(),
         force: t.connect.force,
         ..Default::default()
     }))
@@ -183,7 +230,7 @@ fn storage(
     }
     let t = job.target;
     let target = job.board.target();
-    let inputs = bring_up(t)?;
+    let inputs = bring_up(t, matches!(verb, racklet_rockchip::storage::Verb::LoaderToStorage { .. }))?;
     let plan = racklet_rockchip::storage::plan(inputs.as_ref(), verb, &target).map_err(classify)?;
     let opts = racklet_rockchip::Options { force: t.connect.force, ..Default::default() };
     // Put in place only when the device confirmed the whole read.
