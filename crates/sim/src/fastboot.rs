@@ -1293,7 +1293,9 @@ pub const TCP_MAX_CLIENTS: usize = 64;
 /// download is moved out of the device then, so a long-running server
 /// keeps none), and once more when a session ends. A client that drops in
 /// the middle of a download leaves the device waiting for a command.
-/// Without `keep` the server ends after its first session; an error from
+/// Without `keep` the server ends after its first session (one run of the
+/// board: connections follow each other while each started the board's
+/// next stage); an error from
 /// `report` ends the session, and the server with it.
 pub fn serve_tcp(
     listener: &std::net::TcpListener,
@@ -1340,9 +1342,23 @@ pub fn serve_tcp(
     };
     let take_failure = || failed.lock().unwrap_or_else(|e| e.into_inner()).take();
     if !keep {
-        let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
-        session(stream, peer);
-        return take_failure().map_or(Ok(()), Err);
+        // One run of the board: a connection in which the board started an
+        // image and left for a next stage that takes a connection (K1: ROM
+        // to FSBL to U-Boot; TH1520: ROM to U-Boot) is followed by the one
+        // to that stage, as the board's next stage answers at the same
+        // address (sheet §7: the connection drops on `continue`/`reboot`).
+        loop {
+            let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
+            let before = lock(dev).started.len();
+            session(stream, peer);
+            if let Some(e) = take_failure() {
+                return Err(e);
+            }
+            let d = lock(dev);
+            if d.started.len() == before || !d.reachable() {
+                return Ok(());
+            }
+        }
     }
     let active = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {

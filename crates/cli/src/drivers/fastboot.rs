@@ -91,6 +91,10 @@ impl Driver for Fastboot {
         &["write", "erase"]
     }
 
+    fn tcp(&self) -> bool {
+        true
+    }
+
     fn attach_storage_sim(&self, sim: &StorageSim) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         // With --loader the virtual board starts in its boot ROM and the
         // run brings it up (K1: --then u-boot.itb); without, it is already
@@ -189,10 +193,7 @@ impl Driver for Fastboot {
                         out.json(json!({"event":"listening","board":board.name,"address":format!("tcp:{address}")}));
                     } else {
                         outln!("tcp:{address}");
-                        out.line(&format!(
-                            "serving the virtual {} boot ROM of {} on tcp:{address}; try `fastboot -s tcp:{address} getvar version`",
-                            board.soc, board.name
-                        ));
+                        out.line(&serve_hint(board, args, &format!("tcp:{address}")));
                     }
                 }
                 Event::ConnectionError { peer, message } => log(
@@ -226,5 +227,29 @@ impl Driver for Fastboot {
             Ok(())
         };
         server::serve(&opts, &on).map_err(classify)
+    }
+}
+
+/// What `sim --tcp` says it serves, with a command that works on it: one
+/// run of racklet-flash (without --keep the server ends after it), or with
+/// --keep also Debian's client (the virtual ROMs answer `getvar version`).
+fn serve_hint(board: &Board, args: &SimArgs, at: &str) -> String {
+    let (what, ours) = match args.in_uboot {
+        true => (
+            "vendor U-Boot fastboot",
+            format!("racklet-flash write {} --partition NAME=FILE --port {at}", board.name),
+        ),
+        false => ("boot ROM", format!("racklet-flash maskrom {} FILE --port {at}", board.name)),
+    };
+    let theirs = format!("fastboot -s {at} getvar version");
+    match args.keep {
+        true => format!(
+            "serving the virtual {} {what} of {} on {at}, session after session; try `{theirs}` or `{ours}`",
+            board.soc, board.name
+        ),
+        false => format!(
+            "serving one run of the virtual {} {what} of {} on {at}: `{ours}` (pass --keep to serve session after session, e.g. `{theirs}` first)",
+            board.soc, board.name
+        ),
     }
 }

@@ -60,6 +60,11 @@ pub trait Driver: Sync {
     /// Loads and starts the payload (`racklet-flash maskrom`).
     fn maskrom(&self, job: &mut Job) -> Result<Outcome>;
 
+    /// True when the protocol crate reaches a board over TCP too (`--port tcp:HOST:PORT`).
+    fn tcp(&self) -> bool {
+        false
+    }
+
     /// The id of the protocol's flag group of `maskrom` (its `clap::Args`
     /// struct under crate::args, flattened into `MaskromArgs`). A flag of
     /// another driver's group given for this protocol's board is refused.
@@ -207,6 +212,27 @@ pub static DRIVERS: &[&dyn Driver] =
 /// The driver of `board`.
 pub fn of(board: &Board) -> &'static dyn Driver {
     by_name(board.protocol.name()).expect("every protocol of the board table has a driver")
+}
+
+/// Refuses `--port tcp:HOST:PORT` for a board whose protocol has no TCP
+/// transport, and with `--simulate`/`--replay`, which make their own device.
+pub fn check_tcp(board: &Board, sel: &racklet_link::Selector, own_device: bool) -> Result<()> {
+    if !of(board).tcp() {
+        let table = crate::boards::load(None).map(|b| b.boards).unwrap_or_default();
+        let takers: Vec<&str> = table.iter().filter(|b| of(b).tcp()).map(|b| b.name.as_str()).collect();
+        return Err(crate::error::bad_input(format!(
+            "--port {sel}: {} ({}) is reached over USB or serial only; tcp:HOST:PORT is for the boards whose ROM speaks fastboot ({})",
+            board.name,
+            board.protocol.name(),
+            takers.join(", ")
+        )));
+    }
+    if own_device {
+        return Err(crate::error::bad_input(format!(
+            "--port {sel}: --simulate, --auto-simulate and --replay bring their own device; leave them out to talk to tcp:, or leave --port out"
+        )));
+    }
+    Ok(())
 }
 
 /// The driver called `name`.
