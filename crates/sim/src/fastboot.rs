@@ -410,6 +410,8 @@ pub struct FastbootDevice {
     pub started: Vec<Started>,
     /// Every `flash:` accepted: stage, partition, bytes.
     pub flashed: Vec<(Stage, String, usize)>,
+    /// The board's UART console, when asked for ([`crate::console`]).
+    console: Option<crate::console::Uart>,
 }
 
 impl FastbootDevice {
@@ -445,7 +447,19 @@ impl FastbootDevice {
             downloads: Vec::new(),
             started: Vec::new(),
             flashed: Vec::new(),
+            console: None,
         }
+    }
+
+    /// Gives the board a UART console.
+    pub fn with_console(mut self, console: Option<crate::console::Uart>) -> Self {
+        self.console = console;
+        self
+    }
+
+    /// The tty of the board's UART console, if it has one.
+    pub fn console(&self) -> Option<String> {
+        self.console.as_ref().map(crate::console::Uart::path)
     }
 
     /// Injects a fault.
@@ -633,6 +647,10 @@ impl FastbootDevice {
     }
 
     fn start(&mut self, what: &str, image: &[u8]) {
+        // What runs prints on the board's UART.
+        if let Some(c) = &mut self.console {
+            c.runs(image);
+        }
         self.started.push(Started {
             by: self.stage,
             what: what.into(),
@@ -1099,17 +1117,27 @@ impl VirtualRom for Attached {
     fn verdict(&mut self) -> Verdict {
         lock(&self.0).verdict()
     }
+
+    fn console(&self) -> Option<String> {
+        lock(&self.0).console()
+    }
 }
+
+/// Both ROMs start code on hart 0 (the model's assumption; the payloads'
+/// table, payloads/README.md, names no other boot hart for them).
+pub const BOOT_CORE: crate::console::BootCore = crate::console::BootCore { word: "hart", id: 0 };
 
 /// The board `scenario` describes: the model of `soc`, its fault, the
 /// stages its user sends.
 pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError> {
+    let uart = scenario.uart(soc, BOOT_CORE)?;
     let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let fault = scenario.fault.as_deref().map(str::parse::<Fault>).transpose()?;
     let dev = FastbootDevice::new(soc, &scenario.port_path)
         .with_fault(fault)
         .with_next_stages(scenario.next_stages)
-        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High));
+        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High))
+        .with_console(uart);
     match &scenario.storage {
         Some(path) => dev.with_storage(path).map_err(|e| SimError::Impossible {
             soc: format!("{soc:?}"),

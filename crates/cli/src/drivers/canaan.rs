@@ -85,7 +85,7 @@ impl Driver for Canaan {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
+        let scenario = sim.scenario();
         models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 

@@ -167,7 +167,7 @@ impl Driver for Fastboot {
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
         // The user sends one more image with --then (K1: u-boot.itb).
         let next_stages = sim.args.fastboot.then.len();
-        let scenario = Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) };
+        let scenario = Scenario { next_stages, ..sim.scenario() };
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 

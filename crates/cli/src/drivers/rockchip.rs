@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Result;
 use racklet_image::{Description, Payload};
 use racklet_link::FailureClass;
-use racklet_sim::models::Scenario;
 use racklet_sim::rom::Verdict;
 use racklet_sim::serve::rockchip::{self as server, Event};
 
@@ -79,7 +78,7 @@ impl Driver for Rockchip {
     }
 
     fn attach_sim(&self, sim: &SimCtx) -> Result<Box<dyn racklet_sim::rom::VirtualRom>> {
-        let scenario = Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) };
+        let scenario = sim.scenario();
         racklet_sim::models::attach(&sim.board.soc, &scenario, &sim.usb, &sim.serial).map_err(classify)
     }
 
