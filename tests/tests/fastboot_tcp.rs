@@ -287,6 +287,16 @@ fn tcp_is_refused_on_boards_without_a_tcp_transport() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--simulate"));
+    // A transcript records USB and serial transfers only.
+    bin()
+        .args(["maskrom", "lichee-pi-4a"])
+        .arg(&file)
+        .args(["--port", "tcp:127.0.0.1:5599", "--record"])
+        .arg(d.path().join("t.jsonl"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--record"));
+    assert!(!d.path().join("t.jsonl").exists(), "nothing is written when the run is refused");
     // A malformed one names the form.
     bin()
         .args(["maskrom", "lichee-pi-4a"])

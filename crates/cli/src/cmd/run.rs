@@ -69,10 +69,7 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
         let s = Selector::parse(s)?;
         match &s {
             Selector::Tty(p) => not_a_tty("--port", p)?,
-            Selector::Tcp { .. } => {
-                let c = spec.connect;
-                crate::drivers::check_tcp(board, &s, c.simulate || c.auto_simulate || c.replay.is_some())?
-            }
+            Selector::Tcp { .. } => crate::drivers::check_tcp(board, &s, spec.connect)?,
             _ => {}
         }
         // The same selector twice is one board.

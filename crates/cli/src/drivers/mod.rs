@@ -216,7 +216,11 @@ pub fn of(board: &Board) -> &'static dyn Driver {
 
 /// Refuses `--port tcp:HOST:PORT` for a board whose protocol has no TCP
 /// transport, and with `--simulate`/`--replay`, which make their own device.
-pub fn check_tcp(board: &Board, sel: &racklet_link::Selector, own_device: bool) -> Result<()> {
+pub fn check_tcp(
+    board: &Board,
+    sel: &racklet_link::Selector,
+    c: &crate::args::connect::ConnectArgs,
+) -> Result<()> {
     if !of(board).tcp() {
         let table = crate::boards::load(None).map(|b| b.boards).unwrap_or_default();
         let takers: Vec<&str> = table.iter().filter(|b| of(b).tcp()).map(|b| b.name.as_str()).collect();
@@ -227,9 +231,14 @@ pub fn check_tcp(board: &Board, sel: &racklet_link::Selector, own_device: bool) 
             takers.join(", ")
         )));
     }
-    if own_device {
+    if c.simulate || c.auto_simulate || c.replay.is_some() {
         return Err(crate::error::bad_input(format!(
             "--port {sel}: --simulate, --auto-simulate and --replay bring their own device; leave them out to talk to tcp:, or leave --port out"
+        )));
+    }
+    if c.record.is_some() {
+        return Err(crate::error::bad_input(format!(
+            "--port {sel}: --record records USB and serial transfers, not TCP; leave --record out"
         )));
     }
     Ok(())
