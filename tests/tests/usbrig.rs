@@ -171,6 +171,15 @@ impl Rig {
             .unwrap_or_else(|| panic!("guest step {name} did not run; console:\n{}", self.console))
     }
 
+    /// The guest's wall time of a `timed` step (its `RIG-TIME NAME MS` line).
+    fn time(&self, name: &str) -> u64 {
+        let tag = format!("RIG-TIME {name} ");
+        self.console
+            .lines()
+            .find_map(|l| l.split_once(&tag).and_then(|(_, ms)| ms.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no RIG-TIME for {name}; console:\n{}", self.console))
+    }
+
     /// The step exited with `code`; returns its output.
     fn expect(&self, name: &str, code: i32) -> &str {
         let s = self.step(name);
@@ -289,6 +298,8 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     // sectors to write and read back (`wl`, `rl`).
     std::fs::write(data.join("rk-loader.bin"), racklet_tests::rk3568_loader()).expect("rk-loader.bin");
     std::fs::write(data.join("rk-image.bin"), racklet_tests::pattern(200 * 512, 11)).expect("rk-image.bin");
+    // The speed steps: 4 MiB for each client to write the same way.
+    std::fs::write(data.join("speed.bin"), racklet_tests::pattern(4 << 20, 12)).expect("speed.bin");
     // For `ul` / `write --loader-to-storage`: a loader with FlashData and FlashBoot.
     let (ul, _, _) = racklet_tests::rk3568_ul_loader(b"3568", true);
     std::fs::write(data.join("rk-ul-loader.bin"), ul).expect("rk-ul-loader.bin");
@@ -552,9 +563,21 @@ fn usb_rig_in_a_qemu_guest() {
     rig.expect("rkd-ul-rf", 0);
     rig.expect("rkd-ul-rf-read", 0);
     rig.expect("rkd-ul-cmp", 0);
+    // Speed, side by side (docs/benchmarks.md): each client's wall time in
+    // the guest for the same 4 MiB; printed, not judged (a timed assertion
+    // on a TCG guest proves nothing).
+    for (theirs, ours, what) in [
+        ("speed-rkd-wl", "speed-rf-wl", "rockusb write: rkdeveloptool wl / racklet-flash write"),
+        ("speed-fb-flash", "speed-rf-flash", "fastboot flash: Debian fastboot / racklet-flash write"),
+    ] {
+        rig.expect(theirs, 0);
+        rig.expect(ours, 0);
+        let (t, o) = (rig.time(theirs), rig.time(ours));
+        eprintln!("rig speed, {what}: {t} ms / {o} ms = {:.2}", t as f64 / o.max(1) as f64);
+    }
     let v = rig.expect("rkd-verdict", 0);
-    // 200 by wl, 156 by ul, 156 by --loader-to-storage.
-    assert!(v.contains("VERDICT rkd ok") && v.contains("wrote 512 sectors"), "{v}");
+    // 200 by wl, 156 by ul, 156 by --loader-to-storage, 8192 + 8192 by the speed steps.
+    assert!(v.contains("VERDICT rkd ok") && v.contains("wrote 16896 sectors"), "{v}");
 
     check_captures(&rig, &bin.join("racklet-flash"), &work.path().join("data"));
 }

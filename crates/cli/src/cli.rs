@@ -244,7 +244,8 @@ pub struct SimArgs {
     /// stand-in of tests/k230flash speaks it). Serial boards get a pty.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
-    /// Serve more than one session.
+    /// Serve session after session. Without it the server ends after one run of the board
+    /// (over TCP: the connections of one run, each stage's after the last one started it).
     #[arg(long)]
     pub keep: bool,
     /// Make the virtual ROM misbehave.

@@ -33,3 +33,16 @@ pub struct SimCtx<'a> {
     /// board, `--fault PORT=NAME` for the one at PORT).
     pub fault: Option<String>,
 }
+
+impl SimCtx<'_> {
+    /// The virtual board this job stands for: at its port, with its fault,
+    /// and with a UART console when `--monitor` reads one.
+    pub fn scenario(&self) -> racklet_sim::models::Scenario {
+        racklet_sim::models::Scenario {
+            fault: self.fault.clone(),
+            console: !self.args.monitor.is_empty(),
+            board: Some(self.board.name.clone()),
+            ..racklet_sim::models::Scenario::at(&self.port_path)
+        }
+    }
+}

@@ -171,10 +171,10 @@ impl<'a> Connector<'a> {
     /// Finds the board's USB device: one of `ids`, matching the selector,
     /// waiting up to `wait` when given. Several matches are `Ambiguous`.
     pub fn find_usb(&mut self, ids: &[UsbId], what: &str) -> Result<UsbInfo, LinkError> {
-        if let Some(Selector::Tty(p)) = &self.selector {
+        if let Some(sel @ (Selector::Tty(_) | Selector::Tcp { .. })) = &self.selector {
             return Err(LinkError::WrongTransport {
                 what: what.to_string(),
-                given: p.display().to_string(),
+                given: sel.to_string(),
                 want: "a USB port path (see `racklet-flash list`)",
             });
         }
@@ -232,6 +232,13 @@ impl<'a> Connector<'a> {
     /// tty given with `--port` is used as is, even when no listing shows it
     /// (a pty, a symlink).
     pub fn find_serial(&mut self, ids: Option<&[UsbId]>, what: &str) -> Result<SerialInfo, LinkError> {
+        if let Some(sel @ Selector::Tcp { .. }) = &self.selector {
+            return Err(LinkError::WrongTransport {
+                what: what.to_string(),
+                given: sel.to_string(),
+                want: "a tty path or a USB port path (see `racklet-flash list`)",
+            });
+        }
         let sel = self.selector.clone();
         let pred = |p: &SerialInfo| {
             ids.is_none_or(|ids| ids.iter().any(|id| id.matches_serial(p)))

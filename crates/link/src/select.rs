@@ -15,12 +15,16 @@ pub enum Selector {
     Tty(PathBuf),
     /// `vid:pid` with an optional `:serial`.
     UsbId { vid: u16, pid: u16, serial: Option<String> },
+    /// `tcp:HOST:PORT`: a device reached over the network (AOSP fastboot's
+    /// TCP transport). Only boards whose protocol has a TCP transport take
+    /// it; it matches no USB device and no serial port.
+    Tcp { host: String, port: u16 },
 }
 
 /// A selector that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid --port selector '{input}': {why}. Use a USB port path (1-3.2), a tty path (/dev/ttyUSB0) or vid:pid[:serial] (2207:350a)"
+    "invalid --port selector '{input}': {why}. Use a USB port path (1-3.2), a tty path (/dev/ttyUSB0), vid:pid[:serial] (2207:350a) or tcp:HOST:PORT (fastboot boards)"
 )]
 pub struct SelectorError {
     pub input: String,
@@ -30,12 +34,16 @@ pub struct SelectorError {
 impl Selector {
     /// Parses a selector. Accepted forms: `usb:1-3.2` or `1-3.2`,
     /// `tty:/dev/ttyUSB0` or any path starting with `/` or `.`, `COM3`,
-    /// `2207:350a` and `2207:350a:SERIAL`.
+    /// `2207:350a` and `2207:350a:SERIAL`, `tcp:HOST:PORT` (an IPv6 host in
+    /// brackets: `tcp:[::1]:5554`).
     pub fn parse(input: &str) -> Result<Selector, SelectorError> {
         let err = |why: &str| SelectorError { input: input.to_string(), why: why.to_string() };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("it is empty"));
+        }
+        if let Some(rest) = s.strip_prefix("tcp:") {
+            return parse_tcp(rest).map_err(|why| err(&why));
         }
         if let Some(rest) = s.strip_prefix("tty:") {
             return Ok(Selector::Tty(PathBuf::from(rest)));
@@ -71,7 +79,16 @@ impl Selector {
                     && info.pid == *pid
                     && serial.as_ref().is_none_or(|s| info.serial.as_deref() == Some(s))
             }
-            Selector::Tty(_) => false,
+            Selector::Tty(_) | Selector::Tcp { .. } => false,
+        }
+    }
+
+    /// `HOST:PORT` of a [`Selector::Tcp`], as a socket address is written.
+    pub fn tcp_address(&self) -> Option<String> {
+        match self {
+            Selector::Tcp { host, port } if host.contains(':') => Some(format!("[{host}]:{port}")),
+            Selector::Tcp { host, port } => Some(format!("{host}:{port}")),
+            _ => None,
         }
     }
 
@@ -86,6 +103,7 @@ impl Selector {
                     && info.pid == Some(*pid)
                     && serial.as_ref().is_none_or(|s| info.serial.as_deref() == Some(s))
             }
+            Selector::Tcp { .. } => false,
         }
     }
 }
@@ -97,7 +115,32 @@ impl fmt::Display for Selector {
             Selector::Tty(p) => write!(f, "{}", p.display()),
             Selector::UsbId { vid, pid, serial: None } => write!(f, "{vid:04x}:{pid:04x}"),
             Selector::UsbId { vid, pid, serial: Some(s) } => write!(f, "{vid:04x}:{pid:04x}:{s}"),
+            Selector::Tcp { .. } => write!(f, "tcp:{}", self.tcp_address().unwrap_or_default()),
         }
+    }
+}
+
+/// `HOST:PORT` after `tcp:`: a host name or address (IPv6 in brackets) and
+/// a port from 1 to 65535.
+fn parse_tcp(s: &str) -> Result<Selector, String> {
+    let want = "give it as tcp:HOST:PORT (e.g. tcp:127.0.0.1:5554)";
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (h, p) =
+                rest.split_once(']').ok_or_else(|| format!("the IPv6 address has no closing ']'; {want}"))?;
+            (h, p.strip_prefix(':').ok_or_else(|| format!("no port after the address; {want}"))?)
+        }
+        None => s.rsplit_once(':').ok_or_else(|| format!("no port; {want}"))?,
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!("the host {host:?} is not a host name or address; {want}"));
+    }
+    if !s.starts_with('[') && host.contains(':') {
+        return Err(format!("an IPv6 address goes in brackets: tcp:[{host}]:{port}"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(Selector::Tcp { host: host.to_string(), port: p }),
+        _ => Err(format!("the port {port:?} is not a number from 1 to 65535; {want}")),
     }
 }
 
@@ -144,6 +187,32 @@ mod tests {
             Selector::parse("/dev/does-not-exist-ttyX").unwrap(),
             Selector::Tty("/dev/does-not-exist-ttyX".into())
         );
+    }
+
+    #[test]
+    fn parses_tcp_and_writes_it_back() {
+        let s = Selector::parse("tcp:127.0.0.1:5599").unwrap();
+        assert_eq!(s, Selector::Tcp { host: "127.0.0.1".into(), port: 5599 });
+        assert_eq!(s.to_string(), "tcp:127.0.0.1:5599");
+        assert_eq!(s.tcp_address().as_deref(), Some("127.0.0.1:5599"));
+        let s = Selector::parse("tcp:[::1]:5554").unwrap();
+        assert_eq!(s, Selector::Tcp { host: "::1".into(), port: 5554 });
+        assert_eq!(Selector::parse(&s.to_string()).unwrap(), s);
+        assert_eq!(s.tcp_address().as_deref(), Some("[::1]:5554"));
+        assert_eq!(
+            Selector::parse("tcp:board-7.lab:5554").unwrap(),
+            Selector::Tcp { host: "board-7.lab".into(), port: 5554 }
+        );
+        for bad in
+            ["tcp:", "tcp:host", "tcp:host:", "tcp::5554", "tcp:h:0", "tcp:h:70000", "tcp:h:x", "tcp:::1:5"]
+        {
+            let e = Selector::parse(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("tcp:HOST:PORT") || e.to_string().contains("brackets"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(!Selector::parse("tcp:127.0.0.1:5554").unwrap().matches_usb(&crate::UsbInfo::default()));
     }
 
     #[test]

@@ -262,6 +262,8 @@ pub struct K230Rom {
     pub kburn: Kburn,
     /// Code started in SRAM is the kburn loader (Scenario `storage_loader`).
     storage_loader: bool,
+    /// The board's UART console, when asked for ([`crate::console`]).
+    console: Option<crate::console::Uart>,
     /// After a reset, the ROM booted the SD card's image: its payload's size.
     pub booted: Option<u64>,
     /// Everything written, in order.
@@ -293,6 +295,7 @@ impl K230Rom {
             cpu_info_misses: 0,
             kburn: Kburn::new(None).expect("media in memory"),
             storage_loader: false,
+            console: None,
             booted: None,
             regions: Vec::new(),
             jumps: Vec::new(),
@@ -327,6 +330,17 @@ impl K230Rom {
     pub fn with_storage_loader(mut self, yes: bool) -> Self {
         self.storage_loader = yes;
         self
+    }
+
+    /// Gives the board a UART console.
+    pub fn with_console(mut self, console: Option<crate::console::Uart>) -> Self {
+        self.console = console;
+        self
+    }
+
+    /// The tty of the board's UART console, if it has one.
+    pub fn console(&self) -> Option<String> {
+        self.console.as_ref().map(crate::console::Uart::path)
     }
 
     /// The board (re-)enumerated: what a fresh enumeration resets.
@@ -514,6 +528,18 @@ impl K230Rom {
             return Ok(());
         }
         let started = self.start(entry);
+        // Code that runs prints on the board's UART.
+        if matches!(started, Started::Runs | Started::ReturnsToRom | Started::Hangs)
+            && let (Some(c), Some(r)) = (
+                self.console.as_mut(),
+                self.regions
+                    .iter()
+                    .rev()
+                    .find(|r| entry >= r.address && entry < r.address + r.data.len() as u64),
+            )
+        {
+            c.runs(&r.data);
+        }
         let jump = Jump { entry, started, after_regions: self.regions.len() };
         self.log.push(self.describe(&jump));
         self.jumps.push(jump);
@@ -587,7 +613,15 @@ impl VirtualRom for Attached {
     fn verdict(&mut self) -> Verdict {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).verdict()
     }
+
+    fn console(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).console()
+    }
 }
+
+/// The K230's boot ROM runs the code it starts on the little core's hart 0
+/// (the model's assumption: the ROM itself runs there, canaan-k230.md §2).
+pub const BOOT_CORE: crate::console::BootCore = crate::console::BootCore { word: "hart", id: 0 };
 
 fn faults() -> Vec<(&'static str, &'static str)> {
     Fault::ALL.iter().map(|f| (f.0, f.2)).collect()
@@ -603,7 +637,8 @@ fn attach(
     let fault = scenario.fault.as_deref().map(Fault::from_str).transpose()?;
     let rom = K230Rom::new(chip, &scenario.port_path)
         .with_fault(fault)
-        .with_storage_loader(scenario.storage_loader);
+        .with_storage_loader(scenario.storage_loader)
+        .with_console(scenario.uart(soc, BOOT_CORE)?);
     let rom = match &scenario.storage {
         Some(path) => {
             let name = scenario.storage_medium.as_deref().unwrap_or("sd");

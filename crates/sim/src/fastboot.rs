@@ -419,6 +419,8 @@ pub struct FastbootDevice {
     pub started: Vec<Started>,
     /// Every `flash:` accepted: stage, partition, bytes.
     pub flashed: Vec<(Stage, String, usize)>,
+    /// The board's UART console, when asked for ([`crate::console`]).
+    console: Option<crate::console::Uart>,
 }
 
 impl FastbootDevice {
@@ -456,7 +458,19 @@ impl FastbootDevice {
             downloads: Vec::new(),
             started: Vec::new(),
             flashed: Vec::new(),
+            console: None,
         }
+    }
+
+    /// Gives the board a UART console.
+    pub fn with_console(mut self, console: Option<crate::console::Uart>) -> Self {
+        self.console = console;
+        self
+    }
+
+    /// The tty of the board's UART console, if it has one.
+    pub fn console(&self) -> Option<String> {
+        self.console.as_ref().map(crate::console::Uart::path)
     }
 
     /// Injects a fault.
@@ -664,6 +678,10 @@ impl FastbootDevice {
     }
 
     fn start(&mut self, what: &str, image: &[u8]) {
+        // What runs prints on the board's UART.
+        if let Some(c) = &mut self.console {
+            c.runs(image);
+        }
         self.started.push(Started {
             by: self.stage,
             what: what.into(),
@@ -1208,17 +1226,27 @@ impl VirtualRom for Attached {
     fn verdict(&mut self) -> Verdict {
         lock(&self.0).verdict()
     }
+
+    fn console(&self) -> Option<String> {
+        lock(&self.0).console()
+    }
 }
+
+/// Both ROMs start code on hart 0 (the model's assumption; the payloads'
+/// table, payloads/README.md, names no other boot hart for them).
+pub const BOOT_CORE: crate::console::BootCore = crate::console::BootCore { word: "hart", id: 0 };
 
 /// The board `scenario` describes: the model of `soc`, its fault, the
 /// stages its user sends.
 pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError> {
+    let uart = scenario.uart(soc, BOOT_CORE)?;
     let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let fault = scenario.fault.as_deref().map(str::parse::<Fault>).transpose()?;
     let dev = FastbootDevice::new(soc, &scenario.port_path)
         .with_fault(fault)
         .with_next_stages(scenario.next_stages)
-        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High));
+        .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High))
+        .with_console(uart);
     match &scenario.storage {
         Some(path) => dev.with_storage(path).map_err(|e| SimError::Impossible {
             soc: format!("{soc:?}"),
@@ -1421,7 +1449,9 @@ pub const TCP_MAX_CLIENTS: usize = 64;
 /// download is moved out of the device then, so a long-running server
 /// keeps none), and once more when a session ends. A client that drops in
 /// the middle of a download leaves the device waiting for a command.
-/// Without `keep` the server ends after its first session; an error from
+/// Without `keep` the server ends after its first session (one run of the
+/// board: connections follow each other while each started the board's
+/// next stage); an error from
 /// `report` ends the session, and the server with it.
 pub fn serve_tcp(
     listener: &std::net::TcpListener,
@@ -1468,9 +1498,23 @@ pub fn serve_tcp(
     };
     let take_failure = || failed.lock().unwrap_or_else(|e| e.into_inner()).take();
     if !keep {
-        let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
-        session(stream, peer);
-        return take_failure().map_or(Ok(()), Err);
+        // One run of the board: a connection in which the board started an
+        // image and left for a next stage that takes a connection (K1: ROM
+        // to FSBL to U-Boot; TH1520: ROM to U-Boot) is followed by the one
+        // to that stage, as the board's next stage answers at the same
+        // address (sheet §7: the connection drops on `continue`/`reboot`).
+        loop {
+            let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
+            let before = lock(dev).started.len();
+            session(stream, peer);
+            if let Some(e) = take_failure() {
+                return Err(e);
+            }
+            let d = lock(dev);
+            if d.started.len() == before || !d.reachable() {
+                return Ok(());
+            }
+        }
     }
     let active = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {

@@ -25,6 +25,7 @@
 //!   definitions: the ROMs' own and the tests' oracle.
 
 pub mod canaan;
+pub mod console;
 pub mod crc;
 pub mod fastboot;
 pub mod fastload;

@@ -33,6 +33,10 @@ pub struct Scenario {
     /// Give the board a UART console the host can read (`--monitor`;
     /// [`VirtualRom::console`]).
     pub console: bool,
+    /// The board's name in the board table: what the payloads built for it
+    /// print (the virtual console, [`crate::console`]). Like the port it is
+    /// plugged into, the board cannot be told from the wire.
+    pub board: Option<String>,
     /// Where the board's storage (eMMC, SD, flash) is kept between runs
     /// (`--sim-storage FILE`, see [`crate::storage::Medium::in_file`]);
     /// `None`: a fresh, blank medium in memory. A board's storage outlives
@@ -67,6 +71,22 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The board's UART console when one is asked for: a pty on which the
+    /// board prints what the image it starts prints ([`crate::console`]).
+    pub fn uart(
+        &self,
+        soc: &str,
+        core: crate::console::BootCore,
+    ) -> Result<Option<crate::console::Uart>, SimError> {
+        if !self.console {
+            return Ok(None);
+        }
+        let board = self.board.as_deref().unwrap_or(soc);
+        crate::console::Uart::new(board, soc, core)
+            .map(Some)
+            .map_err(|source| SimError::Start { what: "board's console", source })
+    }
+
     /// A board at `port_path` without a fault.
     pub fn at(port_path: &str) -> Self {
         Scenario { port_path: port_path.to_string(), ..Default::default() }

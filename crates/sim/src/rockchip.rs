@@ -219,7 +219,16 @@ impl VirtualRom for Attached {
     fn verdict(&mut self) -> Verdict {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).verdict()
     }
+
+    fn console(&self) -> Option<String> {
+        let rom = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        rom.console.as_ref().map(crate::console::Uart::path)
+    }
 }
+
+/// The ROM runs the stages it loads on core 0 (AArch64: "core"; the
+/// model's assumption, as the payloads' table names no other).
+pub const BOOT_CORE: crate::console::BootCore = crate::console::BootCore { word: "core", id: 0 };
 
 fn attach(
     soc: &str,
@@ -414,6 +423,8 @@ pub struct RockchipRom {
     pub sectors_written: u64,
     pub sectors_read: u64,
     pub sectors_erased: u64,
+    /// The board's UART console, when asked for ([`crate::console`]).
+    console: Option<crate::console::Uart>,
 }
 
 #[derive(Debug)]
@@ -449,6 +460,7 @@ impl RockchipRom {
             sectors_written: 0,
             sectors_read: 0,
             sectors_erased: 0,
+            console: None,
         }
     }
 
@@ -470,7 +482,8 @@ impl RockchipRom {
             Some(f) => f.parse()?,
             None => RockchipFault::None,
         };
-        let rom = RockchipRom::new(chip, &scenario.port_path, fault);
+        let mut rom = RockchipRom::new(chip, &scenario.port_path, fault);
+        rom.console = scenario.uart(soc, BOOT_CORE)?;
         match &scenario.storage {
             None => Ok(rom),
             Some(path) => rom.with_storage(path).map_err(|e| SimError::Impossible {
@@ -621,6 +634,12 @@ impl RockchipRom {
             } else {
                 State::Detached(DETACH_TICKS)
             };
+        }
+        // What runs prints on the board's UART.
+        if let Some(c) = &mut self.console
+            && self.state != State::Hung
+        {
+            c.runs(&body);
         }
         self.received.push(Received { index, body, transfers, crc });
         Ok(())

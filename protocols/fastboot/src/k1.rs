@@ -37,6 +37,14 @@ impl Identity {
         let uboot_like = self.version.as_deref().map(str::trim) == Some(UBOOT_FASTBOOT_VERSION);
         brom && (!uboot_like || self.serial.as_deref() == Some(ROM_SERIAL))
     }
+
+    /// True when this is the boot ROM, judged over TCP, where there is no
+    /// USB serial string to cross-check: it answers `version-brom`. (The one
+    /// report of vendor U-Boot answering it too cannot be told apart here;
+    /// a TCP device is one the user named with `--port tcp:`.)
+    pub fn is_rom_over_tcp(&self) -> bool {
+        self.version_brom.as_deref().is_some_and(|v| !v.trim().is_empty())
+    }
 }
 
 /// Asks the device which K1 stage it is.
@@ -58,9 +66,28 @@ pub fn boot_fsbl<T: Transport>(
     fsbl: &[u8],
     progress: &mut dyn ProgressSink,
 ) -> Result<(Identity, Departure), FastbootError> {
+    boot_fsbl_if(fb, serial, fsbl, progress, Identity::is_rom)
+}
+
+/// [`boot_fsbl`] on a device reached over TCP ([`Identity::is_rom_over_tcp`]).
+pub fn boot_fsbl_over_tcp<T: Transport>(
+    fb: &mut Fastboot<T>,
+    fsbl: &[u8],
+    progress: &mut dyn ProgressSink,
+) -> Result<(Identity, Departure), FastbootError> {
+    boot_fsbl_if(fb, None, fsbl, progress, Identity::is_rom_over_tcp)
+}
+
+fn boot_fsbl_if<T: Transport>(
+    fb: &mut Fastboot<T>,
+    serial: Option<&str>,
+    fsbl: &[u8],
+    progress: &mut dyn ProgressSink,
+    is_rom: fn(&Identity) -> bool,
+) -> Result<(Identity, Departure), FastbootError> {
     check_fsbl(fsbl).map_err(|reason| FastbootError::BadImage { what: "FSBL".into(), reason })?;
     let id = identify(fb, serial, progress)?;
-    if !id.is_rom() {
+    if !is_rom(&id) {
         return Err(FastbootError::WrongStage {
             device: fb.transport().describe(),
             version_brom: id.version_brom,

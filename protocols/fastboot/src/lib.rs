@@ -32,6 +32,7 @@ pub mod response;
 pub mod session;
 pub mod sparse;
 pub mod storage;
+pub mod tcp;
 pub mod th1520;
 pub mod transport;
 
@@ -141,10 +142,13 @@ pub enum FastbootError {
     /// A stage was started, but the board's next stage did not appear at
     /// the same USB port path within the stage timeout (`source` says what
     /// was awaited where, and for how long).
-    #[error("{} was started, but the board did not come back on USB", after.started())]
+    #[error("{} was started, but the board did not come back {on}", after.started())]
     NotBack {
         /// The stage whose start should have brought the next one up.
         after: StageKind,
+        /// Where it was awaited: "on USB" (the same port path) or "over TCP"
+        /// (the same address).
+        on: &'static str,
         #[source]
         source: Box<LinkError>,
     },

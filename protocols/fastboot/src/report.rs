@@ -13,6 +13,33 @@ pub struct Device {
     pub address: u8,
 }
 
+impl Device {
+    /// A device reached over TCP at `addr` (no USB ids, no bus address).
+    pub fn tcp(addr: &str) -> Device {
+        Device { port_path: format!("tcp:{addr}"), id: UsbId::new(0, 0), address: 0 }
+    }
+
+    fn over_tcp(&self) -> bool {
+        self.port_path.starts_with("tcp:")
+    }
+
+    /// Where it is, for the summary: `USB 1-2 (361c:1001)` or `tcp:HOST:PORT`.
+    pub fn at(&self) -> String {
+        match self.over_tcp() {
+            true => self.port_path.clone(),
+            false => format!("USB {} ({})", self.port_path, self.id),
+        }
+    }
+
+    /// [`Device::at`] with the bus address of this enumeration.
+    pub fn at_address(&self) -> String {
+        match self.over_tcp() {
+            true => self.port_path.clone(),
+            false => format!("{}, address {}", self.at(), self.address),
+        }
+    }
+}
+
 impl From<&UsbInfo> for Device {
     fn from(d: &UsbInfo) -> Self {
         Device { port_path: d.port_path.clone(), id: UsbId::new(d.vid, d.pid), address: d.address }
@@ -105,14 +132,13 @@ impl Report {
             Soc::K1 if self.identified => fact(
                 "boot ROM",
                 format!(
-                    "K1 at USB {} ({}), version-brom {}",
-                    rom.port_path,
-                    rom.id,
+                    "K1 at {}, version-brom {}",
+                    rom.at(),
                     self.version_brom.as_deref().unwrap_or_default()
                 ),
             ),
             Soc::K1 => {}
-            Soc::Th1520 => fact("boot ROM", format!("TH1520 at USB {} ({})", rom.port_path, rom.id)),
+            Soc::Th1520 => fact("boot ROM", format!("TH1520 at {}", rom.at())),
         }
         for s in &self.stages {
             let sent = format!("{} ({} bytes, sha256 {})", s.file, s.bytes, s.sha256);
@@ -133,14 +159,10 @@ impl Report {
             }
             if let Some(d) = &s.came_back {
                 match s.kind {
-                    StageKind::Fsbl => fact(
-                        "fsbl came back",
-                        format!("USB {} ({}), address {}", d.port_path, d.id, d.address),
-                    ),
-                    StageKind::NextImage | StageKind::UBootImage | StageKind::RamImage => fact(
-                        "u-boot",
-                        format!("fastboot at USB {} ({}), address {}", d.port_path, d.id, d.address),
-                    ),
+                    StageKind::Fsbl => fact("fsbl came back", d.at_address()),
+                    StageKind::NextImage | StageKind::UBootImage | StageKind::RamImage => {
+                        fact("u-boot", format!("fastboot at {}", d.at_address()))
+                    }
                 }
             }
         }

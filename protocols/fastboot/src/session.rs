@@ -171,7 +171,7 @@ pub fn partitions(
     }
     Ok(VarsReport {
         bring_up,
-        uboot: format!("fastboot at USB {} ({}), address {}", uboot.port_path, uboot.id(), uboot.address),
+        uboot: format!("fastboot at {}", uboot.device().at_address()),
         source,
         variables,
         partitions,
@@ -221,7 +221,7 @@ pub fn oem(
     let answer = fb.oem(&args, progress)?;
     Ok(OemReport {
         bring_up,
-        uboot: format!("fastboot at USB {} ({}), address {}", uboot.port_path, uboot.id(), uboot.address),
+        uboot: format!("fastboot at {}", uboot.device().at_address()),
         command: format!("oem {}", words.join(" ")),
         info: fb.last_info().to_vec(),
         answer,

@@ -11,15 +11,13 @@ use std::time::Instant;
 
 use racklet_image::Target;
 use racklet_link::connect::id_list;
-use racklet_link::{Classify, Connector, FailureClass, UsbId, UsbInfo};
+use racklet_link::{Classify, Connector, FailureClass, UsbId};
 
-use crate::boot::{Options, boot};
+use crate::boot::{Endpoint, Options};
 use crate::bundle::{self, BundleError, Kind, Size, Table};
-use crate::client::Fastboot;
 use crate::plan::{Inputs, Plan, PlanError, Soc, plan, soc_of};
 use crate::report::Report;
 use crate::sparse::{Encoder, ImageFile, ImageFileError, StorageEncodeError};
-use crate::transport::UsbTransport;
 use crate::{FastbootError, k1};
 
 /// What the user asked for.
@@ -348,50 +346,41 @@ impl StorageReport {
     }
 }
 
-pub(crate) type UsbFastboot = Fastboot<UsbTransport<Box<dyn racklet_link::UsbLink>>>;
-
-fn open(conn: &mut Connector, info: &UsbInfo, opts: &Options) -> Result<UsbFastboot, FastbootError> {
-    let link = conn.open_usb(info)?;
-    let mut fb = Fastboot::new(UsbTransport::new(link)?);
-    fb.timeouts = opts.timeouts;
-    Ok(fb)
-}
+pub(crate) type UbootFastboot = crate::boot::AnyFastboot;
 
 /// The ROM stages if planned, then vendor U-Boot's fastboot found (by
-/// port path after the stages) and opened: the client, the device, and
-/// the stages' report.
+/// port path after the stages, or at the same `--port tcp:` address) and
+/// opened: the client, where it is, and the stages' report.
 pub(crate) fn reach_uboot(
     conn: &mut Connector,
     plan: &StoragePlan,
     target: &Target,
     opts: &Options,
-) -> Result<(UsbFastboot, UsbInfo, Option<Report>), StorageError> {
-    let (uboot, bring_up) = match &plan.bring_up {
-        Some(p) => {
-            let report = boot(conn, p, target, opts)?;
-            let at = report.stages.last().and_then(|s| s.came_back.clone());
-            let found =
-                conn.usb.devices()?.into_iter().find(|d| {
-                    at.as_ref().is_some_and(|a| a.port_path == d.port_path && a.address == d.address)
-                });
-            let Some(found) = found else {
+) -> Result<(UbootFastboot, Endpoint, Option<Report>), StorageError> {
+    let (mut uboot, bring_up) = match &plan.bring_up {
+        Some(p) => match crate::boot::boot_to(conn, p, target, opts)? {
+            (report, Some(at)) => (at, Some(report)),
+            (_, None) => {
                 return Err(StorageError::Fastboot(FastbootError::Link(racklet_link::LinkError::not_found(
                     "vendor U-Boot's fastboot after the ROM stages",
                 ))));
-            };
-            (found, Some(report))
-        }
+            }
+        },
         None => {
             let what = format!("{} vendor U-Boot fastboot ({})", plan.soc.title(), id_list(&plan.uboot_ids));
-            (conn.find_usb(&plan.uboot_ids, &what)?, None)
+            (crate::boot::find(conn, &plan.uboot_ids, &what)?, None)
         }
     };
-    let mut fb = open(conn, &uboot, opts)?;
+    let mut fb = crate::boot::open(conn, &mut uboot, opts)?;
     if plan.soc == Soc::K1 && plan.bring_up.is_none() {
         // All K1 stages are 361c:1001: the ROM is told apart by what it says.
-        let id = k1::identify(&mut fb, uboot.serial.as_deref(), &mut *conn.progress)?;
-        if id.is_rom() {
-            return Err(StorageError::InRom { port: uboot.port_path.clone() });
+        let id = k1::identify(&mut fb, uboot.serial(), &mut *conn.progress)?;
+        let in_rom = match &uboot {
+            Endpoint::Usb(_) => id.is_rom(),
+            Endpoint::Tcp { .. } => id.is_rom_over_tcp(),
+        };
+        if in_rom {
+            return Err(StorageError::InRom { port: uboot.device().port_path });
         }
     }
     Ok((fb, uboot, bring_up))
@@ -460,7 +449,7 @@ pub fn write(
     }
     let mut report = StorageReport {
         bring_up,
-        uboot: format!("fastboot at USB {} ({}), address {}", uboot.port_path, uboot.id(), uboot.address),
+        uboot: format!("fastboot at {}", uboot.device().at_address()),
         limit,
         table: picked,
         flashed: Vec::new(),
@@ -492,7 +481,7 @@ const VENDOR_SPECIAL: &[&str] = &["gpt", "mtd", "env", "bootinfo"];
 
 /// `getvar:partition-size:NAME`; a FAIL is "no such partition".
 fn partition_size(
-    fb: &mut UsbFastboot,
+    fb: &mut UbootFastboot,
     name: &str,
     progress: &mut dyn racklet_link::ProgressSink,
 ) -> Result<Option<u64>, StorageError> {
@@ -516,7 +505,7 @@ fn check_fits(name: &str, img: &Source, have: Option<u64>) -> Result<(), Storage
 
 /// Flashes one partition: in one download, or as sparse pieces within `limit`.
 fn flash_one(
-    fb: &mut UsbFastboot,
+    fb: &mut UbootFastboot,
     name: &str,
     source: &Source,
     limit: Option<u64>,

@@ -420,7 +420,8 @@ fn sim_counts_download_bytes_across_arbitrary_frames() {
 
 /// `racklet-flash sim`'s server: one session, its events in order (each
 /// download whole, before the client hears OKAY), and a caller that
-/// refuses an event (a save that failed) stops it.
+/// refuses an event (a save that failed) stops it. Without --keep one
+/// session is one run of the board: the ROM's connection, then U-Boot's.
 #[test]
 fn the_tcp_server_reports_one_session_in_order() {
     use racklet_link::Classify;
@@ -461,6 +462,12 @@ fn the_tcp_server_reports_one_session_in_order() {
             let r = th1520::boot_ram(&mut fb, &img, &mut CollectProgress::default());
             drop(fb);
             assert_eq!(r.is_err(), refuse, "{r:?}");
+            if !refuse {
+                // One run of the board: the ROM started vendor U-Boot, which
+                // answers the next connection; the server ends after it.
+                let mut fb = Fastboot::new(TcpTransport::connect(&addr, T).unwrap());
+                assert_eq!(fb.getvar("version", &mut CollectProgress::default()).unwrap(), "0.4");
+            }
             server.join().unwrap()
         });
         assert_eq!(*got.lock().unwrap(), img);
@@ -493,7 +500,9 @@ fn the_tcp_server_reports_one_session_in_order() {
             ]
         );
         assert!(seen[6].starts_with("verdict rom started ram image (40000 bytes"), "{seen:?}");
-        assert_eq!(seen.len(), 7, "{seen:?}");
+        assert_eq!(seen[7], "uboot getvar:version", "{seen:?}");
+        assert!(seen[8].starts_with("verdict "), "{seen:?}");
+        assert_eq!(seen.len(), 9, "{seen:?}");
     }
 }
 

@@ -32,7 +32,8 @@ pub enum RecordData {
 /// Connection options shared by commands that open a device.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
-    /// The device: USB port path (1-3.2), tty (/dev/ttyUSB0, /dev/serial/by-path/...) or vid:pid[:serial].
+    /// The device: USB port path (1-3.2), tty (/dev/ttyUSB0, /dev/serial/by-path/...) or vid:pid[:serial];
+    /// fastboot boards also take tcp:HOST:PORT (a fastboot device over TCP, e.g. `racklet-flash sim BOARD --tcp`).
     /// Repeat (or separate with commas, as RACKLET_PORT does) to flash several boards at once.
     #[arg(long, short = 'p', value_name = "SEL", env = "RACKLET_PORT", value_delimiter = ',')]
     pub port: Vec<String>,

@@ -67,8 +67,10 @@ pub fn run(spec: Spec, out: &Arc<Output>, op: &Op) -> Result<ExitCode> {
     let mut selectors: Vec<Selector> = Vec::new();
     for s in &spec.connect.port {
         let s = Selector::parse(s)?;
-        if let Selector::Tty(p) = &s {
-            not_a_tty("--port", p)?;
+        match &s {
+            Selector::Tty(p) => not_a_tty("--port", p)?,
+            Selector::Tcp { .. } => crate::drivers::check_tcp(board, &s, spec.connect)?,
+            _ => {}
         }
         // The same selector twice is one board.
         if selectors.contains(&s) {

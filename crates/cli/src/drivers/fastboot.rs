@@ -102,6 +102,10 @@ impl Driver for Fastboot {
         &["write", "erase", "partitions", "oem"]
     }
 
+    fn tcp(&self) -> bool {
+        true
+    }
+
     fn storage_scenario(&self, sim: &StorageSim) -> Result<Scenario> {
         // With --loader the virtual board starts in its boot ROM and the
         // run brings it up (K1: --then u-boot.itb); without, it is already
@@ -204,6 +208,6 @@ impl Driver for Fastboot {
     fn scenario(&self, sim: &SimCtx) -> Result<Scenario> {
         // The user sends one more image with --then (K1: u-boot.itb).
         let next_stages = sim.args.fastboot.then.len();
-        Ok(Scenario { fault: sim.fault.clone(), next_stages, ..Scenario::at(&sim.port_path) })
+        Ok(Scenario { next_stages, ..sim.scenario() })
     }
 }

@@ -72,6 +72,11 @@ pub trait Driver: Sync {
         &[]
     }
 
+    /// True when the protocol crate reaches a board over TCP too (`--port tcp:HOST:PORT`).
+    fn tcp(&self) -> bool {
+        false
+    }
+
     /// The id of the protocol's flag group of `maskrom` (its `clap::Args`
     /// struct under crate::args, flattened into `MaskromArgs`). A flag of
     /// another driver's group given for this protocol's board is refused.
@@ -104,7 +109,7 @@ pub trait Driver: Sync {
     /// its port with its fault; a driver adds what its flags say of the
     /// board (straps, efuses, the stages its user sends).
     fn scenario(&self, sim: &crate::job::SimCtx) -> Result<Scenario> {
-        Ok(Scenario { fault: sim.fault.clone(), ..Scenario::at(&sim.port_path) })
+        Ok(sim.scenario())
     }
 
     /// The virtual board of a storage verb: by default the `maskrom`
@@ -204,6 +209,36 @@ pub static DRIVERS: &[&dyn Driver] =
 /// The driver of `board`.
 pub fn of(board: &Board) -> &'static dyn Driver {
     by_name(board.protocol.name()).expect("every protocol of the board table has a driver")
+}
+
+/// Refuses `--port tcp:HOST:PORT` for a board whose protocol has no TCP
+/// transport, and with `--simulate`/`--replay`, which make their own device.
+pub fn check_tcp(
+    board: &Board,
+    sel: &racklet_link::Selector,
+    c: &crate::args::connect::ConnectArgs,
+) -> Result<()> {
+    if !of(board).tcp() {
+        let table = crate::boards::load(None).map(|b| b.boards).unwrap_or_default();
+        let takers: Vec<&str> = table.iter().filter(|b| of(b).tcp()).map(|b| b.name.as_str()).collect();
+        return Err(crate::error::bad_input(format!(
+            "--port {sel}: {} ({}) is reached over USB or serial only; tcp:HOST:PORT is for the boards whose ROM speaks fastboot ({})",
+            board.name,
+            board.protocol.name(),
+            takers.join(", ")
+        )));
+    }
+    if c.simulate || c.auto_simulate || c.replay.is_some() {
+        return Err(crate::error::bad_input(format!(
+            "--port {sel}: --simulate, --auto-simulate and --replay bring their own device; leave them out to talk to tcp:, or leave --port out"
+        )));
+    }
+    if c.record.is_some() {
+        return Err(crate::error::bad_input(format!(
+            "--port {sel}: --record records USB and serial transfers, not TCP; leave --record out"
+        )));
+    }
+    Ok(())
 }
 
 /// The driver called `name`.

@@ -65,6 +65,30 @@ pub enum Event<'a> {
     Verdict { summary: &'a str },
 }
 
+/// What the server is and the commands that work against it: without
+/// `--keep` one run of the board is served, so the hint is a racklet-flash
+/// run (a `fastboot getvar` first would use the session up).
+fn serve_hint(req: &Request, at: &str) -> String {
+    let (what, ours) = match req.in_uboot {
+        true => (
+            "vendor U-Boot fastboot",
+            format!("racklet-flash write {} --partition NAME=FILE --port {at}", req.board),
+        ),
+        false => ("boot ROM", format!("racklet-flash maskrom {} FILE --port {at}", req.board)),
+    };
+    let theirs = format!("fastboot -s {at} getvar version");
+    match req.keep {
+        true => format!(
+            "serving the virtual {} {what} of {} on {at}, session after session; try `{theirs}` or `{ours}`",
+            req.soc, req.board
+        ),
+        false => format!(
+            "serving one run of the virtual {} {what} of {} on {at}: `{ours}` (pass --keep to serve session after session, e.g. `{theirs}` first)",
+            req.soc, req.board
+        ),
+    }
+}
+
 impl<'a> Event<'a> {
     /// What the event says to a person, a program and `--save`.
     pub fn said(&self, req: &Request) -> Said<'a> {
@@ -72,10 +96,7 @@ impl<'a> Event<'a> {
             Event::Listening { address } => {
                 return Said {
                     address: Some(format!("tcp:{address}")),
-                    line: Some(format!(
-                        "serving the virtual {} boot ROM of {} on tcp:{address}; try `fastboot -s tcp:{address} getvar version`",
-                        req.soc, req.board
-                    )),
+                    line: Some(serve_hint(req, &format!("tcp:{address}"))),
                     warning: crate::exposure_warning(address),
                     json: Some(
                         json!({"event":"listening","board":req.board,"address":format!("tcp:{address}")}),
