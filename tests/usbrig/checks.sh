@@ -257,10 +257,13 @@ step rkd-ul-erased-sha 20 sha256sum /tmp/rk-ul-erased.bin
 step rkd-ul-rf 60 racklet-flash write rock-3a --loader-to-storage --loader /data/rk-ul-loader.bin --port "$P"
 step rkd-ul-rf-read 60 racklet-flash read rock-3a --at 64 --size 79872 -o /tmp/rk-ul-ours.bin --port "$P"
 step rkd-ul-cmp 20 cmp /tmp/rk-ul-theirs.bin /tmp/rk-ul-ours.bin
-# Speed, side by side through the same usbplug: the same 4 MiB at the same
+# Speed, side by side through the same usbplug (only when the host put
+# /data/speed.bin there: RACKLET_RIG_SPEED=1): the same 4 MiB at the same
 # LBA, rkdeveloptool `wl` against racklet-flash `write --no-verify`.
-timed speed-rkd-wl 120 rkdeveloptool wl 4096 /data/speed.bin
-timed speed-rf-wl 120 racklet-flash write rock-3a /data/speed.bin --at 4096 --no-verify --port "$P"
+if [ -e /data/speed.bin ]; then
+  timed speed-rkd-wl 120 rkdeveloptool wl 4096 /data/speed.bin
+  timed speed-rf-wl 120 racklet-flash write rock-3a /data/speed.bin --at 4096 --no-verify --port "$P"
+fi
 gadget_stop rkd
 
 # Storage through vendor U-Boot's fastboot (a TH1520 already in it): Debian's
@@ -273,10 +276,12 @@ P=$(port_of)
 step fbst-fastboot-boot 60 fastboot flash boot /data/boot.ext4
 step fbst-fastboot-root 60 fastboot -S 1M flash root /data/root.ext4
 step fbst-racklet 60 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --sparse-limit 1M --partition root=/data/root.ext4
-# Speed, side by side: the same 4 MiB raw into boot, Debian's fastboot
-# against racklet-flash.
-timed speed-fb-flash 120 fastboot flash boot /data/speed.bin
-timed speed-rf-flash 120 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/speed.bin
+# Speed, side by side (RACKLET_RIG_SPEED=1): the same 4 MiB raw into boot,
+# Debian's fastboot against racklet-flash.
+if [ -e /data/speed.bin ]; then
+  timed speed-fb-flash 120 fastboot flash boot /data/speed.bin
+  timed speed-rf-flash 120 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/speed.bin
+fi
 gadget_stop fbst
 
 # 7. The transcripts, each as a step the host checks (sha256) and replays.
