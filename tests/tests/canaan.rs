@@ -424,3 +424,29 @@ fn image_wants_a_payload_linked_for_storage_boot() {
         text(&o)
     );
 }
+
+/// ux review §2: the K230's own storage image (what `image canmv-k230`
+/// writes for the SD card) given to the USB boot ROM would be loaded and
+/// its header jumped into: refused, exit 2, naming what it is and where it
+/// goes; `--force` sends it anyway. A text file is no payload either.
+#[test]
+fn a_storage_image_or_a_text_file_is_not_a_payload_for_the_rom() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "hello.bin", &pattern(1278));
+    let img = d.path().join("k.img");
+    let o = run(&["image", "canmv-k230", p.to_str().unwrap(), "-o", img.to_str().unwrap(), "--force"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = run(&["maskrom", "canmv-k230", img.to_str().unwrap(), "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("K230 firmware image") && text(&o).contains("racklet-flash write"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["maskrom", "canmv-k230", img.to_str().unwrap(), "--simulate", "--force"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let readme = write(d.path(), "README.md", "# A board\n\nSome notes about it.\n".repeat(20).as_bytes());
+    let o = run(&["maskrom", "canmv-k230", readme.to_str().unwrap(), "--simulate"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("a text file"), "{}", text(&o));
+}

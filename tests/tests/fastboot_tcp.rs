@@ -29,26 +29,10 @@ fn noise(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// A K1 FSBL.bin from the fact sheet's offsets (as tests/tests/fastboot.rs
-/// builds it, independently of the crate's builder).
+/// A K1 FSBL.bin from the fact sheet's offsets (the shared test-side
+/// builder, independent of the crate's).
 fn fsbl(spl: &[u8]) -> Vec<u8> {
-    let padded = spl.len().div_ceil(32) * 32;
-    let mut b = vec![0u8; 0x1000 + padded + 0x100];
-    for at in [0x100, 0xfe0] {
-        b[at..at + 4].copy_from_slice(b"AIHD");
-        b[at + 4] = 1;
-        b[at + 24..at + 32].fill(0xa5);
-    }
-    b[0x109] = 0x10; // header0.imgsize = 0x1000, u64 LE
-    b[0xfe8..0xff0].copy_from_slice(&(padded as u64).to_le_bytes());
-    // keydata.rotpk_hash at 0x2B8: SHA-256 of the (zero) 256-byte ROTPK.
-    let zero_rotpk_sha256: [u8; 32] = [
-        0x53, 0x41, 0xe6, 0xb2, 0x64, 0x69, 0x79, 0xa7, 0x0e, 0x57, 0x65, 0x30, 0x07, 0xa1, 0xf3, 0x10, 0x16,
-        0x94, 0x21, 0xec, 0x9b, 0xdd, 0x9f, 0x1a, 0x56, 0x48, 0xf7, 0x5a, 0xde, 0x00, 0x5a, 0xf1,
-    ];
-    b[0x2b8..0x2d8].copy_from_slice(&zero_rotpk_sha256);
-    b[0x1000..0x1000 + spl.len()].copy_from_slice(spl);
-    b
+    racklet_tests::k1_fsbl(spl)
 }
 
 /// A FIT: the FDT magic in front.

@@ -98,6 +98,16 @@ pub fn payload(p: &crate::Payload, looks_like: Option<String>) -> Description {
     r
 }
 
+/// True when `bytes` read as a text file (valid UTF-8, no NUL and no other
+/// control characters but tab, newline, carriage return and form feed):
+/// machine code and firmware images always hold some. A README or a
+/// script given as the payload, say.
+pub fn looks_like_text(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && std::str::from_utf8(bytes)
+            .is_ok_and(|t| t.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c')))
+}
+
 /// What a flattened device tree holds, from its header and structure block
 /// (devicetree specification v0.4 §5: big-endian header, magic 0xd00dfeed;
 /// tokens BEGIN_NODE 1, END_NODE 2, PROP 3, NOP 4, END 9).
@@ -227,6 +237,16 @@ mod fdt_tests {
         assert!(!t.fit);
         assert_eq!(device_tree_description(&fdt(false)).unwrap().kind, "device tree blob");
         assert!(device_tree(b"\x7fELF").is_none());
+    }
+
+    #[test]
+    fn text_is_told_from_code() {
+        assert!(looks_like_text(b"# notes\n\tsome text\r\n"));
+        assert!(looks_like_text("émoji ✓\n".as_bytes()));
+        assert!(!looks_like_text(b"\x7fELF\x02\x01\x01\x00"));
+        assert!(!looks_like_text(&[0x6f, 0x00, 0x00, 0x02]), "a RISC-V jump");
+        assert!(!looks_like_text(b""));
+        assert!(!looks_like_text(&[0xff, 0xfe, 0x41]));
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub enum PlanError {
     /// `--dram` was given for a K230 board.
     #[error("{}: --dram is a Rockchip option", path.display())]
     DramBlob { path: PathBuf },
+    /// The K230's own storage image as the payload: the USB ROM would load
+    /// it whole and jump into its header.
+    #[error("{}: a K230 firmware image (storage boot header); the USB boot ROM would jump into its header", path.display())]
+    StorageImage { path: PathBuf },
     /// Neither a payload nor a `--load`.
     #[error("nothing to load for {board}")]
     NothingToLoad { board: String },
@@ -134,6 +138,10 @@ impl Classify for PlanError {
             PlanError::DramBlob { .. } => {
                 Some("on the K230 load a DRAM-init stage with --load 0x80360000=bt0.bin".into())
             }
+            PlanError::StorageImage { .. } => Some(
+                "the ROM reads it from SD/eMMC at 0x100000: write it there with `racklet-flash write BOARD IMAGE --medium sd --at 0x100000 --loader loader_mmc.bin`; over USB give the payload itself; --force sends it anyway"
+                    .into(),
+            ),
             PlanError::NothingToLoad { board } => Some(format!(
                 "give a payload (`racklet-flash maskrom {board} payload.bin`) or --load ADDR=FILE"
             )),
@@ -176,6 +184,9 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
     if let Some(path) = &inputs.payload {
         // The payload goes into SRAM: check the fit against the board's window.
         let p = target.load_payload(path)?;
+        if !inputs.force && crate::describe::describe(&p.bytes).is_some() {
+            return Err(PlanError::StorageImage { path: path.clone() });
+        }
         let at = p.load_address.unwrap_or(target.load_address);
         let name = name_of(path);
         let entry = match p.entry {

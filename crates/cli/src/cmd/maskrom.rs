@@ -186,6 +186,15 @@ pub fn check_inputs(
                 "a FIT is a later stage, which the stage before it unpacks: give it with --then (SpacemiT K1) or --then-ymodem (StarFive), or the FIT's own loader first; --force sends it raw anyway",
             ));
         }
+        if !a.connect.force
+            && firsts.contains(&p.as_path())
+            && racklet_image::describe::looks_like_text(&bytes)
+        {
+            return Err(crate::error::bad_input_with_hint(
+                format!("{}: a text file, not code for {}'s boot ROM", p.display(), board.name),
+                "give the payload (an ELF or a binary); --force sends it anyway",
+            ));
+        }
         if let Some(what) = drivers::near_miss(&bytes)
             && !a.connect.force
         {
