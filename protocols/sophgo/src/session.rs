@@ -523,12 +523,20 @@ impl Loader {
         progress.check_cancel().map_err(link_err(format!("finishing {what}")))?;
         self.exchange(link, &packet::flag(), false)?;
         // BREAK ends the session; the ROM may drop off the bus before its
-        // ACK is read, so the ACK is optional.
+        // ACK is read, so the ACK is optional. It may even leave while the
+        // host still flushes the BREAK (over real USB the host's drain then
+        // finds the device gone): that is the end of the session too, and
+        // the board's re-enumeration, which the caller follows, confirms it.
         let brk = packet::brk();
-        link.write_all(&brk).map_err(link_err("sending the BREAK packet"))?;
+        let sent = match link.write_all(&brk) {
+            Ok(()) => true,
+            Err(LinkError::Disconnected { .. }) => false,
+            Err(e) => return Err(link_err("sending the BREAK packet")(e)),
+        };
         let mut buf = [0u8; ACK_LEN];
-        let break_acked =
-            link.read_exact(&mut buf, self.opts.break_ack_timeout).is_ok() && Ack::parse(&buf).echoes(&brk);
+        let break_acked = sent
+            && link.read_exact(&mut buf, self.opts.break_ack_timeout).is_ok()
+            && Ack::parse(&buf).echoes(&brk);
         progress.done(&what);
 
         match &self.plan {

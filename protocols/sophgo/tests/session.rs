@@ -29,6 +29,9 @@ struct Script {
     mute: bool,
     /// Do not answer BREAK.
     no_break_ack: bool,
+    /// Drop off the bus as BREAK arrives: the bytes left the host, whose
+    /// flush then finds the device gone (seen over real USB in the rig).
+    vanish_on_break: bool,
 }
 
 struct MockRom {
@@ -93,6 +96,10 @@ impl SerialLink for MockRom {
                 self.flag = Some(p[8..12].try_into().unwrap());
             }
             2 if self.s.no_break_ack => return Ok(()),
+            2 if self.s.vanish_on_break => {
+                self.gone = true;
+                return Err(LinkError::Disconnected { op: "flushing /dev/ttyACM0".into() });
+            }
             3 => assert_eq!(crc_ref(&p[8..]), 0xC283, "magic data CRC"),
             _ => {}
         }
@@ -343,6 +350,17 @@ fn silence_on_the_first_magic_names_the_window() {
 fn a_lost_break_ack_is_tolerated() {
     let mut l = Loader::boot(fip::build(&bl2(300), 0x37000).unwrap(), fast()).unwrap();
     let (r, _) = run(&mut l, Script { want: (0x1000, 512), no_break_ack: true, ..Default::default() });
+    assert!(matches!(r.unwrap(), SessionOutcome::Served { break_acked: false, .. }));
+    assert!(l.finished());
+}
+
+/// The ROM leaves the bus as soon as it has the BREAK, before the host's
+/// write returned: the session was served all the same (the next stage's
+/// re-enumeration is what confirms it).
+#[test]
+fn a_rom_gone_during_the_break_write_is_served() {
+    let mut l = Loader::boot(fip::build(&bl2(300), 0x37000).unwrap(), fast()).unwrap();
+    let (r, _) = run(&mut l, Script { want: (0x1000, 512), vanish_on_break: true, ..Default::default() });
     assert!(matches!(r.unwrap(), SessionOutcome::Served { break_acked: false, .. }));
     assert!(l.finished());
 }
