@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Assembles the USB rig's initramfs: busybox-static, the kernel modules the
 # rig needs (with their dependencies, in load order from modules.dep), the
-# statically linked programs given on the command line, and /init.
+# programs given on the command line with their shared libraries, and /init.
 #
 #   build-initramfs.sh OUT_DIR KERNEL_VERSION PROGRAM... [--peer PROGRAM...]
 #
-# PROGRAMs are ours, statically linked. Programs after --peer are the real
-# peer clients from Debian (fastboot), dynamically linked: each goes to
-# /bin with the shared libraries ldd finds for it, at their own paths.
+# PROGRAMs are ours (the workspace's builds), copied without their debug
+# information. Programs after --peer are the real peer clients from Debian
+# (fastboot, rkdeveloptool), copied as they are. Each goes to /bin with the
+# shared libraries ldd finds for it, at their own paths (the guest runs the
+# host's kernel, so the host's libraries are the right ones).
 #
 # Files in OUT_DIR/data go to /data in the guest. Writes OUT_DIR/initrd.gz.
 # Fails loudly when anything is missing.
@@ -66,20 +68,19 @@ done
 peer=0
 for prog in "$@"; do
   if [[ $prog == --peer ]]; then peer=1; continue; fi
+  real=$(readlink -f "$prog")
+  [[ -x $real ]] || { echo "error: program $prog is missing" >&2; exit 1; }
+  dest=$root/bin/$(basename "$prog")
   if ((peer)); then
-    real=$(readlink -f "$prog")
-    [[ -x $real ]] || { echo "error: peer $prog is missing" >&2; exit 1; }
-    cp "$real" "$root/bin/$(basename "$prog")"
-    # "name => /path (addr)" and "/lib64/ld-linux... (addr)" lines.
-    for lib in $(ldd "$real" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
-      mkdir -p "$root$(dirname "$lib")"
-      cp -L "$lib" "$root$lib"
-    done
-    continue
+    cp "$real" "$dest"
+  else
+    strip --strip-debug -o "$dest" "$real" || { echo "error: strip failed on $prog (install binutils)" >&2; exit 1; }
   fi
-  file -L "$prog" | grep -Eq 'statically linked|static-pie linked' \
-    || { echo "error: $prog is not statically linked" >&2; exit 1; }
-  cp "$prog" "$root/bin/"
+  # "name => /path (addr)" and "/lib64/ld-linux... (addr)" lines; none for a static program.
+  for lib in $(ldd "$real" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
 done
 cp "$here/init.sh" "$root/init"
 chmod +x "$root/init"
