@@ -305,6 +305,51 @@ pub fn rkdeveloptool_ul_idb(data: &[u8], boot: &[u8], rc4: bool) -> Vec<u8> {
     [s0, s1, s2, s3, body].concat()
 }
 
+/// rkdeveloptool `ul`'s other IDB, for a loader with a "FlashHead" entry
+/// (test-side reference from its main.cpp `upgrade_loader`, the
+/// `bNewIDBlock` branch): no sectors 0-3; FlashHead, FlashData and
+/// FlashBoot each padded to 2 KiB, one after the other; when the loader's
+/// byte 0x2C is set, every whole 512-byte sector of each is RC4-encoded
+/// first (a partial last sector stays plain).
+pub fn rkdeveloptool_ul_new_idb(head: &[u8], data: &[u8], boot: &[u8], rc4: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in [head, data, boot] {
+        let mut v = part.to_vec();
+        if rc4 {
+            for c in v.chunks_exact_mut(512) {
+                racklet_sim::rockchip::rc4_xor(c);
+            }
+        }
+        v.resize(part.len().div_ceil(2048) * 2048, 0);
+        out.extend(v);
+    }
+    out
+}
+
+/// A loader with the [LOADER] entries FlashHead, FlashData and FlashBoot
+/// (the new-IDB layout), for `chip`: the file, head, data and boot.
+pub fn new_idb_loader(chip: &[u8; 4], rc4_off: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (head, data, boot) = (crate::pattern(2048, 5), crate::pattern(5000, 7), crate::pattern(70_001, 8));
+    let mut f = crate::rkboot(
+        b"LDR ",
+        chip,
+        &[
+            (1, "rk3568_ddr_1560MHz_v", crate::pattern(6144, 2), 1),
+            (2, "rk356x_usbplug_v1", crate::rk_usbplug(10240, 3), 0),
+            (4, "FlashHead", head.clone(), 0),
+            (4, "FlashData", data.clone(), 0),
+            (4, "FlashBoot", boot.clone(), 0),
+        ],
+    );
+    if !rc4_off {
+        f[0x2c] = 0;
+        let n = f.len() - 4;
+        let c = racklet_sim::crc::crc32_rockchip(&f[..n]);
+        f[n..].copy_from_slice(&c.to_le_bytes());
+    }
+    (f, head, data, boot)
+}
+
 /// An RK3568 loader as rkbin's RK3568MINIALL.ini makes one, with the
 /// [LOADER] entries `ul` reads (sizes off the 2 KiB grid).
 pub fn rk3568_ul_loader(chip: &[u8; 4], rc4_off: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {

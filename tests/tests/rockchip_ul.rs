@@ -157,3 +157,68 @@ fn bad_loaders_are_exit_2_before_anything_is_written() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--loader-to-storage"), "{}", text(&o));
 }
+
+/// A loader with a "FlashHead" entry takes rkdeveloptool's new-IDB path:
+/// READ CAPABILITY first (the vendor usbplug sets bit 0 of byte 1 when
+/// built with CONFIG_ROCKCHIP_NEW_IDB, as rk3568-usbplug.config is), then
+/// FlashHead, FlashData and FlashBoot at LBA 64, no sectors 0-3.
+#[test]
+fn a_flashhead_loader_takes_rkdeveloptools_new_idb_path() {
+    for rc4_off in [true, false] {
+        let d = tempfile::tempdir().unwrap();
+        let (f, head, data, boot) = racklet_tests::new_idb_loader(b"3568", rc4_off);
+        file(d.path(), "loader.bin", &f);
+        let o = run(
+            d.path(),
+            &[
+                "write",
+                "rock-3a",
+                "--loader-to-storage",
+                "--loader",
+                "loader.bin",
+                "--simulate",
+                "--sim-storage",
+                "emmc.img",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "rc4 off {rc4_off}: {}", text(&o));
+        let want = racklet_tests::rkdeveloptool_ul_new_idb(&head, &data, &boot, rc4_off);
+        let img = d.path().join("emmc.img");
+        let got = emmc(&img, 64 * 512, want.len());
+        assert!(got == want, "rc4 off {rc4_off}: the new IDB at LBA 64 differs from rkdeveloptool's rules");
+        assert!(emmc(&img, 0, 64 * 512).iter().all(|b| *b == 0));
+        assert!(emmc(&img, 64 * 512 + want.len() as u64, 4096).iter().all(|b| *b == 0));
+    }
+}
+
+/// A usbplug built without CONFIG_ROCKCHIP_NEW_IDB (RK3399's: no
+/// rk3399-usbplug.config sets it) answers READ CAPABILITY without the bit;
+/// rkdeveloptool then refuses ("Device not support to upgrade the
+/// loader"), and so must we, before anything is written.
+#[test]
+fn a_flashhead_loader_is_refused_by_a_usbplug_without_new_idb() {
+    let d = tempfile::tempdir().unwrap();
+    let (f, _, _, _) = racklet_tests::new_idb_loader(b"330C", true);
+    file(d.path(), "loader.bin", &f);
+    let o = run(
+        d.path(),
+        &[
+            "write",
+            "rockpro64",
+            "--loader-to-storage",
+            "--loader",
+            "loader.bin",
+            "--simulate",
+            "--sim-storage",
+            "emmc.img",
+            "--fault",
+            "already-loader",
+        ],
+    );
+    // The device refused (rejected, 7), with what to use instead.
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(text(&o).contains("READ CAPABILITY"), "{}", text(&o));
+    assert!(text(&o).contains("hint:") && text(&o).contains("idbloader"), "{}", text(&o));
+    let p = d.path().join("emmc.img");
+    assert!(!p.exists() || emmc(&p, 0, 256 << 10).iter().all(|b| *b == 0), "the storage was written");
+}

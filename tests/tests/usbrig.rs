@@ -120,7 +120,10 @@ fn guest_binaries() -> PathBuf {
     if release {
         cmd.arg("--release");
     }
-    let out = cmd.env("CARGO_TARGET_DIR", target_dir()).output().expect("running cargo build for the rig's binaries");
+    let out = cmd
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("running cargo build for the rig's binaries");
     assert!(
         out.status.success(),
         "USB rig: building the binaries failed:\n{}",

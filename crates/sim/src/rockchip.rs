@@ -85,6 +85,14 @@ pub struct ChipModel {
     pub sram: Option<usize>,
     /// The ROM skips its check when the CRC field is 0x0000.
     pub zero_crc: bool,
+    /// The vendor usbplug is built with CONFIG_ROCKCHIP_NEW_IDB, so READ
+    /// CAPABILITY sets bit 0 of its byte 1 (rockchip-linux/u-boot
+    /// f_rockusb.c `rkusb_do_read_capacity`). Set by
+    /// configs/rk3528-, rk3562-, rk3568-, rk3588- and rv1106-usbplug.config
+    /// (the RK3566 usbplug is the RK3568's); rv1126-usbplug.config and the
+    /// older chips' loaders do not set it, and the RK3576 and RK3506 have no
+    /// usbplug config there (63c55618fb), so the model says no.
+    pub new_idb: bool,
 }
 
 const CHIPS: &[ChipModel] = &[
@@ -96,6 +104,7 @@ const CHIPS: &[ChipModel] = &[
         code: "3568",
         sram: Some(0x10000 - 0x1000),
         zero_crc: false,
+        new_idb: true,
     },
     ChipModel {
         soc: "rk3566",
@@ -107,6 +116,7 @@ const CHIPS: &[ChipModel] = &[
         code: "3568",
         sram: Some(0x10000 - 0x1000),
         zero_crc: false,
+        new_idb: true,
     },
     ChipModel {
         soc: "rk3588",
@@ -116,12 +126,58 @@ const CHIPS: &[ChipModel] = &[
         code: "3588",
         sram: Some(0x100000 - 0x1000),
         zero_crc: false,
+        new_idb: true,
     },
-    ChipModel { soc: "rk3576", pid: 0x350e, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
-    ChipModel { soc: "rk3528", pid: 0x350c, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
-    ChipModel { soc: "rk3562", pid: 0x350d, rc4: false, tag: None, code: "", sram: None, zero_crc: false },
-    ChipModel { soc: "rk3506", pid: 0x350f, rc4: false, tag: None, code: "", sram: None, zero_crc: true },
-    ChipModel { soc: "rv1106", pid: 0x110c, rc4: false, tag: None, code: "1106", sram: None, zero_crc: true },
+    ChipModel {
+        soc: "rk3576",
+        pid: 0x350e,
+        rc4: false,
+        tag: None,
+        code: "",
+        sram: None,
+        zero_crc: true,
+        new_idb: false,
+    },
+    ChipModel {
+        soc: "rk3528",
+        pid: 0x350c,
+        rc4: false,
+        tag: None,
+        code: "",
+        sram: None,
+        zero_crc: true,
+        new_idb: true,
+    },
+    ChipModel {
+        soc: "rk3562",
+        pid: 0x350d,
+        rc4: false,
+        tag: None,
+        code: "",
+        sram: None,
+        zero_crc: false,
+        new_idb: true,
+    },
+    ChipModel {
+        soc: "rk3506",
+        pid: 0x350f,
+        rc4: false,
+        tag: None,
+        code: "",
+        sram: None,
+        zero_crc: true,
+        new_idb: false,
+    },
+    ChipModel {
+        soc: "rv1106",
+        pid: 0x110c,
+        rc4: false,
+        tag: None,
+        code: "1106",
+        sram: None,
+        zero_crc: true,
+        new_idb: true,
+    },
     ChipModel {
         soc: "rk3399",
         pid: 0x330c,
@@ -130,6 +186,7 @@ const CHIPS: &[ChipModel] = &[
         code: "330C",
         sram: Some(0x30000 - 0x2000),
         zero_crc: false,
+        new_idb: false,
     },
     ChipModel {
         soc: "rk3368",
@@ -139,6 +196,7 @@ const CHIPS: &[ChipModel] = &[
         code: "330A",
         sram: None,
         zero_crc: false,
+        new_idb: false,
     },
     ChipModel {
         soc: "rk3328",
@@ -148,6 +206,7 @@ const CHIPS: &[ChipModel] = &[
         code: "322H",
         sram: None,
         zero_crc: false,
+        new_idb: false,
     },
     ChipModel {
         soc: "rk3288",
@@ -157,6 +216,7 @@ const CHIPS: &[ChipModel] = &[
         code: "320A",
         sram: None,
         zero_crc: false,
+        new_idb: false,
     },
     ChipModel {
         soc: "rk3308",
@@ -166,6 +226,7 @@ const CHIPS: &[ChipModel] = &[
         code: "3308",
         sram: None,
         zero_crc: false,
+        new_idb: false,
     },
     ChipModel {
         soc: "px30",
@@ -175,6 +236,7 @@ const CHIPS: &[ChipModel] = &[
         code: "PX30",
         sram: None,
         zero_crc: false,
+        new_idb: false,
     },
     ChipModel {
         soc: "rv1126",
@@ -184,6 +246,7 @@ const CHIPS: &[ChipModel] = &[
         code: "1126",
         sram: None,
         zero_crc: false,
+        new_idb: false,
     },
 ];
 
@@ -725,7 +788,21 @@ impl RockchipRom {
                 d.resize(16, 0);
                 (d, 0)
             }
-            0xaa => (vec![0x01, 0x00, 0, 0, 0, 0, 0, 0], 0),
+            // READ CAPABILITY (`rkusb_do_read_capacity`): as many bytes as
+            // the CBW asks (up to 64 here), zeroed; byte 0 direct LBA, first-4M access and
+            // the new vendor storage API (an eMMC); byte 1 bit 0 the new
+            // IDB (CONFIG_ROCKCHIP_NEW_IDB), bits 1 and 2 switch storage
+            // and LBA-write parity. USB 3 (bit 4) is not offered.
+            0xaa => {
+                let mut d = vec![0u8; want.min(64)];
+                if let Some(b) = d.first_mut() {
+                    *b = 0b1_0101;
+                }
+                if let Some(b) = d.get_mut(1) {
+                    *b = 0b110 | u8::from(self.chip.new_idb);
+                }
+                (d, 0)
+            }
             _ => (vec![], 1),
         };
         self.commands.push(opcode);

@@ -28,6 +28,21 @@ pub const MAX_SECTORS: u16 = u16::MAX;
 /// `DEFAULT_RW_LBA` (main.cpp), 64 KiB.
 pub const DEFAULT_SECTORS: u16 = 128;
 
+/// What READ CAPABILITY answered: 64 feature bits, bit `n` in byte
+/// `n / 8` (the vendor U-Boot's f_rockusb.c `rkusb_do_read_capacity`
+/// lists them; xrock's `capability_type_t` names the same bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability(pub [u8; 8]);
+
+impl Capability {
+    /// Bit 8, "New IDB feature": the usbplug was built with
+    /// CONFIG_ROCKCHIP_NEW_IDB. rkdeveloptool `ul` needs it for a loader
+    /// with a "FlashHead" entry.
+    pub fn new_idb(&self) -> bool {
+        self.0[1] & 1 != 0
+    }
+}
+
 /// TEST UNIT READY subcode asking for the big-buffer hint.
 pub const TUR_BIG_BUFFER: u8 = 0xf7;
 
@@ -393,6 +408,25 @@ impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
     /// READ CHIP INFO (16 bytes).
     pub fn read_chip_info(&mut self) -> Result<Vec<u8>, RockchipError> {
         self.command("READ CHIP INFO", OP_READ_CHIP_INFO, 16)
+    }
+
+    /// READ CAPABILITY (8 bytes asked, as rkdeveloptool's
+    /// `RKU_ReadCapability`): the loader's feature bits
+    /// ([`Capability`]). A short answer is zero-filled; fewer than 2 bytes
+    /// is a bad answer.
+    pub fn read_capability(&mut self) -> Result<Capability, RockchipError> {
+        let op = "READ CAPABILITY";
+        let d = self.command(op, OP_READ_CAPABILITY, 8)?;
+        if d.len() < 2 {
+            return Err(RockchipError::BadCsw {
+                op,
+                why: format!("{} data bytes, need at least 2", d.len()),
+            });
+        }
+        let mut bits = [0u8; 8];
+        let n = d.len().min(8);
+        bits[..n].copy_from_slice(&d[..n]);
+        Ok(Capability(bits))
     }
 
     /// READ FLASH ID (5 ASCII bytes: "EMMC ", "SNAND", ...).

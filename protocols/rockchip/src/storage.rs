@@ -130,9 +130,19 @@ pub struct Plan {
     pub image_len: Option<u64>,
     /// The image is a plain raw file (no compression, sparse or bmap).
     pub raw: bool,
-    /// `LoaderToStorage`: the sectors to write at [`crate::idb::STORAGE_LBA`]
-    /// and what they are.
-    pub idb: Option<(Vec<u8>, String)>,
+    /// `LoaderToStorage`: what to write at [`crate::idb::STORAGE_LBA`].
+    pub idb: Option<LoaderWrite>,
+}
+
+/// The sectors `write --loader-to-storage` puts at LBA 64.
+#[derive(Debug, Clone)]
+pub struct LoaderWrite {
+    pub sectors: Vec<u8>,
+    /// What they are, for messages.
+    pub what: String,
+    /// rkdeveloptool's new-IDB layout (a "FlashHead" loader): the usbplug
+    /// must say by READ CAPABILITY that it takes it.
+    pub new_idb: bool,
 }
 
 /// Checks what can be checked without the board: the bring-up files, the
@@ -141,8 +151,8 @@ pub fn plan(bring_up: Option<&crate::Inputs>, verb: &Verb, target: &Target) -> R
     let mut idb = None;
     let bring_up = match (bring_up, verb) {
         (_, Verb::LoaderToStorage { loader, force, .. }) => {
-            let (plan, sectors, what) = loader_to_storage(loader, *force, bring_up, target)?;
-            idb = Some((sectors, what));
+            let (plan, write) = loader_to_storage(loader, *force, bring_up, target)?;
+            idb = Some(write);
             plan
         }
         (Some(i), _) => Some(crate::plan(i, target)?),
@@ -199,7 +209,7 @@ fn loader_to_storage(
     force: bool,
     bring_up: Option<&crate::Inputs>,
     target: &Target,
-) -> Result<(Option<crate::Plan>, Vec<u8>, String), StorageError> {
+) -> Result<(Option<crate::Plan>, LoaderWrite), StorageError> {
     let bytes = target.read_stage(path).map_err(|e| StorageError::Plan(PlanError::from(e)))?;
     if let Some(h) = crate::idb::parse(&bytes) {
         let soc = crate::idb::soc_info(&target.soc);
@@ -217,7 +227,7 @@ fn loader_to_storage(
         }
         let what = format!("idbloader {}", path.display());
         let plan = bring_up.map(|i| crate::plan(i, target)).transpose()?;
-        return Ok((plan, bytes, what));
+        return Ok((plan, LoaderWrite { sectors: bytes, what, new_idb: false }));
     }
     let inputs = crate::Inputs { bin: Some(path.to_path_buf()), force, ..Default::default() };
     let mut plan = crate::plan(&inputs, target)?;
@@ -225,10 +235,11 @@ fn loader_to_storage(
         plan = crate::plan(raw, target)?;
     }
     let loader = crate::Loader::parse(&bytes).map_err(RockchipError::from)?;
-    let sectors = crate::ul::idb(&loader, &bytes)
+    let idb = crate::ul::idb(&loader, &bytes)
         .map_err(|source| StorageError::Ul { path: path.to_path_buf(), source })?;
-    let what = format!("IDB of {} (FlashData + FlashBoot, as rkdeveloptool ul)", path.display());
-    Ok((Some(plan), sectors, what))
+    let parts = if idb.new_idb { "FlashHead + FlashData + FlashBoot" } else { "FlashData + FlashBoot" };
+    let what = format!("IDB of {} ({parts}, as rkdeveloptool ul)", path.display());
+    Ok((Some(plan), LoaderWrite { sectors: idb.sectors, what, new_idb: idb.new_idb }))
 }
 
 fn verb_name(v: &Verb) -> &'static str {
@@ -289,6 +300,10 @@ pub enum StorageError {
     Unaligned { path: PathBuf, offset: u64 },
     #[error("{}: {source}", path.display())]
     Ul { path: PathBuf, source: crate::ul::UlError },
+    #[error(
+        "{what}: the usbplug's READ CAPABILITY does not offer the new IDB (byte 1 bit 0), which a loader with a \"FlashHead\" entry needs; nothing was written"
+    )]
+    NoNewIdb { what: String },
     #[error("{}: an idbloader with {found}, not for {soc}", path.display())]
     IdbForOtherSoc { path: PathBuf, found: String, soc: String },
     #[error("{} is in maskrom and no --loader was given to bring it to the usbplug", board)]
@@ -344,7 +359,7 @@ impl Classify for StorageError {
             | StorageError::IdbForOtherSoc { .. }
             | StorageError::NeedLoader { .. } => FailureClass::BadInput,
             StorageError::NoTable { .. } => FailureClass::Rejected,
-            StorageError::NoUsbplug { .. } => FailureClass::Rejected,
+            StorageError::NoUsbplug { .. } | StorageError::NoNewIdb { .. } => FailureClass::Rejected,
             StorageError::VerifyMismatch { .. } => FailureClass::Rejected,
             StorageError::Interrupted { .. } => FailureClass::Interrupted,
             StorageError::Output { .. } => FailureClass::Io,
@@ -364,6 +379,10 @@ impl Classify for StorageError {
                 Some("`racklet-flash partitions BOARD` lists them; or give --at LBA".into())
             }
             StorageError::NotSectors { .. } => Some("rockusb counts in 512-byte sectors".into()),
+            StorageError::NoNewIdb { .. } => Some(
+                "this usbplug was built without CONFIG_ROCKCHIP_NEW_IDB: give a loader without a FlashHead entry, or an idbloader image (`racklet-flash image BOARD SPL --dram TPL -o idbloader.img`)"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -763,9 +782,14 @@ pub fn run(
         Verb::LoaderToStorage { loader, verify, .. } => {
             // plan() made these sectors; a Plan built by hand without them
             // has nothing to write.
-            let Some((bytes, what)) = &plan.idb else {
+            let Some(LoaderWrite { sectors: bytes, what, new_idb }) = &plan.idb else {
                 return Err(StorageError::EmptyImage { path: loader.clone() });
             };
+            // rkdeveloptool `ul` asks first, and stops when the usbplug
+            // does not take the new IDB; so does this, before any write.
+            if *new_idb && !r.read_capability().map_err(step("READ CAPABILITY"))?.new_idb() {
+                return Err(StorageError::NoNewIdb { what: what.clone() });
+            }
             let lba = crate::idb::STORAGE_LBA;
             let len = bytes.len() as u64;
             check_end(what, lba, len)?;

@@ -26,8 +26,13 @@
 //!   way, after their CRCs were taken.
 //! * FlashData at sector 4, FlashBoot at 4 + data; one WRITE LBA at LBA 64
 //!   of 4 + data + boot sectors. One copy, nothing erased first.
-//! * A loader with a "FlashHead" entry takes rkdeveloptool's other path (a
-//!   READ CAPABILITY check, no sectors 0–3): not built here (refused).
+//! * A loader with a "FlashHead" entry takes rkdeveloptool's other path
+//!   (`bNewIDBlock`): the usbplug must answer READ CAPABILITY with bit 8
+//!   ("new IDB", byte 1 bit 0) set, else rkdeveloptool stops with "Device
+//!   not support to upgrade the loader"; then no sectors 0–3 are made:
+//!   FlashHead, FlashData and FlashBoot, each padded to 2 KiB, go one after
+//!   the other, each whole sector RC4-encoded first when the RC4-off byte
+//!   is set. One WRITE LBA at LBA 64, as above.
 
 use crate::frame::Rc4;
 use crate::loader::{EntryKind, Loader, rk_crc32};
@@ -52,20 +57,51 @@ pub enum UlError {
     MissingEntry(&'static str),
     #[error("the loader's \"{0}\" entry is empty")]
     EmptyEntry(&'static str),
-    #[error(
-        "the loader has a \"FlashHead\" entry (rkdeveloptool's new-IDB path, which asks the usbplug READ CAPABILITY first): not built by racklet-flash"
-    )]
-    NewIdb,
     #[error("the IDB would be {0} sectors; a WRITE LBA counts at most 65535")]
     TooLarge(usize),
 }
 
+/// What rkdeveloptool `ul` writes at LBA 64 for a loader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idb {
+    /// The sectors, from LBA 64.
+    pub sectors: Vec<u8>,
+    /// Made of a "FlashHead" loader: the usbplug must say it takes the new
+    /// IDB ([`crate::rockusb::Capability::new_idb`]) before they are written.
+    pub new_idb: bool,
+}
+
 /// The sectors rkdeveloptool `ul` writes at LBA 64 for `loader` (`file`
 /// its bytes, already parsed and checked).
-pub fn idb(loader: &Loader, file: &[u8]) -> Result<Vec<u8>, UlError> {
+pub fn idb(loader: &Loader, file: &[u8]) -> Result<Idb, UlError> {
     let find = |name: &'static str| loader.of(EntryKind::Loader).find(|e| e.name.eq_ignore_ascii_case(name));
-    if find("FlashHead").is_some() {
-        return Err(UlError::NewIdb);
+    if let Some(head_e) = find("FlashHead") {
+        let data_e = find("FlashData").ok_or(UlError::MissingEntry("FlashData"))?;
+        let boot_e = find("FlashBoot").ok_or(UlError::MissingEntry("FlashBoot"))?;
+        for (e, n) in [(head_e, "FlashHead"), (data_e, "FlashData"), (boot_e, "FlashBoot")] {
+            if e.size == 0 {
+                return Err(UlError::EmptyEntry(n));
+            }
+        }
+        let total: usize = [head_e, data_e, boot_e]
+            .iter()
+            .map(|e| loader.data(file, e).len().next_multiple_of(2048) / SEC)
+            .sum();
+        if total > 0xffff {
+            return Err(UlError::TooLarge(total));
+        }
+        let mut sectors = Vec::with_capacity(total * SEC);
+        for e in [head_e, data_e, boot_e] {
+            let mut part = loader.data(file, e).to_vec();
+            if loader.rc4_flag != 0 {
+                for s in part.chunks_exact_mut(SEC) {
+                    rc4_sector(s);
+                }
+            }
+            part.resize(part.len().next_multiple_of(2048), 0);
+            sectors.extend_from_slice(&part);
+        }
+        return Ok(Idb { sectors, new_idb: true });
     }
     let data_e = find("FlashData").ok_or(UlError::MissingEntry("FlashData"))?;
     let boot_e = find("FlashBoot").ok_or(UlError::MissingEntry("FlashBoot"))?;
@@ -124,7 +160,7 @@ pub fn idb(loader: &Loader, file: &[u8]) -> Result<Vec<u8>, UlError> {
     for i in [0, 2, 3] {
         rc4_sector(&mut out[i * SEC..(i + 1) * SEC]);
     }
-    Ok(out)
+    Ok(Idb { sectors: out, new_idb: false })
 }
 
 /// For `info`: whether sectors 1–3 of a v1 header are rkdeveloptool's
