@@ -15,6 +15,7 @@ pub mod discover;
 pub mod error;
 pub mod nusb_backend;
 pub mod progress;
+pub mod request;
 pub mod roms;
 pub mod select;
 pub mod serial;

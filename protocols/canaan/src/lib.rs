@@ -25,6 +25,7 @@ pub mod kburn;
 pub mod kdimg;
 pub mod plan;
 pub mod report;
+pub mod request;
 pub mod rom;
 pub mod storage;
 

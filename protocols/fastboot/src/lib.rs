@@ -28,6 +28,7 @@ pub mod image;
 pub mod k1;
 pub mod plan;
 pub mod report;
+pub mod request;
 pub mod response;
 pub mod session;
 pub mod sparse;

@@ -106,9 +106,6 @@ pub enum StorageError {
     /// Nothing to do.
     #[error("nothing to write: give --partition NAME=FILE (or --erase NAME)")]
     Nothing,
-    /// `NAME=FILE` malformed.
-    #[error("--partition {given:?}: write it as NAME=FILE")]
-    BadPartitionArg { given: String },
     /// The K1 bring-up cannot reach U-Boot.
     #[error(
         "the K1 reaches vendor U-Boot's fastboot through FSBL.bin and then u-boot.itb: give --loader FSBL.bin and exactly one --then u-boot.itb ({given} given)"
@@ -169,7 +166,6 @@ impl Classify for StorageError {
             }
             StorageError::Fastboot(e) => e.hint(),
             StorageError::Nothing => Some("e.g. --partition boot=boot.ext4 --partition root=root.ext4".into()),
-            StorageError::BadPartitionArg { .. } => Some("e.g. --partition rootfs=rootfs.ext4".into()),
             StorageError::K1NeedsUboot { .. } => {
                 Some("the FSBL alone has no storage commands; u-boot.itb is in the vendor image".into())
             }
@@ -181,14 +177,6 @@ impl Classify for StorageError {
                 Some("bring it up first: --loader (K1: FSBL.bin with --then u-boot.itb; TH1520: u-boot-with-spl.bin)".into())
             }
         }
-    }
-}
-
-/// Parses `NAME=FILE`.
-pub fn partition_arg(s: &str) -> Result<(String, PathBuf), StorageError> {
-    match s.split_once('=') {
-        Some((n, f)) if !n.is_empty() && !f.is_empty() => Ok((n.to_string(), PathBuf::from(f))),
-        _ => Err(StorageError::BadPartitionArg { given: s.into() }),
     }
 }
 

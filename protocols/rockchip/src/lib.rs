@@ -21,6 +21,7 @@ pub mod loader;
 pub mod maskrom;
 pub mod plan;
 pub mod report;
+pub mod request;
 pub mod rockusb;
 pub mod storage;
 pub mod ul;

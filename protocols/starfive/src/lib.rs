@@ -38,6 +38,7 @@ pub mod header;
 pub mod plan;
 pub mod recovery;
 pub mod report;
+pub mod request;
 pub mod storage;
 pub mod xmodem;
 

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use racklet_link::request::{self, StorageRequest, Verb};
 
 use crate::args::connect::{ConnectArgs, SimulationArgs};
 
@@ -211,6 +212,85 @@ pub struct OemArgs {
     /// word starting with `-` goes after `--`).
     #[arg(required = true, num_args = 1.., value_name = "WORD")]
     pub words: Vec<String>,
+}
+
+/// The protocol-neutral request of a storage verb: what was given, for the
+/// board's protocol crate to map and check (`racklet_link::request`).
+impl StorageTarget {
+    pub fn request(&self, verb: Verb) -> StorageRequest {
+        let b = &self.bring_up;
+        StorageRequest {
+            board: self.board.clone(),
+            verb,
+            bring_up: request::BringUp {
+                loader: b.loader.clone(),
+                loader_address: b.loader_address,
+                then: b.then.clone(),
+                bundle: b.bundle.clone(),
+                dram: b.rockchip.dram.clone(),
+                usbplug: b.rockchip.usbplug.clone(),
+                rkbin: b.rockchip.rkbin.clone(),
+            },
+            force: self.connect.force,
+            stage_timeout: self.connect.stage_timeout,
+            verify: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl Place {
+    fn into_request(self, r: StorageRequest) -> StorageRequest {
+        StorageRequest { at: self.at, partitions: self.partition, medium: self.medium, ..r }
+    }
+}
+
+impl WriteArgs {
+    pub fn request(&self) -> StorageRequest {
+        StorageRequest {
+            image: self.image.clone(),
+            verify: !self.no_verify,
+            reboot: self.reboot,
+            no_reboot: self.no_reboot,
+            sparse_limit: self.sparse_limit,
+            loader_to_storage: self.loader_to_storage,
+            ..self.place.clone().into_request(self.target.request(Verb::Write))
+        }
+    }
+}
+
+impl ReadArgs {
+    pub fn request(&self) -> StorageRequest {
+        StorageRequest { size: self.size, ..self.place.clone().into_request(self.target.request(Verb::Read)) }
+    }
+}
+
+impl EraseArgs {
+    pub fn request(&self) -> StorageRequest {
+        StorageRequest {
+            size: self.size,
+            whole: self.whole,
+            ..self.place.clone().into_request(self.target.request(Verb::Erase))
+        }
+    }
+}
+
+impl ResetArgs {
+    pub fn request(&self) -> StorageRequest {
+        StorageRequest { maskrom: self.maskrom, ..self.target.request(Verb::Reset) }
+    }
+}
+
+impl PartitionsArgs {
+    pub fn request(&self) -> StorageRequest {
+        self.place.clone().into_request(self.target.request(Verb::Partitions))
+    }
+}
+
+impl OemArgs {
+    pub fn request(&self) -> StorageRequest {
+        StorageRequest { words: self.words.clone(), ..self.target.request(Verb::Oem) }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use racklet_link::Connector;
+use racklet_link::request::StorageRequest;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
@@ -17,25 +18,34 @@ use crate::args::storage::{
 };
 use crate::boards::Board;
 use crate::cli::GlobalArgs;
-use crate::drivers::{self, Driver, StorageJob, StorageSim};
+use crate::drivers::{self, StorageJob, StorageSim};
 use crate::job::Outcome;
 use crate::output::Output;
 
-/// One storage verb for the board of `target`: `act` is the driver's method.
-/// `only_for` lists flags given that only one driver takes, as
-/// (driver, flag): on another driver's board they are bad usage.
-#[allow(clippy::too_many_arguments)]
-fn verb(
-    g: &GlobalArgs,
-    name: &str,
-    target: &StorageTarget,
-    only_for: &[(&str, &str)],
-    medium: Option<String>,
-    inputs: &[&std::path::Path],
-    done: &str,
-    out: &Arc<Output>,
-    act: &(dyn Fn(&dyn Driver, &mut StorageJob) -> Result<Outcome> + Sync),
-) -> Result<ExitCode> {
+/// What one storage verb's run is, besides its request.
+struct Verb<'a> {
+    target: &'a StorageTarget,
+    /// Flags given that only one driver takes, as (driver, flag): on
+    /// another driver's board they are bad usage.
+    only_for: Vec<(&'a str, &'a str)>,
+    inputs: Vec<&'a std::path::Path>,
+    /// What a successful job did, for the done line.
+    done: &'a str,
+    output: Option<&'a std::path::Path>,
+    starfive: Option<&'a crate::args::starfive::StarfiveWriteArgs>,
+}
+
+impl<'a> Verb<'a> {
+    fn new(target: &'a StorageTarget, done: &'a str) -> Self {
+        let inputs =
+            target.bring_up.loader.iter().chain(&target.bring_up.then).map(|p| p.as_path()).collect();
+        Verb { target, only_for: Vec::new(), inputs, done, output: None, starfive: None }
+    }
+}
+
+/// Runs one storage verb on the board of its target through the board's driver.
+fn verb(g: &GlobalArgs, req: StorageRequest, v: Verb, out: &Arc<Output>) -> Result<ExitCode> {
+    let (target, name, medium) = (v.target, req.verb.name(), req.medium.clone());
     let boards = super::load_boards(g)?;
     let board: &Board = super::find_board(&boards, &target.board)?;
     out.set_board(&board.name);
@@ -51,7 +61,8 @@ fn verb(
     }
     let rockchip: Vec<(&str, &str)> =
         target.bring_up.rockchip.given().into_iter().map(|(f, _)| ("rockchip", f)).collect();
-    if let Some((owner, flag)) = only_for.iter().chain(&rockchip).find(|(owner, _)| *owner != driver.name()) {
+    if let Some((owner, flag)) = v.only_for.iter().chain(&rockchip).find(|(owner, _)| *owner != driver.name())
+    {
         return Err(crate::error::bad_input(format!(
             "{flag} is a {owner} flag; {} is a {} board",
             board.name,
@@ -66,7 +77,7 @@ fn verb(
         .into_iter()
         .filter_map(|p| p.as_deref())
         .collect();
-    for p in inputs.iter().chain(&raw) {
+    for p in v.inputs.iter().chain(&raw) {
         racklet_image::check_input(p, u64::MAX, "an image")?;
         let file = racklet_link::transcript::reader::InputFile::of_file(p);
         input_files.push(file.map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))?);
@@ -83,8 +94,8 @@ fn verb(
         drivers::attach(board, driver.storage_scenario(&sim), usb, serial)
     };
     let op = |_: usize, conn: &mut Connector, _: &str| -> Result<Outcome> {
-        let mut job = StorageJob { board, target, conn };
-        act(driver, &mut job)
+        let mut job = StorageJob { board, target, conn, req: &req, output: v.output, starfive: v.starfive };
+        driver.storage(&mut job)
     };
     let spec = run::Spec {
         board,
@@ -92,62 +103,43 @@ fn verb(
         sim: &target.sim,
         input_files,
         attach: &attach,
-        done,
+        done: v.done,
         check_jobs: &|_| Ok(()),
     };
     run::run(spec, out, &op)
 }
 
 pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    let mut inputs: Vec<&std::path::Path> = a.image.iter().map(|p| p.as_path()).collect();
-    inputs.extend(a.target.bring_up.loader.iter().map(|p| p.as_path()));
-    inputs.extend(a.target.bring_up.then.iter().map(|p| p.as_path()));
+    let mut v = Verb::new(&a.target, "written");
+    v.inputs.extend(a.image.iter().map(|p| p.as_path()));
     let starfive = a.starfive.given();
-    inputs.extend(starfive.iter().map(|(_, p)| *p));
-    let mut only_for: Vec<(&str, &str)> = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
-    only_for.extend(a.starfive.given_switches().into_iter().map(|f| ("starfive", f)));
+    v.inputs.extend(starfive.iter().map(|(_, p)| *p));
+    v.only_for = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
+    v.only_for.extend(a.starfive.given_switches().into_iter().map(|f| ("starfive", f)));
     if a.loader_to_storage {
-        only_for.push(("rockchip", "--loader-to-storage"));
+        v.only_for.push(("rockchip", "--loader-to-storage"));
     }
-    verb(g, "write", &a.target, &only_for, a.place.medium.clone(), &inputs, "written", out, &|d, job| {
-        d.write(job, a)
-    })
+    v.starfive = Some(&a.starfive);
+    verb(g, a.request(), v, out)
 }
 
 pub fn read(g: &GlobalArgs, a: &ReadArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "read", &a.target, &[], a.place.medium.clone(), &loaders(&a.target), "read", out, &|d, job| {
-        d.read(job, a)
-    })
+    let v = Verb { output: Some(&a.output), ..Verb::new(&a.target, "read") };
+    verb(g, a.request(), v, out)
 }
 
 pub fn erase(g: &GlobalArgs, a: &EraseArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "erase", &a.target, &[], a.place.medium.clone(), &loaders(&a.target), "erased", out, &|d, job| {
-        d.erase(job, a)
-    })
+    verb(g, a.request(), Verb::new(&a.target, "erased"), out)
 }
 
 pub fn reset(g: &GlobalArgs, a: &ResetArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "reset", &a.target, &[], None, &loaders(&a.target), "reset", out, &|d, job| d.reset(job, a))
+    verb(g, a.request(), Verb::new(&a.target, "reset"), out)
 }
 
 pub fn partitions(g: &GlobalArgs, a: &PartitionsArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(
-        g,
-        "partitions",
-        &a.target,
-        &[],
-        a.place.medium.clone(),
-        &loaders(&a.target),
-        "listed",
-        out,
-        &|d, job| d.partitions(job, a),
-    )
+    verb(g, a.request(), Verb::new(&a.target, "listed"), out)
 }
 
 pub fn oem(g: &GlobalArgs, a: &OemArgs, out: &Arc<Output>) -> Result<ExitCode> {
-    verb(g, "oem", &a.target, &[], None, &loaders(&a.target), "answered", out, &|d, job| d.oem(job, a))
-}
-
-fn loaders(t: &StorageTarget) -> Vec<&std::path::Path> {
-    t.bring_up.loader.iter().chain(t.bring_up.then.iter()).map(|p| p.as_path()).collect()
+    verb(g, a.request(), Verb::new(&a.target, "answered"), out)
 }

@@ -7,7 +7,6 @@ use racklet_image::{Description, Payload};
 use racklet_sim::models::Scenario;
 
 use super::{Driver, Job, StorageJob, StorageSim};
-use crate::args::storage::{EraseArgs, ReadArgs, ResetArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::classify;
@@ -106,80 +105,17 @@ impl Driver for Canaan {
         Ok(Scenario { storage_loader: true, ..super::storage_scenario(sim) })
     }
 
-    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
-        let Some(image) = a.image.clone() else {
-            return Err(crate::error::bad_input(format!(
-                "give the image to write: `racklet-flash write {} IMAGE --medium sd --loader loader_mmc.bin`",
-                job.board.name
-            )));
-        };
-        if !a.place.partition.is_empty() {
-            return Err(crate::error::bad_input(
-                "--partition: the K230's kburn loader writes by offset (--at) or a .kdimg's own parts"
-                    .to_string(),
-            ));
-        }
-        let verb = racklet_canaan::storage::Verb::Write {
-            image,
-            at: a.place.at,
-            verify: !a.no_verify,
-            reboot: a.reboot,
-        };
-        storage(job, a.place.medium.clone(), &verb, None)
+    fn storage(&self, job: &mut StorageJob) -> Result<Outcome> {
+        let (inputs, verb) = racklet_canaan::request::storage(job.req).map_err(classify)?;
+        let target = job.board.target();
+        let plan = racklet_canaan::storage::plan(&inputs, &verb, &target).map_err(classify)?;
+        let opts = Options::storage(job.req.force, job.req.stage_timeout);
+        // Put in place only when the device confirmed the whole read.
+        let mut read = racklet_image::output::ReadSink::new(job.output, job.req.force)?;
+        let mut sink = |b: &[u8]| read.write(b);
+        let report =
+            racklet_canaan::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
+        read.commit()?;
+        Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
-
-    fn read(&self, job: &mut StorageJob, a: &ReadArgs) -> Result<Outcome> {
-        let (Some(at), Some(size)) = (a.place.at, a.size) else {
-            return Err(crate::error::bad_input("read needs --at and --size on K230 boards".to_string()));
-        };
-        let verb = racklet_canaan::storage::Verb::Read { at, size };
-        storage(job, a.place.medium.clone(), &verb, Some(&a.output))
-    }
-
-    fn erase(&self, job: &mut StorageJob, a: &EraseArgs) -> Result<Outcome> {
-        let at = a.place.at.unwrap_or(0);
-        let size = match (a.size, a.whole) {
-            (Some(n), _) => Some(n),
-            (None, true) => None,
-            (None, false) => {
-                return Err(crate::error::bad_input("erase needs --size N (or --whole)".to_string()));
-            }
-        };
-        storage(job, a.place.medium.clone(), &racklet_canaan::storage::Verb::Erase { at, size }, None)
-    }
-
-    fn reset(&self, job: &mut StorageJob, a: &ResetArgs) -> Result<Outcome> {
-        if a.maskrom {
-            return Err(crate::error::bad_input(
-                "--maskrom: the kburn loader's REBOOT resets the chip; it enters its boot ROM when it finds nothing to boot (or with BOOT held)".to_string(),
-            ));
-        }
-        // The loader's REBOOT: the plan picks the medium its session probes.
-        storage(job, None, &racklet_canaan::storage::Verb::Reset, None)
-    }
-}
-
-/// Plans and runs one storage verb.
-fn storage(
-    job: &mut StorageJob,
-    medium: Option<String>,
-    verb: &racklet_canaan::storage::Verb,
-    output: Option<&std::path::Path>,
-) -> Result<Outcome> {
-    let t = job.target;
-    let inputs = racklet_canaan::storage::Inputs {
-        loader: t.bring_up.loader.clone(),
-        loader_address: t.bring_up.loader_address,
-        medium,
-    };
-    let target = job.board.target();
-    let plan = racklet_canaan::storage::plan(&inputs, verb, &target).map_err(classify)?;
-    let opts = Options::storage(t.connect.force, t.connect.stage_timeout);
-    // Put in place only when the device confirmed the whole read.
-    let mut read = racklet_image::output::ReadSink::new(output, t.connect.force)?;
-    let mut sink = |b: &[u8]| read.write(b);
-    let report =
-        racklet_canaan::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
-    read.commit()?;
-    Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }

@@ -2,48 +2,22 @@
 //! `racklet_fastboot`'s plan and boot, its report to output.
 
 use anyhow::Result;
-use racklet_fastboot::storage::{self, StorageInputs};
+use racklet_fastboot::storage;
 use racklet_fastboot::{Inputs, Options};
 use racklet_image::{Description, Payload};
 use racklet_sim::models::Scenario;
 
 use super::{Driver, Job, StorageJob, StorageSim};
-use crate::args::storage::{EraseArgs, OemArgs, PartitionsArgs, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
-use crate::error::{bad_input, classify};
+use crate::error::classify;
 use crate::job::{Outcome, SimCtx};
 
 pub struct Fastboot;
 
 pub static DRIVER: Fastboot = Fastboot;
 
-impl Fastboot {
-    /// The bring-up part of a storage run, from --loader and --then.
-    fn storage_inputs(&self, job: &StorageJob) -> StorageInputs {
-        let t = job.target;
-        // A bundle gives the loader itself: the run starts from the ROM.
-        let from_rom = t.bring_up.loader.is_some() || t.bring_up.bundle.is_some();
-        let bring_up = from_rom.then(|| Inputs {
-            image: t.bring_up.loader.clone(),
-            then: t.bring_up.then.clone(),
-            await_next: true,
-            stage_timeout: t.connect.stage_timeout,
-            force: t.connect.force,
-            ..Default::default()
-        });
-        StorageInputs { bring_up, bundle: t.bring_up.bundle.clone(), ..Default::default() }
-    }
-}
-
-/// The plan of a run that only asks vendor U-Boot (`partitions`, `oem`).
-fn session(d: &Fastboot, job: &StorageJob) -> Result<(racklet_image::Target, storage::StoragePlan, Options)> {
-    let target = job.board.target();
-    let plan = storage::plan_session(&d.storage_inputs(job), &target).map_err(classify)?;
-    Ok((target, plan, Options { force: job.target.connect.force, ..Default::default() }))
-}
-
-/// Plans and runs a storage run on the job's board.
+/// The inputs of `maskrom`.
 fn maskrom_inputs(a: &MaskromArgs) -> Inputs {
     Inputs {
         image: a.bin.clone(),
@@ -57,14 +31,6 @@ fn maskrom_inputs(a: &MaskromArgs) -> Inputs {
         stage_timeout: a.connect.stage_timeout,
         force: a.connect.force,
     }
-}
-
-fn run_storage(job: &mut StorageJob, inputs: &StorageInputs) -> Result<Outcome> {
-    let target = job.board.target();
-    let plan = storage::plan_storage(inputs, &target).map_err(classify)?;
-    let opts = Options { force: job.target.connect.force, ..Default::default() };
-    let report = storage::write(job.conn, &plan, &target, &opts).map_err(classify)?;
-    Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }
 
 impl Driver for Fastboot {
@@ -123,74 +89,31 @@ impl Driver for Fastboot {
         })
     }
 
-    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
-        let mut flash = Vec::new();
-        for p in &a.place.partition {
-            match (p.contains('='), &a.image) {
-                (true, _) => flash.push(storage::partition_arg(p).map_err(classify)?),
-                (false, Some(image)) if a.place.partition.len() == 1 => {
-                    flash.push((p.clone(), image.clone()))
+    fn storage(&self, job: &mut StorageJob) -> Result<Outcome> {
+        use racklet_link::request::Verb;
+        let inputs = racklet_fastboot::request::storage(job.req).map_err(classify)?;
+        let target = job.board.target();
+        let opts = Options { force: job.req.force, ..Default::default() };
+        let facts = match job.req.verb {
+            Verb::Partitions | Verb::Oem => {
+                let plan = storage::plan_session(&inputs, &target).map_err(classify)?;
+                let (conn, req) = (&mut *job.conn, job.req);
+                if req.verb == Verb::Oem {
+                    racklet_fastboot::session::oem(conn, &plan, &target, &opts, &req.words)
+                        .map_err(classify)?
+                        .facts()
+                } else {
+                    let names = &req.partitions;
+                    let r = racklet_fastboot::session::partitions(conn, &plan, &target, &opts, names);
+                    r.map_err(classify)?.facts()
                 }
-                _ => return Err(bad_input(format!("--partition {p}: give it as NAME=FILE"))),
             }
-        }
-        if let (Some(image), Some(_)) = (&a.image, &a.target.bring_up.bundle) {
-            return Err(bad_input(format!(
-                "{}: --bundle gives every partition; leave out the image",
-                image.display()
-            )));
-        }
-        if let (Some(image), true) = (&a.image, a.place.partition.is_empty()) {
-            return Err(bad_input(format!(
-                "{}: say which partition it goes to: --partition NAME (fastboot flashes partitions by name)",
-                image.display()
-            )));
-        }
-        if a.place.at.is_some() || a.place.medium.is_some() {
-            return Err(bad_input(
-                "--at/--medium: vendor U-Boot's fastboot writes partitions by name (--partition NAME=FILE)",
-            ));
-        }
-        let inputs = StorageInputs {
-            flash,
-            reboot: !a.no_reboot,
-            sparse_limit: a.sparse_limit,
-            ..self.storage_inputs(job)
+            _ => {
+                let plan = storage::plan_storage(&inputs, &target).map_err(classify)?;
+                storage::write(job.conn, &plan, &target, &opts).map_err(classify)?.facts()
+            }
         };
-        run_storage(job, &inputs)
-    }
-
-    fn erase(&self, job: &mut StorageJob, a: &EraseArgs) -> Result<Outcome> {
-        if a.place.partition.is_empty() || a.whole || a.size.is_some() || a.place.at.is_some() {
-            return Err(bad_input(
-                "erase on fastboot boards takes partitions by name: --partition NAME (repeatable)",
-            ));
-        }
-        let inputs =
-            StorageInputs { erase: a.place.partition.clone(), reboot: false, ..self.storage_inputs(job) };
-        run_storage(job, &inputs)
-    }
-
-    fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
-        if a.place.at.is_some()
-            || a.place.medium.is_some()
-            || a.place.partition.iter().any(|p| p.contains('='))
-        {
-            return Err(bad_input(
-                "partitions on fastboot boards takes only --partition NAME (more names to look up)",
-            ));
-        }
-        let (target, plan, opts) = session(self, job)?;
-        let r = racklet_fastboot::session::partitions(job.conn, &plan, &target, &opts, &a.place.partition)
-            .map_err(classify)?;
-        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
-    }
-
-    fn oem(&self, job: &mut StorageJob, a: &OemArgs) -> Result<Outcome> {
-        let (target, plan, opts) = session(self, job)?;
-        let r =
-            racklet_fastboot::session::oem(job.conn, &plan, &target, &opts, &a.words).map_err(classify)?;
-        Ok(Outcome { facts: r.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
+        Ok(Outcome { facts, chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
 
     fn describe(&self, bytes: &[u8]) -> Option<Description> {

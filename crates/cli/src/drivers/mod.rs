@@ -15,13 +15,12 @@ use racklet_sim::rom::VirtualRom;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::SimUsbBus;
 
-use crate::args::storage::{
-    EraseArgs, OemArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs,
-};
+use crate::args::storage::StorageTarget;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::classify;
 use crate::job::Outcome;
+use racklet_link::request::StorageRequest;
 
 mod canaan;
 mod fastboot;
@@ -118,34 +117,11 @@ pub trait Driver: Sync {
         Ok(storage_scenario(sim))
     }
 
-    /// Writes an image to the board's storage (`racklet-flash write`).
-    fn write(&self, job: &mut StorageJob, _args: &WriteArgs) -> Result<Outcome> {
-        Err(unsupported(job.board, "write"))
-    }
-
-    /// Reads the board's storage into a file (`racklet-flash read`).
-    fn read(&self, job: &mut StorageJob, _args: &ReadArgs) -> Result<Outcome> {
-        Err(unsupported(job.board, "read"))
-    }
-
-    /// Erases part or all of the board's storage (`racklet-flash erase`).
-    fn erase(&self, job: &mut StorageJob, _args: &EraseArgs) -> Result<Outcome> {
-        Err(unsupported(job.board, "erase"))
-    }
-
-    /// Resets the board (`racklet-flash reset`).
-    fn reset(&self, job: &mut StorageJob, _args: &ResetArgs) -> Result<Outcome> {
-        Err(unsupported(job.board, "reset"))
-    }
-
-    /// Lists the partitions of the board's storage (`racklet-flash partitions`).
-    fn partitions(&self, job: &mut StorageJob, _args: &PartitionsArgs) -> Result<Outcome> {
-        Err(unsupported(job.board, "partitions"))
-    }
-
-    /// Sends a vendor command (`racklet-flash oem`).
-    fn oem(&self, job: &mut StorageJob, _args: &OemArgs) -> Result<Outcome> {
-        Err(unsupported(job.board, "oem"))
+    /// Runs a storage verb (`write`, `read`, `erase`, `reset`,
+    /// `partitions`, `oem`: `job.req.verb`) through the protocol crate,
+    /// which maps the request and refuses what its storage stage does not take.
+    fn storage(&self, job: &mut StorageJob) -> Result<Outcome> {
+        Err(unsupported(job.board, job.req.verb.name()))
     }
 }
 
@@ -154,6 +130,12 @@ pub struct StorageJob<'a, 'c> {
     pub board: &'a Board,
     pub target: &'a StorageTarget,
     pub conn: &'a mut Connector<'c>,
+    /// What the verb was asked, for the protocol crate to map.
+    pub req: &'a StorageRequest,
+    /// `read -o FILE`.
+    pub output: Option<&'a std::path::Path>,
+    /// `write`'s StarFive group (recovery files), when the verb is `write`.
+    pub starfive: Option<&'a crate::args::starfive::StarfiveWriteArgs>,
 }
 
 /// The virtual board of one storage verb's job of a simulated run.

@@ -6,7 +6,6 @@ use anyhow::Result;
 use racklet_image::{Description, Payload};
 
 use super::{Driver, Job, StorageJob};
-use crate::args::storage::{EraseArgs, PartitionsArgs, ReadArgs, ResetArgs, StorageTarget, WriteArgs};
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
 use crate::error::classify;
@@ -97,147 +96,17 @@ impl Driver for Rockchip {
         &["write", "read", "erase", "reset", "partitions"]
     }
 
-    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
-        if a.loader_to_storage {
-            let Some(loader) = job.target.bring_up.loader.clone() else {
-                return Err(crate::error::bad_input(format!(
-                    "--loader-to-storage writes the --loader's IDB: `racklet-flash write {} --loader-to-storage --loader LOADER.bin`",
-                    job.board.name
-                )));
-            };
-            if a.place.at.is_some() || !a.place.partition.is_empty() {
-                return Err(crate::error::bad_input(
-                    "--loader-to-storage writes at LBA 64, where the boot ROM looks: drop --at/--partition"
-                        .to_string(),
-                ));
-            }
-            let verb = racklet_rockchip::storage::Verb::LoaderToStorage {
-                loader,
-                verify: !a.no_verify,
-                force: job.target.connect.force,
-            };
-            return storage(job, &a.place.medium, &verb, None);
-        }
-        let Some(image) = a.image.clone() else {
-            return Err(crate::error::bad_input(format!(
-                "give the image to write: `racklet-flash write {} IMAGE [--at LBA | --partition NAME] --loader LOADER.bin`",
-                job.board.name
-            )));
-        };
-        if a.reboot || a.no_reboot || a.sparse_limit.is_some() {
-            return Err(crate::error::bad_input(
-                "--reboot, --no-reboot and --sparse-limit are not for Rockchip boards: `racklet-flash reset` resets"
-                    .to_string(),
-            ));
-        }
-        let verb = racklet_rockchip::storage::Verb::Write {
-            image,
-            at: a.place.at,
-            partition: one_partition(&a.place.partition)?,
-            verify: !a.no_verify,
-        };
-        storage(job, &a.place.medium, &verb, None)
+    fn storage(&self, job: &mut StorageJob) -> Result<Outcome> {
+        let (inputs, verb) = racklet_rockchip::request::storage(job.req).map_err(classify)?;
+        let target = job.board.target();
+        let plan = racklet_rockchip::storage::plan(inputs.as_ref(), &verb, &target).map_err(classify)?;
+        let opts = racklet_rockchip::Options { force: job.req.force, ..Default::default() };
+        // Put in place only when the device confirmed the whole read.
+        let mut read = racklet_image::output::ReadSink::new(job.output, job.req.force)?;
+        let mut sink = |b: &[u8]| read.write(b);
+        let report =
+            racklet_rockchip::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
+        read.commit()?;
+        Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
     }
-
-    fn read(&self, job: &mut StorageJob, a: &ReadArgs) -> Result<Outcome> {
-        let verb = racklet_rockchip::storage::Verb::Read {
-            at: a.place.at,
-            size: a.size,
-            partition: one_partition(&a.place.partition)?,
-        };
-        storage(job, &a.place.medium, &verb, Some(&a.output))
-    }
-
-    fn erase(&self, job: &mut StorageJob, a: &EraseArgs) -> Result<Outcome> {
-        let verb = racklet_rockchip::storage::Verb::Erase {
-            at: a.place.at,
-            size: a.size,
-            partition: one_partition(&a.place.partition)?,
-            whole: a.whole,
-        };
-        storage(job, &a.place.medium, &verb, None)
-    }
-
-    fn reset(&self, job: &mut StorageJob, a: &ResetArgs) -> Result<Outcome> {
-        storage(job, &None, &racklet_rockchip::storage::Verb::Reset { maskrom: a.maskrom }, None)
-    }
-
-    fn partitions(&self, job: &mut StorageJob, a: &PartitionsArgs) -> Result<Outcome> {
-        if a.place.at.is_some() || !a.place.partition.is_empty() {
-            return Err(crate::error::bad_input(
-                "partitions lists the whole GPT: drop --at/--partition".to_string(),
-            ));
-        }
-        storage(job, &a.place.medium, &racklet_rockchip::storage::Verb::Partitions, None)
-    }
-}
-
-/// `--partition NAME`: one, without `=FILE` (that is fastboot's).
-fn one_partition(given: &[String]) -> Result<Option<String>> {
-    match given {
-        [] => Ok(None),
-        [p] if !p.contains('=') => Ok(Some(p.clone())),
-        _ => Err(crate::error::bad_input(
-            "--partition: give one partition NAME; the usbplug writes one image per run".to_string(),
-        )),
-    }
-}
-
-/// The bring-up: `--loader RKBOOT`, or raw `--dram DDR --usbplug FILE` /
-/// `--rkbin DIR` as `maskrom` takes them (none: the usbplug must answer).
-/// With `--loader-to-storage` the loader is what is written, not the bring-up.
-fn bring_up(t: &StorageTarget, loader_is_written: bool) -> Result<Option<racklet_rockchip::Inputs>> {
-    if !t.bring_up.then.is_empty() || t.bring_up.loader_address.is_some() {
-        return Err(crate::error::bad_input(
-            "--then and --loader-address are not for Rockchip boards: --loader takes an RKBOOT loader (rkbin's boot_merger output)"
-                .to_string(),
-        ));
-    }
-    let rk = &t.bring_up.rockchip;
-    let raw = !rk.given().is_empty();
-    let loader = if loader_is_written { None } else { t.bring_up.loader.clone() };
-    if raw && loader.is_some() {
-        return Err(crate::error::bad_input_with_hint(
-            "--loader and --dram/--usbplug/--rkbin both bring the board up: give one".to_string(),
-            "an RKBOOT --loader carries its own DRAM init and usbplug".to_string(),
-        ));
-    }
-    if !raw && loader.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(racklet_rockchip::Inputs {
-        bin: loader.or_else(|| rk.usbplug.clone()),
-        dram: rk.dram.clone(),
-        rkbin: rk.rkbin.clone(),
-        force: t.connect.force,
-        ..Default::default()
-    }))
-}
-
-/// Plans and runs one storage verb.
-fn storage(
-    job: &mut StorageJob,
-    medium: &Option<String>,
-    verb: &racklet_rockchip::storage::Verb,
-    output: Option<&std::path::Path>,
-) -> Result<Outcome> {
-    if let Some(m) = medium
-        && !m.eq_ignore_ascii_case("emmc")
-    {
-        return Err(crate::error::bad_input(format!(
-            "--medium {m}: the usbplug writes the storage it booted with; only emmc is known here"
-        )));
-    }
-    let t = job.target;
-    let target = job.board.target();
-    let inputs = bring_up(t, matches!(verb, racklet_rockchip::storage::Verb::LoaderToStorage { .. }))?;
-    let plan = racklet_rockchip::storage::plan(inputs.as_ref(), verb, &target).map_err(classify)?;
-    let opts = racklet_rockchip::Options { force: t.connect.force, ..Default::default() };
-    // Put in place only when the device confirmed the whole read.
-    let mut read = racklet_image::output::ReadSink::new(output, t.connect.force)?;
-    let mut sink = |b: &[u8]| read.write(b);
-    let report =
-        racklet_rockchip::storage::run(job.conn, &plan, &target, &opts, &mut sink).map_err(classify)?;
-    read.commit()?;
-    Ok(Outcome { facts: report.facts(), chip: Some(job.board.soc.clone()), ..Outcome::default() })
 }

@@ -10,10 +10,9 @@ use racklet_starfive::{BlockSize, Inputs, NakPolicy, Options};
 
 use super::{Driver, Job, StorageJob, StorageSim};
 use crate::args::starfive::XmodemNak;
-use crate::args::storage::WriteArgs;
 use crate::boards::Board;
 use crate::cli::{ImageArgs, MaskromArgs};
-use crate::error::{bad_input, classify};
+use crate::error::classify;
 use crate::job::Outcome;
 use racklet_starfive::recovery::{RecoveryInputs, RecoveryOptions};
 
@@ -82,37 +81,13 @@ impl Driver for Starfive {
 
     /// The QSPI flash through StarFive's recovery program, as vf2-recover
     /// writes it.
-    fn write(&self, job: &mut StorageJob, a: &WriteArgs) -> Result<Outcome> {
-        let board = &job.board.name;
-        if let Some(image) = &a.image {
-            return Err(bad_input(format!(
-                "{}: the JH7110's recovery program writes the SPL and U-Boot by name: `racklet-flash write {board} --recovery jh7110-recovery-*.bin --spl u-boot-spl.bin.normal.out --uboot u-boot.itb`",
-                image.display()
-            )));
-        }
-        let p = &a.place;
-        if p.at.is_some() || !p.partition.is_empty() || p.medium.is_some() {
-            return Err(bad_input(
-                "--at, --partition, --medium: the recovery program writes the SPL at 0 and U-Boot at 0x100000 of the QSPI flash; give --spl and --uboot",
-            ));
-        }
-        let b = &job.target.bring_up;
-        if b.loader.is_some() || !b.then.is_empty() || b.loader_address.is_some() {
-            return Err(bad_input(
-                "--loader, --then: on StarFive boards the program the ROM runs first is --recovery FILE",
-            ));
-        }
-        if a.reboot {
-            return Err(bad_input(
-                "--reboot: the recovery program cannot reset the board; set the boot switches to flash (0,0) and power-cycle it",
-            ));
-        }
-        let s = &a.starfive;
-        let inputs =
-            RecoveryInputs { recovery: s.recovery.clone(), spl: s.spl.clone(), uboot: s.uboot.clone() };
+    fn storage(&self, job: &mut StorageJob) -> Result<Outcome> {
+        racklet_starfive::request::check(job.req).map_err(classify)?;
+        let s = job.starfive.cloned().unwrap_or_default();
+        let inputs = RecoveryInputs { recovery: s.recovery, spl: s.spl, uboot: s.uboot };
         let target = job.board.target();
         let plan = racklet_starfive::recovery::plan(&inputs, &target).map_err(classify)?;
-        if !a.no_verify {
+        if job.req.verify {
             job.conn.progress.say(
                 "note: the recovery program cannot read the flash back; each file is confirmed by its 'updata success' only",
             );
