@@ -213,7 +213,7 @@ fn bad_load_plans_are_bad_input() {
     assert_eq!(code(&o), 2, "{}", text(&o));
     let o = run(&["maskrom", "canmv-k230", p, "--dram", p, "--simulate"]);
     assert_eq!(code(&o), 2, "{}", text(&o));
-    // Refused as another protocol's option, naming the K230's own (issue 22).
+    // Refused as another protocol's option, naming the K230's own.
     assert!(text(&o).contains("--dram is a rockchip option") && text(&o).contains("--load"), "{}", text(&o));
 }
 

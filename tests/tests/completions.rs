@@ -1,4 +1,4 @@
-//! Shell completion (issue 22): the script `racklet-flash completions SHELL`
+//! Shell completion: the script `racklet-flash completions SHELL`
 //! prints is loaded into the real shell, its completion function is called
 //! as the shell calls it, and what it offers is checked: subcommands,
 //! options of `maskrom` (clap_complete's static bash script completed none

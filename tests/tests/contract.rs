@@ -1,4 +1,4 @@
-//! The command-line contract (issue 22): environment variables, inputs that
+//! The command-line contract: environment variables, inputs that
 //! are refused before any device, output files, the board table, parallel
 //! output. Each test here failed on the binary before the issue's fixes.
 

@@ -1,4 +1,4 @@
-//! End to end in QEMU (issue 21): the prebuilt fastload loader runs as
+//! End to end in QEMU: the prebuilt fastload loader runs as
 //! `-kernel` on the virt machines with its UART on a pty, and
 //! `racklet-flash fastload --port <pty> hello.elf --expect 'racklet: hello'`
 //! loads the prebuilt hello through it, which then prints on the same port.

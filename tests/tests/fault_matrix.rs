@@ -1,4 +1,4 @@
-//! Every protocol under every kind of fault (issue #11): stall, time out,
+//! Every protocol under every kind of fault: stall, time out,
 //! disconnect mid-transfer, garbage answers, repeated NAKs. The CLI either
 //! retries where the protocol allows it and succeeds with the right bytes
 //! delivered (the virtual ROM's verdict says so), or fails with the right

@@ -1,4 +1,4 @@
-//! Hostile input and unsafe output (issue 24): the cases of the bad-input
+//! Hostile input and unsafe output: the cases of the bad-input
 //! corpus that need a file system set up at run time (FIFOs, symlinks,
 //! sparse files, existing outputs), verdicts in simulated parallel runs, and
 //! the `sim` servers.

@@ -1,6 +1,6 @@
 //! Every JSON event racklet-flash writes is one object on one line that
 //! docs/json-events.schema.json accepts: a simulated run of every board in
-//! the table, failing and parallel runs, and the other commands (issue 22).
+//! the table, failing and parallel runs, and the other commands.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The manual pages (issue 22): one per command, each whole, and the
+//! The manual pages: one per command, each whole, and the
 //! examples the README shows are the ones `--help` shows.
 
 use racklet_tests::racklet_flash;

@@ -1,4 +1,4 @@
-//! Replay (issue 23): every capture in tests/vectors/captures replays with
+//! Replay: every capture in tests/vectors/captures replays with
 //! its recorded command line and ends as recorded; a changed client fails
 //! loudly at the transfer that changed; `--record` writes what replay and
 //! a bug report need (header, descriptors, end, hashes, redaction, zstd).

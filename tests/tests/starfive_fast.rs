@@ -1,4 +1,4 @@
-//! `racklet-flash maskrom visionfive2 FILE --fast` (issue 21): the fastload
+//! `racklet-flash maskrom visionfive2 FILE --fast`: the fastload
 //! loader by the JH7110 ROM's XMODEM, then FILE through the loader on the
 //! same port. Against the virtual board, whose ROM recognises the loader it
 //! started by its bytes (the banner and sync pattern of docs/fastload.md)

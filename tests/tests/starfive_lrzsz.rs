@@ -1,4 +1,4 @@
-//! The real-peer test (issue #4): racklet-flash's XMODEM sender against
+//! The real-peer test: racklet-flash's XMODEM sender against
 //! lrzsz's `rx` (the mock ROM) and, after it, its YMODEM sender against
 //! `rb` (the mock U-Boot SPL), both behind one socat pseudo-terminal, as
 //! shared/protocols/starfive.md §6 describes. `rx` polls only every ~13.5 s,

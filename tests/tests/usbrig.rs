@@ -1,4 +1,4 @@
-//! The USB rig (issue #9): the real Linux USB stack, end to end.
+//! The USB rig: the real Linux USB stack, end to end.
 //!
 //! Takes the workspace's racklet-flash and racklet-gadget, assembles a busybox
 //! initramfs with the Debian kernel's USB modules (tests/usbrig/), boots it

@@ -198,13 +198,30 @@ pub fn check_input(path: &Path, max: u64, what: &str) -> Result<u64, ImageError>
     check_meta(path, &meta, max, what)
 }
 
-fn check_meta(path: &Path, meta: &std::fs::Metadata, max: u64, what: &str) -> Result<u64, ImageError> {
+/// Checks, without reading, that `path` is a regular, non-empty file of any
+/// size (a storage image, which is streamed and never held whole); returns
+/// its size.
+pub fn check_file(path: &Path) -> Result<u64, ImageError> {
+    let meta = std::fs::metadata(path).map_err(|e| ImageError::Read { path: path.into(), error: e })?;
+    check_kind(path, &meta)?;
+    Ok(meta.len())
+}
+
+fn check_kind(path: &Path, meta: &std::fs::Metadata) -> Result<(), ImageError> {
     if meta.is_dir() {
         return Err(ImageError::IsDirectory { path: path.into() });
     }
     if !meta.is_file() {
         return Err(ImageError::NotRegular { path: path.into(), kind: kind_of(meta.file_type()) });
     }
+    if meta.len() == 0 {
+        return Err(ImageError::Empty { path: path.into() });
+    }
+    Ok(())
+}
+
+fn check_meta(path: &Path, meta: &std::fs::Metadata, max: u64, what: &str) -> Result<u64, ImageError> {
+    check_kind(path, meta)?;
     if meta.len() > max {
         return Err(ImageError::InputTooLarge {
             path: path.into(),
@@ -212,9 +229,6 @@ fn check_meta(path: &Path, meta: &std::fs::Metadata, max: u64, what: &str) -> Re
             limit: max,
             what: what.into(),
         });
-    }
-    if meta.len() == 0 {
-        return Err(ImageError::Empty { path: path.into() });
     }
     Ok(meta.len())
 }

@@ -58,7 +58,7 @@ pub const MAX_RESPONSE: usize = 256;
 /// How many bytes one response read asks for, as AOSP does: 256, which
 /// the USB transport rounds up to wMaxPacketSize. At full speed (the K1 ROM
 /// on blank media) a 64- or 256-byte padded reply then completes the
-/// transfer, which a 512-byte read would keep waiting on (issue 16).
+/// transfer, which a 512-byte read would keep waiting on (the fastboot review).
 pub const RESPONSE_READ: usize = MAX_RESPONSE;
 /// The class triple of the fastboot interface.
 pub const FASTBOOT_CLASS: (u8, u8, u8) = (0xff, 0x42, 0x03);

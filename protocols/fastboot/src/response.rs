@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(parse_response(b"DATAffffffff"), Ok(Response::Data(u32::MAX)));
         assert_eq!(parse_response(b"DATA0000F028"), Ok(Response::Data(0xf028)));
         // AOSP parses the size with strtol(.., 16): any number of digits.
-        // A real run showed a 7-digit answer (issue 16).
+        // A real run showed a 7-digit answer (reviews/fastboot.md).
         assert_eq!(parse_response(b"DATA0100000"), Ok(Response::Data(0x10_0000)));
         assert_eq!(parse_response(b"DATA8"), Ok(Response::Data(8)));
         assert_eq!(parse_response(b"DATA000000080"), Ok(Response::Data(0x80)));
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(parse_size(" 0X10000 "), Some(65536));
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("lots"), None);
-        // max-download-size 0 means "no limit" (issue 16); see the client.
+        // max-download-size 0 means "no limit"; see the client.
         assert_eq!(parse_size("0x0"), Some(0));
     }
 }

@@ -359,7 +359,7 @@ fn a_served_rom_is_followed_through_its_symlink() {
     assert_eq!(&bl2_got[..900], &bl2(900)[..]);
 }
 
-// ---- the chips as their sources say (issue 17) --------------------------
+// ---- the chips as their sources say ---------------------------------
 
 /// A vector the vendor fiptool.py wrote (tests/vectors/sophgo/README.md).
 fn vector(name: &str) -> PathBuf {

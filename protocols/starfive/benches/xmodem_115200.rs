@@ -1,7 +1,7 @@
 //! XMODEM-1K of a 128 KiB image through a pseudo-terminal whose ROM side is
 //! paced to 115200 baud 8N1 (racklet-sim's `Throttled` wire: each byte is
 //! handed over one byte time after the previous one, and the ROM's answers
-//! take their wire time too). The goal (issue #4): at most 1.03x the ideal
+//! take their wire time too). The goal: at most 1.03x the ideal
 //! wire time of the image, 131072 B / 11520 B/s = 11.378 s.
 //!
 //! Run: `cargo bench -p racklet-starfive --bench xmodem_115200`.

@@ -1,4 +1,4 @@
-//! The fast path (`maskrom … --fast`, issue 21): the ROM's XMODEM carries
+//! The fast path (`maskrom … --fast`): the ROM's XMODEM carries
 //! the fastload loader (`payloads/fastload`, docs/fastload.md), headed as
 //! any SPL is; the loader then takes the user's payload over the same UART
 //! at a much higher rate (`racklet_fastload::send_image` on the same open

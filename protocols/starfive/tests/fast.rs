@@ -1,4 +1,4 @@
-//! The fast path (issue 21, docs/fastload.md): `plan` with `Inputs::fast`
+//! The fast path (docs/fastload.md): `plan` with `Inputs::fast`
 //! and `boot` through a `Connector` against the virtual JH7110 of the sim's
 //! registry, whose ROM recognises the loader it started by its bytes and
 //! then answers as the virtual fastload loader. Expected header fields come

@@ -78,7 +78,7 @@ fn verb(g: &GlobalArgs, req: StorageRequest, v: Verb, out: &Arc<Output>) -> Resu
         .filter_map(|p| p.as_deref())
         .collect();
     for p in v.inputs.iter().chain(&raw) {
-        racklet_image::check_input(p, u64::MAX, "an image")?;
+        racklet_image::check_file(p)?;
         let file = racklet_link::transcript::reader::InputFile::of_file(p);
         input_files.push(file.map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))?);
     }
