@@ -42,6 +42,7 @@ pub mod starfive;
 pub mod storage;
 pub mod uboot_storage;
 pub mod usb;
+pub mod world;
 
 /// The warning a server should print when it listens on `addr`: anything
 /// but a loopback address makes the virtual device reachable from the

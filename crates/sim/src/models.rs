@@ -110,14 +110,18 @@ pub enum SimError {
     /// chip without an Arm core).
     #[error("a virtual {soc} cannot {why}")]
     Impossible { soc: String, why: String },
+    /// `--fault PORT=NAME` for a port where the run has no virtual board.
+    #[error("--fault {port}={fault}: no virtual board of this run is at {port} (they are at {})", ports.join(", "))]
+    NoBoardAt { port: String, fault: String, ports: Vec<String> },
 }
 
 impl racklet_link::Classify for SimError {
     fn class(&self) -> racklet_link::FailureClass {
         match self {
-            SimError::UnknownSoc { .. } | SimError::UnknownFault(_) | SimError::Impossible { .. } => {
-                racklet_link::FailureClass::BadInput
-            }
+            SimError::UnknownSoc { .. }
+            | SimError::UnknownFault(_)
+            | SimError::Impossible { .. }
+            | SimError::NoBoardAt { .. } => racklet_link::FailureClass::BadInput,
             SimError::Start { source, .. } => source.class(),
         }
     }
@@ -125,6 +129,7 @@ impl racklet_link::Classify for SimError {
     fn hint(&self) -> Option<String> {
         match self {
             SimError::UnknownFault(f) => Some(format!("known faults: {}", f.known)),
+            SimError::NoBoardAt { port, .. } => Some(format!("give --port {port} too, or fix the port")),
             _ => None,
         }
     }

@@ -7,10 +7,11 @@ use racklet_link::{FailureClass, Selector};
 use racklet_sim::rom::{Verdict, VirtualRom};
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{LinkModel, SimUsbBus};
+use racklet_sim::world::PortFaults;
 
 use super::run::JobResult;
 use crate::args::connect::{SimSpeed, SimulationArgs};
-use crate::error::{bad_input, fail};
+use crate::error::{classify, fail};
 use crate::output::Output;
 
 /// The virtual devices of a simulated run, by USB port path.
@@ -43,12 +44,11 @@ pub fn world(
     if paths.is_empty() {
         paths.push("1-1".into());
     }
-    if let Some(f) = &sim.fault {
-        check_fault_ports(f, &paths)?;
-    }
+    let faults: PortFaults = sim.fault.as_deref().unwrap_or_default().parse().unwrap_or_default();
+    faults.check_ports(&paths).map_err(classify)?;
     let mut sims = Vec::new();
     for p in &paths {
-        let s = attach(p, fault_for(sim.fault.as_deref(), p), &su, &ss)?;
+        let s = attach(p, faults.for_port(p), &su, &ss)?;
         sims.push((p.clone(), s));
     }
     Ok((su, ss, sims))
@@ -125,52 +125,5 @@ pub fn judge(results: &mut [JobResult], sims: Sims, simulate: bool) {
                 ));
             }
         }
-    }
-}
-
-/// `--fault PORT=NAME` must name a virtual board of the run.
-fn check_fault_ports(spec: &str, paths: &[String]) -> Result<()> {
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if let Some((port, _)) = part.split_once('=')
-            && !paths.iter().any(|p| p == port)
-        {
-            return Err(bad_input(format!(
-                "--fault {part}: no virtual board of this run is at {port} (they are at {}); give --port {port} too, or fix the port",
-                paths.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The fault for the virtual board at `port` from a `--fault` value:
-/// comma-separated `NAME` (every board) or `PORT=NAME` (that board).
-pub fn fault_for(spec: Option<&str>, port: &str) -> Option<String> {
-    let spec = spec?;
-    let mut all = None;
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some((p, name)) if p == port => return Some(name.to_string()),
-            Some(_) => {}
-            None => all = Some(part.to_string()),
-        }
-    }
-    all
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn faults_by_port_and_for_every_board() {
-        assert_eq!(fault_for(None, "1-1"), None);
-        assert_eq!(fault_for(Some("stall"), "1-2").as_deref(), Some("stall"));
-        assert_eq!(fault_for(Some("stall,1-2=crc"), "1-2").as_deref(), Some("crc"));
-        assert_eq!(fault_for(Some("stall,1-2=crc"), "1-3").as_deref(), Some("stall"));
-        assert_eq!(fault_for(Some("1-2=crc"), "1-3"), None);
-        assert!(check_fault_ports("1-2=crc", &["1-2".into()]).is_ok());
-        let e = check_fault_ports("1-9=crc", &["1-1".into(), "1-2".into()]).unwrap_err().to_string();
-        assert!(e.contains("no virtual board of this run is at 1-9") && e.contains("1-1, 1-2"), "{e}");
     }
 }
