@@ -278,3 +278,76 @@ fn k1_nor_table_larger_than_the_nor_exits_2_before_the_first_flash() {
     got.sort();
     assert_eq!(got.len(), 2, "only FSBL and u-boot.itb were downloaded: {got:?}");
 }
+
+/// Debian's client, always under `timeout`: it reconnects forever when the
+/// handshake fails.
+fn fastboot(addr: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .args(["20", "fastboot", "-s", addr])
+        .args(args)
+        .output()
+        .expect("run timeout fastboot (Debian package fastboot)")
+}
+
+/// Debian's fastboot replays the vendor's NOR + block recipe (stage FSBL,
+/// continue, stage u-boot.itb, continue, flash mtd partition_2M.json, the
+/// NOR's images, flash gpt partition_universal.json, the block device's
+/// images but its bootinfo) against the virtual NOR board; the NOR and the
+/// NVMe it leaves equal what `write --bundle` leaves.
+#[test]
+#[ignore = "real-peer tier (needs Debian's fastboot): scripts/test.sh runs it"]
+fn debian_fastboot_and_write_bundle_leave_the_same_nor_and_nvme() {
+    let ok =
+        std::process::Command::new("fastboot").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "Debian's fastboot client is missing: apt-get install fastboot");
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("bianbu");
+    bundle(&dir);
+    let (ours, theirs) = (d.path().join("ours.img"), d.path().join("theirs.img"));
+    let sim = Sim::start(&["--sim-storage", ours.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
+    bin()
+        .args(["write", "bpi-f3", "--no-reboot", "--sparse-limit", "1M", "--bundle"])
+        .arg(&dir)
+        .args(["--port", &sim.addr])
+        .assert()
+        .success();
+    drop(sim);
+    let sim = Sim::start(&["--keep", "--sim-storage", theirs.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
+    let f = |p: &str| dir.join(p).into_os_string();
+    let mut steps: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["stage".into(), f("factory/FSBL.bin")],
+        vec!["continue".into()],
+        vec!["stage".into(), f("u-boot.itb")],
+        vec!["continue".into()],
+        vec!["flash".into(), "mtd".into(), f("partition_2M.json")],
+    ];
+    for (name, file, _) in NOR_AT {
+        steps.push(vec!["flash".into(), name.into(), f(file)]);
+    }
+    steps.push(vec!["flash".into(), "gpt".into(), f("partition_universal.json")]);
+    for (name, file) in [
+        ("fsbl", "factory/FSBL.bin"),
+        ("env", "env.bin"),
+        ("opensbi", "fw_dynamic.itb"),
+        ("uboot", "u-boot.itb"),
+        ("bootfs", "bootfs.ext4"),
+        ("rootfs", "rootfs.ext4"),
+    ] {
+        steps.push(vec!["-S".into(), "1M".into(), "flash".into(), name.into(), f(file)]);
+    }
+    for s in &steps {
+        let args: Vec<&std::ffi::OsStr> = s.iter().map(|a| a.as_os_str()).collect();
+        let o = fastboot(&sim.addr, &args);
+        assert!(o.status.success(), "fastboot {s:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    drop(sim);
+    assert!(region(&ours, 0, 8 << 20) == region(&theirs, 0, 8 << 20), "the NORs differ");
+    let (ours, theirs) = (nvme_of(&ours), nvme_of(&theirs));
+    let end = (260u64 << 20) + 733 * 4096 + 4096;
+    let (mut at, step) = (0u64, 16usize << 20);
+    while at < end {
+        let n = step.min((end - at) as usize);
+        assert!(region(&ours, at, n) == region(&theirs, at, n), "the NVMes differ in the 16 MiB at 0x{at:x}");
+        at += n as u64;
+    }
+}
