@@ -29,6 +29,11 @@
 //!   as the vendor `fb_getvar.c` (2022.10 and older: no `all`) does;
 //!   [`FastbootDevice::with_getvar_all`] makes it upstream U-Boot's, one
 //!   `INFO<name>: <value>` per variable, then OKAY.
+//! - K1 vendor U-Boot booted from SPI NOR ([`Boot::Nor`], `sim --medium
+//!   spi-nor` or `spi-nor+nvme`): SpacemiT's `flash()`/`erase()` with the
+//!   sticky `mtd` flag, the NOR of [`crate::uboot_mtd`] and an NVMe behind
+//!   it; `mtd-size`, `blk-size` and `partition-size` as `fb_getvar.c`
+//!   answers them in NOR boot mode.
 //!
 //! The chip facts (USB identities, the ROMs' variables and size limits) are
 //! this model's own, in [`Chip`], [`K1`] and [`TH1520`], each cited.

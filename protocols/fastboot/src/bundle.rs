@@ -9,16 +9,19 @@
 //!   `board/spacemit/k1/partition_universal.json`, `partition_2M.json`,
 //!   `partition_flash.json`): `{"version", "format": "gpt"|"mtd",
 //!   "partitions": [{"name", "offset"?, "size"?, "image"?, "hidden"?}]}`.
-//!   Which table is flashed follows titanflasher's `fastboot.yaml`
+//!   Which tables are flashed follows titanflasher's `fastboot.yaml`
 //!   (`getvar mtd-size`, `getvar blk-size`, then `partition_{size}.json`):
 //!   vendor U-Boot answers `blk-size` with `universal` when it has a block
 //!   device and `mtd-size` with the NOR's size (`8M`) or `NULL`
 //!   (eshattow/spacemit-com-uboot-2022.10 `drivers/fastboot/fb_getvar.c`,
 //!   `getvar_blk_size`/`getvar_mtd_size`); a NOR size without a table of its
 //!   own takes the largest smaller one, as the Bianbu docs say the flasher
-//!   does. The table itself is flashed first (`flash gpt` or `flash mtd`:
-//!   the vendor U-Boot parses the JSON, `fb_spacemit.c`), then every entry
-//!   that names one image file, in table order. `hidden` is kept but changes
+//!   does. A board booting from NOR with a block device behind it gets
+//!   both, the NOR's table first (the vendor's "nor+blk" recipe: `flash
+//!   mtd` and the NOR's images, then `flash gpt` and the block device's).
+//!   Each table itself is flashed first (`flash gpt` or `flash mtd`: the
+//!   vendor U-Boot parses the JSON, `fb_spacemit.c`), then every entry that
+//!   names one image file, in table order. `hidden` is kept but changes
 //!   nothing: the vendor parser does not read it, and the vendor recipe
 //!   flashes the hidden `bootinfo` like the rest. An entry whose `image` is a
 //!   list (`partition_flash.json`'s card-update `bootfs`) is not flashed.
