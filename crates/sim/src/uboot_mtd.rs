@@ -19,6 +19,10 @@
 //! and the device has none. The erase block is SpacemiT's documented
 //! default for its NOR tables (64 KiB: "partition offsets and sizes are
 //! aligned to 64KB by default", unless `CONFIG_SPI_FLASH_USE_4K_SECTORS`).
+//! The revision followed is the repository's later one (an offset replaces
+//! the running position, `combine_size = off`, and `_clear_env_part` erases
+//! `env` after `flash mtd`); its earliest `fb_spacemit.c` added the offset
+//! to the running position instead and had no `_clear_env_part`.
 //! Nothing here comes from the client crate.
 
 use crate::storage::Medium;
