@@ -29,6 +29,11 @@
 //!   as the vendor `fb_getvar.c` (2022.10 and older: no `all`) does;
 //!   [`FastbootDevice::with_getvar_all`] makes it upstream U-Boot's, one
 //!   `INFO<name>: <value>` per variable, then OKAY.
+//! - K1 vendor U-Boot booted from SPI NOR ([`Boot::Nor`], `sim --medium
+//!   spi-nor` or `spi-nor+nvme`): SpacemiT's `flash()`/`erase()` with the
+//!   sticky `mtd` flag, the NOR of [`crate::uboot_mtd`] and an NVMe behind
+//!   it; `mtd-size`, `blk-size` and `partition-size` as `fb_getvar.c`
+//!   answers them in NOR boot mode.
 //!
 //! The chip facts (USB identities, the ROMs' variables and size limits) are
 //! this model's own, in [`Chip`], [`K1`] and [`TH1520`], each cited.
@@ -244,6 +249,33 @@ impl Stage {
     }
 }
 
+/// Which storage a K1 vendor U-Boot boots from: the board's boot-select
+/// pins, which nothing on the wire tells (`get_boot_pin_select()` in
+/// eshattow/spacemit-com-uboot-2022.10 `fb_command.c`), so the virtual
+/// board is told (`sim --medium`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Boot {
+    /// eMMC (or SD): `fastboot_mmc_flash_write`, the eMMC's GPT.
+    #[default]
+    Emmc,
+    /// An 8 MiB SPI NOR ([`crate::uboot_mtd`]), with an NVMe SSD behind it
+    /// (`CONFIG_FASTBOOT_SUPPORT_BLOCK_DEV_NAME` "nvme") or none.
+    Nor { nvme: bool },
+}
+
+impl Boot {
+    /// The boot medium by the name `--medium` takes: `emmc`, `spi-nor`
+    /// (no block device), `spi-nor+nvme`.
+    pub fn from_medium(name: Option<&str>) -> Option<Boot> {
+        Some(match name {
+            None | Some("emmc") => Boot::Emmc,
+            Some("spi-nor") => Boot::Nor { nvme: false },
+            Some("spi-nor+nvme") => Boot::Nor { nvme: true },
+            Some(_) => return None,
+        })
+    }
+}
+
 /// Misbehaviour to inject, chosen by name (`--fault NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -400,6 +432,19 @@ pub struct FastbootDevice {
     emmc: Option<crate::storage::Medium>,
     /// TH1520: the eMMC's boot0 area, flashed by the name `uboot`.
     boot0: Option<crate::storage::Medium>,
+    /// K1: what vendor U-Boot booted from.
+    boot: Boot,
+    /// K1 NOR boot: the SPI NOR and the NVMe SSD behind it.
+    nor: Option<crate::storage::Medium>,
+    nvme: Option<crate::storage::Medium>,
+    /// K1 NOR boot: the `mtdparts` environment variable (`spi-dev:…`) that
+    /// `flash mtd` set; kept in RAM here (the vendor also saves it with
+    /// its environment).
+    mtdparts: Option<String>,
+    /// The sticky `mtd_flash` flags of `fb_command.c`'s `flash()` and
+    /// `erase()` (each its own static): set by `mtd…`, cleared by `gpt…`.
+    mtd_flash: bool,
+    mtd_erase: bool,
     uboot_download_limit: usize,
     /// `getvar:all` answered as upstream U-Boot does (not the vendors').
     getvar_all: bool,
@@ -449,6 +494,12 @@ impl FastbootDevice {
             back_at: None,
             emmc: None,
             boot0: None,
+            boot: Boot::Emmc,
+            nor: None,
+            nvme: None,
+            mtdparts: None,
+            mtd_flash: false,
+            mtd_erase: false,
             uboot_download_limit: soc.chip().uboot_download_limit,
             getvar_all: false,
             storage_run: false,
@@ -488,15 +539,56 @@ impl FastbootDevice {
 
     /// Keeps the eMMC behind vendor U-Boot in `path` (`--sim-storage`), so
     /// a later run, or the user, sees what was written.
+    ///
+    /// A K1 booting from NOR ([`FastbootDevice::with_boot`], give it
+    /// first) keeps the NOR in `path` and its NVMe SSD in `path` + `.nvme`.
     pub fn with_storage(mut self, path: &std::path::Path) -> Result<Self, crate::storage::MediumFileError> {
-        self.emmc = Some(crate::storage::Medium::in_file(path, self.chip.emmc_size)?);
+        use crate::storage::Medium;
+        match self.boot {
+            Boot::Emmc => self.emmc = Some(Medium::in_file(path, self.chip.emmc_size)?),
+            Boot::Nor { nvme } => {
+                self.nor =
+                    Some(Medium::in_file_erased(path, crate::uboot_mtd::NOR_SIZE, crate::uboot_mtd::ERASED)?);
+                if nvme {
+                    let mut p = path.as_os_str().to_owned();
+                    p.push(".nvme");
+                    self.nvme = Some(Medium::in_file(std::path::Path::new(&p), self.chip.emmc_size)?);
+                }
+            }
+        }
         Ok(self)
+    }
+
+    /// What a K1 board boots from (its boot-select pins): eMMC, or SPI NOR
+    /// with or without an NVMe SSD. Media not given a file are blank, in
+    /// memory (the NOR erased, 0xFF).
+    pub fn with_boot(mut self, boot: Boot) -> Self {
+        self.boot = boot;
+        if let Boot::Nor { nvme } = boot {
+            self.nor =
+                Some(crate::storage::Medium::in_memory(crate::uboot_mtd::NOR_SIZE, crate::uboot_mtd::ERASED));
+            self.nvme = nvme.then(|| crate::storage::Medium::in_memory(self.chip.emmc_size, 0));
+        }
+        self
+    }
+
+    /// The SPI NOR of a K1 booting from it.
+    pub fn nor(&mut self) -> Option<&mut crate::storage::Medium> {
+        self.nor.as_mut()
+    }
+
+    /// The NVMe SSD behind a K1 booting from NOR.
+    pub fn nvme(&mut self) -> Option<&mut crate::storage::Medium> {
+        self.nvme.as_mut()
     }
 
     /// A board already in vendor U-Boot's fastboot (started from its own
     /// storage, or by `fastboot usb 0` at its prompt).
     pub fn in_uboot(mut self) -> Self {
         self.stage = Stage::UBoot;
+        if self.boot != Boot::Emmc {
+            return self;
+        }
         // Not started from USB: the GPT is rewritten only when there is none.
         let layout = self.chip.layout;
         let emmc = self.emmc();
@@ -543,6 +635,9 @@ impl FastbootDevice {
     /// Vendor U-Boot starts: the GPT is the vendor layout (TH1520: always,
     /// `run gpt_partition`; K1: when the eMMC has none).
     fn uboot_starts(&mut self) {
+        if self.boot != Boot::Emmc {
+            return;
+        }
         let (layout, rewrite) = (self.chip.layout, self.chip.rewrites_gpt);
         let emmc = self.emmc();
         if rewrite || crate::uboot_storage::partitions(emmc).is_empty() {
@@ -643,8 +738,17 @@ impl FastbootDevice {
             // SpacemiT fb_getvar.c (CONFIG_SPACEMIT_FLASH), booted from
             // eMMC/SD: a block device answers `universal`, and there is no
             // MTD device to size.
-            (Stage::UBoot, "blk-size") if self.soc == Soc::K1 => "universal",
-            (Stage::UBoot, "mtd-size") if self.soc == Soc::K1 => "NULL",
+            // Booted from NOR (`getvar_mtd_size`, `getvar_blk_size`): the
+            // first MTD device's size, and `universal` only when the
+            // block device behind it (nvme) is there.
+            (Stage::UBoot, "blk-size") if self.soc == Soc::K1 => match self.boot {
+                Boot::Nor { nvme: false } => "NULL",
+                _ => "universal",
+            },
+            (Stage::UBoot, "mtd-size") if self.soc == Soc::K1 => match (self.boot, &self.nor) {
+                (Boot::Nor { .. }, Some(nor)) => return Some(crate::uboot_mtd::size_text(nor.size())),
+                _ => "NULL",
+            },
             _ => return None,
         };
         Some(v.into())
@@ -751,6 +855,15 @@ impl FastbootDevice {
                 if uboot && (name.starts_with("partition-size:") || name.starts_with("partition-type:")) =>
             {
                 let (var, part) = name.split_once(':').unwrap_or_default();
+                // Booted from NOR, `getvar_get_part_info` asks the MTD
+                // partitions only (`fastboot_mtd_get_part_info`).
+                if let (Boot::Nor { .. }, "partition-size") = (self.boot, var) {
+                    let size = self.nor.as_ref().map_or(0, |n| n.size());
+                    return match crate::uboot_mtd::lookup(self.mtdparts.as_deref(), size, part) {
+                        Ok(p) => self.reply("OKAY", &format!("0x{:016x}", p.size)),
+                        Err(_) => self.fail("can not find mtd part"),
+                    };
+                }
                 match self.partition(part) {
                     Ok((_, bytes)) if var == "partition-size" => {
                         self.reply("OKAY", &format!("0x{bytes:016x}"))
@@ -765,6 +878,18 @@ impl FastbootDevice {
             },
             ("download", Some(size)) => self.download(size),
             ("flash", Some(part)) => self.flash(part),
+            ("erase", Some(part)) if uboot && matches!(self.boot, Boot::Nor { .. }) => {
+                match self.nor_erase(part) {
+                    Ok(()) => {
+                        self.flashed.push((self.stage, format!("erase {part}"), 0));
+                        self.reply("OKAY", "");
+                    }
+                    Err(e) => {
+                        self.refused_writes.push(format!("erase:{part}: {e}"));
+                        self.fail(e)
+                    }
+                }
+            }
             ("erase", Some(part)) if uboot => match self.partition(part) {
                 Ok((true, _)) => {
                     self.boot0 = None;
@@ -837,6 +962,21 @@ impl FastbootDevice {
                 let Some(img) = self.last_download.take() else {
                     return self.fail("no image downloaded");
                 };
+                if self.soc == Soc::K1 && matches!(self.boot, Boot::Nor { .. }) {
+                    let r = self.nor_flash(part, &img);
+                    let len = img.len();
+                    self.last_download = Some(img);
+                    return match r {
+                        Ok(text) => {
+                            self.flashed.push((self.stage, part.into(), len));
+                            self.reply("OKAY", text)
+                        }
+                        Err(e) => {
+                            self.refused_writes.push(format!("flash:{part}: {e}"));
+                            self.fail(e)
+                        }
+                    };
+                }
                 if self.soc == Soc::K1
                     && let Some(r) = self.spacemit_flash(part, &img)
                 {
@@ -928,6 +1068,110 @@ impl FastbootDevice {
                 }
             }
             _ => return None,
+        })
+    }
+
+    /// `flash()` of `fb_command.c` on a K1 booted from NOR: `mtd…` sets the
+    /// sticky `mtd_flash`, `gpt…` clears it; while it is set the download
+    /// goes to `fastboot_mtd_flash_write`, and to `fastboot_blk_flash_write`
+    /// when that does not answer OKAY (or at once while it is clear). `Ok`
+    /// is the OKAY text.
+    fn nor_flash(&mut self, part: &str, img: &[u8]) -> Result<&'static str, &'static str> {
+        if part.starts_with("mtd") {
+            self.mtd_flash = true;
+        }
+        if part.starts_with("gpt") {
+            self.mtd_flash = false;
+        }
+        if self.mtd_flash
+            && let Ok(text) = self.mtd_flash_write(part, img)
+        {
+            return Ok(text);
+        }
+        self.blk_flash_write(part, img)
+    }
+
+    /// `fastboot_mtd_flash_write` (`fb_mtd.c`): `mtd…` is the table
+    /// (`fastboot_oem_flash_gpt`: `mtdparts` set, then the `env` partition
+    /// erased, `_clear_env_part`), `env` is `fastboot_oem_flash_env`
+    /// (`env import` of the download into RAM, then the same erase), any
+    /// other name an MTD partition.
+    fn mtd_flash_write(&mut self, part: &str, img: &[u8]) -> Result<&'static str, &'static str> {
+        let size = self.nor.as_ref().map_or(0, |n| n.size());
+        if part.starts_with("mtd") {
+            let t = crate::uboot_mtd::spacemit_mtd_string(img)?;
+            if !t.is_empty() {
+                self.mtdparts = Some(format!("spi-dev:{t}"));
+            }
+            self.clear_env_part()?;
+            return Ok("parse gpt/mtd table okay");
+        }
+        if part == "env" {
+            // The model takes any download as the environment (`env import`
+            // would refuse one without a valid CRC or text).
+            self.clear_env_part()?;
+            return Ok("flash env partition okay");
+        }
+        let p = crate::uboot_mtd::lookup(self.mtdparts.as_deref(), size, part)?;
+        let nor = self.nor.as_mut().ok_or("invalid mtd device or partition")?;
+        crate::uboot_mtd::flash(nor, &p, img).map(|_| "")
+    }
+
+    /// `_clear_env_part` booted from NOR, once `mtdparts` is set: the `env`
+    /// MTD partition erased ("clear env fail" when there is none).
+    fn clear_env_part(&mut self) -> Result<(), &'static str> {
+        let Some(table) = self.mtdparts.clone() else { return Ok(()) };
+        let size = self.nor.as_ref().map_or(0, |n| n.size());
+        let p = crate::uboot_mtd::lookup(Some(&table), size, "env").map_err(|_| "clear env fail")?;
+        let nor = self.nor.as_mut().ok_or("clear env fail")?;
+        crate::uboot_mtd::erase(nor, &p).map(|_| ()).map_err(|_| "clear env fail")
+    }
+
+    /// `fastboot_blk_flash_write` (`fb_blk.c`) on the NVMe: `bootinfo` is
+    /// OKAY without a write ("blk device would not flash bootinfo except
+    /// emmc"), `gpt` is the table (`_parse_flash_config`, then `gpt write
+    /// nvme 0`), any other name a GPT partition of the NVMe.
+    fn blk_flash_write(&mut self, part: &str, img: &[u8]) -> Result<&'static str, &'static str> {
+        if part == "bootinfo" {
+            return Ok("");
+        }
+        if part == "gpt" {
+            let t = crate::uboot_storage::spacemit_gpt_string(img)?;
+            let nvme = self.nvme.as_mut().ok_or("write gpt tabel fail")?;
+            crate::uboot_storage::gpt_write(nvme, &t).map_err(|_| "write gpt tabel fail")?;
+            return Ok("parse gpt/mtd table okay");
+        }
+        let nvme = self.nvme.as_mut().ok_or("can not find partition or devices")?;
+        let p = crate::uboot_storage::find(nvme, part).map_err(|_| "can not find partition or devices")?;
+        if img.len() as u64 > p.bytes() {
+            return Err("download_bytes is greater than part size");
+        }
+        crate::uboot_storage::flash(nvme, part, img).map(|_| "")
+    }
+
+    /// `erase()` of `fb_command.c` booted from NOR: its own sticky flag,
+    /// `fastboot_mtd_flash_erase` while set (the blk erase when that fails),
+    /// else `fastboot_blk_erase`.
+    fn nor_erase(&mut self, part: &str) -> Result<(), &'static str> {
+        if part.starts_with("mtd") {
+            self.mtd_erase = true;
+        }
+        if part.starts_with("gpt") {
+            self.mtd_erase = false;
+        }
+        if self.mtd_erase {
+            let size = self.nor.as_ref().map_or(0, |n| n.size());
+            if let Ok(p) = crate::uboot_mtd::lookup(self.mtdparts.as_deref(), size, part)
+                && let Some(nor) = self.nor.as_mut()
+                && crate::uboot_mtd::erase(nor, &p).is_ok()
+            {
+                return Ok(());
+            }
+        }
+        let nvme = self.nvme.as_mut().ok_or("can not find partition or devices")?;
+        crate::uboot_storage::erase(nvme, part).map(|_| ()).map_err(|e| match e {
+            "no such partition" | "partition not given" => "can not find partition or devices",
+            _ => "failed erasing from device",
         })
     }
 
@@ -1242,7 +1486,21 @@ pub fn board(soc: &str, scenario: &Scenario) -> Result<FastbootDevice, SimError>
     let uart = scenario.uart(soc, BOOT_CORE)?;
     let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
     let fault = scenario.fault.as_deref().map(str::parse::<Fault>).transpose()?;
+    let medium = scenario.storage_medium.as_deref();
+    let boot = match (soc, Boot::from_medium(medium)) {
+        (Soc::K1, Some(b)) | (Soc::Th1520, Some(b @ Boot::Emmc)) => b,
+        _ => {
+            return Err(SimError::Impossible {
+                soc: format!("{soc:?}"),
+                why: format!(
+                    "boot from a medium named '{}' (K1: emmc, spi-nor, spi-nor+nvme; TH1520: emmc)",
+                    medium.unwrap_or_default()
+                ),
+            });
+        }
+    };
     let dev = FastbootDevice::new(soc, &scenario.port_path)
+        .with_boot(boot)
         .with_fault(fault)
         .with_next_stages(scenario.next_stages)
         .with_speed(scenario.speed.unwrap_or(crate::usb::BusSpeed::High))
@@ -1618,6 +1876,76 @@ mod tests {
         assert_eq!(run(&mut d, b"continue"), vec![b"OKAY".to_vec()]);
         assert_eq!(d.started.last().map(|s| s.what.as_str()), Some("uImage.itb"));
         assert!(d.info().is_none(), "U-Boot left fastboot");
+    }
+
+    /// Downloads `data` and flashes it to `part`: the answer's text.
+    fn flash_as(d: &mut FastbootDevice, part: &str, data: &[u8]) -> String {
+        let r = run(d, format!("download:{:08x}", data.len()).as_bytes());
+        assert_eq!(r, vec![format!("DATA{:08x}", data.len()).into_bytes()]);
+        d.host_packet(data).unwrap();
+        assert_eq!(d.next_response(), Some(b"OKAY".to_vec()));
+        let r = run(d, format!("flash:{part}").as_bytes());
+        String::from_utf8(r.concat()).unwrap()
+    }
+
+    /// A K1 booted from NOR with an NVMe behind it, as `fb_command.c`'s
+    /// `flash()` has it: `flash mtd` sets the sticky mtd flag, names not on
+    /// the NOR fall back to the NVMe, `flash gpt` clears the flag, and
+    /// `partition-size` asks the MTD partitions only (`fb_getvar.c`).
+    #[test]
+    fn k1_nor_boot_flashes_mtd_then_falls_back_to_the_nvme() {
+        let mut d = FastbootDevice::new(Soc::K1, "1-1").with_boot(Boot::Nor { nvme: true }).in_uboot();
+        assert_eq!(run(&mut d, b"getvar:mtd-size"), vec![b"OKAY8M".to_vec()]);
+        assert_eq!(run(&mut d, b"getvar:blk-size"), vec![b"OKAYuniversal".to_vec()]);
+        assert_eq!(run(&mut d, b"getvar:partition-size:fsbl"), vec![b"FAILcan not find mtd part".to_vec()]);
+        let mtd = br#"{"format": "mtd", "partitions": [
+            {"name": "bootinfo", "offset": "0", "size": "128K"},
+            {"name": "fsbl", "offset": "128K", "size": "256K"},
+            {"name": "env", "offset": "384K", "size": "64K"},
+            {"name": "uboot", "offset": "640K", "size": "-"}]}"#;
+        assert_eq!(flash_as(&mut d, "mtd", mtd), "OKAYparse gpt/mtd table okay");
+        assert_eq!(run(&mut d, b"getvar:partition-size:fsbl"), vec![b"OKAY0x0000000000040000".to_vec()]);
+        assert_eq!(run(&mut d, b"getvar:partition-size:uboot"), vec![b"OKAY0x0000000000760000".to_vec()]);
+        assert_eq!(flash_as(&mut d, "fsbl", &[5; 100]), "OKAY");
+        let nor = d.nor().unwrap();
+        assert_eq!(nor.read(128 << 10, 101).unwrap(), [[5u8; 100].as_slice(), &[0xff]].concat());
+        // Not on the NOR, no GPT on the NVMe yet: the blk fallback's refusal.
+        assert_eq!(flash_as(&mut d, "bootfs", &[6; 10]), "FAILcan not find partition or devices");
+        // `env` is imported, and its MTD partition erased.
+        assert_eq!(flash_as(&mut d, "env", &[0; 10]), "OKAYflash env partition okay");
+        let gpt = br#"{"format": "gpt", "partitions": [
+            {"name": "bootinfo", "offset": "0K", "size": "512"},
+            {"name": "fsbl", "offset": "256K", "size": "256K"},
+            {"name": "bootfs", "offset": "4M", "size": "16M"},
+            {"name": "rootfs", "size": "-"}]}"#;
+        assert_eq!(flash_as(&mut d, "gpt", gpt), "OKAYparse gpt/mtd table okay");
+        assert_eq!(flash_as(&mut d, "bootfs", &[6; 10]), "OKAY");
+        // The flag is clear now: fsbl goes to the NVMe's GPT, the NOR keeps its own.
+        assert_eq!(flash_as(&mut d, "fsbl", &[7; 10]), "OKAY");
+        assert_eq!(flash_as(&mut d, "bootinfo", &[8; 10]), "OKAY");
+        assert_eq!(d.nor().unwrap().read(128 << 10, 1).unwrap(), [5]);
+        let nvme = d.nvme().unwrap();
+        assert_eq!(nvme.read(4 << 20, 10).unwrap(), [6; 10]);
+        assert_eq!(nvme.read(256 << 10, 10).unwrap(), [7; 10]);
+        assert_eq!(nvme.read(0, 10).unwrap(), [0; 10], "bootinfo is not written to a block device");
+        // flash mtd again: the NOR once more.
+        assert_eq!(flash_as(&mut d, "mtd", mtd), "OKAYparse gpt/mtd table okay");
+        assert_eq!(flash_as(&mut d, "fsbl", &[9; 10]), "OKAY");
+        assert_eq!(d.nor().unwrap().read(128 << 10, 1).unwrap(), [9]);
+        assert_eq!(
+            flash_as(&mut d, "fsbl", &vec![1; (256 << 10) + 1]),
+            "FAILdownload_bytes is greater than part size"
+        );
+        // Without an NVMe: blk-size NULL, and the fallback finds nothing.
+        let mut d = FastbootDevice::new(Soc::K1, "1-1").with_boot(Boot::Nor { nvme: false }).in_uboot();
+        assert_eq!(run(&mut d, b"getvar:blk-size"), vec![b"OKAYNULL".to_vec()]);
+        assert_eq!(flash_as(&mut d, "gpt", gpt), "FAILwrite gpt tabel fail");
+        // A table larger than the NOR: mtdparts refuses it, so no partition
+        // is found (not even `env`: "clear env fail"), and the blk fallback
+        // of `flash:mtd` answers last.
+        let big = br#"{"format": "mtd", "partitions": [{"name": "a", "offset": "0", "size": "16M"}]}"#;
+        assert_eq!(flash_as(&mut d, "mtd", big), "FAILcan not find partition or devices");
+        assert_eq!(flash_as(&mut d, "a", &[1]), "FAILcan not find partition or devices");
     }
 
     #[test]

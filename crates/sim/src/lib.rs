@@ -40,6 +40,7 @@ pub mod serve;
 pub mod sophgo;
 pub mod starfive;
 pub mod storage;
+pub mod uboot_mtd;
 pub mod uboot_storage;
 pub mod usb;
 pub mod world;

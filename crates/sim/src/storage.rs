@@ -90,6 +90,28 @@ impl Medium {
         Ok(Medium { size, erased: 0, store: Store::File(f) })
     }
 
+    /// Like [`Medium::in_file`], for a medium whose erased cells read as
+    /// `erased` (0xFF on NOR flash): a new file is filled with it, and
+    /// erasing writes it.
+    pub fn in_file_erased(path: &Path, size: u64, erased: u8) -> Result<Medium, MediumFileError> {
+        let new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+        let mut m = Medium::in_file(path, size)?;
+        m.erased = erased;
+        if new && erased != 0 {
+            let fill = vec![erased; CHUNK as usize];
+            let mut at = 0;
+            while at < size {
+                let n = (size - at).min(CHUNK);
+                m.write(at, &fill[..n as usize]).map_err(|e| MediumFileError {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                at += n;
+            }
+        }
+        Ok(m)
+    }
+
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size
@@ -163,6 +185,20 @@ impl Medium {
         self.check(offset, len)?;
         let mut at = offset;
         let end = offset + len;
+        if let Store::File(f) = &self.store
+            && self.erased != 0
+        {
+            // Flash kept in a file (its erased cells are not the file's
+            // zeros): small enough to write through.
+            const PIECE: u64 = 1 << 20;
+            let fill = vec![self.erased; PIECE as usize];
+            while at < end {
+                let n = (end - at).min(PIECE);
+                write_all_at(f, &fill[..n as usize], at).expect("writing the medium's own file");
+                at += n;
+            }
+            return Ok(());
+        }
         if let Store::File(f) = &self.store {
             // Erased to its end (`erase --whole`): cut and regrow the file, a
             // sparse run of zeros, rather than writing gigabytes of them.

@@ -211,7 +211,7 @@ pub fn find(medium: &Medium, name: &str) -> Result<Partition, &'static str> {
 /// `transfer_string_to_ul` (SpacemiT `fb_spacemit.c`): a size in KiB from
 /// the text before its first `K`, `M` or `G`; 0 for `-`, for no unit, or
 /// for nothing.
-fn spacemit_kib(s: &str) -> u64 {
+pub(crate) fn spacemit_kib(s: &str) -> u64 {
     if s.is_empty() || s.starts_with('-') {
         return 0;
     }
@@ -228,7 +228,7 @@ fn spacemit_kib(s: &str) -> u64 {
 
 /// `simple_strtoul(s, &rest, 0)`: decimal, `0x` hex or leading-0 octal, up
 /// to the first character that is not a digit; `None` without digits.
-fn c_ulong(s: &str) -> (Option<u64>, &str) {
+pub(crate) fn c_ulong(s: &str) -> (Option<u64>, &str) {
     let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         (h, 16)
     } else if s.len() > 1 && s.starts_with('0') {
@@ -388,15 +388,36 @@ pub fn flash(medium: &mut Medium, name: &str, data: &[u8]) -> Result<u64, &'stat
         medium.write(start, &padded).map_err(|_| "failed writing to device")?;
         return Ok(padded.len() as u64);
     }
+    write_sparse(medium, start, p.bytes(), BLOCK, data)
+}
+
+/// Whether a download is an Android sparse image (`is_sparse_image`).
+pub fn is_sparse_image(data: &[u8]) -> bool {
+    is_sparse(data)
+}
+
+/// `write_sparse_image` of `data` into the `len` bytes at `start` of
+/// `medium`, whose write unit is `unit` bytes (512 for a block device's
+/// blocks; an MTD's `writesize`). `Err` is the FAIL text.
+pub fn write_sparse(
+    medium: &mut Medium,
+    start: u64,
+    len: u64,
+    unit: u64,
+    data: &[u8],
+) -> Result<u64, &'static str> {
+    if !is_sparse(data) {
+        return Err("sparse image write failure");
+    }
     let file_hdr = u16::from_le_bytes([data[8], data[9]]) as usize;
     let chunk_hdr = u16::from_le_bytes([data[10], data[11]]) as u64;
     let blk_sz = u64::from(le32(data, 12));
     let total_blks = le32(data, 16);
     let chunks = le32(data, 20);
-    if blk_sz == 0 || blk_sz % BLOCK != 0 {
+    if blk_sz == 0 || blk_sz % unit != 0 {
         return Err("sparse image block size issue");
     }
-    let end = start + p.bytes();
+    let end = start + len;
     let mut at = start;
     let mut pos = file_hdr;
     let mut total: u64 = 0;

@@ -9,16 +9,19 @@
 //!   `board/spacemit/k1/partition_universal.json`, `partition_2M.json`,
 //!   `partition_flash.json`): `{"version", "format": "gpt"|"mtd",
 //!   "partitions": [{"name", "offset"?, "size"?, "image"?, "hidden"?}]}`.
-//!   Which table is flashed follows titanflasher's `fastboot.yaml`
+//!   Which tables are flashed follows titanflasher's `fastboot.yaml`
 //!   (`getvar mtd-size`, `getvar blk-size`, then `partition_{size}.json`):
 //!   vendor U-Boot answers `blk-size` with `universal` when it has a block
 //!   device and `mtd-size` with the NOR's size (`8M`) or `NULL`
 //!   (eshattow/spacemit-com-uboot-2022.10 `drivers/fastboot/fb_getvar.c`,
 //!   `getvar_blk_size`/`getvar_mtd_size`); a NOR size without a table of its
 //!   own takes the largest smaller one, as the Bianbu docs say the flasher
-//!   does. The table itself is flashed first (`flash gpt` or `flash mtd`:
-//!   the vendor U-Boot parses the JSON, `fb_spacemit.c`), then every entry
-//!   that names one image file, in table order. `hidden` is kept but changes
+//!   does. A board booting from NOR with a block device behind it gets
+//!   both, the NOR's table first (the vendor's "nor+blk" recipe: `flash
+//!   mtd` and the NOR's images, then `flash gpt` and the block device's).
+//!   Each table itself is flashed first (`flash gpt` or `flash mtd`: the
+//!   vendor U-Boot parses the JSON, `fb_spacemit.c`), then every entry that
+//!   names one image file, in table order. `hidden` is kept but changes
 //!   nothing: the vendor parser does not read it, and the vendor recipe
 //!   flashes the hidden `bootinfo` like the rest. An entry whose `image` is a
 //!   list (`partition_flash.json`'s card-update `bootfs`) is not flashed.
@@ -111,6 +114,12 @@ pub enum BundleError {
         dir.display(), blk.as_deref().unwrap_or("not answered"), mtd.as_deref().unwrap_or("not answered"), have.join(", ")
     )]
     NoLayout { dir: PathBuf, blk: Option<String>, mtd: Option<String>, have: Vec<String> },
+    /// A NOR table's partition runs past the NOR the device reports.
+    #[error(
+        "{}: partition '{name}' ends at {end} bytes, past the device's {reported} NOR ({nor} bytes)",
+        path.display()
+    )]
+    PastTheNor { path: PathBuf, name: String, end: u64, reported: String, nor: u64 },
 }
 
 impl Classify for BundleError {
@@ -128,7 +137,10 @@ impl Classify for BundleError {
                 "the table is the vendor's partition_*.json; restore it from the release".into()
             }
             BundleError::NoLayout { .. } => {
-                "flash the partitions one by one with --partition NAME=FILE, or use a bundle made for this storage".into()
+                "flash the partitions one by one with --partition NAME=FILE, or use a bundle made for this storage (a NOR board needs a partition_<size>.json no larger than its NOR)".into()
+            }
+            BundleError::PastTheNor { .. } => {
+                "use the bundle's table for this NOR size (partition_<size>.json), or fix the entry's offset and size".into()
             }
             BundleError::Read { .. } => return None,
         })
@@ -325,36 +337,82 @@ fn nor_size(t: &Table) -> Option<u64> {
     }
 }
 
-/// The table for the device's storage, as titanflasher picks it from
-/// `getvar mtd-size` and `getvar blk-size`: a NOR size picks
-/// `partition_{size}.json` or the largest NOR table below it; otherwise a
-/// block device (`universal`) picks `partition_universal.json`.
+/// The tables for the device's storage, in the order they are flashed, as
+/// titanflasher picks them from `getvar mtd-size` and `getvar blk-size`. A
+/// NOR size (the board boots from its NOR) picks `partition_{size}.json` or
+/// the largest NOR table below it (there must be one: the vendor docs say
+/// the flasher finds no table otherwise); when the device also reports a
+/// block device (`universal`), its `partition_universal.json` follows, as
+/// the vendor's NOR + block recipe flashes the NOR's table and images,
+/// then the block device's. Without a NOR, a block device picks
+/// `partition_universal.json` alone.
 pub fn pick<'a>(
     dir: &Path,
     tables: &'a [Table],
     blk: Option<&str>,
     mtd: Option<&str>,
-) -> Result<&'a Table, BundleError> {
+) -> Result<Vec<&'a Table>, BundleError> {
     fn named(v: Option<&str>) -> Option<&str> {
         v.map(str::trim).filter(|v| !v.is_empty() && *v != "NULL")
     }
-    if let Some(Size::Bytes(have)) = named(mtd).and_then(parse_size)
-        && let Some(t) =
-            tables.iter().filter(|t| nor_size(t).is_some_and(|s| s <= have)).max_by_key(|t| nor_size(t))
-    {
-        return Ok(t);
-    }
-    if let Some(b) = named(blk)
-        && let Some(t) = tables.iter().find(|t| table_name(t) == format!("partition_{b}.json"))
-    {
-        return Ok(t);
-    }
-    Err(BundleError::NoLayout {
+    let none = || BundleError::NoLayout {
         dir: dir.into(),
         blk: blk.map(Into::into),
         mtd: mtd.map(Into::into),
         have: tables.iter().map(table_name).collect(),
-    })
+    };
+    let blk_table =
+        named(blk).and_then(|b| tables.iter().find(|t| table_name(t) == format!("partition_{b}.json")));
+    match named(mtd).map(parse_size) {
+        Some(Some(Size::Bytes(have))) => {
+            let nor = tables
+                .iter()
+                .filter(|t| nor_size(t).is_some_and(|s| s <= have))
+                .max_by_key(|t| nor_size(t))
+                .ok_or_else(none)?;
+            Ok(std::iter::once(nor).chain(blk_table).collect())
+        }
+        Some(_) => Err(none()),
+        None => blk_table.map(|t| vec![t]).ok_or_else(none),
+    }
+}
+
+/// Each entry of an MTD table with its offset and size in bytes on a NOR of
+/// `nor` bytes, laid out as `mtdparts` lays them out: an entry without an
+/// offset follows the one before, `-` runs to the end of the NOR. An entry
+/// that ends past the NOR is refused (`reported` is the device's
+/// `mtd-size` answer, for the message).
+pub fn nor_layout(table: &Table, nor: u64, reported: &str) -> Result<Vec<(String, u64, u64)>, BundleError> {
+    let mut out = Vec::new();
+    let mut next = 0u64;
+    for e in &table.entries {
+        let offset = e.offset.unwrap_or(next);
+        let size = match e.size {
+            Some(Size::Bytes(b)) => b,
+            Some(Size::Rest) => nor.saturating_sub(offset),
+            // `mtdparts` refuses a partition of size 0 ("partition size too small").
+            None => {
+                return Err(BundleError::BadField {
+                    path: table.path.clone(),
+                    at: format!("partition {:?} \"size\"", e.name),
+                    message: "missing (an MTD partition needs a size, or - for the rest)".into(),
+                });
+            }
+        };
+        let end = offset.saturating_add(size);
+        if end > nor || offset >= nor {
+            return Err(BundleError::PastTheNor {
+                path: table.path.clone(),
+                name: e.name.clone(),
+                end,
+                reported: reported.into(),
+                nor,
+            });
+        }
+        out.push((e.name.clone(), offset, size));
+        next = end;
+    }
+    Ok(out)
 }
 
 /// What is flashed for `table`, in order: the table itself under
@@ -426,13 +484,28 @@ mod tests {
     fn the_layout_follows_the_reported_storage() {
         let d = bundle(K1_FILES);
         let Kind::Spacemit { tables, .. } = open(d.path(), Soc::K1).unwrap().kind else { panic!() };
-        let pick_name = |blk, mtd| pick(d.path(), &tables, blk, mtd).map(table_name);
+        let pick_name = |blk, mtd| {
+            pick(d.path(), &tables, blk, mtd).map(|t| t.into_iter().map(table_name).collect::<Vec<_>>())
+        };
         // eMMC/SD boot: blk-size "universal", mtd-size "NULL".
-        assert_eq!(pick_name(Some("universal"), Some("NULL")).unwrap(), "partition_universal.json");
+        assert_eq!(pick_name(Some("universal"), Some("NULL")).unwrap(), ["partition_universal.json"]);
         // An 8 MiB NOR takes the largest NOR table that fits it.
-        assert_eq!(pick_name(Some("NULL"), Some("8M")).unwrap(), "partition_2M.json");
+        assert_eq!(pick_name(Some("NULL"), Some("8M")).unwrap(), ["partition_2M.json"]);
+        // A NOR with a block device behind it: the NOR's table, then the block device's.
+        assert_eq!(
+            pick_name(Some("universal"), Some("8M")).unwrap(),
+            ["partition_2M.json", "partition_universal.json"]
+        );
+        // A NOR smaller than every NOR table: no layout, block device or not.
         assert!(matches!(pick_name(Some("NULL"), Some("1M")), Err(BundleError::NoLayout { .. })));
+        assert!(matches!(pick_name(Some("universal"), Some("1M")), Err(BundleError::NoLayout { .. })));
         assert!(matches!(pick_name(None, None), Err(BundleError::NoLayout { .. })));
+        // The NOR table laid out on an 8 MiB NOR: an entry without a size
+        // runs to its end; one past it is refused.
+        let nor = tables.iter().find(|t| t.format == Format::Mtd).unwrap();
+        let l = nor_layout(nor, 8 << 20, "8M").unwrap();
+        assert_eq!(l[1], ("env".to_string(), 512 << 10, 128 << 10));
+        assert!(matches!(nor_layout(nor, 1536 << 10, "1536K"), Err(BundleError::PastTheNor { .. })));
     }
 
     #[test]

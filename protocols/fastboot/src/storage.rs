@@ -286,6 +286,10 @@ pub struct Flashed {
     /// Downloads it took (1, or the sparse pieces).
     pub downloads: usize,
     pub ms: u64,
+    /// The bundle table it belongs to, when a bundle flashes two (a NOR's
+    /// and its block device's: both have `fsbl`, `uboot`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// What a storage run did.
@@ -319,10 +323,11 @@ impl StorageReport {
                 1 => "in one download".to_string(),
                 n => format!("as {n} sparse images"),
             };
-            f.push((
-                format!("partition {}", p.partition),
-                format!("{} ({} bytes) written {how}", p.file, p.bytes),
-            ));
+            let key = match &p.table {
+                Some(t) => format!("partition {} ({t})", p.partition),
+                None => format!("partition {}", p.partition),
+            };
+            f.push((key, format!("{} ({} bytes) written {how}", p.file, p.bytes)));
         }
         for e in &self.erased {
             f.push((format!("partition {e}"), "erased".into()));
@@ -388,52 +393,92 @@ pub fn write(
         (Some(d), Some(u)) => Some(d.min(u)),
         (a, b) => a.or(b),
     };
-    // A bundle's table is picked by the storage the device reports, and
+    // A bundle's tables are picked by the storage the device reports, and
     // every image is checked against its table's size before the first write.
-    let mut owned: Vec<(String, Source, Option<Size>)> = Vec::new();
+    let mut owned: Vec<(String, Option<Size>, bool, Option<String>)> = Vec::new();
+    let mut sources: Vec<Source> = Vec::new();
     let mut picked = None;
     let device_checked = plan.tables.is_none();
     if let Some((dir, tables)) = &plan.tables {
         let blk = fb.getvar_opt("blk-size", progress)?;
         let mtd = fb.getvar_opt("mtd-size", progress)?;
-        let table = bundle::pick(dir, tables, blk.as_deref(), mtd.as_deref())?;
+        let chosen = bundle::pick(dir, tables, blk.as_deref(), mtd.as_deref())?;
+        let names: Vec<String> = chosen.iter().map(|t| bundle::table_name(t)).collect();
         picked = Some(format!(
             "{} (the device reports blk-size {}, mtd-size {})",
-            bundle::table_name(table),
+            names.join(", then "),
             blk.as_deref().unwrap_or("(none)"),
             mtd.as_deref().unwrap_or("(none)")
         ));
-        for (i, (name, path)) in bundle::steps(dir, table).into_iter().enumerate() {
-            let size = if i == 0 {
-                None
-            } else {
-                table.entries.iter().find(|e| e.name == name).and_then(|e| e.size)
+        // The NOR's size, when the board boots from one (vendor U-Boot's
+        // `mtd-size` is then its size, else NULL).
+        let nor = match mtd.as_deref().map(str::trim).and_then(bundle::parse_size) {
+            Some(Size::Bytes(b)) => Some(b),
+            _ => None,
+        };
+        for table in &chosen {
+            let layout = match (table.format, nor) {
+                (bundle::Format::Mtd, Some(n)) => {
+                    Some(bundle::nor_layout(table, n, mtd.as_deref().unwrap_or(""))?)
+                }
+                _ => None,
             };
-            owned.push((name, open_source(&path)?, size));
+            let label = (chosen.len() > 1).then(|| bundle::table_name(table));
+            for (i, (name, path)) in bundle::steps(dir, table).into_iter().enumerate() {
+                // Booted from NOR, vendor U-Boot answers OKAY to a block
+                // device's `bootinfo` without writing it (fb_blk.c: "blk
+                // device would not flash bootinfo except emmc"): not sent,
+                // so it is never reported written.
+                if i > 0 && nor.is_some() && table.format == bundle::Format::Gpt && name == "bootinfo" {
+                    continue;
+                }
+                let size = match (i, &layout) {
+                    (0, _) => None,
+                    (_, Some(l)) => l.iter().find(|p| p.0 == name).map(|p| Size::Bytes(p.2)),
+                    (_, None) => table.entries.iter().find(|e| e.name == name).and_then(|e| e.size),
+                };
+                // An entry without a size is looked up after its table is
+                // flashed; booted from NOR, `partition-size` names MTD
+                // partitions only (fb_getvar.c), so a block device's fit is
+                // left to vendor U-Boot ("download_bytes is greater than
+                // part size").
+                let known = matches!(size, Some(Size::Bytes(_)));
+                let blk_behind_nor = nor.is_some() && table.format == bundle::Format::Gpt;
+                let ask = i > 0 && !known && !VENDOR_SPECIAL.contains(&name.as_str()) && !blk_behind_nor;
+                sources.push(open_source(&path)?);
+                owned.push((name, size, ask, label.clone()));
+            }
         }
     }
-    let flash: Vec<(&str, &Source, Option<Size>)> = if device_checked {
-        plan.flash.iter().map(|(n, s)| (n.as_str(), s, None)).collect()
+    let flash: Vec<Step> = if device_checked {
+        plan.flash
+            .iter()
+            .map(|(n, s)| Step { name: n.clone(), source: s, size: None, ask: false, table: None })
+            .collect()
     } else {
-        owned.iter().map(|(n, s, z)| (n.as_str(), s, *z)).collect()
+        owned
+            .into_iter()
+            .zip(&sources)
+            .map(|((name, size, ask, table), source)| Step { name, source, size, ask, table })
+            .collect()
     };
-    for (name, img, size) in &flash {
-        if let Some(Size::Bytes(have)) = size {
-            check_fits(name, img, Some(*have))?;
+    for st in &flash {
+        if let Some(Size::Bytes(have)) = st.size {
+            check_fits(&st.name, st.source, Some(have))?;
         }
     }
     // Every partition and size the device has is checked before the first
     // write (a bundle's partitions are made by its table: checked as each
     // comes, when the table gives no size).
     let mut names: Vec<&str> =
-        if device_checked { flash.iter().map(|(n, _, _)| *n).collect() } else { Vec::new() };
+        if device_checked { flash.iter().map(|st| st.name.as_str()).collect() } else { Vec::new() };
     names.extend(plan.erase.iter().map(String::as_str));
     let mut sizes = Vec::new();
     for name in &names {
         sizes.push(partition_size(&mut fb, name, progress)?);
     }
-    for ((name, img, _), have) in flash.iter().zip(&sizes) {
-        check_fits(name, img, *have)?;
+    for (st, have) in flash.iter().zip(&sizes) {
+        check_fits(&st.name, st.source, *have)?;
     }
     let mut report = StorageReport {
         bring_up,
@@ -444,13 +489,14 @@ pub fn write(
         erased: Vec::new(),
         rebooted: false,
     };
-    for (i, (name, source, size)) in flash.iter().enumerate() {
-        if !device_checked && i > 0 && !matches!(size, Some(Size::Bytes(_))) && !VENDOR_SPECIAL.contains(name)
-        {
-            let have = partition_size(&mut fb, name, progress)?;
-            check_fits(name, source, have)?;
+    for st in &flash {
+        if st.ask {
+            let have = partition_size(&mut fb, &st.name, progress)?;
+            check_fits(&st.name, st.source, have)?;
         }
-        report.flashed.push(flash_one(&mut fb, name, source, limit, progress)?);
+        let mut done = flash_one(&mut fb, &st.name, st.source, limit, progress)?;
+        done.table = st.table.clone();
+        report.flashed.push(done);
     }
     for name in &plan.erase {
         fb.erase(name, progress)?;
@@ -461,6 +507,17 @@ pub fn write(
         report.rebooted = true;
     }
     Ok(report)
+}
+
+/// One partition of a run, in order: its name, image, the size its table
+/// gives (bundles), whether to ask the device its size first, and the
+/// table it comes from when a bundle flashes two.
+struct Step<'a> {
+    name: String,
+    source: &'a Source,
+    size: Option<Size>,
+    ask: bool,
+    table: Option<String>,
 }
 
 /// Names the K1 vendor U-Boot flashes by itself rather than into a GPT
@@ -529,6 +586,7 @@ fn flash_one(
                 bytes: disk.size.unwrap_or(written),
                 downloads: n,
                 ms: t.elapsed().as_millis() as u64,
+                table: None,
             });
         }
     };
@@ -549,5 +607,6 @@ fn flash_one(
         bytes: img.expanded(),
         downloads: pieces.len(),
         ms: t.elapsed().as_millis() as u64,
+        table: None,
     })
 }

@@ -36,6 +36,8 @@ pub struct Options {
     pub storage: Option<std::path::PathBuf>,
     /// Start in vendor U-Boot's fastboot instead of the boot ROM.
     pub in_uboot: bool,
+    /// What a K1 boots from (`--medium`: emmc, spi-nor, spi-nor+nvme).
+    pub boot: crate::fastboot::Boot,
 }
 
 impl Options {
@@ -44,7 +46,15 @@ impl Options {
     pub fn new(soc: &str, address: &str, fault: Option<&str>) -> Result<Options, SimError> {
         let soc = Soc::from_name(soc).ok_or_else(|| SimError::UnknownSoc { soc: soc.to_string() })?;
         let fault = fault.map(str::parse::<Fault>).transpose()?;
-        Ok(Options { soc, address: address.to_string(), keep: false, fault, storage: None, in_uboot: false })
+        Ok(Options {
+            soc,
+            address: address.to_string(),
+            keep: false,
+            fault,
+            storage: None,
+            in_uboot: false,
+            boot: crate::fastboot::Boot::Emmc,
+        })
     }
 }
 
@@ -150,6 +160,19 @@ pub fn run(
     opts.keep = req.keep;
     opts.storage = req.storage.clone();
     opts.in_uboot = req.in_uboot;
+    opts.boot = match (opts.soc, crate::fastboot::Boot::from_medium(req.medium.as_deref())) {
+        (Soc::K1, Some(b)) | (Soc::Th1520, Some(b @ crate::fastboot::Boot::Emmc)) => b,
+        _ => {
+            return Err(SimError::Impossible {
+                soc: req.soc.clone(),
+                why: format!(
+                    "boot from a medium named '{}' (K1: emmc, spi-nor, spi-nor+nvme; TH1520: emmc)",
+                    req.medium.as_deref().unwrap_or_default()
+                ),
+            }
+            .into());
+        }
+    };
     // The caller's own error stops the server; it is returned whole.
     let refused = Mutex::new(None::<CallerError>);
     let served = serve(&opts, &|e| {
@@ -219,9 +242,9 @@ pub fn serve(opts: &Options, on: &(dyn Fn(Event) -> Result<(), String> + Sync)) 
     let l = TcpListener::bind(&opts.address).map_err(listen)?;
     let local = l.local_addr().map_err(listen)?;
     on(Event::Listening { address: local }).map_err(ServeError::Stopped)?;
-    let mut dev = FastbootDevice::new(opts.soc, "tcp").with_fault(opts.fault);
+    let mut dev = FastbootDevice::new(opts.soc, "tcp").with_boot(opts.boot).with_fault(opts.fault);
     if let Some(p) = &opts.storage {
-        dev = dev.with_storage(p).map_err(|e| ServeError::Stopped(format!("keeping the eMMC in {e}")))?;
+        dev = dev.with_storage(p).map_err(|e| ServeError::Stopped(format!("keeping the storage in {e}")))?;
     }
     if opts.in_uboot {
         dev = dev.in_uboot();
