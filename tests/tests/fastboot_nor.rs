@@ -351,3 +351,27 @@ fn debian_fastboot_and_write_bundle_leave_the_same_nor_and_nvme() {
         at += n as u64;
     }
 }
+
+/// The same NOR board without a sim server: `write --simulate
+/// --sim-medium spi-nor` puts the virtual NOR board on the simulated bus
+/// (the run starts in its boot ROM: FSBL, then u-boot.itb, then the tables),
+/// and the NOR file holds what the hand-worked offsets say.
+#[test]
+fn k1_nor_bundle_under_simulate_with_sim_medium() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("bianbu");
+    let files = bundle(&dir);
+    let nor = d.path().join("nor.img");
+    let out = bin()
+        .args(["write", "bpi-f3", "--simulate", "--sim-medium", "spi-nor", "--sim-storage"])
+        .arg(&nor)
+        .arg("--bundle")
+        .arg(&dir)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("partition_2M.json") && !text.contains("partition_universal.json"), "{text}");
+    assert_nor(&nor, &files);
+}

@@ -259,7 +259,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE")]
     pub sim_storage: Option<PathBuf>,
     /// With --sim-storage, the medium FILE holds (K230: emmc, sd, spi-nand,
-    /// spi-nor, otp; default sd).
+    /// spi-nor, otp; default sd. K1: emmc, spi-nor, spi-nor+nvme, the NVMe
+    /// in FILE.nvme; default emmc).
     #[arg(long, value_name = "MEDIUM", requires = "sim_storage")]
     pub medium: Option<String>,
     /// Fastboot boards: start in vendor U-Boot's fastboot (to flash its

@@ -105,4 +105,9 @@ pub struct SimulationArgs {
     /// missing), so a later run sees what this one wrote.
     #[arg(long, value_name = "FILE", requires = "simulate")]
     pub sim_storage: Option<PathBuf>,
+
+    /// Simulation: the storage the virtual board boots from and keeps
+    /// (K1: emmc, spi-nor, spi-nor+nvme; K230: its --medium by default).
+    #[arg(long, value_name = "MEDIUM", requires = "simulate")]
+    pub sim_medium: Option<String>,
 }

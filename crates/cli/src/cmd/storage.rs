@@ -45,7 +45,9 @@ impl<'a> Verb<'a> {
 
 /// Runs one storage verb on the board of its target through the board's driver.
 fn verb(g: &GlobalArgs, req: StorageRequest, v: Verb, out: &Arc<Output>) -> Result<ExitCode> {
-    let (target, name, medium) = (v.target, req.verb.name(), req.medium.clone());
+    let (target, name) = (v.target, req.verb.name());
+    // The virtual board's medium: --sim-medium, else the verb's own --medium.
+    let medium = target.sim.sim_medium.clone().or_else(|| req.medium.clone());
     let boards = super::load_boards(g)?;
     let board: &Board = super::find_board(&boards, &target.board)?;
     out.set_board(&board.name);
