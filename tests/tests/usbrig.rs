@@ -537,6 +537,16 @@ fn usb_rig_in_a_qemu_guest() {
             .contains("partition root: root.ext4 (2867200 bytes) written as 3 sparse images")
     );
     assert!(rig.expect("fbst-verdict", 0).contains("VERDICT fbst ok vendor U-Boot wrote boot, root"));
+    // What each client leaves on its own virtual eMMC, for the same inputs.
+    assert!(rig.expect("fbeq-fastboot-root", 0).contains("Sending sparse 'root'"));
+    assert!(rig.expect("fbeq-verdict", 0).contains("VERDICT fbeq ok vendor U-Boot wrote boot, root"));
+    assert!(rig.expect("fbeq2-racklet", 0).contains("written as 3 sparse images"));
+    assert!(rig.expect("fbeq2-verdict", 0).contains("VERDICT fbeq2 ok vendor U-Boot wrote boot, root"));
+    assert!(rig.expect("fbeq-cmp", 0).contains("same storage"), "the two eMMCs differ");
+    assert!(
+        rig.expect("fbeq-root", 0).contains("root at 502 MiB"),
+        "root.ext4 is not where the layout puts it"
+    );
     let v = rig.expect("fbk1-verdict", 0);
     assert!(v.contains("VERDICT fbk1 ok") && v.contains("fsbl started u-boot.itb (300001 bytes"), "{v}");
 

@@ -284,6 +284,27 @@ if [ -e /data/speed.bin ]; then
 fi
 gadget_stop fbst
 
+# The storage each client leaves, for the same inputs: Debian's fastboot
+# (boot as a raw image, root re-sparsed within -S 1M) on one virtual eMMC,
+# racklet-flash (the same two partitions, --sparse-limit 1M) on another,
+# each kept in a file by the gadget (--storage); the two files compared up
+# to the end of root's data (root starts at 502 MiB of the TH1520 layout:
+# 17 KiB + table 2031 KiB + boot 500 MiB).
+gadget_start fbeq usb --model th1520-uboot --udc dummy_udc.1 --storage /tmp/fb-theirs.img
+step fbeq-wait 20 racklet-usbrig-probe wait 1234:8888 15
+step fbeq-fastboot-boot 60 fastboot flash boot /data/boot.ext4
+step fbeq-fastboot-root 60 fastboot -S 1M flash root /data/root.ext4
+gadget_stop fbeq
+gadget_start fbeq2 usb --model th1520-uboot --udc dummy_udc.1 --storage /tmp/fb-ours.img
+step fbeq2-wait 20 racklet-usbrig-probe wait 1234:8888 15
+P=$(port_of)
+step fbeq2-racklet 60 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --sparse-limit 1M --partition boot=/data/boot.ext4 --partition root=/data/root.ext4
+gadget_stop fbeq2
+step fbeq-cmp 60 sh -c 'cmp -n $((502 * 1048576 + $(stat -c %s /data/root.ext4))) /tmp/fb-theirs.img /tmp/fb-ours.img && echo "same storage"'
+# ... and what they hold is the images (not two untouched files alike).
+step fbeq-root 20 sh -c 'cmp -n $(stat -c %s /data/root.ext4) /data/root.ext4 /tmp/fb-ours.img 0 $((502 * 1048576)) && echo "root at 502 MiB"'
+rm -f /tmp/fb-theirs.img /tmp/fb-ours.img
+
 # 7. The transcripts, each as a step the host checks (sha256) and replays.
 for f in /tmp/cap/*.jsonl; do
   n=$(basename "$f" .jsonl)

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! racklet-gadget usb --model loop|rk3568|...|k230|k230d|k1|th1520 --udc dummy_udc.0 --name NAME
-//!                [--fault NAME] [--delay SECS] [--unplug-after BYTES]
+//!                [--fault NAME] [--storage FILE] [--delay SECS] [--unplug-after BYTES]
 //!                [--stop-file PATH] [--max-time SECS]
 //! racklet-gadget acm --model echo|sg2000|sg2002|cv1800b --udc dummy_udc.1 --name NAME
 //!                [--fault NAME] [--delay SECS]
@@ -23,6 +23,7 @@ use racklet_gadget::configfs::GADGET_ROOT;
 use racklet_gadget::serve::{self, ServeOptions};
 use racklet_gadget::testdev::{EchoRom, LoopDevice};
 use racklet_link::Classify;
+use racklet_sim::models::Scenario;
 use racklet_sim::serial::SimSerialBus;
 use racklet_sim::usb::{SharedDevice, SimUsbBus};
 
@@ -36,6 +37,9 @@ struct Args {
     stop_file: Option<PathBuf>,
     max_time: Duration,
     fault: Option<String>,
+    /// The virtual board's storage in FILE (as `--sim-storage`), so what
+    /// two clients leave can be compared byte for byte.
+    storage: Option<PathBuf>,
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         stop_file: None,
         max_time: Duration::from_secs(120),
         fault: None,
+        storage: None,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -73,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--stop-file" => a.stop_file = Some(val()?.into()),
             "--fault" => a.fault = Some(val()?),
+            "--storage" => a.storage = Some(val()?.into()),
             f => return Err(format!("unknown option {f}")),
         }
     }
@@ -81,20 +87,30 @@ fn parse_args() -> Result<Args, String> {
 
 type Verdict = Box<dyn FnMut() -> Result<String, String>>;
 
+/// The virtual board of a run of this program: at port "gadget", with its
+/// fault and its storage file.
+fn scenario(fault: Option<&str>, storage: Option<PathBuf>) -> Scenario {
+    Scenario { fault: fault.map(str::to_string), storage, ..Scenario::at("gadget") }
+}
+
 /// The USB models this program can serve, by name, with their fault by
 /// name (as `racklet-flash maskrom --simulate --fault NAME` takes it).
-fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
+fn usb_model(
+    name: &str,
+    fault: Option<&str>,
+    storage: Option<PathBuf>,
+) -> Result<(SharedDevice, Verdict), String> {
     let no_fault = |model: &str| match fault {
         Some(f) => Err(format!("the {model} model has no faults (got '{f}')")),
         None => Ok(()),
     };
     match name {
         // Every SoC of the sim's registry: its own model, fault names and verdict.
-        soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, fault),
+        soc if racklet_sim::models::model(soc).is_some() => registry_model(soc, scenario(fault, storage)),
         // A fastboot board already in vendor U-Boot's fastboot, for the
         // storage verbs (`k1-uboot`, `th1520-uboot`).
         soc if soc.strip_suffix("-uboot").is_some_and(|s| ["k1", "th1520"].contains(&s)) => {
-            uboot_model(soc.trim_end_matches("-uboot"), fault)
+            uboot_model(soc.trim_end_matches("-uboot"), scenario(fault, storage))
         }
         "loop" => {
             no_fault("loop")?;
@@ -117,11 +133,10 @@ fn usb_model(name: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict),
 
 /// A USB model of the sim's registry, by SoC: attached to a bus of its own,
 /// from which the gadget takes the device to serve.
-fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::models::{Scenario, attach};
+fn registry_model(soc: &str, scenario: Scenario) -> Result<(SharedDevice, Verdict), String> {
+    use racklet_sim::models::attach;
     use racklet_sim::rom::Verdict as RomVerdict;
     let usb = SimUsbBus::new();
-    let scenario = Scenario { fault: fault.map(str::to_string), ..Scenario::at("gadget") };
     let mut rom = attach(soc, &scenario, &usb, &SimSerialBus::new()).map_err(|e| match e.hint() {
         Some(h) => format!("{e} ({h})"),
         None => e.to_string(),
@@ -137,11 +152,9 @@ fn registry_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdi
 }
 
 /// Vendor U-Boot's fastboot with its eMMC, as `racklet-flash write` finds it.
-fn uboot_model(soc: &str, fault: Option<&str>) -> Result<(SharedDevice, Verdict), String> {
-    use racklet_sim::models::Scenario;
+fn uboot_model(soc: &str, scenario: Scenario) -> Result<(SharedDevice, Verdict), String> {
     use racklet_sim::rom::Verdict as RomVerdict;
     let usb = SimUsbBus::new();
-    let scenario = Scenario { fault: fault.map(str::to_string), ..Scenario::at("gadget") };
     let mut rom =
         racklet_sim::fastboot::attach_storage(soc, &scenario, false, &usb).map_err(|e| e.to_string())?;
     let dev = usb.attached().pop().ok_or_else(|| format!("the {soc} model is not a USB device"))?;
@@ -195,7 +208,7 @@ fn options(a: &Args) -> ServeOptions {
 }
 
 fn run_usb(a: &Args, log: serve::Log) -> Result<String, String> {
-    let (dev, mut verdict) = usb_model(&a.model, a.fault.as_deref())?;
+    let (dev, mut verdict) = usb_model(&a.model, a.fault.as_deref(), a.storage.clone())?;
     let report = serve::serve(dev, &options(a), log.clone()).map_err(|e| e.to_string())?;
     log(format!(
         "served: {} bytes received, {} binds, unplugged: {}",
@@ -254,13 +267,13 @@ mod tests {
     #[test]
     fn fastboot_models_come_from_the_registry() {
         for (name, id) in [("k1", (0x361c, 0x1001)), ("th1520", (0x2345, 0x7654))] {
-            let (dev, mut verdict) = usb_model(name, None).unwrap();
+            let (dev, mut verdict) = usb_model(name, None, None).unwrap();
             let info = racklet_sim::usb::lock(&dev).info().unwrap();
             assert_eq!((info.vid, info.pid), id);
             assert!(verdict().unwrap_err().contains("nothing started"));
         }
-        assert!(usb_model("k1", Some("silent")).is_ok());
-        let e = usb_model("th1520", Some("nope")).err().unwrap();
+        assert!(usb_model("k1", Some("silent"), None).is_ok());
+        let e = usb_model("th1520", Some("nope"), None).err().unwrap();
         assert!(e.contains("unknown fault 'nope'") && e.contains("no-reenumerate"), "{e}");
     }
 }
