@@ -44,7 +44,7 @@ fn sub_matches(m: &clap::ArgMatches) -> &clap::ArgMatches {
 pub fn main_entry() -> ExitCode {
     // A shell asking what to complete (the script of `completions`) gets
     // its answer and the process ends here.
-    clap_complete::CompleteEnv::with_factory(cli::command).var(cmd::misc::COMPLETE_VAR).complete();
+    clap_complete::CompleteEnv::with_factory(cli::command).var(cmd::completions::COMPLETE_VAR).complete();
     let parsed = cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
         Ok(p) => p,
@@ -66,13 +66,13 @@ pub fn main_entry() -> ExitCode {
     let result = match &cli.command {
         Command::Maskrom(a) => cmd::maskrom::run(&cli.global, a, sub_matches(&matches), &out),
         Command::List(a) => cmd::list::run(&cli.global, a, &out),
-        Command::Boards(a) => cmd::misc::boards(&cli.global, a, &out),
+        Command::Boards(a) => cmd::boards::boards(&cli.global, a, &out),
         Command::Info(a) => cmd::info::run(&cli.global, a, &out),
-        Command::Image(a) => cmd::misc::image(&cli.global, a, sub_matches(&matches), &out),
-        Command::UdevRules => cmd::misc::udev_rules(&cli.global),
-        Command::Completions { shell } => cmd::misc::completions(*shell),
+        Command::Image(a) => cmd::image::image(&cli.global, a, sub_matches(&matches), &out),
+        Command::UdevRules => cmd::udev::udev_rules(&cli.global),
+        Command::Completions { shell } => cmd::completions::completions(*shell),
         Command::Man(a) => cmd::man::run(cli::command(), a),
-        Command::Sim(a) => cmd::misc::sim(&cli.global, a, &out),
+        Command::Sim(a) => cmd::sim::sim(&cli.global, a, &out),
         Command::Fastload(a) => cmd::fastload::run(a, &out),
         Command::Write(a) => cmd::storage::write(&cli.global, a, &out),
         Command::Read(a) => cmd::storage::read(&cli.global, a, &out),

@@ -1,15 +1,19 @@
 //! One module per command.
 
+pub mod boards;
+pub mod completions;
 pub mod fastload;
+pub mod image;
 pub mod info;
 pub mod list;
 pub mod man;
 pub mod maskrom;
-pub mod misc;
 pub mod run;
+pub mod sim;
 pub mod simulated;
 pub mod storage;
 pub mod transcript;
+pub mod udev;
 
 use crate::boards::{Board, Boards};
 use crate::cli::GlobalArgs;
