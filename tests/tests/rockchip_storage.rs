@@ -119,6 +119,41 @@ fn bad_inputs_are_exit_2_before_the_board_is_touched() {
         assert!(text(&o).contains(needle), "{args:?}: no {needle:?} in\n{}", text(&o));
         assert!(!text(&o).contains("panicked"), "{}", text(&o));
     }
+    // A loader built for another chip (an RK3399 RKBOOT for a rock-3a):
+    // refused by the plan, naming the file and both chips, before the
+    // virtual maskrom sees a byte.
+    let rk3399 = racklet_tests::rkboot(
+        b"LDR ",
+        b"330C",
+        &[
+            (1, "rk3399_ddr_800MHz_v", pattern(6144, 2), 1),
+            (2, "rk3399_usbplug_v1", racklet_tests::rk_usbplug(10240, 3), 0),
+        ],
+    );
+    file(d.path(), "rk3399-loader.bin", &rk3399);
+    let o = run(
+        d.path(),
+        &[
+            "write",
+            "rock-3a",
+            "os.img",
+            "--loader",
+            "rk3399-loader.bin",
+            "--simulate",
+            "--sim-storage",
+            "other.img",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("rk3399-loader.bin: the loader is for chip '330C' (rk3399/rk3399pro)"),
+        "{}",
+        text(&o)
+    );
+    // (The virtual eMMC's file is made when the virtual board is, before
+    // the plan; it must hold nothing of the image.)
+    let other = d.path().join("other.img");
+    assert!(!other.exists() || emmc(&other, 0, 4096) == vec![0; 4096], "nothing was written: {}", text(&o));
     // Without --loader the board in maskrom cannot be brought up.
     let o = run(d.path(), &["write", "rock-3a", "os.img", "--simulate"]);
     assert_eq!(code(&o), 2, "{}", text(&o));

@@ -94,8 +94,8 @@ pub enum PlanError {
         path.display()
     )]
     Rc4WithLoader { path: PathBuf },
-    #[error("{}: the loader is for chip '{loader_chip}', but {board} has {soc}", path.display())]
-    WrongChip { path: PathBuf, loader_chip: String, board: String, soc: String },
+    #[error("{}: the loader is for chip '{loader_chip}'{}, but {board} has {soc}", path.display(), loader_socs.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    WrongChip { path: PathBuf, loader_chip: String, loader_socs: Option<String>, board: String, soc: String },
     #[error("{}: the loader has no 0x471 (DRAM init) entry", path.display())]
     NoDramEntry { path: PathBuf },
     #[error(
@@ -194,6 +194,7 @@ pub fn plan(inputs: &Inputs, target: &Target) -> Result<Plan, PlanError> {
             return Err(PlanError::WrongChip {
                 path: path.clone(),
                 loader_chip: loader.chip_code.clone().unwrap_or_else(|| format!("0x{:08x}", loader.chip_raw)),
+                loader_socs: for_chip.map(|c| c.socs.join("/")),
                 board: target.board.clone(),
                 soc: target.soc.clone(),
             });

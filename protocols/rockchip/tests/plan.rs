@@ -121,7 +121,7 @@ fn damaged_or_foreign_loaders_name_the_file_and_the_problem() {
     let other = rkboot(b"BOOT", b"330C", [0; 4], &[(1, "ddr", b"RK33xxxx".to_vec(), 1)]);
     let other = file(d.path(), "rk3399.bin", &other);
     let e = plan(&raw(None, Some(&other)), &target("rock-3a")).unwrap_err();
-    assert!(e.to_string().contains("for chip '330C', but rock-3a has rk3568"), "{e}");
+    assert!(e.to_string().contains("for chip '330C' (rk3399/rk3399pro), but rock-3a has rk3568"), "{e}");
     assert!(e.hint().unwrap().contains("--force"));
     // --force sends it anyway.
     assert!(plan(&Inputs { force: true, ..raw(None, Some(&other)) }, &target("rock-3a")).is_ok());
