@@ -424,3 +424,85 @@ pub fn fit(data: &[u8]) -> Vec<u8> {
     h.extend(strings);
     h
 }
+
+/// `racklet-flash sim BOARD --tcp 127.0.0.1:0 EXTRA…` in the background:
+/// its address (the first line it prints), killed when dropped.
+pub struct SimServer {
+    child: std::process::Child,
+    /// `tcp:127.0.0.1:PORT`, for `--port`.
+    pub addr: String,
+    /// The first human line it printed after the address (its hint), when
+    /// started with [`SimServer::start_logged`].
+    pub hint: String,
+}
+
+impl SimServer {
+    /// Starts the server with its human lines thrown away.
+    pub fn start(board: &str, extra: &[&str]) -> SimServer {
+        SimServer::spawn(board, extra, false)
+    }
+
+    /// Starts the server keeping its human lines, for [`SimServer::log`] and
+    /// [`SimServer::ended`] (for short runs: nothing reads them meanwhile).
+    pub fn start_logged(board: &str, extra: &[&str]) -> SimServer {
+        SimServer::spawn(board, extra, true)
+    }
+
+    fn spawn(board: &str, extra: &[&str], logged: bool) -> SimServer {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(racklet_flash_path())
+            .args(["sim", board, "--tcp", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(if logged { Stdio::piped() } else { Stdio::null() })
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().to_string();
+        assert!(addr.starts_with("tcp:127.0.0.1:"), "sim printed {addr:?}");
+        let mut hint = String::new();
+        if logged {
+            BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut hint).unwrap();
+        }
+        SimServer { child, addr, hint }
+    }
+
+    /// Stops the server (it serves the board's next stage, which nothing
+    /// awaited) and gives what it logged.
+    pub fn log(mut self) -> String {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr()
+    }
+
+    /// Waits for the server to end by itself; its exit status and stderr.
+    pub fn ended(mut self, within: Duration) -> (bool, String) {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st.success(), self.stderr());
+            }
+            assert!(start.elapsed() < within, "the sim did not end by itself within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut err).unwrap();
+        }
+        err
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

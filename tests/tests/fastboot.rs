@@ -5,13 +5,12 @@
 //! re-enumeration, every fault) is tested in-process in
 //! `protocols/fastboot/tests/boot.rs`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
+use racklet_tests::SimServer;
 
 fn bin() -> Command {
     racklet_tests::racklet_flash()
@@ -294,36 +293,6 @@ fn image_wraps_an_spl_that_info_and_maskrom_accept() {
         .stderr(predicate::str::contains("as it is"));
 }
 
-/// `racklet-flash sim BOARD --tcp 127.0.0.1:0`, with its address.
-struct Sim {
-    child: Child,
-    addr: String,
-}
-
-impl Sim {
-    fn start(board: &str, extra: &[&str]) -> Sim {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("racklet-flash"))
-            .args(["sim", board, "--tcp", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().to_string();
-        assert!(addr.starts_with("tcp:127.0.0.1:"), "sim printed {addr:?}");
-        Sim { child, addr }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Debian's client, always under `timeout`: it reconnects forever when the
 /// handshake fails.
 fn fastboot(addr: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
@@ -352,7 +321,7 @@ fn debian_fastboot_against_the_th1520_tcp_device() {
     let d = tempfile::tempdir().unwrap();
     let save = d.path().join("save");
     let file = write(d.path(), "u-boot-with-spl.bin", &noise(1_030_952, 77));
-    let sim = Sim::start("lichee-pi-4a", &["--keep", "--save", save.to_str().unwrap()]);
+    let sim = SimServer::start("lichee-pi-4a", &["--keep", "--save", save.to_str().unwrap()]);
     let steps: Vec<Vec<&std::ffi::OsStr>> = vec![
         vec!["getvar".as_ref(), "version".as_ref()],
         vec!["stage".as_ref(), file.as_os_str()],
@@ -383,7 +352,7 @@ fn debian_fastboot_against_the_k1_tcp_device() {
     let save = d.path().join("save");
     let f = write(d.path(), "FSBL.bin", &fsbl(&noise(197_000, 1)));
     let itb = write(d.path(), "u-boot.itb", &fit(500_000));
-    let sim = Sim::start("bpi-f3", &["--keep", "--save", save.to_str().unwrap()]);
+    let sim = SimServer::start("bpi-f3", &["--keep", "--save", save.to_str().unwrap()]);
     // version-brom's answer is "1.0", a NUL and garbage: the stock client copes.
     let o = fastboot(&sim.addr, &["getvar".as_ref(), "version-brom".as_ref()]);
     assert!(o.status.success());
@@ -416,18 +385,11 @@ fn sim_without_keep_ends_after_one_session() {
     if !have_fastboot() {
         return;
     }
-    let mut sim = Sim::start("lichee-pi-4a", &[]);
+    let sim = SimServer::start("lichee-pi-4a", &[]);
     let o = fastboot(&sim.addr, &["getvar".as_ref(), "version".as_ref()]);
     assert!(o.status.success());
-    let start = Instant::now();
-    loop {
-        if let Some(st) = sim.child.try_wait().unwrap() {
-            assert!(st.success());
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "sim did not exit after one session");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (ok, _) = sim.ended(Duration::from_secs(10));
+    assert!(ok, "the sim did not exit cleanly after one session");
 }
 
 /// The bytes of `path` from `at`, `len` of them.
@@ -523,8 +485,10 @@ fn debian_fastboot_and_racklet_flash_leave_the_same_emmc() {
         .arg(format!("root={}", r.display()))
         .assert()
         .success();
-    let sim =
-        Sim::start("lichee-pi-4a", &["--keep", "--in-uboot", "--sim-storage", theirs.to_str().unwrap()]);
+    let sim = SimServer::start(
+        "lichee-pi-4a",
+        &["--keep", "--in-uboot", "--sim-storage", theirs.to_str().unwrap()],
+    );
     for (part, file) in [("boot", &b), ("root", &r)] {
         let o = fastboot(
             &sim.addr,
@@ -756,7 +720,7 @@ fn debian_fastboot_and_write_bundle_leave_the_same_k1_emmc() {
         .arg(&ours)
         .assert()
         .success();
-    let sim = Sim::start("bpi-f3", &["--keep", "--sim-storage", theirs.to_str().unwrap()]);
+    let sim = SimServer::start("bpi-f3", &["--keep", "--sim-storage", theirs.to_str().unwrap()]);
     let f = |p: &str| dir.join(p).into_os_string();
     let mut steps: Vec<Vec<std::ffi::OsString>> = vec![
         vec!["stage".into(), f("factory/FSBL.bin")],
@@ -878,7 +842,7 @@ fn debian_fastboot_sees_the_same_getvar_all_and_oem_answers() {
     if !have_fastboot() {
         return;
     }
-    let sim = Sim::start("bpi-f3", &["--keep", "--in-uboot"]);
+    let sim = SimServer::start("bpi-f3", &["--keep", "--in-uboot"]);
     let o = fastboot(&sim.addr, &["getvar".as_ref(), "all".as_ref()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Variable not implemented"), "{err}");

@@ -12,12 +12,11 @@
 //! the NOR's images, then `flash gpt partition_universal.json` and the
 //! block device's images.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
+use racklet_tests::SimServer;
 
 fn bin() -> Command {
     racklet_tests::racklet_flash()
@@ -37,36 +36,6 @@ fn fit(n: usize, seed: u8) -> Vec<u8> {
     let mut b = noise(n, seed);
     b[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
     b
-}
-
-/// `racklet-flash sim bpi-f3 --tcp 127.0.0.1:0 EXTRA…` and its address.
-struct Sim {
-    child: Child,
-    addr: String,
-}
-
-impl Sim {
-    fn start(extra: &[&str]) -> Sim {
-        let mut child = std::process::Command::new(racklet_tests::racklet_flash_path())
-            .args(["sim", "bpi-f3", "--tcp", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().to_string();
-        assert!(addr.starts_with("tcp:127.0.0.1:"), "sim printed {addr:?}");
-        Sim { child, addr }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// SpacemiT's partition_2M.json for SPI NOR (buildroot-ext
@@ -178,7 +147,7 @@ fn k1_nor_only_bundle_flashes_the_mtd_table_and_its_images() {
     let dir = d.path().join("bianbu");
     let files = bundle(&dir);
     let nor = d.path().join("nor.img");
-    let sim = Sim::start(&["--sim-storage", nor.to_str().unwrap(), "--medium", "spi-nor"]);
+    let sim = SimServer::start("bpi-f3", &["--sim-storage", nor.to_str().unwrap(), "--medium", "spi-nor"]);
     let out = bin()
         .args(["write", "bpi-f3", "--bundle"])
         .arg(&dir)
@@ -204,7 +173,8 @@ fn k1_nor_and_nvme_bundle_flashes_both_tables() {
     let dir = d.path().join("bianbu");
     let files = bundle(&dir);
     let nor = d.path().join("nor.img");
-    let sim = Sim::start(&["--sim-storage", nor.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
+    let sim =
+        SimServer::start("bpi-f3", &["--sim-storage", nor.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
     let out = bin()
         .args(["write", "bpi-f3", "--sparse-limit", "1M", "--bundle"])
         .arg(&dir)
@@ -251,14 +221,17 @@ fn k1_nor_table_larger_than_the_nor_exits_2_before_the_first_flash() {
     let nor = d.path().join("nor.img");
     let saved = d.path().join("saved");
     std::fs::create_dir(&saved).unwrap();
-    let sim = Sim::start(&[
-        "--sim-storage",
-        nor.to_str().unwrap(),
-        "--medium",
-        "spi-nor+nvme",
-        "--save",
-        saved.to_str().unwrap(),
-    ]);
+    let sim = SimServer::start(
+        "bpi-f3",
+        &[
+            "--sim-storage",
+            nor.to_str().unwrap(),
+            "--medium",
+            "spi-nor+nvme",
+            "--save",
+            saved.to_str().unwrap(),
+        ],
+    );
     bin()
         .args(["write", "bpi-f3", "--bundle"])
         .arg(&dir)
@@ -304,7 +277,8 @@ fn debian_fastboot_and_write_bundle_leave_the_same_nor_and_nvme() {
     let dir = d.path().join("bianbu");
     bundle(&dir);
     let (ours, theirs) = (d.path().join("ours.img"), d.path().join("theirs.img"));
-    let sim = Sim::start(&["--sim-storage", ours.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
+    let sim =
+        SimServer::start("bpi-f3", &["--sim-storage", ours.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
     bin()
         .args(["write", "bpi-f3", "--no-reboot", "--sparse-limit", "1M", "--bundle"])
         .arg(&dir)
@@ -312,7 +286,10 @@ fn debian_fastboot_and_write_bundle_leave_the_same_nor_and_nvme() {
         .assert()
         .success();
     drop(sim);
-    let sim = Sim::start(&["--keep", "--sim-storage", theirs.to_str().unwrap(), "--medium", "spi-nor+nvme"]);
+    let sim = SimServer::start(
+        "bpi-f3",
+        &["--keep", "--sim-storage", theirs.to_str().unwrap(), "--medium", "spi-nor+nvme"],
+    );
     let f = |p: &str| dir.join(p).into_os_string();
     let mut steps: Vec<Vec<std::ffi::OsString>> = vec![
         vec!["stage".into(), f("factory/FSBL.bin")],

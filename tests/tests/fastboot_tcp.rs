@@ -7,13 +7,13 @@
 //! Also: the option is refused on boards without a TCP transport, and the
 //! sim's own hint works.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
+use racklet_tests::SimServer;
 
 fn bin() -> Command {
     racklet_tests::racklet_flash()
@@ -42,73 +42,13 @@ fn fit(n: usize, seed: u8) -> Vec<u8> {
     b
 }
 
-/// `racklet-flash sim BOARD --tcp 127.0.0.1:0 EXTRA…`: its address, and
-/// what it printed after the address line (read when it has ended).
-struct Sim {
-    child: Child,
-    addr: String,
-    hint: String,
-}
-
-impl Sim {
-    fn start(board: &str, extra: &[&str]) -> Sim {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("racklet-flash"))
-            .args(["sim", board, "--tcp", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().to_string();
-        assert!(addr.starts_with("tcp:127.0.0.1:"), "sim printed {addr:?}");
-        // The human lines (the hint among them) go to stderr.
-        let mut hint = String::new();
-        BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut hint).unwrap();
-        Sim { child, addr, hint }
-    }
-
-    /// Stops the server (it serves the board's next stage, which nothing
-    /// awaited) and gives what it logged.
-    fn log(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut err = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        err
-    }
-
-    /// Waits for the server to end by itself; its exit status and stderr.
-    fn ended(mut self, within: Duration) -> (bool, String) {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                return (st.success(), err);
-            }
-            assert!(start.elapsed() < within, "the sim did not end by itself within {within:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn th1520_ram_boot_over_tcp_against_the_sim() {
     let d = tempfile::tempdir().unwrap();
     let save = d.path().join("save");
     let image = noise(1_030_952, 5);
     let file = write(d.path(), "u-boot-with-spl.bin", &image);
-    let sim = Sim::start("lichee-pi-4a", &["--save", save.to_str().unwrap()]);
+    let sim = SimServer::start_logged("lichee-pi-4a", &["--save", save.to_str().unwrap()]);
     bin()
         .args(["maskrom", "lichee-pi-4a"])
         .arg(&file)
@@ -136,7 +76,7 @@ fn k1_then_follows_the_board_over_tcp_stage_by_stage() {
         write(d.path(), "uImage.itb", &uimage),
     );
     // No --keep: one run of the board, over one connection per stage.
-    let sim = Sim::start("bpi-f3", &["--save", save.to_str().unwrap()]);
+    let sim = SimServer::start_logged("bpi-f3", &["--save", save.to_str().unwrap()]);
     bin()
         .args(["maskrom", "bpi-f3"])
         .arg(&ff)
@@ -164,7 +104,7 @@ fn a_next_stage_that_never_answers_over_tcp_is_a_timeout() {
     let d = tempfile::tempdir().unwrap();
     let ff = write(d.path(), "FSBL.bin", &fsbl(&noise(10_000, 1)));
     let itb = write(d.path(), "u-boot.itb", &fit(1000, 2));
-    let sim = Sim::start("bpi-f3", &["--fault", "no-reenumerate"]);
+    let sim = SimServer::start_logged("bpi-f3", &["--fault", "no-reenumerate"]);
     bin()
         .args(["maskrom", "bpi-f3"])
         .arg(&ff)
@@ -203,7 +143,10 @@ fn write_and_erase_over_tcp_to_vendor_uboot() {
     let emmc = d.path().join("emmc.img");
     let boot = noise(300_001, 11);
     let b = write(d.path(), "boot.ext4", &boot);
-    let sim = Sim::start("lichee-pi-4a", &["--in-uboot", "--keep", "--sim-storage", emmc.to_str().unwrap()]);
+    let sim = SimServer::start_logged(
+        "lichee-pi-4a",
+        &["--in-uboot", "--keep", "--sim-storage", emmc.to_str().unwrap()],
+    );
     bin()
         .args(["write", "lichee-pi-4a", "--no-reboot", "--port", &sim.addr, "--partition"])
         .arg(format!("boot={}", b.display()))
@@ -232,7 +175,7 @@ fn k1_write_with_loader_brings_the_board_up_over_tcp() {
         write(d.path(), "u-boot.itb", &fit(90_000, 5)),
     );
     let env = write(d.path(), "env.bin", &noise(8192, 6));
-    let sim = Sim::start("bpi-f3", &["--save", save.to_str().unwrap()]);
+    let sim = SimServer::start_logged("bpi-f3", &["--save", save.to_str().unwrap()]);
     bin()
         .args(["write", "bpi-f3", "--port", &sim.addr, "--loader"])
         .arg(&ff)
@@ -299,7 +242,7 @@ fn the_sims_hint_works_with_debian_fastboot() {
         std::process::Command::new("fastboot").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(ok, "Debian's fastboot client is missing: apt-get install fastboot");
     for board in ["lichee-pi-4a", "bpi-f3"] {
-        let sim = Sim::start(board, &["--keep"]);
+        let sim = SimServer::start_logged(board, &["--keep"]);
         let cmd =
             sim.hint.split('`').nth(1).unwrap_or_else(|| panic!("no command in {:?}", sim.hint)).to_string();
         assert!(cmd.starts_with("fastboot -s tcp:"), "{board}: the hint is {:?}", sim.hint);
@@ -317,7 +260,7 @@ fn the_sims_hint_works_with_debian_fastboot() {
 /// Without --keep the hint names the one run the server is for.
 #[test]
 fn the_sims_hint_without_keep_is_a_run_of_racklet_flash() {
-    let sim = Sim::start("lichee-pi-4a", &[]);
+    let sim = SimServer::start_logged("lichee-pi-4a", &[]);
     assert!(sim.hint.contains(&format!("--port {}", sim.addr)), "{:?}", sim.hint);
     assert!(sim.hint.contains("--keep"), "{:?}", sim.hint);
 }
