@@ -25,6 +25,9 @@ need=(
   "cpio:cpio"
   "/usr/sbin/ser2net:ser2net"   # labgrid exporter's serial server (tests/labgrid)
   "/usr/bin/kill:procps"        # SIGTERM to a sim server (tests/hostile.rs)
+  "gzip:gzip"                   # the system's compressors make the compressed test images
+  "xz:xz-utils"                 #   (tests/tests/canaan_storage.rs, rockchip_storage.rs):
+  "zstd:zstd"                   #   independent of the crates that read them
   "zsh:zsh"                     # the zsh completion script (tests/completions.rs)
   "fish:fish"                   # the fish completion script (tests/completions.rs)
   "/usr/share/python-wheels:python3-venv"  # venvs for labgrid and k230-flash (tests/labgrid, tests/k230flash)

@@ -1,6 +1,6 @@
 //! The idbloader codec (`racklet_rockchip::idb`): against Debian's
-//! `mkimage -T rksd` (u-boot-tools 2023.01; real-peer tier, skipped with a
-//! printed reason when mkimage is absent), and its refusals.
+//! `mkimage -T rksd` (u-boot-tools 2023.01; real-peer tier, which fails
+//! naming the package when mkimage is absent), and its refusals.
 //!
 //! Expected bytes come from mkimage, never from the code under test; the
 //! refusals' limits are rkcommon.c's `spl_infos` as mainline has them.
@@ -56,10 +56,10 @@ fn mkimage(dir: &Path, soc: &str, spl: &[u8], tpl: Option<&[u8]>) -> Vec<u8> {
 #[test]
 #[ignore = "real-peer tier (Debian's mkimage, u-boot-tools): scripts/test.sh runs it"]
 fn same_bytes_as_debians_mkimage() {
-    if !mkimage_present() {
-        eprintln!("skipped: mkimage is missing (apt-get install u-boot-tools)");
-        return;
-    }
+    assert!(
+        mkimage_present(),
+        "Debian's mkimage is missing: apt-get install u-boot-tools (scripts/provision.sh)"
+    );
     let d = tempfile::tempdir().unwrap();
     let socs = [
         "px30", "rk3036", "rk3066", "rk3128", "rk3188", "rk322x", "rk3288", "rk3308", "rk3328", "rk3368",
@@ -95,10 +95,10 @@ fn same_bytes_as_debians_mkimage() {
 #[test]
 #[ignore = "real-peer tier (Debian's mkimage, u-boot-tools): scripts/test.sh runs it"]
 fn decodes_mkimages_images() {
-    if !mkimage_present() {
-        eprintln!("skipped: mkimage is missing (apt-get install u-boot-tools)");
-        return;
-    }
+    assert!(
+        mkimage_present(),
+        "Debian's mkimage is missing: apt-get install u-boot-tools (scripts/provision.sh)"
+    );
     let d = tempfile::tempdir().unwrap();
     let (tpl, spl) = (bytes(7000, 1), bytes(30_001, 2));
     let v1 = idb::parse(&mkimage(d.path(), "rk3399", &spl, Some(&tpl))).unwrap();
