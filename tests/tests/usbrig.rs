@@ -310,6 +310,54 @@ fn prepare_payloads(racklet_flash: &Path, data: &Path) {
     // For `ul` / `write --loader-to-storage`: a loader with FlashData and FlashBoot.
     let (ul, _, _) = racklet_tests::rk3568_ul_loader(b"3568", true);
     std::fs::write(data.join("rk-ul-loader.bin"), ul).expect("rk-ul-loader.bin");
+    // For `ppt` / `partitions`: LBA 0..34 of the virtual eMMC (8 GiB) with
+    // a GPT of the K1 layout (seven partitions), from the sim's GPT writer.
+    std::fs::write(data.join("rk-gpt.img"), rig_gpt().read(0, 34 * 512).expect("34 sectors"))
+        .expect("rk-gpt.img");
+}
+
+/// The medium whose first 34 sectors the rig writes for `ppt`: the size of
+/// the virtual usbplug's eMMC, so the GPT's last usable LBA fits it.
+fn rig_gpt() -> racklet_sim::storage::Medium {
+    let mut m = racklet_sim::storage::Medium::in_memory(racklet_sim::rockchip::EMMC_SIZE, 0);
+    racklet_sim::uboot_storage::write_gpt(&mut m, &racklet_sim::uboot_storage::K1_LAYOUT);
+    m
+}
+
+/// The (name, first LBA) rows of `rkdeveloptool ppt` (`%02d  %08X  %s`).
+fn ppt_rows(out: &str) -> Vec<(String, u64)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (no, lba, name) = (w.next()?, w.next()?, w.next()?);
+            (no.len() == 2 && no.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| u64::from_str_radix(lba, 16).ok().map(|lba| (name.to_string(), lba)))?
+        })
+        .collect()
+}
+
+/// The (name, first LBA, last LBA) rows of `racklet-flash --json
+/// partitions`: its `done` event's `partition N` details
+/// (`NAME: LBA A..=B (…)`).
+fn partitions_rows(out: &str) -> Vec<(String, u64, u64)> {
+    let done: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .unwrap_or_else(|| panic!("no done event in\n{out}"));
+    (1..)
+        .map_while(|i| racklet_tests::detail(&done, &format!("partition {i}")))
+        .map(|d| {
+            let (name, rest) = d.split_once(": LBA ").unwrap_or_else(|| panic!("{d}"));
+            let range = rest.split_whitespace().next().unwrap_or_else(|| panic!("{d}"));
+            let (a, b) = range.split_once("..=").unwrap_or_else(|| panic!("{d}"));
+            (
+                name.to_string(),
+                a.parse().unwrap_or_else(|_| panic!("{d}")),
+                b.parse().unwrap_or_else(|_| panic!("{d}")),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -570,6 +618,40 @@ fn usb_rig_in_a_qemu_guest() {
     rig.expect("rkd-ul-rf", 0);
     rig.expect("rkd-ul-rf-read", 0);
     rig.expect("rkd-ul-cmp", 0);
+    // `ef`: Debian's rkdeveloptool and racklet-flash erase --whole leave the
+    // same sectors where the same image was, at the start and the end.
+    for n in ["rkd-ef-wl0", "rkd-ef-wlend", "rkd-ef", "rkd-ef-rl0", "rkd-ef-rlend"] {
+        rig.expect(n, 0);
+    }
+    for n in ["wl0", "wlend", "before", "before-cmp", "", "rl0", "rlend"] {
+        rig.expect(&format!("rkd-rf-ef{}{n}", if n.is_empty() { "" } else { "-" }), 0);
+    }
+    let shas: Vec<&str> =
+        rig.expect("rkd-ef-sha", 0).lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let erased = sha(&vec![0u8; 200 * 512]);
+    assert_eq!(shas.len(), 4, "{shas:?}");
+    assert!(shas.iter().all(|s| *s == erased), "what each erase left, theirs then ours: {shas:?}");
+    rig.expect("rkd-ef-cmp", 0);
+    // `ppt`: the same partition names at the same LBAs, and ours the ranges of the GPT written.
+    rig.expect("rkd-gpt-wl", 0);
+    let theirs = ppt_rows(rig.expect("rkd-ppt", 0));
+    let ours = partitions_rows(rig.expect("rkd-rf-ppt", 0));
+    let names: Vec<&str> = racklet_sim::uboot_storage::K1_LAYOUT.parts.iter().map(|(n, _)| *n).collect();
+    assert_eq!(theirs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), names, "rkdeveloptool ppt");
+    assert_eq!(
+        ours.iter().map(|(n, a, _)| (n.clone(), *a)).collect::<Vec<_>>(),
+        theirs,
+        "racklet-flash partitions against rkdeveloptool ppt"
+    );
+    for w in ours.windows(2) {
+        assert_eq!(w[0].2 + 1, w[1].1, "partitions are contiguous in this layout: {ours:?}");
+    }
+    let last = ours.last().expect("partitions").2;
+    assert_eq!(
+        last,
+        racklet_sim::rockchip::EMMC_SIZE / 512 - 34,
+        "the last partition ends at the last usable LBA"
+    );
     // Speed, side by side (docs/benchmarks.md): each client's wall time in
     // the guest for the same 4 MiB; printed, not judged (a timed assertion
     // on a TCG guest proves nothing).
@@ -588,10 +670,18 @@ fn usb_rig_in_a_qemu_guest() {
         eprintln!("rig speed, {what}: {t} ms / {o} ms = {:.2}", t as f64 / o.max(1) as f64);
     }
     let v = rig.expect("rkd-verdict", 0);
-    // 200 by wl, 156 by ul, 156 by --loader-to-storage (and 8192 + 8192 by
-    // the speed steps when they ran).
-    let sectors = if speed_asked() { 16_896 } else { 512 };
-    assert!(v.contains("VERDICT rkd ok") && v.contains(&format!("wrote {sectors} sectors")), "{v}");
+    // 200 by wl, 156 by ul, 156 by --loader-to-storage, 4 × 200 before the
+    // erases, 34 of GPT (and 8192 + 8192 by the speed steps when they ran);
+    // erased: 156 by racklet-flash before its --loader-to-storage, then the
+    // whole eMMC by each tool.
+    let sectors = if speed_asked() { 17_730 } else { 1_346 };
+    let erased = 156 + 2 * (racklet_sim::rockchip::EMMC_SIZE / 512);
+    assert!(
+        v.contains("VERDICT rkd ok")
+            && v.contains(&format!("wrote {sectors} sectors"))
+            && v.contains(&format!("erased {erased} sectors")),
+        "{v}"
+    );
 
     check_captures(&rig, &bin.join("racklet-flash"), &work.path().join("data"));
 }

@@ -257,12 +257,36 @@ step rkd-ul-erased-sha 20 sha256sum /tmp/rk-ul-erased.bin
 step rkd-ul-rf 60 racklet-flash write rock-3a --loader-to-storage --loader /data/rk-ul-loader.bin --port "$P"
 step rkd-ul-rf-read 60 racklet-flash read rock-3a --at 64 --size 79872 -o /tmp/rk-ul-ours.bin --port "$P"
 step rkd-ul-cmp 20 cmp /tmp/rk-ul-theirs.bin /tmp/rk-ul-ours.bin
+# rkdeveloptool `ef` (EraseAllBlocks: on an eMMC, ERASE LBA in 32768-sector
+# chunks over the flash size) and racklet-flash erase --whole leave the
+# same storage: the same 200 sectors written at the first and at the last
+# LBAs, erased by each tool, read back by rkdeveloptool `rl` and compared.
+END_LBA=$((16777216 - 200))
+step rkd-ef-wl0 60 rkdeveloptool wl 0 /data/rk-image.bin
+step rkd-ef-wlend 60 rkdeveloptool wl $END_LBA /data/rk-image.bin
+step rkd-ef 120 rkdeveloptool ef
+step rkd-ef-rl0 60 rkdeveloptool rl 0 200 /tmp/rk-ef-theirs0.bin
+step rkd-ef-rlend 60 rkdeveloptool rl $END_LBA 200 /tmp/rk-ef-theirs-end.bin
+step rkd-rf-ef-wl0 60 rkdeveloptool wl 0 /data/rk-image.bin
+step rkd-rf-ef-wlend 60 rkdeveloptool wl $END_LBA /data/rk-image.bin
+step rkd-rf-ef-before 60 rkdeveloptool rl 0 200 /tmp/rk-ef-before.bin
+step rkd-rf-ef-before-cmp 20 cmp /data/rk-image.bin /tmp/rk-ef-before.bin
+step rkd-rf-ef 120 racklet-flash erase rock-3a --whole --port "$P"
+step rkd-rf-ef-rl0 60 rkdeveloptool rl 0 200 /tmp/rk-ef-ours0.bin
+step rkd-rf-ef-rlend 60 rkdeveloptool rl $END_LBA 200 /tmp/rk-ef-ours-end.bin
+step rkd-ef-sha 20 sha256sum /tmp/rk-ef-theirs0.bin /tmp/rk-ef-theirs-end.bin /tmp/rk-ef-ours0.bin /tmp/rk-ef-ours-end.bin
+step rkd-ef-cmp 20 sh -c 'cmp /tmp/rk-ef-theirs0.bin /tmp/rk-ef-ours0.bin && cmp /tmp/rk-ef-theirs-end.bin /tmp/rk-ef-ours-end.bin'
+# rkdeveloptool `ppt` and racklet-flash partitions read the same GPT (made
+# by the host, tests/tests/usbrig.rs: LBA 0..34), written by rkdeveloptool.
+step rkd-gpt-wl 60 rkdeveloptool wl 0 /data/rk-gpt.img
+step rkd-ppt 60 rkdeveloptool ppt
+step rkd-rf-ppt 60 racklet-flash --json partitions rock-3a --port "$P"
 # Speed, side by side through the same usbplug (only when the host put
 # /data/speed.bin there: RACKLET_RIG_SPEED=1): the same 4 MiB at the same
 # LBA, rkdeveloptool `wl` against racklet-flash `write --no-verify`.
 if [ -e /data/speed.bin ]; then
   timed speed-rkd-wl 120 rkdeveloptool wl 4096 /data/speed.bin
-  timed speed-rf-wl 120 racklet-flash write rock-3a /data/speed.bin --at 4096 --no-verify --port "$P"
+  timed speed-rf-wl 120 racklet-flash --json write rock-3a /data/speed.bin --at 4096 --no-verify --port "$P"
 fi
 gadget_stop rkd
 
@@ -280,7 +304,7 @@ step fbst-racklet 60 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --
 # Debian's fastboot against racklet-flash.
 if [ -e /data/speed.bin ]; then
   timed speed-fb-flash 120 fastboot flash boot /data/speed.bin
-  timed speed-rf-flash 120 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/speed.bin
+  timed speed-rf-flash 120 racklet-flash --json write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/speed.bin
 fi
 gadget_stop fbst
 
