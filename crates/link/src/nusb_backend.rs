@@ -21,6 +21,28 @@ const BULK_IN_FLIGHT: usize = crate::usb::OUT_IN_FLIGHT / BULK_CHUNK;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NusbBus;
 
+/// The last listing, for an `open` that follows it closely: a find then an
+/// open need not read sysfs twice (a listing reads every device's
+/// descriptors: about 70 ms in the USB rig's emulated guest).
+static LAST_LISTING: std::sync::Mutex<Option<(std::time::Instant, Vec<nusb::DeviceInfo>)>> =
+    std::sync::Mutex::new(None);
+/// How long a listing stands in for a fresh one in `open`.
+const LISTING_FRESH: Duration = Duration::from_millis(500);
+
+fn keep_listing(list: &[nusb::DeviceInfo]) {
+    *LAST_LISTING.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), list.to_vec()));
+}
+
+/// The device at `bus`/`address` in a listing made within [`LISTING_FRESH`].
+fn listed_lately(bus: u8, address: u8) -> Option<nusb::DeviceInfo> {
+    let last = LAST_LISTING.lock().unwrap_or_else(|e| e.into_inner());
+    let (at, list) = last.as_ref()?;
+    (at.elapsed() < LISTING_FRESH)
+        .then(|| list.iter().find(|d| bus_number(d) == bus && d.device_address() == address).cloned())
+        .flatten()
+}
+
 fn speed_name(s: Option<nusb::Speed>) -> Option<String> {
     s.map(|s| {
         match s {
@@ -196,21 +218,36 @@ impl UsbBus for NusbBus {
 
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
         no_usb_bus()?;
-        let list =
-            nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
-        Ok(list.map(|d| info_from(&d)).collect())
+        let list: Vec<nusb::DeviceInfo> = nusb::list_devices()
+            .wait()
+            .map_err(|e| map_err("listing USB devices", "the USB bus", e))?
+            .collect();
+        keep_listing(&list);
+        Ok(list.iter().map(info_from).collect())
     }
 
     fn open(&self, want: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError> {
         let name = format!("USB device {} at port {}", want.id(), want.port_path);
         no_usb_bus()?;
-        let list =
-            nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
-        let dev_info = list
-            .into_iter()
-            .find(|d| bus_number(d) == want.bus && d.device_address() == want.address)
-            .ok_or_else(|| LinkError::Disconnected { op: format!("opening {name}") })?;
-        let device = dev_info.open().wait().map_err(|e| map_err("opening", &name, e))?;
+        // The device as the last listing saw it, when that was a moment
+        // ago; if it does not open so, as a fresh listing finds it (and
+        // fails as that says).
+        let lately = listed_lately(want.bus, want.address)
+            .and_then(|d| d.open().wait().ok().map(|device| (d, device)));
+        let (dev_info, device) = match lately {
+            Some(found) => found,
+            None => {
+                let list = nusb::list_devices()
+                    .wait()
+                    .map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
+                let dev_info = list
+                    .into_iter()
+                    .find(|d| bus_number(d) == want.bus && d.device_address() == want.address)
+                    .ok_or_else(|| LinkError::Disconnected { op: format!("opening {name}") })?;
+                let device = dev_info.open().wait().map_err(|e| map_err("opening", &name, e))?;
+                (dev_info, device)
+            }
+        };
         let mut info = info_from(&dev_info);
         if let Ok(cfg) = device.active_configuration() {
             info.interfaces = cfg
