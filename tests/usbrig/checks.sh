@@ -237,7 +237,7 @@ if [ -e /data/speed.bin ]; then
   gadget_start lspeed usb --model loop --udc dummy_udc.1
   step lspeed-wait 20 racklet-usbrig-probe wait 1209:0001 15
   LP=$(port_of)
-  step speed-link 120 racklet-usbrig-probe bulk-speed "$LP" 4194304
+  step speed-link 120 time racklet-usbrig-probe bulk-speed "$LP" 4194304
   gadget_stop lspeed
 fi
 

@@ -1007,13 +1007,19 @@ impl UsbDevice for RockchipRom {
                 // walks its buffer).
                 let front = self.pending_in.front().ok_or(DeviceError::NoAnswer)?;
                 let end = (self.in_at + max_len).min(front.len());
-                let d = front[self.in_at..end].to_vec();
-                if end == front.len() {
-                    self.pending_in.pop_front();
-                    self.in_at = 0;
+                let d = if self.in_at == 0 && end == front.len() {
+                    // All of it at once: handed over as it is.
+                    self.pending_in.pop_front().expect("a front answer")
                 } else {
-                    self.in_at = end;
-                }
+                    let d = front[self.in_at..end].to_vec();
+                    if end == front.len() {
+                        self.pending_in.pop_front();
+                        self.in_at = 0;
+                    } else {
+                        self.in_at = end;
+                    }
+                    d
+                };
                 // `compl_do_reset` runs once RESET's CSW has gone out.
                 if self.pending_in.is_empty()
                     && let Some(flag) = self.reset_after_csw.take()
