@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null 2>&1 || apt-get install -y -qq hyperfine >/dev/null
 cargo build -q --release -p racklet-flash
-B=$PWD/target/release/racklet-flash
+B=${CARGO_TARGET_DIR:-$PWD/target}/release/racklet-flash
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

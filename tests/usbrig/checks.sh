@@ -231,6 +231,16 @@ gadget_stop fbk1
 #    comes back at the same port, then chip info, flash id, a write and a
 #    read of LBAs through its virtual eMMC; racklet-flash reads back what
 #    rkdeveloptool wrote through the same usbplug.
+# The link alone (RACKLET_RIG_SPEED=1): bulk OUT in 1 MiB pieces to the loop
+# model, by bulk_out and by queue_bulk_out, in turn.
+if [ -e /data/speed.bin ]; then
+  gadget_start lspeed usb --model loop --udc dummy_udc.1
+  step lspeed-wait 20 racklet-usbrig-probe wait 1209:0001 15
+  LP=$(port_of)
+  step speed-link 120 time racklet-usbrig-probe bulk-speed "$LP" 4194304
+  gadget_stop lspeed
+fi
+
 gadget_start rkd usb --model rk3568 --udc dummy_udc.0
 step rkd-wait 20 racklet-usbrig-probe wait 2207:350a 15
 P=$(port_of)
@@ -257,14 +267,60 @@ step rkd-ul-erased-sha 20 sha256sum /tmp/rk-ul-erased.bin
 step rkd-ul-rf 60 racklet-flash write rock-3a --loader-to-storage --loader /data/rk-ul-loader.bin --port "$P"
 step rkd-ul-rf-read 60 racklet-flash read rock-3a --at 64 --size 79872 -o /tmp/rk-ul-ours.bin --port "$P"
 step rkd-ul-cmp 20 cmp /tmp/rk-ul-theirs.bin /tmp/rk-ul-ours.bin
+# rkdeveloptool `ef` (EraseAllBlocks: on an eMMC, ERASE LBA in 32768-sector
+# chunks over the flash size) and racklet-flash erase --whole leave the
+# same storage: the same 200 sectors written at the first and at the last
+# LBAs, erased by each tool, read back by rkdeveloptool `rl` and compared.
+END_LBA=$((16777216 - 200))
+step rkd-ef-wl0 60 rkdeveloptool wl 0 /data/rk-image.bin
+step rkd-ef-wlend 60 rkdeveloptool wl $END_LBA /data/rk-image.bin
+step rkd-ef 120 rkdeveloptool ef
+step rkd-ef-rl0 60 rkdeveloptool rl 0 200 /tmp/rk-ef-theirs0.bin
+step rkd-ef-rlend 60 rkdeveloptool rl $END_LBA 200 /tmp/rk-ef-theirs-end.bin
+step rkd-rf-ef-wl0 60 rkdeveloptool wl 0 /data/rk-image.bin
+step rkd-rf-ef-wlend 60 rkdeveloptool wl $END_LBA /data/rk-image.bin
+step rkd-rf-ef-before 60 rkdeveloptool rl 0 200 /tmp/rk-ef-before.bin
+step rkd-rf-ef-before-cmp 20 cmp /data/rk-image.bin /tmp/rk-ef-before.bin
+step rkd-rf-ef 120 racklet-flash erase rock-3a --whole --port "$P"
+step rkd-rf-ef-rl0 60 rkdeveloptool rl 0 200 /tmp/rk-ef-ours0.bin
+step rkd-rf-ef-rlend 60 rkdeveloptool rl $END_LBA 200 /tmp/rk-ef-ours-end.bin
+step rkd-ef-sha 20 sha256sum /tmp/rk-ef-theirs0.bin /tmp/rk-ef-theirs-end.bin /tmp/rk-ef-ours0.bin /tmp/rk-ef-ours-end.bin
+step rkd-ef-cmp 20 sh -c 'cmp /tmp/rk-ef-theirs0.bin /tmp/rk-ef-ours0.bin && cmp /tmp/rk-ef-theirs-end.bin /tmp/rk-ef-ours-end.bin'
+# rkdeveloptool `ppt` and racklet-flash partitions read the same GPT (made
+# by the host, tests/tests/usbrig.rs: LBA 0..34), written by rkdeveloptool.
+step rkd-gpt-wl 60 rkdeveloptool wl 0 /data/rk-gpt.img
+step rkd-ppt 60 rkdeveloptool ppt
+step rkd-rf-ppt 60 racklet-flash --json partitions rock-3a --port "$P"
 # Speed, side by side through the same usbplug (only when the host put
 # /data/speed.bin there: RACKLET_RIG_SPEED=1): the same 4 MiB at the same
-# LBA, rkdeveloptool `wl` against racklet-flash `write --no-verify`.
+# LBA, rkdeveloptool `wl` against racklet-flash `write --no-verify`, then
+# read back by `rl` against `read`, each three times in turn (the host
+# takes medians; busybox `time` gives each run's CPU time, user + sys, which
+# the 1-CPU guest takes from the gadget); and each program's start alone.
 if [ -e /data/speed.bin ]; then
-  timed speed-rkd-wl 120 rkdeveloptool wl 4096 /data/speed.bin
-  timed speed-rf-wl 120 racklet-flash write rock-3a /data/speed.bin --at 4096 --no-verify --port "$P"
+  timed speed-rkd-version 20 rkdeveloptool -v
+  timed speed-rf-version 20 racklet-flash --version
+  timed speed-rf-list 20 racklet-flash list --json
+  for i in 1 2 3; do
+    timed speed-rkd-wl-$i 120 time rkdeveloptool wl 4096 /data/speed.bin
+    timed speed-rf-wl-$i 120 time racklet-flash --json write rock-3a /data/speed.bin --at 4096 --no-verify --port "$P"
+  done
+  for i in 1 2 3; do
+    timed speed-rkd-rl-$i 120 time rkdeveloptool rl 4096 8192 /tmp/speed-theirs-$i.bin
+    timed speed-rf-rl-$i 120 time racklet-flash --json read rock-3a --at 4096 --size 4194304 -o /tmp/speed-ours-$i.bin --port "$P"
+  done
+  step speed-rl-cmp 20 sh -c 'for i in 1 2 3; do cmp /data/speed.bin /tmp/speed-theirs-$i.bin && cmp /data/speed.bin /tmp/speed-ours-$i.bin || exit 1; done'
 fi
 gadget_stop rkd
+
+# A usbplug unplugged in the middle of a racklet-flash write, whose CBWs
+# and data phases are queued (kept in flight): the failure of a queued
+# transfer still fails the write, as disconnected (exit 8), never done.
+gadget_start rkcut usb --model rk3568 --fault already-loader --udc dummy_udc.0 --unplug-after 1000000
+step rkcut-wait 20 racklet-usbrig-probe wait 2207:350a 15
+P=$(port_of)
+step rkcut-write 60 racklet-flash write rock-3a /data/cut.bin --no-verify --port "$P"
+gadget_stop rkcut
 
 # Storage through vendor U-Boot's fastboot (a TH1520 already in it): Debian's
 # fastboot flashes boot as a raw image and re-sparses root within -S 1M;
@@ -277,12 +333,22 @@ step fbst-fastboot-boot 60 fastboot flash boot /data/boot.ext4
 step fbst-fastboot-root 60 fastboot -S 1M flash root /data/root.ext4
 step fbst-racklet 60 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --sparse-limit 1M --partition root=/data/root.ext4
 # Speed, side by side (RACKLET_RIG_SPEED=1): the same 4 MiB raw into boot,
-# Debian's fastboot against racklet-flash.
+# Debian's fastboot against racklet-flash, three times in turn.
 if [ -e /data/speed.bin ]; then
-  timed speed-fb-flash 120 fastboot flash boot /data/speed.bin
-  timed speed-rf-flash 120 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/speed.bin
+  timed speed-fb-version 20 fastboot --version
+  for i in 1 2 3; do
+    timed speed-fb-flash-$i 120 time fastboot flash boot /data/speed.bin
+    timed speed-rf-flash-$i 120 time racklet-flash --json write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/speed.bin
+  done
 fi
 gadget_stop fbst
+
+# ... and unplugged in the middle of a queued data phase: disconnected (exit 8).
+gadget_start fbcut usb --model th1520-uboot --udc dummy_udc.1 --unplug-after 1000000
+step fbcut-wait 20 racklet-usbrig-probe wait 1234:8888 15
+P=$(port_of)
+step fbcut-write 60 racklet-flash write lichee-pi-4a --port "$P" --no-reboot --partition boot=/data/cut.bin
+gadget_stop fbcut
 
 # The storage each client leaves, for the same inputs: Debian's fastboot
 # (boot as a raw image, root re-sparsed within -S 1M) on one virtual eMMC,

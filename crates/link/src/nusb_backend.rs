@@ -13,12 +13,35 @@ use crate::{ControlSetup, EndpointInfo, InterfaceInfo, LinkError, UsbBus, UsbInf
 /// Size of one bulk OUT transfer; several are kept in flight.
 const BULK_CHUNK: usize = 64 * 1024;
 /// Bulk OUT transfers kept in flight at once, so the host controller never
-/// waits for user space between transfers.
-const BULK_IN_FLIGHT: usize = 4;
+/// waits for user space between transfers (within one `bulk_out`, and
+/// across `queue_bulk_out` calls: [`crate::usb::OUT_IN_FLIGHT`] bytes).
+const BULK_IN_FLIGHT: usize = crate::usb::OUT_IN_FLIGHT / BULK_CHUNK;
 
 /// The system's USB bus.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NusbBus;
+
+/// The last listing, for an `open` that follows it closely: a find then an
+/// open need not read sysfs twice (a listing reads every device's
+/// descriptors: about 70 ms in the USB rig's emulated guest).
+static LAST_LISTING: std::sync::Mutex<Option<(std::time::Instant, Vec<nusb::DeviceInfo>)>> =
+    std::sync::Mutex::new(None);
+/// How long a listing stands in for a fresh one in `open`.
+const LISTING_FRESH: Duration = Duration::from_millis(500);
+
+fn keep_listing(list: &[nusb::DeviceInfo]) {
+    *LAST_LISTING.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), list.to_vec()));
+}
+
+/// The device at `bus`/`address` in a listing made within [`LISTING_FRESH`].
+fn listed_lately(bus: u8, address: u8) -> Option<nusb::DeviceInfo> {
+    let last = LAST_LISTING.lock().unwrap_or_else(|e| e.into_inner());
+    let (at, list) = last.as_ref()?;
+    (at.elapsed() < LISTING_FRESH)
+        .then(|| list.iter().find(|d| bus_number(d) == bus && d.device_address() == address).cloned())
+        .flatten()
+}
 
 fn speed_name(s: Option<nusb::Speed>) -> Option<String> {
     s.map(|s| {
@@ -195,21 +218,36 @@ impl UsbBus for NusbBus {
 
     fn devices(&self) -> Result<Vec<UsbInfo>, LinkError> {
         no_usb_bus()?;
-        let list =
-            nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
-        Ok(list.map(|d| info_from(&d)).collect())
+        let list: Vec<nusb::DeviceInfo> = nusb::list_devices()
+            .wait()
+            .map_err(|e| map_err("listing USB devices", "the USB bus", e))?
+            .collect();
+        keep_listing(&list);
+        Ok(list.iter().map(info_from).collect())
     }
 
     fn open(&self, want: &UsbInfo) -> Result<Box<dyn UsbLink>, LinkError> {
         let name = format!("USB device {} at port {}", want.id(), want.port_path);
         no_usb_bus()?;
-        let list =
-            nusb::list_devices().wait().map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
-        let dev_info = list
-            .into_iter()
-            .find(|d| bus_number(d) == want.bus && d.device_address() == want.address)
-            .ok_or_else(|| LinkError::Disconnected { op: format!("opening {name}") })?;
-        let device = dev_info.open().wait().map_err(|e| map_err("opening", &name, e))?;
+        // The device as the last listing saw it, when that was a moment
+        // ago; if it does not open so, as a fresh listing finds it (and
+        // fails as that says).
+        let lately = listed_lately(want.bus, want.address)
+            .and_then(|d| d.open().wait().ok().map(|device| (d, device)));
+        let (dev_info, device) = match lately {
+            Some(found) => found,
+            None => {
+                let list = nusb::list_devices()
+                    .wait()
+                    .map_err(|e| map_err("listing USB devices", "the USB bus", e))?;
+                let dev_info = list
+                    .into_iter()
+                    .find(|d| bus_number(d) == want.bus && d.device_address() == want.address)
+                    .ok_or_else(|| LinkError::Disconnected { op: format!("opening {name}") })?;
+                let device = dev_info.open().wait().map_err(|e| map_err("opening", &name, e))?;
+                (dev_info, device)
+            }
+        };
         let mut info = info_from(&dev_info);
         if let Ok(cfg) = device.active_configuration() {
             info.interfaces = cfg
@@ -245,6 +283,7 @@ impl UsbBus for NusbBus {
             interfaces: HashMap::new(),
             outs: HashMap::new(),
             ins: HashMap::new(),
+            queued: None,
         }))
     }
 }
@@ -258,6 +297,35 @@ pub struct NusbLink {
     interfaces: HashMap<u8, Interface>,
     outs: HashMap<u8, Endpoint<Bulk, Out>>,
     ins: HashMap<u8, Endpoint<Bulk, In>>,
+    /// The OUT endpoint with transfers still in flight from
+    /// `queue_bulk_out`, and the timeout each of them was given.
+    queued: Option<(u8, Duration)>,
+}
+
+/// Waits for the oldest transfer in flight on `endpoint`; on a timeout or
+/// a failure the rest are cancelled (and reaped) and the error returned.
+fn reap_one(
+    endpoint: &mut Endpoint<Bulk, Out>,
+    (bus, address): (u8, u8),
+    ep: u8,
+    timeout: Duration,
+) -> Result<(), LinkError> {
+    let op = || format!("bulk OUT to endpoint 0x{ep:02x}");
+    let cancel = |endpoint: &mut Endpoint<Bulk, Out>| {
+        endpoint.cancel_all();
+        while endpoint.pending() > 0 {
+            let _ = endpoint.wait_next_complete(Duration::from_millis(100));
+        }
+    };
+    let Some(done) = endpoint.wait_next_complete(timeout) else {
+        cancel(endpoint);
+        return Err(LinkError::Timeout { op: op(), after: timeout });
+    };
+    if let Err(e) = done.status {
+        cancel(endpoint);
+        return Err(map_transfer_on(bus, address, &op(), timeout, e));
+    }
+    Ok(())
 }
 
 impl NusbLink {
@@ -279,6 +347,34 @@ impl NusbLink {
             .map_err(|e| map_err(&format!("claiming interface {number}"), &self.name, e))?;
         self.interfaces.insert(number, intf.clone());
         Ok(intf)
+    }
+
+    /// Submits `data` to OUT endpoint `ep` in [`BULK_CHUNK`] transfers,
+    /// at most [`BULK_IN_FLIGHT`] in flight (waiting for the oldest when
+    /// that many are), and returns with the last ones still in flight.
+    fn submit_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        let op = format!("bulk OUT to endpoint 0x{ep:02x}");
+        if !self.outs.contains_key(&ep) {
+            let intf = self.interface_for(ep)?;
+            let e = intf.endpoint::<Bulk, Out>(ep).map_err(|e| map_err(&op, &self.name, e))?;
+            self.outs.insert(ep, e);
+        }
+        let at = (self.info.bus, self.info.address);
+        let endpoint = self.outs.get_mut(&ep).expect("inserted above");
+        if data.is_empty() {
+            // A zero-length packet.
+            if endpoint.pending() >= BULK_IN_FLIGHT {
+                reap_one(endpoint, at, ep, timeout)?;
+            }
+            endpoint.submit(Buffer::new(0));
+        }
+        for c in data.chunks(BULK_CHUNK) {
+            if endpoint.pending() >= BULK_IN_FLIGHT {
+                reap_one(endpoint, at, ep, timeout)?;
+            }
+            endpoint.submit(Buffer::from(c));
+        }
+        Ok(())
     }
 
     fn split(setup: ControlSetup) -> (ControlType, Recipient) {
@@ -303,6 +399,7 @@ impl UsbLink for NusbLink {
     }
 
     fn control_out(&mut self, setup: ControlSetup, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        self.flush_out()?;
         let (control_type, recipient) = Self::split(setup);
         let op = format!(
             "control OUT request 0x{:02x} index 0x{:04x} ({} bytes)",
@@ -327,6 +424,7 @@ impl UsbLink for NusbLink {
     }
 
     fn control_in(&mut self, setup: ControlSetup, len: u16, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        self.flush_out()?;
         let (control_type, recipient) = Self::split(setup);
         let op = format!("control IN request 0x{:02x}", setup.request);
         self.device
@@ -346,43 +444,37 @@ impl UsbLink for NusbLink {
     }
 
     fn bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
-        let op = format!("bulk OUT to endpoint 0x{ep:02x}");
-        if !self.outs.contains_key(&ep) {
-            let intf = self.interface_for(ep)?;
-            let e = intf.endpoint::<Bulk, Out>(ep).map_err(|e| map_err(&op, &self.name, e))?;
-            self.outs.insert(ep, e);
+        self.flush_out()?;
+        let r = self.submit_out(ep, data, timeout);
+        self.queued = Some((ep, timeout));
+        r.and_then(|()| self.flush_out())
+    }
+
+    fn queue_bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        if self.queued.is_some_and(|(e, _)| e != ep) {
+            self.flush_out()?;
         }
-        let endpoint = self.outs.get_mut(&ep).expect("inserted above");
-        let mut chunks = data.chunks(BULK_CHUNK);
-        if data.is_empty() {
-            endpoint.submit(Buffer::new(0));
-        }
-        for c in chunks.by_ref().take(BULK_IN_FLIGHT) {
-            endpoint.submit(Buffer::from(c));
-        }
-        while endpoint.pending() > 0 {
-            let Some(done) = endpoint.wait_next_complete(timeout) else {
-                endpoint.cancel_all();
-                while endpoint.pending() > 0 {
-                    let _ = endpoint.wait_next_complete(Duration::from_millis(100));
-                }
-                return Err(LinkError::Timeout { op, after: timeout });
-            };
-            if let Err(e) = done.status {
-                endpoint.cancel_all();
-                while endpoint.pending() > 0 {
-                    let _ = endpoint.wait_next_complete(Duration::from_millis(100));
-                }
-                return Err(map_transfer_on(self.info.bus, self.info.address, &op, timeout, e));
-            }
-            if let Some(c) = chunks.next() {
-                endpoint.submit(Buffer::from(c));
+        // A failure reaped the endpoint's transfers: nothing stays queued.
+        let r = self.submit_out(ep, data, timeout);
+        self.queued = r.is_ok().then_some((ep, timeout));
+        r
+    }
+
+    fn flush_out(&mut self) -> Result<(), LinkError> {
+        let Some((ep, timeout)) = self.queued.take() else {
+            return Ok(());
+        };
+        let at = (self.info.bus, self.info.address);
+        if let Some(endpoint) = self.outs.get_mut(&ep) {
+            while endpoint.pending() > 0 {
+                reap_one(endpoint, at, ep, timeout)?;
             }
         }
         Ok(())
     }
 
     fn bulk_in(&mut self, ep: u8, max_len: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {
+        self.flush_out()?;
         let op = format!("bulk IN from endpoint 0x{ep:02x}");
         if !self.ins.contains_key(&ep) {
             let intf = self.interface_for(ep)?;
@@ -397,6 +489,13 @@ impl UsbLink for NusbLink {
         let (bus, address) = (self.info.bus, self.info.address);
         let buf = done.into_result().map_err(|e| map_transfer_on(bus, address, &op, timeout, e))?;
         Ok(buf.into_vec())
+    }
+}
+
+impl Drop for NusbLink {
+    /// What was queued reaches the device before the link closes.
+    fn drop(&mut self) {
+        let _ = self.flush_out();
     }
 }
 

@@ -137,7 +137,32 @@ pub trait UsbLink: Send {
     /// Reads one transfer of at most `max_len` bytes from bulk IN endpoint
     /// `ep` (address with bit 7 set).
     fn bulk_in(&mut self, ep: u8, max_len: usize, timeout: Duration) -> Result<Vec<u8>, LinkError>;
+
+    /// Queues `data` for bulk OUT endpoint `ep` (address without bit 7):
+    /// the call may return while up to [`OUT_IN_FLIGHT`] bytes of it (and
+    /// of data queued before) are still on their way, so the bus does not
+    /// idle while the caller prepares the next piece (a rockusb CBW and its
+    /// data phase, a fastboot data phase chunk after chunk). Every other
+    /// transfer on the link, and [`UsbLink::flush_out`], first waits for
+    /// the queued data; a queued transfer that failed fails that call (or
+    /// a later `queue_bulk_out`), with its own error. `timeout` bounds each
+    /// queued transfer as it bounds [`UsbLink::bulk_out`]. The default is
+    /// [`UsbLink::bulk_out`], which waits.
+    fn queue_bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        self.bulk_out(ep, data, timeout)
+    }
+
+    /// Waits until the device took every byte queued by
+    /// [`UsbLink::queue_bulk_out`].
+    fn flush_out(&mut self) -> Result<(), LinkError> {
+        Ok(())
+    }
 }
+
+/// The most bulk OUT bytes a link keeps in flight for
+/// [`UsbLink::queue_bulk_out`]: the nusb backend's four 64 KiB transfers,
+/// and the virtual bus model's allowance for the same.
+pub const OUT_IN_FLIGHT: usize = 256 * 1024;
 
 impl<T: UsbLink + ?Sized> UsbLink for Box<T> {
     fn info(&self) -> &UsbInfo {
@@ -154,6 +179,12 @@ impl<T: UsbLink + ?Sized> UsbLink for Box<T> {
     }
     fn bulk_in(&mut self, ep: u8, max_len: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {
         (**self).bulk_in(ep, max_len, timeout)
+    }
+    fn queue_bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        (**self).queue_bulk_out(ep, data, timeout)
+    }
+    fn flush_out(&mut self) -> Result<(), LinkError> {
+        (**self).flush_out()
     }
 }
 

@@ -470,6 +470,8 @@ pub struct RockchipRom {
     /// rockusb opcodes the usbplug answered.
     pub commands: Vec<u8>,
     pending_in: VecDeque<Vec<u8>>,
+    /// How much of the oldest `pending_in` answer was read already.
+    in_at: usize,
     /// The next bulk IN read gets no answer (fault `late-csw`).
     hold_in: bool,
     /// The usbplug's eMMC.
@@ -515,6 +517,7 @@ impl RockchipRom {
             refusals: Vec::new(),
             commands: Vec::new(),
             pending_in: VecDeque::new(),
+            in_at: 0,
             hold_in: false,
             emmc: Medium::in_memory(EMMC_SIZE, 0),
             download: None,
@@ -998,11 +1001,25 @@ impl UsbDevice for RockchipRom {
                 if std::mem::take(&mut self.hold_in) {
                     return Err(DeviceError::NoAnswer);
                 }
-                let mut d = self.pending_in.pop_front().ok_or(DeviceError::NoAnswer)?;
-                if d.len() > max_len {
-                    let rest = d.split_off(max_len);
-                    self.pending_in.push_front(rest);
-                }
+                // Up to `max_len` of the oldest answer, from where the last
+                // read left it: a 4 MiB READ LBA answer read 64 KiB at a
+                // time is not copied again at every read (the device's DMA
+                // walks its buffer).
+                let front = self.pending_in.front().ok_or(DeviceError::NoAnswer)?;
+                let end = (self.in_at + max_len).min(front.len());
+                let d = if self.in_at == 0 && end == front.len() {
+                    // All of it at once: handed over as it is.
+                    self.pending_in.pop_front().expect("a front answer")
+                } else {
+                    let d = front[self.in_at..end].to_vec();
+                    if end == front.len() {
+                        self.pending_in.pop_front();
+                        self.in_at = 0;
+                    } else {
+                        self.in_at = end;
+                    }
+                    d
+                };
                 // `compl_do_reset` runs once RESET's CSW has gone out.
                 if self.pending_in.is_empty()
                     && let Some(flag) = self.reset_after_csw.take()

@@ -141,6 +141,27 @@ impl ModelClock {
             std::thread::yield_now();
         }
     }
+
+    /// A bulk OUT transfer queued at `asked` (`UsbLink::queue_bulk_out`):
+    /// scheduled like any other, but the caller only waits until no more
+    /// than [`racklet_link::usb::OUT_IN_FLIGHT`] bytes' worth of bus time
+    /// is left, as a host controller keeps that much in flight. The next
+    /// transfer starts after it on the timeline, so nothing overlaps.
+    fn queue(&mut self, asked: Duration, cost: Duration) {
+        self.busy_until = self.busy_until.max(asked) + cost;
+        let window = self.model.bulk_time(racklet_link::usb::OUT_IN_FLIGHT);
+        let until = self.busy_until.saturating_sub(window);
+        let left = until.saturating_sub(self.start.elapsed());
+        if !left.is_zero() {
+            std::thread::sleep(left);
+        }
+    }
+
+    /// Waits for the end of everything scheduled.
+    fn drain(&mut self) {
+        let now = self.start.elapsed();
+        self.wait(now, Duration::ZERO);
+    }
 }
 
 impl SimUsbBus {
@@ -292,6 +313,27 @@ impl UsbLink for SimUsbLink {
         self.spend(asked, |m| m.bulk_time(r.as_ref().map(Vec::len).unwrap_or(0)));
         r
     }
+
+    /// The device takes the data at once (its processing overlaps the bus
+    /// time, as for every transfer here); the bus time is scheduled after
+    /// whatever is queued, and the caller returns while up to
+    /// [`racklet_link::usb::OUT_IN_FLIGHT`] bytes of it are left.
+    fn queue_bulk_out(&mut self, ep: u8, data: &[u8], timeout: Duration) -> Result<(), LinkError> {
+        let asked = self.asked();
+        let r = self.call(format!("bulk OUT to endpoint 0x{ep:02x}"), timeout, |d| d.bulk_out(ep, data));
+        if let Some(c) = &mut self.clock {
+            let cost = c.model.bulk_time(data.len());
+            c.queue(asked, cost);
+        }
+        r
+    }
+
+    fn flush_out(&mut self) -> Result<(), LinkError> {
+        if let Some(c) = &mut self.clock {
+            c.drain();
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +383,61 @@ mod tests {
         fn bulk_in(&mut self, _: u8, _: usize) -> Result<Vec<u8>, DeviceError> {
             Err(DeviceError::NoAnswer)
         }
+    }
+
+    /// Keeps what arrives, refuses bulk OUT after `refuse_after` transfers.
+    struct Sink {
+        got: Vec<Vec<u8>>,
+        refuse_after: usize,
+    }
+
+    impl UsbDevice for Sink {
+        fn info(&self) -> Option<UsbInfo> {
+            Some(UsbInfo { vid: 1, pid: 3, address: 2, port_path: "9-2".into(), ..Default::default() })
+        }
+        fn control_out(&mut self, _: ControlSetup, _: &[u8]) -> Result<(), DeviceError> {
+            Err(DeviceError::Stall)
+        }
+        fn control_in(&mut self, _: ControlSetup, _: u16) -> Result<Vec<u8>, DeviceError> {
+            Err(DeviceError::Stall)
+        }
+        fn bulk_out(&mut self, _: u8, data: &[u8]) -> Result<(), DeviceError> {
+            if self.got.len() == self.refuse_after {
+                return Err(DeviceError::Stall);
+            }
+            self.got.push(data.to_vec());
+            Ok(())
+        }
+        fn bulk_in(&mut self, _: u8, _: usize) -> Result<Vec<u8>, DeviceError> {
+            Ok(b"OKAY".to_vec())
+        }
+    }
+
+    /// Queued bulk OUT transfers reach the device in order, a refused one
+    /// fails, and on the modelled bus none overlaps another: their bus
+    /// times add up on the timeline before the IN transfer after them.
+    #[test]
+    fn queued_bulk_out_keeps_order_and_bus_time() {
+        let dev = Arc::new(Mutex::new(Sink { got: Vec::new(), refuse_after: 3 }));
+        let shared: SharedDevice = dev.clone();
+        let info = lock(&shared).info().unwrap();
+        let model = LinkModel::HIGH_SPEED;
+        let clock = ModelClock { model, start: std::time::Instant::now(), busy_until: Duration::ZERO };
+        let mut link = SimUsbLink { dev: shared, info, clock: Some(clock) };
+        let t = Duration::from_secs(1);
+        let piece = vec![7u8; 100_000];
+        for i in 0..3u8 {
+            let mut p = piece.clone();
+            p[0] = i;
+            link.queue_bulk_out(1, &p, t).unwrap();
+        }
+        assert_eq!(link.bulk_in(0x81, 512, t).unwrap(), b"OKAY");
+        let busy = link.clock.as_ref().unwrap().busy_until;
+        assert!(busy >= model.bulk_time(100_000) * 3 + model.bulk_time(4), "{busy:?}");
+        link.flush_out().unwrap();
+        assert!(matches!(link.queue_bulk_out(1, &piece, t), Err(LinkError::Stall { .. })));
+        let got = &dev.lock().unwrap().got;
+        assert_eq!(got.iter().map(|p| p[0]).collect::<Vec<_>>(), [0, 1, 2]);
     }
 
     #[test]

@@ -295,7 +295,7 @@ impl<T: Transport> Fastboot<T> {
         for chunk in data.chunks(DATA_CHUNK) {
             progress.check_cancel()?;
             let t = self.data_timeout(chunk.len());
-            self.transport.send(chunk, t)?;
+            self.transport.send_data(chunk, t)?;
             progress.advance(chunk.len() as u64);
         }
         self.data_done(what, &cmd, progress)
@@ -336,7 +336,7 @@ impl<T: Transport> Fastboot<T> {
                 progress.check_cancel()?;
                 let buf = r.map_err(|source| FastbootError::ReadInput { what: what.into(), source })?;
                 let t = self.data_timeout(buf.len());
-                self.transport.send(&buf, t)?;
+                self.transport.send_data(&buf, t)?;
                 progress.advance(buf.len() as u64);
                 let _ = back.send(buf);
             }

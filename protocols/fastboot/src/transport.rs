@@ -13,6 +13,14 @@ use crate::{FASTBOOT_CLASS, FastbootError};
 pub trait Transport {
     /// Sends one packet.
     fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError>;
+    /// Sends one piece of a data phase; it may still be on its way when
+    /// this returns (USB keeps [`racklet_link::usb::OUT_IN_FLIGHT`] bytes
+    /// in flight, so the bus does not idle between pieces). The next
+    /// receive waits for it, and reports its failure. The default is
+    /// [`Transport::send`].
+    fn send_data(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
+        self.send(data, timeout)
+    }
     /// Receives one packet of at most `max` bytes (larger packets are an
     /// error on TCP, where the frame says its length; on USB the read asks
     /// for `max` rounded up to whole max-size packets).
@@ -30,6 +38,9 @@ pub trait Transport {
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
         (**self).send(data, timeout)
+    }
+    fn send_data(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
+        (**self).send_data(data, timeout)
     }
     fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {
         (**self).recv(max, timeout)
@@ -112,6 +123,10 @@ impl<L: UsbLink> Transport for UsbTransport<L> {
         // No trailing zero-length packet: the AOSP Linux client sends none
         // and devices count bytes against the DATA length (sheet §1.1).
         Ok(self.link.bulk_out(self.ep_out, data, timeout)?)
+    }
+
+    fn send_data(&mut self, data: &[u8], timeout: Duration) -> Result<(), FastbootError> {
+        Ok(self.link.queue_bulk_out(self.ep_out, data, timeout)?)
     }
 
     fn recv(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, FastbootError> {

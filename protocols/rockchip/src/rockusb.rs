@@ -277,9 +277,13 @@ impl<'a, L: UsbLink + ?Sized> Rockusb<'a, L> {
         out: Option<&[u8]>,
     ) -> Result<(Vec<u8>, u8, u32), RockchipError> {
         let t = self.timeout;
-        self.link.bulk_out(self.ep_out, c, t).map_err(|source| RockchipError::Usb { op, source })?;
+        let usb = |source| RockchipError::Usb { op, source };
+        // The CBW and an OUT data phase back to back, kept in flight: the
+        // bus does not idle between them; the next IN read (data or CSW)
+        // waits for them first and reports their failure.
+        self.link.queue_bulk_out(self.ep_out, c, t).map_err(usb)?;
         if let Some(d) = out {
-            self.link.bulk_out(self.ep_out, d, t).map_err(|source| RockchipError::Usb { op, source })?;
+            self.link.queue_bulk_out(self.ep_out, d, t).map_err(usb)?;
         }
         let mut data: Vec<u8> = Vec::new();
         while data.len() < data_len as usize {

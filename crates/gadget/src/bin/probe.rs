@@ -182,6 +182,33 @@ fn stream(port: &str, bytes: usize) -> Result<String, LinkError> {
     Ok(format!("sent {bytes} bytes"))
 }
 
+/// Bulk OUT through nusb in 1 MiB pieces, two ways in turn, twice: one
+/// `bulk_out` per piece (the transfers of a piece in flight, the bus idle
+/// while the next piece is submitted), and `queue_bulk_out` per piece
+/// (256 KiB kept in flight across pieces) with a flush at the end.
+fn bulk_speed(port: &str, bytes: usize) -> Result<String, LinkError> {
+    let info = at_port(port)?;
+    let mut link = NusbBus.open(&info)?;
+    let (_, ep_out) = bulk_eps(link.info())?;
+    let data = pattern(bytes, 7);
+    let mut sync = Vec::new();
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        let t = Instant::now();
+        for piece in data.chunks(1 << 20) {
+            link.bulk_out(ep_out, piece, T)?;
+        }
+        sync.push(t.elapsed().as_millis());
+        let t = Instant::now();
+        for piece in data.chunks(1 << 20) {
+            link.queue_bulk_out(ep_out, piece, T)?;
+        }
+        link.flush_out()?;
+        queued.push(t.elapsed().as_millis());
+    }
+    Ok(format!("{bytes} bytes: bulk_out {sync:?} ms, queue_bulk_out {queued:?} ms"))
+}
+
 fn wait(id: &str, secs: f64) -> Result<String, LinkError> {
     let (v, p) = id.split_once(':').ok_or_else(|| LinkError::io("args", "VID:PID"))?;
     let h = |s: &str| u16::from_str_radix(s, 16).map_err(|e| LinkError::io("args", e));
@@ -276,6 +303,7 @@ fn main() -> ExitCode {
         "reenum" => reenum(&arg(1)),
         "stall" => stall(&arg(1)),
         "stream" => stream(&arg(1), num(2)),
+        "bulk-speed" => bulk_speed(&arg(1), num(2)),
         "wait" => wait(&arg(1), arg(2).parse().unwrap_or(10.0)),
         "acm" => acm(&arg(1), num(2)),
         "acm-reenum" => acm_reenum(&arg(1)),
