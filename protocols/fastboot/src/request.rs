@@ -17,10 +17,16 @@ pub fn storage(r: &StorageRequest) -> Result<StorageInputs, RequestError> {
     match r.verb {
         Asked::Write => write(r, base),
         Asked::Erase => {
-            if r.partitions.is_empty() || r.whole || r.size.is_some() || r.at.is_some() {
+            if r.whole || r.size.is_some() || r.at.is_some() {
                 return Err(by_name(
                     "--at/--size/--whole",
                     "erase on fastboot boards takes partitions by name",
+                ));
+            }
+            if r.partitions.is_empty() {
+                return Err(RequestError::missing(
+                    "erase on fastboot boards takes partitions by name",
+                    format!("racklet-flash erase {} --partition NAME (repeatable)", r.board),
                 ));
             }
             Ok(StorageInputs { erase: r.partitions.clone(), reboot: false, ..base })
@@ -138,6 +144,8 @@ mod tests {
         let at = StorageRequest { at: Some(0), partitions: vec!["a=b".into()], ..write_req() };
         assert!(storage(&at).unwrap_err().to_string().starts_with("--at/--medium"));
         let erase = StorageRequest { verb: Asked::Erase, whole: true, ..write_req() };
-        assert!(storage(&erase).is_err());
+        assert!(storage(&erase).unwrap_err().to_string().starts_with("--at/--size/--whole"));
+        let nothing = StorageRequest { verb: Asked::Erase, ..write_req() };
+        assert!(matches!(storage(&nothing), Err(RequestError::Missing { .. })));
     }
 }
