@@ -113,7 +113,10 @@ fn verb(g: &GlobalArgs, req: StorageRequest, v: Verb, out: &Arc<Output>) -> Resu
 
 pub fn write(g: &GlobalArgs, a: &WriteArgs, out: &Arc<Output>) -> Result<ExitCode> {
     let mut v = Verb::new(&a.target, "written");
-    v.inputs.extend(a.image.iter().map(|p| p.as_path()));
+    // The image first, then the bring-up files (the transcript's order).
+    if let Some(image) = &a.image {
+        v.inputs.insert(0, image.as_path());
+    }
     let starfive = a.starfive.given();
     v.inputs.extend(starfive.iter().map(|(_, p)| *p));
     v.only_for = starfive.iter().map(|(f, _)| ("starfive", *f)).collect();
