@@ -962,57 +962,38 @@ impl FastbootDevice {
                 let Some(img) = self.last_download.take() else {
                     return self.fail("no image downloaded");
                 };
-                if self.soc == Soc::K1 && matches!(self.boot, Boot::Nor { .. }) {
-                    let r = self.nor_flash(part, &img);
-                    let len = img.len();
-                    self.last_download = Some(img);
-                    return match r {
-                        Ok(text) => {
-                            self.flashed.push((self.stage, part.into(), len));
-                            self.reply("OKAY", text)
-                        }
-                        Err(e) => {
-                            self.refused_writes.push(format!("flash:{part}: {e}"));
-                            self.fail(e)
-                        }
-                    };
-                }
-                if self.soc == Soc::K1
-                    && let Some(r) = self.spacemit_flash(part, &img)
+                // Where the download goes: the NOR while vendor U-Boot's mtd
+                // flag says so (a K1 booted from NOR), SpacemiT's own names
+                // (gpt, env, bootinfo) on a K1, else the eMMC's GPT.
+                let r = if self.soc == Soc::K1 && matches!(self.boot, Boot::Nor { .. }) {
+                    self.nor_flash(part, &img)
+                } else if let Some(r) =
+                    if self.soc == Soc::K1 { self.spacemit_flash(part, &img) } else { None }
                 {
-                    let len = img.len();
-                    self.last_download = Some(img);
-                    return match r {
-                        Ok(text) => {
-                            self.flashed.push((self.stage, part.into(), len));
-                            self.reply("OKAY", text)
+                    r
+                } else {
+                    match self.partition(part) {
+                        Ok((true, _)) => {
+                            let boot0 = self
+                                .boot0
+                                .get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
+                            if img.len() as u64 > BOOT0_SIZE {
+                                Err("too large for partition")
+                            } else {
+                                boot0.write(0, &img).map(|_| 0).map_err(|_| "failed writing to device")
+                            }
                         }
-                        Err(e) => {
-                            self.refused_writes.push(format!("flash:{part}: {e}"));
-                            self.fail(e)
-                        }
-                    };
-                }
-                let r = match self.partition(part) {
-                    Ok((true, _)) => {
-                        let boot0 = self
-                            .boot0
-                            .get_or_insert_with(|| crate::storage::Medium::in_memory(BOOT0_SIZE, 0));
-                        if img.len() as u64 > BOOT0_SIZE {
-                            Err("too large for partition")
-                        } else {
-                            boot0.write(0, &img).map(|_| 0).map_err(|_| "failed writing to device")
-                        }
+                        Ok((false, _)) => crate::uboot_storage::flash(self.emmc(), part, &img),
+                        Err(e) => Err(e),
                     }
-                    Ok((false, _)) => crate::uboot_storage::flash(self.emmc(), part, &img),
-                    Err(e) => Err(e),
+                    .map(|_| "")
                 };
                 let len = img.len();
                 self.last_download = Some(img);
                 match r {
-                    Ok(_) => {
+                    Ok(text) => {
                         self.flashed.push((self.stage, part.into(), len));
-                        self.reply("OKAY", "");
+                        self.reply("OKAY", text);
                     }
                     Err(e) => {
                         self.refused_writes.push(format!("flash:{part}: {e}"));
